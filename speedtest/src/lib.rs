@@ -1,0 +1,23 @@
+//! speedtest: SQLite's classic `tool/speedtest.tcl`, reproduced in Rust to
+//! compare the pagelog VFS with stock SQLite journal modes side by side.
+//!
+//! * [`rng`], [`words`]: the Tcl random stream and number names, exact;
+//! * [`workload`]: the SQL of each test, generated up front, and the row
+//!   counts the script implies;
+//! * [`config`]: the configurations (VFS, journal mode, synchronous);
+//! * [`runner`]: one timed run of one configuration, in-process or through
+//!   the `sqlite3` shell;
+//! * [`measure`]: bytes written, file sizes, filesystem;
+//! * [`probe`]: fsync counting under strace;
+//! * [`report`]: the tables and the JSON.
+//!
+//! The binary (`main.rs`) is only the command line.
+
+pub mod config;
+pub mod measure;
+pub mod probe;
+pub mod report;
+pub mod rng;
+pub mod runner;
+pub mod words;
+pub mod workload;

@@ -1,0 +1,311 @@
+//! The `speedtest` command line: parse flags, run every configuration
+//! round-robin, print the tables, write the JSON. See speedtest/README.md.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use clap::Parser;
+
+use speedtest::config::Config;
+use speedtest::measure::{cpu_model, filesystem_of};
+use speedtest::probe::{self, ProbeOutcome};
+use speedtest::report::{iso8601_utc, Meta, Report};
+use speedtest::runner::{self, Mode, RunOpts, ShellOpts};
+use speedtest::workload::{self, Scale, MAX_SCALE};
+
+/// SQLite's tool/speedtest.tcl (1000 INSERTs, 25000 INSERTs in a transaction,
+/// 100 SELECTs without an index, 100 SELECTs on a string comparison), run
+/// against the pagelog VFS and stock SQLite journal modes side by side.
+#[derive(Parser, Debug)]
+#[command(name = "speedtest", version)]
+struct Cli {
+    /// Configurations to compare, comma-separated, in column order.
+    #[arg(long, value_enum, value_delimiter = ',', default_values_t = Config::ALL.to_vec())]
+    configs: Vec<Config>,
+
+    /// Repetitions of every configuration (interleaved round-robin).
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    runs: u32,
+
+    /// Multiply the row counts (1000 / 25000 / 3000 rows) by F, 0 < F <= 100.
+    #[arg(long, value_name = "F", default_value_t = 1.0, value_parser = parse_scale)]
+    scale: f64,
+
+    /// Also run speedtest.tcl's tests 5-15 (indexes, indexed SELECTs,
+    /// UPDATEs, INSERT…SELECT, DELETEs, DROP TABLE).
+    #[arg(long)]
+    all_tests: bool,
+
+    /// Directory for the database files (created if missing; our own
+    /// speedtest-*.db files in it are overwritten and kept). Default: a
+    /// fresh directory under ./target/ (else $TMPDIR or /tmp), removed at the end.
+    #[arg(long, value_name = "DIR")]
+    dir: Option<PathBuf>,
+
+    /// Keep the default temporary directory instead of removing it.
+    #[arg(long)]
+    keep: bool,
+
+    /// Run the SQL through the stock `sqlite3` shell, one process per test,
+    /// as speedtest.tcl did, instead of rusqlite's bundled SQLite in-process.
+    #[arg(long)]
+    shell: bool,
+
+    /// The sqlite3 shell to use with --shell.
+    #[arg(long, value_name = "PATH", default_value = "sqlite3")]
+    sqlite3: PathBuf,
+
+    /// The pagelog loadable extension, for pagelog configurations with --shell.
+    #[arg(long, value_name = "PATH", default_value = "target/release/libpagelog.so")]
+    extension: PathBuf,
+
+    /// Write every sample as JSON to FILE ("-": stdout, tables then go to stderr).
+    #[arg(long, value_name = "FILE")]
+    json: Option<PathBuf>,
+
+    /// Do not count test 1's fsyncs under strace.
+    #[arg(long)]
+    no_fsync_probe: bool,
+
+    /// Do not run `sync` before each test.
+    #[arg(long)]
+    no_sync: bool,
+
+    /// Sleep this many milliseconds before each test (speedtest.tcl: 1000).
+    #[arg(long, value_name = "MS", default_value_t = 0)]
+    pause_ms: u64,
+
+    /// No progress lines on stderr.
+    #[arg(long, short)]
+    quiet: bool,
+
+    /// Internal: run test 1 of CONFIG between strace markers (see probe.rs).
+    #[arg(long, hide = true, value_enum, value_name = "CONFIG")]
+    probe_child: Option<Config>,
+}
+
+fn parse_scale(s: &str) -> Result<f64, String> {
+    let f: f64 = s.trim().parse().map_err(|_| format!("not a number (expected 0 < F <= {MAX_SCALE})"))?;
+    Scale::new(f).map(|sc| sc.factor)
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("speedtest: error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn register_pagelog(configs: &[Config]) -> Result<(), String> {
+    let names: Vec<&str> = configs.iter().filter(|c| c.is_pagelog()).map(|c| c.name()).collect();
+    if names.is_empty() {
+        return Ok(());
+    }
+    pagelog::register().map_err(|e| {
+        format!(
+            "cannot register the pagelog VFS needed by {}: {e} \
+             (to compare stock SQLite only: --configs delete-full,wal-full,wal-normal)",
+            names.join(", ")
+        )
+    })
+}
+
+/// A fresh directory under ./target, else $TMPDIR, else /tmp.
+fn fresh_temp_dir() -> Result<PathBuf, String> {
+    let parent = if Path::new("target").is_dir() {
+        PathBuf::from("target")
+    } else {
+        std::env::var_os("TMPDIR").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/tmp"))
+    };
+    let secs = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    let dir = parent.join(format!("speedtest-{secs}-{}", std::process::id()));
+    fs::create_dir(&dir).map_err(|e| format!("create directory {}: {e}", dir.display()))?;
+    Ok(dir)
+}
+
+fn shell_version(sqlite3: &Path) -> Result<String, String> {
+    let out = Command::new(sqlite3)
+        .arg("-version")
+        .output()
+        .map_err(|e| format!("--shell: cannot run {}: {e}", sqlite3.display()))?;
+    if !out.status.success() {
+        return Err(format!("--shell: `{} -version` failed: {}", sqlite3.display(), out.status));
+    }
+    let text = String::from_utf8_lossy(&out.stdout);
+    Ok(text.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+}
+
+fn run(cli: Cli) -> Result<(), String> {
+    let scale = Scale::new(cli.scale)?;
+
+    if let Some(cfg) = cli.probe_child {
+        let dir = cli.dir.ok_or_else(|| "--probe-child needs --dir".to_string())?;
+        register_pagelog(&[cfg])?;
+        let w = workload::generate(scale, false);
+        return probe::run_probe_child(cfg, &w, &dir);
+    }
+
+    let mut configs: Vec<Config> = Vec::new();
+    for c in &cli.configs {
+        if configs.contains(c) {
+            return Err(format!("--configs names {c} twice"));
+        }
+        configs.push(*c);
+    }
+    if configs.is_empty() {
+        return Err("--configs is empty".into());
+    }
+
+    let (mode, sqlite_version, mode_detail) = if cli.shell {
+        let version = shell_version(&cli.sqlite3)?;
+        let mut extension = cli.extension.clone();
+        if configs.iter().any(|c| c.is_pagelog()) {
+            extension = fs::canonicalize(&cli.extension).map_err(|e| {
+                format!(
+                    "--extension {}: {e} (build it with `cargo build --release -p pagelog`, \
+                     or leave pagelog out of --configs)",
+                    cli.extension.display()
+                )
+            })?;
+        }
+        let detail = format!("{} shell, one process per test", cli.sqlite3.display());
+        let sh = ShellOpts { sqlite3: cli.sqlite3.clone(), extension };
+        (Mode::Shell(sh), version, detail)
+    } else {
+        register_pagelog(&configs)?;
+        (Mode::InProcess, rusqlite::version().to_string(), "rusqlite bundled, in-process".to_string())
+    };
+
+    let (dir, temporary) = match &cli.dir {
+        Some(d) => {
+            fs::create_dir_all(d).map_err(|e| format!("create directory {}: {e}", d.display()))?;
+            (d.clone(), false)
+        }
+        None => (fresh_temp_dir()?, true),
+    };
+    let dir = fs::canonicalize(&dir).map_err(|e| format!("directory {}: {e}", dir.display()))?;
+    let filesystem = filesystem_of(&dir);
+    if let Some(f) = filesystem.as_ref().filter(|f| f.is_memory()) {
+        eprintln!(
+            "speedtest: warning: {} is on {} (memory): fsync costs nothing there, \
+             the numbers will not reflect a disk",
+            dir.display(),
+            f.fstype
+        );
+    }
+
+    let w = workload::generate(scale, cli.all_tests);
+    if let Mode::Shell(sh) = &mode {
+        for &c in &configs {
+            runner::write_shell_scripts(c, &w, &dir, sh)?;
+        }
+    }
+    let opts = RunOpts {
+        dir: dir.clone(),
+        mode: mode.clone(),
+        sync_before_test: !cli.no_sync,
+        pause: Duration::from_millis(cli.pause_ms),
+    };
+    let progress = |msg: String| {
+        if !cli.quiet {
+            eprintln!("{msg}");
+        }
+    };
+    progress(format!(
+        "speedtest: {} configurations × {} runs, {} tests, in {}",
+        configs.len(),
+        cli.runs,
+        w.tests.len(),
+        dir.display()
+    ));
+
+    let mut records = Vec::new();
+    for run in 1..=cli.runs {
+        for &c in &configs {
+            let t0 = Instant::now();
+            let rec = runner::run_once(c, run, &w, &opts)
+                .map_err(|e| format!("{e}\n(the files are in {})", dir.display()))?;
+            let timed: f64 = rec.tests.iter().map(|t| t.seconds).sum();
+            progress(format!(
+                "run {run}/{} {c:<14} tests {timed:.3} s (wall {:.1} s)",
+                cli.runs,
+                t0.elapsed().as_secs_f64()
+            ));
+            records.push(rec);
+        }
+    }
+
+    let mut probes = Vec::new();
+    let strace = !cli.no_fsync_probe && probe::strace_available();
+    for &c in &configs {
+        let outcome = if cli.no_fsync_probe {
+            ProbeOutcome::NotAvailable("--no-fsync-probe".into())
+        } else if !strace {
+            ProbeOutcome::NotAvailable("strace not found".into())
+        } else {
+            match probe::probe(c, &w, &dir, &mode) {
+                Ok(s) => {
+                    progress(format!(
+                        "fsync probe {c:<14} {} fsync + {} fdatasync over {} commits",
+                        s.fsync, s.fdatasync, s.commits
+                    ));
+                    ProbeOutcome::Counted(s)
+                }
+                Err(e) => {
+                    eprintln!("speedtest: warning: {e}");
+                    ProbeOutcome::NotAvailable("probe failed, see stderr".into())
+                }
+            }
+        };
+        probes.push((c, outcome));
+    }
+
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    let report = Report {
+        meta: Meta {
+            sqlite_version,
+            mode: if cli.shell { "shell" } else { "in-process" }.into(),
+            mode_detail,
+            dir: dir.clone(),
+            filesystem,
+            cpu: cpu_model(),
+            date: iso8601_utc(now),
+            runs: cli.runs,
+            sync_before_test: !cli.no_sync,
+            pause_ms: cli.pause_ms,
+        },
+        workload: &w,
+        configs,
+        records,
+        probes,
+    };
+
+    let table = report.render();
+    let json_to_stdout = cli.json.as_deref() == Some(Path::new("-"));
+    if json_to_stdout {
+        eprint!("{table}");
+    } else {
+        print!("{table}");
+    }
+    if let Some(p) = &cli.json {
+        let text = serde_json::to_string_pretty(&report.to_json()).map_err(|e| format!("encode JSON: {e}"))?;
+        if json_to_stdout {
+            println!("{text}");
+        } else {
+            fs::write(p, text + "\n").map_err(|e| format!("write {}: {e}", p.display()))?;
+        }
+    }
+
+    if temporary && !cli.keep {
+        fs::remove_dir_all(&dir).map_err(|e| format!("remove {}: {e}", dir.display()))?;
+    } else {
+        progress(format!("speedtest: files kept in {}", dir.display()));
+    }
+    Ok(())
+}

@@ -1,0 +1,427 @@
+//! The on-disk format, byte for byte, as `vfs/FORMAT.md` specifies it.
+//!
+//! This module only encodes and decodes: it does no I/O and knows nothing of
+//! SQLite. Every multi-byte integer is little-endian. Offsets are chained
+//! constants so that this file can be read side by side with FORMAT.md.
+//!
+//! Invariants the encoders guarantee and the decoders check:
+//! * every record starts at an 8-aligned file offset at or after [`FIRST_RECORD`];
+//! * a record's payload region (its page images) starts at a 512-aligned file offset;
+//! * a record's trailer names the record's own start offset, so a copy of a
+//!   trailer found anywhere else in the file never validates;
+//! * every checksum is seeded with the log's salt (its creation id).
+
+/// `PAGELOG\0`
+pub const MAGIC: [u8; 8] = *b"PAGELOG\0";
+pub const FORMAT_VERSION: u32 = 1;
+
+// ---- file header -------------------------------------------------------------
+pub const HDR_MAGIC: usize = 0; // 8 bytes
+pub const HDR_FORMAT: usize = HDR_MAGIC + 8; // u32
+pub const HDR_SIZE_FIELD: usize = HDR_FORMAT + 4; // u32, = HEADER_SIZE
+pub const HDR_PAGE_SIZE: usize = HDR_SIZE_FIELD + 4; // u32
+pub const HDR_FLAGS: usize = HDR_PAGE_SIZE + 4; // u32, 0
+pub const HDR_SALT: usize = HDR_FLAGS + 4; // u64
+pub const HDR_CREATED: usize = HDR_SALT + 8; // u64, unix microseconds
+pub const HDR_RESERVED: usize = HDR_CREATED + 8; // 20 bytes, zero
+pub const HDR_CRC: usize = HDR_RESERVED + 20; // u32, crc32 of bytes 0..60
+pub const HEADER_SIZE: usize = HDR_CRC + 4; // 64
+
+/// The first record starts here; bytes HEADER_SIZE..FIRST_RECORD are zero.
+pub const FIRST_RECORD: u64 = 512;
+/// Page images start at file offsets that are multiples of this.
+pub const PAYLOAD_ALIGN: u64 = 512;
+
+// ---- record header (every record) ---------------------------------------------
+pub const REC_MAGIC: [u8; 4] = *b"PLRC";
+pub const RH_MAGIC: usize = 0; // 4 bytes
+pub const RH_KIND: usize = RH_MAGIC + 4; // u8
+pub const RH_FLAGS: usize = RH_KIND + 1; // u8
+pub const RH_RESERVED: usize = RH_FLAGS + 1; // u16, zero
+pub const RH_LENGTH: usize = RH_RESERVED + 2; // u64, whole record incl. trailer
+pub const RH_VERSION: usize = RH_LENGTH + 8; // u64
+pub const RH_PREV_COMMIT: usize = RH_VERSION + 8; // u64
+pub const RH_PAGE_SIZE: usize = RH_PREV_COMMIT + 8; // u32
+pub const RH_FRAMES: usize = RH_PAGE_SIZE + 4; // u32, page images stored in this record
+pub const RH_RESERVED2: usize = RH_FRAMES + 4; // u32, zero
+pub const RH_CRC: usize = RH_RESERVED2 + 4; // u32, crc32(salt || bytes 0..44)
+pub const RECORD_HEADER_SIZE: usize = RH_CRC + 4; // 48
+
+pub const KIND_SPILL: u8 = 1;
+pub const KIND_COMMIT: u8 = 2;
+/// Commit flag: the entry table is the whole page map, not a delta.
+pub const FLAG_FULL_MAP: u8 = 1;
+
+// ---- commit info (COMMIT records only, right after the header) ----------------
+pub const CI_TIMESTAMP: usize = 0; // u64, unix microseconds
+pub const CI_DB_PAGES: usize = CI_TIMESTAMP + 8; // u32
+pub const CI_ENTRIES: usize = CI_DB_PAGES + 4; // u32
+pub const CI_HORIZON_VERSION: usize = CI_ENTRIES + 4; // u64
+pub const CI_HORIZON_OFFSET: usize = CI_HORIZON_VERSION + 8; // u64
+pub const CI_FULL_MAP: usize = CI_HORIZON_OFFSET + 8; // u64
+pub const CI_CHECKSUM: usize = CI_FULL_MAP + 8; // u64
+pub const COMMIT_INFO_SIZE: usize = CI_CHECKSUM + 8; // 48
+
+// ---- map entry -----------------------------------------------------------------
+pub const ENTRY_SIZE: usize = 16; // pgno u32, crc u32, frame offset u64
+
+// ---- trailer (every record, its last 16 bytes) ----------------------------------
+pub const TRAILER_MAGIC: [u8; 4] = *b"PLTR";
+pub const TR_RECORD_OFFSET: usize = 0; // u64
+pub const TR_MAGIC: usize = TR_RECORD_OFFSET + 8; // 4 bytes
+pub const TR_CRC: usize = TR_MAGIC + 4; // u32
+pub const TRAILER_SIZE: usize = TR_CRC + 4; // 16
+
+pub const MIN_PAGE_SIZE: u32 = 512;
+pub const MAX_PAGE_SIZE: u32 = 65536;
+
+pub fn valid_page_size(ps: u32) -> bool {
+    (MIN_PAGE_SIZE..=MAX_PAGE_SIZE).contains(&ps) && ps.is_power_of_two()
+}
+
+pub fn align_up(x: u64, a: u64) -> u64 {
+    x.div_ceil(a) * a
+}
+
+fn u32_at(b: &[u8], at: usize) -> u32 {
+    u32::from_le_bytes(b[at..at + 4].try_into().unwrap())
+}
+fn u64_at(b: &[u8], at: usize) -> u64 {
+    u64::from_le_bytes(b[at..at + 8].try_into().unwrap())
+}
+fn put_u32(b: &mut [u8], at: usize, v: u32) {
+    b[at..at + 4].copy_from_slice(&v.to_le_bytes());
+}
+fn put_u64(b: &mut [u8], at: usize, v: u64) {
+    b[at..at + 8].copy_from_slice(&v.to_le_bytes());
+}
+
+/// crc32 of `salt || parts...`.
+pub fn salted_crc(salt: u64, parts: &[&[u8]]) -> u32 {
+    let mut h = crc32fast::Hasher::new();
+    h.update(&salt.to_le_bytes());
+    for p in parts {
+        h.update(p);
+    }
+    h.finalize()
+}
+
+/// crc32 of one page image, as stored in map entries.
+pub fn frame_crc(page: &[u8]) -> u32 {
+    crc32fast::hash(page)
+}
+
+/// The contribution of one page to a version's whole-database checksum:
+/// a 64-bit mix of its page number and its frame crc. The checksum of a
+/// version is the XOR of this over pages 1..=db_pages that have a frame.
+pub fn page_hash(pgno: u32, crc: u32) -> u64 {
+    // splitmix64 finaliser
+    let mut z = ((pgno as u64) << 32) | crc as u64;
+    z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Header {
+    pub page_size: u32,
+    pub salt: u64,
+    pub created_us: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HeaderError {
+    TooShort,
+    BadMagic,
+    BadCrc { stored: u32, computed: u32 },
+    UnsupportedFormat(u32),
+    BadField(&'static str, u64),
+}
+
+impl Header {
+    pub fn encode(&self) -> [u8; HEADER_SIZE] {
+        let mut b = [0u8; HEADER_SIZE];
+        b[HDR_MAGIC..HDR_MAGIC + 8].copy_from_slice(&MAGIC);
+        put_u32(&mut b, HDR_FORMAT, FORMAT_VERSION);
+        put_u32(&mut b, HDR_SIZE_FIELD, HEADER_SIZE as u32);
+        put_u32(&mut b, HDR_PAGE_SIZE, self.page_size);
+        put_u32(&mut b, HDR_FLAGS, 0);
+        put_u64(&mut b, HDR_SALT, self.salt);
+        put_u64(&mut b, HDR_CREATED, self.created_us);
+        let crc = crc32fast::hash(&b[..HDR_CRC]);
+        put_u32(&mut b, HDR_CRC, crc);
+        b
+    }
+
+    pub fn decode(b: &[u8]) -> Result<Header, HeaderError> {
+        if b.len() < HEADER_SIZE {
+            return Err(HeaderError::TooShort);
+        }
+        if b[HDR_MAGIC..HDR_MAGIC + 8] != MAGIC {
+            return Err(HeaderError::BadMagic);
+        }
+        let stored = u32_at(b, HDR_CRC);
+        let computed = crc32fast::hash(&b[..HDR_CRC]);
+        if stored != computed {
+            return Err(HeaderError::BadCrc { stored, computed });
+        }
+        let fv = u32_at(b, HDR_FORMAT);
+        if fv != FORMAT_VERSION {
+            return Err(HeaderError::UnsupportedFormat(fv));
+        }
+        let hs = u32_at(b, HDR_SIZE_FIELD);
+        if hs as usize != HEADER_SIZE {
+            return Err(HeaderError::BadField("header size", hs as u64));
+        }
+        let page_size = u32_at(b, HDR_PAGE_SIZE);
+        if !valid_page_size(page_size) {
+            return Err(HeaderError::BadField("page size", page_size as u64));
+        }
+        Ok(Header { page_size, salt: u64_at(b, HDR_SALT), created_us: u64_at(b, HDR_CREATED) })
+    }
+}
+
+/// The fixed part of every record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RecordHeader {
+    pub kind: u8,
+    pub flags: u8,
+    pub length: u64,
+    pub version: u64,
+    pub prev_commit: u64,
+    pub page_size: u32,
+    pub frames: u32,
+}
+
+impl RecordHeader {
+    pub fn encode(&self, salt: u64, out: &mut [u8]) {
+        let b = &mut out[..RECORD_HEADER_SIZE];
+        b.fill(0);
+        b[RH_MAGIC..RH_MAGIC + 4].copy_from_slice(&REC_MAGIC);
+        b[RH_KIND] = self.kind;
+        b[RH_FLAGS] = self.flags;
+        put_u64(b, RH_LENGTH, self.length);
+        put_u64(b, RH_VERSION, self.version);
+        put_u64(b, RH_PREV_COMMIT, self.prev_commit);
+        put_u32(b, RH_PAGE_SIZE, self.page_size);
+        put_u32(b, RH_FRAMES, self.frames);
+        let crc = salted_crc(salt, &[&b[..RH_CRC]]);
+        put_u32(b, RH_CRC, crc);
+    }
+
+    /// Decodes and checks the header's own crc and field ranges; `None` when
+    /// the bytes are not a valid record header.
+    pub fn decode(salt: u64, b: &[u8]) -> Option<RecordHeader> {
+        if b.len() < RECORD_HEADER_SIZE || b[RH_MAGIC..RH_MAGIC + 4] != REC_MAGIC {
+            return None;
+        }
+        if u32_at(b, RH_CRC) != salted_crc(salt, &[&b[..RH_CRC]]) {
+            return None;
+        }
+        let h = RecordHeader {
+            kind: b[RH_KIND],
+            flags: b[RH_FLAGS],
+            length: u64_at(b, RH_LENGTH),
+            version: u64_at(b, RH_VERSION),
+            prev_commit: u64_at(b, RH_PREV_COMMIT),
+            page_size: u32_at(b, RH_PAGE_SIZE),
+            frames: u32_at(b, RH_FRAMES),
+        };
+        let kind_ok = h.kind == KIND_SPILL || h.kind == KIND_COMMIT;
+        let flags_ok = h.flags & !FLAG_FULL_MAP == 0 && (h.kind == KIND_COMMIT || h.flags == 0);
+        if !kind_ok || !flags_ok || !valid_page_size(h.page_size) || h.length % 8 != 0 {
+            return None;
+        }
+        if h.length < h.min_length() {
+            return None;
+        }
+        Some(h)
+    }
+
+    fn min_length(&self) -> u64 {
+        let meta = RECORD_HEADER_SIZE as u64 + if self.kind == KIND_COMMIT { COMMIT_INFO_SIZE as u64 } else { 0 };
+        meta + self.frames as u64 * self.page_size as u64 + TRAILER_SIZE as u64
+    }
+}
+
+/// The commit-only fields that follow the record header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct CommitInfo {
+    pub timestamp_us: u64,
+    pub db_pages: u32,
+    pub entries: u32,
+    pub horizon_version: u64,
+    pub horizon_offset: u64,
+    pub full_map_offset: u64,
+    pub checksum: u64,
+}
+
+impl CommitInfo {
+    pub fn encode(&self, out: &mut [u8]) {
+        let b = &mut out[..COMMIT_INFO_SIZE];
+        put_u64(b, CI_TIMESTAMP, self.timestamp_us);
+        put_u32(b, CI_DB_PAGES, self.db_pages);
+        put_u32(b, CI_ENTRIES, self.entries);
+        put_u64(b, CI_HORIZON_VERSION, self.horizon_version);
+        put_u64(b, CI_HORIZON_OFFSET, self.horizon_offset);
+        put_u64(b, CI_FULL_MAP, self.full_map_offset);
+        put_u64(b, CI_CHECKSUM, self.checksum);
+    }
+    pub fn decode(b: &[u8]) -> CommitInfo {
+        CommitInfo {
+            timestamp_us: u64_at(b, CI_TIMESTAMP),
+            db_pages: u32_at(b, CI_DB_PAGES),
+            entries: u32_at(b, CI_ENTRIES),
+            horizon_version: u64_at(b, CI_HORIZON_VERSION),
+            horizon_offset: u64_at(b, CI_HORIZON_OFFSET),
+            full_map_offset: u64_at(b, CI_FULL_MAP),
+            checksum: u64_at(b, CI_CHECKSUM),
+        }
+    }
+}
+
+/// One page-map entry: page `pgno` of a version is the page image at file
+/// offset `offset`, whose crc32 is `crc`. Offset 0 means "all zeros".
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Entry {
+    pub pgno: u32,
+    pub crc: u32,
+    pub offset: u64,
+}
+
+impl Entry {
+    pub fn encode(&self, out: &mut [u8]) {
+        put_u32(out, 0, self.pgno);
+        put_u32(out, 4, self.crc);
+        put_u64(out, 8, self.offset);
+    }
+    pub fn decode(b: &[u8]) -> Entry {
+        Entry { pgno: u32_at(b, 0), crc: u32_at(b, 4), offset: u64_at(b, 8) }
+    }
+}
+
+/// Where the parts of a record lie, relative to the record's start offset.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Layout {
+    /// End of header + commit info + entries (relative).
+    pub meta_end: u64,
+    /// Start of the page images (relative); equals `meta_end` when there are none.
+    pub payload_start: u64,
+    /// Total record length, trailer included.
+    pub length: u64,
+}
+
+/// Computes a record's layout. `start` is the absolute offset of the record,
+/// needed because page images are aligned in the file, not in the record.
+pub fn layout(start: u64, kind: u8, entries: u32, frames: u32, page_size: u32) -> Layout {
+    let mut meta = RECORD_HEADER_SIZE as u64;
+    if kind == KIND_COMMIT {
+        meta += COMMIT_INFO_SIZE as u64 + entries as u64 * ENTRY_SIZE as u64;
+    }
+    let payload_start = if frames > 0 { align_up(start + meta, PAYLOAD_ALIGN) - start } else { meta };
+    let length = payload_start + frames as u64 * page_size as u64 + TRAILER_SIZE as u64;
+    debug_assert_eq!(length % 8, 0);
+    Layout { meta_end: meta, payload_start, length }
+}
+
+/// Writes the trailer into the last TRAILER_SIZE bytes of `record_tail`, with
+/// the crc over `meta` (the record's bytes before its payload region).
+pub fn encode_trailer(salt: u64, record_offset: u64, meta: &[u8], out: &mut [u8]) {
+    let t = &mut out[..TRAILER_SIZE];
+    put_u64(t, TR_RECORD_OFFSET, record_offset);
+    t[TR_MAGIC..TR_MAGIC + 4].copy_from_slice(&TRAILER_MAGIC);
+    let crc = salted_crc(salt, &[meta, &t[..TR_CRC]]);
+    put_u32(t, TR_CRC, crc);
+}
+
+/// Checks a trailer against the record's metadata bytes and its own position.
+pub fn check_trailer(salt: u64, record_offset: u64, meta: &[u8], t: &[u8]) -> bool {
+    t.len() >= TRAILER_SIZE
+        && t[TR_MAGIC..TR_MAGIC + 4] == TRAILER_MAGIC
+        && u64_at(t, TR_RECORD_OFFSET) == record_offset
+        && u32_at(t, TR_CRC) == salted_crc(salt, &[meta, &t[..TR_CRC]])
+}
+
+/// Reads only the record offset a trailer claims (no checks).
+pub fn trailer_record_offset(t: &[u8]) -> u64 {
+    u64_at(t, TR_RECORD_OFFSET)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn header_round_trips_and_rejects_a_flipped_bit() {
+        let h = Header { page_size: 4096, salt: 0x1234_5678_9abc_def0, created_us: 42 };
+        let mut b = h.encode();
+        assert_eq!(Header::decode(&b), Ok(h));
+        b[HDR_PAGE_SIZE] ^= 1;
+        assert!(matches!(Header::decode(&b), Err(HeaderError::BadCrc { .. })));
+        assert_eq!(Header::decode(&b[..10]), Err(HeaderError::TooShort));
+        assert_eq!(Header::decode(&[0u8; 64]), Err(HeaderError::BadMagic));
+    }
+
+    #[test]
+    fn record_header_round_trips_and_is_salted() {
+        let h = RecordHeader {
+            kind: KIND_COMMIT,
+            flags: FLAG_FULL_MAP,
+            length: 4096 + 512 + 16,
+            version: 7,
+            prev_commit: 512,
+            page_size: 4096,
+            frames: 1,
+        };
+        let mut b = [0u8; RECORD_HEADER_SIZE];
+        h.encode(99, &mut b);
+        assert_eq!(RecordHeader::decode(99, &b), Some(h));
+        assert_eq!(RecordHeader::decode(98, &b), None, "another log's salt must not validate");
+        b[RH_VERSION] ^= 0x80;
+        assert_eq!(RecordHeader::decode(99, &b), None);
+    }
+
+    #[test]
+    fn commit_info_and_entry_round_trip() {
+        let ci = CommitInfo {
+            timestamp_us: 1,
+            db_pages: 2,
+            entries: 3,
+            horizon_version: 4,
+            horizon_offset: 5,
+            full_map_offset: 6,
+            checksum: 7,
+        };
+        let mut b = [0u8; COMMIT_INFO_SIZE];
+        ci.encode(&mut b);
+        assert_eq!(CommitInfo::decode(&b), ci);
+        let e = Entry { pgno: 9, crc: 0xdead_beef, offset: 1 << 40 };
+        let mut eb = [0u8; ENTRY_SIZE];
+        e.encode(&mut eb);
+        assert_eq!(Entry::decode(&eb), e);
+    }
+
+    #[test]
+    fn layout_aligns_payloads_to_512_in_the_file() {
+        for start in [512u64, 520, 1000, 4096 + 8] {
+            let l = layout(start, KIND_COMMIT, 3, 2, 4096);
+            assert_eq!((start + l.payload_start) % PAYLOAD_ALIGN, 0);
+            assert!(l.payload_start >= l.meta_end);
+            assert_eq!(l.length, l.payload_start + 2 * 4096 + 16);
+        }
+        let l = layout(512, KIND_COMMIT, 0, 0, 4096);
+        assert_eq!(l.payload_start, l.meta_end);
+    }
+
+    #[test]
+    fn trailer_is_bound_to_its_position() {
+        let meta = [1u8, 2, 3];
+        let mut t = [0u8; TRAILER_SIZE];
+        encode_trailer(5, 1024, &meta, &mut t);
+        assert!(check_trailer(5, 1024, &meta, &t));
+        assert!(!check_trailer(5, 2048, &meta, &t));
+        assert!(!check_trailer(6, 1024, &meta, &t));
+        assert!(!check_trailer(5, 1024, &[1, 2, 4], &t));
+    }
+}

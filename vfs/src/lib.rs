@@ -1,0 +1,25 @@
+//! pagelog: a SQLite VFS that stores every page copy-on-write in one
+//! append-only log file, with a page map per commit.
+//!
+//! Three rooms, kept apart:
+//! * the log — [`format`] (bytes on disk), [`log`] (open, recover, read,
+//!   commit), [`txn`] (a write transaction's buffer), [`pagemap`], [`storage`],
+//!   [`lock`]: no SQLite types;
+//! * the SQLite glue — [`sqlite`]: VFS callbacks, locks, pragmas, the
+//!   extension entry points;
+//! * the tools (`tools/`) and the benchmark (`speedtest/`), separate crates.
+#![deny(clippy::undocumented_unsafe_blocks)]
+
+pub mod error;
+pub mod format;
+pub mod lock;
+pub mod log;
+pub mod pagemap;
+pub mod sqlite;
+pub mod storage;
+pub mod txn;
+
+pub use error::{Error, Result};
+pub use log::{Durability, Log, OpenOptions, Version};
+pub use sqlite::{register, register_default, VFS_NAME};
+pub use storage::sync_count;

@@ -1,0 +1,90 @@
+//! Byte-range locks on open file descriptions (Linux `F_OFD_SETLK`).
+//!
+//! OFD locks belong to the open file description, not to the process, so two
+//! connections in one process that each opened the log conflict with each
+//! other exactly as two processes do, and closing one connection's file never
+//! drops another connection's lock (the POSIX-lock trap SQLite's os_unix.c
+//! works around with its inode table).
+//!
+//! The locked bytes lie far beyond any real file size; locks are advisory and
+//! never touch data.
+//!
+//! | byte          | who holds it                         | mode      |
+//! |---------------|--------------------------------------|-----------|
+//! | [`WRITER`]    | the one connection writing (RESERVED and above) | exclusive |
+//! | [`OPEN`]      | every connection while its file is open | shared  |
+//!
+//! `pagelog compact` takes OPEN exclusively to prove nobody has the log open.
+
+use std::io;
+use std::os::fd::{AsRawFd, BorrowedFd};
+
+pub const WRITER: u64 = 1 << 62;
+pub const OPEN: u64 = WRITER + 1;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Shared,
+    Exclusive,
+}
+
+fn setlk(fd: BorrowedFd<'_>, byte: u64, ty: libc::c_short) -> io::Result<bool> {
+    // SAFETY: flock is a plain C struct; all-zero is a valid value for it.
+    let mut fl: libc::flock = unsafe { std::mem::zeroed() };
+    fl.l_type = ty;
+    fl.l_whence = libc::SEEK_SET as libc::c_short;
+    fl.l_start = byte as libc::off_t;
+    fl.l_len = 1;
+    fl.l_pid = 0; // required by F_OFD_SETLK
+                  // SAFETY: fd is a valid descriptor for the duration of the borrow and fl
+                  // points to a live, initialised flock struct.
+    let rc = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_OFD_SETLK, &mut fl) };
+    if rc == 0 {
+        return Ok(true);
+    }
+    let err = io::Error::last_os_error();
+    match err.raw_os_error() {
+        Some(libc::EAGAIN) | Some(libc::EACCES) => Ok(false),
+        _ => Err(err),
+    }
+}
+
+/// Tries to take a lock on `byte` without waiting; `Ok(false)` when another
+/// open file description holds a conflicting one.
+pub fn try_lock(fd: BorrowedFd<'_>, byte: u64, mode: Mode) -> io::Result<bool> {
+    let ty = match mode {
+        Mode::Shared => libc::F_RDLCK,
+        Mode::Exclusive => libc::F_WRLCK,
+    };
+    setlk(fd, byte, ty as libc::c_short)
+}
+
+pub fn unlock(fd: BorrowedFd<'_>, byte: u64) -> io::Result<()> {
+    setlk(fd, byte, libc::F_UNLCK as libc::c_short).map(|_| ())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::fd::AsFd;
+
+    #[test]
+    fn two_descriptions_in_one_process_conflict_and_closing_one_keeps_the_other() {
+        let dir = std::env::temp_dir().join(format!("pagelog-lock-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let p = dir.join("f");
+        std::fs::write(&p, b"x").unwrap();
+        let a = std::fs::File::open(&p).unwrap();
+        let b = std::fs::File::open(&p).unwrap();
+        let c = std::fs::File::open(&p).unwrap();
+        assert!(try_lock(a.as_fd(), WRITER, Mode::Exclusive).unwrap());
+        assert!(!try_lock(b.as_fd(), WRITER, Mode::Exclusive).unwrap());
+        assert!(try_lock(b.as_fd(), OPEN, Mode::Shared).unwrap());
+        assert!(try_lock(c.as_fd(), OPEN, Mode::Shared).unwrap());
+        drop(c); // closing c must not release b's shared lock
+        assert!(!try_lock(a.as_fd(), OPEN, Mode::Exclusive).unwrap());
+        unlock(a.as_fd(), WRITER).unwrap();
+        assert!(try_lock(b.as_fd(), WRITER, Mode::Exclusive).unwrap());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

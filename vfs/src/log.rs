@@ -1,0 +1,1060 @@
+//! The log: open and recover a log file, read versions, append commits.
+//!
+//! Nothing here knows SQLite. One [`Log`] exists per log file per process and
+//! is shared by every connection of the process (see `sqlite::vfs`).
+//!
+//! # Terms
+//! * *end*: the offset just past the last valid COMMIT record. Everything a
+//!   version references lies below its end; bytes past the log's end are an
+//!   open transaction's spill records or garbage left by a crash.
+//! * *horizon*: the newest commit known to be durable when a commit was
+//!   written. Recovery re-checks every frame of the commits after it.
+//!
+//! # Invariants
+//! 1. Bytes below `end` are never written again; the file never shrinks
+//!    below `end`. Memory-mapped reads therefore only touch bytes below the
+//!    reading version's end, and never fault.
+//! 2. Records past `end` are read with `pread`, never through the map: a
+//!    writer may truncate them at any moment (rollback, crash clean-up).
+//! 3. Only the holder of the WRITER lock (see `lock.rs`) appends or truncates.
+//! 4. Versions are numbered 1, 2, 3 … without gaps; version 0 is empty.
+//!
+//! # Recovery (`Log::open`)
+//! 1. Find the last record whose header and trailer check out, scanning back
+//!    from the end of the file in 8-byte steps (one step when the file ends
+//!    cleanly). A SPILL record there leads to the commit it follows.
+//! 2. From that commit's horizon, scan forward, checking every record and the
+//!    crc of every frame each commit wrote; stop at the first failure. The last
+//!    commit that passed is the latest version.
+//! 3. Build its page map from its last full map plus the deltas after it.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use memmap2::{Mmap, MmapOptions};
+
+use crate::error::{Error, Result};
+use crate::format::{self, CommitInfo, Entry, Header, HeaderError, RecordHeader};
+use crate::pagemap::{PageMap, Slot};
+use crate::storage::LogFile;
+use crate::txn::{Buf, WriteTxn};
+
+/// How a commit is made durable; mirrors `PRAGMA synchronous` in WAL mode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Durability {
+    /// One fdatasync per commit; a commit that returned survives power loss.
+    Full,
+    /// Synced at most [`NORMAL_SYNC_INTERVAL`] apart; a power loss may lose the
+    /// latest commits but never consistency.
+    Normal,
+    /// Never synced.
+    Off,
+}
+
+/// Under `Durability::Normal`, a commit syncs the log when the last sync is
+/// older than this. Closing the last connection to a log syncs it too.
+pub const NORMAL_SYNC_INTERVAL: Duration = Duration::from_secs(1);
+
+/// A full page map is written when the delta entries since the last one
+/// exceed max(database pages, this).
+pub const FULL_MAP_MIN_ENTRIES: u64 = 4096;
+
+/// A read-only window on the file. It may be longer than the file: only
+/// offsets below a committed end are ever read through it.
+pub struct Mapping {
+    mmap: Option<Mmap>,
+    cap: u64,
+}
+
+impl Mapping {
+    fn new(file: &File, min_len: u64) -> std::io::Result<Mapping> {
+        let cap = (min_len.saturating_mul(2)).max(64 << 20).next_multiple_of(1 << 20);
+        // SAFETY: the map is read-only and we only read bytes below a committed
+        // end, which (invariant 1) no process writes or truncates. Bytes past
+        // the file's end are never touched, so no SIGBUS.
+        let mmap = unsafe { MmapOptions::new().len(cap as usize).map(file)? };
+        Ok(Mapping { mmap: Some(mmap), cap })
+    }
+
+    fn empty() -> Mapping {
+        Mapping { mmap: None, cap: 0 }
+    }
+
+    #[inline]
+    fn slice(&self, offset: u64, len: usize) -> &[u8] {
+        debug_assert!(offset + len as u64 <= self.cap);
+        let m = self.mmap.as_ref().expect("read through an empty mapping");
+        &m[offset as usize..offset as usize + len]
+    }
+}
+
+static ZEROS: [u8; format::MAX_PAGE_SIZE as usize] = [0; format::MAX_PAGE_SIZE as usize];
+
+/// One committed version: immutable, cheap to hold (a reader's snapshot).
+pub struct Version {
+    pub number: u64,
+    /// Page size; 0 for an empty version 0 of a log that has none yet.
+    pub page_size: u32,
+    pub map: PageMap,
+    /// Offset of the COMMIT record that made this version (0 for version 0).
+    pub commit_offset: u64,
+    /// End of the log as of this version.
+    pub end: u64,
+    pub timestamp_us: u64,
+    pub checksum: u64,
+    mapping: Arc<Mapping>,
+}
+
+impl Version {
+    pub fn db_pages(&self) -> u32 {
+        self.map.pages()
+    }
+
+    pub fn size_bytes(&self) -> u64 {
+        self.map.pages() as u64 * self.page_size as u64
+    }
+
+    /// The image of page `pgno`, or None past the end of the database.
+    #[inline]
+    pub fn page(&self, pgno: u32) -> Option<&[u8]> {
+        let slot = self.map.get(pgno)?;
+        let ps = self.page_size as usize;
+        if slot.offset == 0 {
+            return Some(&ZEROS[..ps]);
+        }
+        Some(self.mapping.slice(slot.offset, ps))
+    }
+
+    /// Copies `buf.len()` bytes at `offset` of the database image; returns how
+    /// many bytes existed (the rest of `buf` is zero-filled).
+    pub fn read(&self, offset: u64, buf: &mut [u8]) -> usize {
+        let ps = self.page_size as u64;
+        let size = self.size_bytes();
+        let mut done = 0usize;
+        while done < buf.len() {
+            let off = offset + done as u64;
+            if off >= size || ps == 0 {
+                buf[done..].fill(0);
+                return done;
+            }
+            let pgno = (off / ps) as u32 + 1;
+            let in_page = (off % ps) as usize;
+            let n = (ps as usize - in_page).min(buf.len() - done);
+            let page = self.page(pgno).expect("page within size");
+            buf[done..done + n].copy_from_slice(&page[in_page..in_page + n]);
+            done += n;
+        }
+        done
+    }
+}
+
+/// How a log file is opened.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct OpenOptions {
+    /// Create the file (empty) if it does not exist.
+    pub create: bool,
+    /// Open without write access.
+    pub read_only: bool,
+}
+
+/// One parsed, checked record.
+#[derive(Debug, Clone)]
+struct Rec {
+    offset: u64,
+    h: RecordHeader,
+    info: CommitInfo,
+    payload_start: u64,
+}
+
+impl Rec {
+    fn end(&self) -> u64 {
+        self.offset + self.h.length
+    }
+    fn is_commit(&self) -> bool {
+        self.h.kind == format::KIND_COMMIT
+    }
+    fn is_full(&self) -> bool {
+        self.h.flags & format::FLAG_FULL_MAP != 0
+    }
+}
+
+struct State {
+    header: Option<Header>,
+    mapping: Arc<Mapping>,
+    latest: Arc<Version>,
+    horizon: (u64, u64),
+    full_map_offset: u64,
+    entries_since_full: u64,
+    last_sync: Instant,
+    unsynced: bool,
+}
+
+pub struct Log {
+    path: PathBuf,
+    file: Arc<File>,
+    io: Arc<dyn LogFile>,
+    read_only: bool,
+    state: Mutex<State>,
+}
+
+fn now_us() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_micros() as u64).unwrap_or(0)
+}
+
+fn random_u64() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u64(now_us());
+    h.write_u32(std::process::id());
+    h.finish()
+}
+
+impl Log {
+    /// Opens (and recovers) the log at `path`. A missing file is created only
+    /// with `opts.create`; a 0-byte file is an empty database; anything that is
+    /// not a pagelog log is refused and left untouched.
+    pub fn open(path: &Path, opts: OpenOptions) -> Result<Log> {
+        let mut oo = std::fs::OpenOptions::new();
+        oo.read(true);
+        if !opts.read_only {
+            oo.write(true).create(opts.create);
+        }
+        let file = oo.open(path).map_err(|e| Error::io(path, "open", None, e))?;
+        let file = Arc::new(file);
+        let io: Arc<dyn LogFile> = file.clone();
+        let log = Log {
+            path: path.to_path_buf(),
+            file,
+            io,
+            read_only: opts.read_only,
+            state: Mutex::new(State {
+                header: None,
+                mapping: Arc::new(Mapping::empty()),
+                latest: Arc::new(Version {
+                    number: 0,
+                    page_size: 0,
+                    map: PageMap::new(),
+                    commit_offset: 0,
+                    end: format::FIRST_RECORD,
+                    timestamp_us: 0,
+                    checksum: 0,
+                    mapping: Arc::new(Mapping::empty()),
+                }),
+                horizon: (0, 0),
+                full_map_offset: 0,
+                entries_since_full: 0,
+                last_sync: Instant::now(),
+                unsynced: false,
+            }),
+        };
+        {
+            let mut st = log.state.lock().unwrap();
+            log.recover(&mut st)?;
+        }
+        Ok(log)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn is_read_only(&self) -> bool {
+        self.read_only
+    }
+
+    /// The underlying file (for locks).
+    pub fn file(&self) -> &File {
+        &self.file
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // A panic while holding the lock leaves the state as it was before
+        // the failed operation (we only assign at the end), so poisoning is
+        // not a reason to refuse further work.
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The latest version this process knows of (no file access).
+    pub fn latest(&self) -> Arc<Version> {
+        self.lock().latest.clone()
+    }
+
+    fn file_len(&self) -> Result<u64> {
+        self.io.len().map_err(|e| Error::io(&self.path, "stat", None, e))
+    }
+
+    fn read_vec(&self, offset: u64, len: usize) -> Result<Vec<u8>> {
+        let mut v = vec![0u8; len];
+        self.io.read_at(&mut v, offset).map_err(|e| Error::io(&self.path, "read", Some(offset), e))?;
+        Ok(v)
+    }
+
+    fn corrupt(&self, offset: u64, expected: impl Into<String>, found: impl Into<String>) -> Error {
+        Error::Corrupt { path: self.path.clone(), offset, expected: expected.into(), found: found.into() }
+    }
+
+    /// Reads the header, if the file has one. Ok(None): an empty log.
+    fn read_header(&self, len: u64) -> Result<Option<Header>> {
+        if len == 0 {
+            return Ok(None);
+        }
+        let n = len.min(format::HEADER_SIZE as u64) as usize;
+        let b = self.read_vec(0, n)?;
+        match Header::decode(&b) {
+            Ok(h) => Ok(Some(h)),
+            Err(e) => {
+                // A header torn by a crash while the log was being created:
+                // nothing was ever committed (the header is synced before the
+                // first record), so the log is empty.
+                let magic_prefix = b.len() >= 4 && b[..b.len().min(8)] == format::MAGIC[..b.len().min(8)];
+                if magic_prefix && len <= format::FIRST_RECORD {
+                    return Ok(None);
+                }
+                let reason = if b.starts_with(b"SQLite format 3\0") {
+                    "it is a plain SQLite database; `pagelog import` converts it".to_string()
+                } else {
+                    match e {
+                        HeaderError::TooShort => format!("{len} bytes is too short for a pagelog header"),
+                        HeaderError::BadMagic => "it does not start with the pagelog magic \"PAGELOG\\0\"".into(),
+                        HeaderError::BadCrc { stored, computed } => {
+                            return Err(self.corrupt(
+                                format::HDR_CRC as u64,
+                                format!("header crc {computed:#010x}"),
+                                format!("{stored:#010x}"),
+                            ))
+                        }
+                        HeaderError::UnsupportedFormat(v) => {
+                            format!("format version {v}; this build reads version {}", format::FORMAT_VERSION)
+                        }
+                        HeaderError::BadField(f, v) => format!("header field {f} has invalid value {v}"),
+                    }
+                };
+                Err(Error::NotALog { path: self.path.clone(), reason })
+            }
+        }
+    }
+
+    /// Reads and checks the record at `offset` (header, commit info, trailer
+    /// crc over all metadata). None: no valid record there.
+    fn read_record(&self, salt: u64, offset: u64, len: u64) -> Result<Option<Rec>> {
+        if offset % 8 != 0 || offset < format::FIRST_RECORD || offset + format::RECORD_HEADER_SIZE as u64 > len {
+            return Ok(None);
+        }
+        let hb = self.read_vec(offset, format::RECORD_HEADER_SIZE)?;
+        let Some(h) = RecordHeader::decode(salt, &hb) else { return Ok(None) };
+        if offset + h.length > len {
+            return Ok(None);
+        }
+        let mut info = CommitInfo::default();
+        if h.kind == format::KIND_COMMIT {
+            let ib = self.read_vec(offset + format::RECORD_HEADER_SIZE as u64, format::COMMIT_INFO_SIZE)?;
+            info = CommitInfo::decode(&ib);
+        }
+        let lay = format::layout(offset, h.kind, info.entries, h.frames, h.page_size);
+        if lay.length != h.length {
+            return Ok(None);
+        }
+        let meta = self.read_vec(offset, lay.payload_start as usize)?;
+        let t = self.read_vec(offset + h.length - format::TRAILER_SIZE as u64, format::TRAILER_SIZE)?;
+        if !format::check_trailer(salt, offset, &meta, &t) {
+            return Ok(None);
+        }
+        Ok(Some(Rec { offset, h, info, payload_start: lay.payload_start }))
+    }
+
+    fn read_entries(&self, rec: &Rec) -> Result<Vec<Entry>> {
+        let n = rec.info.entries as usize;
+        let start = rec.offset + (format::RECORD_HEADER_SIZE + format::COMMIT_INFO_SIZE) as u64;
+        let b = self.read_vec(start, n * format::ENTRY_SIZE)?;
+        Ok(b.chunks_exact(format::ENTRY_SIZE).map(Entry::decode).collect())
+    }
+
+    /// Checks a commit's entries for structure and, for frames written by its
+    /// own transaction (offset >= txn_start), their crc. Err(description).
+    fn check_commit(&self, rec: &Rec, entries: &[Entry], txn_start: u64) -> Result<Option<(u64, String, String)>> {
+        let ps = rec.h.page_size as u64;
+        let payload_end = rec.offset + rec.payload_start + rec.h.frames as u64 * ps;
+        let mut prev = 0u32;
+        for (i, e) in entries.iter().enumerate() {
+            let at =
+                rec.offset + (format::RECORD_HEADER_SIZE + format::COMMIT_INFO_SIZE + i * format::ENTRY_SIZE) as u64;
+            if e.pgno <= prev || e.pgno > rec.info.db_pages {
+                return Ok(Some((
+                    at,
+                    format!("page number in {}..={}", prev + 1, rec.info.db_pages),
+                    e.pgno.to_string(),
+                )));
+            }
+            if rec.is_full() && e.pgno != i as u32 + 1 {
+                return Ok(Some((at, format!("full map entry for page {}", i + 1), e.pgno.to_string())));
+            }
+            prev = e.pgno;
+            if e.offset == 0 {
+                continue;
+            }
+            if e.offset < format::FIRST_RECORD || e.offset % format::PAYLOAD_ALIGN != 0 || e.offset + ps > payload_end {
+                return Ok(Some((at, format!("frame offset below {payload_end}"), e.offset.to_string())));
+            }
+            if e.offset >= txn_start {
+                let page = self.read_vec(e.offset, ps as usize)?;
+                let crc = format::frame_crc(&page);
+                if crc != e.crc {
+                    return Ok(Some((
+                        e.offset,
+                        format!("frame crc {:#010x} (page {})", e.crc, e.pgno),
+                        format!("{crc:#010x}"),
+                    )));
+                }
+            }
+        }
+        if rec.is_full() && entries.len() as u32 != rec.info.db_pages {
+            return Ok(Some((
+                rec.offset,
+                format!("{} full map entries", rec.info.db_pages),
+                entries.len().to_string(),
+            )));
+        }
+        Ok(None)
+    }
+
+    /// Scans forward from `pos` (just after commit `prev`), checking records
+    /// and new frames, and returns the valid commits found in order with
+    /// their entries. Stops at the first record that does not check out, or
+    /// after the commit at `stop_after`.
+    fn scan_forward(
+        &self,
+        salt: u64,
+        len: u64,
+        mut pos: u64,
+        mut prev: (u64, u64),
+        stop_after: Option<u64>,
+    ) -> Result<Vec<(Rec, Vec<Entry>)>> {
+        let mut out = Vec::new();
+        let mut txn_start = pos;
+        while let Some(rec) = self.read_record(salt, pos, len)? {
+            if rec.h.version != prev.0 + 1 || rec.h.prev_commit != prev.1 {
+                break;
+            }
+            if rec.is_commit() {
+                let entries = self.read_entries(&rec)?;
+                if self.check_commit(&rec, &entries, txn_start)?.is_some() {
+                    break;
+                }
+                prev = (rec.h.version, rec.offset);
+                pos = rec.end();
+                txn_start = pos;
+                let done = stop_after == Some(rec.offset);
+                out.push((rec, entries));
+                if done {
+                    break;
+                }
+            } else {
+                pos = rec.end();
+            }
+        }
+        Ok(out)
+    }
+
+    /// Finds the last record (at 8-aligned positions, scanning back from the
+    /// end of the file) whose header and trailer check out.
+    fn find_last_record(&self, salt: u64, len: u64) -> Result<Option<Rec>> {
+        let mut end = len - len % 8;
+        const WINDOW: u64 = 1 << 20;
+        while end >= format::FIRST_RECORD + format::TRAILER_SIZE as u64 {
+            let lo = end.saturating_sub(WINDOW).max(format::FIRST_RECORD);
+            let buf = self.read_vec(lo, (end - lo) as usize)?;
+            let mut e = end;
+            while e >= lo + format::TRAILER_SIZE as u64 {
+                let t = &buf[(e - format::TRAILER_SIZE as u64 - lo) as usize..(e - lo) as usize];
+                if t[format::TR_MAGIC..format::TR_MAGIC + 4] == format::TRAILER_MAGIC {
+                    let ro = format::trailer_record_offset(t);
+                    if ro < e {
+                        if let Some(rec) = self.read_record(salt, ro, len)? {
+                            if rec.end() == e {
+                                return Ok(Some(rec));
+                            }
+                        }
+                    }
+                }
+                e -= 8;
+            }
+            if lo == format::FIRST_RECORD {
+                break;
+            }
+            end = e;
+        }
+        Ok(None)
+    }
+
+    fn recover(&self, st: &mut State) -> Result<()> {
+        let len = self.file_len()?;
+        let Some(header) = self.read_header(len)? else { return Ok(()) };
+        if len < format::FIRST_RECORD {
+            // Header written, padding not (a crash during creation): empty.
+            return Ok(());
+        }
+        st.header = Some(header);
+        let salt = header.salt;
+        let mapping = Arc::new(Mapping::new(&self.file, len).map_err(|e| Error::io(&self.path, "mmap", None, e))?);
+        st.mapping = mapping;
+        let Some(last) = self.find_last_record(salt, len)? else { return Ok(()) };
+        let candidate = if last.is_commit() {
+            last
+        } else {
+            match self.read_record(salt, last.h.prev_commit, len)? {
+                Some(r) if r.is_commit() => r,
+                _ if last.h.prev_commit == 0 => return Ok(()),
+                _ => {
+                    return Err(self.corrupt(
+                        last.h.prev_commit,
+                        format!("commit {} (named by the spill record at {})", last.h.version - 1, last.offset),
+                        "no valid record",
+                    ))
+                }
+            }
+        };
+        // Re-check everything after the candidate's horizon.
+        let (hv, ho) = (candidate.info.horizon_version, candidate.info.horizon_offset);
+        let start = if ho == 0 {
+            format::FIRST_RECORD
+        } else {
+            match self.read_record(salt, ho, len)? {
+                Some(r) if r.is_commit() && r.h.version == hv => r.end(),
+                _ => {
+                    return Err(self.corrupt(
+                        ho,
+                        format!(
+                            "durable commit {hv} (named by commit {} at {})",
+                            candidate.h.version, candidate.offset
+                        ),
+                        "no valid commit record",
+                    ))
+                }
+            }
+        };
+        let found = self.scan_forward(salt, len, start, (hv, ho), Some(candidate.offset))?;
+        let latest = match found.last() {
+            Some((r, _)) => r.clone(),
+            None if ho == 0 => return Ok(()),
+            None => self.read_record(salt, ho, len)?.expect("checked above"),
+        };
+        self.load_version(st, salt, len, &latest)?;
+        Ok(())
+    }
+
+    /// Builds the page map of commit `rec` from its last full map plus the
+    /// deltas after it; also returns the delta entries since that full map.
+    fn build_map(&self, salt: u64, len: u64, rec: &Rec) -> Result<(PageMap, u64)> {
+        let fo = rec.info.full_map_offset;
+        let full = match self.read_record(salt, fo, len)? {
+            Some(r) if r.is_commit() && r.is_full() && r.h.version <= rec.h.version => r,
+            _ => {
+                return Err(self.corrupt(
+                    fo,
+                    format!("full page map (named by commit {} at {})", rec.h.version, rec.offset),
+                    "no valid full-map commit",
+                ))
+            }
+        };
+        let mut map = PageMap::new();
+        map.apply(full.info.db_pages, &self.read_entries(&full)?);
+        let mut since = 0u64;
+        let mut pos = full.end();
+        let mut last = full.clone();
+        while last.offset != rec.offset {
+            let r = self.read_record(salt, pos, len)?.ok_or_else(|| {
+                self.corrupt(pos, format!("a record between versions {} and {}", last.h.version, rec.h.version), "none")
+            })?;
+            if r.is_commit() {
+                if r.h.version != last.h.version + 1 {
+                    return Err(self.corrupt(pos, format!("version {}", last.h.version + 1), r.h.version.to_string()));
+                }
+                let entries = self.read_entries(&r)?;
+                if r.is_full() {
+                    map = PageMap::new();
+                    since = 0;
+                } else {
+                    since += entries.len() as u64;
+                }
+                map.apply(r.info.db_pages, &entries);
+                last = r.clone();
+            }
+            pos = r.end();
+        }
+        Ok((map, since))
+    }
+
+    /// Installs commit `rec` as the latest version.
+    fn load_version(&self, st: &mut State, salt: u64, len: u64, rec: &Rec) -> Result<()> {
+        let (map, since) = self.build_map(salt, len, rec)?;
+        st.full_map_offset = rec.info.full_map_offset;
+        st.entries_since_full = since;
+        st.horizon = (rec.h.version, rec.offset);
+        let mapping = self.mapping_covering(st, rec.end())?;
+        st.latest = Arc::new(self.make_version(rec, map, mapping));
+        Ok(())
+    }
+
+    fn make_version(&self, rec: &Rec, map: PageMap, mapping: Arc<Mapping>) -> Version {
+        Version {
+            number: rec.h.version,
+            page_size: rec.h.page_size,
+            map,
+            commit_offset: rec.offset,
+            end: rec.end(),
+            timestamp_us: rec.info.timestamp_us,
+            checksum: rec.info.checksum,
+            mapping,
+        }
+    }
+
+    /// Version `n` of the log, read in place (no copy).
+    pub fn version(&self, n: u64) -> Result<Arc<Version>> {
+        let latest = self.refresh()?;
+        if n == latest.number {
+            return Ok(latest);
+        }
+        if n > latest.number {
+            return Err(Error::NoSuchVersion { path: self.path.clone(), version: n, latest: latest.number });
+        }
+        let mut st = self.lock();
+        let mapping = st.mapping.clone();
+        if n == 0 {
+            return Ok(Arc::new(Version {
+                number: 0,
+                page_size: latest.page_size,
+                map: PageMap::new(),
+                commit_offset: 0,
+                end: format::FIRST_RECORD,
+                timestamp_us: 0,
+                checksum: 0,
+                mapping,
+            }));
+        }
+        let salt = st.header.expect("a log with versions has a header").salt;
+        let len = latest.end;
+        let mut off = latest.commit_offset;
+        let rec = loop {
+            let r = match self.read_record(salt, off, len)? {
+                Some(r) if r.is_commit() => r,
+                _ => return Err(self.corrupt(off, format!("a commit record on the way to version {n}"), "none")),
+            };
+            if r.h.version == n {
+                break r;
+            }
+            if r.h.version < n || r.h.prev_commit == 0 {
+                return Err(self.corrupt(
+                    off,
+                    format!("version {n} before this commit"),
+                    format!("version {}", r.h.version),
+                ));
+            }
+            off = r.h.prev_commit;
+        };
+        let (map, _) = self.build_map(salt, len, &rec)?;
+        let mapping = self.mapping_covering(&mut st, rec.end())?;
+        Ok(Arc::new(self.make_version(&rec, map, mapping)))
+    }
+
+    fn mapping_covering(&self, st: &mut State, end: u64) -> Result<Arc<Mapping>> {
+        if st.mapping.cap < end {
+            st.mapping = Arc::new(Mapping::new(&self.file, end).map_err(|e| Error::io(&self.path, "mmap", None, e))?);
+        }
+        Ok(st.mapping.clone())
+    }
+
+    /// Brings this process's view up to date with commits other processes
+    /// appended, and returns the latest version. Cheap when nothing changed.
+    pub fn refresh(&self) -> Result<Arc<Version>> {
+        let mut st = self.lock();
+        let len = self.file_len()?;
+        let end = st.latest.end;
+        if st.header.is_none() {
+            if len == 0 {
+                return Ok(st.latest.clone());
+            }
+            self.recover(&mut st)?;
+            return Ok(st.latest.clone());
+        }
+        if len < end {
+            return Err(self.corrupt(
+                len,
+                format!("a file of at least {end} bytes (committed end)"),
+                format!("{len} bytes: the log was truncated"),
+            ));
+        }
+        if len < end + (format::RECORD_HEADER_SIZE + format::TRAILER_SIZE) as u64 {
+            return Ok(st.latest.clone());
+        }
+        let salt = st.header.unwrap().salt;
+        let prev = (st.latest.number, st.latest.commit_offset);
+        let found = self.scan_forward(salt, len, end, prev, None)?;
+        if found.is_empty() {
+            return Ok(st.latest.clone());
+        }
+        let mut map = st.latest.map.clone();
+        let mut since = st.entries_since_full;
+        let mut checksum = st.latest.checksum;
+        for (r, entries) in &found {
+            if r.is_full() {
+                map = PageMap::new();
+                since = 0;
+                st.full_map_offset = r.offset;
+            } else {
+                since += entries.len() as u64;
+            }
+            map.apply(r.info.db_pages, entries);
+            checksum = r.info.checksum;
+            if r.info.horizon_version > st.horizon.0 {
+                st.horizon = (r.info.horizon_version, r.info.horizon_offset);
+            }
+        }
+        let (r, _) = found.last().unwrap();
+        st.entries_since_full = since;
+        let mapping = self.mapping_covering(&mut st, r.end())?;
+        st.latest = Arc::new(Version {
+            number: r.h.version,
+            page_size: r.h.page_size,
+            map,
+            commit_offset: r.offset,
+            end: r.end(),
+            timestamp_us: r.info.timestamp_us,
+            checksum,
+            mapping,
+        });
+        Ok(st.latest.clone())
+    }
+
+    /// Called by a connection that just took the WRITER lock: refreshes, and
+    /// removes what a crashed writer left past the end. Returns the latest.
+    pub fn prepare_write(&self) -> Result<Arc<Version>> {
+        if self.read_only {
+            return Err(Error::ReadOnly { path: self.path.clone(), reason: "the log file is open read-only".into() });
+        }
+        let latest = self.refresh()?;
+        let st = self.lock();
+        let len = self.file_len()?;
+        let keep = if st.header.is_some() { st.latest.end } else { 0 };
+        if len > keep {
+            self.io.set_len(keep).map_err(|e| Error::io(&self.path, "truncate", Some(keep), e))?;
+        }
+        Ok(latest)
+    }
+
+    /// Starts a write transaction on `base` (which must be the latest).
+    pub fn begin(&self, base: Arc<Version>, spill_limit: usize) -> WriteTxn {
+        WriteTxn::new(base, spill_limit)
+    }
+
+    fn ensure_header(&self, st: &mut State, page_size: u32, durability: Durability) -> Result<u64> {
+        if let Some(h) = st.header {
+            return Ok(h.salt);
+        }
+        let h = Header { page_size, salt: random_u64(), created_us: now_us() };
+        let mut buf = vec![0u8; format::FIRST_RECORD as usize];
+        buf[..format::HEADER_SIZE].copy_from_slice(&h.encode());
+        self.io.set_len(0).map_err(|e| Error::io(&self.path, "truncate", Some(0), e))?;
+        self.io.write_at(&buf, 0).map_err(|e| Error::io(&self.path, "write header", Some(0), e))?;
+        if durability != Durability::Off {
+            self.io.sync().map_err(|e| Error::io(&self.path, "sync", None, e))?;
+        }
+        st.header = Some(h);
+        st.mapping = Arc::new(
+            Mapping::new(&self.file, format::FIRST_RECORD).map_err(|e| Error::io(&self.path, "mmap", None, e))?,
+        );
+        Ok(h.salt)
+    }
+
+    /// Writes `pages` as a SPILL record at `offset`; returns their slots.
+    pub(crate) fn write_spill(
+        &self,
+        txn_base: &Version,
+        offset: u64,
+        page_size: u32,
+        pages: &[(u32, &[u8])],
+    ) -> Result<(u64, Vec<Slot>)> {
+        let mut st = self.lock();
+        let salt = self.ensure_header(&mut st, page_size, Durability::Full)?;
+        let offset = offset.max(format::FIRST_RECORD);
+        let lay = format::layout(offset, format::KIND_SPILL, 0, pages.len() as u32, page_size);
+        let mut buf = vec![0u8; lay.length as usize];
+        RecordHeader {
+            kind: format::KIND_SPILL,
+            flags: 0,
+            length: lay.length,
+            version: txn_base.number + 1,
+            prev_commit: txn_base.commit_offset,
+            page_size,
+            frames: pages.len() as u32,
+        }
+        .encode(salt, &mut buf);
+        let mut slots = Vec::with_capacity(pages.len());
+        for (i, (_, data)) in pages.iter().enumerate() {
+            let at = lay.payload_start as usize + i * page_size as usize;
+            buf[at..at + page_size as usize].copy_from_slice(data);
+            slots.push(Slot { offset: offset + at as u64, crc: format::frame_crc(data) });
+        }
+        let t = buf.len() - format::TRAILER_SIZE;
+        let (meta, rest) = buf.split_at_mut(lay.payload_start as usize);
+        let tl = rest.len();
+        format::encode_trailer(salt, offset, meta, &mut rest[tl - format::TRAILER_SIZE..]);
+        debug_assert_eq!(t, lay.payload_start as usize + tl - format::TRAILER_SIZE);
+        self.io.write_at(&buf, offset).map_err(|e| Error::io(&self.path, "write spill", Some(offset), e))?;
+        Ok((offset + lay.length, slots))
+    }
+
+    /// Reads a page image this transaction spilled (past the log's end).
+    pub(crate) fn read_spilled(&self, offset: u64, buf: &mut [u8]) -> Result<()> {
+        self.io.read_at(buf, offset).map_err(|e| Error::io(&self.path, "read spilled page", Some(offset), e))
+    }
+
+    /// Discards a transaction: removes its spill records from the file.
+    pub fn rollback(&self, txn: WriteTxn) -> Result<()> {
+        if txn.spill_end() > txn.base().end {
+            let st = self.lock();
+            let keep = if st.header.is_some() { st.latest.end } else { 0 };
+            self.io.set_len(keep).map_err(|e| Error::io(&self.path, "truncate", Some(keep), e))?;
+        }
+        Ok(())
+    }
+
+    /// Makes `txn` the next version. Ok(None) when it changed nothing (no
+    /// version is created). On error the log is left at the previous version.
+    pub fn commit(&self, mut txn: WriteTxn, durability: Durability) -> Result<Option<Arc<Version>>> {
+        if self.read_only {
+            return Err(Error::ReadOnly { path: self.path.clone(), reason: "the log file is open read-only".into() });
+        }
+        txn.settle_page_size(self)?;
+        let mut st = self.lock();
+        let base = txn.base().clone();
+        if st.latest.number != base.number {
+            return Err(Error::Busy {
+                path: self.path.clone(),
+                reason: format!(
+                    "transaction began on version {} but the log is at version {}",
+                    base.number, st.latest.number
+                ),
+            });
+        }
+        let result = self.commit_locked(&mut st, &mut txn, durability);
+        if result.is_err() || matches!(result, Ok(None)) {
+            // Leave nothing of this transaction in the file.
+            let keep = if st.header.is_some() { st.latest.end } else { 0 };
+            if self.file_len().map(|l| l > keep).unwrap_or(true) {
+                let _ = self.io.set_len(keep);
+            }
+        }
+        result
+    }
+
+    fn commit_locked(
+        &self,
+        st: &mut State,
+        txn: &mut WriteTxn,
+        durability: Durability,
+    ) -> Result<Option<Arc<Version>>> {
+        let base = txn.base().clone();
+        let page_size = txn.page_size();
+        let db_pages = txn.db_pages();
+        let same_ps = page_size == base.page_size;
+
+        // The pages this transaction really changed, in page order.
+        enum Src {
+            Mem(usize),
+            At(Slot),
+        }
+        let mut changed: Vec<(u32, Src)> = Vec::new();
+        let mut inline: Vec<Box<[u8]>> = Vec::new();
+        for (pgno, data) in txn.drain_pages(db_pages) {
+            match data {
+                Buf::Mem(v) => {
+                    if same_ps && base.page(pgno) == Some(&v[..]) {
+                        continue;
+                    }
+                    changed.push((pgno, Src::Mem(inline.len())));
+                    inline.push(v);
+                }
+                Buf::Spilled(slot) => {
+                    if same_ps && base.map.get(pgno).map(|s| s.crc) == Some(slot.crc) {
+                        let mut v = vec![0u8; page_size as usize];
+                        self.read_spilled(slot.offset, &mut v)?;
+                        if base.page(pgno) == Some(&v[..]) {
+                            continue;
+                        }
+                    }
+                    changed.push((pgno, Src::At(slot)));
+                }
+            }
+        }
+        if changed.is_empty() && db_pages == base.db_pages() && (same_ps || db_pages == 0) {
+            return Ok(None);
+        }
+
+        let salt = self.ensure_header(st, page_size, durability)?;
+        let offset = txn.spill_end().max(format::FIRST_RECORD);
+        let version = base.number + 1;
+        let delta_pages = changed.len() as u64;
+        let full = base.number == 0
+            || !same_ps
+            || st.entries_since_full + delta_pages > (db_pages as u64).max(FULL_MAP_MIN_ENTRIES);
+        let n_entries = if full { db_pages } else { changed.len() as u32 };
+        let lay = format::layout(offset, format::KIND_COMMIT, n_entries, inline.len() as u32, page_size);
+
+        // Slots of the changed pages, and the new checksum.
+        let mut new_slots: Vec<(u32, Slot)> = Vec::with_capacity(changed.len());
+        for (pgno, src) in &changed {
+            let slot = match src {
+                Src::Mem(i) => Slot {
+                    offset: offset + lay.payload_start + *i as u64 * page_size as u64,
+                    crc: format::frame_crc(&inline[*i]),
+                },
+                Src::At(s) => *s,
+            };
+            new_slots.push((*pgno, slot));
+        }
+        let mut map = if same_ps { base.map.clone() } else { PageMap::new() };
+        let mut checksum = if same_ps { base.checksum } else { 0 };
+        if same_ps {
+            for p in (db_pages + 1)..=base.db_pages() {
+                let s = base.map.get(p).unwrap();
+                if s.offset != 0 {
+                    checksum ^= format::page_hash(p, s.crc);
+                }
+            }
+        }
+        map.set_pages(db_pages);
+        for (pgno, slot) in &new_slots {
+            if let Some(old) = map.get(*pgno) {
+                if old.offset != 0 {
+                    checksum ^= format::page_hash(*pgno, old.crc);
+                }
+            }
+            checksum ^= format::page_hash(*pgno, slot.crc);
+            map.set(*pgno, *slot);
+        }
+        let entries: Vec<Entry> = if full {
+            map.entries()
+        } else {
+            new_slots.iter().map(|(p, s)| Entry { pgno: *p, crc: s.crc, offset: s.offset }).collect()
+        };
+
+        let info = CommitInfo {
+            timestamp_us: now_us(),
+            db_pages,
+            entries: n_entries,
+            horizon_version: st.horizon.0,
+            horizon_offset: st.horizon.1,
+            full_map_offset: if full { offset } else { st.full_map_offset },
+            checksum,
+        };
+        let mut buf = vec![0u8; lay.length as usize];
+        RecordHeader {
+            kind: format::KIND_COMMIT,
+            flags: if full { format::FLAG_FULL_MAP } else { 0 },
+            length: lay.length,
+            version,
+            prev_commit: base.commit_offset,
+            page_size,
+            frames: inline.len() as u32,
+        }
+        .encode(salt, &mut buf);
+        info.encode(&mut buf[format::RECORD_HEADER_SIZE..]);
+        let eb = format::RECORD_HEADER_SIZE + format::COMMIT_INFO_SIZE;
+        for (i, e) in entries.iter().enumerate() {
+            e.encode(&mut buf[eb + i * format::ENTRY_SIZE..]);
+        }
+        for (i, data) in inline.iter().enumerate() {
+            let at = lay.payload_start as usize + i * page_size as usize;
+            buf[at..at + page_size as usize].copy_from_slice(data);
+        }
+        let (meta, rest) = buf.split_at_mut(lay.payload_start as usize);
+        let tl = rest.len();
+        format::encode_trailer(salt, offset, meta, &mut rest[tl - format::TRAILER_SIZE..]);
+
+        self.io.write_at(&buf, offset).map_err(|e| Error::io(&self.path, "write commit", Some(offset), e))?;
+        let sync = match durability {
+            Durability::Full => true,
+            Durability::Normal => st.last_sync.elapsed() >= NORMAL_SYNC_INTERVAL,
+            Durability::Off => false,
+        };
+        if sync {
+            self.io.sync().map_err(|e| Error::io(&self.path, "sync", None, e))?;
+            st.last_sync = Instant::now();
+            st.unsynced = false;
+            st.horizon = (version, offset);
+        } else {
+            st.unsynced = durability == Durability::Normal;
+            if durability == Durability::Off {
+                st.horizon = (version, offset);
+            }
+        }
+        if full {
+            st.full_map_offset = offset;
+            st.entries_since_full = 0;
+        } else {
+            st.entries_since_full += n_entries as u64;
+        }
+        let end = offset + lay.length;
+        let mapping = self.mapping_covering(st, end)?;
+        st.latest = Arc::new(Version {
+            number: version,
+            page_size,
+            map,
+            commit_offset: offset,
+            end,
+            timestamp_us: info.timestamp_us,
+            checksum,
+            mapping,
+        });
+        Ok(Some(st.latest.clone()))
+    }
+
+    /// Syncs the log if commits made under `Durability::Normal` are not yet
+    /// durable (called when the last connection closes).
+    pub fn sync_pending(&self) -> Result<()> {
+        let mut st = self.lock();
+        if st.unsynced {
+            self.io.sync().map_err(|e| Error::io(&self.path, "sync", None, e))?;
+            st.unsynced = false;
+            st.last_sync = Instant::now();
+            st.horizon = (st.latest.number, st.latest.commit_offset);
+        }
+        Ok(())
+    }
+}
+
+/// Process-wide registry: one `Log` per file (by device and inode), shared
+/// by all connections of the process.
+pub(crate) fn shared_log(path: &Path, opts: OpenOptions) -> Result<Arc<Log>> {
+    use std::os::unix::fs::MetadataExt;
+    use std::sync::{OnceLock, Weak};
+    type Registry = Mutex<HashMap<(u64, u64), Weak<Log>>>;
+    static REGISTRY: OnceLock<Registry> = OnceLock::new();
+    let reg = REGISTRY.get_or_init(Default::default);
+    let mut reg = reg.lock().unwrap_or_else(|p| p.into_inner());
+    reg.retain(|_, w| w.strong_count() > 0);
+    if let Ok(md) = std::fs::metadata(path) {
+        if let Some(log) = reg.get(&(md.dev(), md.ino())).and_then(|w| w.upgrade()) {
+            if log.read_only && !opts.read_only {
+                // fall through: open a writable instance of its own
+            } else {
+                return Ok(log);
+            }
+        }
+    }
+    let log = Arc::new(Log::open(path, opts)?);
+    let md = log.file.metadata().map_err(|e| Error::io(path, "stat", None, e))?;
+    reg.insert((md.dev(), md.ino()), Arc::downgrade(&log));
+    Ok(log)
+}
+
+impl Drop for Log {
+    fn drop(&mut self) {
+        // Commits made under synchronous=NORMAL become durable when the last
+        // connection of the process closes the log.
+        let _ = self.sync_pending();
+    }
+}

@@ -1,0 +1,541 @@
+//! The main database file as SQLite sees it: reads come from a version of
+//! the log, writes go to a transaction buffer, and SQLite's commit becomes a
+//! new version.
+//!
+//! # Locks
+//! pagelog gives each transaction a snapshot, as WAL mode does: readers never
+//! block the writer and the writer never blocks readers.
+//!
+//! | SQLite lock            | pagelog state        | taken in / what happens                          |
+//! |------------------------|----------------------|--------------------------------------------------|
+//! | NONE                   | `State::Idle`        | `unlock(NONE)`                                   |
+//! | SHARED                 | `State::Read(v)`     | `lock(SHARED)`: `Log::refresh`, snapshot = latest |
+//! | RESERVED               | `State::Write{..}`   | `lock(RESERVED)`: take the WRITER byte lock; BUSY if another connection holds it, BUSY (as WAL's BUSY_SNAPSHOT) if the snapshot is no longer the latest |
+//! | PENDING, EXCLUSIVE     | `State::Write{..}`   | granted at once: readers hold snapshots           |
+//!
+//! # Commit
+//! SQLite sends `SQLITE_FCNTL_COMMIT_PHASETWO` exactly when it commits (after
+//! its journal is finalised, before unlocking); `file_control` then calls
+//! `Log::commit`. Dropping below RESERVED without it — a ROLLBACK, even one
+//! that replayed spilled pages — discards the buffer: no version is made.
+//!
+//! # Durability
+//! The level is `PRAGMA synchronous` as seen through `SQLITE_FCNTL_PRAGMA`
+//! (SQLite's default, FULL, until told otherwise). A transaction during which
+//! SQLite never called xSync is committed without sync (synchronous=OFF).
+
+use std::ffi::{c_char, c_int, c_void, CStr};
+use std::fs::File;
+use std::os::fd::AsFd;
+use std::path::Path;
+use std::sync::Arc;
+
+use libsqlite3_sys as ffi;
+
+use super::vfs::{guard, Handle};
+use super::{api, report, set_last_error};
+use crate::error::Error;
+use crate::lock;
+use crate::log::{shared_log, Durability, Log, OpenOptions, Version};
+use crate::txn::{WriteTxn, DEFAULT_SPILL_LIMIT};
+
+enum State {
+    Idle,
+    Read(Arc<Version>),
+    Write { snap: Arc<Version>, txn: WriteTxn, level: c_int },
+}
+
+pub(crate) struct MainDb {
+    log: Arc<Log>,
+    /// This connection's own open file description, which holds its locks.
+    lockfd: File,
+    state: State,
+    /// Set when opened with `?version=N`: every transaction reads version N.
+    pinned: Option<Arc<Version>>,
+    sync_pragma: Option<Durability>,
+    synced_in_txn: bool,
+    /// Keeps the version alive whose pages xFetch handed out.
+    fetch_pin: Option<Arc<Version>>,
+}
+
+impl MainDb {
+    /// Opens the log behind `name`; returns the file and whether it is read-only.
+    pub(crate) fn open(name: &str, flags: c_int, version: Option<&str>) -> Result<(MainDb, bool), c_int> {
+        let path = Path::new(name);
+        let want_ro = flags & ffi::SQLITE_OPEN_READONLY != 0;
+        let create = flags & ffi::SQLITE_OPEN_CREATE != 0;
+        let pinned_n = match version {
+            None => None,
+            Some(v) => match v.trim().parse::<u64>() {
+                Ok(n) => Some(n),
+                Err(_) => {
+                    set_last_error(format!("{name}: version={v:?} is not a version number"));
+                    return Err(ffi::SQLITE_CANTOPEN);
+                }
+            },
+        };
+        let ro = want_ro || pinned_n.is_some();
+        let log = match shared_log(path, OpenOptions { create: create && !ro, read_only: ro }) {
+            Ok(l) => l,
+            Err(Error::Io { source, .. })
+                if !ro && matches!(source.raw_os_error(), Some(libc::EACCES) | Some(libc::EROFS)) =>
+            {
+                shared_log(path, OpenOptions { create: false, read_only: true }).map_err(|e| report(&e))?
+            }
+            Err(e) => return Err(report(&e)),
+        };
+        let ro = log.is_read_only();
+        let lockfd = std::fs::OpenOptions::new()
+            .read(true)
+            .write(!ro)
+            .open(path)
+            .map_err(|e| report(&Error::io(path, "open", None, e)))?;
+        match lock::try_lock(lockfd.as_fd(), lock::OPEN, lock::Mode::Shared) {
+            Ok(true) => {}
+            Ok(false) => {
+                set_last_error(format!("{name}: the log is being compacted; try again"));
+                return Err(ffi::SQLITE_BUSY);
+            }
+            Err(e) => return Err(report(&Error::io(path, "lock", None, e))),
+        }
+        let pinned = match pinned_n {
+            None => None,
+            Some(n) => Some(log.version(n).map_err(|e| report(&e))?),
+        };
+        let db = MainDb {
+            log,
+            lockfd,
+            state: State::Idle,
+            pinned,
+            sync_pragma: None,
+            synced_in_txn: false,
+            fetch_pin: None,
+        };
+        Ok((db, ro))
+    }
+
+    /// The version reads see right now.
+    fn current(&self) -> Result<Arc<Version>, Error> {
+        match &self.state {
+            State::Read(v) => Ok(v.clone()),
+            State::Write { snap, .. } => Ok(snap.clone()),
+            State::Idle => match &self.pinned {
+                Some(v) => Ok(v.clone()),
+                None => self.log.refresh(),
+            },
+        }
+    }
+
+    fn read(&self, buf: &mut [u8], offset: u64) -> c_int {
+        let n = match &self.state {
+            State::Read(v) => v.read(offset, buf),
+            State::Write { txn, .. } => match txn.read(&self.log, offset, buf) {
+                Ok(n) => n,
+                Err(e) => return report(&e),
+            },
+            State::Idle => match self.current() {
+                Ok(v) => v.read(offset, buf),
+                Err(e) => return report(&e),
+            },
+        };
+        if n < buf.len() {
+            ffi::SQLITE_IOERR_SHORT_READ
+        } else {
+            ffi::SQLITE_OK
+        }
+    }
+
+    fn write(&mut self, buf: &[u8], offset: u64) -> c_int {
+        match &mut self.state {
+            State::Write { txn, .. } => match txn.write(&self.log, offset, buf) {
+                Ok(()) => ffi::SQLITE_OK,
+                Err(e) => report(&e),
+            },
+            _ => {
+                set_last_error(format!(
+                    "{}: write outside a write transaction (pagelog does not support nolock=1)",
+                    self.log.path().display()
+                ));
+                ffi::SQLITE_IOERR_WRITE
+            }
+        }
+    }
+
+    fn lock(&mut self, level: c_int) -> c_int {
+        match (&self.state, level) {
+            (State::Idle, ffi::SQLITE_LOCK_SHARED) => {
+                let v = match &self.pinned {
+                    Some(v) => v.clone(),
+                    None => match self.log.refresh() {
+                        Ok(v) => v,
+                        Err(e) => return report(&e),
+                    },
+                };
+                self.fetch_pin = None;
+                self.state = State::Read(v);
+                ffi::SQLITE_OK
+            }
+            (State::Read(snap), l) if l > ffi::SQLITE_LOCK_SHARED => {
+                if let Some(p) = &self.pinned {
+                    set_last_error(format!(
+                        "{}: opened at version {} (version=N is read-only)",
+                        self.log.path().display(),
+                        p.number
+                    ));
+                    return ffi::SQLITE_READONLY;
+                }
+                if self.log.is_read_only() {
+                    set_last_error(format!("{}: the log is open read-only", self.log.path().display()));
+                    return ffi::SQLITE_READONLY;
+                }
+                match lock::try_lock(self.lockfd.as_fd(), lock::WRITER, lock::Mode::Exclusive) {
+                    Ok(true) => {}
+                    Ok(false) => return ffi::SQLITE_BUSY,
+                    Err(e) => return report(&Error::io(self.log.path(), "lock", None, e)),
+                }
+                let latest = match self.log.prepare_write() {
+                    Ok(v) => v,
+                    Err(e) => {
+                        self.release_writer();
+                        return report(&e);
+                    }
+                };
+                if latest.number != snap.number {
+                    self.release_writer();
+                    set_last_error(format!(
+                        "{}: this transaction reads version {} but version {} has been committed since; \
+                         roll back and retry",
+                        self.log.path().display(),
+                        snap.number,
+                        latest.number
+                    ));
+                    return ffi::SQLITE_BUSY_SNAPSHOT;
+                }
+                let snap = snap.clone();
+                let txn = self.log.begin(snap.clone(), DEFAULT_SPILL_LIMIT);
+                self.synced_in_txn = false;
+                self.state = State::Write { snap, txn, level: l };
+                ffi::SQLITE_OK
+            }
+            (State::Write { .. }, l) => {
+                if let State::Write { level, .. } = &mut self.state {
+                    *level = (*level).max(l);
+                }
+                ffi::SQLITE_OK
+            }
+            (State::Read(_), _) => ffi::SQLITE_OK,
+            (State::Idle, _) => {
+                set_last_error("pagelog: lock above SHARED requested without SHARED".into());
+                ffi::SQLITE_IOERR_LOCK
+            }
+        }
+    }
+
+    fn release_writer(&self) {
+        let _ = lock::unlock(self.lockfd.as_fd(), lock::WRITER);
+    }
+
+    fn unlock(&mut self, level: c_int) -> c_int {
+        let mut rc = ffi::SQLITE_OK;
+        if level < ffi::SQLITE_LOCK_RESERVED {
+            if let State::Write { .. } = &self.state {
+                let State::Write { snap, txn, .. } = std::mem::replace(&mut self.state, State::Idle) else {
+                    unreachable!()
+                };
+                if let Err(e) = self.log.rollback(txn) {
+                    rc = report(&e);
+                }
+                self.release_writer();
+                self.state = State::Read(snap);
+            }
+        }
+        if level == ffi::SQLITE_LOCK_NONE {
+            self.state = State::Idle;
+        }
+        rc
+    }
+
+    fn check_reserved(&self) -> bool {
+        if let State::Write { .. } = self.state {
+            return true;
+        }
+        if self.log.is_read_only() {
+            return false;
+        }
+        match lock::try_lock(self.lockfd.as_fd(), lock::WRITER, lock::Mode::Exclusive) {
+            Ok(true) => {
+                self.release_writer();
+                false
+            }
+            _ => true,
+        }
+    }
+
+    fn commit(&mut self) -> c_int {
+        let State::Write { snap, txn, level } = std::mem::replace(&mut self.state, State::Idle) else {
+            return ffi::SQLITE_OK;
+        };
+        let durability =
+            if !self.synced_in_txn { Durability::Off } else { self.sync_pragma.unwrap_or(Durability::Full) };
+        let (rc, snap) = match self.log.commit(txn, durability) {
+            Ok(Some(v)) => (ffi::SQLITE_OK, v),
+            Ok(None) => (ffi::SQLITE_OK, snap),
+            Err(e) => (report(&e), snap),
+        };
+        self.synced_in_txn = false;
+        let txn = self.log.begin(snap.clone(), DEFAULT_SPILL_LIMIT);
+        self.state = State::Write { snap, txn, level };
+        rc
+    }
+
+    /// Answers `SQLITE_FCNTL_PRAGMA`. `Ok(None)`: not ours, let SQLite handle it.
+    fn pragma(&mut self, name: &str, value: Option<&str>) -> Result<Option<String>, (c_int, String)> {
+        let name = name.to_ascii_lowercase();
+        let value_lc = value.map(|v| v.trim().trim_matches(['\'', '"']).to_ascii_lowercase());
+        match (name.as_str(), value_lc.as_deref()) {
+            ("pagelog_version", None) => {
+                let v = self.current().map_err(|e| (super::error_code(&e), e.to_string()))?;
+                Ok(Some(v.number.to_string()))
+            }
+            ("pagelog_version", Some(_)) => {
+                Err((ffi::SQLITE_ERROR, "pagelog_version is read-only; use `pagelog revert` to go back".into()))
+            }
+            (n, _) if n.starts_with("pagelog_") => {
+                Err((ffi::SQLITE_ERROR, format!("unknown pragma {n}; pagelog knows pagelog_version")))
+            }
+            ("journal_mode", Some("wal")) => Err((
+                ffi::SQLITE_ERROR,
+                "pagelog: journal_mode=WAL is not supported: pagelog is itself a log and already gives \
+                 readers snapshots; use DELETE, TRUNCATE, PERSIST or MEMORY"
+                    .into(),
+            )),
+            ("journal_mode", Some("off")) => Err((
+                ffi::SQLITE_ERROR,
+                "pagelog: journal_mode=OFF is not supported: without a journal SQLite cannot undo pages \
+                 it already handed to the VFS, so ROLLBACK would commit half a transaction"
+                    .into(),
+            )),
+            ("locking_mode", Some("exclusive")) => Err((
+                ffi::SQLITE_ERROR,
+                "pagelog: locking_mode=EXCLUSIVE is not supported: pagelog's readers hold snapshots \
+                 and would never see other connections' commits"
+                    .into(),
+            )),
+            ("synchronous", Some(v)) => {
+                self.sync_pragma = match v {
+                    "0" | "off" => Some(Durability::Off),
+                    "1" | "normal" => Some(Durability::Normal),
+                    "2" | "full" | "3" | "extra" => Some(Durability::Full),
+                    _ => self.sync_pragma,
+                };
+                Ok(None)
+            }
+            _ => Ok(None),
+        }
+    }
+
+    fn file_size(&self) -> Result<u64, Error> {
+        match &self.state {
+            State::Write { txn, .. } => Ok(txn.size()),
+            _ => Ok(self.current()?.size_bytes()),
+        }
+    }
+}
+
+fn db<'a>(f: *mut ffi::sqlite3_file) -> &'a mut MainDb {
+    // SAFETY: SQLite passes back the file we opened; inner is the MainDb we
+    // boxed in x_open and stays valid until x_close. SQLite serialises calls
+    // on one file (a connection is used by one thread at a time).
+    unsafe { &mut *((*(f as *mut Handle)).inner as *mut MainDb) }
+}
+
+unsafe extern "C" fn x_close(f: *mut ffi::sqlite3_file) -> c_int {
+    guard(|| {
+        let h = f as *mut Handle;
+        // SAFETY: inner is the Box<MainDb> from x_open; we take it back once.
+        let mut db = unsafe { Box::from_raw((*h).inner as *mut MainDb) };
+        // SAFETY: as above; nulled so a second close cannot double-free.
+        unsafe { (*h).inner = std::ptr::null_mut() };
+        db.unlock(ffi::SQLITE_LOCK_NONE);
+        drop(db);
+        ffi::SQLITE_OK
+    })
+}
+
+unsafe extern "C" fn x_read(f: *mut ffi::sqlite3_file, buf: *mut c_void, amt: c_int, off: ffi::sqlite3_int64) -> c_int {
+    guard(|| {
+        // SAFETY: SQLite passes a buffer of amt writable bytes.
+        let buf = unsafe { std::slice::from_raw_parts_mut(buf as *mut u8, amt as usize) };
+        db(f).read(buf, off as u64)
+    })
+}
+
+unsafe extern "C" fn x_write(
+    f: *mut ffi::sqlite3_file,
+    buf: *const c_void,
+    amt: c_int,
+    off: ffi::sqlite3_int64,
+) -> c_int {
+    guard(|| {
+        // SAFETY: SQLite passes a buffer of amt readable bytes.
+        let buf = unsafe { std::slice::from_raw_parts(buf as *const u8, amt as usize) };
+        db(f).write(buf, off as u64)
+    })
+}
+
+unsafe extern "C" fn x_truncate(f: *mut ffi::sqlite3_file, size: ffi::sqlite3_int64) -> c_int {
+    guard(|| match &mut db(f).state {
+        State::Write { txn, .. } => {
+            txn.truncate(size as u64);
+            ffi::SQLITE_OK
+        }
+        _ => ffi::SQLITE_IOERR_TRUNCATE,
+    })
+}
+
+unsafe extern "C" fn x_sync(f: *mut ffi::sqlite3_file, _flags: c_int) -> c_int {
+    guard(|| {
+        // The sync happens at commit; here we only learn that SQLite wants one.
+        db(f).synced_in_txn = true;
+        ffi::SQLITE_OK
+    })
+}
+
+unsafe extern "C" fn x_file_size(f: *mut ffi::sqlite3_file, out: *mut ffi::sqlite3_int64) -> c_int {
+    guard(|| match db(f).file_size() {
+        Ok(n) => {
+            // SAFETY: out is SQLite's out-pointer.
+            unsafe { *out = n as i64 };
+            ffi::SQLITE_OK
+        }
+        Err(e) => report(&e),
+    })
+}
+
+unsafe extern "C" fn x_lock(f: *mut ffi::sqlite3_file, level: c_int) -> c_int {
+    guard(|| db(f).lock(level))
+}
+
+unsafe extern "C" fn x_unlock(f: *mut ffi::sqlite3_file, level: c_int) -> c_int {
+    guard(|| db(f).unlock(level))
+}
+
+unsafe extern "C" fn x_check_reserved_lock(f: *mut ffi::sqlite3_file, out: *mut c_int) -> c_int {
+    guard(|| {
+        let r = db(f).check_reserved();
+        // SAFETY: out is SQLite's out-pointer.
+        unsafe { *out = r as c_int };
+        ffi::SQLITE_OK
+    })
+}
+
+unsafe extern "C" fn x_file_control(f: *mut ffi::sqlite3_file, op: c_int, arg: *mut c_void) -> c_int {
+    guard(|| {
+        let d = db(f);
+        match op {
+            ffi::SQLITE_FCNTL_COMMIT_PHASETWO => d.commit(),
+            ffi::SQLITE_FCNTL_PRAGMA => {
+                let a = arg as *mut *mut c_char;
+                // SAFETY: for FCNTL_PRAGMA, arg is char*[3]: [0] our result
+                // out-pointer, [1] the pragma name, [2] its argument or null.
+                let (name, value) = unsafe {
+                    let n = CStr::from_ptr(*a.add(1)).to_string_lossy().into_owned();
+                    let v = *a.add(2);
+                    (n, if v.is_null() { None } else { Some(CStr::from_ptr(v).to_string_lossy().into_owned()) })
+                };
+                match d.pragma(&name, value.as_deref()) {
+                    Ok(None) => ffi::SQLITE_NOTFOUND,
+                    Ok(Some(s)) => {
+                        // SAFETY: [0] takes a string from sqlite3_malloc.
+                        unsafe { *a = api().c_string(&s) };
+                        ffi::SQLITE_OK
+                    }
+                    Err((rc, msg)) => {
+                        // SAFETY: as above.
+                        unsafe { *a = api().c_string(&msg) };
+                        rc
+                    }
+                }
+            }
+            ffi::SQLITE_FCNTL_VFSNAME => {
+                // SAFETY: arg is a char** that takes a sqlite3_malloc'd string.
+                unsafe { *(arg as *mut *mut c_char) = api().c_string(super::VFS_NAME) };
+                ffi::SQLITE_OK
+            }
+            ffi::SQLITE_FCNTL_HAS_MOVED => {
+                // SAFETY: arg is an int*.
+                unsafe { *(arg as *mut c_int) = 0 };
+                ffi::SQLITE_OK
+            }
+            ffi::SQLITE_FCNTL_SIZE_HINT | ffi::SQLITE_FCNTL_CHUNK_SIZE => ffi::SQLITE_OK,
+            _ => ffi::SQLITE_NOTFOUND,
+        }
+    })
+}
+
+unsafe extern "C" fn x_sector_size(_f: *mut ffi::sqlite3_file) -> c_int {
+    4096
+}
+
+unsafe extern "C" fn x_device_characteristics(_f: *mut ffi::sqlite3_file) -> c_int {
+    // POWERSAFE_OVERWRITE: a write to one page never damages another, because
+    // writes go to the transaction buffer and reach the log only as new frames.
+    ffi::SQLITE_IOCAP_POWERSAFE_OVERWRITE
+}
+
+unsafe extern "C" fn x_fetch(
+    f: *mut ffi::sqlite3_file,
+    off: ffi::sqlite3_int64,
+    amt: c_int,
+    pp: *mut *mut c_void,
+) -> c_int {
+    guard(|| {
+        let d = db(f);
+        let mut p: *mut c_void = std::ptr::null_mut();
+        if let State::Read(v) = &d.state {
+            let ps = v.page_size as i64;
+            if ps > 0 && amt as i64 == ps && off % ps == 0 {
+                if let Some(page) = v.page((off / ps) as u32 + 1) {
+                    // SQLite only reads through fetched pointers; the page
+                    // stays mapped while fetch_pin holds its version.
+                    p = page.as_ptr() as *mut c_void;
+                    d.fetch_pin = Some(v.clone());
+                }
+            }
+        }
+        // SAFETY: pp is SQLite's out-pointer; null means "use xRead".
+        unsafe { *pp = p };
+        ffi::SQLITE_OK
+    })
+}
+
+unsafe extern "C" fn x_unfetch(_f: *mut ffi::sqlite3_file, _off: ffi::sqlite3_int64, _p: *mut c_void) -> c_int {
+    ffi::SQLITE_OK
+}
+
+static METHODS: ffi::sqlite3_io_methods = ffi::sqlite3_io_methods {
+    iVersion: 3,
+    xClose: Some(x_close),
+    xRead: Some(x_read),
+    xWrite: Some(x_write),
+    xTruncate: Some(x_truncate),
+    xSync: Some(x_sync),
+    xFileSize: Some(x_file_size),
+    xLock: Some(x_lock),
+    xUnlock: Some(x_unlock),
+    xCheckReservedLock: Some(x_check_reserved_lock),
+    xFileControl: Some(x_file_control),
+    xSectorSize: Some(x_sector_size),
+    xDeviceCharacteristics: Some(x_device_characteristics),
+    // No shared memory: WAL mode is refused (see `pragma`).
+    xShmMap: None,
+    xShmLock: None,
+    xShmBarrier: None,
+    xShmUnmap: None,
+    xFetch: Some(x_fetch),
+    xUnfetch: Some(x_unfetch),
+};
+
+pub(crate) fn methods() -> *const ffi::sqlite3_io_methods {
+    &METHODS
+}

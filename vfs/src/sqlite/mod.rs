@@ -1,0 +1,273 @@
+//! The SQLite glue: VFS callbacks, locks, pragmas and the two ways in —
+//! the loadable extension's entry points and [`register`] for Rust apps.
+//!
+//! SQLite is called only through an [`Api`] table. The extension fills it
+//! from the `sqlite3_api_routines` it is handed (so it loads into hosts that
+//! link SQLite statically), `register()` from the SQLite linked into the app
+//! (rusqlite's bundled copy). Plain FFI was chosen over a binding crate: the
+//! commit needs `SQLITE_FCNTL_COMMIT_PHASETWO`, `?version=N` needs the URI
+//! parameters, and `xFetch` needs io-methods version 3 — see README.
+
+mod file;
+mod memfile;
+mod vfs;
+
+use std::ffi::{c_char, c_int, c_void, CStr};
+use std::sync::{Mutex, OnceLock};
+
+use libsqlite3_sys as ffi;
+
+use crate::error::Error;
+
+/// The name the VFS registers under.
+pub const VFS_NAME: &str = "pagelog";
+const VFS_NAME_C: &CStr = c"pagelog";
+
+/// The oldest SQLite pagelog serves: it needs SQLITE_FCNTL_COMMIT_PHASETWO
+/// and SQLITE_FCNTL_PRAGMA as sent by 3.24 and later.
+const MIN_SQLITE: c_int = 3_024_000;
+
+type VfsFind = unsafe extern "C" fn(*const c_char) -> *mut ffi::sqlite3_vfs;
+type VfsRegister = unsafe extern "C" fn(*mut ffi::sqlite3_vfs, c_int) -> c_int;
+type UriParameter = unsafe extern "C" fn(*const c_char, *const c_char) -> *const c_char;
+type Malloc = unsafe extern "C" fn(c_int) -> *mut c_void;
+type VersionNumber = unsafe extern "C" fn() -> c_int;
+
+/// The few SQLite functions pagelog calls.
+#[derive(Clone, Copy)]
+pub(crate) struct Api {
+    pub vfs_find: VfsFind,
+    pub vfs_register: VfsRegister,
+    pub uri_parameter: UriParameter,
+    pub malloc: Malloc,
+}
+
+static API: OnceLock<Api> = OnceLock::new();
+static REGISTER: Mutex<()> = Mutex::new(());
+
+pub(crate) fn api() -> &'static Api {
+    API.get().expect("pagelog VFS used before registration")
+}
+
+/// Positions in `struct sqlite3_api_routines` (sqlite3ext.h). The struct only
+/// ever grows at its end, so these indices hold for every SQLite 3.x.
+mod routines {
+    pub const LIBVERSION_NUMBER: usize = 67;
+    pub const MALLOC: usize = 68;
+    pub const VFS_FIND: usize = 141;
+    pub const VFS_REGISTER: usize = 142;
+    pub const URI_PARAMETER: usize = 189;
+}
+
+impl Api {
+    /// Reads the table SQLite hands an extension.
+    ///
+    /// # Safety
+    /// `p` must point to a live `sqlite3_api_routines` of a SQLite that
+    /// `libversion_number` reports as at least [`MIN_SQLITE`] (checked by the
+    /// caller before any slot past LIBVERSION_NUMBER is used).
+    unsafe fn from_routines(p: *const c_void) -> Result<Api, String> {
+        let slots = p as *const *const c_void;
+        // SAFETY: the caller guarantees p is an sqlite3_api_routines, an array
+        // of function pointers at least LIBVERSION_NUMBER + 1 long in any 3.x.
+        let version_fn = unsafe { *slots.add(routines::LIBVERSION_NUMBER) };
+        if version_fn.is_null() {
+            return Err("the host SQLite has no sqlite3_libversion_number".into());
+        }
+        // SAFETY: slot LIBVERSION_NUMBER holds sqlite3_libversion_number.
+        let version = unsafe { std::mem::transmute::<*const c_void, VersionNumber>(version_fn)() };
+        if version < MIN_SQLITE {
+            return Err(format!(
+                "pagelog needs SQLite {} or later; this host runs {}",
+                fmt_version(MIN_SQLITE),
+                fmt_version(version)
+            ));
+        }
+        let get = |i: usize| -> Result<*const c_void, String> {
+            // SAFETY: i is below the length of the table of SQLite >= 3.24.
+            let f = unsafe { *slots.add(i) };
+            if f.is_null() {
+                Err(format!("the host SQLite's API table has no entry {i}"))
+            } else {
+                Ok(f)
+            }
+        };
+        // SAFETY: each slot holds the function named by its index, whose C
+        // signature matches the Rust type it becomes.
+        unsafe {
+            Ok(Api {
+                vfs_find: std::mem::transmute::<*const c_void, VfsFind>(get(routines::VFS_FIND)?),
+                vfs_register: std::mem::transmute::<*const c_void, VfsRegister>(get(routines::VFS_REGISTER)?),
+                uri_parameter: std::mem::transmute::<*const c_void, UriParameter>(get(routines::URI_PARAMETER)?),
+                malloc: std::mem::transmute::<*const c_void, Malloc>(get(routines::MALLOC)?),
+            })
+        }
+    }
+
+    /// The SQLite linked into this program (rusqlite's bundled copy).
+    fn linked() -> Api {
+        Api {
+            vfs_find: ffi::sqlite3_vfs_find,
+            vfs_register: ffi::sqlite3_vfs_register,
+            uri_parameter: ffi::sqlite3_uri_parameter,
+            malloc: ffi::sqlite3_malloc,
+        }
+    }
+
+    /// A copy of `s` in memory from sqlite3_malloc, for SQLite to free.
+    pub(crate) fn c_string(&self, s: &str) -> *mut c_char {
+        let bytes = s.as_bytes();
+        // SAFETY: malloc returns either null or a block of the requested size.
+        let p = unsafe { (self.malloc)(bytes.len() as c_int + 1) } as *mut u8;
+        if !p.is_null() {
+            // SAFETY: p has room for len + 1 bytes and does not overlap s.
+            unsafe {
+                std::ptr::copy_nonoverlapping(bytes.as_ptr(), p, bytes.len());
+                *p.add(bytes.len()) = 0;
+            }
+        }
+        p as *mut c_char
+    }
+}
+
+fn fmt_version(v: c_int) -> String {
+    format!("{}.{}.{}", v / 1_000_000, v / 1000 % 1000, v % 1000)
+}
+
+fn install(api: Api, make_default: bool) -> Result<(), String> {
+    let _g = REGISTER.lock().unwrap_or_else(|p| p.into_inner());
+    let api = *API.get_or_init(|| api);
+    // SAFETY: VFS_NAME_C is a valid C string; vfs_find only reads it.
+    let existing = unsafe { (api.vfs_find)(VFS_NAME_C.as_ptr()) };
+    if !existing.is_null() {
+        if make_default {
+            // SAFETY: re-registering a registered VFS only moves it to the head.
+            let rc = unsafe { (api.vfs_register)(existing, 1) };
+            if rc != ffi::SQLITE_OK {
+                return Err(format!("sqlite3_vfs_register failed with code {rc}"));
+            }
+        }
+        return Ok(());
+    }
+    let vfs = vfs::new_vfs(&api)?;
+    // SAFETY: vfs is a leaked, fully initialised sqlite3_vfs that lives for
+    // the rest of the process, as SQLite requires.
+    let rc = unsafe { (api.vfs_register)(vfs, make_default as c_int) };
+    if rc != ffi::SQLITE_OK {
+        return Err(format!("sqlite3_vfs_register failed with code {rc}"));
+    }
+    Ok(())
+}
+
+/// Registers the VFS named `"pagelog"` with the SQLite linked into this
+/// program, without making it the default. Idempotent.
+pub fn register() -> Result<(), Error> {
+    install(Api::linked(), false).map_err(Error::Unsupported)
+}
+
+/// Registers the VFS and makes it the process's default, for hosts that
+/// cannot put `vfs=pagelog` in a filename.
+pub fn register_default() -> Result<(), Error> {
+    install(Api::linked(), true).map_err(Error::Unsupported)
+}
+
+/// Shared body of the two entry points; never panics across the boundary.
+///
+/// # Safety
+/// Called by SQLite with valid `pz_err_msg` (or null) and `p_api`.
+unsafe fn entry(pz_err_msg: *mut *mut c_char, p_api: *const c_void, make_default: bool) -> c_int {
+    let result = std::panic::catch_unwind(|| {
+        if p_api.is_null() {
+            return Err((None, "pagelog: no sqlite3_api_routines was passed".to_string()));
+        }
+        // SAFETY: SQLite passes its own api routines table.
+        let api = unsafe { Api::from_routines(p_api) }.map_err(|m| (None, m))?;
+        install(api, make_default).map_err(|m| (Some(api), m))
+    });
+    match result {
+        Ok(Ok(())) => ffi::SQLITE_OK_LOAD_PERMANENTLY,
+        Ok(Err((api, msg))) => {
+            if let (Some(api), false) = (api.or_else(|| API.get().copied()), pz_err_msg.is_null()) {
+                // SAFETY: pz_err_msg is a valid out-pointer; SQLite frees it.
+                unsafe { *pz_err_msg = api.c_string(&msg) };
+            }
+            ffi::SQLITE_ERROR
+        }
+        Err(_) => ffi::SQLITE_ERROR,
+    }
+}
+
+/// Entry point SQLite derives from the file name `libpagelog.so`:
+/// registers the VFS `"pagelog"` (not as the default).
+///
+/// # Safety
+/// Called by SQLite's extension loader.
+#[no_mangle]
+pub unsafe extern "C" fn sqlite3_pagelog_init(
+    _db: *mut ffi::sqlite3,
+    pz_err_msg: *mut *mut c_char,
+    p_api: *const c_void,
+) -> c_int {
+    // SAFETY: forwarded from SQLite.
+    unsafe { entry(pz_err_msg, p_api, false) }
+}
+
+/// Second entry point: registers the VFS and makes it the default
+/// (`.load libpagelog sqlite3_pagelog_default_init`).
+///
+/// # Safety
+/// Called by SQLite's extension loader.
+#[no_mangle]
+pub unsafe extern "C" fn sqlite3_pagelog_default_init(
+    _db: *mut ffi::sqlite3,
+    pz_err_msg: *mut *mut c_char,
+    p_api: *const c_void,
+) -> c_int {
+    // SAFETY: forwarded from SQLite.
+    unsafe { entry(pz_err_msg, p_api, true) }
+}
+
+/// Maps a log error to a SQLite result code (the one place this is decided).
+pub(crate) fn error_code(e: &Error) -> c_int {
+    match e {
+        _ if e.is_disk_full() => ffi::SQLITE_FULL,
+        Error::Io { op, .. } => match *op {
+            "read" | "read spilled page" => ffi::SQLITE_IOERR_READ,
+            "write commit" | "write spill" | "write header" => ffi::SQLITE_IOERR_WRITE,
+            "sync" => ffi::SQLITE_IOERR_FSYNC,
+            "truncate" => ffi::SQLITE_IOERR_TRUNCATE,
+            "stat" => ffi::SQLITE_IOERR_FSTAT,
+            "mmap" => ffi::SQLITE_IOERR_MMAP,
+            "open" => ffi::SQLITE_CANTOPEN,
+            _ => ffi::SQLITE_IOERR,
+        },
+        Error::NotALog { .. } => ffi::SQLITE_NOTADB,
+        Error::Corrupt { .. } => ffi::SQLITE_CORRUPT,
+        Error::Busy { .. } => ffi::SQLITE_BUSY_SNAPSHOT,
+        Error::ReadOnly { .. } => ffi::SQLITE_READONLY,
+        Error::NoSuchVersion { .. } => ffi::SQLITE_CANTOPEN,
+        Error::Unsupported(_) => ffi::SQLITE_ERROR,
+    }
+}
+
+thread_local! {
+    static LAST_ERROR: std::cell::RefCell<Option<String>> = const { std::cell::RefCell::new(None) };
+}
+
+/// The message of the last error the VFS reported on this thread. SQLite
+/// reports only a result code for many VFS failures (opening a file that is
+/// not a log gives "file is not a database"); this says which file, where,
+/// and what was expected.
+pub fn last_error() -> Option<String> {
+    LAST_ERROR.with(|l| l.borrow().clone())
+}
+
+pub(crate) fn set_last_error(msg: String) {
+    LAST_ERROR.with(|l| *l.borrow_mut() = Some(msg));
+}
+
+/// Records `e` as the last error and returns its SQLite code.
+pub(crate) fn report(e: &Error) -> c_int {
+    set_last_error(e.to_string());
+    error_code(e)
+}

@@ -1,0 +1,47 @@
+//! All writes to a log go through [`LogFile`], a narrow interface so that tests
+//! can substitute a file that injects faults or models a disk cache. Reads of
+//! committed data go through the memory map (see `log.rs`).
+
+use std::fs::File;
+use std::io;
+use std::os::unix::fs::FileExt;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+static SYNCS: AtomicU64 = AtomicU64::new(0);
+
+/// How many times this process has synced a log file (fdatasync), all logs
+/// together. The speedtest reports it per commit.
+pub fn sync_count() -> u64 {
+    SYNCS.load(Ordering::Relaxed)
+}
+
+/// The contract: `write_at` either writes all of `buf` or fails; data written
+/// is visible to `read_at` (and to memory maps of the same file) at once, and
+/// durable only after `sync` returns Ok.
+#[allow(clippy::len_without_is_empty)]
+pub trait LogFile: Send + Sync {
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()>;
+    fn write_at(&self, buf: &[u8], offset: u64) -> io::Result<()>;
+    fn len(&self) -> io::Result<u64>;
+    fn set_len(&self, len: u64) -> io::Result<()>;
+    fn sync(&self) -> io::Result<()>;
+}
+
+impl LogFile for File {
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
+        FileExt::read_exact_at(self, buf, offset)
+    }
+    fn write_at(&self, buf: &[u8], offset: u64) -> io::Result<()> {
+        FileExt::write_all_at(self, buf, offset)
+    }
+    fn len(&self) -> io::Result<u64> {
+        Ok(self.metadata()?.len())
+    }
+    fn set_len(&self, len: u64) -> io::Result<()> {
+        File::set_len(self, len)
+    }
+    fn sync(&self) -> io::Result<()> {
+        SYNCS.fetch_add(1, Ordering::Relaxed);
+        self.sync_data()
+    }
+}
