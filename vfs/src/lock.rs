@@ -74,9 +74,8 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let p = dir.join("f");
         std::fs::write(&p, b"x").unwrap();
-        let a = std::fs::File::open(&p).unwrap();
-        let b = std::fs::File::open(&p).unwrap();
-        let c = std::fs::File::open(&p).unwrap();
+        let rw = || std::fs::OpenOptions::new().read(true).write(true).open(&p).unwrap();
+        let (a, b, c) = (rw(), rw(), rw());
         assert!(try_lock(a.as_fd(), WRITER, Mode::Exclusive).unwrap());
         assert!(!try_lock(b.as_fd(), WRITER, Mode::Exclusive).unwrap());
         assert!(try_lock(b.as_fd(), OPEN, Mode::Shared).unwrap());
