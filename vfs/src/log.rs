@@ -162,26 +162,26 @@ pub struct OpenOptions {
 
 /// One parsed, checked record.
 #[derive(Debug, Clone)]
-struct Rec {
-    offset: u64,
-    h: RecordHeader,
-    info: CommitInfo,
-    payload_start: u64,
+pub(crate) struct Rec {
+    pub(crate) offset: u64,
+    pub(crate) h: RecordHeader,
+    pub(crate) info: CommitInfo,
+    pub(crate) payload_start: u64,
 }
 
 impl Rec {
-    fn end(&self) -> u64 {
+    pub(crate) fn end(&self) -> u64 {
         self.offset + self.h.length
     }
-    fn is_commit(&self) -> bool {
+    pub(crate) fn is_commit(&self) -> bool {
         self.h.kind == format::KIND_COMMIT
     }
-    fn is_full(&self) -> bool {
+    pub(crate) fn is_full(&self) -> bool {
         self.h.flags & format::FLAG_FULL_MAP != 0
     }
 }
 
-struct State {
+pub(crate) struct State {
     header: Option<Header>,
     mapping: Arc<Mapping>,
     latest: Arc<Version>,
@@ -270,7 +270,7 @@ impl Log {
         &self.file
     }
 
-    fn lock(&self) -> MutexGuard<'_, State> {
+    pub(crate) fn lock(&self) -> MutexGuard<'_, State> {
         // A panic while holding the lock leaves the state as it was before
         // the failed operation (we only assign at the end), so poisoning is
         // not a reason to refuse further work.
@@ -282,22 +282,22 @@ impl Log {
         self.lock().latest.clone()
     }
 
-    fn file_len(&self) -> Result<u64> {
+    pub(crate) fn file_len(&self) -> Result<u64> {
         self.io.len().map_err(|e| Error::io(&self.path, "stat", None, e))
     }
 
-    fn read_vec(&self, offset: u64, len: usize) -> Result<Vec<u8>> {
+    pub(crate) fn read_vec(&self, offset: u64, len: usize) -> Result<Vec<u8>> {
         let mut v = vec![0u8; len];
         self.io.read_at(&mut v, offset).map_err(|e| Error::io(&self.path, "read", Some(offset), e))?;
         Ok(v)
     }
 
-    fn corrupt(&self, offset: u64, expected: impl Into<String>, found: impl Into<String>) -> Error {
+    pub(crate) fn corrupt(&self, offset: u64, expected: impl Into<String>, found: impl Into<String>) -> Error {
         Error::Corrupt { path: self.path.clone(), offset, expected: expected.into(), found: found.into() }
     }
 
     /// Reads the header, if the file has one. Ok(None): an empty log.
-    fn read_header(&self, len: u64) -> Result<Option<Header>> {
+    pub(crate) fn read_header(&self, len: u64) -> Result<Option<Header>> {
         if len == 0 {
             return Ok(None);
         }
@@ -339,7 +339,7 @@ impl Log {
 
     /// Reads and checks the record at `offset` (header, commit info, trailer
     /// crc over all metadata). None: no valid record there.
-    fn read_record(&self, salt: u64, offset: u64, len: u64) -> Result<Option<Rec>> {
+    pub(crate) fn read_record(&self, salt: u64, offset: u64, len: u64) -> Result<Option<Rec>> {
         if offset % 8 != 0 || offset < format::FIRST_RECORD || offset + format::RECORD_HEADER_SIZE as u64 > len {
             return Ok(None);
         }
@@ -365,7 +365,7 @@ impl Log {
         Ok(Some(Rec { offset, h, info, payload_start: lay.payload_start }))
     }
 
-    fn read_entries(&self, rec: &Rec) -> Result<Vec<Entry>> {
+    pub(crate) fn read_entries(&self, rec: &Rec) -> Result<Vec<Entry>> {
         let n = rec.info.entries as usize;
         let start = rec.offset + (format::RECORD_HEADER_SIZE + format::COMMIT_INFO_SIZE) as u64;
         let b = self.read_vec(start, n * format::ENTRY_SIZE)?;
@@ -374,7 +374,12 @@ impl Log {
 
     /// Checks a commit's entries for structure and, for frames written by its
     /// own transaction (offset >= txn_start), their crc. Err(description).
-    fn check_commit(&self, rec: &Rec, entries: &[Entry], txn_start: u64) -> Result<Option<(u64, String, String)>> {
+    pub(crate) fn check_commit(
+        &self,
+        rec: &Rec,
+        entries: &[Entry],
+        txn_start: u64,
+    ) -> Result<Option<(u64, String, String)>> {
         let ps = rec.h.page_size as u64;
         let payload_end = rec.offset + rec.payload_start + rec.h.frames as u64 * ps;
         let mut prev = 0u32;
@@ -424,7 +429,7 @@ impl Log {
     /// and new frames, and returns the valid commits found in order with
     /// their entries. Stops at the first record that does not check out, or
     /// after the commit at `stop_after`.
-    fn scan_forward(
+    pub(crate) fn scan_forward(
         &self,
         salt: u64,
         len: u64,
@@ -435,7 +440,12 @@ impl Log {
         let mut out = Vec::new();
         let mut txn_start = pos;
         while let Some(rec) = self.read_record(salt, pos, len)? {
-            if rec.h.version != prev.0 + 1 || rec.h.prev_commit != prev.1 {
+            // The first commit of a file may carry any version (a compacted
+            // log starts where its oldest kept version is); it must then be a
+            // full map, which check_commit's caller verifies below.
+            let first = prev.1 == 0;
+            let version_ok = if first { rec.h.version >= 1 } else { rec.h.version == prev.0 + 1 };
+            if !version_ok || rec.h.prev_commit != prev.1 || (first && rec.is_commit() && !rec.is_full()) {
                 break;
             }
             if rec.is_commit() {
@@ -460,7 +470,7 @@ impl Log {
 
     /// Finds the last record (at 8-aligned positions, scanning back from the
     /// end of the file) whose header and trailer check out.
-    fn find_last_record(&self, salt: u64, len: u64) -> Result<Option<Rec>> {
+    pub(crate) fn find_last_record(&self, salt: u64, len: u64) -> Result<Option<Rec>> {
         let mut end = len - len % 8;
         const WINDOW: u64 = 1 << 20;
         while end >= format::FIRST_RECORD + format::TRAILER_SIZE as u64 {
@@ -547,7 +557,7 @@ impl Log {
 
     /// Builds the page map of commit `rec` from its last full map plus the
     /// deltas after it; also returns the delta entries since that full map.
-    fn build_map(&self, salt: u64, len: u64, rec: &Rec) -> Result<(PageMap, u64)> {
+    pub(crate) fn build_map(&self, salt: u64, len: u64, rec: &Rec) -> Result<(PageMap, u64)> {
         let fo = rec.info.full_map_offset;
         let full = match self.read_record(salt, fo, len)? {
             Some(r) if r.is_commit() && r.is_full() && r.h.version <= rec.h.version => r,
@@ -598,7 +608,7 @@ impl Log {
         Ok(())
     }
 
-    fn make_version(&self, rec: &Rec, map: PageMap, mapping: Arc<Mapping>) -> Version {
+    pub(crate) fn make_version(&self, rec: &Rec, map: PageMap, mapping: Arc<Mapping>) -> Version {
         Version {
             number: rec.h.version,
             page_size: rec.h.page_size,
@@ -659,7 +669,7 @@ impl Log {
         Ok(Arc::new(self.make_version(&rec, map, mapping)))
     }
 
-    fn mapping_covering(&self, st: &mut State, end: u64) -> Result<Arc<Mapping>> {
+    pub(crate) fn mapping_covering(&self, st: &mut State, end: u64) -> Result<Arc<Mapping>> {
         if st.mapping.cap < end {
             st.mapping = Arc::new(Mapping::new(&self.file, end).map_err(|e| Error::io(&self.path, "mmap", None, e))?);
         }
@@ -880,7 +890,9 @@ impl Log {
                 Buf::Spilled(slot) => {
                     if same_ps && base.map.get(pgno).map(|s| s.crc) == Some(slot.crc) {
                         let mut v = vec![0u8; page_size as usize];
-                        self.read_spilled(slot.offset, &mut v)?;
+                        if slot.offset != 0 {
+                            self.read_spilled(slot.offset, &mut v)?;
+                        }
                         if base.page(pgno) == Some(&v[..]) {
                             continue;
                         }
@@ -1012,6 +1024,64 @@ impl Log {
         Ok(Some(st.latest.clone()))
     }
 
+    /// Takes the WRITER lock on this log's own file description, polling
+    /// until `timeout`; it is released when the guard drops. Tools use it;
+    /// connections lock through their own descriptors (see `sqlite::file`).
+    pub fn lock_writer(&self, timeout: Duration) -> Result<WriterGuard<'_>> {
+        use std::os::fd::AsFd;
+        if self.read_only {
+            return Err(Error::ReadOnly { path: self.path.clone(), reason: "the log file is open read-only".into() });
+        }
+        let start = Instant::now();
+        loop {
+            match crate::lock::try_lock(self.file.as_fd(), crate::lock::WRITER, crate::lock::Mode::Exclusive) {
+                Ok(true) => return Ok(WriterGuard { log: self }),
+                Ok(false) if start.elapsed() < timeout => std::thread::sleep(Duration::from_millis(5)),
+                Ok(false) => {
+                    return Err(Error::Busy {
+                        path: self.path.clone(),
+                        reason: format!("another connection is writing; gave up after {} ms", timeout.as_millis()),
+                    })
+                }
+                Err(e) => return Err(Error::io(&self.path, "lock", None, e)),
+            }
+        }
+    }
+
+    /// Makes version `to` the latest by appending a new version whose
+    /// contents equal it (history is kept). Costs a comparison of the two
+    /// page maps and one new page: unchanged pages reference version `to`'s
+    /// frames. Page 1's file change counter and schema cookie become larger
+    /// than any value before, so connections that cached pages or schema
+    /// notice the change. Ok(None) when `to` is already the latest.
+    pub fn revert(&self, to: u64, timeout: Duration) -> Result<Option<Arc<Version>>> {
+        let _w = self.lock_writer(timeout)?;
+        let latest = self.prepare_write()?;
+        let target = self.version(to)?;
+        if target.number == latest.number {
+            return Ok(None);
+        }
+        let mut txn = self.begin(latest.clone(), crate::txn::DEFAULT_SPILL_LIMIT);
+        if target.db_pages() == 0 {
+            txn.truncate(0);
+        } else {
+            let mut page1 = target.page(1).expect("page 1 exists").to_vec();
+            let mut cur = [0u8; 100];
+            latest.read(0, &mut cur);
+            for at in [24usize, 40] {
+                let field = |b: &[u8]| u32::from_be_bytes(b[at..at + 4].try_into().unwrap());
+                let next = field(&cur).max(field(&page1)).wrapping_add(1);
+                page1[at..at + 4].copy_from_slice(&next.to_be_bytes());
+                if at == 24 {
+                    // "version-valid-for": the in-header size is valid for this counter.
+                    page1[92..96].copy_from_slice(&next.to_be_bytes());
+                }
+            }
+            txn.become_version(&target, page1.into());
+        }
+        self.commit(txn, Durability::Full)
+    }
+
     /// Syncs the log if commits made under `Durability::Normal` are not yet
     /// durable (called when the last connection closes).
     pub fn sync_pending(&self) -> Result<()> {
@@ -1056,5 +1126,17 @@ impl Drop for Log {
         // Commits made under synchronous=NORMAL become durable when the last
         // connection of the process closes the log.
         let _ = self.sync_pending();
+    }
+}
+
+/// Holds the WRITER lock of a log (see [`Log::lock_writer`]).
+pub struct WriterGuard<'a> {
+    log: &'a Log,
+}
+
+impl Drop for WriterGuard<'_> {
+    fn drop(&mut self) {
+        use std::os::fd::AsFd;
+        let _ = crate::lock::unlock(self.log.file.as_fd(), crate::lock::WRITER);
     }
 }

@@ -235,6 +235,24 @@ impl WriteTxn {
         Ok(())
     }
 
+    /// Replaces the whole content with that of `target` (a revert): pages
+    /// whose frame differs from the base become references to target's
+    /// frames (no copy), page 1 becomes `page1`.
+    pub(crate) fn become_version(&mut self, target: &Version, page1: Box<[u8]>) {
+        self.pages.clear();
+        self.mem_bytes = 0;
+        self.page_size = target.page_size;
+        self.size = target.size_bytes();
+        let same = self.base.page_size == target.page_size;
+        for p in 2..=target.db_pages() {
+            let t = target.map.get(p).expect("page within target");
+            if !same || self.base.map.get(p) != Some(t) {
+                self.pages.insert(p, Buf::Spilled(t));
+            }
+        }
+        self.put(1, page1);
+    }
+
     /// Takes the buffered pages within `db_pages`, in page order.
     pub(crate) fn drain_pages(&mut self, db_pages: u32) -> Vec<(u32, Buf)> {
         let mut v: Vec<(u32, Buf)> = self.pages.drain().filter(|(p, _)| *p <= db_pages).collect();
