@@ -1,1 +1,123 @@
-//! Helpers shared by the end-to-end tests in `tests/tests/`.
+//! Helpers shared by the end-to-end tests in `tests/tests/`: temporary
+//! directories, connections through the pagelog VFS, and the paths of the
+//! real clients the tests drive (the built extension, the sqlite3 shell,
+//! Debian's python3, the `plworker` binary).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use rusqlite::{Connection, OpenFlags};
+
+/// A fresh, empty directory for one test (removed when dropped).
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new(name: &str) -> TempDir {
+        static N: AtomicU32 = AtomicU32::new(0);
+        let d = std::env::temp_dir().join("pagelog-tests").join(format!(
+            "{name}-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        ));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        TempDir(d)
+    }
+    pub fn path(&self, f: &str) -> PathBuf {
+        self.0.join(f)
+    }
+    /// Names of the files in the directory, sorted.
+    pub fn files(&self) -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read_dir(&self.0)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        v.sort();
+        v
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+pub fn rw_flags() -> OpenFlags {
+    OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_URI
+}
+
+/// Opens `path` through the pagelog VFS (registering it first).
+pub fn open(path: &Path) -> Connection {
+    try_open(path).unwrap_or_else(|e| panic!("open {}: {e}", path.display()))
+}
+
+pub fn try_open(path: &Path) -> rusqlite::Result<Connection> {
+    pagelog::register().expect("register pagelog");
+    Connection::open_with_flags_and_vfs(path, rw_flags(), "pagelog")
+}
+
+/// `PRAGMA pagelog_version` as a number.
+pub fn version(c: &Connection) -> u64 {
+    let s: String = c.query_row("PRAGMA pagelog_version", [], |r| r.get(0)).unwrap();
+    s.parse().unwrap()
+}
+
+pub fn integrity(c: &Connection) -> String {
+    c.query_row("PRAGMA integrity_check", [], |r| r.get(0)).unwrap()
+}
+
+pub fn count(c: &Connection, table: &str) -> i64 {
+    c.query_row(&format!("SELECT count(*) FROM {table}"), [], |r| r.get(0)).unwrap()
+}
+
+/// The loadable extension `cargo test` built beside this test binary.
+pub fn extension() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let deps = exe.parent().unwrap();
+    for cand in [deps.join("libpagelog.so"), deps.parent().unwrap().join("libpagelog.so")] {
+        if cand.exists() {
+            return cand;
+        }
+    }
+    panic!("libpagelog.so not found next to {}; run `cargo build -p pagelog`", exe.display());
+}
+
+/// The extension path without its `.so` suffix, as `.load` takes it.
+pub fn extension_stem() -> String {
+    let p = extension();
+    p.to_string_lossy().trim_end_matches(".so").to_string()
+}
+
+/// The stock sqlite3 shell; the tests need it (`.ci/run` installs it).
+pub fn sqlite3_shell() -> PathBuf {
+    for p in ["/usr/bin/sqlite3", "/usr/local/bin/sqlite3"] {
+        if Path::new(p).exists() {
+            return PathBuf::from(p);
+        }
+    }
+    panic!("the sqlite3 shell is not installed (apt-get install sqlite3)");
+}
+
+/// Runs the sqlite3 shell in `dir` with `script` on stdin.
+pub fn run_shell(dir: &Path, script: &str) -> Output {
+    use std::io::Write;
+    let mut child = Command::new(sqlite3_shell())
+        .arg("-batch")
+        .current_dir(dir)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(script.as_bytes()).unwrap();
+    child.wait_with_output().unwrap()
+}
+
+/// Debian's python3, whose sqlite3 module can load extensions.
+pub fn python3() -> PathBuf {
+    let p = PathBuf::from("/usr/bin/python3");
+    assert!(p.exists(), "Debian's /usr/bin/python3 is not installed (apt-get install python3)");
+    p
+}

@@ -31,6 +31,7 @@
 use std::collections::HashMap;
 use std::fs::File;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -63,24 +64,35 @@ pub const NORMAL_SYNC_INTERVAL: Duration = Duration::from_secs(1);
 pub const FULL_MAP_MIN_ENTRIES: u64 = 4096;
 
 /// A read-only window on the file. It may be longer than the file: only
-/// offsets below a committed end are ever read through it.
+/// offsets below a committed end are ever read through it. It also remembers
+/// which frames this process has checked against their crc (one bit per
+/// 512-byte unit), so every frame is checked once, on its first read.
 pub struct Mapping {
     mmap: Option<Mmap>,
     cap: u64,
+    path: PathBuf,
+    verified: Box<[AtomicU64]>,
 }
 
 impl Mapping {
-    fn new(file: &File, min_len: u64) -> std::io::Result<Mapping> {
+    fn new(file: &File, path: &Path, min_len: u64, prev: Option<&Mapping>) -> std::io::Result<Mapping> {
         let cap = (min_len.saturating_mul(2)).max(64 << 20).next_multiple_of(1 << 20);
         // SAFETY: the map is read-only and we only read bytes below a committed
         // end, which (invariant 1) no process writes or truncates. Bytes past
         // the file's end are never touched, so no SIGBUS.
         let mmap = unsafe { MmapOptions::new().len(cap as usize).map(file)? };
-        Ok(Mapping { mmap: Some(mmap), cap })
+        let words = (cap / format::PAYLOAD_ALIGN).div_ceil(64) as usize;
+        let verified: Box<[AtomicU64]> = (0..words).map(|_| AtomicU64::new(0)).collect();
+        if let Some(p) = prev {
+            for (a, b) in verified.iter().zip(p.verified.iter()) {
+                a.store(b.load(Ordering::Relaxed), Ordering::Relaxed);
+            }
+        }
+        Ok(Mapping { mmap: Some(mmap), cap, path: path.to_path_buf(), verified })
     }
 
-    fn empty() -> Mapping {
-        Mapping { mmap: None, cap: 0 }
+    fn empty(path: &Path) -> Mapping {
+        Mapping { mmap: None, cap: 0, path: path.to_path_buf(), verified: Box::new([]) }
     }
 
     #[inline]
@@ -88,6 +100,44 @@ impl Mapping {
         debug_assert!(offset + len as u64 <= self.cap);
         let m = self.mmap.as_ref().expect("read through an empty mapping");
         &m[offset as usize..offset as usize + len]
+    }
+
+    #[inline]
+    fn bit(&self, offset: u64) -> (usize, u64) {
+        let unit = offset / format::PAYLOAD_ALIGN;
+        ((unit / 64) as usize, 1u64 << (unit % 64))
+    }
+
+    #[inline]
+    fn is_verified(&self, offset: u64) -> bool {
+        let (w, b) = self.bit(offset);
+        self.verified.get(w).is_some_and(|x| x.load(Ordering::Relaxed) & b != 0)
+    }
+
+    pub(crate) fn mark_verified(&self, offset: u64) {
+        let (w, b) = self.bit(offset);
+        if let Some(x) = self.verified.get(w) {
+            x.fetch_or(b, Ordering::Relaxed);
+        }
+    }
+
+    /// The frame at `offset`, checked against `crc` on first use.
+    #[inline]
+    fn frame(&self, offset: u64, len: usize, crc: u32, pgno: u32) -> Result<&[u8]> {
+        let data = self.slice(offset, len);
+        if !self.is_verified(offset) {
+            let found = format::frame_crc(data);
+            if found != crc {
+                return Err(Error::Corrupt {
+                    path: self.path.clone(),
+                    offset,
+                    expected: format!("a frame of page {pgno} with crc {crc:#010x}"),
+                    found: format!("crc {found:#010x}"),
+                });
+            }
+            self.mark_verified(offset);
+        }
+        Ok(data)
     }
 }
 
@@ -117,20 +167,22 @@ impl Version {
         self.map.pages() as u64 * self.page_size as u64
     }
 
-    /// The image of page `pgno`, or None past the end of the database.
+    /// The image of page `pgno`, or None past the end of the database. The
+    /// first read of a frame in this process checks its crc: a mismatch is
+    /// an error naming the offset, never wrong data.
     #[inline]
-    pub fn page(&self, pgno: u32) -> Option<&[u8]> {
-        let slot = self.map.get(pgno)?;
+    pub fn page(&self, pgno: u32) -> Result<Option<&[u8]>> {
+        let Some(slot) = self.map.get(pgno) else { return Ok(None) };
         let ps = self.page_size as usize;
         if slot.offset == 0 {
-            return Some(&ZEROS[..ps]);
+            return Ok(Some(&ZEROS[..ps]));
         }
-        Some(self.mapping.slice(slot.offset, ps))
+        self.mapping.frame(slot.offset, ps, slot.crc, pgno).map(Some)
     }
 
     /// Copies `buf.len()` bytes at `offset` of the database image; returns how
     /// many bytes existed (the rest of `buf` is zero-filled).
-    pub fn read(&self, offset: u64, buf: &mut [u8]) -> usize {
+    pub fn read(&self, offset: u64, buf: &mut [u8]) -> Result<usize> {
         let ps = self.page_size as u64;
         let size = self.size_bytes();
         let mut done = 0usize;
@@ -138,16 +190,16 @@ impl Version {
             let off = offset + done as u64;
             if off >= size || ps == 0 {
                 buf[done..].fill(0);
-                return done;
+                return Ok(done);
             }
             let pgno = (off / ps) as u32 + 1;
             let in_page = (off % ps) as usize;
             let n = (ps as usize - in_page).min(buf.len() - done);
-            let page = self.page(pgno).expect("page within size");
+            let page = self.page(pgno)?.expect("page within size");
             buf[done..done + n].copy_from_slice(&page[in_page..in_page + n]);
             done += n;
         }
-        done
+        Ok(done)
     }
 }
 
@@ -232,7 +284,7 @@ impl Log {
             read_only: opts.read_only,
             state: Mutex::new(State {
                 header: None,
-                mapping: Arc::new(Mapping::empty()),
+                mapping: Arc::new(Mapping::empty(path)),
                 latest: Arc::new(Version {
                     number: 0,
                     page_size: 0,
@@ -241,7 +293,7 @@ impl Log {
                     end: format::FIRST_RECORD,
                     timestamp_us: 0,
                     checksum: 0,
-                    mapping: Arc::new(Mapping::empty()),
+                    mapping: Arc::new(Mapping::empty(path)),
                 }),
                 horizon: (0, 0),
                 full_map_offset: 0,
@@ -508,7 +560,10 @@ impl Log {
         }
         st.header = Some(header);
         let salt = header.salt;
-        let mapping = Arc::new(Mapping::new(&self.file, len).map_err(|e| Error::io(&self.path, "mmap", None, e))?);
+        let mapping = Arc::new(
+            Mapping::new(&self.file, &self.path, len, Some(&st.mapping))
+                .map_err(|e| Error::io(&self.path, "mmap", None, e))?,
+        );
         st.mapping = mapping;
         let Some(last) = self.find_last_record(salt, len)? else { return Ok(()) };
         let candidate = if last.is_commit() {
@@ -671,7 +726,10 @@ impl Log {
 
     pub(crate) fn mapping_covering(&self, st: &mut State, end: u64) -> Result<Arc<Mapping>> {
         if st.mapping.cap < end {
-            st.mapping = Arc::new(Mapping::new(&self.file, end).map_err(|e| Error::io(&self.path, "mmap", None, e))?);
+            st.mapping = Arc::new(
+                Mapping::new(&self.file, &self.path, end, Some(&st.mapping))
+                    .map_err(|e| Error::io(&self.path, "mmap", None, e))?,
+            );
         }
         Ok(st.mapping.clone())
     }
@@ -773,7 +831,8 @@ impl Log {
         }
         st.header = Some(h);
         st.mapping = Arc::new(
-            Mapping::new(&self.file, format::FIRST_RECORD).map_err(|e| Error::io(&self.path, "mmap", None, e))?,
+            Mapping::new(&self.file, &self.path, format::FIRST_RECORD, None)
+                .map_err(|e| Error::io(&self.path, "mmap", None, e))?,
         );
         Ok(h.salt)
     }
@@ -881,7 +940,7 @@ impl Log {
         for (pgno, data) in txn.drain_pages(db_pages) {
             match data {
                 Buf::Mem(v) => {
-                    if same_ps && base.page(pgno) == Some(&v[..]) {
+                    if same_ps && base.page(pgno)? == Some(&v[..]) {
                         continue;
                     }
                     changed.push((pgno, Src::Mem(inline.len())));
@@ -893,7 +952,7 @@ impl Log {
                         if slot.offset != 0 {
                             self.read_spilled(slot.offset, &mut v)?;
                         }
-                        if base.page(pgno) == Some(&v[..]) {
+                        if base.page(pgno)? == Some(&v[..]) {
                             continue;
                         }
                     }
@@ -1011,6 +1070,11 @@ impl Log {
         }
         let end = offset + lay.length;
         let mapping = self.mapping_covering(st, end)?;
+        for (_, slot) in &new_slots {
+            if slot.offset >= offset {
+                mapping.mark_verified(slot.offset); // written by us just now
+            }
+        }
         st.latest = Arc::new(Version {
             number: version,
             page_size,
@@ -1065,9 +1129,9 @@ impl Log {
         if target.db_pages() == 0 {
             txn.truncate(0);
         } else {
-            let mut page1 = target.page(1).expect("page 1 exists").to_vec();
+            let mut page1 = target.page(1)?.expect("page 1 exists").to_vec();
             let mut cur = [0u8; 100];
-            latest.read(0, &mut cur);
+            latest.read(0, &mut cur)?;
             for at in [24usize, 40] {
                 let field = |b: &[u8]| u32::from_be_bytes(b[at..at + 4].try_into().unwrap());
                 let next = field(&cur).max(field(&page1)).wrapping_add(1);

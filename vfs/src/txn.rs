@@ -50,6 +50,10 @@ impl WriteTxn {
         }
     }
 
+    pub fn set_spill_limit(&mut self, bytes: usize) {
+        self.spill_limit = bytes;
+    }
+
     pub fn base(&self) -> &Arc<Version> {
         &self.base
     }
@@ -99,7 +103,7 @@ impl WriteTxn {
                     dst.copy_from_slice(&tmp[in_page..in_page + n]);
                 }
                 None if self.page_size == self.base.page_size => {
-                    self.base.read(off, dst);
+                    self.base.read(off, dst)?;
                 }
                 None => dst.fill(0),
             }

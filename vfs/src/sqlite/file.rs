@@ -56,6 +56,8 @@ pub(crate) struct MainDb {
     synced_in_txn: bool,
     /// Keeps the version alive whose pages xFetch handed out.
     fetch_pin: Option<Arc<Version>>,
+    /// Bytes a write transaction buffers in memory before spilling to the log.
+    spill_limit: usize,
 }
 
 impl MainDb {
@@ -110,6 +112,7 @@ impl MainDb {
             sync_pragma: None,
             synced_in_txn: false,
             fetch_pin: None,
+            spill_limit: DEFAULT_SPILL_LIMIT,
         };
         Ok((db, ro))
     }
@@ -127,16 +130,14 @@ impl MainDb {
     }
 
     fn read(&self, buf: &mut [u8], offset: u64) -> c_int {
-        let n = match &self.state {
+        let r = match &self.state {
             State::Read(v) => v.read(offset, buf),
-            State::Write { txn, .. } => match txn.read(&self.log, offset, buf) {
-                Ok(n) => n,
-                Err(e) => return report(&e),
-            },
-            State::Idle => match self.current() {
-                Ok(v) => v.read(offset, buf),
-                Err(e) => return report(&e),
-            },
+            State::Write { txn, .. } => txn.read(&self.log, offset, buf),
+            State::Idle => self.current().and_then(|v| v.read(offset, buf)),
+        };
+        let n = match r {
+            Ok(n) => n,
+            Err(e) => return report(&e),
         };
         if n < buf.len() {
             ffi::SQLITE_IOERR_SHORT_READ
@@ -212,7 +213,7 @@ impl MainDb {
                     return ffi::SQLITE_BUSY_SNAPSHOT;
                 }
                 let snap = snap.clone();
-                let txn = self.log.begin(snap.clone(), DEFAULT_SPILL_LIMIT);
+                let txn = self.log.begin(snap.clone(), self.spill_limit);
                 self.synced_in_txn = false;
                 self.state = State::Write { snap, txn, level: l };
                 ffi::SQLITE_OK
@@ -283,7 +284,7 @@ impl MainDb {
             Err(e) => (report(&e), snap),
         };
         self.synced_in_txn = false;
-        let txn = self.log.begin(snap.clone(), DEFAULT_SPILL_LIMIT);
+        let txn = self.log.begin(snap.clone(), self.spill_limit);
         self.state = State::Write { snap, txn, level };
         rc
     }
@@ -300,9 +301,21 @@ impl MainDb {
             ("pagelog_version", Some(_)) => {
                 Err((ffi::SQLITE_ERROR, "pagelog_version is read-only; use `pagelog revert` to go back".into()))
             }
-            (n, _) if n.starts_with("pagelog_") => {
-                Err((ffi::SQLITE_ERROR, format!("unknown pragma {n}; pagelog knows pagelog_version")))
-            }
+            ("pagelog_spill_limit", None) => Ok(Some(self.spill_limit.to_string())),
+            ("pagelog_spill_limit", Some(v)) => match v.parse::<usize>() {
+                Ok(n) if n >= 65536 => {
+                    self.spill_limit = n;
+                    if let State::Write { txn, .. } = &mut self.state {
+                        txn.set_spill_limit(n);
+                    }
+                    Ok(Some(n.to_string()))
+                }
+                _ => Err((ffi::SQLITE_ERROR, format!("pagelog_spill_limit takes a byte count >= 65536, not {v:?}"))),
+            },
+            (n, _) if n.starts_with("pagelog_") => Err((
+                ffi::SQLITE_ERROR,
+                format!("unknown pragma {n}; pagelog knows pagelog_version and pagelog_spill_limit"),
+            )),
             ("journal_mode", Some("wal")) => Err((
                 ffi::SQLITE_ERROR,
                 "pagelog: journal_mode=WAL is not supported: pagelog is itself a log and already gives \
@@ -495,7 +508,7 @@ unsafe extern "C" fn x_fetch(
         if let State::Read(v) = &d.state {
             let ps = v.page_size as i64;
             if ps > 0 && amt as i64 == ps && off % ps == 0 {
-                if let Some(page) = v.page((off / ps) as u32 + 1) {
+                if let Ok(Some(page)) = v.page((off / ps) as u32 + 1) {
                     // SQLite only reads through fetched pointers; the page
                     // stays mapped while fetch_pin holds its version.
                     p = page.as_ptr() as *mut c_void;

@@ -1,0 +1,311 @@
+//! SQLite semantics through rusqlite: versions, rollback, spills, page sizes,
+//! VACUUM, auto_vacuum, savepoints, attached databases, journal modes,
+//! refused modes, snapshot isolation and the single writer.
+
+use std::time::Duration;
+
+use pagelog_e2e::{count, integrity, open, version, TempDir};
+use rusqlite::ErrorCode;
+
+#[test]
+fn each_write_transaction_is_one_version_and_rollback_makes_none() {
+    let d = TempDir::new("versions");
+    let c = open(&d.path("a.db"));
+    assert_eq!(version(&c), 0);
+    c.execute_batch("CREATE TABLE t(x)").unwrap();
+    assert_eq!(version(&c), 1);
+    for i in 0..10 {
+        c.execute("INSERT INTO t VALUES (?1)", [i]).unwrap();
+    }
+    assert_eq!(version(&c), 11);
+    c.execute_batch("BEGIN; INSERT INTO t VALUES (99); INSERT INTO t VALUES (100); COMMIT").unwrap();
+    assert_eq!(version(&c), 12);
+    c.execute_batch("BEGIN; DELETE FROM t; ROLLBACK").unwrap();
+    assert_eq!(version(&c), 12);
+    assert_eq!(count(&c, "t"), 12);
+    drop(c);
+    let c = open(&d.path("a.db"));
+    assert_eq!(version(&c), 12);
+    assert_eq!(count(&c, "t"), 12);
+    assert_eq!(integrity(&c), "ok");
+}
+
+#[test]
+fn a_transaction_that_changes_no_page_makes_no_version() {
+    let d = TempDir::new("noop");
+    let c = open(&d.path("a.db"));
+    c.execute_batch("CREATE TABLE t(x); INSERT INTO t VALUES (1)").unwrap();
+    let v = version(&c);
+    c.execute_batch("BEGIN IMMEDIATE; COMMIT").unwrap();
+    c.execute("DELETE FROM t WHERE x = 42", []).unwrap();
+    c.execute_batch("BEGIN; SELECT * FROM t; COMMIT").unwrap();
+    assert_eq!(version(&c), v);
+}
+
+#[test]
+fn rollback_after_the_page_cache_spilled_leaves_data_and_file_exactly_as_before() {
+    let d = TempDir::new("spillrollback");
+    let p = d.path("a.db");
+    let c = open(&p);
+    c.execute_batch("CREATE TABLE t(x, y); INSERT INTO t VALUES (1, 'one')").unwrap();
+    let before_len = std::fs::metadata(&p).unwrap().len();
+    let before_bytes = std::fs::read(&p).unwrap();
+    let v = version(&c);
+    // A tiny page cache makes SQLite write pages to the VFS mid-transaction;
+    // a tiny spill limit makes pagelog spill them to the log tail.
+    c.execute_batch("PRAGMA cache_size = 5; PRAGMA pagelog_spill_limit = 65536").unwrap();
+    c.execute_batch("BEGIN; UPDATE t SET y = 'changed';").unwrap();
+    for i in 0..3000 {
+        c.execute("INSERT INTO t VALUES (?1, randomblob(200))", [i]).unwrap();
+    }
+    assert!(std::fs::metadata(&p).unwrap().len() > before_len, "the transaction should have spilled to the log");
+    c.execute_batch("ROLLBACK").unwrap();
+    assert_eq!(version(&c), v);
+    assert_eq!(count(&c, "t"), 1);
+    let y: String = c.query_row("SELECT y FROM t", [], |r| r.get(0)).unwrap();
+    assert_eq!(y, "one");
+    assert_eq!(std::fs::read(&p).unwrap(), before_bytes, "rollback must leave the log byte-for-byte as before");
+    assert_eq!(integrity(&c), "ok");
+}
+
+#[test]
+fn a_transaction_larger_than_the_spill_limit_commits_whole() {
+    let d = TempDir::new("bigtxn");
+    let p = d.path("a.db");
+    let c = open(&p);
+    c.execute_batch("PRAGMA cache_size = 50; PRAGMA pagelog_spill_limit = 65536; CREATE TABLE t(x, b)").unwrap();
+    c.execute_batch("BEGIN").unwrap();
+    for i in 0..2000 {
+        c.execute("INSERT INTO t VALUES (?1, randomblob(1000))", [i]).unwrap();
+    }
+    c.execute_batch("COMMIT").unwrap();
+    assert_eq!(version(&c), 2);
+    drop(c);
+    let c = open(&p);
+    assert_eq!(count(&c, "t"), 2000);
+    let s: i64 = c.query_row("SELECT sum(x) FROM t", [], |r| r.get(0)).unwrap();
+    assert_eq!(s, 1999 * 2000 / 2);
+    assert_eq!(integrity(&c), "ok");
+}
+
+#[test]
+fn every_page_size_from_512_to_65536_works() {
+    let d = TempDir::new("pagesizes");
+    let mut ps = 512;
+    while ps <= 65536 {
+        let p = d.path(&format!("p{ps}.db"));
+        let c = open(&p);
+        c.execute_batch(&format!("PRAGMA page_size = {ps}; CREATE TABLE t(x, b)")).unwrap();
+        for i in 0..50 {
+            c.execute("INSERT INTO t VALUES (?1, randomblob(700))", [i]).unwrap();
+        }
+        drop(c);
+        let c = open(&p);
+        let got: i64 = c.query_row("PRAGMA page_size", [], |r| r.get(0)).unwrap();
+        assert_eq!(got, ps);
+        assert_eq!(count(&c, "t"), 50);
+        assert_eq!(integrity(&c), "ok");
+        ps *= 2;
+    }
+}
+
+#[test]
+fn vacuum_works_and_can_change_the_page_size() {
+    let d = TempDir::new("vacuum");
+    let p = d.path("a.db");
+    let c = open(&p);
+    c.execute_batch("CREATE TABLE t(x, b)").unwrap();
+    for i in 0..300 {
+        c.execute("INSERT INTO t VALUES (?1, randomblob(500))", [i]).unwrap();
+    }
+    c.execute("DELETE FROM t WHERE x % 2 = 0", []).unwrap();
+    let pages_before: i64 = c.query_row("PRAGMA page_count", [], |r| r.get(0)).unwrap();
+    c.execute_batch("VACUUM").unwrap();
+    let pages_after: i64 = c.query_row("PRAGMA page_count", [], |r| r.get(0)).unwrap();
+    assert!(pages_after < pages_before, "{pages_after} < {pages_before}");
+    c.execute_batch("PRAGMA page_size = 8192; VACUUM").unwrap();
+    drop(c);
+    let c = open(&p);
+    let ps: i64 = c.query_row("PRAGMA page_size", [], |r| r.get(0)).unwrap();
+    assert_eq!(ps, 8192);
+    assert_eq!(count(&c, "t"), 150);
+    assert_eq!(integrity(&c), "ok");
+    c.execute_batch("PRAGMA page_size = 1024; VACUUM").unwrap();
+    let ps: i64 = c.query_row("PRAGMA page_size", [], |r| r.get(0)).unwrap();
+    assert_eq!(ps, 1024);
+    assert_eq!(integrity(&c), "ok");
+}
+
+#[test]
+fn auto_vacuum_full_and_incremental_shrink_the_database() {
+    let d = TempDir::new("autovacuum");
+    for mode in ["FULL", "INCREMENTAL"] {
+        let p = d.path(&format!("{mode}.db"));
+        let c = open(&p);
+        c.execute_batch(&format!("PRAGMA auto_vacuum = {mode}; CREATE TABLE t(x, b)")).unwrap();
+        for i in 0..200 {
+            c.execute("INSERT INTO t VALUES (?1, randomblob(2000))", [i]).unwrap();
+        }
+        let big: i64 = c.query_row("PRAGMA page_count", [], |r| r.get(0)).unwrap();
+        c.execute("DELETE FROM t WHERE x >= 20", []).unwrap();
+        if mode == "INCREMENTAL" {
+            // incremental_vacuum frees one page per step: step it to the end.
+            let mut st = c.prepare("PRAGMA incremental_vacuum").unwrap();
+            let mut rows = st.query([]).unwrap();
+            while rows.next().unwrap().is_some() {}
+        }
+        let small: i64 = c.query_row("PRAGMA page_count", [], |r| r.get(0)).unwrap();
+        assert!(small < big / 2, "{mode}: {small} pages after delete, {big} before");
+        drop(c);
+        let c = open(&p);
+        assert_eq!(count(&c, "t"), 20);
+        assert_eq!(integrity(&c), "ok");
+    }
+}
+
+#[test]
+fn savepoints_roll_back_to_and_release() {
+    let d = TempDir::new("savepoints");
+    let c = open(&d.path("a.db"));
+    c.execute_batch(
+        "CREATE TABLE t(x);
+         BEGIN;
+         INSERT INTO t VALUES (1);
+         SAVEPOINT a;
+         INSERT INTO t VALUES (2);
+         SAVEPOINT b;
+         INSERT INTO t VALUES (3);
+         ROLLBACK TO b;
+         RELEASE b;
+         INSERT INTO t VALUES (4);
+         ROLLBACK TO a;
+         INSERT INTO t VALUES (5);
+         RELEASE a;
+         COMMIT;",
+    )
+    .unwrap();
+    let v: Vec<i64> = c
+        .prepare("SELECT x FROM t ORDER BY x")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .map(|r| r.unwrap())
+        .collect();
+    assert_eq!(v, vec![1, 5]);
+    assert_eq!(version(&c), 2);
+}
+
+#[test]
+fn attached_pagelog_databases_commit_together() {
+    let d = TempDir::new("attach");
+    let c = open(&d.path("main.db"));
+    let other = d.path("other.db");
+    c.execute(&format!("ATTACH 'file:{}?vfs=pagelog' AS aux", other.display()), []).unwrap();
+    c.execute_batch("CREATE TABLE t(x); CREATE TABLE aux.u(y); BEGIN; INSERT INTO t VALUES (1); INSERT INTO aux.u VALUES (2); COMMIT;")
+        .unwrap();
+    drop(c);
+    let o = open(&other);
+    let y: i64 = o.query_row("SELECT y FROM u", [], |r| r.get(0)).unwrap();
+    assert_eq!(y, 2);
+    assert_eq!(version(&o), 2);
+    assert_eq!(integrity(&o), "ok");
+}
+
+#[test]
+fn journal_modes_delete_truncate_persist_and_memory_work_and_leave_no_side_files() {
+    let d = TempDir::new("journalmodes");
+    for mode in ["DELETE", "TRUNCATE", "PERSIST", "MEMORY"] {
+        let p = d.path(&format!("{mode}.db"));
+        let c = open(&p);
+        let got: String = c.query_row(&format!("PRAGMA journal_mode = {mode}"), [], |r| r.get(0)).unwrap();
+        assert_eq!(got.to_uppercase(), mode);
+        c.execute_batch("CREATE TABLE t(x); INSERT INTO t VALUES (1); BEGIN; INSERT INTO t VALUES (2); ROLLBACK;")
+            .unwrap();
+        c.execute("INSERT INTO t VALUES (3)", []).unwrap();
+        assert_eq!(count(&c, "t"), 2);
+        assert_eq!(integrity(&c), "ok");
+    }
+    let files = d.files();
+    assert_eq!(files, vec!["DELETE.db", "MEMORY.db", "PERSIST.db", "TRUNCATE.db"], "no journal files on disk");
+}
+
+#[test]
+fn wal_off_and_exclusive_locking_are_refused_with_a_message() {
+    let d = TempDir::new("refused");
+    let c = open(&d.path("a.db"));
+    c.execute_batch("CREATE TABLE t(x)").unwrap();
+    for (sql, needle) in [
+        ("PRAGMA journal_mode = WAL", "journal_mode=WAL is not supported"),
+        ("PRAGMA journal_mode = OFF", "journal_mode=OFF is not supported"),
+        ("PRAGMA locking_mode = EXCLUSIVE", "locking_mode=EXCLUSIVE is not supported"),
+        ("PRAGMA pagelog_nonsense", "unknown pragma pagelog_nonsense"),
+    ] {
+        let err = c.query_row(sql, [], |r| r.get::<_, String>(0)).unwrap_err().to_string();
+        assert!(err.contains(needle), "{sql}: {err}");
+    }
+    let mode: String = c.query_row("PRAGMA journal_mode", [], |r| r.get(0)).unwrap();
+    assert_eq!(mode, "delete");
+    c.execute("INSERT INTO t VALUES (1)", []).unwrap();
+    assert_eq!(d.files(), vec!["a.db"]);
+}
+
+#[test]
+fn a_reader_keeps_its_snapshot_while_another_connection_commits() {
+    let d = TempDir::new("snapshot");
+    let p = d.path("a.db");
+    let a = open(&p);
+    let b = open(&p);
+    a.execute_batch("CREATE TABLE t(x); INSERT INTO t VALUES (1)").unwrap();
+    b.execute_batch("BEGIN").unwrap();
+    assert_eq!(count(&b, "t"), 1);
+    let vb = version(&b);
+    // The writer is not blocked by the open read transaction.
+    a.execute("INSERT INTO t VALUES (2)", []).unwrap();
+    a.execute("INSERT INTO t VALUES (3)", []).unwrap();
+    assert_eq!(count(&b, "t"), 1, "the reader's snapshot does not move");
+    assert_eq!(version(&b), vb);
+    // Writing from a stale snapshot is refused at once, as in WAL mode.
+    let err = b.execute("INSERT INTO t VALUES (4)", []).unwrap_err();
+    assert_eq!(err.sqlite_error_code(), Some(ErrorCode::DatabaseBusy), "{err}");
+    b.execute_batch("ROLLBACK").unwrap();
+    assert_eq!(count(&b, "t"), 3, "the next transaction sees the new versions");
+    b.execute("INSERT INTO t VALUES (4)", []).unwrap();
+    assert_eq!(count(&a, "t"), 4);
+}
+
+#[test]
+fn one_writer_at_a_time_with_busy_timeout() {
+    let d = TempDir::new("onewriter");
+    let p = d.path("a.db");
+    let a = open(&p);
+    let b = open(&p);
+    a.execute_batch("CREATE TABLE t(x); BEGIN IMMEDIATE; INSERT INTO t VALUES (1)").unwrap();
+    b.busy_timeout(Duration::from_millis(200)).unwrap();
+    let t0 = std::time::Instant::now();
+    let err = b.execute_batch("BEGIN IMMEDIATE").unwrap_err();
+    assert_eq!(err.sqlite_error_code(), Some(ErrorCode::DatabaseBusy), "{err}");
+    assert!(t0.elapsed() >= Duration::from_millis(150), "busy_timeout must be honoured");
+    // Readers are not blocked by the writer.
+    assert_eq!(count(&b, "t"), 0);
+    a.execute_batch("COMMIT").unwrap();
+    b.execute_batch("BEGIN IMMEDIATE; INSERT INTO t VALUES (2); COMMIT").unwrap();
+    assert_eq!(count(&a, "t"), 2);
+}
+
+#[test]
+fn a_writer_waiting_in_busy_timeout_proceeds_when_the_lock_is_released() {
+    let d = TempDir::new("busywait");
+    let p = d.path("a.db");
+    let a = open(&p);
+    a.execute_batch("CREATE TABLE t(x); BEGIN IMMEDIATE; INSERT INTO t VALUES (1)").unwrap();
+    let p2 = p.clone();
+    let h = std::thread::spawn(move || {
+        let b = open(&p2);
+        b.busy_timeout(Duration::from_secs(10)).unwrap();
+        b.execute("INSERT INTO t VALUES (2)", []).unwrap();
+        count(&b, "t")
+    });
+    std::thread::sleep(Duration::from_millis(200));
+    a.execute_batch("COMMIT").unwrap();
+    assert_eq!(h.join().unwrap(), 2);
+}
