@@ -337,20 +337,17 @@ pub fn write_shell_scripts(
 ) -> Result<ShellScripts, String> {
     let path = db_path(dir, cfg);
     let open = shell_open_preamble(cfg, &path, sh)?;
-    let base = cfg.db_file_name();
+    let paths = shell_script_paths(cfg, workload, dir);
 
-    let setup = dir.join(format!("{base}.setup.sql"));
     let mut text = open.clone();
     for s in cfg.setup_sql() {
         text.push_str(&s);
         text.push('\n');
     }
     text.push_str("PRAGMA journal_mode;\nPRAGMA synchronous;\n");
-    write_file(&setup, &text)?;
+    write_file(&paths.setup, &text)?;
 
-    let mut tests = Vec::new();
-    for t in &workload.tests {
-        let p = dir.join(format!("{base}.test{}.sql", t.id));
+    for (t, p) in workload.tests.iter().zip(&paths.tests) {
         let mut text = open.clone();
         text.push_str(&cfg.per_connection_sql());
         text.push('\n');
@@ -358,13 +355,21 @@ pub fn write_shell_scripts(
             text.push_str(s);
             text.push('\n');
         }
-        write_file(&p, &text)?;
-        tests.push(p);
+        write_file(p, &text)?;
     }
 
-    let verify = dir.join(format!("{base}.verify.sql"));
-    write_file(&verify, &format!("{open}{}\n", counts_sql(workload.final_counts())))?;
-    Ok(ShellScripts { setup, tests, verify })
+    write_file(&paths.verify, &format!("{open}{}\n", counts_sql(workload.final_counts())))?;
+    Ok(paths)
+}
+
+/// Where [`write_shell_scripts`] puts `cfg`'s scripts.
+pub fn shell_script_paths(cfg: Config, workload: &Workload, dir: &Path) -> ShellScripts {
+    let base = cfg.db_file_name();
+    ShellScripts {
+        setup: dir.join(format!("{base}.setup.sql")),
+        tests: workload.tests.iter().map(|t| dir.join(format!("{base}.test{}.sql", t.id))).collect(),
+        verify: dir.join(format!("{base}.verify.sql")),
+    }
 }
 
 /// Parses the shell's `a|b` output of [`counts_sql`].
@@ -383,12 +388,7 @@ fn run_in_shell(
     sh: &ShellOpts,
 ) -> Result<RunRecord, String> {
     let path = db_path(&opts.dir, cfg);
-    let base = cfg.db_file_name();
-    let scripts = ShellScripts {
-        setup: opts.dir.join(format!("{base}.setup.sql")),
-        tests: workload.tests.iter().map(|t| opts.dir.join(format!("{base}.test{}.sql", t.id))).collect(),
-        verify: opts.dir.join(format!("{base}.verify.sql")),
-    };
+    let scripts = shell_script_paths(cfg, workload, &opts.dir);
     remove_db_files(&path)?;
 
     let out =
