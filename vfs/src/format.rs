@@ -43,8 +43,8 @@ pub const RH_VERSION: usize = RH_LENGTH + 8; // u64
 pub const RH_PREV_COMMIT: usize = RH_VERSION + 8; // u64
 pub const RH_PAGE_SIZE: usize = RH_PREV_COMMIT + 8; // u32
 pub const RH_FRAMES: usize = RH_PAGE_SIZE + 4; // u32, page images stored in this record
-pub const RH_RESERVED2: usize = RH_FRAMES + 4; // u32, zero
-pub const RH_CRC: usize = RH_RESERVED2 + 4; // u32, crc32(salt || bytes 0..44)
+pub const RH_PREV_CRC: usize = RH_FRAMES + 4; // u32, trailer crc of the prev commit (0 if none)
+pub const RH_CRC: usize = RH_PREV_CRC + 4; // u32, crc32(salt || bytes 0..44)
 pub const RECORD_HEADER_SIZE: usize = RH_CRC + 4; // 48
 
 pub const KIND_SPILL: u8 = 1;
@@ -60,7 +60,9 @@ pub const CI_HORIZON_VERSION: usize = CI_ENTRIES + 4; // u64
 pub const CI_HORIZON_OFFSET: usize = CI_HORIZON_VERSION + 8; // u64
 pub const CI_FULL_MAP: usize = CI_HORIZON_OFFSET + 8; // u64
 pub const CI_CHECKSUM: usize = CI_FULL_MAP + 8; // u64
-pub const COMMIT_INFO_SIZE: usize = CI_CHECKSUM + 8; // 48
+pub const CI_HORIZON_CRC: usize = CI_CHECKSUM + 8; // u32, trailer crc of the horizon commit
+pub const CI_RESERVED: usize = CI_HORIZON_CRC + 4; // u32, zero
+pub const COMMIT_INFO_SIZE: usize = CI_RESERVED + 4; // 56
 
 // ---- map entry -----------------------------------------------------------------
 pub const ENTRY_SIZE: usize = 16; // pgno u32, crc u32, frame offset u64
@@ -192,6 +194,9 @@ pub struct RecordHeader {
     pub prev_commit: u64,
     pub page_size: u32,
     pub frames: u32,
+    /// Trailer crc of the commit at `prev_commit` (0 when there is none):
+    /// links each record to the exact commit it follows.
+    pub prev_crc: u32,
 }
 
 impl RecordHeader {
@@ -206,6 +211,7 @@ impl RecordHeader {
         put_u64(b, RH_PREV_COMMIT, self.prev_commit);
         put_u32(b, RH_PAGE_SIZE, self.page_size);
         put_u32(b, RH_FRAMES, self.frames);
+        put_u32(b, RH_PREV_CRC, self.prev_crc);
         let crc = salted_crc(salt, &[&b[..RH_CRC]]);
         put_u32(b, RH_CRC, crc);
     }
@@ -227,6 +233,7 @@ impl RecordHeader {
             prev_commit: u64_at(b, RH_PREV_COMMIT),
             page_size: u32_at(b, RH_PAGE_SIZE),
             frames: u32_at(b, RH_FRAMES),
+            prev_crc: u32_at(b, RH_PREV_CRC),
         };
         let kind_ok = h.kind == KIND_SPILL || h.kind == KIND_COMMIT;
         let flags_ok = h.flags & !FLAG_FULL_MAP == 0 && (h.kind == KIND_COMMIT || h.flags == 0);
@@ -255,6 +262,7 @@ pub struct CommitInfo {
     pub horizon_offset: u64,
     pub full_map_offset: u64,
     pub checksum: u64,
+    pub horizon_crc: u32,
 }
 
 impl CommitInfo {
@@ -267,6 +275,8 @@ impl CommitInfo {
         put_u64(b, CI_HORIZON_OFFSET, self.horizon_offset);
         put_u64(b, CI_FULL_MAP, self.full_map_offset);
         put_u64(b, CI_CHECKSUM, self.checksum);
+        put_u32(b, CI_HORIZON_CRC, self.horizon_crc);
+        put_u32(b, CI_RESERVED, 0);
     }
     pub fn decode(b: &[u8]) -> CommitInfo {
         CommitInfo {
@@ -277,6 +287,7 @@ impl CommitInfo {
             horizon_offset: u64_at(b, CI_HORIZON_OFFSET),
             full_map_offset: u64_at(b, CI_FULL_MAP),
             checksum: u64_at(b, CI_CHECKSUM),
+            horizon_crc: u32_at(b, CI_HORIZON_CRC),
         }
     }
 }
@@ -343,6 +354,11 @@ pub fn check_trailer(salt: u64, record_offset: u64, meta: &[u8], t: &[u8]) -> bo
         && u32_at(t, TR_CRC) == salted_crc(salt, &[meta, &t[..TR_CRC]])
 }
 
+/// The crc stored in a trailer (no checks).
+pub fn trailer_crc(t: &[u8]) -> u32 {
+    u32_at(t, TR_CRC)
+}
+
 /// Reads only the record offset a trailer claims (no checks).
 pub fn trailer_record_offset(t: &[u8]) -> u64 {
     u64_at(t, TR_RECORD_OFFSET)
@@ -373,6 +389,7 @@ mod tests {
             prev_commit: 512,
             page_size: 4096,
             frames: 1,
+            prev_crc: 0xabcd,
         };
         let mut b = [0u8; RECORD_HEADER_SIZE];
         h.encode(99, &mut b);
@@ -392,6 +409,7 @@ mod tests {
             horizon_offset: 5,
             full_map_offset: 6,
             checksum: 7,
+            horizon_crc: 8,
         };
         let mut b = [0u8; COMMIT_INFO_SIZE];
         ci.encode(&mut b);

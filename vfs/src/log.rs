@@ -63,6 +63,10 @@ pub const NORMAL_SYNC_INTERVAL: Duration = Duration::from_secs(1);
 /// exceed max(database pages, this).
 pub const FULL_MAP_MIN_ENTRIES: u64 = 4096;
 
+/// Pre-allocation grows the file by an eighth of its size, within these bounds.
+pub const PREALLOC_MIN: u64 = 1 << 20;
+pub const PREALLOC_MAX: u64 = 16 << 20;
+
 /// A read-only window on the file. It may be longer than the file: only
 /// offsets below a committed end are ever read through it. It also remembers
 /// which frames this process has checked against their crc (one bit per
@@ -151,6 +155,8 @@ pub struct Version {
     pub map: PageMap,
     /// Offset of the COMMIT record that made this version (0 for version 0).
     pub commit_offset: u64,
+    /// That record's trailer crc (0 for version 0).
+    pub commit_crc: u32,
     /// End of the log as of this version.
     pub end: u64,
     pub timestamp_us: u64,
@@ -210,6 +216,9 @@ pub struct OpenOptions {
     pub create: bool,
     /// Open without write access.
     pub read_only: bool,
+    /// Never pre-allocate: the file only ever grows by appends (for storage
+    /// that can only append). Syncs then also persist the new file size.
+    pub append_only: bool,
 }
 
 /// One parsed, checked record.
@@ -219,6 +228,8 @@ pub(crate) struct Rec {
     pub(crate) h: RecordHeader,
     pub(crate) info: CommitInfo,
     pub(crate) payload_start: u64,
+    /// The trailer's crc: what the next record names as `prev_crc`.
+    pub(crate) crc: u32,
 }
 
 impl Rec {
@@ -231,13 +242,28 @@ impl Rec {
     pub(crate) fn is_full(&self) -> bool {
         self.h.flags & format::FLAG_FULL_MAP != 0
     }
+    pub(crate) fn link(&self) -> Link {
+        Link { version: self.h.version, offset: self.offset, crc: self.crc }
+    }
+}
+
+/// Names one commit exactly: records refer to the commit they follow, and
+/// to their horizon, by all three.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) struct Link {
+    pub(crate) version: u64,
+    /// 0 for version 0 (no commit record).
+    pub(crate) offset: u64,
+    pub(crate) crc: u32,
 }
 
 pub(crate) struct State {
     header: Option<Header>,
     mapping: Arc<Mapping>,
     latest: Arc<Version>,
-    horizon: (u64, u64),
+    horizon: Link,
+    /// File length as far as this process knows: the log plus pre-allocated zeros.
+    alloc_end: u64,
     full_map_offset: u64,
     entries_since_full: u64,
     last_sync: Instant,
@@ -249,6 +275,7 @@ pub struct Log {
     file: Arc<File>,
     io: Arc<dyn LogFile>,
     read_only: bool,
+    append_only: bool,
     state: Mutex<State>,
 }
 
@@ -269,6 +296,18 @@ impl Log {
     /// with `opts.create`; a 0-byte file is an empty database; anything that is
     /// not a pagelog log is refused and left untouched.
     pub fn open(path: &Path, opts: OpenOptions) -> Result<Log> {
+        let log = Log::open_unrecovered(path, opts)?;
+        {
+            let mut st = log.lock();
+            log.recover(&mut st)?;
+        }
+        Ok(log)
+    }
+
+    /// Opens the file without reading it: no header check, no recovery (the
+    /// first `refresh` recovers). `history::verify_file` walks a log whose
+    /// recovery may fail.
+    pub(crate) fn open_unrecovered(path: &Path, opts: OpenOptions) -> Result<Log> {
         let mut oo = std::fs::OpenOptions::new();
         oo.read(true);
         if !opts.read_only {
@@ -282,6 +321,7 @@ impl Log {
             file,
             io,
             read_only: opts.read_only,
+            append_only: opts.append_only,
             state: Mutex::new(State {
                 header: None,
                 mapping: Arc::new(Mapping::empty(path)),
@@ -290,22 +330,20 @@ impl Log {
                     page_size: 0,
                     map: PageMap::new(),
                     commit_offset: 0,
+                    commit_crc: 0,
                     end: format::FIRST_RECORD,
                     timestamp_us: 0,
                     checksum: 0,
                     mapping: Arc::new(Mapping::empty(path)),
                 }),
-                horizon: (0, 0),
+                horizon: Link::default(),
+                alloc_end: 0,
                 full_map_offset: 0,
                 entries_since_full: 0,
                 last_sync: Instant::now(),
                 unsynced: false,
             }),
         };
-        {
-            let mut st = log.state.lock().unwrap();
-            log.recover(&mut st)?;
-        }
         Ok(log)
     }
 
@@ -397,7 +435,7 @@ impl Log {
         }
         let hb = self.read_vec(offset, format::RECORD_HEADER_SIZE)?;
         let Some(h) = RecordHeader::decode(salt, &hb) else { return Ok(None) };
-        if offset + h.length > len {
+        if offset.saturating_add(h.length) > len {
             return Ok(None);
         }
         let mut info = CommitInfo::default();
@@ -414,7 +452,8 @@ impl Log {
         if !format::check_trailer(salt, offset, &meta, &t) {
             return Ok(None);
         }
-        Ok(Some(Rec { offset, h, info, payload_start: lay.payload_start }))
+        let crc = format::trailer_crc(&t);
+        Ok(Some(Rec { offset, h, info, payload_start: lay.payload_start, crc }))
     }
 
     pub(crate) fn read_entries(&self, rec: &Rec) -> Result<Vec<Entry>> {
@@ -452,7 +491,10 @@ impl Log {
             if e.offset == 0 {
                 continue;
             }
-            if e.offset < format::FIRST_RECORD || e.offset % format::PAYLOAD_ALIGN != 0 || e.offset + ps > payload_end {
+            if e.offset < format::FIRST_RECORD
+                || e.offset % format::PAYLOAD_ALIGN != 0
+                || e.offset.saturating_add(ps) > payload_end
+            {
                 return Ok(Some((at, format!("frame offset below {payload_end}"), e.offset.to_string())));
             }
             if e.offset >= txn_start {
@@ -479,14 +521,14 @@ impl Log {
 
     /// Scans forward from `pos` (just after commit `prev`), checking records
     /// and new frames, and returns the valid commits found in order with
-    /// their entries. Stops at the first record that does not check out, or
-    /// after the commit at `stop_after`.
+    /// their entries. Stops at the first record that does not check out or
+    /// does not follow `prev` exactly, or after the commit at `stop_after`.
     pub(crate) fn scan_forward(
         &self,
         salt: u64,
         len: u64,
         mut pos: u64,
-        mut prev: (u64, u64),
+        mut prev: Link,
         stop_after: Option<u64>,
     ) -> Result<Vec<(Rec, Vec<Entry>)>> {
         let mut out = Vec::new();
@@ -494,10 +536,14 @@ impl Log {
         while let Some(rec) = self.read_record(salt, pos, len)? {
             // The first commit of a file may carry any version (a compacted
             // log starts where its oldest kept version is); it must then be a
-            // full map, which check_commit's caller verifies below.
-            let first = prev.1 == 0;
-            let version_ok = if first { rec.h.version >= 1 } else { rec.h.version == prev.0 + 1 };
-            if !version_ok || rec.h.prev_commit != prev.1 || (first && rec.is_commit() && !rec.is_full()) {
+            // full map.
+            let first = prev.offset == 0;
+            let version_ok = if first { rec.h.version >= 1 } else { rec.h.version == prev.version + 1 };
+            if !version_ok
+                || rec.h.prev_commit != prev.offset
+                || rec.h.prev_crc != prev.crc
+                || (first && rec.is_commit() && !rec.is_full())
+            {
                 break;
             }
             if rec.is_commit() {
@@ -505,7 +551,7 @@ impl Log {
                 if self.check_commit(&rec, &entries, txn_start)?.is_some() {
                     break;
                 }
-                prev = (rec.h.version, rec.offset);
+                prev = rec.link();
                 pos = rec.end();
                 txn_start = pos;
                 let done = stop_after == Some(rec.offset);
@@ -520,10 +566,10 @@ impl Log {
         Ok(out)
     }
 
-    /// Finds the last record (at 8-aligned positions, scanning back from the
-    /// end of the file) whose header and trailer check out.
-    pub(crate) fn find_last_record(&self, salt: u64, len: u64) -> Result<Option<Rec>> {
-        let mut end = len - len % 8;
+    /// Finds the last record ending at or below `below` (at 8-aligned
+    /// positions, scanning back) whose header and trailer check out.
+    pub(crate) fn find_last_record(&self, salt: u64, len: u64, below: u64) -> Result<Option<Rec>> {
+        let mut end = below.min(len) - below.min(len) % 8;
         const WINDOW: u64 = 1 << 20;
         while end >= format::FIRST_RECORD + format::TRAILER_SIZE as u64 {
             let lo = end.saturating_sub(WINDOW).max(format::FIRST_RECORD);
@@ -565,49 +611,80 @@ impl Log {
                 .map_err(|e| Error::io(&self.path, "mmap", None, e))?,
         );
         st.mapping = mapping;
-        let Some(last) = self.find_last_record(salt, len)? else { return Ok(()) };
+        // Candidates come from the back of the file. A record past the real
+        // end (debris of a crashed or rolled-back transaction) may name
+        // commits that newer data has overwritten: such a candidate does not
+        // resolve and the scan goes on further back.
+        let mut below = len;
+        let mut skipped: Option<Rec> = None;
+        loop {
+            let Some(last) = self.find_last_record(salt, len, below)? else {
+                return self.no_damage_beyond(0, skipped);
+            };
+            match self.resolve(salt, len, &last)? {
+                Some(None) => return self.no_damage_beyond(0, skipped),
+                Some(Some(latest)) => {
+                    self.no_damage_beyond(latest.h.version, skipped)?;
+                    self.load_version(st, salt, len, &latest)?;
+                    return Ok(());
+                }
+                None => {
+                    below = last.offset;
+                    if skipped.as_ref().is_none_or(|s| s.h.version < last.h.version) {
+                        skipped = Some(last);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Debris past the end carries at most the version after the latest; a
+    /// record claiming a later version that did not resolve means committed
+    /// history is damaged, which must not pass silently.
+    fn no_damage_beyond(&self, latest: u64, skipped: Option<Rec>) -> Result<()> {
+        match skipped {
+            Some(r) if r.h.version > latest + 1 => Err(self.corrupt(
+                r.offset,
+                format!("a record that follows version {latest}"),
+                format!(
+                    "a record of version {} whose predecessors do not check out (latest readable version {latest})",
+                    r.h.version
+                ),
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    /// From the last well-formed record, finds the latest valid commit:
+    /// Some(Some(commit)), Some(None) for version 0, None when the record
+    /// names commits that are not there (debris).
+    fn resolve(&self, salt: u64, len: u64, last: &Rec) -> Result<Option<Option<Rec>>> {
         let candidate = if last.is_commit() {
-            last
+            last.clone()
+        } else if last.h.prev_commit == 0 {
+            return Ok(Some(None));
         } else {
             match self.read_record(salt, last.h.prev_commit, len)? {
-                Some(r) if r.is_commit() => r,
-                _ if last.h.prev_commit == 0 => return Ok(()),
-                _ => {
-                    return Err(self.corrupt(
-                        last.h.prev_commit,
-                        format!("commit {} (named by the spill record at {})", last.h.version - 1, last.offset),
-                        "no valid record",
-                    ))
-                }
+                Some(r) if r.is_commit() && r.crc == last.h.prev_crc && r.h.version + 1 == last.h.version => r,
+                _ => return Ok(None),
             }
         };
-        // Re-check everything after the candidate's horizon.
-        let (hv, ho) = (candidate.info.horizon_version, candidate.info.horizon_offset);
-        let start = if ho == 0 {
-            format::FIRST_RECORD
+        // Everything after the candidate's horizon is checked again.
+        let h = Link {
+            version: candidate.info.horizon_version,
+            offset: candidate.info.horizon_offset,
+            crc: candidate.info.horizon_crc,
+        };
+        let (start, horizon) = if h.offset == 0 {
+            (format::FIRST_RECORD, None)
         } else {
-            match self.read_record(salt, ho, len)? {
-                Some(r) if r.is_commit() && r.h.version == hv => r.end(),
-                _ => {
-                    return Err(self.corrupt(
-                        ho,
-                        format!(
-                            "durable commit {hv} (named by commit {} at {})",
-                            candidate.h.version, candidate.offset
-                        ),
-                        "no valid commit record",
-                    ))
-                }
+            match self.read_record(salt, h.offset, len)? {
+                Some(r) if r.is_commit() && r.link() == h => (r.end(), Some(r)),
+                _ => return Ok(None),
             }
         };
-        let found = self.scan_forward(salt, len, start, (hv, ho), Some(candidate.offset))?;
-        let latest = match found.last() {
-            Some((r, _)) => r.clone(),
-            None if ho == 0 => return Ok(()),
-            None => self.read_record(salt, ho, len)?.expect("checked above"),
-        };
-        self.load_version(st, salt, len, &latest)?;
-        Ok(())
+        let found = self.scan_forward(salt, len, start, h, Some(candidate.offset))?;
+        Ok(Some(found.into_iter().next_back().map(|(r, _)| r).or(horizon)))
     }
 
     /// Builds the page map of commit `rec` from its last full map plus the
@@ -657,7 +734,7 @@ impl Log {
         let (map, since) = self.build_map(salt, len, rec)?;
         st.full_map_offset = rec.info.full_map_offset;
         st.entries_since_full = since;
-        st.horizon = (rec.h.version, rec.offset);
+        st.horizon = rec.link();
         let mapping = self.mapping_covering(st, rec.end())?;
         st.latest = Arc::new(self.make_version(rec, map, mapping));
         Ok(())
@@ -669,6 +746,7 @@ impl Log {
             page_size: rec.h.page_size,
             map,
             commit_offset: rec.offset,
+            commit_crc: rec.crc,
             end: rec.end(),
             timestamp_us: rec.info.timestamp_us,
             checksum: rec.info.checksum,
@@ -693,6 +771,7 @@ impl Log {
                 page_size: latest.page_size,
                 map: PageMap::new(),
                 commit_offset: 0,
+                commit_crc: 0,
                 end: format::FIRST_RECORD,
                 timestamp_us: 0,
                 checksum: 0,
@@ -758,7 +837,7 @@ impl Log {
             return Ok(st.latest.clone());
         }
         let salt = st.header.unwrap().salt;
-        let prev = (st.latest.number, st.latest.commit_offset);
+        let prev = Link { version: st.latest.number, offset: st.latest.commit_offset, crc: st.latest.commit_crc };
         let found = self.scan_forward(salt, len, end, prev, None)?;
         if found.is_empty() {
             return Ok(st.latest.clone());
@@ -776,8 +855,9 @@ impl Log {
             }
             map.apply(r.info.db_pages, entries);
             checksum = r.info.checksum;
-            if r.info.horizon_version > st.horizon.0 {
-                st.horizon = (r.info.horizon_version, r.info.horizon_offset);
+            if r.info.horizon_version > st.horizon.version {
+                st.horizon =
+                    Link { version: r.info.horizon_version, offset: r.info.horizon_offset, crc: r.info.horizon_crc };
             }
         }
         let (r, _) = found.last().unwrap();
@@ -788,6 +868,7 @@ impl Log {
             page_size: r.h.page_size,
             map,
             commit_offset: r.offset,
+            commit_crc: r.crc,
             end: r.end(),
             timestamp_us: r.info.timestamp_us,
             checksum,
@@ -803,18 +884,18 @@ impl Log {
             return Err(Error::ReadOnly { path: self.path.clone(), reason: "the log file is open read-only".into() });
         }
         let latest = self.refresh()?;
-        let st = self.lock();
-        let len = self.file_len()?;
-        let keep = if st.header.is_some() { st.latest.end } else { 0 };
-        if len > keep {
-            self.io.set_len(keep).map_err(|e| Error::io(&self.path, "truncate", Some(keep), e))?;
-        }
+        let mut st = self.lock();
+        // Bytes past the end (pre-allocated zeros, or debris of a crashed
+        // writer) are overwritten by the next append; records there can never
+        // chain onto a new commit, whose trailer crc they do not name.
+        st.alloc_end = self.file_len()?;
         Ok(latest)
     }
 
     /// Starts a write transaction on `base` (which must be the latest).
     pub fn begin(&self, base: Arc<Version>, spill_limit: usize) -> WriteTxn {
-        WriteTxn::new(base, spill_limit)
+        let alloc = self.lock().alloc_end;
+        WriteTxn::new(base, spill_limit, alloc)
     }
 
     fn ensure_header(&self, st: &mut State, page_size: u32, durability: Durability) -> Result<u64> {
@@ -856,6 +937,7 @@ impl Log {
             length: lay.length,
             version: txn_base.number + 1,
             prev_commit: txn_base.commit_offset,
+            prev_crc: txn_base.commit_crc,
             page_size,
             frames: pages.len() as u32,
         }
@@ -872,6 +954,7 @@ impl Log {
         format::encode_trailer(salt, offset, meta, &mut rest[tl - format::TRAILER_SIZE..]);
         debug_assert_eq!(t, lay.payload_start as usize + tl - format::TRAILER_SIZE);
         self.io.write_at(&buf, offset).map_err(|e| Error::io(&self.path, "write spill", Some(offset), e))?;
+        st.alloc_end = st.alloc_end.max(offset + lay.length);
         Ok((offset + lay.length, slots))
     }
 
@@ -883,9 +966,31 @@ impl Log {
     /// Discards a transaction: removes its spill records from the file.
     pub fn rollback(&self, txn: WriteTxn) -> Result<()> {
         if txn.spill_end() > txn.base().end {
-            let st = self.lock();
-            let keep = if st.header.is_some() { st.latest.end } else { 0 };
-            self.io.set_len(keep).map_err(|e| Error::io(&self.path, "truncate", Some(keep), e))?;
+            let mut st = self.lock();
+            self.discard(&mut st, txn.spill_end(), txn.alloc_at_begin())?;
+        }
+        Ok(())
+    }
+
+    /// Puts the bytes an abandoned transaction wrote past the end back as
+    /// they were: zeros where the file had pre-allocated space, and the file
+    /// length it had before the transaction.
+    fn discard(&self, st: &mut State, txn_end: u64, alloc_before: u64) -> Result<()> {
+        let start = st.latest.end;
+        let zero_to = txn_end.min(alloc_before);
+        let mut at = start;
+        let zeros = vec![0u8; 1 << 20];
+        while at < zero_to {
+            let n = (zero_to - at).min(zeros.len() as u64) as usize;
+            self.io.write_at(&zeros[..n], at).map_err(|e| Error::io(&self.path, "write", Some(at), e))?;
+            at += n as u64;
+        }
+        if self.file_len()? > alloc_before {
+            self.io.set_len(alloc_before).map_err(|e| Error::io(&self.path, "truncate", Some(alloc_before), e))?;
+        }
+        st.alloc_end = alloc_before;
+        if alloc_before == 0 {
+            st.header = None; // the log was empty before this transaction
         }
         Ok(())
     }
@@ -911,10 +1016,8 @@ impl Log {
         let result = self.commit_locked(&mut st, &mut txn, durability);
         if result.is_err() || matches!(result, Ok(None)) {
             // Leave nothing of this transaction in the file.
-            let keep = if st.header.is_some() { st.latest.end } else { 0 };
-            if self.file_len().map(|l| l > keep).unwrap_or(true) {
-                let _ = self.io.set_len(keep);
-            }
+            let end = self.file_len().unwrap_or(u64::MAX);
+            let _ = self.discard(&mut st, end, txn.alloc_at_begin());
         }
         result
     }
@@ -1016,8 +1119,9 @@ impl Log {
             timestamp_us: now_us(),
             db_pages,
             entries: n_entries,
-            horizon_version: st.horizon.0,
-            horizon_offset: st.horizon.1,
+            horizon_version: st.horizon.version,
+            horizon_offset: st.horizon.offset,
+            horizon_crc: st.horizon.crc,
             full_map_offset: if full { offset } else { st.full_map_offset },
             checksum,
         };
@@ -1028,6 +1132,7 @@ impl Log {
             length: lay.length,
             version,
             prev_commit: base.commit_offset,
+            prev_crc: base.commit_crc,
             page_size,
             frames: inline.len() as u32,
         }
@@ -1044,8 +1149,21 @@ impl Log {
         let (meta, rest) = buf.split_at_mut(lay.payload_start as usize);
         let tl = rest.len();
         format::encode_trailer(salt, offset, meta, &mut rest[tl - format::TRAILER_SIZE..]);
+        let commit_crc = format::trailer_crc(&rest[tl - format::TRAILER_SIZE..]);
+        let link = Link { version, offset, crc: commit_crc };
 
         self.io.write_at(&buf, offset).map_err(|e| Error::io(&self.path, "write commit", Some(offset), e))?;
+        let end = offset + lay.length;
+        if end > st.alloc_end && !self.append_only {
+            // Pre-allocate: zeros written (and synced with this commit) now
+            // make the syncs of the next commits cheaper, as they no longer
+            // change the file's size. Recovery skips zeros past the end.
+            let chunk = (end / 8).clamp(PREALLOC_MIN, PREALLOC_MAX).next_multiple_of(4096);
+            let zeros = vec![0u8; chunk as usize];
+            self.io.write_at(&zeros, end).map_err(|e| Error::io(&self.path, "write", Some(end), e))?;
+            st.alloc_end = end + chunk;
+        }
+        st.alloc_end = st.alloc_end.max(end);
         let sync = match durability {
             Durability::Full => true,
             Durability::Normal => st.last_sync.elapsed() >= NORMAL_SYNC_INTERVAL,
@@ -1055,11 +1173,11 @@ impl Log {
             self.io.sync().map_err(|e| Error::io(&self.path, "sync", None, e))?;
             st.last_sync = Instant::now();
             st.unsynced = false;
-            st.horizon = (version, offset);
+            st.horizon = link;
         } else {
             st.unsynced = durability == Durability::Normal;
             if durability == Durability::Off {
-                st.horizon = (version, offset);
+                st.horizon = link;
             }
         }
         if full {
@@ -1068,7 +1186,6 @@ impl Log {
         } else {
             st.entries_since_full += n_entries as u64;
         }
-        let end = offset + lay.length;
         let mapping = self.mapping_covering(st, end)?;
         for (_, slot) in &new_slots {
             if slot.offset >= offset {
@@ -1080,6 +1197,7 @@ impl Log {
             page_size,
             map,
             commit_offset: offset,
+            commit_crc,
             end,
             timestamp_us: info.timestamp_us,
             checksum,
@@ -1154,7 +1272,7 @@ impl Log {
             self.io.sync().map_err(|e| Error::io(&self.path, "sync", None, e))?;
             st.unsynced = false;
             st.last_sync = Instant::now();
-            st.horizon = (st.latest.number, st.latest.commit_offset);
+            st.horizon = Link { version: st.latest.number, offset: st.latest.commit_offset, crc: st.latest.commit_crc };
         }
         Ok(())
     }

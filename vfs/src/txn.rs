@@ -35,10 +35,11 @@ pub struct WriteTxn {
     mem_bytes: usize,
     spill_end: u64,
     spill_limit: usize,
+    alloc_at_begin: u64,
 }
 
 impl WriteTxn {
-    pub(crate) fn new(base: Arc<Version>, spill_limit: usize) -> WriteTxn {
+    pub(crate) fn new(base: Arc<Version>, spill_limit: usize, alloc_at_begin: u64) -> WriteTxn {
         WriteTxn {
             page_size: base.page_size,
             size: base.size_bytes(),
@@ -47,7 +48,13 @@ impl WriteTxn {
             pages: HashMap::new(),
             mem_bytes: 0,
             spill_limit,
+            alloc_at_begin,
         }
+    }
+
+    /// The file length when the transaction began (see `Log::discard`).
+    pub(crate) fn alloc_at_begin(&self) -> u64 {
+        self.alloc_at_begin
     }
 
     pub fn set_spill_limit(&mut self, bytes: usize) {

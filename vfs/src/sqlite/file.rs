@@ -77,12 +77,13 @@ impl MainDb {
             },
         };
         let ro = want_ro || pinned_n.is_some();
-        let log = match shared_log(path, OpenOptions { create: create && !ro, read_only: ro }) {
+        let log = match shared_log(path, OpenOptions { create: create && !ro, read_only: ro, ..Default::default() }) {
             Ok(l) => l,
             Err(Error::Io { source, .. })
                 if !ro && matches!(source.raw_os_error(), Some(libc::EACCES) | Some(libc::EROFS)) =>
             {
-                shared_log(path, OpenOptions { create: false, read_only: true }).map_err(|e| report(&e))?
+                shared_log(path, OpenOptions { create: false, read_only: true, ..Default::default() })
+                    .map_err(|e| report(&e))?
             }
             Err(e) => return Err(report(&e)),
         };
