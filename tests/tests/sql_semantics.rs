@@ -308,3 +308,23 @@ fn a_writer_waiting_in_busy_timeout_proceeds_when_the_lock_is_released() {
     a.execute_batch("COMMIT").unwrap();
     assert_eq!(h.join().unwrap(), 2);
 }
+
+#[test]
+fn reads_through_mmap_see_the_same_data() {
+    let d = TempDir::new("mmap");
+    let p = d.path("m.db");
+    let c = open(&p);
+    c.execute_batch("PRAGMA mmap_size = 67108864; CREATE TABLE t(x, b)").unwrap();
+    for i in 0..200 {
+        c.execute("INSERT INTO t VALUES (?1, randomblob(300))", [i]).unwrap();
+    }
+    let other = open(&p);
+    other.execute_batch("PRAGMA mmap_size = 67108864").unwrap();
+    let s: i64 = other.query_row("SELECT sum(x) FROM t", [], |r| r.get(0)).unwrap();
+    assert_eq!(s, 199 * 200 / 2);
+    c.execute("UPDATE t SET x = x + 1", []).unwrap();
+    let s: i64 = other.query_row("SELECT sum(x) FROM t", [], |r| r.get(0)).unwrap();
+    assert_eq!(s, 199 * 200 / 2 + 200);
+    let ic: String = other.query_row("PRAGMA integrity_check", [], |r| r.get(0)).unwrap();
+    assert_eq!(ic, "ok");
+}

@@ -12,6 +12,7 @@
 
 pub mod error;
 pub mod format;
+pub mod history;
 pub mod lock;
 pub mod log;
 pub mod pagemap;

@@ -396,11 +396,11 @@ impl Log {
         match Header::decode(&b) {
             Ok(h) => Ok(Some(h)),
             Err(e) => {
-                // A header torn by a crash while the log was being created:
-                // nothing was ever committed (the header is synced before the
-                // first record), so the log is empty.
+                // A header torn by a crash while the log was being created
+                // (one 512-byte write, synced before any record): nothing was
+                // ever committed, so the log is empty.
                 let magic_prefix = b.len() >= 4 && b[..b.len().min(8)] == format::MAGIC[..b.len().min(8)];
-                if magic_prefix && len <= format::FIRST_RECORD {
+                if magic_prefix && len < format::FIRST_RECORD {
                     return Ok(None);
                 }
                 let reason = if b.starts_with(b"SQLite format 3\0") {

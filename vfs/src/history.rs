@@ -1,0 +1,1121 @@
+//! A log's history as a whole: the list of its versions ([`Log::history`]), a
+//! check of every byte of committed history ([`Log::verify`],
+//! [`verify_file`]), and compaction ([`compact`]), which rewrites a log
+//! keeping only its newest versions. The `pagelog` tool is built on these.
+//!
+//! Nothing here writes to a log in place: `history` and `verify` only read,
+//! and `compact` writes a new file beside the log and renames it over it.
+//!
+//! # Verification
+//! [`Log::verify`] walks every record from offset 512 by its length, the way
+//! the log was written, and checks:
+//! 1. every record: header and trailer crcs, layout, and that it follows the
+//!    commit before it exactly (version, `prev commit`, `prev crc`);
+//! 2. every commit's entries (page numbers, frame offsets), its `full map
+//!    offset` and its horizon (which must name an earlier commit exactly);
+//! 3. every frame: the crc of every page image stored in any record is
+//!    computed once, and each map entry must name the start of a frame of its
+//!    page size in a record at or before its commit, with that crc;
+//! 4. every version's whole-database checksum: the XOR of
+//!    `format::page_hash(pgno, crc)` over its page map, with the map rebuilt
+//!    from the entries and each crc recomputed from the frame's bytes, must
+//!    equal the one stored. This proves that what a version reads back is
+//!    what was committed.
+//!
+//! A version is *invalid* when its commit fails a check or its page map
+//! refers to a damaged frame (so a damaged frame taints every version that
+//! still uses it). A record that is not well-formed, or does not follow the
+//! previous commit, ends the walk.
+//!
+//! ## Damage, or an unfinished tail?
+//! A crash may leave an unfinished transaction after the last commit (its
+//! records torn, or complete but with frames that never reached the disk);
+//! pre-allocation and rolled-back transactions leave zeros and debris there.
+//! Recovery ends the log before such bytes, and the next writer overwrites
+//! them: they are not damage. What was made durable is: every version up to
+//! the one recovery reaches, and every version some commit names as its
+//! horizon (it was synced before that commit was written). So a problem at
+//! a version at or below `max(recovered version, any horizon)` is **damage**
+//! ([`VerifyReport::damaged`]); a problem past it is an **unfinished tail**
+//! ([`VerifyReport::tail`]): recoverable, reported as a warning.
+//!
+//! # Compaction
+//! [`compact`] keeps versions `K..=latest`. Version K is written as a FULL_MAP
+//! commit (prev commit 0) whose frames are copies; each later version keeps
+//! its record kind (delta or full map) with its entries re-pointed at copied
+//! frames, copying the frames it needs that are not yet in the new file.
+//! Version numbers, timestamps, page maps and checksums are unchanged; every
+//! frame copied is checked against its crc first, so damage is never laundered
+//! into a clean-looking log. Each commit's horizon is its predecessor (the
+//! whole file is synced before it is renamed into place).
+//!
+//! Crash safety: the new log is written to `DB.compact-tmp` in the same
+//! directory, synced, opened and verified, then renamed over `DB`, and the
+//! directory is synced. Until the rename the old file is untouched; the rename
+//! is atomic; so a crash leaves either the old log or the new one (plus,
+//! perhaps, a stale `DB.compact-tmp`, which the next compaction replaces).
+//! Compaction holds the log's OPEN lock exclusively (no connection may have
+//! it open: connections hold OPEN shared; see `lock.rs`) and the WRITER lock,
+//! through the rename.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::os::fd::AsFd;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::error::{Error, Result};
+use crate::format::{self, CommitInfo, Entry, Header, RecordHeader};
+use crate::lock;
+use crate::log::{Log, OpenOptions, Rec, Version};
+
+/// One version as `pagelog log` lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommitSummary {
+    pub version: u64,
+    /// Commit time, microseconds since the Unix epoch.
+    pub timestamp_us: u64,
+    /// Frames this transaction wrote: map entries pointing at or after the
+    /// end of the previous commit (a revert writes only page 1).
+    pub pages_written: u32,
+    pub db_pages: u32,
+    pub page_size: u32,
+    /// Bytes of the transaction's records: its SPILL records and its COMMIT.
+    pub bytes: u64,
+    /// Offset of the COMMIT record.
+    pub offset: u64,
+    pub full_map: bool,
+    /// The whole-database checksum stored in the commit.
+    pub checksum: u64,
+}
+
+/// Where a record must link to: the commit before it.
+#[derive(Clone, Copy)]
+struct Prev {
+    version: u64,
+    offset: u64,
+    crc: u32,
+}
+
+impl Prev {
+    const NONE: Prev = Prev { version: 0, offset: 0, crc: 0 };
+
+    fn of(rec: &Rec) -> Prev {
+        Prev { version: rec.h.version, offset: rec.offset, crc: rec.crc }
+    }
+
+    /// Does `rec` follow this commit? The first record of a file may carry
+    /// any version >= 1 (a compacted log starts at its oldest kept version).
+    fn follows(&self, rec: &Rec) -> bool {
+        let version_ok = if self.offset == 0 { rec.h.version >= 1 } else { rec.h.version == self.version + 1 };
+        version_ok && rec.h.prev_commit == self.offset && rec.h.prev_crc == self.crc
+    }
+
+    fn describe(&self) -> String {
+        if self.offset == 0 {
+            "the first record of the log (version >= 1, prev commit 0, prev crc 0)".into()
+        } else {
+            format!(
+                "a record of version {} following commit {} at {} (prev crc {:#010x})",
+                self.version + 1,
+                self.version,
+                self.offset,
+                self.crc
+            )
+        }
+    }
+}
+
+fn describe_link(rec: &Rec) -> String {
+    format!(
+        "a {} of version {} following the commit at {} (prev crc {:#010x})",
+        if rec.is_commit() { "commit" } else { "spill record" },
+        rec.h.version,
+        rec.h.prev_commit,
+        rec.h.prev_crc
+    )
+}
+
+impl Log {
+    /// The file header, if the file has one (`None`: an empty log).
+    pub fn header(&self) -> Result<Option<Header>> {
+        let len = self.file_len()?;
+        self.read_header(len)
+    }
+
+    fn salt(&self) -> Result<u64> {
+        match self.header()? {
+            Some(h) => Ok(h.salt),
+            None => Err(self.corrupt(0, "a log header", "none")),
+        }
+    }
+
+    /// The oldest version the log holds: 1, or where a compacted log starts;
+    /// 0 for an empty log.
+    pub fn oldest_version(&self) -> Result<u64> {
+        let latest = self.refresh()?;
+        if latest.number == 0 {
+            return Ok(0);
+        }
+        let salt = self.salt()?;
+        match self.read_record(salt, format::FIRST_RECORD, latest.end)? {
+            Some(r) if r.h.version >= 1 && r.h.version <= latest.number => Ok(r.h.version),
+            _ => Err(self.corrupt(format::FIRST_RECORD, "the first record of the log", "no valid record")),
+        }
+    }
+
+    /// Every version in the file, oldest first, by a forward walk over the
+    /// records from offset 512 to the latest version's end. Version 0 is not
+    /// listed.
+    pub fn history(&self) -> Result<Vec<CommitSummary>> {
+        let latest = self.refresh()?;
+        if latest.number == 0 {
+            return Ok(Vec::new());
+        }
+        let salt = self.salt()?;
+        let end = latest.end;
+        let mut out = Vec::new();
+        let mut pos = format::FIRST_RECORD;
+        let mut txn_start = pos;
+        let mut prev = Prev::NONE;
+        while pos < end {
+            let rec = match self.read_record(salt, pos, end)? {
+                Some(r) => r,
+                None => return Err(self.corrupt(pos, prev.describe(), "no well-formed record")),
+            };
+            if !prev.follows(&rec) {
+                return Err(self.corrupt(pos, prev.describe(), describe_link(&rec)));
+            }
+            if rec.is_commit() {
+                let entries = self.read_entries(&rec)?;
+                let written = entries.iter().filter(|e| e.offset != 0 && e.offset >= txn_start).count();
+                out.push(CommitSummary {
+                    version: rec.h.version,
+                    timestamp_us: rec.info.timestamp_us,
+                    pages_written: written as u32,
+                    db_pages: rec.info.db_pages,
+                    page_size: rec.h.page_size,
+                    bytes: rec.end() - txn_start,
+                    offset: rec.offset,
+                    full_map: rec.is_full(),
+                    checksum: rec.info.checksum,
+                });
+                prev = Prev::of(&rec);
+                txn_start = rec.end();
+            }
+            pos = rec.end();
+        }
+        if prev.version != latest.number || prev.offset != latest.commit_offset {
+            return Err(self.corrupt(
+                pos,
+                format!("the commit of version {} at {}", latest.number, latest.commit_offset),
+                format!("version {} at {}", prev.version, prev.offset),
+            ));
+        }
+        Ok(out)
+    }
+
+    /// True while `self.path()` still names the file this log has open (it
+    /// no longer does once a compaction renamed a new log over it).
+    pub fn is_current_file(&self) -> Result<bool> {
+        use std::os::unix::fs::MetadataExt;
+        let a = std::fs::metadata(self.path()).map_err(|e| Error::io(self.path(), "stat", None, e))?;
+        let b = self.file().metadata().map_err(|e| Error::io(self.path(), "stat", None, e))?;
+        Ok(a.dev() == b.dev() && a.ino() == b.ino())
+    }
+
+    /// Checks every record, commit, frame and version checksum of the file
+    /// (see the module documentation). Never panics on damaged input.
+    pub fn verify(&self) -> VerifyReport {
+        self.verify_with_progress(&mut |_, _| {})
+    }
+
+    /// [`Log::verify`], calling `progress(bytes checked, file length)` as it goes.
+    pub fn verify_with_progress(&self, progress: &mut dyn FnMut(u64, u64)) -> VerifyReport {
+        let mut rep = VerifyReport::default();
+        // Recovery first, then the file's length: everything recovery
+        // reached lies below it, whatever writers append meanwhile.
+        match self.refresh() {
+            Ok(v) => rep.recovered_version = Some(v.number),
+            Err(e) => rep.recovery_error = Some(e.to_string()),
+        }
+        let len = match self.file_len() {
+            Ok(l) => l,
+            Err(e) => {
+                rep.error = Some(e);
+                return rep;
+            }
+        };
+        rep.file_len = len;
+        let header = match self.read_header(len) {
+            Ok(Some(h)) => h,
+            Ok(None) => {
+                rep.bytes_checked = len;
+                return rep; // an empty log
+            }
+            Err(e) => {
+                rep.error = Some(e);
+                return rep;
+            }
+        };
+        if len < format::FIRST_RECORD {
+            // A header written, the first record not: an empty log.
+            rep.bytes_checked = len;
+            return rep;
+        }
+        rep.bytes_checked = format::FIRST_RECORD;
+        if let Err(e) = self.walk(header.salt, len, &mut rep, progress) {
+            rep.error = Some(e);
+        }
+        progress(len, len);
+        rep
+    }
+
+    fn walk(&self, salt: u64, len: u64, rep: &mut VerifyReport, progress: &mut dyn FnMut(u64, u64)) -> Result<()> {
+        let mut w = Walk { txn_start: format::FIRST_RECORD, ..Default::default() };
+        let mut pos = format::FIRST_RECORD;
+        let mut prev = Prev::NONE;
+        // The first problem that ends the walk, and the version it concerns.
+        let mut stop: Option<(u64, Problem)> = None;
+        while pos < len {
+            progress(pos, len);
+            let Some(rec) = self.read_record(salt, pos, len)? else {
+                stop = Some((prev.version + 1, self.describe_bad_record(salt, pos, len, &prev)?));
+                break;
+            };
+            if !prev.follows(&rec) {
+                let p = Problem { offset: pos, expected: prev.describe(), found: describe_link(&rec) };
+                stop = Some((prev.version + 1, p));
+                break;
+            }
+            if rec.h.frames > 0 {
+                self.hash_payload(&rec, &mut w, len, progress)?;
+                rep.frames_checked += rec.h.frames as u64;
+            }
+            if !rec.is_commit() {
+                pos = rec.end();
+                continue;
+            }
+            let version = rec.h.version;
+            if let Some(p) = self.check_structure(&rec, &prev, &w, len)? {
+                stop = Some((version, p));
+                break;
+            }
+            let entries = self.read_entries(&rec)?;
+            if let Some((offset, expected, found)) = self.check_commit(&rec, &entries, u64::MAX)? {
+                stop = Some((version, Problem { offset, expected, found }));
+                break;
+            }
+            let problem = w.apply(&rec, &entries);
+            w.max_horizon = w.max_horizon.max(rec.info.horizon_version);
+            w.commits.insert(rec.offset, (version, rec.crc));
+            if rec.is_full() {
+                w.last_full = rec.offset;
+            }
+            rep.items.push(Item { version: Some(version), offset: rec.offset, txn_start: w.txn_start, problem });
+            prev = Prev::of(&rec);
+            pos = rec.end();
+            w.txn_start = pos;
+        }
+        rep.bytes_checked = if stop.is_some() { pos } else { len };
+        rep.end = w.txn_start;
+
+        // The last well-formed record of the file may name a later horizon
+        // than any commit the walk reached.
+        if stop.is_some() {
+            if let Some(last) = self.find_last_record(salt, len, len)? {
+                if last.is_commit() && last.offset >= pos {
+                    w.max_horizon = w.max_horizon.max(last.info.horizon_version);
+                }
+            }
+        }
+        let durable = w.max_horizon.max(rep.recovered_version.unwrap_or(0));
+        rep.durable_version = durable;
+
+        // Sort the problems into damage and an unfinished tail: everything
+        // from the first problem past the durable version on is the tail.
+        let first_tail = rep.items.iter().position(|i| i.problem.is_some() && i.version.unwrap_or(0) > durable);
+        let tail_items = match first_tail {
+            Some(i) => rep.items.split_off(i),
+            None => Vec::new(),
+        };
+        let tail = if let Some(t) = tail_items.first() {
+            Some((t.txn_start, t.problem.clone().expect("a tail starts at a problem")))
+        } else {
+            match stop {
+                Some((v, p)) if v > durable => Some((w.txn_start, p)),
+                Some((_, p)) => {
+                    rep.items.push(Item { version: None, offset: p.offset, txn_start: p.offset, problem: Some(p) });
+                    None
+                }
+                None => None,
+            }
+        };
+        if let Some((start, reason)) = tail {
+            let lost_versions = tail_items.iter().filter_map(|i| i.version).collect();
+            let zeros = self.all_zero(start, len)?;
+            rep.tail = Some(Tail { offset: start, bytes: len - start, lost_versions, reason, zeros });
+        }
+        if let Some(t) = tail_items.first() {
+            rep.end = t.txn_start; // the end of the last commit kept
+        }
+        if let Some(last_ok) = rep.items.iter().take_while(|i| i.problem.is_none()).last() {
+            rep.last_good_version = last_ok.version.unwrap_or(0);
+        }
+        // Recovery must reach exactly the last version verification accepts.
+        let walked = rep.items.last().and_then(|i| i.version).unwrap_or(0);
+        if rep.recovery_error.is_none() && rep.recovered_version.unwrap_or(0) < walked && rep.damage().is_none() {
+            let p = Problem {
+                offset: rep.end,
+                expected: format!("recovery (what `open` does) to reach version {walked}"),
+                found: format!("it stops at version {}", rep.recovered_version.unwrap_or(0)),
+            };
+            rep.items.push(Item { version: None, offset: rep.end, txn_start: rep.end, problem: Some(p) });
+        }
+        Ok(())
+    }
+
+    /// Checks of a commit that must pass before its entries can be applied.
+    fn check_structure(&self, rec: &Rec, prev: &Prev, w: &Walk, len: u64) -> Result<Option<Problem>> {
+        let at_info = rec.offset + format::RECORD_HEADER_SIZE as u64;
+        if prev.offset == 0 && !rec.is_full() {
+            return Ok(Some(Problem {
+                offset: rec.offset + format::RH_FLAGS as u64,
+                expected: "a full page map (the first commit of a log)".into(),
+                found: "a delta".into(),
+            }));
+        }
+        if !rec.is_full() && rec.h.page_size != w.page_size {
+            return Ok(Some(Problem {
+                offset: rec.offset + format::RH_PAGE_SIZE as u64,
+                expected: format!("page size {} (a delta keeps its predecessor's page size)", w.page_size),
+                found: rec.h.page_size.to_string(),
+            }));
+        }
+        // A page map can only be as large as the frames the file holds, plus
+        // zero pages; this bound keeps a damaged size from exhausting memory.
+        let limit = len / format::PAYLOAD_ALIGN + (1 << 20);
+        if rec.info.db_pages as u64 > limit {
+            return Ok(Some(Problem {
+                offset: at_info + format::CI_DB_PAGES as u64,
+                expected: format!("a database size of at most {limit} pages in a file of {len} bytes"),
+                found: format!("{} pages", rec.info.db_pages),
+            }));
+        }
+        Ok(None)
+    }
+
+    /// Computes the crc of every frame in `rec`'s payload region.
+    fn hash_payload(&self, rec: &Rec, w: &mut Walk, len: u64, progress: &mut dyn FnMut(u64, u64)) -> Result<()> {
+        let ps = rec.h.page_size as u64;
+        let start = rec.offset + rec.payload_start;
+        let n = rec.h.frames as u64;
+        let per_read = ((4u64 << 20) / ps).max(1);
+        let mut crcs = Vec::with_capacity(n as usize);
+        let mut i = 0u64;
+        while i < n {
+            let k = per_read.min(n - i);
+            let buf = self.read_vec(start + i * ps, (k * ps) as usize)?;
+            crcs.extend(buf.chunks_exact(ps as usize).map(format::frame_crc));
+            i += k;
+            progress(start + i * ps, len);
+        }
+        w.regions.push(Region { start, page_size: rec.h.page_size, crcs });
+        Ok(())
+    }
+
+    /// Says why there is no well-formed record following `prev` at `pos`.
+    fn describe_bad_record(&self, salt: u64, pos: u64, len: u64, prev: &Prev) -> Result<Problem> {
+        let hs = format::RECORD_HEADER_SIZE as u64;
+        let expected = prev.describe();
+        if pos % 8 != 0 || pos < format::FIRST_RECORD {
+            return Ok(Problem { offset: pos, expected, found: "a misaligned record offset".into() });
+        }
+        if pos + hs > len {
+            return Ok(Problem {
+                offset: pos,
+                expected,
+                found: format!("the end of the file after {} bytes", len - pos),
+            });
+        }
+        let hb = self.read_vec(pos, hs as usize)?;
+        if hb[..4] != format::REC_MAGIC {
+            let found = if hb.iter().all(|&b| b == 0) {
+                "zero bytes".to_string()
+            } else {
+                format!("bytes {:02x?} instead of the record magic \"PLRC\"", &hb[..4])
+            };
+            return Ok(Problem { offset: pos, expected, found });
+        }
+        let stored = u32::from_le_bytes(hb[format::RH_CRC..format::RH_CRC + 4].try_into().unwrap());
+        let computed = format::salted_crc(salt, &[&hb[..format::RH_CRC]]);
+        if stored != computed {
+            return Ok(Problem {
+                offset: pos + format::RH_CRC as u64,
+                expected: format!("record header crc {computed:#010x}"),
+                found: format!("{stored:#010x}"),
+            });
+        }
+        let Some(h) = RecordHeader::decode(salt, &hb) else {
+            return Ok(Problem { offset: pos, expected, found: "a record header with invalid fields".into() });
+        };
+        if pos.saturating_add(h.length) > len {
+            return Ok(Problem {
+                offset: pos,
+                expected: format!("a record of {} bytes (version {})", h.length, h.version),
+                found: format!("the end of the file {} bytes after its start", len - pos),
+            });
+        }
+        Ok(Problem {
+            offset: pos + h.length - format::TRAILER_SIZE as u64,
+            expected: format!("the trailer of the version {} record at {pos} (magic, offset, crc)", h.version),
+            found: "a trailer that does not check out".into(),
+        })
+    }
+
+    fn all_zero(&self, from: u64, to: u64) -> Result<bool> {
+        let mut at = from;
+        while at < to {
+            let n = (to - at).min(1 << 20);
+            if self.read_vec(at, n as usize)?.iter().any(|&b| b != 0) {
+                return Ok(false);
+            }
+            at += n;
+        }
+        Ok(true)
+    }
+}
+
+/// Verifies the log at `path` (see [`Log::verify`]), also when it cannot
+/// be opened normally: recovery failing is itself reported as damage.
+/// Opens the file read-only.
+pub fn verify_file(path: &Path, progress: &mut dyn FnMut(u64, u64)) -> VerifyReport {
+    match Log::open_unrecovered(path, OpenOptions { read_only: true, ..Default::default() }) {
+        Ok(log) => log.verify_with_progress(progress),
+        Err(e) => VerifyReport { error: Some(e), ..Default::default() },
+    }
+}
+
+/// A check that failed: where, and what was expected and found there.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    pub offset: u64,
+    pub expected: String,
+    pub found: String,
+}
+
+impl std::fmt::Display for Problem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "at offset {}: expected {}, found {}", self.offset, self.expected, self.found)
+    }
+}
+
+/// One checked item: a version (its commit record), or a record that is
+/// not a valid part of committed history (`version` None).
+#[derive(Debug, Clone)]
+pub struct Item {
+    pub version: Option<u64>,
+    /// The COMMIT record (or the bad record).
+    pub offset: u64,
+    /// Where the version's transaction starts (its first SPILL record).
+    pub txn_start: u64,
+    pub problem: Option<Problem>,
+}
+
+/// Bytes past the last version that recovery keeps: an unfinished
+/// transaction, pre-allocated zeros or debris. Not damage.
+#[derive(Debug, Clone)]
+pub struct Tail {
+    pub offset: u64,
+    pub bytes: u64,
+    /// Well-formed commits in the tail that `open` does not keep (their
+    /// transaction was never made durable).
+    pub lost_versions: Vec<u64>,
+    /// Why the walk did not take the tail as history.
+    pub reason: Problem,
+    /// The tail is all zero bytes (pre-allocated space).
+    pub zeros: bool,
+}
+
+/// What [`Log::verify`] found.
+#[derive(Debug, Default)]
+pub struct VerifyReport {
+    pub file_len: u64,
+    /// Versions in file order, each ok or invalid, then any bad record that
+    /// ended the walk inside committed history.
+    pub items: Vec<Item>,
+    /// Page images whose crc was computed (every frame stored in a checked record).
+    pub frames_checked: u64,
+    /// Bytes walked from the start of the file.
+    pub bytes_checked: u64,
+    /// End of the last walked commit.
+    pub end: u64,
+    /// The last version with no problem before the first invalid one.
+    pub last_good_version: u64,
+    /// The latest version `open` recovers, if recovery succeeds.
+    pub recovered_version: Option<u64>,
+    /// Why recovery fails (damage).
+    pub recovery_error: Option<String>,
+    /// Versions up to this one were durable: problems there are damage.
+    pub durable_version: u64,
+    pub tail: Option<Tail>,
+    /// The file could not be read as a log at all (not a log, I/O error).
+    pub error: Option<Error>,
+}
+
+impl VerifyReport {
+    /// The first damage inside committed history, if any.
+    pub fn damage(&self) -> Option<&Problem> {
+        self.items.iter().find_map(|i| i.problem.as_ref())
+    }
+
+    /// True when committed history is damaged, recovery fails, or the file
+    /// could not be read as a log.
+    pub fn damaged(&self) -> bool {
+        self.error.is_some() || self.recovery_error.is_some() || self.damage().is_some()
+    }
+
+    pub fn ok_count(&self) -> usize {
+        self.items.iter().filter(|i| i.problem.is_none()).count()
+    }
+
+    pub fn invalid_count(&self) -> usize {
+        self.items.iter().filter(|i| i.problem.is_some()).count() + usize::from(self.recovery_error.is_some())
+    }
+
+    pub fn versions_checked(&self) -> usize {
+        self.items.iter().filter(|i| i.version.is_some()).count()
+    }
+}
+
+/// A payload region: the crcs of the frames stored there, as computed.
+struct Region {
+    start: u64,
+    page_size: u32,
+    crcs: Vec<u32>,
+}
+
+/// The state of the verification walk: the page map as rebuilt so far.
+#[derive(Default)]
+struct Walk {
+    regions: Vec<Region>,
+    /// Page map of the last version: (frame offset, crc) per page.
+    map: Vec<(u64, u32)>,
+    /// Pages of `map` whose frame is damaged, with the frame offset.
+    bad: HashMap<u32, u64>,
+    checksum: u64,
+    page_size: u32,
+    /// Commit offset → (version, trailer crc), for horizon checks.
+    commits: HashMap<u64, (u64, u32)>,
+    last_full: u64,
+    max_horizon: u64,
+    txn_start: u64,
+}
+
+impl Walk {
+    /// The computed crc of the frame of `ps` bytes starting at `offset`, if
+    /// a checked record stores one there.
+    fn frame_crc(&self, offset: u64, ps: u32) -> Option<u32> {
+        let i = self.regions.partition_point(|r| r.start <= offset).checked_sub(1)?;
+        let r = &self.regions[i];
+        let rel = offset - r.start;
+        if r.page_size != ps || rel % ps as u64 != 0 {
+            return None;
+        }
+        r.crcs.get((rel / ps as u64) as usize).copied()
+    }
+
+    /// Applies a commit (whose entries passed `check_commit`) to the page
+    /// map; returns the first problem of the version it makes.
+    fn apply(&mut self, rec: &Rec, entries: &[Entry]) -> Option<Problem> {
+        let mut problem: Option<Problem> = None;
+        let version = rec.h.version;
+        let ps = rec.h.page_size;
+        let at_info = rec.offset + format::RECORD_HEADER_SIZE as u64;
+        let want_full = if rec.is_full() { rec.offset } else { self.last_full };
+        if rec.info.full_map_offset != want_full {
+            problem.get_or_insert(Problem {
+                offset: at_info + format::CI_FULL_MAP as u64,
+                expected: format!("full map offset {want_full}"),
+                found: rec.info.full_map_offset.to_string(),
+            });
+        }
+        let (hv, ho, hc) = (rec.info.horizon_version, rec.info.horizon_offset, rec.info.horizon_crc);
+        let horizon_ok = hv < version && if ho == 0 { hc == 0 } else { self.commits.get(&ho) == Some(&(hv, hc)) };
+        if !horizon_ok {
+            problem.get_or_insert(Problem {
+                offset: at_info + format::CI_HORIZON_VERSION as u64,
+                expected: format!("a horizon naming an earlier commit of this log (before version {version})"),
+                found: format!("version {hv} at offset {ho} with crc {hc:#010x}"),
+            });
+        }
+
+        let pages = rec.info.db_pages as usize;
+        if rec.is_full() {
+            self.map.clear();
+            self.bad.clear();
+            self.checksum = 0;
+            self.page_size = ps;
+        } else if pages < self.map.len() {
+            for (i, &(off, crc)) in self.map[pages..].iter().enumerate() {
+                let pgno = (pages + i + 1) as u32;
+                if off != 0 {
+                    self.checksum ^= format::page_hash(pgno, crc);
+                }
+                self.bad.remove(&pgno);
+            }
+            self.map.truncate(pages);
+        }
+        self.map.resize(pages, (0, 0));
+        let entry_base = at_info + format::COMMIT_INFO_SIZE as u64;
+        for (i, e) in entries.iter().enumerate() {
+            let slot = &mut self.map[e.pgno as usize - 1];
+            if slot.0 != 0 {
+                self.checksum ^= format::page_hash(e.pgno, slot.1);
+            }
+            *slot = (e.offset, e.crc);
+            self.bad.remove(&e.pgno);
+            if e.offset == 0 {
+                continue;
+            }
+            self.checksum ^= format::page_hash(e.pgno, e.crc);
+            match self.frame_crc(e.offset, ps) {
+                None => {
+                    self.bad.insert(e.pgno, e.offset);
+                    problem.get_or_insert(Problem {
+                        offset: entry_base + (i * format::ENTRY_SIZE) as u64,
+                        expected: format!(
+                            "the offset of a {ps}-byte frame stored at or before this commit (page {})",
+                            e.pgno
+                        ),
+                        found: format!("frame offset {}", e.offset),
+                    });
+                }
+                Some(crc) if crc != e.crc => {
+                    self.bad.insert(e.pgno, e.offset);
+                    problem.get_or_insert(Problem {
+                        offset: e.offset,
+                        expected: format!("a frame with crc {:#010x} (page {} of version {version})", e.crc, e.pgno),
+                        found: format!("crc {crc:#010x}"),
+                    });
+                }
+                Some(_) => {}
+            }
+        }
+        if self.checksum != rec.info.checksum {
+            problem.get_or_insert(Problem {
+                offset: at_info + format::CI_CHECKSUM as u64,
+                expected: format!(
+                    "whole-database checksum {:#018x} (recomputed from the page map and frame crcs)",
+                    self.checksum
+                ),
+                found: format!("{:#018x}", rec.info.checksum),
+            });
+        }
+        if problem.is_none() {
+            if let Some((&pgno, &off)) = self.bad.iter().min_by_key(|(p, _)| **p) {
+                problem = Some(Problem {
+                    offset: off,
+                    expected: format!("an intact frame for page {pgno} (unchanged since an earlier version)"),
+                    found: "a damaged frame".into(),
+                });
+            }
+        }
+        problem
+    }
+}
+
+// ---- compaction ------------------------------------------------------------
+
+/// Which versions [`compact`] keeps; it always keeps at least the latest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Keep {
+    /// The K newest versions (K >= 1).
+    Last(u64),
+    /// Versions from the first one committed at or after this time
+    /// (microseconds since the Unix epoch) to the latest.
+    Since(u64),
+}
+
+/// What [`compact`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CompactStats {
+    /// False when there was nothing to remove (the file is unchanged).
+    pub rewritten: bool,
+    pub oldest_before: u64,
+    pub first_kept: u64,
+    pub latest: u64,
+    pub bytes_before: u64,
+    pub bytes_after: u64,
+    pub frames_copied: u64,
+}
+
+/// The first version [`compact`] would keep, given the log's history.
+pub fn first_kept(history: &[CommitSummary], keep: Keep) -> Option<u64> {
+    let oldest = history.first()?.version;
+    let latest = history.last()?.version;
+    Some(match keep {
+        Keep::Last(k) => latest.saturating_sub(k.max(1) - 1).max(oldest),
+        Keep::Since(t) => history.iter().find(|c| c.timestamp_us >= t).map_or(latest, |c| c.version),
+    })
+}
+
+/// The path compaction writes before renaming: `DB.compact-tmp`.
+pub fn compact_tmp_path(path: &Path) -> PathBuf {
+    let mut s = path.as_os_str().to_owned();
+    s.push(".compact-tmp");
+    PathBuf::from(s)
+}
+
+/// Removes a file when dropped, unless disarmed.
+struct RemoveOnDrop(Option<PathBuf>);
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        if let Some(p) = self.0.take() {
+            let _ = std::fs::remove_file(p);
+        }
+    }
+}
+
+/// Rewrites the log at `path` keeping only the versions `keep` selects (see
+/// the module documentation). Refuses (Busy) while any connection has the
+/// log open. `progress(bytes written, estimated total)`.
+pub fn compact(path: &Path, keep: Keep, progress: &mut dyn FnMut(u64, u64)) -> Result<CompactStats> {
+    let log = Log::open(path, OpenOptions::default())?;
+    let fd = log.file().as_fd();
+    match lock::try_lock(fd, lock::OPEN, lock::Mode::Exclusive) {
+        Ok(true) => {}
+        Ok(false) => {
+            return Err(Error::Busy {
+                path: path.to_path_buf(),
+                reason: "the database is open (a connection in this or another process has it open); \
+                         close every connection and retry"
+                    .into(),
+            })
+        }
+        Err(e) => return Err(Error::io(path, "lock", None, e)),
+    }
+    let result = compact_locked(&log, path, keep, progress);
+    let _ = lock::unlock(log.file().as_fd(), lock::OPEN);
+    result
+}
+
+fn compact_locked(log: &Log, path: &Path, keep: Keep, progress: &mut dyn FnMut(u64, u64)) -> Result<CompactStats> {
+    let _writer = log.lock_writer(Duration::ZERO)?;
+    if !log.is_current_file()? {
+        return Err(Error::Busy {
+            path: path.to_path_buf(),
+            reason: "the log was replaced while compaction started (another compaction?); retry".into(),
+        });
+    }
+    let latest = log.refresh()?;
+    let history = log.history()?;
+    let bytes_before = log.file_len()?;
+    let oldest = history.first().map_or(0, |c| c.version);
+    let mut stats = CompactStats {
+        rewritten: false,
+        oldest_before: oldest,
+        first_kept: oldest,
+        latest: latest.number,
+        bytes_before,
+        bytes_after: bytes_before,
+        frames_copied: 0,
+    };
+    let Some(first) = first_kept(&history, keep) else { return Ok(stats) };
+    stats.first_kept = first;
+    if first <= oldest {
+        return Ok(stats);
+    }
+
+    let tmp = compact_tmp_path(path);
+    match std::fs::remove_file(&tmp) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(Error::io(&tmp, "remove stale", None, e)),
+    }
+    let mut cleanup = RemoveOnDrop(Some(tmp.clone()));
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create_new(true)
+        .open(&tmp)
+        .map_err(|e| Error::io(&tmp, "create", None, e))?;
+    let perms = log.file().metadata().map_err(|e| Error::io(path, "stat", None, e))?.permissions();
+    file.set_permissions(perms).map_err(|e| Error::io(&tmp, "chmod", None, e))?;
+
+    let copied = write_compacted(log, &file, &tmp, first, &latest, progress)?;
+    file.sync_all().map_err(|e| Error::io(&tmp, "sync", None, e))?;
+    drop(file);
+
+    // Check the new log before it replaces the old one.
+    {
+        let new = Log::open(&tmp, OpenOptions { read_only: true, ..Default::default() })?;
+        let nl = new.latest();
+        let bad = |what: String| {
+            Err(Error::Corrupt {
+                path: tmp.clone(),
+                offset: 0,
+                expected: format!("a compacted copy of {}", path.display()),
+                found: format!("{what}; the original was left unchanged"),
+            })
+        };
+        if nl.number != latest.number || nl.checksum != latest.checksum || nl.db_pages() != latest.db_pages() {
+            return bad(format!("latest version {} (checksum {:#x})", nl.number, nl.checksum));
+        }
+        if new.oldest_version()? != first {
+            return bad(format!("oldest version {}", new.oldest_version()?));
+        }
+        let rep = new.verify();
+        if rep.damaged() || rep.tail.is_some() {
+            let why = rep
+                .damage()
+                .map(|p| p.to_string())
+                .or(rep.recovery_error.clone())
+                .or(rep.error.as_ref().map(|e| e.to_string()))
+                .unwrap_or_else(|| "bytes past its last commit".into());
+            return bad(format!("a log that does not verify ({why})"));
+        }
+    }
+
+    std::fs::rename(&tmp, path).map_err(|e| Error::io(path, "rename compacted log over", None, e))?;
+    cleanup.0 = None;
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    File::open(&dir).and_then(|d| d.sync_all()).map_err(|e| Error::io(&dir, "sync directory", None, e))?;
+    stats.rewritten = true;
+    stats.frames_copied = copied;
+    stats.bytes_after = std::fs::metadata(path).map_err(|e| Error::io(path, "stat", None, e))?.len();
+    Ok(stats)
+}
+
+fn random_salt(seed: u64) -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u64(seed);
+    h.write_u32(std::process::id());
+    h.write_u128(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos()));
+    h.finish()
+}
+
+/// Writes the compacted log (versions `first..=latest`) to `file`; returns
+/// the number of frames copied.
+fn write_compacted(
+    log: &Log,
+    file: &File,
+    tmp: &Path,
+    first: u64,
+    latest: &Version,
+    progress: &mut dyn FnMut(u64, u64),
+) -> Result<u64> {
+    let old_header = log.header()?.ok_or_else(|| log.corrupt(0, "a log header", "none"))?;
+    let old_salt = old_header.salt;
+    let base = log.version(first)?;
+    let estimate = base.size_bytes() + (latest.end - base.end);
+    let mut out = Writer {
+        w: BufWriter::with_capacity(1 << 20, file),
+        tmp,
+        pos: 0,
+        salt: random_salt(old_salt),
+        moved: HashMap::new(),
+        copied: 0,
+        estimate,
+    };
+    let header = Header { page_size: base.page_size, salt: out.salt, created_us: old_header.created_us };
+    let mut hb = vec![0u8; format::FIRST_RECORD as usize];
+    hb[..format::HEADER_SIZE].copy_from_slice(&header.encode());
+    out.put(&hb)?;
+
+    // The first kept version, as a full map.
+    let rec = log
+        .read_record(old_salt, base.commit_offset, latest.end)?
+        .ok_or_else(|| log.corrupt(base.commit_offset, format!("the commit of version {first}"), "none"))?;
+    let spec = Spec {
+        version: first,
+        full: true,
+        page_size: base.page_size,
+        info: CommitInfo {
+            timestamp_us: base.timestamp_us,
+            db_pages: base.db_pages(),
+            entries: 0,
+            horizon_version: 0,
+            horizon_offset: 0,
+            full_map_offset: 0,
+            checksum: base.checksum,
+            horizon_crc: 0,
+        },
+    };
+    let mut prev = out.commit(log, &spec, &base.map.entries(), Prev::NONE, 0, progress)?;
+    let mut last_full = prev.offset;
+
+    // The later versions, record by record.
+    let mut pos = rec.end();
+    while pos < latest.end {
+        let rec = log
+            .read_record(old_salt, pos, latest.end)?
+            .ok_or_else(|| log.corrupt(pos, format!("a record after version {}", prev.version), "none"))?;
+        pos = rec.end();
+        if !rec.is_commit() {
+            continue;
+        }
+        if rec.h.version != prev.version + 1 {
+            return Err(log.corrupt(rec.offset, format!("version {}", prev.version + 1), rec.h.version.to_string()));
+        }
+        let entries = log.read_entries(&rec)?;
+        let mut info = rec.info;
+        info.horizon_version = prev.version;
+        info.horizon_offset = prev.offset;
+        info.horizon_crc = prev.crc;
+        let spec = Spec { version: rec.h.version, full: rec.is_full(), page_size: rec.h.page_size, info };
+        prev = out.commit(log, &spec, &entries, prev, last_full, progress)?;
+        if rec.is_full() {
+            last_full = prev.offset;
+        }
+    }
+    if prev.version != latest.number {
+        return Err(log.corrupt(latest.commit_offset, format!("version {}", latest.number), prev.version.to_string()));
+    }
+    out.w.flush().map_err(|e| Error::io(tmp, "write", None, e))?;
+    Ok(out.copied)
+}
+
+/// What to write for one commit (entries and frames come separately).
+struct Spec {
+    version: u64,
+    full: bool,
+    page_size: u32,
+    info: CommitInfo,
+}
+
+struct Writer<'a> {
+    w: BufWriter<&'a File>,
+    tmp: &'a Path,
+    pos: u64,
+    salt: u64,
+    /// Old frame offset → offset of its copy in the new file.
+    moved: HashMap<u64, u64>,
+    copied: u64,
+    estimate: u64,
+}
+
+impl Writer<'_> {
+    fn put(&mut self, b: &[u8]) -> Result<()> {
+        self.w.write_all(b).map_err(|e| Error::io(self.tmp, "write", Some(self.pos), e))?;
+        self.pos += b.len() as u64;
+        Ok(())
+    }
+
+    /// Writes one COMMIT record whose entries are `entries` (old offsets),
+    /// copying into its payload every frame not yet in the new file.
+    fn commit(
+        &mut self,
+        log: &Log,
+        spec: &Spec,
+        entries: &[Entry],
+        prev: Prev,
+        last_full: u64,
+        progress: &mut dyn FnMut(u64, u64),
+    ) -> Result<Prev> {
+        let ps = spec.page_size as u64;
+        let offset = self.pos;
+        // Frames to copy, in entry order, each once.
+        let mut copy: Vec<&Entry> = Vec::new();
+        let mut new_here: HashMap<u64, usize> = HashMap::new();
+        for e in entries {
+            if e.offset != 0 && !self.moved.contains_key(&e.offset) && !new_here.contains_key(&e.offset) {
+                new_here.insert(e.offset, copy.len());
+                copy.push(e);
+            }
+        }
+        let lay = format::layout(offset, format::KIND_COMMIT, entries.len() as u32, copy.len() as u32, spec.page_size);
+        for (old, i) in &new_here {
+            self.moved.insert(*old, offset + lay.payload_start + *i as u64 * ps);
+        }
+        let mut info = spec.info;
+        info.entries = entries.len() as u32;
+        info.full_map_offset = if spec.full { offset } else { last_full };
+        let mut meta = vec![0u8; lay.payload_start as usize];
+        RecordHeader {
+            kind: format::KIND_COMMIT,
+            flags: if spec.full { format::FLAG_FULL_MAP } else { 0 },
+            length: lay.length,
+            version: spec.version,
+            prev_commit: prev.offset,
+            prev_crc: prev.crc,
+            page_size: spec.page_size,
+            frames: copy.len() as u32,
+        }
+        .encode(self.salt, &mut meta);
+        info.encode(&mut meta[format::RECORD_HEADER_SIZE..]);
+        let eb = format::RECORD_HEADER_SIZE + format::COMMIT_INFO_SIZE;
+        for (i, e) in entries.iter().enumerate() {
+            let offset = if e.offset == 0 { 0 } else { self.moved[&e.offset] };
+            Entry { pgno: e.pgno, crc: e.crc, offset }.encode(&mut meta[eb + i * format::ENTRY_SIZE..]);
+        }
+        let mut trailer = [0u8; format::TRAILER_SIZE];
+        format::encode_trailer(self.salt, offset, &meta, &mut trailer);
+        self.put(&meta)?;
+
+        // The frames, read in runs of adjacent old offsets, each checked.
+        let mut i = 0;
+        while i < copy.len() {
+            let mut j = i + 1;
+            while j < copy.len() && copy[j].offset == copy[j - 1].offset + ps && (j - i) as u64 * ps < (4 << 20) {
+                j += 1;
+            }
+            let buf = log.read_vec(copy[i].offset, ((j - i) as u64 * ps) as usize)?;
+            for (k, page) in buf.chunks_exact(ps as usize).enumerate() {
+                let e = copy[i + k];
+                let crc = format::frame_crc(page);
+                if crc != e.crc {
+                    return Err(log.corrupt(
+                        e.offset,
+                        format!("a frame with crc {:#010x} (page {} of version {})", e.crc, e.pgno, spec.version),
+                        format!("crc {crc:#010x}"),
+                    ));
+                }
+            }
+            self.put(&buf)?;
+            self.copied += (j - i) as u64;
+            i = j;
+            progress(self.pos, self.estimate.max(self.pos));
+        }
+        self.put(&trailer)?;
+        debug_assert_eq!(self.pos, offset + lay.length);
+        Ok(Prev { version: spec.version, offset, crc: format::trailer_crc(&trailer) })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn summary(version: u64, ts: u64) -> CommitSummary {
+        CommitSummary {
+            version,
+            timestamp_us: ts,
+            pages_written: 1,
+            db_pages: 1,
+            page_size: 4096,
+            bytes: 0,
+            offset: 0,
+            full_map: false,
+            checksum: 0,
+        }
+    }
+
+    #[test]
+    fn first_kept_keeps_at_least_the_latest_and_never_before_the_oldest() {
+        let h: Vec<_> = (3..=10).map(|v| summary(v, v * 100)).collect();
+        assert_eq!(first_kept(&h, Keep::Last(1)), Some(10));
+        assert_eq!(first_kept(&h, Keep::Last(3)), Some(8));
+        assert_eq!(first_kept(&h, Keep::Last(100)), Some(3));
+        assert_eq!(first_kept(&h, Keep::Since(0)), Some(3));
+        assert_eq!(first_kept(&h, Keep::Since(550)), Some(6));
+        assert_eq!(first_kept(&h, Keep::Since(5000)), Some(10));
+        assert_eq!(first_kept(&[], Keep::Last(1)), None);
+    }
+}
