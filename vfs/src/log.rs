@@ -304,6 +304,19 @@ impl Log {
         Ok(log)
     }
 
+    /// Like [`Log::open`], but every read and write of the log goes through
+    /// `io` (the memory map still maps `path`). For tests that inject faults
+    /// or model a disk cache: `io` must show its writes in the file at `path`.
+    pub fn open_with_io(path: &Path, opts: OpenOptions, io: Arc<dyn LogFile>) -> Result<Log> {
+        let mut log = Log::open_unrecovered(path, opts)?;
+        log.io = io;
+        {
+            let mut st = log.lock();
+            log.recover(&mut st)?;
+        }
+        Ok(log)
+    }
+
     /// Opens the file without reading it: no header check, no recovery (the
     /// first `refresh` recovers). `history::verify_file` walks a log whose
     /// recovery may fail.
