@@ -328,3 +328,30 @@ fn reads_through_mmap_see_the_same_data() {
     let ic: String = other.query_row("PRAGMA integrity_check", [], |r| r.get(0)).unwrap();
     assert_eq!(ic, "ok");
 }
+
+#[test]
+fn pagelog_log_lists_every_version_from_sql() {
+    let d = TempDir::new("logtable");
+    let c = open(&d.path("a.db"));
+    c.execute_batch("CREATE TABLE t(x)").unwrap();
+    for i in 0..5 {
+        c.execute("INSERT INTO t VALUES (?1)", [i]).unwrap();
+    }
+    let rows: Vec<(i64, i64, i64)> = c
+        .prepare("SELECT version, db_pages, pages_written FROM pagelog_log ORDER BY version")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .unwrap()
+        .map(|r| r.unwrap())
+        .collect();
+    assert_eq!(rows.iter().map(|r| r.0).collect::<Vec<_>>(), vec![1, 2, 3, 4, 5, 6]);
+    assert!(rows.iter().all(|r| r.1 == 2 && r.2 >= 1), "{rows:?}");
+    let other = d.path("b.db");
+    c.execute(&format!("ATTACH 'file:{}?vfs=pagelog' AS aux", other.display()), []).unwrap();
+    c.execute_batch("CREATE TABLE aux.u(y)").unwrap();
+    let n: i64 = c.query_row("SELECT count(*) FROM pagelog_log('aux')", [], |r| r.get(0)).unwrap();
+    assert_eq!(n, 1);
+    let plain = rusqlite::Connection::open(d.path("plain.db")).unwrap();
+    let err = plain.query_row("SELECT count(*) FROM pagelog_log", [], |r| r.get::<_, i64>(0)).unwrap_err();
+    assert!(err.to_string().contains("not opened through the pagelog VFS"), "{err}");
+}

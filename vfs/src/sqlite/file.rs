@@ -118,6 +118,10 @@ impl MainDb {
         Ok((db, ro))
     }
 
+    pub(crate) fn log(&self) -> &Arc<Log> {
+        &self.log
+    }
+
     /// The version reads see right now.
     fn current(&self) -> Result<Arc<Version>, Error> {
         match &self.state {

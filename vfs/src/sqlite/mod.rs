@@ -9,6 +9,7 @@
 //! parameters, and `xFetch` needs io-methods version 3 — see README.
 
 mod file;
+mod logtable;
 mod memfile;
 mod vfs;
 
@@ -31,6 +32,19 @@ type VfsFind = unsafe extern "C" fn(*const c_char) -> *mut ffi::sqlite3_vfs;
 type VfsRegister = unsafe extern "C" fn(*mut ffi::sqlite3_vfs, c_int) -> c_int;
 type UriParameter = unsafe extern "C" fn(*const c_char, *const c_char) -> *const c_char;
 type Malloc = unsafe extern "C" fn(c_int) -> *mut c_void;
+type CreateModule = unsafe extern "C" fn(
+    *mut ffi::sqlite3,
+    *const c_char,
+    *const ffi::sqlite3_module,
+    *mut c_void,
+    Option<unsafe extern "C" fn(*mut c_void)>,
+) -> c_int;
+type AutoExtension = unsafe extern "C" fn(*const c_void) -> c_int;
+type FileControl = unsafe extern "C" fn(*mut ffi::sqlite3, *const c_char, c_int, *mut c_void) -> c_int;
+type DeclareVtab = unsafe extern "C" fn(*mut ffi::sqlite3, *const c_char) -> c_int;
+type ResultInt64 = unsafe extern "C" fn(*mut ffi::sqlite3_context, i64);
+type ResultNull = unsafe extern "C" fn(*mut ffi::sqlite3_context);
+type ValueText = unsafe extern "C" fn(*mut ffi::sqlite3_value) -> *const u8;
 type VersionNumber = unsafe extern "C" fn() -> c_int;
 
 /// The few SQLite functions pagelog calls.
@@ -40,6 +54,13 @@ pub(crate) struct Api {
     pub vfs_register: VfsRegister,
     pub uri_parameter: UriParameter,
     pub malloc: Malloc,
+    pub create_module_v2: CreateModule,
+    pub auto_extension: AutoExtension,
+    pub file_control: FileControl,
+    pub declare_vtab: DeclareVtab,
+    pub result_int64: ResultInt64,
+    pub result_null: ResultNull,
+    pub value_text: ValueText,
 }
 
 static API: OnceLock<Api> = OnceLock::new();
@@ -57,6 +78,13 @@ mod routines {
     pub const VFS_FIND: usize = 141;
     pub const VFS_REGISTER: usize = 142;
     pub const URI_PARAMETER: usize = 189;
+    pub const CREATE_MODULE_V2: usize = 119;
+    pub const AUTO_EXTENSION: usize = 192;
+    pub const FILE_CONTROL: usize = 127;
+    pub const DECLARE_VTAB: usize = 50;
+    pub const RESULT_INT64: usize = 83;
+    pub const RESULT_NULL: usize = 84;
+    pub const VALUE_TEXT: usize = 109;
 }
 
 impl Api {
@@ -100,6 +128,13 @@ impl Api {
                 vfs_register: std::mem::transmute::<*const c_void, VfsRegister>(get(routines::VFS_REGISTER)?),
                 uri_parameter: std::mem::transmute::<*const c_void, UriParameter>(get(routines::URI_PARAMETER)?),
                 malloc: std::mem::transmute::<*const c_void, Malloc>(get(routines::MALLOC)?),
+                create_module_v2: std::mem::transmute::<*const c_void, CreateModule>(get(routines::CREATE_MODULE_V2)?),
+                auto_extension: std::mem::transmute::<*const c_void, AutoExtension>(get(routines::AUTO_EXTENSION)?),
+                file_control: std::mem::transmute::<*const c_void, FileControl>(get(routines::FILE_CONTROL)?),
+                declare_vtab: std::mem::transmute::<*const c_void, DeclareVtab>(get(routines::DECLARE_VTAB)?),
+                result_int64: std::mem::transmute::<*const c_void, ResultInt64>(get(routines::RESULT_INT64)?),
+                result_null: std::mem::transmute::<*const c_void, ResultNull>(get(routines::RESULT_NULL)?),
+                value_text: std::mem::transmute::<*const c_void, ValueText>(get(routines::VALUE_TEXT)?),
             })
         }
     }
@@ -111,6 +146,13 @@ impl Api {
             vfs_register: ffi::sqlite3_vfs_register,
             uri_parameter: ffi::sqlite3_uri_parameter,
             malloc: ffi::sqlite3_malloc,
+            create_module_v2: ffi::sqlite3_create_module_v2,
+            auto_extension: linked_auto_extension,
+            file_control: ffi::sqlite3_file_control,
+            declare_vtab: ffi::sqlite3_declare_vtab,
+            result_int64: ffi::sqlite3_result_int64,
+            result_null: ffi::sqlite3_result_null,
+            value_text: ffi::sqlite3_value_text,
         }
     }
 
@@ -128,6 +170,14 @@ impl Api {
         }
         p as *mut c_char
     }
+}
+
+/// `sqlite3_auto_extension` of the linked SQLite, with the untyped entry
+/// point the API table uses.
+unsafe extern "C" fn linked_auto_extension(f: *const c_void) -> c_int {
+    type Entry = unsafe extern "C" fn(*mut ffi::sqlite3, *mut *mut c_char, *const ffi::sqlite3_api_routines) -> c_int;
+    // SAFETY: f is always logtable::init_connection, which has type Entry.
+    unsafe { ffi::sqlite3_auto_extension(Some(std::mem::transmute::<*const c_void, Entry>(f))) }
 }
 
 fn fmt_version(v: c_int) -> String {
@@ -148,6 +198,13 @@ fn install(api: Api, make_default: bool) -> Result<(), String> {
             }
         }
         return Ok(());
+    }
+    // Every later connection gets the pagelog_log table (a no-op when the
+    // same entry point is already registered).
+    // SAFETY: init_connection has the signature of an extension entry point.
+    let rc = unsafe { (api.auto_extension)(logtable::init_connection as *const c_void) };
+    if rc != ffi::SQLITE_OK {
+        return Err(format!("sqlite3_auto_extension failed with code {rc}"));
     }
     let vfs = vfs::new_vfs(&api)?;
     // SAFETY: vfs is a leaked, fully initialised sqlite3_vfs that lives for
@@ -175,14 +232,27 @@ pub fn register_default() -> Result<(), Error> {
 ///
 /// # Safety
 /// Called by SQLite with valid `pz_err_msg` (or null) and `p_api`.
-unsafe fn entry(pz_err_msg: *mut *mut c_char, p_api: *const c_void, make_default: bool) -> c_int {
+unsafe fn entry(
+    db: *mut ffi::sqlite3,
+    pz_err_msg: *mut *mut c_char,
+    p_api: *const c_void,
+    make_default: bool,
+) -> c_int {
     let result = std::panic::catch_unwind(|| {
         if p_api.is_null() {
             return Err((None, "pagelog: no sqlite3_api_routines was passed".to_string()));
         }
         // SAFETY: SQLite passes its own api routines table.
         let api = unsafe { Api::from_routines(p_api) }.map_err(|m| (None, m))?;
-        install(api, make_default).map_err(|m| (Some(api), m))
+        install(api, make_default).map_err(|m| (Some(api), m))?;
+        if !db.is_null() {
+            // SAFETY: db is the connection loading the extension.
+            let rc = unsafe { logtable::init_connection(db, std::ptr::null_mut(), std::ptr::null()) };
+            if rc != ffi::SQLITE_OK {
+                return Err((Some(api), format!("pagelog: could not create pagelog_log (code {rc})")));
+            }
+        }
+        Ok(())
     });
     match result {
         Ok(Ok(())) => ffi::SQLITE_OK_LOAD_PERMANENTLY,
@@ -204,12 +274,12 @@ unsafe fn entry(pz_err_msg: *mut *mut c_char, p_api: *const c_void, make_default
 /// Called by SQLite's extension loader.
 #[no_mangle]
 pub unsafe extern "C" fn sqlite3_pagelog_init(
-    _db: *mut ffi::sqlite3,
+    db: *mut ffi::sqlite3,
     pz_err_msg: *mut *mut c_char,
     p_api: *const c_void,
 ) -> c_int {
     // SAFETY: forwarded from SQLite.
-    unsafe { entry(pz_err_msg, p_api, false) }
+    unsafe { entry(db, pz_err_msg, p_api, false) }
 }
 
 /// Second entry point: registers the VFS and makes it the default
@@ -219,12 +289,12 @@ pub unsafe extern "C" fn sqlite3_pagelog_init(
 /// Called by SQLite's extension loader.
 #[no_mangle]
 pub unsafe extern "C" fn sqlite3_pagelog_default_init(
-    _db: *mut ffi::sqlite3,
+    db: *mut ffi::sqlite3,
     pz_err_msg: *mut *mut c_char,
     p_api: *const c_void,
 ) -> c_int {
     // SAFETY: forwarded from SQLite.
-    unsafe { entry(pz_err_msg, p_api, true) }
+    unsafe { entry(db, pz_err_msg, p_api, true) }
 }
 
 /// Maps a log error to a SQLite result code (the one place this is decided).
