@@ -240,31 +240,42 @@ unsafe fn entry(
 ) -> c_int {
     let result = std::panic::catch_unwind(|| {
         if p_api.is_null() {
-            return Err((None, "pagelog: no sqlite3_api_routines was passed".to_string()));
+            return Err("pagelog: no sqlite3_api_routines was passed".to_string());
         }
         // SAFETY: SQLite passes its own api routines table.
-        let api = unsafe { Api::from_routines(p_api) }.map_err(|m| (None, m))?;
-        install(api, make_default).map_err(|m| (Some(api), m))?;
+        let api = unsafe { Api::from_routines(p_api) }?;
+        install(api, make_default)?;
         if !db.is_null() {
             // SAFETY: db is the connection loading the extension.
             let rc = unsafe { logtable::init_connection(db, std::ptr::null_mut(), std::ptr::null()) };
             if rc != ffi::SQLITE_OK {
-                return Err((Some(api), format!("pagelog: could not create pagelog_log (code {rc})")));
+                return Err(format!("pagelog: could not create pagelog_log (code {rc})"));
             }
         }
         Ok(())
     });
-    match result {
-        Ok(Ok(())) => ffi::SQLITE_OK_LOAD_PERMANENTLY,
-        Ok(Err((api, msg))) => {
-            if let (Some(api), false) = (api.or_else(|| API.get().copied()), pz_err_msg.is_null()) {
-                // SAFETY: pz_err_msg is a valid out-pointer; SQLite frees it.
-                unsafe { *pz_err_msg = api.c_string(&msg) };
+    let msg = match result {
+        Ok(Ok(())) => return ffi::SQLITE_OK_LOAD_PERMANENTLY,
+        Ok(Err(msg)) => msg,
+        Err(_) => "pagelog: internal error while loading".to_string(),
+    };
+    if !pz_err_msg.is_null() && !p_api.is_null() {
+        // SAFETY: every SQLite 3.x has sqlite3_malloc at this slot of its
+        // API table; SQLite frees *pz_err_msg with sqlite3_free.
+        unsafe {
+            let malloc = *(p_api as *const *const c_void).add(routines::MALLOC);
+            if !malloc.is_null() {
+                let malloc = std::mem::transmute::<*const c_void, Malloc>(malloc);
+                let p = malloc(msg.len() as c_int + 1) as *mut u8;
+                if !p.is_null() {
+                    std::ptr::copy_nonoverlapping(msg.as_ptr(), p, msg.len());
+                    *p.add(msg.len()) = 0;
+                    *pz_err_msg = p as *mut c_char;
+                }
             }
-            ffi::SQLITE_ERROR
         }
-        Err(_) => ffi::SQLITE_ERROR,
     }
+    ffi::SQLITE_ERROR
 }
 
 /// Entry point SQLite derives from the file name `libpagelog.so`:
