@@ -1,5 +1,62 @@
-//! The `pagelog` command-line tool (see issue "History"): not written yet.
+//! `pagelog`: the command-line tool for pagelog logs. One subcommand per
+//! file; each talks to the log through the `pagelog` crate directly (not
+//! through SQLite), opening it read-only where it only reads.
+//!
+//! Exit codes: 0 success; 1 failure, or damage found (`verify`); 2 usage.
+//! Errors go to stderr as "pagelog: <what was being done>: <why>".
+
+use clap::{Parser, Subcommand};
+
+mod cli;
+mod compact;
+mod export;
+mod import;
+mod info;
+mod log;
+mod revert;
+mod time;
+mod verify;
+
+/// Inspect, check, revert, export, import and compact pagelog databases.
+///
+/// A pagelog database is one append-only log file holding every committed
+/// version of an SQLite database. Versions are numbered 1, 2, 3 ...; TIME
+/// arguments are ISO-8601 UTC (2026-11-22T10:00:00Z) or unix seconds.
+#[derive(Parser)]
+#[command(name = "pagelog", version, about, max_term_width = 100)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    Log(log::Args),
+    Info(info::Args),
+    Revert(revert::Args),
+    Export(export::Args),
+    Import(import::Args),
+    Verify(verify::Args),
+    Compact(compact::Args),
+}
+
 fn main() {
-    eprintln!("pagelog: no subcommands are implemented yet");
-    std::process::exit(2);
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Log(a) => log::run(a),
+        Command::Info(a) => info::run(a),
+        Command::Revert(a) => revert::run(a),
+        Command::Export(a) => export::run(a),
+        Command::Import(a) => import::run(a),
+        Command::Verify(a) => verify::run(a),
+        Command::Compact(a) => compact::run(a),
+    };
+    let code = match result {
+        Ok(code) => code,
+        Err(f) => {
+            eprintln!("pagelog: {}", f.msg);
+            f.code
+        }
+    };
+    std::process::exit(code);
 }

@@ -20,7 +20,9 @@
 //!    `format::page_hash(pgno, crc)` over its page map, with the map rebuilt
 //!    from the entries and each crc recomputed from the frame's bytes, must
 //!    equal the one stored. This proves that what a version reads back is
-//!    what was committed.
+//!    what was committed;
+//! 5. the header: its crc (when the log is opened) and the zero padding after
+//!    it, up to offset 512.
 //!
 //! A version is *invalid* when its commit fails a check or its page map
 //! refers to a damaged frame (so a damaged frame taints every version that
@@ -232,7 +234,25 @@ impl Log {
     }
 
     /// [`Log::verify`], calling `progress(bytes checked, file length)` as it goes.
+    ///
+    /// Verification takes no lock, so writers go on. A commit being written
+    /// while it is read could look torn; when a check finds a problem and
+    /// the log changed meanwhile, it runs again (up to three times).
     pub fn verify_with_progress(&self, progress: &mut dyn FnMut(u64, u64)) -> VerifyReport {
+        let mut attempt = 0;
+        loop {
+            let rep = self.verify_once(progress);
+            attempt += 1;
+            let problem = rep.damaged() || rep.tail.as_ref().is_some_and(|t| !t.zeros);
+            let changed = self.file_len().ok() != Some(rep.file_len)
+                || self.refresh().ok().map(|v| v.number) != rep.recovered_version;
+            if !problem || !changed || attempt == 3 {
+                return rep;
+            }
+        }
+    }
+
+    fn verify_once(&self, progress: &mut dyn FnMut(u64, u64)) -> VerifyReport {
         let mut rep = VerifyReport::default();
         // Recovery first, then the file's length: everything recovery
         // reached lies below it, whatever writers append meanwhile.
@@ -265,6 +285,23 @@ impl Log {
             return rep;
         }
         rep.bytes_checked = format::FIRST_RECORD;
+        match self.read_vec(format::HEADER_SIZE as u64, (format::FIRST_RECORD as usize) - format::HEADER_SIZE) {
+            Ok(pad) => {
+                if let Some(i) = pad.iter().position(|&b| b != 0) {
+                    let offset = (format::HEADER_SIZE + i) as u64;
+                    let p = Problem {
+                        offset,
+                        expected: "zero bytes after the header (to offset 512)".into(),
+                        found: format!("byte {:#04x}", pad[i]),
+                    };
+                    rep.items.push(Item { version: None, offset, txn_start: offset, problem: Some(p) });
+                }
+            }
+            Err(e) => {
+                rep.error = Some(e);
+                return rep;
+            }
+        }
         if let Err(e) = self.walk(header.salt, len, &mut rep, progress) {
             rep.error = Some(e);
         }
@@ -842,8 +879,13 @@ fn compact_locked(log: &Log, path: &Path, keep: Keep, progress: &mut dyn FnMut(u
         .create_new(true)
         .open(&tmp)
         .map_err(|e| Error::io(&tmp, "create", None, e))?;
-    let perms = log.file().metadata().map_err(|e| Error::io(path, "stat", None, e))?.permissions();
-    file.set_permissions(perms).map_err(|e| Error::io(&tmp, "chmod", None, e))?;
+    // The same permissions and, where allowed, the same owner as the old file.
+    let md = log.file().metadata().map_err(|e| Error::io(path, "stat", None, e))?;
+    file.set_permissions(md.permissions()).map_err(|e| Error::io(&tmp, "chmod", None, e))?;
+    {
+        use std::os::unix::fs::MetadataExt;
+        let _ = std::os::unix::fs::fchown(&file, Some(md.uid()), Some(md.gid()));
+    }
 
     let copied = write_compacted(log, &file, &tmp, first, &latest, progress)?;
     file.sync_all().map_err(|e| Error::io(&tmp, "sync", None, e))?;

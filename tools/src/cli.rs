@@ -1,0 +1,183 @@
+//! What every subcommand shares: failures with exit codes, error messages
+//! that name what was being done ("open log app.db: …"), opening logs, and
+//! progress on stderr.
+
+use std::fmt::Display;
+use std::io::{IsTerminal, Write};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use pagelog::{Error, Log, OpenOptions};
+
+/// Exit codes: 0 ok, 1 failure or damage found, 2 usage (clap's own).
+pub const EXIT_FAILURE: i32 = 1;
+
+/// A subcommand's failure: the message printed after "pagelog: ", and the exit code.
+#[derive(Debug)]
+pub struct Failure {
+    pub msg: String,
+    pub code: i32,
+}
+
+impl Failure {
+    pub fn new(what: impl Display, why: impl Display) -> Failure {
+        Failure { msg: format!("{what}: {why}"), code: EXIT_FAILURE }
+    }
+}
+
+pub type CmdResult = Result<i32, Failure>;
+
+/// A pagelog error without the file name (the context names it already).
+pub fn describe(e: &Error) -> String {
+    match e {
+        Error::Io { op, offset: Some(o), source, .. } => format!("{op} at offset {o}: {source}"),
+        Error::Io { op: "open", offset: None, source, .. } => source.to_string(),
+        Error::Io { op, offset: None, source, .. } => format!("{op}: {source}"),
+        Error::NotALog { reason, .. } => format!("not a pagelog log ({reason}); it was left unchanged"),
+        Error::Corrupt { offset, expected, found, .. } => {
+            format!("the log is damaged at offset {offset}: expected {expected}, found {found}")
+        }
+        Error::Busy { reason, .. } | Error::ReadOnly { reason, .. } => reason.clone(),
+        Error::NoSuchVersion { version, latest, .. } => {
+            format!("version {version} does not exist (the latest is {latest})")
+        }
+        Error::Unsupported(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// Adds "what was being done" to errors.
+pub trait Context<T> {
+    fn ctx(self, what: impl Display) -> Result<T, Failure>;
+}
+
+impl<T> Context<T> for pagelog::Result<T> {
+    fn ctx(self, what: impl Display) -> Result<T, Failure> {
+        self.map_err(|e| Failure::new(what, describe(&e)))
+    }
+}
+
+impl<T> Context<T> for std::io::Result<T> {
+    fn ctx(self, what: impl Display) -> Result<T, Failure> {
+        self.map_err(|e| Failure::new(what, e))
+    }
+}
+
+/// Opens an existing log for reading only: the tool never disturbs other
+/// processes when it only reads, and never creates a file.
+pub fn open_read_only(db: &Path) -> Result<Log, Failure> {
+    Log::open(db, OpenOptions { read_only: true, ..Default::default() }).ctx(format_args!("open log {}", db.display()))
+}
+
+/// Opens an existing log for writing (never creates one).
+pub fn open_writable(db: &Path) -> Result<Log, Failure> {
+    Log::open(db, OpenOptions::default()).ctx(format_args!("open log {}", db.display()))
+}
+
+/// The versions a log holds: (oldest, latest); (0, 0) when it is empty.
+pub fn version_range(log: &Log) -> Result<(u64, u64), Failure> {
+    let what = format_args!("read log {}", log.path().display()).to_string();
+    let latest = log.refresh().ctx(&what)?.number;
+    let oldest = log.oldest_version().ctx(&what)?;
+    Ok((oldest, latest))
+}
+
+/// Checks that version `n` exists in a log holding `oldest..=latest`.
+/// Version 0, the empty database, always exists (FORMAT.md), also in a
+/// compacted log.
+pub fn check_version(log: &Log, n: u64, (oldest, latest): (u64, u64)) -> Result<(), Failure> {
+    if n > latest || (n < oldest && n != 0) {
+        let held = if latest == 0 {
+            "the log is empty (version 0)".to_string()
+        } else if oldest > 1 {
+            format!("the log holds versions 0 and {oldest} to {latest}; the others were removed by compaction")
+        } else {
+            format!("the log holds versions 0 to {latest}")
+        };
+        return Err(Failure::new(
+            format_args!("log {}", log.path().display()),
+            format_args!("version {n} does not exist ({held})"),
+        ));
+    }
+    Ok(())
+}
+
+/// A progress line on stderr, shown only when stderr is a terminal.
+pub struct Progress {
+    label: &'static str,
+    enabled: bool,
+    started: Instant,
+    last: Option<Instant>,
+}
+
+impl Progress {
+    pub fn new(label: &'static str) -> Progress {
+        Progress { label, enabled: std::io::stderr().is_terminal(), started: Instant::now(), last: None }
+    }
+
+    /// `done` of `total` bytes (total 0: unknown).
+    pub fn update(&mut self, done: u64, total: u64) {
+        if !self.enabled || self.started.elapsed() < Duration::from_millis(300) {
+            return;
+        }
+        if self.last.is_some_and(|l| l.elapsed() < Duration::from_millis(100)) {
+            return;
+        }
+        self.last = Some(Instant::now());
+        let line = if total > 0 {
+            let pct = (done as f64 * 100.0 / total as f64).min(100.0);
+            format!("{}: {pct:5.1}% ({} of {})", self.label, size(done), size(total))
+        } else {
+            format!("{}: {}", self.label, size(done))
+        };
+        let mut e = std::io::stderr().lock();
+        let _ = write!(e, "\r{line}\x1b[K");
+        let _ = e.flush();
+    }
+
+    pub fn finish(&mut self) {
+        if self.enabled && self.last.is_some() {
+            let mut e = std::io::stderr().lock();
+            let _ = write!(e, "\r\x1b[K");
+            let _ = e.flush();
+            self.last = None;
+        }
+    }
+}
+
+impl Drop for Progress {
+    fn drop(&mut self) {
+        self.finish();
+    }
+}
+
+/// A byte count for people: `12.3 MiB`.
+pub fn size(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = bytes as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u < UNITS.len() - 1 {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{bytes} B")
+    } else {
+        format!("{v:.1} {}", UNITS[u])
+    }
+}
+
+/// A temporary file name in `path`'s directory: `.NAME.pagelog-WHAT.PID`.
+pub fn tmp_beside(path: &Path, what: &str) -> std::path::PathBuf {
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    path.with_file_name(format!(".{name}.pagelog-{what}.{}", std::process::id()))
+}
+
+/// Syncs the directory holding `path`, making a rename or creation durable.
+pub fn sync_dir(path: &Path) -> std::io::Result<()> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    std::fs::File::open(dir)?.sync_all()
+}

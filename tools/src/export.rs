@@ -1,0 +1,100 @@
+//! `pagelog export DB OUT`: one version as a plain SQLite database file.
+
+use std::io::{BufWriter, Write};
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+
+use crate::cli::{
+    check_version, open_read_only, sync_dir, tmp_beside, version_range, CmdResult, Context, Failure, Progress,
+};
+
+/// Write one version as a plain SQLite database file.
+///
+/// The file holds the version's pages in order, exactly as it reads through
+/// pagelog, and opens in any SQLite. It is written to a temporary file in
+/// OUT's directory, synced, then renamed to OUT, so OUT never holds half a
+/// database. An existing OUT is refused unless --force is given.
+#[derive(clap::Args)]
+pub struct Args {
+    /// The pagelog database (log file)
+    db: PathBuf,
+    /// The plain SQLite file to write
+    out: PathBuf,
+    /// The version to export (default: the latest)
+    #[arg(long, value_name = "N")]
+    version: Option<u64>,
+    /// Replace OUT if it exists
+    #[arg(long)]
+    force: bool,
+}
+
+pub fn run(a: Args) -> CmdResult {
+    let log = open_read_only(&a.db)?;
+    let range = version_range(&log)?;
+    let n = a.version.unwrap_or(range.1);
+    check_version(&log, n, range)?;
+    let what = format!("export {} version {n} to {}", a.db.display(), a.out.display());
+    if let Ok(md) = std::fs::metadata(&a.out) {
+        let db = log.file().metadata().ctx(&what)?;
+        if md.dev() == db.dev() && md.ino() == db.ino() {
+            return Err(Failure::new(what, "OUT is the log itself"));
+        }
+        if !a.force {
+            return Err(Failure::new(what, "OUT already exists (use --force to replace it)"));
+        }
+        if md.is_dir() {
+            return Err(Failure::new(what, "OUT is a directory"));
+        }
+    }
+    let v = log.version(n).ctx(&what)?;
+    let tmp = tmp_beside(&a.out, "export");
+    let result = write_version(&v, &tmp, &what).and_then(|()| place(&tmp, &a.out, a.force, &what));
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result?;
+    eprintln!(
+        "pagelog: exported version {n} of {} to {} ({} pages of {} bytes)",
+        a.db.display(),
+        a.out.display(),
+        v.db_pages(),
+        v.page_size
+    );
+    Ok(0)
+}
+
+fn write_version(v: &pagelog::Version, tmp: &Path, what: &str) -> Result<(), Failure> {
+    let f = std::fs::OpenOptions::new().write(true).create_new(true).open(tmp).ctx(what)?;
+    let mut w = BufWriter::with_capacity(1 << 20, &f);
+    let mut progress = Progress::new("export");
+    let total = v.size_bytes();
+    for p in 1..=v.db_pages() {
+        let page = v.page(p).ctx(what)?.expect("page within the database");
+        w.write_all(page).ctx(what)?;
+        progress.update(p as u64 * v.page_size as u64, total);
+    }
+    w.flush().ctx(what)?;
+    drop(w);
+    f.sync_all().ctx(what)?;
+    Ok(())
+}
+
+/// Moves the finished temporary file to `out`: without `force`, atomically
+/// refusing an `out` that appeared meanwhile (a hard link fails if it exists).
+fn place(tmp: &Path, out: &Path, force: bool, what: &str) -> Result<(), Failure> {
+    if force {
+        std::fs::rename(tmp, out).ctx(what)?;
+    } else {
+        match std::fs::hard_link(tmp, out) {
+            Ok(()) => std::fs::remove_file(tmp).ctx(what)?,
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                return Err(Failure::new(what, "OUT already exists (use --force to replace it)"))
+            }
+            // A file system without hard links: check, then rename.
+            Err(_) if !out.exists() => std::fs::rename(tmp, out).ctx(what)?,
+            Err(_) => return Err(Failure::new(what, "OUT already exists (use --force to replace it)")),
+        }
+    }
+    sync_dir(out).ctx(what)?;
+    Ok(())
+}

@@ -1,0 +1,97 @@
+//! `pagelog info DB`: a summary of a log.
+
+use std::collections::HashSet;
+use std::path::PathBuf;
+
+use pagelog::format;
+use serde_json::json;
+
+use crate::cli::{open_read_only, size, CmdResult, Context};
+use crate::time::format_us;
+
+/// Show a summary of a log: format, page size, versions and sizes
+///
+/// live size: the size of the latest version as a plain database
+/// (database pages × page size).
+///
+/// reclaimable: what `pagelog compact --keep-last 1` would remove: the file
+/// size minus the size of a log holding only the latest version (the 512-byte
+/// header, plus one commit record: its full page map and one copy of every
+/// distinct page image the latest version references). It counts older
+/// versions' pages, their metadata, space pre-allocated past the end and
+/// debris of unfinished transactions. 0 when the log holds a single version
+/// (compaction then has nothing to remove).
+#[derive(clap::Args)]
+#[command(verbatim_doc_comment)]
+pub struct Args {
+    /// The pagelog database (log file)
+    db: PathBuf,
+    /// Print one JSON object instead
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn run(a: Args) -> CmdResult {
+    let log = open_read_only(&a.db)?;
+    let what = format_args!("read log {}", a.db.display()).to_string();
+    let header = log.header().ctx(&what)?;
+    let latest = log.refresh().ctx(&what)?;
+    let history = log.history().ctx(&what)?;
+    let file_size = std::fs::metadata(&a.db).ctx(&what)?.len();
+    let (oldest, newest) = (history.first(), history.last());
+
+    let ps = latest.page_size as u64;
+    let live = latest.size_bytes();
+    let frames: HashSet<u64> =
+        (1..=latest.db_pages()).filter_map(|p| latest.map.get(p)).map(|s| s.offset).filter(|&o| o != 0).collect();
+    let lay = format::layout(
+        format::FIRST_RECORD,
+        format::KIND_COMMIT,
+        latest.db_pages(),
+        frames.len() as u32,
+        latest.page_size,
+    );
+    let compacted = format::FIRST_RECORD + lay.length;
+    let reclaimable = if history.len() > 1 { file_size.saturating_sub(compacted) } else { 0 };
+
+    if a.json {
+        let v = json!({
+            "file": a.db.display().to_string(),
+            "format_version": format::FORMAT_VERSION,
+            "page_size": latest.page_size,
+            "created": header.map(|h| format_us(h.created_us, 6)),
+            "versions": history.len(),
+            "oldest_version": oldest.map_or(0, |c| c.version),
+            "oldest_time": oldest.map(|c| format_us(c.timestamp_us, 6)),
+            "latest_version": latest.number,
+            "latest_time": newest.map(|c| format_us(c.timestamp_us, 6)),
+            "file_size": file_size,
+            "log_end": if latest.number == 0 { 0 } else { latest.end },
+            "db_pages": latest.db_pages(),
+            "live_size": live,
+            "latest_frame_bytes": frames.len() as u64 * ps,
+            "reclaimable": reclaimable,
+        });
+        println!("{}", serde_json::to_string_pretty(&v).expect("json"));
+        return Ok(0);
+    }
+    let row = |k: &str, v: String| println!("{k:<14}{v}");
+    row("file", a.db.display().to_string());
+    row("format", format!("pagelog log, format version {}", format::FORMAT_VERSION));
+    if let Some(h) = header {
+        row("created", format_us(h.created_us, 3));
+    }
+    match (oldest, newest) {
+        (Some(o), Some(n)) => {
+            row("versions", format!("{} ({} to {})", history.len(), o.version, n.version));
+            row("oldest", format!("{}  {}", o.version, format_us(o.timestamp_us, 3)));
+            row("latest", format!("{}  {}", n.version, format_us(n.timestamp_us, 3)));
+            row("page size", latest.page_size.to_string());
+        }
+        _ => row("versions", "0 (an empty database)".into()),
+    }
+    row("file size", format!("{file_size} bytes ({})", size(file_size)));
+    row("live size", format!("{live} bytes ({}; {} pages)", size(live), latest.db_pages()));
+    row("reclaimable", format!("{reclaimable} bytes ({}) by `pagelog compact --keep-last 1`", size(reclaimable)));
+    Ok(0)
+}

@@ -1,0 +1,75 @@
+//! `pagelog log DB`: the versions of a log, newest first.
+
+use std::path::PathBuf;
+
+use pagelog::history::CommitSummary;
+use serde_json::json;
+
+use crate::cli::{open_read_only, CmdResult, Context};
+use crate::time::{format_us, parse_time};
+
+/// List the versions of a log, newest first.
+///
+/// One line per version: its number, commit time (UTC), the pages its
+/// transaction wrote, the database size in pages, and the bytes its records
+/// take in the log. Version 0 (the empty database) is not listed.
+#[derive(clap::Args)]
+pub struct Args {
+    /// The pagelog database (log file)
+    db: PathBuf,
+    /// Print one JSON array of objects instead
+    #[arg(long)]
+    json: bool,
+    /// Show only the N newest versions (after --since)
+    #[arg(long, value_name = "N")]
+    limit: Option<usize>,
+    /// Show only versions committed at or after TIME
+    #[arg(long, value_name = "TIME", value_parser = parse_time)]
+    since: Option<u64>,
+}
+
+pub fn run(a: Args) -> CmdResult {
+    let log = open_read_only(&a.db)?;
+    let history = log.history().ctx(format_args!("read history of {}", a.db.display()))?;
+    let shown: Vec<&CommitSummary> = history
+        .iter()
+        .rev()
+        .filter(|c| a.since.is_none_or(|t| c.timestamp_us >= t))
+        .take(a.limit.unwrap_or(usize::MAX))
+        .collect();
+    if a.json {
+        let arr: Vec<_> = shown.iter().map(|c| to_json(c)).collect();
+        println!("{}", serde_json::to_string_pretty(&arr).expect("json"));
+        return Ok(0);
+    }
+    if shown.is_empty() {
+        return Ok(0);
+    }
+    println!("{:>8}  {:<24}  {:>8}  {:>8}  {:>12}", "version", "time (UTC)", "written", "pages", "bytes");
+    for c in shown {
+        println!(
+            "{:>8}  {:<24}  {:>8}  {:>8}  {:>12}",
+            c.version,
+            format_us(c.timestamp_us, 3),
+            c.pages_written,
+            c.db_pages,
+            c.bytes
+        );
+    }
+    Ok(0)
+}
+
+pub fn to_json(c: &CommitSummary) -> serde_json::Value {
+    json!({
+        "version": c.version,
+        "time": format_us(c.timestamp_us, 6),
+        "timestamp_us": c.timestamp_us,
+        "pages_written": c.pages_written,
+        "db_pages": c.db_pages,
+        "page_size": c.page_size,
+        "bytes": c.bytes,
+        "offset": c.offset,
+        "full_map": c.full_map,
+        "checksum": format!("{:#018x}", c.checksum),
+    })
+}

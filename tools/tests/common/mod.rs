@@ -1,0 +1,196 @@
+//! Helpers for the CLI tests: temporary directories, connections through the
+//! pagelog VFS, and running the built `pagelog` binary.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use rusqlite::{Connection, OpenFlags};
+
+/// A fresh, empty directory for one test (removed when dropped).
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new(name: &str) -> TempDir {
+        static N: AtomicU32 = AtomicU32::new(0);
+        let d = std::env::temp_dir().join("pagelog-tools-tests").join(format!(
+            "{name}-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        ));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        TempDir(d)
+    }
+
+    pub fn path(&self, f: &str) -> PathBuf {
+        self.0.join(f)
+    }
+
+    /// Names of the files in the directory, sorted.
+    pub fn files(&self) -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read_dir(&self.0)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        v.sort();
+        v
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Opens `path` through the pagelog VFS (registering it first).
+pub fn open(path: &Path) -> Connection {
+    pagelog::register().expect("register pagelog");
+    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_URI;
+    Connection::open_with_flags_and_vfs(path, flags, "pagelog")
+        .unwrap_or_else(|e| panic!("open {}: {e}", path.display()))
+}
+
+/// Opens version `n` of `path` read-only through `file:PATH?vfs=pagelog&version=N`.
+pub fn open_version(path: &Path, n: u64) -> Connection {
+    pagelog::register().expect("register pagelog");
+    let uri = format!("file:{}?vfs=pagelog&version={n}", path.display());
+    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_URI;
+    Connection::open_with_flags(&uri, flags).unwrap_or_else(|e| panic!("open {uri}: {e}"))
+}
+
+/// `PRAGMA pagelog_version` as a number.
+pub fn version(c: &Connection) -> u64 {
+    let s: String = c.query_row("PRAGMA pagelog_version", [], |r| r.get(0)).unwrap();
+    s.parse().unwrap()
+}
+
+/// Every row of `sql`, each as its columns joined by '|'.
+pub fn rows(c: &Connection, sql: &str) -> Vec<String> {
+    let mut st = c.prepare(sql).unwrap();
+    let n = st.column_count();
+    st.query_map([], |r| {
+        let cols: Vec<String> = (0..n)
+            .map(|i| match r.get_ref(i).unwrap() {
+                rusqlite::types::ValueRef::Null => "NULL".to_string(),
+                rusqlite::types::ValueRef::Integer(x) => x.to_string(),
+                rusqlite::types::ValueRef::Real(x) => x.to_string(),
+                rusqlite::types::ValueRef::Text(t) => String::from_utf8_lossy(t).into_owned(),
+                rusqlite::types::ValueRef::Blob(b) => {
+                    format!("x'{}'", b.iter().map(|x| format!("{x:02x}")).collect::<String>())
+                }
+            })
+            .collect();
+        Ok(cols.join("|"))
+    })
+    .unwrap()
+    .map(|r| r.unwrap())
+    .collect()
+}
+
+pub fn table_exists(c: &Connection, name: &str) -> bool {
+    c.query_row("SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND name = ?1", [name], |r| r.get::<_, i64>(0))
+        .unwrap()
+        == 1
+}
+
+/// The result of one run of the `pagelog` binary.
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    fn from(o: Output) -> Run {
+        Run {
+            code: o.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+        }
+    }
+
+    /// Panics unless the exit code is `code`; returns self.
+    pub fn expect_code(self, code: i32) -> Run {
+        assert_eq!(self.code, code, "exit code\nstdout:\n{}\nstderr:\n{}", self.stdout, self.stderr);
+        self
+    }
+
+    pub fn ok(self) -> Run {
+        self.expect_code(0)
+    }
+
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.stdout).unwrap_or_else(|e| panic!("not JSON ({e}):\n{}", self.stdout))
+    }
+}
+
+/// Runs `pagelog ARGS...` and waits for it.
+pub fn pagelog<I, S>(args: I) -> Run
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<std::ffi::OsStr>,
+{
+    Run::from(Command::new(env!("CARGO_BIN_EXE_pagelog")).args(args).output().expect("run pagelog"))
+}
+
+/// The stock sqlite3 shell (`apt-get install sqlite3`).
+pub fn sqlite3_shell() -> PathBuf {
+    for p in ["/usr/bin/sqlite3", "/usr/local/bin/sqlite3"] {
+        if Path::new(p).exists() {
+            return PathBuf::from(p);
+        }
+    }
+    panic!("the sqlite3 shell is not installed (apt-get install sqlite3)");
+}
+
+/// Runs the stock sqlite3 shell on a plain database file with one SQL argument.
+pub fn sqlite3(db: &Path, sql: &str) -> String {
+    let o = Command::new(sqlite3_shell()).arg("-batch").arg(db).arg(sql).output().unwrap();
+    assert!(o.status.success(), "sqlite3 {}: {}", db.display(), String::from_utf8_lossy(&o.stderr));
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// Creates a log with `n` versions: version 1 creates table t, each later
+/// one inserts a row (id = version, a text naming it, a blob).
+pub fn make_log(path: &Path, n: u64) -> Connection {
+    let c = open(path);
+    c.execute_batch("CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT, b BLOB)").unwrap();
+    for v in 2..=n {
+        c.execute("INSERT INTO t VALUES(?1, 'row of version ' || ?1, zeroblob(?1 * 100))", [v as i64]).unwrap();
+    }
+    assert_eq!(version(&c), n);
+    c
+}
+
+/// `pagelog log DB --json`, parsed.
+pub fn history(db: &Path) -> Vec<serde_json::Value> {
+    let r = pagelog(["log".as_ref(), db.as_os_str(), "--json".as_ref()]).ok();
+    r.json().as_array().unwrap().clone()
+}
+
+/// Version numbers of `pagelog log DB --json`, newest first.
+pub fn versions(db: &Path) -> Vec<u64> {
+    history(db).iter().map(|v| v["version"].as_u64().unwrap()).collect()
+}
+
+/// Exports version `n` of `db` to `out` with the CLI and returns its bytes.
+pub fn export(db: &Path, n: u64, out: &Path) -> Vec<u8> {
+    let n = n.to_string();
+    pagelog(["export".as_ref(), db.as_os_str(), out.as_os_str(), "--version".as_ref(), n.as_ref(), "--force".as_ref()])
+        .ok();
+    std::fs::read(out).unwrap()
+}
+
+/// All numbers that follow the word "offset " in `s`.
+pub fn offsets_named(s: &str) -> Vec<u64> {
+    s.match_indices("offset ")
+        .filter_map(|(i, m)| {
+            let rest = &s[i + m.len()..];
+            let digits: String = rest.chars().take_while(|c| c.is_ascii_digit()).collect();
+            digits.parse().ok()
+        })
+        .collect()
+}

@@ -1,0 +1,108 @@
+//! `pagelog revert`, seen by connections of another process (this one), and
+//! reading old versions through `?version=N`.
+
+mod common;
+use common::*;
+
+fn revert(db: &std::path::Path, to: u64) -> u64 {
+    let to = to.to_string();
+    let r = pagelog(["revert".as_ref(), db.as_os_str(), "--to".as_ref(), to.as_ref()]).ok();
+    r.stdout.trim().parse().unwrap_or_else(|_| panic!("revert printed {:?}", r.stdout))
+}
+
+#[test]
+fn revert_and_revert_of_revert_restore_contents_and_versions_keep_growing() {
+    let d = TempDir::new("revert");
+    let db = d.path("app.db");
+    let c = make_log(&db, 10);
+    drop(c);
+    let at = |n: u64| rows(&open_version(&db, n), "SELECT id, v FROM t ORDER BY id");
+
+    let v11 = revert(&db, 4);
+    assert_eq!(v11, 11);
+    assert_eq!(at(11), at(4));
+    assert_eq!(at(11).len(), 3);
+    let v12 = revert(&db, 10);
+    assert_eq!(v12, 12);
+    assert_eq!(at(12), at(10));
+    // Revert of the revert: version 11 again.
+    assert_eq!(revert(&db, 11), 13);
+    assert_eq!(at(13), at(4));
+    assert_eq!(versions(&db), (1..=13).rev().collect::<Vec<_>>());
+    // A revert writes one page (page 1); the others are shared.
+    let h = history(&db);
+    assert_eq!(h[0]["pages_written"], 1);
+    // The reverted database is sound, and can be written again.
+    let c = open(&db);
+    assert_eq!(rows(&c, "PRAGMA integrity_check"), vec!["ok"]);
+    c.execute("INSERT INTO t VALUES(100, 'after', NULL)", []).unwrap();
+    assert_eq!(version(&c), 14);
+    assert_eq!(rows(&c, "SELECT count(*) FROM t"), vec!["4"]);
+}
+
+#[test]
+fn reverting_to_a_version_that_does_not_exist_fails_and_changes_nothing() {
+    let d = TempDir::new("revert-bad");
+    let db = d.path("app.db");
+    drop(make_log(&db, 3));
+    let before = std::fs::read(&db).unwrap();
+    let r = pagelog(["revert".as_ref(), db.as_os_str(), "--to".as_ref(), "9".as_ref()]).expect_code(1);
+    assert!(r.stderr.contains("version 9 does not exist"), "{}", r.stderr);
+    assert_eq!(std::fs::read(&db).unwrap(), before);
+    // Reverting to the latest does nothing.
+    assert_eq!(revert(&db, 3), 3);
+    assert_eq!(std::fs::read(&db).unwrap(), before);
+    // No --to: a usage error.
+    assert_eq!(pagelog(["revert".as_ref(), db.as_os_str()]).code, 2);
+}
+
+#[test]
+fn a_connection_held_open_across_a_revert_sees_the_old_schema_and_later_changes() {
+    let d = TempDir::new("revert-held");
+    let db = d.path("app.db");
+    let held = open(&db);
+    held.execute_batch("CREATE TABLE a(x); INSERT INTO a VALUES(1); INSERT INTO a VALUES(2);").unwrap();
+    let n = version(&held);
+    assert_eq!(n, 3);
+    held.execute_batch("CREATE TABLE b(y); INSERT INTO b VALUES('b'); DROP TABLE a;").unwrap();
+    assert!(!table_exists(&held, "a"));
+    assert_eq!(version(&held), 6);
+
+    // Another process reverts while `held` stays open.
+    assert_eq!(revert(&db, n), 7);
+    assert_eq!(version(&held), 7);
+    assert!(table_exists(&held, "a"), "the dropped table is back");
+    assert!(!table_exists(&held, "b"));
+    assert_eq!(rows(&held, "SELECT x FROM a ORDER BY x"), vec!["1", "2"]);
+
+    // A further schema change by another connection is seen by `held`.
+    let other = open(&db);
+    other.execute_batch("CREATE TABLE c(z); INSERT INTO c VALUES('c');").unwrap();
+    assert_eq!(rows(&held, "SELECT z FROM c"), vec!["c"]);
+    held.execute("INSERT INTO a VALUES(3)", []).unwrap();
+    assert_eq!(rows(&other, "SELECT count(*) FROM a"), vec!["3"]);
+
+    // Revert of the revert, still under both connections.
+    let v = revert(&db, 6);
+    assert!(!table_exists(&held, "a") && !table_exists(&other, "c"));
+    assert_eq!(rows(&held, "SELECT y FROM b"), vec!["b"]);
+    assert_eq!(version(&other), v);
+    assert_eq!(rows(&held, "PRAGMA integrity_check"), vec!["ok"]);
+}
+
+#[test]
+fn a_version_uri_reads_that_version_and_refuses_writes() {
+    let d = TempDir::new("version-uri");
+    let db = d.path("app.db");
+    let c = make_log(&db, 5);
+    let old = open_version(&db, 3);
+    assert_eq!(rows(&old, "SELECT id FROM t ORDER BY id"), vec!["2", "3"]);
+    assert_eq!(version(&old), 3);
+    // New commits do not change what the pinned connection reads.
+    c.execute("INSERT INTO t VALUES(50, 'x', NULL)", []).unwrap();
+    assert_eq!(rows(&old, "SELECT count(*) FROM t"), vec!["2"]);
+    let err = old.execute("INSERT INTO t VALUES(99, 'no', NULL)", []).unwrap_err();
+    assert_eq!(err.sqlite_error_code(), Some(rusqlite::ErrorCode::ReadOnly), "{err}");
+    // The latest through the CLI agrees.
+    assert_eq!(versions(&db)[0], 6);
+}
