@@ -3,8 +3,9 @@
 //!
 //! Three rooms, kept apart:
 //! * the log — [`format`] (bytes on disk), [`log`] (open, recover, read,
-//!   commit), [`txn`] (a write transaction's buffer), [`pagemap`], [`storage`],
-//!   [`lock`]: no SQLite types;
+//!   commit, revert), [`txn`] (a write transaction's buffer), [`pagemap`],
+//!   [`storage`], [`lock`], [`history`] (listing, verify, compact): no SQLite
+//!   types;
 //! * the SQLite glue — [`sqlite`]: VFS callbacks, locks, pragmas, the
 //!   extension entry points;
 //! * the tools (`tools/`) and the benchmark (`speedtest/`), separate crates.

@@ -63,6 +63,13 @@ pub const NORMAL_SYNC_INTERVAL: Duration = Duration::from_secs(1);
 /// exceed max(database pages, this).
 pub const FULL_MAP_MIN_ENTRIES: u64 = 4096;
 
+/// A bound on `db pages` that no real log exceeds: every page of a database
+/// was written at least once, as a frame of at least 512 bytes. It keeps a
+/// crafted record from making the page map larger than the file.
+fn max_db_pages(file_len: u64) -> u64 {
+    file_len / format::PAYLOAD_ALIGN + 65536
+}
+
 /// Pre-allocation grows the file by an eighth of its size, within these bounds.
 pub const PREALLOC_MIN: u64 = 1 << 20;
 pub const PREALLOC_MAX: u64 = 16 << 20;
@@ -560,6 +567,9 @@ impl Log {
                 break;
             }
             if rec.is_commit() {
+                if rec.info.db_pages as u64 > max_db_pages(len) {
+                    break;
+                }
                 let entries = self.read_entries(&rec)?;
                 if self.check_commit(&rec, &entries, txn_start)?.is_some() {
                     break;
@@ -700,6 +710,24 @@ impl Log {
         Ok(Some(found.into_iter().next_back().map(|(r, _)| r).or(horizon)))
     }
 
+    /// Checks a commit's entries for structure only (no frame crcs): what
+    /// building a page map from it relies on. A record can pass its crcs and
+    /// still be nonsense only if crafted; it must give an error, not a panic
+    /// or an allocation larger than the file.
+    fn check_map_structure(&self, rec: &Rec, entries: &[Entry], len: u64) -> Result<()> {
+        if rec.info.db_pages as u64 > max_db_pages(len) {
+            return Err(self.corrupt(
+                rec.offset,
+                format!("at most {} database pages for a {len}-byte log", max_db_pages(len)),
+                rec.info.db_pages.to_string(),
+            ));
+        }
+        match self.check_commit(rec, entries, u64::MAX)? {
+            None => Ok(()),
+            Some((offset, expected, found)) => Err(self.corrupt(offset, expected, found)),
+        }
+    }
+
     /// Builds the page map of commit `rec` from its last full map plus the
     /// deltas after it; also returns the delta entries since that full map.
     pub(crate) fn build_map(&self, salt: u64, len: u64, rec: &Rec) -> Result<(PageMap, u64)> {
@@ -715,7 +743,9 @@ impl Log {
             }
         };
         let mut map = PageMap::new();
-        map.apply(full.info.db_pages, &self.read_entries(&full)?);
+        let entries = self.read_entries(&full)?;
+        self.check_map_structure(&full, &entries, len)?;
+        map.apply(full.info.db_pages, &entries);
         let mut since = 0u64;
         let mut pos = full.end();
         let mut last = full.clone();
@@ -728,6 +758,7 @@ impl Log {
                     return Err(self.corrupt(pos, format!("version {}", last.h.version + 1), r.h.version.to_string()));
                 }
                 let entries = self.read_entries(&r)?;
+                self.check_map_structure(&r, &entries, len)?;
                 if r.is_full() {
                     map = PageMap::new();
                     since = 0;
@@ -1119,7 +1150,9 @@ impl Log {
                     checksum ^= format::page_hash(*pgno, old.crc);
                 }
             }
-            checksum ^= format::page_hash(*pgno, slot.crc);
+            if slot.offset != 0 {
+                checksum ^= format::page_hash(*pgno, slot.crc); // zero pages contribute nothing
+            }
             map.set(*pgno, *slot);
         }
         let entries: Vec<Entry> = if full {

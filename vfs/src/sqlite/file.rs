@@ -101,6 +101,21 @@ impl MainDb {
             }
             Err(e) => return Err(report(&Error::io(path, "lock", None, e))),
         }
+        // `pagelog compact` replaces the file by rename while holding OPEN
+        // exclusively. Had it done so between our open and our lock, we would
+        // hold a file nobody will see again: check that the path, our lock
+        // descriptor and the shared log are all the same file.
+        let same = |a: &std::fs::Metadata, b: &std::fs::Metadata| {
+            use std::os::unix::fs::MetadataExt;
+            a.dev() == b.dev() && a.ino() == b.ino()
+        };
+        let here = std::fs::metadata(path).map_err(|e| report(&Error::io(path, "stat", None, e)))?;
+        let ours = lockfd.metadata().map_err(|e| report(&Error::io(path, "stat", None, e)))?;
+        let logs = log.file().metadata().map_err(|e| report(&Error::io(path, "stat", None, e)))?;
+        if !same(&here, &ours) || !same(&ours, &logs) {
+            set_last_error(format!("{name}: the log was replaced (compacted) while opening; open it again"));
+            return Err(ffi::SQLITE_BUSY);
+        }
         let pinned = match pinned_n {
             None => None,
             Some(n) => Some(log.version(n).map_err(|e| report(&e))?),
