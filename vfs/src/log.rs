@@ -275,6 +275,8 @@ pub(crate) struct State {
     entries_since_full: u64,
     last_sync: Instant,
     unsynced: bool,
+    /// A connection of this process is writing a commit record right now.
+    committing: bool,
 }
 
 pub struct Log {
@@ -362,6 +364,7 @@ impl Log {
                 entries_since_full: 0,
                 last_sync: Instant::now(),
                 unsynced: false,
+                committing: false,
             }),
         };
         Ok(log)
@@ -877,7 +880,7 @@ impl Log {
                 format!("{len} bytes: the log was truncated"),
             ));
         }
-        if len < end + (format::RECORD_HEADER_SIZE + format::TRAILER_SIZE) as u64 {
+        if st.committing || len < end + (format::RECORD_HEADER_SIZE + format::TRAILER_SIZE) as u64 {
             return Ok(st.latest.clone());
         }
         let salt = st.header.unwrap().salt;
@@ -1057,21 +1060,37 @@ impl Log {
                 ),
             });
         }
-        let result = self.commit_locked(&mut st, &mut txn, durability);
-        if result.is_err() || matches!(result, Ok(None)) {
-            // Leave nothing of this transaction in the file.
-            let end = self.file_len().unwrap_or(u64::MAX);
-            let _ = self.discard(&mut st, end, txn.alloc_at_begin());
+        let prepared = match self.prepare_commit(&mut st, &mut txn, durability) {
+            Ok(Some(p)) => p,
+            other => {
+                // Nothing to commit, or it failed: leave nothing of this
+                // transaction in the file.
+                let end = self.file_len().unwrap_or(u64::MAX);
+                let _ = self.discard(&mut st, end, txn.alloc_at_begin());
+                return other.map(|_| None);
+            }
+        };
+        // The writer lock keeps other writers out; `committing` keeps this
+        // process's readers from picking up the record before it is done.
+        st.committing = true;
+        drop(st);
+        let written = self.write_prepared(&prepared);
+        let mut st = self.lock();
+        st.committing = false;
+        match written {
+            Ok(alloc_end) => self.install(&mut st, prepared, alloc_end).map(Some),
+            Err(e) => {
+                let end = self.file_len().unwrap_or(u64::MAX);
+                let _ = self.discard(&mut st, end.max(prepared.end), txn.alloc_at_begin());
+                Err(e)
+            }
         }
-        result
     }
 
-    fn commit_locked(
-        &self,
-        st: &mut State,
-        txn: &mut WriteTxn,
-        durability: Durability,
-    ) -> Result<Option<Arc<Version>>> {
+    /// Works out the commit record of `txn` under the state lock: the
+    /// changed pages, the page map, the checksum, and the record's bytes.
+    /// Ok(None): the transaction changed nothing.
+    fn prepare_commit(&self, st: &mut State, txn: &mut WriteTxn, durability: Durability) -> Result<Option<Prepared>> {
         let base = txn.base().clone();
         let page_size = txn.page_size();
         let db_pages = txn.db_pages();
@@ -1198,58 +1217,89 @@ impl Log {
         let commit_crc = format::trailer_crc(&rest[tl - format::TRAILER_SIZE..]);
         let link = Link { version, offset, crc: commit_crc };
 
-        self.io.write_at(&buf, offset).map_err(|e| Error::io(&self.path, "write commit", Some(offset), e))?;
         let end = offset + lay.length;
-        if end > st.alloc_end && !self.append_only {
-            // Pre-allocate: zeros written (and synced with this commit) now
-            // make the syncs of the next commits cheaper, as they no longer
-            // change the file's size. Recovery skips zeros past the end.
-            let chunk = (end / 8).clamp(PREALLOC_MIN, PREALLOC_MAX).next_multiple_of(4096);
-            let zeros = vec![0u8; chunk as usize];
-            self.io.write_at(&zeros, end).map_err(|e| Error::io(&self.path, "write", Some(end), e))?;
-            st.alloc_end = end + chunk;
-        }
-        st.alloc_end = st.alloc_end.max(end);
         let sync = match durability {
             Durability::Full => true,
             Durability::Normal => st.last_sync.elapsed() >= NORMAL_SYNC_INTERVAL,
             Durability::Off => false,
         };
-        if sync {
+        Ok(Some(Prepared {
+            buf,
+            offset,
+            end,
+            link,
+            full,
+            n_entries,
+            new_slots,
+            map,
+            checksum,
+            timestamp_us: info.timestamp_us,
+            page_size,
+            alloc_end: st.alloc_end,
+            sync,
+            durability,
+        }))
+    }
+
+    /// Writes a prepared commit (and pre-allocated space), and syncs it if
+    /// it must: the I/O, done without the state lock so that other
+    /// connections of this process can go on reading. Returns the new
+    /// length of pre-allocated space.
+    fn write_prepared(&self, p: &Prepared) -> Result<u64> {
+        self.io.write_at(&p.buf, p.offset).map_err(|e| Error::io(&self.path, "write commit", Some(p.offset), e))?;
+        let mut alloc_end = p.alloc_end.max(p.end);
+        if p.end > p.alloc_end && !self.append_only {
+            // Pre-allocate: zeros written (and synced with this commit) now
+            // make the syncs of the next commits cheaper, as they no longer
+            // change the file's size. Recovery skips zeros past the end.
+            let chunk = (p.end / 8).clamp(PREALLOC_MIN, PREALLOC_MAX).next_multiple_of(4096);
+            let zeros = vec![0u8; chunk as usize];
+            self.io.write_at(&zeros, p.end).map_err(|e| Error::io(&self.path, "write", Some(p.end), e))?;
+            alloc_end = p.end + chunk;
+        }
+        if p.sync {
             self.io.sync().map_err(|e| Error::io(&self.path, "sync", None, e))?;
+        }
+        Ok(alloc_end)
+    }
+
+    /// Makes a written commit the latest version of this process's view.
+    fn install(&self, st: &mut State, p: Prepared, alloc_end: u64) -> Result<Arc<Version>> {
+        st.alloc_end = st.alloc_end.max(alloc_end);
+        if p.sync {
             st.last_sync = Instant::now();
             st.unsynced = false;
-            st.horizon = link;
+            st.horizon = p.link;
         } else {
-            st.unsynced = durability == Durability::Normal;
-            if durability == Durability::Off {
-                st.horizon = link;
+            st.unsynced = p.durability == Durability::Normal;
+            if p.durability == Durability::Off {
+                st.horizon = p.link;
             }
         }
-        if full {
-            st.full_map_offset = offset;
+        if p.full {
+            st.full_map_offset = p.offset;
             st.entries_since_full = 0;
         } else {
-            st.entries_since_full += n_entries as u64;
+            st.entries_since_full += p.n_entries as u64;
         }
-        let mapping = self.mapping_covering(st, end)?;
-        for (_, slot) in &new_slots {
-            if slot.offset >= offset {
+        let mapping = self.mapping_covering(st, p.end)?;
+        for (_, slot) in &p.new_slots {
+            if slot.offset >= p.offset {
                 mapping.mark_verified(slot.offset); // written by us just now
             }
         }
         st.latest = Arc::new(Version {
-            number: version,
-            page_size,
-            map,
-            commit_offset: offset,
-            commit_crc,
-            end,
-            timestamp_us: info.timestamp_us,
-            checksum,
+            number: p.link.version,
+            page_size: p.page_size,
+            map: p.map,
+            commit_offset: p.offset,
+            commit_crc: p.link.crc,
+            end: p.end,
+            timestamp_us: p.timestamp_us,
+            checksum: p.checksum,
             mapping,
         });
-        Ok(Some(st.latest.clone()))
+        Ok(st.latest.clone())
     }
 
     /// Takes the WRITER lock on this log's own file description, polling
@@ -1322,6 +1372,24 @@ impl Log {
         }
         Ok(())
     }
+}
+
+/// A commit worked out under the state lock, to be written without it.
+struct Prepared {
+    buf: Vec<u8>,
+    offset: u64,
+    end: u64,
+    link: Link,
+    full: bool,
+    n_entries: u32,
+    new_slots: Vec<(u32, Slot)>,
+    map: PageMap,
+    checksum: u64,
+    timestamp_us: u64,
+    page_size: u32,
+    alloc_end: u64,
+    sync: bool,
+    durability: Durability,
 }
 
 /// Process-wide registry: one `Log` per file (by device and inode), shared
