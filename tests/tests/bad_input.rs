@@ -184,3 +184,20 @@ fn damage_to_a_commit_between_the_full_map_and_the_latest_is_an_error_at_open() 
     let err = try_open(&p).and_then(|c| c.query_row("SELECT count(*) FROM t", [], |r| r.get::<_, i64>(0))).unwrap_err();
     assert_eq!(err.sqlite_error_code(), Some(ErrorCode::DatabaseCorrupt), "{err}");
 }
+
+#[test]
+fn a_log_truncated_by_another_program_is_an_error_at_the_next_transaction_not_a_crash() {
+    let d = TempDir::new("shrunk");
+    let p = d.path("a.db");
+    build(&p, 20);
+    let c = open(&p);
+    assert_eq!(count(&c, "t"), 19);
+    let end = ro(&p).latest().end;
+    // Another program cuts the file below the committed end while we have it
+    // open (and mapped).
+    std::fs::OpenOptions::new().write(true).open(&p).unwrap().set_len(end / 2).unwrap();
+    let err = c.query_row("SELECT count(*), sum(length(pad)) FROM t", [], |r| r.get::<_, i64>(0)).unwrap_err();
+    assert_eq!(err.sqlite_error_code(), Some(ErrorCode::DatabaseCorrupt), "{err}");
+    let msg = pagelog::sqlite::last_error().unwrap();
+    assert!(msg.contains("truncated"), "{msg}");
+}
