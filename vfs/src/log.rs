@@ -172,6 +172,21 @@ pub struct Version {
 }
 
 impl Version {
+    /// Version 0: the empty database.
+    fn empty(page_size: u32, mapping: Arc<Mapping>) -> Version {
+        Version {
+            number: 0,
+            page_size,
+            map: PageMap::new(),
+            commit_offset: 0,
+            commit_crc: 0,
+            end: format::FIRST_RECORD,
+            timestamp_us: 0,
+            checksum: 0,
+            mapping,
+        }
+    }
+
     pub fn db_pages(&self) -> u32 {
         self.map.pages()
     }
@@ -347,17 +362,7 @@ impl Log {
             state: Mutex::new(State {
                 header: None,
                 mapping: Arc::new(Mapping::empty(path)),
-                latest: Arc::new(Version {
-                    number: 0,
-                    page_size: 0,
-                    map: PageMap::new(),
-                    commit_offset: 0,
-                    commit_crc: 0,
-                    end: format::FIRST_RECORD,
-                    timestamp_us: 0,
-                    checksum: 0,
-                    mapping: Arc::new(Mapping::empty(path)),
-                }),
+                latest: Arc::new(Version::empty(0, Arc::new(Mapping::empty(path)))),
                 horizon: Link::default(),
                 alloc_end: 0,
                 full_map_offset: 0,
@@ -813,17 +818,7 @@ impl Log {
         let mut st = self.lock();
         let mapping = st.mapping.clone();
         if n == 0 {
-            return Ok(Arc::new(Version {
-                number: 0,
-                page_size: latest.page_size,
-                map: PageMap::new(),
-                commit_offset: 0,
-                commit_crc: 0,
-                end: format::FIRST_RECORD,
-                timestamp_us: 0,
-                checksum: 0,
-                mapping,
-            }));
+            return Ok(Arc::new(Version::empty(latest.page_size, mapping)));
         }
         let salt = st.header.expect("a log with versions has a header").salt;
         let len = latest.end;
