@@ -1,15 +1,19 @@
 //! The `speedtest` command line: parse flags, run every configuration
 //! round-robin, print the tables, write the JSON. See speedtest/README.md.
+//! `--suite scale` runs `scale.rs` instead.
+
+mod scale;
 
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use clap::Parser;
+use clap::parser::ValueSource;
+use clap::{ArgMatches, CommandFactory, FromArgMatches, Parser};
 
 use speedtest::config::Config;
-use speedtest::measure::{cpu_model, filesystem_of};
+use speedtest::measure::{cpu_model, filesystem_of, Filesystem};
 use speedtest::probe::{self, ProbeOutcome};
 use speedtest::report::{iso8601_utc, Meta, Report};
 use speedtest::runner::{self, Mode, RunOpts, ShellOpts};
@@ -84,7 +88,32 @@ struct Cli {
     /// Internal: run test 1 of CONFIG between strace markers (see probe.rs).
     #[arg(long, hide = true, value_enum, value_name = "CONFIG")]
     probe_child: Option<Config>,
+
+    /// Which benchmark: `main` (speedtest.tcl's tests, the flags above) or
+    /// `scale` (a large database and a long history; see README).
+    #[arg(long, value_enum, default_value_t = Suite::Main)]
+    suite: Suite,
+
+    /// --suite scale: database size to build, e.g. 64MiB, 1GiB [default: 1GiB].
+    #[arg(long, value_name = "SIZE", value_parser = scale::parse_size)]
+    scale_size: Option<u64>,
+
+    /// --suite scale: history length for the long-history measurements,
+    /// compared with 100 versions [default: 100000].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(scale::FEW_VERSIONS + 1..))]
+    scale_versions: Option<u64>,
 }
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum Suite {
+    Main,
+    Scale,
+}
+
+/// Flags that only one suite reads; giving one to the other is an error.
+const MAIN_ONLY: [&str; 10] =
+    ["configs", "runs", "scale", "all_tests", "shell", "sqlite3", "extension", "no_fsync_probe", "no_sync", "pause_ms"];
+const SCALE_ONLY: [&str; 2] = ["scale_size", "scale_versions"];
 
 fn parse_scale(s: &str) -> Result<f64, String> {
     let f: f64 = s.trim().parse().map_err(|_| format!("not a number (expected 0 < F <= {MAX_SCALE})"))?;
@@ -92,13 +121,25 @@ fn parse_scale(s: &str) -> Result<f64, String> {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
-    match run(cli) {
+    let matches = Cli::command().get_matches();
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    let result = match cli.suite {
+        Suite::Main => check_suite_flags(&matches, "main", &SCALE_ONLY).and_then(|()| run(cli)),
+        Suite::Scale => check_suite_flags(&matches, "scale", &MAIN_ONLY).and_then(|()| run_scale(cli)),
+    };
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("speedtest: error: {e}");
             ExitCode::FAILURE
         }
+    }
+}
+
+fn check_suite_flags(m: &ArgMatches, suite: &str, foreign: &[&str]) -> Result<(), String> {
+    match foreign.iter().find(|id| m.value_source(id) == Some(ValueSource::CommandLine)) {
+        Some(id) => Err(format!("--{} does not apply to --suite {suite}", id.replace('_', "-"))),
+        None => Ok(()),
     }
 }
 
@@ -139,6 +180,75 @@ fn shell_version(sqlite3: &Path) -> Result<String, String> {
     }
     let text = String::from_utf8_lossy(&out.stdout);
     Ok(text.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+}
+
+/// `--dir`, or a fresh temporary directory (then `true`); canonical, with
+/// its filesystem (warned about when it is memory).
+fn work_dir(cli: &Cli) -> Result<(PathBuf, bool, Option<Filesystem>), String> {
+    let (dir, temporary) = match &cli.dir {
+        Some(d) => {
+            fs::create_dir_all(d).map_err(|e| format!("create directory {}: {e}", d.display()))?;
+            (d.clone(), false)
+        }
+        None => (fresh_temp_dir()?, true),
+    };
+    let dir = fs::canonicalize(&dir).map_err(|e| format!("directory {}: {e}", dir.display()))?;
+    let filesystem = filesystem_of(&dir);
+    if let Some(f) = filesystem.as_ref().filter(|f| f.is_memory()) {
+        eprintln!(
+            "speedtest: warning: {} is on {} (memory): fsync costs nothing there, \
+             the numbers will not reflect a disk",
+            dir.display(),
+            f.fstype
+        );
+    }
+    Ok((dir, temporary, filesystem))
+}
+
+/// Prints `table` on stdout and writes `json` to `--json` (to stdout with
+/// `-`, the table then going to stderr).
+fn emit(cli: &Cli, table: &str, json: impl FnOnce() -> serde_json::Value) -> Result<(), String> {
+    let json_to_stdout = cli.json.as_deref() == Some(Path::new("-"));
+    if json_to_stdout {
+        eprint!("{table}");
+    } else {
+        print!("{table}");
+    }
+    if let Some(p) = &cli.json {
+        let text = serde_json::to_string_pretty(&json()).map_err(|e| format!("encode JSON: {e}"))?;
+        if json_to_stdout {
+            println!("{text}");
+        } else {
+            fs::write(p, text + "\n").map_err(|e| format!("write {}: {e}", p.display()))?;
+        }
+    }
+    Ok(())
+}
+
+/// `--suite scale`: see scale.rs.
+fn run_scale(cli: Cli) -> Result<(), String> {
+    pagelog::register().map_err(|e| format!("cannot register the pagelog VFS: {e}"))?;
+    let (dir, temporary, _) = work_dir(&cli)?;
+    let opts = scale::ScaleOpts {
+        dir: dir.clone(),
+        size: cli.scale_size.unwrap_or(scale::DEFAULT_SIZE),
+        versions: cli.scale_versions.unwrap_or(scale::DEFAULT_VERSIONS),
+    };
+    let quiet = cli.quiet;
+    let t0 = Instant::now();
+    let progress = |msg: String| {
+        if !quiet {
+            eprintln!("[{:6.1} s] {msg}", t0.elapsed().as_secs_f64());
+        }
+    };
+    let report = scale::run(&opts, &progress).map_err(|e| format!("{e}\n(the files are in {})", dir.display()))?;
+    emit(&cli, &report.render(), || report.to_json())?;
+    if temporary && !cli.keep {
+        fs::remove_dir_all(&dir).map_err(|e| format!("remove {}: {e}", dir.display()))?;
+    } else {
+        progress(format!("speedtest: files kept in {}", dir.display()));
+    }
+    Ok(())
 }
 
 fn run(cli: Cli) -> Result<(), String> {
@@ -182,23 +292,7 @@ fn run(cli: Cli) -> Result<(), String> {
         (Mode::InProcess, rusqlite::version().to_string(), "rusqlite bundled, in-process".to_string())
     };
 
-    let (dir, temporary) = match &cli.dir {
-        Some(d) => {
-            fs::create_dir_all(d).map_err(|e| format!("create directory {}: {e}", d.display()))?;
-            (d.clone(), false)
-        }
-        None => (fresh_temp_dir()?, true),
-    };
-    let dir = fs::canonicalize(&dir).map_err(|e| format!("directory {}: {e}", dir.display()))?;
-    let filesystem = filesystem_of(&dir);
-    if let Some(f) = filesystem.as_ref().filter(|f| f.is_memory()) {
-        eprintln!(
-            "speedtest: warning: {} is on {} (memory): fsync costs nothing there, \
-             the numbers will not reflect a disk",
-            dir.display(),
-            f.fstype
-        );
-    }
+    let (dir, temporary, filesystem) = work_dir(&cli)?;
 
     let w = workload::generate(scale, cli.all_tests);
     if let Mode::Shell(sh) = &mode {
@@ -286,21 +380,7 @@ fn run(cli: Cli) -> Result<(), String> {
         probes,
     };
 
-    let table = report.render();
-    let json_to_stdout = cli.json.as_deref() == Some(Path::new("-"));
-    if json_to_stdout {
-        eprint!("{table}");
-    } else {
-        print!("{table}");
-    }
-    if let Some(p) = &cli.json {
-        let text = serde_json::to_string_pretty(&report.to_json()).map_err(|e| format!("encode JSON: {e}"))?;
-        if json_to_stdout {
-            println!("{text}");
-        } else {
-            fs::write(p, text + "\n").map_err(|e| format!("write {}: {e}", p.display()))?;
-        }
-    }
+    emit(&cli, &report.render(), || report.to_json())?;
 
     if temporary && !cli.keep {
         fs::remove_dir_all(&dir).map_err(|e| format!("remove {}: {e}", dir.display()))?;
@@ -308,4 +388,36 @@ fn run(cli: Cli) -> Result<(), String> {
         progress(format!("speedtest: files kept in {}", dir.display()));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(args: &[&str]) -> Result<(), String> {
+        let m = Cli::command().try_get_matches_from(args).map_err(|e| e.to_string())?;
+        let cli = Cli::from_arg_matches(&m).map_err(|e| e.to_string())?;
+        match cli.suite {
+            Suite::Main => check_suite_flags(&m, "main", &SCALE_ONLY),
+            Suite::Scale => check_suite_flags(&m, "scale", &MAIN_ONLY),
+        }
+    }
+
+    #[test]
+    fn each_suite_refuses_the_others_flags() {
+        assert_eq!(check(&["speedtest", "--runs", "2", "--scale", "0.5"]), Ok(()));
+        assert_eq!(
+            check(&["speedtest", "--suite", "scale", "--scale-size", "64MiB", "--scale-versions", "500"]),
+            Ok(())
+        );
+        assert_eq!(
+            check(&["speedtest", "--suite", "scale", "--runs", "2"]),
+            Err("--runs does not apply to --suite scale".into())
+        );
+        assert_eq!(
+            check(&["speedtest", "--scale-size", "1GiB"]),
+            Err("--scale-size does not apply to --suite main".into())
+        );
+        assert!(check(&["speedtest", "--suite", "scale", "--scale-versions", "100"]).is_err(), "must exceed 100");
+    }
 }

@@ -51,6 +51,11 @@ pub const KIND_SPILL: u8 = 1;
 pub const KIND_COMMIT: u8 = 2;
 /// Commit flag: the entry table is the whole page map, not a delta.
 pub const FLAG_FULL_MAP: u8 = 1;
+/// Commit flag: the record and every frame it references were synced
+/// before the file became visible under its name (`pagelog compact` writes
+/// a new file, syncs it, then renames it). Recovery need not re-check the
+/// frames of a sealed commit.
+pub const FLAG_SEALED: u8 = 2;
 
 // ---- commit info (COMMIT records only, right after the header) ----------------
 pub const CI_TIMESTAMP: usize = 0; // u64, unix microseconds
@@ -236,7 +241,7 @@ impl RecordHeader {
             prev_crc: u32_at(b, RH_PREV_CRC),
         };
         let kind_ok = h.kind == KIND_SPILL || h.kind == KIND_COMMIT;
-        let flags_ok = h.flags & !FLAG_FULL_MAP == 0 && (h.kind == KIND_COMMIT || h.flags == 0);
+        let flags_ok = h.flags & !(FLAG_FULL_MAP | FLAG_SEALED) == 0 && (h.kind == KIND_COMMIT || h.flags == 0);
         if !kind_ok || !flags_ok || !valid_page_size(h.page_size) || h.length % 8 != 0 {
             return None;
         }

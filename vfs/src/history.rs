@@ -1082,7 +1082,9 @@ impl Writer<'_> {
         let mut meta = vec![0u8; lay.payload_start as usize];
         RecordHeader {
             kind: format::KIND_COMMIT,
-            flags: if spec.full { format::FLAG_FULL_MAP } else { 0 },
+            // Sealed: the compacted file is synced before it is renamed into
+            // place, so recovery need not re-check these frames.
+            flags: format::FLAG_SEALED | if spec.full { format::FLAG_FULL_MAP } else { 0 },
             length: lay.length,
             version: spec.version,
             prev_commit: prev.offset,

@@ -60,8 +60,15 @@ pub enum Durability {
 pub const NORMAL_SYNC_INTERVAL: Duration = Duration::from_secs(1);
 
 /// A full page map is written when the delta entries since the last one
-/// exceed max(database pages, this).
+/// exceed max(database pages, this) ...
 pub const FULL_MAP_MIN_ENTRIES: u64 = 4096;
+/// ... or when the commits since the last one reach max(database pages / 64,
+/// 256). Opening replays at most that many commits after reading one full
+/// map (16 bytes a page): replaying them costs about as much as reading it,
+/// so opening costs the same whatever the length of history. The price is
+/// at most 16 × 64 = 1 KiB of full map per commit.
+pub const FULL_MAP_PAGES_PER_COMMIT: u64 = 64;
+pub const FULL_MAP_MIN_COMMITS: u64 = 256;
 
 /// A bound on `db pages` that no real log exceeds: every page of a database
 /// was written at least once, as a frame of at least 512 bytes. It keeps a
@@ -288,6 +295,7 @@ pub(crate) struct State {
     alloc_end: u64,
     full_map_offset: u64,
     entries_since_full: u64,
+    commits_since_full: u64,
     last_sync: Instant,
     unsynced: bool,
     /// A connection of this process is writing a commit record right now.
@@ -301,6 +309,8 @@ pub struct Log {
     read_only: bool,
     append_only: bool,
     state: Mutex<State>,
+    /// The memory map and the committed end `read_vec` may read below.
+    committed: Mutex<(Arc<Mapping>, u64)>,
 }
 
 fn now_us() -> u64 {
@@ -359,6 +369,7 @@ impl Log {
             io,
             read_only: opts.read_only,
             append_only: opts.append_only,
+            committed: Mutex::new((Arc::new(Mapping::empty(path)), 0)),
             state: Mutex::new(State {
                 header: None,
                 mapping: Arc::new(Mapping::empty(path)),
@@ -367,6 +378,7 @@ impl Log {
                 alloc_end: 0,
                 full_map_offset: 0,
                 entries_since_full: 0,
+                commits_since_full: 0,
                 last_sync: Instant::now(),
                 unsynced: false,
                 committing: false,
@@ -405,9 +417,23 @@ impl Log {
     }
 
     pub(crate) fn read_vec(&self, offset: u64, len: usize) -> Result<Vec<u8>> {
+        // Below the committed end, bytes never change and the file never
+        // shrinks: copy them from the memory map (no system call). Above it,
+        // pread: a writer may truncate what lies there at any moment.
+        let (map, end) = self.committed.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        if offset.saturating_add(len as u64) <= end {
+            return Ok(map.slice(offset, len).to_vec());
+        }
         let mut v = vec![0u8; len];
         self.io.read_at(&mut v, offset).map_err(|e| Error::io(&self.path, "read", Some(offset), e))?;
         Ok(v)
+    }
+
+    /// Records that everything below `end` is committed and covered by
+    /// `st.mapping` (see `read_vec`).
+    fn publish(&self, st: &State, end: u64) {
+        debug_assert!(st.mapping.cap >= end);
+        *self.committed.lock().unwrap_or_else(|p| p.into_inner()) = (st.mapping.clone(), end);
     }
 
     pub(crate) fn corrupt(&self, offset: u64, expected: impl Into<String>, found: impl Into<String>) -> Error {
@@ -566,7 +592,8 @@ impl Log {
             // log starts where its oldest kept version is); it must then be a
             // full map.
             let first = prev.offset == 0;
-            let version_ok = if first { rec.h.version >= 1 } else { rec.h.version == prev.version + 1 };
+            let version_ok =
+                if first { rec.h.version >= 1 } else { Some(rec.h.version) == prev.version.checked_add(1) };
             if !version_ok
                 || rec.h.prev_commit != prev.offset
                 || rec.h.prev_crc != prev.crc
@@ -674,7 +701,7 @@ impl Log {
     /// history is damaged, which must not pass silently.
     fn no_damage_beyond(&self, latest: u64, skipped: Option<Rec>) -> Result<()> {
         match skipped {
-            Some(r) if r.h.version > latest + 1 => Err(self.corrupt(
+            Some(r) if r.h.version > latest.saturating_add(1) => Err(self.corrupt(
                 r.offset,
                 format!("a record that follows version {latest}"),
                 format!(
@@ -696,10 +723,21 @@ impl Log {
             return Ok(Some(None));
         } else {
             match self.read_record(salt, last.h.prev_commit, len)? {
-                Some(r) if r.is_commit() && r.crc == last.h.prev_crc && r.h.version + 1 == last.h.version => r,
+                Some(r)
+                    if r.is_commit()
+                        && r.crc == last.h.prev_crc
+                        && r.h.version.checked_add(1) == Some(last.h.version) =>
+                {
+                    r
+                }
                 _ => return Ok(None),
             }
         };
+        if candidate.h.flags & format::FLAG_SEALED != 0 {
+            // Written by compaction into a file synced before it was renamed
+            // into place: durable with all its frames.
+            return Ok(Some(Some(candidate)));
+        }
         // Everything after the candidate's horizon is checked again.
         let h = Link {
             version: candidate.info.horizon_version,
@@ -738,7 +776,8 @@ impl Log {
 
     /// Builds the page map of commit `rec` from its last full map plus the
     /// deltas after it; also returns the delta entries since that full map.
-    pub(crate) fn build_map(&self, salt: u64, len: u64, rec: &Rec) -> Result<(PageMap, u64)> {
+    /// Also returns the delta entries and commits since that full map.
+    pub(crate) fn build_map(&self, salt: u64, len: u64, rec: &Rec) -> Result<(PageMap, u64, u64)> {
         let fo = rec.info.full_map_offset;
         let full = match self.read_record(salt, fo, len)? {
             Some(r) if r.is_commit() && r.is_full() && r.h.version <= rec.h.version => r,
@@ -755,6 +794,7 @@ impl Log {
         self.check_map_structure(&full, &entries, len)?;
         map.apply(full.info.db_pages, &entries);
         let mut since = 0u64;
+        let mut commits = 0u64;
         let mut pos = full.end();
         let mut last = full.clone();
         while last.offset != rec.offset {
@@ -762,28 +802,38 @@ impl Log {
                 self.corrupt(pos, format!("a record between versions {} and {}", last.h.version, rec.h.version), "none")
             })?;
             if r.is_commit() {
-                if r.h.version != last.h.version + 1 {
-                    return Err(self.corrupt(pos, format!("version {}", last.h.version + 1), r.h.version.to_string()));
+                if Some(r.h.version) != last.h.version.checked_add(1) {
+                    return Err(self.corrupt(
+                        pos,
+                        format!("version {}", last.h.version.saturating_add(1)),
+                        r.h.version.to_string(),
+                    ));
                 }
                 let entries = self.read_entries(&r)?;
                 self.check_map_structure(&r, &entries, len)?;
                 if r.is_full() {
                     map = PageMap::new();
                     since = 0;
+                    commits = 0;
                 } else {
                     since += entries.len() as u64;
+                    commits += 1;
                 }
                 map.apply(r.info.db_pages, &entries);
                 last = r.clone();
             }
             pos = r.end();
         }
-        Ok((map, since))
+        Ok((map, since, commits))
     }
 
     /// Installs commit `rec` as the latest version.
     fn load_version(&self, st: &mut State, salt: u64, len: u64, rec: &Rec) -> Result<()> {
-        let (map, since) = self.build_map(salt, len, rec)?;
+        // rec passed recovery: everything below its end is committed.
+        self.mapping_covering(st, rec.end())?;
+        self.publish(st, rec.end());
+        let (map, since, commits) = self.build_map(salt, len, rec)?;
+        st.commits_since_full = commits;
         st.full_map_offset = rec.info.full_map_offset;
         st.entries_since_full = since;
         st.horizon = rec.link();
@@ -840,7 +890,7 @@ impl Log {
             }
             off = r.h.prev_commit;
         };
-        let (map, _) = self.build_map(salt, len, &rec)?;
+        let (map, _, _) = self.build_map(salt, len, &rec)?;
         let mapping = self.mapping_covering(&mut st, rec.end())?;
         Ok(Arc::new(self.make_version(&rec, map, mapping)))
     }
@@ -886,14 +936,17 @@ impl Log {
         }
         let mut map = st.latest.map.clone();
         let mut since = st.entries_since_full;
+        let mut commits = st.commits_since_full;
         let mut checksum = st.latest.checksum;
         for (r, entries) in &found {
             if r.is_full() {
                 map = PageMap::new();
                 since = 0;
+                commits = 0;
                 st.full_map_offset = r.offset;
             } else {
                 since += entries.len() as u64;
+                commits += 1;
             }
             map.apply(r.info.db_pages, entries);
             checksum = r.info.checksum;
@@ -904,7 +957,9 @@ impl Log {
         }
         let (r, _) = found.last().unwrap();
         st.entries_since_full = since;
+        st.commits_since_full = commits;
         let mapping = self.mapping_covering(&mut st, r.end())?;
+        self.publish(&st, r.end());
         st.latest = Arc::new(Version {
             number: r.h.version,
             page_size: r.h.page_size,
@@ -1131,7 +1186,8 @@ impl Log {
         let delta_pages = changed.len() as u64;
         let full = base.number == 0
             || !same_ps
-            || st.entries_since_full + delta_pages > (db_pages as u64).max(FULL_MAP_MIN_ENTRIES);
+            || st.entries_since_full + delta_pages > (db_pages as u64).max(FULL_MAP_MIN_ENTRIES)
+            || st.commits_since_full + 1 >= (db_pages as u64 / FULL_MAP_PAGES_PER_COMMIT).max(FULL_MAP_MIN_COMMITS);
         let n_entries = if full { db_pages } else { changed.len() as u32 };
         let lay = format::layout(offset, format::KIND_COMMIT, n_entries, inline.len() as u32, page_size);
 
@@ -1274,10 +1330,13 @@ impl Log {
         if p.full {
             st.full_map_offset = p.offset;
             st.entries_since_full = 0;
+            st.commits_since_full = 0;
         } else {
             st.entries_since_full += p.n_entries as u64;
+            st.commits_since_full += 1;
         }
         let mapping = self.mapping_covering(st, p.end)?;
+        self.publish(st, p.end);
         for (_, slot) in &p.new_slots {
             if slot.offset >= p.offset {
                 mapping.mark_verified(slot.offset); // written by us just now
