@@ -70,6 +70,18 @@ pub const FULL_MAP_MIN_ENTRIES: u64 = 4096;
 pub const FULL_MAP_PAGES_PER_COMMIT: u64 = 64;
 pub const FULL_MAP_MIN_COMMITS: u64 = 256;
 
+/// Index of the last non-zero byte of `b`.
+fn last_nonzero(b: &[u8]) -> Option<usize> {
+    let words = b.len() / 8;
+    let tail = &b[words * 8..];
+    if let Some(i) = tail.iter().rposition(|&x| x != 0) {
+        return Some(words * 8 + i);
+    }
+    let w = b[..words * 8].chunks_exact(8).rposition(|c| u64::from_ne_bytes(c.try_into().unwrap()) != 0)?;
+    let c = &b[w * 8..w * 8 + 8];
+    Some(w * 8 + c.iter().rposition(|&x| x != 0).unwrap())
+}
+
 /// A bound on `db pages` that no real log exceeds: every page of a database
 /// was written at least once, as a frame of at least 512 bytes. It keeps a
 /// crafted record from making the page map larger than the file.
@@ -79,7 +91,7 @@ fn max_db_pages(file_len: u64) -> u64 {
 
 /// Pre-allocation grows the file by an eighth of its size, within these bounds.
 pub const PREALLOC_MIN: u64 = 1 << 20;
-pub const PREALLOC_MAX: u64 = 16 << 20;
+pub const PREALLOC_MAX: u64 = 4 << 20;
 
 /// A read-only window on the file. It may be longer than the file: only
 /// offsets below a committed end are ever read through it. It also remembers
@@ -632,7 +644,17 @@ impl Log {
         while end >= format::FIRST_RECORD + format::TRAILER_SIZE as u64 {
             let lo = end.saturating_sub(WINDOW).max(format::FIRST_RECORD);
             let buf = self.read_vec(lo, (end - lo) as usize)?;
-            let mut e = end;
+            // A trailer's last 8 bytes hold its magic, so a record never ends
+            // inside trailing zeros (pre-allocated space): skip them a word
+            // at a time.
+            let Some(nz) = last_nonzero(&buf) else {
+                if lo == format::FIRST_RECORD {
+                    break;
+                }
+                end = lo;
+                continue;
+            };
+            let mut e = end.min(format::align_up(lo + nz as u64 + 1, 8));
             while e >= lo + format::TRAILER_SIZE as u64 {
                 let t = &buf[(e - format::TRAILER_SIZE as u64 - lo) as usize..(e - lo) as usize];
                 if t[format::TR_MAGIC..format::TR_MAGIC + 4] == format::TRAILER_MAGIC {
@@ -1488,5 +1510,26 @@ impl Drop for WriterGuard<'_> {
     fn drop(&mut self) {
         use std::os::fd::AsFd;
         let _ = crate::lock::unlock(self.log.file.as_fd(), crate::lock::WRITER);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::last_nonzero;
+
+    #[test]
+    fn last_nonzero_finds_the_last_nonzero_byte() {
+        assert_eq!(last_nonzero(&[]), None);
+        assert_eq!(last_nonzero(&[0; 100]), None);
+        for len in [1usize, 7, 8, 9, 64, 100] {
+            for at in 0..len {
+                let mut b = vec![0u8; len];
+                b[at] = 1;
+                if at > 0 {
+                    b[0] = 2;
+                }
+                assert_eq!(last_nonzero(&b), Some(at), "len {len} at {at}");
+            }
+        }
     }
 }
