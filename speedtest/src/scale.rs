@@ -852,7 +852,9 @@ pub fn run(opts: &ScaleOpts, progress: &dyn Fn(String)) -> Result<ScaleReport, S
                 label: "open latest: Log::open + latest(), after compact".into(),
                 pagelog: Some(time_open_latest(&pl, latest_before)?),
                 stock: None,
-                note: "compacted commits are SEALED (synced before the rename): recovery does not re-check their frames".into(),
+                note:
+                    "compacted commits are SEALED (synced before the rename): recovery does not re-check their frames"
+                        .into(),
             });
         }
         Err(e) => {
