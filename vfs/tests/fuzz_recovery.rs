@@ -1,0 +1,1182 @@
+//! A seeded fuzzer over the log parser and recovery (`Log::open`,
+//! `refresh`, `version`, `Version::page`, `Log::verify`, `verify_file`).
+//!
+//! # Inputs
+//! Six *base logs* are built by small workloads through the public API —
+//! deltas, truncation and growth, a page-size change, a transaction that
+//! spilled, a revert, commits under `Durability::Normal` (so the horizon
+//! lags and recovery re-checks frames), an unfinished transaction's spill
+//! left past the end, and a pre-allocated tail. Each is then made
+//! byte-for-byte deterministic: its salt and timestamps are replaced and
+//! every record re-sealed (`canonicalize`), so a case number means the same
+//! bytes in every run. No binary corpus is stored: the inputs are code.
+//!
+//! Each case applies one to three *mutations* to a base log, chosen by a
+//! seeded generator: random bytes, bit flips, truncation at any length,
+//! appended bytes, zero-filled ranges, copies of a range elsewhere
+//! (duplicated records), records swapped, byte ranges inserted or deleted
+//! (everything after shifts), a record of another base log spliced in at
+//! the same offset, and *re-sealed* records: a header, commit-info or map
+//! entry field set to an edge value, then the record's crcs recomputed with
+//! the log's salt, as a crafted file would be. [`regressions`] lists cases
+//! written out by hand.
+//!
+//! # The oracle
+//! * Nothing panics, hangs, aborts or reads out of bounds: every batch of
+//!   cases runs in a child process (this test binary, run again), under a
+//!   2 GiB address-space limit and a time limit, so a SIGBUS, an abort or a
+//!   hang is caught and reported with the case that caused it.
+//! * `Log::open` (read-only) either fails cleanly or gives a log in which
+//!   every version `0..=refresh()` either fails to load cleanly or reads:
+//!   each page is `Ok` (its bytes hashing to its map entry's crc) or a
+//!   clean `Corrupt` error.
+//! * Without re-sealing or splicing (no crc can be forged), a page that
+//!   reads `Ok` is byte-for-byte the page the base log's workload committed
+//!   to that version: damage is an error, never other data.
+//! * When every changed byte lies past the base log's end (`latest().end`)
+//!   and the file is at least that long, the log opens at the same latest
+//!   version with identical pages, and `verify` reports no damage.
+//! * `verify_file` never panics.
+//!
+//! `PAGELOG_LONG=1` runs 25 times more cases. `PAGELOG_FUZZ_CASE=N` runs
+//! case N alone, in this process, printing what it does.
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use pagelog::format::{self, RecordHeader};
+use pagelog::{Durability, Error, Log, OpenOptions};
+
+const LOCK_TIMEOUT: Duration = Duration::from_secs(10);
+const CANON_SALT: u64 = 0x0123_4567_89AB_CDEF;
+/// Pages read per version at most (a crafted `db pages` can claim 2^32).
+const MAX_PAGES_CHECKED: u32 = 2048;
+
+// ---- random ------------------------------------------------------------------------------
+
+struct Rng(u64);
+
+impl Rng {
+    fn new(seed: u64) -> Rng {
+        Rng(seed ^ 0xA076_1D64_78BD_642F)
+    }
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        if n == 0 {
+            0
+        } else {
+            self.next() % n
+        }
+    }
+    fn pick<T: Copy>(&mut self, xs: &[T]) -> T {
+        xs[self.below(xs.len() as u64) as usize]
+    }
+    fn bytes(&mut self, n: usize) -> Vec<u8> {
+        (0..n).map(|_| self.next() as u8).collect()
+    }
+    /// 1 to `max` random bytes.
+    fn some_bytes(&mut self, max: u64) -> Vec<u8> {
+        let n = 1 + self.below(max) as usize;
+        self.bytes(n)
+    }
+}
+
+fn long_mode() -> bool {
+    std::env::var("PAGELOG_LONG").is_ok_and(|v| !v.is_empty() && v != "0")
+}
+
+// ---- base logs ---------------------------------------------------------------------------
+
+/// What one version of a base log holds.
+#[derive(Clone, Debug)]
+struct VersionPages {
+    ps: u32,
+    pages: Vec<Vec<u8>>,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct RecInfo {
+    offset: u64,
+    length: u64,
+    payload_start: u64,
+    kind: u8,
+}
+
+struct Base {
+    name: &'static str,
+    img: Vec<u8>,
+    /// `latest().end`: bytes from here on are past the last commit.
+    end: u64,
+    latest: u64,
+    /// Index: version number (0 is the empty database).
+    versions: Vec<VersionPages>,
+    /// Every record in the file, in order (the unfinished tail's included).
+    records: Vec<RecInfo>,
+}
+
+struct Dir(PathBuf);
+
+impl Dir {
+    fn new(name: &str) -> Dir {
+        use std::sync::atomic::{AtomicU32, Ordering};
+        static N: AtomicU32 = AtomicU32::new(0);
+        let shm = Path::new("/dev/shm");
+        let base = if shm.is_dir() { shm.to_path_buf() } else { std::env::temp_dir() };
+        let d = base.join(format!("pagelog-fuzz-{name}-{}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed)));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        Dir(d)
+    }
+}
+
+impl Drop for Dir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn page_data(rng: &mut Rng, ps: u32) -> Vec<u8> {
+    let mut v = rng.bytes(ps as usize);
+    v[0] = b'F'; // never an SQLite header
+    v
+}
+
+struct Writer<'a> {
+    log: &'a Log,
+    rng: Rng,
+}
+
+impl Writer<'_> {
+    /// One transaction: `writes` pages (page number, page size), an optional
+    /// truncation first (in pages of the current size).
+    fn commit(&mut self, truncate: Option<u64>, writes: &[(u32, u32)], spill: usize, d: Durability) {
+        let _w = self.log.lock_writer(LOCK_TIMEOUT).unwrap();
+        let base = self.log.prepare_write().unwrap();
+        let ps = base.page_size as u64;
+        let mut txn = self.log.begin(base, spill);
+        if let Some(n) = truncate {
+            txn.truncate(n * ps);
+        }
+        for &(p, size) in writes {
+            let data = page_data(&mut self.rng, size);
+            txn.write(self.log, (p as u64 - 1) * size as u64, &data).unwrap();
+        }
+        self.log.commit(txn, d).unwrap().expect("a version");
+    }
+}
+
+fn pages(range: std::ops::RangeInclusive<u32>, ps: u32) -> Vec<(u32, u32)> {
+    range.map(|p| (p, ps)).collect()
+}
+
+/// Builds base log `i` (0..BASES) and makes it deterministic.
+fn build_base(i: usize) -> Base {
+    let dir = Dir::new("base");
+    let path = dir.0.join("a.log");
+    let prealloc = i == 5;
+    let log = Log::open(&path, OpenOptions { create: true, append_only: !prealloc, ..Default::default() }).unwrap();
+    let mut w = Writer { log: &log, rng: Rng::new(100 + i as u64) };
+    let full = Durability::Full;
+    let mut debris: Option<Vec<u8>> = None;
+    let name = match i {
+        0 => {
+            w.commit(None, &pages(1..=4, 1024), 1 << 20, full);
+            for k in 2..=8u32 {
+                match k {
+                    5 => w.commit(Some(3), &[(2, 1024)], 1 << 20, full),
+                    7 => w.commit(None, &[(6, 1024)], 1 << 20, full),
+                    _ => w.commit(None, &[(1 + k % 3, 1024), (1 + (k * 7) % 4, 1024)], 1 << 20, full),
+                }
+            }
+            "deltas, truncation, growth"
+        }
+        1 => {
+            w.commit(None, &pages(1..=4, 1024), 1 << 20, full);
+            w.commit(None, &pages(1..=40, 1024), 4096, full); // ten SPILL records
+            w.commit(None, &[(3, 1024), (39, 1024)], 1 << 20, full);
+            log.revert(1, LOCK_TIMEOUT).unwrap().unwrap();
+            w.commit(None, &[(2, 1024)], 1 << 20, full);
+            "spilled transaction, revert"
+        }
+        2 => {
+            w.commit(None, &pages(1..=3, 512), 1 << 20, full);
+            for k in 0..9u32 {
+                w.commit(None, &[(1 + k % 5, 512)], 1 << 20, Durability::Normal);
+            }
+            log.sync_pending().unwrap();
+            "Normal durability: the horizon lags"
+        }
+        3 => {
+            w.commit(None, &pages(1..=4, 1024), 1 << 20, full);
+            w.commit(None, &[(2, 1024)], 1 << 20, full);
+            w.commit(None, &[(1, 2048), (3, 2048)], 1 << 20, full); // page size change: re-cut
+            w.commit(None, &[(2, 2048)], 1 << 20, full);
+            w.commit(None, &[(1, 4096)], 1 << 20, full);
+            "page size changes"
+        }
+        4 => {
+            w.commit(None, &pages(1..=4, 1024), 1 << 20, full);
+            w.commit(None, &[(2, 1024)], 1 << 20, full);
+            w.commit(None, &[(3, 1024), (5, 1024)], 1 << 20, full);
+            // An unfinished transaction that spilled: the process dies here.
+            let _w = log.lock_writer(LOCK_TIMEOUT).unwrap();
+            let base = log.prepare_write().unwrap();
+            let mut txn = log.begin(base, 4096);
+            for p in 1..=12u64 {
+                let d = page_data(&mut w.rng, 1024);
+                txn.write(&log, (p - 1) * 1024, &d).unwrap();
+            }
+            debris = Some(std::fs::read(&path).unwrap());
+            log.rollback(txn).unwrap();
+            "an unfinished transaction's spill past the end"
+        }
+        5 => {
+            w.commit(None, &pages(1..=4, 1024), 1 << 20, full);
+            w.commit(None, &[(2, 1024)], 1 << 20, full);
+            w.commit(None, &[(4, 1024)], 1 << 20, full);
+            "pre-allocated tail"
+        }
+        _ => unreachable!(),
+    };
+    drop(log);
+    let mut img = debris.unwrap_or_else(|| std::fs::read(&path).unwrap());
+    let records = canonicalize(&mut img);
+    std::fs::write(&path, &img).unwrap();
+    let log = Log::open(&path, OpenOptions { read_only: true, ..Default::default() }).unwrap();
+    let latest = log.refresh().unwrap();
+    assert_eq!(log.latest().number, latest.number, "base log {i}");
+    let mut versions = vec![VersionPages { ps: latest.page_size, pages: Vec::new() }];
+    for n in 1..=latest.number {
+        let v = log.version(n).unwrap();
+        let pages = (1..=v.db_pages()).map(|p| v.page(p).unwrap().unwrap().to_vec()).collect();
+        versions.push(VersionPages { ps: v.page_size, pages });
+    }
+    assert!(!log.verify().damaged(), "base log {i} verifies");
+    Base { name, img, end: latest.end, latest: latest.number, versions, records }
+}
+
+const BASES: usize = 6;
+
+fn u32_at(b: &[u8], at: usize) -> u32 {
+    u32::from_le_bytes(b[at..at + 4].try_into().unwrap())
+}
+fn u64_at(b: &[u8], at: usize) -> u64 {
+    u64::from_le_bytes(b[at..at + 8].try_into().unwrap())
+}
+
+/// Re-seals the record at `o` with `salt`: its header crc over its header
+/// bytes as they are, and its trailer (at `o + length - 16`, covering
+/// `payload_start` bytes of metadata). Returns the new trailer crc.
+fn reseal(img: &mut [u8], salt: u64, r: RecInfo) -> u32 {
+    let o = r.offset as usize;
+    let crc = format::salted_crc(salt, &[&img[o..o + format::RH_CRC]]);
+    img[o + format::RH_CRC..o + format::RH_CRC + 4].copy_from_slice(&crc.to_le_bytes());
+    let t = o + r.length as usize - format::TRAILER_SIZE;
+    let meta = img[o..o + r.payload_start as usize].to_vec();
+    format::encode_trailer(salt, r.offset, &meta, &mut img[t..t + format::TRAILER_SIZE]);
+    format::trailer_crc(&img[t..t + format::TRAILER_SIZE])
+}
+
+/// Replaces the salt and the timestamps of a log and re-seals every record,
+/// keeping the chain (prev crc, horizon crc) intact. Returns the records.
+fn canonicalize(img: &mut [u8]) -> Vec<RecInfo> {
+    let old = format::Header::decode(&img[..format::HEADER_SIZE]).unwrap();
+    let h = format::Header { page_size: old.page_size, salt: CANON_SALT, created_us: 0 };
+    img[..format::HEADER_SIZE].copy_from_slice(&h.encode());
+    let mut new_crc = std::collections::HashMap::new(); // commit offset -> new trailer crc
+    let mut records = Vec::new();
+    let mut o = format::FIRST_RECORD as usize;
+    while o + format::RECORD_HEADER_SIZE <= img.len() {
+        let Some(rh) = RecordHeader::decode(old.salt, &img[o..o + format::RECORD_HEADER_SIZE]) else { break };
+        if o as u64 + rh.length > img.len() as u64 {
+            break;
+        }
+        let entries = if rh.kind == format::KIND_COMMIT { u32_at(img, o + 48 + format::CI_ENTRIES) } else { 0 };
+        let lay = format::layout(o as u64, rh.kind, entries, rh.frames, rh.page_size);
+        let r = RecInfo { offset: o as u64, length: rh.length, payload_start: lay.payload_start, kind: rh.kind };
+        if rh.prev_commit != 0 {
+            let c: u32 = new_crc[&rh.prev_commit];
+            img[o + format::RH_PREV_CRC..o + format::RH_PREV_CRC + 4].copy_from_slice(&c.to_le_bytes());
+        }
+        if rh.kind == format::KIND_COMMIT {
+            let ci = o + format::RECORD_HEADER_SIZE;
+            let ts = rh.version * 1_000_000;
+            img[ci + format::CI_TIMESTAMP..ci + format::CI_TIMESTAMP + 8].copy_from_slice(&ts.to_le_bytes());
+            let ho = u64_at(img, ci + format::CI_HORIZON_OFFSET);
+            if ho != 0 {
+                let c: u32 = new_crc[&ho];
+                img[ci + format::CI_HORIZON_CRC..ci + format::CI_HORIZON_CRC + 4].copy_from_slice(&c.to_le_bytes());
+            }
+        }
+        let crc = reseal(img, CANON_SALT, r);
+        if rh.kind == format::KIND_COMMIT {
+            new_crc.insert(o as u64, crc);
+        }
+        records.push(r);
+        o += rh.length as usize;
+    }
+    records
+}
+
+// ---- mutations -----------------------------------------------------------------------------
+
+/// A field of a record, by its offset within the record and its width.
+#[derive(Clone, Copy, Debug)]
+struct Field {
+    name: &'static str,
+    at: usize,
+    width: usize,
+}
+
+const HEADER_FIELDS: [Field; 8] = [
+    Field { name: "kind", at: format::RH_KIND, width: 1 },
+    Field { name: "flags", at: format::RH_FLAGS, width: 1 },
+    Field { name: "length", at: format::RH_LENGTH, width: 8 },
+    Field { name: "version", at: format::RH_VERSION, width: 8 },
+    Field { name: "prev commit", at: format::RH_PREV_COMMIT, width: 8 },
+    Field { name: "page size", at: format::RH_PAGE_SIZE, width: 4 },
+    Field { name: "frames", at: format::RH_FRAMES, width: 4 },
+    Field { name: "prev crc", at: format::RH_PREV_CRC, width: 4 },
+];
+
+const CI: usize = format::RECORD_HEADER_SIZE;
+const COMMIT_FIELDS: [Field; 7] = [
+    Field { name: "db pages", at: CI + format::CI_DB_PAGES, width: 4 },
+    Field { name: "entries", at: CI + format::CI_ENTRIES, width: 4 },
+    Field { name: "horizon version", at: CI + format::CI_HORIZON_VERSION, width: 8 },
+    Field { name: "horizon offset", at: CI + format::CI_HORIZON_OFFSET, width: 8 },
+    Field { name: "full map offset", at: CI + format::CI_FULL_MAP, width: 8 },
+    Field { name: "checksum", at: CI + format::CI_CHECKSUM, width: 8 },
+    Field { name: "horizon crc", at: CI + format::CI_HORIZON_CRC, width: 4 },
+];
+
+const ENTRY_FIELDS: [Field; 3] = [
+    Field { name: "entry pgno", at: 0, width: 4 },
+    Field { name: "entry crc", at: 4, width: 4 },
+    Field { name: "entry offset", at: 8, width: 8 },
+];
+
+#[derive(Clone, Debug)]
+enum Mutation {
+    SetBytes(Vec<(u64, u8)>),
+    FlipBits(Vec<(u64, u8)>),
+    Truncate(u64),
+    Append(Vec<u8>),
+    Zero {
+        at: u64,
+        len: u64,
+    },
+    Copy {
+        from: u64,
+        len: u64,
+        to: u64,
+    },
+    Insert {
+        at: u64,
+        bytes: Vec<u8>,
+    },
+    Delete {
+        at: u64,
+        len: u64,
+    },
+    SwapRecords(usize),
+    /// Record `rec`'s field (at `at`, `width` bytes, named) set to `value`, then re-sealed.
+    #[allow(dead_code)] // `name` is for the failure messages (Debug)
+    Reseal {
+        rec: usize,
+        name: &'static str,
+        at: usize,
+        width: usize,
+        value: u64,
+    },
+    /// Record `rec` of base log `from` written at the same offset.
+    Splice {
+        from: usize,
+        rec: usize,
+    },
+}
+
+impl Mutation {
+    /// True when the mutation may forge valid crcs (the strong oracle does not apply).
+    fn forges(&self) -> bool {
+        matches!(self, Mutation::Reseal { .. } | Mutation::Splice { .. })
+    }
+
+    fn apply(&self, img: &mut Vec<u8>, base: &Base, bases: &[Base]) {
+        let len = img.len() as u64;
+        match self {
+            Mutation::SetBytes(v) => {
+                for &(o, b) in v {
+                    if o < len {
+                        img[o as usize] = b;
+                    }
+                }
+            }
+            Mutation::FlipBits(v) => {
+                for &(o, bit) in v {
+                    if o < len {
+                        img[o as usize] ^= 1 << bit;
+                    }
+                }
+            }
+            Mutation::Truncate(n) => img.truncate(*n as usize),
+            Mutation::Append(b) => img.extend_from_slice(b),
+            Mutation::Zero { at, len: n } => {
+                let a = (*at).min(len) as usize;
+                let b = (at + n).min(len) as usize;
+                img[a..b].fill(0);
+            }
+            Mutation::Copy { from, len: n, to } => {
+                let a = (*from).min(len) as usize;
+                let b = (from + n).min(len) as usize;
+                let src = img[a..b].to_vec();
+                let t = (*to).min(len) as usize;
+                if img.len() < t + src.len() {
+                    img.resize(t + src.len(), 0);
+                }
+                img[t..t + src.len()].copy_from_slice(&src);
+            }
+            Mutation::Insert { at, bytes } => {
+                let a = (*at).min(len) as usize;
+                img.splice(a..a, bytes.iter().copied());
+            }
+            Mutation::Delete { at, len: n } => {
+                let a = (*at).min(len) as usize;
+                let b = (at + n).min(len) as usize;
+                img.drain(a..b);
+            }
+            Mutation::SwapRecords(i) => {
+                let (a, b) = (base.records[*i], base.records[*i + 1]);
+                if b.offset + b.length <= len {
+                    let ra = img[a.offset as usize..(a.offset + a.length) as usize].to_vec();
+                    let rb = img[b.offset as usize..(b.offset + b.length) as usize].to_vec();
+                    let mut at = a.offset as usize;
+                    img[at..at + rb.len()].copy_from_slice(&rb);
+                    at += rb.len();
+                    img[at..at + ra.len()].copy_from_slice(&ra);
+                }
+            }
+            Mutation::Reseal { rec, at, width, value, .. } => {
+                let r = base.records[*rec];
+                if r.offset + r.length <= len {
+                    let o = r.offset as usize + at;
+                    img[o..o + width].copy_from_slice(&value.to_le_bytes()[..*width]);
+                    reseal(img, CANON_SALT, r);
+                }
+            }
+            Mutation::Splice { from, rec } => {
+                let r = bases[*from].records[*rec];
+                let src = &bases[*from].img[r.offset as usize..(r.offset + r.length) as usize];
+                let end = r.offset as usize + src.len();
+                if img.len() < end {
+                    img.resize(end, 0);
+                }
+                img[r.offset as usize..end].copy_from_slice(src);
+            }
+        }
+    }
+}
+
+/// An offset biased towards the interesting places: record starts, fields,
+/// trailers, frame starts; else anywhere.
+fn offset(rng: &mut Rng, base: &Base, len: u64) -> u64 {
+    if base.records.is_empty() || rng.below(3) == 0 {
+        return rng.below(len.max(1));
+    }
+    let r = base.records[rng.below(base.records.len() as u64) as usize];
+    match rng.below(4) {
+        0 => r.offset + rng.below(format::RECORD_HEADER_SIZE as u64 + format::COMMIT_INFO_SIZE as u64),
+        1 => r.offset + r.length - 1 - rng.below(format::TRAILER_SIZE as u64),
+        2 => r.offset + r.payload_start + rng.below(r.length - r.payload_start),
+        _ => r.offset + rng.below(r.length),
+    }
+}
+
+fn edge_value(rng: &mut Rng, orig: u64, width: usize, base: &Base) -> u64 {
+    let max = if width == 8 { u64::MAX } else { (1u64 << (8 * width)) - 1 };
+    let rec = base.records[rng.below(base.records.len() as u64) as usize];
+    let v = match rng.below(14) {
+        0 => 0,
+        1 => 1,
+        2 => orig.wrapping_add(1),
+        3 => orig.wrapping_sub(1),
+        4 => orig.wrapping_mul(2),
+        5 => max,
+        6 => max / 2 + 1,
+        7 => base.img.len() as u64,
+        8 => base.img.len() as u64 + 512,
+        9 => rec.offset,
+        10 => rec.offset + rec.payload_start,
+        11 => 512,
+        12 => rng.next(),
+        _ => orig ^ (1 << rng.below(8 * width as u64)),
+    };
+    v & max
+}
+
+/// Describes one case: the base log and its mutations.
+#[derive(Clone, Debug)]
+struct Case {
+    base: usize,
+    mutations: Vec<Mutation>,
+    /// Every changed byte lies at or past the base log's end, and the file
+    /// keeps at least that length.
+    tail_only: bool,
+}
+
+fn generate(n: u64, bases: &[Base]) -> Case {
+    let mut rng = Rng::new(n);
+    let b = rng.below(BASES as u64) as usize;
+    // The pre-allocated base (1 MiB) is slow to scan in debug builds: rarer.
+    let b = if b == 5 && rng.below(3) != 0 { rng.below(5) as usize } else { b };
+    let base = &bases[b];
+    let len = base.img.len() as u64;
+    if rng.below(8) == 0 {
+        // Only past the end: the latest version must survive untouched.
+        let tail = len.saturating_sub(base.end);
+        let m = match rng.below(4) {
+            0 => Mutation::Truncate(base.end + rng.below(tail + 1)),
+            1 => Mutation::Append(if rng.below(2) == 0 {
+                rng.some_bytes(3000)
+            } else {
+                vec![0; 1 + rng.below(3000) as usize]
+            }),
+            2 if tail > 0 => Mutation::SetBytes(
+                (0..1 + rng.below(64)).map(|_| (base.end + rng.below(tail), rng.next() as u8)).collect(),
+            ),
+            _ if tail > 0 => {
+                let at = base.end + rng.below(tail);
+                Mutation::Zero { at, len: 1 + rng.below(tail) }
+            }
+            _ => Mutation::Append(rng.bytes(100)),
+        };
+        return Case { base: b, mutations: vec![m], tail_only: true };
+    }
+    let k = 1 + rng.below(3) as usize;
+    let mut mutations = Vec::with_capacity(k);
+    for _ in 0..k {
+        let m = match rng.below(22) {
+            0..=2 => Mutation::SetBytes(
+                (0..1 + rng.below(16)).map(|_| (offset(&mut rng, base, len), rng.next() as u8)).collect(),
+            ),
+            3..=5 => Mutation::FlipBits(
+                (0..1 + rng.below(4)).map(|_| (offset(&mut rng, base, len), rng.below(8) as u8)).collect(),
+            ),
+            6 | 7 => {
+                Mutation::Truncate(if rng.below(2) == 0 { rng.below(len + 1) } else { offset(&mut rng, base, len) })
+            }
+            8 => Mutation::Append(rng.some_bytes(5000)),
+            9 | 10 => {
+                let at = if rng.below(2) == 0 { offset(&mut rng, base, len) } else { rng.below(len / 512 + 1) * 512 };
+                Mutation::Zero { at, len: [1, 8, 16, 48, 512, 4096][rng.below(6) as usize] + rng.below(16) }
+            }
+            11 | 12 => {
+                let r = base.records[rng.below(base.records.len() as u64) as usize];
+                let to = if rng.below(2) == 0 { offset(&mut rng, base, len) & !7 } else { len - len % 8 };
+                Mutation::Copy { from: r.offset, len: r.length, to }
+            }
+            13 => Mutation::Insert { at: offset(&mut rng, base, len), bytes: rng.some_bytes(600) },
+            14 => Mutation::Delete { at: offset(&mut rng, base, len), len: 1 + rng.below(600) },
+            15 if base.records.len() >= 2 => Mutation::SwapRecords(rng.below(base.records.len() as u64 - 1) as usize),
+            16 => {
+                let from = rng.below(BASES as u64) as usize;
+                let rec = rng.below(bases[from].records.len() as u64) as usize;
+                Mutation::Splice { from, rec }
+            }
+            _ => {
+                let rec = rng.below(base.records.len() as u64) as usize;
+                let r = base.records[rec];
+                let o = r.offset as usize;
+                let entries =
+                    if r.kind == format::KIND_COMMIT { u32_at(&base.img, o + CI + format::CI_ENTRIES) } else { 0 };
+                let f = match rng.below(3) {
+                    0 => rng.pick(&HEADER_FIELDS),
+                    1 if r.kind == format::KIND_COMMIT => rng.pick(&COMMIT_FIELDS),
+                    _ if entries > 0 => {
+                        let e = rng.below(entries as u64) as usize;
+                        let f = rng.pick(&ENTRY_FIELDS);
+                        Field { at: CI + format::COMMIT_INFO_SIZE + e * format::ENTRY_SIZE + f.at, ..f }
+                    }
+                    _ => rng.pick(&HEADER_FIELDS),
+                };
+                let mut orig = [0u8; 8];
+                orig[..f.width].copy_from_slice(&base.img[o + f.at..o + f.at + f.width]);
+                let value = edge_value(&mut rng, u64::from_le_bytes(orig), f.width, base);
+                Mutation::Reseal { rec, name: f.name, at: f.at, width: f.width, value }
+            }
+        };
+        mutations.push(m);
+    }
+    Case { base: b, mutations, tail_only: false }
+}
+
+// ---- hand-written cases --------------------------------------------------------------------
+
+/// Cases written out by hand, run before the generated ones.
+fn regressions(bases: &[Base]) -> Vec<Case> {
+    let mut v = Vec::new();
+    let c = |base: usize, m: Mutation| Case { base, mutations: vec![m], tail_only: false };
+    for (i, b) in bases.iter().enumerate() {
+        let len = b.img.len() as u64;
+        let last = *b.records.iter().rfind(|r| r.offset < b.end).unwrap();
+        // Truncations around the header, the first record, and the last commit.
+        for n in [0, 1, 7, 8, 63, 64, 511, 512, 513, last.offset, last.offset + 1, b.end - 16, b.end - 1, len - 1] {
+            v.push(c(i, Mutation::Truncate(n.min(len))));
+        }
+        // Every byte of the header, flipped; the zero padding after it dirtied.
+        for o in [0, 8, 12, 16, 20, 24, 32, 40, 60, 64, 200, 511] {
+            v.push(c(i, Mutation::FlipBits(vec![(o, 0)])));
+        }
+        // The last commit's trailer magic, record offset and crc.
+        let t = last.offset + last.length - 16;
+        for o in [t, t + 8, t + 12, last.offset, last.offset + 44] {
+            v.push(c(i, Mutation::SetBytes(vec![(o, 0xFF)])));
+        }
+        // The last commit, re-sealed with edge values.
+        for (name, at, width, value) in [
+            ("db pages", CI + format::CI_DB_PAGES, 4, u32::MAX as u64),
+            ("db pages", CI + format::CI_DB_PAGES, 4, 0),
+            ("entries", CI + format::CI_ENTRIES, 4, 0),
+            ("full map offset", CI + format::CI_FULL_MAP, 8, 0),
+            ("full map offset", CI + format::CI_FULL_MAP, 8, u64::MAX),
+            ("horizon offset", CI + format::CI_HORIZON_OFFSET, 8, 512),
+            ("horizon version", CI + format::CI_HORIZON_VERSION, 8, u64::MAX),
+            ("version", format::RH_VERSION, 8, 0),
+            ("version", format::RH_VERSION, 8, u64::MAX),
+            ("prev commit", format::RH_PREV_COMMIT, 8, 0),
+            ("page size", format::RH_PAGE_SIZE, 4, 65536),
+        ] {
+            let rec = b.records.iter().position(|r| r.offset == last.offset).unwrap();
+            v.push(c(i, Mutation::Reseal { rec, name, at, width, value }));
+        }
+        // The first record duplicated at the end; the last commit copied over the first.
+        let first = b.records[0];
+        v.push(c(i, Mutation::Copy { from: first.offset, len: first.length, to: len - len % 8 }));
+        v.push(c(i, Mutation::Copy { from: last.offset, len: last.length, to: first.offset }));
+    }
+    v
+}
+
+// ---- the oracle ------------------------------------------------------------------------------
+
+#[derive(Default, Debug, Clone, Copy)]
+struct Stats {
+    cases: u64,
+    open_errors: u64,
+    opened: u64,
+    versions_read: u64,
+    version_errors: u64,
+    pages_ok: u64,
+    pages_corrupt: u64,
+    tail_only: u64,
+    known_b7: u64,
+    known_b8: u64,
+    known_b10: u64,
+}
+
+impl Stats {
+    const N: usize = 11;
+    fn to_array(self) -> [u64; Stats::N] {
+        [
+            self.cases,
+            self.open_errors,
+            self.opened,
+            self.versions_read,
+            self.version_errors,
+            self.pages_ok,
+            self.pages_corrupt,
+            self.tail_only,
+            self.known_b7,
+            self.known_b8,
+            self.known_b10,
+        ]
+    }
+    fn from_array(a: [u64; Stats::N]) -> Stats {
+        Stats {
+            cases: a[0],
+            open_errors: a[1],
+            opened: a[2],
+            versions_read: a[3],
+            version_errors: a[4],
+            pages_ok: a[5],
+            pages_corrupt: a[6],
+            tail_only: a[7],
+            known_b7: a[8],
+            known_b8: a[9],
+            known_b10: a[10],
+        }
+    }
+    fn add(&mut self, o: Stats) {
+        let mut a = self.to_array();
+        for (x, y) in a.iter_mut().zip(o.to_array()) {
+            *x += y;
+        }
+        *self = Stats::from_array(a);
+    }
+}
+
+fn is_corrupt(e: &Error) -> bool {
+    matches!(e, Error::Corrupt { .. })
+}
+
+/// Known bug B8: `Log::version(n)` follows `prev commit` from the latest
+/// commit back to version n, checking only that each record is a
+/// well-formed commit; it never checks that the offsets go down or that
+/// `prev crc` matches. Commits before the horizon are not re-checked by
+/// recovery, so a crafted (re-sealed) commit there whose `prev commit`
+/// names itself, or a later commit, makes the walk loop forever. This
+/// replays that walk on the bytes and says whether it would loop.
+fn version_walk_loops(img: &[u8], from: u64, n: u64) -> bool {
+    let mut off = from;
+    let mut seen = std::collections::HashSet::new();
+    loop {
+        if off.saturating_add(format::RECORD_HEADER_SIZE as u64) > img.len() as u64 {
+            return false;
+        }
+        let o = off as usize;
+        let Some(h) = RecordHeader::decode(CANON_SALT, &img[o..o + format::RECORD_HEADER_SIZE]) else { return false };
+        if h.kind != format::KIND_COMMIT || off.saturating_add(h.length) > img.len() as u64 {
+            return false;
+        }
+        if h.version <= n || h.prev_commit == 0 {
+            return false;
+        }
+        if !seen.insert(off) {
+            return true;
+        }
+        off = h.prev_commit;
+    }
+}
+
+fn strict() -> bool {
+    std::env::var("PAGELOG_FUZZ_STRICT").is_ok()
+}
+
+fn run_case(case: &Case, bases: &[Base], path: &Path, stats: &mut Stats) -> Result<(), String> {
+    let base = &bases[case.base];
+    let mut img = base.img.clone();
+    for m in &case.mutations {
+        m.apply(&mut img, base, bases);
+    }
+    let strong = !case.mutations.iter().any(Mutation::forges);
+    std::fs::write(path, &img).unwrap();
+    stats.cases += 1;
+    if case.tail_only {
+        stats.tail_only += 1;
+    }
+    let rep = pagelog::history::verify_file(path, &mut |_, _| {});
+    let log = match Log::open(path, OpenOptions { read_only: true, ..Default::default() }) {
+        Ok(l) => l,
+        Err(e) => {
+            if case.tail_only {
+                return Err(format!("only bytes past the end changed, yet open failed: {e}"));
+            }
+            stats.open_errors += 1;
+            return Ok(());
+        }
+    };
+    stats.opened += 1;
+    let latest = match log.refresh() {
+        Ok(v) => v,
+        Err(e) if case.tail_only => return Err(format!("refresh: {e}")),
+        Err(_) => return Ok(()),
+    };
+    if case.tail_only {
+        if latest.number != base.latest || log.latest().number != base.latest {
+            return Err(format!(
+                "only bytes past the end changed, yet the log opens at version {} (refresh {}), not {}",
+                log.latest().number,
+                latest.number,
+                base.latest
+            ));
+        }
+        if rep.damaged() {
+            return Err(format!(
+                "only bytes past the end changed, yet verify reports damage: {:?} {:?} {:?}",
+                rep.error.as_ref().map(|e| e.to_string()),
+                rep.recovery_error,
+                rep.damage()
+            ));
+        }
+    }
+    let n = latest.number;
+    for m in (0..=n).rev().take(64) {
+        if m != n && m != 0 && !strict() && version_walk_loops(&img, latest.commit_offset, m) {
+            stats.known_b8 += 1;
+            break;
+        }
+        let v = match log.version(m) {
+            Ok(v) => v,
+            Err(e) => {
+                if case.tail_only {
+                    return Err(format!("version {m}: {e}"));
+                }
+                stats.version_errors += 1;
+                continue;
+            }
+        };
+        stats.versions_read += 1;
+        if v.number != m {
+            return Err(format!("version({m}) returned version {}", v.number));
+        }
+        let want = if strong { base.versions.get(m as usize) } else { None };
+        if strong && want.is_none() {
+            return Err(format!("version {m} opened, but the base log has only {} versions", base.latest));
+        }
+        if let Some(w) = want {
+            if v.db_pages() as usize != w.pages.len() || (!w.pages.is_empty() && v.page_size != w.ps) {
+                return Err(format!(
+                    "version {m}: {} pages of {} bytes, committed {} of {}",
+                    v.db_pages(),
+                    v.page_size,
+                    w.pages.len(),
+                    w.ps
+                ));
+            }
+        }
+        for p in 1..=v.db_pages().min(MAX_PAGES_CHECKED) {
+            match v.page(p) {
+                Ok(Some(data)) => {
+                    stats.pages_ok += 1;
+                    if data.len() != v.page_size as usize {
+                        return Err(format!("version {m} page {p}: {} bytes", data.len()));
+                    }
+                    let slot = v.map.get(p).unwrap();
+                    if slot.offset != 0 && format::frame_crc(data) != slot.crc {
+                        if !strong && !strict() {
+                            // Known bug B10 (see its test below).
+                            stats.known_b10 += 1;
+                            continue;
+                        }
+                        return Err(format!("version {m} page {p}: read Ok but does not match its crc"));
+                    }
+                    if let Some(w) = want {
+                        if data != &w.pages[p as usize - 1][..] {
+                            return Err(format!("version {m} page {p}: read Ok, but not what was committed"));
+                        }
+                    }
+                }
+                Ok(None) => return Err(format!("version {m} page {p} within {} pages reads as absent", v.db_pages())),
+                Err(e) if is_corrupt(&e) && !case.tail_only => stats.pages_corrupt += 1,
+                Err(e) => return Err(format!("version {m} page {p}: {e}")),
+            }
+        }
+    }
+    let _ = log.verify();
+    Ok(())
+}
+
+// ---- batches in child processes -----------------------------------------------------------------
+
+const CHILD_ENV: &str = "PAGELOG_FUZZ_BATCH";
+/// A case running longer than this is a hang (cases take milliseconds).
+const HANG: Duration = Duration::from_secs(20);
+
+fn cases_in_default_run() -> u64 {
+    if long_mode() {
+        50_000
+    } else {
+        2_000
+    }
+}
+
+static PANIC_AT: std::sync::Mutex<String> = std::sync::Mutex::new(String::new());
+
+/// Runs cases `from..to` (numbers below the regressions' count are the
+/// regressions, the rest generated). Prints `start N` before each case on
+/// stderr; on stdout, `FAIL N ...` for each failure and a final `STATS ...` line. A watchdog
+/// aborts the process when a case hangs (`HANG N` on stdout).
+fn run_batch(from: u64, to: u64, verbose: bool) -> Vec<String> {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static CURRENT: AtomicU64 = AtomicU64::new(u64::MAX);
+    static STARTED_MS: AtomicU64 = AtomicU64::new(0);
+    let epoch = Instant::now();
+    std::thread::spawn(move || loop {
+        std::thread::sleep(Duration::from_millis(200));
+        let c = CURRENT.load(Ordering::SeqCst);
+        let ms = epoch.elapsed().as_millis() as u64 - STARTED_MS.load(Ordering::SeqCst);
+        if c != u64::MAX && ms > HANG.as_millis() as u64 {
+            println!("\nHANG {c}");
+            let _ = std::io::Write::flush(&mut std::io::stdout());
+            std::process::abort();
+        }
+    });
+    std::panic::set_hook(Box::new(|info| {
+        let at = info.location().map(|l| format!("{}:{}", l.file(), l.line())).unwrap_or_default();
+        *PANIC_AT.lock().unwrap_or_else(|p| p.into_inner()) = at.clone();
+        eprintln!("panicked at {at}: {info}");
+    }));
+    let bases: Vec<Base> = (0..BASES).map(build_base).collect();
+    let regs = regressions(&bases);
+    let dir = Dir::new("case");
+    let path = dir.0.join("case.log");
+    let mut stats = Stats::default();
+    let mut failures = Vec::new();
+    for n in from..to {
+        let case = if (n as usize) < regs.len() { regs[n as usize].clone() } else { generate(n, &bases) };
+        eprintln!("start {n}");
+        if verbose {
+            eprintln!("case {n}: base {} ({}), {case:?}", case.base, bases[case.base].name);
+        }
+        STARTED_MS.store(epoch.elapsed().as_millis() as u64, Ordering::SeqCst);
+        CURRENT.store(n, Ordering::SeqCst);
+        let r = catch_unwind(AssertUnwindSafe(|| run_case(&case, &bases, &path, &mut stats)));
+        CURRENT.store(u64::MAX, Ordering::SeqCst);
+        let msg = match r {
+            Ok(Ok(())) => continue,
+            Ok(Err(m)) => m,
+            Err(p) => {
+                let m = p
+                    .downcast_ref::<String>()
+                    .cloned()
+                    .or(p.downcast_ref::<&str>().map(|s| s.to_string()))
+                    .unwrap_or_default();
+                let at = PANIC_AT.lock().unwrap_or_else(|p| p.into_inner()).clone();
+                // Known bug B7: version arithmetic on a crafted (re-sealed)
+                // record overflows; debug builds panic (see its test below).
+                let crafted = case.mutations.iter().any(Mutation::forges);
+                if !strict() && crafted && m.contains("with overflow") && at.starts_with("vfs/src/") {
+                    stats.known_b7 += 1;
+                    continue;
+                }
+                format!("panicked at {at}: {m}")
+            }
+        };
+        let f = format!("case {n} (base {} \"{}\", {:?}): {msg}", case.base, bases[case.base].name, case.mutations);
+        println!("\nFAIL {f}");
+        failures.push(f);
+        if failures.len() >= 50 {
+            break;
+        }
+    }
+    let a = stats.to_array().map(|x| x.to_string()).join(" ");
+    println!("\nSTATS {a} {}", regs.len());
+    failures
+}
+
+enum ChildEnd {
+    /// Ran to `to`.
+    Done,
+    /// Crashed, aborted or hung during case N.
+    Died(u64),
+}
+
+/// Runs `from..to` in a child process. Returns its stats, the failures it
+/// reported, the number of regressions, and how it ended.
+fn run_child(from: u64, to: u64, strict: bool) -> (Stats, Vec<String>, u64, ChildEnd) {
+    let exe = std::env::current_exe().unwrap();
+    let mut cmd = Command::new(exe);
+    cmd.args(["--exact", "fuzz_batch_child_entry_point", "--include-ignored", "--nocapture", "--test-threads=1"])
+        .env(CHILD_ENV, format!("{from},{to}"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    if strict {
+        cmd.env("PAGELOG_FUZZ_STRICT", "1");
+    }
+    let child = cmd.spawn().unwrap();
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let mut stats = Stats::default();
+    let mut regs = 0;
+    let mut failures: Vec<String> = Vec::new();
+    for line in stdout.lines() {
+        if let Some(i) = line.find("STATS ") {
+            let v: Vec<u64> = line[i + 6..].split_whitespace().map(|x| x.parse().unwrap()).collect();
+            stats = Stats::from_array(v[..Stats::N].try_into().unwrap());
+            regs = v[Stats::N];
+        } else if let Some(f) = line.strip_prefix("FAIL ") {
+            failures.push(f.to_string());
+        }
+    }
+    let last_started = stderr.lines().filter_map(|l| l.strip_prefix("start ")?.parse::<u64>().ok()).next_back();
+    let hang = stdout.lines().find_map(|l| l.strip_prefix("HANG ")?.parse::<u64>().ok());
+    if out.status.success() || (!failures.is_empty() && stats.cases > 0) {
+        return (stats, failures, regs, ChildEnd::Done);
+    }
+    use std::os::unix::process::ExitStatusExt;
+    let died = hang.or(last_started).unwrap_or(from);
+    let tail: String = stderr.lines().filter(|l| !l.starts_with("start ")).take(40).collect::<Vec<_>>().join("\n");
+    failures.push(format!(
+        "case {died}: {} ({}, signal {:?}). Its stderr:\n{tail}",
+        if hang.is_some() { "the case hung (over 20 s)" } else { "the process died" },
+        out.status,
+        out.status.signal()
+    ));
+    (stats, failures, regs, ChildEnd::Died(died))
+}
+
+/// The entry point of the child processes: runs the batch named in the
+/// environment, under an address-space limit.
+#[test]
+#[ignore = "not a test by itself: the entry point of the child processes the fuzz test starts"]
+fn fuzz_batch_child_entry_point() {
+    let Ok(spec) = std::env::var(CHILD_ENV) else { return };
+    let (a, b) = spec.split_once(',').unwrap();
+    let lim = libc::rlimit { rlim_cur: 2 << 30, rlim_max: 2 << 30 };
+    // SAFETY: setrlimit(2) with a valid struct; only lowers this process's limit.
+    unsafe { libc::setrlimit(libc::RLIMIT_AS, &lim) };
+    let failures = run_batch(a.parse().unwrap(), b.parse().unwrap(), false);
+    if !failures.is_empty() {
+        std::process::exit(1);
+    }
+}
+
+/// Runs cases `0..total` in child processes of `batch` cases; a child that
+/// dies is reported with its case, and the run goes on after it.
+fn fuzz(total: u64, batch: u64, strict: bool) -> (Stats, Vec<String>) {
+    let t0 = Instant::now();
+    let mut sum = Stats::default();
+    let mut failures = Vec::new();
+    let mut regs = 0;
+    let mut from = 0;
+    while from < total {
+        let to = (from + batch).min(total);
+        let (s, f, r, end) = run_child(from, to, strict);
+        sum.add(s);
+        regs = regs.max(r);
+        failures.extend(f);
+        from = match end {
+            ChildEnd::Done => to,
+            ChildEnd::Died(n) => n + 1,
+        };
+    }
+    println!(
+        "fuzz_recovery: {} cases ({regs} hand-written, {} only past the end) in {:.1} s: {} failed to open, {} opened; \
+         {} versions read ({} failed to load), {} pages read Ok, {} pages a clean Corrupt error; \
+         known bugs hit: B7 in {} cases, B8 in {}, B10 in {}; {} failures",
+        sum.cases,
+        sum.tail_only,
+        t0.elapsed().as_secs_f64(),
+        sum.open_errors,
+        sum.opened,
+        sum.versions_read,
+        sum.version_errors,
+        sum.pages_ok,
+        sum.pages_corrupt,
+        sum.known_b7,
+        sum.known_b8,
+        sum.known_b10,
+        failures.len()
+    );
+    (sum, failures)
+}
+
+#[test]
+fn mutated_logs_open_cleanly_or_fail_cleanly_and_never_show_wrong_data() {
+    if let Some(n) = std::env::var("PAGELOG_FUZZ_CASE").ok().and_then(|s| s.parse::<u64>().ok()) {
+        let f = run_batch(n, n + 1, true);
+        assert!(f.is_empty(), "{}", f.join("\n"));
+        return;
+    }
+    let total = cases_in_default_run();
+    let (sum, failures) = fuzz(total, 500, false);
+    assert!(failures.is_empty(), "{} failures:\n\n{}", failures.len(), failures.join("\n\n"));
+    assert!(sum.cases >= total - 1, "{} of {total} cases ran", sum.cases);
+}
+
+/// The long mode's 50,000 cases (the first 2,000 hit no known bug), with the
+/// known bugs B7, B8 and B10 not tolerated.
+#[test]
+#[ignore = "bugs B7, B8, B10 (crafted input: an overflow panic, a loop, a page read Ok against its crc)"]
+fn strict_fuzz_tolerates_no_known_bug() {
+    let (_, failures) = fuzz(50_000, 500, true);
+    assert!(failures.is_empty(), "{} failures:\n\n{}", failures.len(), failures.join("\n\n"));
+}
+
+/// B8, deterministic. Version 2 of a five-version log is re-sealed with its
+/// `prev commit` naming itself. Recovery does not re-check commits before
+/// the horizon (version 4), and `build_map` walks forward, so the log opens
+/// at version 5. `Log::version(1)` walks back from 5 by `prev commit`,
+/// reaches 2, and follows it to itself forever: it checks neither that the
+/// offsets go down nor that a record's trailer crc is the `prev crc` its
+/// successor names. A crafted file makes any caller of `version` (the
+/// `?version=N` URI parameter, the tools) hang.
+#[test]
+#[ignore = "bug B8: Log::version loops forever on a crafted commit whose prev commit names itself"]
+fn log_version_terminates_on_a_commit_whose_prev_commit_names_itself() {
+    let base = build_base(0);
+    let mut img = base.img.clone();
+    let r = *base.records.iter().filter(|r| r.kind == format::KIND_COMMIT).nth(1).unwrap();
+    let o = r.offset as usize + format::RH_PREV_COMMIT;
+    img[o..o + 8].copy_from_slice(&r.offset.to_le_bytes());
+    reseal(&mut img, CANON_SALT, r);
+    let dir = Dir::new("b8");
+    let path = dir.0.join("a.log");
+    std::fs::write(&path, &img).unwrap();
+    let log = Log::open(&path, OpenOptions { read_only: true, ..Default::default() }).unwrap();
+    assert_eq!(log.latest().number, base.latest);
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let r = log.version(1).map(|v| v.number).map_err(|e| e.to_string());
+        let _ = tx.send(r);
+    });
+    match rx.recv_timeout(Duration::from_secs(10)) {
+        Ok(r) => println!("version(1): {r:?}"),
+        Err(_) => panic!("Log::version(1) did not return within 10 s"),
+    }
+}
+
+/// B7, deterministic. The first commit of a file may carry any version (a
+/// compacted log starts at its oldest kept one); re-sealed with version
+/// 2^64 - 1, the verification walk (`history.rs`, `version + 1` for the next
+/// record) overflows: a panic in debug builds (and a wrap in release).
+/// `log.rs` already uses `checked_add` for the same arithmetic.
+#[test]
+#[ignore = "bug B7: verify_file panics (debug overflow) on a crafted first commit with version u64::MAX"]
+fn verify_does_not_overflow_on_a_crafted_version() {
+    let base = build_base(0);
+    let mut img = base.img.clone();
+    let r = base.records[0];
+    let o = r.offset as usize + format::RH_VERSION;
+    img[o..o + 8].copy_from_slice(&u64::MAX.to_le_bytes());
+    reseal(&mut img, CANON_SALT, r);
+    let dir = Dir::new("b7");
+    let path = dir.0.join("a.log");
+    std::fs::write(&path, &img).unwrap();
+    let r = catch_unwind(|| pagelog::history::verify_file(&path, &mut |_, _| {}).damaged());
+    assert!(r.is_ok(), "verify_file panicked");
+    assert!(r.unwrap(), "the log is damaged: version 2 does not follow version 2^64 - 1");
+}
+
+/// B10, deterministic. Each frame is checked against its crc once per
+/// process, and the "checked" mark is kept per file offset, not per (offset,
+/// crc). Version 1's map entry for page 1 is re-sealed to point at page 2's
+/// frame (keeping page 1's crc). Reading version 1's page 2 checks and marks
+/// that frame; reading page 1 then returns page 2's bytes, Ok, though they
+/// do not match page 1's entry. An honest log never has two entries with
+/// one offset and two crcs, so only a crafted file gets there; a check
+/// keyed by (offset, crc) would refuse it.
+#[test]
+#[ignore = "bug B10: Version::page returns Ok bytes that do not match the entry's crc when another entry verified the frame"]
+fn a_page_read_ok_always_matches_its_map_entry() {
+    let base = build_base(0);
+    let mut img = base.img.clone();
+    let r = base.records[0]; // version 1: a full map of 4 pages, frames inline
+    let e = r.offset as usize + CI + format::COMMIT_INFO_SIZE;
+    let page2_offset = u64_at(&img, e + format::ENTRY_SIZE + 8);
+    img[e + 8..e + 16].copy_from_slice(&page2_offset.to_le_bytes());
+    reseal(&mut img, CANON_SALT, r);
+    let dir = Dir::new("b10");
+    let path = dir.0.join("a.log");
+    std::fs::write(&path, &img).unwrap();
+    let log = Log::open(&path, OpenOptions { read_only: true, ..Default::default() }).unwrap();
+    let v1 = log.version(1).unwrap();
+    assert!(v1.page(2).is_ok());
+    match v1.page(1) {
+        Err(e) => println!("page 1: {e}"),
+        Ok(Some(data)) => {
+            let slot = v1.map.get(1).unwrap();
+            assert_eq!(format::frame_crc(data), slot.crc, "page 1 read Ok, but its bytes do not match its entry's crc");
+        }
+        Ok(None) => panic!("page 1 absent"),
+    }
+}
