@@ -66,7 +66,7 @@ fn three_writers_and_two_readers_keep_the_books_balanced_and_lose_no_update() {
 
 /// At least 20 s (B9 is a race: it showed about once every 10 s here).
 #[test]
-#[ignore = "bug B9: a reader may get SQLITE_IOERR while a writer truncates a rolled-back spill"]
+#[ignore = "long: 20 s of stress with no tolerance (B9 is fixed)"]
 fn strict_stress_tolerates_no_io_error() {
     stress(true);
 }
@@ -159,6 +159,7 @@ fn stress(strict: bool) {
         all as f64 / elapsed,
         reads as f64 / elapsed
     );
+    assert_eq!(b9, 0, "bug B9 is fixed: an I/O error during a refresh is a regression");
 }
 
 /// B9 at the log level, in one process with two `Log`s on one file (as two
@@ -166,7 +167,6 @@ fn stress(strict: bool) {
 /// of an append-only log (so `rollback` truncates the file), the other
 /// refreshes in a loop. Every `refresh` must succeed.
 #[test]
-#[ignore = "bug B9: Log::refresh fails with an I/O error (short read) while another Log truncates a rolled-back spill"]
 fn refreshing_while_another_log_truncates_a_rolled_back_spill_never_fails() {
     use pagelog::{Durability, Log, OpenOptions};
     use std::sync::atomic::{AtomicBool, Ordering};

@@ -110,7 +110,7 @@ impl Prev {
     /// Does `rec` follow this commit? The first record of a file may carry
     /// any version >= 1 (a compacted log starts at its oldest kept version).
     fn follows(&self, rec: &Rec) -> bool {
-        let version_ok = if self.offset == 0 { rec.h.version >= 1 } else { rec.h.version == self.version + 1 };
+        let version_ok = if self.offset == 0 { rec.h.version >= 1 } else { Some(rec.h.version) == self.version.checked_add(1) };
         version_ok && rec.h.prev_commit == self.offset && rec.h.prev_crc == self.crc
     }
 
@@ -120,7 +120,7 @@ impl Prev {
         } else {
             format!(
                 "a record of version {} following commit {} at {} (prev crc {:#010x})",
-                self.version + 1,
+                self.version.saturating_add(1),
                 self.version,
                 self.offset,
                 self.crc
@@ -318,12 +318,12 @@ impl Log {
         while pos < len {
             progress(pos, len);
             let Some(rec) = self.read_record(salt, pos, len)? else {
-                stop = Some((prev.version + 1, self.describe_bad_record(salt, pos, len, &prev)?));
+                stop = Some((prev.version.saturating_add(1), self.describe_bad_record(salt, pos, len, &prev)?));
                 break;
             };
             if !prev.follows(&rec) {
                 let p = Problem { offset: pos, expected: prev.describe(), found: describe_link(&rec) };
-                stop = Some((prev.version + 1, p));
+                stop = Some((prev.version.saturating_add(1), p));
                 break;
             }
             if rec.h.frames > 0 {
@@ -1003,8 +1003,8 @@ fn write_compacted(
         if !rec.is_commit() {
             continue;
         }
-        if rec.h.version != prev.version + 1 {
-            return Err(log.corrupt(rec.offset, format!("version {}", prev.version + 1), rec.h.version.to_string()));
+        if Some(rec.h.version) != prev.version.checked_add(1) {
+            return Err(log.corrupt(rec.offset, format!("version {}", prev.version.saturating_add(1)), rec.h.version.to_string()));
         }
         let entries = log.read_entries(&rec)?;
         let mut info = rec.info;

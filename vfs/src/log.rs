@@ -437,8 +437,17 @@ impl Log {
             return Ok(map.slice(offset, len).to_vec());
         }
         let mut v = vec![0u8; len];
-        self.io.read_at(&mut v, offset).map_err(|e| Error::io(&self.path, "read", Some(offset), e))?;
-        Ok(v)
+        match self.io.read_at(&mut v, offset) {
+            Ok(()) => Ok(v),
+            // Past the committed end, the file may end (or be cut by a writer
+            // discarding its transaction) at any moment: bytes that are not
+            // there read as zeros, which never form a record.
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+                v.fill(0);
+                Ok(v)
+            }
+            Err(e) => Err(Error::io(&self.path, "read", Some(offset), e)),
+        }
     }
 
     /// Records that everything below `end` is committed and covered by
@@ -679,6 +688,7 @@ impl Log {
 
     fn recover(&self, st: &mut State) -> Result<()> {
         let len = self.file_len()?;
+        st.alloc_end = len;
         let Some(header) = self.read_header(len)? else { return Ok(()) };
         if len < format::FIRST_RECORD {
             // Header written, padding not (a crash during creation): empty.
@@ -696,6 +706,7 @@ impl Log {
         // commits that newer data has overwritten: such a candidate does not
         // resolve and the scan goes on further back.
         let mut below = len;
+        // The skipped commit that claims the newest durable horizon.
         let mut skipped: Option<Rec> = None;
         loop {
             let Some(last) = self.find_last_record(salt, len, below)? else {
@@ -710,7 +721,9 @@ impl Log {
                 }
                 None => {
                     below = last.offset;
-                    if skipped.as_ref().is_none_or(|s| s.h.version < last.h.version) {
+                    if last.is_commit()
+                        && skipped.as_ref().is_none_or(|s| s.info.horizon_version < last.info.horizon_version)
+                    {
                         skipped = Some(last);
                     }
                 }
@@ -718,18 +731,17 @@ impl Log {
         }
     }
 
-    /// Debris past the end carries at most the version after the latest; a
-    /// record claiming a later version that did not resolve means committed
-    /// history is damaged, which must not pass silently.
+    /// A commit that did not resolve is debris unless it claims that a
+    /// version newer than the latest readable one was durable (its horizon):
+    /// then committed history is damaged, which must not pass silently.
+    /// (Unsynced commits may be lost in any order, so versions alone say
+    /// nothing: a lost version 2 may leave version 3's records behind.)
     fn no_damage_beyond(&self, latest: u64, skipped: Option<Rec>) -> Result<()> {
         match skipped {
-            Some(r) if r.h.version > latest.saturating_add(1) => Err(self.corrupt(
+            Some(r) if r.info.horizon_version > latest => Err(self.corrupt(
                 r.offset,
-                format!("a record that follows version {latest}"),
-                format!(
-                    "a record of version {} whose predecessors do not check out (latest readable version {latest})",
-                    r.h.version
-                ),
+                format!("version {} (synced before the commit of version {} was written)", r.info.horizon_version, r.h.version),
+                format!("history that ends at version {latest}"),
             )),
             _ => Ok(()),
         }
@@ -774,7 +786,9 @@ impl Log {
                 _ => return Ok(None),
             }
         };
-        let found = self.scan_forward(salt, len, start, h, Some(candidate.offset))?;
+        // Do not stop at the candidate: debris of a killed transaction can
+        // be the last record while newer commits lie before it.
+        let found = self.scan_forward(salt, len, start, h, None)?;
         Ok(Some(found.into_iter().next_back().map(|(r, _)| r).or(horizon)))
     }
 
@@ -895,22 +909,28 @@ impl Log {
         let salt = st.header.expect("a log with versions has a header").salt;
         let len = latest.end;
         let mut off = latest.commit_offset;
+        let mut want_crc = latest.commit_crc;
         let rec = loop {
             let r = match self.read_record(salt, off, len)? {
-                Some(r) if r.is_commit() => r,
+                Some(r) if r.is_commit() && r.crc == want_crc => r,
                 _ => return Err(self.corrupt(off, format!("a commit record on the way to version {n}"), "none")),
             };
             if r.h.version == n {
                 break r;
             }
-            if r.h.version < n || r.h.prev_commit == 0 {
+            if r.h.prev_commit == 0 && r.h.version > n {
+                // The oldest version kept in this (compacted) file is newer than n.
+                return Err(Error::NoSuchVersion { path: self.path.clone(), version: n, latest: latest.number });
+            }
+            if r.h.version < n || r.h.prev_commit >= off {
                 return Err(self.corrupt(
                     off,
-                    format!("version {n} before this commit"),
-                    format!("version {}", r.h.version),
+                    format!("a commit before version {} at an offset below {off}", r.h.version),
+                    format!("version {} naming offset {}", r.h.version, r.h.prev_commit),
                 ));
             }
             off = r.h.prev_commit;
+            want_crc = r.h.prev_crc;
         };
         let (map, _, _) = self.build_map(salt, len, &rec)?;
         let mapping = self.mapping_covering(&mut st, rec.end())?;
@@ -1095,6 +1115,9 @@ impl Log {
     /// they were: zeros where the file had pre-allocated space, and the file
     /// length it had before the transaction.
     fn discard(&self, st: &mut State, txn_end: u64, alloc_before: u64) -> Result<()> {
+        // Never below the committed end (only an empty log goes back to 0 bytes).
+        let floor = if st.latest.number > 0 { st.latest.end } else { 0 };
+        let alloc_before = alloc_before.max(floor);
         let start = st.latest.end;
         let zero_to = txn_end.min(alloc_before);
         let mut at = start;
@@ -1319,17 +1342,27 @@ impl Log {
     /// connections of this process can go on reading. Returns the new
     /// length of pre-allocated space.
     fn write_prepared(&self, p: &Prepared) -> Result<u64> {
-        self.io.write_at(&p.buf, p.offset).map_err(|e| Error::io(&self.path, "write commit", Some(p.offset), e))?;
         let mut alloc_end = p.alloc_end.max(p.end);
         if p.end > p.alloc_end && !self.append_only {
             // Pre-allocate: zeros written (and synced with this commit) now
             // make the syncs of the next commits cheaper, as they no longer
             // change the file's size. Recovery skips zeros past the end.
+            // They go first: if they cannot be written, nothing of the
+            // commit is in the file yet.
+            // When the disk cannot hold them, the commit goes on without:
+            // pre-allocation must never be why a commit that fits fails.
             let chunk = (p.end / 8).clamp(PREALLOC_MIN, PREALLOC_MAX).next_multiple_of(4096);
             let zeros = vec![0u8; chunk as usize];
-            self.io.write_at(&zeros, p.end).map_err(|e| Error::io(&self.path, "write", Some(p.end), e))?;
-            alloc_end = p.end + chunk;
+            match self.io.write_at(&zeros, p.end) {
+                Ok(()) => alloc_end = p.end + chunk,
+                Err(e) if matches!(e.raw_os_error(), Some(libc::ENOSPC) | Some(libc::EDQUOT)) => {
+                    let keep = p.alloc_end.max(p.offset);
+                    self.io.set_len(keep).map_err(|e| Error::io(&self.path, "truncate", Some(keep), e))?;
+                }
+                Err(e) => return Err(Error::io(&self.path, "write", Some(p.end), e)),
+            }
         }
+        self.io.write_at(&p.buf, p.offset).map_err(|e| Error::io(&self.path, "write commit", Some(p.offset), e))?;
         if p.sync {
             self.io.sync().map_err(|e| Error::io(&self.path, "sync", None, e))?;
         }

@@ -36,6 +36,9 @@ pub struct WriteTxn {
     spill_end: u64,
     spill_limit: usize,
     alloc_at_begin: u64,
+    /// The smallest size (in base pages) the transaction truncated to: base
+    /// pages past it are gone, even if the database grows again.
+    min_pages: u32,
 }
 
 impl WriteTxn {
@@ -49,6 +52,7 @@ impl WriteTxn {
             mem_bytes: 0,
             spill_limit,
             alloc_at_begin,
+            min_pages: u32::MAX,
         }
     }
 
@@ -109,7 +113,7 @@ impl WriteTxn {
                     log.read_spilled(s.offset, &mut tmp)?;
                     dst.copy_from_slice(&tmp[in_page..in_page + n]);
                 }
-                None if self.page_size == self.base.page_size => {
+                None if self.page_size == self.base.page_size && pgno <= self.min_pages => {
                     self.base.read(off, dst)?;
                 }
                 None => dst.fill(0),
@@ -169,6 +173,7 @@ impl WriteTxn {
             return;
         }
         let keep = self.db_pages();
+        self.min_pages = self.min_pages.min(keep);
         let mut freed = 0;
         self.pages.retain(|&p, b| {
             let k = p <= keep;
@@ -223,6 +228,7 @@ impl WriteTxn {
         self.pages = fresh;
         self.mem_bytes = mem;
         self.page_size = new_ps;
+        self.min_pages = u32::MAX;
         self.size = n * new_ps as u64;
         Ok(())
     }
@@ -266,6 +272,13 @@ impl WriteTxn {
 
     /// Takes the buffered pages within `db_pages`, in page order.
     pub(crate) fn drain_pages(&mut self, db_pages: u32) -> Vec<(u32, Buf)> {
+        // Base pages cut off by a truncate and not written since read as
+        // zeros if the database grew back over them.
+        if self.page_size == self.base.page_size {
+            for p in self.min_pages.saturating_add(1)..=db_pages.min(self.base.db_pages()) {
+                self.pages.entry(p).or_insert(Buf::Spilled(Slot::default()));
+            }
+        }
         let mut v: Vec<(u32, Buf)> = self.pages.drain().filter(|(p, _)| *p <= db_pages).collect();
         v.sort_unstable_by_key(|(p, _)| *p);
         self.mem_bytes = 0;

@@ -927,6 +927,11 @@ fn simulate(name: &str, variant: Variant, seeds: std::ops::Range<u64>, steps: us
         stats.known_bug_b2,
         t0.elapsed().as_secs_f64()
     );
+    assert_eq!(
+        (stats.known_bug_b1, stats.known_bug_b2),
+        (0, 0),
+        "{name}: bugs B1/B2 are fixed; hitting their signature again is a regression"
+    );
     stats
 }
 
@@ -965,7 +970,7 @@ fn power_loss_under_normal_durability_loses_only_unsynced_commits_and_never_cons
 }
 
 #[test]
-#[ignore = "bug B1 and B2 (see the two tests below): the strict simulation fails on them"]
+#[ignore = "long: the whole simulation again with no tolerance at all (B1 and B2 are fixed)"]
 fn strict_power_loss_simulation_tolerates_no_known_bug() {
     simulate("strict-full", FULL, 0..seeds(20), 14, true);
     simulate("strict-append-only", APPEND_ONLY, 1000..1000 + seeds(20), 14, true);
@@ -998,7 +1003,6 @@ fn commit_pages(log: &Log, spill_limit: usize, pages: &[(u32, u8)], d: Durabilit
 /// `Log::open`, and a caller that begins a transaction on it without
 /// `prepare_write` would overwrite version 3.
 #[test]
-#[ignore = "bug B1: Log::open recovers an older version than the file holds when a killed transaction's spill lies past newer commits"]
 fn log_open_recovers_commits_made_after_recovering_from_a_killed_spilling_transaction() {
     let dir = Dir::new("b1");
     let p = dir.0.join("a.log");
@@ -1083,7 +1087,6 @@ fn through_sqlite_a_row_committed_after_a_killed_big_transaction_survives_reopen
 /// `no_damage_beyond` treats any skipped record newer than latest + 1 as
 /// damaged history. Under Normal that rule does not hold.
 #[test]
-#[ignore = "bug B2: after a power loss under Durability::Normal the log may refuse to open (reported as corrupt)"]
 fn losing_an_unsynced_commit_while_a_later_spill_survives_is_not_damage() {
     let dir = Dir::new("b2");
     let p = dir.0.join("a.log");
@@ -1121,7 +1124,6 @@ fn losing_an_unsynced_commit_while_a_later_spill_survives_is_not_damage() {
 /// version's map entries for pages up to the new size. SQLite rarely does
 /// this within one transaction; the simulation above avoids it.
 #[test]
-#[ignore = "bug B4: truncate then grow in one transaction brings back the truncated pages instead of zeros"]
 fn truncate_then_grow_in_one_transaction_reads_zeros() {
     let dir = Dir::new("b4");
     let p = dir.0.join("a.log");

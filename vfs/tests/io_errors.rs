@@ -277,9 +277,12 @@ fn fail_one(shape: Shape, fault: Fault) -> bool {
         Ok(_) => match log.commit(txn, Durability::Full) {
             Err(e) => e,
             Ok(v) => {
-                assert_eq!(ff.clear(), 0, "{what}: a fault was injected but the commit succeeded");
+                // Pre-allocation is best-effort on a full disk: the commit
+                // itself may still fit (bug B5, fixed).
+                let injected = ff.clear();
+                assert!(injected == 0 || errno == libc::ENOSPC, "{what}: a fault was injected but the commit succeeded");
                 assert_eq!(v.unwrap().number, 4);
-                return false;
+                return injected != 0;
             }
         },
     };
@@ -390,7 +393,6 @@ fn a_full_disk_while_creating_a_log_leaves_an_empty_log_and_the_next_commit_work
 // avoid it.
 
 #[test]
-#[ignore = "bug B6: a commit whose pre-allocation write fails with a lasting EIO returns an error, yet becomes the next version"]
 fn a_commit_that_failed_with_a_lasting_io_error_never_becomes_a_version() {
     let shape = SHAPES[2]; // crosses the pre-allocated end
     let mut nth = 1;
@@ -422,7 +424,6 @@ fn reopen_without_prepare_write(dir: &Dir) -> (PathBuf, Arc<FaultFile>, Log, Pag
 }
 
 #[test]
-#[ignore = "bug B3: a commit that changes nothing, on a log opened without prepare_write, truncates the log to 0 bytes"]
 fn a_commit_that_changes_nothing_keeps_the_log_even_without_prepare_write() {
     let dir = Dir::new("b3-noop");
     let (path, _ff, log, want, len) = reopen_without_prepare_write(&dir);
@@ -438,7 +439,6 @@ fn a_commit_that_changes_nothing_keeps_the_log_even_without_prepare_write() {
 }
 
 #[test]
-#[ignore = "bug B3: a failed commit (ENOSPC), on a log opened without prepare_write, truncates the log to 0 bytes"]
 fn a_failed_commit_keeps_the_log_even_without_prepare_write() {
     let dir = Dir::new("b3-enospc");
     let (path, ff, log, want, _) = reopen_without_prepare_write(&dir);
@@ -455,7 +455,6 @@ fn a_failed_commit_keeps_the_log_even_without_prepare_write() {
 }
 
 #[test]
-#[ignore = "bug B3: rolling back a spilled transaction, on a log opened without prepare_write, truncates the log to 0 bytes"]
 fn rolling_back_a_spilled_transaction_keeps_the_log_even_without_prepare_write() {
     let dir = Dir::new("b3-rollback");
     let (path, _ff, log, want, _) = reopen_without_prepare_write(&dir);
@@ -585,7 +584,6 @@ fn through_sqlite_a_full_filesystem_gives_sqlite_full_then_the_database_is_intac
 /// than it needs. FORMAT.md makes pre-allocation optional ("a writer may"),
 /// so a pre-allocation that does not fit could be undone and the commit go on.
 #[test]
-#[ignore = "B5 (design): a commit fails with SQLITE_FULL when its pre-allocation does not fit, though the commit would"]
 fn through_sqlite_a_commit_that_fits_succeeds_even_when_pre_allocation_does_not() {
     use rusqlite::{Connection, OpenFlags};
     // SAFETY: geteuid has no preconditions.
