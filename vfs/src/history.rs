@@ -110,7 +110,8 @@ impl Prev {
     /// Does `rec` follow this commit? The first record of a file may carry
     /// any version >= 1 (a compacted log starts at its oldest kept version).
     fn follows(&self, rec: &Rec) -> bool {
-        let version_ok = if self.offset == 0 { rec.h.version >= 1 } else { Some(rec.h.version) == self.version.checked_add(1) };
+        let version_ok =
+            if self.offset == 0 { rec.h.version >= 1 } else { Some(rec.h.version) == self.version.checked_add(1) };
         version_ok && rec.h.prev_commit == self.offset && rec.h.prev_crc == self.crc
     }
 
@@ -1004,7 +1005,11 @@ fn write_compacted(
             continue;
         }
         if Some(rec.h.version) != prev.version.checked_add(1) {
-            return Err(log.corrupt(rec.offset, format!("version {}", prev.version.saturating_add(1)), rec.h.version.to_string()));
+            return Err(log.corrupt(
+                rec.offset,
+                format!("version {}", prev.version.saturating_add(1)),
+                rec.h.version.to_string(),
+            ));
         }
         let entries = log.read_entries(&rec)?;
         let mut info = rec.info;

@@ -740,7 +740,10 @@ impl Log {
         match skipped {
             Some(r) if r.info.horizon_version > latest => Err(self.corrupt(
                 r.offset,
-                format!("version {} (synced before the commit of version {} was written)", r.info.horizon_version, r.h.version),
+                format!(
+                    "version {} (synced before the commit of version {} was written)",
+                    r.info.horizon_version, r.h.version
+                ),
                 format!("history that ends at version {latest}"),
             )),
             _ => Ok(()),

@@ -1067,7 +1067,11 @@ fn fuzz(total: u64, batch: u64, strict: bool) -> (Stats, Vec<String>) {
         sum.known_b10,
         failures.len()
     );
-    assert_eq!((sum.known_b7, sum.known_b8), (0, 0), "bugs B7/B8 are fixed; hitting their signature again is a regression");
+    assert_eq!(
+        (sum.known_b7, sum.known_b8),
+        (0, 0),
+        "bugs B7/B8 are fixed; hitting their signature again is a regression"
+    );
     (sum, failures)
 }
 

@@ -280,7 +280,10 @@ fn fail_one(shape: Shape, fault: Fault) -> bool {
                 // Pre-allocation is best-effort on a full disk: the commit
                 // itself may still fit (bug B5, fixed).
                 let injected = ff.clear();
-                assert!(injected == 0 || errno == libc::ENOSPC, "{what}: a fault was injected but the commit succeeded");
+                assert!(
+                    injected == 0 || errno == libc::ENOSPC,
+                    "{what}: a fault was injected but the commit succeeded"
+                );
                 assert_eq!(v.unwrap().number, 4);
                 return injected != 0;
             }
