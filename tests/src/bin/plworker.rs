@@ -5,7 +5,8 @@
 //! * `plworker writer DB START` — forever: transaction i (from START) inserts
 //!   a batch of rows tagged i whose size it also records, and prints
 //!   `committed i` after COMMIT returns. Some batches are large enough to
-//!   spill. Meant to be killed with SIGKILL at random moments.
+//!   spill; every 23rd is followed by a VACUUM that may change the page
+//!   size. Meant to be killed with SIGKILL at random moments.
 //! * `plworker stress-writer DB ID SECONDS SYNC` — for SECONDS: transactions
 //!   that move a random amount between two random accounts and add 1 to
 //!   writer ID's commit counter; every 10th is rolled back instead, every
@@ -113,6 +114,11 @@ fn main() {
                 tx.commit().unwrap();
                 writeln!(out, "committed {i}").unwrap();
                 out.flush().unwrap();
+                if i % 23 == 11 {
+                    // Kills also land in VACUUMs, some of which change the page size.
+                    let ps = [4096, 8192, 1024][(i / 23 % 3) as usize];
+                    conn.execute_batch(&format!("PRAGMA page_size = {ps}; VACUUM")).unwrap();
+                }
                 i += 1;
             }
         }
