@@ -1504,6 +1504,19 @@ struct Prepared {
     durability: Durability,
 }
 
+/// A test hook: reads and writes of logs the VFS opens go through the
+/// `LogFile` this returns for their path (None: the real file).
+type IoHook = dyn Fn(&Path) -> Option<Arc<dyn LogFile>> + Send + Sync;
+static IO_HOOK: Mutex<Option<Box<IoHook>>> = Mutex::new(None);
+
+/// For tests that simulate power loss through SQLite: every log the VFS
+/// opens from now on does its I/O through `hook(path)` when that returns
+/// Some. Not for production use.
+#[doc(hidden)]
+pub fn set_io_hook(hook: Option<Box<IoHook>>) {
+    *IO_HOOK.lock().unwrap_or_else(|p| p.into_inner()) = hook;
+}
+
 /// Process-wide registry: one `Log` per file (by device and inode), shared
 /// by all connections of the process.
 pub(crate) fn shared_log(path: &Path, opts: OpenOptions) -> Result<Arc<Log>> {
@@ -1523,7 +1536,11 @@ pub(crate) fn shared_log(path: &Path, opts: OpenOptions) -> Result<Arc<Log>> {
             }
         }
     }
-    let log = Arc::new(Log::open(path, opts)?);
+    let io = IO_HOOK.lock().unwrap_or_else(|p| p.into_inner()).as_ref().and_then(|h| h(path));
+    let log = Arc::new(match io {
+        Some(io) => Log::open_with_io(path, opts, io)?,
+        None => Log::open(path, opts)?,
+    });
     let md = log.file.metadata().map_err(|e| Error::io(path, "stat", None, e))?;
     reg.insert((md.dev(), md.ino()), Arc::downgrade(&log));
     Ok(log)
