@@ -31,7 +31,7 @@
 use std::collections::HashMap;
 use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU16, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -95,13 +95,21 @@ pub const PREALLOC_MAX: u64 = 4 << 20;
 
 /// A read-only window on the file. It may be longer than the file: only
 /// offsets below a committed end are ever read through it. It also remembers
-/// which frames this process has checked against their crc (one bit per
-/// 512-byte unit), so every frame is checked once, on its first read.
+/// which frames this process has checked, and against which crc (a 16-bit
+/// tag of it per 512-byte unit, 0 = not checked), so every frame is checked
+/// once, on its first read; a second map entry naming the same frame with
+/// another crc (only a crafted log has one) is checked again and fails.
 pub struct Mapping {
     mmap: Option<Mmap>,
     cap: u64,
     path: PathBuf,
-    verified: Box<[AtomicU64]>,
+    verified: Box<[AtomicU16]>,
+}
+
+/// The tag of a frame crc in `Mapping::verified`: never 0.
+#[inline]
+fn crc_tag(crc: u32) -> u16 {
+    (crc % 65535) as u16 + 1
 }
 
 impl Mapping {
@@ -111,8 +119,8 @@ impl Mapping {
         // end, which (invariant 1) no process writes or truncates. Bytes past
         // the file's end are never touched, so no SIGBUS.
         let mmap = unsafe { MmapOptions::new().len(cap as usize).map(file)? };
-        let words = (cap / format::PAYLOAD_ALIGN).div_ceil(64) as usize;
-        let verified: Box<[AtomicU64]> = (0..words).map(|_| AtomicU64::new(0)).collect();
+        let units = (cap / format::PAYLOAD_ALIGN) as usize;
+        let verified: Box<[AtomicU16]> = (0..units).map(|_| AtomicU16::new(0)).collect();
         if let Some(p) = prev {
             for (a, b) in verified.iter().zip(p.verified.iter()) {
                 a.store(b.load(Ordering::Relaxed), Ordering::Relaxed);
@@ -133,21 +141,15 @@ impl Mapping {
     }
 
     #[inline]
-    fn bit(&self, offset: u64) -> (usize, u64) {
-        let unit = offset / format::PAYLOAD_ALIGN;
-        ((unit / 64) as usize, 1u64 << (unit % 64))
+    fn is_verified(&self, offset: u64, crc: u32) -> bool {
+        let unit = (offset / format::PAYLOAD_ALIGN) as usize;
+        self.verified.get(unit).is_some_and(|x| x.load(Ordering::Relaxed) == crc_tag(crc))
     }
 
-    #[inline]
-    fn is_verified(&self, offset: u64) -> bool {
-        let (w, b) = self.bit(offset);
-        self.verified.get(w).is_some_and(|x| x.load(Ordering::Relaxed) & b != 0)
-    }
-
-    pub(crate) fn mark_verified(&self, offset: u64) {
-        let (w, b) = self.bit(offset);
-        if let Some(x) = self.verified.get(w) {
-            x.fetch_or(b, Ordering::Relaxed);
+    pub(crate) fn mark_verified(&self, offset: u64, crc: u32) {
+        let unit = (offset / format::PAYLOAD_ALIGN) as usize;
+        if let Some(x) = self.verified.get(unit) {
+            x.store(crc_tag(crc), Ordering::Relaxed);
         }
     }
 
@@ -155,7 +157,7 @@ impl Mapping {
     #[inline]
     fn frame(&self, offset: u64, len: usize, crc: u32, pgno: u32) -> Result<&[u8]> {
         let data = self.slice(offset, len);
-        if !self.is_verified(offset) {
+        if !self.is_verified(offset, crc) {
             let found = format::frame_crc(data);
             if found != crc {
                 return Err(Error::Corrupt {
@@ -165,7 +167,7 @@ impl Mapping {
                     found: format!("crc {found:#010x}"),
                 });
             }
-            self.mark_verified(offset);
+            self.mark_verified(offset, crc);
         }
         Ok(data)
     }
@@ -1397,7 +1399,7 @@ impl Log {
         self.publish(st, p.end);
         for (_, slot) in &p.new_slots {
             if slot.offset >= p.offset {
-                mapping.mark_verified(slot.offset); // written by us just now
+                mapping.mark_verified(slot.offset, slot.crc); // written by us just now
             }
         }
         st.latest = Arc::new(Version {
@@ -1569,6 +1571,21 @@ impl Drop for WriterGuard<'_> {
 #[cfg(test)]
 mod tests {
     use super::last_nonzero;
+
+    #[test]
+    fn a_frame_checked_under_one_crc_is_checked_again_under_another() {
+        let dir = std::env::temp_dir().join(format!("pagelog-tag-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let p = dir.join("f");
+        std::fs::write(&p, vec![7u8; 4096]).unwrap();
+        let f = std::fs::File::open(&p).unwrap();
+        let m = super::Mapping::new(&f, &p, 4096, None).unwrap();
+        let good = crate::format::frame_crc(&[7u8; 1024]);
+        assert!(m.frame(1024, 1024, good, 1).is_ok());
+        assert!(m.frame(1024, 1024, good, 1).is_ok(), "cached");
+        assert!(m.frame(1024, 1024, good ^ 1, 2).is_err(), "another crc for the same frame is checked, not trusted");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 
     #[test]
     fn last_nonzero_finds_the_last_nonzero_byte() {
