@@ -120,7 +120,12 @@ impl Mapping {
         // the file's end are never touched, so no SIGBUS.
         let mmap = unsafe { MmapOptions::new().len(cap as usize).map(file)? };
         let units = (cap / format::PAYLOAD_ALIGN) as usize;
-        let verified: Box<[AtomicU16]> = (0..units).map(|_| AtomicU16::new(0)).collect();
+        // Zeroed memory from the allocator (calloc: pages are only touched
+        // when a frame is checked), viewed as atomics.
+        let zeros: Box<[u16]> = vec![0u16; units].into_boxed_slice();
+        // SAFETY: AtomicU16 has the same size, alignment and bit validity as
+        // u16 (std docs), so a boxed slice of one is a boxed slice of the other.
+        let verified: Box<[AtomicU16]> = unsafe { Box::from_raw(Box::into_raw(zeros) as *mut [AtomicU16]) };
         if let Some(p) = prev {
             for (a, b) in verified.iter().zip(p.verified.iter()) {
                 a.store(b.load(Ordering::Relaxed), Ordering::Relaxed);
