@@ -201,3 +201,22 @@ fn a_log_truncated_by_another_program_is_an_error_at_the_next_transaction_not_a_
     let msg = pagelog::sqlite::last_error().unwrap();
     assert!(msg.contains("truncated"), "{msg}");
 }
+
+#[test]
+fn a_log_truncated_by_another_program_during_a_read_transaction_is_an_error_not_a_crash() {
+    let d = TempDir::new("shrunk-mid");
+    let p = d.path("a.db");
+    build(&p, 40);
+    let c = open(&p);
+    c.execute_batch("PRAGMA cache_size = 1").unwrap(); // make SQLite read pages again
+    c.execute_batch("BEGIN").unwrap();
+    assert_eq!(count(&c, "t"), 39);
+    let end = ro(&p).latest().end;
+    std::fs::OpenOptions::new().write(true).open(&p).unwrap().set_len(end / 3).unwrap();
+    // Same read transaction, same snapshot: its pages now lie past the end of
+    // the file. SQLite's reads go through pread, so this is an error, not SIGBUS.
+    let err = c.query_row("SELECT sum(length(pad)) FROM t", [], |r| r.get::<_, i64>(0)).unwrap_err();
+    assert_eq!(err.sqlite_error_code(), Some(ErrorCode::DatabaseCorrupt), "{err}");
+    let msg = pagelog::sqlite::last_error().unwrap();
+    assert!(msg.contains("truncated"), "{msg}");
+}

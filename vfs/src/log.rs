@@ -100,6 +100,8 @@ pub const PREALLOC_MAX: u64 = 4 << 20;
 /// once, on its first read; a second map entry naming the same frame with
 /// another crc (only a crafted log has one) is checked again and fails.
 pub struct Mapping {
+    /// The file, for `read_frame` (pread).
+    file: Option<Arc<File>>,
     mmap: Option<Mmap>,
     cap: u64,
     path: PathBuf,
@@ -113,12 +115,12 @@ fn crc_tag(crc: u32) -> u16 {
 }
 
 impl Mapping {
-    fn new(file: &File, path: &Path, min_len: u64, prev: Option<&Mapping>) -> std::io::Result<Mapping> {
+    fn new(file: &Arc<File>, path: &Path, min_len: u64, prev: Option<&Mapping>) -> std::io::Result<Mapping> {
         let cap = (min_len.saturating_mul(2)).max(64 << 20).next_multiple_of(1 << 20);
         // SAFETY: the map is read-only and we only read bytes below a committed
         // end, which (invariant 1) no process writes or truncates. Bytes past
         // the file's end are never touched, so no SIGBUS.
-        let mmap = unsafe { MmapOptions::new().len(cap as usize).map(file)? };
+        let mmap = unsafe { MmapOptions::new().len(cap as usize).map(&**file)? };
         let units = (cap / format::PAYLOAD_ALIGN) as usize;
         // Zeroed memory from the allocator (calloc: pages are only touched
         // when a frame is checked), viewed as atomics.
@@ -131,11 +133,11 @@ impl Mapping {
                 a.store(b.load(Ordering::Relaxed), Ordering::Relaxed);
             }
         }
-        Ok(Mapping { mmap: Some(mmap), cap, path: path.to_path_buf(), verified })
+        Ok(Mapping { file: Some(file.clone()), mmap: Some(mmap), cap, path: path.to_path_buf(), verified })
     }
 
     fn empty(path: &Path) -> Mapping {
-        Mapping { mmap: None, cap: 0, path: path.to_path_buf(), verified: Box::new([]) }
+        Mapping { file: None, mmap: None, cap: 0, path: path.to_path_buf(), verified: Box::new([]) }
     }
 
     #[inline]
@@ -156,6 +158,49 @@ impl Mapping {
         if let Some(x) = self.verified.get(unit) {
             x.store(crc_tag(crc), Ordering::Relaxed);
         }
+    }
+
+    /// Copies `dst.len()` bytes from `in_page` on of the frame at `offset`
+    /// with pread, checking the frame against `crc` on first use. This is
+    /// SQLite's read path: pread, not the memory map, so that a file cut
+    /// short by another program is an error here, where touching the map
+    /// would raise SIGBUS and kill the host.
+    fn read_frame(&self, offset: u64, len: usize, crc: u32, pgno: u32, in_page: usize, dst: &mut [u8]) -> Result<()> {
+        use std::os::unix::fs::FileExt;
+        let file = self.file.as_ref().expect("read through an empty mapping");
+        let pread = |buf: &mut [u8], at: u64| {
+            file.read_exact_at(buf, at).map_err(|e| {
+                if e.kind() == std::io::ErrorKind::UnexpectedEof {
+                    Error::Corrupt {
+                        path: self.path.clone(),
+                        offset: at,
+                        expected: format!(
+                            "a frame of page {pgno} (the committed log was truncated by another program)"
+                        ),
+                        found: "the end of the file".into(),
+                    }
+                } else {
+                    Error::io(&self.path, "read", Some(at), e)
+                }
+            })
+        };
+        if self.is_verified(offset, crc) {
+            return pread(dst, offset + in_page as u64);
+        }
+        let mut page = vec![0u8; len];
+        pread(&mut page, offset)?;
+        let found = format::frame_crc(&page);
+        if found != crc {
+            return Err(Error::Corrupt {
+                path: self.path.clone(),
+                offset,
+                expected: format!("a frame of page {pgno} with crc {crc:#010x}"),
+                found: format!("crc {found:#010x}"),
+            });
+        }
+        self.mark_verified(offset, crc);
+        dst.copy_from_slice(&page[in_page..in_page + dst.len()]);
+        Ok(())
     }
 
     /// The frame at `offset`, checked against `crc` on first use.
@@ -249,8 +294,12 @@ impl Version {
             let pgno = (off / ps) as u32 + 1;
             let in_page = (off % ps) as usize;
             let n = (ps as usize - in_page).min(buf.len() - done);
-            let page = self.page(pgno)?.expect("page within size");
-            buf[done..done + n].copy_from_slice(&page[in_page..in_page + n]);
+            let slot = self.map.get(pgno).expect("page within size");
+            if slot.offset == 0 {
+                buf[done..done + n].fill(0);
+            } else {
+                self.mapping.read_frame(slot.offset, ps as usize, slot.crc, pgno, in_page, &mut buf[done..done + n])?;
+            }
             done += n;
         }
         Ok(done)
@@ -1583,7 +1632,7 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let p = dir.join("f");
         std::fs::write(&p, vec![7u8; 4096]).unwrap();
-        let f = std::fs::File::open(&p).unwrap();
+        let f = std::sync::Arc::new(std::fs::File::open(&p).unwrap());
         let m = super::Mapping::new(&f, &p, 4096, None).unwrap();
         let good = crate::format::frame_crc(&[7u8; 1024]);
         assert!(m.frame(1024, 1024, good, 1).is_ok());
