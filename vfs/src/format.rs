@@ -122,9 +122,15 @@ pub fn frame_crc(page: &[u8]) -> u32 {
 /// a 64-bit mix of its page number and its frame crc. The checksum of a
 /// version is the XOR of this over pages 1..=db_pages that have a frame.
 pub fn page_hash(pgno: u32, crc: u32) -> u64 {
-    // splitmix64 finaliser
-    let mut z = ((pgno as u64) << 32) | crc as u64;
-    z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    let mut state = ((pgno as u64) << 32) | crc as u64;
+    splitmix64(&mut state)
+}
+
+/// One step of splitmix64: advances `state` and returns the mixed value.
+/// The checksum's mixer, and the seeded random stream of tests and benches.
+pub fn splitmix64(state: &mut u64) -> u64 {
+    *state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    let mut z = *state;
     z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
     z ^ (z >> 31)
