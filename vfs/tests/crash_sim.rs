@@ -1154,8 +1154,21 @@ fn truncate_then_grow_in_one_transaction_reads_zeros() {
 /// returned before the failure, and takes the next write.
 #[test]
 fn power_loss_through_sqlite_leaves_a_committed_state_that_passes_integrity_check() {
+    let seeds = if long_mode() { 16 } else { 4 };
+    let (mut ops, mut points, mut images) = (0, 0, 0);
+    for seed in 0..seeds {
+        let (o, p, i) = sqlite_power_loss(seed);
+        (ops, points, images) = (ops + o, points + p, images + i);
+    }
+    println!(
+        "crash_sim sqlite: {seeds} workloads, {ops} disk operations, {points} crash points, {images} images, all committed states"
+    );
+}
+
+/// One workload of the test above; returns (disk operations, crash points, images).
+fn sqlite_power_loss(seed: u64) -> (usize, usize, usize) {
     use rusqlite::{Connection, OpenFlags};
-    let dir = Dir::new("sqlite");
+    let dir = Dir::new(&format!("sqlite-{seed}"));
     let path = dir.0.join("s.db");
     let disk = SimDisk::create(&path, &[]);
     {
@@ -1179,9 +1192,9 @@ fn power_loss_through_sqlite_leaves_a_committed_state_that_passes_integrity_chec
         let c = Connection::open_with_flags_and_vfs(&path, flags, "pagelog").unwrap();
         c.execute_batch("PRAGMA synchronous = FULL; PRAGMA cache_size = 10; PRAGMA pagelog_spill_limit = 65536; CREATE TABLE t(k INTEGER, v BLOB)").unwrap();
         states.push((disk.op_count(), dump(&c)));
-        let mut rng = Rng::new(7);
+        let mut rng = Rng::new(7 + seed);
         for i in 0..40i64 {
-            match i % 8 {
+            match (i + seed as i64) % 8 {
                 3 => c.execute_batch("BEGIN; INSERT INTO t SELECT k + 1000, v FROM t; ROLLBACK").unwrap(),
                 5 => {
                     // big enough to spill (cache_size 10, spill limit 64 KiB)
@@ -1206,7 +1219,7 @@ fn power_loss_through_sqlite_leaves_a_committed_state_that_passes_integrity_chec
     }
     pagelog::log::set_io_hook(None);
     let total = disk.op_count();
-    let mut rng = Rng::new(11);
+    let mut rng = Rng::new(11 + seed);
     let (mut points, mut images) = (0, 0);
     let step = if long_mode() { 1 } else { (total / 150).max(1) };
     let mut k = 0;
@@ -1238,5 +1251,5 @@ fn power_loss_through_sqlite_leaves_a_committed_state_that_passes_integrity_chec
         points += 1;
         k += step;
     }
-    println!("crash_sim sqlite: {total} disk operations, {points} crash points, {images} images, all committed states");
+    (total, points, images)
 }
