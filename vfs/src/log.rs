@@ -189,16 +189,7 @@ impl Mapping {
         }
         let mut page = vec![0u8; len];
         pread(&mut page, offset)?;
-        let found = format::frame_crc(&page);
-        if found != crc {
-            return Err(Error::Corrupt {
-                path: self.path.clone(),
-                offset,
-                expected: format!("a frame of page {pgno} with crc {crc:#010x}"),
-                found: format!("crc {found:#010x}"),
-            });
-        }
-        self.mark_verified(offset, crc);
+        self.check(offset, crc, pgno, &page)?;
         dst.copy_from_slice(&page[in_page..in_page + dst.len()]);
         Ok(())
     }
@@ -208,18 +199,24 @@ impl Mapping {
     fn frame(&self, offset: u64, len: usize, crc: u32, pgno: u32) -> Result<&[u8]> {
         let data = self.slice(offset, len);
         if !self.is_verified(offset, crc) {
-            let found = format::frame_crc(data);
-            if found != crc {
-                return Err(Error::Corrupt {
-                    path: self.path.clone(),
-                    offset,
-                    expected: format!("a frame of page {pgno} with crc {crc:#010x}"),
-                    found: format!("crc {found:#010x}"),
-                });
-            }
-            self.mark_verified(offset, crc);
+            self.check(offset, crc, pgno, data)?;
         }
         Ok(data)
+    }
+
+    /// Checks a frame's bytes against its crc and remembers that it passed.
+    fn check(&self, offset: u64, crc: u32, pgno: u32, data: &[u8]) -> Result<()> {
+        let found = format::frame_crc(data);
+        if found != crc {
+            return Err(Error::Corrupt {
+                path: self.path.clone(),
+                offset,
+                expected: format!("a frame of page {pgno} with crc {crc:#010x}"),
+                found: format!("crc {found:#010x}"),
+            });
+        }
+        self.mark_verified(offset, crc);
+        Ok(())
     }
 }
 

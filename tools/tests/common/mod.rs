@@ -2,56 +2,12 @@
 //! pagelog VFS, and running the built `pagelog` binary.
 #![allow(dead_code)]
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
-use std::sync::atomic::{AtomicU32, Ordering};
 
 use rusqlite::{Connection, OpenFlags};
 
-/// A fresh, empty directory for one test (removed when dropped).
-pub struct TempDir(pub PathBuf);
-
-impl TempDir {
-    pub fn new(name: &str) -> TempDir {
-        static N: AtomicU32 = AtomicU32::new(0);
-        let d = std::env::temp_dir().join("pagelog-tools-tests").join(format!(
-            "{name}-{}-{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::Relaxed)
-        ));
-        let _ = std::fs::remove_dir_all(&d);
-        std::fs::create_dir_all(&d).unwrap();
-        TempDir(d)
-    }
-
-    pub fn path(&self, f: &str) -> PathBuf {
-        self.0.join(f)
-    }
-
-    /// Names of the files in the directory, sorted.
-    pub fn files(&self) -> Vec<String> {
-        let mut v: Vec<String> = std::fs::read_dir(&self.0)
-            .unwrap()
-            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-            .collect();
-        v.sort();
-        v
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-/// Opens `path` through the pagelog VFS (registering it first).
-pub fn open(path: &Path) -> Connection {
-    pagelog::register().expect("register pagelog");
-    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_URI;
-    Connection::open_with_flags_and_vfs(path, flags, "pagelog")
-        .unwrap_or_else(|e| panic!("open {}: {e}", path.display()))
-}
+pub use pagelog_e2e::{open, sqlite3_shell, version, TempDir};
 
 /// Opens version `n` of `path` read-only through `file:PATH?vfs=pagelog&version=N`.
 pub fn open_version(path: &Path, n: u64) -> Connection {
@@ -59,12 +15,6 @@ pub fn open_version(path: &Path, n: u64) -> Connection {
     let uri = format!("file:{}?vfs=pagelog&version={n}", path.display());
     let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_URI;
     Connection::open_with_flags(&uri, flags).unwrap_or_else(|e| panic!("open {uri}: {e}"))
-}
-
-/// `PRAGMA pagelog_version` as a number.
-pub fn version(c: &Connection) -> u64 {
-    let s: String = c.query_row("PRAGMA pagelog_version", [], |r| r.get(0)).unwrap();
-    s.parse().unwrap()
 }
 
 /// Every row of `sql`, each as its columns joined by '|'.
@@ -134,16 +84,6 @@ where
     S: AsRef<std::ffi::OsStr>,
 {
     Run::from(Command::new(env!("CARGO_BIN_EXE_pagelog")).args(args).output().expect("run pagelog"))
-}
-
-/// The stock sqlite3 shell (`apt-get install sqlite3`).
-pub fn sqlite3_shell() -> PathBuf {
-    for p in ["/usr/bin/sqlite3", "/usr/local/bin/sqlite3"] {
-        if Path::new(p).exists() {
-            return PathBuf::from(p);
-        }
-    }
-    panic!("the sqlite3 shell is not installed (apt-get install sqlite3)");
 }
 
 /// Runs the stock sqlite3 shell on a plain database file with one SQL argument.
