@@ -934,7 +934,16 @@ impl Log {
         st.commits_since_full = commits;
         st.full_map_offset = rec.info.full_map_offset;
         st.entries_since_full = since;
-        st.horizon = rec.link();
+        // What this process read may still be only in the page cache: the
+        // commits of another process running synchronous=NORMAL. Only what
+        // the log itself says was synced is known durable (a sealed commit
+        // was, with everything before it); the next sync of ours makes the
+        // rest durable too (fdatasync flushes every process's writes).
+        st.horizon = if rec.h.flags & format::FLAG_SEALED != 0 {
+            rec.link()
+        } else {
+            Link { version: rec.info.horizon_version, offset: rec.info.horizon_offset, crc: rec.info.horizon_crc }
+        };
         let mapping = self.mapping_covering(st, rec.end())?;
         st.latest = Arc::new(self.make_version(rec, map, mapping));
         Ok(())
@@ -1563,17 +1572,27 @@ struct Prepared {
     durability: Durability,
 }
 
-/// A test hook: reads and writes of logs the VFS opens go through the
-/// `LogFile` this returns for their path (None: the real file).
-type IoHook = dyn Fn(&Path) -> Option<Arc<dyn LogFile>> + Send + Sync;
-static IO_HOOK: Mutex<Option<Box<IoHook>>> = Mutex::new(None);
+/// Test hooks: reads and writes of the log at a path go through the
+/// `LogFile` registered for it.
+type IoHooks = Mutex<Vec<(PathBuf, Arc<dyn LogFile>)>>;
+static IO_HOOKS: IoHooks = Mutex::new(Vec::new());
 
-/// For tests that simulate power loss through SQLite: every log the VFS
-/// opens from now on does its I/O through `hook(path)` when that returns
-/// Some. Not for production use.
+/// For tests that simulate power loss through SQLite: from now on, the log
+/// the VFS opens at `path` does its I/O through `io` (None: through the real
+/// file again). Each path has its own hook, so simulations can run in
+/// parallel threads. Not for production use.
 #[doc(hidden)]
-pub fn set_io_hook(hook: Option<Box<IoHook>>) {
-    *IO_HOOK.lock().unwrap_or_else(|p| p.into_inner()) = hook;
+pub fn set_io_hook(path: &Path, io: Option<Arc<dyn LogFile>>) {
+    let mut hooks = IO_HOOKS.lock().unwrap_or_else(|p| p.into_inner());
+    hooks.retain(|(p, _)| p != path);
+    if let Some(io) = io {
+        hooks.push((path.to_path_buf(), io));
+    }
+}
+
+fn io_hook(path: &Path) -> Option<Arc<dyn LogFile>> {
+    let hooks = IO_HOOKS.lock().unwrap_or_else(|p| p.into_inner());
+    hooks.iter().find(|(p, _)| p == path).map(|(_, io)| io.clone())
 }
 
 /// Process-wide registry: one `Log` per file (by device and inode), shared
@@ -1595,7 +1614,7 @@ pub(crate) fn shared_log(path: &Path, opts: OpenOptions) -> Result<Arc<Log>> {
             }
         }
     }
-    let io = IO_HOOK.lock().unwrap_or_else(|p| p.into_inner()).as_ref().and_then(|h| h(path));
+    let io = io_hook(path);
     let log = Arc::new(match io {
         Some(io) => Log::open_with_io(path, opts, io)?,
         None => Log::open(path, opts)?,

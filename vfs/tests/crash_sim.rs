@@ -1,31 +1,8 @@
 //! Power-loss simulation at the log level (no SQLite).
 //!
-//! # The disk model (FORMAT.md, "Durability")
-//! [`SimDisk`] is a [`LogFile`] that models a disk behind a page cache. Every
-//! write and truncation goes through to the real file at once (the log's
-//! memory map must see it), and is also recorded; [`SimDisk`] keeps the
-//! *durable image*: the bytes, and the file length, as of the last `sync`.
-//! When power fails after the k-th operation (write, set_len or sync), what
-//! the disk holds is the durable image plus some of the operations issued
-//! since that sync, applied in a random order, each one
-//! * kept whole,
-//! * dropped, or
-//! * torn: each 512-byte sector it touches (at absolute file offsets) holds
-//!   either the old or the new bytes. Sectors wholly past the durable file
-//!   length (and past the header, offset 512) may also come back as garbage:
-//!   blocks allocated but never written, as ext4 `data=writeback` can show.
-//!   FORMAT.md's model does not have garbage; records are crc-checked, so it
-//!   costs nothing to cover. A garbage *header* would make the file "not a
-//!   log" (nothing was committed yet, so nothing would be lost): not covered.
-//!
-//! Truncations are kept or dropped. Sectors are atomic: a torn sector never
-//! damages the bytes around the write (the "powersafe overwrite" property,
-//! which FORMAT.md assumes; see tests/RELIABILITY.md).
-//!
-//! Each workload runs once; the disk records every operation, so the image
-//! for every crash point k is built afterwards from the durable image as of
-//! the last sync before k and the operations between it and k. That is the
-//! same as failing the k-th operation, at a fraction of the cost.
+//! The disk model, [`SimDisk`], is in `common/mod.rs`: after the k-th write,
+//! truncation or sync, power fails; the disk keeps the durable image and a
+//! random subset of the later operations, each kept, dropped or torn.
 //!
 //! # What is checked, for every crash point
 //! The image is written to a fresh file and opened with `Log::open_with_io`
@@ -55,234 +32,17 @@
 //! `PAGELOG_CRASH_SEED=N` runs seed N only. Known bugs B1 and B2 (see the end
 //! of this file) are counted, not failed, except by the strict test.
 
-use std::fs::File;
-use std::io;
-use std::os::unix::fs::FileExt;
-use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+mod common;
+
+use std::path::Path;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use common::{long_mode, set_len, Dir, Op, Rng, SimDisk};
 use pagelog::format;
-use pagelog::storage::LogFile;
 use pagelog::{Durability, Log, OpenOptions, Version};
 
-const SECTOR: u64 = 512;
 const LOCK_TIMEOUT: Duration = Duration::from_secs(10);
-
-// ---- a small deterministic random generator ----------------------------------
-
-struct Rng(u64);
-
-impl Rng {
-    fn new(seed: u64) -> Rng {
-        Rng(seed ^ 0x5851_F42D_4C95_7F2D)
-    }
-    fn next(&mut self) -> u64 {
-        pagelog::format::splitmix64(&mut self.0)
-    }
-    /// Uniform in 0..n (n > 0).
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-    /// True with probability num/den.
-    fn chance(&mut self, num: u64, den: u64) -> bool {
-        self.below(den) < num
-    }
-    fn fill(&mut self, buf: &mut [u8]) {
-        for c in buf.chunks_mut(8) {
-            let x = self.next().to_le_bytes();
-            c.copy_from_slice(&x[..c.len()]);
-        }
-    }
-    fn bytes(&mut self, n: usize) -> Vec<u8> {
-        let mut v = vec![0u8; n];
-        self.fill(&mut v);
-        v
-    }
-}
-
-fn long_mode() -> bool {
-    std::env::var("PAGELOG_LONG").is_ok_and(|v| !v.is_empty() && v != "0")
-}
-
-// ---- the simulated disk -------------------------------------------------------
-
-#[derive(Clone)]
-enum Op {
-    Write { off: u64, data: Arc<[u8]> },
-    SetLen(u64),
-    Sync,
-}
-
-struct DiskState {
-    /// The file as this process sees it (the page cache).
-    cache: Vec<u8>,
-    /// The file as of the last sync, length included.
-    durable: Arc<Vec<u8>>,
-    /// Every operation, in order.
-    ops: Vec<Op>,
-    /// `durable_after[i]`: the durable image once `ops[i]` completed.
-    durable_after: Vec<Arc<Vec<u8>>>,
-}
-
-/// A [`LogFile`] that writes through to a real file and models what a power
-/// failure would leave of it (see the module documentation).
-struct SimDisk {
-    file: File,
-    st: Mutex<DiskState>,
-}
-
-impl SimDisk {
-    /// A disk holding `image`, all of it durable, in a file at `path`.
-    fn create(path: &Path, image: &[u8]) -> Arc<SimDisk> {
-        std::fs::write(path, image).unwrap();
-        let file = std::fs::OpenOptions::new().read(true).write(true).open(path).unwrap();
-        let durable = Arc::new(image.to_vec());
-        Arc::new(SimDisk {
-            file,
-            st: Mutex::new(DiskState { cache: image.to_vec(), durable, ops: Vec::new(), durable_after: Vec::new() }),
-        })
-    }
-
-    fn state(&self) -> std::sync::MutexGuard<'_, DiskState> {
-        self.st.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    fn op_count(&self) -> usize {
-        self.state().ops.len()
-    }
-
-    fn durable(&self) -> Arc<Vec<u8>> {
-        self.state().durable.clone()
-    }
-
-    /// The operations from `from` on (their index, and the op).
-    fn ops_since(&self, from: usize) -> Vec<(usize, Op)> {
-        let st = self.state();
-        st.ops[from..].iter().cloned().enumerate().map(|(i, o)| (from + i, o)).collect()
-    }
-
-    /// What the disk may hold when power fails right after the first `k`
-    /// operations completed (k = 0: before any).
-    fn crash_image(&self, initial: &[u8], k: usize, rng: &mut Rng) -> Vec<u8> {
-        let st = self.state();
-        let durable: &[u8] = if k == 0 { initial } else { &st.durable_after[k - 1] };
-        let first_pending = st.ops[..k].iter().rposition(|o| matches!(o, Op::Sync)).map_or(0, |i| i + 1);
-        let pending = &st.ops[first_pending..k];
-        crash_image(durable, pending, rng)
-    }
-}
-
-/// Applies a random subset of `pending` to `durable` (see the module doc).
-fn crash_image(durable: &[u8], pending: &[Op], rng: &mut Rng) -> Vec<u8> {
-    let mut img = durable.to_vec();
-    let durable_len = durable.len() as u64;
-    // A few images take the extremes: everything reached the disk in order,
-    // or nothing did.
-    match rng.below(10) {
-        0 => {
-            for op in pending {
-                apply_whole(&mut img, op);
-            }
-            return img;
-        }
-        1 => return img,
-        _ => {}
-    }
-    let mut order: Vec<usize> = (0..pending.len()).collect();
-    for i in (1..order.len()).rev() {
-        order.swap(i, rng.below(i as u64 + 1) as usize);
-    }
-    for i in order {
-        let op = &pending[i];
-        match rng.below(10) {
-            0..=3 => apply_whole(&mut img, op),
-            4..=6 => {} // dropped
-            _ => match op {
-                Op::Write { off, data } => {
-                    // Torn: each sector the write touches is old or new (or,
-                    // past the durable length, garbage).
-                    let end = off + data.len() as u64;
-                    let mut s = off - off % SECTOR;
-                    while s < end {
-                        let a = s.max(*off);
-                        let b = (s + SECTOR).min(end);
-                        let fate = rng.below(8);
-                        if fate < 4 {
-                            put(&mut img, a, &data[(a - off) as usize..(b - off) as usize]);
-                        } else if fate == 4 && s >= durable_len.max(format::FIRST_RECORD) {
-                            let g = rng.bytes((b - a) as usize);
-                            put(&mut img, a, &g);
-                        }
-                        s += SECTOR;
-                    }
-                }
-                Op::SetLen(_) => {} // a truncation is kept or dropped, not torn
-                Op::Sync => unreachable!("no sync among pending operations"),
-            },
-        }
-    }
-    img
-}
-
-fn put(img: &mut Vec<u8>, off: u64, data: &[u8]) {
-    let end = off as usize + data.len();
-    set_len(img, end.max(img.len()));
-    img[off as usize..end].copy_from_slice(data);
-}
-
-/// `Vec::resize` with zeros, without its byte-by-byte loop (debug builds).
-fn set_len(img: &mut Vec<u8>, len: usize) {
-    if len <= img.len() {
-        img.truncate(len);
-    } else {
-        img.extend_from_slice(&vec![0u8; len - img.len()]);
-    }
-}
-
-fn apply_whole(img: &mut Vec<u8>, op: &Op) {
-    match op {
-        Op::Write { off, data } => put(img, *off, data),
-        Op::SetLen(n) => set_len(img, *n as usize),
-        Op::Sync => {}
-    }
-}
-
-impl LogFile for SimDisk {
-    fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
-        self.file.read_exact_at(buf, offset)
-    }
-    fn write_at(&self, buf: &[u8], offset: u64) -> io::Result<()> {
-        let mut st = self.state();
-        self.file.write_all_at(buf, offset)?;
-        put(&mut st.cache, offset, buf);
-        st.ops.push(Op::Write { off: offset, data: buf.into() });
-        let d = st.durable.clone();
-        st.durable_after.push(d);
-        Ok(())
-    }
-    fn len(&self) -> io::Result<u64> {
-        Ok(self.file.metadata()?.len())
-    }
-    fn set_len(&self, len: u64) -> io::Result<()> {
-        let mut st = self.state();
-        self.file.set_len(len)?;
-        set_len(&mut st.cache, len as usize);
-        st.ops.push(Op::SetLen(len));
-        let d = st.durable.clone();
-        st.durable_after.push(d);
-        Ok(())
-    }
-    fn sync(&self) -> io::Result<()> {
-        // No fdatasync: the model decides what is durable.
-        let mut st = self.state();
-        st.durable = Arc::new(st.cache.clone());
-        st.ops.push(Op::Sync);
-        let d = st.durable.clone();
-        st.durable_after.push(d);
-        Ok(())
-    }
-}
 
 // ---- the model ------------------------------------------------------------------
 
@@ -840,31 +600,6 @@ fn is_bug_unsynced_debris_called_damage(path: &Path, e: &pagelog::Error, durable
     rep.error.is_none() && rep.damage().is_none() && rep.last_good_version >= durable
 }
 
-struct Dir(PathBuf);
-
-impl Dir {
-    /// Under /dev/shm when there is one (a tmpfs: thousands of small files
-    /// are written), else the temporary directory.
-    fn new(name: &str) -> Dir {
-        let shm = Path::new("/dev/shm");
-        let base = if shm.is_dir() && std::fs::metadata(shm).is_ok_and(|m| !m.permissions().readonly()) {
-            shm.to_path_buf()
-        } else {
-            std::env::temp_dir()
-        };
-        let d = base.join(format!("pagelog-crash-sim-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&d);
-        std::fs::create_dir_all(&d).unwrap();
-        Dir(d)
-    }
-}
-
-impl Drop for Dir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
 /// Runs `seeds` workloads of `variant` and checks every crash point of each.
 fn simulate(name: &str, variant: Variant, seeds: std::ops::Range<u64>, steps: usize, strict: bool) -> Stats {
     let dir = Dir::new(name);
@@ -1112,6 +847,47 @@ fn losing_an_unsynced_commit_while_a_later_spill_survives_is_not_damage() {
     assert_eq!(log.latest().number, v1.number);
 }
 
+/// B11, found by `crash_sim_sqlite.rs` (a revert while a NORMAL connection
+/// had unsynced commits). Process A commits versions 1 and 2 under Normal:
+/// written, not synced. Process B opens the log (it reads them from the page
+/// cache) and commits version 3 under Full. B's `Log::open` took the latest
+/// commit it recovered, version 2, as durable and wrote it into version 3's
+/// horizon. Power fails before B's sync completes: version 3's record
+/// reached the disk, A's two records did not (a state the disk model
+/// allows). Recovery then found a commit claiming version 2 durable while
+/// history ends at 1 and refused to open ("damaged"). A freshly opened log
+/// now knows durable only what the log itself says was synced.
+#[test]
+fn a_commit_made_right_after_opening_does_not_claim_another_process_unsynced_commits_durable() {
+    let dir = Dir::new("b11");
+    let p = dir.0.join("a.log");
+    let disk = SimDisk::create(&p, &[]);
+    let a = Log::open_with_io(&p, OpenOptions { create: true, ..Default::default() }, disk.clone()).unwrap();
+    let v1 = commit_pages(&a, 1 << 20, &[(1, 1), (2, 1)], Durability::Full);
+    let durable = disk.state().cache.clone();
+    commit_pages(&a, 1 << 20, &[(1, 2)], Durability::Normal);
+    let v3 = commit_pages(&a, 1 << 20, &[(2, 3)], Durability::Normal);
+    let b = Log::open_with_io(&p, OpenOptions::default(), disk.clone()).unwrap();
+    assert_eq!(b.latest().number, v3.number);
+    let mark = disk.op_count();
+    let v4 = commit_pages(&b, 1 << 20, &[(1, 4)], Durability::Full);
+    // The disk after the failure: the durable state as of version 1, and
+    // B's commit record (every write B made), none of A's unsynced writes.
+    let mut img = durable;
+    for (_, op) in disk.ops_since(mark) {
+        if let Op::Write { off, data } = op {
+            common::put(&mut img, off, &data);
+        }
+    }
+    drop((a, b));
+    let crash = dir.0.join("crash.log");
+    std::fs::write(&crash, &img).unwrap();
+    let log = Log::open(&crash, OpenOptions::default())
+        .unwrap_or_else(|e| panic!("a legitimate power-loss state must open: {e}"));
+    assert_eq!(log.latest().number, v1.number, "versions 2-{} were never durable", v4.number);
+    assert_eq!(log.latest().page(1).unwrap().unwrap(), &[1u8; 1024][..]);
+}
+
 /// B4. `WriteTxn::truncate` then a write past the new size in the same
 /// transaction: the pages between read as they were before the truncation,
 /// not as zeros (a file truncated and extended reads zeros there). The
@@ -1140,116 +916,4 @@ fn truncate_then_grow_in_one_transaction_reads_zeros() {
     let v = log.commit(txn, Durability::Full).unwrap().unwrap();
     assert_eq!(v.db_pages(), 5);
     assert!(v.page(3).unwrap().unwrap() == &[0u8; 1024][..], "page 3 of the committed version");
-}
-
-// ---- power loss through SQLite -------------------------------------------------------
-
-/// The whole stack: SQLite (rusqlite's bundled copy) writes through the
-/// pagelog VFS to a `SimDisk` (via `pagelog::log::set_io_hook`); the workload
-/// has autocommit inserts, transactions big enough to spill, rollbacks,
-/// deletes, and VACUUMs that change the page size, under synchronous=FULL.
-/// Power then fails after every k-th disk operation (several random images
-/// each): the reopened database passes `PRAGMA integrity_check`, reads
-/// exactly like some committed state, holds at least every commit that had
-/// returned before the failure, and takes the next write.
-#[test]
-fn power_loss_through_sqlite_leaves_a_committed_state_that_passes_integrity_check() {
-    let seeds = if long_mode() { 16 } else { 4 };
-    let (mut ops, mut points, mut images) = (0, 0, 0);
-    for seed in 0..seeds {
-        let (o, p, i) = sqlite_power_loss(seed);
-        (ops, points, images) = (ops + o, points + p, images + i);
-    }
-    println!(
-        "crash_sim sqlite: {seeds} workloads, {ops} disk operations, {points} crash points, {images} images, all committed states"
-    );
-}
-
-/// One workload of the test above; returns (disk operations, crash points, images).
-fn sqlite_power_loss(seed: u64) -> (usize, usize, usize) {
-    use rusqlite::{Connection, OpenFlags};
-    let dir = Dir::new(&format!("sqlite-{seed}"));
-    let path = dir.0.join("s.db");
-    let disk = SimDisk::create(&path, &[]);
-    {
-        let disk = disk.clone();
-        let target = path.clone();
-        pagelog::log::set_io_hook(Some(Box::new(move |p: &Path| {
-            (p == target).then(|| disk.clone() as Arc<dyn LogFile>)
-        })));
-    }
-    pagelog::register().unwrap();
-    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_URI;
-    let dump = |c: &Connection| -> String {
-        c.query_row("SELECT count(*) || ':' || ifnull(sum(k), 0) || ':' || ifnull(sum(length(v)), 0) FROM t", [], |r| {
-            r.get(0)
-        })
-        .unwrap()
-    };
-    // (disk operations completed when the commit returned, state after it)
-    let mut states: Vec<(usize, String)> = vec![(0, String::new())];
-    {
-        let c = Connection::open_with_flags_and_vfs(&path, flags, "pagelog").unwrap();
-        c.execute_batch("PRAGMA synchronous = FULL; PRAGMA cache_size = 10; PRAGMA pagelog_spill_limit = 65536; CREATE TABLE t(k INTEGER, v BLOB)").unwrap();
-        states.push((disk.op_count(), dump(&c)));
-        let mut rng = Rng::new(7 + seed);
-        for i in 0..40i64 {
-            match (i + seed as i64) % 8 {
-                3 => c.execute_batch("BEGIN; INSERT INTO t SELECT k + 1000, v FROM t; ROLLBACK").unwrap(),
-                5 => {
-                    // big enough to spill (cache_size 10, spill limit 64 KiB)
-                    c.execute_batch("BEGIN").unwrap();
-                    for j in 0..60 {
-                        c.execute("INSERT INTO t VALUES (?1, randomblob(1500))", [i * 100 + j]).unwrap();
-                    }
-                    c.execute_batch("COMMIT").unwrap();
-                }
-                6 => c.execute("DELETE FROM t WHERE k % 3 = ?1", [rng.below(3) as i64]).map(|_| ()).unwrap(),
-                7 => {
-                    let ps = [1024, 4096, 8192][(i / 8 % 3) as usize];
-                    c.execute_batch(&format!("PRAGMA page_size = {ps}; VACUUM")).unwrap();
-                }
-                _ => c
-                    .execute("INSERT INTO t VALUES (?1, randomblob(?2))", [i, 10 + rng.below(3000) as i64])
-                    .map(|_| ())
-                    .unwrap(),
-            }
-            states.push((disk.op_count(), dump(&c)));
-        }
-    }
-    pagelog::log::set_io_hook(None);
-    let total = disk.op_count();
-    let mut rng = Rng::new(11 + seed);
-    let (mut points, mut images) = (0, 0);
-    let step = if long_mode() { 1 } else { (total / 150).max(1) };
-    let mut k = 0;
-    while k <= total {
-        for _ in 0..if long_mode() { 4 } else { 2 } {
-            let image = disk.crash_image(&[], k, &mut rng);
-            let p = dir.0.join("crashed.db");
-            std::fs::write(&p, &image).unwrap();
-            let c = Connection::open_with_flags_and_vfs(&p, flags, "pagelog")
-                .unwrap_or_else(|e| panic!("crash after op {k}: open: {e}"));
-            let ic: String = c.query_row("PRAGMA integrity_check", [], |r| r.get(0)).unwrap();
-            assert_eq!(ic, "ok", "crash after op {k}");
-            let got = match c.query_row("SELECT 1 FROM sqlite_master WHERE name = 't'", [], |_| Ok(())) {
-                Ok(()) => dump(&c),
-                Err(_) => String::new(), // before the table existed
-            };
-            // Every commit that had returned before the failure is there.
-            let floor = states.iter().rposition(|(ops, _)| *ops <= k).unwrap();
-            assert!(
-                states[floor..].iter().any(|(_, s)| *s == got),
-                "crash after op {k}: state {got:?} is not a committed state at or after commit {floor}"
-            );
-            c.execute_batch("CREATE TABLE IF NOT EXISTS after(x); INSERT INTO after VALUES (1)")
-                .unwrap_or_else(|e| panic!("crash after op {k}: the next write failed: {e}"));
-            drop(c);
-            std::fs::remove_file(&p).unwrap();
-            images += 1;
-        }
-        points += 1;
-        k += step;
-    }
-    (total, points, images)
 }
