@@ -355,3 +355,27 @@ fn pagelog_log_lists_every_version_from_sql() {
     let err = plain.query_row("SELECT count(*) FROM pagelog_log", [], |r| r.get::<_, i64>(0)).unwrap_err();
     assert!(err.to_string().contains("not opened through the pagelog VFS"), "{err}");
 }
+
+/// pagelog appends each record right after the previous one, inside the
+/// sector holding the previous commit's trailer: it needs powersafe
+/// overwrite, SQLite's default. A user who says the disk lacks it (`psow=0`,
+/// the URI parameter of SQLite's unix VFS) is refused, not ignored.
+#[test]
+fn psow_0_is_refused_with_a_message_and_creates_nothing() {
+    pagelog::register().unwrap();
+    let d = TempDir::new("psow");
+    let p = d.path("a.db");
+    let uri = |q: &str| format!("file:{}?{q}", p.display());
+    for off in ["psow=0", "psow=off", "psow=false"] {
+        let err = rusqlite::Connection::open_with_flags_and_vfs(uri(off), pagelog_e2e::rw_flags(), "pagelog")
+            .and_then(|c| c.execute_batch("CREATE TABLE t(x)"))
+            .unwrap_err();
+        assert_eq!(err.sqlite_error_code(), Some(ErrorCode::CannotOpen), "{off}: {err}");
+        let msg = pagelog::sqlite::last_error().unwrap();
+        assert!(msg.contains("psow=0 is not supported") && msg.contains("a.db"), "{msg}");
+        assert!(!p.exists(), "{off}: nothing is created");
+    }
+    let c = rusqlite::Connection::open_with_flags_and_vfs(uri("psow=1"), pagelog_e2e::rw_flags(), "pagelog").unwrap();
+    c.execute_batch("CREATE TABLE t(x); INSERT INTO t VALUES (1)").unwrap();
+    assert_eq!(count(&c, "t"), 1);
+}
