@@ -58,6 +58,16 @@ pub fn try_open(path: &Path) -> rusqlite::Result<Connection> {
     Connection::open_with_flags_and_vfs(path, rw_flags(), "pagelog")
 }
 
+/// Opens version `n` of the database at `path`, read-only and in place
+/// (`?version=N`).
+pub fn open_version(path: &Path, n: u64) -> Connection {
+    pagelog::register().expect("register pagelog");
+    let uri = format!("file:{}?version={n}", path.display());
+    let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_URI;
+    Connection::open_with_flags_and_vfs(&uri, flags, "pagelog")
+        .unwrap_or_else(|e| panic!("open version {n} of {}: {e}", path.display()))
+}
+
 /// `PRAGMA pagelog_version` as a number.
 pub fn version(c: &Connection) -> u64 {
     let s: String = c.query_row("PRAGMA pagelog_version", [], |r| r.get(0)).unwrap();
