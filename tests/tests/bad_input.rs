@@ -220,3 +220,158 @@ fn a_log_truncated_by_another_program_during_a_read_transaction_is_an_error_not_
     let msg = pagelog::sqlite::last_error().unwrap();
     assert!(msg.contains("truncated"), "{msg}");
 }
+
+// With `PRAGMA mmap_size` set, SQLite asks the VFS for pointers into the file
+// (xFetch). pagelog hands out only frames this process has already checked;
+// the first read of a frame goes through xRead (pread), which reports a file
+// cut short as SQLITE_CORRUPT where touching the memory map would raise
+// SIGBUS and kill the process (and with it this test binary).
+
+/// Opens `p` (a path, or a `file:` URI) through pagelog with memory-mapped
+/// reads on (256 MiB covers every database here).
+fn open_mmap(p: &str) -> rusqlite::Connection {
+    pagelog::register().unwrap();
+    let c = rusqlite::Connection::open_with_flags_and_vfs(p, pagelog_e2e::rw_flags(), "pagelog").unwrap();
+    // No row comes back (pagelog leaves SQLITE_FCNTL_MMAP_SIZE unanswered),
+    // but SQLite's pager uses xFetch from now on.
+    c.execute_batch("PRAGMA mmap_size = 268435456").unwrap();
+    c
+}
+
+/// `sum(length(pad))` over t: reads every leaf page of t.
+fn pad_total(c: &rusqlite::Connection) -> rusqlite::Result<i64> {
+    c.query_row("SELECT sum(length(pad)) FROM t", [], |r| r.get(0))
+}
+
+fn assert_truncation_error(err: rusqlite::Error) {
+    assert_eq!(err.sqlite_error_code(), Some(ErrorCode::DatabaseCorrupt), "{err}");
+    let msg = pagelog::sqlite::last_error().unwrap();
+    assert!(msg.contains("truncated"), "{msg}");
+}
+
+#[test]
+fn with_mmap_a_log_truncated_by_another_program_between_transactions_is_an_error_not_a_crash() {
+    let d = TempDir::new("mmap-shrunk");
+    let p = d.path("a.db");
+    build(&p, 40);
+    let c = open_mmap(p.to_str().unwrap());
+    // The second pass reads through pointers into the map.
+    let before = pagelog::sqlite::mapped_fetches();
+    assert_eq!(pad_total(&c).unwrap(), 3900);
+    assert_eq!(pad_total(&c).unwrap(), 3900);
+    assert!(pagelog::sqlite::mapped_fetches() > before, "the second pass must read through the map");
+    let end = ro(&p).latest().end;
+    std::fs::OpenOptions::new().write(true).open(&p).unwrap().set_len(end / 3).unwrap();
+    assert_truncation_error(pad_total(&c).unwrap_err());
+    // Still an error, still alive.
+    assert_truncation_error(pad_total(&c).unwrap_err());
+}
+
+#[test]
+fn with_mmap_a_log_truncated_during_a_read_transaction_before_its_pages_were_read_is_an_error_not_a_crash() {
+    let d = TempDir::new("mmap-shrunk-mid");
+    let p = d.path("a.db");
+    {
+        let c = open(&p);
+        c.execute_batch("CREATE TABLE u(x); INSERT INTO u VALUES (1); CREATE TABLE t(k, pad)").unwrap();
+        for k in 1..=40 {
+            c.execute("INSERT INTO t VALUES (?1, randomblob(100))", [k]).unwrap();
+        }
+    }
+    // A new Log for the file: no frame has been checked in this process.
+    let c = open_mmap(p.to_str().unwrap());
+    c.execute_batch("BEGIN").unwrap();
+    assert_eq!(count(&c, "u"), 1);
+    let end = ro(&p).latest().end;
+    std::fs::OpenOptions::new().write(true).open(&p).unwrap().set_len(end / 3).unwrap();
+    // Same read transaction, same snapshot: t's pages now lie past the end
+    // of the file and were never read. Checking them through the map would
+    // be SIGBUS; xFetch declines, and xRead's pread reports the truncation.
+    assert_truncation_error(pad_total(&c).unwrap_err());
+    c.execute_batch("ROLLBACK").unwrap();
+    assert_truncation_error(pad_total(&c).unwrap_err());
+}
+
+#[test]
+fn with_mmap_a_log_truncated_between_transactions_of_a_pinned_version_is_an_error_not_a_crash() {
+    let d = TempDir::new("mmap-shrunk-pinned");
+    let p = d.path("a.db");
+    build(&p, 40);
+    // Cut right after page 1's frame of version 40, before the frame of a
+    // page of t that version 40 also wrote: page 1 (read with xRead at the
+    // start of every transaction) still reads, that page of t does not.
+    let cut = {
+        let v = ro(&p).version(40).unwrap();
+        let page1 = v.map.get(1).unwrap().offset;
+        let last = (2..=v.db_pages()).map(|n| v.map.get(n).unwrap().offset).max().unwrap();
+        assert!(last > page1, "page 1's frame must come first in its commit ({page1}, {last})");
+        page1 + v.page_size as u64
+    };
+    // A version=N connection reads without refreshing, so it checks the
+    // length itself at the start of each transaction; the first transaction
+    // leaves t's frames checked, so the second would get pointers to them
+    // (without the check SQLite read the cut page through one: zeros up to
+    // the end of the file's last memory page, SIGBUS beyond).
+    let c = open_mmap(&format!("file:{}?vfs=pagelog&version=40", p.display()));
+    let before = pagelog::sqlite::mapped_fetches();
+    assert_eq!(pad_total(&c).unwrap(), 3900);
+    assert_eq!(pad_total(&c).unwrap(), 3900);
+    assert!(pagelog::sqlite::mapped_fetches() > before, "the second pass must read through the map");
+    std::fs::OpenOptions::new().write(true).open(&p).unwrap().set_len(cut).unwrap();
+    assert_truncation_error(pad_total(&c).unwrap_err());
+}
+
+#[test]
+fn with_mmap_reads_are_correct_and_go_through_the_map_once_their_frames_are_checked() {
+    let d = TempDir::new("mmap-reads");
+    let p = d.path("a.db");
+    let rows = 2000i64;
+    {
+        let c = open(&p);
+        c.execute_batch("CREATE TABLE t(k INTEGER PRIMARY KEY, v TEXT)").unwrap();
+        c.execute(
+            "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < ?1) \
+             INSERT INTO t SELECT i, printf('%0500d', i) FROM n",
+            [rows],
+        )
+        .unwrap();
+    }
+    let c = open_mmap(p.to_str().unwrap());
+    let pages = c.query_row("PRAGMA page_count", [], |r| r.get::<_, i64>(0)).unwrap() as u64;
+    assert!(pages > 200, "{pages} pages");
+    // Every row's v ends in its k: the sums prove each row was read intact.
+    let totals = |c: &rusqlite::Connection| -> (i64, i64, i64) {
+        c.query_row("SELECT sum(k), sum(length(v)), sum(CAST(v AS INTEGER)) FROM t", [], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        })
+        .unwrap()
+    };
+    let want = (rows * (rows + 1) / 2, rows * 500, rows * (rows + 1) / 2);
+    let m0 = pagelog::sqlite::mapped_fetches();
+    assert_eq!(totals(&c), want, "first pass");
+    let m1 = pagelog::sqlite::mapped_fetches();
+    assert_eq!(totals(&c), want, "second pass");
+    let m2 = pagelog::sqlite::mapped_fetches();
+    for k in (1..=rows).step_by(37) {
+        let v: String = c.query_row("SELECT v FROM t WHERE k = ?1", [k], |r| r.get(0)).unwrap();
+        assert_eq!(v, format!("{k:0500}"));
+    }
+    // The first pass checks each frame through xRead; the second reads every
+    // page of t through a pointer into the map.
+    eprintln!("mapped fetches: first pass {}, second pass {}, {pages} pages", m1 - m0, m2 - m1);
+    assert!(m1 - m0 < pages / 4, "first pass: {} mapped fetches", m1 - m0);
+    assert!(m2 - m1 >= pages - 10, "second pass: {} mapped fetches of {pages} pages", m2 - m1);
+    assert_eq!(integrity(&c), "ok");
+
+    // Another connection of this process commits; the mapped reader sees the
+    // new version at its next transaction (its own commit's frames are
+    // checked when written, so they are mapped at once).
+    let w = open(&p);
+    w.execute("UPDATE t SET v = printf('%0500d', 2 * k) WHERE k % 2 = 0", []).unwrap();
+    let even = rows / 2 * (rows / 2 + 1); // sum of the even k
+    let want = (want.0, want.1, want.2 + even);
+    let m3 = pagelog::sqlite::mapped_fetches();
+    assert_eq!(totals(&c), want, "after another connection's commit");
+    assert!(pagelog::sqlite::mapped_fetches() - m3 >= pages - 10);
+    assert_eq!(totals(&c), want);
+}

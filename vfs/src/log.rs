@@ -282,6 +282,25 @@ impl Version {
         self.mapping.frame(slot.offset, ps, slot.crc, pgno).map(Some)
     }
 
+    /// The image of page `pgno` as a slice of the memory map, only if this
+    /// process already checked its frame against the map entry's crc (a read
+    /// through [`Version::read`], or its own commit); None otherwise, and
+    /// past the end of the database. Never touches the mapped bytes: that is
+    /// left to the caller, so a file that another program cut short below an
+    /// unchecked frame cannot fault here. A checked frame was in the file
+    /// when it was checked, and `Log::refresh` checks at the start of every
+    /// transaction that the file still holds the committed log; a truncation
+    /// after that still faults whoever reads the slice.
+    #[inline]
+    pub fn page_if_checked(&self, pgno: u32) -> Option<&[u8]> {
+        let slot = self.map.get(pgno)?;
+        let ps = self.page_size as usize;
+        if slot.offset == 0 {
+            return Some(&ZEROS[..ps]);
+        }
+        self.mapping.is_verified(slot.offset, slot.crc).then(|| self.mapping.slice(slot.offset, ps))
+    }
+
     /// Copies `buf.len()` bytes at `offset` of the database image; returns how
     /// many bytes existed (the rest of `buf` is zero-filled).
     pub fn read(&self, offset: u64, buf: &mut [u8]) -> Result<usize> {
@@ -485,6 +504,20 @@ impl Log {
 
     pub(crate) fn file_len(&self) -> Result<u64> {
         self.io.len().map_err(|e| Error::io(&self.path, "stat", None, e))
+    }
+
+    /// Fails, as `refresh` does, when the file is shorter than `end` (a
+    /// version's end): another program truncated the committed log.
+    pub(crate) fn check_len(&self, end: u64) -> Result<()> {
+        let len = self.file_len()?;
+        if len < end {
+            return Err(self.corrupt(
+                len,
+                format!("a file of at least {end} bytes (committed end)"),
+                format!("{len} bytes: the log was truncated"),
+            ));
+        }
+        Ok(())
     }
 
     pub(crate) fn read_vec(&self, offset: u64, len: usize) -> Result<Vec<u8>> {

@@ -186,7 +186,16 @@ impl MainDb {
         match (&self.state, level) {
             (State::Idle, ffi::SQLITE_LOCK_SHARED) => {
                 let v = match &self.pinned {
-                    Some(v) => v.clone(),
+                    Some(v) => {
+                        // No refresh for a pinned version, so check here what
+                        // refresh checks: that no other program cut the file
+                        // below the frames this version reads (xFetch hands
+                        // out pointers to frames checked earlier).
+                        if let Err(e) = self.log.check_len(v.end) {
+                            return report(&e);
+                        }
+                        v.clone()
+                    }
                     None => match self.log.refresh() {
                         Ok(v) => v,
                         Err(e) => return report(&e),
@@ -516,6 +525,25 @@ unsafe extern "C" fn x_device_characteristics(_f: *mut ffi::sqlite3_file) -> c_i
     ffi::SQLITE_IOCAP_POWERSAFE_OVERWRITE
 }
 
+thread_local! {
+    static MAPPED_FETCHES: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
+/// How many pages xFetch handed to SQLite as pointers into the memory map on
+/// this thread (for tests: with `PRAGMA mmap_size` set, a page whose frame
+/// this process has checked is read through the map, not copied).
+#[doc(hidden)]
+pub fn mapped_fetches() -> u64 {
+    MAPPED_FETCHES.with(|n| n.get())
+}
+
+/// SQLite's memory-mapped read (`PRAGMA mmap_size` > 0): a pointer to the
+/// page, or null, after which SQLite reads the page with xRead instead.
+/// Only pages whose frames this process has already checked are handed out:
+/// checking a frame through the map would fault (SIGBUS) if another program
+/// had cut the file short below it, where xRead's pread reports
+/// SQLITE_CORRUPT. The first read of a frame therefore goes through xRead,
+/// which checks it; the next xFetch of that page gets the pointer.
 unsafe extern "C" fn x_fetch(
     f: *mut ffi::sqlite3_file,
     off: ffi::sqlite3_int64,
@@ -527,12 +555,15 @@ unsafe extern "C" fn x_fetch(
         let mut p: *mut c_void = std::ptr::null_mut();
         if let State::Read(v) = &d.state {
             let ps = v.page_size as i64;
-            if ps > 0 && amt as i64 == ps && off % ps == 0 {
-                if let Ok(Some(page)) = v.page((off / ps) as u32 + 1) {
+            if ps > 0 && amt as i64 == ps && off >= 0 && off % ps == 0 && off / ps < u32::MAX as i64 {
+                if let Some(page) = v.page_if_checked((off / ps) as u32 + 1) {
                     // SQLite only reads through fetched pointers; the page
                     // stays mapped while fetch_pin holds its version.
                     p = page.as_ptr() as *mut c_void;
-                    d.fetch_pin = Some(v.clone());
+                    if !d.fetch_pin.as_ref().is_some_and(|pin| Arc::ptr_eq(pin, v)) {
+                        d.fetch_pin = Some(v.clone());
+                    }
+                    MAPPED_FETCHES.with(|n| n.set(n.get() + 1));
                 }
             }
         }

@@ -13,6 +13,8 @@ mod logtable;
 mod memfile;
 mod vfs;
 
+pub use file::mapped_fetches;
+
 use std::ffi::{c_char, c_int, c_void, CStr};
 use std::sync::{Mutex, OnceLock};
 
