@@ -232,9 +232,8 @@ fn a_log_truncated_by_another_program_during_a_read_transaction_is_an_error_not_
 fn open_mmap(p: &str) -> rusqlite::Connection {
     pagelog::register().unwrap();
     let c = rusqlite::Connection::open_with_flags_and_vfs(p, pagelog_e2e::rw_flags(), "pagelog").unwrap();
-    // No row comes back (pagelog leaves SQLITE_FCNTL_MMAP_SIZE unanswered),
-    // but SQLite's pager uses xFetch from now on.
-    c.execute_batch("PRAGMA mmap_size = 268435456").unwrap();
+    let limit: i64 = c.query_row("PRAGMA mmap_size = 268435456", [], |r| r.get(0)).unwrap();
+    assert_eq!(limit, 268435456);
     c
 }
 

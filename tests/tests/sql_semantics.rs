@@ -379,3 +379,36 @@ fn psow_0_is_refused_with_a_message_and_creates_nothing() {
     c.execute_batch("CREATE TABLE t(x); INSERT INTO t VALUES (1)").unwrap();
     assert_eq!(count(&c, "t"), 1);
 }
+
+/// `PRAGMA mmap_size` reports its value as on a plain file, and pages wholly
+/// past it are read with xRead, never handed out from the memory map.
+#[test]
+fn mmap_size_is_reported_and_limits_the_pages_read_through_the_map() {
+    let d = TempDir::new("mmap-size");
+    let c = open(&d.path("a.db"));
+    c.execute_batch("PRAGMA page_size = 1024; CREATE TABLE t(k, v)").unwrap();
+    c.execute_batch(
+        "WITH RECURSIVE s(k) AS (SELECT 1 UNION ALL SELECT k + 1 FROM s WHERE k < 1000)
+         INSERT INTO t SELECT k, randomblob(300) FROM s",
+    )
+    .unwrap();
+    let pages: i64 = c.query_row("PRAGMA page_count", [], |r| r.get(0)).unwrap();
+    assert!(pages > 300, "{pages} pages");
+    let mmap = |c: &rusqlite::Connection, sql: &str| -> i64 { c.query_row(sql, [], |r| r.get(0)).unwrap() };
+    assert_eq!(mmap(&c, "PRAGMA mmap_size"), 0);
+    let scan = |c: &rusqlite::Connection| {
+        let before = pagelog::sqlite::mapped_fetches();
+        let n: i64 = c.query_row("SELECT sum(length(v)) FROM t", [], |r| r.get(0)).unwrap();
+        assert_eq!(n, 300_000);
+        pagelog::sqlite::mapped_fetches() - before
+    };
+    scan(&c); // every frame checked once, through xRead
+    assert_eq!(scan(&c), 0, "mmap_size 0: nothing is mapped");
+    assert_eq!(mmap(&c, "PRAGMA mmap_size = 40960"), 40960);
+    assert_eq!(mmap(&c, "PRAGMA mmap_size"), 40960);
+    let mapped = scan(&c);
+    assert!(mapped > 0 && mapped <= 40, "{mapped} pages mapped below a 40-page limit");
+    assert_eq!(mmap(&c, "PRAGMA mmap_size = 268435456"), 268435456);
+    let mapped = scan(&c);
+    assert!(mapped as i64 >= pages - 40, "{mapped} of {pages} pages mapped");
+}

@@ -58,6 +58,9 @@ pub(crate) struct MainDb {
     fetch_pin: Option<Arc<Version>>,
     /// Bytes a write transaction buffers in memory before spilling to the log.
     spill_limit: usize,
+    /// `PRAGMA mmap_size` (SQLITE_FCNTL_MMAP_SIZE): xFetch hands out pages
+    /// lying wholly below it.
+    mmap_limit: i64,
 }
 
 impl MainDb {
@@ -129,6 +132,7 @@ impl MainDb {
             synced_in_txn: false,
             fetch_pin: None,
             spill_limit: DEFAULT_SPILL_LIMIT,
+            mmap_limit: 0,
         };
         Ok((db, ro))
     }
@@ -509,6 +513,18 @@ unsafe extern "C" fn x_file_control(f: *mut ffi::sqlite3_file, op: c_int, arg: *
                 unsafe { *(arg as *mut c_int) = 0 };
                 ffi::SQLITE_OK
             }
+            ffi::SQLITE_FCNTL_MMAP_SIZE => {
+                // SAFETY: arg is an i64*: in, the new limit (negative: only
+                // query); out, the previous limit. As in os_unix.c.
+                unsafe {
+                    let new = *(arg as *mut i64);
+                    *(arg as *mut i64) = d.mmap_limit;
+                    if new >= 0 {
+                        d.mmap_limit = new;
+                    }
+                }
+                ffi::SQLITE_OK
+            }
             ffi::SQLITE_FCNTL_SIZE_HINT | ffi::SQLITE_FCNTL_CHUNK_SIZE => ffi::SQLITE_OK,
             _ => ffi::SQLITE_NOTFOUND,
         }
@@ -555,7 +571,13 @@ unsafe extern "C" fn x_fetch(
         let mut p: *mut c_void = std::ptr::null_mut();
         if let State::Read(v) = &d.state {
             let ps = v.page_size as i64;
-            if ps > 0 && amt as i64 == ps && off >= 0 && off % ps == 0 && off / ps < u32::MAX as i64 {
+            if ps > 0
+                && amt as i64 == ps
+                && off >= 0
+                && off % ps == 0
+                && off / ps < u32::MAX as i64
+                && off + ps <= d.mmap_limit
+            {
                 if let Some(page) = v.page_if_checked((off / ps) as u32 + 1) {
                     // SQLite only reads through fetched pointers; the page
                     // stays mapped while fetch_pin holds its version.
