@@ -26,7 +26,10 @@
 //!    flight at k;
 //! 4. one older version, chosen at random among those durable, opened in
 //!    place (`?version=N`), holds exactly its recorded contents;
-//! 5. the next write transaction commits.
+//! 5. the next write transaction commits, as the next version;
+//! 6. power fails again right after it returned (only what was synced
+//!    survives): the database reopens at that version, with its row, and
+//!    passes `integrity_check`.
 //!
 //! Each point gets one random image by default (a tenth of them take the
 //! extremes: everything unsynced reached the disk, or none of it); with
@@ -246,10 +249,16 @@ fn simulate(name: &str, seeds: impl Iterator<Item = u64>) -> Stats {
         for (k, &durable_ops) in sync_end.iter().enumerate() {
             for _ in 0..images_per_point {
                 let image = run.disk.crash_image(&[], k, &mut rng);
-                std::fs::write(&crashed, &image).unwrap();
-                if let Err(e) = check_image(&crashed, k, durable_ops, &run, &mut rng, &mut stats) {
+                // The recovered database runs on a simulated disk too, for
+                // the second power loss of check 6.
+                let disk = SimDisk::create(&crashed, &image);
+                pagelog::log::set_io_hook(&crashed, Some(disk.clone() as Arc<dyn LogFile>));
+                let checked = check_image(&crashed, k, durable_ops, &run, &mut rng, &mut stats);
+                pagelog::log::set_io_hook(&crashed, None);
+                let checked = checked.and_then(|next| check_second_power_loss(&dir.0, &disk, next));
+                if let Err(e) = checked {
                     let keep = std::env::temp_dir().join(format!("pagelog-crash-sim-sqlite-failure-{seed}-{k}"));
-                    let _ = std::fs::copy(&crashed, &keep);
+                    let _ = std::fs::write(&keep, &image);
                     panic!(
                         "seed {seed} ({}), power failure after disk operation {k} of {}: {e}\n  \
                          image kept in {}\n  steps:\n  {}\n  rerun: PAGELOG_CRASH_SEED={seed}",
@@ -282,7 +291,8 @@ fn simulate(name: &str, seeds: impl Iterator<Item = u64>) -> Stats {
     stats
 }
 
-/// Checks 1–5 of the module doc on the crashed image at `p`.
+/// Checks 1–5 of the module doc on the crashed image at `p`; returns the
+/// version the next write made.
 fn check_image(
     p: &Path,
     k: usize,
@@ -290,7 +300,7 @@ fn check_image(
     run: &Run,
     rng: &mut Rng,
     stats: &mut Stats,
-) -> Result<(), String> {
+) -> Result<u64, String> {
     let c = Connection::open_with_flags_and_vfs(p, flags(), "pagelog").map_err(|e| format!("open: {e}"))?;
     let ic: String = c.query_row("PRAGMA integrity_check", [], |r| r.get(0)).map_err(|e| format!("integrity: {e}"))?;
     if ic != "ok" {
@@ -335,6 +345,26 @@ fn check_image(
     if version(&c) != v + 1 {
         return Err(format!("the next write made version {}, not {}", version(&c), v + 1));
     }
+    Ok(v + 1)
+}
+
+/// Check 6: power fails again right after the next write returned (only
+/// what was synced survives): the database reopens at that version, with
+/// its row, and passes `integrity_check`.
+fn check_second_power_loss(dir: &Path, disk: &SimDisk, next: u64) -> Result<(), String> {
+    let p = dir.join("second.db");
+    std::fs::write(&p, &*disk.durable()).unwrap();
+    let c = Connection::open_with_flags_and_vfs(&p, flags(), "pagelog").map_err(|e| format!("second open: {e}"))?;
+    let ic: String = c.query_row("PRAGMA integrity_check", [], |r| r.get(0)).map_err(|e| format!("{e}"))?;
+    let rows: i64 = c.query_row("SELECT count(*) FROM after", [], |r| r.get(0)).map_err(|e| format!("{e}"))?;
+    if ic != "ok" || version(&c) != next || rows < 1 {
+        return Err(format!(
+            "after a second power loss: integrity {ic}, version {} (the next write made {next}), {rows} rows",
+            version(&c)
+        ));
+    }
+    drop(c);
+    std::fs::remove_file(&p).unwrap();
     Ok(())
 }
 
