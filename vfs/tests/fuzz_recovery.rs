@@ -41,11 +41,14 @@
 //! `PAGELOG_LONG=1` runs 25 times more cases. `PAGELOG_FUZZ_CASE=N` runs
 //! case N alone, in this process, printing what it does.
 
+mod common;
+
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::Dir;
 use pagelog::format::{self, RecordHeader};
 use pagelog::{Durability, Error, Log, OpenOptions};
 
@@ -116,27 +119,6 @@ struct Base {
     versions: Vec<VersionPages>,
     /// Every record in the file, in order (the unfinished tail's included).
     records: Vec<RecInfo>,
-}
-
-struct Dir(PathBuf);
-
-impl Dir {
-    fn new(name: &str) -> Dir {
-        use std::sync::atomic::{AtomicU32, Ordering};
-        static N: AtomicU32 = AtomicU32::new(0);
-        let shm = Path::new("/dev/shm");
-        let base = if shm.is_dir() { shm.to_path_buf() } else { std::env::temp_dir() };
-        let d = base.join(format!("pagelog-fuzz-{name}-{}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed)));
-        let _ = std::fs::remove_dir_all(&d);
-        std::fs::create_dir_all(&d).unwrap();
-        Dir(d)
-    }
-}
-
-impl Drop for Dir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
 }
 
 fn page_data(rng: &mut Rng, ps: u32) -> Vec<u8> {

@@ -265,13 +265,16 @@ impl Dir {
     /// Under /dev/shm when there is one (a tmpfs: thousands of small files
     /// are written), else the temporary directory.
     pub fn new(name: &str) -> Dir {
+        use std::sync::atomic::{AtomicU32, Ordering};
+        static N: AtomicU32 = AtomicU32::new(0);
         let shm = Path::new("/dev/shm");
         let base = if shm.is_dir() && std::fs::metadata(shm).is_ok_and(|m| !m.permissions().readonly()) {
             shm.to_path_buf()
         } else {
             std::env::temp_dir()
         };
-        let d = base.join(format!("pagelog-crash-sim-{name}-{}", std::process::id()));
+        let n = N.fetch_add(1, Ordering::Relaxed);
+        let d = base.join(format!("pagelog-test-{name}-{}-{n}", std::process::id()));
         let _ = std::fs::remove_dir_all(&d);
         std::fs::create_dir_all(&d).unwrap();
         Dir(d)
