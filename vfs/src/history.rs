@@ -56,21 +56,25 @@
 //! directory is synced. Until the rename the old file is untouched; the rename
 //! is atomic; so a crash leaves either the old log or the new one (plus,
 //! perhaps, a stale `DB.compact-tmp`, which the next compaction replaces).
+//! The file-system calls go through [`CompactFs`], so that
+//! `vfs/tests/compact_power_loss.rs` can cut the power after each write and
+//! sync of the new file, the rename and the directory sync.
 //! Compaction holds the log's OPEN lock exclusively (no connection may have
 //! it open: connections hold OPEN shared; see `lock.rs`) and the WRITER lock,
 //! through the rename.
 
 use std::collections::HashMap;
 use std::fs::File;
-use std::io::{BufWriter, Write};
 use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::error::{Error, Result};
 use crate::format::{self, CommitInfo, Entry, Header, RecordHeader};
 use crate::lock;
 use crate::log::{Log, OpenOptions, Rec, Version};
+use crate::storage::LogFile;
 
 /// One version as `pagelog log` lists it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -817,10 +821,97 @@ impl Drop for RemoveOnDrop {
     }
 }
 
+/// The file-system effects of compaction, behind a narrow interface so that a
+/// test can substitute a model of a disk that loses power
+/// (`vfs/tests/compact_power_loss.rs`). [`compact`] uses [`StdCompactFs`].
+///
+/// Compaction reads the old log through the memory map and re-opens the new
+/// file by path to verify it, so an implementation must keep the real files
+/// in step: its temporary file writes through to the file at `tmp`, and
+/// `rename` renames the real file.
+#[doc(hidden)]
+pub trait CompactFs {
+    /// Creates `tmp`, which must not exist, with the permissions and (where
+    /// allowed) the owner in `md`, the metadata of the log being compacted.
+    /// Compaction only calls `write_at` and `sync` on it.
+    fn create(&self, tmp: &Path, md: &std::fs::Metadata) -> Result<Arc<dyn LogFile>>;
+    /// Renames `from` over `to`, atomically replacing it.
+    fn rename(&self, from: &Path, to: &Path) -> std::io::Result<()>;
+    /// Syncs the directory `dir`, making a rename in it durable.
+    fn sync_dir(&self, dir: &Path) -> std::io::Result<()>;
+    /// The new file is written front to back; pieces smaller than this are
+    /// collected into one write of at most this many bytes, larger ones are
+    /// written as they are.
+    fn write_chunk(&self) -> usize {
+        1 << 20
+    }
+}
+
+/// The real file system: what [`compact`] uses.
+#[doc(hidden)]
+pub struct StdCompactFs;
+
+/// The temporary file: its `sync` is `fsync` (data and metadata, as for a
+/// file about to be renamed into place), not counted in `sync_count()`.
+struct TmpFile(File);
+
+impl LogFile for TmpFile {
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> std::io::Result<()> {
+        std::os::unix::fs::FileExt::read_exact_at(&self.0, buf, offset)
+    }
+    fn write_at(&self, buf: &[u8], offset: u64) -> std::io::Result<()> {
+        std::os::unix::fs::FileExt::write_all_at(&self.0, buf, offset)
+    }
+    fn len(&self) -> std::io::Result<u64> {
+        Ok(self.0.metadata()?.len())
+    }
+    fn set_len(&self, len: u64) -> std::io::Result<()> {
+        self.0.set_len(len)
+    }
+    fn sync(&self) -> std::io::Result<()> {
+        self.0.sync_all()
+    }
+}
+
+impl CompactFs for StdCompactFs {
+    fn create(&self, tmp: &Path, md: &std::fs::Metadata) -> Result<Arc<dyn LogFile>> {
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(tmp)
+            .map_err(|e| Error::io(tmp, "create", None, e))?;
+        // The same permissions and, where allowed, the same owner as the old file.
+        file.set_permissions(md.permissions()).map_err(|e| Error::io(tmp, "chmod", None, e))?;
+        {
+            use std::os::unix::fs::MetadataExt;
+            let _ = std::os::unix::fs::fchown(&file, Some(md.uid()), Some(md.gid()));
+        }
+        Ok(Arc::new(TmpFile(file)))
+    }
+    fn rename(&self, from: &Path, to: &Path) -> std::io::Result<()> {
+        std::fs::rename(from, to)
+    }
+    fn sync_dir(&self, dir: &Path) -> std::io::Result<()> {
+        File::open(dir).and_then(|d| d.sync_all())
+    }
+}
+
 /// Rewrites the log at `path` keeping only the versions `keep` selects (see
 /// the module documentation). Refuses (Busy) while any connection has the
 /// log open. `progress(bytes written, estimated total)`.
 pub fn compact(path: &Path, keep: Keep, progress: &mut dyn FnMut(u64, u64)) -> Result<CompactStats> {
+    compact_with_fs(path, keep, progress, &StdCompactFs)
+}
+
+/// [`compact`], with its file-system effects going through `fs` (for tests).
+#[doc(hidden)]
+pub fn compact_with_fs(
+    path: &Path,
+    keep: Keep,
+    progress: &mut dyn FnMut(u64, u64),
+    fs: &dyn CompactFs,
+) -> Result<CompactStats> {
     let log = Log::open(path, OpenOptions::default())?;
     let fd = log.file().as_fd();
     match lock::try_lock(fd, lock::OPEN, lock::Mode::Exclusive) {
@@ -835,12 +926,18 @@ pub fn compact(path: &Path, keep: Keep, progress: &mut dyn FnMut(u64, u64)) -> R
         }
         Err(e) => return Err(Error::io(path, "lock", None, e)),
     }
-    let result = compact_locked(&log, path, keep, progress);
+    let result = compact_locked(&log, path, keep, progress, fs);
     let _ = lock::unlock(log.file().as_fd(), lock::OPEN);
     result
 }
 
-fn compact_locked(log: &Log, path: &Path, keep: Keep, progress: &mut dyn FnMut(u64, u64)) -> Result<CompactStats> {
+fn compact_locked(
+    log: &Log,
+    path: &Path,
+    keep: Keep,
+    progress: &mut dyn FnMut(u64, u64),
+    fs: &dyn CompactFs,
+) -> Result<CompactStats> {
     let _writer = log.lock_writer(Duration::ZERO)?;
     if !log.is_current_file()? {
         return Err(Error::Busy {
@@ -874,22 +971,11 @@ fn compact_locked(log: &Log, path: &Path, keep: Keep, progress: &mut dyn FnMut(u
         Err(e) => return Err(Error::io(&tmp, "remove stale", None, e)),
     }
     let mut cleanup = RemoveOnDrop(Some(tmp.clone()));
-    let file = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create_new(true)
-        .open(&tmp)
-        .map_err(|e| Error::io(&tmp, "create", None, e))?;
-    // The same permissions and, where allowed, the same owner as the old file.
     let md = log.file().metadata().map_err(|e| Error::io(path, "stat", None, e))?;
-    file.set_permissions(md.permissions()).map_err(|e| Error::io(&tmp, "chmod", None, e))?;
-    {
-        use std::os::unix::fs::MetadataExt;
-        let _ = std::os::unix::fs::fchown(&file, Some(md.uid()), Some(md.gid()));
-    }
+    let file = fs.create(&tmp, &md)?;
 
-    let copied = write_compacted(log, &file, &tmp, first, &latest, progress)?;
-    file.sync_all().map_err(|e| Error::io(&tmp, "sync", None, e))?;
+    let copied = write_compacted(log, &*file, &tmp, fs.write_chunk(), first, &latest, progress)?;
+    file.sync().map_err(|e| Error::io(&tmp, "sync", None, e))?;
     drop(file);
 
     // Check the new log before it replaces the old one.
@@ -922,13 +1008,13 @@ fn compact_locked(log: &Log, path: &Path, keep: Keep, progress: &mut dyn FnMut(u
         }
     }
 
-    std::fs::rename(&tmp, path).map_err(|e| Error::io(path, "rename compacted log over", None, e))?;
+    fs.rename(&tmp, path).map_err(|e| Error::io(path, "rename compacted log over", None, e))?;
     cleanup.0 = None;
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
         _ => PathBuf::from("."),
     };
-    File::open(&dir).and_then(|d| d.sync_all()).map_err(|e| Error::io(&dir, "sync directory", None, e))?;
+    fs.sync_dir(&dir).map_err(|e| Error::io(&dir, "sync directory", None, e))?;
     stats.rewritten = true;
     stats.frames_copied = copied;
     stats.bytes_after = std::fs::metadata(path).map_err(|e| Error::io(path, "stat", None, e))?.len();
@@ -948,8 +1034,9 @@ fn random_salt(seed: u64) -> u64 {
 /// the number of frames copied.
 fn write_compacted(
     log: &Log,
-    file: &File,
+    file: &dyn LogFile,
     tmp: &Path,
+    chunk: usize,
     first: u64,
     latest: &Version,
     progress: &mut dyn FnMut(u64, u64),
@@ -958,8 +1045,11 @@ fn write_compacted(
     let old_salt = old_header.salt;
     let base = log.version(first)?;
     let estimate = base.size_bytes() + (latest.end - base.end);
+    let chunk = chunk.max(1);
     let mut out = Writer {
-        w: BufWriter::with_capacity(1 << 20, file),
+        file,
+        buf: Vec::with_capacity(chunk),
+        chunk,
         tmp,
         pos: 0,
         salt: random_salt(old_salt),
@@ -1025,7 +1115,7 @@ fn write_compacted(
     if prev.version != latest.number {
         return Err(log.corrupt(latest.commit_offset, format!("version {}", latest.number), prev.version.to_string()));
     }
-    out.w.flush().map_err(|e| Error::io(tmp, "write", None, e))?;
+    out.flush()?;
     Ok(out.copied)
 }
 
@@ -1037,9 +1127,16 @@ struct Spec {
     info: CommitInfo,
 }
 
+/// Writes the new file front to back, as `std::io::BufWriter` would: writes
+/// smaller than `chunk` are collected into one of at most `chunk` bytes,
+/// larger ones go through as they are.
 struct Writer<'a> {
-    w: BufWriter<&'a File>,
+    file: &'a dyn LogFile,
+    /// Bytes put but not yet written: they start at `pos - buf.len()`.
+    buf: Vec<u8>,
+    chunk: usize,
     tmp: &'a Path,
+    /// Bytes put so far: where the next one goes.
     pos: u64,
     salt: u64,
     /// Old frame offset → offset of its copy in the new file.
@@ -1050,8 +1147,25 @@ struct Writer<'a> {
 
 impl Writer<'_> {
     fn put(&mut self, b: &[u8]) -> Result<()> {
-        self.w.write_all(b).map_err(|e| Error::io(self.tmp, "write", Some(self.pos), e))?;
+        if self.buf.len() + b.len() > self.chunk {
+            self.flush()?;
+        }
+        if b.len() >= self.chunk {
+            self.file.write_at(b, self.pos).map_err(|e| Error::io(self.tmp, "write", Some(self.pos), e))?;
+        } else {
+            self.buf.extend_from_slice(b);
+        }
         self.pos += b.len() as u64;
+        Ok(())
+    }
+
+    /// Writes out what is buffered.
+    fn flush(&mut self) -> Result<()> {
+        if !self.buf.is_empty() {
+            let at = self.pos - self.buf.len() as u64;
+            self.file.write_at(&self.buf, at).map_err(|e| Error::io(self.tmp, "write", Some(at), e))?;
+            self.buf.clear();
+        }
         Ok(())
     }
 
