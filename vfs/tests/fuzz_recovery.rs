@@ -9,7 +9,7 @@
 //! left past the end, and a pre-allocated tail. Each is then made
 //! byte-for-byte deterministic: its salt and timestamps are replaced and
 //! every record re-sealed (`canonicalize`), so a case number means the same
-//! bytes in every run. No binary corpus is stored: the inputs are code.
+//! bytes in every run.
 //!
 //! Each case applies one to three *mutations* to a base log, chosen by a
 //! seeded generator: random bytes, bit flips, truncation at any length,
@@ -40,15 +40,34 @@
 //!
 //! `PAGELOG_LONG=1` runs 25 times more cases. `PAGELOG_FUZZ_CASE=N` runs
 //! case N alone, in this process, printing what it does.
+//!
+//! # The kept corpus
+//! `vfs/tests/corpus/` holds log files, checked in, that every run replays
+//! (`the_kept_corpus_opens_as_its_manifest_says_and_passes_the_oracle`):
+//! the six base logs, the inputs of bugs B7, B8 and B10, generated cases for
+//! rare branches, power-loss images like those of B2 and B11
+//! (`crash_sim.rs`), files that are not logs; and any file dropped in by
+//! hand (a damaged log from a user, an external fuzzer's input). Its
+//! manifest, `EXPECTED`, gives each file's outcome: `opens N` (`Log::open`
+//! read-only succeeds at latest version N, and `refresh` agrees) or `refused`
+//! (it fails cleanly), optionally followed by what `verify_file` says,
+//! `clean` or `damaged`. Each file is copied to a scratch directory, checked
+//! against its line and put through the oracle above without a model (in a
+//! thread, under the same hang limit), and the kept files must be unchanged
+//! afterwards. [`generate_corpus`] makes the generated files; the ignored
+//! test `corpus_generator_makes_the_kept_corpus` checks that it still makes
+//! them, and with `PAGELOG_FUZZ_WRITE_CORPUS=1` rewrites them and their
+//! manifest lines (after a format change), keeping lines it did not make.
+//! See `corpus/README.md`.
 
 mod common;
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::Dir;
+use common::{Dir, Op, SimDisk};
 use pagelog::format::{self, RecordHeader};
 use pagelog::{Durability, Error, Log, OpenOptions};
 
@@ -510,6 +529,23 @@ struct Case {
     tail_only: bool,
 }
 
+impl Case {
+    /// The case's file: its base log with its mutations applied.
+    fn image(&self, bases: &[Base]) -> Vec<u8> {
+        let base = &bases[self.base];
+        let mut img = base.img.clone();
+        for m in &self.mutations {
+            m.apply(&mut img, base, bases);
+        }
+        img
+    }
+
+    /// Base log `base` with one field of record `rec` set to `value`, then re-sealed.
+    fn resealed(base: usize, rec: usize, name: &'static str, at: usize, width: usize, value: u64) -> Case {
+        Case { base, mutations: vec![Mutation::Reseal { rec, name, at, width, value }], tail_only: false }
+    }
+}
+
 fn generate(n: u64, bases: &[Base]) -> Case {
     let mut rng = Rng::new(n);
     let b = rng.below(BASES as u64) as usize;
@@ -739,35 +775,75 @@ fn strict() -> bool {
 }
 
 fn run_case(case: &Case, bases: &[Base], path: &Path, stats: &mut Stats) -> Result<(), String> {
-    let base = &bases[case.base];
-    let mut img = base.img.clone();
-    for m in &case.mutations {
-        m.apply(&mut img, base, bases);
-    }
-    let strong = !case.mutations.iter().any(Mutation::forges);
+    let img = case.image(bases);
     std::fs::write(path, &img).unwrap();
     stats.cases += 1;
     if case.tail_only {
         stats.tail_only += 1;
     }
+    let strong = !case.mutations.iter().any(Mutation::forges);
+    let model = Model { base: &bases[case.base], strong, tail_only: case.tail_only };
+    check_log(path, &img, Some(&model), stats).map(|_| ())
+}
+
+/// What a case knows of its file: the base log it was made from.
+struct Model<'a> {
+    base: &'a Base,
+    /// No crc can have been forged: a page read `Ok` must be the committed one.
+    strong: bool,
+    /// Only bytes past the base log's end changed.
+    tail_only: bool,
+}
+
+/// What `Log::open` (read-only) and `verify_file` make of a file, in the
+/// words of the corpus manifest.
+#[derive(Debug, Clone, PartialEq)]
+struct Outcome {
+    /// `opens N` (`refresh` agreeing; else what it said is appended) or `refused`.
+    open: String,
+    /// `verify_file` reports damage.
+    damaged: bool,
+}
+
+impl std::fmt::Display for Outcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}", self.open, if self.damaged { "damaged" } else { "clean" })
+    }
+}
+
+/// The oracle (see the module documentation) on the file at `path`, whose
+/// bytes are `img`. Without a model (a corpus file) only its model-free part
+/// applies: no panic, every version loads cleanly or not at all, every page
+/// reads `Ok` matching its entry's crc or as a clean `Corrupt` error; and no
+/// known bug's signature is tolerated.
+fn check_log(path: &Path, img: &[u8], model: Option<&Model>, stats: &mut Stats) -> Result<Outcome, String> {
+    let strong = model.is_some_and(|m| m.strong);
+    let tail_only = model.is_some_and(|m| m.tail_only);
+    let tolerate_known_bugs = model.is_some() && !strict();
     let rep = pagelog::history::verify_file(path, &mut |_, _| {});
+    let damaged = rep.damaged();
     let log = match Log::open(path, OpenOptions { read_only: true, ..Default::default() }) {
         Ok(l) => l,
         Err(e) => {
-            if case.tail_only {
+            if tail_only {
                 return Err(format!("only bytes past the end changed, yet open failed: {e}"));
             }
             stats.open_errors += 1;
-            return Ok(());
+            return Ok(Outcome { open: "refused".into(), damaged });
         }
     };
     stats.opened += 1;
+    let opened = log.latest().number;
     let latest = match log.refresh() {
         Ok(v) => v,
-        Err(e) if case.tail_only => return Err(format!("refresh: {e}")),
-        Err(_) => return Ok(()),
+        Err(e) if tail_only => return Err(format!("refresh: {e}")),
+        Err(_) => return Ok(Outcome { open: format!("opens {opened} (refresh fails)"), damaged }),
     };
-    if case.tail_only {
+    let open = match latest.number {
+        n if n == opened => format!("opens {n}"),
+        n => format!("opens {opened} (refresh: {n})"),
+    };
+    if let Some(Model { base, tail_only: true, .. }) = model {
         if latest.number != base.latest || log.latest().number != base.latest {
             return Err(format!(
                 "only bytes past the end changed, yet the log opens at version {} (refresh {}), not {}",
@@ -776,7 +852,7 @@ fn run_case(case: &Case, bases: &[Base], path: &Path, stats: &mut Stats) -> Resu
                 base.latest
             ));
         }
-        if rep.damaged() {
+        if damaged {
             return Err(format!(
                 "only bytes past the end changed, yet verify reports damage: {:?} {:?} {:?}",
                 rep.error.as_ref().map(|e| e.to_string()),
@@ -787,14 +863,14 @@ fn run_case(case: &Case, bases: &[Base], path: &Path, stats: &mut Stats) -> Resu
     }
     let n = latest.number;
     for m in (0..=n).rev().take(64) {
-        if m != n && m != 0 && !strict() && version_walk_loops(&img, latest.commit_offset, m) {
+        if m != n && m != 0 && tolerate_known_bugs && version_walk_loops(img, latest.commit_offset, m) {
             stats.known_b8 += 1;
             break;
         }
         let v = match log.version(m) {
             Ok(v) => v,
             Err(e) => {
-                if case.tail_only {
+                if tail_only {
                     return Err(format!("version {m}: {e}"));
                 }
                 stats.version_errors += 1;
@@ -805,10 +881,13 @@ fn run_case(case: &Case, bases: &[Base], path: &Path, stats: &mut Stats) -> Resu
         if v.number != m {
             return Err(format!("version({m}) returned version {}", v.number));
         }
-        let want = if strong { base.versions.get(m as usize) } else { None };
-        if strong && want.is_none() {
-            return Err(format!("version {m} opened, but the base log has only {} versions", base.latest));
-        }
+        let want = match model {
+            Some(Model { base, strong: true, .. }) => match base.versions.get(m as usize) {
+                None => return Err(format!("version {m} opened, but the base log has only {} versions", base.latest)),
+                w => w,
+            },
+            _ => None,
+        };
         if let Some(w) = want {
             if v.db_pages() as usize != w.pages.len() || (!w.pages.is_empty() && v.page_size != w.ps) {
                 return Err(format!(
@@ -829,7 +908,7 @@ fn run_case(case: &Case, bases: &[Base], path: &Path, stats: &mut Stats) -> Resu
                     }
                     let slot = v.map.get(p).unwrap();
                     if slot.offset != 0 && format::frame_crc(data) != slot.crc {
-                        if !strong && !strict() {
+                        if !strong && tolerate_known_bugs {
                             // Known bug B10 (see its test below).
                             stats.known_b10 += 1;
                             continue;
@@ -843,13 +922,13 @@ fn run_case(case: &Case, bases: &[Base], path: &Path, stats: &mut Stats) -> Resu
                     }
                 }
                 Ok(None) => return Err(format!("version {m} page {p} within {} pages reads as absent", v.db_pages())),
-                Err(e) if is_corrupt(&e) && !case.tail_only => stats.pages_corrupt += 1,
+                Err(e) if is_corrupt(&e) && !tail_only => stats.pages_corrupt += 1,
                 Err(e) => return Err(format!("version {m} page {p}: {e}")),
             }
         }
     }
     let _ = log.verify();
-    Ok(())
+    Ok(Outcome { open, damaged })
 }
 
 // ---- batches in child processes -----------------------------------------------------------------
@@ -867,6 +946,11 @@ fn cases_in_default_run() -> u64 {
 }
 
 static PANIC_AT: std::sync::Mutex<String> = std::sync::Mutex::new(String::new());
+
+/// The message a panic carried.
+fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
+    p.downcast_ref::<String>().cloned().or(p.downcast_ref::<&str>().map(|s| s.to_string())).unwrap_or_default()
+}
 
 /// Runs cases `from..to` (numbers below the regressions' count are the
 /// regressions, the rest generated). Prints `start N` before each case on
@@ -912,11 +996,7 @@ fn run_batch(from: u64, to: u64, verbose: bool) -> Vec<String> {
             Ok(Ok(())) => continue,
             Ok(Err(m)) => m,
             Err(p) => {
-                let m = p
-                    .downcast_ref::<String>()
-                    .cloned()
-                    .or(p.downcast_ref::<&str>().map(|s| s.to_string()))
-                    .unwrap_or_default();
+                let m = panic_message(&*p);
                 let at = PANIC_AT.lock().unwrap_or_else(|p| p.into_inner()).clone();
                 // Known bug B7: version arithmetic on a crafted (re-sealed)
                 // record overflows; debug builds panic (see its test below).
@@ -1075,6 +1155,429 @@ fn strict_fuzz_tolerates_no_known_bug() {
     assert!(failures.is_empty(), "{} failures:\n\n{}", failures.len(), failures.join("\n\n"));
 }
 
+// ---- the kept corpus ------------------------------------------------------------------------------
+
+const CORPUS_MANIFEST: &str = "EXPECTED";
+const CORPUS_README: &str = "README.md";
+const WRITE_CORPUS_ENV: &str = "PAGELOG_FUZZ_WRITE_CORPUS";
+/// Zero bytes a generated file keeps past the 512-byte block of its last
+/// non-zero byte: a pre-allocated tail, cut short.
+const ZERO_TAIL_KEPT: u64 = 4096;
+const MANIFEST_HEAD: &str = "\
+# The expected outcome of every file in this directory (see README.md), one line a file:
+#   NAME opens N [clean|damaged]  Log::open (read-only) succeeds at latest version N, and refresh agrees
+#   NAME refused [clean|damaged]  Log::open fails cleanly
+# The optional last word is what verify_file says: no damage, or damage.
+#
+# Made by generate_corpus in vfs/tests/fuzz_recovery.rs (PAGELOG_FUZZ_WRITE_CORPUS=1 rewrites this part):
+";
+const MANIFEST_LINE: &str = "`NAME opens N [clean|damaged]` or `NAME refused [clean|damaged]`";
+const MANIFEST_HAND: &str = "# Added by hand (kept as they are when the generator rewrites the part above):";
+
+fn corpus_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/corpus")
+}
+
+/// A manifest line's outcome.
+#[derive(Debug)]
+struct Expected {
+    /// `opens N` or `refused`.
+    open: String,
+    /// What `verify_file` must say (damage or not), when the line says.
+    damaged: Option<bool>,
+}
+
+impl Expected {
+    fn matches(&self, o: &Outcome) -> bool {
+        self.open == o.open && self.damaged.is_none_or(|d| d == o.damaged)
+    }
+}
+
+impl std::fmt::Display for Expected {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.damaged {
+            None => f.write_str(&self.open),
+            Some(d) => write!(f, "{}", Outcome { open: self.open.clone(), damaged: d }),
+        }
+    }
+}
+
+/// Parses a manifest (see `MANIFEST_HEAD`); `#` starts a comment line.
+fn parse_manifest(text: &str) -> Result<Vec<(String, Expected)>, String> {
+    let mut out: Vec<(String, Expected)> = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let bad = || format!("{CORPUS_MANIFEST} line {}: {line:?} is not {MANIFEST_LINE}", i + 1);
+        let w: Vec<&str> = line.split_whitespace().collect();
+        let (open, rest) = match &w[1..] {
+            ["opens", n, rest @ ..] => (format!("opens {}", n.parse::<u64>().map_err(|_| bad())?), rest),
+            ["refused", rest @ ..] => ("refused".to_string(), rest),
+            _ => return Err(bad()),
+        };
+        let damaged = match rest {
+            [] => None,
+            ["clean"] => Some(false),
+            ["damaged"] => Some(true),
+            _ => return Err(bad()),
+        };
+        if out.iter().any(|(n, _)| n == w[0]) {
+            return Err(format!("{CORPUS_MANIFEST} line {}: {} is listed twice", i + 1, w[0]));
+        }
+        out.push((w[0].to_string(), Expected { open, damaged }));
+    }
+    Ok(out)
+}
+
+/// The corpus files: every entry of the directory but the manifest and the README, sorted.
+fn corpus_files(dir: &Path) -> Vec<String> {
+    let mut v = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let e = e.unwrap();
+        let name = e.file_name().into_string().expect("corpus file names are UTF-8");
+        if name != CORPUS_MANIFEST && name != CORPUS_README {
+            assert!(e.file_type().unwrap().is_file(), "{name}: the corpus holds plain files only");
+            v.push(name);
+        }
+    }
+    v.sort();
+    v
+}
+
+/// The model-free oracle on `img`, written to `path`, in a thread: a panic
+/// is caught, a hang reported after [`HANG`].
+fn check_corpus_file(path: &Path, img: &[u8]) -> (Result<Outcome, String>, Stats) {
+    std::fs::write(path, img).unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let (path, img) = (path.to_path_buf(), img.to_vec());
+    std::thread::spawn(move || {
+        let mut stats = Stats::default();
+        let r = catch_unwind(AssertUnwindSafe(|| check_log(&path, &img, None, &mut stats)));
+        let r = r.unwrap_or_else(|p| Err(format!("panicked: {}", panic_message(&*p))));
+        let _ = tx.send((r, stats));
+    });
+    let hung = || (Err(format!("no result within {} s: a hang", HANG.as_secs())), Stats::default());
+    rx.recv_timeout(HANG).unwrap_or_else(|_| hung())
+}
+
+#[test]
+fn the_kept_corpus_opens_as_its_manifest_says_and_passes_the_oracle() {
+    let t0 = Instant::now();
+    let dir = corpus_dir();
+    let text = std::fs::read_to_string(dir.join(CORPUS_MANIFEST)).unwrap();
+    let manifest = parse_manifest(&text).unwrap_or_else(|e| panic!("{e}"));
+    let files = corpus_files(&dir);
+    let mut problems = Vec::new();
+    for (name, _) in manifest.iter().filter(|(n, _)| !files.contains(n)) {
+        problems.push(format!("{name}: listed in {CORPUS_MANIFEST}, but there is no such file"));
+    }
+    // Read once; opened only as copies; compared again at the end.
+    let kept: Vec<(&String, Vec<u8>)> = files.iter().map(|n| (n, std::fs::read(dir.join(n)).unwrap())).collect();
+    let scratch = Dir::new("corpus");
+    let mut stats = Stats::default();
+    for (name, img) in &kept {
+        let (r, s) = check_corpus_file(&scratch.0.join(name.as_str()), img);
+        stats.add(s);
+        stats.cases += 1;
+        let want = manifest.iter().find(|(n, _)| n == *name).map(|(_, e)| e);
+        match (r, want) {
+            (Err(e), _) => problems.push(format!("{name}: {e}")),
+            (Ok(o), None) => problems.push(format!("{name}: no line in {CORPUS_MANIFEST} (this build finds `{o}`)")),
+            (Ok(o), Some(w)) if !w.matches(&o) => problems.push(format!("{name}: expected `{w}`, found `{o}`")),
+            (Ok(_), Some(_)) => {}
+        }
+    }
+    for (name, img) in &kept {
+        if std::fs::read(dir.join(name.as_str())).ok().as_ref() != Some(img) {
+            problems.push(format!("{name}: the kept file changed during the run"));
+        }
+    }
+    println!(
+        "fuzz_recovery corpus: {} files in {:.2} s: {} failed to open, {} opened; {} versions read ({} failed to \
+         load), {} pages read Ok, {} pages a clean Corrupt error; {} problems",
+        stats.cases,
+        t0.elapsed().as_secs_f64(),
+        stats.open_errors,
+        stats.opened,
+        stats.versions_read,
+        stats.version_errors,
+        stats.pages_ok,
+        stats.pages_corrupt,
+        problems.len()
+    );
+    assert!(problems.is_empty(), "{} problems in {}:\n{}", problems.len(), dir.display(), problems.join("\n"));
+}
+
+/// `img` with its trailing zeros cut to at most [`ZERO_TAIL_KEPT`] bytes
+/// past the 512-byte block of its last non-zero byte.
+fn trim_zero_tail(img: &[u8]) -> Vec<u8> {
+    let last = img.iter().rposition(|&b| b != 0).map_or(0, |i| i as u64 + 1);
+    let keep = (format::align_up(last, 512) + ZERO_TAIL_KEPT).min(img.len() as u64);
+    img[..keep as usize].to_vec()
+}
+
+/// The outcome of a generated file, which must pass the oracle.
+fn outcome_of(name: &str, img: &[u8]) -> Outcome {
+    let dir = Dir::new("corpus-gen");
+    check_corpus_file(&dir.0.join("a.log"), img).0.unwrap_or_else(|e| panic!("{name}: {e}"))
+}
+
+/// A power-loss image, made deterministic: `cache` (the file with every
+/// write a workload on a [`SimDisk`] made), canonicalized, with the byte
+/// ranges the power loss took (`lost`, written over zeros or past the durable
+/// length) back to zeros, cut or extended to the `len` the disk kept. The
+/// same image without canonicalizing must have the same outcome.
+fn power_loss_image(name: &str, cache: &[u8], lost: &[std::ops::Range<u64>], len: u64) -> (Vec<u8>, Vec<u8>) {
+    let cut = |mut img: Vec<u8>| {
+        for r in lost {
+            img[r.start as usize..r.end as usize].fill(0);
+        }
+        common::set_len(&mut img, len as usize);
+        img
+    };
+    let raw = cut(cache.to_vec());
+    let mut canon = cache.to_vec();
+    canonicalize(&mut canon);
+    let canon = cut(canon);
+    assert_eq!(outcome_of(name, &raw), outcome_of(name, &canon), "{name}: canonicalizing changed the outcome");
+    (raw, canon)
+}
+
+/// A log on a [`SimDisk`] in a scratch directory.
+fn sim_log(dir: &Dir) -> (std::sync::Arc<SimDisk>, Log) {
+    let p = dir.0.join("a.log");
+    let disk = SimDisk::create(&p, &[]);
+    let log = Log::open_with_io(&p, OpenOptions { create: true, ..Default::default() }, disk.clone()).unwrap();
+    (disk, log)
+}
+
+fn synced_since(disk: &SimDisk, from: usize, to: usize) -> bool {
+    disk.ops_since(from).iter().any(|(i, o)| *i < to && matches!(o, Op::Sync))
+}
+
+/// Like B2 (`crash_sim.rs`): under `Durability::Normal` versions 2 and 3 are
+/// written, not synced, 3 after spilling. The disk kept 3's SPILL records but
+/// neither 2's record (but for its last 4 KiB cache page, which 3's first
+/// spill shares) nor 3's COMMIT record. Version 1 is the latest, no damage.
+fn power_loss_b2() -> Vec<u8> {
+    let dir = Dir::new("corpus-b2");
+    let (disk, log) = sim_log(&dir);
+    let mut w = Writer { log: &log, rng: Rng::new(2) };
+    w.commit(None, &pages(1..=2, 1024), 1 << 20, Durability::Full);
+    let synced = disk.op_count();
+    w.commit(None, &pages(1..=8, 1024), 1 << 20, Durability::Normal);
+    let v2 = log.latest();
+    w.commit(None, &pages(1..=20, 1024), 4096, Durability::Normal);
+    let v3 = log.latest();
+    assert!(v3.commit_offset > v2.end, "version 3 spilled before its commit record");
+    assert!(!synced_since(&disk, synced, disk.op_count()), "versions 2 and 3 were not synced");
+    let lost = [v2.commit_offset..v2.end - v2.end % 4096, v3.commit_offset..v3.end];
+    assert!(lost[0].end - lost[0].start >= 4096, "version 2's header lies in a cache page of its own");
+    let cache = disk.state().cache.clone();
+    power_loss_image("b2", &cache, &lost, cache.len() as u64).1
+}
+
+/// Like B11 (`crash_sim.rs`): process A commits version 1 (synced), then 2
+/// and 3 under `Durability::Normal` (not synced); process B opens the log and
+/// commits version 4. The disk kept version 1 and B's writes, none of A's.
+/// Version 1 is the latest, no damage: B's commit does not name A's commits
+/// as durable.
+fn power_loss_b11() -> Vec<u8> {
+    let dir = Dir::new("corpus-b11");
+    let (disk, a) = sim_log(&dir);
+    let mut w = Writer { log: &a, rng: Rng::new(11) };
+    w.commit(None, &pages(1..=2, 1024), 1 << 20, Durability::Full);
+    let (synced, durable, v1) = (disk.op_count(), disk.durable(), a.latest());
+    w.commit(None, &[(1, 1024)], 1 << 20, Durability::Normal);
+    w.commit(None, &[(2, 1024)], 1 << 20, Durability::Normal);
+    let b = Log::open_with_io(&dir.0.join("a.log"), OpenOptions::default(), disk.clone()).unwrap();
+    let mark = disk.op_count();
+    assert!(!synced_since(&disk, synced, mark), "versions 2 and 3 were not synced");
+    Writer { log: &b, rng: Rng::new(12) }.commit(None, &[(1, 1024)], 1 << 20, Durability::Full);
+    let v4 = b.latest();
+    let mut raw = durable.to_vec();
+    for (_, op) in disk.ops_since(mark) {
+        if let Op::Write { off, data } = op {
+            common::put(&mut raw, off, &data);
+        }
+    }
+    let cache = disk.state().cache.clone();
+    let lost = v1.end..v4.commit_offset; // A's records of versions 2 and 3
+    let (masked, img) = power_loss_image("b11", &cache, std::slice::from_ref(&lost), raw.len() as u64);
+    assert!(masked == raw, "the image is the file with A's unsynced writes undone");
+    img
+}
+
+/// Base log 0 compacted (`pagelog compact --keep-last 3`): its first commit is
+/// version 6, SEALED, with a full map.
+fn compacted_base0(base0: &Base) -> Vec<u8> {
+    let dir = Dir::new("corpus-compact");
+    let p = dir.0.join("a.log");
+    std::fs::write(&p, &base0.img).unwrap();
+    let st = pagelog::history::compact(&p, pagelog::history::Keep::Last(3), &mut |_, _| {}).unwrap();
+    assert!(st.rewritten && st.first_kept == base0.latest - 2, "{st:?}");
+    let mut img = std::fs::read(&p).unwrap();
+    canonicalize(&mut img);
+    img
+}
+
+/// The generated files of the kept corpus (`corpus/README.md` says what each
+/// is), each with the outcome it was made to have; the same bytes in every
+/// run. Trailing zeros are cut to [`ZERO_TAIL_KEPT`] when that leaves the
+/// outcome as it was.
+fn generate_corpus() -> Vec<(&'static str, Vec<u8>, String)> {
+    let bases: Vec<Base> = (0..BASES).map(build_base).collect();
+    let mut v: Vec<(&'static str, Vec<u8>, String)> = Vec::new();
+    let names = [
+        "base0-deltas.log",
+        "base1-spill-revert.log",
+        "base2-normal-durability.log",
+        "base3-page-size-changes.log",
+        "base4-unfinished-spill.log",
+        "base5-preallocated-tail.log",
+    ];
+    for (b, name) in bases.iter().zip(names) {
+        v.push((name, b.img.clone(), format!("opens {} clean", b.latest)));
+    }
+    let b0 = &bases[0];
+    let case = |base: usize, m: Mutation| Case { base, mutations: vec![m], tail_only: false }.image(&bases);
+    // B7: building version 1's map from a commit numbered 2^64 - 1 fails.
+    v.push(("b7-first-commit-version-max.log", b7_case().image(&bases), "refused damaged".into()));
+    // B8, B10: recovery does not re-check commits up to the horizon; the
+    // re-sealed commit breaks the chain that verify (and `version(1)`) walks.
+    let at_latest_damaged = format!("opens {} damaged", b0.latest);
+    v.push(("b8-prev-commit-names-itself.log", b8_case(b0).image(&bases), at_latest_damaged.clone()));
+    v.push(("b10-entry-points-at-another-frame.log", b10_case(b0).image(&bases), at_latest_damaged.clone()));
+    // Base log 2 (the horizon lags): a frame of the first commit after the
+    // last commit's horizon damaged, so recovery ends before it. No damage:
+    // no durable record says the versions after the horizon were synced.
+    let b2 = &bases[2];
+    let version_of = |r: &RecInfo| u64_at(&b2.img, r.offset as usize + format::RH_VERSION);
+    let last = b2.records.iter().rfind(|r| r.kind == format::KIND_COMMIT && r.offset < b2.end).unwrap();
+    let horizon = u64_at(&b2.img, last.offset as usize + CI + format::CI_HORIZON_VERSION);
+    let after = b2.records.iter().find(|r| r.kind == format::KIND_COMMIT && version_of(r) == horizon + 1).unwrap();
+    assert!(horizon + 1 < b2.latest, "the horizon lags by more than one version");
+    let flip = Mutation::FlipBits(vec![(after.offset + after.payload_start, 0)]);
+    v.push(("older-version-frame-after-horizon-flipped.log", case(2, flip), format!("opens {horizon} clean")));
+    // Version 1 of base log 1 (same length, same salt) written over base log
+    // 0's: version 2 no longer follows it, which recovery (from the horizon,
+    // version 7) does not see and verify does.
+    let splice = Mutation::Splice { from: 1, rec: 0 };
+    v.push(("spliced-record-of-another-log.log", case(0, splice), at_latest_damaged));
+    // The last commit re-sealed with 2^32 - 1 database pages, more than any
+    // log of this size can hold (`max_db_pages`): recovery ends before it.
+    let rec = b0.records.iter().rposition(|r| r.offset < b0.end).unwrap();
+    let db_pages_max = Case::resealed(0, rec, "db pages", CI + format::CI_DB_PAGES, 4, u32::MAX as u64);
+    v.push((
+        "resealed-last-commit-db-pages-max.log",
+        db_pages_max.image(&bases),
+        format!("opens {} clean", b0.latest - 1),
+    ));
+    // Base log 1 cut inside a frame of version 2's third SPILL record: what
+    // is left of the transaction is an unfinished one's.
+    let spill = bases[1].records.iter().filter(|r| r.kind == format::KIND_SPILL).nth(2).unwrap();
+    let cut = Mutation::Truncate(spill.offset + spill.payload_start + 700);
+    v.push(("truncated-inside-a-spill-record.log", case(1, cut), "opens 1 clean".into()));
+    let mut sqlite = vec![0u8; 1024];
+    sqlite[..16].copy_from_slice(b"SQLite format 3\0");
+    sqlite[16..24].copy_from_slice(&[4, 0, 1, 1, 0, 64, 32, 32]); // page size 1024, file format 1
+    sqlite[28..32].copy_from_slice(&1u32.to_be_bytes()); // 1 page
+    v.push(("not-a-log-sqlite-database.sqlite", sqlite, "refused damaged".into()));
+    let mut v2 = b0.img.clone();
+    v2[format::HDR_FORMAT..format::HDR_FORMAT + 4].copy_from_slice(&2u32.to_le_bytes());
+    let crc = format::frame_crc(&v2[..format::HDR_CRC]); // the header crc is an unsalted crc32
+    v2[format::HDR_CRC..format::HDR_CRC + 4].copy_from_slice(&crc.to_le_bytes());
+    v.push(("header-format-version-2.log", v2, "refused damaged".into()));
+    // Shorter than 512 bytes, starting with the magic: a log whose creation
+    // was cut short, empty.
+    v.push(("torn-header-40-bytes.log", b0.img[..40].to_vec(), "opens 0 clean".into()));
+    v.push(("empty.log", Vec::new(), "opens 0 clean".into()));
+    v.push(("compacted-keep-last-3.log", compacted_base0(b0), format!("opens {} clean", b0.latest)));
+    v.push(("power-loss-b2-unsynced-commit-lost-spill-kept.log", power_loss_b2(), "opens 1 clean".into()));
+    v.push(("power-loss-b11-commit-after-open-other-unsynced.log", power_loss_b11(), "opens 1 clean".into()));
+    v.into_iter()
+        .map(|(name, img, want)| {
+            let trimmed = trim_zero_tail(&img);
+            let o = outcome_of(name, &trimmed);
+            assert_eq!(o, outcome_of(name, &img), "{name}: cutting its zero tail changed its outcome");
+            assert_eq!(o.to_string(), want, "{name}: not the outcome it was made to have");
+            (name, trimmed, want)
+        })
+        .collect()
+}
+
+#[test]
+#[ignore = "on request: checks that the generator still makes vfs/tests/corpus; \
+            PAGELOG_FUZZ_WRITE_CORPUS=1 rewrites it"]
+fn corpus_generator_makes_the_kept_corpus() {
+    let dir = corpus_dir();
+    let files = generate_corpus();
+    let old = std::fs::read_to_string(dir.join(CORPUS_MANIFEST)).unwrap_or_default();
+    if std::env::var(WRITE_CORPUS_ENV).is_ok_and(|v| v == "1") {
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut text = MANIFEST_HEAD.to_string();
+        for (name, img, want) in &files {
+            std::fs::write(dir.join(name), img).unwrap();
+            text += &format!("{name} {want}\n");
+        }
+        // Lines the generator did not make are kept: those below the mark as
+        // they are, any other after them.
+        let (mine, hand) = old.split_once(MANIFEST_HAND).unwrap_or((&old, ""));
+        let generated = |l: &str| files.iter().any(|(n, _, _)| l.split_whitespace().next() == Some(n));
+        let stray = mine.lines().filter(|l| !l.trim().is_empty() && !l.starts_with('#') && !generated(l));
+        text += &format!("#\n{MANIFEST_HAND}\n");
+        for l in hand.lines().skip_while(|l| l.is_empty()).chain(stray) {
+            text += &format!("{l}\n");
+        }
+        std::fs::write(dir.join(CORPUS_MANIFEST), text).unwrap();
+        println!("wrote {} files and {CORPUS_MANIFEST} to {}", files.len(), dir.display());
+        return;
+    }
+    let manifest = parse_manifest(&old).unwrap_or_else(|e| panic!("{e}"));
+    let mut problems = Vec::new();
+    for (name, img, want) in &files {
+        if std::fs::read(dir.join(name)).ok().as_ref() != Some(img) {
+            problems.push(format!("{name}: the kept file is missing or differs"));
+        }
+        match manifest.iter().find(|(n, _)| n == name) {
+            Some((_, e)) if e.to_string() == *want => {}
+            e => problems.push(format!(
+                "{name}: {CORPUS_MANIFEST} says {:?}, the generator {want:?}",
+                e.map(|e| e.1.to_string())
+            )),
+        }
+    }
+    assert!(
+        problems.is_empty(),
+        "the generator no longer makes the kept corpus:\n{}\nAfter a deliberate change, rewrite it with \
+         {WRITE_CORPUS_ENV}=1 and review the difference.",
+        problems.join("\n")
+    );
+}
+
+// ---- the known bugs, deterministic -------------------------------------------------------------
+
+/// B7's file: base log 0 with its first commit re-sealed with version 2^64 - 1.
+fn b7_case() -> Case {
+    Case::resealed(0, 0, "version", format::RH_VERSION, 8, u64::MAX)
+}
+
+/// B8's file: base log 0 with its second commit's `prev commit` naming itself.
+fn b8_case(base0: &Base) -> Case {
+    let (rec, r) = base0.records.iter().enumerate().filter(|(_, r)| r.kind == format::KIND_COMMIT).nth(1).unwrap();
+    Case::resealed(0, rec, "prev commit", format::RH_PREV_COMMIT, 8, r.offset)
+}
+
+/// B10's file: base log 0 with version 1's map entry for page 1 (a full map
+/// of 4 pages, frames inline) pointing at page 2's frame, keeping page 1's crc.
+fn b10_case(base0: &Base) -> Case {
+    let entry = CI + format::COMMIT_INFO_SIZE;
+    let page2_offset = u64_at(&base0.img, base0.records[0].offset as usize + entry + format::ENTRY_SIZE + 8);
+    Case::resealed(0, 0, "entry offset", entry + 8, 8, page2_offset)
+}
+
 /// B8, deterministic. Version 2 of a five-version log is re-sealed with its
 /// `prev commit` naming itself. Recovery does not re-check commits before
 /// the horizon (version 4), and `build_map` walks forward, so the log opens
@@ -1086,11 +1589,7 @@ fn strict_fuzz_tolerates_no_known_bug() {
 #[test]
 fn log_version_terminates_on_a_commit_whose_prev_commit_names_itself() {
     let base = build_base(0);
-    let mut img = base.img.clone();
-    let r = *base.records.iter().filter(|r| r.kind == format::KIND_COMMIT).nth(1).unwrap();
-    let o = r.offset as usize + format::RH_PREV_COMMIT;
-    img[o..o + 8].copy_from_slice(&r.offset.to_le_bytes());
-    reseal(&mut img, CANON_SALT, r);
+    let img = b8_case(&base).image(std::slice::from_ref(&base));
     let dir = Dir::new("b8");
     let path = dir.0.join("a.log");
     std::fs::write(&path, &img).unwrap();
@@ -1115,11 +1614,7 @@ fn log_version_terminates_on_a_commit_whose_prev_commit_names_itself() {
 #[test]
 fn verify_does_not_overflow_on_a_crafted_version() {
     let base = build_base(0);
-    let mut img = base.img.clone();
-    let r = base.records[0];
-    let o = r.offset as usize + format::RH_VERSION;
-    img[o..o + 8].copy_from_slice(&u64::MAX.to_le_bytes());
-    reseal(&mut img, CANON_SALT, r);
+    let img = b7_case().image(std::slice::from_ref(&base));
     let dir = Dir::new("b7");
     let path = dir.0.join("a.log");
     std::fs::write(&path, &img).unwrap();
@@ -1139,12 +1634,7 @@ fn verify_does_not_overflow_on_a_crafted_version() {
 #[test]
 fn a_page_read_ok_always_matches_its_map_entry() {
     let base = build_base(0);
-    let mut img = base.img.clone();
-    let r = base.records[0]; // version 1: a full map of 4 pages, frames inline
-    let e = r.offset as usize + CI + format::COMMIT_INFO_SIZE;
-    let page2_offset = u64_at(&img, e + format::ENTRY_SIZE + 8);
-    img[e + 8..e + 16].copy_from_slice(&page2_offset.to_le_bytes());
-    reseal(&mut img, CANON_SALT, r);
+    let img = b10_case(&base).image(std::slice::from_ref(&base));
     let dir = Dir::new("b10");
     let path = dir.0.join("a.log");
     std::fs::write(&path, &img).unwrap();
