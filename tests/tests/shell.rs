@@ -105,3 +105,22 @@ fn a_plain_database_opened_through_pagelog_in_the_shell_is_refused_and_unchanged
     assert!(err.contains("not a database") || err.contains("unable to open"), "{err}");
     assert_eq!(std::fs::read(&plain).unwrap(), before);
 }
+
+/// The extension reads URI parameters through the host SQLite's API table:
+/// `psow=no` (SQLite's own boolean spelling) is refused and creates nothing,
+/// `psow=1` opens as usual.
+#[test]
+fn psow_0_is_refused_in_the_shell_too() {
+    let d = TempDir::new("shell-psow");
+    let out = run_shell(
+        &d.0,
+        &format!(
+            ".load {}\n.open file:off.db?vfs=pagelog&psow=no\nCREATE TABLE t(x);\n\
+             .open file:on.db?vfs=pagelog&psow=1\nCREATE TABLE t(x);\nPRAGMA pagelog_version;\n",
+            extension_stem()
+        ),
+    );
+    assert!(stderr(&out).contains("unable to open database"), "stderr: {}", stderr(&out));
+    assert_eq!(stdout(&out).trim(), "1", "stderr: {}", stderr(&out));
+    assert_eq!(d.files(), vec!["on.db"]);
+}

@@ -366,7 +366,7 @@ fn psow_0_is_refused_with_a_message_and_creates_nothing() {
     let d = TempDir::new("psow");
     let p = d.path("a.db");
     let uri = |q: &str| format!("file:{}?{q}", p.display());
-    for off in ["psow=0", "psow=off", "psow=false"] {
+    for off in ["psow=0", "psow=off", "psow=FALSE", "psow=no"] {
         let err = rusqlite::Connection::open_with_flags_and_vfs(uri(off), pagelog_e2e::rw_flags(), "pagelog")
             .and_then(|c| c.execute_batch("CREATE TABLE t(x)"))
             .unwrap_err();

@@ -509,7 +509,10 @@ impl Log {
     /// Fails, as `refresh` does, when the file is shorter than `end` (a
     /// version's end): another program truncated the committed log.
     pub(crate) fn check_len(&self, end: u64) -> Result<()> {
-        let len = self.file_len()?;
+        self.check_not_truncated(self.file_len()?, end)
+    }
+
+    fn check_not_truncated(&self, len: u64, end: u64) -> Result<()> {
         if len < end {
             return Err(self.corrupt(
                 len,
@@ -1064,13 +1067,7 @@ impl Log {
             self.recover(&mut st)?;
             return Ok(st.latest.clone());
         }
-        if len < end {
-            return Err(self.corrupt(
-                len,
-                format!("a file of at least {end} bytes (committed end)"),
-                format!("{len} bytes: the log was truncated"),
-            ));
-        }
+        self.check_not_truncated(len, end)?;
         if st.committing || len < end + (format::RECORD_HEADER_SIZE + format::TRAILER_SIZE) as u64 {
             return Ok(st.latest.clone());
         }

@@ -33,6 +33,7 @@ const MIN_SQLITE: c_int = 3_024_000;
 type VfsFind = unsafe extern "C" fn(*const c_char) -> *mut ffi::sqlite3_vfs;
 type VfsRegister = unsafe extern "C" fn(*mut ffi::sqlite3_vfs, c_int) -> c_int;
 type UriParameter = unsafe extern "C" fn(*const c_char, *const c_char) -> *const c_char;
+type UriBoolean = unsafe extern "C" fn(*const c_char, *const c_char, c_int) -> c_int;
 type Malloc = unsafe extern "C" fn(c_int) -> *mut c_void;
 type CreateModule = unsafe extern "C" fn(
     *mut ffi::sqlite3,
@@ -55,6 +56,7 @@ pub(crate) struct Api {
     pub vfs_find: VfsFind,
     pub vfs_register: VfsRegister,
     pub uri_parameter: UriParameter,
+    pub uri_boolean: UriBoolean,
     pub malloc: Malloc,
     pub create_module_v2: CreateModule,
     pub auto_extension: AutoExtension,
@@ -79,6 +81,7 @@ mod routines {
     pub const MALLOC: usize = 68;
     pub const VFS_FIND: usize = 141;
     pub const VFS_REGISTER: usize = 142;
+    pub const URI_BOOLEAN: usize = 187;
     pub const URI_PARAMETER: usize = 189;
     pub const CREATE_MODULE_V2: usize = 119;
     pub const AUTO_EXTENSION: usize = 192;
@@ -129,6 +132,7 @@ impl Api {
                 vfs_find: std::mem::transmute::<*const c_void, VfsFind>(get(routines::VFS_FIND)?),
                 vfs_register: std::mem::transmute::<*const c_void, VfsRegister>(get(routines::VFS_REGISTER)?),
                 uri_parameter: std::mem::transmute::<*const c_void, UriParameter>(get(routines::URI_PARAMETER)?),
+                uri_boolean: std::mem::transmute::<*const c_void, UriBoolean>(get(routines::URI_BOOLEAN)?),
                 malloc: std::mem::transmute::<*const c_void, Malloc>(get(routines::MALLOC)?),
                 create_module_v2: std::mem::transmute::<*const c_void, CreateModule>(get(routines::CREATE_MODULE_V2)?),
                 auto_extension: std::mem::transmute::<*const c_void, AutoExtension>(get(routines::AUTO_EXTENSION)?),
@@ -147,6 +151,7 @@ impl Api {
             vfs_find: ffi::sqlite3_vfs_find,
             vfs_register: ffi::sqlite3_vfs_register,
             uri_parameter: ffi::sqlite3_uri_parameter,
+            uri_boolean: ffi::sqlite3_uri_boolean,
             malloc: ffi::sqlite3_malloc,
             create_module_v2: ffi::sqlite3_create_module_v2,
             auto_extension: linked_auto_extension,

@@ -120,18 +120,15 @@ unsafe extern "C" fn x_open(
                     // SAFETY: a non-null result is a NUL-terminated string.
                     Some(unsafe { CStr::from_ptr(version) }.to_string_lossy().into_owned())
                 };
-                // SAFETY: as above.
-                let psow = unsafe { (api().uri_parameter)(z_name, c"psow".as_ptr()) };
-                if !psow.is_null() {
-                    // SAFETY: a non-null result is a NUL-terminated string.
-                    let v = unsafe { CStr::from_ptr(psow) }.to_string_lossy().to_ascii_lowercase();
-                    if matches!(v.as_str(), "0" | "false" | "no" | "off") {
-                        set_last_error(format!(
-                            "pagelog: {name}: psow=0 is not supported: pagelog requires a disk with powersafe \
-                             overwrite (a torn write never damages other sectors; see FORMAT.md, Durability)"
-                        ));
-                        return ffi::SQLITE_CANTOPEN;
-                    }
+                // SAFETY: as above; SQLite parses the value as it does its
+                // own unix VFS's `psow` (1/0, yes/no, on/off, true/false).
+                let psow = unsafe { (api().uri_boolean)(z_name, c"psow".as_ptr(), 1) };
+                if psow == 0 {
+                    set_last_error(format!(
+                        "pagelog: {name}: psow=0 is not supported: pagelog requires a disk with powersafe \
+                         overwrite (a torn write never damages other sectors; see FORMAT.md, Durability)"
+                    ));
+                    return ffi::SQLITE_CANTOPEN;
                 }
                 match file::MainDb::open(&name, flags, version.as_deref()) {
                     Ok((db, ro)) => {
