@@ -11,15 +11,19 @@
 //! * the tools (`tools/`) and the benchmark (`speedtest/`), separate crates.
 #![deny(clippy::undocumented_unsafe_blocks)]
 
+pub mod commit;
 pub mod error;
 pub mod format;
 pub mod history;
 pub mod lock;
 pub mod log;
 pub mod pagemap;
+pub mod recovery;
+pub mod registry;
 pub mod sqlite;
 pub mod storage;
 pub mod txn;
+pub mod version;
 
 pub use error::{Error, Result};
 pub use log::{Durability, Log, OpenOptions, Version};

@@ -16,8 +16,24 @@ use std::sync::Arc;
 
 use crate::error::Result;
 use crate::format;
-use crate::log::{Log, Version};
 use crate::pagemap::Slot;
+use crate::version::Version;
+
+/// Where a transaction's spilled pages go: the log, past its end. The log
+/// implements it (`commit.rs`); the buffer knows nothing else of the log.
+pub trait SpillStore {
+    /// Writes `pages` as one SPILL record at `offset` (past the log end) for
+    /// a transaction on `base`; returns the record's end and the pages' slots.
+    fn write_spill(
+        &self,
+        base: &Version,
+        offset: u64,
+        page_size: u32,
+        pages: &[(u32, &[u8])],
+    ) -> Result<(u64, Vec<Slot>)>;
+    /// Reads back one spilled page image.
+    fn read_spilled(&self, offset: u64, buf: &mut [u8]) -> Result<()>;
+}
 
 /// Default bound on the memory a transaction's buffer holds before spilling.
 pub const DEFAULT_SPILL_LIMIT: usize = 32 << 20;
@@ -92,7 +108,7 @@ impl WriteTxn {
 
     /// Reads through the transaction: buffered pages, else the base version.
     /// Returns how many bytes exist; the rest of `buf` is zero-filled.
-    pub fn read(&self, log: &Log, offset: u64, buf: &mut [u8]) -> Result<usize> {
+    pub fn read(&self, log: &dyn SpillStore, offset: u64, buf: &mut [u8]) -> Result<usize> {
         let ps = self.page_size as u64;
         let mut done = 0usize;
         let mut tmp = Vec::new();
@@ -124,7 +140,7 @@ impl WriteTxn {
     }
 
     /// Applies a write of SQLite's.
-    pub fn write(&mut self, log: &Log, offset: u64, data: &[u8]) -> Result<()> {
+    pub fn write(&mut self, log: &dyn SpillStore, offset: u64, data: &[u8]) -> Result<()> {
         let len = data.len() as u64;
         let page_shaped = format::valid_page_size(len as u32) && offset % len == 0;
         if self.page_size == 0 {
@@ -188,7 +204,7 @@ impl WriteTxn {
     }
 
     /// Writes every in-memory page to a SPILL record past the log's end.
-    fn spill(&mut self, log: &Log) -> Result<()> {
+    fn spill(&mut self, log: &dyn SpillStore) -> Result<()> {
         let mut mem: Vec<(u32, Box<[u8]>)> = Vec::new();
         let pages = std::mem::take(&mut self.pages);
         for (p, b) in pages {
@@ -214,7 +230,7 @@ impl WriteTxn {
     }
 
     /// Re-cuts the whole image into pages of `new_ps`.
-    fn rechunk(&mut self, log: &Log, new_ps: u32) -> Result<()> {
+    fn rechunk(&mut self, log: &dyn SpillStore, new_ps: u32) -> Result<()> {
         let size = self.size;
         let n = size.div_ceil(new_ps as u64);
         let mut fresh: HashMap<u32, Buf> = HashMap::new();
@@ -235,7 +251,7 @@ impl WriteTxn {
 
     /// Before commit: the page size is whatever page 1's header says, when
     /// page 1 holds an SQLite header.
-    pub(crate) fn settle_page_size(&mut self, log: &Log) -> Result<()> {
+    pub(crate) fn settle_page_size(&mut self, log: &dyn SpillStore) -> Result<()> {
         if self.size < 100 || self.page_size == 0 {
             return Ok(());
         }

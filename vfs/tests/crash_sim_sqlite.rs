@@ -2,7 +2,7 @@
 //! writes through the pagelog VFS, whose log does its I/O through a
 //! [`SimDisk`] (`common/mod.rs`: unsynced writes kept, dropped or torn at
 //! 512-byte sectors, in any order) registered with
-//! `pagelog::log::set_io_hook`.
+//! `pagelog::registry::set_io_hook`.
 //!
 //! # Workloads
 //! One per seed, on a new database: a page size of 512 to 65536 bytes,
@@ -106,7 +106,7 @@ struct Run {
 /// Runs the workload of `seed` on a new database at `path`.
 fn run_workload(path: &Path, seed: u64, stats: &mut Stats) -> Run {
     let disk = SimDisk::create(path, &[]);
-    pagelog::log::set_io_hook(path, Some(disk.clone() as Arc<dyn LogFile>));
+    pagelog::registry::set_io_hook(path, Some(disk.clone() as Arc<dyn LogFile>));
     let mut rng = Rng::new(1000 + seed);
     let mut ps = PAGE_SIZES[(seed % PAGE_SIZES.len() as u64) as usize];
     let synchronous = if seed / 2 % 4 == 1 { "NORMAL" } else { "FULL" };
@@ -223,7 +223,7 @@ fn run_workload(path: &Path, seed: u64, stats: &mut Stats) -> Run {
         *stats.steps.entry(what).or_default() += 1;
     }
     drop(c);
-    pagelog::log::set_io_hook(path, None);
+    pagelog::registry::set_io_hook(path, None);
     Run { disk, commits, steps, synchronous }
 }
 
@@ -252,9 +252,9 @@ fn simulate(name: &str, seeds: impl Iterator<Item = u64>) -> Stats {
                 // The recovered database runs on a simulated disk too, for
                 // the second power loss of check 6.
                 let disk = SimDisk::create(&crashed, &image);
-                pagelog::log::set_io_hook(&crashed, Some(disk.clone() as Arc<dyn LogFile>));
+                pagelog::registry::set_io_hook(&crashed, Some(disk.clone() as Arc<dyn LogFile>));
                 let checked = check_image(&crashed, k, durable_ops, &run, &mut rng, &mut stats);
-                pagelog::log::set_io_hook(&crashed, None);
+                pagelog::registry::set_io_hook(&crashed, None);
                 let checked = checked.and_then(|next| check_second_power_loss(&dir.0, &disk, next));
                 if let Err(e) = checked {
                     let keep = std::env::temp_dir().join(format!("pagelog-crash-sim-sqlite-failure-{seed}-{k}"));

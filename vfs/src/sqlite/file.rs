@@ -36,7 +36,8 @@ use super::vfs::{guard, Handle};
 use super::{api, report, set_last_error};
 use crate::error::Error;
 use crate::lock;
-use crate::log::{shared_log, Durability, Log, OpenOptions, Version};
+use crate::log::{Durability, Log, OpenOptions, Version};
+use crate::registry::shared_log;
 use crate::txn::{WriteTxn, DEFAULT_SPILL_LIMIT};
 
 enum State {
@@ -156,7 +157,7 @@ impl MainDb {
     fn read(&self, buf: &mut [u8], offset: u64) -> c_int {
         let r = match &self.state {
             State::Read(v) => v.read(offset, buf),
-            State::Write { txn, .. } => txn.read(&self.log, offset, buf),
+            State::Write { txn, .. } => txn.read(&*self.log, offset, buf),
             State::Idle => self.current().and_then(|v| v.read(offset, buf)),
         };
         let n = match r {
@@ -172,7 +173,7 @@ impl MainDb {
 
     fn write(&mut self, buf: &[u8], offset: u64) -> c_int {
         match &mut self.state {
-            State::Write { txn, .. } => match txn.write(&self.log, offset, buf) {
+            State::Write { txn, .. } => match txn.write(&*self.log, offset, buf) {
                 Ok(()) => ffi::SQLITE_OK,
                 Err(e) => report(&e),
             },

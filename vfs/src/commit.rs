@@ -1,0 +1,544 @@
+//! The write path: a transaction's spill records, its commit record, the
+//! sync that makes it durable, and revert.
+//!
+//! # Invariants
+//! 1. Only the holder of the WRITER lock calls anything here that writes.
+//! 2. A commit record is written in one `write_at`, after every frame it
+//!    references; under `Durability::Full` the sync follows before the
+//!    commit returns.
+//! 3. Bytes past the log end that a failed or rolled-back transaction wrote
+//!    are put back as they were (zeros where space was pre-allocated, the
+//!    file length it had) before the WRITER lock is released.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::error::{Error, Result};
+use crate::format::{self, CommitInfo, Entry, Header, RecordHeader};
+use crate::log::{now_us, random_u64, Durability, Link, Log, State};
+use crate::pagemap::{PageMap, Slot};
+use crate::txn::{Buf, SpillStore, WriteTxn};
+use crate::version::{Mapping, Version};
+
+/// Under `Durability::Normal`, a commit syncs the log when the last sync is
+/// older than this. Closing the last connection to a log syncs it too.
+pub const NORMAL_SYNC_INTERVAL: Duration = Duration::from_secs(1);
+
+/// A full page map is written when the delta entries since the last one
+/// exceed max(database pages, this) ...
+pub const FULL_MAP_MIN_ENTRIES: u64 = 4096;
+/// ... or when the commits since the last one reach max(database pages / 64,
+/// 256). Opening replays at most that many commits after reading one full
+/// map (16 bytes a page): replaying them costs about as much as reading it,
+/// so opening costs the same whatever the length of history. The price is
+/// at most 16 × 64 = 1 KiB of full map per commit.
+pub const FULL_MAP_PAGES_PER_COMMIT: u64 = 64;
+pub const FULL_MAP_MIN_COMMITS: u64 = 256;
+/// Pre-allocation grows the file by an eighth of its size, within these bounds.
+pub const PREALLOC_MIN: u64 = 1 << 20;
+pub const PREALLOC_MAX: u64 = 4 << 20;
+impl Log {
+    /// Called by a connection that just took the WRITER lock: refreshes, and
+    /// removes what a crashed writer left past the end. Returns the latest.
+    pub fn prepare_write(&self) -> Result<Arc<Version>> {
+        if self.read_only {
+            return Err(Error::ReadOnly { path: self.path.clone(), reason: "the log file is open read-only".into() });
+        }
+        let latest = self.refresh()?;
+        let mut st = self.lock();
+        // Bytes past the end (pre-allocated zeros, or debris of a crashed
+        // writer) are overwritten by the next append; records there can never
+        // chain onto a new commit, whose trailer crc they do not name.
+        st.alloc_end = self.file_len()?;
+        Ok(latest)
+    }
+
+    /// Starts a write transaction on `base` (which must be the latest).
+    pub fn begin(&self, base: Arc<Version>, spill_limit: usize) -> WriteTxn {
+        let alloc = self.lock().alloc_end;
+        WriteTxn::new(base, spill_limit, alloc)
+    }
+
+    fn ensure_header(&self, st: &mut State, page_size: u32, durability: Durability) -> Result<u64> {
+        if let Some(h) = st.header {
+            return Ok(h.salt);
+        }
+        let h = Header { page_size, salt: random_u64(), created_us: now_us() };
+        let mut buf = vec![0u8; format::FIRST_RECORD as usize];
+        buf[..format::HEADER_SIZE].copy_from_slice(&h.encode());
+        self.io.set_len(0).map_err(|e| Error::io(&self.path, "truncate", Some(0), e))?;
+        self.io.write_at(&buf, 0).map_err(|e| Error::io(&self.path, "write header", Some(0), e))?;
+        if durability != Durability::Off {
+            self.io.sync().map_err(|e| Error::io(&self.path, "sync", None, e))?;
+        }
+        st.header = Some(h);
+        st.mapping = Arc::new(
+            Mapping::new(&self.file, &self.path, format::FIRST_RECORD, None)
+                .map_err(|e| Error::io(&self.path, "mmap", None, e))?,
+        );
+        Ok(h.salt)
+    }
+
+    /// Discards a transaction: removes its spill records from the file.
+    pub fn rollback(&self, txn: WriteTxn) -> Result<()> {
+        if txn.spill_end() > txn.base().end {
+            let mut st = self.lock();
+            self.discard(&mut st, txn.spill_end(), txn.alloc_at_begin())?;
+        }
+        Ok(())
+    }
+
+    /// Puts the bytes an abandoned transaction wrote past the end back as
+    /// they were: zeros where the file had pre-allocated space, and the file
+    /// length it had before the transaction.
+    fn discard(&self, st: &mut State, txn_end: u64, alloc_before: u64) -> Result<()> {
+        // Never below the committed end (only an empty log goes back to 0 bytes).
+        let floor = if st.latest.number > 0 { st.latest.end } else { 0 };
+        let alloc_before = alloc_before.max(floor);
+        let start = st.latest.end;
+        let zero_to = txn_end.min(alloc_before);
+        let mut at = start;
+        let zeros = vec![0u8; 1 << 20];
+        while at < zero_to {
+            let n = (zero_to - at).min(zeros.len() as u64) as usize;
+            self.io.write_at(&zeros[..n], at).map_err(|e| Error::io(&self.path, "write", Some(at), e))?;
+            at += n as u64;
+        }
+        if self.file_len()? > alloc_before {
+            self.io.set_len(alloc_before).map_err(|e| Error::io(&self.path, "truncate", Some(alloc_before), e))?;
+        }
+        st.alloc_end = alloc_before;
+        if alloc_before == 0 {
+            st.header = None; // the log was empty before this transaction
+        }
+        Ok(())
+    }
+
+    /// Makes `txn` the next version. Ok(None) when it changed nothing (no
+    /// version is created). On error the log is left at the previous version.
+    pub fn commit(&self, mut txn: WriteTxn, durability: Durability) -> Result<Option<Arc<Version>>> {
+        if self.read_only {
+            return Err(Error::ReadOnly { path: self.path.clone(), reason: "the log file is open read-only".into() });
+        }
+        txn.settle_page_size(self)?;
+        let mut st = self.lock();
+        let base = txn.base().clone();
+        if st.latest.number != base.number {
+            return Err(Error::Busy {
+                path: self.path.clone(),
+                reason: format!(
+                    "transaction began on version {} but the log is at version {}",
+                    base.number, st.latest.number
+                ),
+            });
+        }
+        let prepared = match self.prepare_commit(&mut st, &mut txn, durability) {
+            Ok(Some(p)) => p,
+            other => {
+                // Nothing to commit, or it failed: leave nothing of this
+                // transaction in the file.
+                let end = self.file_len().unwrap_or(u64::MAX);
+                let _ = self.discard(&mut st, end, txn.alloc_at_begin());
+                return other.map(|_| None);
+            }
+        };
+        // The writer lock keeps other writers out; `committing` keeps this
+        // process's readers from picking up the record before it is done.
+        st.committing = true;
+        drop(st);
+        let written = self.write_prepared(&prepared);
+        let mut st = self.lock();
+        st.committing = false;
+        match written {
+            Ok(alloc_end) => self.install(&mut st, prepared, alloc_end).map(Some),
+            Err(e) => {
+                let end = self.file_len().unwrap_or(u64::MAX);
+                let _ = self.discard(&mut st, end.max(prepared.end), txn.alloc_at_begin());
+                Err(e)
+            }
+        }
+    }
+
+    /// Works out the commit record of `txn` under the state lock: the
+    /// changed pages, the page map, the checksum, and the record's bytes.
+    /// Ok(None): the transaction changed nothing.
+    fn prepare_commit(&self, st: &mut State, txn: &mut WriteTxn, durability: Durability) -> Result<Option<Prepared>> {
+        let base = txn.base().clone();
+        let page_size = txn.page_size();
+        let db_pages = txn.db_pages();
+        let same_ps = page_size == base.page_size;
+
+        // The pages this transaction really changed, in page order.
+        enum Src {
+            Mem(usize),
+            At(Slot),
+        }
+        let mut changed: Vec<(u32, Src)> = Vec::new();
+        let mut inline: Vec<Box<[u8]>> = Vec::new();
+        for (pgno, data) in txn.drain_pages(db_pages) {
+            match data {
+                Buf::Mem(v) => {
+                    if same_ps && base.page(pgno)? == Some(&v[..]) {
+                        continue;
+                    }
+                    changed.push((pgno, Src::Mem(inline.len())));
+                    inline.push(v);
+                }
+                Buf::Spilled(slot) => {
+                    if same_ps && base.map.get(pgno).map(|s| s.crc) == Some(slot.crc) {
+                        let mut v = vec![0u8; page_size as usize];
+                        if slot.offset != 0 {
+                            self.read_spilled(slot.offset, &mut v)?;
+                        }
+                        if base.page(pgno)? == Some(&v[..]) {
+                            continue;
+                        }
+                    }
+                    changed.push((pgno, Src::At(slot)));
+                }
+            }
+        }
+        if changed.is_empty() && db_pages == base.db_pages() && (same_ps || db_pages == 0) {
+            return Ok(None);
+        }
+
+        let salt = self.ensure_header(st, page_size, durability)?;
+        let offset = txn.spill_end().max(format::FIRST_RECORD);
+        let version = base.number + 1;
+        let delta_pages = changed.len() as u64;
+        let full = base.number == 0
+            || !same_ps
+            || st.entries_since_full + delta_pages > (db_pages as u64).max(FULL_MAP_MIN_ENTRIES)
+            || st.commits_since_full + 1 >= (db_pages as u64 / FULL_MAP_PAGES_PER_COMMIT).max(FULL_MAP_MIN_COMMITS);
+        let n_entries = if full { db_pages } else { changed.len() as u32 };
+        let lay = format::layout(offset, format::KIND_COMMIT, n_entries, inline.len() as u32, page_size);
+
+        // Slots of the changed pages, and the new checksum.
+        let mut new_slots: Vec<(u32, Slot)> = Vec::with_capacity(changed.len());
+        for (pgno, src) in &changed {
+            let slot = match src {
+                Src::Mem(i) => Slot {
+                    offset: offset + lay.payload_start + *i as u64 * page_size as u64,
+                    crc: format::frame_crc(&inline[*i]),
+                },
+                Src::At(s) => *s,
+            };
+            new_slots.push((*pgno, slot));
+        }
+        let mut map = if same_ps { base.map.clone() } else { PageMap::new() };
+        let mut checksum = if same_ps { base.checksum } else { 0 };
+        if same_ps {
+            for p in (db_pages + 1)..=base.db_pages() {
+                let s = base.map.get(p).unwrap();
+                if s.offset != 0 {
+                    checksum ^= format::page_hash(p, s.crc);
+                }
+            }
+        }
+        map.set_pages(db_pages);
+        for (pgno, slot) in &new_slots {
+            if let Some(old) = map.get(*pgno) {
+                if old.offset != 0 {
+                    checksum ^= format::page_hash(*pgno, old.crc);
+                }
+            }
+            if slot.offset != 0 {
+                checksum ^= format::page_hash(*pgno, slot.crc); // zero pages contribute nothing
+            }
+            map.set(*pgno, *slot);
+        }
+        let entries: Vec<Entry> = if full {
+            map.entries()
+        } else {
+            new_slots.iter().map(|(p, s)| Entry { pgno: *p, crc: s.crc, offset: s.offset }).collect()
+        };
+
+        let info = CommitInfo {
+            timestamp_us: now_us(),
+            db_pages,
+            entries: n_entries,
+            horizon_version: st.horizon.version,
+            horizon_offset: st.horizon.offset,
+            horizon_crc: st.horizon.crc,
+            full_map_offset: if full { offset } else { st.full_map_offset },
+            checksum,
+        };
+        let mut buf = vec![0u8; lay.length as usize];
+        RecordHeader {
+            kind: format::KIND_COMMIT,
+            flags: if full { format::FLAG_FULL_MAP } else { 0 },
+            length: lay.length,
+            version,
+            prev_commit: base.commit_offset,
+            prev_crc: base.commit_crc,
+            page_size,
+            frames: inline.len() as u32,
+        }
+        .encode(salt, &mut buf);
+        info.encode(&mut buf[format::RECORD_HEADER_SIZE..]);
+        let eb = format::RECORD_HEADER_SIZE + format::COMMIT_INFO_SIZE;
+        for (i, e) in entries.iter().enumerate() {
+            e.encode(&mut buf[eb + i * format::ENTRY_SIZE..]);
+        }
+        for (i, data) in inline.iter().enumerate() {
+            let at = lay.payload_start as usize + i * page_size as usize;
+            buf[at..at + page_size as usize].copy_from_slice(data);
+        }
+        let (meta, rest) = buf.split_at_mut(lay.payload_start as usize);
+        let tl = rest.len();
+        format::encode_trailer(salt, offset, meta, &mut rest[tl - format::TRAILER_SIZE..]);
+        let commit_crc = format::trailer_crc(&rest[tl - format::TRAILER_SIZE..]);
+        let link = Link { version, offset, crc: commit_crc };
+
+        let end = offset + lay.length;
+        let sync = match durability {
+            Durability::Full => true,
+            Durability::Normal => st.last_sync.elapsed() >= NORMAL_SYNC_INTERVAL,
+            Durability::Off => false,
+        };
+        Ok(Some(Prepared {
+            buf,
+            offset,
+            end,
+            link,
+            full,
+            n_entries,
+            new_slots,
+            map,
+            checksum,
+            timestamp_us: info.timestamp_us,
+            page_size,
+            alloc_end: st.alloc_end,
+            sync,
+            durability,
+        }))
+    }
+
+    /// Writes a prepared commit (and pre-allocated space), and syncs it if
+    /// it must: the I/O, done without the state lock so that other
+    /// connections of this process can go on reading. Returns the new
+    /// length of pre-allocated space.
+    fn write_prepared(&self, p: &Prepared) -> Result<u64> {
+        let mut alloc_end = p.alloc_end.max(p.end);
+        if p.end > p.alloc_end && !self.append_only {
+            // Pre-allocate: zeros written (and synced with this commit) now
+            // make the syncs of the next commits cheaper, as they no longer
+            // change the file's size. Recovery skips zeros past the end.
+            // They go first: if they cannot be written, nothing of the
+            // commit is in the file yet.
+            // When the disk cannot hold them, the commit goes on without:
+            // pre-allocation must never be why a commit that fits fails.
+            let chunk = (p.end / 8).clamp(PREALLOC_MIN, PREALLOC_MAX).next_multiple_of(4096);
+            let zeros = vec![0u8; chunk as usize];
+            match self.io.write_at(&zeros, p.end) {
+                Ok(()) => alloc_end = p.end + chunk,
+                Err(e) if matches!(e.raw_os_error(), Some(libc::ENOSPC) | Some(libc::EDQUOT)) => {
+                    let keep = p.alloc_end.max(p.offset);
+                    self.io.set_len(keep).map_err(|e| Error::io(&self.path, "truncate", Some(keep), e))?;
+                }
+                Err(e) => return Err(Error::io(&self.path, "write", Some(p.end), e)),
+            }
+        }
+        self.io.write_at(&p.buf, p.offset).map_err(|e| Error::io(&self.path, "write commit", Some(p.offset), e))?;
+        if p.sync {
+            self.io.sync().map_err(|e| Error::io(&self.path, "sync", None, e))?;
+        }
+        Ok(alloc_end)
+    }
+
+    /// Makes a written commit the latest version of this process's view.
+    fn install(&self, st: &mut State, p: Prepared, alloc_end: u64) -> Result<Arc<Version>> {
+        st.alloc_end = st.alloc_end.max(alloc_end);
+        if p.sync {
+            st.last_sync = Instant::now();
+            st.unsynced = false;
+            st.horizon = p.link;
+        } else {
+            st.unsynced = p.durability == Durability::Normal;
+            if p.durability == Durability::Off {
+                st.horizon = p.link;
+            }
+        }
+        if p.full {
+            st.full_map_offset = p.offset;
+            st.entries_since_full = 0;
+            st.commits_since_full = 0;
+        } else {
+            st.entries_since_full += p.n_entries as u64;
+            st.commits_since_full += 1;
+        }
+        let mapping = self.mapping_covering(st, p.end)?;
+        self.publish(st, p.end);
+        for (_, slot) in &p.new_slots {
+            if slot.offset >= p.offset {
+                mapping.mark_verified(slot.offset, slot.crc); // written by us just now
+            }
+        }
+        st.latest = Arc::new(Version {
+            number: p.link.version,
+            page_size: p.page_size,
+            map: p.map,
+            commit_offset: p.offset,
+            commit_crc: p.link.crc,
+            end: p.end,
+            timestamp_us: p.timestamp_us,
+            checksum: p.checksum,
+            mapping,
+        });
+        Ok(st.latest.clone())
+    }
+
+    /// Takes the WRITER lock on this log's own file description, polling
+    /// until `timeout`; it is released when the guard drops. Tools use it;
+    /// connections lock through their own descriptors (see `sqlite::file`).
+    pub fn lock_writer(&self, timeout: Duration) -> Result<WriterGuard<'_>> {
+        use std::os::fd::AsFd;
+        if self.read_only {
+            return Err(Error::ReadOnly { path: self.path.clone(), reason: "the log file is open read-only".into() });
+        }
+        let start = Instant::now();
+        loop {
+            match crate::lock::try_lock(self.file.as_fd(), crate::lock::WRITER, crate::lock::Mode::Exclusive) {
+                Ok(true) => return Ok(WriterGuard { log: self }),
+                Ok(false) if start.elapsed() < timeout => std::thread::sleep(Duration::from_millis(5)),
+                Ok(false) => {
+                    return Err(Error::Busy {
+                        path: self.path.clone(),
+                        reason: format!("another connection is writing; gave up after {} ms", timeout.as_millis()),
+                    })
+                }
+                Err(e) => return Err(Error::io(&self.path, "lock", None, e)),
+            }
+        }
+    }
+
+    /// Makes version `to` the latest by appending a new version whose
+    /// contents equal it (history is kept). Costs a comparison of the two
+    /// page maps and one new page: unchanged pages reference version `to`'s
+    /// frames. Page 1's file change counter and schema cookie become larger
+    /// than any value before, so connections that cached pages or schema
+    /// notice the change. Ok(None) when `to` is already the latest.
+    pub fn revert(&self, to: u64, timeout: Duration) -> Result<Option<Arc<Version>>> {
+        let _w = self.lock_writer(timeout)?;
+        let latest = self.prepare_write()?;
+        let target = self.version(to)?;
+        if target.number == latest.number {
+            return Ok(None);
+        }
+        let mut txn = self.begin(latest.clone(), crate::txn::DEFAULT_SPILL_LIMIT);
+        if target.db_pages() == 0 {
+            txn.truncate(0);
+        } else {
+            let mut page1 = target.page(1)?.expect("page 1 exists").to_vec();
+            let mut cur = [0u8; 100];
+            latest.read(0, &mut cur)?;
+            for at in [24usize, 40] {
+                let field = |b: &[u8]| u32::from_be_bytes(b[at..at + 4].try_into().unwrap());
+                let next = field(&cur).max(field(&page1)).wrapping_add(1);
+                page1[at..at + 4].copy_from_slice(&next.to_be_bytes());
+                if at == 24 {
+                    // "version-valid-for": the in-header size is valid for this counter.
+                    page1[92..96].copy_from_slice(&next.to_be_bytes());
+                }
+            }
+            txn.become_version(&target, page1.into());
+        }
+        self.commit(txn, Durability::Full)
+    }
+
+    /// Syncs the log if commits made under `Durability::Normal` are not yet
+    /// durable (called when the last connection closes).
+    pub fn sync_pending(&self) -> Result<()> {
+        let mut st = self.lock();
+        if st.unsynced {
+            self.io.sync().map_err(|e| Error::io(&self.path, "sync", None, e))?;
+            st.unsynced = false;
+            st.last_sync = Instant::now();
+            st.horizon = Link { version: st.latest.number, offset: st.latest.commit_offset, crc: st.latest.commit_crc };
+        }
+        Ok(())
+    }
+}
+impl SpillStore for Log {
+    /// Writes `pages` as a SPILL record at `offset`; returns their slots.
+    fn write_spill(
+        &self,
+        txn_base: &Version,
+        offset: u64,
+        page_size: u32,
+        pages: &[(u32, &[u8])],
+    ) -> Result<(u64, Vec<Slot>)> {
+        let mut st = self.lock();
+        let salt = self.ensure_header(&mut st, page_size, Durability::Full)?;
+        let offset = offset.max(format::FIRST_RECORD);
+        let lay = format::layout(offset, format::KIND_SPILL, 0, pages.len() as u32, page_size);
+        let mut buf = vec![0u8; lay.length as usize];
+        RecordHeader {
+            kind: format::KIND_SPILL,
+            flags: 0,
+            length: lay.length,
+            version: txn_base.number + 1,
+            prev_commit: txn_base.commit_offset,
+            prev_crc: txn_base.commit_crc,
+            page_size,
+            frames: pages.len() as u32,
+        }
+        .encode(salt, &mut buf);
+        let mut slots = Vec::with_capacity(pages.len());
+        for (i, (_, data)) in pages.iter().enumerate() {
+            let at = lay.payload_start as usize + i * page_size as usize;
+            buf[at..at + page_size as usize].copy_from_slice(data);
+            slots.push(Slot { offset: offset + at as u64, crc: format::frame_crc(data) });
+        }
+        let t = buf.len() - format::TRAILER_SIZE;
+        let (meta, rest) = buf.split_at_mut(lay.payload_start as usize);
+        let tl = rest.len();
+        format::encode_trailer(salt, offset, meta, &mut rest[tl - format::TRAILER_SIZE..]);
+        debug_assert_eq!(t, lay.payload_start as usize + tl - format::TRAILER_SIZE);
+        self.io.write_at(&buf, offset).map_err(|e| Error::io(&self.path, "write spill", Some(offset), e))?;
+        st.alloc_end = st.alloc_end.max(offset + lay.length);
+        Ok((offset + lay.length, slots))
+    }
+
+    /// Reads a page image this transaction spilled (past the log's end).
+    fn read_spilled(&self, offset: u64, buf: &mut [u8]) -> Result<()> {
+        self.io.read_at(buf, offset).map_err(|e| Error::io(&self.path, "read spilled page", Some(offset), e))
+    }
+}
+
+/// A commit worked out under the state lock, to be written without it.
+struct Prepared {
+    buf: Vec<u8>,
+    offset: u64,
+    end: u64,
+    link: Link,
+    full: bool,
+    n_entries: u32,
+    new_slots: Vec<(u32, Slot)>,
+    map: PageMap,
+    checksum: u64,
+    timestamp_us: u64,
+    page_size: u32,
+    alloc_end: u64,
+    sync: bool,
+    durability: Durability,
+}
+impl Drop for Log {
+    fn drop(&mut self) {
+        // Commits made under synchronous=NORMAL become durable when the last
+        // connection of the process closes the log.
+        let _ = self.sync_pending();
+    }
+}
+
+/// Holds the WRITER lock of a log (see [`Log::lock_writer`]).
+pub struct WriterGuard<'a> {
+    log: &'a Log,
+}
+
+impl Drop for WriterGuard<'_> {
+    fn drop(&mut self) {
+        use std::os::fd::AsFd;
+        let _ = crate::lock::unlock(self.log.file.as_fd(), crate::lock::WRITER);
+    }
+}

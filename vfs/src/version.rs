@@ -1,0 +1,271 @@
+//! The read path: a committed [`Version`] — a page map over the memory map —
+//! and the [`Mapping`] it reads through.
+//!
+//! # Invariants
+//! 1. A version only reads frames below its own end, which no process writes
+//!    or truncates (log invariant 1), so mapped reads never fault.
+//! 2. Every frame is checked against its map entry's crc on its first read in
+//!    this process (`Mapping::verified` remembers a 16-bit tag of the crc it
+//!    was checked against); a mismatch is `Error::Corrupt` naming the offset
+//!    and page, never wrong data.
+//! 3. A first read goes through `pread`, not the map, so a file cut short by
+//!    another program gives an error, not SIGBUS; only checked frames are
+//!    handed out as slices of the map (`page_if_checked`).
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU16, Ordering};
+use std::sync::Arc;
+
+use memmap2::{Mmap, MmapOptions};
+
+use crate::error::{Error, Result};
+use crate::format;
+use crate::pagemap::PageMap;
+
+/// A read-only window on the file. It may be longer than the file: only
+/// offsets below a committed end are ever read through it. It also remembers
+/// which frames this process has checked, and against which crc (a 16-bit
+/// tag of it per 512-byte unit, 0 = not checked), so every frame is checked
+/// once, on its first read; a second map entry naming the same frame with
+/// another crc (only a crafted log has one) is checked again and fails.
+pub struct Mapping {
+    /// The file, for `read_frame` (pread).
+    pub(crate) file: Option<Arc<File>>,
+    pub(crate) mmap: Option<Mmap>,
+    pub(crate) cap: u64,
+    pub(crate) path: PathBuf,
+    pub(crate) verified: Box<[AtomicU16]>,
+}
+
+/// The tag of a frame crc in `Mapping::verified`: never 0.
+#[inline]
+fn crc_tag(crc: u32) -> u16 {
+    (crc % 65535) as u16 + 1
+}
+
+impl Mapping {
+    pub(crate) fn new(file: &Arc<File>, path: &Path, min_len: u64, prev: Option<&Mapping>) -> std::io::Result<Mapping> {
+        let cap = (min_len.saturating_mul(2)).max(64 << 20).next_multiple_of(1 << 20);
+        // SAFETY: the map is read-only and we only read bytes below a committed
+        // end, which (invariant 1) no process writes or truncates. Bytes past
+        // the file's end are never touched, so no SIGBUS.
+        let mmap = unsafe { MmapOptions::new().len(cap as usize).map(&**file)? };
+        let units = (cap / format::PAYLOAD_ALIGN) as usize;
+        // Zeroed memory from the allocator (calloc: pages are only touched
+        // when a frame is checked), viewed as atomics.
+        let zeros: Box<[u16]> = vec![0u16; units].into_boxed_slice();
+        // SAFETY: AtomicU16 has the same size, alignment and bit validity as
+        // u16 (std docs), so a boxed slice of one is a boxed slice of the other.
+        let verified: Box<[AtomicU16]> = unsafe { Box::from_raw(Box::into_raw(zeros) as *mut [AtomicU16]) };
+        if let Some(p) = prev {
+            for (a, b) in verified.iter().zip(p.verified.iter()) {
+                a.store(b.load(Ordering::Relaxed), Ordering::Relaxed);
+            }
+        }
+        Ok(Mapping { file: Some(file.clone()), mmap: Some(mmap), cap, path: path.to_path_buf(), verified })
+    }
+
+    pub(crate) fn empty(path: &Path) -> Mapping {
+        Mapping { file: None, mmap: None, cap: 0, path: path.to_path_buf(), verified: Box::new([]) }
+    }
+
+    #[inline]
+    pub(crate) fn slice(&self, offset: u64, len: usize) -> &[u8] {
+        debug_assert!(offset + len as u64 <= self.cap);
+        let m = self.mmap.as_ref().expect("read through an empty mapping");
+        &m[offset as usize..offset as usize + len]
+    }
+
+    #[inline]
+    fn is_verified(&self, offset: u64, crc: u32) -> bool {
+        let unit = (offset / format::PAYLOAD_ALIGN) as usize;
+        self.verified.get(unit).is_some_and(|x| x.load(Ordering::Relaxed) == crc_tag(crc))
+    }
+
+    pub(crate) fn mark_verified(&self, offset: u64, crc: u32) {
+        let unit = (offset / format::PAYLOAD_ALIGN) as usize;
+        if let Some(x) = self.verified.get(unit) {
+            x.store(crc_tag(crc), Ordering::Relaxed);
+        }
+    }
+
+    /// Copies `dst.len()` bytes from `in_page` on of the frame at `offset`
+    /// with pread, checking the frame against `crc` on first use. This is
+    /// SQLite's read path: pread, not the memory map, so that a file cut
+    /// short by another program is an error here, where touching the map
+    /// would raise SIGBUS and kill the host.
+    fn read_frame(&self, offset: u64, len: usize, crc: u32, pgno: u32, in_page: usize, dst: &mut [u8]) -> Result<()> {
+        use std::os::unix::fs::FileExt;
+        let file = self.file.as_ref().expect("read through an empty mapping");
+        let pread = |buf: &mut [u8], at: u64| {
+            file.read_exact_at(buf, at).map_err(|e| {
+                if e.kind() == std::io::ErrorKind::UnexpectedEof {
+                    Error::Corrupt {
+                        path: self.path.clone(),
+                        offset: at,
+                        expected: format!(
+                            "a frame of page {pgno} (the committed log was truncated by another program)"
+                        ),
+                        found: "the end of the file".into(),
+                    }
+                } else {
+                    Error::io(&self.path, "read", Some(at), e)
+                }
+            })
+        };
+        if self.is_verified(offset, crc) {
+            return pread(dst, offset + in_page as u64);
+        }
+        let mut page = vec![0u8; len];
+        pread(&mut page, offset)?;
+        self.check(offset, crc, pgno, &page)?;
+        dst.copy_from_slice(&page[in_page..in_page + dst.len()]);
+        Ok(())
+    }
+
+    /// The frame at `offset`, checked against `crc` on first use.
+    #[inline]
+    fn frame(&self, offset: u64, len: usize, crc: u32, pgno: u32) -> Result<&[u8]> {
+        let data = self.slice(offset, len);
+        if !self.is_verified(offset, crc) {
+            self.check(offset, crc, pgno, data)?;
+        }
+        Ok(data)
+    }
+
+    /// Checks a frame's bytes against its crc and remembers that it passed.
+    fn check(&self, offset: u64, crc: u32, pgno: u32, data: &[u8]) -> Result<()> {
+        let found = format::frame_crc(data);
+        if found != crc {
+            return Err(Error::Corrupt {
+                path: self.path.clone(),
+                offset,
+                expected: format!("a frame of page {pgno} with crc {crc:#010x}"),
+                found: format!("crc {found:#010x}"),
+            });
+        }
+        self.mark_verified(offset, crc);
+        Ok(())
+    }
+}
+
+static ZEROS: [u8; format::MAX_PAGE_SIZE as usize] = [0; format::MAX_PAGE_SIZE as usize];
+
+/// One committed version: immutable, cheap to hold (a reader's snapshot).
+pub struct Version {
+    pub number: u64,
+    /// Page size; 0 for an empty version 0 of a log that has none yet.
+    pub page_size: u32,
+    pub map: PageMap,
+    /// Offset of the COMMIT record that made this version (0 for version 0).
+    pub commit_offset: u64,
+    /// That record's trailer crc (0 for version 0).
+    pub commit_crc: u32,
+    /// End of the log as of this version.
+    pub end: u64,
+    pub timestamp_us: u64,
+    pub checksum: u64,
+    pub(crate) mapping: Arc<Mapping>,
+}
+
+impl Version {
+    /// Version 0: the empty database.
+    pub(crate) fn empty(page_size: u32, mapping: Arc<Mapping>) -> Version {
+        Version {
+            number: 0,
+            page_size,
+            map: PageMap::new(),
+            commit_offset: 0,
+            commit_crc: 0,
+            end: format::FIRST_RECORD,
+            timestamp_us: 0,
+            checksum: 0,
+            mapping,
+        }
+    }
+
+    pub fn db_pages(&self) -> u32 {
+        self.map.pages()
+    }
+
+    pub fn size_bytes(&self) -> u64 {
+        self.map.pages() as u64 * self.page_size as u64
+    }
+
+    /// The image of page `pgno`, or None past the end of the database. The
+    /// first read of a frame in this process checks its crc: a mismatch is
+    /// an error naming the offset, never wrong data.
+    #[inline]
+    pub fn page(&self, pgno: u32) -> Result<Option<&[u8]>> {
+        let Some(slot) = self.map.get(pgno) else { return Ok(None) };
+        let ps = self.page_size as usize;
+        if slot.offset == 0 {
+            return Ok(Some(&ZEROS[..ps]));
+        }
+        self.mapping.frame(slot.offset, ps, slot.crc, pgno).map(Some)
+    }
+
+    /// The image of page `pgno` as a slice of the memory map, only if this
+    /// process already checked its frame against the map entry's crc (a read
+    /// through [`Version::read`], or its own commit); None otherwise, and
+    /// past the end of the database. Never touches the mapped bytes: that is
+    /// left to the caller, so a file that another program cut short below an
+    /// unchecked frame cannot fault here. A checked frame was in the file
+    /// when it was checked, and `Log::refresh` checks at the start of every
+    /// transaction that the file still holds the committed log; a truncation
+    /// after that still faults whoever reads the slice.
+    #[inline]
+    pub fn page_if_checked(&self, pgno: u32) -> Option<&[u8]> {
+        let slot = self.map.get(pgno)?;
+        let ps = self.page_size as usize;
+        if slot.offset == 0 {
+            return Some(&ZEROS[..ps]);
+        }
+        self.mapping.is_verified(slot.offset, slot.crc).then(|| self.mapping.slice(slot.offset, ps))
+    }
+
+    /// Copies `buf.len()` bytes at `offset` of the database image; returns how
+    /// many bytes existed (the rest of `buf` is zero-filled).
+    pub fn read(&self, offset: u64, buf: &mut [u8]) -> Result<usize> {
+        let ps = self.page_size as u64;
+        let size = self.size_bytes();
+        let mut done = 0usize;
+        while done < buf.len() {
+            let off = offset + done as u64;
+            if off >= size || ps == 0 {
+                buf[done..].fill(0);
+                return Ok(done);
+            }
+            let pgno = (off / ps) as u32 + 1;
+            let in_page = (off % ps) as usize;
+            let n = (ps as usize - in_page).min(buf.len() - done);
+            let slot = self.map.get(pgno).expect("page within size");
+            if slot.offset == 0 {
+                buf[done..done + n].fill(0);
+            } else {
+                self.mapping.read_frame(slot.offset, ps as usize, slot.crc, pgno, in_page, &mut buf[done..done + n])?;
+            }
+            done += n;
+        }
+        Ok(done)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_frame_checked_under_one_crc_is_checked_again_under_another() {
+        let dir = std::env::temp_dir().join(format!("pagelog-tag-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let p = dir.join("f");
+        std::fs::write(&p, vec![7u8; 4096]).unwrap();
+        let f = std::sync::Arc::new(std::fs::File::open(&p).unwrap());
+        let m = super::Mapping::new(&f, &p, 4096, None).unwrap();
+        let good = crate::format::frame_crc(&[7u8; 1024]);
+        assert!(m.frame(1024, 1024, good, 1).is_ok());
+        assert!(m.frame(1024, 1024, good, 1).is_ok(), "cached");
+        assert!(m.frame(1024, 1024, good ^ 1, 2).is_err(), "another crc for the same frame is checked, not trusted");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
