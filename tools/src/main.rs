@@ -15,6 +15,7 @@ mod info;
 mod log;
 mod revert;
 mod time;
+mod upgrade;
 mod verify;
 
 /// Inspect, check, revert, export, import and compact pagelog databases.
@@ -38,6 +39,7 @@ enum Command {
     Import(import::Args),
     Verify(verify::Args),
     Compact(compact::Args),
+    Upgrade(upgrade::Args),
 }
 
 fn main() {
@@ -50,6 +52,7 @@ fn main() {
         Command::Import(a) => import::run(a),
         Command::Verify(a) => verify::run(a),
         Command::Compact(a) => compact::run(a),
+        Command::Upgrade(a) => upgrade::run(a),
     };
     let code = match result {
         Ok(code) => code,

@@ -34,6 +34,14 @@ pub const FULL_MAP_MIN_ENTRIES: u64 = 4096;
 /// at most 16 × 64 = 1 KiB of full map per commit.
 pub const FULL_MAP_PAGES_PER_COMMIT: u64 = 64;
 pub const FULL_MAP_MIN_COMMITS: u64 = 256;
+/// Under `Durability::Normal`, a commit also syncs when the log has grown by
+/// this much since the last sync, so recovery never re-reads more than this
+/// (plus one commit's metadata) whatever the transactions' sizes.
+pub const NORMAL_SYNC_BYTES: u64 = 16 << 20;
+/// Under `Durability::Off` nothing is synced, but a transaction of at least
+/// this many bytes is followed by a MARK, so that recovery need not re-read
+/// it (Off's horizon is the writer's own last commit, synced or not).
+pub const OFF_MARK_BYTES: u64 = 1 << 20;
 /// Pre-allocation grows the file by an eighth of its size, within these bounds.
 pub const PREALLOC_MIN: u64 = 1 << 20;
 pub const PREALLOC_MAX: u64 = 4 << 20;
@@ -46,6 +54,19 @@ impl Log {
         }
         let latest = self.refresh()?;
         let mut st = self.lock();
+        if let Some(h) = st.header.filter(|h| h.format != format::FORMAT_VERSION) {
+            return Err(Error::ReadOnly {
+                path: self.path.clone(),
+                reason: format!(
+                    "the log is in format {} (this build reads it but writes only format {}); \
+                     `pagelog upgrade {}` rewrites it in format {}, keeping every version",
+                    h.format,
+                    format::FORMAT_VERSION,
+                    self.path.display(),
+                    format::FORMAT_VERSION
+                ),
+            });
+        }
         // Bytes past the end (pre-allocated zeros, or debris of a crashed
         // writer) are overwritten by the next append; records there can never
         // chain onto a new commit, whose trailer crc they do not name.
@@ -55,19 +76,21 @@ impl Log {
 
     /// Starts a write transaction on `base` (which must be the latest).
     pub fn begin(&self, base: Arc<Version>, spill_limit: usize) -> WriteTxn {
-        let alloc = self.lock().alloc_end;
-        WriteTxn::new(base, spill_limit, alloc)
+        let st = self.lock();
+        let start = if base.number == st.latest.number { st.log_end.max(base.end) } else { base.end };
+        WriteTxn::new(base, spill_limit, start, st.alloc_end)
     }
 
     fn ensure_header(&self, st: &mut State, page_size: u32, durability: Durability) -> Result<u64> {
         if let Some(h) = st.header {
             return Ok(h.salt);
         }
-        let h = Header { page_size, salt: random_u64(), created_us: now_us() };
+        let h = Header { format: format::FORMAT_VERSION, page_size, salt: random_u64(), created_us: now_us() };
         let mut buf = vec![0u8; format::FIRST_RECORD as usize];
         buf[..format::HEADER_SIZE].copy_from_slice(&h.encode());
         self.io.set_len(0).map_err(|e| Error::io(&self.path, "truncate", Some(0), e))?;
         self.io.write_at(&buf, 0).map_err(|e| Error::io(&self.path, "write header", Some(0), e))?;
+        st.log_end = format::FIRST_RECORD;
         if durability != Durability::Off {
             self.io.sync().map_err(|e| Error::io(&self.path, "sync", None, e))?;
         }
@@ -81,7 +104,7 @@ impl Log {
 
     /// Discards a transaction: removes its spill records from the file.
     pub fn rollback(&self, txn: WriteTxn) -> Result<()> {
-        if txn.spill_end() > txn.base().end {
+        if txn.spill_end() > txn.start() {
             let mut st = self.lock();
             self.discard(&mut st, txn.spill_end(), txn.alloc_at_begin())?;
         }
@@ -93,9 +116,9 @@ impl Log {
     /// length it had before the transaction.
     fn discard(&self, st: &mut State, txn_end: u64, alloc_before: u64) -> Result<()> {
         // Never below the committed end (only an empty log goes back to 0 bytes).
-        let floor = if st.latest.number > 0 { st.latest.end } else { 0 };
+        let floor = if st.latest.number > 0 { st.log_end } else { 0 };
         let alloc_before = alloc_before.max(floor);
-        let start = st.latest.end;
+        let start = st.log_end;
         let zero_to = txn_end.min(alloc_before);
         let mut at = start;
         let zeros = vec![0u8; 1 << 20];
@@ -150,7 +173,7 @@ impl Log {
         let mut st = self.lock();
         st.committing = false;
         match written {
-            Ok(alloc_end) => self.install(&mut st, prepared, alloc_end).map(Some),
+            Ok((alloc_end, marked)) => self.install(&mut st, prepared, alloc_end, marked).map(Some),
             Err(e) => {
                 let end = self.file_len().unwrap_or(u64::MAX);
                 let _ = self.discard(&mut st, end.max(prepared.end), txn.alloc_at_begin());
@@ -291,11 +314,16 @@ impl Log {
         let link = Link { version, offset, crc: commit_crc };
 
         let end = offset + lay.length;
+        let txn_bytes = end - txn.start();
         let sync = match durability {
             Durability::Full => true,
-            Durability::Normal => st.last_sync.elapsed() >= NORMAL_SYNC_INTERVAL,
+            Durability::Normal => {
+                st.last_sync.elapsed() >= NORMAL_SYNC_INTERVAL || st.unsynced_bytes + txn_bytes >= NORMAL_SYNC_BYTES
+            }
             Durability::Off => false,
         };
+        // A MARK follows every sync; under Off, large transactions too.
+        let mark = sync || (durability == Durability::Off && txn_bytes >= OFF_MARK_BYTES);
         Ok(Some(Prepared {
             buf,
             offset,
@@ -310,17 +338,21 @@ impl Log {
             page_size,
             alloc_end: st.alloc_end,
             sync,
+            mark,
+            txn_bytes,
             durability,
         }))
     }
 
-    /// Writes a prepared commit (and pre-allocated space), and syncs it if
-    /// it must: the I/O, done without the state lock so that other
-    /// connections of this process can go on reading. Returns the new
-    /// length of pre-allocated space.
-    fn write_prepared(&self, p: &Prepared) -> Result<u64> {
-        let mut alloc_end = p.alloc_end.max(p.end);
-        if p.end > p.alloc_end && !self.append_only {
+    /// Writes a prepared commit (and pre-allocated space), syncs it if it
+    /// must, then writes the MARK that says so: the I/O, done without the
+    /// state lock so that other connections of this process can go on
+    /// reading. Returns the new length of pre-allocated space and whether
+    /// the MARK was written.
+    fn write_prepared(&self, p: &Prepared) -> Result<(u64, bool)> {
+        let need = p.end + if p.mark { format::MARK_SIZE } else { 0 };
+        let mut alloc_end = p.alloc_end.max(need);
+        if need > p.alloc_end && !self.append_only {
             // Pre-allocate: zeros written (and synced with this commit) now
             // make the syncs of the next commits cheaper, as they no longer
             // change the file's size. Recovery skips zeros past the end.
@@ -343,22 +375,52 @@ impl Log {
         if p.sync {
             self.io.sync().map_err(|e| Error::io(&self.path, "sync", None, e))?;
         }
-        Ok(alloc_end)
+        // The commit is made (and, if synced, durable) whatever happens to
+        // its MARK: without it, recovery re-checks the commit's frames.
+        let marked = p.mark && self.write_mark(p.link, p.page_size, p.end).is_ok();
+        Ok((alloc_end, marked))
+    }
+
+    /// Writes a MARK naming commit `link` (of page size `page_size`) at
+    /// `end`, the end of its record: the claim that it is durable. Written
+    /// only after a sync that covered the commit (under Off: see
+    /// `OFF_MARK_BYTES`), never synced itself: if it is lost, recovery
+    /// re-checks the commit's frames instead.
+    fn write_mark(&self, link: Link, page_size: u32, end: u64) -> Result<()> {
+        let salt = self.lock().header.expect("a log with a commit has a header").salt;
+        let mut buf = [0u8; format::MARK_SIZE as usize];
+        RecordHeader {
+            kind: format::KIND_MARK,
+            flags: 0,
+            length: format::MARK_SIZE,
+            version: link.version,
+            prev_commit: link.offset,
+            page_size,
+            frames: 0,
+            prev_crc: link.crc,
+        }
+        .encode(salt, &mut buf);
+        let (meta, t) = buf.split_at_mut(format::RECORD_HEADER_SIZE);
+        format::encode_trailer(salt, end, meta, t);
+        self.io.write_at(&buf, end).map_err(|e| Error::io(&self.path, "write mark", Some(end), e))
     }
 
     /// Makes a written commit the latest version of this process's view.
-    fn install(&self, st: &mut State, p: Prepared, alloc_end: u64) -> Result<Arc<Version>> {
+    fn install(&self, st: &mut State, p: Prepared, alloc_end: u64, marked: bool) -> Result<Arc<Version>> {
         st.alloc_end = st.alloc_end.max(alloc_end);
         if p.sync {
             st.last_sync = Instant::now();
             st.unsynced = false;
+            st.unsynced_bytes = 0;
             st.horizon = p.link;
         } else {
             st.unsynced = p.durability == Durability::Normal;
+            st.unsynced_bytes += p.txn_bytes;
             if p.durability == Durability::Off {
                 st.horizon = p.link;
             }
         }
+        st.log_end = if marked { p.end + format::MARK_SIZE } else { p.end };
         if p.full {
             st.full_map_offset = p.offset;
             st.entries_since_full = 0;
@@ -367,8 +429,8 @@ impl Log {
             st.entries_since_full += p.n_entries as u64;
             st.commits_since_full += 1;
         }
-        let mapping = self.mapping_covering(st, p.end)?;
-        self.publish(st, p.end);
+        let mapping = self.mapping_covering(st, st.log_end)?;
+        self.publish(st, st.log_end);
         for (_, slot) in &p.new_slots {
             if slot.offset >= p.offset {
                 mapping.mark_verified(slot.offset, slot.crc); // written by us just now
@@ -447,18 +509,49 @@ impl Log {
     }
 
     /// Syncs the log if commits made under `Durability::Normal` are not yet
-    /// durable (called when the last connection closes).
+    /// durable (called when the last connection closes), and says so with a
+    /// MARK after the latest commit when no other connection is writing,
+    /// so that the next process to open the log need not re-read them.
     pub fn sync_pending(&self) -> Result<()> {
-        let mut st = self.lock();
-        if st.unsynced {
+        if !self.lock().unsynced {
+            return Ok(());
+        }
+        use std::os::fd::AsFd;
+        let writer = !self.read_only
+            && crate::lock::try_lock(self.file.as_fd(), crate::lock::WRITER, crate::lock::Mode::Exclusive)
+                .unwrap_or(false);
+        let result = (|| {
+            if writer {
+                self.refresh()?; // the MARK must follow the file's latest commit
+            }
+            let mut st = self.lock();
             self.io.sync().map_err(|e| Error::io(&self.path, "sync", None, e))?;
             st.unsynced = false;
+            st.unsynced_bytes = 0;
             st.last_sync = Instant::now();
-            st.horizon = Link { version: st.latest.number, offset: st.latest.commit_offset, crc: st.latest.commit_crc };
+            let latest = st.latest.clone();
+            let link = Link { version: latest.number, offset: latest.commit_offset, crc: latest.commit_crc };
+            st.horizon = link;
+            if writer && link.version > 0 && st.log_end == latest.end {
+                let (ps, end) = (latest.page_size, latest.end);
+                drop(st);
+                if self.write_mark(link, ps, end).is_ok() {
+                    let mut st = self.lock();
+                    if st.latest.number == link.version {
+                        st.log_end = end + format::MARK_SIZE;
+                        st.alloc_end = st.alloc_end.max(st.log_end);
+                    }
+                }
+            }
+            Ok(())
+        })();
+        if writer {
+            let _ = crate::lock::unlock(self.file.as_fd(), crate::lock::WRITER);
         }
-        Ok(())
+        result
     }
 }
+
 impl SpillStore for Log {
     /// Writes `pages` as a SPILL record at `offset`; returns their slots.
     fn write_spill(
@@ -521,6 +614,10 @@ struct Prepared {
     page_size: u32,
     alloc_end: u64,
     sync: bool,
+    /// Write a MARK after the record (and the sync).
+    mark: bool,
+    /// Bytes of the transaction: its spills and this record.
+    txn_bytes: u64,
     durability: Durability,
 }
 impl Drop for Log {

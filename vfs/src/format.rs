@@ -13,7 +13,11 @@
 
 /// `PAGELOG\0`
 pub const MAGIC: [u8; 8] = *b"PAGELOG\0";
-pub const FORMAT_VERSION: u32 = 1;
+/// The format this build writes. It reads this one and [`FORMAT_V1`] (whose
+/// logs it opens for reading only: see FORMAT.md's change log).
+pub const FORMAT_VERSION: u32 = 2;
+/// The first format: no MARK records. Readable, never written to.
+pub const FORMAT_V1: u32 = 1;
 
 // ---- file header -------------------------------------------------------------
 pub const HDR_MAGIC: usize = 0; // 8 bytes
@@ -49,6 +53,12 @@ pub const RECORD_HEADER_SIZE: usize = RH_CRC + 4; // 48
 
 pub const KIND_SPILL: u8 = 1;
 pub const KIND_COMMIT: u8 = 2;
+/// A durability marker: written right after a sync, at the end of the commit
+/// it names (by `version`, `prev commit`, `prev crc`), it says that commit
+/// was durable. A header and a trailer, nothing else (format 2).
+pub const KIND_MARK: u8 = 3;
+/// The length of a MARK record.
+pub const MARK_SIZE: u64 = (RECORD_HEADER_SIZE + TRAILER_SIZE) as u64;
 /// Commit flag: the entry table is the whole page map, not a delta.
 pub const FLAG_FULL_MAP: u8 = 1;
 /// Commit flag: the record and every frame it references were synced
@@ -138,6 +148,8 @@ pub fn splitmix64(state: &mut u64) -> u64 {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Header {
+    /// [`FORMAT_VERSION`] or [`FORMAT_V1`].
+    pub format: u32,
     pub page_size: u32,
     pub salt: u64,
     pub created_us: u64,
@@ -156,7 +168,7 @@ impl Header {
     pub fn encode(&self) -> [u8; HEADER_SIZE] {
         let mut b = [0u8; HEADER_SIZE];
         b[HDR_MAGIC..HDR_MAGIC + 8].copy_from_slice(&MAGIC);
-        put_u32(&mut b, HDR_FORMAT, FORMAT_VERSION);
+        put_u32(&mut b, HDR_FORMAT, self.format);
         put_u32(&mut b, HDR_SIZE_FIELD, HEADER_SIZE as u32);
         put_u32(&mut b, HDR_PAGE_SIZE, self.page_size);
         put_u32(&mut b, HDR_FLAGS, 0);
@@ -180,7 +192,7 @@ impl Header {
             return Err(HeaderError::BadCrc { stored, computed });
         }
         let fv = u32_at(b, HDR_FORMAT);
-        if fv != FORMAT_VERSION {
+        if fv != FORMAT_VERSION && fv != FORMAT_V1 {
             return Err(HeaderError::UnsupportedFormat(fv));
         }
         let hs = u32_at(b, HDR_SIZE_FIELD);
@@ -191,7 +203,14 @@ impl Header {
         if !valid_page_size(page_size) {
             return Err(HeaderError::BadField("page size", page_size as u64));
         }
-        Ok(Header { page_size, salt: u64_at(b, HDR_SALT), created_us: u64_at(b, HDR_CREATED) })
+        let flags = u32_at(b, HDR_FLAGS);
+        if flags != 0 {
+            return Err(HeaderError::BadField("flags", flags as u64));
+        }
+        if let Some(i) = b[HDR_RESERVED..HDR_CRC].iter().position(|&x| x != 0) {
+            return Err(HeaderError::BadField("reserved byte", (HDR_RESERVED + i) as u64));
+        }
+        Ok(Header { format: fv, page_size, salt: u64_at(b, HDR_SALT), created_us: u64_at(b, HDR_CREATED) })
     }
 }
 
@@ -246,9 +265,13 @@ impl RecordHeader {
             frames: u32_at(b, RH_FRAMES),
             prev_crc: u32_at(b, RH_PREV_CRC),
         };
-        let kind_ok = h.kind == KIND_SPILL || h.kind == KIND_COMMIT;
+        let kind_ok = h.kind == KIND_SPILL || h.kind == KIND_COMMIT || h.kind == KIND_MARK;
         let flags_ok = h.flags & !(FLAG_FULL_MAP | FLAG_SEALED) == 0 && (h.kind == KIND_COMMIT || h.flags == 0);
-        if !kind_ok || !flags_ok || !valid_page_size(h.page_size) || h.length % 8 != 0 {
+        let reserved_ok = b[RH_RESERVED] == 0 && b[RH_RESERVED + 1] == 0;
+        if !kind_ok || !flags_ok || !reserved_ok || !valid_page_size(h.page_size) || h.length % 8 != 0 {
+            return None;
+        }
+        if h.kind == KIND_MARK && (h.frames != 0 || h.length != MARK_SIZE || h.version == 0) {
             return None;
         }
         if h.length < h.min_length() {
@@ -288,6 +311,10 @@ impl CommitInfo {
         put_u64(b, CI_CHECKSUM, self.checksum);
         put_u32(b, CI_HORIZON_CRC, self.horizon_crc);
         put_u32(b, CI_RESERVED, 0);
+    }
+    /// The reserved field's value (0 in every valid commit).
+    pub fn reserved(b: &[u8]) -> u32 {
+        u32_at(b, CI_RESERVED)
     }
     pub fn decode(b: &[u8]) -> CommitInfo {
         CommitInfo {
@@ -381,13 +408,59 @@ mod tests {
 
     #[test]
     fn header_round_trips_and_rejects_a_flipped_bit() {
-        let h = Header { page_size: 4096, salt: 0x1234_5678_9abc_def0, created_us: 42 };
+        let h = Header { format: FORMAT_VERSION, page_size: 4096, salt: 0x1234_5678_9abc_def0, created_us: 42 };
         let mut b = h.encode();
         assert_eq!(Header::decode(&b), Ok(h));
         b[HDR_PAGE_SIZE] ^= 1;
         assert!(matches!(Header::decode(&b), Err(HeaderError::BadCrc { .. })));
         assert_eq!(Header::decode(&b[..10]), Err(HeaderError::TooShort));
         assert_eq!(Header::decode(&[0u8; 64]), Err(HeaderError::BadMagic));
+    }
+
+    #[test]
+    fn header_flags_and_reserved_bytes_must_be_zero() {
+        let h = Header { format: FORMAT_VERSION, page_size: 4096, salt: 1, created_us: 2 };
+        for at in [HDR_FLAGS, HDR_RESERVED, HDR_RESERVED + 19] {
+            let mut b = h.encode();
+            b[at] = 1;
+            let crc = crc32fast::hash(&b[..HDR_CRC]);
+            put_u32(&mut b, HDR_CRC, crc);
+            assert!(matches!(Header::decode(&b), Err(HeaderError::BadField(..))), "byte {at}");
+        }
+        let v1 = Header { format: FORMAT_V1, ..h };
+        assert_eq!(Header::decode(&v1.encode()), Ok(v1), "format 1 is still read");
+        let mut b = h.encode();
+        put_u32(&mut b, HDR_FORMAT, 3);
+        let crc = crc32fast::hash(&b[..HDR_CRC]);
+        put_u32(&mut b, HDR_CRC, crc);
+        assert_eq!(Header::decode(&b), Err(HeaderError::UnsupportedFormat(3)));
+    }
+
+    #[test]
+    fn a_mark_is_a_header_and_a_trailer_and_nothing_else() {
+        let m = RecordHeader {
+            kind: KIND_MARK,
+            flags: 0,
+            length: MARK_SIZE,
+            version: 3,
+            prev_commit: 512,
+            page_size: 4096,
+            frames: 0,
+            prev_crc: 7,
+        };
+        let mut b = [0u8; RECORD_HEADER_SIZE];
+        m.encode(5, &mut b);
+        assert_eq!(RecordHeader::decode(5, &b), Some(m));
+        assert_eq!(layout(600, KIND_MARK, 0, 0, 4096).length, MARK_SIZE);
+        for bad in [RecordHeader { frames: 1, ..m }, RecordHeader { length: 72, ..m }, RecordHeader { flags: 1, ..m }] {
+            bad.encode(5, &mut b);
+            assert_eq!(RecordHeader::decode(5, &b), None, "{bad:?}");
+        }
+        m.encode(5, &mut b);
+        b[RH_RESERVED] = 1;
+        let crc = salted_crc(5, &[&b[..RH_CRC]]);
+        put_u32(&mut b, RH_CRC, crc);
+        assert_eq!(RecordHeader::decode(5, &b), None, "reserved bytes must be zero");
     }
 
     #[test]

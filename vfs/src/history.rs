@@ -114,6 +114,13 @@ impl Prev {
     /// Does `rec` follow this commit? The first record of a file may carry
     /// any version >= 1 (a compacted log starts at its oldest kept version).
     fn follows(&self, rec: &Rec) -> bool {
+        if rec.h.kind == format::KIND_MARK {
+            // A MARK names the commit it follows, and nothing but a commit.
+            return self.offset != 0
+                && rec.h.version == self.version
+                && rec.h.prev_commit == self.offset
+                && rec.h.prev_crc == self.crc;
+        }
         let version_ok =
             if self.offset == 0 { rec.h.version >= 1 } else { Some(rec.h.version) == self.version.checked_add(1) };
         version_ok && rec.h.prev_commit == self.offset && rec.h.prev_crc == self.crc
@@ -137,7 +144,11 @@ impl Prev {
 fn describe_link(rec: &Rec) -> String {
     format!(
         "a {} of version {} following the commit at {} (prev crc {:#010x})",
-        if rec.is_commit() { "commit" } else { "spill record" },
+        match rec.h.kind {
+            format::KIND_COMMIT => "commit",
+            format::KIND_MARK => "mark",
+            _ => "spill record",
+        },
         rec.h.version,
         rec.h.prev_commit,
         rec.h.prev_crc
@@ -209,6 +220,8 @@ impl Log {
                     checksum: rec.info.checksum,
                 });
                 prev = Prev::of(&rec);
+                txn_start = rec.end();
+            } else if rec.h.kind == format::KIND_MARK {
                 txn_start = rec.end();
             }
             pos = rec.end();
@@ -326,10 +339,19 @@ impl Log {
                 stop = Some((prev.version.saturating_add(1), self.describe_bad_record(salt, pos, len, &prev)?));
                 break;
             };
-            if !prev.follows(&rec) {
+            let mark_here = rec.h.kind == format::KIND_MARK && pos == w.txn_start && !w.marked;
+            if !prev.follows(&rec) || (rec.h.kind == format::KIND_MARK && !mark_here) {
                 let p = Problem { offset: pos, expected: prev.describe(), found: describe_link(&rec) };
                 stop = Some((prev.version.saturating_add(1), p));
                 break;
+            }
+            if mark_here {
+                // The commit before it was durable: damage up to it is damage.
+                w.max_horizon = w.max_horizon.max(rec.h.version);
+                w.marked = true;
+                pos = rec.end();
+                w.txn_start = pos;
+                continue;
             }
             if rec.h.frames > 0 {
                 self.hash_payload(&rec, &mut w, len, progress)?;
@@ -359,6 +381,7 @@ impl Log {
             prev = Prev::of(&rec);
             pos = rec.end();
             w.txn_start = pos;
+            w.marked = false;
         }
         rep.bytes_checked = if stop.is_some() { pos } else { len };
         rep.end = w.txn_start;
@@ -369,6 +392,9 @@ impl Log {
             if let Some(last) = self.find_last_record(salt, len, len)? {
                 if last.is_commit() && last.offset >= pos {
                     w.max_horizon = w.max_horizon.max(last.info.horizon_version);
+                }
+                if last.h.kind == format::KIND_MARK && last.offset >= pos {
+                    w.max_horizon = w.max_horizon.max(last.h.version);
                 }
             }
         }
@@ -653,6 +679,8 @@ struct Walk {
     last_full: u64,
     max_horizon: u64,
     txn_start: u64,
+    /// A MARK already follows the last commit.
+    marked: bool,
 }
 
 impl Walk {
@@ -778,6 +806,9 @@ pub enum Keep {
     /// Versions from the first one committed at or after this time
     /// (microseconds since the Unix epoch) to the latest.
     Since(u64),
+    /// Every version, rewritten all the same (`pagelog upgrade`: the new
+    /// file is in this build's format).
+    All,
 }
 
 /// What [`compact`] did.
@@ -799,6 +830,7 @@ pub fn first_kept(history: &[CommitSummary], keep: Keep) -> Option<u64> {
     let latest = history.last()?.version;
     Some(match keep {
         Keep::Last(k) => latest.saturating_sub(k.max(1) - 1).max(oldest),
+        Keep::All => oldest,
         Keep::Since(t) => history.iter().find(|c| c.timestamp_us >= t).map_or(latest, |c| c.version),
     })
 }
@@ -960,7 +992,7 @@ fn compact_locked(
     };
     let Some(first) = first_kept(&history, keep) else { return Ok(stats) };
     stats.first_kept = first;
-    if first <= oldest {
+    if first <= oldest && keep != Keep::All {
         return Ok(stats);
     }
 
@@ -1057,7 +1089,12 @@ fn write_compacted(
         copied: 0,
         estimate,
     };
-    let header = Header { page_size: base.page_size, salt: out.salt, created_us: old_header.created_us };
+    let header = Header {
+        format: format::FORMAT_VERSION,
+        page_size: base.page_size,
+        salt: out.salt,
+        created_us: old_header.created_us,
+    };
     let mut hb = vec![0u8; format::FIRST_RECORD as usize];
     hb[..format::HEADER_SIZE].copy_from_slice(&header.encode());
     out.put(&hb)?;

@@ -88,6 +88,16 @@ impl Rec {
     pub(crate) fn link(&self) -> Link {
         Link { version: self.h.version, offset: self.offset, crc: self.crc }
     }
+    /// The commit this record follows (a MARK: the commit it names). For a
+    /// SPILL or COMMIT the version is this record's version − 1.
+    pub(crate) fn prev_link(&self) -> Link {
+        let version = if self.h.kind == format::KIND_MARK { self.h.version } else { self.h.version.wrapping_sub(1) };
+        Link { version, offset: self.h.prev_commit, crc: self.h.prev_crc }
+    }
+    /// The commit a COMMIT record claims durable.
+    pub(crate) fn horizon(&self) -> Link {
+        Link { version: self.info.horizon_version, offset: self.info.horizon_offset, crc: self.info.horizon_crc }
+    }
 }
 
 /// Names one commit exactly: records refer to the commit they follow, and
@@ -105,6 +115,9 @@ pub(crate) struct State {
     pub(crate) mapping: Arc<Mapping>,
     pub(crate) latest: Arc<Version>,
     pub(crate) horizon: Link,
+    /// Where the next record goes: the latest version's end, or past the
+    /// MARK that follows it.
+    pub(crate) log_end: u64,
     /// File length as far as this process knows: the log plus pre-allocated zeros.
     pub(crate) alloc_end: u64,
     pub(crate) full_map_offset: u64,
@@ -112,6 +125,8 @@ pub(crate) struct State {
     pub(crate) commits_since_full: u64,
     pub(crate) last_sync: Instant,
     pub(crate) unsynced: bool,
+    /// Bytes appended since the last sync (see `NORMAL_SYNC_BYTES`).
+    pub(crate) unsynced_bytes: u64,
     /// A connection of this process is writing a commit record right now.
     pub(crate) committing: bool,
 }
@@ -163,12 +178,14 @@ impl Log {
                 mapping: Arc::new(Mapping::empty(path)),
                 latest: Arc::new(Version::empty(0, Arc::new(Mapping::empty(path)))),
                 horizon: Link::default(),
+                log_end: format::FIRST_RECORD,
                 alloc_end: 0,
                 full_map_offset: 0,
                 entries_since_full: 0,
                 commits_since_full: 0,
                 last_sync: Instant::now(),
                 unsynced: false,
+                unsynced_bytes: 0,
                 committing: false,
             }),
         };

@@ -10,6 +10,27 @@ use std::sync::Arc;
 use crate::error::{Error, Result};
 use crate::format::{self, CommitInfo, Entry, Header, HeaderError, RecordHeader};
 use crate::log::{Link, Log, OpenOptions, Rec, State};
+
+/// One commit a forward walk passed: its record and entries, where its
+/// transaction's records start, and the log end after it (past the MARK
+/// that follows it, if one does).
+pub(crate) struct Walk {
+    pub(crate) rec: Rec,
+    pub(crate) entries: Vec<Entry>,
+    pub(crate) txn_start: u64,
+    pub(crate) log_end: u64,
+}
+
+/// What [`Log::scan_forward`] found.
+pub(crate) struct Walked {
+    /// The valid commits after the start, in order.
+    pub(crate) commits: Vec<Walk>,
+    /// Where the next record goes.
+    pub(crate) log_end: u64,
+    /// The newest commit known durable: the start's claim, raised by every
+    /// MARK and horizon the walked records carry.
+    pub(crate) durable: Link,
+}
 use crate::pagemap::PageMap;
 use crate::storage::LogFile;
 use crate::version::{Mapping, Version};
@@ -167,6 +188,9 @@ impl Log {
             }
             prev = e.pgno;
             if e.offset == 0 {
+                if e.crc != 0 {
+                    return Ok(Some((at + 4, format!("crc 0 for zero page {}", e.pgno), format!("{:#010x}", e.crc))));
+                }
                 continue;
             }
             if e.offset < format::FIRST_RECORD
@@ -197,21 +221,42 @@ impl Log {
         Ok(None)
     }
 
-    /// Scans forward from `pos` (just after commit `prev`), checking records
-    /// and new frames, and returns the valid commits found in order with
-    /// their entries. Stops at the first record that does not check out or
-    /// does not follow `prev` exactly, or after the commit at `stop_after`.
+    /// FORMAT.md recovery step 3: walks forward from `pos`, the log end just
+    /// after commit `prev` (whose COMMIT record ends at `prev_end`), record
+    /// by record, while each record follows the last commit exactly. Every
+    /// record's structure is checked; the frames of the commits the walked
+    /// records do not claim durable are checked too, and the walk ends
+    /// before the first such commit whose frames are not all there.
+    /// `durable` is the newest commit known durable before the walk.
     pub(crate) fn scan_forward(
         &self,
         salt: u64,
         len: u64,
         mut pos: u64,
         mut prev: Link,
-        stop_after: Option<u64>,
-    ) -> Result<Vec<(Rec, Vec<Entry>)>> {
-        let mut out = Vec::new();
+        prev_end: u64,
+        durable: Link,
+    ) -> Result<Walked> {
+        let mut w = Walked { commits: Vec::new(), log_end: pos, durable };
+        let mut commit_end = prev_end;
         let mut txn_start = pos;
         while let Some(rec) = self.read_record(salt, pos, len)? {
+            if rec.h.kind == format::KIND_MARK {
+                // A MARK follows the commit it names directly, once.
+                if prev.offset == 0 || pos != commit_end || rec.prev_link() != prev {
+                    break;
+                }
+                if prev.version > w.durable.version {
+                    w.durable = prev;
+                }
+                pos = rec.end();
+                txn_start = pos;
+                w.log_end = pos;
+                if let Some(c) = w.commits.last_mut() {
+                    c.log_end = pos;
+                }
+                continue;
+            }
             // The first commit of a file may carry any version (a compacted
             // log starts where its oldest kept version is); it must then be a
             // full map.
@@ -225,27 +270,42 @@ impl Log {
             {
                 break;
             }
-            if rec.is_commit() {
-                if rec.info.db_pages as u64 > max_db_pages(len) {
-                    break;
-                }
-                let entries = self.read_entries(&rec)?;
-                if self.check_commit(&rec, &entries, txn_start)?.is_some() {
-                    break;
-                }
-                prev = rec.link();
+            if !rec.is_commit() {
                 pos = rec.end();
-                txn_start = pos;
-                let done = stop_after == Some(rec.offset);
-                out.push((rec, entries));
-                if done {
+                continue;
+            }
+            if rec.info.db_pages as u64 > max_db_pages(len) {
+                break;
+            }
+            let entries = self.read_entries(&rec)?;
+            if self.check_commit(&rec, &entries, u64::MAX)?.is_some() {
+                break;
+            }
+            let claim = if rec.h.flags & format::FLAG_SEALED != 0 { rec.link() } else { rec.horizon() };
+            if claim.version > w.durable.version && claim.version <= rec.h.version {
+                w.durable = claim;
+            }
+            prev = rec.link();
+            pos = rec.end();
+            commit_end = pos;
+            w.commits.push(Walk { rec, entries, txn_start, log_end: pos });
+            txn_start = pos;
+            w.log_end = pos;
+        }
+        // Commits claimed durable are not re-read: their frames are checked
+        // on first read. The others may be an unfinished transaction.
+        let unchecked = w.commits.iter().position(|c| c.rec.h.version > w.durable.version);
+        if let Some(first) = unchecked {
+            for i in first..w.commits.len() {
+                let c = &w.commits[i];
+                if self.check_commit(&c.rec, &c.entries, c.txn_start)?.is_some() {
+                    w.log_end = if i == 0 { w.commits[0].txn_start } else { w.commits[i - 1].log_end };
+                    w.commits.truncate(i);
                     break;
                 }
-            } else {
-                pos = rec.end();
             }
         }
-        Ok(out)
+        Ok(w)
     }
 
     /// Finds the last record ending at or below `below` (at 8-aligned
@@ -289,7 +349,20 @@ impl Log {
         Ok(None)
     }
 
+    /// Recovers the log into `st`; on failure `st` stays unrecovered (no
+    /// header), so the next `refresh` tries again instead of walking on from
+    /// a half-built state.
     fn recover(&self, st: &mut State) -> Result<()> {
+        let r = self.recover_into(st);
+        if r.is_err() {
+            st.header = None;
+            st.log_end = format::FIRST_RECORD;
+            st.horizon = Link::default();
+        }
+        r
+    }
+
+    fn recover_into(&self, st: &mut State) -> Result<()> {
         let len = self.file_len()?;
         st.alloc_end = len;
         let Some(header) = self.read_header(len)? else { return Ok(()) };
@@ -298,104 +371,76 @@ impl Log {
             return Ok(());
         }
         st.header = Some(header);
+        st.log_end = format::FIRST_RECORD;
         let salt = header.salt;
         let mapping = Arc::new(
             Mapping::new(&self.file, &self.path, len, Some(&st.mapping))
                 .map_err(|e| Error::io(&self.path, "mmap", None, e))?,
         );
         st.mapping = mapping;
-        // Candidates come from the back of the file. A record past the real
-        // end (debris of a crashed or rolled-back transaction) may name
-        // commits that newer data has overwritten: such a candidate does not
-        // resolve and the scan goes on further back.
+        let start = self.durable_start(salt, len)?;
+        let (prev, pos) = match &start {
+            Some(r) => (r.link(), r.end()),
+            None => (Link::default(), format::FIRST_RECORD),
+        };
+        let w = self.scan_forward(salt, len, pos, prev, pos, prev)?;
+        let log_end = w.log_end;
+        let durable = w.durable;
+        match w.commits.into_iter().next_back().map(|c| c.rec).or(start) {
+            Some(latest) => self.load_version(st, salt, len, &latest, log_end, durable),
+            None => Ok(()),
+        }
+    }
+
+    /// FORMAT.md recovery step 2: the commit that the last well-formed
+    /// record of the file claims durable (None: version 0). A MARK claims
+    /// the commit it names, a COMMIT its horizon (a SEALED one itself), a
+    /// SPILL what the commit it follows claims; a SPILL that follows no
+    /// commit is debris of a crash or rollback, and the search goes on
+    /// before it. A claimed commit that is not there is damage: the record
+    /// was written after that commit was synced.
+    fn durable_start(&self, salt: u64, len: u64) -> Result<Option<Rec>> {
         let mut below = len;
-        // The skipped commit that claims the newest durable horizon.
-        let mut skipped: Option<Rec> = None;
         loop {
-            let Some(last) = self.find_last_record(salt, len, below)? else {
-                return self.no_damage_beyond(0, skipped);
-            };
-            match self.resolve(salt, len, &last)? {
-                Some(None) => return self.no_damage_beyond(0, skipped),
-                Some(Some(latest)) => {
-                    self.no_damage_beyond(latest.h.version, skipped)?;
-                    self.load_version(st, salt, len, &latest)?;
-                    return Ok(());
-                }
-                None => {
-                    below = last.offset;
-                    if last.is_commit()
-                        && skipped.as_ref().is_none_or(|s| s.info.horizon_version < last.info.horizon_version)
-                    {
-                        skipped = Some(last);
+            let Some(last) = self.find_last_record(salt, len, below)? else { return Ok(None) };
+            let (claim, by) = match last.h.kind {
+                format::KIND_MARK => (last.prev_link(), last.offset),
+                format::KIND_COMMIT if last.h.flags & format::FLAG_SEALED != 0 => return Ok(Some(last)),
+                format::KIND_COMMIT => (last.horizon(), last.offset),
+                _ if last.h.prev_commit == 0 => return Ok(None),
+                _ => match self.read_record(salt, last.h.prev_commit, len)? {
+                    Some(p) if p.is_commit() && p.link() == last.prev_link() => {
+                        // A MARK right after it (the SPILL came later) claims it.
+                        let marked = match self.read_record(salt, p.end(), len)? {
+                            Some(m) => m.h.kind == format::KIND_MARK && m.prev_link() == p.link(),
+                            None => false,
+                        };
+                        if marked || p.h.flags & format::FLAG_SEALED != 0 {
+                            return Ok(Some(p));
+                        }
+                        (p.horizon(), p.offset)
                     }
-                }
+                    _ => {
+                        below = last.offset;
+                        continue;
+                    }
+                },
+            };
+            if claim.offset == 0 {
+                return Ok(None);
             }
+            return match self.read_record(salt, claim.offset, len)? {
+                Some(r) if r.is_commit() && r.link() == claim => Ok(Some(r)),
+                _ => Err(self.corrupt(
+                    claim.offset,
+                    format!(
+                        "the commit of version {} (crc {:#010x}), which the record at {by} says was made durable",
+                        claim.version, claim.crc
+                    ),
+                    "no such commit: committed history is damaged",
+                )),
+            };
         }
-    }
-
-    /// A commit that did not resolve is debris unless it claims that a
-    /// version newer than the latest readable one was durable (its horizon):
-    /// then committed history is damaged, which must not pass silently.
-    /// (Unsynced commits may be lost in any order, so versions alone say
-    /// nothing: a lost version 2 may leave version 3's records behind.)
-    fn no_damage_beyond(&self, latest: u64, skipped: Option<Rec>) -> Result<()> {
-        match skipped {
-            Some(r) if r.info.horizon_version > latest => Err(self.corrupt(
-                r.offset,
-                format!(
-                    "version {} (synced before the commit of version {} was written)",
-                    r.info.horizon_version, r.h.version
-                ),
-                format!("history that ends at version {latest}"),
-            )),
-            _ => Ok(()),
-        }
-    }
-
-    /// From the last well-formed record, finds the latest valid commit:
-    /// Some(Some(commit)), Some(None) for version 0, None when the record
-    /// names commits that are not there (debris).
-    fn resolve(&self, salt: u64, len: u64, last: &Rec) -> Result<Option<Option<Rec>>> {
-        let candidate = if last.is_commit() {
-            last.clone()
-        } else if last.h.prev_commit == 0 {
-            return Ok(Some(None));
-        } else {
-            match self.read_record(salt, last.h.prev_commit, len)? {
-                Some(r)
-                    if r.is_commit()
-                        && r.crc == last.h.prev_crc
-                        && r.h.version.checked_add(1) == Some(last.h.version) =>
-                {
-                    r
-                }
-                _ => return Ok(None),
-            }
-        };
-        if candidate.h.flags & format::FLAG_SEALED != 0 {
-            // Written by compaction into a file synced before it was renamed
-            // into place: durable with all its frames.
-            return Ok(Some(Some(candidate)));
-        }
-        // Everything after the candidate's horizon is checked again.
-        let h = Link {
-            version: candidate.info.horizon_version,
-            offset: candidate.info.horizon_offset,
-            crc: candidate.info.horizon_crc,
-        };
-        let (start, horizon) = if h.offset == 0 {
-            (format::FIRST_RECORD, None)
-        } else {
-            match self.read_record(salt, h.offset, len)? {
-                Some(r) if r.is_commit() && r.link() == h => (r.end(), Some(r)),
-                _ => return Ok(None),
-            }
-        };
-        // Do not stop at the candidate: debris of a killed transaction can
-        // be the last record while newer commits lie before it.
-        let found = self.scan_forward(salt, len, start, h, None)?;
-        Ok(Some(found.into_iter().next_back().map(|(r, _)| r).or(horizon)))
     }
 
     /// Checks a commit's entries for structure only (no frame crcs): what
@@ -469,26 +514,23 @@ impl Log {
         Ok((map, since, commits))
     }
 
-    /// Installs commit `rec` as the latest version.
-    fn load_version(&self, st: &mut State, salt: u64, len: u64, rec: &Rec) -> Result<()> {
-        // rec passed recovery: everything below its end is committed.
-        self.mapping_covering(st, rec.end())?;
-        self.publish(st, rec.end());
+    /// Installs commit `rec` as the latest version; the log goes on to
+    /// `log_end`, and `durable` is the newest commit known durable.
+    fn load_version(&self, st: &mut State, salt: u64, len: u64, rec: &Rec, log_end: u64, durable: Link) -> Result<()> {
+        // rec passed recovery: everything below the log end is committed.
+        self.mapping_covering(st, log_end)?;
+        self.publish(st, log_end);
         let (map, since, commits) = self.build_map(salt, len, rec)?;
         st.commits_since_full = commits;
         st.full_map_offset = rec.info.full_map_offset;
         st.entries_since_full = since;
-        // What this process read may still be only in the page cache: the
-        // commits of another process running synchronous=NORMAL. Only what
-        // the log itself says was synced is known durable (a sealed commit
-        // was, with everything before it); the next sync of ours makes the
-        // rest durable too (fdatasync flushes every process's writes).
-        st.horizon = if rec.h.flags & format::FLAG_SEALED != 0 {
-            rec.link()
-        } else {
-            Link { version: rec.info.horizon_version, offset: rec.info.horizon_offset, crc: rec.info.horizon_crc }
-        };
-        let mapping = self.mapping_covering(st, rec.end())?;
+        // Only what the log claims durable is: what this process read may
+        // still be only in the page cache (another process's commits under
+        // synchronous=NORMAL). The next sync of ours makes the rest durable
+        // too (fdatasync flushes every process's writes).
+        st.horizon = durable;
+        st.log_end = log_end;
+        let mapping = self.mapping_covering(st, log_end)?;
         st.latest = Arc::new(self.make_version(rec, map, mapping));
         Ok(())
     }
@@ -566,20 +608,26 @@ impl Log {
             return Ok(st.latest.clone());
         }
         self.check_not_truncated(len, end)?;
-        if st.committing || len < end + (format::RECORD_HEADER_SIZE + format::TRAILER_SIZE) as u64 {
+        if st.committing || len < st.log_end + format::MARK_SIZE {
             return Ok(st.latest.clone());
         }
         let salt = st.header.unwrap().salt;
         let prev = Link { version: st.latest.number, offset: st.latest.commit_offset, crc: st.latest.commit_crc };
-        let found = self.scan_forward(salt, len, end, prev, None)?;
-        if found.is_empty() {
+        let w = self.scan_forward(salt, len, st.log_end, prev, end, st.horizon)?;
+        st.horizon = w.durable;
+        if w.log_end != st.log_end {
+            st.log_end = w.log_end;
+            self.mapping_covering(&mut st, w.log_end)?;
+            self.publish(&st, w.log_end);
+        }
+        if w.commits.is_empty() {
             return Ok(st.latest.clone());
         }
         let mut map = st.latest.map.clone();
         let mut since = st.entries_since_full;
         let mut commits = st.commits_since_full;
         let mut checksum = st.latest.checksum;
-        for (r, entries) in &found {
+        for Walk { rec: r, entries, .. } in &w.commits {
             if r.is_full() {
                 map = PageMap::new();
                 since = 0;
@@ -591,16 +639,11 @@ impl Log {
             }
             map.apply(r.info.db_pages, entries);
             checksum = r.info.checksum;
-            if r.info.horizon_version > st.horizon.version {
-                st.horizon =
-                    Link { version: r.info.horizon_version, offset: r.info.horizon_offset, crc: r.info.horizon_crc };
-            }
         }
-        let (r, _) = found.last().unwrap();
+        let r = &w.commits.last().expect("not empty").rec;
         st.entries_since_full = since;
         st.commits_since_full = commits;
-        let mapping = self.mapping_covering(&mut st, r.end())?;
-        self.publish(&st, r.end());
+        let mapping = self.mapping_covering(&mut st, w.log_end)?;
         st.latest = Arc::new(Version {
             number: r.h.version,
             page_size: r.h.page_size,

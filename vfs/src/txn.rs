@@ -49,6 +49,8 @@ pub struct WriteTxn {
     size: u64,
     pages: HashMap<u32, Buf>,
     mem_bytes: usize,
+    /// The log end when the transaction began: its records go from here.
+    start: u64,
     spill_end: u64,
     spill_limit: usize,
     alloc_at_begin: u64,
@@ -58,11 +60,12 @@ pub struct WriteTxn {
 }
 
 impl WriteTxn {
-    pub(crate) fn new(base: Arc<Version>, spill_limit: usize, alloc_at_begin: u64) -> WriteTxn {
+    pub(crate) fn new(base: Arc<Version>, spill_limit: usize, start: u64, alloc_at_begin: u64) -> WriteTxn {
         WriteTxn {
             page_size: base.page_size,
             size: base.size_bytes(),
-            spill_end: base.end,
+            start,
+            spill_end: start,
             base,
             pages: HashMap::new(),
             mem_bytes: 0,
@@ -97,6 +100,10 @@ impl WriteTxn {
         } else {
             self.size.div_ceil(self.page_size as u64) as u32
         }
+    }
+    /// The log end when the transaction began.
+    pub(crate) fn start(&self) -> u64 {
+        self.start
     }
     pub(crate) fn spill_end(&self) -> u64 {
         self.spill_end

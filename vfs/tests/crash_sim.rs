@@ -872,11 +872,15 @@ fn a_commit_made_right_after_opening_does_not_claim_another_process_unsynced_com
     let mark = disk.op_count();
     let v4 = commit_pages(&b, 1 << 20, &[(1, 4)], Durability::Full);
     // The disk after the failure: the durable state as of version 1, and
-    // B's commit record (every write B made), none of A's unsynced writes.
+    // B's commit record (every write B made before its sync completed),
+    // none of A's unsynced writes. (What B writes after its sync, the MARK,
+    // cannot reach the disk without A's writes: the sync made them durable.)
     let mut img = durable;
     for (_, op) in disk.ops_since(mark) {
-        if let Op::Write { off, data } = op {
-            common::put(&mut img, off, &data);
+        match op {
+            Op::Write { off, data } => common::put(&mut img, off, &data),
+            Op::Sync => break,
+            Op::SetLen(_) => {}
         }
     }
     drop((a, b));

@@ -286,7 +286,7 @@ fn reseal(img: &mut [u8], salt: u64, r: RecInfo) -> u32 {
 /// keeping the chain (prev crc, horizon crc) intact. Returns the records.
 fn canonicalize(img: &mut [u8]) -> Vec<RecInfo> {
     let old = format::Header::decode(&img[..format::HEADER_SIZE]).unwrap();
-    let h = format::Header { page_size: old.page_size, salt: CANON_SALT, created_us: 0 };
+    let h = format::Header { format: old.format, page_size: old.page_size, salt: CANON_SALT, created_us: 0 };
     img[..format::HEADER_SIZE].copy_from_slice(&h.encode());
     let mut new_crc = std::collections::HashMap::new(); // commit offset -> new trailer crc
     let mut records = Vec::new();
@@ -741,33 +741,83 @@ fn is_corrupt(e: &Error) -> bool {
     matches!(e, Error::Corrupt { .. })
 }
 
-/// Known bug B8: `Log::version(n)` follows `prev commit` from the latest
-/// commit back to version n, checking only that each record is a
-/// well-formed commit; it never checks that the offsets go down or that
-/// `prev crc` matches. Commits before the horizon are not re-checked by
-/// recovery, so a crafted (re-sealed) commit there whose `prev commit`
-/// names itself, or a later commit, makes the walk loop forever. This
-/// replays that walk on the bytes and says whether it would loop.
-fn version_walk_loops(img: &[u8], from: u64, n: u64) -> bool {
-    let mut off = from;
-    let mut seen = std::collections::HashSet::new();
-    loop {
-        if off.saturating_add(format::RECORD_HEADER_SIZE as u64) > img.len() as u64 {
-            return false;
+/// The claim of a record: the version it says was durable (a MARK: the
+/// commit it names; a COMMIT: its horizon, or itself when SEALED).
+fn claim_of(img: &[u8], r: &RecInfo) -> u64 {
+    let o = r.offset as usize;
+    match r.kind {
+        format::KIND_MARK => u64_at(img, o + format::RH_VERSION),
+        format::KIND_COMMIT if img[o + format::RH_FLAGS] & format::FLAG_SEALED != 0 => {
+            u64_at(img, o + format::RH_VERSION)
         }
-        let o = off as usize;
-        let Some(h) = RecordHeader::decode(CANON_SALT, &img[o..o + format::RECORD_HEADER_SIZE]) else { return false };
-        if h.kind != format::KIND_COMMIT || off.saturating_add(h.length) > img.len() as u64 {
-            return false;
-        }
-        if h.version <= n || h.prev_commit == 0 {
-            return false;
-        }
-        if !seen.insert(off) {
-            return true;
-        }
-        off = h.prev_commit;
+        format::KIND_COMMIT => u64_at(img, o + CI + format::CI_HORIZON_VERSION),
+        _ => 0,
     }
+}
+
+/// The durability model: the newest version that a record of the base log
+/// still intact (same bytes, same offset) in `img` claims durable, and the
+/// end of that version's COMMIT record. Every claim a writer makes is true
+/// (FORMAT.md), so opening below it without an error loses a commit that
+/// returned, and a change to a checked byte below its end is damage.
+fn intact_durable(base: &Base, img: &[u8]) -> (u64, u64) {
+    let intact = |r: &RecInfo| {
+        let (o, e) = (r.offset as usize, (r.offset + r.length) as usize);
+        e <= img.len() && img[o..e] == base.img[o..e]
+    };
+    let d = base
+        .records
+        .iter()
+        .filter(|r| r.offset < base.end + format::MARK_SIZE && intact(r))
+        .map(|r| claim_of(&base.img, r))
+        .max()
+        .unwrap_or(0);
+    let end = base
+        .records
+        .iter()
+        .filter(|r| r.kind == format::KIND_COMMIT && r.offset < base.end)
+        .find(|r| u64_at(&base.img, r.offset as usize + format::RH_VERSION) == d)
+        .map_or(0, |r| r.offset + r.length);
+    (d, end)
+}
+
+/// The first byte below `end` that differs from the base log and that some
+/// check covers: anything but the page images of SPILL records (a spilled
+/// image that a later write of the same transaction replaced is covered by
+/// no crc).
+fn changed_in_checked_history(base: &Base, img: &[u8], end: u64) -> Option<u64> {
+    let n = (end as usize).min(img.len());
+    let spill_payload = |p: u64| {
+        base.records.iter().any(|r| {
+            r.kind == format::KIND_SPILL
+                && p >= r.offset + r.payload_start
+                && p < r.offset + r.length - format::TRAILER_SIZE as u64
+        })
+    };
+    (0..n).find(|&p| img[p] != base.img[p] && !spill_payload(p as u64)).map(|p| p as u64)
+}
+
+/// Four commits of a few bytes, each by a `Log` of its own (a process that
+/// opens, commits once and exits), then one bit of a frame of version 2
+/// flipped: made durable, so the log opens at version 4 and the flip is
+/// an error where it is read, never a silent return to version 1.
+fn one_commit_processes_flipped() -> Vec<u8> {
+    let dir = Dir::new("one-commit");
+    let path = dir.0.join("a.log");
+    let mut rng = Rng::new(9);
+    for k in 1..=4u32 {
+        let log = Log::open(&path, OpenOptions { create: true, append_only: true, ..Default::default() }).unwrap();
+        let mut w = Writer { log: &log, rng: Rng::new(rng.next()) };
+        w.commit(None, &[(k, 512)], 1 << 20, Durability::Full);
+    }
+    let mut img = std::fs::read(&path).unwrap();
+    let records = canonicalize(&mut img);
+    let v2 = records
+        .iter()
+        .find(|r| r.kind == format::KIND_COMMIT && u64_at(&img, r.offset as usize + format::RH_VERSION) == 2)
+        .unwrap();
+    img[(v2.offset + v2.payload_start + 100) as usize] ^= 0x5a;
+    img
 }
 
 fn strict() -> bool {
@@ -817,6 +867,7 @@ impl std::fmt::Display for Outcome {
 /// reads `Ok` matching its entry's crc or as a clean `Corrupt` error; and no
 /// known bug's signature is tolerated.
 fn check_log(path: &Path, img: &[u8], model: Option<&Model>, stats: &mut Stats) -> Result<Outcome, String> {
+    let durable = model.filter(|m| m.strong).map(|m| intact_durable(m.base, img));
     let strong = model.is_some_and(|m| m.strong);
     let tail_only = model.is_some_and(|m| m.tail_only);
     let tolerate_known_bugs = model.is_some() && !strict();
@@ -827,6 +878,9 @@ fn check_log(path: &Path, img: &[u8], model: Option<&Model>, stats: &mut Stats) 
         Err(e) => {
             if tail_only {
                 return Err(format!("only bytes past the end changed, yet open failed: {e}"));
+            }
+            if !damaged {
+                return Err(format!("open refuses the log ({e}), yet verify calls it clean"));
             }
             stats.open_errors += 1;
             return Ok(Outcome { open: "refused".into(), damaged });
@@ -843,6 +897,20 @@ fn check_log(path: &Path, img: &[u8], model: Option<&Model>, stats: &mut Stats) 
         n if n == opened => format!("opens {n}"),
         n => format!("opens {opened} (refresh: {n})"),
     };
+    if let (Some(m), Some((d, d_end))) = (model, durable) {
+        if opened < d {
+            return Err(format!(
+                "opens at version {opened} without an error, but an intact record claims version {d} durable"
+            ));
+        }
+        if !damaged {
+            if let Some(p) = changed_in_checked_history(m.base, img, d_end) {
+                return Err(format!(
+                    "byte {p} of durable history (below {d_end}, version {d}) changed, yet verify calls the log clean"
+                ));
+            }
+        }
+    }
     if let Some(Model { base, tail_only: true, .. }) = model {
         if latest.number != base.latest || log.latest().number != base.latest {
             return Err(format!(
@@ -863,10 +931,6 @@ fn check_log(path: &Path, img: &[u8], model: Option<&Model>, stats: &mut Stats) 
     }
     let n = latest.number;
     for m in (0..=n).rev().take(64) {
-        if m != n && m != 0 && tolerate_known_bugs && version_walk_loops(img, latest.commit_offset, m) {
-            stats.known_b8 += 1;
-            break;
-        }
         let v = match log.version(m) {
             Ok(v) => v,
             Err(e) => {
@@ -1397,15 +1461,20 @@ fn power_loss_b11() -> Vec<u8> {
     assert!(!synced_since(&disk, synced, mark), "versions 2 and 3 were not synced");
     Writer { log: &b, rng: Rng::new(12) }.commit(None, &[(1, 1024)], 1 << 20, Durability::Full);
     let v4 = b.latest();
+    // B's writes up to its sync reach the disk; what it writes after the
+    // sync (its MARK) cannot without A's writes, which that sync made durable.
     let mut raw = durable.to_vec();
     for (_, op) in disk.ops_since(mark) {
-        if let Op::Write { off, data } = op {
-            common::put(&mut raw, off, &data);
+        match op {
+            Op::Write { off, data } => common::put(&mut raw, off, &data),
+            Op::Sync => break,
+            Op::SetLen(_) => {}
         }
     }
     let cache = disk.state().cache.clone();
-    let lost = v1.end..v4.commit_offset; // A's records of versions 2 and 3
-    let (masked, img) = power_loss_image("b11", &cache, std::slice::from_ref(&lost), raw.len() as u64);
+    // A's records of versions 2 and 3 (and its MARK of version 1), and B's MARK.
+    let lost = [v1.end..v4.commit_offset, v4.end..v4.end + format::MARK_SIZE];
+    let (masked, img) = power_loss_image("b11", &cache, &lost, raw.len() as u64);
     assert!(masked == raw, "the image is the file with A's unsynced writes undone");
     img
 }
@@ -1450,9 +1519,12 @@ fn generate_corpus() -> Vec<(&'static str, Vec<u8>, String)> {
     let at_latest_damaged = format!("opens {} damaged", b0.latest);
     v.push(("b8-prev-commit-names-itself.log", b8_case(b0).image(&bases), at_latest_damaged.clone()));
     v.push(("b10-entry-points-at-another-frame.log", b10_case(b0).image(&bases), at_latest_damaged.clone()));
-    // Base log 2 (the horizon lags): a frame of the first commit after the
-    // last commit's horizon damaged, so recovery ends before it. No damage:
-    // no durable record says the versions after the horizon were synced.
+    // Base log 2 (Normal durability, synced when it closed): a frame of the
+    // first commit after the last commit's horizon damaged. The MARK that
+    // closing wrote says every version was durable: the log opens at its
+    // latest version, the damaged page reads as an error, verify reports
+    // damage. (Format 1 logs had no MARK: this file opened at the horizon,
+    // silently dropping the versions after it.)
     let b2 = &bases[2];
     let version_of = |r: &RecInfo| u64_at(&b2.img, r.offset as usize + format::RH_VERSION);
     let last = b2.records.iter().rfind(|r| r.kind == format::KIND_COMMIT && r.offset < b2.end).unwrap();
@@ -1460,21 +1532,21 @@ fn generate_corpus() -> Vec<(&'static str, Vec<u8>, String)> {
     let after = b2.records.iter().find(|r| r.kind == format::KIND_COMMIT && version_of(r) == horizon + 1).unwrap();
     assert!(horizon + 1 < b2.latest, "the horizon lags by more than one version");
     let flip = Mutation::FlipBits(vec![(after.offset + after.payload_start, 0)]);
-    v.push(("older-version-frame-after-horizon-flipped.log", case(2, flip), format!("opens {horizon} clean")));
+    v.push(("durable-older-frame-flipped-normal.log", case(2, flip), format!("opens {} damaged", b2.latest)));
+    // Issue 9's reproducer, small: four one-commit processes under Full, a
+    // byte flipped in a frame of version 2 (the middle of the log).
+    v.push(("one-commit-processes-middle-frame-flipped.log", one_commit_processes_flipped(), "opens 4 damaged".into()));
     // Version 1 of base log 1 (same length, same salt) written over base log
     // 0's: version 2 no longer follows it, which recovery (from the horizon,
     // version 7) does not see and verify does.
     let splice = Mutation::Splice { from: 1, rec: 0 };
     v.push(("spliced-record-of-another-log.log", case(0, splice), at_latest_damaged));
     // The last commit re-sealed with 2^32 - 1 database pages, more than any
-    // log of this size can hold (`max_db_pages`): recovery ends before it.
+    // log of this size can hold (`max_db_pages`). The MARK after it says it
+    // was durable, so this is damage: refused (format 1 opened before it).
     let rec = b0.records.iter().rposition(|r| r.offset < b0.end).unwrap();
     let db_pages_max = Case::resealed(0, rec, "db pages", CI + format::CI_DB_PAGES, 4, u32::MAX as u64);
-    v.push((
-        "resealed-last-commit-db-pages-max.log",
-        db_pages_max.image(&bases),
-        format!("opens {} clean", b0.latest - 1),
-    ));
+    v.push(("resealed-last-commit-db-pages-max.log", db_pages_max.image(&bases), "refused damaged".into()));
     // Base log 1 cut inside a frame of version 2's third SPILL record: what
     // is left of the transaction is an unfinished one's.
     let spill = bases[1].records.iter().filter(|r| r.kind == format::KIND_SPILL).nth(2).unwrap();
@@ -1485,11 +1557,11 @@ fn generate_corpus() -> Vec<(&'static str, Vec<u8>, String)> {
     sqlite[16..24].copy_from_slice(&[4, 0, 1, 1, 0, 64, 32, 32]); // page size 1024, file format 1
     sqlite[28..32].copy_from_slice(&1u32.to_be_bytes()); // 1 page
     v.push(("not-a-log-sqlite-database.sqlite", sqlite, "refused damaged".into()));
-    let mut v2 = b0.img.clone();
-    v2[format::HDR_FORMAT..format::HDR_FORMAT + 4].copy_from_slice(&2u32.to_le_bytes());
-    let crc = format::frame_crc(&v2[..format::HDR_CRC]); // the header crc is an unsalted crc32
-    v2[format::HDR_CRC..format::HDR_CRC + 4].copy_from_slice(&crc.to_le_bytes());
-    v.push(("header-format-version-2.log", v2, "refused damaged".into()));
+    let mut v3 = b0.img.clone();
+    v3[format::HDR_FORMAT..format::HDR_FORMAT + 4].copy_from_slice(&3u32.to_le_bytes());
+    let crc = format::frame_crc(&v3[..format::HDR_CRC]); // the header crc is an unsalted crc32
+    v3[format::HDR_CRC..format::HDR_CRC + 4].copy_from_slice(&crc.to_le_bytes());
+    v.push(("header-format-version-3.log", v3, "refused damaged".into()));
     // Shorter than 512 bytes, starting with the magic: a log whose creation
     // was cut short, empty.
     v.push(("torn-header-40-bytes.log", b0.img[..40].to_vec(), "opens 0 clean".into()));
