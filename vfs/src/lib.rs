@@ -5,7 +5,7 @@
 //! * the log — [`format`] (bytes on disk), [`log`] (open, recover, read,
 //!   commit, revert), [`txn`] (a write transaction's buffer), [`pagemap`],
 //!   [`storage`], [`lock`], [`history`] (listing, verify, compact): no SQLite
-//!   types;
+//!   types; [`name`]: file names are bytes;
 //! * the SQLite glue — [`sqlite`]: VFS callbacks, locks, pragmas, the
 //!   extension entry points;
 //! * the tools (`tools/`) and the benchmark (`speedtest/`), separate crates.
@@ -16,6 +16,7 @@ pub mod format;
 pub mod history;
 pub mod lock;
 pub mod log;
+pub mod name;
 pub mod pagemap;
 pub mod sqlite;
 pub mod storage;
@@ -23,5 +24,6 @@ pub mod txn;
 
 pub use error::{Error, Result};
 pub use log::{Durability, Log, OpenOptions, Version};
+pub use name::{path_from_bytes, EscapedName};
 pub use sqlite::{register, register_default, VFS_NAME};
 pub use storage::sync_count;
