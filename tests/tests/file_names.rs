@@ -246,3 +246,104 @@ fn the_shell_opens_attaches_and_lists_names_that_are_not_utf8_and_shows_bad_prag
     assert_eq!(tables(&open(&d.path_bytes(E_ACUTE))), vec!["t"]);
     assert_eq!(tables(&open(&d.path_bytes(E_GRAVE))), vec!["u"]);
 }
+
+// ---- one file, many spellings: one log per process ---------------------------
+
+/// The error code of a write through `c`, which must fail.
+fn write_error(c: &Connection) -> rusqlite::ffi::ErrorCode {
+    match c.execute("INSERT INTO t VALUES ('from a read-only connection')", []) {
+        Err(rusqlite::Error::SqliteFailure(e, _)) => e.code,
+        other => panic!("a write through a read-only connection gave {other:?}"),
+    }
+}
+
+/// `a.db` (created when missing) and four other names of it: `./`,
+/// `x/../`, a symlink, a hard link.
+fn spellings(d: &TempDir) -> Vec<std::path::PathBuf> {
+    let p = d.path("a.db");
+    if !p.exists() {
+        std::fs::File::create(&p).unwrap();
+    }
+    std::fs::create_dir(d.path("x")).unwrap();
+    std::os::unix::fs::symlink(&p, d.path("link.db")).unwrap();
+    std::fs::hard_link(&p, d.path("hard.db")).unwrap();
+    vec![p, d.0.join(".").join("a.db"), d.0.join("x").join("..").join("a.db"), d.path("link.db"), d.path("hard.db")]
+}
+
+#[test]
+fn every_spelling_of_one_file_sees_each_others_commits_at_once() {
+    let d = TempDir::new("names-spellings");
+    open(&d.path("a.db")).execute_batch("CREATE TABLE t(x)").unwrap();
+    let conns: Vec<Connection> = spellings(&d).iter().map(|p| open(p)).collect();
+    for (i, c) in conns.iter().enumerate() {
+        c.execute("INSERT INTO t VALUES (?1)", [format!("row {i}")]).unwrap();
+        for (j, other) in conns.iter().enumerate() {
+            assert_eq!(count(other, "t"), i as i64 + 1, "connection {j} after the commit of {i}");
+            assert_eq!(version(other), i as u64 + 2);
+        }
+    }
+    // The same file is behind every name.
+    assert_eq!(log_version(&d.path("hard.db")), 6);
+    let mut names = d.files();
+    names.retain(|n| n != "x");
+    assert_eq!(names, vec!["a.db", "hard.db", "link.db"]);
+}
+
+#[test]
+fn a_read_only_first_open_does_not_keep_later_spellings_from_writing_or_seeing_commits() {
+    let d = TempDir::new("names-ro-first");
+    let setup = open(&d.path("a.db"));
+    setup.execute_batch("CREATE TABLE t(x); INSERT INTO t VALUES ('v2');").unwrap();
+    drop(setup);
+    let names = spellings(&d);
+    // First in this process: a read-only open (mode=ro) and a ?version=N open.
+    let ro = open_uri(
+        &format!("{}?mode=ro", file_uri(&names[3])),
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_URI,
+    )
+    .unwrap();
+    let pinned = open_version(&names[4], 2);
+    assert_eq!(rows_of_t(&ro), vec!["v2"]);
+    // Then writers under other names.
+    let w1 = open(&names[1]);
+    let w2 = open(&names[2]);
+    w1.execute("INSERT INTO t VALUES ('v3')", []).unwrap();
+    assert_eq!(rows_of_t(&ro), vec!["v2", "v3"], "the read-only connection sees the commit at once");
+    assert_eq!(rows_of_t(&w2), vec!["v2", "v3"]);
+    w2.execute("INSERT INTO t VALUES ('v4')", []).unwrap();
+    assert_eq!(rows_of_t(&w1), vec!["v2", "v3", "v4"]);
+    assert_eq!(rows_of_t(&ro), vec!["v2", "v3", "v4"]);
+    assert_eq!(version(&ro), 4);
+    assert_eq!(rows_of_t(&pinned), vec!["v2"], "version=2 stays at version 2");
+    // Read-only stays read-only, however the log is shared.
+    assert!(is_readonly(&ro) && is_readonly(&pinned) && !is_readonly(&w1));
+    assert_eq!(write_error(&ro), rusqlite::ffi::ErrorCode::ReadOnly);
+    assert_eq!(write_error(&pinned), rusqlite::ffi::ErrorCode::ReadOnly);
+    assert_eq!(rows_of_t(&w1), vec!["v2", "v3", "v4"]);
+}
+
+#[test]
+fn read_only_and_version_n_opens_after_a_writer_are_still_read_only() {
+    let d = TempDir::new("names-ro-after");
+    let names = spellings(&d);
+    let w = open(&names[0]);
+    w.execute_batch("CREATE TABLE t(x); INSERT INTO t VALUES ('v2');").unwrap();
+    // Opened after the writer, under other names: they share its log.
+    let ro = open_uri(
+        &format!("{}?mode=ro", file_uri(&names[3])),
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_URI,
+    )
+    .unwrap();
+    let pinned = open_version(&names[4], 2);
+    let pinned_rw = open_uri(&format!("{}?version=2", file_uri(&names[1])), rw_flags()).unwrap();
+    assert!(is_readonly(&ro), "mode=ro");
+    assert!(is_readonly(&pinned), "version=N with SQLITE_OPEN_READ_ONLY");
+    assert!(is_readonly(&pinned_rw), "version=N is read-only even when opened read-write");
+    for c in [&ro, &pinned, &pinned_rw] {
+        assert_eq!(write_error(c), rusqlite::ffi::ErrorCode::ReadOnly);
+    }
+    w.execute("INSERT INTO t VALUES ('v3')", []).unwrap();
+    assert_eq!(rows_of_t(&ro), vec!["v2", "v3"]);
+    assert_eq!(rows_of_t(&pinned), vec!["v2"]);
+    assert_eq!(rows_of_t(&pinned_rw), vec!["v2"]);
+}

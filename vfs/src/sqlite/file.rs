@@ -53,6 +53,9 @@ pub(crate) struct MainDb {
     state: State,
     /// Set when opened with `?version=N`: every transaction reads version N.
     pinned: Option<Arc<Version>>,
+    /// This connection may not write (`mode=ro`, `version=N`, or a file it
+    /// could only open read-only), whether or not its shared log can.
+    read_only: bool,
     sync_pragma: Option<Durability>,
     synced_in_txn: bool,
     /// Keeps the version alive whose pages xFetch handed out.
@@ -93,7 +96,10 @@ impl MainDb {
             }
             Err(e) => return Err(report(&e)),
         };
-        let ro = log.is_read_only();
+        // Read-only when asked (mode=ro, version=N) or when only a read-only
+        // open succeeded. The log may be shared with writable connections
+        // (another spelling of the file opened first): it does not decide.
+        let ro = ro || log.is_read_only();
         let lockfd = std::fs::OpenOptions::new()
             .read(true)
             .write(!ro)
@@ -131,6 +137,7 @@ impl MainDb {
             lockfd,
             state: State::Idle,
             pinned,
+            read_only: ro,
             sync_pragma: None,
             synced_in_txn: false,
             fetch_pin: None,
@@ -221,7 +228,7 @@ impl MainDb {
                     ));
                     return ffi::SQLITE_READONLY;
                 }
-                if self.log.is_read_only() {
+                if self.read_only {
                     set_last_error(format!("{}: the log is open read-only", self.log.path().escaped()));
                     return ffi::SQLITE_READONLY;
                 }
@@ -296,7 +303,7 @@ impl MainDb {
         if let State::Write { .. } = self.state {
             return true;
         }
-        if self.log.is_read_only() {
+        if self.read_only {
             return false;
         }
         match lock::try_lock(self.lockfd.as_fd(), lock::WRITER, lock::Mode::Exclusive) {
