@@ -247,6 +247,44 @@ fn the_shell_opens_attaches_and_lists_names_that_are_not_utf8_and_shows_bad_prag
     assert_eq!(tables(&open(&d.path_bytes(E_GRAVE))), vec!["u"]);
 }
 
+/// Temporary files past `memfile::MEM_LIMIT` (64 MiB) spill into an unlinked
+/// file in `$TMPDIR`, whose name is bytes too.
+#[test]
+fn a_large_temporary_table_spills_into_a_tmpdir_whose_name_is_not_utf8() {
+    use std::io::Write;
+    let d = TempDir::new("names-tmpdir");
+    let tmp = d.path_bytes(b"tmp\xe9");
+    std::fs::create_dir(&tmp).unwrap();
+    let script = format!(
+        ".load {}\n.open file:a.db?vfs=pagelog\nPRAGMA temp_store = FILE;\nCREATE TEMP TABLE big(b);\n\
+         PRAGMA temp.cache_size = 10;\n\
+         WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM c WHERE i < 70)\n\
+         INSERT INTO big SELECT randomblob(1048576) FROM c;\n\
+         SELECT count(*), sum(length(b)) FROM big;\n",
+        extension_stem()
+    );
+    let run = |tmpdir: &Path| {
+        let mut child = std::process::Command::new(pagelog_e2e::sqlite3_shell())
+            .arg("-batch")
+            .current_dir(&d.0)
+            .env("TMPDIR", tmpdir)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(script.as_bytes()).unwrap();
+        child.wait_with_output().unwrap()
+    };
+    let out = run(&tmp);
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "70|73400320", "{}", String::from_utf8_lossy(&out.stderr));
+    // The spill really goes to $TMPDIR: where there is none, the insert fails.
+    let out = run(&d.path("absent"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("disk I/O error"), "{out:?}");
+    assert_eq!(d.names(), vec![b"a.db".to_vec(), b"tmp\xe9".to_vec()], "nothing but the (empty) log");
+    assert_eq!(std::fs::read_dir(&tmp).unwrap().count(), 0, "the spill file is unlinked");
+}
+
 // ---- one file, many spellings: one log per process ---------------------------
 
 /// The error code of a write through `c`, which must fail.
