@@ -308,6 +308,45 @@ fn spellings(d: &TempDir) -> Vec<std::path::PathBuf> {
     vec![p, d.0.join(".").join("a.db"), d.0.join("x").join("..").join("a.db"), d.path("link.db"), d.path("hard.db")]
 }
 
+/// Pages a full scan of `t` handed out from the log's memory map. xFetch
+/// maps only frames this process's `Log` has already checked, so a
+/// connection's first scan maps pages only if it shares an earlier
+/// connection's `Log`.
+fn mapped_scan(c: &Connection) -> u64 {
+    c.query_row("PRAGMA mmap_size = 268435456", [], |_| Ok(())).unwrap();
+    let before = pagelog::sqlite::mapped_fetches();
+    let n: i64 = c.query_row("SELECT sum(length(x)) FROM t", [], |r| r.get(0)).unwrap();
+    assert_eq!(n, 200 * 1000);
+    pagelog::sqlite::mapped_fetches() - before
+}
+
+#[test]
+fn every_spelling_of_one_file_shares_one_in_memory_log() {
+    let d = TempDir::new("names-share");
+    let setup = open(&d.path("a.db"));
+    setup
+        .execute_batch(
+            "CREATE TABLE t(x); WITH RECURSIVE s(k) AS (SELECT 1 UNION ALL SELECT k + 1 FROM s WHERE k < 200) \
+             INSERT INTO t SELECT randomblob(1000) FROM s;",
+        )
+        .unwrap();
+    drop(setup);
+    let names = spellings(&d);
+    let first = open(&names[0]);
+    assert_eq!(mapped_scan(&first), 0, "a new Log has checked no frame yet");
+    assert!(mapped_scan(&first) > 0, "its second scan reads through the map");
+    for p in names.iter().skip(1) {
+        let c = open(p);
+        assert!(mapped_scan(&c) > 0, "{} shares the Log of {}", p.display(), names[0].display());
+    }
+    let ro = open_uri(
+        &format!("{}?mode=ro", file_uri(&names[3])),
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_URI,
+    )
+    .unwrap();
+    assert!(mapped_scan(&ro) > 0, "a read-only open after a writable one shares its Log");
+}
+
 #[test]
 fn every_spelling_of_one_file_sees_each_others_commits_at_once() {
     let d = TempDir::new("names-spellings");
