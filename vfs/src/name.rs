@@ -9,8 +9,10 @@
 //! differ only in such a byte would share one log).
 //!
 //! Only messages convert: [`Escaped`] shows a name's valid UTF-8 as it is and
-//! every other byte as `\xNN`, so two different names never look alike in an
-//! error, where `Path::display` would show both with U+FFFD.
+//! every other byte as `\xNN`, so names that differ only in such bytes do not
+//! look alike in an error, as they do with `Path::display` (U+FFFD for each).
+//! A backslash is shown as itself: a name that really contains the four
+//! characters `\xe9` looks like one holding the byte 0xE9.
 
 use std::ffi::OsStr;
 use std::fmt;
