@@ -27,6 +27,18 @@ impl TempDir {
     pub fn path(&self, f: &str) -> PathBuf {
         self.0.join(f)
     }
+    /// The path of the file named by exactly these bytes (which need not be UTF-8).
+    pub fn path_bytes(&self, f: &[u8]) -> PathBuf {
+        self.0.join(pagelog::path_from_bytes(f))
+    }
+    /// Names of the files in the directory as their exact bytes, sorted.
+    pub fn names(&self) -> Vec<Vec<u8>> {
+        use std::os::unix::ffi::OsStrExt;
+        let mut v: Vec<Vec<u8>> =
+            std::fs::read_dir(&self.0).unwrap().map(|e| e.unwrap().file_name().as_bytes().to_vec()).collect();
+        v.sort();
+        v
+    }
     /// Names of the files in the directory, sorted.
     pub fn files(&self) -> Vec<String> {
         let mut v: Vec<String> = std::fs::read_dir(&self.0)
@@ -58,11 +70,27 @@ pub fn try_open(path: &Path) -> rusqlite::Result<Connection> {
     Connection::open_with_flags_and_vfs(path, rw_flags(), "pagelog")
 }
 
+/// `path` as the path part of a `file:` URI: every byte but unreserved ones
+/// and `/` percent-encoded, so any name (`?`, `#`, `%`, bytes that are not
+/// UTF-8) reaches SQLite as exactly its bytes.
+pub fn file_uri(path: &Path) -> String {
+    use std::os::unix::ffi::OsStrExt;
+    let mut s = String::from("file:");
+    for &b in path.as_os_str().as_bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~/".contains(&b) {
+            s.push(b as char);
+        } else {
+            s.push_str(&format!("%{b:02X}"));
+        }
+    }
+    s
+}
+
 /// Opens version `n` of the database at `path`, read-only and in place
 /// (`?version=N`).
 pub fn open_version(path: &Path, n: u64) -> Connection {
     pagelog::register().expect("register pagelog");
-    let uri = format!("file:{}?version={n}", path.display());
+    let uri = format!("{}?version={n}", file_uri(path));
     let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_URI;
     Connection::open_with_flags_and_vfs(&uri, flags, "pagelog")
         .unwrap_or_else(|e| panic!("open version {n} of {}: {e}", path.display()))
@@ -112,6 +140,12 @@ pub fn sqlite3_shell() -> PathBuf {
 
 /// Runs the sqlite3 shell in `dir` with `script` on stdin.
 pub fn run_shell(dir: &Path, script: &str) -> Output {
+    run_shell_bytes(dir, script.as_bytes())
+}
+
+/// Runs the sqlite3 shell in `dir` with `script`'s exact bytes on stdin
+/// (file names and SQL that are not UTF-8 reach SQLite as they are).
+pub fn run_shell_bytes(dir: &Path, script: &[u8]) -> Output {
     use std::io::Write;
     let mut child = Command::new(sqlite3_shell())
         .arg("-batch")
@@ -121,7 +155,7 @@ pub fn run_shell(dir: &Path, script: &str) -> Output {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    child.stdin.take().unwrap().write_all(script.as_bytes()).unwrap();
+    child.stdin.take().unwrap().write_all(script).unwrap();
     child.wait_with_output().unwrap()
 }
 

@@ -7,7 +7,7 @@ use std::io::{IsTerminal, Write};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use pagelog::{Error, Log, OpenOptions};
+use pagelog::{Error, EscapedName, Log, OpenOptions};
 
 /// Exit codes: 0 ok, 1 failure or damage found, 2 usage (clap's own).
 pub const EXIT_FAILURE: i32 = 1;
@@ -66,17 +66,17 @@ impl<T> Context<T> for std::io::Result<T> {
 /// Opens an existing log for reading only: the tool never disturbs other
 /// processes when it only reads, and never creates a file.
 pub fn open_read_only(db: &Path) -> Result<Log, Failure> {
-    Log::open(db, OpenOptions { read_only: true, ..Default::default() }).ctx(format_args!("open log {}", db.display()))
+    Log::open(db, OpenOptions { read_only: true, ..Default::default() }).ctx(format_args!("open log {}", db.escaped()))
 }
 
 /// Opens an existing log for writing (never creates one).
 pub fn open_writable(db: &Path) -> Result<Log, Failure> {
-    Log::open(db, OpenOptions::default()).ctx(format_args!("open log {}", db.display()))
+    Log::open(db, OpenOptions::default()).ctx(format_args!("open log {}", db.escaped()))
 }
 
 /// The versions a log holds: (oldest, latest); (0, 0) when it is empty.
 pub fn version_range(log: &Log) -> Result<(u64, u64), Failure> {
-    let what = format_args!("read log {}", log.path().display()).to_string();
+    let what = format_args!("read log {}", log.path().escaped()).to_string();
     let latest = log.refresh().ctx(&what)?.number;
     let oldest = log.oldest_version().ctx(&what)?;
     Ok((oldest, latest))
@@ -95,7 +95,7 @@ pub fn check_version(log: &Log, n: u64, (oldest, latest): (u64, u64)) -> Result<
             format!("the log holds versions 0 to {latest}")
         };
         return Err(Failure::new(
-            format_args!("log {}", log.path().display()),
+            format_args!("log {}", log.path().escaped()),
             format_args!("version {n} does not exist ({held})"),
         ));
     }
@@ -167,10 +167,13 @@ pub fn size(bytes: u64) -> String {
     }
 }
 
-/// A temporary file name in `path`'s directory: `.NAME.pagelog-WHAT.PID`.
+/// A temporary file name in `path`'s directory: `.NAME.pagelog-WHAT.PID`,
+/// with NAME's exact bytes.
 pub fn tmp_beside(path: &Path, what: &str) -> std::path::PathBuf {
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    path.with_file_name(format!(".{name}.pagelog-{what}.{}", std::process::id()))
+    let mut name = std::ffi::OsString::from(".");
+    name.push(path.file_name().unwrap_or_default());
+    name.push(format!(".pagelog-{what}.{}", std::process::id()));
+    path.with_file_name(name)
 }
 
 /// Syncs the directory holding `path`, making a rename or creation durable.
@@ -180,4 +183,19 @@ pub fn sync_dir(path: &Path) -> std::io::Result<()> {
         _ => Path::new("."),
     };
     std::fs::File::open(dir)?.sync_all()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::ffi::OsStrExt;
+
+    use super::tmp_beside;
+
+    #[test]
+    fn a_temporary_name_keeps_every_byte_of_the_name_it_is_beside() {
+        let tmp = tmp_beside(pagelog::path_from_bytes(b"d/caf\xe9.db"), "export");
+        let mut want = b"d/.caf\xe9.db.pagelog-export.".to_vec();
+        want.extend_from_slice(std::process::id().to_string().as_bytes());
+        assert_eq!(tmp.as_os_str().as_bytes(), want.as_slice());
+    }
 }

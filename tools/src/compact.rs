@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use pagelog::history::{compact, Keep};
+use pagelog::EscapedName;
 
 use crate::cli::{size, CmdResult, Context, Progress};
 use crate::time::parse_time;
@@ -38,15 +39,15 @@ pub fn run(a: Args) -> CmdResult {
     };
     let mut progress = Progress::new("compact");
     let stats = compact(&a.db, keep, &mut |done, total| progress.update(done, total))
-        .ctx(format_args!("compact {}", a.db.display()))?;
+        .ctx(format_args!("compact {}", a.db.escaped()))?;
     progress.finish();
     if !stats.rewritten {
         if stats.latest == 0 {
-            println!("{}: the log is empty; nothing to compact", a.db.display());
+            println!("{}: the log is empty; nothing to compact", a.db.escaped());
         } else {
             println!(
                 "{}: nothing to compact: it holds versions {} to {} and all are kept",
-                a.db.display(),
+                a.db.escaped(),
                 stats.oldest_before,
                 stats.latest
             );
@@ -55,7 +56,7 @@ pub fn run(a: Args) -> CmdResult {
     }
     println!(
         "{}: kept versions {} to {} (removed {} to {}): {} -> {} bytes ({} -> {})",
-        a.db.display(),
+        a.db.escaped(),
         stats.first_kept,
         stats.latest,
         stats.oldest_before,

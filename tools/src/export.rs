@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use crate::cli::{
     check_version, open_read_only, sync_dir, tmp_beside, version_range, CmdResult, Context, Failure, Progress,
 };
+use pagelog::EscapedName;
 
 /// Write one version as a plain SQLite database file.
 ///
@@ -33,7 +34,7 @@ pub fn run(a: Args) -> CmdResult {
     let range = version_range(&log)?;
     let n = a.version.unwrap_or(range.1);
     check_version(&log, n, range)?;
-    let what = format!("export {} version {n} to {}", a.db.display(), a.out.display());
+    let what = format!("export {} version {n} to {}", a.db.escaped(), a.out.escaped());
     if let Ok(md) = std::fs::metadata(&a.out) {
         let db = log.file().metadata().ctx(&what)?;
         if md.dev() == db.dev() && md.ino() == db.ino() {
@@ -55,8 +56,8 @@ pub fn run(a: Args) -> CmdResult {
     result?;
     eprintln!(
         "pagelog: exported version {n} of {} to {} ({} pages of {} bytes)",
-        a.db.display(),
-        a.out.display(),
+        a.db.escaped(),
+        a.out.escaped(),
         v.db_pages(),
         v.page_size
     );

@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use pagelog::txn::DEFAULT_SPILL_LIMIT;
+use pagelog::EscapedName;
 use pagelog::{format, Durability, Log, OpenOptions};
 use rusqlite::{Connection, OpenFlags};
 
@@ -36,21 +37,21 @@ struct PlainHeader {
 fn parse_header(h: &[u8], plain: &Path) -> Result<PlainHeader, String> {
     if h.len() < 100 || &h[..16] != b"SQLite format 3\0" {
         if h.starts_with(&format::MAGIC) {
-            return Err(format!("{} is already a pagelog log, not a plain SQLite database", plain.display()));
+            return Err(format!("{} is already a pagelog log, not a plain SQLite database", plain.escaped()));
         }
-        return Err(format!("{} is not an SQLite database (no \"SQLite format 3\" header)", plain.display()));
+        return Err(format!("{} is not an SQLite database (no \"SQLite format 3\" header)", plain.escaped()));
     }
     let raw = u16::from_be_bytes([h[16], h[17]]) as u32;
     let page_size = if raw == 1 { 65536 } else { raw };
     if !format::valid_page_size(page_size) {
-        return Err(format!("{} has an invalid page size {raw} in its header", plain.display()));
+        return Err(format!("{} has an invalid page size {raw} in its header", plain.escaped()));
     }
     if h[18] == 2 || h[19] == 2 {
         return Err(format!(
             "{} is in WAL mode; pagelog does not read WAL files (change it first with \
              `sqlite3 {} 'PRAGMA journal_mode=DELETE'`, which checkpoints the WAL)",
-            plain.display(),
-            plain.display()
+            plain.escaped(),
+            plain.escaped()
         ));
     }
     let be = |at: usize| u32::from_be_bytes(h[at..at + 4].try_into().unwrap());
@@ -60,15 +61,15 @@ fn parse_header(h: &[u8], plain: &Path) -> Result<PlainHeader, String> {
 }
 
 pub fn run(a: Args) -> CmdResult {
-    let what = format!("import {} into {}", a.plain.display(), a.db.display());
+    let what = format!("import {} into {}", a.plain.escaped(), a.db.escaped());
     if std::fs::symlink_metadata(&a.db).is_ok() {
-        return Err(Failure::new(&what, format_args!("{} already exists; import creates a new log", a.db.display())));
+        return Err(Failure::new(&what, format_args!("{} already exists; import creates a new log", a.db.escaped())));
     }
-    let plain = std::fs::File::open(&a.plain).ctx(format_args!("open {}", a.plain.display()))?;
+    let plain = std::fs::File::open(&a.plain).ctx(format_args!("open {}", a.plain.escaped()))?;
     let mut h = [0u8; 100];
     let len = plain.metadata().ctx(&what)?.len();
     if len == 0 {
-        return Err(Failure::new(&what, format_args!("{} is empty: there is nothing to import", a.plain.display())));
+        return Err(Failure::new(&what, format_args!("{} is empty: there is nothing to import", a.plain.escaped())));
     }
     let n = plain.read_at(&mut h, 0).ctx(&what)?;
     parse_header(&h[..n], &a.plain).map_err(|e| Failure::new(&what, e))?;
@@ -89,12 +90,12 @@ pub fn run(a: Args) -> CmdResult {
                 format_args!(
                     "{} has a hot journal ({}-journal, left by an interrupted transaction); open it once \
                      with sqlite3 to roll that transaction back, then import",
-                    a.plain.display(),
-                    a.plain.display()
+                    a.plain.escaped(),
+                    a.plain.escaped()
                 ),
             ));
         }
-        return Err(Failure::new(&what, format_args!("{} cannot be read by SQLite: {e}", a.plain.display())));
+        return Err(Failure::new(&what, format_args!("{} cannot be read by SQLite: {e}", a.plain.escaped())));
     }
     // Read the header again under the lock: this is the state we copy.
     let len = plain.metadata().ctx(&what)?.len();
@@ -104,7 +105,7 @@ pub fn run(a: Args) -> CmdResult {
     if len % ps != 0 {
         return Err(Failure::new(
             &what,
-            format_args!("{} is {len} bytes, not a whole number of {ps}-byte pages", a.plain.display()),
+            format_args!("{} is {len} bytes, not a whole number of {ps}-byte pages", a.plain.escaped()),
         ));
     }
     let file_pages = (len / ps) as u32;
@@ -118,7 +119,7 @@ pub fn run(a: Args) -> CmdResult {
         .write(true)
         .create_new(true)
         .open(&a.db)
-        .ctx(format_args!("create {}", a.db.display()))?;
+        .ctx(format_args!("create {}", a.db.escaped()))?;
     let result = write_log(&a.db, &plain, pages, ps, &what);
     drop(conn);
     drop(plain);
@@ -128,8 +129,8 @@ pub fn run(a: Args) -> CmdResult {
             println!("{v}");
             eprintln!(
                 "pagelog: imported {} into {} as version {v} ({pages} pages of {ps} bytes)",
-                a.plain.display(),
-                a.db.display()
+                a.plain.escaped(),
+                a.db.escaped()
             );
             Ok(0)
         }
@@ -151,7 +152,7 @@ fn write_log(db: &Path, plain: &std::fs::File, pages: u32, ps: u64, what: &str) 
     let base = log.prepare_write().ctx(what).map_err(f)?;
     if base.number != 0 {
         return Err((
-            Failure::new(what, format_args!("{} was written by another process meanwhile", db.display())),
+            Failure::new(what, format_args!("{} was written by another process meanwhile", db.escaped())),
             false,
         ));
     }

@@ -4,6 +4,7 @@ use std::collections::HashSet;
 use std::path::PathBuf;
 
 use pagelog::format;
+use pagelog::EscapedName;
 use serde_json::json;
 
 use crate::cli::{open_read_only, size, CmdResult, Context};
@@ -33,7 +34,7 @@ pub struct Args {
 
 pub fn run(a: Args) -> CmdResult {
     let log = open_read_only(&a.db)?;
-    let what = format_args!("read log {}", a.db.display()).to_string();
+    let what = format_args!("read log {}", a.db.escaped()).to_string();
     let header = log.header().ctx(&what)?;
     let latest = log.refresh().ctx(&what)?;
     let history = log.history().ctx(&what)?;
@@ -56,7 +57,7 @@ pub fn run(a: Args) -> CmdResult {
 
     if a.json {
         let v = json!({
-            "file": a.db.display().to_string(),
+            "file": a.db.escaped().to_string(),
             "format_version": format::FORMAT_VERSION,
             "page_size": latest.page_size,
             "created": header.map(|h| format_us(h.created_us, 6)),
@@ -76,7 +77,7 @@ pub fn run(a: Args) -> CmdResult {
         return Ok(0);
     }
     let row = |k: &str, v: String| println!("{k:<14}{v}");
-    row("file", a.db.display().to_string());
+    row("file", a.db.escaped().to_string());
     row("format", format!("pagelog log, format version {}", format::FORMAT_VERSION));
     if let Some(h) = header {
         row("created", format_us(h.created_us, 3));

@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use pagelog::history::CommitSummary;
+use pagelog::EscapedName;
 use serde_json::json;
 
 use crate::cli::{open_read_only, CmdResult, Context};
@@ -30,7 +31,7 @@ pub struct Args {
 
 pub fn run(a: Args) -> CmdResult {
     let log = open_read_only(&a.db)?;
-    let history = log.history().ctx(format_args!("read history of {}", a.db.display()))?;
+    let history = log.history().ctx(format_args!("read history of {}", a.db.escaped()))?;
     let shown: Vec<&CommitSummary> = history
         .iter()
         .rev()

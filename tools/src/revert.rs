@@ -4,6 +4,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::cli::{check_version, open_writable, version_range, CmdResult, Context, Failure};
+use pagelog::EscapedName;
 
 /// Make version N the latest again, keeping history.
 ///
@@ -25,7 +26,7 @@ pub struct Args {
 
 pub fn run(a: Args) -> CmdResult {
     let log = open_writable(&a.db)?;
-    let what = format_args!("revert {} to version {}", a.db.display(), a.to).to_string();
+    let what = format_args!("revert {} to version {}", a.db.escaped(), a.to).to_string();
     let timeout = Duration::from_millis(a.timeout);
     // Hold the writer lock, then make sure the file is still the one at the
     // path: a compaction that renamed a new log over it in between would
@@ -39,7 +40,7 @@ pub fn run(a: Args) -> CmdResult {
     match log.revert(a.to, timeout).ctx(&what)? {
         Some(v) => println!("{}", v.number),
         None => {
-            eprintln!("pagelog: {}: version {} is already the latest; nothing to do", a.db.display(), a.to);
+            eprintln!("pagelog: {}: version {} is already the latest; nothing to do", a.db.escaped(), a.to);
             println!("{}", range.1);
         }
     }

@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use pagelog::history::{verify_file, Item, Problem, VerifyReport};
+use pagelog::EscapedName;
 use serde_json::{json, Value};
 
 use crate::cli::{describe, CmdResult, Progress, EXIT_FAILURE};
@@ -38,7 +39,7 @@ pub fn run(a: Args) -> CmdResult {
         return Ok(code);
     }
     if let Some(e) = &rep.error {
-        println!("{}: cannot be verified: {}", a.db.display(), describe(e));
+        println!("{}: cannot be verified: {}", a.db.escaped(), describe(e));
         println!("0 ok, 1 invalid");
         return Ok(code);
     }
@@ -104,7 +105,7 @@ fn item_json(i: &Item) -> Value {
 
 fn to_json(db: &std::path::Path, rep: &VerifyReport) -> Value {
     json!({
-        "file": db.display().to_string(),
+        "file": db.escaped().to_string(),
         "ok": !rep.damaged(),
         "error": rep.error.as_ref().map(describe),
         "versions_ok": rep.ok_count(),

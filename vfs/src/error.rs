@@ -1,9 +1,12 @@
-//! Errors of the log layer. Messages name the file, the offset and what was
-//! expected; `sqlite::errors` maps them to SQLite result codes in one place.
+//! Errors of the log layer. Messages name the file (escaped, see
+//! [`crate::name`]), the offset and what was expected; `sqlite::errors` maps
+//! them to SQLite result codes in one place.
 
 use std::fmt;
 use std::io;
 use std::path::PathBuf;
+
+use crate::name::EscapedName;
 
 #[derive(Debug)]
 #[non_exhaustive]
@@ -44,21 +47,21 @@ impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Error::Io { path, op, offset: Some(o), source } => {
-                write!(f, "{op} {} at offset {o}: {source}", path.display())
+                write!(f, "{op} {} at offset {o}: {source}", path.escaped())
             }
-            Error::Io { path, op, offset: None, source } => write!(f, "{op} {}: {source}", path.display()),
+            Error::Io { path, op, offset: None, source } => write!(f, "{op} {}: {source}", path.escaped()),
             Error::NotALog { path, reason } => {
-                write!(f, "{} is not a pagelog log ({reason}); it was left unchanged", path.display())
+                write!(f, "{} is not a pagelog log ({reason}); it was left unchanged", path.escaped())
             }
             Error::Corrupt { path, offset, expected, found } => write!(
                 f,
                 "pagelog log {} is corrupt at offset {offset}: expected {expected}, found {found}",
-                path.display()
+                path.escaped()
             ),
-            Error::Busy { path, reason } => write!(f, "{}: {reason}", path.display()),
-            Error::ReadOnly { path, reason } => write!(f, "{}: {reason}", path.display()),
+            Error::Busy { path, reason } => write!(f, "{}: {reason}", path.escaped()),
+            Error::ReadOnly { path, reason } => write!(f, "{}: {reason}", path.escaped()),
             Error::NoSuchVersion { path, version, latest } => {
-                write!(f, "{}: version {version} does not exist (the log holds versions 0 to {latest})", path.display())
+                write!(f, "{}: version {version} does not exist (the log holds versions 0 to {latest})", path.escaped())
             }
             Error::Unsupported(s) => f.write_str(s),
         }

@@ -5,7 +5,7 @@
 //! * the log — [`format`] (bytes on disk), [`log`] (open, recover, read,
 //!   commit, revert), [`txn`] (a write transaction's buffer), [`pagemap`],
 //!   [`storage`], [`lock`], [`history`] (listing, verify, compact): no SQLite
-//!   types;
+//!   types; [`name`]: file names are bytes;
 //! * the SQLite glue — [`sqlite`]: VFS callbacks, locks, pragmas, the
 //!   extension entry points;
 //! * the tools (`tools/`) and the benchmark (`speedtest/`), separate crates.
@@ -17,6 +17,7 @@ pub mod format;
 pub mod history;
 pub mod lock;
 pub mod log;
+pub mod name;
 pub mod pagemap;
 pub mod recovery;
 pub mod registry;
@@ -27,5 +28,6 @@ pub mod version;
 
 pub use error::{Error, Result};
 pub use log::{Durability, Log, OpenOptions, Version};
+pub use name::{path_from_bytes, EscapedName};
 pub use sqlite::{register, register_default, VFS_NAME};
 pub use storage::sync_count;

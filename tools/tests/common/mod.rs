@@ -7,12 +7,12 @@ use std::process::{Command, Output};
 
 use rusqlite::{Connection, OpenFlags};
 
-pub use pagelog_e2e::{open, sqlite3_shell, version, TempDir};
+pub use pagelog_e2e::{file_uri, open, sqlite3_shell, version, TempDir};
 
 /// Opens version `n` of `path` read-only through `file:PATH?vfs=pagelog&version=N`.
 pub fn open_version(path: &Path, n: u64) -> Connection {
     pagelog::register().expect("register pagelog");
-    let uri = format!("file:{}?vfs=pagelog&version={n}", path.display());
+    let uri = format!("{}?vfs=pagelog&version={n}", file_uri(path));
     let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_URI;
     Connection::open_with_flags(&uri, flags).unwrap_or_else(|e| panic!("open {uri}: {e}"))
 }

@@ -37,6 +37,7 @@ use super::{api, report, set_last_error};
 use crate::error::Error;
 use crate::lock;
 use crate::log::{Durability, Log, OpenOptions, Version};
+use crate::name::EscapedName;
 use crate::registry::shared_log;
 use crate::txn::{WriteTxn, DEFAULT_SPILL_LIMIT};
 
@@ -53,6 +54,9 @@ pub(crate) struct MainDb {
     state: State,
     /// Set when opened with `?version=N`: every transaction reads version N.
     pinned: Option<Arc<Version>>,
+    /// This connection may not write (`mode=ro`, `version=N`, or a file it
+    /// could only open read-only), whether or not its shared log can.
+    read_only: bool,
     sync_pragma: Option<Durability>,
     synced_in_txn: bool,
     /// Keeps the version alive whose pages xFetch handed out.
@@ -65,17 +69,19 @@ pub(crate) struct MainDb {
 }
 
 impl MainDb {
-    /// Opens the log behind `name`; returns the file and whether it is read-only.
-    pub(crate) fn open(name: &str, flags: c_int, version: Option<&str>) -> Result<(MainDb, bool), c_int> {
-        let path = Path::new(name);
+    /// Opens the log at `path` (the exact bytes SQLite named) with the
+    /// `version` URI parameter's bytes, if any; returns the file and whether
+    /// it is read-only.
+    pub(crate) fn open(path: &Path, flags: c_int, version: Option<&[u8]>) -> Result<(MainDb, bool), c_int> {
+        let name = path.escaped();
         let want_ro = flags & ffi::SQLITE_OPEN_READONLY != 0;
         let create = flags & ffi::SQLITE_OPEN_CREATE != 0;
         let pinned_n = match version {
             None => None,
-            Some(v) => match v.trim().parse::<u64>() {
-                Ok(n) => Some(n),
-                Err(_) => {
-                    set_last_error(format!("{name}: version={v:?} is not a version number"));
+            Some(v) => match std::str::from_utf8(v).ok().and_then(|s| s.trim().parse::<u64>().ok()) {
+                Some(n) => Some(n),
+                None => {
+                    set_last_error(format!("{name}: version={:?} is not a version number", v.escaped()));
                     return Err(ffi::SQLITE_CANTOPEN);
                 }
             },
@@ -91,7 +97,10 @@ impl MainDb {
             }
             Err(e) => return Err(report(&e)),
         };
-        let ro = log.is_read_only();
+        // Read-only when asked (mode=ro, version=N) or when only a read-only
+        // open succeeded. The log may be shared with writable connections
+        // (another spelling of the file opened first): it does not decide.
+        let ro = ro || log.is_read_only();
         let lockfd = std::fs::OpenOptions::new()
             .read(true)
             .write(!ro)
@@ -129,6 +138,7 @@ impl MainDb {
             lockfd,
             state: State::Idle,
             pinned,
+            read_only: ro,
             sync_pragma: None,
             synced_in_txn: false,
             fetch_pin: None,
@@ -180,7 +190,7 @@ impl MainDb {
             _ => {
                 set_last_error(format!(
                     "{}: write outside a write transaction (pagelog does not support nolock=1)",
-                    self.log.path().display()
+                    self.log.path().escaped()
                 ));
                 ffi::SQLITE_IOERR_WRITE
             }
@@ -214,13 +224,13 @@ impl MainDb {
                 if let Some(p) = &self.pinned {
                     set_last_error(format!(
                         "{}: opened at version {} (version=N is read-only)",
-                        self.log.path().display(),
+                        self.log.path().escaped(),
                         p.number
                     ));
                     return ffi::SQLITE_READONLY;
                 }
-                if self.log.is_read_only() {
-                    set_last_error(format!("{}: the log is open read-only", self.log.path().display()));
+                if self.read_only {
+                    set_last_error(format!("{}: the log is open read-only", self.log.path().escaped()));
                     return ffi::SQLITE_READONLY;
                 }
                 match lock::try_lock(self.lockfd.as_fd(), lock::WRITER, lock::Mode::Exclusive) {
@@ -240,7 +250,7 @@ impl MainDb {
                     set_last_error(format!(
                         "{}: this transaction reads version {} but version {} has been committed since; \
                          roll back and retry",
-                        self.log.path().display(),
+                        self.log.path().escaped(),
                         snap.number,
                         latest.number
                     ));
@@ -294,7 +304,7 @@ impl MainDb {
         if let State::Write { .. } = self.state {
             return true;
         }
-        if self.log.is_read_only() {
+        if self.read_only {
             return false;
         }
         match lock::try_lock(self.lockfd.as_fd(), lock::WRITER, lock::Mode::Exclusive) {
@@ -324,55 +334,63 @@ impl MainDb {
     }
 
     /// Answers `SQLITE_FCNTL_PRAGMA`. `Ok(None)`: not ours, let SQLite handle it.
-    fn pragma(&mut self, name: &str, value: Option<&str>) -> Result<Option<String>, (c_int, String)> {
+    /// Name and value are SQLite's bytes, which need not be UTF-8: they are
+    /// compared as bytes, a `pagelog_*` value that is not a number is refused
+    /// with its bytes escaped, and anything else goes back to SQLite as it was.
+    fn pragma(&mut self, name: &[u8], value: Option<&[u8]>) -> Result<Option<String>, (c_int, String)> {
         let name = name.to_ascii_lowercase();
-        let value_lc = value.map(|v| v.trim().trim_matches(['\'', '"']).to_ascii_lowercase());
-        match (name.as_str(), value_lc.as_deref()) {
-            ("pagelog_version", None) => {
+        let value_lc = value.map(|v| unquote(v).to_ascii_lowercase());
+        match (name.as_slice(), value_lc.as_deref()) {
+            (b"pagelog_version", None) => {
                 let v = self.current().map_err(|e| (super::error_code(&e), e.to_string()))?;
                 Ok(Some(v.number.to_string()))
             }
-            ("pagelog_version", Some(_)) => {
+            (b"pagelog_version", Some(_)) => {
                 Err((ffi::SQLITE_ERROR, "pagelog_version is read-only; use `pagelog revert` to go back".into()))
             }
-            ("pagelog_spill_limit", None) => Ok(Some(self.spill_limit.to_string())),
-            ("pagelog_spill_limit", Some(v)) => match v.parse::<usize>() {
-                Ok(n) if n >= 65536 => {
-                    self.spill_limit = n;
-                    if let State::Write { txn, .. } = &mut self.state {
-                        txn.set_spill_limit(n);
+            (b"pagelog_spill_limit", None) => Ok(Some(self.spill_limit.to_string())),
+            (b"pagelog_spill_limit", Some(v)) => {
+                match std::str::from_utf8(v).ok().and_then(|s| s.parse::<usize>().ok()) {
+                    Some(n) if n >= 65536 => {
+                        self.spill_limit = n;
+                        if let State::Write { txn, .. } = &mut self.state {
+                            txn.set_spill_limit(n);
+                        }
+                        Ok(Some(n.to_string()))
                     }
-                    Ok(Some(n.to_string()))
+                    _ => Err((
+                        ffi::SQLITE_ERROR,
+                        format!("pagelog_spill_limit takes a byte count >= 65536, not {:?}", v.escaped()),
+                    )),
                 }
-                _ => Err((ffi::SQLITE_ERROR, format!("pagelog_spill_limit takes a byte count >= 65536, not {v:?}"))),
-            },
-            (n, _) if n.starts_with("pagelog_") => Err((
+            }
+            (n, _) if n.starts_with(b"pagelog_") => Err((
                 ffi::SQLITE_ERROR,
-                format!("unknown pragma {n}; pagelog knows pagelog_version and pagelog_spill_limit"),
+                format!("unknown pragma {}; pagelog knows pagelog_version and pagelog_spill_limit", n.escaped()),
             )),
-            ("journal_mode", Some("wal")) => Err((
+            (b"journal_mode", Some(b"wal")) => Err((
                 ffi::SQLITE_ERROR,
                 "pagelog: journal_mode=WAL is not supported: pagelog is itself a log and already gives \
                  readers snapshots; use DELETE, TRUNCATE, PERSIST or MEMORY"
                     .into(),
             )),
-            ("journal_mode", Some("off")) => Err((
+            (b"journal_mode", Some(b"off")) => Err((
                 ffi::SQLITE_ERROR,
                 "pagelog: journal_mode=OFF is not supported: without a journal SQLite cannot undo pages \
                  it already handed to the VFS, so ROLLBACK would commit half a transaction"
                     .into(),
             )),
-            ("locking_mode", Some("exclusive")) => Err((
+            (b"locking_mode", Some(b"exclusive")) => Err((
                 ffi::SQLITE_ERROR,
                 "pagelog: locking_mode=EXCLUSIVE is not supported: pagelog's readers hold snapshots \
                  and would never see other connections' commits"
                     .into(),
             )),
-            ("synchronous", Some(v)) => {
+            (b"synchronous", Some(v)) => {
                 self.sync_pragma = match v {
-                    "0" | "off" => Some(Durability::Off),
-                    "1" | "normal" => Some(Durability::Normal),
-                    "2" | "full" | "3" | "extra" => Some(Durability::Full),
+                    b"0" | b"off" => Some(Durability::Off),
+                    b"1" | b"normal" => Some(Durability::Normal),
+                    b"2" | b"full" | b"3" | b"extra" => Some(Durability::Full),
                     _ => self.sync_pragma,
                 };
                 Ok(None)
@@ -387,6 +405,15 @@ impl MainDb {
             _ => Ok(self.current()?.size_bytes()),
         }
     }
+}
+
+/// A pragma value without surrounding white space and quotes.
+fn unquote(v: &[u8]) -> &[u8] {
+    let quote = |b: &u8| *b == b'\'' || *b == b'"';
+    let v = v.trim_ascii();
+    let start = v.iter().position(|b| !quote(b)).unwrap_or(v.len());
+    let end = v.iter().rposition(|b| !quote(b)).map_or(start, |i| i + 1);
+    &v[start..end]
 }
 
 fn db<'a>(f: *mut ffi::sqlite3_file) -> &'a mut MainDb {
@@ -484,13 +511,14 @@ unsafe extern "C" fn x_file_control(f: *mut ffi::sqlite3_file, op: c_int, arg: *
             ffi::SQLITE_FCNTL_PRAGMA => {
                 let a = arg as *mut *mut c_char;
                 // SAFETY: for FCNTL_PRAGMA, arg is char*[3]: [0] our result
-                // out-pointer, [1] the pragma name, [2] its argument or null.
+                // out-pointer, [1] the pragma name, [2] its argument or null,
+                // both NUL-terminated and valid for this call.
                 let (name, value) = unsafe {
-                    let n = CStr::from_ptr(*a.add(1)).to_string_lossy().into_owned();
+                    let n = CStr::from_ptr(*a.add(1)).to_bytes();
                     let v = *a.add(2);
-                    (n, if v.is_null() { None } else { Some(CStr::from_ptr(v).to_string_lossy().into_owned()) })
+                    (n, if v.is_null() { None } else { Some(CStr::from_ptr(v).to_bytes()) })
                 };
-                match d.pragma(&name, value.as_deref()) {
+                match d.pragma(name, value) {
                     Ok(None) => ffi::SQLITE_NOTFOUND,
                     Ok(Some(s)) => {
                         // SAFETY: [0] takes a string from sqlite3_malloc.

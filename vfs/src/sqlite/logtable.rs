@@ -20,6 +20,7 @@ use libsqlite3_sys as ffi;
 use super::vfs::{guard, Handle};
 use super::{api, file};
 use crate::history::CommitSummary;
+use crate::name::EscapedName;
 
 const SCHEMA: &CStr = c"CREATE TABLE x(version INTEGER, timestamp_us INTEGER, pages_written INTEGER, \
      db_pages INTEGER, page_size INTEGER, bytes INTEGER, full_map INTEGER, schema HIDDEN)";
@@ -138,21 +139,19 @@ unsafe extern "C" fn x_filter(
             let v = c.base.pVtab;
             (c, v)
         };
-        let schema = if idx_num == 1 && argc >= 1 {
+        // The schema name's bytes, as SQLite compares them: not decoded.
+        let schema: &CStr = if idx_num == 1 && argc >= 1 {
             // SAFETY: argv has argc values; value_text returns a C string or null.
             let t = unsafe { (api().value_text)(*argv) };
             if t.is_null() {
-                "main".to_string()
+                c"main"
             } else {
-                // SAFETY: non-null value_text results are NUL-terminated.
-                unsafe { CStr::from_ptr(t as *const c_char) }.to_string_lossy().into_owned()
+                // SAFETY: non-null value_text results are NUL-terminated and
+                // valid until the value changes, after this call.
+                unsafe { CStr::from_ptr(t as *const c_char) }
             }
         } else {
-            "main".to_string()
-        };
-        let Ok(cs) = std::ffi::CString::new(schema.clone()) else {
-            set_error(vtab, "pagelog_log: bad schema name");
-            return ffi::SQLITE_ERROR;
+            c"main"
         };
         let mut fp: *mut ffi::sqlite3_file = std::ptr::null_mut();
         // SAFETY: the VTab's db is the live connection; FILE_POINTER writes
@@ -160,14 +159,20 @@ unsafe extern "C" fn x_filter(
         let rc = unsafe {
             (api().file_control)(
                 (*(vtab as *mut VTab)).db,
-                cs.as_ptr(),
+                schema.as_ptr(),
                 ffi::SQLITE_FCNTL_FILE_POINTER,
                 &mut fp as *mut _ as *mut c_void,
             )
         };
         // SAFETY: a non-null fp is an open sqlite3_file of this connection.
         if rc != ffi::SQLITE_OK || fp.is_null() || unsafe { (*fp).pMethods } != file::methods() {
-            set_error(vtab, &format!("pagelog_log: database {schema:?} is not opened through the pagelog VFS"));
+            set_error(
+                vtab,
+                &format!(
+                    "pagelog_log: database {:?} is not opened through the pagelog VFS",
+                    schema.to_bytes().escaped()
+                ),
+            );
             return ffi::SQLITE_ERROR;
         }
         // SAFETY: pMethods is pagelog's main-file table, so inner is a MainDb.

@@ -9,6 +9,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use libsqlite3_sys as ffi;
 
 use super::{api, file, memfile, set_last_error, Api, VFS_NAME_C};
+use crate::name::EscapedName;
 
 struct Ctx {
     parent: *mut ffi::sqlite3_vfs,
@@ -86,8 +87,8 @@ pub(crate) fn new_vfs(api: &Api) -> Result<*mut ffi::sqlite3_vfs, String> {
 }
 
 /// Journals, WAL and shm names: pagelog never puts these on disk.
-fn is_side_file(name: &str) -> bool {
-    name.ends_with("-journal") || name.ends_with("-wal") || name.ends_with("-shm")
+fn is_side_file(name: &[u8]) -> bool {
+    name.ends_with(b"-journal") || name.ends_with(b"-wal") || name.ends_with(b"-shm")
 }
 
 unsafe extern "C" fn x_open(
@@ -110,27 +111,30 @@ unsafe extern "C" fn x_open(
                 (memfile::methods(), memfile::MemFile::boxed(), flags)
             } else {
                 // SAFETY: z_name is a NUL-terminated file name (with URI
-                // parameters after it, which sqlite3_uri_parameter reads).
-                let name = unsafe { CStr::from_ptr(z_name) }.to_string_lossy().into_owned();
+                // parameters after it, which sqlite3_uri_parameter reads),
+                // valid until x_close. Its bytes are the name: never decoded.
+                let name = crate::name::path_from_bytes(unsafe { CStr::from_ptr(z_name) }.to_bytes());
                 // SAFETY: as above; uri_parameter only reads the name buffer.
                 let version = unsafe { (api().uri_parameter)(z_name, c"version".as_ptr()) };
                 let version = if version.is_null() {
                     None
                 } else {
-                    // SAFETY: a non-null result is a NUL-terminated string.
-                    Some(unsafe { CStr::from_ptr(version) }.to_string_lossy().into_owned())
+                    // SAFETY: a non-null result is a NUL-terminated string
+                    // inside the name buffer, valid as long as z_name.
+                    Some(unsafe { CStr::from_ptr(version) }.to_bytes())
                 };
                 // SAFETY: as above; SQLite parses the value as it does its
                 // own unix VFS's `psow` (1/0, yes/no, on/off, true/false).
                 let psow = unsafe { (api().uri_boolean)(z_name, c"psow".as_ptr(), 1) };
                 if psow == 0 {
                     set_last_error(format!(
-                        "pagelog: {name}: psow=0 is not supported: pagelog requires a disk with powersafe \
-                         overwrite (a torn write never damages other sectors; see FORMAT.md, Durability)"
+                        "pagelog: {}: psow=0 is not supported: pagelog requires a disk with powersafe \
+                         overwrite (a torn write never damages other sectors; see FORMAT.md, Durability)",
+                        name.escaped()
                     ));
                     return ffi::SQLITE_CANTOPEN;
                 }
-                match file::MainDb::open(&name, flags, version.as_deref()) {
+                match file::MainDb::open(name, flags, version) {
                     Ok((db, ro)) => {
                         let f = if ro {
                             (flags & !(ffi::SQLITE_OPEN_READWRITE | ffi::SQLITE_OPEN_CREATE))
@@ -177,8 +181,8 @@ unsafe extern "C" fn x_access(
 ) -> c_int {
     guard(|| {
         // SAFETY: SQLite passes a NUL-terminated name.
-        let name = unsafe { CStr::from_ptr(z_name) }.to_string_lossy();
-        let answer = if is_side_file(&name) {
+        let name = unsafe { CStr::from_ptr(z_name) }.to_bytes();
+        let answer = if is_side_file(name) {
             false
         } else {
             let mode = match flags {
