@@ -4,8 +4,8 @@
 //! version before it: the log still opens at its latest version, and reading
 //! the damaged page is an error naming the file.
 
-use pagelog_e2e::{extension_stem, run_shell, TempDir};
 use pagelog::{Log, OpenOptions};
+use pagelog_e2e::{extension_stem, run_shell, TempDir};
 
 fn shell(dir: &std::path::Path, sql: &str) -> (String, String) {
     let script = format!(".load {}\n.open file:c.db?vfs=pagelog\n{sql}\n", extension_stem());
@@ -41,10 +41,7 @@ fn a_flipped_frame_in_a_middle_version_is_an_error_not_a_silent_rollback() {
     let lines: Vec<&str> = out.lines().collect();
     assert_eq!(lines.first(), Some(&"20"), "every row is still there: {out}{err}");
     assert_eq!(lines.get(1), Some(&"21"), "the latest version still opens: {out}{err}");
-    assert!(
-        err.contains("malformed"),
-        "reading the damaged page is an error:\nstdout:\n{out}\nstderr:\n{err}"
-    );
+    assert!(err.contains("malformed"), "reading the damaged page is an error:\nstdout:\n{out}\nstderr:\n{err}");
     let rep = pagelog::history::verify_file(&path, &mut |_, _| {});
     assert!(rep.damaged(), "verify reports the damage");
     assert_eq!(rep.damage().map(|p| p.offset), Some(at - 100), "at the frame's offset: {:?}", rep.damage());
