@@ -102,6 +102,12 @@ struct Cli {
     /// compared with 100 versions [default: 100000].
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(scale::FEW_VERSIONS + 1..))]
     scale_versions: Option<u64>,
+
+    /// --suite scale: commits made by a connection each (open, one UPDATE,
+    /// close: what one process of the shell or a cron job does) on a copy of
+    /// the one-transaction database, before its open is timed [default: 10000].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    scale_processes: Option<u64>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -113,7 +119,7 @@ enum Suite {
 /// Flags that only one suite reads; giving one to the other is an error.
 const MAIN_ONLY: [&str; 10] =
     ["configs", "runs", "scale", "all_tests", "shell", "sqlite3", "extension", "no_fsync_probe", "no_sync", "pause_ms"];
-const SCALE_ONLY: [&str; 2] = ["scale_size", "scale_versions"];
+const SCALE_ONLY: [&str; 3] = ["scale_size", "scale_versions", "scale_processes"];
 
 fn parse_scale(s: &str) -> Result<f64, String> {
     let f: f64 = s.trim().parse().map_err(|_| format!("not a number (expected 0 < F <= {MAX_SCALE})"))?;
@@ -233,6 +239,7 @@ fn run_scale(cli: Cli) -> Result<(), String> {
         dir: dir.clone(),
         size: cli.scale_size.unwrap_or(scale::DEFAULT_SIZE),
         versions: cli.scale_versions.unwrap_or(scale::DEFAULT_VERSIONS),
+        processes: cli.scale_processes.unwrap_or(scale::DEFAULT_PROCESSES),
     };
     let quiet = cli.quiet;
     let t0 = Instant::now();

@@ -15,6 +15,12 @@
 //! 3. pagelog: single-row UPDATEs under synchronous=OFF until the log holds
 //!    `--scale-versions` versions (default 100,000), then the opens of step 2
 //!    again, and their ratio (target: at most 2×).
+//!    Then **the same size written otherwise** (issue 9): `scale-bulk.db`,
+//!    the same rows in **one** transaction, then its open timed; and
+//!    `scale-procs.db`, a copy of it after `--scale-processes` (default
+//!    10,000) single-row UPDATEs each made by a connection of its own (open,
+//!    UPDATE, close: one process of the shell or a cron job), then its open
+//!    timed. Target: each ≤ 1.2 × the open of the long history above.
 //! 4. **Point reads** (`SELECT v FROM t WHERE id = ?`, random id) and
 //!    **single-row UPDATEs** (autocommit, synchronous=NORMAL then FULL), both
 //!    databases, with SQLite's default page cache (2 MiB, far below the
@@ -57,6 +63,7 @@ pub const MAX_BUILD_TXNS: u64 = 64;
 pub const FEW_VERSIONS: u64 = 100;
 pub const DEFAULT_SIZE: u64 = 1 << 30;
 pub const DEFAULT_VERSIONS: u64 = 100_000;
+pub const DEFAULT_PROCESSES: u64 = 10_000;
 
 /// The configurations compared: their setup SQL (journal mode, synchronous)
 /// is the main suite's.
@@ -88,6 +95,8 @@ pub struct ScaleOpts {
     pub size: u64,
     /// History length for the long-history measurements.
     pub versions: u64,
+    /// One-connection commits before the last open of step 3b.
+    pub processes: u64,
 }
 
 /// One measured quantity.
@@ -480,6 +489,21 @@ fn grow_history(path: &Path, rows: i64, target: u64, seed: u64) -> Result<(u64, 
     Ok((target.saturating_sub(start), secs))
 }
 
+/// `count` single-row UPDATEs, each by a connection of its own (open,
+/// UPDATE, close), as one process each of the shell or a cron job would;
+/// returns the commits made and the seconds they took.
+fn one_connection_commits(path: &Path, rows: i64, count: u64, seed: u64) -> Result<(u64, f64), String> {
+    let mut rng = Rng(seed);
+    let t0 = Instant::now();
+    for _ in 0..count {
+        let conn = open_conn(PAGELOG, path)?;
+        let id = rng.id(rows);
+        conn.execute(UPDATE_SQL, [id]).map_err(|e| format!("{PAGELOG}: update row {id}: {e}"))?;
+        conn.close().map_err(|(_, e)| format!("{PAGELOG}: close: {e}"))?;
+    }
+    Ok((count, t0.elapsed().as_secs_f64()))
+}
+
 // ---- log-level measurements ---------------------------------------------------
 
 fn log_err(what: &str, e: pagelog::Error) -> String {
@@ -720,6 +744,77 @@ pub fn run(opts: &ScaleOpts, progress: &dyn Fn(String)) -> Result<ScaleReport, S
         note: "stock: the same database (it keeps no history)".into(),
     });
 
+    // 3b. The same size, written in one transaction; then by one-connection commits.
+    let bulk = opts.dir.join("scale-bulk.db");
+    let procs = opts.dir.join("scale-procs.db");
+    progress(format!("scale: the same {nrows} rows in one transaction ({})", bulk.display()));
+    let b_bulk = build(PAGELOG, &bulk, opts.size, Some(nrows), nrows)?;
+    sync_filesystems()?;
+    let bulk_version = open_log(&bulk, true)?.latest().number;
+    let open_bulk = time_open_latest(&bulk, bulk_version)?;
+    let sql_open_bulk = time_sqlite_open(PAGELOG, &bulk, nrows)?;
+    std::fs::copy(&bulk, &procs).map_err(|e| format!("copy {} to {}: {e}", bulk.display(), procs.display()))?;
+    progress(format!("scale: {} commits, each by a connection of its own ({})", opts.processes, procs.display()));
+    let (n, secs) = one_connection_commits(&procs, nrows, opts.processes, 5)?;
+    sync_filesystems()?;
+    let open_procs = time_open_latest(&procs, bulk_version + n)?;
+    let sql_open_procs = time_sqlite_open(PAGELOG, &procs, nrows)?;
+    let vs_many = |c: &Cell| match (c, &open_many) {
+        (Cell::Secs(a), Cell::Secs(b)) => match (median(a), median(b)) {
+            (Some(a), Some(b)) if b > 0.0 => Some(a / b),
+            _ => None,
+        },
+        _ => None,
+    };
+    let (ratio_bulk, ratio_procs) = (vs_many(&open_bulk), vs_many(&open_procs));
+    rows.push(Row {
+        key: "bulk_build",
+        label: format!(
+            "(a) the same rows in one transaction ({} in {:.1} s)",
+            human_bytes(b_bulk.db_bytes),
+            b_bulk.secs
+        ),
+        pagelog: Some(Cell::Secs(vec![b_bulk.secs])),
+        stock: None,
+        note: "synchronous=NORMAL: the commit is followed by a sync (16 MiB rule) and a MARK".into(),
+    });
+    rows.push(Row {
+        key: "open_bulk",
+        label: format!("(a) open latest: Log::open + latest(), after one {} transaction", human_bytes(b_bulk.db_bytes)),
+        pagelog: Some(open_bulk.clone()),
+        stock: None,
+        note: format!("÷ open of (c) {many} versions: {}", ratio_bulk.map_or("n/a".into(), |r| format!("{r:.2}×"))),
+    });
+    rows.push(Row {
+        key: "procs_build",
+        label: format!("(b) {n} single-row commits, one connection each (open, UPDATE, close)"),
+        pagelog: Some(Cell::Rate { ops: n, secs }),
+        stock: None,
+        note: "synchronous=NORMAL: each close syncs and writes a MARK".into(),
+    });
+    rows.push(Row {
+        key: "open_procs",
+        label: format!("(b) open latest after {n} one-connection commits"),
+        pagelog: Some(open_procs.clone()),
+        stock: None,
+        note: format!("÷ open of (c) {many} versions: {}", ratio_procs.map_or("n/a".into(), |r| format!("{r:.2}×"))),
+    });
+    rows.push(Row {
+        key: "sqlite_open_bulk",
+        label: "(a) SQLite open + first point SELECT".into(),
+        pagelog: Some(sql_open_bulk),
+        stock: None,
+        note: String::new(),
+    });
+    rows.push(Row {
+        key: "sqlite_open_procs",
+        label: "(b) SQLite open + first point SELECT".into(),
+        pagelog: Some(sql_open_procs),
+        stock: None,
+        note: String::new(),
+    });
+    let _ = std::fs::remove_file(&procs);
+
     // 4. Point reads and single-row updates, both databases.
     progress("scale: point reads".into());
     sync_filesystems()?;
@@ -899,7 +994,22 @@ pub fn run(opts: &ScaleOpts, progress: &dyn Fn(String)) -> Result<ScaleReport, S
         rows_in_table: nrows,
         page_size: b_pl.page_size,
         rows,
-        targets: vec![open_target, revert_target],
+        targets: vec![
+            open_target,
+            Target {
+                name: "(a) open after one bulk transaction (issue 9)",
+                goal: format!("≤ 1.2 × open with {many} versions from one process"),
+                measured: ratio_bulk.map(|r| format!("{r:.2}×")).unwrap_or_else(|| "n/a".into()),
+                met: ratio_bulk.map(|r| r <= 1.2),
+            },
+            Target {
+                name: "(b) open after one-connection commits (issue 9)",
+                goal: format!("≤ 1.2 × open with {many} versions from one process"),
+                measured: ratio_procs.map(|r| format!("{r:.2}×")).unwrap_or_else(|| "n/a".into()),
+                met: ratio_procs.map(|r| r <= 1.2),
+            },
+            revert_target,
+        ],
         todo,
     })
 }
@@ -937,7 +1047,7 @@ mod tests {
             cpu: None,
             dir: PathBuf::from("/nowhere"),
             filesystem: None,
-            opts: ScaleOpts { dir: PathBuf::from("/nowhere"), size: 1 << 30, versions: 100_000 },
+            opts: ScaleOpts { dir: PathBuf::from("/nowhere"), size: 1 << 30, versions: 100_000, processes: 10_000 },
             rows_in_table: 10,
             page_size: 4096,
             rows: vec![Row {

@@ -123,13 +123,38 @@ fn a_torn_tail_opens_at_the_last_complete_version_and_the_next_write_works() {
 }
 
 #[test]
-fn a_damaged_last_commit_is_treated_as_never_committed() {
+fn a_damaged_last_commit_that_returned_is_an_error_and_the_file_is_left_as_it_is() {
     let d = TempDir::new("lastdamaged");
     let p = d.path("a.db");
     build(&p, 6);
     let last = ro(&p).latest().commit_offset;
     let mut b = std::fs::read(&p).unwrap();
     b[last as usize + 20] ^= 0x40; // inside its record header
+    std::fs::write(&p, &b).unwrap();
+    // Its MARK says it was durable: damage, not an unfinished transaction.
+    let r = try_open(&p).and_then(|c| {
+        c.execute("INSERT INTO t VALUES (99, 'x')", [])?;
+        Ok(())
+    });
+    let e = r.expect_err("a write on a log whose durable history is damaged is refused");
+    assert_eq!(e.sqlite_error_code(), Some(ErrorCode::DatabaseCorrupt), "{e}");
+    assert_eq!(std::fs::read(&p).unwrap(), b, "the refused write left the file byte for byte");
+    let err = Log::open(&p, OpenOptions { read_only: true, ..Default::default() }).err().expect("open fails");
+    assert!(err.to_string().contains(&format!("offset {last}")), "names the damaged commit: {err}");
+}
+
+#[test]
+fn a_damaged_last_commit_whose_mark_a_power_cut_lost_is_treated_as_never_committed() {
+    let d = TempDir::new("lastdamaged-nomark");
+    let p = d.path("a.db");
+    build(&p, 6);
+    let (last, end) = {
+        let v = ro(&p).latest();
+        (v.commit_offset, v.end)
+    };
+    let mut b = std::fs::read(&p).unwrap();
+    b[last as usize + 20] ^= 0x40; // inside its record header
+    b[end as usize..(end + pagelog::format::MARK_SIZE) as usize].fill(0); // its MARK never reached the disk
     std::fs::write(&p, &b).unwrap();
     let c = open(&p);
     assert_eq!(version(&c), 5);

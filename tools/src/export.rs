@@ -30,7 +30,23 @@ pub struct Args {
 }
 
 pub fn run(a: Args) -> CmdResult {
-    let log = open_read_only(&a.db)?;
+    let log = match (open_read_only(&a.db), a.version) {
+        (Ok(log), _) => log,
+        // A damaged log: a version before the damage can still be read, by
+        // walking the log from its start.
+        (Err(f), Some(n)) => match pagelog::Log::open_prefix(&a.db) {
+            Ok(log) if n > 0 && log.latest().number >= n => {
+                eprintln!(
+                    "pagelog: warning: {}; version {n} lies before the damage and is exported from the \
+                     undamaged start of the log",
+                    f.msg
+                );
+                log
+            }
+            _ => return Err(f),
+        },
+        (Err(f), None) => return Err(f),
+    };
     let range = version_range(&log)?;
     let n = a.version.unwrap_or(range.1);
     check_version(&log, n, range)?;

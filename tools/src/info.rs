@@ -58,7 +58,7 @@ pub fn run(a: Args) -> CmdResult {
     if a.json {
         let v = json!({
             "file": a.db.escaped().to_string(),
-            "format_version": format::FORMAT_VERSION,
+            "format_version": header.map_or(format::FORMAT_VERSION, |h| h.format),
             "page_size": latest.page_size,
             "created": header.map(|h| format_us(h.created_us, 6)),
             "versions": history.len(),
@@ -78,7 +78,7 @@ pub fn run(a: Args) -> CmdResult {
     }
     let row = |k: &str, v: String| println!("{k:<14}{v}");
     row("file", a.db.escaped().to_string());
-    row("format", format!("pagelog log, format version {}", format::FORMAT_VERSION));
+    row("format", format!("pagelog log, format version {}", header.map_or(format::FORMAT_VERSION, |h| h.format)));
     if let Some(h) = header {
         row("created", format_us(h.created_us, 3));
     }

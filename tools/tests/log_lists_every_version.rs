@@ -88,7 +88,7 @@ fn info_reports_versions_sizes_and_what_compaction_would_reclaim() {
     let pages = c.query_row("PRAGMA page_count", [], |r| r.get::<_, i64>(0)).unwrap() as u64;
     let r = pagelog(["info".as_ref(), db.as_os_str(), "--json".as_ref()]).ok();
     let j = r.json();
-    assert_eq!(j["format_version"], 1);
+    assert_eq!(j["format_version"], pagelog::format::FORMAT_VERSION);
     assert_eq!(j["page_size"], 4096);
     assert_eq!(j["versions"], 8);
     assert_eq!(j["oldest_version"], 1);

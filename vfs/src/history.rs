@@ -383,6 +383,22 @@ impl Log {
             w.txn_start = pos;
             w.marked = false;
         }
+        if stop.is_none() && w.txn_start < pos {
+            // The file ends in SPILL records that no COMMIT follows: an
+            // unfinished transaction (a killed writer), reported as a tail.
+            stop = Some((
+                prev.version.saturating_add(1),
+                Problem {
+                    offset: pos,
+                    expected: format!(
+                        "the COMMIT of version {} after its SPILL records at {}..{pos}",
+                        prev.version.saturating_add(1),
+                        w.txn_start
+                    ),
+                    found: "the end of the file".into(),
+                },
+            ));
+        }
         rep.bytes_checked = if stop.is_some() { pos } else { len };
         rep.end = w.txn_start;
 

@@ -349,6 +349,38 @@ impl Log {
         Ok(None)
     }
 
+    /// Opens a log whose recovery fails (damage) for reading the versions
+    /// before the damage: read-only, recovered by walking forward from offset
+    /// 512 (FORMAT.md, after recovery step 5) instead of from the last
+    /// record's claim. Its latest version is the last commit before the
+    /// first record that does not check out; pages of it are still checked
+    /// against their crcs when read. For `pagelog export --version N`.
+    pub fn open_prefix(path: &Path) -> Result<Log> {
+        let log = Log::open_unrecovered(path, OpenOptions { read_only: true, ..Default::default() })?;
+        {
+            let mut st = log.lock();
+            let len = log.file_len()?;
+            st.alloc_end = len;
+            if let Some(header) = log.read_header(len)? {
+                if len >= format::FIRST_RECORD {
+                    st.header = Some(header);
+                    st.mapping = Arc::new(
+                        Mapping::new(&log.file, &log.path, len, Some(&st.mapping))
+                            .map_err(|e| Error::io(&log.path, "mmap", None, e))?,
+                    );
+                    let start = Link::default();
+                    let p = format::FIRST_RECORD;
+                    let w = log.scan_forward(header.salt, len, p, start, p, start)?;
+                    let (log_end, durable) = (w.log_end, w.durable);
+                    if let Some(last) = w.commits.into_iter().next_back() {
+                        log.load_version(&mut st, header.salt, len, &last.rec, log_end, durable)?;
+                    }
+                }
+            }
+        }
+        Ok(log)
+    }
+
     /// Recovers the log into `st`; on failure `st` stays unrecovered (no
     /// header), so the next `refresh` tries again instead of walking on from
     /// a half-built state.
