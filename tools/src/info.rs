@@ -46,6 +46,7 @@ pub fn run(a: Args) -> CmdResult {
     let frames: HashSet<u64> =
         (1..=latest.db_pages()).filter_map(|p| latest.map.get(p)).map(|s| s.offset).filter(|&o| o != 0).collect();
     let lay = format::layout(
+        format::FORMAT_VERSION,
         format::FIRST_RECORD,
         format::KIND_COMMIT,
         latest.db_pages(),

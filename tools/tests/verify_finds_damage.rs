@@ -62,7 +62,7 @@ fn a_flipped_byte_in_a_committed_frame_fails_and_names_its_offset() {
     // The frame holding the byte is named: it starts at most a page before it.
     let flipped = (at + 3) as u64;
     assert!(
-        offsets_named(&r.stdout).iter().any(|&o| o <= flipped && flipped < o + 4096 && o % 512 == 0),
+        offsets_named(&r.stdout).iter().any(|&o| o <= flipped && flipped < o + 4096 && o % 8 == 0),
         "no frame offset around {flipped} in:\n{}",
         r.stdout
     );

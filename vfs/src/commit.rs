@@ -95,6 +95,7 @@ impl Log {
             self.io.sync().map_err(|e| Error::io(&self.path, "sync", None, e))?;
         }
         st.header = Some(h);
+        self.format.store(h.format, std::sync::atomic::Ordering::Relaxed);
         st.mapping = Arc::new(
             Mapping::new(&self.file, &self.path, format::FIRST_RECORD, None)
                 .map_err(|e| Error::io(&self.path, "mmap", None, e))?,
@@ -204,6 +205,15 @@ impl Log {
                     if same_ps && base.page(pgno)? == Some(&v[..]) {
                         continue;
                     }
+                    // Page 1 whose only change is SQLite's change counter:
+                    // the new version derives it from its number.
+                    if pgno == 1 && same_ps && self.derive_page1() {
+                        if let Some(old) = base.page(1)? {
+                            if crate::version::page1_same_but_counters(old, &v) {
+                                continue;
+                            }
+                        }
+                    }
                     changed.push((pgno, Src::Mem(inline.len())));
                     inline.push(v);
                 }
@@ -224,6 +234,19 @@ impl Log {
         if changed.is_empty() && db_pages == base.db_pages() && (same_ps || db_pages == 0) {
             return Ok(None);
         }
+        // Page 1's change counter in the new version: what the transaction
+        // wrote there when it stores page 1, else the base's plus one (what
+        // SQLite wrote, the page being dropped above for only that change).
+        let counter = match changed.first() {
+            Some((1, Src::Mem(i))) => crate::version::page1_counter(&inline[*i]),
+            Some((1, Src::At(s))) if s.offset != 0 => {
+                let mut h = vec![0u8; page_size as usize];
+                self.read_spilled(s.offset, &mut h)?;
+                crate::version::page1_counter(&h)
+            }
+            _ => None,
+        }
+        .unwrap_or(base.counter.wrapping_add(1));
 
         let salt = self.ensure_header(st, page_size, durability)?;
         let offset = txn.spill_end().max(format::FIRST_RECORD);
@@ -234,7 +257,14 @@ impl Log {
             || st.entries_since_full + delta_pages > (db_pages as u64).max(FULL_MAP_MIN_ENTRIES)
             || st.commits_since_full + 1 >= (db_pages as u64 / FULL_MAP_PAGES_PER_COMMIT).max(FULL_MAP_MIN_COMMITS);
         let n_entries = if full { db_pages } else { changed.len() as u32 };
-        let lay = format::layout(offset, format::KIND_COMMIT, n_entries, inline.len() as u32, page_size);
+        let lay = format::layout(
+            format::FORMAT_VERSION,
+            offset,
+            format::KIND_COMMIT,
+            n_entries,
+            inline.len() as u32,
+            page_size,
+        );
 
         // Slots of the changed pages, and the new checksum.
         let mut new_slots: Vec<(u32, Slot)> = Vec::with_capacity(changed.len());
@@ -285,6 +315,7 @@ impl Log {
             horizon_crc: st.horizon.crc,
             full_map_offset: if full { offset } else { st.full_map_offset },
             checksum,
+            page1_counter: counter,
         };
         let mut buf = vec![0u8; lay.length as usize];
         RecordHeader {
@@ -337,6 +368,7 @@ impl Log {
             timestamp_us: info.timestamp_us,
             page_size,
             alloc_end: st.alloc_end,
+            counter,
             sync,
             mark,
             txn_bytes,
@@ -446,6 +478,9 @@ impl Log {
             timestamp_us: p.timestamp_us,
             checksum: p.checksum,
             mapping,
+            counter: p.counter,
+            derive_page1: self.derive_page1(),
+            page1: Default::default(),
         });
         Ok(st.latest.clone())
     }
@@ -564,7 +599,7 @@ impl SpillStore for Log {
         let mut st = self.lock();
         let salt = self.ensure_header(&mut st, page_size, Durability::Full)?;
         let offset = offset.max(format::FIRST_RECORD);
-        let lay = format::layout(offset, format::KIND_SPILL, 0, pages.len() as u32, page_size);
+        let lay = format::layout(format::FORMAT_VERSION, offset, format::KIND_SPILL, 0, pages.len() as u32, page_size);
         let mut buf = vec![0u8; lay.length as usize];
         RecordHeader {
             kind: format::KIND_SPILL,
@@ -613,6 +648,8 @@ struct Prepared {
     timestamp_us: u64,
     page_size: u32,
     alloc_end: u64,
+    /// Page 1's change counter in the new version.
+    counter: u32,
     sync: bool,
     /// Write a MARK after the record (and the sync).
     mark: bool,

@@ -33,8 +33,19 @@ pub const HEADER_SIZE: usize = HDR_CRC + 4; // 64
 
 /// The first record starts here; bytes HEADER_SIZE..FIRST_RECORD are zero.
 pub const FIRST_RECORD: u64 = 512;
-/// Page images start at file offsets that are multiples of this.
+/// Format 1 put page images at file offsets that are multiples of this.
 pub const PAYLOAD_ALIGN: u64 = 512;
+
+/// What a frame offset must be a multiple of: 512 in format 1 (which padded
+/// each payload region to it), 8 in format 2 (page images follow the
+/// metadata directly).
+pub fn frame_align(format: u32) -> u64 {
+    if format == FORMAT_V1 {
+        PAYLOAD_ALIGN
+    } else {
+        8
+    }
+}
 
 // ---- record header (every record) ---------------------------------------------
 pub const REC_MAGIC: [u8; 4] = *b"PLRC";
@@ -76,8 +87,10 @@ pub const CI_HORIZON_OFFSET: usize = CI_HORIZON_VERSION + 8; // u64
 pub const CI_FULL_MAP: usize = CI_HORIZON_OFFSET + 8; // u64
 pub const CI_CHECKSUM: usize = CI_FULL_MAP + 8; // u64
 pub const CI_HORIZON_CRC: usize = CI_CHECKSUM + 8; // u32, trailer crc of the horizon commit
-pub const CI_RESERVED: usize = CI_HORIZON_CRC + 4; // u32, zero
-pub const COMMIT_INFO_SIZE: usize = CI_RESERVED + 4; // 56
+/// u32: the SQLite change counter page 1 reads with in this version (format
+/// 2; zero in format 1, where it was reserved).
+pub const CI_PAGE1_COUNTER: usize = CI_HORIZON_CRC + 4;
+pub const COMMIT_INFO_SIZE: usize = CI_PAGE1_COUNTER + 4; // 56
 
 // ---- map entry -----------------------------------------------------------------
 pub const ENTRY_SIZE: usize = 16; // pgno u32, crc u32, frame offset u64
@@ -297,6 +310,8 @@ pub struct CommitInfo {
     pub full_map_offset: u64,
     pub checksum: u64,
     pub horizon_crc: u32,
+    /// Page 1's change counter in this version (format 2).
+    pub page1_counter: u32,
 }
 
 impl CommitInfo {
@@ -310,11 +325,7 @@ impl CommitInfo {
         put_u64(b, CI_FULL_MAP, self.full_map_offset);
         put_u64(b, CI_CHECKSUM, self.checksum);
         put_u32(b, CI_HORIZON_CRC, self.horizon_crc);
-        put_u32(b, CI_RESERVED, 0);
-    }
-    /// The reserved field's value (0 in every valid commit).
-    pub fn reserved(b: &[u8]) -> u32 {
-        u32_at(b, CI_RESERVED)
+        put_u32(b, CI_PAGE1_COUNTER, self.page1_counter);
     }
     pub fn decode(b: &[u8]) -> CommitInfo {
         CommitInfo {
@@ -326,6 +337,7 @@ impl CommitInfo {
             full_map_offset: u64_at(b, CI_FULL_MAP),
             checksum: u64_at(b, CI_CHECKSUM),
             horizon_crc: u32_at(b, CI_HORIZON_CRC),
+            page1_counter: u32_at(b, CI_PAGE1_COUNTER),
         }
     }
 }
@@ -361,14 +373,16 @@ pub struct Layout {
     pub length: u64,
 }
 
-/// Computes a record's layout. `start` is the absolute offset of the record,
-/// needed because page images are aligned in the file, not in the record.
-pub fn layout(start: u64, kind: u8, entries: u32, frames: u32, page_size: u32) -> Layout {
+/// Computes a record's layout in a log of format `format`. `start` is the
+/// absolute offset of the record: format 1 aligned page images in the file
+/// (to 512), not in the record. Format 2 puts them right after the metadata.
+pub fn layout(format: u32, start: u64, kind: u8, entries: u32, frames: u32, page_size: u32) -> Layout {
     let mut meta = RECORD_HEADER_SIZE as u64;
     if kind == KIND_COMMIT {
         meta += COMMIT_INFO_SIZE as u64 + entries as u64 * ENTRY_SIZE as u64;
     }
-    let payload_start = if frames > 0 { align_up(start + meta, PAYLOAD_ALIGN) - start } else { meta };
+    let aligned = format == FORMAT_V1 && frames > 0;
+    let payload_start = if aligned { align_up(start + meta, PAYLOAD_ALIGN) - start } else { meta };
     let length = payload_start + frames as u64 * page_size as u64 + TRAILER_SIZE as u64;
     debug_assert_eq!(length % 8, 0);
     Layout { meta_end: meta, payload_start, length }
@@ -451,7 +465,7 @@ mod tests {
         let mut b = [0u8; RECORD_HEADER_SIZE];
         m.encode(5, &mut b);
         assert_eq!(RecordHeader::decode(5, &b), Some(m));
-        assert_eq!(layout(600, KIND_MARK, 0, 0, 4096).length, MARK_SIZE);
+        assert_eq!(layout(FORMAT_VERSION, 600, KIND_MARK, 0, 0, 4096).length, MARK_SIZE);
         for bad in [RecordHeader { frames: 1, ..m }, RecordHeader { length: 72, ..m }, RecordHeader { flags: 1, ..m }] {
             bad.encode(5, &mut b);
             assert_eq!(RecordHeader::decode(5, &b), None, "{bad:?}");
@@ -494,6 +508,7 @@ mod tests {
             full_map_offset: 6,
             checksum: 7,
             horizon_crc: 8,
+            page1_counter: 9,
         };
         let mut b = [0u8; COMMIT_INFO_SIZE];
         ci.encode(&mut b);
@@ -505,14 +520,17 @@ mod tests {
     }
 
     #[test]
-    fn layout_aligns_payloads_to_512_in_the_file() {
+    fn format_1_aligned_payloads_to_512_in_the_file_and_format_2_does_not_pad() {
         for start in [512u64, 520, 1000, 4096 + 8] {
-            let l = layout(start, KIND_COMMIT, 3, 2, 4096);
+            let l = layout(FORMAT_V1, start, KIND_COMMIT, 3, 2, 4096);
             assert_eq!((start + l.payload_start) % PAYLOAD_ALIGN, 0);
             assert!(l.payload_start >= l.meta_end);
             assert_eq!(l.length, l.payload_start + 2 * 4096 + 16);
+            let l = layout(FORMAT_VERSION, start, KIND_COMMIT, 3, 2, 4096);
+            assert_eq!(l.payload_start, l.meta_end);
+            assert_eq!(l.length, 48 + 56 + 3 * 16 + 2 * 4096 + 16);
         }
-        let l = layout(512, KIND_COMMIT, 0, 0, 4096);
+        let l = layout(FORMAT_V1, 512, KIND_COMMIT, 0, 0, 4096);
         assert_eq!(l.payload_start, l.meta_end);
     }
 

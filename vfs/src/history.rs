@@ -1132,6 +1132,7 @@ fn write_compacted(
             full_map_offset: 0,
             checksum: base.checksum,
             horizon_crc: 0,
+            page1_counter: base.counter,
         },
     };
     let mut prev = out.commit(log, &spec, &base.map.entries(), Prev::NONE, 0, progress)?;
@@ -1244,7 +1245,14 @@ impl Writer<'_> {
                 copy.push(e);
             }
         }
-        let lay = format::layout(offset, format::KIND_COMMIT, entries.len() as u32, copy.len() as u32, spec.page_size);
+        let lay = format::layout(
+            format::FORMAT_VERSION,
+            offset,
+            format::KIND_COMMIT,
+            entries.len() as u32,
+            copy.len() as u32,
+            spec.page_size,
+        );
         for (old, i) in &new_here {
             self.moved.insert(*old, offset + lay.payload_start + *i as u64 * ps);
         }

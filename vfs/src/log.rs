@@ -31,6 +31,7 @@
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
@@ -138,6 +139,9 @@ pub struct Log {
     pub(crate) read_only: bool,
     pub(crate) append_only: bool,
     pub(crate) state: Mutex<State>,
+    /// The file's format version (0 until a header is read or written):
+    /// how records are laid out, and whether page 1's counters are derived.
+    pub(crate) format: AtomicU32,
     /// The memory map and the committed end `read_vec` may read below.
     pub(crate) committed: Mutex<(Arc<Mapping>, u64)>,
 }
@@ -173,6 +177,7 @@ impl Log {
             read_only: opts.read_only,
             append_only: opts.append_only,
             committed: Mutex::new((Arc::new(Mapping::empty(path)), 0)),
+            format: AtomicU32::new(0),
             state: Mutex::new(State {
                 header: None,
                 mapping: Arc::new(Mapping::empty(path)),
@@ -190,6 +195,17 @@ impl Log {
             }),
         };
         Ok(log)
+    }
+
+    /// The format of the file's header as last read or written.
+    pub(crate) fn format(&self) -> u32 {
+        self.format.load(Ordering::Relaxed)
+    }
+
+    /// Versions of this log derive page 1's change counter from their
+    /// number (format 2; see `version.rs`).
+    pub(crate) fn derive_page1(&self) -> bool {
+        self.format() >= format::FORMAT_VERSION
     }
 
     pub fn path(&self) -> &Path {

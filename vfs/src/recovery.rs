@@ -93,7 +93,10 @@ impl Log {
         let n = len.min(format::HEADER_SIZE as u64) as usize;
         let b = self.read_vec(0, n)?;
         match Header::decode(&b) {
-            Ok(h) => Ok(Some(h)),
+            Ok(h) => {
+                self.format.store(h.format, std::sync::atomic::Ordering::Relaxed);
+                Ok(Some(h))
+            }
             Err(e) => {
                 // A header torn by a crash while the log was being created
                 // (one 512-byte write, synced before any record): nothing was
@@ -142,7 +145,7 @@ impl Log {
             let ib = self.read_vec(offset + format::RECORD_HEADER_SIZE as u64, format::COMMIT_INFO_SIZE)?;
             info = CommitInfo::decode(&ib);
         }
-        let lay = format::layout(offset, h.kind, info.entries, h.frames, h.page_size);
+        let lay = format::layout(self.format(), offset, h.kind, info.entries, h.frames, h.page_size);
         if lay.length != h.length {
             return Ok(None);
         }
@@ -194,7 +197,7 @@ impl Log {
                 continue;
             }
             if e.offset < format::FIRST_RECORD
-                || e.offset % format::PAYLOAD_ALIGN != 0
+                || e.offset % format::frame_align(self.format()) != 0
                 || e.offset.saturating_add(ps) > payload_end
             {
                 return Ok(Some((at, format!("frame offset below {payload_end}"), e.offset.to_string())));
@@ -578,6 +581,9 @@ impl Log {
             timestamp_us: rec.info.timestamp_us,
             checksum: rec.info.checksum,
             mapping,
+            counter: rec.info.page1_counter,
+            derive_page1: self.derive_page1(),
+            page1: Default::default(),
         }
     }
 
@@ -686,6 +692,9 @@ impl Log {
             timestamp_us: r.info.timestamp_us,
             checksum,
             mapping,
+            counter: r.info.page1_counter,
+            derive_page1: self.derive_page1(),
+            page1: Default::default(),
         });
         Ok(st.latest.clone())
     }

@@ -11,11 +11,21 @@
 //! 3. A first read goes through `pread`, not the map, so a file cut short by
 //!    another program gives an error, not SIGBUS; only checked frames are
 //!    handed out as slices of the map (`page_if_checked`).
+//! 4. Page 1's file change counter (bytes 24–27) and version-valid-for
+//!    number (92–95) read as the counter its commit records (format 2;
+//!    `Version::counter`): the base version's plus one, as SQLite would have
+//!    written it. A commit that changed only them stores no page-1 image,
+//!    and every version still shows other processes' SQLite a new counter
+//!    (cache invalidation). The stored frame and its crc are SQLite's bytes;
+//!    the patch is applied on read, to an SQLite header only, and to
+//!    valid-for only where the stored page had it equal to its counter (else
+//!    SQLite would trust a stale in-header size). Page 1 is therefore never
+//!    handed out from the map.
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU16, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use memmap2::{Mmap, MmapOptions};
 
@@ -167,6 +177,49 @@ pub struct Version {
     pub timestamp_us: u64,
     pub checksum: u64,
     pub(crate) mapping: Arc<Mapping>,
+    /// The change counter page 1 reads with (invariant 4; format 2).
+    pub counter: u32,
+    /// Patch page 1's counters with `counter` (invariant 4).
+    pub(crate) derive_page1: bool,
+    /// Page 1 as read (patched), made on its first read.
+    pub(crate) page1: OnceLock<Box<[u8]>>,
+}
+
+/// The SQLite header's file change counter and version-valid-for number.
+const CHANGE_COUNTER: usize = 24;
+const VALID_FOR: usize = 92;
+
+/// The change counter of an SQLite page 1 (None: not an SQLite header).
+pub fn page1_counter(page: &[u8]) -> Option<u32> {
+    (page.len() >= 100 && page.starts_with(b"SQLite format 3\0"))
+        .then(|| u32::from_be_bytes(page[CHANGE_COUNTER..CHANGE_COUNTER + 4].try_into().unwrap()))
+}
+
+/// Page 1 as a version with change counter `counter` reads: `stored` with
+/// the change counter set to it, and version-valid-for too where it
+/// equalled the stored counter. Anything that is not an SQLite header is
+/// returned as it is.
+pub fn page1_as_read(stored: &[u8], counter: u32) -> Box<[u8]> {
+    let mut p: Box<[u8]> = stored.into();
+    if p.len() >= 100 && p.starts_with(b"SQLite format 3\0") {
+        let n = counter.to_be_bytes();
+        if p[CHANGE_COUNTER..CHANGE_COUNTER + 4] == p[VALID_FOR..VALID_FOR + 4] {
+            p[VALID_FOR..VALID_FOR + 4].copy_from_slice(&n);
+        }
+        p[CHANGE_COUNTER..CHANGE_COUNTER + 4].copy_from_slice(&n);
+    }
+    p
+}
+
+/// True when two page-1 images differ in nothing but the bytes a version
+/// derives (invariant 4): storing `new` over `old` would change nothing.
+pub fn page1_same_but_counters(old: &[u8], new: &[u8]) -> bool {
+    old.len() == new.len()
+        && new.len() >= 100
+        && new.starts_with(b"SQLite format 3\0")
+        && old[..CHANGE_COUNTER] == new[..CHANGE_COUNTER]
+        && old[CHANGE_COUNTER + 4..VALID_FOR] == new[CHANGE_COUNTER + 4..VALID_FOR]
+        && old[VALID_FOR + 4..] == new[VALID_FOR + 4..]
 }
 
 impl Version {
@@ -182,6 +235,9 @@ impl Version {
             timestamp_us: 0,
             checksum: 0,
             mapping,
+            counter: 0,
+            derive_page1: false,
+            page1: OnceLock::new(),
         }
     }
 
@@ -203,7 +259,11 @@ impl Version {
         if slot.offset == 0 {
             return Ok(Some(&ZEROS[..ps]));
         }
-        self.mapping.frame(slot.offset, ps, slot.crc, pgno).map(Some)
+        let frame = self.mapping.frame(slot.offset, ps, slot.crc, pgno)?;
+        if pgno == 1 && self.derive_page1 {
+            return Ok(Some(self.page1.get_or_init(|| page1_as_read(frame, self.counter))));
+        }
+        Ok(Some(frame))
     }
 
     /// The image of page `pgno` as a slice of the memory map, only if this
@@ -217,6 +277,9 @@ impl Version {
     /// after that still faults whoever reads the slice.
     #[inline]
     pub fn page_if_checked(&self, pgno: u32) -> Option<&[u8]> {
+        if pgno == 1 && self.derive_page1 {
+            return None; // patched on read: never a slice of the map
+        }
         let slot = self.map.get(pgno)?;
         let ps = self.page_size as usize;
         if slot.offset == 0 {
@@ -241,7 +304,10 @@ impl Version {
             let in_page = (off % ps) as usize;
             let n = (ps as usize - in_page).min(buf.len() - done);
             let slot = self.map.get(pgno).expect("page within size");
-            if slot.offset == 0 {
+            if pgno == 1 && self.derive_page1 && slot.offset != 0 {
+                let p = self.page(1)?.expect("page 1 within size");
+                buf[done..done + n].copy_from_slice(&p[in_page..in_page + n]);
+            } else if slot.offset == 0 {
                 buf[done..done + n].fill(0);
             } else {
                 self.mapping.read_frame(slot.offset, ps as usize, slot.crc, pgno, in_page, &mut buf[done..done + n])?;

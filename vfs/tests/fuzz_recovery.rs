@@ -297,7 +297,7 @@ fn canonicalize(img: &mut [u8]) -> Vec<RecInfo> {
             break;
         }
         let entries = if rh.kind == format::KIND_COMMIT { u32_at(img, o + 48 + format::CI_ENTRIES) } else { 0 };
-        let lay = format::layout(o as u64, rh.kind, entries, rh.frames, rh.page_size);
+        let lay = format::layout(old.format, o as u64, rh.kind, entries, rh.frames, rh.page_size);
         let r = RecInfo { offset: o as u64, length: rh.length, payload_start: lay.payload_start, kind: rh.kind };
         if rh.prev_commit != 0 {
             let c: u32 = new_crc[&rh.prev_commit];
