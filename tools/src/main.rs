@@ -9,6 +9,7 @@ use clap::{Parser, Subcommand};
 
 mod cli;
 mod compact;
+mod diff;
 mod export;
 mod import;
 mod info;
@@ -38,9 +39,11 @@ enum Command {
     Import(import::Args),
     Verify(verify::Args),
     Compact(compact::Args),
+    Diff(diff::Args),
 }
 
 fn main() {
+    cli::quiet_on_closed_pipe();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Log(a) => log::run(a),
@@ -50,6 +53,7 @@ fn main() {
         Command::Import(a) => import::run(a),
         Command::Verify(a) => verify::run(a),
         Command::Compact(a) => compact::run(a),
+        Command::Diff(a) => diff::run(a),
     };
     let code = match result {
         Ok(code) => code,
