@@ -1,0 +1,486 @@
+//! The difference between two versions of a database, row by row, read
+//! straight from the log's b-tree pages (no SQLite involved), at a cost
+//! proportional to the change rather than to the database.
+//!
+//! [`diff`] lists, for every table, the rows inserted, deleted and updated
+//! (keyed by rowid, or by PRIMARY KEY for WITHOUT ROWID tables), and the
+//! objects of `sqlite_schema` created, dropped or altered. How little it
+//! reads: see [`walk`]. Regular indexes are not compared (their content
+//! follows from the tables'); their definitions are, as schema changes.
+//!
+//! Invariants: a [`Diff`] holds no change for a row whose values are equal
+//! in both versions; every page number read from the file is checked before
+//! use, and a damaged page is a [`DiffError::Malformed`] naming it.
+
+pub mod btree;
+pub mod schema;
+mod sql;
+pub mod value;
+mod walk;
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::fmt;
+
+pub use schema::{Object, Table};
+pub use sql::to_sql;
+pub use value::Value;
+
+use crate::error::Error;
+use crate::log::Version;
+use btree::Pages;
+use walk::{Entry, Tree};
+
+/// Why a diff failed.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum DiffError {
+    /// Reading the log failed (I/O, a crc mismatch).
+    Log(Error),
+    /// A b-tree page that is not what SQLite writes.
+    Malformed { version: u64, page: u32, what: String },
+}
+
+impl DiffError {
+    pub fn malformed(version: u64, page: u32, what: impl Into<String>) -> DiffError {
+        DiffError::Malformed { version, page, what: what.into() }
+    }
+}
+
+impl fmt::Display for DiffError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DiffError::Log(e) => write!(f, "{e}"),
+            DiffError::Malformed { version, page, what } => {
+                write!(f, "version {version}, page {page}: malformed b-tree page: {what}")
+            }
+        }
+    }
+}
+
+impl std::error::Error for DiffError {}
+
+/// What to compare.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// Only this table (and schema changes of objects on it).
+    pub table: Option<String>,
+    /// Also keep every row of tables whose definition changed, and of a
+    /// changed `sqlite_sequence` (what `--sql` needs to rewrite them whole).
+    pub full_rows: bool,
+}
+
+/// A row's identity.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Key {
+    Rowid(i64),
+    /// PRIMARY KEY values of a WITHOUT ROWID table, in key order.
+    Pk(Vec<Value>),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum RowChange {
+    Insert { key: Key, new: Vec<Value> },
+    Delete { key: Key, old: Vec<Value> },
+    /// `old` in the old version's columns, `new` in the new one's.
+    Update { key: Key, old: Vec<Value>, new: Vec<Value> },
+}
+
+impl RowChange {
+    pub fn key(&self) -> &Key {
+        match self {
+            RowChange::Insert { key, .. } | RowChange::Delete { key, .. } | RowChange::Update { key, .. } => key,
+        }
+    }
+}
+
+/// How a table's definition changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TableStatus {
+    Same,
+    Created,
+    Dropped,
+    Altered,
+}
+
+/// The changes of one table.
+#[derive(Debug, Clone)]
+pub struct TableDiff {
+    pub name: String,
+    pub status: TableStatus,
+    /// Layout in the new version (the old one for a dropped table).
+    pub table: Table,
+    pub old_table: Table,
+    pub changes: Vec<RowChange>,
+    /// Every row of the new version, when [`Options::full_rows`] asked for
+    /// it and the table was altered (or is `sqlite_sequence`).
+    pub all_rows: Option<Vec<(Key, Vec<Value>)>>,
+}
+
+impl TableDiff {
+    pub fn counts(&self) -> (usize, usize, usize) {
+        let mut c = (0, 0, 0);
+        for ch in &self.changes {
+            match ch {
+                RowChange::Insert { .. } => c.0 += 1,
+                RowChange::Delete { .. } => c.1 += 1,
+                RowChange::Update { .. } => c.2 += 1,
+            }
+        }
+        c
+    }
+
+    /// The columns an update changed: (name, old, new), by column name.
+    pub fn changed_columns<'a>(&'a self, old: &'a [Value], new: &'a [Value]) -> Vec<(&'a str, &'a Value, &'a Value)> {
+        changed_columns(&self.old_table, &self.table, old, new)
+    }
+}
+
+/// The columns of `new_t` whose value differs from the same-named column
+/// of `old_t` (a column the old table lacks counts as NULL there).
+pub fn changed_columns<'a>(
+    old_t: &'a Table,
+    new_t: &'a Table,
+    old: &'a [Value],
+    new: &'a [Value],
+) -> Vec<(&'a str, &'a Value, &'a Value)> {
+    let same_layout = old_t.columns == new_t.columns;
+    let mut out = Vec::new();
+    for (i, name) in new_t.columns.iter().enumerate() {
+        let j = if same_layout { Some(i) } else { old_t.columns.iter().position(|c| c == name) };
+        let o = j.and_then(|j| old.get(j)).unwrap_or(&Value::Null);
+        let n = &new[i];
+        if o != n {
+            out.push((name.as_str(), o, n));
+        }
+    }
+    out
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    Create,
+    Drop,
+    Alter,
+}
+
+/// A created, dropped or altered object of `sqlite_schema`.
+#[derive(Debug, Clone)]
+pub struct SchemaChange {
+    pub action: Action,
+    pub kind: String,
+    pub name: String,
+    pub table: String,
+    pub old_sql: Option<String>,
+    pub new_sql: Option<String>,
+}
+
+/// The difference between two versions.
+#[derive(Debug, Clone)]
+pub struct Diff {
+    pub from: u64,
+    pub to: u64,
+    pub schema: Vec<SchemaChange>,
+    /// Tables with at least one change or a changed definition, by name.
+    pub tables: Vec<TableDiff>,
+    /// Distinct page images read (both versions).
+    pub pages_read: usize,
+    /// Pages whose image differs between the versions (all of them when the
+    /// page size differs).
+    pub pages_changed: usize,
+    /// Objects of both versions' schemas (for `--sql`).
+    pub old_objects: Vec<Object>,
+    pub objects: Vec<Object>,
+}
+
+/// The rows of `sqlite_schema`.
+fn objects(p: &Pages<'_>) -> Result<Vec<Object>, DiffError> {
+    if p.version.db_pages() == 0 {
+        return Ok(Vec::new());
+    }
+    let tree = Tree::read(p, 1)?;
+    let mut out = Vec::new();
+    for e in tree.entries(p, &mut HashSet::new())? {
+        let text = |i: usize| match e.values.get(i) {
+            Some(Value::Text(t)) => Some(String::from_utf8_lossy(t).into_owned()),
+            _ => None,
+        };
+        let root = match e.values.get(3) {
+            Some(Value::Integer(r)) => *r as u32,
+            _ => 0,
+        };
+        out.push(Object {
+            kind: text(0).unwrap_or_default(),
+            name: text(1).unwrap_or_default(),
+            table: text(2).unwrap_or_default(),
+            root,
+            sql: text(4),
+        });
+    }
+    Ok(out)
+}
+
+fn is_btree_table(o: &Object) -> bool {
+    o.kind == "table" && o.root != 0
+}
+
+fn layout(p: &Pages<'_>, o: &Object) -> Result<Table, DiffError> {
+    match &o.sql {
+        Some(sql) => schema::parse_table(sql)
+            .map_err(|e| DiffError::malformed(p.version.number, 1, format!("table {:?}: {e}", o.name))),
+        // sqlite_schema itself has no row; the other internal tables have SQL.
+        None => Ok(Table { columns: vec![], ..Default::default() }),
+    }
+}
+
+/// A row as the table's columns, and its key.
+fn row(t: &Table, e: Entry) -> (Key, Vec<Value>) {
+    let order = t.record_order();
+    let mut values = vec![Value::Null; t.columns.len()];
+    let mut rec = e.values.into_iter();
+    for &col in &order {
+        values[col] = rec.next().unwrap_or_else(|| t.defaults.get(col).cloned().unwrap_or(Value::Null));
+    }
+    if let Some(a) = t.rowid_alias {
+        values[a] = Value::Integer(e.rowid);
+    }
+    let key = if t.without_rowid { Key::Pk(t.pk.iter().map(|&c| values[c].clone()).collect()) } else { Key::Rowid(e.rowid) };
+    (key, values)
+}
+
+/// A key as bytes, for matching rows of the two versions.
+fn key_bytes(k: &Key) -> Vec<u8> {
+    match k {
+        Key::Rowid(r) => r.to_be_bytes().to_vec(),
+        Key::Pk(v) => v.iter().map(|x| x.sql()).collect::<Vec<_>>().join("\u{0}").into_bytes(),
+    }
+}
+
+fn key_order(a: &Key, b: &Key) -> std::cmp::Ordering {
+    match (a, b) {
+        (Key::Rowid(x), Key::Rowid(y)) => x.cmp(y),
+        (Key::Pk(x), Key::Pk(y)) => value::compare_keys(x, y),
+        _ => std::cmp::Ordering::Equal,
+    }
+}
+
+/// One table being compared: both trees, before decoding.
+struct Pending {
+    name: String,
+    status: TableStatus,
+    a: Option<(Table, Tree)>,
+    b: Option<(Table, Tree)>,
+    cancelled: Vec<u32>,
+}
+
+/// Compares version `a` (older, usually) with version `b`.
+pub fn diff(a: &Version, b: &Version, opts: &Options) -> Result<Diff, DiffError> {
+    let pa = Pages::new(a)?;
+    let pb = Pages::new(b)?;
+    let oa = objects(&pa)?;
+    let ob = objects(&pb)?;
+    let wanted = |o: &Object| opts.table.as_ref().is_none_or(|t| o.table.eq_ignore_ascii_case(t));
+
+    // Schema changes, by (type, name); internal objects (sqlite_*) follow
+    // from the others and are not listed.
+    let mut schema_changes = Vec::new();
+    let key = |o: &Object| (o.kind.clone(), o.name.clone());
+    let ma: BTreeMap<_, &Object> = oa.iter().filter(|o| o.sql.is_some() && wanted(o)).map(|o| (key(o), o)).collect();
+    let mb: BTreeMap<_, &Object> = ob.iter().filter(|o| o.sql.is_some() && wanted(o)).map(|o| (key(o), o)).collect();
+    for (k, o) in &ma {
+        if o.name.starts_with("sqlite_") {
+            continue;
+        }
+        match mb.get(k) {
+            None => schema_changes.push(SchemaChange {
+                action: Action::Drop,
+                kind: o.kind.clone(),
+                name: o.name.clone(),
+                table: o.table.clone(),
+                old_sql: o.sql.clone(),
+                new_sql: None,
+            }),
+            Some(n) if n.sql != o.sql => schema_changes.push(SchemaChange {
+                action: Action::Alter,
+                kind: o.kind.clone(),
+                name: o.name.clone(),
+                table: n.table.clone(),
+                old_sql: o.sql.clone(),
+                new_sql: n.sql.clone(),
+            }),
+            _ => {}
+        }
+    }
+    for (k, n) in &mb {
+        if !ma.contains_key(k) && !n.name.starts_with("sqlite_") {
+            schema_changes.push(SchemaChange {
+                action: Action::Create,
+                kind: n.kind.clone(),
+                name: n.name.clone(),
+                table: n.table.clone(),
+                old_sql: None,
+                new_sql: n.sql.clone(),
+            });
+        }
+    }
+
+    // Tables: read both trees' interior pages, drop the leaves they share.
+    let ta: BTreeMap<&str, &Object> = oa.iter().filter(|o| is_btree_table(o) && wanted(o)).map(|o| (o.name.as_str(), o)).collect();
+    let tb: BTreeMap<&str, &Object> = ob.iter().filter(|o| is_btree_table(o) && wanted(o)).map(|o| (o.name.as_str(), o)).collect();
+    let names: Vec<&str> = {
+        let mut n: Vec<&str> = ta.keys().chain(tb.keys()).copied().collect();
+        n.sort_unstable();
+        n.dedup();
+        n
+    };
+    let mut explained_b: HashSet<u32> = HashSet::new();
+    let mut pending = Vec::new();
+    for name in names {
+        let a_side = match ta.get(name) {
+            Some(o) => Some((layout(&pa, o)?, Tree::read(&pa, o.root)?)),
+            None => None,
+        };
+        let b_side = match tb.get(name) {
+            Some(o) => Some((layout(&pb, o)?, Tree::read(&pb, o.root)?)),
+            None => None,
+        };
+        let status = match (ta.get(name), tb.get(name)) {
+            (Some(x), Some(y)) if x.sql == y.sql => TableStatus::Same,
+            (Some(_), Some(_)) => TableStatus::Altered,
+            (None, _) => TableStatus::Created,
+            (_, None) => TableStatus::Dropped,
+        };
+        let mut p = Pending { name: name.to_string(), status, a: a_side, b: b_side, cancelled: Vec::new() };
+        if let (Some((_, ta)), Some((_, tb))) = (&mut p.a, &mut p.b) {
+            p.cancelled = Tree::cancel(ta, &pa, tb, &pb);
+        }
+        if let Some((_, t)) = &p.b {
+            explained_b.extend(&t.pages);
+        }
+        pending.push(p);
+    }
+
+    // Decode what was not shared.
+    let mut decoded = Vec::new();
+    for p in &pending {
+        let ea = match &p.a {
+            Some((_, t)) => t.entries(&pa, &mut HashSet::new())?,
+            None => Vec::new(),
+        };
+        let eb = match &p.b {
+            Some((_, t)) => t.entries(&pb, &mut explained_b)?,
+            None => Vec::new(),
+        };
+        decoded.push((ea, eb));
+    }
+
+    // Account for every changed page of the newer version: one that no walked
+    // tree explains may be an overflow page of a skipped leaf's cell.
+    let changed = changed_pages(a, b);
+    let same_size = a.page_size == b.page_size;
+    if same_size && opts.table.is_none() {
+        let mut unexplained: HashSet<u32> =
+            changed.iter().copied().filter(|p| *p <= b.db_pages() && !explained_b.contains(p)).collect();
+        if !unexplained.is_empty() {
+            let free = walk::free_and_ptrmap(&pb)?;
+            unexplained.retain(|p| !free.contains(p));
+        }
+        if !unexplained.is_empty() {
+            for o in ob.iter().filter(|o| o.kind == "index" && o.root != 0) {
+                let t = Tree::read(&pb, o.root)?;
+                unexplained.retain(|p| !t.pages.contains(p));
+            }
+        }
+        if !unexplained.is_empty() {
+            recheck(&pa, &pb, &pending, &mut decoded, &changed)?;
+        }
+    } else if same_size {
+        // One table only: the other trees were not walked, so check its
+        // skipped leaves' chains directly.
+        recheck(&pa, &pb, &pending, &mut decoded, &changed)?;
+    }
+
+    // Match rows by key.
+    let mut tables = Vec::new();
+    for (p, (ea, eb)) in pending.into_iter().zip(decoded) {
+        let old_table = p.a.as_ref().map(|(t, _)| t.clone()).unwrap_or_default();
+        let table = p.b.as_ref().map(|(t, _)| t.clone()).unwrap_or_else(|| old_table.clone());
+        let mut old: HashMap<Vec<u8>, (Key, Vec<Value>)> = HashMap::new();
+        for e in ea {
+            let (k, v) = row(&old_table, e);
+            old.insert(key_bytes(&k), (k, v));
+        }
+        let mut changes = Vec::new();
+        for e in eb {
+            let (k, v) = row(&table, e);
+            match old.remove(&key_bytes(&k)) {
+                None => changes.push(RowChange::Insert { key: k, new: v }),
+                Some((_, ov)) => {
+                    if !changed_columns(&old_table, &table, &ov, &v).is_empty()
+                        || (p.status == TableStatus::Altered && ov.len() != v.len())
+                    {
+                        changes.push(RowChange::Update { key: k, old: ov, new: v });
+                    }
+                }
+            }
+        }
+        changes.extend(old.into_values().map(|(k, v)| RowChange::Delete { key: k, old: v }));
+        changes.sort_by(|x, y| key_order(x.key(), y.key()));
+        let rewrite = p.status == TableStatus::Altered || (p.name == "sqlite_sequence" && !changes.is_empty());
+        let all_rows = if rewrite && opts.full_rows && p.b.is_some() {
+            let (t, _) = p.b.as_ref().expect("checked");
+            let root = tb[p.name.as_str()].root;
+            let mut rows: Vec<(Key, Vec<Value>)> =
+                Tree::read(&pb, root)?.entries(&pb, &mut HashSet::new())?.into_iter().map(|e| row(t, e)).collect();
+            rows.sort_by(|x, y| key_order(&x.0, &y.0));
+            Some(rows)
+        } else {
+            None
+        };
+        if changes.is_empty() && p.status == TableStatus::Same {
+            continue;
+        }
+        tables.push(TableDiff { name: p.name, status: p.status, table, old_table, changes, all_rows });
+    }
+    let mut frames = pa.frames_read();
+    frames.extend(pb.frames_read());
+    Ok(Diff {
+        from: a.number,
+        to: b.number,
+        schema: schema_changes,
+        tables,
+        pages_read: frames.len(),
+        pages_changed: changed.len(),
+        old_objects: oa,
+        objects: ob,
+    })
+}
+
+/// Skipped leaves whose cells' overflow chains (in the newer version) touch
+/// a changed page are decoded after all, in both versions.
+fn recheck(
+    pa: &Pages<'_>,
+    pb: &Pages<'_>,
+    pending: &[Pending],
+    decoded: &mut [(Vec<Entry>, Vec<Entry>)],
+    changed: &HashSet<u32>,
+) -> Result<(), DiffError> {
+    for (p, (ea, eb)) in pending.iter().zip(decoded.iter_mut()) {
+        for &leaf in &p.cancelled {
+            if walk::leaf_overflow_touches(pb, leaf, changed)? {
+                walk::leaf_entries(pa, leaf, &mut HashSet::new(), ea)?;
+                walk::leaf_entries(pb, leaf, &mut HashSet::new(), eb)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Pages whose slot differs between the versions (every page of either when
+/// the page size differs). Map lookups only: no page is read.
+fn changed_pages(a: &Version, b: &Version) -> HashSet<u32> {
+    let n = a.db_pages().max(b.db_pages());
+    if a.page_size != b.page_size {
+        return (1..=n).collect();
+    }
+    (1..=n).filter(|&p| a.map.get(p) != b.map.get(p)).collect()
+}
