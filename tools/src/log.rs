@@ -56,6 +56,7 @@ pub fn run(a: Args) -> CmdResult {
             c.bytes
         );
     }
+    println!("open version N read-only in SQLite: file:{}?vfs=pagelog&version=N", a.db.display());
     Ok(0)
 }
 
