@@ -7,7 +7,8 @@
 //! were dropped or altered are dropped; tables dropped, created, and
 //! altered ones recreated with every row; then row changes (deletes,
 //! updates, inserts); then new indexes and views; `sqlite_sequence` is
-//! rewritten whole at the end, since replayed inserts move it.
+//! rewritten whole at the end, since replayed inserts move it. SQLite does
+//! not let `sqlite_sequence` be dropped: when B has none, A's is emptied.
 
 use std::fmt::Write;
 
@@ -63,7 +64,7 @@ pub fn to_sql(d: &Diff) -> String {
             objs.iter().find(|o| o.kind == "table" && o.name == t.name).and_then(|o| o.sql.clone()).unwrap_or_default()
         };
         match t.status {
-            TableStatus::Dropped => {
+            TableStatus::Dropped if !t.name.starts_with("sqlite_") => {
                 let _ = writeln!(out, "DROP TABLE {};", ident(&t.name));
             }
             TableStatus::Created if !t.name.starts_with("sqlite_") => {
@@ -118,6 +119,13 @@ pub fn to_sql(d: &Diff) -> String {
         }
     }
     if let Some(t) = d.tables.iter().find(|t| t.name == "sqlite_sequence") {
+        if t.status == TableStatus::Created {
+            // SQLite refuses CREATE TABLE sqlite_sequence; an AUTOINCREMENT
+            // table creates it, and it stays when that table is dropped.
+            out.push_str("CREATE TABLE \"pagelog diff seq\"(x INTEGER PRIMARY KEY AUTOINCREMENT);\n");
+            out.push_str("DROP TABLE \"pagelog diff seq\";\n");
+        }
+        // (A dropped sqlite_sequence cannot be dropped: it is emptied.)
         out.push_str("DELETE FROM sqlite_sequence;\n");
         for (k, v) in t.all_rows.iter().flatten() {
             out.push_str(&insert(t, k, v));
