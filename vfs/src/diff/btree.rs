@@ -152,6 +152,9 @@ impl<'v> Node<'v> {
             0
         };
         let u = pages.usable as u64;
+        if size > pages.version.db_pages() as u64 * u {
+            return Err(pages.err(self.pgno, format!("cell {i}: payload of {size} bytes is larger than the database")));
+        }
         let max_local = if self.kind == LEAF_TABLE { u - 35 } else { (u - 12) * 64 / 255 - 23 };
         let min_local = (u - 12) * 32 / 255 - 23;
         let (local, overflow) = if size <= max_local {

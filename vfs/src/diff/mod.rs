@@ -187,19 +187,23 @@ pub struct Diff {
     /// Pages whose image differs between the versions (all of them when the
     /// page size differs).
     pub pages_changed: usize,
+    /// Skipped leaves whose overflow chains had to be checked because a
+    /// changed page was not otherwise accounted for (0 on the fast path).
+    pub overflow_rechecks: usize,
     /// Objects of both versions' schemas (for `--sql`).
     pub old_objects: Vec<Object>,
     pub objects: Vec<Object>,
 }
 
-/// The rows of `sqlite_schema`.
-fn objects(p: &Pages<'_>) -> Result<Vec<Object>, DiffError> {
+/// The rows of `sqlite_schema`; its pages go into `pages`.
+fn objects(p: &Pages<'_>, pages: &mut HashSet<u32>) -> Result<Vec<Object>, DiffError> {
     if p.version.db_pages() == 0 {
         return Ok(Vec::new());
     }
     let tree = Tree::read(p, 1)?;
+    pages.extend(&tree.pages);
     let mut out = Vec::new();
-    for e in tree.entries(p, &mut HashSet::new())? {
+    for e in tree.entries(p, pages)? {
         let text = |i: usize| match e.values.get(i) {
             Some(Value::Text(t)) => Some(String::from_utf8_lossy(t).into_owned()),
             _ => None,
@@ -276,8 +280,11 @@ struct Pending {
 pub fn diff(a: &Version, b: &Version, opts: &Options) -> Result<Diff, DiffError> {
     let pa = Pages::new(a)?;
     let pb = Pages::new(b)?;
-    let oa = objects(&pa)?;
-    let ob = objects(&pb)?;
+    // Pages of the newer version known to be b-tree, overflow, freelist or
+    // pointer-map pages (see `walk`).
+    let mut explained_b: HashSet<u32> = HashSet::new();
+    let oa = objects(&pa, &mut HashSet::new())?;
+    let ob = objects(&pb, &mut explained_b)?;
     let wanted = |o: &Object| opts.table.as_ref().is_none_or(|t| o.table.eq_ignore_ascii_case(t));
 
     // Schema changes, by (type, name); internal objects (sqlite_*) follow
@@ -332,7 +339,6 @@ pub fn diff(a: &Version, b: &Version, opts: &Options) -> Result<Diff, DiffError>
         n.dedup();
         n
     };
-    let mut explained_b: HashSet<u32> = HashSet::new();
     let mut pending = Vec::new();
     for name in names {
         let a_side = match ta.get(name) {
@@ -377,9 +383,17 @@ pub fn diff(a: &Version, b: &Version, opts: &Options) -> Result<Diff, DiffError>
     // tree explains may be an overflow page of a skipped leaf's cell.
     let changed = changed_pages(a, b);
     let same_size = a.page_size == b.page_size;
-    if same_size && opts.table.is_none() {
+    let mut overflow_rechecks = 0;
+    if same_size {
         let mut unexplained: HashSet<u32> =
             changed.iter().copied().filter(|p| *p <= b.db_pages() && !explained_b.contains(p)).collect();
+        if !unexplained.is_empty() && opts.table.is_some() {
+            // Only one table was walked: the others' pages explain the rest.
+            for o in ob.iter().filter(|o| is_btree_table(o) && !wanted(o)) {
+                let t = Tree::read(&pb, o.root)?;
+                unexplained.retain(|p| !t.pages.contains(p));
+            }
+        }
         if !unexplained.is_empty() {
             let free = walk::free_and_ptrmap(&pb)?;
             unexplained.retain(|p| !free.contains(p));
@@ -391,12 +405,8 @@ pub fn diff(a: &Version, b: &Version, opts: &Options) -> Result<Diff, DiffError>
             }
         }
         if !unexplained.is_empty() {
-            recheck(&pa, &pb, &pending, &mut decoded, &changed)?;
+            overflow_rechecks = recheck(&pa, &pb, &pending, &mut decoded, &changed)?;
         }
-    } else if same_size {
-        // One table only: the other trees were not walked, so check its
-        // skipped leaves' chains directly.
-        recheck(&pa, &pb, &pending, &mut decoded, &changed)?;
     }
 
     // Match rows by key.
@@ -450,29 +460,33 @@ pub fn diff(a: &Version, b: &Version, opts: &Options) -> Result<Diff, DiffError>
         tables,
         pages_read: frames.len(),
         pages_changed: changed.len(),
+        overflow_rechecks,
         old_objects: oa,
         objects: ob,
     })
 }
 
 /// Skipped leaves whose cells' overflow chains (in the newer version) touch
-/// a changed page are decoded after all, in both versions.
+/// a changed page are decoded after all, in both versions. Returns how many
+/// skipped leaves were examined.
 fn recheck(
     pa: &Pages<'_>,
     pb: &Pages<'_>,
     pending: &[Pending],
     decoded: &mut [(Vec<Entry>, Vec<Entry>)],
     changed: &HashSet<u32>,
-) -> Result<(), DiffError> {
+) -> Result<usize, DiffError> {
+    let mut n = 0;
     for (p, (ea, eb)) in pending.iter().zip(decoded.iter_mut()) {
         for &leaf in &p.cancelled {
+            n += 1;
             if walk::leaf_overflow_touches(pb, leaf, changed)? {
                 walk::leaf_entries(pa, leaf, &mut HashSet::new(), ea)?;
                 walk::leaf_entries(pb, leaf, &mut HashSet::new(), eb)?;
             }
         }
     }
-    Ok(())
+    Ok(n)
 }
 
 /// Pages whose slot differs between the versions (every page of either when

@@ -56,6 +56,9 @@ impl Tree {
         Ok(t)
     }
 
+    /// Visits interior page `pgno` (or a root that is a leaf). SQLite's
+    /// b-trees are balanced, so the first child tells whether a page's
+    /// children are leaves; leaves are then listed without being read.
     fn descend(&mut self, p: &Pages<'_>, pgno: u32, depth: usize) -> Result<(), DiffError> {
         if depth > MAX_DEPTH {
             return Err(p.err(pgno, format!("b-tree deeper than {MAX_DEPTH} levels")));
@@ -68,13 +71,29 @@ impl Tree {
             self.segs.push(Seg::Leaf(pgno));
             return Ok(());
         }
+        let first_child = if node.cells.is_empty() { node.right } else { node.child(0) };
+        let first = Node::read(p, first_child)?;
+        let children_are_leaves = first.is_leaf();
+        let mut visit = |t: &mut Tree, child: u32| -> Result<(), DiffError> {
+            if !children_are_leaves {
+                return t.descend(p, child, depth + 1);
+            }
+            if !t.pages.insert(child) {
+                return Err(p.err(child, "page appears twice in one b-tree"));
+            }
+            if child == 0 || child > p.version.db_pages() {
+                return Err(p.err(pgno, format!("child page {child} outside the database")));
+            }
+            t.segs.push(Seg::Leaf(child));
+            Ok(())
+        };
         for i in 0..node.cells.len() {
-            self.descend(p, node.child(i), depth + 1)?;
+            visit(self, node.child(i))?;
             if node.kind == INTERIOR_INDEX {
                 self.segs.push(Seg::Cell(pgno, i));
             }
         }
-        self.descend(p, node.right, depth + 1)
+        visit(self, node.right)
     }
 
     /// Drops the leaves both trees hold unchanged (same page, same slot).
