@@ -14,11 +14,12 @@
 
 pub mod btree;
 pub mod schema;
+mod rows;
 mod sql;
 pub mod value;
 mod walk;
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashSet};
 use std::fmt;
 
 pub use schema::{Object, Table};
@@ -28,7 +29,7 @@ pub use value::Value;
 use crate::error::Error;
 use crate::log::Version;
 use btree::Pages;
-use walk::{Entry, Tree};
+use walk::Tree;
 
 /// Why a diff failed.
 #[derive(Debug)]
@@ -204,11 +205,12 @@ fn objects(p: &Pages<'_>, pages: &mut HashSet<u32>) -> Result<Vec<Object>, DiffE
     pages.extend(&tree.pages);
     let mut out = Vec::new();
     for e in tree.entries(p, pages)? {
-        let text = |i: usize| match e.values.get(i) {
+        let values = e.values(p)?;
+        let text = |i: usize| match values.get(i) {
             Some(Value::Text(t)) => Some(String::from_utf8_lossy(t).into_owned()),
             _ => None,
         };
-        let root = match e.values.get(3) {
+        let root = match values.get(3) {
             Some(Value::Integer(r)) => *r as u32,
             _ => 0,
         };
@@ -236,29 +238,6 @@ fn layout(p: &Pages<'_>, o: &Object) -> Result<Table, DiffError> {
     }
 }
 
-/// A row as the table's columns, and its key.
-fn row(t: &Table, e: Entry) -> (Key, Vec<Value>) {
-    let order = t.record_order();
-    let mut values = vec![Value::Null; t.columns.len()];
-    let mut rec = e.values.into_iter();
-    for &col in &order {
-        values[col] = rec.next().unwrap_or_else(|| t.defaults.get(col).cloned().unwrap_or(Value::Null));
-    }
-    if let Some(a) = t.rowid_alias {
-        values[a] = Value::Integer(e.rowid);
-    }
-    let key = if t.without_rowid { Key::Pk(t.pk.iter().map(|&c| values[c].clone()).collect()) } else { Key::Rowid(e.rowid) };
-    (key, values)
-}
-
-/// A key as bytes, for matching rows of the two versions.
-fn key_bytes(k: &Key) -> Vec<u8> {
-    match k {
-        Key::Rowid(r) => r.to_be_bytes().to_vec(),
-        Key::Pk(v) => v.iter().map(|x| x.sql()).collect::<Vec<_>>().join("\u{0}").into_bytes(),
-    }
-}
-
 fn key_order(a: &Key, b: &Key) -> std::cmp::Ordering {
     match (a, b) {
         (Key::Rowid(x), Key::Rowid(y)) => x.cmp(y),
@@ -274,6 +253,7 @@ struct Pending {
     a: Option<(Table, Tree)>,
     b: Option<(Table, Tree)>,
     cancelled: Vec<u32>,
+    changes: Vec<RowChange>,
 }
 
 /// Compares version `a` (older, usually) with version `b`.
@@ -355,7 +335,8 @@ pub fn diff(a: &Version, b: &Version, opts: &Options) -> Result<Diff, DiffError>
             (None, _) => TableStatus::Created,
             (_, None) => TableStatus::Dropped,
         };
-        let mut p = Pending { name: name.to_string(), status, a: a_side, b: b_side, cancelled: Vec::new() };
+        let mut p =
+            Pending { name: name.to_string(), status, a: a_side, b: b_side, cancelled: Vec::new(), changes: Vec::new() };
         if let (Some((_, ta)), Some((_, tb))) = (&mut p.a, &mut p.b) {
             p.cancelled = Tree::cancel(ta, &pa, tb, &pb);
         }
@@ -365,18 +346,22 @@ pub fn diff(a: &Version, b: &Version, opts: &Options) -> Result<Diff, DiffError>
         pending.push(p);
     }
 
-    // Decode what was not shared.
-    let mut decoded = Vec::new();
-    for p in &pending {
-        let ea = match &p.a {
-            Some((_, t)) => t.entries(&pa, &mut HashSet::new())?,
-            None => Vec::new(),
-        };
-        let eb = match &p.b {
-            Some((_, t)) => t.entries(&pb, &mut explained_b)?,
-            None => Vec::new(),
-        };
-        decoded.push((ea, eb));
+    // Compare what was not shared.
+    for p in &mut pending {
+        let empty = Tree::empty();
+        let none = Table::default();
+        let (lt_a, tree_a) = p.a.as_ref().map_or((&none, &empty), |(l, t)| (l, t));
+        let (lt_b, tree_b) = p.b.as_ref().map_or((lt_a, &empty), |(l, t)| (l, t));
+        let lt_a = if p.a.is_none() { lt_b } else { lt_a };
+        let sa = rows::Side { pages: &pa, table: lt_a };
+        let sb = rows::Side { pages: &pb, table: lt_b };
+        if !lt_a.without_rowid && !lt_b.without_rowid {
+            rows::merge_rowid(&sa, tree_a, &sb, tree_b, &mut explained_b, &mut p.changes)?;
+        } else {
+            let ea = tree_a.entries(&pa, &mut HashSet::new())?;
+            let eb = tree_b.entries(&pb, &mut explained_b)?;
+            rows::match_keyed(&sa, ea, &sb, eb, &mut p.changes)?;
+        }
     }
 
     // Account for every changed page of the newer version: one that no walked
@@ -405,46 +390,29 @@ pub fn diff(a: &Version, b: &Version, opts: &Options) -> Result<Diff, DiffError>
             }
         }
         if !unexplained.is_empty() {
-            overflow_rechecks = recheck(&pa, &pb, &pending, &mut decoded, &changed)?;
+            overflow_rechecks = recheck(&pa, &pb, &mut pending, &changed)?;
         }
     }
 
-    // Match rows by key.
     let mut tables = Vec::new();
-    for (p, (ea, eb)) in pending.into_iter().zip(decoded) {
+    for p in pending {
         let old_table = p.a.as_ref().map(|(t, _)| t.clone()).unwrap_or_default();
         let table = p.b.as_ref().map(|(t, _)| t.clone()).unwrap_or_else(|| old_table.clone());
-        let mut old: HashMap<Vec<u8>, (Key, Vec<Value>)> = HashMap::new();
-        for e in ea {
-            let (k, v) = row(&old_table, e);
-            old.insert(key_bytes(&k), (k, v));
-        }
-        let mut changes = Vec::new();
-        for e in eb {
-            let (k, v) = row(&table, e);
-            match old.remove(&key_bytes(&k)) {
-                None => changes.push(RowChange::Insert { key: k, new: v }),
-                Some((_, ov)) => {
-                    if !changed_columns(&old_table, &table, &ov, &v).is_empty()
-                        || (p.status == TableStatus::Altered && ov.len() != v.len())
-                    {
-                        changes.push(RowChange::Update { key: k, old: ov, new: v });
-                    }
-                }
-            }
-        }
-        changes.extend(old.into_values().map(|(k, v)| RowChange::Delete { key: k, old: v }));
+        let old_table = if p.a.is_none() { table.clone() } else { old_table };
+        let mut changes = p.changes;
         changes.sort_by(|x, y| key_order(x.key(), y.key()));
         let rewrite = p.status == TableStatus::Altered || (p.name == "sqlite_sequence" && !changes.is_empty());
-        let all_rows = if rewrite && opts.full_rows && p.b.is_some() {
-            let (t, _) = p.b.as_ref().expect("checked");
-            let root = tb[p.name.as_str()].root;
-            let mut rows: Vec<(Key, Vec<Value>)> =
-                Tree::read(&pb, root)?.entries(&pb, &mut HashSet::new())?.into_iter().map(|e| row(t, e)).collect();
-            rows.sort_by(|x, y| key_order(&x.0, &y.0));
-            Some(rows)
-        } else {
-            None
+        let all_rows = match &p.b {
+            Some((t, _)) if rewrite && opts.full_rows => {
+                let root = tb[p.name.as_str()].root;
+                let mut rows = Vec::new();
+                for e in Tree::read(&pb, root)?.entries(&pb, &mut HashSet::new())? {
+                    rows.push(rows::row(t, e.rowid, e.values(&pb)?));
+                }
+                rows.sort_by(|x, y| key_order(&x.0, &y.0));
+                Some(rows)
+            }
+            _ => None,
         };
         if changes.is_empty() && p.status == TableStatus::Same {
             continue;
@@ -467,22 +435,21 @@ pub fn diff(a: &Version, b: &Version, opts: &Options) -> Result<Diff, DiffError>
 }
 
 /// Skipped leaves whose cells' overflow chains (in the newer version) touch
-/// a changed page are decoded after all, in both versions. Returns how many
-/// skipped leaves were examined.
-fn recheck(
-    pa: &Pages<'_>,
-    pb: &Pages<'_>,
-    pending: &[Pending],
-    decoded: &mut [(Vec<Entry>, Vec<Entry>)],
-    changed: &HashSet<u32>,
-) -> Result<usize, DiffError> {
+/// a changed page are compared after all. Returns how many skipped leaves
+/// were examined.
+fn recheck(pa: &Pages<'_>, pb: &Pages<'_>, pending: &mut [Pending], changed: &HashSet<u32>) -> Result<usize, DiffError> {
     let mut n = 0;
-    for (p, (ea, eb)) in pending.iter().zip(decoded.iter_mut()) {
+    for p in pending.iter_mut() {
+        let (Some((lt_a, _)), Some((lt_b, _))) = (&p.a, &p.b) else { continue };
         for &leaf in &p.cancelled {
             n += 1;
             if walk::leaf_overflow_touches(pb, leaf, changed)? {
-                walk::leaf_entries(pa, leaf, &mut HashSet::new(), ea)?;
-                walk::leaf_entries(pb, leaf, &mut HashSet::new(), eb)?;
+                let (mut ea, mut eb) = (Vec::new(), Vec::new());
+                walk::leaf_entries(pa, leaf, &mut HashSet::new(), &mut ea)?;
+                walk::leaf_entries(pb, leaf, &mut HashSet::new(), &mut eb)?;
+                let sa = rows::Side { pages: pa, table: lt_a };
+                let sb = rows::Side { pages: pb, table: lt_b };
+                rows::match_keyed(&sa, ea, &sb, eb, &mut p.changes)?;
             }
         }
     }

@@ -32,11 +32,20 @@ enum Seg {
     Cell(u32, usize),
 }
 
-/// One decoded entry: the rowid (table b-trees) and the record's values.
+/// One entry as stored: the rowid (table b-trees), the page holding its
+/// cell, and the record's raw bytes. Equal bytes are an equal row, so a row
+/// is decoded only when the two versions' bytes differ.
 #[derive(Debug, Clone)]
 pub struct Entry {
+    pub pgno: u32,
     pub rowid: i64,
-    pub values: Vec<Value>,
+    pub payload: Vec<u8>,
+}
+
+impl Entry {
+    pub fn values(&self, p: &Pages<'_>) -> Result<Vec<Value>, DiffError> {
+        record(&self.payload, p.encoding).map_err(|e| p.err(self.pgno, format!("record of a cell: {e}")))
+    }
 }
 
 /// One tree in one version: its pieces in key order, and every page it uses.
@@ -47,53 +56,58 @@ pub struct Tree {
 }
 
 impl Tree {
-    /// Reads the interior pages of the tree rooted at `root`.
+    pub fn empty() -> Tree {
+        Tree { segs: Vec::new(), pages: HashSet::new() }
+    }
+
+    /// Reads the interior pages of the tree rooted at `root` (0: no tree).
     pub fn read(p: &Pages<'_>, root: u32) -> Result<Tree, DiffError> {
         let mut t = Tree { segs: Vec::new(), pages: HashSet::new() };
-        if root != 0 {
-            t.descend(p, root, 0)?;
+        if root == 0 {
+            return Ok(t);
         }
+        // SQLite's b-trees are balanced: the left-most path gives the depth
+        // of every leaf, and leaves are then listed from their parents
+        // without being read.
+        let mut leaf_depth = 0;
+        let mut pg = root;
+        loop {
+            let node = Node::read(p, pg)?;
+            if node.is_leaf() {
+                break;
+            }
+            leaf_depth += 1;
+            if leaf_depth > MAX_DEPTH {
+                return Err(p.err(pg, format!("b-tree deeper than {MAX_DEPTH} levels")));
+            }
+            pg = if node.cells.is_empty() { node.right } else { node.child(0) };
+        }
+        t.descend(p, root, 0, leaf_depth)?;
         Ok(t)
     }
 
-    /// Visits interior page `pgno` (or a root that is a leaf). SQLite's
-    /// b-trees are balanced, so the first child tells whether a page's
-    /// children are leaves; leaves are then listed without being read.
-    fn descend(&mut self, p: &Pages<'_>, pgno: u32, depth: usize) -> Result<(), DiffError> {
-        if depth > MAX_DEPTH {
-            return Err(p.err(pgno, format!("b-tree deeper than {MAX_DEPTH} levels")));
-        }
+    fn descend(&mut self, p: &Pages<'_>, pgno: u32, depth: usize, leaf_depth: usize) -> Result<(), DiffError> {
         if !self.pages.insert(pgno) {
             return Err(p.err(pgno, "page appears twice in one b-tree"));
         }
-        let node = Node::read(p, pgno)?;
-        if node.is_leaf() {
+        if pgno == 0 || pgno > p.version.db_pages() {
+            return Err(p.err(pgno, "b-tree page outside the database"));
+        }
+        if depth == leaf_depth {
             self.segs.push(Seg::Leaf(pgno));
             return Ok(());
         }
-        let first_child = if node.cells.is_empty() { node.right } else { node.child(0) };
-        let first = Node::read(p, first_child)?;
-        let children_are_leaves = first.is_leaf();
-        let mut visit = |t: &mut Tree, child: u32| -> Result<(), DiffError> {
-            if !children_are_leaves {
-                return t.descend(p, child, depth + 1);
-            }
-            if !t.pages.insert(child) {
-                return Err(p.err(child, "page appears twice in one b-tree"));
-            }
-            if child == 0 || child > p.version.db_pages() {
-                return Err(p.err(pgno, format!("child page {child} outside the database")));
-            }
-            t.segs.push(Seg::Leaf(child));
-            Ok(())
-        };
+        let node = Node::read(p, pgno)?;
+        if node.is_leaf() {
+            return Err(p.err(pgno, format!("leaf at depth {depth}, other leaves at {leaf_depth}")));
+        }
         for i in 0..node.cells.len() {
-            visit(self, node.child(i))?;
+            self.descend(p, node.child(i), depth + 1, leaf_depth)?;
             if node.kind == INTERIOR_INDEX {
                 self.segs.push(Seg::Cell(pgno, i));
             }
         }
-        visit(self, node.right)
+        self.descend(p, node.right, depth + 1, leaf_depth)
     }
 
     /// Drops the leaves both trees hold unchanged (same page, same slot).
@@ -117,23 +131,48 @@ impl Tree {
         v
     }
 
-    /// Decodes the remaining pieces; overflow pages read go into `chains`.
+    /// The remaining entries, in key order, one leaf in memory at a time.
+    pub fn stream(&self) -> Stream<'_> {
+        Stream { segs: &self.segs, at: 0, buf: std::collections::VecDeque::new() }
+    }
+
+    /// All remaining entries; overflow pages read go into `chains`.
     pub fn entries(&self, p: &Pages<'_>, chains: &mut HashSet<u32>) -> Result<Vec<Entry>, DiffError> {
+        let mut s = self.stream();
         let mut out = Vec::new();
-        let mut node_cache: Option<Node<'_>> = None;
-        for seg in &self.segs {
+        while let Some(e) = s.next(p, chains)? {
+            out.push(e);
+        }
+        Ok(out)
+    }
+}
+
+/// A tree's remaining entries in key order.
+pub struct Stream<'t> {
+    segs: &'t [Seg],
+    at: usize,
+    buf: std::collections::VecDeque<Entry>,
+}
+
+impl Stream<'_> {
+    /// The next entry; overflow pages read go into `chains`.
+    pub fn next(&mut self, p: &Pages<'_>, chains: &mut HashSet<u32>) -> Result<Option<Entry>, DiffError> {
+        while self.buf.is_empty() {
+            let Some(seg) = self.segs.get(self.at) else { return Ok(None) };
+            self.at += 1;
             match *seg {
-                Seg::Leaf(pg) => leaf_entries(p, pg, chains, &mut out)?,
+                Seg::Leaf(pg) => {
+                    let mut v = Vec::new();
+                    leaf_entries(p, pg, chains, &mut v)?;
+                    self.buf.extend(v);
+                }
                 Seg::Cell(pg, i) => {
-                    if node_cache.as_ref().is_none_or(|n| n.pgno != pg) {
-                        node_cache = Some(Node::read(p, pg)?);
-                    }
-                    let node = node_cache.as_ref().unwrap();
-                    out.push(entry(p, node, i, chains)?);
+                    let node = Node::read(p, pg)?;
+                    self.buf.push_back(entry(p, &node, i, chains)?);
                 }
             }
         }
-        Ok(out)
+        Ok(self.buf.pop_front())
     }
 }
 
@@ -154,8 +193,7 @@ fn entry(p: &Pages<'_>, node: &Node<'_>, i: usize, chains: &mut HashSet<u32>) ->
     let mut chain = Vec::new();
     let payload = cell.payload(p, node, &mut chain)?;
     chains.extend(chain);
-    let values = record(&payload, p.encoding).map_err(|e| p.err(node.pgno, format!("cell {i}: {e}")))?;
-    Ok(Entry { rowid: cell.rowid, values })
+    Ok(Entry { pgno: node.pgno, rowid: cell.rowid, payload })
 }
 
 /// True when a cell of leaf `pg` has an overflow page in `changed`.
