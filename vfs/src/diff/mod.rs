@@ -14,12 +14,15 @@
 
 pub mod btree;
 pub mod schema;
+mod pageset;
 mod rows;
 mod sql;
 pub mod value;
 mod walk;
 
 use std::collections::{BTreeMap, HashSet};
+
+use pageset::PageSet;
 use std::fmt;
 
 pub use schema::{Object, Table};
@@ -197,12 +200,12 @@ pub struct Diff {
 }
 
 /// The rows of `sqlite_schema`; its pages go into `pages`.
-fn objects(p: &Pages<'_>, pages: &mut HashSet<u32>) -> Result<Vec<Object>, DiffError> {
+fn objects(p: &Pages<'_>, pages: &mut PageSet) -> Result<Vec<Object>, DiffError> {
     if p.version.db_pages() == 0 {
         return Ok(Vec::new());
     }
     let tree = Tree::read(p, 1)?;
-    pages.extend(&tree.pages);
+    pages.extend(tree.pages.iter());
     let mut out = Vec::new();
     for e in tree.entries(p, pages)? {
         let values = e.values(p)?;
@@ -262,8 +265,8 @@ pub fn diff(a: &Version, b: &Version, opts: &Options) -> Result<Diff, DiffError>
     let pb = Pages::new(b)?;
     // Pages of the newer version known to be b-tree, overflow, freelist or
     // pointer-map pages (see `walk`).
-    let mut explained_b: HashSet<u32> = HashSet::new();
-    let oa = objects(&pa, &mut HashSet::new())?;
+    let mut explained_b = PageSet::new();
+    let oa = objects(&pa, &mut PageSet::new())?;
     let ob = objects(&pb, &mut explained_b)?;
     let wanted = |o: &Object| opts.table.as_ref().is_none_or(|t| o.table.eq_ignore_ascii_case(t));
 
@@ -341,7 +344,7 @@ pub fn diff(a: &Version, b: &Version, opts: &Options) -> Result<Diff, DiffError>
             p.cancelled = Tree::cancel(ta, &pa, tb, &pb);
         }
         if let Some((_, t)) = &p.b {
-            explained_b.extend(&t.pages);
+            explained_b.extend(t.pages.iter());
         }
         pending.push(p);
     }
@@ -358,7 +361,7 @@ pub fn diff(a: &Version, b: &Version, opts: &Options) -> Result<Diff, DiffError>
         if !lt_a.without_rowid && !lt_b.without_rowid {
             rows::merge_rowid(&sa, tree_a, &sb, tree_b, &mut explained_b, &mut p.changes)?;
         } else {
-            let ea = tree_a.entries(&pa, &mut HashSet::new())?;
+            let ea = tree_a.entries(&pa, &mut PageSet::new())?;
             let eb = tree_b.entries(&pb, &mut explained_b)?;
             rows::match_keyed(&sa, ea, &sb, eb, &mut p.changes)?;
         }
@@ -371,7 +374,7 @@ pub fn diff(a: &Version, b: &Version, opts: &Options) -> Result<Diff, DiffError>
     let mut overflow_rechecks = 0;
     if same_size {
         let mut unexplained: HashSet<u32> =
-            changed.iter().copied().filter(|p| *p <= b.db_pages() && !explained_b.contains(p)).collect();
+            changed.iter().filter(|p| *p <= b.db_pages() && !explained_b.contains(p)).collect();
         if !unexplained.is_empty() && opts.table.is_some() {
             // Only one table was walked: the others' pages explain the rest.
             for o in ob.iter().filter(|o| is_btree_table(o) && !wanted(o)) {
@@ -406,7 +409,7 @@ pub fn diff(a: &Version, b: &Version, opts: &Options) -> Result<Diff, DiffError>
             Some((t, _)) if rewrite && opts.full_rows => {
                 let root = tb[p.name.as_str()].root;
                 let mut rows = Vec::new();
-                for e in Tree::read(&pb, root)?.entries(&pb, &mut HashSet::new())? {
+                for e in Tree::read(&pb, root)?.entries(&pb, &mut PageSet::new())? {
                     rows.push(rows::row(t, e.rowid, e.values(&pb)?));
                 }
                 rows.sort_by(|x, y| key_order(&x.0, &y.0));
@@ -437,7 +440,7 @@ pub fn diff(a: &Version, b: &Version, opts: &Options) -> Result<Diff, DiffError>
 /// Skipped leaves whose cells' overflow chains (in the newer version) touch
 /// a changed page are compared after all. Returns how many skipped leaves
 /// were examined.
-fn recheck(pa: &Pages<'_>, pb: &Pages<'_>, pending: &mut [Pending], changed: &HashSet<u32>) -> Result<usize, DiffError> {
+fn recheck(pa: &Pages<'_>, pb: &Pages<'_>, pending: &mut [Pending], changed: &PageSet) -> Result<usize, DiffError> {
     let mut n = 0;
     for p in pending.iter_mut() {
         let (Some((lt_a, _)), Some((lt_b, _))) = (&p.a, &p.b) else { continue };
@@ -445,8 +448,8 @@ fn recheck(pa: &Pages<'_>, pb: &Pages<'_>, pending: &mut [Pending], changed: &Ha
             n += 1;
             if walk::leaf_overflow_touches(pb, leaf, changed)? {
                 let (mut ea, mut eb) = (Vec::new(), Vec::new());
-                walk::leaf_entries(pa, leaf, &mut HashSet::new(), &mut ea)?;
-                walk::leaf_entries(pb, leaf, &mut HashSet::new(), &mut eb)?;
+                walk::leaf_entries(pa, leaf, &mut PageSet::new(), &mut ea)?;
+                walk::leaf_entries(pb, leaf, &mut PageSet::new(), &mut eb)?;
                 let sa = rows::Side { pages: pa, table: lt_a };
                 let sb = rows::Side { pages: pb, table: lt_b };
                 rows::match_keyed(&sa, ea, &sb, eb, &mut p.changes)?;
@@ -458,7 +461,7 @@ fn recheck(pa: &Pages<'_>, pb: &Pages<'_>, pending: &mut [Pending], changed: &Ha
 
 /// Pages whose slot differs between the versions (every page of either when
 /// the page size differs). Map lookups only: no page is read.
-fn changed_pages(a: &Version, b: &Version) -> HashSet<u32> {
+fn changed_pages(a: &Version, b: &Version) -> PageSet {
     let n = a.db_pages().max(b.db_pages());
     if a.page_size != b.page_size {
         return (1..=n).collect();

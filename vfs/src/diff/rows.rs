@@ -9,7 +9,9 @@
 //! differ is decoded and compared column by column (by column name, so a
 //! table whose definition changed is compared by what its columns hold).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
+
+use super::pageset::PageSet;
 
 use super::btree::Pages;
 use super::walk::{Entry, Tree};
@@ -60,10 +62,10 @@ pub fn merge_rowid(
     ta: &Tree,
     b: &Side<'_, '_>,
     tb: &Tree,
-    chains_b: &mut HashSet<u32>,
+    chains_b: &mut PageSet,
     out: &mut Vec<RowChange>,
 ) -> Result<(), DiffError> {
-    let mut scratch = HashSet::new();
+    let mut scratch = PageSet::new();
     let (mut sa, mut sb) = (ta.stream(), tb.stream());
     let mut next_a = |last: Option<i64>| -> Result<Option<Entry>, DiffError> {
         let e = sa.next(a.pages, &mut scratch)?;

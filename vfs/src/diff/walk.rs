@@ -17,7 +17,7 @@
 //! Bounds: a tree is at most 64 levels deep and no page is visited twice,
 //! so a damaged page that points back up the tree is an error, not a loop.
 
-use std::collections::HashSet;
+use super::pageset::PageSet;
 
 use super::btree::{record, Node, Pages, INTERIOR_INDEX};
 use super::{DiffError, Value};
@@ -52,17 +52,17 @@ impl Entry {
 pub struct Tree {
     segs: Vec<Seg>,
     /// Interior and leaf pages of the tree.
-    pub pages: HashSet<u32>,
+    pub pages: PageSet,
 }
 
 impl Tree {
     pub fn empty() -> Tree {
-        Tree { segs: Vec::new(), pages: HashSet::new() }
+        Tree { segs: Vec::new(), pages: PageSet::new() }
     }
 
     /// Reads the interior pages of the tree rooted at `root` (0: no tree).
     pub fn read(p: &Pages<'_>, root: u32) -> Result<Tree, DiffError> {
-        let mut t = Tree { segs: Vec::new(), pages: HashSet::new() };
+        let mut t = Tree { segs: Vec::new(), pages: PageSet::new() };
         if root == 0 {
             return Ok(t);
         }
@@ -117,8 +117,8 @@ impl Tree {
             return Vec::new();
         }
         let same = |pg: u32| pa.version.map.get(pg).is_some_and(|s| Some(s) == pb.version.map.get(pg));
-        let a_leaves: HashSet<u32> = a.segs.iter().filter_map(|s| if let Seg::Leaf(p) = s { Some(*p) } else { None }).collect();
-        let both: HashSet<u32> = b
+        let a_leaves: PageSet = a.segs.iter().filter_map(|s| if let Seg::Leaf(p) = s { Some(*p) } else { None }).collect();
+        let both: PageSet = b
             .segs
             .iter()
             .filter_map(|s| if let Seg::Leaf(p) = s { Some(*p) } else { None })
@@ -126,9 +126,7 @@ impl Tree {
             .collect();
         a.segs.retain(|s| !matches!(s, Seg::Leaf(p) if both.contains(p)));
         b.segs.retain(|s| !matches!(s, Seg::Leaf(p) if both.contains(p)));
-        let mut v: Vec<u32> = both.into_iter().collect();
-        v.sort_unstable();
-        v
+        both.iter().collect()
     }
 
     /// The remaining entries, in key order, one leaf in memory at a time.
@@ -137,7 +135,7 @@ impl Tree {
     }
 
     /// All remaining entries; overflow pages read go into `chains`.
-    pub fn entries(&self, p: &Pages<'_>, chains: &mut HashSet<u32>) -> Result<Vec<Entry>, DiffError> {
+    pub fn entries(&self, p: &Pages<'_>, chains: &mut PageSet) -> Result<Vec<Entry>, DiffError> {
         let mut s = self.stream();
         let mut out = Vec::new();
         while let Some(e) = s.next(p, chains)? {
@@ -156,7 +154,7 @@ pub struct Stream<'t> {
 
 impl Stream<'_> {
     /// The next entry; overflow pages read go into `chains`.
-    pub fn next(&mut self, p: &Pages<'_>, chains: &mut HashSet<u32>) -> Result<Option<Entry>, DiffError> {
+    pub fn next(&mut self, p: &Pages<'_>, chains: &mut PageSet) -> Result<Option<Entry>, DiffError> {
         while self.buf.is_empty() {
             let Some(seg) = self.segs.get(self.at) else { return Ok(None) };
             self.at += 1;
@@ -177,7 +175,7 @@ impl Stream<'_> {
 }
 
 /// Appends the entries of leaf `pg`.
-pub fn leaf_entries(p: &Pages<'_>, pg: u32, chains: &mut HashSet<u32>, out: &mut Vec<Entry>) -> Result<(), DiffError> {
+pub fn leaf_entries(p: &Pages<'_>, pg: u32, chains: &mut PageSet, out: &mut Vec<Entry>) -> Result<(), DiffError> {
     let node = Node::read(p, pg)?;
     if !node.is_leaf() {
         return Err(p.err(pg, "expected a leaf page"));
@@ -188,7 +186,7 @@ pub fn leaf_entries(p: &Pages<'_>, pg: u32, chains: &mut HashSet<u32>, out: &mut
     Ok(())
 }
 
-fn entry(p: &Pages<'_>, node: &Node<'_>, i: usize, chains: &mut HashSet<u32>) -> Result<Entry, DiffError> {
+fn entry(p: &Pages<'_>, node: &Node<'_>, i: usize, chains: &mut PageSet) -> Result<Entry, DiffError> {
     let cell = node.cell(p, i)?;
     let mut chain = Vec::new();
     let payload = cell.payload(p, node, &mut chain)?;
@@ -197,7 +195,7 @@ fn entry(p: &Pages<'_>, node: &Node<'_>, i: usize, chains: &mut HashSet<u32>) ->
 }
 
 /// True when a cell of leaf `pg` has an overflow page in `changed`.
-pub fn leaf_overflow_touches(p: &Pages<'_>, pg: u32, changed: &HashSet<u32>) -> Result<bool, DiffError> {
+pub fn leaf_overflow_touches(p: &Pages<'_>, pg: u32, changed: &PageSet) -> Result<bool, DiffError> {
     let node = Node::read(p, pg)?;
     for i in 0..node.cells.len() {
         let cell = node.cell(p, i)?;
@@ -209,8 +207,8 @@ pub fn leaf_overflow_touches(p: &Pages<'_>, pg: u32, changed: &HashSet<u32>) -> 
 }
 
 /// The freelist pages (trunks and leaves) and pointer-map pages of a version.
-pub fn free_and_ptrmap(p: &Pages<'_>) -> Result<HashSet<u32>, DiffError> {
-    let mut out = HashSet::new();
+pub fn free_and_ptrmap(p: &Pages<'_>) -> Result<PageSet, DiffError> {
+    let mut out = PageSet::new();
     let n = p.version.db_pages();
     if n == 0 {
         return Ok(out);
