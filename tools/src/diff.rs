@@ -76,6 +76,12 @@ pub fn run(a: Args) -> CmdResult {
     let opts = diff::Options { table: a.table.clone(), full_rows: a.sql };
     let d = diff::diff(&va, &vb, &opts).map_err(|e| Failure::new(&what, e))?;
     let elapsed = started.elapsed();
+    if let Some(t) = &a.table {
+        let known = d.objects.iter().chain(&d.old_objects).any(|o| o.kind == "table" && o.name.eq_ignore_ascii_case(t));
+        if !known {
+            return Err(Failure::new(&what, format_args!("no table {t:?} in version {from} or {to}")));
+        }
+    }
     let out = std::io::stdout();
     let mut w = std::io::BufWriter::new(out.lock());
     let r = if a.sql {

@@ -14,6 +14,7 @@
 
 pub mod btree;
 pub mod schema;
+mod catalog;
 mod pageset;
 mod rows;
 mod sql;
@@ -199,48 +200,6 @@ pub struct Diff {
     pub objects: Vec<Object>,
 }
 
-/// The rows of `sqlite_schema`; its pages go into `pages`.
-fn objects(p: &Pages<'_>, pages: &mut PageSet) -> Result<Vec<Object>, DiffError> {
-    if p.version.db_pages() == 0 {
-        return Ok(Vec::new());
-    }
-    let tree = Tree::read(p, 1)?;
-    pages.extend(tree.pages.iter());
-    let mut out = Vec::new();
-    for e in tree.entries(p, pages)? {
-        let values = e.values(p)?;
-        let text = |i: usize| match values.get(i) {
-            Some(Value::Text(t)) => Some(String::from_utf8_lossy(t).into_owned()),
-            _ => None,
-        };
-        let root = match values.get(3) {
-            Some(Value::Integer(r)) => *r as u32,
-            _ => 0,
-        };
-        out.push(Object {
-            kind: text(0).unwrap_or_default(),
-            name: text(1).unwrap_or_default(),
-            table: text(2).unwrap_or_default(),
-            root,
-            sql: text(4),
-        });
-    }
-    Ok(out)
-}
-
-fn is_btree_table(o: &Object) -> bool {
-    o.kind == "table" && o.root != 0
-}
-
-fn layout(p: &Pages<'_>, o: &Object) -> Result<Table, DiffError> {
-    match &o.sql {
-        Some(sql) => schema::parse_table(sql)
-            .map_err(|e| DiffError::malformed(p.version.number, 1, format!("table {:?}: {e}", o.name))),
-        // sqlite_schema itself has no row; the other internal tables have SQL.
-        None => Ok(Table { columns: vec![], ..Default::default() }),
-    }
-}
-
 fn key_order(a: &Key, b: &Key) -> std::cmp::Ordering {
     match (a, b) {
         (Key::Rowid(x), Key::Rowid(y)) => x.cmp(y),
@@ -266,56 +225,15 @@ pub fn diff(a: &Version, b: &Version, opts: &Options) -> Result<Diff, DiffError>
     // Pages of the newer version known to be b-tree, overflow, freelist or
     // pointer-map pages (see `walk`).
     let mut explained_b = PageSet::new();
-    let oa = objects(&pa, &mut PageSet::new())?;
-    let ob = objects(&pb, &mut explained_b)?;
+    let oa = catalog::objects(&pa, &mut PageSet::new())?;
+    let ob = catalog::objects(&pb, &mut explained_b)?;
     let wanted = |o: &Object| opts.table.as_ref().is_none_or(|t| o.table.eq_ignore_ascii_case(t));
 
-    // Schema changes, by (type, name); internal objects (sqlite_*) follow
-    // from the others and are not listed.
-    let mut schema_changes = Vec::new();
-    let key = |o: &Object| (o.kind.clone(), o.name.clone());
-    let ma: BTreeMap<_, &Object> = oa.iter().filter(|o| o.sql.is_some() && wanted(o)).map(|o| (key(o), o)).collect();
-    let mb: BTreeMap<_, &Object> = ob.iter().filter(|o| o.sql.is_some() && wanted(o)).map(|o| (key(o), o)).collect();
-    for (k, o) in &ma {
-        if o.name.starts_with("sqlite_") {
-            continue;
-        }
-        match mb.get(k) {
-            None => schema_changes.push(SchemaChange {
-                action: Action::Drop,
-                kind: o.kind.clone(),
-                name: o.name.clone(),
-                table: o.table.clone(),
-                old_sql: o.sql.clone(),
-                new_sql: None,
-            }),
-            Some(n) if n.sql != o.sql => schema_changes.push(SchemaChange {
-                action: Action::Alter,
-                kind: o.kind.clone(),
-                name: o.name.clone(),
-                table: n.table.clone(),
-                old_sql: o.sql.clone(),
-                new_sql: n.sql.clone(),
-            }),
-            _ => {}
-        }
-    }
-    for (k, n) in &mb {
-        if !ma.contains_key(k) && !n.name.starts_with("sqlite_") {
-            schema_changes.push(SchemaChange {
-                action: Action::Create,
-                kind: n.kind.clone(),
-                name: n.name.clone(),
-                table: n.table.clone(),
-                old_sql: None,
-                new_sql: n.sql.clone(),
-            });
-        }
-    }
+    let schema_changes = catalog::changes(&oa, &ob, &wanted);
 
     // Tables: read both trees' interior pages, drop the leaves they share.
-    let ta: BTreeMap<&str, &Object> = oa.iter().filter(|o| is_btree_table(o) && wanted(o)).map(|o| (o.name.as_str(), o)).collect();
-    let tb: BTreeMap<&str, &Object> = ob.iter().filter(|o| is_btree_table(o) && wanted(o)).map(|o| (o.name.as_str(), o)).collect();
+    let ta: BTreeMap<&str, &Object> = oa.iter().filter(|o| catalog::is_btree_table(o) && wanted(o)).map(|o| (o.name.as_str(), o)).collect();
+    let tb: BTreeMap<&str, &Object> = ob.iter().filter(|o| catalog::is_btree_table(o) && wanted(o)).map(|o| (o.name.as_str(), o)).collect();
     let names: Vec<&str> = {
         let mut n: Vec<&str> = ta.keys().chain(tb.keys()).copied().collect();
         n.sort_unstable();
@@ -325,11 +243,11 @@ pub fn diff(a: &Version, b: &Version, opts: &Options) -> Result<Diff, DiffError>
     let mut pending = Vec::new();
     for name in names {
         let a_side = match ta.get(name) {
-            Some(o) => Some((layout(&pa, o)?, Tree::read(&pa, o.root)?)),
+            Some(o) => Some((catalog::layout(&pa, o)?, Tree::read(&pa, o.root)?)),
             None => None,
         };
         let b_side = match tb.get(name) {
-            Some(o) => Some((layout(&pb, o)?, Tree::read(&pb, o.root)?)),
+            Some(o) => Some((catalog::layout(&pb, o)?, Tree::read(&pb, o.root)?)),
             None => None,
         };
         let status = match (ta.get(name), tb.get(name)) {
@@ -377,7 +295,7 @@ pub fn diff(a: &Version, b: &Version, opts: &Options) -> Result<Diff, DiffError>
             changed.iter().filter(|p| *p <= b.db_pages() && !explained_b.contains(p)).collect();
         if !unexplained.is_empty() && opts.table.is_some() {
             // Only one table was walked: the others' pages explain the rest.
-            for o in ob.iter().filter(|o| is_btree_table(o) && !wanted(o)) {
+            for o in ob.iter().filter(|o| catalog::is_btree_table(o) && !wanted(o)) {
                 let t = Tree::read(&pb, o.root)?;
                 unexplained.retain(|p| !t.pages.contains(p));
             }
