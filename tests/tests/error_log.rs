@@ -24,7 +24,7 @@ fn opening_a_version_that_does_not_exist_logs_why() {
         .unwrap();
     let uri = format!("file:{}?vfs=pagelog&version=999", p.display());
     let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_URI;
-    let err = Connection::open_with_flags(&uri, flags).err().expect("version 999 must not open");
+    let err = Connection::open_with_flags(&uri, flags).expect_err("version 999 must not open");
     assert!(err.to_string().contains("unable to open"), "{err}");
     let logged = LOGGED.lock().unwrap().clone();
     assert!(

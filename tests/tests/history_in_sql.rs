@@ -69,7 +69,8 @@ fn pagelog_diff_lists_row_and_schema_changes_through_rusqlite() {
     let created = rows("SELECT * FROM pagelog_diff(3)");
     assert_eq!(created.len(), 1, "{created:?}");
     assert!(created[0].starts_with("w|create|{\"type\":\"table\"}|NULL|CREATE TABLE w"), "{created:?}");
-    let n: i64 = c.query_row("SELECT count(*) FROM pagelog_diff(1, 4, 'main') WHERE kind = 'insert'", [], |r| r.get(0)).unwrap();
+    let n: i64 =
+        c.query_row("SELECT count(*) FROM pagelog_diff(1, 4, 'main') WHERE kind = 'insert'", [], |r| r.get(0)).unwrap();
     assert_eq!(n, 2);
     let e = c.query_row("SELECT count(*) FROM pagelog_diff(1, 99)", [], |r| r.get::<_, i64>(0)).unwrap_err();
     assert!(e.to_string().contains("version 99 does not exist"), "{e}");
@@ -106,7 +107,8 @@ v = db.execute("SELECT pagelog_version()").fetchone()[0]
 print(type(v).__name__, v)
 print(db.execute("SELECT count(*) FROM pagelog_diff(1, 4)").fetchone()[0])
 "#;
-    let out = std::process::Command::new(python3()).arg("-c").arg(script).arg(extension_stem()).arg(&p).output().unwrap();
+    let out =
+        std::process::Command::new(python3()).arg("-c").arg(script).arg(extension_stem()).arg(&p).output().unwrap();
     let so = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{so}\n{}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(so.lines().collect::<Vec<_>>(), ["int 4", "3"]);

@@ -165,7 +165,11 @@ fn check_pair(d: &TempDir, db: &Path, a: u64, b: u64, what: &str) {
         }
     }
     for (t, (ch, ins, del)) in oracle_counts(&ea, &eb) {
-        let same_schema = !json.lines().any(|l| l.contains("\"kind\":\"summary\"") && l.contains(&format!("\"table\":\"{t}\"")) && !l.contains("\"status\":\"same\""));
+        let same_schema = !json.lines().any(|l| {
+            l.contains("\"kind\":\"summary\"")
+                && l.contains(&format!("\"table\":\"{t}\""))
+                && !l.contains("\"status\":\"same\"")
+        });
         if !same_schema {
             continue;
         }

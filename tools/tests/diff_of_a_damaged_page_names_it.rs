@@ -12,10 +12,7 @@ fn a_leaf_with_cell_pointers_out_of_the_page_is_an_error_naming_it() {
     let d = TempDir::new("diffbad");
     let db = d.path("app.db");
     let c = open(&db);
-    c.execute_batch(
-        "CREATE TABLE t(id INTEGER PRIMARY KEY, v); INSERT INTO t VALUES(1, 'a');",
-    )
-    .unwrap();
+    c.execute_batch("CREATE TABLE t(id INTEGER PRIMARY KEY, v); INSERT INTO t VALUES(1, 'a');").unwrap();
     let root: i64 = c.query_row("SELECT rootpage FROM sqlite_schema WHERE name = 't'", [], |r| r.get(0)).unwrap();
     drop(c);
     // Version 2 as a plain file, then a copy with the table's root page

@@ -38,7 +38,10 @@ fn diff_prints_rows_per_table_and_accepts_every_version_form() {
     assert_eq!(objs[2]["kind"], "summary");
     assert_eq!((objs[2]["inserted"].as_u64(), objs[2]["updated"].as_u64()), (Some(1), Some(1)));
     let summary = pagelog(["diff", dbs, "3", "--summary"]).ok().stdout;
-    assert!(summary.lines().any(|l| l.split_whitespace().collect::<Vec<_>>() == ["t", "1", "0", "1", "same"]), "{summary}");
+    assert!(
+        summary.lines().any(|l| l.split_whitespace().collect::<Vec<_>>() == ["t", "1", "0", "1", "same"]),
+        "{summary}"
+    );
     let e = pagelog(["diff", dbs, "3", "--table", "nope"]).expect_code(1);
     assert!(e.stderr.contains("no table \"nope\""), "{}", e.stderr);
     let e = pagelog(["diff", dbs, "4"]).expect_code(1);

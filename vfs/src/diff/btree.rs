@@ -60,7 +60,11 @@ impl<'v> Pages<'v> {
                 }
                 Ok(p)
             }
-            None => Err(DiffError::malformed(v.number, pgno, format!("page outside the database of {} pages", v.db_pages()))),
+            None => Err(DiffError::malformed(
+                v.number,
+                pgno,
+                format!("page outside the database of {} pages", v.db_pages()),
+            )),
         }
     }
 
@@ -142,10 +146,12 @@ impl<'v> Node<'v> {
         if self.kind == INTERIOR_INDEX {
             at += 4;
         }
-        let (size, n) = varint(self.data, at).ok_or_else(|| pages.err(self.pgno, format!("cell {i}: truncated size")))?;
+        let (size, n) =
+            varint(self.data, at).ok_or_else(|| pages.err(self.pgno, format!("cell {i}: truncated size")))?;
         at += n;
         let rowid = if self.kind == LEAF_TABLE {
-            let (r, n) = varint(self.data, at).ok_or_else(|| pages.err(self.pgno, format!("cell {i}: truncated rowid")))?;
+            let (r, n) =
+                varint(self.data, at).ok_or_else(|| pages.err(self.pgno, format!("cell {i}: truncated rowid")))?;
             at += n;
             r as i64
         } else {
@@ -296,7 +302,9 @@ pub fn record(b: &[u8], encoding: u32) -> Result<Vec<Value>, String> {
 
 fn text(d: &[u8], encoding: u32) -> Vec<u8> {
     let units = |be: bool| -> Vec<u16> {
-        d.chunks_exact(2).map(|c| if be { u16::from_be_bytes([c[0], c[1]]) } else { u16::from_le_bytes([c[0], c[1]]) }).collect()
+        d.chunks_exact(2)
+            .map(|c| if be { u16::from_be_bytes([c[0], c[1]]) } else { u16::from_le_bytes([c[0], c[1]]) })
+            .collect()
     };
     match encoding {
         2 => String::from_utf16_lossy(&units(false)).into_bytes(),

@@ -13,10 +13,10 @@
 //! use, and a damaged page is a [`DiffError::Malformed`] naming it.
 
 pub mod btree;
-pub mod schema;
 mod catalog;
 mod pageset;
 mod rows;
+pub mod schema;
 mod sql;
 pub mod value;
 mod walk;
@@ -84,10 +84,20 @@ pub enum Key {
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum RowChange {
-    Insert { key: Key, new: Vec<Value> },
-    Delete { key: Key, old: Vec<Value> },
+    Insert {
+        key: Key,
+        new: Vec<Value>,
+    },
+    Delete {
+        key: Key,
+        old: Vec<Value>,
+    },
     /// `old` in the old version's columns, `new` in the new one's.
-    Update { key: Key, old: Vec<Value>, new: Vec<Value> },
+    Update {
+        key: Key,
+        old: Vec<Value>,
+        new: Vec<Value>,
+    },
 }
 
 impl RowChange {
@@ -232,8 +242,10 @@ pub fn diff(a: &Version, b: &Version, opts: &Options) -> Result<Diff, DiffError>
     let schema_changes = catalog::changes(&oa, &ob, &wanted);
 
     // Tables: read both trees' interior pages, drop the leaves they share.
-    let ta: BTreeMap<&str, &Object> = oa.iter().filter(|o| catalog::is_btree_table(o) && wanted(o)).map(|o| (o.name.as_str(), o)).collect();
-    let tb: BTreeMap<&str, &Object> = ob.iter().filter(|o| catalog::is_btree_table(o) && wanted(o)).map(|o| (o.name.as_str(), o)).collect();
+    let ta: BTreeMap<&str, &Object> =
+        oa.iter().filter(|o| catalog::is_btree_table(o) && wanted(o)).map(|o| (o.name.as_str(), o)).collect();
+    let tb: BTreeMap<&str, &Object> =
+        ob.iter().filter(|o| catalog::is_btree_table(o) && wanted(o)).map(|o| (o.name.as_str(), o)).collect();
     let names: Vec<&str> = {
         let mut n: Vec<&str> = ta.keys().chain(tb.keys()).copied().collect();
         n.sort_unstable();
@@ -256,8 +268,14 @@ pub fn diff(a: &Version, b: &Version, opts: &Options) -> Result<Diff, DiffError>
             (None, _) => TableStatus::Created,
             (_, None) => TableStatus::Dropped,
         };
-        let mut p =
-            Pending { name: name.to_string(), status, a: a_side, b: b_side, cancelled: Vec::new(), changes: Vec::new() };
+        let mut p = Pending {
+            name: name.to_string(),
+            status,
+            a: a_side,
+            b: b_side,
+            cancelled: Vec::new(),
+            changes: Vec::new(),
+        };
         if let (Some((_, ta)), Some((_, tb))) = (&mut p.a, &mut p.b) {
             p.cancelled = Tree::cancel(ta, &pa, tb, &pb);
         }

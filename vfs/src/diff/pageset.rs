@@ -34,9 +34,10 @@ impl PageSet {
     }
 
     pub fn iter(&self) -> impl Iterator<Item = u32> + '_ {
-        self.bits.iter().enumerate().flat_map(|(w, &bits)| {
-            (0..64u32).filter(move |b| bits & (1 << b) != 0).map(move |b| w as u32 * 64 + b)
-        })
+        self.bits
+            .iter()
+            .enumerate()
+            .flat_map(|(w, &bits)| (0..64u32).filter(move |b| bits & (1 << b) != 0).map(move |b| w as u32 * 64 + b))
     }
 }
 

@@ -27,7 +27,8 @@ pub fn row(t: &Table, rowid: i64, rec: Vec<Value>) -> (Key, Vec<Value>) {
     if let Some(a) = t.rowid_alias {
         values[a] = Value::Integer(rowid);
     }
-    let key = if t.without_rowid { Key::Pk(t.pk.iter().map(|&c| values[c].clone()).collect()) } else { Key::Rowid(rowid) };
+    let key =
+        if t.without_rowid { Key::Pk(t.pk.iter().map(|&c| values[c].clone()).collect()) } else { Key::Rowid(rowid) };
     (key, values)
 }
 
@@ -43,7 +44,13 @@ impl Side<'_, '_> {
     }
 }
 
-fn update(a: &Side<'_, '_>, b: &Side<'_, '_>, ea: &Entry, eb: &Entry, out: &mut Vec<RowChange>) -> Result<(), DiffError> {
+fn update(
+    a: &Side<'_, '_>,
+    b: &Side<'_, '_>,
+    ea: &Entry,
+    eb: &Entry,
+    out: &mut Vec<RowChange>,
+) -> Result<(), DiffError> {
     if ea.payload == eb.payload {
         return Ok(());
     }
@@ -145,7 +152,10 @@ pub fn match_keyed(
     let mut rest_b = Vec::new();
     for e in &eb {
         let same_rowid = |i: &usize| ea[*i].rowid == e.rowid;
-        match by_bytes.get_mut(e.payload.as_slice()).and_then(|v| v.iter().position(same_rowid).map(|p| v.swap_remove(p))) {
+        match by_bytes
+            .get_mut(e.payload.as_slice())
+            .and_then(|v| v.iter().position(same_rowid).map(|p| v.swap_remove(p)))
+        {
             Some(i) => gone[i] = true,
             None => rest_b.push(e),
         }

@@ -91,7 +91,9 @@ fn tokens(sql: &str) -> Vec<Tok> {
             out.push(if c == '\'' { Tok::Str(s) } else { Tok::Word(s) });
         } else if c.is_alphanumeric() || c == '_' || c == '$' || c == '.' || !c.is_ascii() {
             let mut s = String::new();
-            while i < b.len() && (b[i].is_alphanumeric() || b[i] == '_' || b[i] == '$' || b[i] == '.' || !b[i].is_ascii()) {
+            while i < b.len()
+                && (b[i].is_alphanumeric() || b[i] == '_' || b[i] == '$' || b[i] == '.' || !b[i].is_ascii())
+            {
                 s.push(b[i]);
                 i += 1;
             }
@@ -157,13 +159,27 @@ pub fn parse_table(sql: &str) -> Result<Table, String> {
         let type_end = rest
             .iter()
             .position(|x| {
-                ["constraint", "primary", "not", "null", "unique", "check", "default", "collate", "references", "generated", "as"]
-                    .iter()
-                    .any(|k| is_kw(x, k))
+                [
+                    "constraint",
+                    "primary",
+                    "not",
+                    "null",
+                    "unique",
+                    "check",
+                    "default",
+                    "collate",
+                    "references",
+                    "generated",
+                    "as",
+                ]
+                .iter()
+                .any(|k| is_kw(x, k))
             })
             .unwrap_or(rest.len());
-        let decl: Vec<String> =
-            rest[..type_end].iter().filter_map(|x| if let Tok::Word(w) = x { Some(w.to_ascii_uppercase()) } else { None }).collect();
+        let decl: Vec<String> = rest[..type_end]
+            .iter()
+            .filter_map(|x| if let Tok::Word(w) = x { Some(w.to_ascii_uppercase()) } else { None })
+            .collect();
         let mut default = Value::Null;
         for (i, x) in rest.iter().enumerate() {
             if is_kw(x, "primary") && rest.get(i + 1).is_some_and(|y| is_kw(y, "key")) {

@@ -117,7 +117,8 @@ impl Tree {
             return Vec::new();
         }
         let same = |pg: u32| pa.version.map.get(pg).is_some_and(|s| Some(s) == pb.version.map.get(pg));
-        let a_leaves: PageSet = a.segs.iter().filter_map(|s| if let Seg::Leaf(p) = s { Some(*p) } else { None }).collect();
+        let a_leaves: PageSet =
+            a.segs.iter().filter_map(|s| if let Seg::Leaf(p) = s { Some(*p) } else { None }).collect();
         let both: PageSet = b
             .segs
             .iter()

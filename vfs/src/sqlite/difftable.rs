@@ -136,7 +136,9 @@ unsafe extern "C" fn x_close(c: *mut ffi::sqlite3_vtab_cursor) -> c_int {
 fn key_json(k: &Key, t: &TableDiff) -> Json {
     match k {
         Key::Rowid(r) => json!({ "rowid": r }),
-        Key::Pk(v) => Json::Object(t.table.pk.iter().zip(v).map(|(&c, v)| (t.table.columns[c].clone(), v.json())).collect()),
+        Key::Pk(v) => {
+            Json::Object(t.table.pk.iter().zip(v).map(|(&c, v)| (t.table.columns[c].clone(), v.json())).collect())
+        }
     }
 }
 

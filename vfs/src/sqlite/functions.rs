@@ -102,7 +102,9 @@ unsafe extern "C" fn pagelog_version(ctx: *mut ffi::sqlite3_context, argc: c_int
             1 => unsafe { text_arg(*argv) }.unwrap_or_else(|| "main".into()),
             _ => {
                 // SAFETY: ctx is this call's context.
-                unsafe { result_error(ctx, "pagelog_version() takes at most one argument, a schema name", ffi::SQLITE_ERROR) };
+                unsafe {
+                    result_error(ctx, "pagelog_version() takes at most one argument, a schema name", ffi::SQLITE_ERROR)
+                };
                 return ffi::SQLITE_OK;
             }
         };
