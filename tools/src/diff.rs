@@ -9,8 +9,7 @@ use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::time::Instant;
 
-use pagelog::diff::{self, Action, Diff, Key, RowChange, TableStatus};
-use serde_json::json;
+use pagelog::diff::{self, Action, Diff, Key, RowChange};
 
 use crate::cli::{check_version, closed_pipe_exits, open_read_only, version_range, CmdResult, Context, Failure};
 
@@ -104,73 +103,11 @@ pub fn run(a: Args) -> CmdResult {
     Ok(0)
 }
 
-fn key_json(k: &Key, t: &diff::TableDiff) -> serde_json::Value {
-    match k {
-        Key::Rowid(r) => json!({ "rowid": r }),
-        Key::Pk(v) => {
-            let m: serde_json::Map<String, serde_json::Value> =
-                t.table.pk.iter().zip(v).map(|(&c, v)| (t.table.columns[c].clone(), v.json())).collect();
-            serde_json::Value::Object(m)
-        }
-    }
-}
-
-fn row_json(cols: &[String], vals: &[diff::Value]) -> serde_json::Value {
-    serde_json::Value::Object(cols.iter().cloned().zip(vals.iter().map(|v| v.json())).collect())
-}
-
-/// The JSON object of every change, in output order (also used by tests).
-pub fn json_objects(d: &Diff) -> Vec<serde_json::Value> {
-    let mut out = Vec::new();
-    for s in &d.schema {
-        let action = match s.action {
-            Action::Create => "create",
-            Action::Drop => "drop",
-            Action::Alter => "alter",
-        };
-        out.push(json!({"kind": "schema", "action": action, "type": s.kind, "name": s.name,
-            "table": s.table, "old_sql": s.old_sql, "new_sql": s.new_sql}));
-    }
-    for t in &d.tables {
-        for c in &t.changes {
-            out.push(match c {
-                RowChange::Insert { key, new } => json!({"kind": "insert", "table": t.name,
-                    "key": key_json(key, t), "new": row_json(&t.table.columns, new)}),
-                RowChange::Delete { key, old } => json!({"kind": "delete", "table": t.name,
-                    "key": key_json(key, t), "old": row_json(&t.old_table.columns, old)}),
-                RowChange::Update { key, old, new } => {
-                    let ch: serde_json::Map<String, serde_json::Value> = t
-                        .changed_columns(old, new)
-                        .into_iter()
-                        .map(|(n, o, v)| (n.to_string(), json!({"old": o.json(), "new": v.json()})))
-                        .collect();
-                    json!({"kind": "update", "table": t.name, "key": key_json(key, t), "changes": ch})
-                }
-            });
-        }
-    }
-    for t in &d.tables {
-        let (i, de, u) = t.counts();
-        out.push(json!({"kind": "summary", "table": t.name, "status": status(t.status),
-            "inserted": i, "deleted": de, "updated": u}));
-    }
-    out
-}
-
 fn json_lines(w: &mut impl Write, d: &Diff) -> std::io::Result<()> {
-    for o in json_objects(d) {
+    for o in diff::json::objects(d) {
         writeln!(w, "{o}")?;
     }
     Ok(())
-}
-
-fn status(s: TableStatus) -> &'static str {
-    match s {
-        TableStatus::Same => "same",
-        TableStatus::Created => "created",
-        TableStatus::Dropped => "dropped",
-        TableStatus::Altered => "altered",
-    }
 }
 
 fn key_text(k: &Key, t: &diff::TableDiff) -> String {
@@ -212,7 +149,7 @@ fn human(w: &mut impl Write, d: &Diff, summary_only: bool, colour: bool) -> std:
             if t.changes.is_empty() {
                 continue;
             }
-            writeln!(w, "{} ({}):", t.name, status(t.status))?;
+            writeln!(w, "{} ({}):", t.name, diff::json::status(t.status))?;
             let keys: Vec<String> = t.changes.iter().map(|c| key_text(c.key(), t)).collect();
             let kw = keys.iter().map(|k| k.chars().count()).max().unwrap_or(0);
             for (c, k) in t.changes.iter().zip(&keys) {
@@ -247,7 +184,7 @@ fn human(w: &mut impl Write, d: &Diff, summary_only: bool, colour: bool) -> std:
     writeln!(w, "{:<nw$}  {:>9}  {:>9}  {:>9}  status", "table", "inserted", "deleted", "updated")?;
     for t in &d.tables {
         let (i, de, u) = t.counts();
-        writeln!(w, "{:<nw$}  {i:>9}  {de:>9}  {u:>9}  {}", t.name, status(t.status))?;
+        writeln!(w, "{:<nw$}  {i:>9}  {de:>9}  {u:>9}  {}", t.name, diff::json::status(t.status))?;
     }
     Ok(())
 }

@@ -14,6 +14,7 @@
 
 pub mod btree;
 mod catalog;
+pub mod json;
 mod pageset;
 mod rows;
 pub mod schema;

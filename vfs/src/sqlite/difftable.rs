@@ -17,12 +17,11 @@
 use std::ffi::{c_char, c_int, c_void, CStr};
 
 use libsqlite3_sys as ffi;
-use serde_json::{json, Map, Value as Json};
 
 use super::api;
 use super::functions::{main_db, text_arg};
 use super::vfs::guard;
-use crate::diff::{self, Action, Key, RowChange, TableDiff};
+use crate::diff::{self, json, RowChange};
 
 const SCHEMA: &CStr =
     c"CREATE TABLE x(\"table\" TEXT, kind TEXT, key TEXT, old TEXT, new TEXT, a HIDDEN, b HIDDEN, schema HIDDEN)";
@@ -133,59 +132,39 @@ unsafe extern "C" fn x_close(c: *mut ffi::sqlite3_vtab_cursor) -> c_int {
     ffi::SQLITE_OK
 }
 
-fn key_json(k: &Key, t: &TableDiff) -> Json {
-    match k {
-        Key::Rowid(r) => json!({ "rowid": r }),
-        Key::Pk(v) => {
-            Json::Object(t.table.pk.iter().zip(v).map(|(&c, v)| (t.table.columns[c].clone(), v.json())).collect())
-        }
-    }
-}
-
-fn obj(cols: &[String], vals: &[diff::Value]) -> String {
-    Json::Object(cols.iter().cloned().zip(vals.iter().map(|v| v.json())).collect()).to_string()
-}
-
 /// The rows of the table for one diff.
 fn rows(d: &diff::Diff) -> Vec<[Option<String>; NCOLS]> {
     let mut out = Vec::new();
     for s in &d.schema {
-        let kind = match s.action {
-            Action::Create => "create",
-            Action::Drop => "drop",
-            Action::Alter => "alter",
-        };
         out.push([
             Some(s.name.clone()),
-            Some(kind.into()),
-            Some(json!({ "type": s.kind }).to_string()),
+            Some(json::action(s.action).into()),
+            Some(serde_json::json!({ "type": s.kind }).to_string()),
             s.old_sql.clone(),
             s.new_sql.clone(),
         ]);
     }
     for t in &d.tables {
         for c in &t.changes {
-            let key = Some(key_json(c.key(), t).to_string());
+            let key = Some(json::key(c.key(), t).to_string());
             out.push(match c {
-                RowChange::Insert { new, .. } => {
-                    [Some(t.name.clone()), Some("insert".into()), key, None, Some(obj(&t.table.columns, new))]
-                }
-                RowChange::Delete { old, .. } => {
-                    [Some(t.name.clone()), Some("delete".into()), key, Some(obj(&t.old_table.columns, old)), None]
-                }
+                RowChange::Insert { new, .. } => [
+                    Some(t.name.clone()),
+                    Some("insert".into()),
+                    key,
+                    None,
+                    Some(json::row(&t.table.columns, new).to_string()),
+                ],
+                RowChange::Delete { old, .. } => [
+                    Some(t.name.clone()),
+                    Some("delete".into()),
+                    key,
+                    Some(json::row(&t.old_table.columns, old).to_string()),
+                    None,
+                ],
                 RowChange::Update { old, new, .. } => {
-                    let (mut o, mut n) = (Map::new(), Map::new());
-                    for (name, ov, nv) in t.changed_columns(old, new) {
-                        o.insert(name.to_string(), ov.json());
-                        n.insert(name.to_string(), nv.json());
-                    }
-                    [
-                        Some(t.name.clone()),
-                        Some("update".into()),
-                        key,
-                        Some(Json::Object(o).to_string()),
-                        Some(Json::Object(n).to_string()),
-                    ]
+                    let (o, n) = json::changed(t, old, new);
+                    [Some(t.name.clone()), Some("update".into()), key, Some(o.to_string()), Some(n.to_string())]
                 }
             });
         }
