@@ -91,7 +91,11 @@ fn randomly_damaged_pages_give_an_error_or_a_diff_never_a_panic_or_a_hang() {
             let started = Instant::now();
             let r = pagelog(["diff".as_ref(), log.as_os_str(), "0..1".as_ref(), flag.as_ref()]);
             assert!(started.elapsed() < Duration::from_secs(20), "round {round}: diff took {:?}", started.elapsed());
-            assert!(!r.stderr.contains("panicked") && !r.stderr.contains("internal error"), "round {round}: {}", r.stderr);
+            assert!(
+                !r.stderr.contains("panicked") && !r.stderr.contains("internal error"),
+                "round {round}: {}",
+                r.stderr
+            );
             match r.code {
                 0 => clean += 1,
                 1 => {
