@@ -136,20 +136,31 @@ fn human(w: &mut impl Write, d: &Diff, summary_only: bool, colour: bool) -> std:
         if !d.schema.is_empty() {
             writeln!(w, "schema:")?;
             let width = d.schema.iter().map(|s| s.kind.len()).max().unwrap_or(0);
+            let nw = d.schema.iter().map(|s| s.name.chars().count()).max().unwrap_or(0);
             for s in &d.schema {
                 let (m, sql) = match s.action {
                     Action::Create => ('+', s.new_sql.as_deref()),
                     Action::Drop => ('-', s.old_sql.as_deref()),
                     Action::Alter => ('~', s.new_sql.as_deref()),
                 };
-                writeln!(w, "  {} {:<width$}  {}  {}", mark(m), s.kind, s.name, sql.unwrap_or("").replace('\n', " "))?;
+                writeln!(
+                    w,
+                    "  {} {:<width$}  {:<nw$}  {}",
+                    mark(m),
+                    s.kind,
+                    s.name,
+                    sql.unwrap_or("").replace('\n', " ")
+                )?;
             }
         }
         for t in &d.tables {
             if t.changes.is_empty() {
                 continue;
             }
-            writeln!(w, "{} ({}):", t.name, diff::json::status(t.status))?;
+            match t.status {
+                diff::TableStatus::Same => writeln!(w, "{}:", t.name)?,
+                s => writeln!(w, "{} ({}):", t.name, diff::json::status(s))?,
+            }
             let keys: Vec<String> = t.changes.iter().map(|c| key_text(c.key(), t)).collect();
             let kw = keys.iter().map(|k| k.chars().count()).max().unwrap_or(0);
             for (c, k) in t.changes.iter().zip(&keys) {
