@@ -185,6 +185,38 @@ pub fn sync_dir(path: &Path) -> std::io::Result<()> {
     std::fs::File::open(dir)?.sync_all()
 }
 
+/// Makes a closed stdout (`pagelog log app.db | head -3`) end the program
+/// quietly with status 0, as `cat` or `ls` under a shell that ignores
+/// SIGPIPE would. Rust ignores SIGPIPE, so `println!` panics with "failed
+/// printing to stdout: Broken pipe" when the reader has gone; this hook turns
+/// exactly that panic into `exit(0)`. Any other panic keeps the default
+/// report, shortened to one line without a backtrace.
+pub fn quiet_on_closed_pipe() {
+    std::panic::set_hook(Box::new(|info| {
+        let msg = info
+            .payload()
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| info.payload().downcast_ref::<&str>().copied())
+            .unwrap_or("");
+        if msg.starts_with("failed printing to stdout") && msg.contains("Broken pipe") {
+            std::process::exit(0);
+        }
+        let at = info.location().map(|l| format!(" at {}:{}", l.file(), l.line())).unwrap_or_default();
+        eprintln!("pagelog: internal error{at}: {msg}");
+        std::process::exit(EXIT_FAILURE);
+    }));
+}
+
+/// Like `println!`, for output written with `writeln!` to a locked stdout:
+/// a reader that went away (EPIPE) ends the program quietly with status 0.
+pub fn closed_pipe_exits(r: std::io::Result<()>) -> std::io::Result<()> {
+    match r {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => std::process::exit(0),
+        other => other,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::os::unix::ffi::OsStrExt;

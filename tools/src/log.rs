@@ -57,6 +57,8 @@ pub fn run(a: Args) -> CmdResult {
             c.bytes
         );
     }
+    // On stderr, so that stdout stays one line per version for scripts.
+    eprintln!("open version N read-only in SQLite: file:{}?vfs=pagelog&version=N", a.db.display());
     Ok(0)
 }
 

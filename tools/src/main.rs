@@ -9,6 +9,7 @@ use clap::{Parser, Subcommand};
 
 mod cli;
 mod compact;
+mod diff;
 mod export;
 mod import;
 mod info;
@@ -40,9 +41,11 @@ enum Command {
     Verify(verify::Args),
     Compact(compact::Args),
     Upgrade(upgrade::Args),
+    Diff(diff::Args),
 }
 
 fn main() {
+    cli::quiet_on_closed_pipe();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Log(a) => log::run(a),
@@ -53,6 +56,7 @@ fn main() {
         Command::Verify(a) => verify::run(a),
         Command::Compact(a) => compact::run(a),
         Command::Upgrade(a) => upgrade::run(a),
+        Command::Diff(a) => diff::run(a),
     };
     let code = match result {
         Ok(code) => code,

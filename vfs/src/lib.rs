@@ -8,10 +8,13 @@
 //!   types; [`name`]: file names are bytes;
 //! * the SQLite glue — [`sqlite`]: VFS callbacks, locks, pragmas, the
 //!   extension entry points;
+//! * [`diff`]: two versions compared row by row from their b-tree pages
+//!   (reads the log through [`Version`] only; no SQLite types);
 //! * the tools (`tools/`) and the benchmark (`speedtest/`), separate crates.
 #![deny(clippy::undocumented_unsafe_blocks)]
 
 pub mod commit;
+pub mod diff;
 pub mod error;
 pub mod format;
 pub mod history;

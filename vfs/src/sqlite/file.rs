@@ -153,7 +153,7 @@ impl MainDb {
     }
 
     /// The version reads see right now.
-    fn current(&self) -> Result<Arc<Version>, Error> {
+    pub(crate) fn current(&self) -> Result<Arc<Version>, Error> {
         match &self.state {
             State::Read(v) => Ok(v.clone()),
             State::Write { snap, .. } => Ok(snap.clone()),

@@ -8,7 +8,9 @@
 //! commit needs `SQLITE_FCNTL_COMMIT_PHASETWO`, `?version=N` needs the URI
 //! parameters, and `xFetch` needs io-methods version 3 — see README.
 
+mod difftable;
 mod file;
+mod functions;
 mod logtable;
 mod memfile;
 mod vfs;
@@ -49,6 +51,26 @@ type ResultInt64 = unsafe extern "C" fn(*mut ffi::sqlite3_context, i64);
 type ResultNull = unsafe extern "C" fn(*mut ffi::sqlite3_context);
 type ValueText = unsafe extern "C" fn(*mut ffi::sqlite3_value) -> *const u8;
 type VersionNumber = unsafe extern "C" fn() -> c_int;
+type SqliteLog = unsafe extern "C" fn(c_int, *const c_char, ...);
+type ScalarFn = unsafe extern "C" fn(*mut ffi::sqlite3_context, c_int, *mut *mut ffi::sqlite3_value);
+type CreateFunction = unsafe extern "C" fn(
+    *mut ffi::sqlite3,
+    *const c_char,
+    c_int,
+    c_int,
+    *mut c_void,
+    Option<ScalarFn>,
+    Option<ScalarFn>,
+    Option<unsafe extern "C" fn(*mut ffi::sqlite3_context)>,
+    Option<unsafe extern "C" fn(*mut c_void)>,
+) -> c_int;
+type ResultText =
+    unsafe extern "C" fn(*mut ffi::sqlite3_context, *const c_char, c_int, Option<unsafe extern "C" fn(*mut c_void)>);
+type ResultError = unsafe extern "C" fn(*mut ffi::sqlite3_context, *const c_char, c_int);
+type ResultErrorCode = unsafe extern "C" fn(*mut ffi::sqlite3_context, c_int);
+type ValueType = unsafe extern "C" fn(*mut ffi::sqlite3_value) -> c_int;
+type ValueInt64 = unsafe extern "C" fn(*mut ffi::sqlite3_value) -> i64;
+type ContextDb = unsafe extern "C" fn(*mut ffi::sqlite3_context) -> *mut ffi::sqlite3;
 
 /// The few SQLite functions pagelog calls.
 #[derive(Clone, Copy)]
@@ -65,6 +87,14 @@ pub(crate) struct Api {
     pub result_int64: ResultInt64,
     pub result_null: ResultNull,
     pub value_text: ValueText,
+    pub log: SqliteLog,
+    pub create_function_v2: CreateFunction,
+    pub result_text: ResultText,
+    pub result_error: ResultError,
+    pub result_error_code: ResultErrorCode,
+    pub value_type: ValueType,
+    pub value_int64: ValueInt64,
+    pub context_db_handle: ContextDb,
 }
 
 static API: OnceLock<Api> = OnceLock::new();
@@ -90,6 +120,14 @@ mod routines {
     pub const RESULT_INT64: usize = 83;
     pub const RESULT_NULL: usize = 84;
     pub const VALUE_TEXT: usize = 109;
+    pub const LOG: usize = 167;
+    pub const CREATE_FUNCTION_V2: usize = 162;
+    pub const RESULT_TEXT: usize = 85;
+    pub const RESULT_ERROR: usize = 80;
+    pub const RESULT_ERROR_CODE: usize = 146;
+    pub const VALUE_TYPE: usize = 113;
+    pub const VALUE_INT64: usize = 107;
+    pub const CONTEXT_DB_HANDLE: usize = 149;
 }
 
 impl Api {
@@ -141,6 +179,18 @@ impl Api {
                 result_int64: std::mem::transmute::<*const c_void, ResultInt64>(get(routines::RESULT_INT64)?),
                 result_null: std::mem::transmute::<*const c_void, ResultNull>(get(routines::RESULT_NULL)?),
                 value_text: std::mem::transmute::<*const c_void, ValueText>(get(routines::VALUE_TEXT)?),
+                log: std::mem::transmute::<*const c_void, SqliteLog>(get(routines::LOG)?),
+                create_function_v2: std::mem::transmute::<*const c_void, CreateFunction>(get(
+                    routines::CREATE_FUNCTION_V2,
+                )?),
+                result_text: std::mem::transmute::<*const c_void, ResultText>(get(routines::RESULT_TEXT)?),
+                result_error: std::mem::transmute::<*const c_void, ResultError>(get(routines::RESULT_ERROR)?),
+                result_error_code: std::mem::transmute::<*const c_void, ResultErrorCode>(get(
+                    routines::RESULT_ERROR_CODE,
+                )?),
+                value_type: std::mem::transmute::<*const c_void, ValueType>(get(routines::VALUE_TYPE)?),
+                value_int64: std::mem::transmute::<*const c_void, ValueInt64>(get(routines::VALUE_INT64)?),
+                context_db_handle: std::mem::transmute::<*const c_void, ContextDb>(get(routines::CONTEXT_DB_HANDLE)?),
             })
         }
     }
@@ -160,6 +210,14 @@ impl Api {
             result_int64: ffi::sqlite3_result_int64,
             result_null: ffi::sqlite3_result_null,
             value_text: ffi::sqlite3_value_text,
+            log: ffi::sqlite3_log,
+            create_function_v2: ffi::sqlite3_create_function_v2,
+            result_text: ffi::sqlite3_result_text,
+            result_error: ffi::sqlite3_result_error,
+            result_error_code: ffi::sqlite3_result_error_code,
+            value_type: ffi::sqlite3_value_type,
+            value_int64: ffi::sqlite3_value_int64,
+            context_db_handle: ffi::sqlite3_context_db_handle,
         }
     }
 
@@ -183,7 +241,7 @@ impl Api {
 /// point the API table uses.
 unsafe extern "C" fn linked_auto_extension(f: *const c_void) -> c_int {
     type Entry = unsafe extern "C" fn(*mut ffi::sqlite3, *mut *mut c_char, *const ffi::sqlite3_api_routines) -> c_int;
-    // SAFETY: f is always logtable::init_connection, which has type Entry.
+    // SAFETY: f is always init_connection, which has type Entry.
     unsafe { ffi::sqlite3_auto_extension(Some(std::mem::transmute::<*const c_void, Entry>(f))) }
 }
 
@@ -206,10 +264,10 @@ fn install(api: Api, make_default: bool) -> Result<(), String> {
         }
         return Ok(());
     }
-    // Every later connection gets the pagelog_log table (a no-op when the
-    // same entry point is already registered).
+    // Every later connection gets the pagelog_log table and the SQL
+    // functions (a no-op when the same entry point is already registered).
     // SAFETY: init_connection has the signature of an extension entry point.
-    let rc = unsafe { (api.auto_extension)(logtable::init_connection as *const c_void) };
+    let rc = unsafe { (api.auto_extension)(init_connection as *const c_void) };
     if rc != ffi::SQLITE_OK {
         return Err(format!("sqlite3_auto_extension failed with code {rc}"));
     }
@@ -221,6 +279,29 @@ fn install(api: Api, make_default: bool) -> Result<(), String> {
         return Err(format!("sqlite3_vfs_register failed with code {rc}"));
     }
     Ok(())
+}
+
+/// What every connection gets (the auto-extension's body): the tables
+/// `pagelog_log` and `pagelog_diff`, the function `pagelog_version()`.
+///
+/// # Safety
+/// `db` must be a valid connection.
+unsafe extern "C" fn init_connection(
+    db: *mut ffi::sqlite3,
+    err: *mut *mut c_char,
+    p_api: *const ffi::sqlite3_api_routines,
+) -> c_int {
+    // SAFETY: db is valid (caller); each registers on it and returns a code.
+    unsafe {
+        let mut rc = logtable::init_connection(db, err, p_api);
+        if rc == ffi::SQLITE_OK {
+            rc = difftable::init_connection(db);
+        }
+        if rc == ffi::SQLITE_OK {
+            rc = functions::init_connection(db);
+        }
+        rc
+    }
 }
 
 /// Registers the VFS named `"pagelog"` with the SQLite linked into this
@@ -254,9 +335,9 @@ unsafe fn entry(
         install(api, make_default)?;
         if !db.is_null() {
             // SAFETY: db is the connection loading the extension.
-            let rc = unsafe { logtable::init_connection(db, std::ptr::null_mut(), std::ptr::null()) };
+            let rc = unsafe { init_connection(db, std::ptr::null_mut(), std::ptr::null()) };
             if rc != ffi::SQLITE_OK {
-                return Err(format!("pagelog: could not create pagelog_log (code {rc})"));
+                return Err(format!("pagelog: could not register pagelog's tables and functions (code {rc})"));
             }
         }
         Ok(())
@@ -351,11 +432,26 @@ pub fn last_error() -> Option<String> {
 }
 
 pub(crate) fn set_last_error(msg: String) {
-    LAST_ERROR.with(|l| *l.borrow_mut() = Some(msg));
+    record(ffi::SQLITE_ERROR, msg);
 }
 
 /// Records `e` as the last error and returns its SQLite code.
 pub(crate) fn report(e: &Error) -> c_int {
-    set_last_error(e.to_string());
-    error_code(e)
+    let code = error_code(e);
+    record(code, e.to_string());
+    code
+}
+
+/// Keeps `msg` for [`last_error`] and hands it to SQLite's error log
+/// (`sqlite3_log`), which an app sees through `SQLITE_CONFIG_LOG`
+/// (`rusqlite::trace::config_log`): SQLite itself answers some failures with
+/// a bare "unable to open database file", and this is where the reason
+/// (say, "version 999 does not exist") can be read.
+fn record(code: c_int, msg: String) {
+    let text = msg.strip_prefix("pagelog: ").unwrap_or(&msg).replace('\0', " ");
+    if let (Some(api), Ok(c)) = (API.get(), std::ffi::CString::new(text)) {
+        // SAFETY: a "%s" format with one C string argument, both valid for the call.
+        unsafe { (api.log)(code, c"pagelog: %s".as_ptr(), c.as_ptr()) };
+    }
+    LAST_ERROR.with(|l| *l.borrow_mut() = Some(msg));
 }

@@ -1,0 +1,201 @@
+//! `pagelog diff DB A [B]`: what changed between two versions, row by row.
+//!
+//! The comparison is `pagelog::diff` (the b-tree pages of both versions,
+//! read from the log; pages both versions share are not read). This file
+//! only prints it: aligned for people (coloured on a terminal), one JSON
+//! object per line, a summary, or SQL that turns A into B.
+
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+use std::time::Instant;
+
+use pagelog::diff::{self, Action, Diff, Key, RowChange};
+
+use crate::cli::{check_version, closed_pipe_exits, open_read_only, version_range, CmdResult, Context, Failure};
+
+/// Show the rows and schema objects that changed between two versions
+///
+/// VERSIONS is A (then B = A+1), A B, or A..B. For each table: the rows
+/// inserted, deleted and updated (by rowid, or by PRIMARY KEY for WITHOUT
+/// ROWID tables; an update shows each changed column, old → new), then a
+/// summary per table. Schema changes (tables, indexes, views, triggers
+/// created, dropped or altered) come first.
+///
+/// --json prints one object per line: {"kind":"insert"|"delete"|"update",
+/// "table", "key", "new"|"old"|"changes"}, {"kind":"schema", ...},
+/// {"kind":"summary", ...} (see README). --sql prints SQL that turns a copy
+/// of version A (`pagelog export --version A`) into version B.
+#[derive(clap::Args)]
+#[command(verbatim_doc_comment)]
+pub struct Args {
+    /// The pagelog database (log file)
+    db: PathBuf,
+    /// A, A..B, or A followed by B
+    #[arg(value_name = "VERSIONS", num_args = 1..=2, required = true)]
+    versions: Vec<String>,
+    /// Only this table
+    #[arg(long, value_name = "T")]
+    table: Option<String>,
+    /// One JSON object per change, one per line
+    #[arg(long, conflicts_with_all = ["summary", "sql"])]
+    json: bool,
+    /// Only the per-table counts
+    #[arg(long, conflicts_with = "sql")]
+    summary: bool,
+    /// SQL that turns version A into version B
+    #[arg(long)]
+    sql: bool,
+}
+
+fn parse_versions(v: &[String]) -> Result<(u64, Option<u64>), Failure> {
+    let num = |s: &str| {
+        s.trim().parse::<u64>().map_err(|_| Failure::new("diff", format_args!("{s:?} is not a version number")))
+    };
+    match v {
+        [one] => match one.split_once("..") {
+            Some((a, b)) => Ok((num(a)?, Some(num(b)?))),
+            None => Ok((num(one)?, None)),
+        },
+        [a, b] => Ok((num(a)?, Some(num(b)?))),
+        _ => Err(Failure::new("diff", "give A, A B or A..B")),
+    }
+}
+
+pub fn run(a: Args) -> CmdResult {
+    let (from, to) = parse_versions(&a.versions)?;
+    let to = to.unwrap_or(from + 1);
+    let log = open_read_only(&a.db)?;
+    let range = version_range(&log)?;
+    check_version(&log, from, range)?;
+    check_version(&log, to, range)?;
+    let what = format!("diff {} {from}..{to}", a.db.display());
+    let va = log.version(from).ctx(&what)?;
+    let vb = log.version(to).ctx(&what)?;
+    let started = Instant::now();
+    let opts = diff::Options { table: a.table.clone(), full_rows: a.sql };
+    let d = diff::diff(&va, &vb, &opts).map_err(|e| Failure::new(&what, e))?;
+    let elapsed = started.elapsed();
+    if let Some(t) = &a.table {
+        let known = d.objects.iter().chain(&d.old_objects).any(|o| o.kind == "table" && o.name.eq_ignore_ascii_case(t));
+        if !known {
+            return Err(Failure::new(&what, format_args!("no table {t:?} in version {from} or {to}")));
+        }
+    }
+    let out = std::io::stdout();
+    let mut w = std::io::BufWriter::new(out.lock());
+    let r = if a.sql {
+        w.write_all(diff::to_sql(&d).as_bytes())
+    } else if a.json {
+        json_lines(&mut w, &d)
+    } else {
+        let colour = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+        human(&mut w, &d, a.summary, colour)
+    };
+    closed_pipe_exits(r.and_then(|()| w.flush())).ctx("write output")?;
+    if !a.sql && !a.json {
+        eprintln!(
+            "{} pages read, {} pages differ, {:.1} ms",
+            d.pages_read,
+            d.pages_changed,
+            elapsed.as_secs_f64() * 1000.0
+        );
+    }
+    Ok(0)
+}
+
+fn json_lines(w: &mut impl Write, d: &Diff) -> std::io::Result<()> {
+    for o in diff::json::objects(d) {
+        writeln!(w, "{o}")?;
+    }
+    Ok(())
+}
+
+fn key_text(k: &Key, t: &diff::TableDiff) -> String {
+    match k {
+        Key::Rowid(r) => format!("rowid {r}"),
+        Key::Pk(v) => t
+            .table
+            .pk
+            .iter()
+            .zip(v)
+            .map(|(&c, v)| format!("{}={}", t.table.columns[c], v.short()))
+            .collect::<Vec<_>>()
+            .join(", "),
+    }
+}
+
+fn human(w: &mut impl Write, d: &Diff, summary_only: bool, colour: bool) -> std::io::Result<()> {
+    let paint = |code: &str, s: &str| if colour { format!("\x1b[{code}m{s}\x1b[0m") } else { s.to_string() };
+    let mark = |c: char| match c {
+        '+' => paint("32", "+"),
+        '-' => paint("31", "-"),
+        _ => paint("33", "~"),
+    };
+    writeln!(w, "version {} -> {}", d.from, d.to)?;
+    if !summary_only {
+        if !d.schema.is_empty() {
+            writeln!(w, "schema:")?;
+            let width = d.schema.iter().map(|s| s.kind.len()).max().unwrap_or(0);
+            let nw = d.schema.iter().map(|s| s.name.chars().count()).max().unwrap_or(0);
+            for s in &d.schema {
+                let (m, sql) = match s.action {
+                    Action::Create => ('+', s.new_sql.as_deref()),
+                    Action::Drop => ('-', s.old_sql.as_deref()),
+                    Action::Alter => ('~', s.new_sql.as_deref()),
+                };
+                writeln!(
+                    w,
+                    "  {} {:<width$}  {:<nw$}  {}",
+                    mark(m),
+                    s.kind,
+                    s.name,
+                    sql.unwrap_or("").replace('\n', " ")
+                )?;
+            }
+        }
+        for t in &d.tables {
+            if t.changes.is_empty() {
+                continue;
+            }
+            match t.status {
+                diff::TableStatus::Same => writeln!(w, "{}:", t.name)?,
+                s => writeln!(w, "{} ({}):", t.name, diff::json::status(s))?,
+            }
+            let keys: Vec<String> = t.changes.iter().map(|c| key_text(c.key(), t)).collect();
+            let kw = keys.iter().map(|k| k.chars().count()).max().unwrap_or(0);
+            for (c, k) in t.changes.iter().zip(&keys) {
+                match c {
+                    RowChange::Insert { new, .. } => {
+                        let vals: Vec<String> =
+                            t.table.columns.iter().zip(new).map(|(n, v)| format!("{n}={}", v.short())).collect();
+                        writeln!(w, "  {} {k:<kw$}  {}", mark('+'), vals.join(", "))?;
+                    }
+                    RowChange::Delete { old, .. } => {
+                        let vals: Vec<String> =
+                            t.old_table.columns.iter().zip(old).map(|(n, v)| format!("{n}={}", v.short())).collect();
+                        writeln!(w, "  {} {k:<kw$}  {}", mark('-'), vals.join(", "))?;
+                    }
+                    RowChange::Update { old, new, .. } => {
+                        let ch: Vec<String> = t
+                            .changed_columns(old, new)
+                            .into_iter()
+                            .map(|(n, o, v)| format!("{n}: {} -> {}", o.short(), v.short()))
+                            .collect();
+                        writeln!(w, "  {} {k:<kw$}  {}", mark('~'), ch.join(", "))?;
+                    }
+                }
+            }
+        }
+    }
+    if d.tables.is_empty() {
+        writeln!(w, "no row changed")?;
+        return Ok(());
+    }
+    let nw = d.tables.iter().map(|t| t.name.chars().count()).max().unwrap_or(5).max(5);
+    writeln!(w, "{:<nw$}  {:>9}  {:>9}  {:>9}  status", "table", "inserted", "deleted", "updated")?;
+    for t in &d.tables {
+        let (i, de, u) = t.counts();
+        writeln!(w, "{:<nw$}  {i:>9}  {de:>9}  {u:>9}  {}", t.name, diff::json::status(t.status))?;
+    }
+    Ok(())
+}
