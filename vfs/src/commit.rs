@@ -42,8 +42,9 @@ pub const NORMAL_SYNC_BYTES: u64 = 16 << 20;
 /// this many bytes is followed by a MARK, so that recovery need not re-read
 /// it (Off's horizon is the writer's own last commit, synced or not).
 pub const OFF_MARK_BYTES: u64 = 1 << 20;
-/// Pre-allocation grows the file by an eighth of its size, within these bounds.
-pub const PREALLOC_MIN: u64 = 1 << 20;
+/// Pre-allocation grows the file by an eighth of its size, within these
+/// bounds: a small database stays small (at most 64 KiB past its log end).
+pub const PREALLOC_MIN: u64 = 64 << 10;
 pub const PREALLOC_MAX: u64 = 4 << 20;
 impl Log {
     /// Called by a connection that just took the WRITER lock: refreshes, and
