@@ -369,6 +369,7 @@ impl Log {
             timestamp_us: info.timestamp_us,
             page_size,
             alloc_end: st.alloc_end,
+            salt,
             counter,
             sync,
             mark,
@@ -410,7 +411,7 @@ impl Log {
         }
         // The commit is made (and, if synced, durable) whatever happens to
         // its MARK: without it, recovery re-checks the commit's frames.
-        let marked = p.mark && self.write_mark(p.link, p.page_size, p.end).is_ok();
+        let marked = p.mark && self.write_mark(p.salt, p.link, p.page_size, p.end).is_ok();
         Ok((alloc_end, marked))
     }
 
@@ -419,8 +420,7 @@ impl Log {
     /// only after a sync that covered the commit (under Off: see
     /// `OFF_MARK_BYTES`), never synced itself: if it is lost, recovery
     /// re-checks the commit's frames instead.
-    fn write_mark(&self, link: Link, page_size: u32, end: u64) -> Result<()> {
-        let salt = self.lock().header.expect("a log with a commit has a header").salt;
+    fn write_mark(&self, salt: u64, link: Link, page_size: u32, end: u64) -> Result<()> {
         let mut buf = [0u8; format::MARK_SIZE as usize];
         RecordHeader {
             kind: format::KIND_MARK,
@@ -570,8 +570,9 @@ impl Log {
             st.horizon = link;
             if writer && link.version > 0 && st.log_end == latest.end {
                 let (ps, end) = (latest.page_size, latest.end);
+                let salt = st.header.expect("a log with a commit has a header").salt;
                 drop(st);
-                if self.write_mark(link, ps, end).is_ok() {
+                if self.write_mark(salt, link, ps, end).is_ok() {
                     let mut st = self.lock();
                     if st.latest.number == link.version {
                         st.log_end = end + format::MARK_SIZE;
@@ -649,6 +650,8 @@ struct Prepared {
     timestamp_us: u64,
     page_size: u32,
     alloc_end: u64,
+    /// The log's salt, for the MARK.
+    salt: u64,
     /// Page 1's change counter in the new version.
     counter: u32,
     sync: bool,

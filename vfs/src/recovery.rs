@@ -362,24 +362,7 @@ impl Log {
         let log = Log::open_unrecovered(path, OpenOptions { read_only: true, ..Default::default() })?;
         {
             let mut st = log.lock();
-            let len = log.file_len()?;
-            st.alloc_end = len;
-            if let Some(header) = log.read_header(len)? {
-                if len >= format::FIRST_RECORD {
-                    st.header = Some(header);
-                    st.mapping = Arc::new(
-                        Mapping::new(&log.file, &log.path, len, Some(&st.mapping))
-                            .map_err(|e| Error::io(&log.path, "mmap", None, e))?,
-                    );
-                    let start = Link::default();
-                    let p = format::FIRST_RECORD;
-                    let w = log.scan_forward(header.salt, len, p, start, p, start)?;
-                    let (log_end, durable) = (w.log_end, w.durable);
-                    if let Some(last) = w.commits.into_iter().next_back() {
-                        log.load_version(&mut st, header.salt, len, &last.rec, log_end, durable)?;
-                    }
-                }
-            }
+            log.recover_into(&mut st, false)?;
         }
         Ok(log)
     }
@@ -388,7 +371,7 @@ impl Log {
     /// header), so the next `refresh` tries again instead of walking on from
     /// a half-built state.
     fn recover(&self, st: &mut State) -> Result<()> {
-        let r = self.recover_into(st);
+        let r = self.recover_into(st, true);
         if r.is_err() {
             st.header = None;
             st.log_end = format::FIRST_RECORD;
@@ -397,7 +380,9 @@ impl Log {
         r
     }
 
-    fn recover_into(&self, st: &mut State) -> Result<()> {
+    /// `from_claims`: start at the commit the last record claims durable
+    /// (recovery); else walk from offset 512 (`open_prefix`).
+    fn recover_into(&self, st: &mut State, from_claims: bool) -> Result<()> {
         let len = self.file_len()?;
         st.alloc_end = len;
         let Some(header) = self.read_header(len)? else { return Ok(()) };
@@ -413,7 +398,7 @@ impl Log {
                 .map_err(|e| Error::io(&self.path, "mmap", None, e))?,
         );
         st.mapping = mapping;
-        let start = self.durable_start(salt, len)?;
+        let start = if from_claims { self.durable_start(salt, len)? } else { None };
         let (prev, pos) = match &start {
             Some(r) => (r.link(), r.end()),
             None => (Link::default(), format::FIRST_RECORD),
