@@ -17,6 +17,7 @@ use crate::error::{Error, Result};
 use crate::format::{self, CommitInfo, Entry, Header, RecordHeader};
 use crate::log::{now_us, random_u64, Durability, Link, Log, State};
 use crate::pagemap::{PageMap, Slot};
+use crate::storage::ZEROS;
 use crate::txn::{Buf, SpillStore, WriteTxn};
 use crate::version::{Mapping, Version};
 
@@ -71,7 +72,10 @@ impl Log {
         // Bytes past the end (pre-allocated zeros, or debris of a crashed
         // writer) are overwritten by the next append; records there can never
         // chain onto a new commit, whose trailer crc they do not name.
-        st.alloc_end = self.file_len()?;
+        if !st.alloc_exact {
+            st.alloc_end = self.file_len()?;
+            st.alloc_exact = true;
+        }
         Ok(latest)
     }
 
@@ -122,12 +126,9 @@ impl Log {
         let alloc_before = alloc_before.max(floor);
         let start = st.log_end;
         let zero_to = txn_end.min(alloc_before);
-        let mut at = start;
-        let zeros = vec![0u8; 1 << 20];
-        while at < zero_to {
-            let n = (zero_to - at).min(zeros.len() as u64) as usize;
-            self.io.write_at(&zeros[..n], at).map_err(|e| Error::io(&self.path, "write", Some(at), e))?;
-            at += n as u64;
+        let at = start;
+        if zero_to > at {
+            self.write_zeros(at, zero_to - at).map_err(|e| Error::io(&self.path, "write", Some(at), e))?;
         }
         if self.file_len()? > alloc_before {
             self.io.set_len(alloc_before).map_err(|e| Error::io(&self.path, "truncate", Some(alloc_before), e))?;
@@ -386,17 +387,18 @@ impl Log {
     fn write_prepared(&self, p: &Prepared) -> Result<(u64, bool)> {
         let need = p.end + if p.mark { format::MARK_SIZE } else { 0 };
         let mut alloc_end = p.alloc_end.max(need);
-        if need > p.alloc_end && !self.append_only {
+        if need > p.alloc_end && p.sync && !self.append_only {
             // Pre-allocate: zeros written (and synced with this commit) now
             // make the syncs of the next commits cheaper, as they no longer
             // change the file's size. Recovery skips zeros past the end.
+            // Only for a commit that syncs: unsynced (NORMAL, OFF) commits
+            // would write every byte twice for a sync that seldom comes.
             // They go first: if they cannot be written, nothing of the
             // commit is in the file yet.
             // When the disk cannot hold them, the commit goes on without:
             // pre-allocation must never be why a commit that fits fails.
             let chunk = (p.end / 8).clamp(PREALLOC_MIN, PREALLOC_MAX).next_multiple_of(4096);
-            let zeros = vec![0u8; chunk as usize];
-            match self.io.write_at(&zeros, p.end) {
+            match self.write_zeros(p.end, chunk) {
                 Ok(()) => alloc_end = p.end + chunk,
                 Err(e) if matches!(e.raw_os_error(), Some(libc::ENOSPC) | Some(libc::EDQUOT)) => {
                     let keep = p.alloc_end.max(p.offset);
@@ -413,6 +415,16 @@ impl Log {
         // its MARK: without it, recovery re-checks the commit's frames.
         let marked = p.mark && self.write_mark(p.salt, p.link, p.page_size, p.end).is_ok();
         Ok((alloc_end, marked))
+    }
+
+    fn write_zeros(&self, mut at: u64, len: u64) -> std::io::Result<()> {
+        let end = at + len;
+        while at < end {
+            let n = (end - at).min(ZEROS.len() as u64) as usize;
+            self.io.write_at(&ZEROS[..n], at)?;
+            at += n as u64;
+        }
+        Ok(())
     }
 
     /// Writes a MARK naming commit `link` (of page size `page_size`) at

@@ -119,8 +119,14 @@ pub(crate) struct State {
     /// Where the next record goes: the latest version's end, or past the
     /// MARK that follows it.
     pub(crate) log_end: u64,
-    /// File length as far as this process knows: the log plus pre-allocated zeros.
+    /// File length as far as this process knows: the log plus pre-allocated
+    /// zeros. Only a hint (where to pre-allocate, what a rollback restores):
+    /// a commit written past the real length just extends the file.
     pub(crate) alloc_end: u64,
+    /// `alloc_end` was read from the file, or set by this process's own
+    /// writes, and no other process has appended since: a writer need not
+    /// stat the file again.
+    pub(crate) alloc_exact: bool,
     pub(crate) full_map_offset: u64,
     pub(crate) entries_since_full: u64,
     pub(crate) commits_since_full: u64,
@@ -167,7 +173,20 @@ impl Log {
         if !opts.read_only {
             oo.write(true).create(opts.create);
         }
-        let file = oo.open(path).map_err(|e| Error::io(path, "open", None, e))?;
+        // O_NOATIME: the per-transaction read at the log end would otherwise
+        // make every read after a write dirty the inode (relatime updates
+        // atime once mtime is newer), a journal transaction per commit. Only
+        // the file's owner may ask for it; anyone else opens without.
+        let file = {
+            use std::os::unix::fs::OpenOptionsExt;
+            let mut noatime = oo.clone();
+            noatime.custom_flags(libc::O_NOATIME);
+            match noatime.open(path) {
+                Err(e) if e.raw_os_error() == Some(libc::EPERM) => oo.open(path),
+                r => r,
+            }
+        };
+        let file = file.map_err(|e| Error::io(path, "open", None, e))?;
         let file = Arc::new(file);
         let io: Arc<dyn LogFile> = file.clone();
         let log = Log {
@@ -185,6 +204,7 @@ impl Log {
                 horizon: Link::default(),
                 log_end: format::FIRST_RECORD,
                 alloc_end: 0,
+                alloc_exact: false,
                 full_map_offset: 0,
                 entries_since_full: 0,
                 commits_since_full: 0,

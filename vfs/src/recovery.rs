@@ -385,6 +385,7 @@ impl Log {
     fn recover_into(&self, st: &mut State, from_claims: bool) -> Result<()> {
         let len = self.file_len()?;
         st.alloc_end = len;
+        st.alloc_exact = true;
         let Some(header) = self.read_header(len)? else { return Ok(()) };
         if len < format::FIRST_RECORD {
             // Header written, padding not (a crash during creation): empty.
@@ -617,10 +618,30 @@ impl Log {
         Ok(Arc::new(self.make_version(&rec, map, mapping)))
     }
 
+    /// One pread instead of a stat and a pread per transaction (the common
+    /// case, and the only system call of a read transaction): true when the
+    /// file still ends at, or holds only zeros for a record header after,
+    /// `log_end`, and so holds no record this process has not seen. Reading
+    /// from 8 bytes before `log_end` proves, by getting at least those 8,
+    /// that the file was not cut below the committed end (what `refresh`'s
+    /// stat checks otherwise). Any other answer takes the full path (stat,
+    /// truncation check, walk).
+    fn nothing_appended(&self, log_end: u64) -> Result<bool> {
+        let mut probe = [0u8; 8 + format::RECORD_HEADER_SIZE];
+        let n = self
+            .io
+            .read_upto(&mut probe, log_end - 8)
+            .map_err(|e| Error::io(&self.path, "read", Some(log_end - 8), e))?;
+        Ok(n == 8 || (n == probe.len() && probe[8..].iter().all(|&b| b == 0)))
+    }
+
     /// Brings this process's view up to date with commits other processes
     /// appended, and returns the latest version. Cheap when nothing changed.
     pub fn refresh(&self) -> Result<Arc<Version>> {
         let mut st = self.lock();
+        if st.header.is_some() && !st.committing && self.nothing_appended(st.log_end)? {
+            return Ok(st.latest.clone());
+        }
         let len = self.file_len()?;
         let end = st.latest.end;
         if st.header.is_none() {
@@ -634,6 +655,7 @@ impl Log {
         if st.committing || len < st.log_end + format::MARK_SIZE {
             return Ok(st.latest.clone());
         }
+        st.alloc_exact = false; // another process may have written past the end
         let salt = st.header.unwrap().salt;
         let prev = Link { version: st.latest.number, offset: st.latest.commit_offset, crc: st.latest.commit_crc };
         let w = self.scan_forward(salt, len, st.log_end, prev, end, st.horizon)?;

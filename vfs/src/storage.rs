@@ -7,6 +7,10 @@ use std::io;
 use std::os::unix::fs::FileExt;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+/// Zeros to write from (pre-allocation, discarded spills) without
+/// allocating: in .bss, so it costs no file size and no memory until read.
+pub(crate) static ZEROS: [u8; 1 << 20] = [0; 1 << 20];
+
 static SYNCS: AtomicU64 = AtomicU64::new(0);
 
 /// How many times this process has synced a log file (fdatasync), all logs
@@ -21,6 +25,13 @@ pub fn sync_count() -> u64 {
 #[allow(clippy::len_without_is_empty)]
 pub trait LogFile: Send + Sync {
     fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()>;
+    /// Reads what the file holds of `buf.len()` bytes at `offset`: fewer
+    /// only at the end of the file. Returns how many were read.
+    fn read_upto(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+        let n = self.len()?.saturating_sub(offset).min(buf.len() as u64) as usize;
+        self.read_at(&mut buf[..n], offset)?;
+        Ok(n)
+    }
     fn write_at(&self, buf: &[u8], offset: u64) -> io::Result<()>;
     fn len(&self) -> io::Result<u64>;
     fn set_len(&self, len: u64) -> io::Result<()>;
@@ -30,6 +41,18 @@ pub trait LogFile: Send + Sync {
 impl LogFile for File {
     fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
         FileExt::read_exact_at(self, buf, offset)
+    }
+    fn read_upto(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+        let mut n = 0;
+        while n < buf.len() {
+            match FileExt::read_at(self, &mut buf[n..], offset + n as u64) {
+                Ok(0) => break,
+                Ok(k) => n += k,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(n)
     }
     fn write_at(&self, buf: &[u8], offset: u64) -> io::Result<()> {
         FileExt::write_all_at(self, buf, offset)

@@ -66,10 +66,18 @@ impl MemFile {
         }
         match &mut self.disk {
             None => {
-                if self.mem.len() < end as usize {
-                    self.mem.resize(end as usize, 0);
+                let (off, end) = (off as usize, end as usize);
+                if off >= self.mem.len() {
+                    // Appending (how SQLite writes a journal): no zero-fill
+                    // of bytes that are overwritten at once.
+                    self.mem.resize(off, 0);
+                    self.mem.extend_from_slice(buf);
+                } else {
+                    if self.mem.len() < end {
+                        self.mem.resize(end, 0);
+                    }
+                    self.mem[off..end].copy_from_slice(buf);
                 }
-                self.mem[off as usize..end as usize].copy_from_slice(buf);
             }
             Some((f, size)) => {
                 if let Err(e) = f.write_all_at(buf, off) {
