@@ -190,6 +190,14 @@ fn a_flipped_bit_in_an_old_frame_fails_the_read_with_the_offset() {
     assert_eq!(err.sqlite_error_code(), Some(ErrorCode::DatabaseCorrupt), "{err}");
     let msg = pagelog::sqlite::last_error().unwrap();
     assert!(msg.contains(&format!("offset {frame}")), "{msg}");
+    // Once the damage is known, a write that never reads the damaged page
+    // is refused too, and the file is left as it is.
+    let err = c.execute("INSERT INTO u VALUES (99)", []).unwrap_err();
+    assert_eq!(err.sqlite_error_code(), Some(ErrorCode::DatabaseCorrupt), "{err}");
+    let msg = pagelog::sqlite::last_error().unwrap();
+    assert!(msg.contains(&format!("offset {frame}")) && msg.contains("refused"), "{msg}");
+    drop(c);
+    assert_eq!(std::fs::read(&p).unwrap(), b, "a refused write leaves the file byte-identical");
 }
 
 #[test]

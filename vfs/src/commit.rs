@@ -72,6 +72,13 @@ impl Log {
         // Bytes past the end (pre-allocated zeros, or debris of a crashed
         // writer) are overwritten by the next append; records there can never
         // chain onto a new commit, whose trailer crc they do not name.
+        if let Some(at) = st.mapping.damage_seen() {
+            return Err(self.corrupt(
+                at,
+                "an undamaged log (a write to a damaged log is refused; `pagelog verify` names all damage)",
+                "a frame that failed its check on an earlier read",
+            ));
+        }
         if !st.alloc_exact {
             st.alloc_end = self.file_len()?;
             st.alloc_exact = true;

@@ -24,7 +24,7 @@
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU16, Ordering};
+use std::sync::atomic::{AtomicU16, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use memmap2::{Mmap, MmapOptions};
@@ -46,6 +46,10 @@ pub struct Mapping {
     pub(crate) cap: u64,
     pub(crate) path: PathBuf,
     pub(crate) verified: Box<[AtomicU16]>,
+    /// The offset (plus one; 0 = none) of the first damage any read in this
+    /// process found, shared by all mappings of one log: the log then
+    /// refuses writes (`Log::prepare_write`).
+    pub(crate) damage: Arc<AtomicU64>,
 }
 
 /// The tag of a frame crc in `Mapping::verified`: never 0.
@@ -73,11 +77,19 @@ impl Mapping {
                 a.store(b.load(Ordering::Relaxed), Ordering::Relaxed);
             }
         }
-        Ok(Mapping { file: Some(file.clone()), mmap: Some(mmap), cap, path: path.to_path_buf(), verified })
+        let damage = prev.map(|p| p.damage.clone()).unwrap_or_default();
+        Ok(Mapping { file: Some(file.clone()), mmap: Some(mmap), cap, path: path.to_path_buf(), verified, damage })
     }
 
     pub(crate) fn empty(path: &Path) -> Mapping {
-        Mapping { file: None, mmap: None, cap: 0, path: path.to_path_buf(), verified: Box::new([]) }
+        Mapping {
+            file: None,
+            mmap: None,
+            cap: 0,
+            path: path.to_path_buf(),
+            verified: Box::new([]),
+            damage: Default::default(),
+        }
     }
 
     #[inline]
@@ -111,6 +123,7 @@ impl Mapping {
         let pread = |buf: &mut [u8], at: u64| {
             file.read_exact_at(buf, at).map_err(|e| {
                 if e.kind() == std::io::ErrorKind::UnexpectedEof {
+                    self.note_damage(at);
                     Error::Corrupt {
                         path: self.path.clone(),
                         offset: at,
@@ -144,10 +157,20 @@ impl Mapping {
         Ok(data)
     }
 
+    fn note_damage(&self, offset: u64) {
+        let _ = self.damage.compare_exchange(0, offset + 1, Ordering::Relaxed, Ordering::Relaxed);
+    }
+
+    /// Where a read in this process found the log damaged, if one did.
+    pub(crate) fn damage_seen(&self) -> Option<u64> {
+        self.damage.load(Ordering::Relaxed).checked_sub(1)
+    }
+
     /// Checks a frame's bytes against its crc and remembers that it passed.
     fn check(&self, offset: u64, crc: u32, pgno: u32, data: &[u8]) -> Result<()> {
         let found = format::frame_crc(data);
         if found != crc {
+            self.note_damage(offset);
             return Err(Error::Corrupt {
                 path: self.path.clone(),
                 offset,
