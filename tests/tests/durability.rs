@@ -26,4 +26,17 @@ fn full_syncs_once_per_commit_normal_rarely_and_off_never() {
     let before = pagelog::sync_count();
     drop(c);
     assert_eq!(pagelog::sync_count() - before, 1, "the last close syncs pending commits");
+    // SQLite refuses PRAGMA synchronous inside a transaction and stays at
+    // FULL; pagelog, which sees the pragma first, must not drop to OFF.
+    let c = open(&d.path("refused.db"));
+    c.execute_batch("CREATE TABLE t(x); BEGIN").unwrap();
+    let err = c.execute_batch("PRAGMA synchronous = OFF").unwrap_err();
+    assert!(err.to_string().contains("inside a transaction"), "{err}");
+    c.execute_batch("INSERT INTO t VALUES (1)").unwrap();
+    let before = pagelog::sync_count();
+    c.execute_batch("COMMIT").unwrap();
+    assert_eq!(pagelog::sync_count() - before, 1, "still FULL after a refused PRAGMA synchronous=OFF");
+    let before = pagelog::sync_count();
+    c.execute("INSERT INTO t VALUES (2)", []).unwrap();
+    assert_eq!(pagelog::sync_count() - before, 1, "and for the next commits");
 }

@@ -320,8 +320,15 @@ impl MainDb {
         let State::Write { snap, txn, level } = std::mem::replace(&mut self.state, State::Idle) else {
             return ffi::SQLITE_OK;
         };
-        let durability =
-            if !self.synced_in_txn { Durability::Off } else { self.sync_pragma.unwrap_or(Durability::Full) };
+        // SQLite syncs the database file at commit unless synchronous=OFF.
+        // A pragma that said OFF while SQLite still synced was refused by
+        // SQLite (`PRAGMA synchronous` inside a transaction is an error), so
+        // SQLite's level is not OFF: commit at FULL, never below what it asked.
+        let durability = match (self.synced_in_txn, self.sync_pragma) {
+            (false, _) => Durability::Off,
+            (true, Some(Durability::Off) | None) => Durability::Full,
+            (true, Some(level)) => level,
+        };
         let (rc, snap) = match self.log.commit(txn, durability) {
             Ok(Some(v)) => (ffi::SQLITE_OK, v),
             Ok(None) => (ffi::SQLITE_OK, snap),
