@@ -29,7 +29,7 @@
 //!    version before the latest, which differs in 2 pages, several times
 //!    (target: under 10 ms on 1 GiB); and to version 100 and back, which
 //!    differs in every page the history touched.
-//! 6. **Compact** (`pagelog::history::compact`, what `pagelog compact
+//! 6. **Compact** (`pagelog::compact::compact`, what `pagelog compact
 //!    --keep-last 1` runs): file size before and after, beside the live bytes
 //!    of the latest version (db pages × page size) and the stock database's
 //!    size; then the open once more.
@@ -43,7 +43,7 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use pagelog::history::{compact, Keep};
+use pagelog::compact::{compact, Keep};
 use pagelog::{Log, OpenOptions, Version};
 use rusqlite::Connection;
 use serde_json::{json, Value};
@@ -758,6 +758,8 @@ pub fn run(opts: &ScaleOpts, progress: &dyn Fn(String)) -> Result<ScaleReport, S
     let (n, secs) = one_connection_commits(&procs, nrows, opts.processes, 5)?;
     sync_filesystems()?;
     let open_procs = time_open_latest(&procs, bulk_version + n)?;
+    let (since_bulk, _) = commits_since_full_map(&bulk)?;
+    let (since_procs, _) = commits_since_full_map(&procs)?;
     let sql_open_procs = time_sqlite_open(PAGELOG, &procs, nrows)?;
     let vs_many = |c: &Cell| match (c, &open_many) {
         (Cell::Secs(a), Cell::Secs(b)) => match (median(a), median(b)) {
@@ -783,7 +785,10 @@ pub fn run(opts: &ScaleOpts, progress: &dyn Fn(String)) -> Result<ScaleReport, S
         label: format!("(a) open latest: Log::open + latest(), after one {} transaction", human_bytes(b_bulk.db_bytes)),
         pagelog: Some(open_bulk.clone()),
         stock: None,
-        note: format!("÷ open of (c) {many} versions: {}", ratio_bulk.map_or("n/a".into(), |r| format!("{r:.2}×"))),
+        note: format!(
+            "÷ open of (c) {many} versions: {}; replays {since_bulk} commits after the last full map",
+            ratio_bulk.map_or("n/a".into(), |r| format!("{r:.2}×"))
+        ),
     });
     rows.push(Row {
         key: "procs_build",
@@ -797,7 +802,10 @@ pub fn run(opts: &ScaleOpts, progress: &dyn Fn(String)) -> Result<ScaleReport, S
         label: format!("(b) open latest after {n} one-connection commits"),
         pagelog: Some(open_procs.clone()),
         stock: None,
-        note: format!("÷ open of (c) {many} versions: {}", ratio_procs.map_or("n/a".into(), |r| format!("{r:.2}×"))),
+        note: format!(
+            "÷ open of (c) {many} versions: {}; replays {since_procs} commits after the last full map",
+            ratio_procs.map_or("n/a".into(), |r| format!("{r:.2}×"))
+        ),
     });
     rows.push(Row {
         key: "sqlite_open_bulk",
@@ -922,7 +930,7 @@ pub fn run(opts: &ScaleOpts, progress: &dyn Fn(String)) -> Result<ScaleReport, S
             let file_after = file_bytes(&pl)?;
             rows.push(Row {
                 key: "compact",
-                label: "pagelog compact --keep-last 1 (pagelog::history::compact)".into(),
+                label: "pagelog compact --keep-last 1 (pagelog::compact::compact)".into(),
                 pagelog: Some(Cell::Secs(vec![secs])),
                 stock: None,
                 note: format!(

@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use pagelog::history::{compact, Keep};
+use pagelog::compact::{compact, Keep};
 use pagelog::EscapedName;
 
 use crate::cli::{size, CmdResult, Context, Progress};

@@ -2,8 +2,8 @@
 
 use std::path::PathBuf;
 
+use pagelog::compact::{compact, Keep};
 use pagelog::format::FORMAT_VERSION;
-use pagelog::history::{compact, Keep};
 use pagelog::{Log, OpenOptions};
 
 use crate::cli::{CmdResult, Context, Progress};

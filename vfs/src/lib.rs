@@ -4,7 +4,7 @@
 //! Three rooms, kept apart:
 //! * the log — [`format`] (bytes on disk), [`log`] (open, recover, read,
 //!   commit, revert), [`txn`] (a write transaction's buffer), [`pagemap`],
-//!   [`storage`], [`lock`], [`history`] (listing, verify, compact): no SQLite
+//!   [`storage`], [`lock`], [`history`] (listing, verify), [`compact`]: no SQLite
 //!   types; [`name`]: file names are bytes;
 //! * the SQLite glue — [`sqlite`]: VFS callbacks, locks, pragmas, the
 //!   extension entry points;
@@ -14,6 +14,7 @@
 #![deny(clippy::undocumented_unsafe_blocks)]
 
 pub mod commit;
+pub mod compact;
 pub mod diff;
 pub mod error;
 pub mod format;

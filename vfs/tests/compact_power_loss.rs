@@ -1,9 +1,9 @@
-//! Power loss during `pagelog compact` (`history::compact`).
+//! Power loss during `pagelog compact` (`pagelog::compact::compact`).
 //!
 //! Compaction writes the kept versions to `DB.compact-tmp`, syncs it, opens
 //! and verifies it, renames it over `DB` and syncs the directory. Here its
 //! file-system effects go through a model, [`SimFs`] (through
-//! `history::compact_with_fs`): the temporary file is a [`SimDisk`] (every
+//! `compact::compact_with_fs`): the temporary file is a [`SimDisk`] (every
 //! write and sync recorded; the disk model is in `common/mod.rs`), and the
 //! rename and the directory sync are recorded as operations too. Compaction
 //! collects small writes up to `CompactFs::write_chunk` bytes (1 MiB in
@@ -51,7 +51,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::{long_mode, Dir, Rng, SimDisk};
-use pagelog::history::{self, compact_tmp_path, CompactFs, Keep};
+use pagelog::compact::{self, compact_tmp_path, CompactFs, Keep};
 use pagelog::storage::LogFile;
 use pagelog::{Durability, Log, OpenOptions, Version};
 
@@ -274,7 +274,7 @@ fn build(path: &Path, seed: u64) -> Vec<String> {
         drop(log);
         if round == 0 && recompact {
             let keep = Keep::Last(1 + rng.below(versions / 2));
-            let st = history::compact(path, keep, &mut |_, _| {}).unwrap();
+            let st = compact::compact(path, keep, &mut |_, _| {}).unwrap();
             assert!(st.rewritten);
             steps.push(format!("compacted for real ({keep:?}): versions {} to {}", st.first_kept, st.latest));
         }
@@ -501,7 +501,7 @@ impl Checker<'_> {
 
         // A later compaction, whatever this one left behind.
         if o.leftover.is_some() {
-            let st = history::compact(&p, Keep::Last(1), &mut |_, _| {})
+            let st = compact::compact(&p, Keep::Last(1), &mut |_, _| {})
                 .map_err(|e| format!("a later compaction, with the temporary file left behind: {e}"))?;
             if !st.rewritten || st.latest != next.number {
                 return Err(format!("a later compaction: {st:?}"));
@@ -526,7 +526,7 @@ fn choose_keep(path: &Path, rng: &mut Rng, since: bool) -> (Keep, u64) {
     assert!(latest > oldest);
     let v = oldest + 1 + rng.below(latest - oldest);
     let keep = if since { Keep::Since(h[(v - oldest) as usize].timestamp_us) } else { Keep::Last(latest - v + 1) };
-    match history::first_kept(&h, keep) {
+    match compact::first_kept(&h, keep) {
         Some(f) if f > oldest => (keep, f),
         _ => (Keep::Last(1), latest), // equal timestamps
     }
@@ -560,7 +560,7 @@ fn simulate(name: &str, seeds: std::ops::Range<u64>, since: bool, bug: bool) -> 
             events: Mutex::new(Vec::new()),
             sync_after_rename: bug,
         };
-        let st = history::compact_with_fs(&path, keep, &mut |_, _| {}, &fs).unwrap();
+        let st = compact::compact_with_fs(&path, keep, &mut |_, _| {}, &fs).unwrap();
         let ctx = || {
             format!(
                 "{name}: seed {seed}, {keep:?} (first kept {first_kept}), chunk {chunk}; workload:\n  {}\n\

@@ -1485,7 +1485,7 @@ fn compacted_base0(base0: &Base) -> Vec<u8> {
     let dir = Dir::new("corpus-compact");
     let p = dir.0.join("a.log");
     std::fs::write(&p, &base0.img).unwrap();
-    let st = pagelog::history::compact(&p, pagelog::history::Keep::Last(3), &mut |_, _| {}).unwrap();
+    let st = pagelog::compact::compact(&p, pagelog::compact::Keep::Last(3), &mut |_, _| {}).unwrap();
     assert!(st.rewritten && st.first_kept == base0.latest - 2, "{st:?}");
     let mut img = std::fs::read(&p).unwrap();
     canonicalize(&mut img);

@@ -1,0 +1,566 @@
+//! Compaction: [`compact`] rewrites a log keeping only its newest versions.
+//!
+//! [`compact`] keeps versions `K..=latest`. Version K is written as a FULL_MAP
+//! commit (prev commit 0) whose frames are copies; each later version keeps
+//! its record kind (delta or full map) with its entries re-pointed at copied
+//! frames, copying the frames it needs that are not yet in the new file.
+//! Version numbers, timestamps, page maps and checksums are unchanged; every
+//! frame copied is checked against its crc first, so damage is never laundered
+//! into a clean-looking log. Each commit's horizon is its predecessor (the
+//! whole file is synced before it is renamed into place).
+//!
+//! Crash safety: the new log is written to `DB.compact-tmp` in the same
+//! directory, synced, opened and verified, then renamed over `DB`, and the
+//! directory is synced. Until the rename the old file is untouched; the rename
+//! is atomic; so a crash leaves either the old log or the new one (plus,
+//! perhaps, a stale `DB.compact-tmp`, which the next compaction replaces).
+//! The file-system calls go through [`CompactFs`], so that
+//! `vfs/tests/compact_power_loss.rs` can cut the power after each write and
+//! sync of the new file, the rename and the directory sync.
+//! Compaction holds the log's OPEN lock exclusively (no connection may have
+//! it open: connections hold OPEN shared; see `lock.rs`) and the WRITER lock,
+//! through the rename.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::os::fd::AsFd;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::error::{Error, Result};
+use crate::format::{self, CommitInfo, Entry, Header, RecordHeader};
+use crate::history::{CommitSummary, Prev};
+use crate::lock;
+use crate::log::{Log, OpenOptions, Version};
+use crate::storage::LogFile;
+
+/// Which versions [`compact`] keeps; it always keeps at least the latest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Keep {
+    /// The K newest versions (K >= 1).
+    Last(u64),
+    /// Versions from the first one committed at or after this time
+    /// (microseconds since the Unix epoch) to the latest.
+    Since(u64),
+    /// Every version, rewritten all the same (`pagelog upgrade`: the new
+    /// file is in this build's format).
+    All,
+}
+
+/// What [`compact`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CompactStats {
+    /// False when there was nothing to remove (the file is unchanged).
+    pub rewritten: bool,
+    pub oldest_before: u64,
+    pub first_kept: u64,
+    pub latest: u64,
+    pub bytes_before: u64,
+    pub bytes_after: u64,
+    pub frames_copied: u64,
+}
+
+/// The first version [`compact`] would keep, given the log's history.
+pub fn first_kept(history: &[CommitSummary], keep: Keep) -> Option<u64> {
+    let oldest = history.first()?.version;
+    let latest = history.last()?.version;
+    Some(match keep {
+        Keep::Last(k) => latest.saturating_sub(k.max(1) - 1).max(oldest),
+        Keep::All => oldest,
+        Keep::Since(t) => history.iter().find(|c| c.timestamp_us >= t).map_or(latest, |c| c.version),
+    })
+}
+
+/// The path compaction writes before renaming: `DB.compact-tmp`.
+pub fn compact_tmp_path(path: &Path) -> PathBuf {
+    let mut s = path.as_os_str().to_owned();
+    s.push(".compact-tmp");
+    PathBuf::from(s)
+}
+
+/// Removes a file when dropped, unless disarmed.
+struct RemoveOnDrop(Option<PathBuf>);
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        if let Some(p) = self.0.take() {
+            let _ = std::fs::remove_file(p);
+        }
+    }
+}
+
+/// The file-system effects of compaction, behind a narrow interface so that a
+/// test can substitute a model of a disk that loses power
+/// (`vfs/tests/compact_power_loss.rs`). [`compact`] uses [`StdCompactFs`].
+///
+/// Compaction reads the old log through the memory map and re-opens the new
+/// file by path to verify it, so an implementation must keep the real files
+/// in step: its temporary file writes through to the file at `tmp`, and
+/// `rename` renames the real file.
+#[doc(hidden)]
+pub trait CompactFs {
+    /// Creates `tmp`, which must not exist, with the permissions and (where
+    /// allowed) the owner in `md`, the metadata of the log being compacted.
+    /// Compaction only calls `write_at` and `sync` on it.
+    fn create(&self, tmp: &Path, md: &std::fs::Metadata) -> Result<Arc<dyn LogFile>>;
+    /// Renames `from` over `to`, atomically replacing it.
+    fn rename(&self, from: &Path, to: &Path) -> std::io::Result<()>;
+    /// Syncs the directory `dir`, making a rename in it durable.
+    fn sync_dir(&self, dir: &Path) -> std::io::Result<()>;
+    /// The new file is written front to back; pieces smaller than this are
+    /// collected into one write of at most this many bytes, larger ones are
+    /// written as they are.
+    fn write_chunk(&self) -> usize {
+        1 << 20
+    }
+}
+
+/// The real file system: what [`compact`] uses.
+#[doc(hidden)]
+pub struct StdCompactFs;
+
+/// The temporary file: its `sync` is `fsync` (data and metadata, as for a
+/// file about to be renamed into place), not counted in `sync_count()`.
+struct TmpFile(File);
+
+impl LogFile for TmpFile {
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> std::io::Result<()> {
+        std::os::unix::fs::FileExt::read_exact_at(&self.0, buf, offset)
+    }
+    fn write_at(&self, buf: &[u8], offset: u64) -> std::io::Result<()> {
+        std::os::unix::fs::FileExt::write_all_at(&self.0, buf, offset)
+    }
+    fn len(&self) -> std::io::Result<u64> {
+        Ok(self.0.metadata()?.len())
+    }
+    fn set_len(&self, len: u64) -> std::io::Result<()> {
+        self.0.set_len(len)
+    }
+    fn sync(&self) -> std::io::Result<()> {
+        self.0.sync_all()
+    }
+}
+
+impl CompactFs for StdCompactFs {
+    fn create(&self, tmp: &Path, md: &std::fs::Metadata) -> Result<Arc<dyn LogFile>> {
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(tmp)
+            .map_err(|e| Error::io(tmp, "create", None, e))?;
+        // The same permissions and, where allowed, the same owner as the old file.
+        file.set_permissions(md.permissions()).map_err(|e| Error::io(tmp, "chmod", None, e))?;
+        {
+            use std::os::unix::fs::MetadataExt;
+            let _ = std::os::unix::fs::fchown(&file, Some(md.uid()), Some(md.gid()));
+        }
+        Ok(Arc::new(TmpFile(file)))
+    }
+    fn rename(&self, from: &Path, to: &Path) -> std::io::Result<()> {
+        std::fs::rename(from, to)
+    }
+    fn sync_dir(&self, dir: &Path) -> std::io::Result<()> {
+        File::open(dir).and_then(|d| d.sync_all())
+    }
+}
+
+/// Rewrites the log at `path` keeping only the versions `keep` selects (see
+/// the module documentation). Refuses (Busy) while any connection has the
+/// log open. `progress(bytes written, estimated total)`.
+pub fn compact(path: &Path, keep: Keep, progress: &mut dyn FnMut(u64, u64)) -> Result<CompactStats> {
+    compact_with_fs(path, keep, progress, &StdCompactFs)
+}
+
+/// [`compact`], with its file-system effects going through `fs` (for tests).
+#[doc(hidden)]
+pub fn compact_with_fs(
+    path: &Path,
+    keep: Keep,
+    progress: &mut dyn FnMut(u64, u64),
+    fs: &dyn CompactFs,
+) -> Result<CompactStats> {
+    let log = Log::open(path, OpenOptions::default())?;
+    let fd = log.file().as_fd();
+    match lock::try_lock(fd, lock::OPEN, lock::Mode::Exclusive) {
+        Ok(true) => {}
+        Ok(false) => {
+            return Err(Error::Busy {
+                path: path.to_path_buf(),
+                reason: "the database is open (a connection in this or another process has it open); \
+                         close every connection and retry"
+                    .into(),
+            })
+        }
+        Err(e) => return Err(Error::io(path, "lock", None, e)),
+    }
+    let result = compact_locked(&log, path, keep, progress, fs);
+    let _ = lock::unlock(log.file().as_fd(), lock::OPEN);
+    result
+}
+
+fn compact_locked(
+    log: &Log,
+    path: &Path,
+    keep: Keep,
+    progress: &mut dyn FnMut(u64, u64),
+    fs: &dyn CompactFs,
+) -> Result<CompactStats> {
+    let _writer = log.lock_writer(Duration::ZERO)?;
+    if !log.is_current_file()? {
+        return Err(Error::Busy {
+            path: path.to_path_buf(),
+            reason: "the log was replaced while compaction started (another compaction?); retry".into(),
+        });
+    }
+    let latest = log.refresh()?;
+    let history = log.history()?;
+    let bytes_before = log.file_len()?;
+    let oldest = history.first().map_or(0, |c| c.version);
+    let mut stats = CompactStats {
+        rewritten: false,
+        oldest_before: oldest,
+        first_kept: oldest,
+        latest: latest.number,
+        bytes_before,
+        bytes_after: bytes_before,
+        frames_copied: 0,
+    };
+    let Some(first) = first_kept(&history, keep) else { return Ok(stats) };
+    stats.first_kept = first;
+    if first <= oldest && keep != Keep::All {
+        return Ok(stats);
+    }
+
+    let tmp = compact_tmp_path(path);
+    match std::fs::remove_file(&tmp) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(Error::io(&tmp, "remove stale", None, e)),
+    }
+    let mut cleanup = RemoveOnDrop(Some(tmp.clone()));
+    let md = log.file().metadata().map_err(|e| Error::io(path, "stat", None, e))?;
+    let file = fs.create(&tmp, &md)?;
+
+    let copied = write_compacted(log, &*file, &tmp, fs.write_chunk(), first, &latest, progress)?;
+    file.sync().map_err(|e| Error::io(&tmp, "sync", None, e))?;
+    drop(file);
+
+    // Check the new log before it replaces the old one.
+    {
+        let new = Log::open(&tmp, OpenOptions { read_only: true, ..Default::default() })?;
+        let nl = new.latest();
+        let bad = |what: String| {
+            Err(Error::Corrupt {
+                path: tmp.clone(),
+                offset: 0,
+                expected: format!("a compacted copy of {}", path.display()),
+                found: format!("{what}; the original was left unchanged"),
+            })
+        };
+        if nl.number != latest.number || nl.checksum != latest.checksum || nl.db_pages() != latest.db_pages() {
+            return bad(format!("latest version {} (checksum {:#x})", nl.number, nl.checksum));
+        }
+        if new.oldest_version()? != first {
+            return bad(format!("oldest version {}", new.oldest_version()?));
+        }
+        let rep = new.verify();
+        if rep.damaged() || rep.tail.is_some() {
+            let why = rep
+                .damage()
+                .map(|p| p.to_string())
+                .or(rep.recovery_error.clone())
+                .or(rep.error.as_ref().map(|e| e.to_string()))
+                .unwrap_or_else(|| "bytes past its last commit".into());
+            return bad(format!("a log that does not verify ({why})"));
+        }
+    }
+
+    fs.rename(&tmp, path).map_err(|e| Error::io(path, "rename compacted log over", None, e))?;
+    cleanup.0 = None;
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    fs.sync_dir(&dir).map_err(|e| Error::io(&dir, "sync directory", None, e))?;
+    stats.rewritten = true;
+    stats.frames_copied = copied;
+    stats.bytes_after = std::fs::metadata(path).map_err(|e| Error::io(path, "stat", None, e))?.len();
+    Ok(stats)
+}
+
+fn random_salt(seed: u64) -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u64(seed);
+    h.write_u32(std::process::id());
+    h.write_u128(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos()));
+    h.finish()
+}
+
+/// Writes the compacted log (versions `first..=latest`) to `file`; returns
+/// the number of frames copied.
+fn write_compacted(
+    log: &Log,
+    file: &dyn LogFile,
+    tmp: &Path,
+    chunk: usize,
+    first: u64,
+    latest: &Version,
+    progress: &mut dyn FnMut(u64, u64),
+) -> Result<u64> {
+    let old_header = log.header()?.ok_or_else(|| log.corrupt(0, "a log header", "none"))?;
+    let old_salt = old_header.salt;
+    let base = log.version(first)?;
+    let estimate = base.size_bytes() + (latest.end - base.end);
+    let chunk = chunk.max(1);
+    let mut out = Writer {
+        file,
+        buf: Vec::with_capacity(chunk),
+        chunk,
+        tmp,
+        pos: 0,
+        salt: random_salt(old_salt),
+        moved: HashMap::new(),
+        copied: 0,
+        estimate,
+    };
+    let header = Header {
+        format: format::FORMAT_VERSION,
+        page_size: base.page_size,
+        salt: out.salt,
+        created_us: old_header.created_us,
+    };
+    let mut hb = vec![0u8; format::FIRST_RECORD as usize];
+    hb[..format::HEADER_SIZE].copy_from_slice(&header.encode());
+    out.put(&hb)?;
+
+    // The first kept version, as a full map.
+    let rec = log
+        .read_record(old_salt, base.commit_offset, latest.end)?
+        .ok_or_else(|| log.corrupt(base.commit_offset, format!("the commit of version {first}"), "none"))?;
+    let spec = Spec {
+        version: first,
+        full: true,
+        page_size: base.page_size,
+        info: CommitInfo {
+            timestamp_us: base.timestamp_us,
+            db_pages: base.db_pages(),
+            entries: 0,
+            horizon_version: 0,
+            horizon_offset: 0,
+            full_map_offset: 0,
+            checksum: base.checksum,
+            horizon_crc: 0,
+            page1_counter: base.counter,
+        },
+    };
+    let mut prev = out.commit(log, &spec, &base.map.entries(), Prev::NONE, 0, progress)?;
+    let mut last_full = prev.offset;
+
+    // The later versions, record by record.
+    let mut pos = rec.end();
+    while pos < latest.end {
+        let rec = log
+            .read_record(old_salt, pos, latest.end)?
+            .ok_or_else(|| log.corrupt(pos, format!("a record after version {}", prev.version), "none"))?;
+        pos = rec.end();
+        if !rec.is_commit() {
+            continue;
+        }
+        if Some(rec.h.version) != prev.version.checked_add(1) {
+            return Err(log.corrupt(
+                rec.offset,
+                format!("version {}", prev.version.saturating_add(1)),
+                rec.h.version.to_string(),
+            ));
+        }
+        let entries = log.read_entries(&rec)?;
+        let mut info = rec.info;
+        info.horizon_version = prev.version;
+        info.horizon_offset = prev.offset;
+        info.horizon_crc = prev.crc;
+        let spec = Spec { version: rec.h.version, full: rec.is_full(), page_size: rec.h.page_size, info };
+        prev = out.commit(log, &spec, &entries, prev, last_full, progress)?;
+        if rec.is_full() {
+            last_full = prev.offset;
+        }
+    }
+    if prev.version != latest.number {
+        return Err(log.corrupt(latest.commit_offset, format!("version {}", latest.number), prev.version.to_string()));
+    }
+    out.flush()?;
+    Ok(out.copied)
+}
+
+/// What to write for one commit (entries and frames come separately).
+struct Spec {
+    version: u64,
+    full: bool,
+    page_size: u32,
+    info: CommitInfo,
+}
+
+/// Writes the new file front to back, as `std::io::BufWriter` would: writes
+/// smaller than `chunk` are collected into one of at most `chunk` bytes,
+/// larger ones go through as they are.
+struct Writer<'a> {
+    file: &'a dyn LogFile,
+    /// Bytes put but not yet written: they start at `pos - buf.len()`.
+    buf: Vec<u8>,
+    chunk: usize,
+    tmp: &'a Path,
+    /// Bytes put so far: where the next one goes.
+    pos: u64,
+    salt: u64,
+    /// Old frame offset → offset of its copy in the new file.
+    moved: HashMap<u64, u64>,
+    copied: u64,
+    estimate: u64,
+}
+
+impl Writer<'_> {
+    fn put(&mut self, b: &[u8]) -> Result<()> {
+        if self.buf.len() + b.len() > self.chunk {
+            self.flush()?;
+        }
+        if b.len() >= self.chunk {
+            self.file.write_at(b, self.pos).map_err(|e| Error::io(self.tmp, "write", Some(self.pos), e))?;
+        } else {
+            self.buf.extend_from_slice(b);
+        }
+        self.pos += b.len() as u64;
+        Ok(())
+    }
+
+    /// Writes out what is buffered.
+    fn flush(&mut self) -> Result<()> {
+        if !self.buf.is_empty() {
+            let at = self.pos - self.buf.len() as u64;
+            self.file.write_at(&self.buf, at).map_err(|e| Error::io(self.tmp, "write", Some(at), e))?;
+            self.buf.clear();
+        }
+        Ok(())
+    }
+
+    /// Writes one COMMIT record whose entries are `entries` (old offsets),
+    /// copying into its payload every frame not yet in the new file.
+    fn commit(
+        &mut self,
+        log: &Log,
+        spec: &Spec,
+        entries: &[Entry],
+        prev: Prev,
+        last_full: u64,
+        progress: &mut dyn FnMut(u64, u64),
+    ) -> Result<Prev> {
+        let ps = spec.page_size as u64;
+        let offset = self.pos;
+        // Frames to copy, in entry order, each once.
+        let mut copy: Vec<&Entry> = Vec::new();
+        let mut new_here: HashMap<u64, usize> = HashMap::new();
+        for e in entries {
+            if e.offset != 0 && !self.moved.contains_key(&e.offset) && !new_here.contains_key(&e.offset) {
+                new_here.insert(e.offset, copy.len());
+                copy.push(e);
+            }
+        }
+        let lay = format::layout(
+            format::FORMAT_VERSION,
+            offset,
+            format::KIND_COMMIT,
+            entries.len() as u32,
+            copy.len() as u32,
+            spec.page_size,
+        );
+        for (old, i) in &new_here {
+            self.moved.insert(*old, offset + lay.payload_start + *i as u64 * ps);
+        }
+        let mut info = spec.info;
+        info.entries = entries.len() as u32;
+        info.full_map_offset = if spec.full { offset } else { last_full };
+        let mut meta = vec![0u8; lay.payload_start as usize];
+        RecordHeader {
+            kind: format::KIND_COMMIT,
+            // Sealed: the compacted file is synced before it is renamed into
+            // place, so recovery need not re-check these frames.
+            flags: format::FLAG_SEALED | if spec.full { format::FLAG_FULL_MAP } else { 0 },
+            length: lay.length,
+            version: spec.version,
+            prev_commit: prev.offset,
+            prev_crc: prev.crc,
+            page_size: spec.page_size,
+            frames: copy.len() as u32,
+        }
+        .encode(self.salt, &mut meta);
+        info.encode(&mut meta[format::RECORD_HEADER_SIZE..]);
+        let eb = format::RECORD_HEADER_SIZE + format::COMMIT_INFO_SIZE;
+        for (i, e) in entries.iter().enumerate() {
+            let offset = if e.offset == 0 { 0 } else { self.moved[&e.offset] };
+            Entry { pgno: e.pgno, crc: e.crc, offset }.encode(&mut meta[eb + i * format::ENTRY_SIZE..]);
+        }
+        let mut trailer = [0u8; format::TRAILER_SIZE];
+        format::encode_trailer(self.salt, offset, &meta, &mut trailer);
+        self.put(&meta)?;
+
+        // The frames, read in runs of adjacent old offsets, each checked.
+        let mut i = 0;
+        while i < copy.len() {
+            let mut j = i + 1;
+            while j < copy.len() && copy[j].offset == copy[j - 1].offset + ps && (j - i) as u64 * ps < (4 << 20) {
+                j += 1;
+            }
+            let buf = log.read_vec(copy[i].offset, ((j - i) as u64 * ps) as usize)?;
+            for (k, page) in buf.chunks_exact(ps as usize).enumerate() {
+                let e = copy[i + k];
+                let crc = format::frame_crc(page);
+                if crc != e.crc {
+                    return Err(log.corrupt(
+                        e.offset,
+                        format!("a frame with crc {:#010x} (page {} of version {})", e.crc, e.pgno, spec.version),
+                        format!("crc {crc:#010x}"),
+                    ));
+                }
+            }
+            self.put(&buf)?;
+            self.copied += (j - i) as u64;
+            i = j;
+            progress(self.pos, self.estimate.max(self.pos));
+        }
+        self.put(&trailer)?;
+        debug_assert_eq!(self.pos, offset + lay.length);
+        Ok(Prev { version: spec.version, offset, crc: format::trailer_crc(&trailer) })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn summary(version: u64, ts: u64) -> CommitSummary {
+        CommitSummary {
+            version,
+            timestamp_us: ts,
+            pages_written: 1,
+            db_pages: 1,
+            page_size: 4096,
+            bytes: 0,
+            offset: 0,
+            full_map: false,
+            checksum: 0,
+        }
+    }
+
+    #[test]
+    fn first_kept_keeps_at_least_the_latest_and_never_before_the_oldest() {
+        let h: Vec<_> = (3..=10).map(|v| summary(v, v * 100)).collect();
+        assert_eq!(first_kept(&h, Keep::Last(1)), Some(10));
+        assert_eq!(first_kept(&h, Keep::Last(3)), Some(8));
+        assert_eq!(first_kept(&h, Keep::Last(100)), Some(3));
+        assert_eq!(first_kept(&h, Keep::Since(0)), Some(3));
+        assert_eq!(first_kept(&h, Keep::Since(550)), Some(6));
+        assert_eq!(first_kept(&h, Keep::Since(5000)), Some(10));
+        assert_eq!(first_kept(&[], Keep::Last(1)), None);
+    }
+}
