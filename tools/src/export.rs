@@ -80,7 +80,7 @@ pub fn run(a: Args) -> CmdResult {
     Ok(0)
 }
 
-fn write_version(v: &pagelog::Version, tmp: &Path, what: &str) -> Result<(), Failure> {
+pub(crate) fn write_version(v: &pagelog::Version, tmp: &Path, what: &str) -> Result<(), Failure> {
     let f = std::fs::OpenOptions::new().write(true).create_new(true).open(tmp).ctx(what)?;
     let mut w = BufWriter::with_capacity(1 << 20, &f);
     let mut progress = Progress::new("export");
@@ -98,7 +98,7 @@ fn write_version(v: &pagelog::Version, tmp: &Path, what: &str) -> Result<(), Fai
 
 /// Moves the finished temporary file to `out`: without `force`, atomically
 /// refusing an `out` that appeared meanwhile (a hard link fails if it exists).
-fn place(tmp: &Path, out: &Path, force: bool, what: &str) -> Result<(), Failure> {
+pub(crate) fn place(tmp: &Path, out: &Path, force: bool, what: &str) -> Result<(), Failure> {
     if force {
         std::fs::rename(tmp, out).ctx(what)?;
     } else {

@@ -25,7 +25,7 @@ use crate::time::format_us;
 #[derive(clap::Args)]
 #[command(verbatim_doc_comment)]
 pub struct Args {
-    /// The pagelog database (log file)
+    /// The pagelog database (log file), or a replica: s3://BUCKET/PREFIX
     db: PathBuf,
     /// Print one JSON object instead
     #[arg(long)]
@@ -33,6 +33,9 @@ pub struct Args {
 }
 
 pub fn run(a: Args) -> CmdResult {
+    if crate::remote::is_s3(a.db.as_os_str()) {
+        return crate::remote::info(a.db.as_os_str(), a.json);
+    }
     let log = open_read_only(&a.db)?;
     let what = format_args!("read log {}", a.db.escaped()).to_string();
     let header = log.header().ctx(&what)?;

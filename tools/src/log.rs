@@ -16,7 +16,7 @@ use crate::time::{format_us, parse_time};
 /// take in the log. Version 0 (the empty database) is not listed.
 #[derive(clap::Args)]
 pub struct Args {
-    /// The pagelog database (log file)
+    /// The pagelog database (log file), or a replica: s3://BUCKET/PREFIX
     db: PathBuf,
     /// Print one JSON array of objects instead
     #[arg(long)]
@@ -30,6 +30,9 @@ pub struct Args {
 }
 
 pub fn run(a: Args) -> CmdResult {
+    if crate::remote::is_s3(a.db.as_os_str()) {
+        return crate::remote::log(a.db.as_os_str(), a.json, a.limit);
+    }
     let log = open_read_only(&a.db)?;
     let history = log.history().ctx(format_args!("read history of {}", a.db.escaped()))?;
     let shown: Vec<&CommitSummary> = history

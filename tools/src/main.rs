@@ -11,9 +11,13 @@ mod cli;
 mod compact;
 mod diff;
 mod export;
+mod follow;
 mod import;
 mod info;
 mod log;
+mod remote;
+mod replicate;
+mod restore;
 mod revert;
 mod time;
 mod upgrade;
@@ -42,6 +46,9 @@ enum Command {
     Compact(compact::Args),
     Upgrade(upgrade::Args),
     Diff(diff::Args),
+    Replicate(replicate::Args),
+    Restore(restore::Args),
+    Follow(follow::Args),
 }
 
 fn main() {
@@ -57,6 +64,9 @@ fn main() {
         Command::Compact(a) => compact::run(a),
         Command::Upgrade(a) => upgrade::run(a),
         Command::Diff(a) => diff::run(a),
+        Command::Replicate(a) => replicate::run(a),
+        Command::Restore(a) => restore::run(a),
+        Command::Follow(a) => follow::run(a),
     };
     let code = match result {
         Ok(code) => code,

@@ -13,6 +13,7 @@
 //! * the tools (`tools/`) and the benchmark (`speedtest/`), separate crates.
 #![deny(clippy::undocumented_unsafe_blocks)]
 
+pub mod boundary;
 pub mod commit;
 pub mod compact;
 pub mod diff;
@@ -30,6 +31,7 @@ pub mod storage;
 pub mod txn;
 pub mod version;
 
+pub use boundary::{Boundary, Checked};
 pub use error::{Error, Result};
 pub use log::{Durability, Log, OpenOptions, Version};
 pub use name::{path_from_bytes, EscapedName};

@@ -1,0 +1,424 @@
+//! Restore and follow: segments downloaded into a log file, every byte
+//! checked.
+//!
+//! [`restore_into`] rebuilds one version: it downloads a generation's
+//! segments up to the one holding the version into a new file, truncates it
+//! at the version's commit, and verifies the result as `pagelog verify`
+//! does (every record, every frame, every version's whole-database
+//! checksum). Any problem is reported with the object and the byte of it
+//! where it lies.
+//!
+//! [`Follower`] keeps a local replica current: it appends each new segment
+//! (write, `fdatasync`), then checks the commits it brought, so that
+//! processes reading the replica see them at their next transaction. While
+//! it runs it holds the replica's WRITER lock, so that no local connection
+//! can write to it (they get `SQLITE_BUSY`).
+
+use std::fs::File;
+use std::io::{Seek, SeekFrom, Write};
+use std::os::fd::AsFd;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+
+use pagelog::{Boundary, EscapedName, Log, OpenOptions};
+
+use crate::layout::{Catalog, Generation, Segment};
+use crate::store::Store;
+use crate::{catalog, Error};
+
+/// Which version to restore.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Target {
+    /// The newest version replicated.
+    Latest,
+    Version(u64),
+    /// The newest version committed at or before this time (µs since the epoch).
+    Time(u64),
+}
+
+/// What [`restore_into`] rebuilt.
+#[derive(Debug, Clone)]
+pub struct Restored {
+    pub version: u64,
+    pub generation: String,
+    /// Objects downloaded and their bytes.
+    pub objects: u64,
+    pub downloaded: u64,
+    /// Size of the restored log.
+    pub bytes: u64,
+}
+
+fn seg_key(store: &Store, g: &Generation, s: &Segment) -> String {
+    store.loc.key(&format!("{}/{}", g.dir(), s.name()))
+}
+
+/// Names the object holding log offset `offset`, and the byte of it.
+fn blame(store: &Store, g: &Generation, segs: &[Segment], offset: u64) -> String {
+    match segs.iter().find(|s| s.start <= offset && offset < s.end).or(segs.last()) {
+        Some(s) => format!("object {} (byte {} of it)", seg_key(store, g, s), offset.saturating_sub(s.start)),
+        None => "no object".into(),
+    }
+}
+
+fn log_problem(store: &Store, g: &Generation, segs: &[Segment], e: &pagelog::Error) -> Error {
+    match e {
+        pagelog::Error::Corrupt { offset, expected, found, .. } => Error::Refused(format!(
+            "{} is damaged at log offset {offset}: expected {expected}, found {found}",
+            blame(store, g, segs, *offset)
+        )),
+        pagelog::Error::NotALog { reason, .. } => {
+            Error::Refused(format!("{} does not start a pagelog log: {reason}", blame(store, g, segs, 0)))
+        }
+        other => Error::Log(clone_err(other)),
+    }
+}
+
+fn clone_err(e: &pagelog::Error) -> pagelog::Error {
+    pagelog::Error::Unsupported(e.to_string())
+}
+
+/// Refuses a prefix holding objects that are not part of a replica.
+pub fn check_foreign(store: &Store, cat: &Catalog) -> Result<(), Error> {
+    if cat.foreign.is_empty() {
+        return Ok(());
+    }
+    let shown: Vec<&str> = cat.foreign.iter().take(3).map(String::as_str).collect();
+    Err(Error::Refused(format!(
+        "{} holds {} object(s) that are not part of a pagelog replica: {}{}; refusing to guess",
+        store.loc,
+        cat.foreign.len(),
+        shown.join(", "),
+        if cat.foreign.len() > 3 { ", ..." } else { "" }
+    )))
+}
+
+fn held(cat: &Catalog) -> String {
+    let parts: Vec<String> = cat
+        .generations
+        .iter()
+        .map(|g| format!("{} versions {}..={}", g.dir(), g.first_version(), g.last_version()))
+        .collect();
+    if parts.is_empty() {
+        "nothing".into()
+    } else {
+        parts.join("; ")
+    }
+}
+
+/// Downloads segments `segs` of `g` into `file` (from offset `segs[0].start`),
+/// checking each object's length; a retried download restarts its object.
+fn download(store: &Store, g: &Generation, segs: &[Segment], file: &File) -> Result<u64, Error> {
+    let mut total = 0;
+    for s in segs {
+        let key = seg_key(store, g, s);
+        let mut at = s.start;
+        let got = store.get_into(&key, None, &mut |b| {
+            match b {
+                None => {
+                    file.set_len(s.start)?;
+                    at = s.start;
+                }
+                Some(b) => {
+                    if at + b.len() as u64 > s.end {
+                        return Err(std::io::Error::other(format!(
+                            "{key} is longer than its name says ({} bytes)",
+                            s.end - s.start
+                        )));
+                    }
+                    file.write_all_at(b, at)?;
+                    at += b.len() as u64;
+                }
+            }
+            Ok(())
+        })?;
+        if got != s.end - s.start {
+            return Err(Error::Refused(format!(
+                "object {key} holds {got} bytes, its name says {} (log bytes {}..{}): truncated or altered",
+                s.end - s.start,
+                s.start,
+                s.end
+            )));
+        }
+        if s.start == 0 {
+            let mut h = [0u8; 64];
+            file.read_exact_at(&mut h, 0).map_err(|e| Error::Local(format!("read back: {e}")))?;
+            match pagelog::format::Header::decode(&h) {
+                Ok(h) if h.salt == g.salt && h.created_us == g.created_us => {}
+                _ => {
+                    return Err(Error::Refused(format!(
+                        "object {key} does not start with the header of log {} (salt {:016x}): damaged or foreign",
+                        g.dir(),
+                        g.salt
+                    )))
+                }
+            }
+        }
+        total += got;
+    }
+    Ok(total)
+}
+
+/// Rebuilds `target` from the bucket into `tmp` (created, must not exist),
+/// verified. On error `tmp` may hold a partial file: the caller removes it.
+pub fn restore_into(store: &Store, target: Target, tmp: &Path) -> Result<Restored, Error> {
+    let cat = catalog(store)?;
+    check_foreign(store, &cat)?;
+    let loc = &store.loc;
+    let g = match target {
+        Target::Latest => cat.newest(),
+        Target::Version(n) => cat.generations.iter().rev().find(|g| g.first_version() <= n && n <= g.last_version()),
+        Target::Time(t) => cat.generations.iter().rev().find(|g| g.segments.first().is_some_and(|s| s.first_us <= t)),
+    };
+    let Some(g) = g else {
+        let what = match target {
+            Target::Latest => "a replica".to_string(),
+            Target::Version(n) => format!("version {n}"),
+            Target::Time(t) => format!("a version committed at or before {t} µs"),
+        };
+        return Err(Error::Refused(format!("{loc} holds no {what} (it holds {})", held(&cat))));
+    };
+    g.check_chain(|s| seg_key(store, g, s)).map_err(|e| Error::Refused(format!("{loc}: {e}")))?;
+    let upto = match target {
+        Target::Latest => g.segments.len(),
+        Target::Version(n) => g.segments.iter().position(|s| s.last >= n).map_or(g.segments.len(), |i| i + 1),
+        Target::Time(t) => g.segments.iter().rposition(|s| s.first_us <= t).map_or(1, |i| i + 1),
+    };
+    let segs = &g.segments[..upto];
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create_new(true)
+        .open(tmp)
+        .map_err(|e| Error::Local(format!("create {}: {e}", tmp.escaped())))?;
+    let downloaded = download(store, g, segs, &file)?;
+    let local = |e: std::io::Error| Error::Local(format!("{}: {e}", tmp.escaped()));
+    // Which version, and where its commit ends.
+    let (version, end) = {
+        let log = Log::open(tmp, OpenOptions { read_only: true, ..Default::default() })
+            .map_err(|e| log_problem(store, g, segs, &e))?;
+        let latest = log.latest();
+        let last = segs.last().expect("a generation has segments").last;
+        if latest.number < last {
+            return Err(Error::Refused(format!(
+                "{} should hold versions up to {last}, but its commits end at version {} (log offset {}): damaged",
+                blame(store, g, segs, latest.end),
+                latest.number,
+                latest.end
+            )));
+        }
+        let v = match target {
+            Target::Latest => latest,
+            Target::Version(n) => log.version(n).map_err(|e| log_problem(store, g, segs, &e))?,
+            Target::Time(t) => {
+                let hist = log.history().map_err(|e| log_problem(store, g, segs, &e))?;
+                let Some(c) = hist.iter().rev().find(|c| c.timestamp_us <= t) else {
+                    return Err(Error::Refused(format!("{loc} holds no version committed at or before {t} µs")));
+                };
+                log.version(c.version).map_err(|e| log_problem(store, g, segs, &e))?
+            }
+        };
+        (v.number, v.end)
+    };
+    file.set_len(end).map_err(local)?;
+    file.sync_all().map_err(local)?;
+    drop(file);
+    let rep = pagelog::history::verify_file(tmp, &mut |_, _| {});
+    if let Some(e) = &rep.error {
+        return Err(log_problem(store, g, segs, e));
+    }
+    if let Some(p) = rep.damage() {
+        return Err(Error::Refused(format!(
+            "{} is damaged at log offset {}: expected {}, found {}",
+            blame(store, g, segs, p.offset),
+            p.offset,
+            p.expected,
+            p.found
+        )));
+    }
+    if let Some(t) = &rep.tail {
+        return Err(Error::Refused(format!(
+            "{} is damaged at log offset {}: expected {}, found {}",
+            blame(store, g, segs, t.reason.offset),
+            t.reason.offset,
+            t.reason.expected,
+            t.reason.found
+        )));
+    }
+    if let Some(r) = &rep.recovery_error {
+        return Err(Error::Refused(format!("the restored log does not open: {r}")));
+    }
+    if rep.recovered_version != Some(version) {
+        return Err(Error::Refused(format!(
+            "the restored log opens at version {:?}, not {version}",
+            rep.recovered_version
+        )));
+    }
+    Ok(Restored { version, generation: g.dir(), objects: segs.len() as u64, downloaded, bytes: end })
+}
+
+/// What one [`Follower::pass`] did.
+#[derive(Debug, Clone, Default)]
+pub struct Followed {
+    /// The replica's latest version after the pass.
+    pub version: u64,
+    /// Commit time of that version (µs since the epoch).
+    pub timestamp_us: u64,
+    /// Segments appended in this pass.
+    pub segments: u64,
+    pub bytes: u64,
+    pub generation: String,
+    /// The replica was (re)built from a generation (first pass, or after
+    /// the primary was compacted).
+    pub rebuilt: bool,
+}
+
+/// Keeps a local read-only replica current (see the module documentation).
+pub struct Follower {
+    store: Store,
+    path: PathBuf,
+    /// The replica, open for appending, holding the WRITER lock.
+    file: Option<File>,
+    log: Option<Log>,
+    gen: Option<Generation>,
+    at: Boundary,
+}
+
+impl Follower {
+    pub fn new(store: Store, path: &Path) -> Follower {
+        Follower { store, path: path.to_path_buf(), file: None, log: None, gen: None, at: Boundary::START }
+    }
+
+    fn name(&self) -> String {
+        self.path.escaped().to_string()
+    }
+
+    /// Opens the replica and takes its WRITER lock; finds where it ends.
+    fn attach(&mut self, cat: &Catalog) -> Result<(), Error> {
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&self.path)
+            .map_err(|e| Error::Local(format!("open {}: {e}", self.name())))?;
+        let locked = pagelog::lock::try_lock(file.as_fd(), pagelog::lock::WRITER, pagelog::lock::Mode::Exclusive)
+            .map_err(|e| Error::Local(format!("lock {}: {e}", self.name())))?;
+        if !locked {
+            return Err(Error::Refused(format!(
+                "{} is being written by a connection: a replica must only be read (open it with ?mode=ro)",
+                self.name()
+            )));
+        }
+        let log = Log::open(&self.path, OpenOptions { read_only: true, ..Default::default() })?;
+        let header =
+            log.header()?.ok_or_else(|| Error::Refused(format!("{} is an empty log, not a replica", self.name())))?;
+        let Some(g) = cat.by_salt(header.salt) else {
+            return Err(Error::Refused(format!(
+                "{} is not a replica of {} (no generation of its log there)",
+                self.name(),
+                self.store.loc
+            )));
+        };
+        let latest = log.latest();
+        let len = file.metadata().map_err(|e| Error::Local(format!("{}: {e}", self.name())))?.len();
+        let ok = g.segments.iter().any(|s| s.end == latest.end && s.last == latest.number) && len == latest.end;
+        if !ok {
+            return Err(Error::Refused(format!(
+                "{} (version {} ending at {}, {len} bytes) does not end where a segment of {} ends: it was \
+                 written to, or is not a replica; restore it again",
+                self.name(),
+                latest.number,
+                latest.end,
+                g.dir()
+            )));
+        }
+        self.at = log
+            .boundary_at(latest.commit_offset)?
+            .ok_or_else(|| Error::Refused(format!("{}: no commit at its end", self.name())))?;
+        self.gen = Some(g.clone());
+        self.log = Some(log);
+        self.file = Some(file);
+        Ok(())
+    }
+
+    /// Rebuilds the replica from generation `g` (all its segments), into a
+    /// temporary file renamed over the replica.
+    fn rebuild(&mut self) -> Result<(), Error> {
+        let mut name = std::ffi::OsString::from(".");
+        name.push(self.path.file_name().unwrap_or_default());
+        name.push(format!(".pagelog-follow.{}", std::process::id()));
+        let tmp = self.path.with_file_name(name);
+        let _ = std::fs::remove_file(&tmp);
+        let r = restore_into(&self.store, Target::Latest, &tmp);
+        if r.is_err() {
+            let _ = std::fs::remove_file(&tmp);
+        }
+        r?;
+        std::fs::rename(&tmp, &self.path).map_err(|e| Error::Local(format!("rename into {}: {e}", self.name())))?;
+        self.file = None;
+        self.log = None;
+        Ok(())
+    }
+
+    /// Brings the replica up to the bucket's newest segment.
+    pub fn pass(&mut self) -> Result<Followed, Error> {
+        let mut out = Followed::default();
+        let cat = catalog(&self.store)?;
+        check_foreign(&self.store, &cat)?;
+        let Some(newest) = cat.newest() else {
+            return Err(Error::Refused(format!("{} holds no replica yet", self.store.loc)));
+        };
+        let exists = self.path.exists();
+        if !exists || self.gen.as_ref().is_some_and(|g| g.salt != newest.salt) {
+            self.rebuild()?;
+            out.rebuilt = true;
+        } else if self.file.is_none() {
+            self.attach(&cat)?;
+            if self.gen.as_ref().is_some_and(|g| g.salt != newest.salt) {
+                self.rebuild()?;
+                out.rebuilt = true;
+            }
+        }
+        if self.file.is_none() {
+            self.attach(&cat)?;
+        }
+        let g = cat.by_salt(self.gen.as_ref().expect("attached").salt).expect("listed").clone();
+        g.check_chain(|s| seg_key(&self.store, &g, s))
+            .map_err(|e| Error::Refused(format!("{}: {e}", self.store.loc)))?;
+        let new: Vec<Segment> = g.segments.iter().filter(|s| s.start >= self.at.end).copied().collect();
+        if let Some(first) = new.first() {
+            if first.start != self.at.end {
+                return Err(Error::Refused(format!("{}: no segment starts at {}", self.store.loc, self.at.end)));
+            }
+        }
+        for s in &new {
+            let file = self.file.as_ref().expect("attached");
+            download(&self.store, &g, std::slice::from_ref(s), file)?;
+            file.sync_data().map_err(|e| Error::Local(format!("sync {}: {e}", self.name())))?;
+            let log = self.log.as_ref().expect("attached");
+            log.refresh()?;
+            let checked = log.checked_commits(&self.at, s.last, u64::MAX)?;
+            if let Some(d) = &checked.damage {
+                return Err(log_problem(&self.store, &g, std::slice::from_ref(s), d));
+            }
+            match checked.commits.last() {
+                Some(b) if b.version == s.last && b.end == s.end => self.at = *b,
+                _ => {
+                    return Err(Error::Refused(format!(
+                        "object {} does not end with the commit of version {}: damaged",
+                        seg_key(&self.store, &g, s),
+                        s.last
+                    )))
+                }
+            }
+            out.segments += 1;
+            out.bytes += s.end - s.start;
+        }
+        let mut f = self.file.as_ref().expect("attached");
+        let _ = f.seek(SeekFrom::End(0));
+        let _ = f.flush();
+        out.version = self.at.version;
+        out.timestamp_us = self.at.timestamp_us;
+        out.generation = g.dir();
+        self.gen = Some(g);
+        Ok(out)
+    }
+}

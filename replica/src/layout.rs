@@ -1,0 +1,236 @@
+//! Object names of a replica (see `replica/LAYOUT.md`).
+//!
+//! ```text
+//! PREFIX/gen-<created µs, 20 digits>-<salt, 16 hex>/
+//!        seg-<start>-<end>-<first version>-<last version>-<first time µs>-<last time µs>
+//! ```
+//! (every number 20 decimal digits, zero-padded, so that names sort as
+//! numbers). A generation is one log file (one salt); its segments are the
+//! file's bytes `[start, end)`, cut at commit boundaries, back to back from
+//! offset 0.
+
+use std::collections::BTreeMap;
+
+use crate::store::Object;
+
+/// One generation: one log file, identified by its header's salt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Generation {
+    /// The log header's creation time, microseconds since the Unix epoch.
+    pub created_us: u64,
+    pub salt: u64,
+    /// In key order, which is offset order.
+    pub segments: Vec<Segment>,
+}
+
+/// One immutable object: bytes `[start, end)` of a generation's log,
+/// holding the commits of versions `first..=last` (whole records).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Segment {
+    pub start: u64,
+    pub end: u64,
+    pub first: u64,
+    pub last: u64,
+    pub first_us: u64,
+    pub last_us: u64,
+    /// The object's size as listed.
+    pub size: u64,
+}
+
+impl Generation {
+    pub fn name(created_us: u64, salt: u64) -> String {
+        format!("gen-{created_us:020}-{salt:016x}")
+    }
+
+    pub fn dir(&self) -> String {
+        Generation::name(self.created_us, self.salt)
+    }
+
+    fn parse(s: &str) -> Option<(u64, u64)> {
+        let rest = s.strip_prefix("gen-")?;
+        let (c, salt) = rest.split_once('-')?;
+        if c.len() != 20 || salt.len() != 16 || !c.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        if !salt.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
+            return None;
+        }
+        Some((c.parse().ok()?, u64::from_str_radix(salt, 16).ok()?))
+    }
+
+    /// The newest version the generation holds (0: none).
+    pub fn last_version(&self) -> u64 {
+        self.segments.last().map_or(0, |s| s.last)
+    }
+
+    pub fn first_version(&self) -> u64 {
+        self.segments.first().map_or(0, |s| s.first)
+    }
+
+    pub fn bytes(&self) -> u64 {
+        self.segments.last().map_or(0, |s| s.end)
+    }
+
+    /// Checks that the segments are the log's bytes from offset 0, back to
+    /// back, with versions following on; Err names the first object that
+    /// does not fit.
+    pub fn check_chain(&self, key_of: impl Fn(&Segment) -> String) -> Result<(), String> {
+        let mut end = 0u64;
+        let mut last: Option<u64> = None;
+        for s in &self.segments {
+            if s.start != end {
+                return Err(if s.start > end {
+                    format!("object for bytes {end}..{} is missing (next is {})", s.start, key_of(s))
+                } else {
+                    format!("object {} overlaps the one before it (which ends at {end})", key_of(s))
+                });
+            }
+            if last.is_some_and(|l| s.first != l + 1) {
+                return Err(format!(
+                    "object {} starts at version {}, but the one before it ends at version {}",
+                    key_of(s),
+                    s.first,
+                    last.unwrap_or(0)
+                ));
+            }
+            if s.size != s.end - s.start {
+                return Err(format!(
+                    "object {} is {} bytes, its name says {} (bytes {}..{} of the log): truncated or altered",
+                    key_of(s),
+                    s.size,
+                    s.end - s.start,
+                    s.start,
+                    s.end
+                ));
+            }
+            end = s.end;
+            last = Some(s.last);
+        }
+        Ok(())
+    }
+}
+
+impl Segment {
+    pub fn name(&self) -> String {
+        format!(
+            "seg-{:020}-{:020}-{:020}-{:020}-{:020}-{:020}",
+            self.start, self.end, self.first, self.last, self.first_us, self.last_us
+        )
+    }
+
+    fn parse(s: &str, size: u64) -> Option<Segment> {
+        let rest = s.strip_prefix("seg-")?;
+        let parts: Vec<&str> = rest.split('-').collect();
+        if parts.len() != 6 || parts.iter().any(|p| p.len() != 20 || !p.bytes().all(|b| b.is_ascii_digit())) {
+            return None;
+        }
+        let n: Vec<u64> = parts.iter().map(|p| p.parse().ok()).collect::<Option<_>>()?;
+        let seg = Segment { start: n[0], end: n[1], first: n[2], last: n[3], first_us: n[4], last_us: n[5], size };
+        (seg.start < seg.end && seg.first <= seg.last && seg.first >= 1).then_some(seg)
+    }
+}
+
+/// What a prefix holds: generations in creation order, and any object that
+/// is not part of a replica (named, so that restore can refuse it).
+#[derive(Debug, Default)]
+pub struct Catalog {
+    pub generations: Vec<Generation>,
+    pub foreign: Vec<String>,
+    /// Epochs of the lease objects (`lease-<epoch>`), see `ship.rs`.
+    pub leases: Vec<u64>,
+}
+
+/// Lease objects are named `lease-<epoch, 20 digits>` under the prefix.
+pub const LEASE: &str = "lease-";
+
+pub fn lease_name(epoch: u64) -> String {
+    format!("{LEASE}{epoch:020}")
+}
+
+impl Catalog {
+    /// Sorts listed objects (keys relative to the prefix's `dir`).
+    pub fn from_objects(dir: &str, objects: &[Object]) -> Catalog {
+        let mut gens: BTreeMap<(u64, u64), Generation> = BTreeMap::new();
+        let mut cat = Catalog::default();
+        for o in objects {
+            let Some(rel) = o.key.strip_prefix(dir) else {
+                cat.foreign.push(o.key.clone());
+                continue;
+            };
+            if let Some(e) = rel.strip_prefix(LEASE).and_then(|e| e.parse::<u64>().ok()) {
+                cat.leases.push(e);
+                continue;
+            }
+            let parsed =
+                rel.split_once('/').and_then(|(g, s)| Some((Generation::parse(g)?, Segment::parse(s, o.size)?)));
+            match parsed {
+                Some(((created_us, salt), seg)) => gens
+                    .entry((created_us, salt))
+                    .or_insert(Generation { created_us, salt, segments: Vec::new() })
+                    .segments
+                    .push(seg),
+                None => cat.foreign.push(o.key.clone()),
+            }
+        }
+        cat.generations = gens.into_values().collect();
+        for g in &mut cat.generations {
+            g.segments.sort_by_key(|s| (s.start, s.end));
+        }
+        cat
+    }
+
+    pub fn newest(&self) -> Option<&Generation> {
+        self.generations.last()
+    }
+
+    pub fn by_salt(&self, salt: u64) -> Option<&Generation> {
+        self.generations.iter().find(|g| g.salt == salt)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn obj(key: &str, size: u64) -> Object {
+        Object { key: key.into(), size }
+    }
+
+    #[test]
+    fn names_round_trip_and_sort_as_numbers() {
+        let s = Segment { start: 0, end: 4096, first: 1, last: 9, first_us: 5, last_us: 7, size: 4096 };
+        assert_eq!(Segment::parse(&s.name(), 4096), Some(s));
+        let g = Generation::name(1_700_000_000_000_000, 0xdead_beef);
+        assert_eq!(Generation::parse(&g), Some((1_700_000_000_000_000, 0xdead_beef)));
+        let t = Segment { start: 4096, end: 100_000, first: 10, last: 10, first_us: 8, last_us: 8, size: 1 };
+        assert!(s.name() < t.name());
+    }
+
+    #[test]
+    fn a_listing_sorts_into_generations_and_foreign_objects() {
+        let g1 = Generation::name(10, 1);
+        let g2 = Generation::name(20, 2);
+        let seg = |a, b, f, l| Segment { start: a, end: b, first: f, last: l, first_us: 0, last_us: 0, size: b - a };
+        let objects = vec![
+            obj(&format!("p/{g1}/{}", seg(0, 100, 1, 2).name()), 100),
+            obj(&format!("p/{g2}/{}", seg(100, 150, 5, 5).name()), 50),
+            obj(&format!("p/{g2}/{}", seg(0, 100, 3, 4).name()), 100),
+            obj(&format!("p/{}", lease_name(3)), 10),
+            obj("p/notes.txt", 3),
+            obj(&format!("p/{g2}/seg-1"), 3),
+        ];
+        let cat = Catalog::from_objects("p/", &objects);
+        assert_eq!(cat.generations.len(), 2);
+        assert_eq!(cat.leases, vec![3]);
+        assert_eq!(cat.foreign, vec!["p/notes.txt".to_string(), format!("p/{g2}/seg-1")]);
+        let newest = cat.newest().unwrap();
+        assert_eq!((newest.salt, newest.first_version(), newest.last_version(), newest.bytes()), (2, 3, 5, 150));
+        assert!(newest.check_chain(|s| s.name()).is_ok());
+        let mut gap = newest.clone();
+        gap.segments.remove(0);
+        assert!(gap.check_chain(|s| s.name()).unwrap_err().contains("bytes 0..100 is missing"));
+        let mut short = newest.clone();
+        short.segments[1].size = 49;
+        assert!(short.check_chain(|s| s.name()).unwrap_err().contains("truncated"));
+    }
+}

@@ -1,0 +1,427 @@
+//! The replicator: ships a local log's checked, durable commits to the
+//! bucket as segments, resuming where the bucket ends.
+//!
+//! # Invariants
+//! 1. A segment holds the log's bytes `[start, end)` with `start` the end of
+//!    the previous segment of its generation (0 for the first) and `end` the
+//!    end of a COMMIT record: the segments of a generation, concatenated,
+//!    are always a valid log (a prefix of the local one).
+//! 2. Nothing is shipped that [`pagelog::Log::checked_commits`] did not
+//!    check (every record, every frame each transaction wrote), nor past a
+//!    version that is durable on the local disk: claimed durable by the log,
+//!    or synced by the replicator itself (one `fdatasync` of the log, which
+//!    flushes every process's writes) after it read the commit.
+//! 3. Resuming: the last segment of the log's generation must end exactly at
+//!    a commit of the local log with the same offset, version and trailer crc
+//!    (its last 16 bytes, the trailer, are downloaded and compared);
+//!    otherwise the replicator refuses. So a killed replicator resumes with
+//!    nothing lost or uploaded twice, and a different log (or an older copy
+//!    of this one) is never appended to someone else's replica.
+//! 4. One replicator per prefix: it holds a lease (`lease-<epoch>` objects,
+//!    a new epoch created with `If-None-Match: *`, renewed while it runs)
+//!    and puts segments with `If-None-Match: *`, so an object is never
+//!    replaced.
+
+use std::io::Read;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use pagelog::{Boundary, EscapedName, Log, OpenOptions};
+
+use crate::layout::{lease_name, Catalog, Generation, Segment, LEASE};
+use crate::store::{Put, Store};
+use crate::{catalog, now_us, Error};
+
+/// How the replicator runs.
+#[derive(Debug, Clone, Copy)]
+pub struct Options {
+    /// A segment is cut after the first commit that brings it to this many bytes.
+    pub max_segment: u64,
+    /// Drop generations replaced longer ago than this (microseconds).
+    pub retain_us: Option<u64>,
+    /// How long a lease lasts without renewal.
+    pub lease_ttl: Duration,
+}
+
+impl Default for Options {
+    fn default() -> Options {
+        Options { max_segment: 16 << 20, retain_us: None, lease_ttl: Duration::from_secs(30) }
+    }
+}
+
+/// Where the replica of the current log file ends.
+#[derive(Debug, Clone)]
+struct Position {
+    salt: u64,
+    created_us: u64,
+    at: Boundary,
+}
+
+/// The replicator's state after a pass.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Status {
+    /// The newest version in the bucket (of the current generation).
+    pub version: u64,
+    /// The latest version of the local log.
+    pub latest: u64,
+    /// Local log bytes not yet shipped (to the latest version's end).
+    pub lag_bytes: u64,
+    /// Commit time of the latest version minus that of the replicated one.
+    pub lag_us: u64,
+    pub generation: String,
+    /// Segments and bytes uploaded by this replicator so far.
+    pub segments: u64,
+    pub bytes: u64,
+    /// Requests retried after server errors or failed connections.
+    pub retries: u64,
+}
+
+struct Lease {
+    epoch: u64,
+    expires: Instant,
+    renewed: Instant,
+}
+
+pub struct Replicator {
+    store: Store,
+    path: PathBuf,
+    opts: Options,
+    owner: String,
+    log: Option<Log>,
+    pos: Option<Position>,
+    lease: Option<Lease>,
+    status: Status,
+    retention_checked: Option<Instant>,
+}
+
+/// A reader over bytes `[pos, end)` of a file (positioned reads).
+struct RangeReader {
+    file: std::fs::File,
+    pos: u64,
+    end: u64,
+}
+
+impl Read for RangeReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = buf.len().min((self.end - self.pos) as usize);
+        if n == 0 {
+            return Ok(0);
+        }
+        let got = self.file.read_at(&mut buf[..n], self.pos)?;
+        if got == 0 {
+            return Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "the log is shorter than expected"));
+        }
+        self.pos += got as u64;
+        Ok(got)
+    }
+}
+
+fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname").map(|s| s.trim().to_string()).unwrap_or_default()
+}
+
+fn pid_alive(pid: u64) -> bool {
+    Path::new(&format!("/proc/{pid}")).exists()
+}
+
+impl Replicator {
+    pub fn new(store: Store, path: &Path, opts: Options) -> Replicator {
+        let owner = format!("{}-{}-{}", host_name(), std::process::id(), now_us());
+        Replicator {
+            store,
+            path: path.to_path_buf(),
+            opts,
+            owner,
+            log: None,
+            pos: None,
+            lease: None,
+            status: Status::default(),
+            retention_checked: None,
+        }
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    fn name(&self) -> String {
+        self.path.escaped().to_string()
+    }
+
+    /// Ships everything that is durable now; returns where the replica stands.
+    pub fn pass(&mut self) -> Result<Status, Error> {
+        let reopen = match &self.log {
+            None => true,
+            // `pagelog compact` renamed a new log over the path.
+            Some(log) => !log.is_current_file()?,
+        };
+        if reopen {
+            self.log = None;
+            self.log = Some(Log::open(&self.path, OpenOptions { read_only: true, ..Default::default() })?);
+        }
+        let log = self.log.as_ref().expect("opened above");
+        let Some(header) = log.header()? else {
+            return Ok(self.status.clone()); // an empty log: nothing to ship
+        };
+        self.ensure_lease()?;
+        if self.pos.as_ref().is_none_or(|p| p.salt != header.salt) {
+            self.pos = None;
+            let cat = catalog(&self.store)?;
+            self.pos = Some(self.locate(&cat, header.salt, header.created_us)?);
+        }
+        let log = self.log.as_ref().expect("opened above");
+        // What is durable: claimed by the log, or made so by our own sync
+        // of what we have read (a sync flushes every process's writes).
+        let durable = log.durable_version()?;
+        let latest = log.latest();
+        let mut upto = durable;
+        if latest.number > durable {
+            log.file().sync_data().map_err(|e| Error::Local(format!("sync {}: {e}", self.name())))?;
+            upto = latest.number;
+        }
+        let mut damage = None;
+        loop {
+            let pos = self.pos.clone().expect("located above");
+            let log = self.log.as_ref().expect("opened above");
+            let checked = log.checked_commits(&pos.at, upto, self.opts.max_segment)?;
+            if let (Some(first), Some(last)) = (checked.commits.first(), checked.commits.last()) {
+                self.upload(&pos, first, last)?;
+            }
+            if checked.damage.is_some() {
+                damage = checked.damage;
+                break;
+            }
+            if checked.commits.is_empty() || self.pos.as_ref().is_some_and(|p| p.at.version >= upto) {
+                break;
+            }
+        }
+        let pos = self.pos.as_ref().expect("located above");
+        self.status.version = pos.at.version;
+        self.status.latest = latest.number;
+        self.status.lag_bytes = latest.end.saturating_sub(pos.at.end);
+        self.status.lag_us =
+            if latest.number > pos.at.version { latest.timestamp_us.saturating_sub(pos.at.timestamp_us) } else { 0 };
+        self.status.generation = Generation::name(pos.created_us, pos.salt);
+        self.status.retries = self.store.retried.get();
+        if let Some(d) = damage {
+            return Err(Error::Refused(format!(
+                "{}: {}; replicated up to version {}, nothing past the damage",
+                self.name(),
+                crate_describe(&d),
+                pos.at.version
+            )));
+        }
+        self.retain()?;
+        Ok(self.status.clone())
+    }
+
+    /// Finds where the bucket's replica of this log file ends (invariant 3).
+    fn locate(&self, cat: &Catalog, salt: u64, created_us: u64) -> Result<Position, Error> {
+        let loc = &self.store.loc;
+        let mine = Generation::name(created_us, salt);
+        if let Some(newest) = cat.newest() {
+            if newest.salt != salt && newest.created_us >= created_us {
+                return Err(Error::Refused(format!(
+                    "{loc} holds generation {} of a log created after {} ({mine}): another database replicates \
+                     there, or {} is an older copy; use another prefix",
+                    newest.dir(),
+                    self.name(),
+                    self.name()
+                )));
+            }
+        }
+        let Some(g) = cat.by_salt(salt) else {
+            return Ok(Position { salt, created_us, at: Boundary::START });
+        };
+        let key_of = |s: &Segment| loc.key(&format!("{}/{}", g.dir(), s.name()));
+        g.check_chain(key_of).map_err(|e| Error::Refused(format!("{loc}: {e}")))?;
+        let last = g.segments.last().expect("a listed generation has a segment");
+        let key = key_of(last);
+        let t = self.store.get(&key, Some((last.end - 16, 16)))?;
+        let trailer_ok = t.len() == 16 && &t[8..12] == b"PLTR";
+        let rec_offset = if trailer_ok { u64::from_le_bytes(t[..8].try_into().unwrap()) } else { 0 };
+        let crc = if trailer_ok { u32::from_le_bytes(t[12..16].try_into().unwrap()) } else { 0 };
+        if !trailer_ok || rec_offset >= last.end {
+            return Err(Error::Refused(format!(
+                "{key}: its last 16 bytes are not a record trailer: damaged or foreign"
+            )));
+        }
+        let log = self.log.as_ref().expect("opened");
+        let latest = log.latest();
+        let here = log.boundary_at(rec_offset)?;
+        match here {
+            Some(b) if b.end == last.end && b.version == last.last && b.crc == crc && b.version <= latest.number => {
+                Ok(Position { salt, created_us, at: b })
+            }
+            _ => Err(Error::Refused(format!(
+                "{key} ends at version {} (offset {}), which {} does not hold (its latest version is {}): the bucket \
+                 holds a longer or different history of this log; restore it, or replicate to another prefix",
+                last.last,
+                last.end,
+                self.name(),
+                latest.number
+            ))),
+        }
+    }
+
+    fn upload(&mut self, pos: &Position, first: &Boundary, last: &Boundary) -> Result<(), Error> {
+        let start = if pos.at.commit_offset == 0 { 0 } else { pos.at.end };
+        let seg = Segment {
+            start,
+            end: last.end,
+            first: first.version,
+            last: last.version,
+            first_us: first.timestamp_us,
+            last_us: last.timestamp_us,
+            size: last.end - start,
+        };
+        let key = self.store.loc.key(&format!("{}/{}", Generation::name(pos.created_us, pos.salt), seg.name()));
+        self.ensure_lease()?;
+        let file = self.log.as_ref().expect("opened").file().try_clone();
+        let file = Arc::new(file.map_err(|e| Error::Local(format!("{}: {e}", self.name())))?);
+        let put = self.store.put(&key, seg.size, true, &mut || {
+            Ok(Box::new(RangeReader { file: file.try_clone()?, pos: start, end: last.end }) as Box<dyn Read>)
+        })?;
+        if put == Put::Exists {
+            return Err(Error::Refused(format!(
+                "{key} already exists: another replicator is shipping to {}; stopping",
+                self.store.loc
+            )));
+        }
+        self.status.segments += 1;
+        self.status.bytes += seg.size;
+        self.pos = Some(Position { at: *last, ..pos.clone() });
+        Ok(())
+    }
+
+    fn lease_body(&self, expires_us: u64) -> String {
+        serde_json::json!({
+            "owner": self.owner,
+            "host": host_name(),
+            "pid": std::process::id(),
+            "log": self.name(),
+            "expires_us": expires_us,
+        })
+        .to_string()
+    }
+
+    fn put_lease(&self, epoch: u64, if_absent: bool) -> Result<(Put, Instant), Error> {
+        let t0 = Instant::now();
+        let body = self.lease_body(now_us() + self.opts.lease_ttl.as_micros() as u64);
+        let key = self.store.loc.key(&lease_name(epoch));
+        let put = self.store.put(&key, body.len() as u64, if_absent, &mut || {
+            Ok(Box::new(std::io::Cursor::new(body.clone().into_bytes())) as Box<dyn Read>)
+        })?;
+        Ok((put, t0))
+    }
+
+    fn lease_epochs(&self) -> Result<Vec<u64>, Error> {
+        let dir = self.store.loc.dir();
+        let objs = self.store.list(&format!("{dir}{LEASE}"), None)?;
+        Ok(Catalog::from_objects(&dir, &objs).leases)
+    }
+
+    /// Takes the lease, or renews it when a third of its time has passed
+    /// (invariant 4).
+    fn ensure_lease(&mut self) -> Result<(), Error> {
+        let loc = self.store.loc.clone();
+        if let Some(l) = &self.lease {
+            if l.renewed.elapsed() < self.opts.lease_ttl / 3 {
+                return Ok(());
+            }
+            let epochs = self.lease_epochs()?;
+            if epochs.iter().any(|&e| e > l.epoch) || Instant::now() > l.expires {
+                return Err(Error::Refused(format!(
+                    "lost the lease on {loc} (this replicator was stalled past it, and another may have taken over)"
+                )));
+            }
+            let epoch = l.epoch;
+            let (_, t0) = self.put_lease(epoch, false)?;
+            self.lease = Some(Lease { epoch, expires: t0 + self.opts.lease_ttl, renewed: t0 });
+            return Ok(());
+        }
+        let epochs = self.lease_epochs()?;
+        let top = epochs.iter().copied().max();
+        if let Some(e) = top {
+            let key = loc.key(&lease_name(e));
+            let body = self.store.get(&key, None)?;
+            let v: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+            let expires = v["expires_us"].as_u64().unwrap_or(0);
+            let host = v["host"].as_str().unwrap_or("");
+            let pid = v["pid"].as_u64().unwrap_or(0);
+            let stale_here = host == host_name() && !pid_alive(pid);
+            if expires > now_us() && !stale_here {
+                return Err(Error::Refused(format!(
+                    "another replicator holds the lease on {loc} (process {pid} on host {host:?}, replicating {}), \
+                     for {:.0} s more; two replicators on one prefix would interleave",
+                    v["log"].as_str().unwrap_or("?"),
+                    (expires - now_us()) as f64 / 1e6
+                )));
+            }
+        }
+        let epoch = top.map_or(1, |e| e + 1);
+        let (put, t0) = self.put_lease(epoch, true)?;
+        if put == Put::Exists {
+            return Err(Error::Refused(format!("another replicator took the lease on {loc} just now")));
+        }
+        // Re-read: a store that ignored If-None-Match shows the race here.
+        if self.lease_epochs()?.iter().any(|&e| e > epoch) {
+            return Err(Error::Refused(format!("another replicator took the lease on {loc} just now")));
+        }
+        for e in epochs {
+            let _ = self.store.delete(&loc.key(&lease_name(e)));
+        }
+        self.lease = Some(Lease { epoch, expires: t0 + self.opts.lease_ttl, renewed: t0 });
+        Ok(())
+    }
+
+    /// Gives the lease up (a clean stop), so another replicator may start at once.
+    pub fn release(&mut self) {
+        if let Some(l) = self.lease.take() {
+            let _ = self.store.delete(&self.store.loc.key(&lease_name(l.epoch)));
+        }
+    }
+
+    /// `--retain`: deletes generations that were replaced (by the next one's
+    /// creation) longer ago than the retention, newest segment first, so
+    /// that an interrupted deletion leaves a valid shorter prefix. Checked
+    /// at most once a minute.
+    fn retain(&mut self) -> Result<(), Error> {
+        let Some(keep) = self.opts.retain_us else { return Ok(()) };
+        if self.retention_checked.is_some_and(|t| t.elapsed() < Duration::from_secs(60)) {
+            return Ok(());
+        }
+        self.retention_checked = Some(Instant::now());
+        let cat = catalog(&self.store)?;
+        let now = now_us();
+        let current = self.pos.as_ref().map(|p| p.salt);
+        for pair in cat.generations.windows(2) {
+            let (old, next) = (&pair[0], &pair[1]);
+            if Some(old.salt) == current || now.saturating_sub(next.created_us) <= keep {
+                continue;
+            }
+            for s in old.segments.iter().rev() {
+                self.store.delete(&self.store.loc.key(&format!("{}/{}", old.dir(), s.name())))?;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Replicator {
+    fn drop(&mut self) {
+        self.release();
+    }
+}
+
+/// A log error without the file name (the message names it already).
+fn crate_describe(e: &pagelog::Error) -> String {
+    match e {
+        pagelog::Error::Corrupt { offset, expected, found, .. } => {
+            format!("the log is damaged at offset {offset}: expected {expected}, found {found}")
+        }
+        other => other.to_string(),
+    }
+}

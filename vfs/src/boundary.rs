@@ -1,0 +1,178 @@
+//! Commit boundaries: the places where a copy of the log may be cut.
+//!
+//! The bytes of a log from offset 0 up to the end of any valid COMMIT record
+//! are themselves a valid log (FORMAT.md: the log is the longest prefix of
+//! valid commits; nothing before a commit refers past it). A replica of the
+//! log (`pagelog replicate`, crate `pagelog-replica`) is such a prefix,
+//! shipped piece by piece: each piece ends at a commit boundary.
+//!
+//! [`Log::checked_commits`] is what a shipper calls: it walks forward from a
+//! boundary the copy already holds, checking every record exactly as
+//! `pagelog verify` does (header and trailer crcs, each record following the
+//! commit before it, entries, and the crc of every frame each transaction
+//! wrote), and returns the boundaries of the commits it passed, never past a
+//! version the caller says is durable. Damage ends the walk and is returned
+//! with the commits before it, so a shipper can ship those and refuse the rest.
+//!
+//! Nothing here writes.
+
+use crate::error::{Error, Result};
+use crate::format;
+use crate::log::{Link, Log, Rec};
+
+/// The end of one commit: a copy of the log cut at `end` holds versions up
+/// to `version`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Boundary {
+    pub version: u64,
+    /// Offset of the COMMIT record (0 for version 0: no record).
+    pub commit_offset: u64,
+    /// The commit's trailer crc (0 for version 0).
+    pub crc: u32,
+    /// End of the COMMIT record (512 for version 0). A MARK that follows the
+    /// commit is not included: it starts the next piece.
+    pub end: u64,
+    /// Commit time, microseconds since the Unix epoch (0 for version 0).
+    pub timestamp_us: u64,
+}
+
+impl Boundary {
+    /// The start of every log: version 0, before the first record.
+    pub const START: Boundary =
+        Boundary { version: 0, commit_offset: 0, crc: 0, end: format::FIRST_RECORD, timestamp_us: 0 };
+
+    fn of(rec: &Rec) -> Boundary {
+        Boundary {
+            version: rec.h.version,
+            commit_offset: rec.offset,
+            crc: rec.crc,
+            end: rec.end(),
+            timestamp_us: rec.info.timestamp_us,
+        }
+    }
+
+    fn link(&self) -> Link {
+        Link { version: self.version, offset: self.commit_offset, crc: self.crc }
+    }
+}
+
+/// What [`Log::checked_commits`] found.
+#[derive(Debug)]
+pub struct Checked {
+    /// The commits passed, in order, each fully checked.
+    pub commits: Vec<Boundary>,
+    /// Damage right after the last commit of `commits` (or after the start):
+    /// a record that should be there (the caller said a later version is
+    /// durable) does not check out.
+    pub damage: Option<Error>,
+}
+
+impl Log {
+    /// The newest version known durable: claimed by a MARK, a commit's
+    /// horizon or a SEALED commit (FORMAT.md "Claims"), after bringing the
+    /// view up to date. Versions above it may still be only in the page cache.
+    pub fn durable_version(&self) -> Result<u64> {
+        self.refresh()?;
+        Ok(self.lock().horizon.version)
+    }
+
+    /// The commit whose record is at `offset`, if a valid COMMIT record is
+    /// there (checked: header and trailer crcs). Version 0 is not a record:
+    /// `offset` 0 gives [`Boundary::START`].
+    pub fn boundary_at(&self, offset: u64) -> Result<Option<Boundary>> {
+        if offset == 0 {
+            return Ok(Some(Boundary::START));
+        }
+        let Some(h) = self.header()? else { return Ok(None) };
+        let len = self.file_len()?;
+        Ok(self.read_record(h.salt, offset, len)?.filter(|r| r.is_commit()).map(|r| Boundary::of(&r)))
+    }
+
+    /// Walks from `after` (a boundary of this log: [`Boundary::START`], or
+    /// one [`Log::boundary_at`] returned) to version `upto`, checking every
+    /// record and every frame written by each transaction, and returns the
+    /// commits passed. It stops after the first commit that ends at least
+    /// `max_bytes` past `after.end`, and at `upto` (which should be at most
+    /// [`Log::durable_version`] for a shipper). A record that does not check
+    /// out before `upto` is reached ends the walk as damage.
+    pub fn checked_commits(&self, after: &Boundary, upto: u64, max_bytes: u64) -> Result<Checked> {
+        let mut out = Checked { commits: Vec::new(), damage: None };
+        if upto <= after.version {
+            return Ok(out);
+        }
+        let Some(header) = self.header()? else {
+            return Err(self.corrupt(0, "a log header", "none"));
+        };
+        let salt = header.salt;
+        let len = self.file_len()?;
+        let mut prev = after.link();
+        let mut pos = after.end;
+        let mut txn_start = pos;
+        let mut marked = false;
+        while prev.version < upto {
+            let Some(rec) = self.read_record(salt, pos, len)? else {
+                out.damage = Some(self.corrupt(
+                    pos,
+                    format!("a well-formed record following version {} (version {upto} is durable)", prev.version),
+                    "none (header, length or trailer does not check out)",
+                ));
+                break;
+            };
+            let follows = if rec.h.kind == format::KIND_MARK {
+                !marked && pos == txn_start && prev.offset != 0 && rec.prev_link() == prev
+            } else {
+                let version_ok = if prev.offset == 0 {
+                    rec.h.version >= 1
+                } else {
+                    Some(rec.h.version) == prev.version.checked_add(1)
+                };
+                version_ok && rec.h.prev_commit == prev.offset && rec.h.prev_crc == prev.crc
+            };
+            if !follows {
+                out.damage = Some(self.corrupt(
+                    pos,
+                    format!("a record following version {} at {} (crc {:#010x})", prev.version, prev.offset, prev.crc),
+                    format!("a record of version {} following {}", rec.h.version, rec.h.prev_commit),
+                ));
+                break;
+            }
+            if rec.h.kind == format::KIND_MARK {
+                marked = true;
+                pos = rec.end();
+                txn_start = pos;
+                continue;
+            }
+            if !rec.is_commit() {
+                pos = rec.end();
+                continue;
+            }
+            if prev.offset == 0 && !rec.is_full() {
+                out.damage = Some(self.corrupt(rec.offset, "a full page map (the first commit of a log)", "a delta"));
+                break;
+            }
+            if rec.info.db_pages as u64 > len / format::PAYLOAD_ALIGN + 65536 {
+                out.damage = Some(self.corrupt(
+                    rec.offset,
+                    format!("at most {} database pages", len / format::PAYLOAD_ALIGN + 65536),
+                    rec.info.db_pages.to_string(),
+                ));
+                break;
+            }
+            let entries = self.read_entries(&rec)?;
+            if let Some((offset, expected, found)) = self.check_commit(&rec, &entries, txn_start)? {
+                out.damage = Some(self.corrupt(offset, expected, found));
+                break;
+            }
+            let b = Boundary::of(&rec);
+            out.commits.push(b);
+            prev = rec.link();
+            pos = rec.end();
+            txn_start = pos;
+            marked = false;
+            if b.end - after.end >= max_bytes {
+                break;
+            }
+        }
+        Ok(out)
+    }
+}
