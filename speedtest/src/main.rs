@@ -312,6 +312,7 @@ fn run(cli: Cli) -> Result<(), String> {
         mode: mode.clone(),
         sync_before_test: !cli.no_sync,
         pause: Duration::from_millis(cli.pause_ms),
+        filesystem: filesystem.clone(),
     };
     let progress = |msg: String| {
         if !cli.quiet {

@@ -114,6 +114,15 @@ impl Report<'_> {
         stats(&xs)
     }
 
+    /// Device bytes written per run (sum over tests), median over runs.
+    fn device_stats(&self, cfg: Config) -> Option<Stats> {
+        let xs: Vec<f64> = self
+            .records_of(cfg)
+            .filter_map(|r| r.tests.iter().map(|t| t.device_bytes).sum::<Option<u64>>().map(|b| b as f64))
+            .collect();
+        stats(&xs)
+    }
+
     /// pagelog's own sync count per commit in test 1, median over runs.
     fn vfs_syncs_per_commit(&self, cfg: Config) -> Option<Stats> {
         let commits = self.workload.tests.first()?.commits.max(1) as f64;
@@ -214,8 +223,9 @@ impl Report<'_> {
             "VFS syncs/commit, test 1",
             "size at end, open [KiB]",
             "size after close [KiB]",
-            "write_bytes/run [KiB]",
+            "write_bytes/run [KiB] (whole folios)",
             "wchar/run [KiB]",
+            "device writes/run [KiB] (whole disk)",
         ]
         .iter()
         .map(|s| s.to_string())
@@ -249,6 +259,7 @@ impl Report<'_> {
                 size(self.size_stats(c, |r| Some(&r.size_closed))),
                 size(self.io_stats(c, |io| io.write_bytes)),
                 size(self.io_stats(c, |io| io.wchar)),
+                size(self.device_stats(c)),
             ]);
         }
         out.push_str(&markdown_table(&header, &rows));
@@ -296,6 +307,7 @@ impl Report<'_> {
                     "cancelled_write_bytes": s.io.map(|io| io.cancelled_write_bytes),
                     "wchar": s.io.map(|io| io.wchar),
                     "vfs_syncs": s.vfs_syncs,
+                    "device_bytes": s.device_bytes,
                 }));
             }
             runs.push(json!({
@@ -353,6 +365,7 @@ impl Report<'_> {
                     "size_closed_bytes": stat_json(self.size_stats(c, |r| Some(&r.size_closed))),
                     "write_bytes_per_run": stat_json(self.io_stats(c, |io| io.write_bytes)),
                     "wchar_per_run": stat_json(self.io_stats(c, |io| io.wchar)),
+                    "device_bytes_per_run": stat_json(self.device_stats(c)),
                 })
             })
             .collect();
@@ -456,6 +469,7 @@ mod tests {
                             seconds: 0.1 * (k + 1) as f64 + 0.01 * i as f64 + 0.001 * run as f64,
                             io: Some(IoCounters { wchar: 8192, write_bytes: 4096, cancelled_write_bytes: 0 }),
                             vfs_syncs: c.is_pagelog().then_some(1001),
+                            device_bytes: Some(12288),
                         })
                         .collect(),
                     close_seconds: Some(0.001),

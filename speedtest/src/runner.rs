@@ -23,7 +23,9 @@ use std::time::{Duration, Instant};
 use rusqlite::{Connection, OpenFlags};
 
 use crate::config::{Config, PAGELOG_VFS};
-use crate::measure::{db_sizes, remove_db_files, sync_filesystems, IoCounters, Sizes};
+use crate::measure::{
+    db_sizes, device_written_bytes, remove_db_files, sync_filesystems, Filesystem, IoCounters, Sizes,
+};
 use crate::workload::{TableCounts, Test, Workload};
 
 /// How statements reach SQLite.
@@ -52,6 +54,8 @@ pub struct RunOpts {
     pub sync_before_test: bool,
     /// Sleep this long before each test (after `sync`).
     pub pause: Duration,
+    /// The filesystem holding `dir`, for the device's written bytes.
+    pub filesystem: Option<Filesystem>,
 }
 
 /// One test of one run.
@@ -62,6 +66,9 @@ pub struct TestSample {
     pub io: Option<IoCounters>,
     /// `pagelog::sync_count()` delta (pagelog, in-process only).
     pub vfs_syncs: Option<u64>,
+    /// Bytes the device under the directory wrote from the test's start to a
+    /// `sync` after it (whole device; `None` without `sync` or a device).
+    pub device_bytes: Option<u64>,
 }
 
 /// One run of one configuration.
@@ -193,14 +200,25 @@ pub fn check_counts(conn: &Connection, cfg: Config, expect: TableCounts) -> Resu
     check_counts_values(cfg, expect, (got.0 as u64, got.1 as u64))
 }
 
-fn before_test(opts: &RunOpts) -> Result<(), String> {
+/// Syncs (unless `--no-sync`) and pauses; returns the device's written
+/// bytes after the sync, for [`device_bytes_since`].
+fn before_test(opts: &RunOpts) -> Result<Option<u64>, String> {
     if opts.sync_before_test {
         sync_filesystems()?;
     }
+    let dev = if opts.sync_before_test { opts.filesystem.as_ref().and_then(device_written_bytes) } else { None };
     if !opts.pause.is_zero() {
         std::thread::sleep(opts.pause);
     }
-    Ok(())
+    Ok(dev)
+}
+
+/// After a test (and outside its timing): syncs, so that what the test left
+/// dirty is written back, and returns the device's bytes written since `dev0`.
+fn device_bytes_since(opts: &RunOpts, dev0: Option<u64>) -> Result<Option<u64>, String> {
+    let Some(dev0) = dev0 else { return Ok(None) };
+    sync_filesystems()?;
+    Ok(opts.filesystem.as_ref().and_then(device_written_bytes).map(|d| d.saturating_sub(dev0)))
 }
 
 /// Runs every test of `workload` for `cfg` on a fresh file.
@@ -219,7 +237,7 @@ fn run_in_process(cfg: Config, run: u32, workload: &Workload, opts: &RunOpts) ->
 
     let mut tests = Vec::with_capacity(workload.tests.len());
     for test in &workload.tests {
-        before_test(opts)?;
+        let dev0 = before_test(opts)?;
         let io0 = IoCounters::read();
         let s0 = cfg.is_pagelog().then(pagelog::sync_count);
         let t0 = Instant::now();
@@ -227,7 +245,9 @@ fn run_in_process(cfg: Config, run: u32, workload: &Workload, opts: &RunOpts) ->
         let seconds = t0.elapsed().as_secs_f64();
         let s1 = cfg.is_pagelog().then(pagelog::sync_count);
         let io = IoCounters::read().zip(io0).map(|(after, before)| after.since(&before));
-        tests.push(TestSample { seconds, io, vfs_syncs: s0.zip(s1).map(|(a, b)| b.saturating_sub(a)) });
+        let device_bytes = device_bytes_since(opts, dev0)?;
+        let vfs_syncs = s0.zip(s1).map(|(a, b)| b.saturating_sub(a));
+        tests.push(TestSample { seconds, io, vfs_syncs, device_bytes });
     }
 
     let size_open = db_sizes(&path)?;
@@ -406,14 +426,15 @@ fn run_in_shell(
 
     let mut tests = Vec::with_capacity(workload.tests.len());
     for (test, script) in workload.tests.iter().zip(&scripts.tests) {
-        before_test(opts)?;
+        let dev0 = before_test(opts)?;
         let cmd = shell_command(cfg, &path, sh, true);
         let io0 = IoCounters::read();
         let t0 = Instant::now();
         run_shell_script(cmd, script, &format!("{cfg} run {run}: test {} ({})", test.id, test.title))?;
         let seconds = t0.elapsed().as_secs_f64();
         let io = IoCounters::read().zip(io0).map(|(after, before)| after.since(&before));
-        tests.push(TestSample { seconds, io, vfs_syncs: None });
+        let device_bytes = device_bytes_since(opts, dev0)?;
+        tests.push(TestSample { seconds, io, vfs_syncs: None, device_bytes });
     }
     let size_closed = db_sizes(&path)?;
 
