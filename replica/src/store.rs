@@ -100,6 +100,35 @@ pub struct Store {
     pub retried: std::cell::Cell<u64>,
 }
 
+/// How to reach the store.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub key_id: String,
+    pub secret: String,
+    pub token: Option<String>,
+    /// None: AWS itself (`https://s3.REGION.amazonaws.com`, virtual-host style).
+    pub endpoint: Option<String>,
+    pub region: String,
+}
+
+impl Config {
+    /// `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY` (required),
+    /// `AWS_SESSION_TOKEN`, `AWS_ENDPOINT_URL` (default: AWS itself),
+    /// `AWS_REGION` or `AWS_DEFAULT_REGION` (default `us-east-1`).
+    pub fn from_env() -> Result<Config, Error> {
+        let (Some(key_id), Some(secret)) = (env("AWS_ACCESS_KEY_ID"), env("AWS_SECRET_ACCESS_KEY")) else {
+            return Err(Error::Usage("AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY must be set".into()));
+        };
+        Ok(Config {
+            key_id,
+            secret,
+            token: env("AWS_SESSION_TOKEN"),
+            endpoint: env("AWS_ENDPOINT_URL"),
+            region: env("AWS_REGION").or_else(|| env("AWS_DEFAULT_REGION")).unwrap_or_else(|| "us-east-1".into()),
+        })
+    }
+}
+
 fn env(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.is_empty())
 }
@@ -114,23 +143,20 @@ fn is_loopback(host: &url::Host<&str>) -> bool {
 }
 
 impl Store {
-    /// Connects to `loc` with the standard AWS variables: `AWS_ACCESS_KEY_ID`,
-    /// `AWS_SECRET_ACCESS_KEY` (required), `AWS_SESSION_TOKEN`,
-    /// `AWS_ENDPOINT_URL` (default: AWS itself), `AWS_REGION` or
-    /// `AWS_DEFAULT_REGION` (default `us-east-1`). Plain `http://` is
-    /// accepted only for a loopback endpoint. Sends nothing yet.
+    /// Connects to `loc` with the standard AWS variables (see [`Config::from_env`]).
     pub fn from_env(loc: Location) -> Result<Store, Error> {
-        let key = env("AWS_ACCESS_KEY_ID");
-        let secret = env("AWS_SECRET_ACCESS_KEY");
-        let (Some(key), Some(secret)) = (key, secret) else {
-            return Err(Error::Usage("AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY must be set".into()));
+        Store::new(loc, Config::from_env()?)
+    }
+
+    /// Connects to `loc`. Plain `http://` is accepted only for a loopback
+    /// endpoint. Sends nothing yet.
+    pub fn new(loc: Location, cfg: Config) -> Result<Store, Error> {
+        let creds = match cfg.token {
+            Some(t) => Credentials::new_with_token(cfg.key_id, cfg.secret, t),
+            None => Credentials::new(cfg.key_id, cfg.secret),
         };
-        let creds = match env("AWS_SESSION_TOKEN") {
-            Some(t) => Credentials::new_with_token(key, secret, t),
-            None => Credentials::new(key, secret),
-        };
-        let region = env("AWS_REGION").or_else(|| env("AWS_DEFAULT_REGION")).unwrap_or_else(|| "us-east-1".into());
-        let (endpoint, style) = match env("AWS_ENDPOINT_URL") {
+        let region = cfg.region;
+        let (endpoint, style) = match cfg.endpoint {
             Some(e) => (e, UrlStyle::Path),
             None => (format!("https://s3.{region}.amazonaws.com"), UrlStyle::VirtualHost),
         };
