@@ -284,7 +284,7 @@ impl Replicator {
         let put = self.store.put(&key, seg.size, true, &mut || {
             Ok(Box::new(RangeReader { file: file.try_clone()?, pos: start, end: last.end }) as Box<dyn Read>)
         })?;
-        if put == Put::Exists {
+        if put == Put::Exists && !self.is_ours(&key, &seg, last)? {
             return Err(Error::Refused(format!(
                 "{key} already exists: another replicator is shipping to {}; stopping",
                 self.store.loc
@@ -294,6 +294,22 @@ impl Replicator {
         self.status.bytes += seg.size;
         self.pos = Some(Position { at: *last, ..pos.clone() });
         Ok(())
+    }
+
+    /// Is the existing object `key` the segment we were putting (an earlier
+    /// attempt of ours that succeeded, its answer lost to a failed
+    /// connection)? Same name, same size, and the same trailer (record
+    /// offset and salted crc of the last commit): the same bytes.
+    fn is_ours(&self, key: &str, seg: &Segment, last: &Boundary) -> Result<bool, Error> {
+        if self.store.head(key)? != Some(seg.size) {
+            return Ok(false);
+        }
+        let t = self.store.get(key, Some((seg.end - 16, 16)))?;
+        let mut want = [0u8; 16];
+        want[..8].copy_from_slice(&last.commit_offset.to_le_bytes());
+        want[8..12].copy_from_slice(b"PLTR");
+        want[12..].copy_from_slice(&last.crc.to_le_bytes());
+        Ok(t == want)
     }
 
     fn lease_body(&self, expires_us: u64) -> String {
@@ -321,6 +337,13 @@ impl Replicator {
         let dir = self.store.loc.dir();
         let objs = self.store.list(&format!("{dir}{LEASE}"), None)?;
         Ok(Catalog::from_objects(&dir, &objs).leases)
+    }
+
+    /// Does lease `epoch` name this replicator (our own put, retried)?
+    fn lease_is_mine(&self, epoch: u64) -> Result<bool, Error> {
+        let body = self.store.get(&self.store.loc.key(&lease_name(epoch)), None)?;
+        let v: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+        Ok(v["owner"].as_str() == Some(self.owner.as_str()))
     }
 
     /// Takes the lease, or renews it when a third of its time has passed
@@ -363,7 +386,7 @@ impl Replicator {
         }
         let epoch = top.map_or(1, |e| e + 1);
         let (put, t0) = self.put_lease(epoch, true)?;
-        if put == Put::Exists {
+        if put == Put::Exists && !self.lease_is_mine(epoch)? {
             return Err(Error::Refused(format!("another replicator took the lease on {loc} just now")));
         }
         // Re-read: a store that ignored If-None-Match shows the race here.
