@@ -114,10 +114,10 @@ fn download(store: &Store, g: &Generation, segs: &[Segment], file: &File) -> Res
         let mut at = s.start;
         let got = store.get_into(&key, None, &mut |b| {
             match b {
-                None => {
-                    file.set_len(s.start)?;
-                    at = s.start;
-                }
+                // A retried download writes the same bytes again (objects are
+                // immutable); it never cuts the file, whose readers (`follow`)
+                // may already use the complete records of the first attempt.
+                None => at = s.start,
                 Some(b) => {
                     if at + b.len() as u64 > s.end {
                         return Err(std::io::Error::other(format!(

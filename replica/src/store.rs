@@ -287,7 +287,8 @@ impl Store {
 
     /// Streams object `key` (bytes `range`, when given) into `w`; returns the
     /// bytes written. A retry after a partial write is the caller's to undo:
-    /// `w` is given the whole body each attempt after `restart(w)`.
+    /// `w(None)` starts each attempt, then `w(Some(bytes))` gets the body in
+    /// order.
     pub fn get_into(
         &self,
         key: &str,
