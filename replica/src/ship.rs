@@ -78,6 +78,9 @@ pub struct Status {
     pub retries: u64,
 }
 
+/// How long a new lease is left before it is read back.
+const LEASE_SETTLE: Duration = Duration::from_millis(500);
+
 struct Lease {
     epoch: u64,
     expires: Instant,
@@ -239,7 +242,7 @@ impl Replicator {
         g.check_chain(key_of).map_err(|e| Error::Refused(format!("{loc}: {e}")))?;
         let last = g.segments.last().expect("a listed generation has a segment");
         let key = key_of(last);
-        let t = self.store.get(&key, Some((last.end - 16, 16)))?;
+        let t = self.store.get(&key, Some((last.end - last.start - 16, 16)))?;
         let trailer_ok = t.len() == 16 && &t[8..12] == b"PLTR";
         let rec_offset = if trailer_ok { u64::from_le_bytes(t[..8].try_into().unwrap()) } else { 0 };
         let crc = if trailer_ok { u32::from_le_bytes(t[12..16].try_into().unwrap()) } else { 0 };
@@ -304,7 +307,7 @@ impl Replicator {
         if self.store.head(key)? != Some(seg.size) {
             return Ok(false);
         }
-        let t = self.store.get(key, Some((seg.end - 16, 16)))?;
+        let t = self.store.get(key, Some((seg.size - 16, 16)))?;
         let mut want = [0u8; 16];
         want[..8].copy_from_slice(&last.commit_offset.to_le_bytes());
         want[8..12].copy_from_slice(b"PLTR");
@@ -355,7 +358,8 @@ impl Replicator {
                 return Ok(());
             }
             let epochs = self.lease_epochs()?;
-            if epochs.iter().any(|&e| e > l.epoch) || Instant::now() > l.expires {
+            let stolen = epochs.iter().any(|&e| e > l.epoch) || !self.lease_is_mine(l.epoch)?;
+            if stolen || Instant::now() > l.expires {
                 return Err(Error::Refused(format!(
                     "lost the lease on {loc} (this replicator was stalled past it, and another may have taken over)"
                 )));
@@ -389,8 +393,12 @@ impl Replicator {
         if put == Put::Exists && !self.lease_is_mine(epoch)? {
             return Err(Error::Refused(format!("another replicator took the lease on {loc} just now")));
         }
-        // Re-read: a store that ignored If-None-Match shows the race here.
-        if self.lease_epochs()?.iter().any(|&e| e > epoch) {
+        // A store that ignores If-None-Match (Garage 2.5 does) lets two
+        // replicators that started together both write this epoch: wait
+        // longer than a request takes, then read it back; the later writer
+        // wins, the other refuses.
+        std::thread::sleep(LEASE_SETTLE);
+        if !self.lease_is_mine(epoch)? || self.lease_epochs()?.iter().any(|&e| e > epoch) {
             return Err(Error::Refused(format!("another replicator took the lease on {loc} just now")));
         }
         for e in epochs {

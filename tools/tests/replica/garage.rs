@@ -1,0 +1,213 @@
+//! A real S3-compatible object store for the replica tests: one Garage
+//! node (crates.io `garage`, `.ci/run` installs it) on free loopback ports,
+//! with a temporary data directory, a key and a bucket.
+//!
+//! Each server runs under a small shell watchdog that kills it and removes
+//! its directory when the test process is gone, so that a server shared by
+//! a whole test binary (a `static`, never dropped) does not outlive it.
+//! Without `garage` on PATH the tests fail, saying how to install it.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+pub struct Garage {
+    pub dir: PathBuf,
+    cfg: PathBuf,
+    pub endpoint: String,
+    pub key_id: String,
+    pub secret: String,
+    pub bucket: String,
+    s3_port: u16,
+    /// The watchdog shells (each ends soon after its server).
+    watchdogs: std::sync::Mutex<Vec<std::process::Child>>,
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+fn garage_bin() -> PathBuf {
+    let found = std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).map(|d| d.join("garage")).find(|f| f.is_file()))
+        .unwrap_or_default();
+    let home = std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo/bin/garage"));
+    found.or_else(|| home.filter(|h| h.is_file())).unwrap_or_else(|| {
+        panic!(
+            "the replica tests need a real Garage server, and `garage` is not on PATH; install it with \
+             `cargo install garage --version 2.5.0 --locked --no-default-features --features bundled-libs,sqlite` \
+             (what .ci/run does)"
+        )
+    })
+}
+
+fn run(cmd: &mut Command) -> String {
+    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
+    let text = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{cmd:?} failed:\n{text}");
+    text
+}
+
+impl Garage {
+    /// Starts a node, assigns its layout, creates key `k` and bucket `bkt`.
+    pub fn start(name: &str) -> Garage {
+        static N: AtomicU32 = AtomicU32::new(0);
+        let dir = std::env::temp_dir().join("pagelog-garage").join(format!(
+            "{name}-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let (rpc, s3, admin) = (free_port(), free_port(), free_port());
+        let secret: String = (0..32).map(|i| format!("{:02x}", (i * 37 + std::process::id() as usize) % 251)).collect();
+        let cfg = dir.join("garage.toml");
+        std::fs::write(
+            &cfg,
+            format!(
+                "metadata_dir = \"{d}/meta\"\ndata_dir = \"{d}/data\"\ndb_engine = \"sqlite\"\n\
+                 replication_factor = 1\nrpc_bind_addr = \"127.0.0.1:{rpc}\"\n\
+                 rpc_public_addr = \"127.0.0.1:{rpc}\"\nrpc_secret = \"{secret}\"\n\n\
+                 [s3_api]\ns3_region = \"garage\"\napi_bind_addr = \"127.0.0.1:{s3}\"\n\
+                 root_domain = \".s3.garage.localhost\"\n\n[admin]\napi_bind_addr = \"127.0.0.1:{admin}\"\n",
+                d = dir.display()
+            ),
+        )
+        .unwrap();
+        let mut g = Garage {
+            dir,
+            cfg,
+            endpoint: format!("http://127.0.0.1:{s3}"),
+            key_id: String::new(),
+            secret: String::new(),
+            bucket: "bkt".into(),
+            s3_port: s3,
+            watchdogs: Default::default(),
+        };
+        g.spawn();
+        g.wait_cli(|c| c.arg("status"));
+        let id = g.wait_cli(|c| c.args(["node", "id", "-q"]));
+        let id = id.trim().split('@').next().unwrap().to_string();
+        g.wait_cli(|c| c.args(["layout", "assign", "-z", "dc1", "-c", "1G", &id]));
+        run(g.cli().args(["layout", "apply", "--version", "1"]));
+        let key = g.wait_cli(|c| c.args(["key", "create", "k"]));
+        let field = |label: &str| {
+            key.lines()
+                .find_map(|l| l.trim().strip_prefix(label).map(|v| v.trim_start_matches(':').trim().to_string()))
+                .unwrap_or_else(|| panic!("no {label:?} in `garage key create` output:\n{key}"))
+        };
+        g.key_id = field("Key ID");
+        g.secret = field("Secret key");
+        run(g.cli().args(["bucket", "create", "bkt"]));
+        run(g.cli().args(["bucket", "allow", "--read", "--write", "--owner", "bkt", "--key", "k"]));
+        g.wait_s3();
+        g
+    }
+
+    pub fn cli(&self) -> Command {
+        let mut c = Command::new(garage_bin());
+        c.arg("-c").arg(&self.cfg);
+        c
+    }
+
+    /// Retries a CLI command while the node starts.
+    fn wait_cli(&self, f: impl Fn(&mut Command) -> &mut Command) -> String {
+        let t0 = Instant::now();
+        loop {
+            let mut c = self.cli();
+            let out = f(&mut c).output().unwrap();
+            if out.status.success() {
+                return String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+            }
+            if t0.elapsed() > Duration::from_secs(30) {
+                panic!("{c:?}: {}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    fn wait_s3(&self) {
+        let t0 = Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", self.s3_port)).is_err() {
+            assert!(t0.elapsed() < Duration::from_secs(30), "garage's S3 port never opened");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Starts the server process (under the watchdog).
+    fn spawn(&self) {
+        let script = format!(
+            "'{bin}' -c '{cfg}' server >>'{dir}/server.log' 2>&1 & g=$!; echo $g > '{dir}/pid'; \
+             while kill -0 {me} 2>/dev/null && kill -0 $g 2>/dev/null; do sleep 0.3; done; \
+             kill -9 $g 2>/dev/null; if ! kill -0 {me} 2>/dev/null; then rm -rf '{dir}'; fi",
+            bin = garage_bin().display(),
+            cfg = self.cfg.display(),
+            dir = self.dir.display(),
+            me = std::process::id()
+        );
+        let _ = std::fs::remove_file(self.dir.join("pid"));
+        let child = Command::new("sh")
+            .arg("-c")
+            .arg(script)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        self.watchdogs.lock().unwrap().push(child);
+        let t0 = Instant::now();
+        while !self.dir.join("pid").exists() {
+            assert!(t0.elapsed() < Duration::from_secs(10));
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn pid(&self) -> String {
+        std::fs::read_to_string(self.dir.join("pid")).unwrap().trim().to_string()
+    }
+
+    /// kill -9 of the server.
+    pub fn kill(&self) {
+        let pid = self.pid();
+        let _ = Command::new("kill").args(["-9", &pid]).status();
+        let t0 = Instant::now();
+        while Path::new(&format!("/proc/{pid}")).exists() && t0.elapsed() < Duration::from_secs(10) {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        for mut w in self.watchdogs.lock().unwrap().drain(..) {
+            let _ = w.wait();
+        }
+    }
+
+    /// Starts the server again on the same ports and data.
+    pub fn restart(&self) {
+        self.spawn();
+        self.wait_cli(|c| c.args(["status"]));
+        self.wait_s3();
+    }
+
+    /// The address of prefix `p` in the bucket.
+    pub fn url(&self, p: &str) -> String {
+        format!("s3://{}/{p}", self.bucket)
+    }
+
+    /// `pagelog ARGS` with this server's credentials in its environment.
+    pub fn pagelog(&self) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_pagelog"));
+        c.env("AWS_ACCESS_KEY_ID", &self.key_id)
+            .env("AWS_SECRET_ACCESS_KEY", &self.secret)
+            .env("AWS_ENDPOINT_URL", &self.endpoint)
+            .env("AWS_REGION", "garage")
+            .env_remove("AWS_SESSION_TOKEN");
+        c
+    }
+}
+
+impl Drop for Garage {
+    fn drop(&mut self) {
+        self.kill();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
