@@ -1,0 +1,260 @@
+#!/usr/bin/python3
+"""Writes damaged variants of log files, for compare.py.
+
+    mutate.py OUTDIR LOG...
+
+Per log: truncations at every record boundary (start, payload, trailer, end)
++-0..9 bytes and at lengths that are not a multiple of 8; bit flips in the
+file header, in every record header, commit info, map entry, trailer and in
+the first byte of every frame; file-header fields set to edge values with the
+header crc recomputed; record fields set to edge values and the record
+re-sealed (header and trailer crcs recomputed with the log's salt); zero
+tails and garbage tails appended; the last record, the last MARK and the
+last commit zeroed; cuts followed by zeros or a stale copy of the first
+record (crash images with pre-allocated or reused space); horizons naming
+the previous commit wrongly, the history after them re-chained (re-sealed
+so that it chains); earlier records re-sealed at the end of the log.  The records are found with spec_reader's parser.
+"""
+
+import os
+import struct
+import sys
+import zlib
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import spec_reader as sr  # noqa: E402
+
+
+def records(log):
+    out = []
+    for o in range(512, log.n, 8):
+        r = log.record(o)
+        if r is not None:
+            out.append(r)
+    return out
+
+
+def reseal(log, d, r):
+    """Recomputes r's header crc and trailer crc in d (its layout as parsed)."""
+    o = r.off
+    struct.pack_into("<I", d, o + 44, log.scrc(bytes(d[o:o + 44])))
+    t = r.end - 16
+    struct.pack_into("<I", d, t + 12, log.scrc(bytes(d[o:r.payload]) + bytes(d[t:t + 12])))
+
+
+def header_reseal(d):
+    struct.pack_into("<I", d, 60, zlib.crc32(bytes(d[:60])) & 0xFFFFFFFF)
+
+
+def rechain(data, edit_off, edit):
+    """Applies edit(d, rec) to the record at edit_off, then re-seals it and every later
+    record, repairing the `prev crc`, `horizon crc` and MARK links that named a re-sealed
+    commit: a crafted history that chains as a writer's would."""
+    log = sr.Log(data)
+    log.read_header()
+    d = bytearray(data)
+    newcrc = {}
+    for r in records(log):
+        if r.off < edit_off:
+            continue
+        if r.off == edit_off:
+            edit(d, r)
+        if r.prev in newcrc:
+            struct.pack_into("<I", d, r.off + 40, newcrc[r.prev])
+        if r.kind == sr.COMMIT:
+            (hz_off,) = struct.unpack_from("<Q", d, r.off + 48 + 24)
+            if hz_off in newcrc:
+                struct.pack_into("<I", d, r.off + 48 + 48, newcrc[hz_off])
+        reseal(log, d, r)
+        if r.kind == sr.COMMIT:
+            newcrc[r.off] = struct.unpack_from("<I", d, r.end - 4)[0]
+    return bytes(d)
+
+
+def moved(log, data, r, newoff):
+    """Record r's bytes as they would be at newoff (trailer offset and crc redone)."""
+    b = bytearray(data[r.off:r.end])
+    struct.pack_into("<Q", b, r.length - 16, newoff)
+    pay = r.payload - r.off
+    struct.pack_into("<I", b, r.length - 4, log.scrc(bytes(b[:pay]) + bytes(b[r.length - 16:r.length - 4])))
+    return bytes(b)
+
+
+def variants(data):
+    log = sr.Log(data)
+    try:
+        if log.read_header() != "log":
+            return
+    except sr.NotALog:
+        return
+    recs = records(log)
+    n = len(data)
+    # Truncations.
+    cuts = set()
+    for r in recs:
+        for x in (r.off, r.payload, r.end - 16, r.end, r.off + 48):
+            for dd in range(-9, 10):
+                cuts.add(x + dd)
+    for c in (0, 1, 3, 4, 7, 8, 40, 63, 64, 100, 511, 512, 513, n - 1, n - 3, n - 7):
+        cuts.add(c)
+    for c in sorted(cuts):
+        if 0 <= c < n:
+            yield "cut%d" % c, data[:c]
+    # Bit flips, unsealed.
+    flips = set(range(0, 64))
+    for r in recs:
+        flips.update(range(r.off, r.off + 48, 3))
+        if r.kind == sr.COMMIT:
+            flips.update(range(r.off + 48, r.off + 104, 2))
+            flips.update(range(r.off + 104, min(r.off + 104 + 16 * r.n_entries, r.off + 104 + 64), 4))
+        flips.update(range(r.end - 16, r.end, 2))
+        for k in range(r.frames):
+            flips.add(r.payload + k * r.ps)
+            flips.add(r.payload + k * r.ps + r.ps - 1)
+    for p in sorted(flips):
+        if p < n:
+            d = bytearray(data)
+            d[p] ^= 0x10
+            yield "flip%d" % p, bytes(d)
+    # File header fields, header crc recomputed.
+    for name, off, fmt, val in (
+        ("fmt1", 8, "<I", 1), ("fmt3", 8, "<I", 3), ("fmt0", 8, "<I", 0),
+        ("hsize65", 12, "<I", 65), ("hps0", 16, "<I", 0), ("hps1000", 16, "<I", 1000),
+        ("hps256", 16, "<I", 256), ("hps128k", 16, "<I", 131072), ("hps4096", 16, "<I", 4096),
+        ("hflags1", 20, "<I", 1), ("hres40", 40, "<B", 1), ("hres59", 59, "<B", 0x80),
+        ("hsalt", 24, "<Q", 1),
+    ):
+        d = bytearray(data)
+        struct.pack_into(fmt, d, off, val)
+        header_reseal(d)
+        yield "hdr-" + name, bytes(d)
+    d = bytearray(data)
+    d[100] = 1
+    yield "hdr-pad100", bytes(d)
+    # Record fields, re-sealed.
+    for i, r in enumerate(recs):
+        o = r.off
+        edits = [
+            ("kind1", o + 4, "<B", 1), ("kind2", o + 4, "<B", 2), ("kind3", o + 4, "<B", 3),
+            ("kind4", o + 4, "<B", 4), ("flags4", o + 5, "<B", r.flags | 4),
+            ("flagsfull", o + 5, "<B", r.flags ^ 1), ("flagssealed", o + 5, "<B", r.flags ^ 2),
+            ("res", o + 6, "<H", 1), ("verp1", o + 16, "<Q", r.version + 1),
+            ("verm1", o + 16, "<Q", max(r.version - 1, 0)), ("ver0", o + 16, "<Q", 0),
+            ("vermax", o + 16, "<Q", (1 << 64) - 1), ("prev0", o + 24, "<Q", 0),
+            ("prevself", o + 24, "<Q", o), ("prevcrc0", o + 40, "<I", 0),
+            ("ps1024", o + 32, "<I", 1024 if r.ps != 1024 else 2048),
+        ]
+        if r.kind == sr.COMMIT:
+            ci = o + 48
+            edits += [
+                ("dbp0", ci + 8, "<I", 0), ("dbpp1", ci + 8, "<I", r.db_pages + 1),
+                ("dbpm1", ci + 8, "<I", max(r.db_pages - 1, 0)), ("dbpmax", ci + 8, "<I", 0xFFFFFFFF),
+                ("hzv0", ci + 16, "<Q", 0), ("hzvp1", ci + 16, "<Q", r.hz_ver + 1),
+                ("hzvself", ci + 16, "<Q", r.version), ("hzvbig", ci + 16, "<Q", r.version + 5),
+                ("hzoff", ci + 24, "<Q", r.hz_off + 8), ("hzcrc", ci + 48, "<I", r.hz_crc ^ 1),
+                ("fmoff", ci + 32, "<Q", r.fm_off + 8), ("fmoff512", ci + 32, "<Q", 512),
+                ("fmoffself", ci + 32, "<Q", o), ("cks", ci + 40, "<Q", r.checksum ^ 1),
+                ("p1", ci + 52, "<I", r.p1 + 1),
+            ]
+            ents = r.entries()
+            for k, (pg, c, fo) in enumerate(ents[:4]):
+                e = ci + 56 + 16 * k
+                edits += [
+                    ("e%dpg0" % k, e, "<I", 0), ("e%dpgp" % k, e, "<I", pg + 1),
+                    ("e%dcrc" % k, e + 4, "<I", c ^ 1), ("e%doff0" % k, e + 8, "<Q", 0),
+                    ("e%doffp8" % k, e + 8, "<Q", fo + 8), ("e%doff511" % k, e + 8, "<Q", 504),
+                    ("e%doffbig" % k, e + 8, "<Q", r.end),
+                ]
+                if fo == 0:
+                    edits.append(("e%dzerocrc" % k, e + 4, "<I", 1))
+        for name, off, fmt, val in edits:
+            d = bytearray(data)
+            struct.pack_into(fmt, d, off, val)
+            reseal(log, d, r)
+            yield "r%d@%d-%s" % (i, o, name), bytes(d)
+        # The record zeroed / removed.
+        d = bytearray(data)
+        d[r.off:r.end] = bytes(r.length)
+        yield "r%d@%d-zeroed" % (i, o), bytes(d)
+    # Crash images: cut at a record boundary (+-0, 1, 7, 8 bytes), then
+    # pre-allocated zeros or a stale record (an earlier one copied) past it.
+    for r in recs:
+        for x in (r.off, r.payload, r.end - 16, r.end):
+            for dd in (-8, -7, -1, 0, 1, 7, 8):
+                c = x + dd
+                if 512 <= c < n:
+                    yield "cut%d+z4k" % c, data[:c] + bytes(4096)
+        if r.kind != sr.MARK:
+            yield "cut%d+stale" % r.end, data[:r.end] + data[recs[0].off:recs[0].end]
+    # A commit's horizon naming the commit before it with a wrong crc or offset, or at
+    # offset 0, the history after it re-chained; with and without what follows the last
+    # commit (its MARK).
+    commits = [r for r in recs if r.kind == sr.COMMIT]
+    byv = {c.version: c for c in commits}
+    end = max(r.end for r in recs) if recs else 0
+    for c in commits:
+        p = byv.get(c.version - 1)
+        if p is None:
+            continue
+        for tag, (hv, ho, hc) in (("crc", (p.version, p.off, p.tcrc ^ 1)), ("off", (p.version, p.off + 8, p.tcrc)),
+                                  ("zerooff", (p.version, 0, 0))):
+            def edit(d, r, hv=hv, ho=ho, hc=hc):
+                struct.pack_into("<Q", d, r.off + 64, hv)
+                struct.pack_into("<Q", d, r.off + 72, ho)
+                struct.pack_into("<I", d, r.off + 96, hc)
+            img = rechain(data, c.off, edit)
+            yield "v%d-horizon-%s" % (c.version, tag), img
+            yield "v%d-horizon-%s-cut" % (c.version, tag), img[:commits[-1].end]
+    # Earlier records copied, re-sealed at the end of the log (stale records that check out).
+    for r in recs[:-1]:
+        if r.kind != sr.SPILL or r.off < 4096:
+            yield "r%d@%d-appended" % (recs.index(r), r.off), data[:end] + moved(log, data, r, end)
+    if recs and recs[-1].kind == sr.MARK and recs[-1].end == end:
+        yield "double-mark", data[:end] + moved(log, data, recs[-1], end)
+    # Tails.
+    for name, tail in (("z7", bytes(7)), ("z8", bytes(8)), ("z4k", bytes(4096)), ("z64k", bytes(65536)),
+                       ("g5", b"\x01\x02\x03\x04\x05"), ("g16", bytes(range(1, 17))),
+                       ("pltr", b"\x00" * 8 + b"PLTR" + b"\x00" * 4)):
+        yield "tail-" + name, data + tail
+    if recs:
+        last = recs[-1]
+        yield "append-copy-last", data + data[last.off:last.end]
+        marks = [r for r in recs if r.kind == sr.MARK]
+        commits = [r for r in recs if r.kind == sr.COMMIT]
+        if marks:
+            d = bytearray(data)
+            d[marks[-1].off:marks[-1].end] = bytes(64)
+            yield "lastmark-zeroed", bytes(d)
+            d = bytearray(data)
+            for m in marks:
+                d[m.off:m.end] = bytes(64)
+            yield "allmarks-zeroed", bytes(d)
+        if commits:
+            c = commits[-1]
+            for k in range(c.frames):
+                d = bytearray(data)
+                d[c.payload + k * c.ps] ^= 1
+                yield "lastcommit-frame%d" % k, bytes(d)
+
+
+def main(argv):
+    out = argv[1]
+    os.makedirs(out, exist_ok=True)
+    count = 0
+    for path in argv[2:]:
+        with open(path, "rb") as f:
+            data = f.read()
+        base = os.path.basename(path).rsplit(".", 1)[0]
+        seen = set()
+        for name, img in variants(data):
+            if img in seen or img == data:
+                continue
+            seen.add(img)
+            with open(os.path.join(out, "%s~%s.log" % (base, name)), "wb") as f:
+                f.write(img)
+            count += 1
+    print(count)
+
+
+if __name__ == "__main__":
+    main(sys.argv)

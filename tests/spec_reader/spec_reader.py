@@ -1,0 +1,542 @@
+#!/usr/bin/python3
+"""A second reader of the pagelog log format, written from vfs/FORMAT.md alone.
+
+    spec_reader.py --summary LOG...   prints `LOG opens N clean|damaged` or
+                                      `LOG refused clean|damaged`, a line a file
+    spec_reader.py LOG                prints one JSON object:
+      {"opens": bool, "latest": N|null, "error": str|null,
+       "verify": "clean"|"damaged", "verify_error": str|null,
+       "versions": [{"version", "checksum", "stored_checksum", "db_pages",
+                     "page_size", "offset", "full_map"}...]}
+
+"opens"/"latest"/"error" follow "Recovery (what a reader does on open)",
+steps 1-5; "verify" follows the paragraph after step 5 (steps 3 and 4 from
+offset 512 with version 0 as D, every frame of every version checked) plus
+the "Claims" rule (a claim naming a commit that is not there is damage).
+"versions" lists the versions readable in place from the latest one
+(following `prev commit` back, step 5's last sentence), each with the
+whole-database checksum this reader computes from the page map and the one
+the commit stores.
+
+Python 3 standard library only.  Every rule below cites the FORMAT.md
+section it comes from; where the text leaves a choice open the comment says
+"CHOICE" and what was chosen.
+"""
+
+import json
+import struct
+import sys
+import zlib
+
+FILE_MAGIC = b"PAGELOG\x00"
+REC_MAGIC = b"PLRC"
+TR_MAGIC = b"PLTR"
+SPILL, COMMIT, MARK = 1, 2, 3
+FULL_MAP, SEALED = 1, 2
+HEADER_BLOCK = 512
+REC_HEADER = 48
+COMMIT_INFO = 56
+ENTRY = 16
+TRAILER = 16
+M64 = (1 << 64) - 1
+
+
+class Damage(Exception):
+    """The log is damaged (a claim that does not check out, a broken map path)."""
+
+    def __init__(self, offset, msg):
+        super().__init__("damaged at offset %d: %s" % (offset, msg))
+        self.offset = offset
+
+
+class NotALog(Exception):
+    pass
+
+
+def crc32(data, start=0):
+    return zlib.crc32(data, start) & 0xFFFFFFFF
+
+
+def mix(x):
+    # "Whole-database checksum": the splitmix64 finaliser, modulo 2^64.
+    z = (x + 0x9E3779B97F4A7C15) & M64
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & M64
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & M64
+    return z ^ (z >> 31)
+
+
+def page_size_ok(ps):
+    return 512 <= ps <= 65536 and ps & (ps - 1) == 0
+
+
+class Rec:
+    __slots__ = (
+        "off", "kind", "flags", "length", "version", "prev", "ps", "frames", "prev_crc",
+        "tcrc", "payload", "end", "db_pages", "n_entries", "hz_ver", "hz_off", "fm_off",
+        "checksum", "hz_crc", "p1", "_entries", "data",
+    )
+
+    @property
+    def full(self):
+        return bool(self.flags & FULL_MAP)
+
+    @property
+    def sealed(self):
+        return bool(self.flags & SEALED)
+
+    def ident(self):
+        return (self.version, self.off, self.tcrc)
+
+    def entries(self):
+        if self._entries is None:
+            base = self.off + REC_HEADER + COMMIT_INFO
+            raw = self.data[base:base + ENTRY * self.n_entries]
+            self._entries = list(struct.iter_unpack("<IIQ", raw))
+        return self._entries
+
+
+class Log:
+    def __init__(self, data):
+        self.data = data
+        self.n = len(data)
+        self.cache = {}
+        self.frame_cache = {}
+        self.fmt = None
+        self.salt = None
+        self.salt_crc = None
+
+    # ---- "File header" -------------------------------------------------------------
+    def read_header(self):
+        """Returns "empty" (a log at version 0 with no records) or "log"; raises NotALog."""
+        d, n = self.data, self.n
+        if n == 0:
+            return "empty"  # "An empty (0-byte) file is a log at version 0."
+        if n < 4:
+            raise NotALog("a file of %d bytes (1 to 3 bytes say too little)" % n)
+        if n >= 64 and self.header_valid(d[:64]) is None:
+            if n < HEADER_BLOCK:
+                return "empty"  # "a file of 64 to 511 bytes whose first 64 bytes are a valid header"
+            return "log"
+        if n < HEADER_BLOCK:
+            k = min(n, 8)
+            if d[:k] == FILE_MAGIC[:k]:
+                # "a file of n bytes, 4 <= n < 512, whose first min(n, 8) bytes are the
+                # magic's first min(n, 8) bytes is an empty log".  CHOICE: taken literally,
+                # also for 64..511 bytes whose header is not valid.
+                return "empty"
+            raise NotALog("a short file that does not start with the magic")
+        raise NotALog(self.header_valid(d[:64]))
+
+    def header_valid(self, h):
+        """None when valid, else why not (and sets fmt/salt when valid)."""
+        if h[:8] != FILE_MAGIC:
+            return "no pagelog magic"
+        fmt, hsize, ps, flags = struct.unpack_from("<IIII", h, 8)
+        (salt,) = struct.unpack_from("<Q", h, 24)
+        (hcrc,) = struct.unpack_from("<I", h, 60)
+        if crc32(h[:60]) != hcrc:
+            return "header crc"
+        if fmt not in (1, 2):
+            return "format version %d" % fmt
+        if hsize != 64:
+            return "header size %d" % hsize
+        if not page_size_ok(ps):
+            return "header page size %d" % ps
+        if flags != 0:
+            return "header flags %#x" % flags
+        if any(h[40:60]):
+            return "header reserved bytes not zero"
+        self.fmt = fmt
+        self.salt = salt
+        self.salt_crc = crc32(struct.pack("<Q", salt))
+        return None
+
+    def scrc(self, data):
+        return crc32(data, self.salt_crc)
+
+    # ---- "Record header", "Commit info", "Payload region and trailer", "Validity" ----
+    def record(self, o):
+        """The well-formed record at offset o, or None."""
+        if o in self.cache:
+            return self.cache[o]
+        r = self._record(o)
+        self.cache[o] = r
+        return r
+
+    def _record(self, o):
+        d, n = self.data, self.n
+        if o < HEADER_BLOCK or o % 8 or o + REC_HEADER > n:
+            return None
+        if d[o:o + 4] != REC_MAGIC:
+            return None
+        kind, flags, reserved, length, version, prev, ps, frames, prev_crc, hcrc = struct.unpack_from(
+            "<BBHQQQIIII", d, o + 4)
+        if self.scrc(d[o:o + 44]) != hcrc:
+            return None
+        kinds = (SPILL, COMMIT, MARK) if self.fmt >= 2 else (SPILL, COMMIT)  # CHOICE: no MARK in format 1
+        if kind not in kinds:
+            return None
+        if kind == COMMIT:
+            if flags & ~(FULL_MAP | SEALED):
+                return None
+        elif flags != 0:  # "bit 0 = FULL_MAP, bit 1 = SEALED (COMMIT only)"
+            return None
+        if reserved != 0 or not page_size_ok(ps):
+            return None
+        if kind == MARK and (frames != 0 or length != 64 or version < 1):
+            return None
+        r = Rec()
+        r.off, r.kind, r.flags, r.length, r.version, r.prev = o, kind, flags, length, version, prev
+        r.ps, r.frames, r.prev_crc, r._entries, r.data = ps, frames, prev_crc, None, d
+        meta_end = o + REC_HEADER
+        if kind == COMMIT:
+            if meta_end + COMMIT_INFO > n:
+                return None
+            (_ts, r.db_pages, r.n_entries, r.hz_ver, r.hz_off, r.fm_off, r.checksum, r.hz_crc,
+             r.p1) = struct.unpack_from("<QIIQQQQII", d, meta_end)
+            meta_end += COMMIT_INFO + ENTRY * r.n_entries
+        payload = meta_end
+        if self.fmt == 1 and frames > 0:
+            # "Format 1 put zero padding before it, up to the next file offset that is a
+            # multiple of 512".  CHOICE: with frames = 0 "there is no payload", so no padding.
+            payload = (payload + 511) // 512 * 512
+        if payload - o + frames * ps + TRAILER != length:
+            return None
+        if o + length > n:
+            return None
+        t = o + length - TRAILER
+        (t_off,) = struct.unpack_from("<Q", d, t)
+        if t_off != o or d[t + 8:t + 12] != TR_MAGIC:
+            return None
+        (tcrc,) = struct.unpack_from("<I", d, t + 12)
+        if self.scrc(d[o:payload] + d[t:t + 12]) != tcrc:
+            return None
+        r.tcrc, r.payload, r.end = tcrc, payload, o + length
+        return r
+
+    def structural(self, r):
+        """None when a COMMIT's entries satisfy "Map entries" and the frame-offset rules, and
+        `db pages` is within step 3's bound; else why not."""
+        if r.db_pages > self.n // 512 + 65536:
+            return "db pages %d over the bound for a file of %d bytes" % (r.db_pages, self.n)
+        align = 512 if self.fmt == 1 else 8
+        payload_end = r.end - TRAILER
+        if r.full and r.n_entries != r.db_pages:
+            return "full map with %d entries for %d pages" % (r.n_entries, r.db_pages)
+        last = 0
+        for i, (pg, c, fo) in enumerate(r.entries()):
+            if pg <= last or pg > r.db_pages:
+                return "entry %d: page %d out of order or range" % (i, pg)
+            if r.full and pg != i + 1:
+                return "full map entry %d names page %d" % (i, pg)
+            last = pg
+            if fo == 0:
+                if c != 0:
+                    return "zero page %d with crc %#x" % (pg, c)
+            elif fo % align or fo < HEADER_BLOCK or fo + r.ps > payload_end:
+                return "page %d: frame offset %d" % (pg, fo)
+        return None
+
+    def frame_ok(self, fo, ps, c):
+        key = (fo, ps, c)
+        v = self.frame_cache.get(key)
+        if v is None:
+            v = fo + ps <= self.n and crc32(self.data[fo:fo + ps]) == c
+            self.frame_cache[key] = v
+        return v
+
+    def own_frames_ok(self, r, prev_end):
+        """Step 4: the crc of every frame the commit's transaction wrote (offset >= prev_end)."""
+        for pg, c, fo in r.entries():
+            if fo != 0 and fo >= prev_end and not self.frame_ok(fo, r.ps, c):
+                return (pg, fo)
+        return None
+
+    # ---- Recovery step 2: the durable start -------------------------------------------
+    def last_record(self, limit):
+        pos = limit - limit % 8
+        d = self.data
+        while pos - 64 >= HEADER_BLOCK:
+            if d[pos - 8:pos - 4] == TR_MAGIC:
+                (ro,) = struct.unpack_from("<Q", d, pos - 16)
+                if ro < pos:
+                    r = self.record(ro)
+                    if r is not None and r.end == pos:
+                        return r
+            pos -= 8
+        return None
+
+    def mark_after(self, p):
+        m = self.record(p.end)
+        return m is not None and m.kind == MARK and (m.version, m.prev, m.prev_crc) == p.ident()
+
+    @staticmethod
+    def horizon(c):
+        return None if c.hz_ver == 0 else (c.hz_ver, c.hz_off, c.hz_crc)
+
+    def durable_claim(self):
+        """The (version, offset, crc) the last well-formed record claims durable, or None
+        (version 0)."""
+        limit = self.n
+        while True:
+            last = self.last_record(limit)
+            if last is None:
+                return None
+            if last.kind == MARK:
+                return (last.version, last.prev, last.prev_crc)
+            if last.kind == COMMIT:
+                return last.ident() if last.sealed else self.horizon(last)
+            if last.prev == 0:
+                return None
+            p = self.record(last.prev)
+            if (p is not None and p.kind == COMMIT and p.tcrc == last.prev_crc
+                    and p.version == last.version - 1):
+                if p.sealed or self.mark_after(p):
+                    return p.ident()
+                return self.horizon(p)
+            limit = last.off  # debris: search again before it
+
+    def claimed_commit(self, claim):
+        v, off, c = claim
+        r = self.record(off)
+        if r is None or r.kind != COMMIT or r.version != v or r.tcrc != c:
+            raise Damage(off, "expected the commit of version %d (crc %#x) claimed durable, "
+                              "found none" % (v, c))
+        return r
+
+    # ---- Recovery steps 3 and 4 ----------------------------------------------------------
+    def walk(self, d):
+        """Step 3 from the end of commit d (None: version 0, offset 512).  Returns the commits
+        passed and the claims made by the records passed."""
+        commits, claims = [], []
+        last = d
+        pos = d.end if d is not None else HEADER_BLOCK
+        while True:
+            r = self.record(pos)
+            if r is None:
+                break
+            if r.kind == MARK:
+                if last is None or pos != last.end or (r.version, r.prev, r.prev_crc) != last.ident():
+                    break
+                claims.append(((r.version, r.prev, r.prev_crc), r.off))
+            else:
+                if last is None:
+                    ok = (r.version >= 1 and r.prev == 0 and r.prev_crc == 0
+                          and (r.kind != COMMIT or r.full))
+                else:
+                    ok = r.version == last.version + 1 and (r.prev, r.prev_crc) == (last.off, last.tcrc)
+                if not ok:
+                    break
+                if r.kind == COMMIT:
+                    if self.structural(r) is not None:
+                        break
+                    commits.append(r)
+                    if r.sealed:
+                        claims.append((r.ident(), r.off))
+                    h = self.horizon(r)
+                    if h is not None and h[0] <= r.version:
+                        claims.append((h, r.off))
+                    last = r
+            pos = r.end
+        return commits, claims
+
+    def durable_and_tail(self, d, commits, claims):
+        """Step 4: the durable version V (checked against the walked commits: "Claims"), then
+        the tail re-checked.  Returns (latest commit or None, V)."""
+        known = {c.version: c for c in commits}
+        if d is not None:
+            known[d.version] = d
+        base = d.version if d is not None else 0
+        v = base
+        for ident, src in claims:
+            if ident[0] < base:
+                continue  # older than D: not on the path walked (CHOICE: not checked)
+            c = known.get(ident[0])
+            if c is None or c.ident() != ident:
+                raise Damage(ident[1], "the record at %d claims version %d (offset %d, crc %#x) "
+                                       "durable; no such commit follows" % (src, ident[0], ident[1], ident[2]))
+            v = max(v, ident[0])
+        latest = d
+        prev_end = d.end if d is not None else HEADER_BLOCK
+        for c in commits:
+            if c.version > v and self.own_frames_ok(c, prev_end) is not None:
+                break
+            latest = c
+            prev_end = c.end
+        return latest, v
+
+    # ---- Recovery step 5: the page map -------------------------------------------------
+    def build_map(self, c):
+        """The page map of commit c: a list of (crc, offset) per page, index 0 = page 1."""
+        fm = self.record(c.fm_off)
+        if (fm is None or fm.kind != COMMIT or not fm.full or fm.off > c.off
+                or fm.version > c.version):
+            raise Damage(c.fm_off, "expected the full map named by version %d" % c.version)
+        why = self.structural(fm)
+        if why is not None:
+            raise Damage(fm.off, why)
+        pmap = [(cr, fo) for _pg, cr, fo in fm.entries()]
+        cur, pos = fm, fm.end
+        while cur.off != c.off:
+            if pos > c.off or cur.version >= c.version:
+                raise Damage(pos, "the path from the full map at %d does not reach version %d at %d"
+                             % (fm.off, c.version, c.off))
+            r = self.record(pos)
+            if r is None:
+                raise Damage(pos, "expected a record between versions %d and %d" % (cur.version, c.version))
+            if r.kind == COMMIT:
+                if r.version != cur.version + 1:
+                    raise Damage(pos, "version %d after version %d" % (r.version, cur.version))
+                why = self.structural(r)  # CHOICE: "Validity" applies to every commit used
+                if why is not None:
+                    raise Damage(pos, why)
+                pmap = apply(pmap, r)
+                cur = r
+            pos = r.end
+        return pmap
+
+    def versions_in_place(self, latest):
+        """Versions readable from the latest by following `prev commit` back."""
+        chain = [latest]
+        c = latest
+        while c.prev != 0:
+            p = self.record(c.prev)
+            if (p is None or p.kind != COMMIT or p.off >= c.off or p.tcrc != c.prev_crc
+                    or p.version != c.version - 1):
+                break
+            chain.append(p)
+            c = p
+        out = []
+        for c in reversed(chain):
+            try:
+                pmap = self.build_map(c)
+            except Damage as e:
+                out.append({"version": c.version, "error": str(e), "offset": c.off,
+                            "stored_checksum": "%#018x" % c.checksum})
+                continue
+            out.append(summary(c, pmap))
+        return out
+
+    # ---- open -------------------------------------------------------------------------
+    def open(self):
+        """Returns (latest commit or None, V, versions); raises NotALog / Damage."""
+        if self.read_header() == "empty":
+            return None, 0, []
+        claim = self.durable_claim()
+        d = self.claimed_commit(claim) if claim is not None else None
+        commits, claims = self.walk(d)
+        latest, v = self.durable_and_tail(d, commits, claims)
+        if latest is None:
+            return None, v, []
+        self.build_map(latest)
+        return latest, v, self.versions_in_place(latest)
+
+    # ---- verify -----------------------------------------------------------------------
+    def verify(self, open_latest, open_v):
+        """None when clean, else the first damage found.  Steps 3 and 4 from offset 512 with
+        version 0 as D, every frame of every version checked; then the versions so reached
+        must be the ones open reached."""
+        commits, claims = self.walk(None)
+        try:
+            latest, v = self.durable_and_tail(None, commits, claims)
+        except Damage as e:
+            return str(e)
+        # "Commits up to V are trusted" by open: verify must find them intact.
+        v = max(v, open_v)
+        pmap, prev_end, reached, expect_fm = [], HEADER_BLOCK, None, None
+        for c in commits:
+            if c.full:
+                expect_fm = c.off
+            if c.fm_off != expect_fm:
+                return "version %d at %d: full map offset %d, the newest full map is at %s" % (
+                    c.version, c.off, c.fm_off, expect_fm)
+            pmap = apply(pmap, c)
+            bad = next(((i + 1, fo) for i, (cr, fo) in enumerate(pmap)
+                        if fo != 0 and not self.frame_ok(fo, c.ps, cr)), None)
+            if bad is not None:
+                if c.version <= v or bad[1] < prev_end:
+                    return "version %d at %d: page %d's frame at %d fails its crc" % (
+                        c.version, c.off, bad[0], bad[1])
+                break  # the unfinished tail (a frame of its own transaction)
+            if checksum(pmap) != c.checksum:
+                return "version %d at %d: checksum %#x, its pages give %#x" % (
+                    c.version, c.off, c.checksum, checksum(pmap))
+            reached, prev_end = c, c.end
+        got = reached.version if reached is not None else 0
+        want = open_latest.version if open_latest is not None else 0
+        if got < v:
+            return "version %d is claimed durable; the walk from 512 reaches version %d" % (v, got)
+        if got != want:
+            return "the walk from 512 reaches version %d, recovery version %d" % (got, want)
+        return None
+
+
+def apply(pmap, c):
+    if c.full:
+        return [(cr, fo) for _pg, cr, fo in c.entries()]
+    m = pmap[:c.db_pages] + [(0, 0)] * max(0, c.db_pages - len(pmap))
+    for pg, cr, fo in c.entries():
+        m[pg - 1] = (cr, fo)
+    return m
+
+
+def checksum(pmap):
+    x = 0
+    for i, (cr, fo) in enumerate(pmap):
+        if fo != 0:
+            x ^= mix((((i + 1) << 32) | cr) & M64)
+    return x
+
+
+def summary(c, pmap):
+    return {"version": c.version, "checksum": "%#018x" % checksum(pmap),
+            "stored_checksum": "%#018x" % c.checksum, "db_pages": c.db_pages,
+            "page_size": c.ps, "offset": c.off, "full_map": c.full}
+
+
+def examine(data):
+    log = Log(data)
+    out = {"opens": False, "latest": None, "error": None, "verify": "damaged",
+           "verify_error": None, "versions": []}
+    try:
+        latest, v, versions = log.open()
+    except NotALog as e:
+        out["error"] = "not a pagelog log: %s" % e
+        out["verify_error"] = out["error"]
+        return out
+    except Damage as e:
+        out["error"] = str(e)
+        out["verify_error"] = "recovery refuses the log: %s" % e
+        return out
+    out["opens"] = True
+    out["latest"] = latest.version if latest is not None else 0
+    out["versions"] = versions
+    if log.fmt is None:  # an empty log (no records can follow a torn header)
+        out["verify"] = "clean"
+        return out
+    why = log.verify(latest, v)
+    out["verify"] = "clean" if why is None else "damaged"
+    out["verify_error"] = why
+    return out
+
+
+def brief(o):
+    """The outcome in the corpus manifest's words: `opens N clean|damaged` or `refused ...`."""
+    return ("opens %d " % o["latest"] if o["opens"] else "refused ") + o["verify"]
+
+
+def main(argv):
+    summary = len(argv) > 1 and argv[1] == "--summary"
+    paths = argv[2:] if summary else argv[1:]
+    if not paths or (not summary and len(paths) != 1):
+        sys.stderr.write("usage: spec_reader.py LOG | spec_reader.py --summary LOG...\n")
+        return 2
+    for path in paths:
+        with open(path, "rb") as f:
+            o = examine(f.read())
+        print("%s %s" % (path, brief(o)) if summary else json.dumps(o, sort_keys=True))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
