@@ -143,7 +143,7 @@ fn download(store: &Store, g: &Generation, segs: &[Segment], file: &File) -> Res
             let mut h = [0u8; 64];
             file.read_exact_at(&mut h, 0).map_err(|e| Error::Local(format!("read back: {e}")))?;
             match pagelog::format::Header::decode(&h) {
-                Ok(h) if h.salt == g.salt && h.created_us == g.created_us => {}
+                Ok(h) if h.salt == g.salt => {}
                 _ => {
                     return Err(Error::Refused(format!(
                         "object {key} does not start with the header of log {} (salt {:016x}): damaged or foreign",

@@ -1,7 +1,7 @@
 //! Object names of a replica (see `replica/LAYOUT.md`).
 //!
 //! ```text
-//! PREFIX/gen-<created µs, 20 digits>-<salt, 16 hex>/
+//! PREFIX/gen-<started µs, 20 digits>-<salt, 16 hex>/
 //!        seg-<start>-<end>-<first version>-<last version>-<first time µs>-<last time µs>
 //! ```
 //! (every number 20 decimal digits, zero-padded, so that names sort as
@@ -16,7 +16,8 @@ use crate::store::Object;
 /// One generation: one log file, identified by its header's salt.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Generation {
-    /// The log header's creation time, microseconds since the Unix epoch.
+    /// When the replicator started the generation, microseconds since the
+    /// Unix epoch (generations sort by it).
     pub created_us: u64,
     pub salt: u64,
     /// In key order, which is offset order.

@@ -55,6 +55,7 @@ impl Default for Options {
 #[derive(Debug, Clone)]
 struct Position {
     salt: u64,
+    /// When the generation was started (its name).
     created_us: u64,
     at: Boundary,
 }
@@ -172,7 +173,7 @@ impl Replicator {
         if self.pos.as_ref().is_none_or(|p| p.salt != header.salt) {
             self.pos = None;
             let cat = catalog(&self.store)?;
-            self.pos = Some(self.locate(&cat, header.salt, header.created_us)?);
+            self.pos = Some(self.locate(&cat, header.salt)?);
         }
         let log = self.log.as_ref().expect("opened above");
         // What is durable: claimed by the log, or made so by our own sync
@@ -221,23 +222,25 @@ impl Replicator {
     }
 
     /// Finds where the bucket's replica of this log file ends (invariant 3).
-    fn locate(&self, cat: &Catalog, salt: u64, created_us: u64) -> Result<Position, Error> {
+    fn locate(&self, cat: &Catalog, salt: u64) -> Result<Position, Error> {
         let loc = &self.store.loc;
-        let mine = Generation::name(created_us, salt);
-        if let Some(newest) = cat.newest() {
-            if newest.salt != salt && newest.created_us >= created_us {
-                return Err(Error::Refused(format!(
-                    "{loc} holds generation {} of a log created after {} ({mine}): another database replicates \
-                     there, or {} is an older copy; use another prefix",
-                    newest.dir(),
-                    self.name(),
-                    self.name()
-                )));
-            }
-        }
         let Some(g) = cat.by_salt(salt) else {
-            return Ok(Position { salt, created_us, at: Boundary::START });
+            // A log file the bucket has not seen (a new database, or one
+            // `pagelog compact` rewrote): a new generation, named after
+            // now, so that it sorts after every other.
+            let started = cat.newest().map_or(0, |n| n.created_us + 1).max(now_us());
+            return Ok(Position { salt, created_us: started, at: Boundary::START });
         };
+        if let Some(newest) = cat.newest().filter(|n| n.salt != salt) {
+            return Err(Error::Refused(format!(
+                "{} is generation {} of {loc}, but a newer log was replicated there since ({}: after a                  compaction, or from another database); {} may be an older copy; use another prefix",
+                self.name(),
+                g.dir(),
+                newest.dir(),
+                self.name()
+            )));
+        }
+        let created_us = g.created_us;
         let key_of = |s: &Segment| loc.key(&format!("{}/{}", g.dir(), s.name()));
         g.check_chain(key_of).map_err(|e| Error::Refused(format!("{loc}: {e}")))?;
         let last = g.segments.last().expect("a listed generation has a segment");

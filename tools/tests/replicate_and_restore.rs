@@ -337,3 +337,44 @@ fn a_second_replicator_on_the_same_prefix_is_refused() {
     // replicator resumes.
     ok(replicate_once(g, &db, &url, &[]));
 }
+
+#[test]
+fn a_compaction_starts_a_generation_older_versions_stay_restorable_and_retain_drops_them() {
+    let g = server();
+    let d = TempDir::new("rep-compact");
+    let db = d.path("app.db");
+    drop(make_log(&db, 20));
+    let url = g.url("compact");
+    ok(replicate_once(g, &db, &url, &[]));
+    let before = std::fs::read(&db).unwrap();
+    ok(std::process::Command::new(env!("CARGO_BIN_EXE_pagelog"))
+        .arg("compact")
+        .arg(&db)
+        .args(["--keep-last", "5"])
+        .output()
+        .unwrap());
+    let c = open(&db);
+    c.execute("INSERT INTO t(v) VALUES('after compaction')", []).unwrap();
+    drop(c);
+    ok(replicate_once(g, &db, &url, &[]));
+    let info = info_json(g, &url);
+    let gens = info["generations"].as_array().unwrap();
+    assert_eq!(gens.len(), 2, "{info}");
+    assert_eq!((gens[1]["first_version"].as_u64(), gens[1]["last_version"].as_u64()), (Some(16), Some(21)));
+    // Version 3 is gone from the log, not from the bucket.
+    let out = d.path("v3.db");
+    ok(restore(g, &url, &out, &["--version", "3"]));
+    let got = std::fs::read(&out).unwrap();
+    assert_eq!(got, before[..got.len()], "version 3 from the old generation");
+    let out = d.path("latest.db");
+    ok(restore(g, &url, &out, &[]));
+    let got = std::fs::read(&out).unwrap();
+    assert_eq!(got, prefix(&db, got.len()));
+    assert_eq!(latest_of(&out), 21);
+    // --retain 0s: the replaced generation goes.
+    ok(replicate_once(g, &db, &url, &["--retain", "0s"]));
+    let info = info_json(g, &url);
+    assert_eq!(info["generations"].as_array().unwrap().len(), 1, "{info}");
+    let e = fails(restore(g, &url, &d.path("gone.db"), &["--version", "3"]));
+    assert!(e.contains("version 3"), "{e}");
+}
