@@ -173,7 +173,7 @@ class Log:
             "<BBHQQQIIII", d, o + 4)
         if self.scrc(d[o:o + 44]) != hcrc:
             return None
-        kinds = (SPILL, COMMIT, MARK) if self.fmt >= 2 else (SPILL, COMMIT)  # CHOICE: no MARK in format 1
+        kinds = (SPILL, COMMIT, MARK)  # "in format-1 files too: ... a reader accepts one"
         if kind not in kinds:
             return None
         if kind == COMMIT:
@@ -272,7 +272,10 @@ class Log:
 
     @staticmethod
     def horizon(c):
-        return None if c.hz_ver == 0 else (c.hz_ver, c.hz_off, c.hz_crc)
+        """(0, 0, 0): none. Any other value is a claim; one that names no commit (version 0
+        with an offset or crc, a version at offset 0) is damage when it is checked."""
+        h = (c.hz_ver, c.hz_off, c.hz_crc)
+        return None if h == (0, 0, 0) else h
 
     def durable_claim(self):
         """The (version, offset, crc) the last well-formed record claims durable, or None
@@ -436,11 +439,23 @@ class Log:
         """None when clean, else the first damage found.  Steps 3 and 4 from offset 512 with
         version 0 as D, every frame of every version checked; then the versions so reached
         must be the ones open reached."""
+        # "bytes 64-511 are zero ... pagelog verify reports one as damage at its offset"
+        nz = next((i for i in range(64, min(HEADER_BLOCK, self.n)) if self.data[i] != 0), None)
+        if nz is not None:
+            return "header padding: byte %d is not zero" % nz
         commits, claims = self.walk(None)
         try:
             latest, v = self.durable_and_tail(None, commits, claims)
         except Damage as e:
             return str(e)
+        # "every commit's horizon is (0, 0, 0) or names an earlier commit of the log exactly"
+        seen = {}
+        for c in commits:
+            h = (c.hz_ver, c.hz_off, c.hz_crc)
+            if h != (0, 0, 0) and not (h[0] < c.version and seen.get(h[1]) == (h[0], h[2])):
+                return "version %d at %d: horizon (%d, %d, %#x) names no earlier commit" % (
+                    c.version, c.off, h[0], h[1], h[2])
+            seen[c.off] = (c.version, c.tcrc)
         # "Commits up to V are trusted" by open: verify must find them intact.
         v = max(v, open_v)
         pmap, prev_end, reached, expect_fm = [], HEADER_BLOCK, None, None

@@ -703,7 +703,10 @@ impl Walk {
             });
         }
         let (hv, ho, hc) = (rec.info.horizon_version, rec.info.horizon_offset, rec.info.horizon_crc);
-        let horizon_ok = hv < version && if ho == 0 { hc == 0 } else { self.commits.get(&ho) == Some(&(hv, hc)) };
+        // No horizon is (0, 0, 0); any other must name an earlier commit
+        // exactly (a version with offset 0 names none: damage).
+        let horizon_ok =
+            hv < version && if ho == 0 { hv == 0 && hc == 0 } else { self.commits.get(&ho) == Some(&(hv, hc)) };
         if !horizon_ok {
             problem.get_or_insert(Problem {
                 offset: at_info + format::CI_HORIZON_VERSION as u64,

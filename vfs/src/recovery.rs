@@ -241,6 +241,7 @@ impl Log {
         durable: Link,
     ) -> Result<Walked> {
         let mut w = Walked { commits: Vec::new(), log_end: pos, durable };
+        let start = prev;
         let mut commit_end = prev_end;
         let mut txn_start = pos;
         while let Some(rec) = self.read_record(salt, pos, len)? {
@@ -285,6 +286,31 @@ impl Log {
                 break;
             }
             let claim = if rec.h.flags & format::FLAG_SEALED != 0 { rec.link() } else { rec.horizon() };
+            if claim != Link::default() && claim.version >= start.version && claim.version <= rec.h.version {
+                // A claim at or after the commit the walk started from must
+                // name exactly that commit, this one or one the walk passed:
+                // a claim of durability that names no such commit is damage,
+                // never a reason to trust (or drop) what follows. (Claims of
+                // older commits name history this walk did not read.)
+                let named = if claim.version == rec.h.version {
+                    rec.link()
+                } else if claim.version == start.version {
+                    start
+                } else {
+                    let i = w.commits.first().map_or(u64::MAX, |c| claim.version.wrapping_sub(c.rec.h.version));
+                    w.commits.get(i as usize).map_or(Link::default(), |c| c.rec.link())
+                };
+                if named != claim {
+                    return Err(self.corrupt(
+                        claim.offset,
+                        format!(
+                            "the commit of version {} (crc {:#010x}), which the record at {} says was made durable",
+                            claim.version, claim.crc, rec.offset
+                        ),
+                        "no such commit: committed history is damaged",
+                    ));
+                }
+            }
             if claim.version > w.durable.version && claim.version <= rec.h.version {
                 w.durable = claim;
             }
@@ -447,7 +473,10 @@ impl Log {
                     }
                 },
             };
-            if claim.offset == 0 {
+            // No claim is (0, 0, 0). A claim of a version at offset 0, or of
+            // version 0 at another offset, names no commit: the read below
+            // finds none there, and that is damage.
+            if claim == Link::default() {
                 return Ok(None);
             }
             return match self.read_record(salt, claim.offset, len)? {
