@@ -107,7 +107,10 @@ fn held(cat: &Catalog) -> String {
 
 /// Downloads segments `segs` of `g` into `file` (from offset `segs[0].start`),
 /// checking each object's length; a retried download restarts its object.
-fn download(store: &Store, g: &Generation, segs: &[Segment], file: &File) -> Result<u64, Error> {
+///
+/// Bytes below `keep` (what the file already holds that readers may use)
+/// are compared, never written: a difference is refused, naming the offset.
+fn download(store: &Store, g: &Generation, segs: &[Segment], file: &File, keep: u64) -> Result<u64, Error> {
     let mut total = 0;
     for s in segs {
         let key = seg_key(store, g, s);
@@ -125,7 +128,18 @@ fn download(store: &Store, g: &Generation, segs: &[Segment], file: &File) -> Res
                             s.end - s.start
                         )));
                     }
-                    file.write_all_at(b, at)?;
+                    let same = (keep.min(at + b.len() as u64).saturating_sub(at)) as usize;
+                    if same > 0 {
+                        let mut have = vec![0u8; same];
+                        file.read_exact_at(&mut have, at)?;
+                        if let Some(i) = have.iter().zip(b).position(|(x, y)| x != y) {
+                            return Err(std::io::Error::other(format!(
+                                "the local file differs from {key} at offset {}: it was written to",
+                                at + i as u64
+                            )));
+                        }
+                    }
+                    file.write_all_at(&b[same..], at + same as u64)?;
                     at += b.len() as u64;
                 }
             }
@@ -190,7 +204,7 @@ pub fn restore_into(store: &Store, target: Target, tmp: &Path) -> Result<Restore
         .create_new(true)
         .open(tmp)
         .map_err(|e| Error::Local(format!("create {}: {e}", tmp.escaped())))?;
-    let downloaded = download(store, g, segs, &file)?;
+    let downloaded = download(store, g, segs, &file, 0)?;
     let local = |e: std::io::Error| Error::Local(format!("{}: {e}", tmp.escaped()));
     // Which version, and where its commit ends.
     let (version, end) = {
@@ -281,11 +295,13 @@ pub struct Follower {
     log: Option<Log>,
     gen: Option<Generation>,
     at: Boundary,
+    /// The log end when attached: bytes below it are compared, not written.
+    keep: u64,
 }
 
 impl Follower {
     pub fn new(store: Store, path: &Path) -> Follower {
-        Follower { store, path: path.to_path_buf(), file: None, log: None, gen: None, at: Boundary::START }
+        Follower { store, path: path.to_path_buf(), file: None, log: None, gen: None, at: Boundary::START, keep: 0 }
     }
 
     fn name(&self) -> String {
@@ -319,8 +335,19 @@ impl Follower {
         };
         let latest = log.latest();
         let len = file.metadata().map_err(|e| Error::Local(format!("{}: {e}", self.name())))?.len();
-        let ok = g.segments.iter().any(|s| s.end == latest.end && s.last == latest.number) && len == latest.end;
-        if !ok {
+        // The replica ends at a segment's end, or (a follow stopped while
+        // appending) inside one: that segment is appended again from its
+        // start, its bytes below the log end compared, not rewritten.
+        let seg = g.segments.iter().find(|s| s.start < latest.end && latest.end <= s.end);
+        let at = match seg {
+            Some(s) if s.end == latest.end && s.last == latest.number => log.boundary_at(latest.commit_offset)?,
+            Some(s) if s.start > 0 => {
+                let before = log.version(s.first - 1)?;
+                log.boundary_at(before.commit_offset)?.filter(|b| b.end == s.start)
+            }
+            _ => None,
+        };
+        let Some(at) = at else {
             return Err(Error::Refused(format!(
                 "{} (version {} ending at {}, {len} bytes) does not end where a segment of {} ends: it was \
                  written to, or is not a replica; restore it again",
@@ -329,10 +356,9 @@ impl Follower {
                 latest.end,
                 g.dir()
             )));
-        }
-        self.at = log
-            .boundary_at(latest.commit_offset)?
-            .ok_or_else(|| Error::Refused(format!("{}: no commit at its end", self.name())))?;
+        };
+        self.at = at;
+        self.keep = latest.end;
         self.gen = Some(g.clone());
         self.log = Some(log);
         self.file = Some(file);
@@ -391,7 +417,7 @@ impl Follower {
         }
         for s in &new {
             let file = self.file.as_ref().expect("attached");
-            download(&self.store, &g, std::slice::from_ref(s), file)?;
+            download(&self.store, &g, std::slice::from_ref(s), file, self.keep)?;
             file.sync_data().map_err(|e| Error::Local(format!("sync {}: {e}", self.name())))?;
             let log = self.log.as_ref().expect("attached");
             log.refresh()?;

@@ -111,3 +111,85 @@ fn a_reader_of_the_replica_sees_new_versions_and_local_writes_are_refused() {
     assert!(e.to_string().contains("locked") || e.to_string().contains("busy"), "{e}");
     assert_eq!(r.query_row("SELECT count(*) FROM t WHERE v = 'local'", [], |row| row.get::<_, i64>(0)).unwrap(), 0);
 }
+
+fn run_ok(mut c: std::process::Command) -> String {
+    let o = c.output().unwrap();
+    let t = String::from_utf8_lossy(&o.stdout).into_owned() + &String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{c:?}:\n{t}");
+    t
+}
+
+fn run_fails(mut c: std::process::Command) -> String {
+    let o = c.output().unwrap();
+    let t = String::from_utf8_lossy(&o.stderr).into_owned();
+    assert_eq!(o.status.code(), Some(1), "{c:?}:\n{t}");
+    t
+}
+
+#[test]
+fn follow_resumes_a_half_appended_segment_refuses_a_replica_written_to_and_rebuilds_after_a_compaction() {
+    let g = Garage::start("follow-once");
+    let d = TempDir::new("follow-once");
+    let db = d.path("app.db");
+    let replica = d.path("replica.db");
+    let url = g.url("once");
+    let replicate = || {
+        let mut c = g.pagelog();
+        c.arg("replicate").arg(&db).arg(&url).arg("--once");
+        run_ok(c);
+    };
+    let follow = || {
+        let mut c = g.pagelog();
+        c.arg("follow").arg(&url).arg(&replica).arg("--once");
+        c
+    };
+    let same_as_primary = |n: u64| {
+        let got = std::fs::read(&replica).unwrap();
+        let src = std::fs::read(&db).unwrap();
+        assert!(got == src[..got.len()], "the replica is not the primary's prefix");
+        assert_eq!(version(&open_ro(&replica)), n);
+    };
+    let c = make_log(&db, 10);
+    replicate();
+    run_ok(follow());
+    same_as_primary(10);
+
+    // A follow stopped half-way through appending a segment: the next one
+    // appends it again.
+    for i in 0..10 {
+        c.execute("INSERT INTO t(v, b) VALUES(?1, randomblob(3000))", [format!("x{i}")]).unwrap();
+    }
+    replicate();
+    let have = std::fs::metadata(&replica).unwrap().len() as usize;
+    let src = std::fs::read(&db).unwrap();
+    let half = have + (src.len() - have) / 3;
+    let f = std::fs::OpenOptions::new().write(true).open(&replica).unwrap();
+    std::os::unix::fs::FileExt::write_all_at(&f, &src[have..half], have as u64).unwrap();
+    drop(f);
+    run_ok(follow());
+    same_as_primary(20);
+
+    // A replica someone wrote to is refused, naming where it differs.
+    {
+        let w = open(&replica);
+        w.execute("INSERT INTO t(v) VALUES('local')", []).unwrap();
+    }
+    c.execute("INSERT INTO t(v) VALUES('primary')", []).unwrap();
+    replicate();
+    let e = run_fails(follow());
+    assert!(e.contains("written to"), "{e}");
+
+    // After a compaction of the primary, follow rebuilds the replica from
+    // the new generation.
+    std::fs::remove_file(&replica).unwrap();
+    run_ok(follow());
+    drop(c);
+    let mut cc = std::process::Command::new(env!("CARGO_BIN_EXE_pagelog"));
+    cc.arg("compact").arg(&db).args(["--keep-last", "3"]);
+    run_ok(cc);
+    let c = open(&db);
+    c.execute("INSERT INTO t(v) VALUES('after')", []).unwrap();
+    replicate();
+    run_ok(follow());
+    same_as_primary(22);
+}
