@@ -530,6 +530,34 @@ fn time_open_latest(path: &Path, expect: u64) -> Result<Cell, String> {
     Ok(Cell::Secs(xs))
 }
 
+/// `Log::open` + `latest()` of several logs, interleaved: each round opens
+/// every log once, rotating which goes first, so that whatever else the
+/// machine does falls on all of them alike. The samples of log `i` are
+/// `out[i]`, round by round.
+fn time_open_interleaved(logs: &[(&Path, u64)]) -> Result<Vec<Vec<f64>>, String> {
+    let mut out = vec![Vec::new(); logs.len()];
+    for round in 0..OPEN_REPEATS {
+        for k in 0..logs.len() {
+            let i = (round + k) % logs.len();
+            let (path, expect) = logs[i];
+            let t = Instant::now();
+            let log = open_log(path, true)?;
+            let latest = log.latest();
+            out[i].push(t.elapsed().as_secs_f64());
+            if latest.number != expect {
+                return Err(format!("{}: opened version {}, expected {expect}", path.display(), latest.number));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The median over rounds of `a[r] / b[r]`.
+fn paired_ratio(a: &[f64], b: &[f64]) -> Option<f64> {
+    let r: Vec<f64> = a.iter().zip(b).filter(|(_, b)| **b > 0.0).map(|(a, b)| a / b).collect();
+    median(&r)
+}
+
 /// `Log::version(n)` on a log opened once.
 fn time_version(path: &Path, n: u64) -> Result<Cell, String> {
     let log = open_log(path, true)?;
@@ -751,24 +779,28 @@ pub fn run(opts: &ScaleOpts, progress: &dyn Fn(String)) -> Result<ScaleReport, S
     let b_bulk = build(PAGELOG, &bulk, opts.size, Some(nrows), nrows)?;
     sync_filesystems()?;
     let bulk_version = open_log(&bulk, true)?.latest().number;
-    let open_bulk = time_open_latest(&bulk, bulk_version)?;
     let sql_open_bulk = time_sqlite_open(PAGELOG, &bulk, nrows)?;
     std::fs::copy(&bulk, &procs).map_err(|e| format!("copy {} to {}: {e}", bulk.display(), procs.display()))?;
     progress(format!("scale: {} commits, each by a connection of its own ({})", opts.processes, procs.display()));
     let (n, secs) = one_connection_commits(&procs, nrows, opts.processes, 5)?;
     sync_filesystems()?;
-    let open_procs = time_open_latest(&procs, bulk_version + n)?;
+    // (a), (b) and (c) opened in turn, round by round: their ratios are
+    // paired, so the load of a busy machine does not decide them.
+    progress("scale: timing opens of (a), (b) and (c), interleaved".into());
+    let inter = time_open_interleaved(&[(&pl, many), (&bulk, bulk_version), (&procs, bulk_version + n)])?;
+    let (open_c, open_bulk, open_procs) =
+        (Cell::Secs(inter[0].clone()), Cell::Secs(inter[1].clone()), Cell::Secs(inter[2].clone()));
     let (since_bulk, _) = commits_since_full_map(&bulk)?;
     let (since_procs, _) = commits_since_full_map(&procs)?;
     let sql_open_procs = time_sqlite_open(PAGELOG, &procs, nrows)?;
-    let vs_many = |c: &Cell| match (c, &open_many) {
-        (Cell::Secs(a), Cell::Secs(b)) => match (median(a), median(b)) {
-            (Some(a), Some(b)) if b > 0.0 => Some(a / b),
-            _ => None,
-        },
-        _ => None,
-    };
-    let (ratio_bulk, ratio_procs) = (vs_many(&open_bulk), vs_many(&open_procs));
+    let (ratio_bulk, ratio_procs) = (paired_ratio(&inter[1], &inter[0]), paired_ratio(&inter[2], &inter[0]));
+    rows.push(Row {
+        key: "open_c_interleaved",
+        label: format!("(c) open latest, {many} versions from one process, interleaved with (a) and (b)"),
+        pagelog: Some(open_c),
+        stock: None,
+        note: "each round opens (c), (a) and (b) once, rotating the order".into(),
+    });
     rows.push(Row {
         key: "bulk_build",
         label: format!(
@@ -786,7 +818,7 @@ pub fn run(opts: &ScaleOpts, progress: &dyn Fn(String)) -> Result<ScaleReport, S
         pagelog: Some(open_bulk.clone()),
         stock: None,
         note: format!(
-            "÷ open of (c) {many} versions: {}; replays {since_bulk} commits after the last full map",
+            "÷ (c), paired by round: {}; replays {since_bulk} commits after the last full map",
             ratio_bulk.map_or("n/a".into(), |r| format!("{r:.2}×"))
         ),
     });
@@ -803,7 +835,7 @@ pub fn run(opts: &ScaleOpts, progress: &dyn Fn(String)) -> Result<ScaleReport, S
         pagelog: Some(open_procs.clone()),
         stock: None,
         note: format!(
-            "÷ open of (c) {many} versions: {}; replays {since_procs} commits after the last full map",
+            "÷ (c), paired by round: {}; replays {since_procs} commits after the last full map",
             ratio_procs.map_or("n/a".into(), |r| format!("{r:.2}×"))
         ),
     });
