@@ -185,7 +185,7 @@ pub fn restore_into(store: &Store, target: Target, tmp: &Path) -> Result<Restore
     };
     let Some(g) = g else {
         let what = match target {
-            Target::Latest => "a replica".to_string(),
+            Target::Latest => "replica".to_string(),
             Target::Version(n) => format!("version {n}"),
             Target::Time(t) => format!("a version committed at or before {t} µs"),
         };

@@ -163,7 +163,11 @@ impl Replicator {
         };
         if reopen {
             self.log = None;
-            self.log = Some(Log::open(&self.path, OpenOptions { read_only: true, ..Default::default() })?);
+            let opened = Log::open(&self.path, OpenOptions { read_only: true, ..Default::default() });
+            self.log = Some(opened.map_err(|e| match e {
+                pagelog::Error::Io { source, .. } => Error::Local(format!("open log {}: {source}", self.name())),
+                other => Error::Log(other),
+            })?);
         }
         let log = self.log.as_ref().expect("opened above");
         let Some(header) = log.header()? else {

@@ -136,7 +136,7 @@ pub fn info(arg: &OsStr, json_out: bool) -> CmdResult {
         .map(|g| {
             json!({
                 "generation": g.dir(),
-                "created": format_us(g.created_us, 6),
+                "started": format_us(g.created_us, 6),
                 "salt": format!("{:016x}", g.salt),
                 "segments": g.segments.len(),
                 "bytes": g.bytes(),
@@ -179,7 +179,7 @@ pub fn info(arg: &OsStr, json_out: bool) -> CmdResult {
         row(
             "generation",
             format!(
-                "{}  versions {}..{}  {} segments  {} ({})  created {}{broken}",
+                "{}  versions {}..{}  {} segments  {} ({})  started {}{broken}",
                 g.dir(),
                 g.first_version(),
                 g.last_version(),

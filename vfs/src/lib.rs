@@ -8,6 +8,9 @@
 //!   types; [`name`]: file names are bytes;
 //! * the SQLite glue — [`sqlite`]: VFS callbacks, locks, pragmas, the
 //!   extension entry points;
+//! * [`boundary`]: the commit boundaries a copy of the log may be cut at,
+//!   each commit checked (what `pagelog replicate` ships; the network code
+//!   lives in the `pagelog-replica` crate, never in this library);
 //! * [`diff`]: two versions compared row by row from their b-tree pages
 //!   (reads the log through [`Version`] only; no SQLite types);
 //! * the tools (`tools/`) and the benchmark (`speedtest/`), separate crates.
