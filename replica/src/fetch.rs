@@ -110,7 +110,14 @@ fn held(cat: &Catalog) -> String {
 ///
 /// Bytes below `keep` (what the file already holds that readers may use)
 /// are compared, never written: a difference is refused, naming the offset.
-fn download(store: &Store, g: &Generation, segs: &[Segment], file: &File, keep: u64) -> Result<u64, Error> {
+fn download(
+    store: &Store,
+    g: &Generation,
+    segs: &[Segment],
+    file: &File,
+    keep: u64,
+    progress: &mut dyn FnMut(u64),
+) -> Result<u64, Error> {
     let mut total = 0;
     for s in segs {
         let key = seg_key(store, g, s);
@@ -141,6 +148,7 @@ fn download(store: &Store, g: &Generation, segs: &[Segment], file: &File, keep: 
                     }
                     file.write_all_at(&b[same..], at + same as u64)?;
                     at += b.len() as u64;
+                    progress(at);
                 }
             }
             Ok(())
@@ -174,7 +182,13 @@ fn download(store: &Store, g: &Generation, segs: &[Segment], file: &File, keep: 
 
 /// Rebuilds `target` from the bucket into `tmp` (created, must not exist),
 /// verified. On error `tmp` may hold a partial file: the caller removes it.
-pub fn restore_into(store: &Store, target: Target, tmp: &Path) -> Result<Restored, Error> {
+/// `progress(bytes, total)` follows the download, then the verification.
+pub fn restore_into(
+    store: &Store,
+    target: Target,
+    tmp: &Path,
+    progress: &mut dyn FnMut(u64, u64),
+) -> Result<Restored, Error> {
     let cat = catalog(store)?;
     check_foreign(store, &cat)?;
     let loc = &store.loc;
@@ -204,7 +218,7 @@ pub fn restore_into(store: &Store, target: Target, tmp: &Path) -> Result<Restore
         .create_new(true)
         .open(tmp)
         .map_err(|e| Error::Local(format!("create {}: {e}", tmp.escaped())))?;
-    let downloaded = download(store, g, segs, &file, 0)?;
+    let downloaded = download(store, g, segs, &file, 0, &mut |at| progress(at, segs.last().map_or(0, |s| s.end)))?;
     let local = |e: std::io::Error| Error::Local(format!("{}: {e}", tmp.escaped()));
     // Which version, and where its commit ends.
     let (version, end) = {
@@ -236,7 +250,7 @@ pub fn restore_into(store: &Store, target: Target, tmp: &Path) -> Result<Restore
     file.set_len(end).map_err(local)?;
     file.sync_all().map_err(local)?;
     drop(file);
-    let rep = pagelog::history::verify_file(tmp, &mut |_, _| {});
+    let rep = pagelog::history::verify_file(tmp, progress);
     if let Some(e) = &rep.error {
         return Err(log_problem(store, g, segs, e));
     }
@@ -373,7 +387,7 @@ impl Follower {
         name.push(format!(".pagelog-follow.{}", std::process::id()));
         let tmp = self.path.with_file_name(name);
         let _ = std::fs::remove_file(&tmp);
-        let r = restore_into(&self.store, Target::Latest, &tmp);
+        let r = restore_into(&self.store, Target::Latest, &tmp, &mut |_, _| {});
         if r.is_err() {
             let _ = std::fs::remove_file(&tmp);
         }
@@ -417,7 +431,7 @@ impl Follower {
         }
         for s in &new {
             let file = self.file.as_ref().expect("attached");
-            download(&self.store, &g, std::slice::from_ref(s), file, self.keep)?;
+            download(&self.store, &g, std::slice::from_ref(s), file, self.keep, &mut |_| {})?;
             file.sync_data().map_err(|e| Error::Local(format!("sync {}: {e}", self.name())))?;
             let log = self.log.as_ref().expect("attached");
             log.refresh()?;

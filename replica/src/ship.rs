@@ -79,6 +79,9 @@ pub struct Status {
     pub retries: u64,
 }
 
+/// What [`Replicator::on_segment`] calls.
+pub type SegmentHook = Box<dyn FnMut(&Status)>;
+
 /// How long a new lease is left before it is read back.
 const LEASE_SETTLE: Duration = Duration::from_millis(500);
 
@@ -98,6 +101,8 @@ pub struct Replicator {
     lease: Option<Lease>,
     status: Status,
     retention_checked: Option<Instant>,
+    /// Called after each segment uploaded (a long catch-up shows progress).
+    on_segment: Option<SegmentHook>,
 }
 
 /// A reader over bytes `[pos, end)` of a file (positioned reads).
@@ -143,7 +148,13 @@ impl Replicator {
             lease: None,
             status: Status::default(),
             retention_checked: None,
+            on_segment: None,
         }
+    }
+
+    /// Calls `f` after each segment is uploaded, with the status so far.
+    pub fn on_segment(&mut self, f: SegmentHook) {
+        self.on_segment = Some(f);
     }
 
     pub fn store(&self) -> &Store {
@@ -302,7 +313,11 @@ impl Replicator {
         }
         self.status.segments += 1;
         self.status.bytes += seg.size;
+        self.status.version = last.version;
         self.pos = Some(Position { at: *last, ..pos.clone() });
+        if let Some(f) = self.on_segment.as_mut() {
+            f(&self.status);
+        }
         Ok(())
     }
 

@@ -90,6 +90,14 @@ pub fn run(a: Args) -> CmdResult {
         Options { max_segment: a.max_segment, retain_us: a.retain.map(|d| d.as_micros() as u64), ..Default::default() };
     let mut r = Replicator::new(store, &a.db, opts);
     let terminal = std::io::stderr().is_terminal() && !a.json;
+    if terminal {
+        // A long catch-up (a large log's first upload) shows each segment.
+        r.on_segment(Box::new(|s: &Status| {
+            let mut e = std::io::stderr().lock();
+            let _ = write!(e, "\rreplicating: version {} shipped, {} uploaded\x1b[K", s.version, size(s.bytes));
+            let _ = e.flush();
+        }));
+    }
     let mut shown: Option<(u64, u64)> = None;
     let mut backoff = Duration::from_secs(1);
     loop {

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use pagelog::EscapedName;
 use pagelog_replica::fetch::{restore_into, Target};
 
-use crate::cli::{open_read_only, size, sync_dir, tmp_beside, CmdResult, Context, Failure};
+use crate::cli::{open_read_only, size, sync_dir, tmp_beside, CmdResult, Context, Failure, Progress};
 use crate::export::{place, write_version};
 use crate::remote::{connect, fail};
 use crate::time::parse_time;
@@ -53,7 +53,10 @@ pub fn run(a: Args) -> CmdResult {
     };
     let tmp = tmp_beside(&a.out, "restore");
     let _ = std::fs::remove_file(&tmp);
-    let result = restore_into(&store, target, &tmp).map_err(|e| fail(&what, e)).and_then(|r| {
+    let mut progress = Progress::new("restore");
+    let restored = restore_into(&store, target, &tmp, &mut |done, total| progress.update(done, total));
+    progress.finish();
+    let result = restored.map_err(|e| fail(&what, e)).and_then(|r| {
         if a.plain {
             let log = open_read_only(&tmp)?;
             let v = log.version(r.version).ctx(&what)?;
