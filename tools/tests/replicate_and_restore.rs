@@ -378,3 +378,42 @@ fn a_compaction_starts_a_generation_older_versions_stay_restorable_and_retain_dr
     let e = fails(restore(g, &url, &d.path("gone.db"), &["--version", "3"]));
     assert!(e.contains("version 3"), "{e}");
 }
+
+#[test]
+fn unsynced_commits_are_synced_before_they_ship_and_a_torn_tail_never_ships() {
+    let g = server();
+    let d = TempDir::new("rep-durable");
+    let db = d.path("app.db");
+    let url = g.url("durable");
+    let c = make_log(&db, 5);
+    // NORMAL commits of a connection that stays open: nothing claims them
+    // durable yet; the replicator syncs the log itself, then ships them.
+    c.execute_batch("PRAGMA synchronous = NORMAL").unwrap();
+    for i in 0..5 {
+        c.execute("INSERT INTO t(v) VALUES(?1)", [format!("n{i}")]).unwrap();
+    }
+    let o = ok(replicate_once(g, &db, &url, &["--json"]));
+    let s: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(s["version"].as_u64(), Some(10), "{s}");
+    drop(c);
+    // Debris of a crashed writer after the log's end: a torn record.
+    let o = ok(std::process::Command::new(env!("CARGO_BIN_EXE_pagelog"))
+        .arg("info")
+        .arg(&db)
+        .arg("--json")
+        .output()
+        .unwrap());
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let end = v["log_end"].as_u64().unwrap();
+    let f = std::fs::OpenOptions::new().write(true).open(&db).unwrap();
+    let mut junk = b"PLRC\x02".to_vec();
+    junk.extend((0..3000u32).map(|i| (i * 7919 % 251) as u8));
+    std::os::unix::fs::FileExt::write_all_at(&f, &junk, end + 64).unwrap();
+    drop(f);
+    ok(replicate_once(g, &db, &url, &[]));
+    let out = d.path("out.db");
+    ok(restore(g, &url, &out, &[]));
+    let got = std::fs::read(&out).unwrap();
+    assert_eq!(got.len() as u64, end, "shipped exactly up to the last commit");
+    assert_eq!(got, prefix(&db, got.len()));
+}
