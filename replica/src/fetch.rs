@@ -15,7 +15,6 @@
 //! can write to it (they get `SQLITE_BUSY`).
 
 use std::fs::File;
-use std::io::{Seek, SeekFrom, Write};
 use std::os::fd::AsFd;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
@@ -452,9 +451,6 @@ impl Follower {
             out.segments += 1;
             out.bytes += s.end - s.start;
         }
-        let mut f = self.file.as_ref().expect("attached");
-        let _ = f.seek(SeekFrom::End(0));
-        let _ = f.flush();
         out.version = self.at.version;
         out.timestamp_us = self.at.timestamp_us;
         out.generation = g.dir();

@@ -228,7 +228,7 @@ impl Replicator {
             return Err(Error::Refused(format!(
                 "{}: {}; replicated up to version {}, nothing past the damage",
                 self.name(),
-                crate_describe(&d),
+                describe(&d),
                 pos.at.version
             )));
         }
@@ -470,7 +470,7 @@ impl Drop for Replicator {
 }
 
 /// A log error without the file name (the message names it already).
-fn crate_describe(e: &pagelog::Error) -> String {
+fn describe(e: &pagelog::Error) -> String {
     match e {
         pagelog::Error::Corrupt { offset, expected, found, .. } => {
             format!("the log is damaged at offset {offset}: expected {expected}, found {found}")
