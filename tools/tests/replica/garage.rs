@@ -164,13 +164,14 @@ impl Garage {
         }
     }
 
-    fn pid(&self) -> String {
-        std::fs::read_to_string(self.dir.join("pid")).unwrap().trim().to_string()
+    fn pid(&self) -> Option<String> {
+        std::fs::read_to_string(self.dir.join("pid")).ok().map(|p| p.trim().to_string())
     }
 
     /// kill -9 of the server.
     pub fn kill(&self) {
-        let pid = self.pid();
+        // None: it never started (no panic here: this runs from Drop too).
+        let Some(pid) = self.pid() else { return };
         let _ = Command::new("kill").args(["-9", &pid]).status();
         let t0 = Instant::now();
         while Path::new(&format!("/proc/{pid}")).exists() && t0.elapsed() < Duration::from_secs(10) {
