@@ -432,7 +432,41 @@ fn rate(budget: Budget, mut op: impl FnMut() -> Result<(), String>) -> Result<Ce
     Ok(Cell::Rate { ops, secs: t0.elapsed().as_secs_f64() })
 }
 
-fn point_reads(cfg: Config, path: &Path, rows: i64, seed: u64) -> Result<Cell, String> {
+/// Rounds of [`interleaved`]: each configuration runs this many slices of
+/// its budget, alternating, so that the machine's load falls on both alike.
+const SLICES: u32 = 6;
+
+/// Runs `f(cfg, slice budget, seed)` for pagelog and stock in turn, `SLICES`
+/// times (pagelog first in even slices), each with 1/`SLICES` of `budget`.
+/// Returns both totals and the median of the per-slice rate ratios
+/// (pagelog ÷ stock).
+fn interleaved(
+    budget: Budget,
+    mut f: impl FnMut(Config, Budget, u64) -> Result<Cell, String>,
+) -> Result<(Cell, Cell, Option<f64>), String> {
+    let slice = Budget { ops: (budget.ops / SLICES as u64).max(1), time: budget.time / SLICES };
+    let (mut pl, mut st) = ((0u64, 0f64), (0u64, 0f64));
+    let mut ratios = Vec::new();
+    for k in 0..SLICES {
+        let order = if k % 2 == 0 { [PAGELOG, STOCK] } else { [STOCK, PAGELOG] };
+        let mut rate_of = [0f64; 2];
+        for cfg in order {
+            let Cell::Rate { ops, secs } = f(cfg, slice, k as u64 + 2)? else {
+                return Err(format!("{cfg}: expected a rate"));
+            };
+            let (tot, i) = if cfg == PAGELOG { (&mut pl, 0) } else { (&mut st, 1) };
+            tot.0 += ops;
+            tot.1 += secs;
+            rate_of[i] = if secs > 0.0 { ops as f64 / secs } else { 0.0 };
+        }
+        if rate_of[1] > 0.0 {
+            ratios.push(rate_of[0] / rate_of[1]);
+        }
+    }
+    Ok((Cell::Rate { ops: pl.0, secs: pl.1 }, Cell::Rate { ops: st.0, secs: st.1 }, median(&ratios)))
+}
+
+fn point_reads(cfg: Config, path: &Path, rows: i64, budget: Budget, seed: u64) -> Result<Cell, String> {
     let conn = open_conn(cfg, path)?;
     let mut stmt = conn.prepare(SELECT_SQL).map_err(|e| format!("{cfg}: {e}"))?;
     let mut rng = Rng(seed);
@@ -449,7 +483,7 @@ fn point_reads(cfg: Config, path: &Path, rows: i64, seed: u64) -> Result<Cell, S
     for _ in 0..1000 {
         read()?; // warm the interior pages into SQLite's cache
     }
-    rate(READS, read)
+    rate(budget, read)
 }
 
 fn updates(cfg: Config, path: &Path, rows: i64, level: &str, budget: Budget, seed: u64) -> Result<Cell, String> {
@@ -858,27 +892,35 @@ pub fn run(opts: &ScaleOpts, progress: &dyn Fn(String)) -> Result<ScaleReport, S
     // 4. Point reads and single-row updates, both databases.
     progress("scale: point reads".into());
     sync_filesystems()?;
-    let reads_pl = point_reads(PAGELOG, &pl, nrows, 2)?;
-    let reads_st = point_reads(STOCK, &wal, nrows, 2)?;
+    let path_of = |cfg: Config| if cfg == PAGELOG { pl.clone() } else { wal.clone() };
+    let (reads_pl, reads_st, reads_ratio) =
+        interleaved(READS, |cfg, b, seed| point_reads(cfg, &path_of(cfg), nrows, b, seed))?;
     rows.push(Row {
         key: "point_read",
         label: format!("point SELECT by random rowid ({SELECT_SQL}), one connection"),
         pagelog: Some(reads_pl),
         stock: Some(reads_st),
-        note: format!("≤ {} s each, after 1000 untimed", READS.time.as_secs()),
+        note: format!(
+            "≤ {} s each in {SLICES} alternating slices, each after 1000 untimed; pagelog ÷ stock, paired: {}",
+            READS.time.as_secs(),
+            reads_ratio.map_or("n/a".into(), |r| format!("{r:.2}×"))
+        ),
     });
     for (key, level, budget) in [("update_normal", "NORMAL", UPDATES_NORMAL), ("update_full", "FULL", UPDATES_FULL)] {
         progress(format!("scale: single-row updates, synchronous={level}"));
         sync_filesystems()?;
-        let u_pl = updates(PAGELOG, &pl, nrows, level, budget, 3)?;
-        sync_filesystems()?;
-        let u_st = updates(STOCK, &wal, nrows, level, budget, 3)?;
+        let (u_pl, u_st, ratio) =
+            interleaved(budget, |cfg, b, seed| updates(cfg, &path_of(cfg), nrows, level, b, seed))?;
         rows.push(Row {
             key,
             label: format!("single-row UPDATE, autocommit, synchronous={level}"),
             pagelog: Some(u_pl),
             stock: Some(u_st),
-            note: format!("≤ {} s each; {UPDATE_SQL}", budget.time.as_secs()),
+            note: format!(
+                "≤ {} s each in {SLICES} alternating slices; pagelog ÷ stock, paired: {}; {UPDATE_SQL}",
+                budget.time.as_secs(),
+                ratio.map_or("n/a".into(), |r| format!("{r:.2}×"))
+            ),
         });
     }
 
