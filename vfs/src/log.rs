@@ -275,22 +275,29 @@ impl Log {
     }
 
     pub(crate) fn read_vec(&self, offset: u64, len: usize) -> Result<Vec<u8>> {
+        let mut v = vec![0u8; len];
+        self.read_into(offset, &mut v)?;
+        Ok(v)
+    }
+
+    /// Fills `buf` with the log's bytes at `offset` (see `read_vec`).
+    pub(crate) fn read_into(&self, offset: u64, buf: &mut [u8]) -> Result<()> {
         // Below the committed end, bytes never change and the file never
         // shrinks: copy them from the memory map (no system call). Above it,
         // pread: a writer may truncate what lies there at any moment.
         let (map, end) = self.committed.lock().unwrap_or_else(|p| p.into_inner()).clone();
-        if offset.saturating_add(len as u64) <= end {
-            return Ok(map.slice(offset, len).to_vec());
+        if offset.saturating_add(buf.len() as u64) <= end {
+            buf.copy_from_slice(map.slice(offset, buf.len()));
+            return Ok(());
         }
-        let mut v = vec![0u8; len];
-        match self.io.read_at(&mut v, offset) {
-            Ok(()) => Ok(v),
+        match self.io.read_at(buf, offset) {
+            Ok(()) => Ok(()),
             // Past the committed end, the file may end (or be cut by a writer
             // discarding its transaction) at any moment: bytes that are not
             // there read as zeros, which never form a record.
             Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
-                v.fill(0);
-                Ok(v)
+                buf.fill(0);
+                Ok(())
             }
             Err(e) => Err(Error::io(&self.path, "read", Some(offset), e)),
         }

@@ -341,6 +341,26 @@ impl Log {
     /// positions, scanning back) whose header and trailer check out.
     pub(crate) fn find_last_record(&self, salt: u64, len: u64, below: u64) -> Result<Option<Rec>> {
         let mut end = below.min(len) - below.min(len) % 8;
+        // Pre-allocated zeros (up to 4 MiB) end most logs: skip them first,
+        // 64 KiB at a time into one buffer that stays in the CPU's cache
+        // (fresh 1 MiB windows cost a page fault per 4 KiB on top of the
+        // copy). A record never ends inside trailing zeros (its trailer ends
+        // in its magic), so the search resumes at the first multiple of 8
+        // past the last non-zero byte, as it would without this pass.
+        const ZERO_WINDOW: u64 = 64 << 10;
+        let mut zbuf = vec![0u8; ZERO_WINDOW as usize];
+        while end > format::FIRST_RECORD {
+            let lo = end.saturating_sub(ZERO_WINDOW).max(format::FIRST_RECORD);
+            let b = &mut zbuf[..(end - lo) as usize];
+            self.read_into(lo, b)?;
+            match last_nonzero(b) {
+                None => end = lo,
+                Some(nz) => {
+                    end = end.min(format::align_up(lo + nz as u64 + 1, 8));
+                    break;
+                }
+            }
+        }
         const WINDOW: u64 = 1 << 20;
         while end >= format::FIRST_RECORD + format::TRAILER_SIZE as u64 {
             let lo = end.saturating_sub(WINDOW).max(format::FIRST_RECORD);
