@@ -11,7 +11,7 @@ use pagelog_replica::{now_us, Error};
 use serde_json::json;
 
 use crate::cli::CmdResult;
-use crate::remote::{connect, fail, parse_duration};
+use crate::remote::{connect, fail, parse_duration, Backoff};
 
 /// Keep a local read-only replica of a replicated log current.
 ///
@@ -42,12 +42,12 @@ pub fn run(a: Args) -> CmdResult {
     let what = format!("follow {} into {}", store.loc, a.replica.escaped());
     let mut f = Follower::new(store, &a.replica);
     let mut shown = None;
-    let mut backoff = Duration::from_secs(1);
+    let mut backoff = Backoff::new();
     loop {
         let started = Instant::now();
         match f.pass() {
             Ok(s) => {
-                backoff = Duration::from_secs(1);
+                backoff.reset();
                 if shown != Some(s.version) || a.once {
                     let lag = now_us().saturating_sub(s.timestamp_us) as f64 / 1e6;
                     if a.json {
@@ -68,9 +68,7 @@ pub fn run(a: Args) -> CmdResult {
                 }
             }
             Err(Error::Store(msg)) if !a.once => {
-                eprintln!("pagelog: {what}: {msg}; retrying in {} s", backoff.as_secs());
-                std::thread::sleep(backoff);
-                backoff = (backoff * 2).min(Duration::from_secs(30));
+                backoff.wait(&what, &msg);
                 continue;
             }
             Err(e) => return Err(fail(&what, e)),

@@ -25,6 +25,32 @@ pub fn fail(what: impl std::fmt::Display, e: Error) -> Failure {
     }
 }
 
+/// Waits between passes of `replicate` and `follow` while the store is down
+/// or unreachable past the request retries: 1 s, doubling up to 30 s, back
+/// to 1 s after a pass that reached it.
+pub struct Backoff(Duration);
+
+impl Backoff {
+    const FIRST: Duration = Duration::from_secs(1);
+    const MAX: Duration = Duration::from_secs(30);
+
+    pub fn new() -> Backoff {
+        Backoff(Self::FIRST)
+    }
+
+    /// A pass reached the store.
+    pub fn reset(&mut self) {
+        self.0 = Self::FIRST;
+    }
+
+    /// Says on stderr that `what` failed with `msg`, and waits.
+    pub fn wait(&mut self, what: &str, msg: &str) {
+        eprintln!("pagelog: {what}: {msg}; retrying in {} s", self.0.as_secs());
+        std::thread::sleep(self.0);
+        self.0 = (self.0 * 2).min(Self::MAX);
+    }
+}
+
 /// Connects to the store named by an `s3://` argument (credentials from the
 /// environment).
 pub fn connect(arg: &OsStr) -> Result<Store, Failure> {

@@ -11,7 +11,7 @@ use pagelog_replica::Error;
 use serde_json::json;
 
 use crate::cli::{size, CmdResult};
-use crate::remote::{connect, fail, parse_bytes, parse_duration};
+use crate::remote::{connect, fail, parse_bytes, parse_duration, Backoff};
 
 /// Replicate a log to S3-compatible object storage, continuously.
 ///
@@ -99,12 +99,12 @@ pub fn run(a: Args) -> CmdResult {
         }));
     }
     let mut shown: Option<(u64, u64)> = None;
-    let mut backoff = Duration::from_secs(1);
+    let mut backoff = Backoff::new();
     loop {
         let started = Instant::now();
         match r.pass() {
             Ok(s) => {
-                backoff = Duration::from_secs(1);
+                backoff.reset();
                 if a.once {
                     report(&s, a.json, terminal, true);
                     return Ok(0);
@@ -117,9 +117,7 @@ pub fn run(a: Args) -> CmdResult {
             // The store is down or unreachable past the request retries:
             // keep trying (the log keeps growing; nothing is lost).
             Err(Error::Store(msg)) if !a.once => {
-                eprintln!("pagelog: {what}: {msg}; retrying in {} s", backoff.as_secs());
-                std::thread::sleep(backoff);
-                backoff = (backoff * 2).min(Duration::from_secs(30));
+                backoff.wait(&what, &msg);
                 continue;
             }
             Err(e) => return Err(fail(&what, e)),
