@@ -551,17 +551,8 @@ fn open_log(path: &Path, read_only: bool) -> Result<Log, String> {
 
 /// `Log::open` + `latest()`, each on a fresh open; the close is not timed.
 fn time_open_latest(path: &Path, expect: u64) -> Result<Cell, String> {
-    let mut xs = Vec::new();
-    for _ in 0..OPEN_REPEATS {
-        let t = Instant::now();
-        let log = open_log(path, true)?;
-        let latest = log.latest();
-        xs.push(t.elapsed().as_secs_f64());
-        if latest.number != expect {
-            return Err(format!("{}: opened version {}, expected {expect}", path.display(), latest.number));
-        }
-    }
-    Ok(Cell::Secs(xs))
+    let mut xs = time_open_interleaved(&[(path, expect)])?;
+    Ok(Cell::Secs(xs.remove(0)))
 }
 
 /// `Log::open` + `latest()` of several logs, interleaved: each round opens

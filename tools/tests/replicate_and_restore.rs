@@ -196,19 +196,6 @@ fn wrong_credentials_a_missing_bucket_and_an_unreachable_endpoint_are_one_line_e
     assert!(e.contains("AWS_ACCESS_KEY_ID"), "{e}");
 }
 
-/// A store client for the test to damage objects with.
-fn store(g: &Garage, prefix: &str) -> pagelog_replica::Store {
-    let loc = pagelog_replica::Location::parse(&g.url(prefix)).unwrap();
-    let cfg = pagelog_replica::store::Config {
-        key_id: g.key_id.clone(),
-        secret: g.secret.clone(),
-        token: None,
-        endpoint: Some(g.endpoint.clone()),
-        region: "garage".into(),
-    };
-    pagelog_replica::Store::new(loc, cfg).unwrap()
-}
-
 fn put(s: &pagelog_replica::Store, key: &str, bytes: Vec<u8>) {
     let len = bytes.len() as u64;
     s.put(key, len, false, &mut || Ok(Box::new(std::io::Cursor::new(bytes.clone())) as Box<dyn std::io::Read>))
@@ -228,7 +215,7 @@ fn a_damaged_truncated_missing_or_foreign_object_is_refused_by_name_and_nothing_
     // Altered: one byte flipped in the middle object.
     let url = g.url("dmg-alter");
     ok(replicate_once(g, &db, &url, &["--max-segment", "8k"]));
-    let s = store(g, "dmg-alter");
+    let s = g.store("dmg-alter");
     let k = keys(&s);
     let victim = &k[k.len() / 2];
     let mut b = s.get(victim, None).unwrap();
@@ -243,7 +230,7 @@ fn a_damaged_truncated_missing_or_foreign_object_is_refused_by_name_and_nothing_
     // Truncated.
     let url = g.url("dmg-trunc");
     ok(replicate_once(g, &db, &url, &["--max-segment", "8k"]));
-    let s = store(g, "dmg-trunc");
+    let s = g.store("dmg-trunc");
     let victim = keys(&s)[1].clone();
     let mut b = s.get(&victim, None).unwrap();
     b.truncate(b.len() - 100);
@@ -255,7 +242,7 @@ fn a_damaged_truncated_missing_or_foreign_object_is_refused_by_name_and_nothing_
     // Missing.
     let url = g.url("dmg-missing");
     ok(replicate_once(g, &db, &url, &["--max-segment", "8k"]));
-    let s = store(g, "dmg-missing");
+    let s = g.store("dmg-missing");
     let victim = keys(&s)[2].clone();
     s.delete(&victim).unwrap();
     let e = fails(restore(g, &url, &out, &[]));
@@ -265,7 +252,7 @@ fn a_damaged_truncated_missing_or_foreign_object_is_refused_by_name_and_nothing_
     // Foreign.
     let url = g.url("dmg-foreign");
     ok(replicate_once(g, &db, &url, &[]));
-    let s = store(g, "dmg-foreign");
+    let s = g.store("dmg-foreign");
     put(&s, &s.loc.key("notes.txt"), b"hello".to_vec());
     let e = fails(restore(g, &url, &out, &[]));
     assert!(e.contains("dmg-foreign/notes.txt") && e.contains("not part of a pagelog replica"), "{e}");

@@ -19,18 +19,6 @@ use std::time::{Duration, Instant};
 use common::{open, version, TempDir};
 use garage::Garage;
 
-fn store(g: &Garage, prefix: &str) -> pagelog_replica::Store {
-    let loc = pagelog_replica::Location::parse(&g.url(prefix)).unwrap();
-    let cfg = pagelog_replica::store::Config {
-        key_id: g.key_id.clone(),
-        secret: g.secret.clone(),
-        token: None,
-        endpoint: Some(g.endpoint.clone()),
-        region: "garage".into(),
-    };
-    pagelog_replica::Store::new(loc, cfg).unwrap()
-}
-
 fn mib_s(bytes: u64, d: Duration) -> f64 {
     bytes as f64 / (1 << 20) as f64 / d.as_secs_f64()
 }
@@ -68,7 +56,7 @@ fn throughput_and_restore_against_plain_transfers_of_the_same_bytes() {
     let _ = std::fs::read(&db).unwrap();
 
     // The limit: the same bytes, as 16 MiB objects, with the same client.
-    let s = store(&g, "plain");
+    let s = g.store("plain");
     let t = Instant::now();
     let mut off = 0u64;
     let mut keys = Vec::new();

@@ -275,6 +275,13 @@ impl Log {
     }
 
     pub(crate) fn read_vec(&self, offset: u64, len: usize) -> Result<Vec<u8>> {
+        {
+            // Committed bytes: one copy out of the map, no zeroing first.
+            let (map, end) = self.committed.lock().unwrap_or_else(|p| p.into_inner()).clone();
+            if offset.saturating_add(len as u64) <= end {
+                return Ok(map.slice(offset, len).to_vec());
+            }
+        }
         let mut v = vec![0u8; len];
         self.read_into(offset, &mut v)?;
         Ok(v)

@@ -286,33 +286,37 @@ impl Log {
                 break;
             }
             let claim = if rec.h.flags & format::FLAG_SEALED != 0 { rec.link() } else { rec.horizon() };
-            if claim != Link::default() && claim.version >= start.version && claim.version <= rec.h.version {
+            // A horizon names an earlier commit; one naming a later version
+            // than its own is not taken (verify reports it).
+            if claim != Link::default() && claim.version <= rec.h.version {
                 // A claim at or after the commit the walk started from must
                 // name exactly that commit, this one or one the walk passed:
                 // a claim of durability that names no such commit is damage,
                 // never a reason to trust (or drop) what follows. (Claims of
                 // older commits name history this walk did not read.)
-                let named = if claim.version == rec.h.version {
-                    rec.link()
-                } else if claim.version == start.version {
-                    start
-                } else {
-                    let i = w.commits.first().map_or(u64::MAX, |c| claim.version.wrapping_sub(c.rec.h.version));
-                    w.commits.get(i as usize).map_or(Link::default(), |c| c.rec.link())
-                };
-                if named != claim {
-                    return Err(self.corrupt(
-                        claim.offset,
-                        format!(
-                            "the commit of version {} (crc {:#010x}), which the record at {} says was made durable",
-                            claim.version, claim.crc, rec.offset
-                        ),
-                        "no such commit: committed history is damaged",
-                    ));
+                if claim.version >= start.version {
+                    let named = if claim.version == rec.h.version {
+                        rec.link()
+                    } else if claim.version == start.version {
+                        start
+                    } else {
+                        let i = w.commits.first().map_or(u64::MAX, |c| claim.version.wrapping_sub(c.rec.h.version));
+                        w.commits.get(i as usize).map_or(Link::default(), |c| c.rec.link())
+                    };
+                    if named != claim {
+                        return Err(self.corrupt(
+                            claim.offset,
+                            format!(
+                                "the commit of version {} (crc {:#010x}), which the record at {} says was made durable",
+                                claim.version, claim.crc, rec.offset
+                            ),
+                            "no such commit: committed history is damaged",
+                        ));
+                    }
                 }
-            }
-            if claim.version > w.durable.version && claim.version <= rec.h.version {
-                w.durable = claim;
+                if claim.version > w.durable.version {
+                    w.durable = claim;
+                }
             }
             prev = rec.link();
             pos = rec.end();

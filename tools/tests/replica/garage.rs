@@ -204,6 +204,20 @@ impl Garage {
             .env_remove("AWS_SESSION_TOKEN");
         c
     }
+
+    /// A store client on prefix `p`, for a test to read, damage or time
+    /// objects with directly.
+    pub fn store(&self, p: &str) -> pagelog_replica::Store {
+        let loc = pagelog_replica::Location::parse(&self.url(p)).unwrap();
+        let cfg = pagelog_replica::store::Config {
+            key_id: self.key_id.clone(),
+            secret: self.secret.clone(),
+            token: None,
+            endpoint: Some(self.endpoint.clone()),
+            region: "garage".into(),
+        };
+        pagelog_replica::Store::new(loc, cfg).unwrap()
+    }
 }
 
 impl Drop for Garage {
