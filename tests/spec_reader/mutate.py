@@ -14,6 +14,20 @@ last commit zeroed; cuts followed by zeros or a stale copy of the first
 record (crash images with pre-allocated or reused space); horizons naming
 the previous commit wrongly, the history after them re-chained (re-sealed
 so that it chains); earlier records re-sealed at the end of the log.  The records are found with spec_reader's parser.
+
+Format 3 (patches), for a sample of the patches of a log (the first two and
+the last of the patch areas of the first three and last three commits that
+have one): every patch field (base, ranges, reserved, data bytes, each
+range's start and length, the data, the zero padding) set to edge values,
+once as is (the patch area is not covered by the trailer crc, so nothing is
+re-sealed and the entry's crc no longer matches) and once with the crc of
+the page the edited patch makes written into every entry that names it and
+the stored checksums that count it ("-fix": only the patch rules can catch
+it), the history re-chained; entries naming a patch moved (offset - 1, + 7,
++ 8, another patch) and entries naming an image made to name a patch
+(offset + 1), re-chained; `patch words` changed alone (re-sealed), and the
+last COMMIT (and the last SPILL and MARK) grown by a word of zeros or
+shrunk by one with `length` to match, cut after it.
 """
 
 import os
@@ -49,7 +63,10 @@ def header_reseal(d):
 def rechain(data, edit_off, edit):
     """Applies edit(d, rec) to the record at edit_off, then re-seals it and every later
     record, repairing the `prev crc`, `horizon crc` and MARK links that named a re-sealed
-    commit: a crafted history that chains as a writer's would."""
+    commit: a crafted history that chains as a writer's would.  edit_off may also be a dict
+    {offset: edit}."""
+    edits = edit_off if isinstance(edit_off, dict) else {edit_off: edit}
+    edit_off = min(edits)
     log = sr.Log(data)
     log.read_header()
     d = bytearray(data)
@@ -57,8 +74,8 @@ def rechain(data, edit_off, edit):
     for r in records(log):
         if r.off < edit_off:
             continue
-        if r.off == edit_off:
-            edit(d, r)
+        if r.off in edits:
+            edits[r.off](d, r)
         if r.prev in newcrc:
             struct.pack_into("<I", d, r.off + 40, newcrc[r.prev])
         if r.kind == sr.COMMIT:
@@ -78,6 +95,159 @@ def moved(log, data, r, newoff):
     pay = r.payload - r.off
     struct.pack_into("<I", b, r.length - 4, log.scrc(bytes(b[:pay]) + bytes(b[r.length - 16:r.length - 4])))
     return bytes(b)
+
+
+def patches_of(log, r):
+    """The patches of commit r's patch area that parse, in order: (P, base, ranges, data at, size)."""
+    out = []
+    pos = r.parea
+    while pos < r.parea_end:
+        pp = log.parse_patch(pos, r.ps, r.parea_end)
+        if isinstance(pp, str):
+            break
+        out.append((pos,) + pp)
+        pos += pp[3]
+    return out
+
+
+def lenient_page(d, p, ps):
+    """The page the (possibly broken) patch at p makes when its fields are applied as they
+    are, as far as they go; None when there is no base image to apply them to."""
+    base, n, _res, _nb = struct.unpack_from("<QHHI", d, p)
+    if base + ps > len(d):
+        return None
+    page = bytearray(d[base:base + ps])
+    at = p + 16 + 4 * n
+    for k in range(n):
+        if p + 20 + 4 * k > len(d):
+            break
+        st, ln = struct.unpack_from("<HH", d, p + 16 + 4 * k)
+        ln = max(0, min(ln, ps - st, len(d) - at))
+        page[st:st + ln] = d[at:at + ln]
+        at += ln
+    return bytes(page)
+
+
+def recrc(data, commits, fixes):
+    """Gives every entry whose offset is in fixes ({entry offset: new crc}) its new crc, and
+    every commit whose map holds such an entry the stored checksum that goes with it; the
+    history re-chained."""
+    edits = {}
+    pmap = {}
+    for c in commits:
+        ents = c.entries()
+        if c.full:
+            pmap = {}
+        for pg in [pg for pg in pmap if pg > c.db_pages]:
+            del pmap[pg]
+        for pg, cr, fo in ents:
+            pmap[pg] = (cr, fo)
+        delta = 0
+        for pg, (cr, fo) in pmap.items():
+            if fo in fixes and fixes[fo] != cr:
+                delta ^= sr.mix(((pg << 32) | cr) & sr.M64) ^ sr.mix(((pg << 32) | fixes[fo]) & sr.M64)
+        idx = [k for k, (_pg, _cr, fo) in enumerate(ents) if fo in fixes]
+        if delta or idx:
+            def edit(d, r, delta=delta, idx=idx):
+                for k in idx:
+                    e = r.off + 104 + 16 * k
+                    (fo,) = struct.unpack_from("<Q", d, e + 8)
+                    struct.pack_into("<I", d, e + 4, fixes[fo])
+                (ck,) = struct.unpack_from("<Q", d, r.off + 88)
+                struct.pack_into("<Q", d, r.off + 88, ck ^ delta)
+            edits[c.off] = edit
+    if not edits:
+        return data
+    return rechain(data, edits, None)
+
+
+def patch_variants(log, data, recs):
+    commits = [r for r in recs if r.kind == sr.COMMIT]
+    with_area = [c for c in commits if c.pw > 0]
+    sample = with_area[:3] + [c for c in with_area[-3:] if c not in with_area[:3]]
+    all_starts = [pt[0] for c in with_area for pt in patches_of(log, c)]
+    for c in sample:
+        ps = c.ps
+        pts = patches_of(log, c)
+        for (p, base, ranges, at, size) in pts[:2] + pts[2:][-1:]:
+            n = len(ranges)
+            nb = sum(ln for _st, ln in ranges)
+            raw_end = p + 16 + 4 * n + nb
+            other = [q for q in all_starts if q != p and q < p]
+            edits = [
+                ("base+8", p, "<Q", base + 8), ("base-8", p, "<Q", base - 8), ("base0", p, "<Q", 0),
+                ("base504", p, "<Q", 504), ("base+1", p, "<Q", base + 1), ("baseP", p, "<Q", p),
+                ("baseP-ps+8", p, "<Q", p - ps + 8), ("basehdr", p, "<Q", c.off),
+                ("n0", p + 8, "<H", 0), ("n+1", p + 8, "<H", n + 1), ("nmax", p + 8, "<H", 0xFFFF),
+                ("res1", p + 10, "<H", 1), ("res8000", p + 10, "<H", 0x8000),
+                ("db+1", p + 12, "<I", nb + 1), ("db-1", p + 12, "<I", nb - 1), ("db0", p + 12, "<I", 0),
+                ("dbmax", p + 12, "<I", 0xFFFFFFFF),
+                ("r0st+1", p + 16, "<H", ranges[0][0] + 1), ("r0stmax", p + 16, "<H", 0xFFFF),
+                ("r0st-ps", p + 16, "<H", ps - ranges[0][1] + 1),
+                ("r0len0", p + 18, "<H", 0), ("r0len+1", p + 18, "<H", ranges[0][1] + 1),
+                ("r0lenps", p + 18, "<H", min(ps, 0xFFFF)),
+                ("data0", p + 16 + 4 * n, "<B", data[p + 16 + 4 * n] ^ 1),
+                ("datalast", raw_end - 1, "<B", data[raw_end - 1] ^ 0x80),
+            ]
+            if n > 1:
+                edits += [("n-1", p + 8, "<H", n - 1),
+                          ("r1overlap", p + 20, "<H", ranges[0][0] + ranges[0][1] - 1),
+                          ("r1same", p + 20, "<H", ranges[0][0]),
+                          ("rlast-st+1", p + 16 + 4 * (n - 1), "<H", ranges[-1][0] + 1)]
+            if other:
+                edits += [("basepatch", p, "<Q", other[-1])]
+            if raw_end < p + size:
+                edits.append(("pad", raw_end, "<B", 1))
+            for name, off, fmt, val in edits:
+                if val < 0 or val >= 1 << (8 * struct.calcsize(fmt)):
+                    continue
+                d = bytearray(data)
+                struct.pack_into(fmt, d, off, val)
+                if bytes(d) == data:
+                    continue
+                yield "p%d-%s" % (p, name), bytes(d)
+                page = lenient_page(d, p, ps)
+                if page is not None:
+                    yield "p%d-%s-fix" % (p, name), recrc(bytes(d), commits, {p + 1: sr.crc32(page)})
+        # Entries naming a patch moved, entries naming an image made to name a patch.
+        ents = c.entries()
+        pe = [(k, e) for k, e in enumerate(ents) if e[2] % 8 == 1][:3]
+        ie = [(k, e) for k, e in enumerate(ents) if e[2] != 0 and e[2] % 8 == 0][:2]
+        for k, (pg, cr, fo) in pe + ie:
+            moves = [("m1", fo - 1), ("p7", fo + 7), ("p8", fo + 8), ("p1", fo + 1)]
+            if fo % 8 == 1:
+                moves += [("other", q + 1) for q in all_starts if q + 1 != fo][:1]
+            for tag, nfo in moves:
+                def edit(d, r, k=k, nfo=nfo):
+                    struct.pack_into("<Q", d, r.off + 104 + 16 * k + 8, nfo)
+                yield "v%d-e%d-%s" % (c.version, k, tag), rechain(data, c.off, edit)
+    # Patch words: changed alone (the length no longer matches), and grown / shrunk by a
+    # word with the length to match, cut after the record.
+    for c in with_area[:2] + with_area[-1:]:
+        for tag, val in (("pw+1", c.pw + 1), ("pw-1", c.pw - 1), ("pwmax", 0xFFFF)):
+            d = bytearray(data)
+            struct.pack_into("<H", d, c.off + 6, val)
+            reseal(log, d, c)
+            yield "v%d-%s" % (c.version, tag), bytes(d)
+    lasts = [r for r in (with_area[-1:] + [r for r in recs if r.kind == sr.SPILL][-1:]
+                         + [r for r in recs if r.kind == sr.MARK][-1:] + commits[-1:])]
+    for r in lasts:
+        for words, tag in ((1, "grow"), (-1, "shrink"), (1, "growjunk")):
+            if r.pw + words < 0 or (words < 0 and r.kind != sr.COMMIT):
+                continue
+            body = bytearray(data[r.off:r.end - 16])
+            if words > 0:
+                body += bytes(8) if tag == "grow" else bytes(range(0xA0, 0xA8))
+            else:
+                body = body[:-8]
+            struct.pack_into("<H", body, 6, r.pw + words)
+            struct.pack_into("<Q", body, 8, r.length + 8 * words)
+            body += struct.pack("<Q", r.off) + b"PLTR" + bytes(4)
+            d = bytearray(data[:r.off]) + body
+            struct.pack_into("<I", d, r.off + 44, log.scrc(bytes(d[r.off:r.off + 44])))
+            t = len(d) - 16
+            struct.pack_into("<I", d, t + 12, log.scrc(bytes(d[r.off:r.payload]) + bytes(d[t:t + 12])))
+            yield "r@%d-%s" % (r.off, tag), bytes(d)
 
 
 def variants(data):
@@ -111,6 +281,11 @@ def variants(data):
         for k in range(r.frames):
             flips.add(r.payload + k * r.ps)
             flips.add(r.payload + k * r.ps + r.ps - 1)
+        if r.kind == sr.COMMIT and r.pw:
+            # the first bytes of each patch field, and the area's last byte
+            for pt in patches_of(log, r)[:4]:
+                flips.update((pt[0], pt[0] + 8, pt[0] + 10, pt[0] + 12, pt[0] + 16, pt[0] + 18, pt[3]))
+            flips.add(r.parea_end - 1)
     for p in sorted(flips):
         if p < n:
             d = bytearray(data)
@@ -118,7 +293,8 @@ def variants(data):
             yield "flip%d" % p, bytes(d)
     # File header fields, header crc recomputed.
     for name, off, fmt, val in (
-        ("fmt1", 8, "<I", 1), ("fmt3", 8, "<I", 3), ("fmt0", 8, "<I", 0),
+        ("fmt1", 8, "<I", 1), ("fmt2", 8, "<I", 2), ("fmt3", 8, "<I", 3), ("fmt0", 8, "<I", 0),
+        ("fmt4", 8, "<I", 4),
         ("hsize65", 12, "<I", 65), ("hps0", 16, "<I", 0), ("hps1000", 16, "<I", 1000),
         ("hps256", 16, "<I", 256), ("hps128k", 16, "<I", 131072), ("hps4096", 16, "<I", 4096),
         ("hflags1", 20, "<I", 1), ("hres40", 40, "<B", 1), ("hres59", 59, "<B", 0x80),
@@ -211,6 +387,9 @@ def variants(data):
             yield "r%d@%d-appended" % (recs.index(r), r.off), data[:end] + moved(log, data, r, end)
     if recs and recs[-1].kind == sr.MARK and recs[-1].end == end:
         yield "double-mark", data[:end] + moved(log, data, recs[-1], end)
+    # Format 3: patches.
+    if log.fmt == 3:
+        yield from patch_variants(log, data, recs)
     # Tails.
     for name, tail in (("z7", bytes(7)), ("z8", bytes(8)), ("z4k", bytes(4096)), ("z64k", bytes(65536)),
                        ("g5", b"\x01\x02\x03\x04\x05"), ("g16", bytes(range(1, 17))),

@@ -23,6 +23,7 @@ section it comes from; where the text leaves a choice open the comment says
 "CHOICE" and what was chosen.
 """
 
+import bisect
 import json
 import struct
 import sys
@@ -73,7 +74,7 @@ class Rec:
     __slots__ = (
         "off", "kind", "flags", "length", "version", "prev", "ps", "frames", "prev_crc",
         "tcrc", "payload", "end", "db_pages", "n_entries", "hz_ver", "hz_off", "fm_off",
-        "checksum", "hz_crc", "p1", "_entries", "data",
+        "checksum", "hz_crc", "p1", "_entries", "data", "pw", "parea",
     )
 
     @property
@@ -86,6 +87,11 @@ class Rec:
 
     def ident(self):
         return (self.version, self.off, self.tcrc)
+
+    @property
+    def parea_end(self):
+        """End of the patch area (= end of the payload region, where the trailer starts)."""
+        return self.end - TRAILER
 
     def entries(self):
         if self._entries is None:
@@ -136,7 +142,7 @@ class Log:
         (hcrc,) = struct.unpack_from("<I", h, 60)
         if crc32(h[:60]) != hcrc:
             return "header crc"
-        if fmt not in (1, 2):
+        if fmt not in (1, 2, 3):  # "3 (this document). A reader also reads 1 and 2"
             return "format version %d" % fmt
         if hsize != 64:
             return "header size %d" % hsize
@@ -169,7 +175,7 @@ class Log:
             return None
         if d[o:o + 4] != REC_MAGIC:
             return None
-        kind, flags, reserved, length, version, prev, ps, frames, prev_crc, hcrc = struct.unpack_from(
+        kind, flags, pw, length, version, prev, ps, frames, prev_crc, hcrc = struct.unpack_from(
             "<BBHQQQIIII", d, o + 4)
         if self.scrc(d[o:o + 44]) != hcrc:
             return None
@@ -181,7 +187,11 @@ class Log:
                 return None
         elif flags != 0:  # "bit 0 = FULL_MAP, bit 1 = SEALED (COMMIT only)"
             return None
-        if reserved != 0 or not page_size_ok(ps):
+        # "patch words: format 3, COMMIT only ... Zero in SPILL and MARK records and in formats
+        # 1 and 2 ... (a record where it is not zero is not well-formed)"
+        if pw != 0 and (self.fmt != 3 or kind != COMMIT):
+            return None
+        if not page_size_ok(ps):
             return None
         if kind == MARK and (frames != 0 or length != 64 or version < 1):
             return None
@@ -200,7 +210,8 @@ class Log:
             # "Format 1 put zero padding before it, up to the next file offset that is a
             # multiple of 512".  CHOICE: with frames = 0 "there is no payload", so no padding.
             payload = (payload + 511) // 512 * 512
-        if payload - o + frames * ps + TRAILER != length:
+        # "payload start - record start + frames x page size + patch words x 8 + 16"
+        if payload - o + frames * ps + pw * 8 + TRAILER != length:
             return None
         if o + length > n:
             return None
@@ -212,6 +223,7 @@ class Log:
         if self.scrc(d[o:payload] + d[t:t + 12]) != tcrc:
             return None
         r.tcrc, r.payload, r.end = tcrc, payload, o + length
+        r.pw, r.parea = pw, payload + frames * ps  # "then ... the patch area"
         return r
 
     def structural(self, r):
@@ -233,9 +245,83 @@ class Log:
             if fo == 0:
                 if c != 0:
                     return "zero page %d with crc %#x" % (pg, c)
+            elif self.fmt == 3 and fo % 8 == 1:
+                # "A patch offset (the entry's offset - 1, format 3) is a multiple of 8, at
+                # least 512, and its first 16 bytes lie before that end."
+                if fo - 1 < HEADER_BLOCK or fo - 1 + 16 > payload_end:
+                    return "page %d: patch offset %d" % (pg, fo - 1)
             elif fo % align or fo < HEADER_BLOCK or fo + r.ps > payload_end:
+                # (format 1 and 2: an offset = 1 mod 8 is not a multiple of 8: "an entry of a
+                # format-1 or format-2 log never names one")
                 return "page %d: frame offset %d" % (pg, fo)
         return None
+
+    def is_patch(self, fo):
+        """ "Format 3: an offset = 1 (mod 8) names a patch at offset - 1" """
+        return self.fmt == 3 and fo % 8 == 1
+
+    # ---- "Patches (format 3)" ----------------------------------------------------------
+    def parse_patch(self, p, ps, area_end):
+        """The patch at p, read with page size ps, inside a patch area ending at area_end:
+        (base, [(start, length)...], data offset, size) or a string saying which rule of
+        "Patches" it breaks.  Does not check that base names a stored image (verify does)."""
+        d = self.data
+        if p % 8 or p < HEADER_BLOCK or p + 16 > area_end:
+            return "patch at %d: its 16-byte head is not within the patch area" % p
+        base, n, reserved, nbytes = struct.unpack_from("<QHHI", d, p)
+        # "base: file offset of a page image (a multiple of 8, at least 512; base + page
+        # size <= P)"
+        if base % 8 or base < HEADER_BLOCK or base + ps > p:
+            return "patch at %d: base %d" % (p, base)
+        if n < 1:  # "number of ranges n, at least 1"
+            return "patch at %d: no ranges" % p
+        if reserved != 0:  # "reserved: zero"
+            return "patch at %d: reserved %#x" % (p, reserved)
+        raw = 16 + 4 * n + nbytes
+        size = (raw + 7) // 8 * 8  # "16 + 4n + data bytes rounded up to a multiple of 8"
+        if p + size > area_end:  # "it must end within the patch area of the record it is in"
+            return "patch at %d: %d bytes, past the end of its patch area at %d" % (p, size, area_end)
+        ranges = list(struct.iter_unpack("<HH", d[p + 16:p + 16 + 4 * n]))
+        prev_end, total = 0, 0
+        for k, (st, ln) in enumerate(ranges):
+            # "length >= 1, start + length <= page size, each range starting at or after the
+            # end of the one before"
+            if ln < 1 or st + ln > ps or st < prev_end:
+                return "patch at %d: range %d (%d, %d)" % (p, k, st, ln)
+            prev_end = st + ln
+            total += ln
+        if total != nbytes:  # "data bytes: the sum of the ranges' lengths"
+            return "patch at %d: data bytes %d, its ranges hold %d" % (p, nbytes, total)
+        # "then zero bytes up to the next multiple of 8".  CHOICE (literal): non-zero
+        # padding breaks a rule of the patch.
+        if any(d[p + raw:p + size]):
+            return "patch at %d: padding not zero" % p
+        return (base, ranges, p + 16 + 4 * n, size)
+
+    def patch_page(self, p, ps, area_end):
+        """The page the patch at p makes, or a string saying why there is none."""
+        pp = self.parse_patch(p, ps, area_end)
+        if isinstance(pp, str):
+            return pp
+        base, ranges, at, _size = pp
+        # "its base image (page size bytes at base) with the bytes of each range replaced
+        # by its data"
+        page = bytearray(self.data[base:base + ps])
+        for st, ln in ranges:
+            page[st:st + ln] = self.data[at:at + ln]
+            at += ln
+        return bytes(page)
+
+    def patch_ok(self, p, ps, c, area):
+        """The patch at p read with page size ps in the patch area area = (start, end) makes
+        a page whose crc is c (and keeps every rule of "Patches" but the base's kind)."""
+        key = (p, ps, c, area)
+        v = self.frame_cache.get(key)
+        if v is None:
+            page = self.patch_page(p, ps, area[1]) if area is not None and area[0] <= p < area[1] else ""
+            v = not isinstance(page, str) and crc32(page) == c
+            self.frame_cache[key] = v
+        return v
 
     def frame_ok(self, fo, ps, c):
         key = (fo, ps, c)
@@ -246,9 +332,16 @@ class Log:
         return v
 
     def own_frames_ok(self, r, prev_end):
-        """Step 4: the crc of every frame the commit's transaction wrote (offset >= prev_end)."""
+        """Step 4: the crc of every frame the commit's transaction wrote (offset >= prev_end);
+        "for a patch, the page it makes, its fields checked as in "Patches"" (Validity: "such
+        a patch is in the commit's own patch area")."""
         for pg, c, fo in r.entries():
-            if fo != 0 and fo >= prev_end and not self.frame_ok(fo, r.ps, c):
+            if fo == 0 or fo < prev_end:
+                continue
+            if self.is_patch(fo):
+                if not self.patch_ok(fo - 1, r.ps, c, (r.parea, r.parea_end)):
+                    return (pg, fo)
+            elif not self.frame_ok(fo, r.ps, c):
                 return (pg, fo)
         return None
 
@@ -310,8 +403,10 @@ class Log:
     # ---- Recovery steps 3 and 4 ----------------------------------------------------------
     def walk(self, d):
         """Step 3 from the end of commit d (None: version 0, offset 512).  Returns the commits
-        passed and the claims made by the records passed."""
+        passed and the claims made by the records passed (and keeps every record passed in
+        self.passed, for verify)."""
         commits, claims = [], []
+        self.passed = []
         last = d
         pos = d.end if d is not None else HEADER_BLOCK
         while True:
@@ -340,6 +435,7 @@ class Log:
                     if h is not None and h[0] <= r.version:
                         claims.append((h, r.off))
                     last = r
+            self.passed.append(r)
             pos = r.end
         return commits, claims
 
@@ -458,7 +554,35 @@ class Log:
             seen[c.off] = (c.version, c.tcrc)
         # "Commits up to V are trusted" by open: verify must find them intact.
         v = max(v, open_v)
+        passed = self.passed
+        images = sorted((r.payload, r.parea, r.ps, r.off) for r in passed if r.frames > 0)
+        image_starts = [x[0] for x in images]
+        areas = sorted((r.parea, r.parea_end, r.off) for r in passed if r.kind == COMMIT and r.pw > 0)
+        area_starts = [x[0] for x in areas]
+
+        def stored_image(fo, ps, upto):
+            """ "an image stored in a record at or before its commit (at a multiple of the page
+            size from its payload start, of that page size)" """
+            i = bisect.bisect_right(image_starts, fo) - 1
+            if i < 0:
+                return False
+            pay, pay_end, rps, roff = images[i]
+            return roff <= upto and rps == ps and fo < pay_end and (fo - pay) % ps == 0
+
+        def area_of(p, upto):
+            """The patch area (start, end) of a commit at or before upto that holds p."""
+            i = bisect.bisect_right(area_starts, p) - 1
+            if i < 0 or p >= areas[i][1] or areas[i][2] > upto:
+                return None
+            return areas[i][:2]
+
+        def page_ok(fo, ps, cr, upto):
+            if self.is_patch(fo):
+                return self.patch_ok(fo - 1, ps, cr, area_of(fo - 1, upto))
+            return self.frame_ok(fo, ps, cr)
+
         pmap, prev_end, reached, expect_fm = [], HEADER_BLOCK, None, None
+        patch_starts = set()
         for c in commits:
             if c.full:
                 expect_fm = c.off
@@ -467,15 +591,40 @@ class Log:
                     c.version, c.off, c.fm_off, expect_fm)
             pmap = apply(pmap, c)
             bad = next(((i + 1, fo) for i, (cr, fo) in enumerate(pmap)
-                        if fo != 0 and not self.frame_ok(fo, c.ps, cr)), None)
+                        if fo != 0 and not page_ok(fo, c.ps, cr, c.off)), None)
             if bad is not None:
                 if c.version <= v or bad[1] < prev_end:
-                    return "version %d at %d: page %d's frame at %d fails its crc" % (
-                        c.version, c.off, bad[0], bad[1])
+                    return "version %d at %d: page %d's %s at %d fails its crc or rules" % (
+                        c.version, c.off, bad[0], "patch" if self.is_patch(bad[1]) else "frame",
+                        bad[1] - self.is_patch(bad[1]))
                 break  # the unfinished tail (a frame of its own transaction)
             if checksum(pmap) != c.checksum:
                 return "version %d at %d: checksum %#x, its pages give %#x" % (
                     c.version, c.off, c.checksum, checksum(pmap))
+            # "every patch area is filled exactly by well-formed patches" (back to back in
+            # the order of their offsets), each one's base "such an image".
+            pos = c.parea
+            while pos < c.parea_end:
+                pp = self.parse_patch(pos, c.ps, c.parea_end)
+                if isinstance(pp, str):
+                    return "version %d at %d: patch area: %s" % (c.version, c.off, pp)
+                if not stored_image(pp[0], c.ps, c.off):
+                    return "version %d at %d: the patch at %d has base %d, not a stored image" % (
+                        c.version, c.off, pos, pp[0])
+                patch_starts.add(pos)
+                pos += pp[3]
+            # "every entry names an image stored in a record at or before its commit ... or
+            # the start of a patch stored in a patch area at or before its commit"
+            for pg, _cr, fo in c.entries():
+                if fo == 0:
+                    continue
+                if self.is_patch(fo):
+                    if fo - 1 not in patch_starts:
+                        return "version %d at %d: page %d names %d, not the start of a stored patch" % (
+                            c.version, c.off, pg, fo - 1)
+                elif not stored_image(fo, c.ps, c.off):
+                    return "version %d at %d: page %d names %d, not a stored image" % (
+                        c.version, c.off, pg, fo)
             reached, prev_end = c, c.end
         got = reached.version if reached is not None else 0
         want = open_latest.version if open_latest is not None else 0
