@@ -428,6 +428,10 @@ class Log:
                 if r.kind == COMMIT:
                     if self.structural(r) is not None:
                         break
+                    # "Map entries": "A delta has the previous version's page size."  CHOICE:
+                    # one of the entry rules that step 3's structural checks apply.
+                    if not r.full and last is not None and r.ps != last.ps:
+                        break
                     commits.append(r)
                     if r.sealed:
                         claims.append((r.ident(), r.off))
@@ -489,6 +493,10 @@ class Log:
                 why = self.structural(r)  # CHOICE: "Validity" applies to every commit used
                 if why is not None:
                     raise Damage(pos, why)
+                # step 5: "any delta on it whose page size is not its predecessor's ... is damage"
+                if not r.full and r.ps != cur.ps:
+                    raise Damage(pos, "a delta of page size %d after version %d of page size %d"
+                                 % (r.ps, cur.version, cur.ps))
                 pmap = apply(pmap, r)
                 cur = r
             pos = r.end
