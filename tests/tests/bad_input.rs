@@ -329,15 +329,15 @@ fn with_mmap_a_log_truncated_between_transactions_of_a_pinned_version_is_an_erro
     let d = TempDir::new("mmap-shrunk-pinned");
     let p = d.path("a.db");
     build(&p, 40);
-    // Cut right after page 1's frame of version 40, before the frame of a
-    // page of t that version 40 also wrote: page 1 (read with xRead at the
-    // start of every transaction) still reads, that page of t does not.
+    // Cut 8 bytes into the frame (or patch: format 3) of the page of t
+    // written last, after page 1's: page 1 (read with xRead at the start
+    // of every transaction) still reads, that page of t does not.
     let cut = {
         let v = ro(&p).version(40).unwrap();
-        let page1 = v.map.get(1).unwrap().offset;
-        let last = (2..=v.db_pages()).map(|n| v.map.get(n).unwrap().offset).max().unwrap();
-        assert!(last > page1, "page 1's frame must come first in its commit ({page1}, {last})");
-        page1 + v.page_size as u64
+        let at = |n: u32| pagelog::patch::position(v.map.get(n).unwrap().offset);
+        let last = (2..=v.db_pages()).map(at).max().unwrap();
+        assert!(last > at(1), "page 1's frame must come first ({}, {last})", at(1));
+        last + 8
     };
     // A version=N connection reads without refreshing, so it checks the
     // length itself at the start of each transaction; the first transaction

@@ -87,7 +87,7 @@ pub(crate) fn write_version(v: &pagelog::Version, tmp: &Path, what: &str) -> Res
     let total = v.size_bytes();
     for p in 1..=v.db_pages() {
         let page = v.page(p).ctx(what)?.expect("page within the database");
-        w.write_all(page).ctx(what)?;
+        w.write_all(&page).ctx(what)?;
         progress.update(p as u64 * v.page_size as u64, total);
     }
     w.flush().ctx(what)?;

@@ -55,6 +55,7 @@ pub fn run(a: Args) -> CmdResult {
         latest.db_pages(),
         frames.len() as u32,
         latest.page_size,
+        0,
     );
     let compacted = format::FIRST_RECORD + lay.length;
     let reclaimable = if history.len() > 1 { file_size.saturating_sub(compacted) } else { 0 };

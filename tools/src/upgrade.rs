@@ -11,7 +11,8 @@ use crate::cli::{CmdResult, Context, Progress};
 /// Rewrite a log of an older format in the current one, keeping every version.
 ///
 /// This build reads logs of format 1 but never writes to one (a write is
-/// refused with a message naming this command). The rewrite works like
+/// refused with a message naming this command), and writes to logs of
+/// format 2 in format 2 (without patches). The rewrite works like
 /// `compact`: the new log is written beside DB, synced, verified and renamed
 /// over it, so a crash leaves the old log or the new one. Version numbers,
 /// timestamps and contents are unchanged. Refused while any connection or

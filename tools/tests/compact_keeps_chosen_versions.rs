@@ -37,7 +37,10 @@ fn compact_keep_last_shrinks_the_file_and_keeps_versions_identical() {
     let r = compact(&db, &["--keep-last", "5"]).ok();
     assert!(r.stdout.contains("kept versions 16 to 20"), "{}", r.stdout);
     let size_after = std::fs::metadata(&db).unwrap().len();
-    assert!(size_after < size_before / 2, "{size_before} -> {size_after}");
+    // (The 15 versions dropped are mostly whole pages of random blobs; the
+    // small ones among them are patches in format 3, so dropping them saves
+    // less than it did in format 2.)
+    assert!(size_after < size_before * 3 / 5, "{size_before} -> {size_after}");
     assert_eq!(versions(&db), vec![20, 19, 18, 17, 16]);
     for (n, bytes) in &before {
         assert_eq!(&export(&db, *n, &d.path("e.sqlite")), bytes, "version {n} changed");

@@ -278,11 +278,14 @@ fn a_damaged_primary_is_shipped_up_to_the_damage_and_the_error_says_where() {
     let d = TempDir::new("rep-primary");
     let db = d.path("app.db");
     drop(make_log(&db, 30));
-    let hist = common::history(&db);
-    let v20 = hist.iter().find(|v| v["version"] == 20).unwrap();
-    // A byte of the last page image version 20 wrote: format 2 stores a
-    // commit's page images in its record, just before the 16-byte trailer.
-    let at = (v20["offset"].as_u64().unwrap() + v20["bytes"].as_u64().unwrap() - 16 - 100) as usize;
+    // Byte 8 of a page version 20 wrote: in a page image, or a patch's
+    // range count (format 3): the page no longer checks out either way.
+    let at = {
+        let log = pagelog::Log::open(&db, pagelog::OpenOptions { read_only: true, ..Default::default() }).unwrap();
+        let (v, w) = (log.version(20).unwrap(), log.version(19).unwrap());
+        let pg = (1..=v.db_pages()).find(|&p| v.map.get(p) != w.map.get(p)).unwrap();
+        pagelog::patch::position(v.map.get(pg).unwrap().offset) as usize + 8
+    };
     let mut b = std::fs::read(&db).unwrap();
     b[at] ^= 0x01;
     std::fs::write(&db, &b).unwrap();

@@ -9,6 +9,9 @@
 //! 3. Bytes past the log end that a failed or rolled-back transaction wrote
 //!    are put back as they were (zeros where space was pre-allocated, the
 //!    file length it had) before the WRITER lock is released.
+//! 4. A page is stored as a patch (format 3 only) against an image the base
+//!    version's entry for it names (directly, or as its patch's base), never
+//!    against another patch; the entry's crc is the whole new page's.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -47,6 +50,10 @@ pub const OFF_MARK_BYTES: u64 = 1 << 20;
 /// bounds: a small database stays small (at most 64 KiB past its log end).
 pub const PREALLOC_MIN: u64 = 64 << 10;
 pub const PREALLOC_MAX: u64 = 4 << 20;
+/// A transaction that changed at most this many pages stores a changed page
+/// as a patch when that is small; larger ones (bulk loads) store images
+/// without comparing them.
+pub const PATCH_MAX_PAGES: usize = 64;
 impl Log {
     /// Called by a connection that just took the WRITER lock: refreshes, and
     /// removes what a crashed writer left past the end. Returns the latest.
@@ -56,13 +63,14 @@ impl Log {
         }
         let latest = self.refresh()?;
         let mut st = self.lock();
-        if let Some(h) = st.header.filter(|h| h.format != format::FORMAT_VERSION) {
+        if let Some(h) = st.header.filter(|h| h.format == format::FORMAT_V1) {
             return Err(Error::ReadOnly {
                 path: self.path.clone(),
                 reason: format!(
-                    "the log is in format {} (this build reads it but writes only format {}); \
+                    "the log is in format {} (this build reads it but writes only formats {} and {}); \
                      `pagelog upgrade {}` rewrites it in format {}, keeping every version",
                     h.format,
+                    format::FORMAT_V2,
                     format::FORMAT_VERSION,
                     self.path.display(),
                     format::FORMAT_VERSION
@@ -211,14 +219,14 @@ impl Log {
         for (pgno, data) in txn.drain_pages(db_pages) {
             match data {
                 Buf::Mem(v) => {
-                    if same_ps && base.page(pgno)? == Some(&v[..]) {
+                    if same_ps && base.page(pgno)?.as_deref() == Some(&v[..]) {
                         continue;
                     }
                     // Page 1 whose only change is SQLite's change counter:
                     // the new version derives it from its number.
                     if pgno == 1 && same_ps && self.derive_page1() {
                         if let Some(old) = base.page(1)? {
-                            if crate::version::page1_same_but_counters(old, &v) {
+                            if crate::version::page1_same_but_counters(&old, &v) {
                                 continue;
                             }
                         }
@@ -232,7 +240,7 @@ impl Log {
                         if slot.offset != 0 {
                             self.read_spilled(slot.offset, &mut v)?;
                         }
-                        if base.page(pgno)? == Some(&v[..]) {
+                        if base.page(pgno)?.as_deref() == Some(&v[..]) {
                             continue;
                         }
                     }
@@ -266,13 +274,46 @@ impl Log {
             || st.entries_since_full + delta_pages > (db_pages as u64).max(FULL_MAP_MIN_ENTRIES)
             || st.commits_since_full + 1 >= (db_pages as u64 / FULL_MAP_PAGES_PER_COMMIT).max(FULL_MAP_MIN_COMMITS);
         let n_entries = if full { db_pages } else { changed.len() as u32 };
+
+        // Small transactions store a changed page as a patch against its
+        // image when that is small (FORMAT.md, "Patches": writer policy).
+        // Where each in-memory page goes: Ok(image index) or Err(offset
+        // in the patch area).
+        let mut place: Vec<std::result::Result<usize, usize>> = Vec::with_capacity(inline.len());
+        let mut area: Vec<u8> = Vec::new();
+        let patching = self.writes_patches() && same_ps && inline.len() <= PATCH_MAX_PAGES;
+        let limit = crate::patch::write_limit(page_size);
+        let mut images = 0usize;
+        for (pgno, src) in &changed {
+            let Src::Mem(i) = src else { continue };
+            let mut spot = None;
+            if patching {
+                if let Some((at, img)) = base.patch_base(*pgno)? {
+                    if let Some(r) = crate::patch::diff(&img, &inline[*i], limit) {
+                        spot = Some(area.len());
+                        crate::patch::encode(at, &r, &inline[*i], &mut area);
+                    }
+                }
+            }
+            debug_assert_eq!(place.len(), *i);
+            place.push(match spot {
+                Some(a) => Err(a),
+                None => {
+                    images += 1;
+                    Ok(images - 1)
+                }
+            });
+        }
+        debug_assert!(area.len() <= PATCH_MAX_PAGES * limit && area.len() / 8 <= u16::MAX as usize);
+        let patch_words = (area.len() / 8) as u16;
         let lay = format::layout(
-            format::FORMAT_VERSION,
+            self.format(),
             offset,
             format::KIND_COMMIT,
             n_entries,
-            inline.len() as u32,
+            images as u32,
             page_size,
+            patch_words,
         );
 
         // Slots of the changed pages, and the new checksum.
@@ -280,7 +321,10 @@ impl Log {
         for (pgno, src) in &changed {
             let slot = match src {
                 Src::Mem(i) => Slot {
-                    offset: offset + lay.payload_start + *i as u64 * page_size as u64,
+                    offset: match place[*i] {
+                        Ok(k) => offset + lay.payload_start + k as u64 * page_size as u64,
+                        Err(a) => (offset + lay.patches_start + a as u64) | crate::patch::PATCH_TAG,
+                    },
                     crc: format::frame_crc(&inline[*i]),
                 },
                 Src::At(s) => *s,
@@ -335,7 +379,8 @@ impl Log {
             prev_commit: base.commit_offset,
             prev_crc: base.commit_crc,
             page_size,
-            frames: inline.len() as u32,
+            frames: images as u32,
+            patch_words,
         }
         .encode(salt, &mut buf);
         info.encode(&mut buf[format::RECORD_HEADER_SIZE..]);
@@ -343,10 +388,14 @@ impl Log {
         for (i, e) in entries.iter().enumerate() {
             e.encode(&mut buf[eb + i * format::ENTRY_SIZE..]);
         }
-        for (i, data) in inline.iter().enumerate() {
-            let at = lay.payload_start as usize + i * page_size as usize;
-            buf[at..at + page_size as usize].copy_from_slice(data);
+        for (data, place) in inline.iter().zip(&place) {
+            if let Ok(k) = place {
+                let at = lay.payload_start as usize + k * page_size as usize;
+                buf[at..at + page_size as usize].copy_from_slice(data);
+            }
         }
+        let pa = lay.patches_start as usize;
+        buf[pa..pa + area.len()].copy_from_slice(&area);
         let (meta, rest) = buf.split_at_mut(lay.payload_start as usize);
         let tl = rest.len();
         format::encode_trailer(salt, offset, meta, &mut rest[tl - format::TRAILER_SIZE..]);
@@ -454,6 +503,7 @@ impl Log {
             prev_commit: link.offset,
             page_size,
             frames: 0,
+            patch_words: 0,
             prev_crc: link.crc,
         }
         .encode(salt, &mut buf);
@@ -489,7 +539,7 @@ impl Log {
         let mapping = self.mapping_covering(st, st.log_end)?;
         self.publish(st, st.log_end);
         for (_, slot) in &p.new_slots {
-            if slot.offset >= p.offset {
+            if slot.offset >= p.offset && !crate::patch::is_patch(slot.offset) {
                 mapping.mark_verified(slot.offset, slot.crc); // written by us just now
             }
         }
@@ -625,7 +675,7 @@ impl SpillStore for Log {
         let mut st = self.lock();
         let salt = self.ensure_header(&mut st, page_size, Durability::Full)?;
         let offset = offset.max(format::FIRST_RECORD);
-        let lay = format::layout(format::FORMAT_VERSION, offset, format::KIND_SPILL, 0, pages.len() as u32, page_size);
+        let lay = format::layout(self.format(), offset, format::KIND_SPILL, 0, pages.len() as u32, page_size, 0);
         let mut buf = vec![0u8; lay.length as usize];
         RecordHeader {
             kind: format::KIND_SPILL,
@@ -636,6 +686,7 @@ impl SpillStore for Log {
             prev_crc: txn_base.commit_crc,
             page_size,
             frames: pages.len() as u32,
+            patch_words: 0,
         }
         .encode(salt, &mut buf);
         let mut slots = Vec::with_capacity(pages.len());

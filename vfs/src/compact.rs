@@ -4,6 +4,9 @@
 //! commit (prev commit 0) whose frames are copies; each later version keeps
 //! its record kind (delta or full map) with its entries re-pointed at copied
 //! frames, copying the frames it needs that are not yet in the new file.
+//! A page stored as a patch (format 3) keeps its patch, its base re-pointed,
+//! when its base image was copied for an earlier kept version, and is copied
+//! as the page it makes otherwise (its base was dropped).
 //! Version numbers, timestamps, page maps and checksums are unchanged; every
 //! frame copied is checked against its crc first, so damage is never laundered
 //! into a clean-looking log. Each commit's horizon is its predecessor (the
@@ -33,6 +36,7 @@ use crate::format::{self, CommitInfo, Entry, Header, RecordHeader};
 use crate::history::{CommitSummary, Prev};
 use crate::lock;
 use crate::log::{Log, OpenOptions, Version};
+use crate::patch;
 use crate::storage::LogFile;
 
 /// Which versions [`compact`] keeps; it always keeps at least the latest.
@@ -444,6 +448,31 @@ impl Writer<'_> {
         Ok(())
     }
 
+    /// The bytes of the patch entry `e` names, checked: the page it makes
+    /// has `e`'s crc (nothing damaged is copied).
+    fn read_patch(&self, log: &Log, e: &Entry, spec: &Spec) -> Result<Vec<u8>> {
+        let at = patch::position(e.offset);
+        let page = log.entry_page(e.offset, spec.page_size, None)?.map_err(|(at, expected, found)| {
+            log.corrupt(at, format!("{expected} (page {} of version {})", e.pgno, spec.version), found)
+        })?;
+        self.check_patched(log, e, spec, &page)?;
+        let head = log.read_vec(at, patch::HEADER)?;
+        let len = patch::stated_size(&head).expect("16 bytes");
+        log.read_vec(at, len)
+    }
+
+    fn check_patched(&self, log: &Log, e: &Entry, spec: &Spec, page: &[u8]) -> Result<()> {
+        let crc = format::frame_crc(page);
+        if crc != e.crc {
+            return Err(log.corrupt(
+                patch::position(e.offset),
+                format!("a patch making crc {:#010x} (page {} of version {})", e.crc, e.pgno, spec.version),
+                format!("crc {crc:#010x}"),
+            ));
+        }
+        Ok(())
+    }
+
     /// Writes one COMMIT record whose entries are `entries` (old offsets),
     /// copying into its payload every frame not yet in the new file.
     fn commit(
@@ -457,14 +486,29 @@ impl Writer<'_> {
     ) -> Result<Prev> {
         let ps = spec.page_size as u64;
         let offset = self.pos;
-        // Frames to copy, in entry order, each once.
+        // Frames to copy, in entry order, each once. A page stored as a
+        // patch keeps its patch (its base field re-pointed) when its base
+        // image is already in the new file; otherwise it is copied as the
+        // page it makes, an image.
         let mut copy: Vec<&Entry> = Vec::new();
-        let mut new_here: HashMap<u64, usize> = HashMap::new();
+        let mut area: Vec<u8> = Vec::new();
+        let mut new_here: HashMap<u64, std::result::Result<usize, usize>> = HashMap::new();
         for e in entries {
-            if e.offset != 0 && !self.moved.contains_key(&e.offset) && !new_here.contains_key(&e.offset) {
-                new_here.insert(e.offset, copy.len());
-                copy.push(e);
+            if e.offset == 0 || self.moved.contains_key(&e.offset) || new_here.contains_key(&e.offset) {
+                continue;
             }
+            if patch::is_patch(e.offset) && log.format() >= format::FORMAT_VERSION {
+                let bytes = self.read_patch(log, e, spec)?;
+                if let Some(&base) = self.moved.get(&patch::base_of(&bytes).expect("a parsed patch")) {
+                    new_here.insert(e.offset, Err(area.len()));
+                    area.extend_from_slice(&base.to_le_bytes());
+                    area.extend_from_slice(&bytes[8..]);
+                    self.copied += 1;
+                    continue;
+                }
+            }
+            new_here.insert(e.offset, Ok(copy.len()));
+            copy.push(e);
         }
         let lay = format::layout(
             format::FORMAT_VERSION,
@@ -473,9 +517,14 @@ impl Writer<'_> {
             entries.len() as u32,
             copy.len() as u32,
             spec.page_size,
+            (area.len() / 8) as u16,
         );
-        for (old, i) in &new_here {
-            self.moved.insert(*old, offset + lay.payload_start + *i as u64 * ps);
+        for (old, place) in &new_here {
+            let new = match place {
+                Ok(i) => offset + lay.payload_start + *i as u64 * ps,
+                Err(a) => (offset + lay.patches_start + *a as u64) | patch::PATCH_TAG,
+            };
+            self.moved.insert(*old, new);
         }
         let mut info = spec.info;
         info.entries = entries.len() as u32;
@@ -492,6 +541,7 @@ impl Writer<'_> {
             prev_crc: prev.crc,
             page_size: spec.page_size,
             frames: copy.len() as u32,
+            patch_words: (area.len() / 8) as u16,
         }
         .encode(self.salt, &mut meta);
         info.encode(&mut meta[format::RECORD_HEADER_SIZE..]);
@@ -508,7 +558,23 @@ impl Writer<'_> {
         let mut i = 0;
         while i < copy.len() {
             let mut j = i + 1;
-            while j < copy.len() && copy[j].offset == copy[j - 1].offset + ps && (j - i) as u64 * ps < (4 << 20) {
+            if patch::is_patch(copy[i].offset) {
+                // Its base is not in the new file: the page it makes.
+                let e = copy[i];
+                let page = log.entry_page(e.offset, spec.page_size, None)?.map_err(|(at, expected, found)| {
+                    log.corrupt(at, format!("{expected} (page {} of version {})", e.pgno, spec.version), found)
+                })?;
+                self.check_patched(log, e, spec, &page)?;
+                self.put(&page)?;
+                self.copied += 1;
+                i = j;
+                continue;
+            }
+            while j < copy.len()
+                && !patch::is_patch(copy[j].offset)
+                && copy[j].offset == copy[j - 1].offset + ps
+                && (j - i) as u64 * ps < (4 << 20)
+            {
                 j += 1;
             }
             let buf = log.read_vec(copy[i].offset, ((j - i) as u64 * ps) as usize)?;
@@ -528,6 +594,7 @@ impl Writer<'_> {
             i = j;
             progress(self.pos, self.estimate.max(self.pos));
         }
+        self.put(&area)?;
         self.put(&trailer)?;
         debug_assert_eq!(self.pos, offset + lay.length);
         Ok(Prev { version: spec.version, offset, crc: format::trailer_crc(&trailer) })

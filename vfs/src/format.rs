@@ -6,17 +6,23 @@
 //!
 //! Invariants the encoders guarantee and the decoders check:
 //! * every record starts at an 8-aligned file offset at or after [`FIRST_RECORD`];
-//! * a record's payload region (its page images) starts at a 512-aligned file offset;
+//! * a record's payload region (its page images, then a format-3 COMMIT's
+//!   patch area: see `patch.rs`) follows its metadata directly (format 1:
+//!   at a 512-aligned file offset);
 //! * a record's trailer names the record's own start offset, so a copy of a
 //!   trailer found anywhere else in the file never validates;
 //! * every checksum is seeded with the log's salt (its creation id).
 
 /// `PAGELOG\0`
 pub const MAGIC: [u8; 8] = *b"PAGELOG\0";
-/// The format this build writes. It reads this one and [`FORMAT_V1`] (whose
+/// The format this build creates logs in. It also reads [`FORMAT_V2`] (and
+/// writes to such logs in that format: no patches) and [`FORMAT_V1`] (whose
 /// logs it opens for reading only: see FORMAT.md's change log).
-pub const FORMAT_VERSION: u32 = 2;
-/// The first format: no MARK records. Readable, never written to.
+pub const FORMAT_VERSION: u32 = 3;
+/// Format 2: no patches (the record header's bytes 6–7 are reserved).
+pub const FORMAT_V2: u32 = 2;
+/// The first format: no MARK records, page 1 stored whole. Readable, never
+/// written to.
 pub const FORMAT_V1: u32 = 1;
 
 // ---- file header -------------------------------------------------------------
@@ -52,8 +58,10 @@ pub const REC_MAGIC: [u8; 4] = *b"PLRC";
 pub const RH_MAGIC: usize = 0; // 4 bytes
 pub const RH_KIND: usize = RH_MAGIC + 4; // u8
 pub const RH_FLAGS: usize = RH_KIND + 1; // u8
-pub const RH_RESERVED: usize = RH_FLAGS + 1; // u16, zero
-pub const RH_LENGTH: usize = RH_RESERVED + 2; // u64, whole record incl. trailer
+/// u16: format 3, COMMIT only: the patch area's length in 8-byte words
+/// (zero elsewhere; reserved in formats 1 and 2).
+pub const RH_PATCH_WORDS: usize = RH_FLAGS + 1;
+pub const RH_LENGTH: usize = RH_PATCH_WORDS + 2; // u64, whole record incl. trailer
 pub const RH_VERSION: usize = RH_LENGTH + 8; // u64
 pub const RH_PREV_COMMIT: usize = RH_VERSION + 8; // u64
 pub const RH_PAGE_SIZE: usize = RH_PREV_COMMIT + 8; // u32
@@ -205,7 +213,7 @@ impl Header {
             return Err(HeaderError::BadCrc { stored, computed });
         }
         let fv = u32_at(b, HDR_FORMAT);
-        if fv != FORMAT_VERSION && fv != FORMAT_V1 {
+        if !(FORMAT_V1..=FORMAT_VERSION).contains(&fv) {
             return Err(HeaderError::UnsupportedFormat(fv));
         }
         let hs = u32_at(b, HDR_SIZE_FIELD);
@@ -237,6 +245,8 @@ pub struct RecordHeader {
     pub prev_commit: u64,
     pub page_size: u32,
     pub frames: u32,
+    /// The patch area's length in 8-byte words (format 3 COMMITs; else 0).
+    pub patch_words: u16,
     /// Trailer crc of the commit at `prev_commit` (0 when there is none):
     /// links each record to the exact commit it follows.
     pub prev_crc: u32,
@@ -249,6 +259,7 @@ impl RecordHeader {
         b[RH_MAGIC..RH_MAGIC + 4].copy_from_slice(&REC_MAGIC);
         b[RH_KIND] = self.kind;
         b[RH_FLAGS] = self.flags;
+        b[RH_PATCH_WORDS..RH_PATCH_WORDS + 2].copy_from_slice(&self.patch_words.to_le_bytes());
         put_u64(b, RH_LENGTH, self.length);
         put_u64(b, RH_VERSION, self.version);
         put_u64(b, RH_PREV_COMMIT, self.prev_commit);
@@ -276,11 +287,14 @@ impl RecordHeader {
             prev_commit: u64_at(b, RH_PREV_COMMIT),
             page_size: u32_at(b, RH_PAGE_SIZE),
             frames: u32_at(b, RH_FRAMES),
+            patch_words: u16::from_le_bytes([b[RH_PATCH_WORDS], b[RH_PATCH_WORDS + 1]]),
             prev_crc: u32_at(b, RH_PREV_CRC),
         };
         let kind_ok = h.kind == KIND_SPILL || h.kind == KIND_COMMIT || h.kind == KIND_MARK;
         let flags_ok = h.flags & !(FLAG_FULL_MAP | FLAG_SEALED) == 0 && (h.kind == KIND_COMMIT || h.flags == 0);
-        let reserved_ok = b[RH_RESERVED] == 0 && b[RH_RESERVED + 1] == 0;
+        // Only a COMMIT has a patch area (whether its format allows one is
+        // for the reader, who knows the file's format, to check).
+        let reserved_ok = h.patch_words == 0 || h.kind == KIND_COMMIT;
         if !kind_ok || !flags_ok || !reserved_ok || !valid_page_size(h.page_size) || h.length % 8 != 0 {
             return None;
         }
@@ -295,7 +309,7 @@ impl RecordHeader {
 
     fn min_length(&self) -> u64 {
         let meta = RECORD_HEADER_SIZE as u64 + if self.kind == KIND_COMMIT { COMMIT_INFO_SIZE as u64 } else { 0 };
-        meta + self.frames as u64 * self.page_size as u64 + TRAILER_SIZE as u64
+        meta + self.frames as u64 * self.page_size as u64 + self.patch_words as u64 * 8 + TRAILER_SIZE as u64
     }
 }
 
@@ -369,23 +383,36 @@ pub struct Layout {
     pub meta_end: u64,
     /// Start of the page images (relative); equals `meta_end` when there are none.
     pub payload_start: u64,
+    /// Start of the patch area (relative): the end of the page images.
+    pub patches_start: u64,
     /// Total record length, trailer included.
     pub length: u64,
 }
 
 /// Computes a record's layout in a log of format `format`. `start` is the
 /// absolute offset of the record: format 1 aligned page images in the file
-/// (to 512), not in the record. Format 2 puts them right after the metadata.
-pub fn layout(format: u32, start: u64, kind: u8, entries: u32, frames: u32, page_size: u32) -> Layout {
+/// (to 512), not in the record. Formats 2 and 3 put them right after the
+/// metadata; format 3 COMMITs follow them with `patch_words` × 8 bytes of
+/// patches.
+pub fn layout(
+    format: u32,
+    start: u64,
+    kind: u8,
+    entries: u32,
+    frames: u32,
+    page_size: u32,
+    patch_words: u16,
+) -> Layout {
     let mut meta = RECORD_HEADER_SIZE as u64;
     if kind == KIND_COMMIT {
         meta += COMMIT_INFO_SIZE as u64 + entries as u64 * ENTRY_SIZE as u64;
     }
     let aligned = format == FORMAT_V1 && frames > 0;
     let payload_start = if aligned { align_up(start + meta, PAYLOAD_ALIGN) - start } else { meta };
-    let length = payload_start + frames as u64 * page_size as u64 + TRAILER_SIZE as u64;
+    let patches_start = payload_start + frames as u64 * page_size as u64;
+    let length = patches_start + patch_words as u64 * 8 + TRAILER_SIZE as u64;
     debug_assert_eq!(length % 8, 0);
-    Layout { meta_end: meta, payload_start, length }
+    Layout { meta_end: meta, payload_start, patches_start, length }
 }
 
 /// Writes the trailer into the last TRAILER_SIZE bytes of `record_tail`, with
@@ -444,10 +471,12 @@ mod tests {
         let v1 = Header { format: FORMAT_V1, ..h };
         assert_eq!(Header::decode(&v1.encode()), Ok(v1), "format 1 is still read");
         let mut b = h.encode();
-        put_u32(&mut b, HDR_FORMAT, 3);
+        put_u32(&mut b, HDR_FORMAT, 4);
         let crc = crc32fast::hash(&b[..HDR_CRC]);
         put_u32(&mut b, HDR_CRC, crc);
-        assert_eq!(Header::decode(&b), Err(HeaderError::UnsupportedFormat(3)));
+        assert_eq!(Header::decode(&b), Err(HeaderError::UnsupportedFormat(4)));
+        let v2 = Header { format: FORMAT_V2, ..h };
+        assert_eq!(Header::decode(&v2.encode()), Ok(v2), "format 2 is still read");
     }
 
     #[test]
@@ -460,21 +489,27 @@ mod tests {
             prev_commit: 512,
             page_size: 4096,
             frames: 0,
+            patch_words: 0,
             prev_crc: 7,
         };
         let mut b = [0u8; RECORD_HEADER_SIZE];
         m.encode(5, &mut b);
         assert_eq!(RecordHeader::decode(5, &b), Some(m));
-        assert_eq!(layout(FORMAT_VERSION, 600, KIND_MARK, 0, 0, 4096).length, MARK_SIZE);
-        for bad in [RecordHeader { frames: 1, ..m }, RecordHeader { length: 72, ..m }, RecordHeader { flags: 1, ..m }] {
+        assert_eq!(layout(FORMAT_VERSION, 600, KIND_MARK, 0, 0, 4096, 0).length, MARK_SIZE);
+        for bad in [
+            RecordHeader { frames: 1, ..m },
+            RecordHeader { length: 72, ..m },
+            RecordHeader { flags: 1, ..m },
+            RecordHeader { patch_words: 1, length: 72, ..m },
+        ] {
             bad.encode(5, &mut b);
             assert_eq!(RecordHeader::decode(5, &b), None, "{bad:?}");
         }
         m.encode(5, &mut b);
-        b[RH_RESERVED] = 1;
+        b[RH_PATCH_WORDS] = 1;
         let crc = salted_crc(5, &[&b[..RH_CRC]]);
         put_u32(&mut b, RH_CRC, crc);
-        assert_eq!(RecordHeader::decode(5, &b), None, "reserved bytes must be zero");
+        assert_eq!(RecordHeader::decode(5, &b), None, "a MARK has no patch area");
     }
 
     #[test]
@@ -482,11 +517,12 @@ mod tests {
         let h = RecordHeader {
             kind: KIND_COMMIT,
             flags: FLAG_FULL_MAP,
-            length: 4096 + 512 + 16,
+            length: 4096 + 512 + 24 + 16,
             version: 7,
             prev_commit: 512,
             page_size: 4096,
             frames: 1,
+            patch_words: 3,
             prev_crc: 0xabcd,
         };
         let mut b = [0u8; RECORD_HEADER_SIZE];
@@ -522,15 +558,16 @@ mod tests {
     #[test]
     fn format_1_aligned_payloads_to_512_in_the_file_and_format_2_does_not_pad() {
         for start in [512u64, 520, 1000, 4096 + 8] {
-            let l = layout(FORMAT_V1, start, KIND_COMMIT, 3, 2, 4096);
+            let l = layout(FORMAT_V1, start, KIND_COMMIT, 3, 2, 4096, 0);
             assert_eq!((start + l.payload_start) % PAYLOAD_ALIGN, 0);
             assert!(l.payload_start >= l.meta_end);
             assert_eq!(l.length, l.payload_start + 2 * 4096 + 16);
-            let l = layout(FORMAT_VERSION, start, KIND_COMMIT, 3, 2, 4096);
+            let l = layout(FORMAT_VERSION, start, KIND_COMMIT, 3, 2, 4096, 5);
             assert_eq!(l.payload_start, l.meta_end);
-            assert_eq!(l.length, 48 + 56 + 3 * 16 + 2 * 4096 + 16);
+            assert_eq!(l.patches_start, l.payload_start + 2 * 4096);
+            assert_eq!(l.length, 48 + 56 + 3 * 16 + 2 * 4096 + 5 * 8 + 16);
         }
-        let l = layout(FORMAT_V1, 512, KIND_COMMIT, 0, 0, 4096);
+        let l = layout(FORMAT_V1, 512, KIND_COMMIT, 0, 0, 4096, 0);
         assert_eq!(l.payload_start, l.meta_end);
     }
 

@@ -50,6 +50,7 @@ use std::path::Path;
 use crate::error::{Error, Result};
 use crate::format::{self, Entry, Header, RecordHeader};
 use crate::log::{Log, OpenOptions, Rec};
+use crate::patch;
 
 /// One version as `pagelog log` lists it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -332,6 +333,9 @@ impl Log {
                 self.hash_payload(&rec, &mut w, len, progress)?;
                 rep.frames_checked += rec.h.frames as u64;
             }
+            if rec.h.patch_words > 0 {
+                rep.frames_checked += self.make_patches(&rec, &mut w)?;
+            }
             if !rec.is_commit() {
                 pos = rec.end();
                 continue;
@@ -482,6 +486,47 @@ impl Log {
         }
         w.regions.push(Region { start, page_size: rec.h.page_size, crcs });
         Ok(())
+    }
+
+    /// Parses `rec`'s patch area, which must be filled exactly by
+    /// well-formed patches whose bases are images stored in checked records,
+    /// and computes the crc of the page each one makes. Returns how many.
+    fn make_patches(&self, rec: &Rec, w: &mut Walk) -> Result<u64> {
+        let ps = rec.h.page_size;
+        let (start, end) = (rec.patches_start(), rec.payload_end());
+        let area = self.read_vec(start, (end - start) as usize)?;
+        let mut q = 0usize;
+        let mut n = 0u64;
+        while q < area.len() {
+            let at = start + q as u64;
+            let p = match patch::parse(&area[q..], at, ps) {
+                Ok(p) => p,
+                Err(e) => {
+                    w.area_problem.get_or_insert(Problem {
+                        offset: at,
+                        expected: format!("a patch area filled with well-formed patches (to {end})"),
+                        found: format!("a patch breaking a rule: {e}"),
+                    });
+                    break;
+                }
+            };
+            let made = match w.frame_crc(p.base, ps) {
+                None => Err(Problem {
+                    offset: at,
+                    expected: format!("a patch based on a {ps}-byte image stored before it"),
+                    found: format!("base {}", p.base),
+                }),
+                Some(_) => {
+                    let mut page = self.read_vec(p.base, ps as usize)?;
+                    p.apply(&area[q..], &mut page);
+                    Ok(format::frame_crc(&page))
+                }
+            };
+            w.patches.insert(at | patch::PATCH_TAG, made);
+            q += p.size;
+            n += 1;
+        }
+        Ok(n)
     }
 
     /// Says why there is no well-formed record following `prev` at `pos`.
@@ -659,6 +704,11 @@ struct Region {
 #[derive(Default)]
 struct Walk {
     regions: Vec<Region>,
+    /// Patches stored in checked records (entry offset, i.e. with the
+    /// patch tag) → the crc of the page each makes, or why it makes none.
+    patches: HashMap<u64, std::result::Result<u32, Problem>>,
+    /// A problem of the patch area of the record being checked.
+    area_problem: Option<Problem>,
     /// Page map of the last version: (frame offset, crc) per page.
     map: Vec<(u64, u32)>,
     /// Pages of `map` whose frame is damaged, with the frame offset.
@@ -690,7 +740,7 @@ impl Walk {
     /// Applies a commit (whose entries passed `check_commit`) to the page
     /// map; returns the first problem of the version it makes.
     fn apply(&mut self, rec: &Rec, entries: &[Entry]) -> Option<Problem> {
-        let mut problem: Option<Problem> = None;
+        let mut problem: Option<Problem> = self.area_problem.take();
         let version = rec.h.version;
         let ps = rec.h.page_size;
         let at_info = rec.offset + format::RECORD_HEADER_SIZE as u64;
@@ -744,6 +794,28 @@ impl Walk {
                 continue;
             }
             self.checksum ^= format::page_hash(e.pgno, e.crc);
+            if patch::is_patch(e.offset) {
+                let at = patch::position(e.offset);
+                let found = match self.patches.get(&e.offset) {
+                    None => Some(Problem {
+                        offset: entry_base + (i * format::ENTRY_SIZE) as u64,
+                        expected: format!("the start of a patch stored at or before this commit (page {})", e.pgno),
+                        found: format!("patch offset {at}"),
+                    }),
+                    Some(Err(p)) => Some(p.clone()),
+                    Some(Ok(crc)) if *crc != e.crc => Some(Problem {
+                        offset: at,
+                        expected: format!("a patch making crc {:#010x} (page {} of version {version})", e.crc, e.pgno),
+                        found: format!("crc {crc:#010x}"),
+                    }),
+                    Some(Ok(_)) => None,
+                };
+                if let Some(p) = found {
+                    self.bad.insert(e.pgno, at);
+                    problem.get_or_insert(p);
+                }
+                continue;
+            }
             match self.frame_crc(e.offset, ps) {
                 None => {
                     self.bad.insert(e.pgno, e.offset);

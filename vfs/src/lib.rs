@@ -27,6 +27,7 @@ pub mod lock;
 pub mod log;
 pub mod name;
 pub mod pagemap;
+pub mod patch;
 pub mod recovery;
 pub mod registry;
 pub mod sqlite;

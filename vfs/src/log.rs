@@ -37,6 +37,7 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use crate::error::{Error, Result};
 use crate::format::{self, CommitInfo, Header, RecordHeader};
+use crate::patch;
 use crate::storage::LogFile;
 use crate::version::Mapping;
 pub use crate::version::Version;
@@ -65,6 +66,10 @@ pub struct OpenOptions {
     pub append_only: bool,
 }
 
+/// A result that is either the thing, or where and why the log's bytes
+/// break a rule of the format: (offset, expected, found).
+pub(crate) type Bad<T> = std::result::Result<T, (u64, String, String)>;
+
 /// One parsed, checked record.
 #[derive(Debug, Clone)]
 pub(crate) struct Rec {
@@ -79,6 +84,14 @@ pub(crate) struct Rec {
 impl Rec {
     pub(crate) fn end(&self) -> u64 {
         self.offset + self.h.length
+    }
+    /// Where the record's page images end and its patch area starts.
+    pub(crate) fn patches_start(&self) -> u64 {
+        self.offset + self.payload_start + self.h.frames as u64 * self.h.page_size as u64
+    }
+    /// The end of the payload region: of the patch area, before the trailer.
+    pub(crate) fn payload_end(&self) -> u64 {
+        self.end() - format::TRAILER_SIZE as u64
     }
     pub(crate) fn is_commit(&self) -> bool {
         self.h.kind == format::KIND_COMMIT
@@ -225,6 +238,11 @@ impl Log {
     /// Versions of this log derive page 1's change counter from their
     /// number (format 2; see `version.rs`).
     pub(crate) fn derive_page1(&self) -> bool {
+        self.format() >= format::FORMAT_V2
+    }
+
+    /// Whether commits to this log may store patches (format 3).
+    pub(crate) fn writes_patches(&self) -> bool {
         self.format() >= format::FORMAT_VERSION
     }
 
@@ -285,6 +303,32 @@ impl Log {
         let mut v = vec![0u8; len];
         self.read_into(offset, &mut v)?;
         Ok(v)
+    }
+
+    /// The stored page a map entry of page size `ps` names: the frame, or
+    /// the page its patch makes (FORMAT.md, "Patches"), not checked against
+    /// the entry's crc. `area_end`: the end of the patch area the patch must
+    /// lie in, when the caller knows it. Ok(Err(offset, expected, found)):
+    /// the patch breaks a rule of the format.
+    pub(crate) fn entry_page(&self, entry_offset: u64, ps: u32, area_end: Option<u64>) -> Result<Bad<Vec<u8>>> {
+        let at = patch::position(entry_offset);
+        if !patch::is_patch(entry_offset) {
+            return Ok(Ok(self.read_vec(at, ps as usize)?));
+        }
+        let limit = match area_end {
+            Some(end) => end,
+            None => self.file_len()?,
+        };
+        let head = self.read_vec(at, patch::HEADER.min(limit.saturating_sub(at) as usize))?;
+        let len = patch::stated_size(&head).unwrap_or(0).min(limit.saturating_sub(at) as usize);
+        let b = self.read_vec(at, len)?;
+        let p = match patch::parse(&b, at, ps) {
+            Ok(p) => p,
+            Err(e) => return Ok(Err((at, "a patch".into(), e))),
+        };
+        let mut page = self.read_vec(p.base, ps as usize)?;
+        p.apply(&b, &mut page);
+        Ok(Ok(page))
     }
 
     /// Fills `buf` with the log's bytes at `offset` (see `read_vec`).

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use crate::error::{Error, Result};
 use crate::format::{self, CommitInfo, Entry, Header, HeaderError, RecordHeader};
 use crate::log::{Link, Log, OpenOptions, Rec, State};
+use crate::patch;
 
 /// One commit a forward walk passed: its record and entries, where its
 /// transaction's records start, and the log end after it (past the MARK
@@ -137,6 +138,9 @@ impl Log {
         }
         let hb = self.read_vec(offset, format::RECORD_HEADER_SIZE)?;
         let Some(h) = RecordHeader::decode(salt, &hb) else { return Ok(None) };
+        if h.patch_words != 0 && self.format() < format::FORMAT_VERSION {
+            return Ok(None); // reserved before format 3
+        }
         if offset.saturating_add(h.length) > len {
             return Ok(None);
         }
@@ -145,7 +149,7 @@ impl Log {
             let ib = self.read_vec(offset + format::RECORD_HEADER_SIZE as u64, format::COMMIT_INFO_SIZE)?;
             info = CommitInfo::decode(&ib);
         }
-        let lay = format::layout(self.format(), offset, h.kind, info.entries, h.frames, h.page_size);
+        let lay = format::layout(self.format(), offset, h.kind, info.entries, h.frames, h.page_size, h.patch_words);
         if lay.length != h.length {
             return Ok(None);
         }
@@ -174,7 +178,8 @@ impl Log {
         txn_start: u64,
     ) -> Result<Option<(u64, String, String)>> {
         let ps = rec.h.page_size as u64;
-        let payload_end = rec.offset + rec.payload_start + rec.h.frames as u64 * ps;
+        let payload_end = rec.payload_end();
+        let patches = self.format() >= format::FORMAT_VERSION;
         let mut prev = 0u32;
         for (i, e) in entries.iter().enumerate() {
             let at =
@@ -196,19 +201,39 @@ impl Log {
                 }
                 continue;
             }
-            if e.offset < format::FIRST_RECORD
-                || e.offset % format::frame_align(self.format()) != 0
-                || e.offset.saturating_add(ps) > payload_end
+            let is_patch = patches && patch::is_patch(e.offset);
+            let pos = if is_patch { patch::position(e.offset) } else { e.offset };
+            let need = if is_patch { patch::HEADER as u64 } else { ps };
+            if pos < format::FIRST_RECORD
+                || (!is_patch && e.offset % format::frame_align(self.format()) != 0)
+                || pos.saturating_add(need) > payload_end
             {
                 return Ok(Some((at, format!("frame offset below {payload_end}"), e.offset.to_string())));
             }
-            if e.offset >= txn_start {
-                let page = self.read_vec(e.offset, ps as usize)?;
+            if pos >= txn_start {
+                // Written by this transaction: a patch is in this record's
+                // own patch area.
+                if is_patch && pos < rec.patches_start() {
+                    return Ok(Some((
+                        at,
+                        format!("a patch in the patch area from {}", rec.patches_start()),
+                        e.offset.to_string(),
+                    )));
+                }
+                let page = match self.entry_page(e.offset, ps as u32, Some(payload_end))? {
+                    Ok(p) => p,
+                    Err(bad) => return Ok(Some(bad)),
+                };
                 let crc = format::frame_crc(&page);
                 if crc != e.crc {
                     return Ok(Some((
-                        e.offset,
-                        format!("frame crc {:#010x} (page {})", e.crc, e.pgno),
+                        pos,
+                        format!(
+                            "{} crc {:#010x} (page {})",
+                            if is_patch { "patched page" } else { "frame" },
+                            e.crc,
+                            e.pgno
+                        ),
                         format!("{crc:#010x}"),
                     )));
                 }
@@ -568,6 +593,14 @@ impl Log {
                         pos,
                         format!("version {}", last.h.version.saturating_add(1)),
                         r.h.version.to_string(),
+                    ));
+                }
+                if !r.is_full() && r.h.page_size != last.h.page_size {
+                    // Its map is its predecessor's frames, of that size.
+                    return Err(self.corrupt(
+                        pos + format::RH_PAGE_SIZE as u64,
+                        format!("page size {} (a delta keeps its predecessor's)", last.h.page_size),
+                        r.h.page_size.to_string(),
                     ));
                 }
                 let entries = self.read_entries(&r)?;

@@ -21,7 +21,12 @@
 //!    valid-for only where the stored page had it equal to its counter (else
 //!    SQLite would trust a stale in-header size). Page 1 is therefore never
 //!    handed out from the map.
+//! 5. A page stored as a patch (format 3) is made on every read from its
+//!    base image and the patch (two preads) and checked against its entry's
+//!    crc every time; it is never handed out from the map, and never marked
+//!    in `Mapping::verified` (which is for images only).
 
+use std::borrow::Cow;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU16, AtomicU64, Ordering};
@@ -31,7 +36,8 @@ use memmap2::{Mmap, MmapOptions};
 
 use crate::error::{Error, Result};
 use crate::format;
-use crate::pagemap::PageMap;
+use crate::pagemap::{PageMap, Slot};
+use crate::patch;
 
 /// A read-only window on the file. It may be longer than the file: only
 /// offsets below a committed end are ever read through it. It also remembers
@@ -144,6 +150,71 @@ impl Mapping {
         pread(&mut page, offset)?;
         self.check(offset, crc, pgno, &page)?;
         dst.copy_from_slice(&page[in_page..in_page + dst.len()]);
+        Ok(())
+    }
+
+    /// Makes the page the patch at `at` (a map entry's offset − 1) makes,
+    /// into `page` (page size bytes), and checks it against `crc`: at most
+    /// two preads, one of the base image into `page`, one of the patch.
+    fn read_patched(&self, at: u64, crc: u32, pgno: u32, page: &mut [u8]) -> Result<()> {
+        use std::os::unix::fs::FileExt;
+        let file = self.file.as_ref().expect("read through an empty mapping");
+        let bad = |found: String| {
+            self.note_damage(at);
+            Error::Corrupt {
+                path: self.path.clone(),
+                offset: at,
+                expected: format!("a patch of page {pgno} making crc {crc:#010x}"),
+                found,
+            }
+        };
+        // Read as much as a page: a patch pagelog writes is smaller. The file
+        // may end sooner (a patch near the end of the log).
+        let read_upto = |buf: &mut [u8], from: u64| -> Result<usize> {
+            let mut got = 0;
+            while got < buf.len() {
+                match file.read_at(&mut buf[got..], from + got as u64) {
+                    Ok(0) => break,
+                    Ok(n) => got += n,
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                    Err(e) => return Err(Error::io(&self.path, "read", Some(from + got as u64), e)),
+                }
+            }
+            Ok(got)
+        };
+        // Bytes a committed version reads are never truncated by pagelog:
+        // running out of them means another program cut the file.
+        let truncated = |end: u64| {
+            self.note_damage(end);
+            Error::Corrupt {
+                path: self.path.clone(),
+                offset: end,
+                expected: format!("a patch of page {pgno} (the committed log was truncated by another program)"),
+                found: "the end of the file".into(),
+            }
+        };
+        let mut b = vec![0u8; page.len()];
+        let got = read_upto(&mut b, at)?;
+        b.truncate(got);
+        let want = patch::stated_size(&b).unwrap_or(patch::HEADER);
+        if want > b.len() && got == page.len() {
+            b.resize(want, 0);
+            let more = read_upto(&mut b[got..], at + got as u64)?;
+            b.truncate(got + more);
+        }
+        if want > b.len() {
+            return Err(truncated(at + b.len() as u64));
+        }
+        let p = patch::parse(&b, at, page.len() as u32).map_err(|e| bad(format!("a patch breaking a rule: {e}")))?;
+        let n = read_upto(page, p.base)?;
+        if n != page.len() {
+            return Err(truncated(p.base + n as u64));
+        }
+        p.apply(&b, page);
+        let found = format::frame_crc(page);
+        if found != crc {
+            return Err(bad(format!("a page with crc {found:#010x} (base image at {})", p.base)));
+        }
         Ok(())
     }
 
@@ -274,19 +345,66 @@ impl Version {
 
     /// The image of page `pgno`, or None past the end of the database. The
     /// first read of a frame in this process checks its crc: a mismatch is
-    /// an error naming the offset, never wrong data.
+    /// an error naming the offset, never wrong data. A page stored as a
+    /// patch is made (and checked) on each call.
     #[inline]
-    pub fn page(&self, pgno: u32) -> Result<Option<&[u8]>> {
+    pub fn page(&self, pgno: u32) -> Result<Option<Cow<'_, [u8]>>> {
+        if pgno == 1 && self.derive_page1 {
+            if let Some(p) = self.page1.get() {
+                return Ok(Some(Cow::Borrowed(p)));
+            }
+        }
+        let Some(stored) = self.stored_page(pgno)? else { return Ok(None) };
+        if pgno == 1 && self.derive_page1 && self.map.get(1).is_some_and(|s| s.offset != 0) {
+            return Ok(Some(Cow::Borrowed(self.page1.get_or_init(|| page1_as_read(&stored, self.counter)))));
+        }
+        Ok(Some(stored))
+    }
+
+    /// Page `pgno` as stored: its frame, or the page its patch makes;
+    /// page 1 without its derived counters (invariant 4).
+    fn stored_page(&self, pgno: u32) -> Result<Option<Cow<'_, [u8]>>> {
         let Some(slot) = self.map.get(pgno) else { return Ok(None) };
         let ps = self.page_size as usize;
         if slot.offset == 0 {
-            return Ok(Some(&ZEROS[..ps]));
+            return Ok(Some(Cow::Borrowed(&ZEROS[..ps])));
         }
-        let frame = self.mapping.frame(slot.offset, ps, slot.crc, pgno)?;
-        if pgno == 1 && self.derive_page1 {
-            return Ok(Some(self.page1.get_or_init(|| page1_as_read(frame, self.counter))));
+        if patch::is_patch(slot.offset) {
+            let mut page = vec![0u8; ps];
+            self.mapping.read_patched(patch::position(slot.offset), slot.crc, pgno, &mut page)?;
+            return Ok(Some(Cow::Owned(page)));
         }
-        Ok(Some(frame))
+        Ok(Some(Cow::Borrowed(self.mapping.frame(slot.offset, ps, slot.crc, pgno)?)))
+    }
+
+    /// What a commit changing page `pgno` can store a patch against: the
+    /// offset of the image the page's frame or patch is (or is based on),
+    /// and that image's bytes. None: the page has no image (past the end,
+    /// or a zero page). The image of a patch's base is not checked on its
+    /// own (it has no crc of its own here): a patch made against it gives
+    /// back the new page whatever its bytes are, and the new entry's crc is
+    /// the new page's.
+    pub(crate) fn patch_base(&self, pgno: u32) -> Result<Option<(u64, Cow<'_, [u8]>)>> {
+        let Some(Slot { offset, crc }) = self.map.get(pgno) else { return Ok(None) };
+        let ps = self.page_size as usize;
+        if offset == 0 {
+            return Ok(None);
+        }
+        if !patch::is_patch(offset) {
+            return Ok(Some((offset, Cow::Borrowed(self.mapping.frame(offset, ps, crc, pgno)?))));
+        }
+        use std::os::unix::fs::FileExt;
+        let file = self.mapping.file.as_ref().expect("a version with pages has a file");
+        let mut b = [0u8; 8];
+        let io = |e| Error::io(&self.mapping.path, "read", Some(patch::position(offset)), e);
+        file.read_exact_at(&mut b, patch::position(offset)).map_err(io)?;
+        let base = u64::from_le_bytes(b);
+        if base % 8 != 0 || base < format::FIRST_RECORD || base + ps as u64 > patch::position(offset) {
+            return Ok(None); // damaged: store the page whole
+        }
+        let mut img = vec![0u8; ps];
+        file.read_exact_at(&mut img, base).map_err(|e| Error::io(&self.mapping.path, "read", Some(base), e))?;
+        Ok(Some((base, Cow::Owned(img))))
     }
 
     /// The image of page `pgno` as a slice of the memory map, only if this
@@ -304,6 +422,9 @@ impl Version {
             return None; // patched on read: never a slice of the map
         }
         let slot = self.map.get(pgno)?;
+        if patch::is_patch(slot.offset) {
+            return None; // made on read (invariant 5)
+        }
         let ps = self.page_size as usize;
         if slot.offset == 0 {
             return Some(&ZEROS[..ps]);
@@ -332,6 +453,10 @@ impl Version {
                 buf[done..done + n].copy_from_slice(&p[in_page..in_page + n]);
             } else if slot.offset == 0 {
                 buf[done..done + n].fill(0);
+            } else if patch::is_patch(slot.offset) {
+                let mut page = vec![0u8; ps as usize];
+                self.mapping.read_patched(patch::position(slot.offset), slot.crc, pgno, &mut page)?;
+                buf[done..done + n].copy_from_slice(&page[in_page..in_page + n]);
             } else {
                 self.mapping.read_frame(slot.offset, ps as usize, slot.crc, pgno, in_page, &mut buf[done..done + n])?;
             }

@@ -401,7 +401,7 @@ fn check_version(v: &Version, m: &MVersion) -> Result<(), String> {
     for p in 1..=m.pages() {
         let data = v.page(p).map_err(|e| format!("version {} page {p}: {e}", v.number))?;
         let want = &m.img[(p as usize - 1) * ps..p as usize * ps];
-        if data != Some(want) {
+        if data.as_deref() != Some(want) {
             return Err(format!("version {} page {p} differs from what was committed", v.number));
         }
         let slot = v.map.get(p).unwrap();

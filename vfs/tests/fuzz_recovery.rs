@@ -168,6 +168,23 @@ impl Writer<'_> {
         }
         self.log.commit(txn, d).unwrap().expect("a version");
     }
+
+    /// One transaction that changes `n` bytes at a random place of each page
+    /// `p` of `edits` (p, n): small changes, which format 3 stores as
+    /// patches against the page's image.
+    fn edit(&mut self, edits: &[(u32, usize)], d: Durability) {
+        let _w = self.log.lock_writer(LOCK_TIMEOUT).unwrap();
+        let base = self.log.prepare_write().unwrap();
+        let ps = base.page_size as usize;
+        let mut txn = self.log.begin(base.clone(), 1 << 20);
+        for &(p, n) in edits {
+            let mut data = base.page(p).unwrap().unwrap().to_vec();
+            let at = 1 + self.rng.below((ps - n - 1) as u64) as usize;
+            data[at..at + n].copy_from_slice(&self.rng.bytes(n));
+            txn.write(self.log, (p as u64 - 1) * ps as u64, &data).unwrap();
+        }
+        self.log.commit(txn, d).unwrap().expect("a version");
+    }
 }
 
 fn pages(range: std::ops::RangeInclusive<u32>, ps: u32) -> Vec<(u32, u32)> {
@@ -241,6 +258,22 @@ fn build_base(i: usize) -> Base {
             w.commit(None, &[(4, 1024)], 1 << 20, full);
             "pre-allocated tail"
         }
+        6 => {
+            // Patches (format 3): small edits, cumulative against each
+            // page's image until they outgrow the bound and the page is
+            // stored whole again; a truncation; the last commits under
+            // Normal (made durable when the log closes).
+            w.commit(None, &pages(1..=6, 1024), 1 << 20, full);
+            for k in 0..10u32 {
+                w.edit(&[(1 + k % 3, 16 + 24 * k as usize)], full);
+            }
+            w.edit(&[(2, 30), (5, 10), (6, 2)], full);
+            w.commit(Some(5), &[], 1 << 20, full);
+            for k in 0..4u32 {
+                w.edit(&[(3 + k % 2, 24)], Durability::Normal);
+            }
+            "patches: small edits, a truncation, Normal commits"
+        }
         _ => unreachable!(),
     };
     drop(log);
@@ -260,7 +293,7 @@ fn build_base(i: usize) -> Base {
     Base { name, img, end: latest.end, latest: latest.number, versions, records }
 }
 
-const BASES: usize = 6;
+const BASES: usize = 7;
 
 fn u32_at(b: &[u8], at: usize) -> u32 {
     u32::from_le_bytes(b[at..at + 4].try_into().unwrap())
@@ -297,7 +330,7 @@ fn canonicalize(img: &mut [u8]) -> Vec<RecInfo> {
             break;
         }
         let entries = if rh.kind == format::KIND_COMMIT { u32_at(img, o + 48 + format::CI_ENTRIES) } else { 0 };
-        let lay = format::layout(old.format, o as u64, rh.kind, entries, rh.frames, rh.page_size);
+        let lay = format::layout(old.format, o as u64, rh.kind, entries, rh.frames, rh.page_size, rh.patch_words);
         let r = RecInfo { offset: o as u64, length: rh.length, payload_start: lay.payload_start, kind: rh.kind };
         if rh.prev_commit != 0 {
             let c: u32 = new_crc[&rh.prev_commit];
@@ -333,7 +366,7 @@ struct Field {
     width: usize,
 }
 
-const HEADER_FIELDS: [Field; 8] = [
+const HEADER_FIELDS: [Field; 9] = [
     Field { name: "kind", at: format::RH_KIND, width: 1 },
     Field { name: "flags", at: format::RH_FLAGS, width: 1 },
     Field { name: "length", at: format::RH_LENGTH, width: 8 },
@@ -341,6 +374,7 @@ const HEADER_FIELDS: [Field; 8] = [
     Field { name: "prev commit", at: format::RH_PREV_COMMIT, width: 8 },
     Field { name: "page size", at: format::RH_PAGE_SIZE, width: 4 },
     Field { name: "frames", at: format::RH_FRAMES, width: 4 },
+    Field { name: "patch words", at: format::RH_PATCH_WORDS, width: 2 },
     Field { name: "prev crc", at: format::RH_PREV_CRC, width: 4 },
 ];
 
@@ -971,7 +1005,7 @@ fn check_log(path: &Path, img: &[u8], model: Option<&Model>, stats: &mut Stats) 
                         return Err(format!("version {m} page {p}: {} bytes", data.len()));
                     }
                     let slot = v.map.get(p).unwrap();
-                    if slot.offset != 0 && format::frame_crc(data) != slot.crc {
+                    if slot.offset != 0 && format::frame_crc(&data) != slot.crc {
                         if !strong && tolerate_known_bugs {
                             // Known bug B10 (see its test below).
                             stats.known_b10 += 1;
@@ -1506,6 +1540,7 @@ fn generate_corpus() -> Vec<(&'static str, Vec<u8>, String)> {
         "base3-page-size-changes.log",
         "base4-unfinished-spill.log",
         "base5-preallocated-tail.log",
+        "base6-patches.log",
     ];
     for (b, name) in bases.iter().zip(names) {
         v.push((name, b.img.clone(), format!("opens {} clean", b.latest)));
@@ -1552,16 +1587,38 @@ fn generate_corpus() -> Vec<(&'static str, Vec<u8>, String)> {
     let spill = bases[1].records.iter().filter(|r| r.kind == format::KIND_SPILL).nth(2).unwrap();
     let cut = Mutation::Truncate(spill.offset + spill.payload_start + 700);
     v.push(("truncated-inside-a-spill-record.log", case(1, cut), "opens 1 clean".into()));
+    // Patches (base log 6, every commit durable): a byte of a durable
+    // commit's patch data flipped, and a patch's base moved past the patch
+    // itself (FORMAT.md, "Patches"): the page each makes is damage, read
+    // as an error; verify names the patch. Then the MARK after the last
+    // commit cut off and a byte of its patch flipped: nothing claims it
+    // durable, so recovery re-checks it and ends before it (not damage).
+    let b6 = &bases[6];
+    let patched: Vec<(u64, u64)> =
+        b6.records.iter().filter_map(|r| first_patch(&b6.img, r).map(|p| (r.offset, p))).collect();
+    assert!(patched.len() >= 10, "base log 6 stores patches");
+    let (_, p) = patched[patched.len() / 2];
+    let n = u16::from_le_bytes([b6.img[p as usize + 8], b6.img[p as usize + 9]]) as u64;
+    let flip = Mutation::FlipBits(vec![(p + 16 + 4 * n, 3)]);
+    v.push(("patch-data-flipped-durable.log", case(6, flip), format!("opens {} damaged", b6.latest)));
+    let past = Mutation::SetBytes((p..p + 8).zip((p + 8).to_le_bytes()).collect());
+    v.push(("patch-base-after-the-patch.log", case(6, past), format!("opens {} damaged", b6.latest)));
+    let (last, p) = *patched.last().unwrap();
+    let last = b6.records.iter().find(|r| r.offset == last).unwrap();
+    assert_eq!(last.offset + last.length, b6.end, "the last commit is the last record before its MARK");
+    let mut img = b6.img[..b6.end as usize].to_vec();
+    img[p as usize + 16 + 4] ^= 0x10;
+    v.push(("patch-flipped-in-unclaimed-last-commit.log", img, format!("opens {} clean", b6.latest - 1)));
     let mut sqlite = vec![0u8; 1024];
     sqlite[..16].copy_from_slice(b"SQLite format 3\0");
     sqlite[16..24].copy_from_slice(&[4, 0, 1, 1, 0, 64, 32, 32]); // page size 1024, file format 1
     sqlite[28..32].copy_from_slice(&1u32.to_be_bytes()); // 1 page
     v.push(("not-a-log-sqlite-database.sqlite", sqlite, "refused damaged".into()));
     let mut v3 = b0.img.clone();
-    v3[format::HDR_FORMAT..format::HDR_FORMAT + 4].copy_from_slice(&3u32.to_le_bytes());
+    v3[format::HDR_FORMAT..format::HDR_FORMAT + 4].copy_from_slice(&(format::FORMAT_VERSION + 1).to_le_bytes());
     let crc = format::frame_crc(&v3[..format::HDR_CRC]); // the header crc is an unsalted crc32
     v3[format::HDR_CRC..format::HDR_CRC + 4].copy_from_slice(&crc.to_le_bytes());
-    v.push(("header-format-version-3.log", v3, "refused damaged".into()));
+    v.push(("header-format-version-4.log", v3, "refused damaged".into()));
     // Shorter than 512 bytes, starting with the magic: a log whose creation
     // was cut short, empty.
     v.push(("torn-header-40-bytes.log", b0.img[..40].to_vec(), "opens 0 clean".into()));
@@ -1630,6 +1687,14 @@ fn corpus_generator_makes_the_kept_corpus() {
 }
 
 // ---- the known bugs, deterministic -------------------------------------------------------------
+
+/// The offset of the first patch in record `r`'s patch area, if it has one.
+fn first_patch(img: &[u8], r: &RecInfo) -> Option<u64> {
+    let o = r.offset as usize;
+    let words = u16::from_le_bytes([img[o + format::RH_PATCH_WORDS], img[o + format::RH_PATCH_WORDS + 1]]);
+    (r.kind == format::KIND_COMMIT && words > 0)
+        .then(|| r.offset + r.length - format::TRAILER_SIZE as u64 - words as u64 * 8)
+}
 
 /// B7's file: base log 0 with its first commit re-sealed with version 2^64 - 1.
 fn b7_case() -> Case {
@@ -1726,7 +1791,11 @@ fn a_page_read_ok_always_matches_its_map_entry() {
         Err(e) => println!("page 1: {e}"),
         Ok(Some(data)) => {
             let slot = v1.map.get(1).unwrap();
-            assert_eq!(format::frame_crc(data), slot.crc, "page 1 read Ok, but its bytes do not match its entry's crc");
+            assert_eq!(
+                format::frame_crc(&data),
+                slot.crc,
+                "page 1 read Ok, but its bytes do not match its entry's crc"
+            );
         }
         Ok(None) => panic!("page 1 absent"),
     }

@@ -184,7 +184,7 @@ fn check(v: &Version, want: &Pages, what: &str) {
     assert_eq!(v.page_size, want.ps, "{what}: page size");
     for (i, p) in want.pages.iter().enumerate() {
         let got = v.page(i as u32 + 1).unwrap_or_else(|e| panic!("{what}: page {}: {e}", i + 1));
-        assert!(got == Some(&p[..]), "{what}: page {} of version {} differs", i + 1, v.number);
+        assert!(got.as_deref() == Some(&p[..]), "{what}: page {} of version {} differs", i + 1, v.number);
     }
 }
 
@@ -448,7 +448,7 @@ fn a_commit_that_changes_nothing_keeps_the_log_even_without_prepare_write() {
     let (path, _ff, log, want, len) = reopen_without_prepare_write(&dir);
     let base = log.latest();
     let mut txn = log.begin(base.clone(), 1 << 20);
-    txn.write(&log, 0, base.page(1).unwrap().unwrap()).unwrap();
+    txn.write(&log, 0, &base.page(1).unwrap().unwrap()).unwrap();
     assert!(log.commit(txn, Durability::Full).unwrap().is_none(), "nothing changed: no version");
     drop(log);
     assert_eq!(std::fs::metadata(&path).unwrap().len(), len, "the file must not shrink");

@@ -9,6 +9,7 @@
 //! Pages are read through [`Pages`], which counts the distinct frames it
 //! reads (the "pages read" of `pagelog diff`).
 
+use std::borrow::Cow;
 use std::cell::RefCell;
 use std::collections::HashSet;
 
@@ -51,7 +52,7 @@ impl<'v> Pages<'v> {
     }
 
     /// The image of page `pgno`; an error naming it when it is outside the database.
-    pub fn page(&self, pgno: u32) -> Result<&'v [u8], DiffError> {
+    pub fn page(&self, pgno: u32) -> Result<Cow<'v, [u8]>, DiffError> {
         let v = self.version;
         match v.page(pgno).map_err(DiffError::Log)? {
             Some(p) => {
@@ -82,7 +83,7 @@ impl<'v> Pages<'v> {
 pub struct Node<'v> {
     pub pgno: u32,
     pub kind: u8,
-    pub data: &'v [u8],
+    pub data: Cow<'v, [u8]>,
     /// Offsets of the cells, in key order.
     pub cells: Vec<usize>,
     /// Right-most child (interior pages only).
@@ -115,7 +116,14 @@ impl<'v> Node<'v> {
             cells.push(off);
         }
         let right = if interior { u32::from_be_bytes(data[h + 8..h + 12].try_into().unwrap()) } else { 0 };
-        Ok(Node { pgno, kind, data: &data[..usable], cells, right })
+        let data = match data {
+            Cow::Borrowed(b) => Cow::Borrowed(&b[..usable]),
+            Cow::Owned(mut v) => {
+                v.truncate(usable);
+                Cow::Owned(v)
+            }
+        };
+        Ok(Node { pgno, kind, data, cells, right })
     }
 
     pub fn is_leaf(&self) -> bool {
@@ -147,11 +155,11 @@ impl<'v> Node<'v> {
             at += 4;
         }
         let (size, n) =
-            varint(self.data, at).ok_or_else(|| pages.err(self.pgno, format!("cell {i}: truncated size")))?;
+            varint(&self.data, at).ok_or_else(|| pages.err(self.pgno, format!("cell {i}: truncated size")))?;
         at += n;
         let rowid = if self.kind == LEAF_TABLE {
             let (r, n) =
-                varint(self.data, at).ok_or_else(|| pages.err(self.pgno, format!("cell {i}: truncated rowid")))?;
+                varint(&self.data, at).ok_or_else(|| pages.err(self.pgno, format!("cell {i}: truncated rowid")))?;
             at += n;
             r as i64
         } else {
@@ -181,7 +189,7 @@ impl<'v> Node<'v> {
 
     /// The key of interior table cell `i` (a rowid).
     pub fn interior_rowid(&self, pages: &Pages<'_>, i: usize) -> Result<i64, DiffError> {
-        varint(self.data, self.cells[i] + 4)
+        varint(&self.data, self.cells[i] + 4)
             .map(|(v, _)| v as i64)
             .ok_or_else(|| pages.err(self.pgno, format!("interior cell {i}: truncated key")))
     }

@@ -216,20 +216,20 @@ pub fn free_and_ptrmap(p: &Pages<'_>) -> Result<PageSet, DiffError> {
     }
     let page1 = p.page(1)?;
     let be = |b: &[u8], at: usize| u32::from_be_bytes(b[at..at + 4].try_into().unwrap());
-    let mut trunk = be(page1, 32);
+    let mut trunk = be(&page1, 32);
     while trunk != 0 {
         if !out.insert(trunk) || out.len() > n as usize {
             return Err(p.err(trunk, "freelist trunk visited twice"));
         }
         let t = p.page(trunk)?;
-        let count = be(t, 4) as usize;
+        let count = be(&t, 4) as usize;
         if 8 + 4 * count > p.usable {
             return Err(p.err(trunk, format!("freelist trunk lists {count} leaves")));
         }
-        out.extend((0..count).map(|i| be(t, 8 + 4 * i)));
-        trunk = be(t, 0);
+        out.extend((0..count).map(|i| be(&t, 8 + 4 * i)));
+        trunk = be(&t, 0);
     }
-    if be(page1, 52) != 0 {
+    if be(&page1, 52) != 0 {
         let step = (p.usable / 5) as u32 + 1;
         let mut pg = 2;
         while pg <= n {
