@@ -229,16 +229,18 @@ impl Builder<'_> {
                 txn.write(self.log, (p as u64 - 1) * ps as u64, &data).unwrap();
                 self.commit(txn, format!("rewrite page {p} unchanged"));
             }
-            // A small transaction, sometimes with a partial-page write.
+            // A small transaction, sometimes with a partial-page write;
+            // sometimes only that (format 3 stores it as a patch, which
+            // compaction keeps when it keeps the patch's base).
             _ => {
                 let mut txn = self.log.begin(base, 1 << 20);
-                let n = 1 + self.rng.below(4);
+                let n = if pages >= 1 && self.rng.chance(1, 3) { 0 } else { 1 + self.rng.below(4) };
                 for _ in 0..n {
                     let p = 1 + self.rng.below(pages + 2) as u32;
                     let data = self.page(ps, p);
                     txn.write(self.log, (p as u64 - 1) * ps as u64, &data).unwrap();
                 }
-                if pages >= 1 && self.rng.chance(1, 3) {
+                if pages >= 1 && (n == 0 || self.rng.chance(1, 3)) {
                     let len = 1 + self.rng.below(300);
                     let off = 1 + self.rng.below(pages * ps as u64 - len - 1);
                     let data = self.rng.bytes(len as usize);
