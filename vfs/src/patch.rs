@@ -23,6 +23,8 @@ pub const PATCH_TAG: u64 = 1;
 /// The fixed part of a patch: base u64, ranges u16, reserved u16, data bytes u32.
 pub const HEADER: usize = 16;
 const RANGE: usize = 4;
+/// No patch is larger than a patch area can be: 65,535 words of 8 bytes.
+pub const MAX_SIZE: usize = u16::MAX as usize * 8;
 
 /// True when a map entry's offset names a patch (format 3).
 #[inline]
@@ -130,11 +132,14 @@ pub fn base_of(b: &[u8]) -> Option<u64> {
     Some(u64::from_le_bytes(b.get(..8)?.try_into().ok()?))
 }
 
-/// The size a patch's header says it has (None: fewer than 16 bytes), to
-/// know how many bytes to read before [`parse`].
+/// The size a patch's header says it has, at most [`MAX_SIZE`] (a larger
+/// one is no patch: [`parse`] then fails on the bytes it is given), to know
+/// how many bytes to read before [`parse`]. None: fewer than 16 bytes.
 pub fn stated_size(head: &[u8]) -> Option<usize> {
     let h = head.get(..HEADER)?;
-    Some(size(u16::from_le_bytes([h[8], h[9]]) as usize, u32::from_le_bytes(h[12..16].try_into().unwrap()) as usize))
+    let n = u16::from_le_bytes([h[8], h[9]]) as usize;
+    let data = u32::from_le_bytes(h[12..16].try_into().unwrap()) as usize;
+    Some(size(n, data).min(MAX_SIZE + 8))
 }
 
 /// Parses the patch at the start of `b`, which lies at file offset `at`;
@@ -155,6 +160,9 @@ pub fn parse(b: &[u8], at: u64, page_size: u32) -> Result<Patch, String> {
         return Err(format!("at least one range and reserved 0: {n} ranges, reserved {reserved}"));
     }
     let len = size(n, data_bytes);
+    if len > MAX_SIZE {
+        return Err(format!("a patch of at most {MAX_SIZE} bytes: {len}"));
+    }
     if len > b.len() {
         return Err(format!("a patch of {len} bytes within the {} bytes left", b.len()));
     }
@@ -255,6 +263,8 @@ mod tests {
         assert!(set(&|b| b[8..10].copy_from_slice(&0u16.to_le_bytes())).is_err(), "no ranges");
         assert!(set(&|b| b[10] = 1).is_err(), "reserved");
         assert!(set(&|b| b[12] ^= 1).is_err(), "data bytes");
+        assert!(set(&|b| b[12..16].copy_from_slice(&u32::MAX.to_le_bytes())).is_err(), "over MAX_SIZE");
+        assert!(stated_size(&[0xFF; 16]).unwrap() <= MAX_SIZE + 8, "what a reader allocates is bounded");
         assert!(set(&|b| b[16..18].copy_from_slice(&600u16.to_le_bytes())).is_err(), "ranges out of order");
         assert!(set(&|b| b[22..24].copy_from_slice(&600u16.to_le_bytes())).is_err(), "past the page");
         assert!(set(&|b| *b.last_mut().unwrap() = 9).is_err(), "padding");

@@ -197,6 +197,9 @@ impl Mapping {
         let got = read_upto(&mut b, at)?;
         b.truncate(got);
         let want = patch::stated_size(&b).unwrap_or(patch::HEADER);
+        if want > patch::MAX_SIZE {
+            return Err(bad(format!("a patch header saying it is over {} bytes long", patch::MAX_SIZE)));
+        }
         if want > b.len() && got == page.len() {
             b.resize(want, 0);
             let more = read_upto(&mut b[got..], at + got as u64)?;
