@@ -219,7 +219,15 @@ impl Log {
         for (pgno, data) in txn.drain_pages(db_pages) {
             match data {
                 Buf::Mem(v) => {
-                    if same_ps && base.page(pgno)?.as_deref() == Some(&v[..]) {
+                    // Unchanged pages are dropped. A different crc proves a
+                    // change without reading the old page (a patch would
+                    // take two reads to make).
+                    let unchanged = match if same_ps { base.map.get(pgno) } else { None } {
+                        None => false,
+                        Some(s) if s.offset == 0 => v.iter().all(|&b| b == 0),
+                        Some(s) => s.crc == format::frame_crc(&v) && base.page(pgno)?.as_deref() == Some(&v[..]),
+                    };
+                    if unchanged {
                         continue;
                     }
                     // Page 1 whose only change is SQLite's change counter:
@@ -539,8 +547,13 @@ impl Log {
         let mapping = self.mapping_covering(st, st.log_end)?;
         self.publish(st, st.log_end);
         for (_, slot) in &p.new_slots {
-            if slot.offset >= p.offset && !crate::patch::is_patch(slot.offset) {
-                mapping.mark_verified(slot.offset, slot.crc); // written by us just now
+            if slot.offset >= p.offset {
+                // Written by us just now.
+                if crate::patch::is_patch(slot.offset) {
+                    mapping.mark_patch_checked(crate::patch::position(slot.offset), slot.crc);
+                } else {
+                    mapping.mark_verified(slot.offset, slot.crc);
+                }
             }
         }
         st.latest = Arc::new(Version {

@@ -22,15 +22,21 @@
 //!    SQLite would trust a stale in-header size). Page 1 is therefore never
 //!    handed out from the map.
 //! 5. A page stored as a patch (format 3) is made on every read from its
-//!    base image and the patch (two preads) and checked against its entry's
-//!    crc every time; it is never handed out from the map, and never marked
-//!    in `Mapping::verified` (which is for images only).
+//!    base image and the patch, never handed out from the map. Its first
+//!    read in this process goes through `pread` (two: the patch, its base)
+//!    and checks the page against the entry's crc; `Mapping::patches`
+//!    remembers the patch and crc. SQLite's reads (`Version::read`) always
+//!    `pread` a patched page (unchecked after the first time, as a checked
+//!    image is); `Version::page` (page 1, the tools, the writer) makes a
+//!    checked one from the map, as it reads images. Patches are not marked
+//!    in `Mapping::verified`, which is for images only.
 
 use std::borrow::Cow;
+use std::collections::HashMap;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU16, AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use memmap2::{Mmap, MmapOptions};
 
@@ -56,6 +62,9 @@ pub struct Mapping {
     /// process found, shared by all mappings of one log: the log then
     /// refuses writes (`Log::prepare_write`).
     pub(crate) damage: Arc<AtomicU64>,
+    /// Patches this process has checked (invariant 5): offset → the crc
+    /// of the page it makes. Shared by all mappings of one log.
+    pub(crate) patches: Arc<Mutex<HashMap<u64, u32>>>,
 }
 
 /// The tag of a frame crc in `Mapping::verified`: never 0.
@@ -84,7 +93,16 @@ impl Mapping {
             }
         }
         let damage = prev.map(|p| p.damage.clone()).unwrap_or_default();
-        Ok(Mapping { file: Some(file.clone()), mmap: Some(mmap), cap, path: path.to_path_buf(), verified, damage })
+        let patches = prev.map(|p| p.patches.clone()).unwrap_or_default();
+        Ok(Mapping {
+            file: Some(file.clone()),
+            mmap: Some(mmap),
+            cap,
+            path: path.to_path_buf(),
+            verified,
+            damage,
+            patches,
+        })
     }
 
     pub(crate) fn empty(path: &Path) -> Mapping {
@@ -95,6 +113,7 @@ impl Mapping {
             path: path.to_path_buf(),
             verified: Box::new([]),
             damage: Default::default(),
+            patches: Default::default(),
         }
     }
 
@@ -156,8 +175,20 @@ impl Mapping {
     /// Makes the page the patch at `at` (a map entry's offset − 1) makes,
     /// into `page` (page size bytes), and checks it against `crc`: at most
     /// two preads, one of the base image into `page`, one of the patch.
-    fn read_patched(&self, at: u64, crc: u32, pgno: u32, page: &mut [u8]) -> Result<()> {
+    /// `map_ok`: a patch checked before may be read from the map (as
+    /// `Mapping::frame` reads); SQLite's reads (`Version::read`) always
+    /// `pread`, so that a file another program cut short is an error there.
+    fn read_patched(&self, at: u64, crc: u32, pgno: u32, page: &mut [u8], map_ok: bool) -> Result<()> {
         use std::os::unix::fs::FileExt;
+        let checked = self.patch_checked(at, crc);
+        if checked && map_ok {
+            // Checked before: both lie in the file (invariant 5).
+            let b = self.slice(at, patch::stated_size(self.slice(at, patch::HEADER)).expect("16 bytes"));
+            let p = patch::parse(b, at, page.len() as u32).expect("a checked patch");
+            page.copy_from_slice(self.slice(p.base, page.len()));
+            p.apply(b, page);
+            return Ok(());
+        }
         let file = self.file.as_ref().expect("read through an empty mapping");
         let bad = |found: String| {
             self.note_damage(at);
@@ -214,11 +245,25 @@ impl Mapping {
             return Err(truncated(p.base + n as u64));
         }
         p.apply(&b, page);
+        if checked {
+            return Ok(());
+        }
         let found = format::frame_crc(page);
         if found != crc {
             return Err(bad(format!("a page with crc {found:#010x} (base image at {})", p.base)));
         }
+        self.mark_patch_checked(at, crc);
         Ok(())
+    }
+
+    fn patch_checked(&self, at: u64, crc: u32) -> bool {
+        self.patches.lock().unwrap_or_else(|p| p.into_inner()).get(&at) == Some(&crc)
+    }
+
+    /// Remembers that the patch at `at` makes a page with crc `crc` (read
+    /// and checked, or written by this process).
+    pub(crate) fn mark_patch_checked(&self, at: u64, crc: u32) {
+        self.patches.lock().unwrap_or_else(|p| p.into_inner()).insert(at, crc);
     }
 
     /// The frame at `offset`, checked against `crc` on first use.
@@ -374,7 +419,7 @@ impl Version {
         }
         if patch::is_patch(slot.offset) {
             let mut page = vec![0u8; ps];
-            self.mapping.read_patched(patch::position(slot.offset), slot.crc, pgno, &mut page)?;
+            self.mapping.read_patched(patch::position(slot.offset), slot.crc, pgno, &mut page, true)?;
             return Ok(Some(Cow::Owned(page)));
         }
         Ok(Some(Cow::Borrowed(self.mapping.frame(slot.offset, ps, slot.crc, pgno)?)))
@@ -396,18 +441,14 @@ impl Version {
         if !patch::is_patch(offset) {
             return Ok(Some((offset, Cow::Borrowed(self.mapping.frame(offset, ps, crc, pgno)?))));
         }
-        use std::os::unix::fs::FileExt;
-        let file = self.mapping.file.as_ref().expect("a version with pages has a file");
-        let mut b = [0u8; 8];
-        let io = |e| Error::io(&self.mapping.path, "read", Some(patch::position(offset)), e);
-        file.read_exact_at(&mut b, patch::position(offset)).map_err(io)?;
-        let base = u64::from_le_bytes(b);
-        if base % 8 != 0 || base < format::FIRST_RECORD || base + ps as u64 > patch::position(offset) {
+        // Through the map, as `Mapping::frame` reads: the writer calls this
+        // right after `Log::refresh` checked that the file holds the log.
+        let at = patch::position(offset);
+        let base = patch::base_of(self.mapping.slice(at, 8)).expect("8 bytes");
+        if base % 8 != 0 || base < format::FIRST_RECORD || base + ps as u64 > at {
             return Ok(None); // damaged: store the page whole
         }
-        let mut img = vec![0u8; ps];
-        file.read_exact_at(&mut img, base).map_err(|e| Error::io(&self.mapping.path, "read", Some(base), e))?;
-        Ok(Some((base, Cow::Owned(img))))
+        Ok(Some((base, Cow::Borrowed(self.mapping.slice(base, ps)))))
     }
 
     /// The image of page `pgno` as a slice of the memory map, only if this
@@ -458,7 +499,7 @@ impl Version {
                 buf[done..done + n].fill(0);
             } else if patch::is_patch(slot.offset) {
                 let mut page = vec![0u8; ps as usize];
-                self.mapping.read_patched(patch::position(slot.offset), slot.crc, pgno, &mut page)?;
+                self.mapping.read_patched(patch::position(slot.offset), slot.crc, pgno, &mut page, false)?;
                 buf[done..done + n].copy_from_slice(&page[in_page..in_page + n]);
             } else {
                 self.mapping.read_frame(slot.offset, ps as usize, slot.crc, pgno, in_page, &mut buf[done..done + n])?;
