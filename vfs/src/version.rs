@@ -67,6 +67,10 @@ pub struct Mapping {
     pub(crate) patches: Arc<Mutex<HashMap<u64, u32>>>,
 }
 
+/// How many checked patches `Mapping::patches` remembers at most (about
+/// 3 MiB): a long-lived writer adds one a commit.
+const PATCHES_REMEMBERED: usize = 1 << 16;
+
 /// The tag of a frame crc in `Mapping::verified`: never 0.
 #[inline]
 fn crc_tag(crc: u32) -> u16 {
@@ -263,7 +267,11 @@ impl Mapping {
     /// Remembers that the patch at `at` makes a page with crc `crc` (read
     /// and checked, or written by this process).
     pub(crate) fn mark_patch_checked(&self, at: u64, crc: u32) {
-        self.patches.lock().unwrap_or_else(|p| p.into_inner()).insert(at, crc);
+        let mut m = self.patches.lock().unwrap_or_else(|p| p.into_inner());
+        if m.len() >= PATCHES_REMEMBERED {
+            m.clear(); // a cache: forgetting only costs a check
+        }
+        m.insert(at, crc);
     }
 
     /// The frame at `offset`, checked against `crc` on first use.
