@@ -47,7 +47,8 @@ pub const NORMAL_SYNC_BYTES: u64 = 16 << 20;
 /// it (Off's horizon is the writer's own last commit, synced or not).
 pub const OFF_MARK_BYTES: u64 = 1 << 20;
 /// Pre-allocation grows the file by an eighth of its size, within these
-/// bounds: a small database stays small (at most 64 KiB past its log end).
+/// bounds, to a multiple of PREALLOC_MIN: a small database stays small (a
+/// log under 64 KiB is a 64 KiB file).
 pub const PREALLOC_MIN: u64 = 64 << 10;
 pub const PREALLOC_MAX: u64 = 4 << 20;
 /// A transaction that changed at most this many pages stores a changed page
@@ -466,9 +467,12 @@ impl Log {
             // commit is in the file yet.
             // When the disk cannot hold them, the commit goes on without:
             // pre-allocation must never be why a commit that fits fails.
-            let chunk = (p.end / 8).clamp(PREALLOC_MIN, PREALLOC_MAX).next_multiple_of(4096);
-            match self.write_zeros(p.end, chunk) {
-                Ok(()) => alloc_end = p.end + chunk,
+            // The file ends on a multiple of PREALLOC_MIN: a small log is one
+            // 64 KiB block, not 64 KiB past its first commit's end.
+            let chunk = (p.end / 8).clamp(PREALLOC_MIN, PREALLOC_MAX);
+            let to = (need + chunk - PREALLOC_MIN).next_multiple_of(PREALLOC_MIN);
+            match self.write_zeros(p.end, to - p.end) {
+                Ok(()) => alloc_end = to,
                 Err(e) if matches!(e.raw_os_error(), Some(libc::ENOSPC) | Some(libc::EDQUOT)) => {
                     let keep = p.alloc_end.max(p.offset);
                     self.io.set_len(keep).map_err(|e| Error::io(&self.path, "truncate", Some(keep), e))?;
