@@ -589,9 +589,20 @@ class Log:
                 return self.patch_ok(fo - 1, ps, cr, area_of(fo - 1, upto))
             return self.frame_ok(fo, ps, cr)
 
+        # Step 4 again with V raised to open's: the versions are the commits up to the last
+        # before the first tail commit whose own frames or patches fail.  "checks every frame
+        # of every version": of these versions only (a tail commit that is not a version
+        # is not blamed for the older frames it names).
+        last_version, prev_end = None, HEADER_BLOCK
+        for c in commits:
+            if c.version > v and self.own_frames_ok(c, prev_end) is not None:
+                break
+            last_version, prev_end = c, c.end
         pmap, prev_end, reached, expect_fm = [], HEADER_BLOCK, None, None
         patch_starts = set()
         for c in commits:
+            if last_version is None or c.off > last_version.off:
+                break
             if c.full:
                 expect_fm = c.off
             if c.fm_off != expect_fm:
@@ -601,11 +612,9 @@ class Log:
             bad = next(((i + 1, fo) for i, (cr, fo) in enumerate(pmap)
                         if fo != 0 and not page_ok(fo, c.ps, cr, c.off)), None)
             if bad is not None:
-                if c.version <= v or bad[1] < prev_end:
-                    return "version %d at %d: page %d's %s at %d fails its crc or rules" % (
-                        c.version, c.off, bad[0], "patch" if self.is_patch(bad[1]) else "frame",
-                        bad[1] - self.is_patch(bad[1]))
-                break  # the unfinished tail (a frame of its own transaction)
+                return "version %d at %d: page %d's %s at %d fails its crc or rules" % (
+                    c.version, c.off, bad[0], "patch" if self.is_patch(bad[1]) else "frame",
+                    bad[1] - self.is_patch(bad[1]))
             if checksum(pmap) != c.checksum:
                 return "version %d at %d: checksum %#x, its pages give %#x" % (
                     c.version, c.off, c.checksum, checksum(pmap))
