@@ -25,7 +25,7 @@ the page the edited patch makes written into every entry that names it and
 the stored checksums that count it ("-fix": only the patch rules can catch
 it), the history re-chained; entries naming a patch moved (offset - 1, + 7,
 + 8, another patch) and entries naming an image made to name a patch
-(offset + 1), re-chained; `patch words` changed alone (re-sealed), and the
+(offset + 1), re-chained, as is and with the crc of what they now name; `patch words` changed alone (re-sealed), and the
 last COMMIT (and the last SPILL and MARK) grown by a word of zeros or
 shrunk by one with `length` to match, cut after it.
 """
@@ -220,7 +220,17 @@ def patch_variants(log, data, recs):
             for tag, nfo in moves:
                 def edit(d, r, k=k, nfo=nfo):
                     struct.pack_into("<Q", d, r.off + 104 + 16 * k + 8, nfo)
-                yield "v%d-e%d-%s" % (c.version, k, tag), rechain(data, c.off, edit)
+                img = rechain(data, c.off, edit)
+                yield "v%d-e%d-%s" % (c.version, k, tag), img
+                # the same with the crc of what the entry now names (an image's bytes, or
+                # the page the patch there makes as far as its fields go)
+                page = (lenient_page(img, nfo - 1, ps) if nfo % 8 == 1 and nfo + 15 < len(img)
+                        else img[nfo:nfo + ps] if nfo % 8 == 0 and nfo + ps <= len(img) else None)
+                if page is not None:
+                    lg = sr.Log(img)
+                    lg.read_header()
+                    cs = [r for r in records(lg) if r.kind == sr.COMMIT]
+                    yield "v%d-e%d-%s-fix" % (c.version, k, tag), recrc(img, cs, {nfo: sr.crc32(page)})
     # Patch words: changed alone (the length no longer matches), and grown / shrunk by a
     # word with the length to match, cut after the record.
     for c in with_area[:2] + with_area[-1:]:
