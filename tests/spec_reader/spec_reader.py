@@ -599,7 +599,7 @@ class Log:
                 break
             last_version, prev_end = c, c.end
         pmap, prev_end, reached, expect_fm = [], HEADER_BLOCK, None, None
-        patch_starts = set()
+        patch_starts = {}  # patch offset -> its base
         for c in commits:
             if last_version is None or c.off > last_version.off:
                 break
@@ -628,7 +628,7 @@ class Log:
                 if not stored_image(pp[0], c.ps, c.off):
                     return "version %d at %d: the patch at %d has base %d, not a stored image" % (
                         c.version, c.off, pos, pp[0])
-                patch_starts.add(pos)
+                patch_starts[pos] = pp[0]
                 pos += pp[3]
             # "every entry names an image stored in a record at or before its commit ... or
             # the start of a patch stored in a patch area at or before its commit"
@@ -639,6 +639,12 @@ class Log:
                     if fo - 1 not in patch_starts:
                         return "version %d at %d: page %d names %d, not the start of a stored patch" % (
                             c.version, c.off, pg, fo - 1)
+                    # "whose base is such an image": of this commit's page size (CHOICE: "that
+                    # page size" is the page size of the entry's commit, as for an image)
+                    if not stored_image(patch_starts[fo - 1], c.ps, c.off):
+                        return "version %d at %d: page %d names the patch at %d, whose base %d is not " \
+                               "a stored image of page size %d" % (c.version, c.off, pg, fo - 1,
+                                                                    patch_starts[fo - 1], c.ps)
                 elif not stored_image(fo, c.ps, c.off):
                     return "version %d at %d: page %d names %d, not a stored image" % (
                         c.version, c.off, pg, fo)
