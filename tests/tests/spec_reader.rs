@@ -70,6 +70,26 @@ const SETTLED: &[(&str, &str, &str)] = &[
         "D4, spec: MARKs are accepted in format-1 files and their claims checked",
     ),
     ("horizon-above-own-version.log", "opens 8 damaged", "D5, spec: FORMAT.md now lists verify's horizon check"),
+    (
+        "claimed-delta-other-page-size-before-a-full-map.log",
+        "refused damaged",
+        "D7, code: a delta of another page size than its predecessor's ends the forward walk (it checked only step 5)",
+    ),
+    (
+        "unclaimed-tail-delta-other-page-size.log",
+        "opens 2 clean",
+        "D7, code: such a delta in an unclaimed tail is not valid, so the log ends before it (it refused the log)",
+    ),
+    (
+        "unreferenced-patch-base-is-a-patch.log",
+        "opens 3 damaged",
+        "D8, code: verify flags a patch whose base is not a stored image also when no entry names it",
+    ),
+    (
+        "unreferenced-patch-base-is-a-record-header.log",
+        "opens 3 damaged",
+        "D8, code: as above, its base a record header",
+    ),
 ];
 
 fn root() -> PathBuf {

@@ -109,6 +109,11 @@ impl Log {
         let mut pos = after.end;
         let mut txn_start = pos;
         let mut marked = false;
+        // The page size of the commit before: a delta keeps it.
+        let mut prev_ps = match after.commit_offset {
+            0 => 0,
+            o => self.read_record(salt, o, len)?.map_or(0, |r| r.h.page_size),
+        };
         while prev.version < upto {
             let Some(rec) = self.read_record(salt, pos, len)? else {
                 out.damage = Some(self.corrupt(
@@ -150,6 +155,14 @@ impl Log {
                 out.damage = Some(self.corrupt(rec.offset, "a full page map (the first commit of a log)", "a delta"));
                 break;
             }
+            if !rec.is_full() && prev.offset != 0 && rec.h.page_size != prev_ps {
+                out.damage = Some(self.corrupt(
+                    rec.offset + format::RH_PAGE_SIZE as u64,
+                    format!("page size {prev_ps} (a delta keeps its predecessor's)"),
+                    rec.h.page_size.to_string(),
+                ));
+                break;
+            }
             if rec.info.db_pages as u64 > len / format::PAYLOAD_ALIGN + 65536 {
                 out.damage = Some(self.corrupt(
                     rec.offset,
@@ -166,6 +179,7 @@ impl Log {
             let b = Boundary::of(&rec);
             out.commits.push(b);
             prev = rec.link();
+            prev_ps = rec.h.page_size;
             pos = rec.end();
             txn_start = pos;
             marked = false;

@@ -511,11 +511,17 @@ impl Log {
                 }
             };
             let made = match w.frame_crc(p.base, ps) {
-                None => Err(Problem {
-                    offset: at,
-                    expected: format!("a patch based on a {ps}-byte image stored before it"),
-                    found: format!("base {}", p.base),
-                }),
+                None => {
+                    // Damage whether or not an entry names this patch: the
+                    // area must hold well-formed patches only.
+                    let problem = Problem {
+                        offset: at,
+                        expected: format!("a patch based on a {ps}-byte image stored before it"),
+                        found: format!("base {}", p.base),
+                    };
+                    w.area_problem.get_or_insert(problem.clone());
+                    Err(problem)
+                }
                 Some(_) => {
                     let mut page = self.read_vec(p.base, ps as usize)?;
                     p.apply(&area[q..], &mut page);

@@ -261,10 +261,12 @@ impl Log {
         salt: u64,
         len: u64,
         mut pos: u64,
-        mut prev: Link,
+        from: (Link, u32),
         prev_end: u64,
         durable: Link,
     ) -> Result<Walked> {
+        // The commit the walk follows, and its page size (0: none).
+        let (mut prev, mut prev_ps) = from;
         let mut w = Walked { commits: Vec::new(), log_end: pos, durable };
         let start = prev;
         let mut commit_end = prev_end;
@@ -306,6 +308,11 @@ impl Log {
             if rec.info.db_pages as u64 > max_db_pages(len) {
                 break;
             }
+            // A delta keeps its predecessor's page size (its map is made of
+            // the predecessor's frames): one that does not is not valid.
+            if !rec.is_full() && prev.offset != 0 && rec.h.page_size != prev_ps {
+                break;
+            }
             let entries = self.read_entries(&rec)?;
             if self.check_commit(&rec, &entries, u64::MAX)?.is_some() {
                 break;
@@ -344,6 +351,7 @@ impl Log {
                 }
             }
             prev = rec.link();
+            prev_ps = rec.h.page_size;
             pos = rec.end();
             commit_end = pos;
             w.commits.push(Walk { rec, entries, txn_start, log_end: pos });
@@ -475,11 +483,11 @@ impl Log {
         );
         st.mapping = mapping;
         let start = if from_claims { self.durable_start(salt, len)? } else { None };
-        let (prev, pos) = match &start {
-            Some(r) => (r.link(), r.end()),
-            None => (Link::default(), format::FIRST_RECORD),
+        let (prev, ps, pos) = match &start {
+            Some(r) => (r.link(), r.h.page_size, r.end()),
+            None => (Link::default(), 0, format::FIRST_RECORD),
         };
-        let w = self.scan_forward(salt, len, pos, prev, pos, prev)?;
+        let w = self.scan_forward(salt, len, pos, (prev, ps), pos, prev)?;
         let log_end = w.log_end;
         let durable = w.durable;
         match w.commits.into_iter().next_back().map(|c| c.rec).or(start) {
@@ -744,7 +752,7 @@ impl Log {
         st.alloc_exact = false; // another process may have written past the end
         let salt = st.header.unwrap().salt;
         let prev = Link { version: st.latest.number, offset: st.latest.commit_offset, crc: st.latest.commit_crc };
-        let w = self.scan_forward(salt, len, st.log_end, prev, end, st.horizon)?;
+        let w = self.scan_forward(salt, len, st.log_end, (prev, st.latest.page_size), end, st.horizon)?;
         st.horizon = w.durable;
         if w.log_end != st.log_end {
             st.log_end = w.log_end;
