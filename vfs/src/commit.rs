@@ -217,16 +217,19 @@ impl Log {
         }
         let mut changed: Vec<(u32, Src)> = Vec::new();
         let mut inline: Vec<Box<[u8]>> = Vec::new();
+        // The crc of each page of `inline`: its map entry's.
+        let mut crcs: Vec<u32> = Vec::new();
         for (pgno, data) in txn.drain_pages(db_pages) {
             match data {
                 Buf::Mem(v) => {
                     // Unchanged pages are dropped. A different crc proves a
                     // change without reading the old page (a patch would
                     // take two reads to make).
+                    let crc = format::frame_crc(&v);
                     let unchanged = match if same_ps { base.map.get(pgno) } else { None } {
                         None => false,
                         Some(s) if s.offset == 0 => v.iter().all(|&b| b == 0),
-                        Some(s) => s.crc == format::frame_crc(&v) && base.page(pgno)?.as_deref() == Some(&v[..]),
+                        Some(s) => s.crc == crc && base.page(pgno)?.as_deref() == Some(&v[..]),
                     };
                     if unchanged {
                         continue;
@@ -242,6 +245,7 @@ impl Log {
                     }
                     changed.push((pgno, Src::Mem(inline.len())));
                     inline.push(v);
+                    crcs.push(crc);
                 }
                 Buf::Spilled(slot) => {
                     if same_ps && base.map.get(pgno).map(|s| s.crc) == Some(slot.crc) {
@@ -334,7 +338,7 @@ impl Log {
                         Ok(k) => offset + lay.payload_start + k as u64 * page_size as u64,
                         Err(a) => (offset + lay.patches_start + a as u64) | crate::patch::PATCH_TAG,
                     },
-                    crc: format::frame_crc(&inline[*i]),
+                    crc: crcs[*i],
                 },
                 Src::At(s) => *s,
             };

@@ -448,29 +448,27 @@ impl Writer<'_> {
         Ok(())
     }
 
-    /// The bytes of the patch entry `e` names, checked: the page it makes
-    /// has `e`'s crc (nothing damaged is copied).
-    fn read_patch(&self, log: &Log, e: &Entry, spec: &Spec) -> Result<Vec<u8>> {
-        let at = patch::position(e.offset);
-        let page = log.entry_page(e.offset, spec.page_size, None)?.map_err(|(at, expected, found)| {
+    /// The patch entry `e` names: its bytes and what they say.
+    fn read_patch(&self, log: &Log, e: &Entry, spec: &Spec) -> Result<(Vec<u8>, patch::Patch)> {
+        log.patch_at(patch::position(e.offset), spec.page_size, None)?.map_err(|(at, expected, found)| {
             log.corrupt(at, format!("{expected} (page {} of version {})", e.pgno, spec.version), found)
-        })?;
-        self.check_patched(log, e, spec, &page)?;
-        let head = log.read_vec(at, patch::HEADER)?;
-        let len = patch::stated_size(&head).expect("16 bytes");
-        log.read_vec(at, len)
+        })
     }
 
-    fn check_patched(&self, log: &Log, e: &Entry, spec: &Spec, page: &[u8]) -> Result<()> {
-        let crc = format::frame_crc(page);
+    /// The page patch `p` (bytes `bytes`, named by `e`) makes, checked
+    /// against `e`'s crc: nothing damaged is copied.
+    fn made_page(&self, log: &Log, e: &Entry, spec: &Spec, bytes: &[u8], p: &patch::Patch) -> Result<Vec<u8>> {
+        let at = patch::position(e.offset);
+        let page = log.make_page(bytes, p, spec.page_size)?;
+        let crc = format::frame_crc(&page);
         if crc != e.crc {
             return Err(log.corrupt(
-                patch::position(e.offset),
+                at,
                 format!("a patch making crc {:#010x} (page {} of version {})", e.crc, e.pgno, spec.version),
                 format!("crc {crc:#010x}"),
             ));
         }
-        Ok(())
+        Ok(page)
     }
 
     /// Writes one COMMIT record whose entries are `entries` (old offsets),
@@ -497,9 +495,10 @@ impl Writer<'_> {
             if e.offset == 0 || self.moved.contains_key(&e.offset) || new_here.contains_key(&e.offset) {
                 continue;
             }
-            if patch::is_patch(e.offset) && log.format() >= format::FORMAT_VERSION {
-                let bytes = self.read_patch(log, e, spec)?;
-                if let Some(&base) = self.moved.get(&patch::base_of(&bytes).expect("a parsed patch")) {
+            if patch::is_patch(e.offset) {
+                let (bytes, p) = self.read_patch(log, e, spec)?;
+                if let Some(&base) = self.moved.get(&p.base) {
+                    self.made_page(log, e, spec, &bytes, &p)?; // checked before it is copied
                     new_here.insert(e.offset, Err(area.len()));
                     area.extend_from_slice(&base.to_le_bytes());
                     area.extend_from_slice(&bytes[8..]);
@@ -561,10 +560,8 @@ impl Writer<'_> {
             if patch::is_patch(copy[i].offset) {
                 // Its base is not in the new file: the page it makes.
                 let e = copy[i];
-                let page = log.entry_page(e.offset, spec.page_size, None)?.map_err(|(at, expected, found)| {
-                    log.corrupt(at, format!("{expected} (page {} of version {})", e.pgno, spec.version), found)
-                })?;
-                self.check_patched(log, e, spec, &page)?;
+                let (bytes, p) = self.read_patch(log, e, spec)?;
+                let page = self.made_page(log, e, spec, &bytes, &p)?;
                 self.put(&page)?;
                 self.copied += 1;
                 i = j;

@@ -522,11 +522,7 @@ impl Log {
                     w.area_problem.get_or_insert(problem.clone());
                     Err(problem)
                 }
-                Some(_) => {
-                    let mut page = self.read_vec(p.base, ps as usize)?;
-                    p.apply(&area[q..], &mut page);
-                    Ok(format::frame_crc(&page))
-                }
+                Some(_) => Ok(format::frame_crc(&self.make_page(&area[q..], &p, ps)?)),
             };
             w.patches.insert(at | patch::PATCH_TAG, made);
             q += p.size;

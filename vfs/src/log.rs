@@ -311,10 +311,18 @@ impl Log {
     /// lie in, when the caller knows it. Ok(Err(offset, expected, found)):
     /// the patch breaks a rule of the format.
     pub(crate) fn entry_page(&self, entry_offset: u64, ps: u32, area_end: Option<u64>) -> Result<Bad<Vec<u8>>> {
-        let at = patch::position(entry_offset);
         if !patch::is_patch(entry_offset) {
-            return Ok(Ok(self.read_vec(at, ps as usize)?));
+            return Ok(Ok(self.read_vec(entry_offset, ps as usize)?));
         }
+        Ok(match self.patch_at(patch::position(entry_offset), ps, area_end)? {
+            Ok((b, p)) => Ok(self.make_page(&b, &p, ps)?),
+            Err(bad) => Err(bad),
+        })
+    }
+
+    /// The bytes of the patch at `at` and what they say, checked against
+    /// the format's rules (see `entry_page`).
+    pub(crate) fn patch_at(&self, at: u64, ps: u32, area_end: Option<u64>) -> Result<Bad<(Vec<u8>, patch::Patch)>> {
         let limit = match area_end {
             Some(end) => end,
             None => self.file_len()?,
@@ -322,13 +330,17 @@ impl Log {
         let head = self.read_vec(at, patch::HEADER.min(limit.saturating_sub(at) as usize))?;
         let len = patch::stated_size(&head).unwrap_or(0).min(limit.saturating_sub(at) as usize);
         let b = self.read_vec(at, len)?;
-        let p = match patch::parse(&b, at, ps) {
-            Ok(p) => p,
-            Err(e) => return Ok(Err((at, "a patch".into(), e))),
-        };
+        Ok(match patch::parse(&b, at, ps) {
+            Ok(p) => Ok((b, p)),
+            Err(e) => Err((at, "a patch".into(), e)),
+        })
+    }
+
+    /// The page the patch `p` (whose bytes are `b`) makes from its base.
+    pub(crate) fn make_page(&self, b: &[u8], p: &patch::Patch, ps: u32) -> Result<Vec<u8>> {
         let mut page = self.read_vec(p.base, ps as usize)?;
-        p.apply(&b, &mut page);
-        Ok(Ok(page))
+        p.apply(b, &mut page);
+        Ok(page)
     }
 
     /// Fills `buf` with the log's bytes at `offset` (see `read_vec`).

@@ -127,6 +127,13 @@ pub struct Patch {
     data_at: usize,
 }
 
+/// Whether a patch at `at` may name `base` as its base image: a multiple of
+/// 8, at least 512, ending at or before the patch (that it is an image is
+/// `verify`'s check).
+pub fn base_ok(base: u64, at: u64, page_size: u32) -> bool {
+    base % 8 == 0 && base >= FIRST_RECORD && base.saturating_add(page_size as u64) <= at
+}
+
 /// The base offset a patch names (its first 8 bytes), unchecked.
 pub fn base_of(b: &[u8]) -> Option<u64> {
     Some(u64::from_le_bytes(b.get(..8)?.try_into().ok()?))
@@ -153,7 +160,7 @@ pub fn parse(b: &[u8], at: u64, page_size: u32) -> Result<Patch, String> {
     let n = u16::from_le_bytes(b[8..10].try_into().unwrap()) as usize;
     let reserved = u16::from_le_bytes(b[10..12].try_into().unwrap());
     let data_bytes = u32::from_le_bytes(b[12..16].try_into().unwrap()) as usize;
-    if base % 8 != 0 || base < FIRST_RECORD || base.saturating_add(page_size as u64) > at {
+    if !base_ok(base, at, page_size) {
         return Err(format!("a base image at a multiple of 8 from {FIRST_RECORD}, ending by {at}: base {base}"));
     }
     if n == 0 || reserved != 0 {

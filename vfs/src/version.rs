@@ -453,7 +453,7 @@ impl Version {
         // right after `Log::refresh` checked that the file holds the log.
         let at = patch::position(offset);
         let base = patch::base_of(self.mapping.slice(at, 8)).expect("8 bytes");
-        if base % 8 != 0 || base < format::FIRST_RECORD || base + ps as u64 > at {
+        if !patch::base_ok(base, at, ps as u32) {
             return Ok(None); // damaged: store the page whole
         }
         Ok(Some((base, Cow::Borrowed(self.mapping.slice(base, ps)))))
@@ -506,9 +506,15 @@ impl Version {
             } else if slot.offset == 0 {
                 buf[done..done + n].fill(0);
             } else if patch::is_patch(slot.offset) {
-                let mut page = vec![0u8; ps as usize];
-                self.mapping.read_patched(patch::position(slot.offset), slot.crc, pgno, &mut page, false)?;
-                buf[done..done + n].copy_from_slice(&page[in_page..in_page + n]);
+                let at = patch::position(slot.offset);
+                if n == ps as usize {
+                    // A whole page (SQLite's reads): made in place.
+                    self.mapping.read_patched(at, slot.crc, pgno, &mut buf[done..done + n], false)?;
+                } else {
+                    let mut page = vec![0u8; ps as usize];
+                    self.mapping.read_patched(at, slot.crc, pgno, &mut page, false)?;
+                    buf[done..done + n].copy_from_slice(&page[in_page..in_page + n]);
+                }
             } else {
                 self.mapping.read_frame(slot.offset, ps as usize, slot.crc, pgno, in_page, &mut buf[done..done + n])?;
             }
