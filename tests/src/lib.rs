@@ -128,7 +128,7 @@ pub fn extension_stem() -> String {
     p.to_string_lossy().trim_end_matches(".so").to_string()
 }
 
-/// The stock sqlite3 shell; the tests need it (`.ci/run` installs it).
+/// The stock sqlite3 shell; the tests need it (`scripts/test` installs it).
 pub fn sqlite3_shell() -> PathBuf {
     for p in ["/usr/bin/sqlite3", "/usr/local/bin/sqlite3"] {
         if Path::new(p).exists() {
@@ -165,3 +165,12 @@ pub fn python3() -> PathBuf {
     assert!(p.exists(), "Debian's /usr/bin/python3 is not installed (apt-get install python3)");
     p
 }
+
+/// The Rust code blocks of the README (and of any docs/ page listed here)
+/// are doc-tests of this crate, which has `pagelog` and `rusqlite` as
+/// dependencies, as the README tells an app to: `cargo test` compiles and
+/// runs them, so they cannot rot (tools/tests/docs_code_blocks.rs checks
+/// every other block, and that each page with a rust block is listed here).
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+pub struct ReadmeDoctests;

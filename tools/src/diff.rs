@@ -23,7 +23,7 @@ use crate::cli::{check_version, closed_pipe_exits, open_read_only, version_range
 ///
 /// --json prints one object per line: {"kind":"insert"|"delete"|"update",
 /// "table", "key", "new"|"old"|"changes"}, {"kind":"schema", ...},
-/// {"kind":"summary", ...} (see README). --sql prints SQL that turns a copy
+/// {"kind":"summary", ...} (see docs/cli.md). --sql prints SQL that turns a copy
 /// of version A (`pagelog export --version A`) into version B.
 #[derive(clap::Args)]
 #[command(verbatim_doc_comment)]

@@ -38,7 +38,7 @@ fn a_reader_of_the_replica_sees_new_versions_and_local_writes_are_refused() {
     let url = g.url("follow");
     let c = make_log(&db, 5);
     // Both polling intervals (100 ms here; `PAGELOG_FOLLOW_INTERVAL=1s` for
-    // the defaults, as the README's figure).
+    // the defaults, as docs/benchmarks.md's figure).
     let iv = std::env::var("PAGELOG_FOLLOW_INTERVAL").unwrap_or_else(|_| "100ms".into());
     let _rep = Killed(
         g.pagelog()

@@ -1,5 +1,5 @@
 //! Measurements of replication against a real Garage server (ignored by
-//! default; the README's figures come from these). Run in release:
+//! default; docs/benchmarks.md's figures come from these). Run in release:
 //!
 //! ```sh
 //! cargo test --release -p pagelog-tools --test replicate_measurements -- --ignored --nocapture --test-threads 1

@@ -1,11 +1,11 @@
 //! A real S3-compatible object store for the replica tests: one Garage
-//! node (crates.io `garage`, `.ci/run` installs it) on free loopback ports,
+//! node (crates.io `garage`; `scripts/test` builds it once per machine) on free loopback ports,
 //! with a temporary data directory, a key and a bucket.
 //!
 //! Each server runs under a small shell watchdog that kills it and removes
 //! its directory when the test process is gone, so that a server shared by
 //! a whole test binary (a `static`, never dropped) does not outlive it.
-//! Without `garage` on PATH the tests fail, saying how to install it.
+//! Without `garage` the tests fail, saying what is missing and how to get it.
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
@@ -29,18 +29,34 @@ fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
-fn garage_bin() -> PathBuf {
+/// Where `scripts/test` builds Garage when no `garage` is installed: a cache
+/// outside the clone, shared by every clone on the machine.
+fn cached_garage() -> Option<PathBuf> {
+    let cache = std::env::var_os("PAGELOG_CACHE").map(PathBuf::from).or_else(|| {
+        std::env::var_os("XDG_CACHE_HOME")
+            .map(|c| PathBuf::from(c).join("pagelog"))
+            .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/pagelog")))
+    })?;
+    Some(cache.join("garage-2.5.0/bin/garage"))
+}
+
+/// The `garage` binary: on PATH, in ~/.cargo/bin, or in scripts/test's cache.
+pub fn garage_bin() -> PathBuf {
     let found = std::env::var_os("PATH")
         .map(|p| std::env::split_paths(&p).map(|d| d.join("garage")).find(|f| f.is_file()))
         .unwrap_or_default();
     let home = std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo/bin/garage"));
-    found.or_else(|| home.filter(|h| h.is_file())).unwrap_or_else(|| {
-        panic!(
-            "the replica tests need a real Garage server, and `garage` is not on PATH; install it with \
-             `cargo install garage --version 2.5.0 --locked --no-default-features --features bundled-libs,sqlite` \
-             (what .ci/run does)"
-        )
-    })
+    found.or_else(|| home.filter(|h| h.is_file())).or_else(|| cached_garage().filter(|c| c.is_file())).unwrap_or_else(
+        || {
+            panic!(
+                "MISSING PREREQUISITE: the replica tests need a real Garage S3 server, and no `garage` binary \
+             is on PATH, in ~/.cargo/bin or in {cache}. Run the tests with `scripts/test`, which builds \
+             Garage 2.5.0 there once per machine (30-45 min on 2 cores), or install it yourself with \
+             `cargo install garage --version 2.5.0 --locked --no-default-features --features bundled-libs,sqlite`",
+                cache = cached_garage().map(|c| c.display().to_string()).unwrap_or_else(|| "~/.cache/pagelog".into())
+            )
+        },
+    )
 }
 
 fn run(cmd: &mut Command) -> String {

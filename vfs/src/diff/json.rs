@@ -1,7 +1,7 @@
 //! JSON renderings of a [`Diff`](super::Diff) shared by `pagelog diff
 //! --json` and the `pagelog_diff` table: a row's key, a row as an object of
 //! its columns, and one object per change (the `--json` lines, whose fields
-//! README lists).
+//! docs/cli.md lists).
 
 use serde_json::{json, Map, Value as Json};
 

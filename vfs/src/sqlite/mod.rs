@@ -6,7 +6,7 @@
 //! link SQLite statically), `register()` from the SQLite linked into the app
 //! (rusqlite's bundled copy). Plain FFI was chosen over a binding crate: the
 //! commit needs `SQLITE_FCNTL_COMMIT_PHASETWO`, `?version=N` needs the URI
-//! parameters, and `xFetch` needs io-methods version 3 — see README.
+//! parameters, and `xFetch` needs io-methods version 3 — see docs/design.md.
 
 mod difftable;
 mod file;
