@@ -106,6 +106,17 @@ fn a_plain_database_opened_through_pagelog_in_the_shell_is_refused_and_unchanged
     assert_eq!(std::fs::read(&plain).unwrap(), before);
 }
 
+/// What the README says to do when an `.open` fails: `.log stderr` makes
+/// the shell print SQLite's error log, which holds pagelog's reason.
+#[test]
+fn dot_log_stderr_shows_why_an_open_failed() {
+    let d = TempDir::new("shell-log");
+    std::fs::write(d.path("notes.db"), "plain text, not a database").unwrap();
+    let out = run_shell(&d.0, &format!(".log stderr\n.load {}\n.open file:notes.db?vfs=pagelog\n", extension_stem()));
+    let err = stderr(&out);
+    assert!(err.contains("notes.db is not a pagelog log") && err.contains("left unchanged"), "{err}");
+}
+
 /// The extension reads URI parameters through the host SQLite's API table:
 /// `psow=no` (SQLite's own boolean spelling) is refused and creates nothing,
 /// `psow=1` opens as usual.
