@@ -51,7 +51,7 @@ pub fn garage_bin() -> PathBuf {
             panic!(
                 "MISSING PREREQUISITE: the replica tests need a real Garage S3 server, and no `garage` binary \
              is on PATH, in ~/.cargo/bin or in {cache}. Run the tests with `scripts/test`, which builds \
-             Garage 2.5.0 there once per machine (30-45 min on 2 cores), or install it yourself with \
+             Garage 2.5.0 there once per machine (30-50 min on 2 cores), or install it yourself with \
              `cargo install garage --version 2.5.0 --locked --no-default-features --features bundled-libs,sqlite`",
                 cache = cached_garage().map(|c| c.display().to_string()).unwrap_or_else(|| "~/.cache/pagelog".into())
             )
