@@ -17,8 +17,9 @@
 //!
 //! Any other language (or none) is refused. The Garage recipe of
 //! docs/replication.md needs `garage` (what scripts/test provides); its two
-//! fixed ports are replaced by free ones, and the server it starts is
-//! killed when the page is done, also when a block fails.
+//! fixed ports are replaced by free ones. Nothing a page starts may be
+//! left running after its blocks (the page's own stop command must work);
+//! leftovers are killed, also when a block fails.
 
 #[path = "replica/garage.rs"]
 mod garage;
@@ -60,14 +61,30 @@ fn blocks(page: &str) -> Vec<Block> {
     out
 }
 
-/// The server a page's `sh` blocks started (`garage/server.pid`), killed
-/// when the page is done.
-struct KillServer(PathBuf);
+/// The live processes (not zombies) whose working directory is `dir`: what
+/// a page's `sh` blocks left running in the background.
+fn processes_in(dir: &Path) -> Vec<String> {
+    let Ok(entries) = std::fs::read_dir("/proc") else { return Vec::new() };
+    entries
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|pid| pid.bytes().all(|b| b.is_ascii_digit()))
+        .filter(|pid| std::fs::read_link(format!("/proc/{pid}/cwd")).is_ok_and(|c| c == dir))
+        .filter(|pid| {
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+            !stat.rsplit_once(')').is_some_and(|(_, rest)| rest.trim_start().starts_with('Z'))
+        })
+        .collect()
+}
 
-impl Drop for KillServer {
+/// Kills whatever a page's `sh` blocks left running (a Garage server whose
+/// page failed before its stop block), also when the test panics.
+struct KillLeftovers(PathBuf);
+
+impl Drop for KillLeftovers {
     fn drop(&mut self) {
-        if let Ok(pid) = std::fs::read_to_string(self.0.join("garage/server.pid")) {
-            let _ = Command::new("kill").arg(pid.trim()).status();
+        for pid in processes_in(&self.0) {
+            let _ = Command::new("kill").arg(&pid).status();
         }
     }
 }
@@ -85,7 +102,7 @@ fn check_page(rel: &str) -> Vec<String> {
     std::fs::create_dir_all(&release).unwrap();
     std::os::unix::fs::symlink(extension(), release.join("libpagelog.so")).unwrap();
     std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_pagelog"), release.join("pagelog")).unwrap();
-    let _server = KillServer(dir.0.clone());
+    let _leftovers = KillLeftovers(dir.0.clone());
     let doctests = std::fs::read_to_string(root().join("tests/src/lib.rs")).unwrap();
     let workspace = std::fs::read_to_string(root().join("Cargo.toml")).unwrap();
     let mut failures = Vec::new();
@@ -168,6 +185,17 @@ fn check_page(rel: &str) -> Vec<String> {
                  (docs/README.md, \"Writing here\")"
             )),
         }
+    }
+    // A page that starts a server in the background also says how to stop
+    // it, and that must work: nothing may be left running.
+    let t0 = std::time::Instant::now();
+    let mut left = processes_in(&dir.0);
+    while !left.is_empty() && t0.elapsed() < std::time::Duration::from_secs(10) {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        left = processes_in(&dir.0);
+    }
+    if !left.is_empty() {
+        failures.push(format!("{rel}: its blocks left processes running: {left:?}"));
     }
     failures
 }
