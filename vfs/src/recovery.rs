@@ -132,40 +132,69 @@ impl Log {
 
     /// Reads and checks the record at `offset` (header, commit info, trailer
     /// crc over all metadata). None: no valid record there.
+    ///
+    /// Every field of the returned record (header, commit info, entries) is
+    /// decoded from the one read of its metadata that the trailer crc was
+    /// checked over. A reader beside a writer may see an append half done
+    /// (a `pread` or a mapped page can observe another process's `pwrite`
+    /// part-way through): the first look at the header only says how much
+    /// to read, and fields taken from it could mix bytes that no crc
+    /// checked, such as a horizon whose crc was not yet copied, which
+    /// recovery would then call damage (issue 26). A record whose bytes
+    /// change between the two looks is simply not (yet) a record.
     pub(crate) fn read_record(&self, salt: u64, offset: u64, len: u64) -> Result<Option<Rec>> {
         if offset % 8 != 0 || offset < format::FIRST_RECORD || offset + format::RECORD_HEADER_SIZE as u64 > len {
             return Ok(None);
         }
-        let hb = self.read_vec(offset, format::RECORD_HEADER_SIZE)?;
-        let Some(h) = RecordHeader::decode(salt, &hb) else { return Ok(None) };
+        // First look: the header and commit info, to learn the layout.
+        let head_len = (len - offset).min((format::RECORD_HEADER_SIZE + format::COMMIT_INFO_SIZE) as u64) as usize;
+        let head = self.read_vec(offset, head_len)?;
+        let Some(h) = RecordHeader::decode(salt, &head) else { return Ok(None) };
         if h.patch_words != 0 && self.format() < format::FORMAT_VERSION {
             return Ok(None); // reserved before format 3
         }
         if offset.saturating_add(h.length) > len {
             return Ok(None);
         }
-        let mut info = CommitInfo::default();
-        if h.kind == format::KIND_COMMIT {
-            let ib = self.read_vec(offset + format::RECORD_HEADER_SIZE as u64, format::COMMIT_INFO_SIZE)?;
-            info = CommitInfo::decode(&ib);
-        }
-        let lay = format::layout(self.format(), offset, h.kind, info.entries, h.frames, h.page_size, h.patch_words);
+        let entries = if h.kind == format::KIND_COMMIT {
+            if head.len() < format::RECORD_HEADER_SIZE + format::COMMIT_INFO_SIZE {
+                return Ok(None);
+            }
+            CommitInfo::decode(&head[format::RECORD_HEADER_SIZE..]).entries
+        } else {
+            0
+        };
+        let lay = format::layout(self.format(), offset, h.kind, entries, h.frames, h.page_size, h.patch_words);
         if lay.length != h.length {
             return Ok(None);
         }
+        // Second look: all the metadata and the trailer; what the crc checks
+        // is what the record says.
         let meta = self.read_vec(offset, lay.payload_start as usize)?;
         let t = self.read_vec(offset + h.length - format::TRAILER_SIZE as u64, format::TRAILER_SIZE)?;
         if !format::check_trailer(salt, offset, &meta, &t) {
             return Ok(None);
         }
+        if RecordHeader::decode(salt, &meta) != Some(h) {
+            return Ok(None); // changed between the looks: not a whole record yet
+        }
+        let mut info = CommitInfo::default();
+        if h.kind == format::KIND_COMMIT {
+            info = CommitInfo::decode(&meta[format::RECORD_HEADER_SIZE..]);
+            if info.entries != entries {
+                return Ok(None);
+            }
+        }
         let crc = format::trailer_crc(&t);
-        Ok(Some(Rec { offset, h, info, payload_start: lay.payload_start, crc }))
+        Ok(Some(Rec { offset, h, info, payload_start: lay.payload_start, crc, meta: meta.into() }))
     }
 
+    /// The record's map entries, decoded from the metadata its crc checked
+    /// (no I/O).
     pub(crate) fn read_entries(&self, rec: &Rec) -> Result<Vec<Entry>> {
         let n = rec.info.entries as usize;
-        let start = rec.offset + (format::RECORD_HEADER_SIZE + format::COMMIT_INFO_SIZE) as u64;
-        let b = self.read_vec(start, n * format::ENTRY_SIZE)?;
+        let start = format::RECORD_HEADER_SIZE + format::COMMIT_INFO_SIZE;
+        let b = &rec.meta[start..start + n * format::ENTRY_SIZE];
         Ok(b.chunks_exact(format::ENTRY_SIZE).map(Entry::decode).collect())
     }
 
