@@ -1,6 +1,7 @@
 //! SQLite semantics through rusqlite: versions, rollback, spills, page sizes,
-//! VACUUM, auto_vacuum, savepoints, attached databases, journal modes,
-//! refused modes, snapshot isolation and the single writer.
+//! VACUUM, auto_vacuum, savepoints, attached databases, journal modes (WAL
+//! kept as SQLite keeps it without shared memory), refused modes, snapshot
+//! isolation and the single writer.
 
 use std::time::Duration;
 
@@ -228,14 +229,40 @@ fn journal_modes_delete_truncate_persist_and_memory_work_and_leave_no_side_files
     assert_eq!(files, vec!["DELETE.db", "MEMORY.db", "PERSIST.db", "TRUNCATE.db"], "no journal files on disk");
 }
 
+/// SQLite's rule for `PRAGMA journal_mode`: "if the journal mode could not
+/// be changed, the original journal mode is returned". Asked for WAL,
+/// pagelog (a log itself, with no shared memory) keeps the mode in force and
+/// says which, without an error, on main and on an attached database.
 #[test]
-fn wal_off_and_exclusive_locking_are_refused_with_a_message() {
+fn journal_mode_wal_keeps_the_mode_in_force_and_answers_it_without_an_error() {
+    let d = TempDir::new("wal-kept");
+    let c = open(&d.path("a.db"));
+    c.execute_batch("CREATE TABLE t(x)").unwrap();
+    let wal = |c: &rusqlite::Connection, sql: &str| c.query_row(sql, [], |r| r.get::<_, String>(0)).unwrap();
+    assert_eq!(wal(&c, "PRAGMA journal_mode = WAL"), "delete");
+    assert_eq!(wal(&c, "PRAGMA journal_mode = memory"), "memory");
+    assert_eq!(wal(&c, "PRAGMA main.journal_mode = 'wal'"), "memory");
+    assert_eq!(wal(&c, "PRAGMA journal_mode"), "memory");
+    c.execute(&format!("ATTACH '{}?vfs=pagelog' AS aux", pagelog_e2e::file_uri(&d.path("b.db"))), []).unwrap();
+    c.execute_batch("CREATE TABLE aux.u(y)").unwrap();
+    assert_eq!(wal(&c, "PRAGMA aux.journal_mode = WAL"), "delete");
+    c.execute("INSERT INTO t VALUES (1)", []).unwrap();
+    c.execute_batch("BEGIN; INSERT INTO t VALUES (2); ROLLBACK").unwrap();
+    assert_eq!(count(&c, "t"), 1);
+    assert_eq!(version(&c), 2);
+    assert_eq!(d.files(), vec!["a.db", "b.db"], "no -wal or -shm file");
+}
+
+/// journal_mode=OFF would let a failed statement or a ROLLBACK TO leave half
+/// its change for the next COMMIT: refused, saying why and what to use.
+#[test]
+fn journal_mode_off_and_exclusive_locking_are_refused_with_a_message() {
     let d = TempDir::new("refused");
     let c = open(&d.path("a.db"));
     c.execute_batch("CREATE TABLE t(x)").unwrap();
     for (sql, needle) in [
-        ("PRAGMA journal_mode = WAL", "journal_mode=WAL is not supported"),
-        ("PRAGMA journal_mode = OFF", "journal_mode=OFF is not supported"),
+        ("PRAGMA journal_mode = OFF", "journal_mode=OFF is refused: without a journal SQLite cannot undo"),
+        ("PRAGMA journal_mode = OFF", "use journal_mode=MEMORY"),
         ("PRAGMA locking_mode = EXCLUSIVE", "locking_mode=EXCLUSIVE is not supported"),
         ("PRAGMA pagelog_nonsense", "unknown pragma pagelog_nonsense"),
     ] {

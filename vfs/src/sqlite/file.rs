@@ -403,16 +403,18 @@ impl MainDb {
                 ffi::SQLITE_ERROR,
                 format!("unknown pragma {}; pagelog knows pagelog_version and pagelog_spill_limit", n.escaped()),
             )),
-            (b"journal_mode", Some(b"wal")) => Err((
-                ffi::SQLITE_ERROR,
-                "pagelog: journal_mode=WAL is not supported: pagelog is itself a log and already gives \
-                 readers snapshots; use DELETE, TRUNCATE, PERSIST or MEMORY"
-                    .into(),
-            )),
+            // journal_mode=WAL goes to SQLite, which finds no xShmMap and,
+            // by its rule "if the journal mode could not be changed, the
+            // original journal mode is returned", answers the mode in force
+            // without an error. Apps that ask for WAL at startup thus run
+            // unchanged: pagelog already gives what they want of WAL
+            // (readers never block the writer, one sync per commit).
             (b"journal_mode", Some(b"off")) => Err((
                 ffi::SQLITE_ERROR,
-                "pagelog: journal_mode=OFF is not supported: without a journal SQLite cannot undo pages \
-                 it already handed to the VFS, so ROLLBACK would commit half a transaction"
+                "pagelog: journal_mode=OFF is refused: without a journal SQLite cannot undo a statement \
+                 that fails inside a transaction, nor ROLLBACK TO a savepoint, and the next COMMIT would \
+                 store the half-done change. It would save nothing: pagelog keeps journals in memory, \
+                 never on disk; use journal_mode=MEMORY (or keep the default)"
                     .into(),
             )),
             (b"locking_mode", Some(b"exclusive")) => Err((
@@ -683,7 +685,8 @@ static METHODS: ffi::sqlite3_io_methods = ffi::sqlite3_io_methods {
     xFileControl: Some(x_file_control),
     xSectorSize: Some(x_sector_size),
     xDeviceCharacteristics: Some(x_device_characteristics),
-    // No shared memory: WAL mode is refused (see `pragma`).
+    // No shared memory: SQLite keeps the journal mode in force when asked
+    // for WAL (see `pragma`).
     xShmMap: None,
     xShmLock: None,
     xShmBarrier: None,

@@ -148,7 +148,9 @@ unsafe extern "C" fn x_open(
                 }
             }
         } else if flags & ffi::SQLITE_OPEN_WAL != 0 {
-            set_last_error("pagelog: journal_mode=WAL is not supported (pagelog is itself a log)".into());
+            // SQLite never asks: without xShmMap it keeps the journal mode
+            // in force when told journal_mode=WAL (file.rs, `pragma`).
+            set_last_error("pagelog: a WAL file was asked for, but pagelog is itself a log and keeps none".into());
             return ffi::SQLITE_CANTOPEN;
         } else {
             // Rollback and statement journals, temp databases, super-journals:
