@@ -1,7 +1,7 @@
 //! SQLite semantics through rusqlite: versions, rollback, spills, page sizes,
 //! VACUUM, auto_vacuum, savepoints, attached databases, journal modes (WAL
-//! kept as SQLite keeps it without shared memory), refused modes, snapshot
-//! isolation and the single writer.
+//! kept as SQLite keeps it without shared memory), refused modes and URI
+//! parameters, snapshot isolation and the single writer.
 
 use std::time::Duration;
 
@@ -273,6 +273,30 @@ fn journal_mode_off_and_exclusive_locking_are_refused_with_a_message() {
     assert_eq!(mode, "delete");
     c.execute("INSERT INTO t VALUES (1)", []).unwrap();
     assert_eq!(d.files(), vec!["a.db"]);
+}
+
+/// `nolock=1` makes SQLite skip xLock, where pagelog takes snapshots and the
+/// writer's lock: refused at open, naming the file, rather than failing
+/// every write later with "disk I/O error".
+#[test]
+fn nolock_1_is_refused_at_open_with_a_message() {
+    pagelog::register().unwrap();
+    let d = TempDir::new("nolock");
+    let p = d.path("n.db");
+    open(&p).execute_batch("CREATE TABLE t(x); INSERT INTO t VALUES (1)").unwrap();
+    for q in ["nolock=1", "nolock=1&mode=ro", "nolock=true"] {
+        let uri = format!("{}?{q}", pagelog_e2e::file_uri(&p));
+        let err = rusqlite::Connection::open_with_flags_and_vfs(&uri, pagelog_e2e::rw_flags(), "pagelog")
+            .and_then(|c| c.query_row("SELECT count(*) FROM t", [], |r| r.get::<_, i64>(0)))
+            .unwrap_err();
+        assert_eq!(err.sqlite_error_code(), Some(ErrorCode::CannotOpen), "{q}: {err}");
+        let msg = pagelog::sqlite::last_error().unwrap();
+        assert!(msg.contains("nolock=1 is not supported") && msg.contains("n.db"), "{msg}");
+    }
+    let uri = format!("{}?nolock=0", pagelog_e2e::file_uri(&p));
+    let c = rusqlite::Connection::open_with_flags_and_vfs(&uri, pagelog_e2e::rw_flags(), "pagelog").unwrap();
+    c.execute("INSERT INTO t VALUES (2)", []).unwrap();
+    assert_eq!(count(&c, "t"), 2);
 }
 
 #[test]

@@ -134,6 +134,18 @@ unsafe extern "C" fn x_open(
                     ));
                     return ffi::SQLITE_CANTOPEN;
                 }
+                // SAFETY: as for psow.
+                let nolock = unsafe { (api().uri_boolean)(z_name, c"nolock".as_ptr(), 0) };
+                if nolock != 0 {
+                    set_last_error(format!(
+                        "pagelog: {}: nolock=1 is not supported: pagelog takes each transaction's snapshot \
+                         and the writer's lock in xLock, which SQLite skips under nolock=1, so writes could \
+                         not be committed. It is not needed either: pagelog's readers never block its writer \
+                         (remove nolock=1)",
+                        name.escaped()
+                    ));
+                    return ffi::SQLITE_CANTOPEN;
+                }
                 match file::MainDb::open(name, flags, version) {
                     Ok((db, ro)) => {
                         let f = if ro {
