@@ -1,7 +1,8 @@
 //! SQLite semantics through rusqlite: versions, rollback, spills, page sizes,
 //! VACUUM, auto_vacuum, savepoints, attached databases, journal modes (WAL
 //! kept as SQLite keeps it without shared memory), refused modes and URI
-//! parameters, snapshot isolation and the single writer.
+//! parameters, pragmas on plain databases, snapshot isolation and the
+//! single writer.
 
 use std::time::Duration;
 
@@ -297,6 +298,24 @@ fn nolock_1_is_refused_at_open_with_a_message() {
     let c = rusqlite::Connection::open_with_flags_and_vfs(&uri, pagelog_e2e::rw_flags(), "pagelog").unwrap();
     c.execute("INSERT INTO t VALUES (2)", []).unwrap();
     assert_eq!(count(&c, "t"), 2);
+}
+
+/// On a database not opened through pagelog, SQLite never shows pagelog the
+/// `pagelog_*` pragmas (it ignores pragmas it does not know, without an
+/// error: pagelog cannot change that), so they answer nothing; the function
+/// `pagelog_version()` is the check that fails, saying why.
+#[test]
+fn on_a_plain_database_pagelog_pragmas_answer_nothing_and_the_function_is_an_error() {
+    pagelog::register().unwrap();
+    let d = TempDir::new("plain-pragmas");
+    let c = rusqlite::Connection::open(d.path("plain.db")).unwrap();
+    c.execute_batch("CREATE TABLE t(x)").unwrap();
+    for sql in ["PRAGMA pagelog_version", "PRAGMA pagelog_spill_limit = 1000000", "PRAGMA pagelog_spill_limit"] {
+        let mut st = c.prepare(sql).unwrap();
+        assert_eq!(st.query([]).unwrap().next().unwrap().map(|_| ()), None, "{sql} answers no row");
+    }
+    let err = c.query_row("SELECT pagelog_version()", [], |r| r.get::<_, i64>(0)).unwrap_err().to_string();
+    assert!(err.contains("not opened through the pagelog VFS"), "{err}");
 }
 
 #[test]
