@@ -11,7 +11,7 @@ use std::time::Instant;
 
 use pagelog::diff::{self, Action, Diff, Key, RowChange};
 
-use crate::cli::{check_version, closed_pipe_exits, open_read_only, version_range, CmdResult, Context, Failure};
+use crate::cli::{check_version, closed_pipe_exits, diag, open_read_only, version_range, CmdResult, Context, Failure};
 
 /// Show the rows and schema objects that changed between two versions
 ///
@@ -93,7 +93,7 @@ pub fn run(a: Args) -> CmdResult {
     };
     closed_pipe_exits(r.and_then(|()| w.flush())).ctx("write output")?;
     if !a.sql && !a.json {
-        eprintln!(
+        diag!(
             "{} pages read, {} pages differ, {:.1} ms",
             d.pages_read,
             d.pages_changed,

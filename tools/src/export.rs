@@ -5,7 +5,7 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use crate::cli::{
-    check_version, open_read_only, sync_dir, tmp_beside, version_range, CmdResult, Context, Failure, Progress,
+    check_version, diag, open_read_only, sync_dir, tmp_beside, version_range, CmdResult, Context, Failure, Progress,
 };
 use pagelog::EscapedName;
 
@@ -36,7 +36,7 @@ pub fn run(a: Args) -> CmdResult {
         // walking the log from its start.
         (Err(f), Some(n)) => match pagelog::Log::open_prefix(&a.db) {
             Ok(log) if n > 0 && log.latest().number >= n => {
-                eprintln!(
+                diag!(
                     "pagelog: warning: {}; version {n} lies before the damage and is exported from the \
                      undamaged start of the log",
                     f.msg
@@ -70,7 +70,7 @@ pub fn run(a: Args) -> CmdResult {
         let _ = std::fs::remove_file(&tmp);
     }
     result?;
-    eprintln!(
+    diag!(
         "pagelog: exported version {n} of {} to {} ({} pages of {} bytes)",
         a.db.escaped(),
         a.out.escaped(),

@@ -71,7 +71,7 @@ fn main() {
     let code = match result {
         Ok(code) => code,
         Err(f) => {
-            eprintln!("pagelog: {}", f.msg);
+            cli::diag!("pagelog: {}", f.msg);
             f.code
         }
     };

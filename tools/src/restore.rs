@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use pagelog::EscapedName;
 use pagelog_replica::fetch::{restore_into, Target};
 
-use crate::cli::{open_read_only, size, sync_dir, tmp_beside, CmdResult, Context, Failure, Progress};
+use crate::cli::{diag, open_read_only, size, sync_dir, tmp_beside, CmdResult, Context, Failure, Progress};
 use crate::export::{place, write_version};
 use crate::remote::{connect, fail};
 use crate::time::parse_time;
@@ -76,7 +76,7 @@ pub fn run(a: Args) -> CmdResult {
     });
     let _ = std::fs::remove_file(&tmp);
     let r = result?;
-    eprintln!(
+    diag!(
         "pagelog: restored version {} of {} ({}, {} objects, {} downloaded) to {}{}",
         r.version,
         store.loc,

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::cli::{check_version, open_writable, version_range, CmdResult, Context, Failure};
+use crate::cli::{check_version, diag, open_writable, version_range, CmdResult, Context, Failure};
 use pagelog::EscapedName;
 
 /// Make version N the latest again, keeping history.
@@ -40,7 +40,7 @@ pub fn run(a: Args) -> CmdResult {
     match log.revert(a.to, timeout).ctx(&what)? {
         Some(v) => println!("{}", v.number),
         None => {
-            eprintln!("pagelog: {}: version {} is already the latest; nothing to do", a.db.escaped(), a.to);
+            diag!("pagelog: {}: version {} is already the latest; nothing to do", a.db.escaped(), a.to);
             println!("{}", range.1);
         }
     }
