@@ -151,6 +151,15 @@ impl Drop for Progress {
     }
 }
 
+/// "1 page", "2 pages": a count with its noun, in the singular for one.
+pub fn plural(n: u64, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
+    }
+}
+
 /// A byte count for people: `12.3 MiB`.
 pub fn size(bytes: u64) -> String {
     const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];

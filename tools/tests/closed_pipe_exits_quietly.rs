@@ -27,7 +27,7 @@ fn every_printing_subcommand_exits_quietly_on_a_closed_pipe() {
         vec!["log", dbs, "--json"],
         vec!["info", dbs],
         vec!["info", dbs, "--json"],
-        vec!["verify", dbs],
+        vec!["verify", dbs, "--verbose"],
         vec!["verify", dbs, "--json"],
         vec!["diff", dbs, "1", "1201"],
         vec!["diff", dbs, "1..1201", "--json"],
