@@ -9,8 +9,10 @@ use std::time::{Duration, Instant};
 
 use pagelog::{Error, EscapedName, Log, OpenOptions};
 
-/// Exit codes: 0 ok, 1 failure or damage found, 2 usage (clap's own).
+/// Exit codes: 0 ok, 1 failure or damage found, 2 usage (clap's own, and
+/// [`Failure::usage`] for arguments clap cannot check).
 pub const EXIT_FAILURE: i32 = 1;
+pub const EXIT_USAGE: i32 = 2;
 
 /// A subcommand's failure: the message printed after "pagelog: ", and the exit code.
 #[derive(Debug)]
@@ -22,6 +24,12 @@ pub struct Failure {
 impl Failure {
     pub fn new(what: impl Display, why: impl Display) -> Failure {
         Failure { msg: format!("{what}: {why}"), code: EXIT_FAILURE }
+    }
+
+    /// An argument the command cannot use: exit status 2, as clap's own
+    /// usage errors.
+    pub fn usage(what: impl Display, why: impl Display) -> Failure {
+        Failure { msg: format!("{what}: {why}"), code: EXIT_USAGE }
     }
 }
 

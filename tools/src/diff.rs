@@ -47,17 +47,25 @@ pub struct Args {
     sql: bool,
 }
 
+/// A, A..B or A B as numbers; anything else is a usage error (exit 2).
 fn parse_versions(v: &[String]) -> Result<(u64, Option<u64>), Failure> {
-    let num = |s: &str| {
-        s.trim().parse::<u64>().map_err(|_| Failure::new("diff", format_args!("{s:?} is not a version number")))
+    let usage = |why: String| {
+        Failure::usage(
+            "diff",
+            format_args!("{why}; give VERSIONS as A, A B or A..B, each a version number (0 is the empty database)"),
+        )
     };
+    let num = |s: &str| s.trim().parse::<u64>().map_err(|_| usage(format!("{s:?} is not a version number")));
     match v {
         [one] => match one.split_once("..") {
+            Some((a, b)) if a.trim().is_empty() || b.trim().is_empty() => {
+                Err(usage(format!("{one:?} needs a version on each side of \"..\"")))
+            }
             Some((a, b)) => Ok((num(a)?, Some(num(b)?))),
             None => Ok((num(one)?, None)),
         },
         [a, b] => Ok((num(a)?, Some(num(b)?))),
-        _ => Err(Failure::new("diff", "give A, A B or A..B")),
+        _ => Err(usage("one or two VERSIONS arguments expected".into())),
     }
 }
 

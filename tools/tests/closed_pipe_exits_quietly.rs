@@ -94,6 +94,7 @@ fn every_subcommand_exits_quietly_when_stderr_is_a_closed_pipe() {
         (s(&["diff", &dbs, "9", "10", "--summary"]), 0),
         (s(&["revert", &dbs, "--to", "21"]), 0),
         (s(&["log", &missing]), 1),
+        (s(&["diff", &dbs, "a", "b"]), 2),
         (s(&["log"]), 2),
         (s(&["--help"]), 0),
     ];
