@@ -11,7 +11,9 @@ use std::time::Instant;
 
 use pagelog::diff::{self, Action, Diff, Key, RowChange};
 
-use crate::cli::{check_version, closed_pipe_exits, diag, open_read_only, version_range, CmdResult, Context, Failure};
+use crate::cli::{
+    check_version, closed_pipe_exits, diag, open_read_only, plural, version_range, CmdResult, Context, Failure,
+};
 
 /// Show the rows and schema objects that changed between two versions
 ///
@@ -102,9 +104,9 @@ pub fn run(a: Args) -> CmdResult {
     closed_pipe_exits(r.and_then(|()| w.flush())).ctx("write output")?;
     if !a.sql && !a.json {
         diag!(
-            "{} pages read, {} pages differ, {:.1} ms",
-            d.pages_read,
-            d.pages_changed,
+            "{} read, {} changed, {:.1} ms",
+            plural(d.pages_read as u64, "page"),
+            plural(d.pages_changed as u64, "page"),
             elapsed.as_secs_f64() * 1000.0
         );
     }

@@ -9,7 +9,7 @@ use pagelog::EscapedName;
 use pagelog::{format, Durability, Log, OpenOptions};
 use rusqlite::{Connection, OpenFlags};
 
-use crate::cli::{diag, sync_dir, CmdResult, Context, Failure, Progress};
+use crate::cli::{diag, plural, sync_dir, CmdResult, Context, Failure, Progress};
 
 /// Create a new pagelog database from a plain SQLite file.
 ///
@@ -128,9 +128,10 @@ pub fn run(a: Args) -> CmdResult {
             sync_dir(&a.db).ctx(&what)?;
             println!("{v}");
             diag!(
-                "pagelog: imported {} into {} as version {v} ({pages} pages of {ps} bytes)",
+                "pagelog: imported {} into {} as version {v} ({} of {ps} bytes)",
                 a.plain.escaped(),
-                a.db.escaped()
+                a.db.escaped(),
+                plural(pages as u64, "page")
             );
             Ok(0)
         }
