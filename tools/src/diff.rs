@@ -17,11 +17,11 @@ use crate::cli::{
 
 /// Show the rows and schema objects that changed between two versions
 ///
-/// VERSIONS is A (then B = A+1), A B, or A..B. For each table: the rows
-/// inserted, deleted and updated (by rowid, or by PRIMARY KEY for WITHOUT
-/// ROWID tables; an update shows each changed column, old → new), then a
-/// summary per table. Schema changes (tables, indexes, views, triggers
-/// created, dropped or altered) come first.
+/// VERSIONS is A (then B = A+1), A B, or A..B; version 0 is the empty
+/// database. For each table: the rows inserted, deleted and updated (by
+/// rowid, or by PRIMARY KEY for WITHOUT ROWID tables; an update shows each
+/// changed column, old → new), then a summary per table. Schema changes
+/// (tables, indexes, views, triggers created, dropped or altered) come first.
 ///
 /// --json prints one object per line: {"kind":"insert"|"delete"|"update",
 /// "table", "key", "new"|"old"|"changes"}, {"kind":"schema", ...},

@@ -22,7 +22,7 @@ pub struct Args {
     db: PathBuf,
     /// The plain SQLite file to write
     out: PathBuf,
-    /// The version to export (default: the latest)
+    /// The version to export (default: the latest; 0 is the empty database)
     #[arg(long, value_name = "N")]
     version: Option<u64>,
     /// Replace OUT if it exists

@@ -16,7 +16,7 @@ use pagelog::EscapedName;
 pub struct Args {
     /// The pagelog database (log file)
     db: PathBuf,
-    /// The version to go back to
+    /// The version to go back to (0: the empty database)
     #[arg(long, value_name = "N")]
     to: u64,
     /// How long to wait for a writing connection to finish, in milliseconds
