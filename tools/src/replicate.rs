@@ -68,7 +68,7 @@ fn report(s: &Status, json_out: bool, terminal: bool, last: bool) {
         plural(s.latest.saturating_sub(s.version), "version"),
         size(s.lag_bytes),
         s.lag_us as f64 / 1e6,
-        plural(s.segments as u64, "segment"),
+        plural(s.segments, "segment"),
         size(s.bytes)
     );
     if terminal {

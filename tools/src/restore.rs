@@ -84,7 +84,7 @@ pub fn run(a: Args) -> CmdResult {
         r.version,
         store.loc,
         r.generation,
-        plural(r.objects as u64, "object"),
+        plural(r.objects, "object"),
         size(r.downloaded),
         a.out.escaped(),
         if a.plain { " as a plain SQLite file" } else { "" }
