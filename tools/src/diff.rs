@@ -11,15 +11,17 @@ use std::time::Instant;
 
 use pagelog::diff::{self, Action, Diff, Key, RowChange};
 
-use crate::cli::{check_version, closed_pipe_exits, open_read_only, version_range, CmdResult, Context, Failure};
+use crate::cli::{
+    check_version, closed_pipe_exits, diag, open_read_only, plural, version_range, CmdResult, Context, Failure,
+};
 
 /// Show the rows and schema objects that changed between two versions
 ///
-/// VERSIONS is A (then B = A+1), A B, or A..B. For each table: the rows
-/// inserted, deleted and updated (by rowid, or by PRIMARY KEY for WITHOUT
-/// ROWID tables; an update shows each changed column, old → new), then a
-/// summary per table. Schema changes (tables, indexes, views, triggers
-/// created, dropped or altered) come first.
+/// VERSIONS is A (then B = A+1), A B, or A..B; version 0 is the empty
+/// database. For each table: the rows inserted, deleted and updated (by
+/// rowid, or by PRIMARY KEY for WITHOUT ROWID tables; an update shows each
+/// changed column, old → new), then a summary per table. Schema changes
+/// (tables, indexes, views, triggers created, dropped or altered) come first.
 ///
 /// --json prints one object per line: {"kind":"insert"|"delete"|"update",
 /// "table", "key", "new"|"old"|"changes"}, {"kind":"schema", ...},
@@ -47,17 +49,25 @@ pub struct Args {
     sql: bool,
 }
 
+/// A, A..B or A B as numbers; anything else is a usage error (exit 2).
 fn parse_versions(v: &[String]) -> Result<(u64, Option<u64>), Failure> {
-    let num = |s: &str| {
-        s.trim().parse::<u64>().map_err(|_| Failure::new("diff", format_args!("{s:?} is not a version number")))
+    let usage = |why: String| {
+        Failure::usage(
+            "diff",
+            format_args!("{why}; give VERSIONS as A, A B or A..B, each a version number (0 is the empty database)"),
+        )
     };
+    let num = |s: &str| s.trim().parse::<u64>().map_err(|_| usage(format!("{s:?} is not a version number")));
     match v {
         [one] => match one.split_once("..") {
+            Some((a, b)) if a.trim().is_empty() || b.trim().is_empty() => {
+                Err(usage(format!("{one:?} needs a version on each side of \"..\"")))
+            }
             Some((a, b)) => Ok((num(a)?, Some(num(b)?))),
             None => Ok((num(one)?, None)),
         },
         [a, b] => Ok((num(a)?, Some(num(b)?))),
-        _ => Err(Failure::new("diff", "give A, A B or A..B")),
+        _ => Err(usage("one or two VERSIONS arguments expected".into())),
     }
 }
 
@@ -93,10 +103,10 @@ pub fn run(a: Args) -> CmdResult {
     };
     closed_pipe_exits(r.and_then(|()| w.flush())).ctx("write output")?;
     if !a.sql && !a.json {
-        eprintln!(
-            "{} pages read, {} pages differ, {:.1} ms",
-            d.pages_read,
-            d.pages_changed,
+        diag!(
+            "{} read, {} changed, {:.1} ms",
+            plural(d.pages_read as u64, "page"),
+            plural(d.pages_changed as u64, "page"),
             elapsed.as_secs_f64() * 1000.0
         );
     }

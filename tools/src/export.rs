@@ -5,7 +5,8 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use crate::cli::{
-    check_version, open_read_only, sync_dir, tmp_beside, version_range, CmdResult, Context, Failure, Progress,
+    check_version, diag, open_read_only, plural, sync_dir, tmp_beside, version_range, CmdResult, Context, Failure,
+    Progress,
 };
 use pagelog::EscapedName;
 
@@ -21,7 +22,7 @@ pub struct Args {
     db: PathBuf,
     /// The plain SQLite file to write
     out: PathBuf,
-    /// The version to export (default: the latest)
+    /// The version to export (default: the latest; 0 is the empty database)
     #[arg(long, value_name = "N")]
     version: Option<u64>,
     /// Replace OUT if it exists
@@ -36,7 +37,7 @@ pub fn run(a: Args) -> CmdResult {
         // walking the log from its start.
         (Err(f), Some(n)) => match pagelog::Log::open_prefix(&a.db) {
             Ok(log) if n > 0 && log.latest().number >= n => {
-                eprintln!(
+                diag!(
                     "pagelog: warning: {}; version {n} lies before the damage and is exported from the \
                      undamaged start of the log",
                     f.msg
@@ -54,13 +55,13 @@ pub fn run(a: Args) -> CmdResult {
     if let Ok(md) = std::fs::metadata(&a.out) {
         let db = log.file().metadata().ctx(&what)?;
         if md.dev() == db.dev() && md.ino() == db.ino() {
-            return Err(Failure::new(what, "OUT is the log itself"));
+            return Err(Failure::new(&what, format_args!("{} is the log itself; name another file", a.out.escaped())));
         }
         if !a.force {
-            return Err(Failure::new(what, "OUT already exists (use --force to replace it)"));
+            return Err(Failure::new(&what, already_exists(&a.out)));
         }
         if md.is_dir() {
-            return Err(Failure::new(what, "OUT is a directory"));
+            return Err(Failure::new(&what, format_args!("{} is a directory", a.out.escaped())));
         }
     }
     let v = log.version(n).ctx(&what)?;
@@ -70,11 +71,11 @@ pub fn run(a: Args) -> CmdResult {
         let _ = std::fs::remove_file(&tmp);
     }
     result?;
-    eprintln!(
-        "pagelog: exported version {n} of {} to {} ({} pages of {} bytes)",
+    diag!(
+        "pagelog: exported version {n} of {} to {} ({} of {} bytes)",
         a.db.escaped(),
         a.out.escaped(),
-        v.db_pages(),
+        plural(v.db_pages() as u64, "page"),
         v.page_size
     );
     Ok(0)
@@ -96,6 +97,11 @@ pub(crate) fn write_version(v: &pagelog::Version, tmp: &Path, what: &str) -> Res
     Ok(())
 }
 
+/// The refusal of an existing output file, naming it.
+pub(crate) fn already_exists(out: &Path) -> String {
+    format!("{} already exists (use --force to replace it)", out.escaped())
+}
+
 /// Moves the finished temporary file to `out`: without `force`, atomically
 /// refusing an `out` that appeared meanwhile (a hard link fails if it exists).
 pub(crate) fn place(tmp: &Path, out: &Path, force: bool, what: &str) -> Result<(), Failure> {
@@ -105,11 +111,11 @@ pub(crate) fn place(tmp: &Path, out: &Path, force: bool, what: &str) -> Result<(
         match std::fs::hard_link(tmp, out) {
             Ok(()) => std::fs::remove_file(tmp).ctx(what)?,
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                return Err(Failure::new(what, "OUT already exists (use --force to replace it)"))
+                return Err(Failure::new(what, already_exists(out)))
             }
             // A file system without hard links: check, then rename.
             Err(_) if !out.exists() => std::fs::rename(tmp, out).ctx(what)?,
-            Err(_) => return Err(Failure::new(what, "OUT already exists (use --force to replace it)")),
+            Err(_) => return Err(Failure::new(what, already_exists(out))),
         }
     }
     sync_dir(out).ctx(what)?;

@@ -6,7 +6,7 @@ use pagelog::history::CommitSummary;
 use pagelog::EscapedName;
 use serde_json::json;
 
-use crate::cli::{open_read_only, CmdResult, Context};
+use crate::cli::{diag, open_read_only, CmdResult, Context};
 use crate::time::{format_us, parse_time};
 
 /// List the versions of a log, newest first.
@@ -61,7 +61,7 @@ pub fn run(a: Args) -> CmdResult {
         );
     }
     // On stderr, so that stdout stays one line per version for scripts.
-    eprintln!("open version N read-only in SQLite: file:{}?vfs=pagelog&version=N", a.db.display());
+    diag!("open version N read-only in SQLite: file:{}?vfs=pagelog&version=N", a.db.display());
     Ok(0)
 }
 
