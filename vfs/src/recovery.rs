@@ -54,12 +54,6 @@ fn last_nonzero(b: &[u8]) -> Option<usize> {
     b[..end].iter().rposition(|&x| x != 0)
 }
 
-/// A bound on `db pages` that no real log exceeds: every page of a database
-/// was written at least once, as a frame of at least 512 bytes. It keeps a
-/// crafted record from making the page map larger than the file.
-fn max_db_pages(file_len: u64) -> u64 {
-    file_len / format::PAYLOAD_ALIGN + 65536
-}
 impl Log {
     /// Opens (and recovers) the log at `path`. A missing file is created only
     /// with `opts.create`; a 0-byte file is an empty database; anything that is
@@ -305,7 +299,7 @@ impl Log {
                 pos = rec.end();
                 continue;
             }
-            if rec.info.db_pages as u64 > max_db_pages(len) {
+            if rec.info.db_pages as u64 > format::max_db_pages(len) {
                 break;
             }
             // A delta keeps its predecessor's page size (its map is made of
@@ -554,11 +548,11 @@ impl Log {
     /// building a page map from it relies on. A record can pass its crcs and
     /// still be nonsense only if crafted; it must give an error, not a panic
     /// or an allocation larger than the file.
-    fn check_map_structure(&self, rec: &Rec, entries: &[Entry], len: u64) -> Result<()> {
-        if rec.info.db_pages as u64 > max_db_pages(len) {
+    pub(crate) fn check_map_structure(&self, rec: &Rec, entries: &[Entry], len: u64) -> Result<()> {
+        if rec.info.db_pages as u64 > format::max_db_pages(len) {
             return Err(self.corrupt(
                 rec.offset,
-                format!("at most {} database pages for a {len}-byte log", max_db_pages(len)),
+                format!("at most {} database pages for a {len}-byte log", format::max_db_pages(len)),
                 rec.info.db_pages.to_string(),
             ));
         }
@@ -710,6 +704,19 @@ impl Log {
         let (map, _, _) = self.build_map(salt, len, &rec)?;
         let mapping = self.mapping_covering(&mut st, rec.end())?;
         Ok(Arc::new(self.make_version(&rec, map, mapping)))
+    }
+
+    /// The version commit `rec` makes, read in place without a refresh: its
+    /// page map built from its full map (step 5, the bound on `db pages`
+    /// that of the file's length). For a commit a walk over a damaged log
+    /// found (`salvage`), which `version`'s walk back from the latest may
+    /// not reach.
+    pub(crate) fn version_of(&self, salt: u64, rec: &Rec) -> Result<Arc<Version>> {
+        let len = self.file_len()?;
+        let (map, _, _) = self.build_map(salt, len, rec)?;
+        let mut st = self.lock();
+        let mapping = self.mapping_covering(&mut st, rec.end())?;
+        Ok(Arc::new(self.make_version(rec, map, mapping)))
     }
 
     /// One pread instead of a stat and a pread per transaction (the common
