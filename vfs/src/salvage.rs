@@ -290,7 +290,10 @@ impl Readable {
                 if named != claim {
                     break Some(Problem {
                         offset: rec.offset + (format::RECORD_HEADER_SIZE + format::CI_HORIZON_VERSION) as u64,
-                        expected: format!("a horizon naming an earlier commit of this log exactly (version {})", rec.h.version),
+                        expected: format!(
+                            "a horizon naming an earlier commit of this log exactly (version {})",
+                            rec.h.version
+                        ),
                         found: format!(
                             "version {} at offset {} with crc {:#010x}: no such commit",
                             claim.version, claim.offset, claim.crc
