@@ -429,26 +429,11 @@ impl Log {
         Ok(None)
     }
 
-    /// Opens a log whose recovery fails (damage) for reading the versions
-    /// before the damage: read-only, recovered by walking forward from offset
-    /// 512 (FORMAT.md, after recovery step 5) instead of from the last
-    /// record's claim. Its latest version is the last commit before the
-    /// first record that does not check out; pages of it are still checked
-    /// against their crcs when read. For `pagelog export --version N`.
-    pub fn open_prefix(path: &Path) -> Result<Log> {
-        let log = Log::open_unrecovered(path, OpenOptions { read_only: true, ..Default::default() })?;
-        {
-            let mut st = log.lock();
-            log.recover_into(&mut st, false)?;
-        }
-        Ok(log)
-    }
-
     /// Recovers the log into `st`; on failure `st` stays unrecovered (no
     /// header), so the next `refresh` tries again instead of walking on from
     /// a half-built state.
     fn recover(&self, st: &mut State) -> Result<()> {
-        let r = self.recover_into(st, true);
+        let r = self.recover_into(st);
         if r.is_err() {
             st.header = None;
             st.log_end = format::FIRST_RECORD;
@@ -457,9 +442,9 @@ impl Log {
         r
     }
 
-    /// `from_claims`: start at the commit the last record claims durable
-    /// (recovery); else walk from offset 512 (`open_prefix`).
-    fn recover_into(&self, st: &mut State, from_claims: bool) -> Result<()> {
+    /// Recovery proper: from the commit the last record claims durable.
+    /// (Reading what a damaged log still holds is `salvage`'s.)
+    fn recover_into(&self, st: &mut State) -> Result<()> {
         let len = self.file_len()?;
         st.alloc_end = len;
         st.alloc_exact = true;
@@ -476,7 +461,7 @@ impl Log {
                 .map_err(|e| Error::io(&self.path, "mmap", None, e))?,
         );
         st.mapping = mapping;
-        let start = if from_claims { self.durable_start(salt, len)? } else { None };
+        let start = self.durable_start(salt, len)?;
         let (prev, ps, pos) = match &start {
             Some(r) => (r.link(), r.h.page_size, r.end()),
             None => (Link::default(), 0, format::FIRST_RECORD),
