@@ -8,7 +8,8 @@
        "verify": "clean"|"damaged", "verify_error": str|null,
        "versions": [{"version", "checksum", "stored_checksum", "db_pages",
                      "page_size", "offset", "full_map"}...],
-       "readable": [N...], "damage_met": bool}
+       "readable": [N...], "readable_checksums": {N: stored checksum},
+       "damage_met": bool}
 
 "opens"/"latest"/"error" follow "Recovery (what a reader does on open)",
 steps 1-5; "verify" follows the paragraph after step 5 (steps 3 and 4 from
@@ -590,7 +591,7 @@ class Log:
                     break
                 c = p
         forward.update(chain)  # a version both walks found: recovery's
-        return sorted(forward), damage
+        return forward, damage
 
     # ---- open -------------------------------------------------------------------------
     def open(self):
@@ -763,12 +764,16 @@ def examine(data):
         out["error"] = str(e)
         out["verify_error"] = "recovery refuses the log: %s" % e
         try:
-            out["readable"], out["damage_met"] = log.readable(None, True)
+            found, out["damage_met"] = log.readable(None, True)
+            out["readable"] = sorted(found)
+            out["readable_checksums"] = {v: "%#018x" % c.checksum for v, c in found.items()}
         except NotALog:
             pass
         return out
     if latest is not None:
-        out["readable"], out["damage_met"] = log.readable(latest, False)
+        found, out["damage_met"] = log.readable(latest, False)
+        out["readable"] = sorted(found)
+        out["readable_checksums"] = {v: "%#018x" % c.checksum for v, c in found.items()}
     else:
         out["damage_met"] = False
     out["opens"] = True

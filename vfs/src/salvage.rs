@@ -169,11 +169,11 @@ impl Readable {
             return Ok(out);
         }
         let len = self.log.file_len()?;
-        let (mut steps, end, end_pos) = self.forward(len)?;
+        let (mut steps, end, end_pos, clean) = self.forward(len)?;
         let latest = match &self.recovery_error {
             Some(p) => {
                 out.damage.push(p.clone());
-                out.forward_end = end.clone();
+                out.forward_end = if clean { None } else { end.clone() };
                 None
             }
             None => Some(self.log.latest()),
@@ -229,10 +229,10 @@ impl Readable {
     /// The forward read from offset 512: FORMAT.md recovery steps 3 and 4
     /// with version 0 as the start, except that a claim that names no
     /// commit ends the read before the record that makes it (instead of
-    /// refusing the log). Returns the commits passed, why the read ended
-    /// (None: at the end of the file's records, nothing there) and the
-    /// offset of the record it ended at.
-    fn forward(&self, len: u64) -> Result<(Vec<Step>, Option<Problem>, u64)> {
+    /// refusing the log). Returns the commits passed, why the read ended,
+    /// the offset of the record it ended at, and whether that is a clean
+    /// end (zeros or the end of the file right after a commit).
+    fn forward(&self, len: u64) -> Result<(Vec<Step>, Option<Problem>, u64, bool)> {
         let log = &self.log;
         let salt = self.salt;
         let mut steps: Vec<Step> = Vec::new();
@@ -242,11 +242,15 @@ impl Readable {
         let mut txn_start = pos;
         let mut marked = false;
         let mut durable = 0u64;
+        let mut clean = false;
         let end = loop {
             let Some(rec) = log.read_record(salt, pos, len)? else {
                 let p = log.describe_bad_record(salt, pos, len, &prev)?;
+                // Zeros or the end of the file right after a commit: where a
+                // log ends, damage only if recovery's latest lies further on.
                 let nothing = p.found == "zero bytes" || p.found.starts_with("the end of the file");
-                break if nothing && txn_start == pos { None } else { Some(p) };
+                clean = nothing && txn_start == pos;
+                break Some(p);
             };
             let stop = |expected: String, found: String| Some(Problem { offset: pos, expected, found });
             if rec.h.kind == format::KIND_MARK {
@@ -317,11 +321,11 @@ impl Readable {
                 if let Some((offset, expected, found)) = log.check_commit(&s.rec, &s.entries, s.txn_start)? {
                     let at = steps[i].rec.offset;
                     steps.truncate(i);
-                    return Ok((steps, Some(Problem { offset, expected, found }), at));
+                    return Ok((steps, Some(Problem { offset, expected, found }), at, false));
                 }
             }
         }
-        Ok((steps, end, pos))
+        Ok((steps, end, pos, clean))
     }
 
     /// The commits recovery's walk back from `latest` reaches (before it
