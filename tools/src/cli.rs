@@ -7,7 +7,8 @@ use std::io::{IsTerminal, Write};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use pagelog::{Error, EscapedName, Log, OpenOptions};
+use pagelog::history::Problem;
+use pagelog::{Error, EscapedName, Listing, Log, OpenOptions, Readable};
 
 /// Exit codes: 0 ok, 1 failure or damage found, 2 usage (clap's own, and
 /// [`Failure::usage`] for arguments clap cannot check).
@@ -71,10 +72,72 @@ impl<T> Context<T> for std::io::Result<T> {
     }
 }
 
-/// Opens an existing log for reading only: the tool never disturbs other
-/// processes when it only reads, and never creates a file.
-pub fn open_read_only(db: &Path) -> Result<Log, Failure> {
-    Log::open(db, OpenOptions { read_only: true, ..Default::default() }).ctx(format_args!("open log {}", db.escaped()))
+/// Opens an existing log, read-only (the tool never disturbs other processes
+/// when it only reads, and never creates a file), for reading whatever of
+/// it can be read: recovered,
+/// or, when recovery finds damage, read forward from its start
+/// (`pagelog::Readable`). The tools that only read (`export`, `log`,
+/// `info`, `diff`, `restore --plain`) show or extract every version that
+/// recovery or that forward read can prove intact, name the damage, and
+/// exit 1 when they met any.
+pub fn open_readable(db: &Path) -> Result<Readable, Failure> {
+    Readable::open(db).ctx(format_args!("open log {}", db.escaped()))
+}
+
+/// Prints each damage a reading tool met on stderr, and returns the exit
+/// code: 1 when there was any.
+pub fn report_damage(db: &Path, damage: &[Problem]) -> i32 {
+    for p in damage {
+        eprintln!("pagelog: warning: log {} is damaged {p}", db.escaped());
+    }
+    if damage.is_empty() {
+        0
+    } else {
+        EXIT_FAILURE
+    }
+}
+
+/// The versions of a listing as people read them: `0, 1 to 7, 257 to 701`
+/// (version 0, the empty database, can always be read).
+pub fn ranges_text(l: &Listing) -> String {
+    let mut parts = vec!["0".to_string()];
+    for (a, b) in l.ranges() {
+        parts.push(if a == b { a.to_string() } else { format!("{a} to {b}") });
+    }
+    parts.join(", ")
+}
+
+/// The failure for version `n` of a log read with `open_readable` that
+/// cannot be read: it does not exist, or damage hides it (named, with the
+/// versions that can be read).
+pub fn unreadable(r: &Readable, n: u64, e: Error) -> Failure {
+    let what = format_args!("log {}", r.log().path().escaped()).to_string();
+    let listing = match r.listing() {
+        Ok(l) => l,
+        Err(e2) => return Failure::new(what, format_args!("{}; {}", describe(&e), describe(&e2))),
+    };
+    match e {
+        Error::NoSuchVersion { latest, .. } => {
+            let oldest = listing.versions.first().map_or(0, |v| v.version);
+            let held = if latest == 0 {
+                "the log is empty (version 0)".to_string()
+            } else if oldest > 1 {
+                format!("the log holds versions 0 and {oldest} to {latest}; the others were removed by compaction")
+            } else {
+                format!("the log holds versions 0 to {latest}")
+            };
+            Failure::new(what, format_args!("version {n} does not exist ({held})"))
+        }
+        Error::Corrupt { .. } => Failure::new(
+            what,
+            format_args!(
+                "version {n} cannot be read: {}; the versions that can be read are {}",
+                describe(&e),
+                ranges_text(&listing)
+            ),
+        ),
+        e => Failure::new(what, describe(&e)),
+    }
 }
 
 /// Opens an existing log for writing (never creates one).

@@ -7,7 +7,9 @@ use std::path::PathBuf;
 use pagelog::EscapedName;
 use pagelog_replica::fetch::{restore_into, Target};
 
-use crate::cli::{diag, open_read_only, plural, size, sync_dir, tmp_beside, CmdResult, Context, Failure, Progress};
+use crate::cli::{
+    diag, open_readable, plural, size, sync_dir, tmp_beside, unreadable, CmdResult, Context, Failure, Progress,
+};
 use crate::export::{already_exists, place, write_version};
 use crate::remote::{connect, fail};
 use crate::time::{parse_time_arg, TimeArg};
@@ -61,8 +63,10 @@ pub fn run(a: Args) -> CmdResult {
     progress.finish();
     let result = restored.map_err(|e| fail(&what, e)).and_then(|r| {
         if a.plain {
-            let log = open_read_only(&tmp)?;
-            let v = log.version(r.version).ctx(&what)?;
+            // The reader every tool uses (cli::open_readable); the file was
+            // just checked whole, so it meets no damage.
+            let log = open_readable(&tmp)?;
+            let v = log.version(r.version).map_err(|e| unreadable(&log, r.version, e))?.version;
             let plain = tmp_beside(&a.out, "restore-plain");
             let _ = std::fs::remove_file(&plain);
             let res = write_version(&v, &plain, &what).and_then(|()| place(&plain, &a.out, a.force, &what));

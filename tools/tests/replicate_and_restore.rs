@@ -121,7 +121,7 @@ fn a_restore_is_the_source_log_byte_for_byte_and_replication_resumes_where_the_b
         .output()
         .unwrap());
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
-    assert_eq!(v["log_end"].as_u64(), Some(got.len() as u64), "the restore ends at the latest commit");
+    assert_eq!(v["commit_end"].as_u64(), Some(got.len() as u64), "the restore ends at the latest commit");
 
     // Listing the bucket.
     let info = info_json(g, &url);
@@ -400,7 +400,7 @@ fn unsynced_commits_are_synced_before_they_ship_and_a_torn_tail_never_ships() {
         .output()
         .unwrap());
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
-    let end = v["log_end"].as_u64().unwrap();
+    let end = v["commit_end"].as_u64().unwrap();
     let f = std::fs::OpenOptions::new().write(true).open(&db).unwrap();
     let mut junk = b"PLRC\x02".to_vec();
     junk.extend((0..3000u32).map(|i| (i * 7919 % 251) as u8));
