@@ -427,7 +427,17 @@ impl Log {
             rep.last_good_version = last_ok.version.unwrap_or(0);
         }
         // Recovery must reach exactly the last version verification accepts.
+        // Commits a writer appended between recovery and the walk were walked
+        // but not recovered: recover again, and compare what the two saw of
+        // the same bytes (a later recovery may see more, never less).
         let walked = rep.items.last().and_then(|i| i.version).unwrap_or(0);
+        if rep.recovery_error.is_none() && rep.recovered_version.unwrap_or(0) < walked {
+            if let Ok(v) = self.refresh() {
+                if v.number >= walked {
+                    rep.recovered_version = Some(walked);
+                }
+            }
+        }
         if rep.recovery_error.is_none() && rep.recovered_version.unwrap_or(0) < walked && rep.damage().is_none() {
             let p = Problem {
                 offset: rep.end,
