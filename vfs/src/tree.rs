@@ -516,3 +516,174 @@ pub fn list_nodes(region: &[u8], at: u64) -> Result<Vec<NodeInfo>, Damage> {
     }
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::format::splitmix64;
+
+    /// A log in memory: byte `i` is file offset `i`; new nodes are appended
+    /// at the offsets `update` was told, between other bytes (the records
+    /// around them).
+    struct Mem(Vec<u8>);
+
+    impl NodeSource for Mem {
+        fn node_bytes(&self, offset: u64, len: usize) -> Option<&[u8]> {
+            let start = usize::try_from(offset).ok()?;
+            self.0.get(start..start.checked_add(len)?)
+        }
+    }
+
+    impl Mem {
+        fn new() -> Mem {
+            Mem(vec![0; FIRST_RECORD as usize])
+        }
+        fn end(&self) -> u64 {
+            self.0.len() as u64
+        }
+        /// Updates the tree and appends the new nodes where it said.
+        fn apply(&mut self, old: Option<Root>, changes: &BTreeMap<u32, Slot>, db_pages: u32) -> Update {
+            let at = self.end();
+            let u = update(self, old, changes, db_pages, at).unwrap();
+            self.0.extend_from_slice(&u.nodes);
+            u
+        }
+    }
+
+    struct Rng(u64);
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            splitmix64(&mut self.0)
+        }
+        fn below(&mut self, n: u64) -> u64 {
+            self.next() % n.max(1)
+        }
+        fn slot(&mut self) -> Slot {
+            Slot { offset: 512 + self.below(1 << 40), crc: self.next() as u32 }
+        }
+    }
+
+    fn contents(mem: &Mem, root: Root) -> Vec<(u32, Slot)> {
+        let mut out = Vec::new();
+        walk(mem, root, &mut |p, s| out.push((p, s))).unwrap();
+        out
+    }
+
+    #[test]
+    fn leaf_and_inner_nodes_round_trip_byte_for_byte() {
+        let mut r = Rng(1);
+        for (level, first) in [(0u8, 48u32), (0, 0), (1, 1024), (3, 4_194_304 * 3), (5, 0)] {
+            let mut node = Node::empty(level, first);
+            for (i, s) in node.slots.iter_mut().enumerate() {
+                if (level > 0 || first + i as u32 > 0) && (level < 5 || i < 16) {
+                    *s = if level == 0 { r.slot() } else { Slot { offset: 512 + 8 * r.below(100), crc: r.next() as u32 } };
+                }
+            }
+            let mut b = Vec::new();
+            let crc = node.encode_into(&mut b);
+            assert_eq!(b.len(), if level == 0 { 264 } else { 1032 });
+            assert_eq!((b[0], &b[1..4], u32_at(&b, 4)), (level, &[0u8; 3][..], first));
+            assert_eq!(u64_at(&b, 8 + 16 * 2), node.slots[2].offset);
+            assert_eq!(u32_at(&b, 8 + 16 * 2 + 8), node.slots[2].crc);
+            assert_eq!(crc, crc32fast::hash(&b));
+            let at = 1 << 41; // after every child
+            assert_eq!(Node::decode(&b, at, crc, level, first).unwrap(), node);
+            let info = list_nodes(&b, at).unwrap();
+            assert_eq!(info, vec![NodeInfo { offset: at, level, first, crc }]);
+        }
+    }
+
+    #[test]
+    fn depth_grows_by_64_per_level_from_one_leaf_of_16_page_numbers() {
+        let cases = [(0, 1), (15, 1), (16, 2), (1023, 2), (1024, 3), (65535, 3), (262_144, 4), (4_194_303, 4)];
+        for (db_pages, depth) in cases.into_iter().chain([(4_194_304, 5), (268_435_456, 6), (u32::MAX, 6)]) {
+            assert_eq!(depth_for(db_pages), depth, "{db_pages} pages");
+            assert!(span(depth - 1) > db_pages as u64);
+        }
+    }
+
+    /// A valid node's bytes with one rule broken, and its crc recomputed.
+    fn broken(level: u8, first: u32, at: u64, edit: impl Fn(&mut Vec<u8>)) -> Result<(), Damage> {
+        let mut node = Node::empty(level, first);
+        node.slots[1] = Slot { offset: 512, crc: 7 };
+        let mut b = Vec::new();
+        node.encode_into(&mut b);
+        edit(&mut b);
+        check(&b, at, crc32fast::hash(&b), level, first)
+    }
+
+    #[test]
+    fn each_structural_rule_is_checked_even_under_a_matching_crc() {
+        let at = 1 << 20;
+        assert_eq!(broken(1, 1024, at, |_| {}), Ok(()));
+        fn put(at: usize, v: &[u8]) -> Box<dyn Fn(&mut Vec<u8>)> {
+            let v = v.to_vec();
+            Box::new(move |b: &mut Vec<u8>| b[at..at + v.len()].copy_from_slice(&v))
+        }
+        let slot1 = NODE_SLOTS + SLOT_SIZE;
+        let cases: Vec<(u8, u32, Box<dyn Fn(&mut Vec<u8>)>)> = vec![
+            (1, 1024, put(NODE_LEVEL, &[2])),                   // another level
+            (1, 1024, put(NODE_RESERVED + 2, &[1])),            // reserved header byte
+            (1, 1024, put(NODE_FIRST, &2048u32.to_le_bytes())), // another node's first
+            (1, 1024, put(NODE_FIRST, &1040u32.to_le_bytes())), // first not aligned
+            (1, 1024, put(slot1 + SLOT_RESERVED, &[1])),        // reserved slot bytes
+            (1, 1024, put(slot1 + SLOT_OFFSET, &[0, 0])),       // offset 0, crc 7
+            (1, 1024, put(slot1 + SLOT_OFFSET, &[4, 2])),       // child not 8-aligned
+            (1, 1024, put(slot1 + SLOT_OFFSET, &[0, 1])),       // child below 512
+            (1, 1024, put(slot1 + SLOT_OFFSET + 2, &[0x10])),   // child after its parent
+            (1, 1024, put(slot1 + SLOT_OFFSET, &[0xf8; 8])),    // child end overflows
+            (0, 0, put(NODE_SLOTS, &600u64.to_le_bytes())),     // page 0's slot
+            (0, 16, Box::new(|b: &mut Vec<u8>| b.truncate(200))), // short node
+            (5, 0, put(NODE_SLOTS + 16 * SLOT_SIZE, &[0, 2])),  // child past page 2^32
+        ];
+        for (n, (level, first, edit)) in cases.into_iter().enumerate() {
+            let d = broken(level, first, at, edit).expect_err(&format!("case {n}"));
+            assert_eq!(d.offset, at, "case {n}: {d}");
+            assert!(!d.expected.is_empty() && !d.found.is_empty());
+        }
+        let level_6 = broken(5, 0, at, put(NODE_LEVEL, &[6]));
+        assert!(level_6.is_err());
+        let d = check(&[0; LEAF_SIZE], at, 5, 0, 16).unwrap_err();
+        assert!(d.expected.contains("crc 0x00000005"), "{d}");
+    }
+
+    /// A tree of `n` random pages among `1..=db_pages`, built in one update
+    /// (so every node written is reachable from its root).
+    fn sample_tree(r: &mut Rng, n: usize, db_pages: u32) -> (Mem, Update, Vec<NodeInfo>, BTreeMap<u32, Slot>) {
+        let mut mem = Mem::new();
+        let changes: BTreeMap<u32, Slot> = (0..n).map(|_| (1 + r.below(db_pages as u64) as u32, r.slot())).collect();
+        let at = mem.end();
+        let u = mem.apply(None, &changes, db_pages);
+        let nodes = list_nodes(&u.nodes, at).unwrap();
+        (mem, u, nodes, changes)
+    }
+
+    #[test]
+    fn a_damaged_byte_in_any_node_is_named_by_that_nodes_offset() {
+        let mut r = Rng(2);
+        let (mut mem, u, nodes, changes) = sample_tree(&mut r, 40, 5000);
+        assert_eq!(u.root.depth, 3);
+        assert_eq!(nodes.last().map(|n| (n.offset, n.crc)), Some((u.root.offset, u.root.crc)));
+        assert!(nodes.len() > 40, "{} nodes", nodes.len());
+        for n in &nodes {
+            let pgno = n.first.max(1);
+            for at in n.offset..n.offset + node_size(n.level) as u64 {
+                let good = mem.0[at as usize];
+                mem.0[at as usize] ^= 1 + r.below(255) as u8;
+                let d = lookup(&mem, u.root, pgno).unwrap_err();
+                assert_eq!(d.offset, n.offset, "byte {at}: {d}");
+                if at % 97 == 0 {
+                    assert_eq!(walk(&mem, u.root, &mut |_, _| {}).unwrap_err().offset, n.offset);
+                    let change = BTreeMap::from([(pgno, r.slot())]);
+                    assert_eq!(update(&mem, Some(u.root), &change, 5000, mem.end()).unwrap_err().offset, n.offset);
+                }
+                mem.0[at as usize] = good;
+            }
+        }
+        assert_eq!(contents(&mem, u.root), changes.into_iter().collect::<Vec<_>>());
+        let d = lookup(&mem, Root { depth: 7, ..u.root }, 1).unwrap_err();
+        assert_eq!(d.offset, u.root.offset);
+        mem.0.truncate(u.root.offset as usize + 100);
+        assert_eq!(lookup(&mem, u.root, 1).unwrap_err().offset, u.root.offset);
+    }
+}
