@@ -256,7 +256,11 @@ pub fn structure(b: &[u8], offset: u64) -> Result<(u8, u32), Damage> {
             return Err(damage(offset, expected, format!("offset {}", s.offset)));
         }
         if first as u64 + i as u64 * span(level - 1) > u32::MAX as u64 {
-            return Err(damage(offset, format!("{what} zero: it covers no page number"), format!("offset {}", s.offset)));
+            return Err(damage(
+                offset,
+                format!("{what} zero: it covers no page number"),
+                format!("offset {}", s.offset),
+            ));
         }
     }
     Ok((level, first))
@@ -508,7 +512,11 @@ pub fn list_nodes(region: &[u8], at: u64) -> Result<Vec<NodeInfo>, Damage> {
         let level = region[pos];
         let len = if level < MAX_DEPTH { node_size(level) } else { 1 };
         let Some(b) = region.get(pos..pos + len) else {
-            return Err(damage(offset, format!("a level-{level} index-tree node of {len} bytes"), "the end of the region"));
+            return Err(damage(
+                offset,
+                format!("a level-{level} index-tree node of {len} bytes"),
+                "the end of the region",
+            ));
         };
         let (level, first) = structure(b, offset)?;
         out.push(NodeInfo { offset, level, first, crc: crc32fast::hash(b) });
@@ -576,7 +584,11 @@ mod tests {
             let mut node = Node::empty(level, first);
             for (i, s) in node.slots.iter_mut().enumerate() {
                 if (level > 0 || first + i as u32 > 0) && (level < 5 || i < 16) {
-                    *s = if level == 0 { r.slot() } else { Slot { offset: 512 + 8 * r.below(100), crc: r.next() as u32 } };
+                    *s = if level == 0 {
+                        r.slot()
+                    } else {
+                        Slot { offset: 512 + 8 * r.below(100), crc: r.next() as u32 }
+                    };
                 }
             }
             let mut b = Vec::new();
@@ -616,25 +628,26 @@ mod tests {
     fn each_structural_rule_is_checked_even_under_a_matching_crc() {
         let at = 1 << 20;
         assert_eq!(broken(1, 1024, at, |_| {}), Ok(()));
-        fn put(at: usize, v: &[u8]) -> Box<dyn Fn(&mut Vec<u8>)> {
+        type Edit = Box<dyn Fn(&mut Vec<u8>)>;
+        fn put(at: usize, v: &[u8]) -> Edit {
             let v = v.to_vec();
             Box::new(move |b: &mut Vec<u8>| b[at..at + v.len()].copy_from_slice(&v))
         }
         let slot1 = NODE_SLOTS + SLOT_SIZE;
-        let cases: Vec<(u8, u32, Box<dyn Fn(&mut Vec<u8>)>)> = vec![
-            (1, 1024, put(NODE_LEVEL, &[2])),                   // another level
-            (1, 1024, put(NODE_RESERVED + 2, &[1])),            // reserved header byte
-            (1, 1024, put(NODE_FIRST, &2048u32.to_le_bytes())), // another node's first
-            (1, 1024, put(NODE_FIRST, &1040u32.to_le_bytes())), // first not aligned
-            (1, 1024, put(slot1 + SLOT_RESERVED, &[1])),        // reserved slot bytes
-            (1, 1024, put(slot1 + SLOT_OFFSET, &[0, 0])),       // offset 0, crc 7
-            (1, 1024, put(slot1 + SLOT_OFFSET, &[4, 2])),       // child not 8-aligned
-            (1, 1024, put(slot1 + SLOT_OFFSET, &[0, 1])),       // child below 512
-            (1, 1024, put(slot1 + SLOT_OFFSET + 2, &[0x10])),   // child after its parent
-            (1, 1024, put(slot1 + SLOT_OFFSET, &[0xf8; 8])),    // child end overflows
-            (0, 0, put(NODE_SLOTS, &600u64.to_le_bytes())),     // page 0's slot
+        let cases: Vec<(u8, u32, Edit)> = vec![
+            (1, 1024, put(NODE_LEVEL, &[2])),                     // another level
+            (1, 1024, put(NODE_RESERVED + 2, &[1])),              // reserved header byte
+            (1, 1024, put(NODE_FIRST, &2048u32.to_le_bytes())),   // another node's first
+            (1, 1024, put(NODE_FIRST, &1040u32.to_le_bytes())),   // first not aligned
+            (1, 1024, put(slot1 + SLOT_RESERVED, &[1])),          // reserved slot bytes
+            (1, 1024, put(slot1 + SLOT_OFFSET, &[0, 0])),         // offset 0, crc 7
+            (1, 1024, put(slot1 + SLOT_OFFSET, &[4, 2])),         // child not 8-aligned
+            (1, 1024, put(slot1 + SLOT_OFFSET, &[0, 1])),         // child below 512
+            (1, 1024, put(slot1 + SLOT_OFFSET + 2, &[0x10])),     // child after its parent
+            (1, 1024, put(slot1 + SLOT_OFFSET, &[0xf8; 8])),      // child end overflows
+            (0, 0, put(NODE_SLOTS, &600u64.to_le_bytes())),       // page 0's slot
             (0, 16, Box::new(|b: &mut Vec<u8>| b.truncate(200))), // short node
-            (5, 0, put(NODE_SLOTS + 16 * SLOT_SIZE, &[0, 2])),  // child past page 2^32
+            (5, 0, put(NODE_SLOTS + 16 * SLOT_SIZE, &[0, 2])),    // child past page 2^32
         ];
         for (n, (level, first, edit)) in cases.into_iter().enumerate() {
             let d = broken(level, first, at, edit).expect_err(&format!("case {n}"));
@@ -685,5 +698,173 @@ mod tests {
         assert_eq!(d.offset, u.root.offset);
         mem.0.truncate(u.root.offset as usize + 100);
         assert_eq!(lookup(&mem, u.root, 1).unwrap_err().offset, u.root.offset);
+    }
+
+    /// The next database size: mostly the same, else a growth (by a few
+    /// pages, by a lot, or to the largest u32) or a truncation.
+    fn next_size(r: &mut Rng, db_pages: u32) -> u32 {
+        match r.below(20) {
+            0..=11 => db_pages,
+            12..=13 => db_pages.saturating_add(1 + r.below(40) as u32),
+            14 => db_pages.saturating_add(r.below(300_000) as u32),
+            15 => u32::MAX - r.below(3) as u32,
+            16..=17 => r.below(db_pages as u64 + 1) as u32,
+            _ => r.below(3000).min(db_pages as u64) as u32,
+        }
+    }
+
+    #[test]
+    fn updates_growths_and_truncations_match_a_model_and_old_roots_keep_their_pages() {
+        let mut r = Rng(3);
+        let mut mem = Mem::new();
+        let (mut root, mut db_pages, mut model) = (None::<Root>, 0u32, BTreeMap::<u32, Slot>::new());
+        let mut kept = Vec::new();
+        let mut depths = [0usize; MAX_DEPTH as usize + 1];
+        for round in 0..1500 {
+            let new_pages = next_size(&mut r, db_pages);
+            let mut changes = BTreeMap::new();
+            for _ in 0..r.below(12) {
+                // Mostly within the new size, near its end, or (cut) past it.
+                let p = match r.below(8) {
+                    0 => new_pages.saturating_sub(r.below(20) as u32),
+                    1 => new_pages.saturating_add(1 + r.below(20) as u32),
+                    _ => 1 + r.below(new_pages as u64) as u32,
+                };
+                let s = if r.below(6) == 0 { Slot::ZERO } else { r.slot() };
+                changes.insert(p.max(1), s);
+            }
+            // Other records between index nodes.
+            mem.0.extend(std::iter::repeat_n(0xA5, 8 * r.below(4) as usize));
+            let at = mem.end();
+            let u = mem.apply(root, &changes, new_pages);
+            model.extend(&changes);
+            model.retain(|&p, s| p <= new_pages && !s.is_zero());
+            let depth = depth_for(new_pages);
+            assert_eq!(u.root.depth, depth);
+            depths[depth as usize] += 1;
+
+            // The new nodes are well-formed, back to back, children first.
+            let nodes = list_nodes(&u.nodes, at).unwrap();
+            if let Some(last) = nodes.last() {
+                assert_eq!((last.offset, last.crc, last.level), (u.root.offset, u.root.crc, depth - 1));
+            }
+            let k = changes.len();
+            if new_pages == db_pages {
+                assert!(nodes.len() <= k * depth as usize, "round {round}: {} nodes for {k} pages", nodes.len());
+                if k == 0 {
+                    assert_eq!(Some(u.root), root);
+                }
+            } else {
+                assert!(nodes.len() <= (k + 1) * depth as usize, "round {round}: {} nodes", nodes.len());
+            }
+
+            // Every page: the walk lists exactly the model's non-zero pages;
+            // lookups agree on every page of a small database, else on the
+            // changed pages, the ends and a sample.
+            assert_eq!(contents(&mem, u.root), model.iter().map(|(&p, &s)| (p, s)).collect::<Vec<_>>());
+            let sample: Vec<u32> = if new_pages <= 600 {
+                (1..=new_pages).collect()
+            } else {
+                let ends = [1, new_pages, new_pages - 1, db_pages];
+                let random = (0..16).map(|_| 1 + r.below(new_pages as u64) as u32);
+                changes.keys().copied().chain(ends).chain(random).collect()
+            };
+            for p in sample.into_iter().chain([new_pages.saturating_add(1), u32::MAX]) {
+                let want = if p <= new_pages { model.get(&p).copied().unwrap_or_default() } else { Slot::ZERO };
+                assert_eq!(lookup(&mem, u.root, p).unwrap(), want, "round {round}: page {p} of {new_pages}");
+            }
+            if round % 25 == 0 {
+                kept.push((u.root, model.clone()));
+            }
+            (root, db_pages) = (Some(u.root), new_pages);
+        }
+        // Copy-on-write: every old version still reads exactly its pages.
+        for (root, pages) in kept {
+            assert_eq!(contents(&mem, root), pages.into_iter().collect::<Vec<_>>());
+        }
+        assert!(depths[1..].iter().all(|&n| n > 0), "every depth was exercised: {depths:?}");
+    }
+
+    #[test]
+    fn zeroing_every_page_leaves_an_empty_tree_and_no_change_writes_nothing() {
+        let mut r = Rng(4);
+        let (mut mem, u, _, changes) = sample_tree(&mut r, 30, 70_000);
+        assert_eq!(mem.apply(Some(u.root), &BTreeMap::new(), 70_000), Update { nodes: Vec::new(), root: u.root });
+        let same: BTreeMap<u32, Slot> = changes.iter().take(5).map(|(&p, &s)| (p, s)).collect();
+        assert_eq!(mem.apply(Some(u.root), &same, 70_000).nodes, Vec::<u8>::new());
+        let zero: BTreeMap<u32, Slot> = changes.keys().map(|&p| (p, Slot::ZERO)).collect();
+        let z = mem.apply(Some(u.root), &zero, 70_000);
+        assert_eq!((z.nodes.len(), z.root), (0, Root { offset: 0, crc: 0, depth: 4 }));
+        assert_eq!((lookup(&mem, z.root, 5).unwrap(), contents(&mem, z.root)), (Slot::ZERO, vec![]));
+        let t = mem.apply(Some(u.root), &BTreeMap::new(), 0);
+        assert_eq!(t.root, Root { offset: 0, crc: 0, depth: 1 });
+        assert_eq!(contents(&mem, u.root), changes.into_iter().collect::<Vec<_>>());
+    }
+
+    /// Nodes that are nearly right: each rule holds with high probability,
+    /// children point at earlier nodes (with their crcs) or anywhere.
+    fn garbage_log(r: &mut Rng) -> (Mem, Vec<(u64, u8, u32, u32)>) {
+        let mut mem = Mem::new();
+        let mut made: Vec<(u64, u8, u32, u32)> = Vec::new();
+        for _ in 0..1 + r.below(30) {
+            let level = r.below(7) as u8;
+            let mut b = vec![0u8; if level == 0 { LEAF_SIZE } else { INNER_SIZE }];
+            b[0] = if r.below(10) == 0 { r.next() as u8 } else { level };
+            let first = if r.below(4) == 0 { r.next() as u32 } else { (r.next() as u32) & !((span(level) - 1) as u32) };
+            b[NODE_FIRST..NODE_SLOTS].copy_from_slice(&first.to_le_bytes());
+            for i in 0..(b.len() - NODE_SLOTS) / SLOT_SIZE {
+                let at = NODE_SLOTS + i * SLOT_SIZE;
+                let s = match r.below(5) {
+                    0 | 1 => Slot::ZERO,
+                    2 if !made.is_empty() => {
+                        let m = made[r.below(made.len() as u64) as usize];
+                        Slot { offset: m.0, crc: m.3 }
+                    }
+                    _ => Slot { offset: r.next() >> r.below(64), crc: r.next() as u32 },
+                };
+                b[at..at + 8].copy_from_slice(&s.offset.to_le_bytes());
+                b[at + 8..at + 12].copy_from_slice(&s.crc.to_le_bytes());
+                if r.below(50) == 0 {
+                    b[at + 12] = 1;
+                }
+            }
+            if r.below(20) == 0 {
+                b.truncate(r.below(b.len() as u64) as usize);
+            }
+            let offset = mem.end();
+            mem.0.extend_from_slice(&b);
+            mem.0.resize(mem.0.len().next_multiple_of(8), 0);
+            made.push((offset, level, first, crc32fast::hash(&b)));
+        }
+        (mem, made)
+    }
+
+    #[test]
+    fn garbage_gives_damage_never_a_panic() {
+        let mut r = Rng(5);
+        let mut answers = [0usize; 2];
+        for _ in 0..400 {
+            let (mem, made) = garbage_log(&mut r);
+            let region = &mem.0[FIRST_RECORD as usize..];
+            let _ = list_nodes(region, FIRST_RECORD);
+            let noise: Vec<u8> = (0..r.below(3000)).map(|_| r.next() as u8).collect();
+            assert!(list_nodes(&noise, 8 * r.below(1 << 50)).is_err() || noise.is_empty());
+            for &(offset, level, _, crc) in &made {
+                let depth = if r.below(10) == 0 { r.below(9) as u8 } else { level + 1 };
+                let root = Root { offset, crc, depth };
+                for _ in 0..20 {
+                    answers[lookup(&mem, root, r.next() as u32).is_ok() as usize] += 1;
+                }
+                let mut seen = 0u64;
+                let _ = walk(&mem, root, &mut |_, _| seen += 1);
+                let changes: BTreeMap<u32, Slot> =
+                    (0..r.below(4)).map(|_| (1 + r.below(1 << 31) as u32, r.slot())).collect();
+                let grown = update(&mem, Some(root), &changes, r.next() as u32, mem.end());
+                if let Ok(u) = grown {
+                    assert!(u.nodes.len() <= (changes.len() + 2) * MAX_DEPTH as usize * INNER_SIZE);
+                }
+            }
+        }
+        assert!(answers[0] > 0 && answers[1] > 0, "both damage and pages were read: {answers:?}");
     }
 }
