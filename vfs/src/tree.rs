@@ -280,10 +280,14 @@ fn read<S: NodeSource>(src: &S, ptr: Slot, level: u8, first: u32) -> Result<&[u8
     Ok(b)
 }
 
-/// The level of `root`'s node, or damage when its depth is impossible.
+/// The level of `root`'s node, or damage (named by the root's offset) when
+/// its depth is impossible or it names no node with a crc other than 0.
 fn root_level(root: Root) -> Result<u8, Damage> {
     if !(1..=MAX_DEPTH).contains(&root.depth) {
         return Err(damage(root.offset, format!("an index-tree depth of 1 to {MAX_DEPTH}"), root.depth.to_string()));
+    }
+    if root.offset == 0 && root.crc != 0 {
+        return Err(damage(0, "crc 0 for an index-tree root of offset 0", format!("crc {:#010x}", root.crc)));
     }
     Ok(root.depth - 1)
 }
@@ -696,6 +700,8 @@ mod tests {
         assert_eq!(contents(&mem, u.root), changes.into_iter().collect::<Vec<_>>());
         let d = lookup(&mem, Root { depth: 7, ..u.root }, 1).unwrap_err();
         assert_eq!(d.offset, u.root.offset);
+        assert!(lookup(&mem, Root { offset: 0, ..u.root }, 1).is_err(), "an empty root has crc 0");
+        assert_eq!(lookup(&mem, Root { offset: 0, crc: 0, depth: 3 }, 1), Ok(Slot::ZERO));
         mem.0.truncate(u.root.offset as usize + 100);
         assert_eq!(lookup(&mem, u.root, 1).unwrap_err().offset, u.root.offset);
     }
