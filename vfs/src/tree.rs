@@ -388,7 +388,8 @@ fn old(ptr: Slot) -> Old {
 /// offset `at` (a multiple of 8, at least [`FIRST_RECORD`]). Only nodes on a
 /// changed page's path, or holding a non-zero slot past `db_pages`, or above
 /// the old root when the tree grows, are written; every other node is shared.
-/// Changes past `db_pages` are cut like the rest; page 0 cannot be set.
+/// Changes past `db_pages` are cut like the rest; page 0 cannot be set, and
+/// a slot of offset 0 must have crc 0 (as every slot that is read back).
 /// Reads (and checks) the old nodes it rewrites, plus one per level the tree
 /// shrinks by; damage in them is returned.
 pub fn update(
@@ -451,6 +452,7 @@ impl<S: NodeSource> Builder<'_, S> {
         let before = node.slots.clone();
         if level == 0 {
             for (&p, &s) in changes.range(first.max(1)..=last) {
+                debug_assert!(s.offset != 0 || s.crc == 0, "page {p}: a zero page's slot has crc 0");
                 node.slots[(p - first) as usize] = s;
             }
             for (i, s) in node.slots.iter_mut().enumerate() {
