@@ -9,6 +9,8 @@
 //!   the `sqlite3` shell;
 //! * [`measure`]: bytes written, file sizes, filesystem;
 //! * [`probe`]: fsync counting under strace;
+//! * [`stats`]: median and range over runs;
+//! * [`verdict`]: the like-for-like comparisons that lead the report;
 //! * [`report`]: the tables and the JSON.
 //!
 //! The binary (`main.rs`) is only the command line.
@@ -19,5 +21,7 @@ pub mod probe;
 pub mod report;
 pub mod rng;
 pub mod runner;
+pub mod stats;
+pub mod verdict;
 pub mod words;
 pub mod workload;
