@@ -11,10 +11,12 @@
 //! * [`probe`]: fsync counting under strace;
 //! * [`stats`]: median and range over runs;
 //! * [`verdict`]: the like-for-like comparisons that lead the report;
-//! * [`report`]: the tables and the JSON.
+//! * [`report`]: the tables and the JSON;
+//! * [`chart`]: the per-test times as an SVG chart.
 //!
 //! The binary (`main.rs`) is only the command line.
 
+pub mod chart;
 pub mod config;
 pub mod measure;
 pub mod probe;
