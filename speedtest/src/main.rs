@@ -376,9 +376,18 @@ fn run(cli: Cli) -> Result<(), String> {
     for run in 1..=cli.runs {
         if run == 2 {
             let round = started.elapsed().as_secs_f64();
+            // The probe runs test 1 once more per configuration (under strace).
+            let probe: f64 = if cli.no_fsync_probe {
+                0.0
+            } else {
+                records.iter().filter_map(|r: &runner::RunRecord| r.tests.first().map(|t| t.seconds)).sum()
+            };
             progress(format!(
-                "round 1 took {round:.0} s: about {} more, then the fsync probe (test 1 once per configuration)",
-                fmt_duration(round * f64::from(cli.runs - 1))
+                "round 1 took {round:.0} s: about {} to go ({} more round{}{})",
+                fmt_duration(round * f64::from(cli.runs - 1) + probe),
+                cli.runs - 1,
+                if cli.runs == 2 { "" } else { "s" },
+                if probe > 0.0 { ", then the fsync probe: test 1 once per configuration" } else { "" }
             ));
         }
         for &c in &configs {
