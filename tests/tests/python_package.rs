@@ -28,13 +28,14 @@ fn run(cmd: &mut Command) -> Output {
 
 /// A fresh venv of `python` in `dir` with ./python installed; its python.
 fn venv_with_package(python: &Path, dir: &Path) -> PathBuf {
-    let probe = Command::new(python).args(["-c", "import ensurepip, venv"]).output().unwrap();
+    let venv = Command::new(python).args(["-m", "venv"]).arg(dir).output().unwrap();
     assert!(
-        probe.status.success(),
-        "{} cannot make a virtualenv with pip (no ensurepip): on Debian, `apt-get install python3-venv`",
-        python.display()
+        venv.status.success(),
+        "{} -m venv failed: on Debian this needs the package python3-venv (apt-get install python3-venv)\n{}{}",
+        python.display(),
+        String::from_utf8_lossy(&venv.stdout),
+        String::from_utf8_lossy(&venv.stderr)
     );
-    run(Command::new(python).args(["-m", "venv"]).arg(dir));
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
     run(Command::new(dir.join("bin/pip"))
         .args(["install", "--no-index", "--no-cache-dir", "--disable-pip-version-check", "--quiet"])
@@ -67,7 +68,7 @@ fn python_without_loading() -> Option<PathBuf> {
         .collect();
     versions.sort();
     versions.into_iter().rev().find(|p| {
-        let check = "import sqlite3, sys, venv, ensurepip; \
+        let check = "import sqlite3, sys, venv; \
                      sys.exit(0 if sys.version_info >= (3, 8) \
                      and not hasattr(sqlite3.Connection, 'enable_load_extension') else 1)";
         Command::new(p).args(["-c", check]).output().is_ok_and(|o| o.status.success())
