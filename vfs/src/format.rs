@@ -53,6 +53,16 @@ pub fn frame_align(format: u32) -> u64 {
     }
 }
 
+/// The largest `db pages` a commit of a log of `file_len` bytes may state
+/// (FORMAT.md, recovery step 3: file length / 512, integer division, +
+/// 65536): every page of a database was written at least once, as a frame
+/// of at least 512 bytes, so no real log comes near it; it keeps a damaged
+/// or crafted record from making a page map larger than the file. The one
+/// bound recovery, `verify` and the replication walk apply.
+pub fn max_db_pages(file_len: u64) -> u64 {
+    file_len / PAYLOAD_ALIGN + 65536
+}
+
 // ---- record header (every record) ---------------------------------------------
 pub const REC_MAGIC: [u8; 4] = *b"PLRC";
 pub const RH_MAGIC: usize = 0; // 4 bytes
