@@ -5,6 +5,9 @@
 //! the debug `libpagelog.so` that cargo built for these tests
 //! (`PAGELOG_LIBRARY`), so no release build is made here.
 //!
+//! The same venv runs every ```python example of README.md, docs/*.md and
+//! python/README.md that imports the package.
+//!
 //! Where a Python without extension loading is on the machine (pyenv's
 //! builds usually are), the package is installed into a venv of it too and
 //! must refuse to load with its explanation.
@@ -54,8 +57,10 @@ fn pip_installs_the_package_into_a_fresh_venv_and_its_helpers_work() {
     std::fs::create_dir(&work).unwrap();
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("python/check_package.py");
     // cwd = work: `import pagelog` must find the installed copy, not python/.
-    let out = run(Command::new(py).arg(script).arg(&work).current_dir(&work));
+    let out = run(Command::new(&py).arg(script).arg(&work).current_dir(&work));
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "ok");
+    // The examples in README.md, docs/ and python/README.md, in the same venv.
+    run_documented_examples(&py, &d);
 }
 
 /// A pyenv Python whose sqlite3 cannot load extensions, if there is one.
@@ -91,4 +96,49 @@ fn a_python_without_extension_loading_gets_an_explanation() {
     assert!(text.contains("cannot load SQLite extensions"), "{}: {text}", python.display());
     assert!(text.contains("/usr/bin/python3") && text.contains("--enable-loadable-sqlite-extensions"), "{text}");
     assert!(!d.path("x.db").exists(), "nothing may be created when loading fails");
+}
+
+/// The ```python blocks that use the package in README.md, docs/*.md and
+/// python/README.md, so that none can rot.
+fn documented_python_blocks() -> Vec<(PathBuf, String)> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+    let mut files = vec![root.join("README.md"), root.join("python/README.md")];
+    if let Ok(dir) = std::fs::read_dir(root.join("docs")) {
+        let mut docs: Vec<PathBuf> =
+            dir.filter_map(|e| Some(e.ok()?.path())).filter(|p| p.extension().is_some_and(|x| x == "md")).collect();
+        docs.sort();
+        files.extend(docs);
+    }
+    let mut blocks = Vec::new();
+    for f in files {
+        let Ok(text) = std::fs::read_to_string(&f) else { continue };
+        let mut lines = text.lines();
+        while let Some(l) = lines.next() {
+            if l.trim() == "```python" {
+                let block: Vec<&str> = lines.by_ref().take_while(|l| l.trim() != "```").collect();
+                let block = block.join("\n") + "\n";
+                if block.contains("import sqlite3, pagelog") {
+                    blocks.push((f.clone(), block));
+                }
+            }
+        }
+    }
+    blocks
+}
+
+/// Runs each documented example with `py`, each in a directory of its own under `d`.
+fn run_documented_examples(py: &Path, d: &TempDir) {
+    let blocks = documented_python_blocks();
+    assert!(blocks.len() >= 2, "expected the README's and python/README.md's examples, found {}", blocks.len());
+    for (i, (file, block)) in blocks.iter().enumerate() {
+        let work = d.path(&format!("example-{i}"));
+        std::fs::create_dir(&work).unwrap();
+        let out = Command::new(py).arg("-c").arg(block).current_dir(&work).output().unwrap();
+        assert!(
+            out.status.success(),
+            "the Python example in {} failed:\n{block}\n{}",
+            file.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
 }
