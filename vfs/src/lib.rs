@@ -31,6 +31,7 @@ pub mod pagemap;
 pub mod patch;
 pub mod recovery;
 pub mod registry;
+pub mod retention;
 pub mod salvage;
 pub mod sqlite;
 pub mod storage;
