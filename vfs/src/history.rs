@@ -573,7 +573,7 @@ impl Log {
                 found: format!("{stored:#010x}"),
             });
         }
-        let Some(h) = RecordHeader::decode(salt, &hb) else {
+        let Some(h) = RecordHeader::decode(salt, &hb).filter(|h| h.kind != format::KIND_CONTROL) else {
             return Ok(Problem { offset: pos, expected, found: "a record header with invalid fields".into() });
         };
         if pos.saturating_add(h.length) > len {
