@@ -2,8 +2,8 @@
 //! as damaged (issue 26), whatever the timing.
 //!
 //! One `plworker race-writer` commits single-row UPDATEs (small patches),
-//! with a spilling transaction every 100 commits and a rolled-back one every
-//! 1,000, at `synchronous = FULL` or `NORMAL`; 2, 4 or 8 `plworker
+//! with a spilling transaction every 100 commits, a rolled-back one every
+//! 1,000 and a revert every 500, at `synchronous = FULL` or `NORMAL`; 2, 4 or 8 `plworker
 //! race-reader` processes run point SELECTs (each its own read transaction,
 //! so each refreshes its view of the log), table sums and reads of older
 //! versions (`?version=N`), and fail on any error but SQLITE_BUSY:
