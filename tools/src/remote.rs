@@ -9,7 +9,7 @@ use std::time::Duration;
 use pagelog_replica::{Catalog, Error, Location, Store};
 use serde_json::json;
 
-use crate::cli::{size, CmdResult, Failure};
+use crate::cli::{diag, size, CmdResult, Failure};
 use crate::time::format_us;
 
 /// True when a path argument is an `s3://` address.
@@ -45,7 +45,7 @@ impl Backoff {
 
     /// Says on stderr that `what` failed with `msg`, and waits.
     pub fn wait(&mut self, what: &str, msg: &str) {
-        eprintln!("pagelog: {what}: {msg}; retrying in {} s", self.0.as_secs());
+        diag!("pagelog: {what}: {msg}; retrying in {} s", self.0.as_secs());
         std::thread::sleep(self.0);
         self.0 = (self.0 * 2).min(Self::MAX);
     }
@@ -146,9 +146,9 @@ pub fn log(arg: &OsStr, json_out: bool, limit: Option<usize>) -> CmdResult {
         }
     }
     for f in &cat.foreign {
-        eprintln!("pagelog: warning: {f} is not part of a pagelog replica");
+        diag!("pagelog: warning: {f} is not part of a pagelog replica");
     }
-    eprintln!("restore version N: pagelog restore {} out.db --version N", store.loc);
+    diag!("restore version N: pagelog restore {} out.db --version N", store.loc);
     Ok(0)
 }
 

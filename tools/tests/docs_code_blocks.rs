@@ -7,7 +7,9 @@
 //!   `pagelog` tool this test run built (symlinks), so that commands written
 //!   for a release build run unchanged;
 //! * `output`: the exact stdout of the `sh` or `python` block before it;
-//! * `python`: run with Debian's `/usr/bin/python3` in the same directory;
+//! * `python`: run with Debian's `/usr/bin/python3` in the same directory,
+//!   except the examples of the Python package (`import sqlite3, pagelog`),
+//!   which `tests/tests/python_package.rs` runs in a venv with the package;
 //! * `rust`: must be on a page `tests/src/lib.rs` includes as doc-tests;
 //! * `toml`: every `name = { version = "V"` line must match the workspace's
 //!   `Cargo.toml`;
@@ -32,6 +34,10 @@ use pagelog_e2e::{extension, python3, TempDir};
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
 }
+
+/// How the Python package's examples begin; tests/tests/python_package.rs
+/// runs those in a venv where the package is installed.
+const PACKAGE_EXAMPLE: &str = "import sqlite3, pagelog";
 
 struct Block {
     lang: String,
@@ -143,6 +149,13 @@ fn check_page(rel: &str) -> Vec<String> {
                 let (stdout, err) = run(&mut cmd);
                 failures.extend(err);
                 last_stdout = Some(stdout);
+            }
+            "python" if b.text.contains(PACKAGE_EXAMPLE) => {
+                let runner = std::fs::read_to_string(root().join("tests/tests/python_package.rs")).unwrap();
+                if !runner.contains(&format!("block.contains(\"{PACKAGE_EXAMPLE}\")")) {
+                    failures.push(format!("{at}: tests/tests/python_package.rs no longer runs the package's examples"));
+                }
+                last_stdout = None;
             }
             "python" => {
                 let (stdout, err) = run(Command::new(python3()).args(["-c", &b.text]));
