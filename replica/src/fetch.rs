@@ -108,37 +108,42 @@ fn held(cat: &Catalog) -> String {
 /// checking each object's length; a retried download restarts its object.
 ///
 /// Bytes the file already holds are compared, never written: those below
-/// `keep` (what the file held before, which readers may use) and those an
-/// earlier segment of `segs` brought (overlapping segments: the same bytes
-/// shipped twice). A difference is refused, naming both sides and the
-/// offset.
+/// `keep` (what the file held before this process, which readers may use),
+/// those below `known` (earlier objects appended) and those an earlier
+/// segment of `segs` brought (overlapping segments: the same bytes shipped
+/// twice). A difference is refused, naming both sides and the offset.
 fn download(
     store: &Store,
     g: &Generation,
     segs: &[Segment],
     file: &File,
-    keep: u64,
+    (keep, known): (u64, u64),
     progress: &mut dyn FnMut(u64),
 ) -> Result<u64, Error> {
     let mut total = 0;
     // The file's bytes [0, have) are known; `from` names who brought those
     // at or above `keep`.
-    let mut have = keep;
+    let mut have = keep.max(known);
     let mut from: Vec<Segment> = Vec::new();
     for s in segs {
         let key = seg_key(store, g, s);
         let mut at = s.start;
-        let differs = |off: u64| match from.iter().find(|o| o.start <= off && off < o.end) {
-            Some(o) if off >= keep => format!(
-                "object {key} (byte {} of it) differs from object {} at log offset {off}: overlapping copies of \
-                 the log that disagree (damaged)",
-                off - s.start,
-                seg_key(store, g, o)
-            ),
-            _ => format!(
-                "the local file differs from object {key} (byte {} of it) at log offset {off}: it was written to",
+        let differs = |off: u64| {
+            if off < keep {
+                return format!(
+                    "the local file differs from object {key} (byte {} of it) at log offset {off}: it was written to",
+                    off - s.start
+                );
+            }
+            let other = match from.iter().find(|o| o.start <= off && off < o.end) {
+                Some(o) => format!("object {}", seg_key(store, g, o)),
+                None => "the object before it".to_string(),
+            };
+            format!(
+                "object {key} (byte {} of it) differs from {other} at log offset {off}: overlapping copies of the \
+                 log that disagree (damaged)",
                 off - s.start
-            ),
+            )
         };
         let got = store.get_into(&key, None, &mut |b| {
             match b {
@@ -271,7 +276,7 @@ pub fn restore_into(
         .open(tmp)
         .map_err(|e| Error::Local(format!("create {}: {e}", tmp.escaped())))?;
     let total = segs.iter().map(|s| s.end).max().unwrap_or(0);
-    let downloaded = download(store, g, segs, &file, 0, &mut |at| progress(at, total))?;
+    let downloaded = download(store, g, segs, &file, (0, 0), &mut |at| progress(at, total))?;
     let local = |e: std::io::Error| Error::Local(format!("{}: {e}", tmp.escaped()));
     // Which version, and where its commit ends.
     let (version, end) = {
@@ -494,8 +499,7 @@ impl Follower {
         }
         for s in &new {
             let file = self.file.as_ref().expect("attached");
-            let keep = self.keep.max(self.at.end);
-            download(&self.store, &g, std::slice::from_ref(s), file, keep, &mut |_| {})?;
+            download(&self.store, &g, std::slice::from_ref(s), file, (self.keep, self.at.end), &mut |_| {})?;
             file.sync_data().map_err(|e| Error::Local(format!("sync {}: {e}", self.name())))?;
             let log = self.log.as_ref().expect("attached");
             log.refresh()?;

@@ -574,7 +574,9 @@ impl Replicator {
             let host = v["host"].as_str().unwrap_or("");
             let pid = v["pid"].as_u64().unwrap_or(0);
             let stale_here = host == host_name() && !pid_alive(pid);
-            if expires > now_us() && !stale_here {
+            // Our own lease, whose put landed though its answer was lost.
+            let mine = v["owner"].as_str() == Some(self.owner.as_str());
+            if expires > now_us() && !stale_here && !mine {
                 return Err(Error::Refused(format!(
                     "another replicator holds the lease on {loc} (process {pid} on host {host:?}, replicating {}), \
                      for {:.0} s more; two replicators on one prefix would interleave",
