@@ -480,6 +480,9 @@ impl Follower {
                 out.rebuilt = true;
             }
         }
+        // The rebuild restored from a listing of its own, which may hold
+        // segments shipped since `cat` was listed: attach to a newer one.
+        let cat = if out.rebuilt { catalog(&self.store)? } else { cat };
         if self.file.is_none() {
             self.attach(&cat)?;
         }

@@ -554,10 +554,19 @@ impl Replicator {
             }
             let epochs = self.lease_epochs()?;
             let stolen = epochs.iter().any(|&e| e > l.epoch) || !self.lease_is_mine(l.epoch)?;
-            if stolen || Instant::now() > l.expires {
+            if stolen {
                 return Err(Error::Refused(format!(
-                    "lost the lease on {loc} (this replicator was stalled past it, and another may have taken over)"
+                    "lost the lease on {loc}: another replicator took it over while this one was stalled or \
+                     could not reach the store"
                 )));
+            }
+            if Instant::now() > l.expires {
+                // Expired while the store was unreachable (or this process
+                // stalled), and nobody took it: take it again as a new
+                // replicator would, and look at the bucket again.
+                self.lease = None;
+                self.pos = None;
+                return self.ensure_lease();
             }
             let epoch = l.epoch;
             let (_, t0) = self.put_lease(epoch, false)?;

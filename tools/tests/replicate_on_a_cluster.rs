@@ -44,16 +44,25 @@ fn open_ro(p: &Path) -> Connection {
 }
 
 /// Waits until the bucket holds the local log's latest version (the
-/// writer paused); returns how long that took.
-fn caught_up(cmd: &dyn Fn() -> Command, url: &str, db: &Path, replicator: &mut Killed) -> Duration {
+/// writer paused); returns how long until the store first answered a
+/// listing, and until the bucket held that version.
+fn caught_up(cmd: &dyn Fn() -> Command, url: &str, db: &Path, replicator: &mut Killed) -> (Duration, Duration) {
     let want = local_latest(db);
     let t0 = Instant::now();
+    let mut answered = None;
     loop {
-        let v = info(cmd, url).map_or(0, |v| v["latest_version"].as_u64().unwrap());
-        if v >= want {
-            return t0.elapsed();
+        let got = info(cmd, url);
+        if got.is_some() && answered.is_none() {
+            answered = Some(t0.elapsed());
         }
-        assert!(replicator.0.try_wait().unwrap().is_none(), "the replicator exited");
+        let v = got.map_or(0, |v| v["latest_version"].as_u64().unwrap());
+        if v >= want {
+            return (answered.unwrap(), t0.elapsed());
+        }
+        if let Some(st) = replicator.0.try_wait().unwrap() {
+            let err = std::fs::read_to_string(db.with_file_name("replicate.err")).unwrap_or_default();
+            panic!("the replicator exited ({st}):\n{err}");
+        }
         assert!(t0.elapsed() < Duration::from_secs(120), "not caught up to {want} (at {v})");
         std::thread::sleep(Duration::from_millis(50));
     }
@@ -93,10 +102,20 @@ fn kill_9_of_a_peer_the_clients_node_and_two_nodes_leaves_a_bucket_that_restores
             version(&c)
         })
     };
-    let spawn = |args: &[&str]| n0.pagelog().args(args).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+    let spawn = |args: &[&str], err: &str| {
+        let err = std::fs::File::create(d.path(err)).unwrap();
+        n0.pagelog().args(args).stdout(Stdio::null()).stderr(err).spawn().unwrap()
+    };
     let db_s = db.to_str().unwrap();
-    let mut rep = Killed(spawn(&["replicate", db_s, &url, "--interval", "100ms", "--max-segment", "64k"]));
-    let _fol = Killed(spawn(&["follow", &url, replica.to_str().unwrap(), "--interval", "100ms"]));
+    let mut rep =
+        Killed(spawn(&["replicate", db_s, &url, "--interval", "100ms", "--max-segment", "64k"], "replicate.err"));
+    // follow needs a replica to start from.
+    let t0 = Instant::now();
+    while info(&cmd, &url).is_none_or(|v| v["latest_version"].as_u64() < Some(6)) {
+        assert!(t0.elapsed() < Duration::from_secs(60), "nothing replicated");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let mut fol = Killed(spawn(&["follow", &url, replica.to_str().unwrap(), "--interval", "100ms"], "follow.err"));
     // Readers of the replica: in every read transaction the rows agree
     // with the version.
     let (checks, failures) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
@@ -104,7 +123,10 @@ fn kill_9_of_a_peer_the_clients_node_and_two_nodes_leaves_a_bucket_that_restores
         .map(|_| {
             let (replica, stop, checks, failures) = (replica.clone(), stop.clone(), checks.clone(), failures.clone());
             std::thread::spawn(move || {
-                while !replica.exists() && !stop.load(Ordering::Relaxed) {
+                while !replica.exists() {
+                    if stop.load(Ordering::Relaxed) {
+                        return;
+                    }
                     std::thread::sleep(Duration::from_millis(50));
                 }
                 std::thread::sleep(Duration::from_millis(200));
@@ -130,15 +152,19 @@ fn kill_9_of_a_peer_the_clients_node_and_two_nodes_leaves_a_bucket_that_restores
 
     let rounds: u32 = std::env::var("PAGELOG_CHAOS_ROUNDS").ok().and_then(|v| v.parse().ok()).unwrap_or(1);
     let mut figures = Vec::new();
-    let check_all = |label: &str, rep: &mut Killed, figures: &mut Vec<String>, t_back: Instant| {
+    let check_all = |label: &str, rep: &mut Killed, figures: &mut Vec<String>| {
         pause.store(true, Ordering::Relaxed);
         std::thread::sleep(Duration::from_millis(50));
-        caught_up(&cmd, &url, &db, rep);
-        let back = t_back.elapsed();
+        let (answered, caught) = caught_up(&cmd, &url, &db, rep);
         let latest = replicated_clean(&cmd, &url);
         assert_eq!(latest, local_latest(&db));
         restore_checks(&cmd, &url, &db, &d.path(""), latest, &[6, latest / 3, latest - 1]);
-        figures.push(format!("{label}: caught up {:.2} s after the cluster was whole again", back.as_secs_f64()));
+        figures.push(format!(
+            "{label}: the cluster answered a listing {:.2} s after its nodes were up again, the replicator was \
+             caught up {:.2} s after that",
+            answered.as_secs_f64(),
+            (caught - answered).as_secs_f64()
+        ));
         pause.store(false, Ordering::Relaxed);
     };
     for round in 0..rounds {
@@ -147,14 +173,14 @@ fn kill_9_of_a_peer_the_clients_node_and_two_nodes_leaves_a_bucket_that_restores
         cl.nodes[2].kill();
         std::thread::sleep(Duration::from_secs(5));
         cl.nodes[2].restart();
-        check_all(&format!("round {round}, peer killed 5 s"), &mut rep, &mut figures, Instant::now());
+        check_all(&format!("round {round}, peer killed 5 s"), &mut rep, &mut figures);
 
         // 2. The node the clients talk to.
         std::thread::sleep(Duration::from_secs(2));
         n0.kill();
         std::thread::sleep(Duration::from_secs(6));
         n0.restart();
-        check_all(&format!("round {round}, client's node killed 6 s"), &mut rep, &mut figures, Instant::now());
+        check_all(&format!("round {round}, client's node killed 6 s"), &mut rep, &mut figures);
 
         // 3. Two nodes: quorum lost; --once fails, the continuous
         //    replicator waits.
@@ -167,7 +193,7 @@ fn kill_9_of_a_peer_the_clients_node_and_two_nodes_leaves_a_bucket_that_restores
         std::thread::sleep(Duration::from_secs(4));
         cl.nodes[1].restart();
         cl.nodes[2].restart();
-        check_all(&format!("round {round}, two nodes killed (quorum lost)"), &mut rep, &mut figures, Instant::now());
+        check_all(&format!("round {round}, two nodes killed (quorum lost)"), &mut rep, &mut figures);
     }
     stop.store(true, Ordering::Relaxed);
     let latest = writer.join().unwrap();
@@ -178,8 +204,14 @@ fn kill_9_of_a_peer_the_clients_node_and_two_nodes_leaves_a_bucket_that_restores
     // The followed replica reaches the latest version, byte for byte.
     let t0 = Instant::now();
     while !replica.exists() || local_latest(&replica) < latest {
-        assert!(t0.elapsed() < Duration::from_secs(60), "the replica never reached {latest}");
+        if t0.elapsed() > Duration::from_secs(60) {
+            let err = std::fs::read_to_string(d.path("follow.err")).unwrap_or_default();
+            panic!("the replica never reached {latest}:\n{err}");
+        }
         std::thread::sleep(Duration::from_millis(100));
+    }
+    if let Some(st) = fol.0.try_wait().unwrap() {
+        panic!("follow exited ({st}): {}", std::fs::read_to_string(d.path("follow.err")).unwrap_or_default());
     }
     let got = std::fs::read(&replica).unwrap();
     let src = std::fs::read(&db).unwrap();
