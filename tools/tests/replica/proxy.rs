@@ -66,6 +66,8 @@ pub struct Seen {
     pub fault: Option<Fault>,
     /// The upstream's status, when it was asked.
     pub status: Option<u16>,
+    /// When the request arrived.
+    pub at: std::time::Instant,
 }
 
 #[derive(Default)]
@@ -137,8 +139,15 @@ fn pick(st: &Mutex<State>, method: &str, path: &str) -> Option<Fault> {
     None
 }
 
-fn record(st: &Mutex<State>, method: &str, path: &str, fault: Option<Fault>, status: Option<u16>) {
-    st.lock().unwrap().seen.push(Seen { method: method.into(), path: path.into(), fault, status });
+fn record(
+    st: &Mutex<State>,
+    t: std::time::Instant,
+    method: &str,
+    path: &str,
+    fault: Option<Fault>,
+    status: Option<u16>,
+) {
+    st.lock().unwrap().seen.push(Seen { method: method.into(), path: path.into(), fault, status, at: t });
 }
 
 /// Reads an HTTP head (through the blank line).
@@ -176,6 +185,7 @@ fn with_close(head: &[String]) -> Vec<u8> {
 fn serve(client: TcpStream, upstream: &str, st: &Mutex<State>) -> std::io::Result<()> {
     let mut r = BufReader::new(client.try_clone()?);
     let head = read_head(&mut r)?;
+    let arrived = std::time::Instant::now();
     let mut parts = head[0].split(' ');
     let method = parts.next().unwrap_or("").to_string();
     let path = parts.next().unwrap_or("").to_string();
@@ -217,7 +227,7 @@ fn serve(client: TcpStream, upstream: &str, st: &Mutex<State>) -> std::io::Resul
     match fault {
         Some(Fault::ResetMidBody) => {
             read_body(&mut r, if chunked { 1 } else { len / 2 })?;
-            record(st, &method, &path, fault, None);
+            record(st, arrived, &method, &path, fault, None);
             // SO_LINGER 0 would send an RST; closing both ways mid-body is
             // what the client sees of a reset connection either way.
             let _ = client.shutdown(Shutdown::Both);
@@ -225,7 +235,7 @@ fn serve(client: TcpStream, upstream: &str, st: &Mutex<State>) -> std::io::Resul
         }
         Some(Fault::Status503) => {
             read_body(&mut r, if chunked { usize::MAX } else { len })?;
-            record(st, &method, &path, fault, None);
+            record(st, arrived, &method, &path, fault, None);
             let xml = "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>ServiceUnavailable</Code>\
                        <Message>the proxy says &quot;not now&quot;</Message></Error>";
             let resp = format!(
@@ -252,7 +262,7 @@ fn serve(client: TcpStream, upstream: &str, st: &Mutex<State>) -> std::io::Resul
     if method != "HEAD" {
         ur.read_to_end(&mut rest)?;
     }
-    record(st, &method, &path, fault, status);
+    record(st, arrived, &method, &path, fault, status);
     match fault {
         Some(Fault::DropAnswer) => {
             let _ = client.shutdown(Shutdown::Both);
