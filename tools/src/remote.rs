@@ -113,7 +113,8 @@ pub fn parse_bytes(s: &str) -> Result<u64, String> {
 }
 
 fn catalog(store: &Store) -> Result<Catalog, Failure> {
-    pagelog_replica::catalog(store).map_err(|e| fail(format_args!("list {}", store.loc), e))
+    // The store's error names the listing ("list BUCKET/PREFIX: …").
+    pagelog_replica::catalog(store).map_err(|e| fail(&store.loc, e))
 }
 
 /// `pagelog log s3://…`: the segments of each generation, newest first.
