@@ -95,7 +95,7 @@ fn held(cat: &Catalog) -> String {
     let parts: Vec<String> = cat
         .generations
         .iter()
-        .map(|g| format!("{} versions {}..={}", g.dir(), g.first_version(), g.last_version()))
+        .map(|g| format!("{} versions {} to {}", g.dir(), g.first_version(), g.last_version()))
         .collect();
     if parts.is_empty() {
         "nothing".into()
@@ -235,7 +235,8 @@ pub fn restore_into(
         let what = match target {
             Target::Latest => "replica".to_string(),
             Target::Version(n) => format!("version {n}"),
-            Target::Time(t) => format!("a version committed at or before {t} µs"),
+            // The caller names the time as its user wrote it.
+            Target::Time(_) => "version committed at or before that time".to_string(),
         };
         return Err(Error::Refused(format!("{loc} holds no {what} (it holds {})", held(&cat))));
     };
@@ -298,7 +299,7 @@ pub fn restore_into(
             Target::Time(t) => {
                 let hist = log.history().map_err(|e| log_problem(store, g, segs, &e))?;
                 let Some(c) = hist.iter().rev().find(|c| c.timestamp_us <= t) else {
-                    return Err(Error::Refused(format!("{loc} holds no version committed at or before {t} µs")));
+                    return Err(Error::Refused(format!("{loc} holds no version committed at or before that time")));
                 };
                 log.version(c.version).map_err(|e| log_problem(store, g, segs, &e))?
             }

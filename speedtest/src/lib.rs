@@ -9,15 +9,21 @@
 //!   the `sqlite3` shell;
 //! * [`measure`]: bytes written, file sizes, filesystem;
 //! * [`probe`]: fsync counting under strace;
-//! * [`report`]: the tables and the JSON.
+//! * [`stats`]: median and range over runs;
+//! * [`verdict`]: the like-for-like comparisons that lead the report;
+//! * [`report`]: the tables and the JSON;
+//! * [`chart`]: the per-test times as an SVG chart.
 //!
 //! The binary (`main.rs`) is only the command line.
 
+pub mod chart;
 pub mod config;
 pub mod measure;
 pub mod probe;
 pub mod report;
 pub mod rng;
 pub mod runner;
+pub mod stats;
+pub mod verdict;
 pub mod words;
 pub mod workload;

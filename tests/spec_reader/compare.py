@@ -59,12 +59,16 @@ def tool_outcome(path):
         else:
             out["opens"], out["latest"] = False, None
             out["open_error"] = (s + se.strip())[:300]
+        # info and log print what can be read also from a damaged log (exit 1).
         rc, so, se = run([TOOL, "info", "x.log", "--json"], tmp)
-        out["info_latest"] = json.loads(so)["latest_version"] if rc == 0 else None
+        info = json.loads(so) if so.strip() else None
+        out["info_latest"] = info["latest_version"] if info else None
+        out["info_refused"] = bool(info and info["recovery_error"])
         if rc != 0:
             out["info_error"] = se.strip()[:300]
         rc, so, se = run([TOOL, "log", "x.log", "--json"], tmp)
-        out["log"] = ({v["version"]: v["checksum"] for v in json.loads(so)} if rc == 0 else None)
+        out["log"] = ({v["version"]: v["checksum"] for v in json.loads(so)} if so.strip() else None)
+        out["log_exit"] = rc
         rc, so, se = run([TOOL, "verify", "x.log"], tmp)
         out["verify"] = {0: "clean", 1: "damaged"}.get(rc, "exit %d" % rc)
         if rc != 0:
@@ -84,19 +88,24 @@ def compare(path, expected=None):
     diff = []
     if (mine["opens"], mine["latest"]) != (tool["opens"], tool["latest"]):
         diff.append("open")
-    if tool["info_latest"] is not None and tool["info_latest"] != mine["latest"]:
+    # info's latest: recovery's, or (recovery refused) the newest version readable.
+    if tool["info_latest"] is not None and tool["info_latest"] != (
+            max(mine["readable"], default=0) if tool["info_refused"] else mine["latest"]):
         diff.append("info")
     if mine["verify"] != tool["verify"]:
         diff.append("verify")
-    if tool["log"] is not None:
-        # `pagelog log` lists the commits (their stored checksums) whether or not
-        # their page maps build; the reader lists each with the stored value
-        # and, when its map builds, the computed one.
-        ours = {v["version"]: v["stored_checksum"] for v in mine["versions"]}
+    if tool["log"] is not None or mine["readable"]:
+        # "Reading a damaged log": `pagelog log` lists the versions a reader may
+        # read, and exits 1 when it met damage.
+        if sorted(tool["log"] or {}) != mine["readable"]:
+            diff.append("readable")
+        if tool["log_exit"] != (1 if mine["damage_met"] else 0):
+            diff.append("log_exit")
+        ours = mine.get("readable_checksums", {})
         computed = {v["version"]: v["checksum"] for v in mine["versions"] if "error" not in v}
-        if ours != tool["log"]:
+        if any(ours.get(v) != c for v, c in (tool["log"] or {}).items()):
             diff.append("log")
-        elif tool["verify"] == "clean" and computed != {v: tool["log"][v] for v in computed}:
+        elif tool["verify"] == "clean" and computed != {v: (tool["log"] or {}).get(v) for v in computed}:
             # A checksum the reader computes from the page map that differs from
             # the stored one, on a log pagelog's verify calls clean.
             diff.append("checksum")
@@ -130,6 +139,7 @@ def main(argv):
     for path in files:
         r = compare(path, expected.get(os.path.basename(path)) if expected else None)
         r["reader"].pop("versions", None)
+        r["reader"].pop("readable_checksums", None)
         bad += bool(r["diff"])
         print(json.dumps(r, sort_keys=True), flush=True)
     sys.stderr.write("%d files, %d with a difference\n" % (len(files), bad))

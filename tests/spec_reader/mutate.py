@@ -28,6 +28,17 @@ it), the history re-chained; entries naming a patch moved (offset - 1, + 7,
 (offset + 1), re-chained, as is and with the crc of what they now name; `patch words` changed alone (re-sealed), and the
 last COMMIT (and the last SPILL and MARK) grown by a word of zeros or
 shrunk by one with `length` to match, cut after it.
+
+Issue 25 ("Reading a damaged log", step 5's structural checks): every commit
+re-sealed with a structural violation (a zero page with a crc, an image offset
+off by 4, `db pages` over the bound or below an entry's page, the FULL_MAP flag
+toggled, two entries' page numbers swapped, a delta's page size changed), the
+history after it re-chained so that it follows as a writer's would, as is and
+cut after the last commit (its MARK gone): on step 5's replay path, in the
+walked tail, or in history only verify and the readers of a damaged log walk;
+and the oldest two commits damaged (their `db pages`, entry count and a header
+byte flipped, unsealed), so that what is readable after the next full map
+counts.
 """
 
 import os
@@ -260,6 +271,47 @@ def patch_variants(log, data, recs):
             yield "r@%d-%s" % (r.off, tag), bytes(d)
 
 
+def structural_variants(log, data, recs):
+    commits = [r for r in recs if r.kind == sr.COMMIT]
+    if not commits:
+        return
+    last_end = commits[-1].end
+    for c in commits:
+        ents = c.entries()
+        ci = c.off + 48
+        edits = [("dbpbig", lambda d, r: struct.pack_into("<I", d, r.off + 56, log.n // 512 + 65537)),
+                 ("fullflag", lambda d, r: struct.pack_into("<B", d, r.off + 5, r.flags ^ 1))]
+        if ents:
+            top = ents[-1][0]
+            edits.append(("dbplow", lambda d, r, top=top: struct.pack_into("<I", d, r.off + 56, top - 1)))
+            z = [k for k, e in enumerate(ents) if e[2] == 0]
+            if z:
+                edits.append(("zerocrc", lambda d, r, k=z[0]: struct.pack_into("<I", d, r.off + 104 + 16 * k + 4, 1)))
+            else:
+                edits.append(("tozero", lambda d, r: struct.pack_into("<Q", d, r.off + 104 + 8, 0)))
+            img = [k for k, e in enumerate(ents) if e[2] != 0 and e[2] % 8 == 0]
+            if img:
+                k = img[0]
+                edits.append(("off4", lambda d, r, k=k: struct.pack_into(
+                    "<Q", d, r.off + 104 + 16 * k + 8, ents[k][2] + 4)))
+            if len(ents) > 1:
+                def swap(d, r, a=ents[0][0], b=ents[1][0]):
+                    struct.pack_into("<I", d, r.off + 104, b)
+                    struct.pack_into("<I", d, r.off + 120, a)
+                edits.append(("pgswap", swap))
+        if not c.full:
+            edits.append(("deltaps", lambda d, r: struct.pack_into("<I", d, r.off + 32, 2048 if r.ps != 2048 else 1024)))
+        for tag, edit in edits:
+            img = rechain(data, c.off, edit)
+            yield "v%d-rp-%s" % (c.version, tag), img
+            yield "v%d-rp-%s-cut" % (c.version, tag), img[:last_end]
+    for c in commits[:2]:
+        for tag, off in (("dbp", c.off + 56), ("entries", c.off + 60), ("hdr", c.off + 20)):
+            d = bytearray(data)
+            d[off] ^= 0x10
+            yield "oldest-v%d-%s" % (c.version, tag), bytes(d)
+
+
 def variants(data):
     log = sr.Log(data)
     try:
@@ -397,6 +449,8 @@ def variants(data):
             yield "r%d@%d-appended" % (recs.index(r), r.off), data[:end] + moved(log, data, r, end)
     if recs and recs[-1].kind == sr.MARK and recs[-1].end == end:
         yield "double-mark", data[:end] + moved(log, data, recs[-1], end)
+    # Issue 25: structural violations re-sealed and re-chained; damaged oldest commits.
+    yield from structural_variants(log, data, recs)
     # Format 3: patches.
     if log.fmt == 3:
         yield from patch_variants(log, data, recs)

@@ -7,12 +7,17 @@
       {"opens": bool, "latest": N|null, "error": str|null,
        "verify": "clean"|"damaged", "verify_error": str|null,
        "versions": [{"version", "checksum", "stored_checksum", "db_pages",
-                     "page_size", "offset", "full_map"}...]}
+                     "page_size", "offset", "full_map"}...],
+       "readable": [N...], "readable_checksums": {N: stored checksum},
+       "damage_met": bool}
 
 "opens"/"latest"/"error" follow "Recovery (what a reader does on open)",
 steps 1-5; "verify" follows the paragraph after step 5 (steps 3 and 4 from
 offset 512 with version 0 as D, every frame of every version checked) plus
 the "Claims" rule (a claim naming a commit that is not there is damage).
+"readable" and "damage_met" follow "Reading a damaged log": the versions a reader
+may read (recovery's walk back from the latest, the forward read from 512) and
+whether it meets damage on the way (and so a tool exits 1).
 "versions" lists the versions readable in place from the latest one
 (following `prev commit` back, step 5's last sentence), each with the
 whole-database checksum this reader computes from the page map and the one
@@ -490,7 +495,8 @@ class Log:
             if r.kind == COMMIT:
                 if r.version != cur.version + 1:
                     raise Damage(pos, "version %d after version %d" % (r.version, cur.version))
-                why = self.structural(r)  # CHOICE: "Validity" applies to every commit used
+                # step 5: "So is any commit replayed ... that fails a structural check of step 3"
+                why = self.structural(r)
                 if why is not None:
                     raise Damage(pos, why)
                 # step 5: "any delta on it whose page size is not its predecessor's ... is damage"
@@ -523,6 +529,69 @@ class Log:
                 continue
             out.append(summary(c, pmap))
         return out
+
+    # ---- "Reading a damaged log" --------------------------------------------------------
+    def forward_read(self):
+        """The forward read: steps 3 and 4 from offset 512 with version 0 as D, "a claim that
+        step 4 would refuse the log for ... instead ends the read before the record that makes
+        it".  Returns the commits it keeps."""
+        commits, claims = self.walk(None)
+        by_version = {c.version: c for c in commits}
+        cut, v = None, 0
+        for ident, src in claims:
+            if cut is not None and src >= cut:
+                break
+            c = by_version.get(ident[0])
+            if c is None or c.ident() != ident or c.off > src:
+                cut = src  # ends the read before the record that makes the claim
+                break
+            v = max(v, ident[0])
+        kept = [c for c in commits if cut is None or c.off < cut]
+        prev_end = HEADER_BLOCK
+        out = []
+        for c in kept:
+            # "up to the last before the first one after the newest claim whose own frames fail"
+            if c.version > v and self.own_frames_ok(c, prev_end) is not None:
+                break
+            out.append(c)
+            prev_end = c.end
+        return out
+
+    def readable(self, latest, refused):
+        """(the versions a reader may read, whether it meets damage): recovery's walk back
+        from the latest (when it opens) and the forward read."""
+        kept = self.forward_read()
+        damage = refused
+        if latest is not None:
+            kept = [c for c in kept if c.version <= latest.version and c.off <= latest.off]
+        fulls = {c.off: c.version for c in kept if c.full}
+        forward = {}
+        for c in kept:
+            # "whose `full map offset` names a FULL_MAP commit the read passed"
+            if c.fm_off in fulls and fulls[c.fm_off] <= c.version:
+                forward[c.version] = c
+            else:
+                damage = True
+        chain = {}
+        if latest is not None and not any(c.ident() == latest.ident() for c in kept):
+            damage = True  # the forward read ended before recovery's latest version
+            idents = {c.ident() for c in kept}
+            c = latest
+            while c.ident() not in idents:
+                try:
+                    self.build_map(c)
+                    chain[c.version] = c
+                except Damage:
+                    pass
+                if c.prev == 0:
+                    break
+                p = self.record(c.prev)
+                if (p is None or p.kind != COMMIT or p.off >= c.off or p.tcrc != c.prev_crc
+                        or p.version != c.version - 1):
+                    break
+                c = p
+        forward.update(chain)  # a version both walks found: recovery's
+        return forward, damage
 
     # ---- open -------------------------------------------------------------------------
     def open(self):
@@ -684,7 +753,7 @@ def summary(c, pmap):
 def examine(data):
     log = Log(data)
     out = {"opens": False, "latest": None, "error": None, "verify": "damaged",
-           "verify_error": None, "versions": []}
+           "verify_error": None, "versions": [], "readable": [], "damage_met": True}
     try:
         latest, v, versions = log.open()
     except NotALog as e:
@@ -694,7 +763,19 @@ def examine(data):
     except Damage as e:
         out["error"] = str(e)
         out["verify_error"] = "recovery refuses the log: %s" % e
+        try:
+            found, out["damage_met"] = log.readable(None, True)
+            out["readable"] = sorted(found)
+            out["readable_checksums"] = {v: "%#018x" % c.checksum for v, c in found.items()}
+        except NotALog:
+            pass
         return out
+    if latest is not None:
+        found, out["damage_met"] = log.readable(latest, False)
+        out["readable"] = sorted(found)
+        out["readable_checksums"] = {v: "%#018x" % c.checksum for v, c in found.items()}
+    else:
+        out["damage_met"] = False
     out["opens"] = True
     out["latest"] = latest.version if latest is not None else 0
     out["versions"] = versions

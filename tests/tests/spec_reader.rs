@@ -234,6 +234,36 @@ fn the_spec_reader_disagrees_with_pagelog_only_as_documented() {
     assert!(problems.is_empty(), "{}", problems.join("\n"));
 }
 
+/// Issue 25, item 5: the corpus README's tables say, in their last column,
+/// what `EXPECTED` says of each file (one row a file).
+#[test]
+fn the_corpus_readme_says_what_expected_says() {
+    let corpus = root().join("vfs/tests/corpus");
+    let want = manifest(&corpus);
+    let text = std::fs::read_to_string(corpus.join("README.md")).expect("read README.md");
+    let mut rows: BTreeMap<String, String> = BTreeMap::new();
+    for line in text.lines().filter(|l| l.starts_with("| `")) {
+        let cols: Vec<&str> = line.trim_matches('|').split(" | ").map(str::trim).collect();
+        let name = cols[0].trim_matches('`').to_string();
+        let said = cols.last().unwrap().to_string();
+        assert!(rows.insert(name.clone(), said).is_none(), "{name}: two rows in the corpus README");
+    }
+    let mut problems = Vec::new();
+    for (name, outcome) in &want {
+        match rows.get(name) {
+            None => problems.push(format!("{name}: no row in the corpus README")),
+            Some(said) if said != outcome => {
+                problems.push(format!("{name}: the README says `{said}`, EXPECTED `{outcome}`"))
+            }
+            Some(_) => {}
+        }
+    }
+    for name in rows.keys().filter(|n| !want.contains_key(*n)) {
+        problems.push(format!("{name}: a README row for a file EXPECTED does not list"));
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
 #[test]
 fn agreement_ignores_only_a_missing_verdict() {
     assert!(agrees("opens 8 clean", "opens 8 clean"));

@@ -1,6 +1,8 @@
 //! SQLite semantics through rusqlite: versions, rollback, spills, page sizes,
-//! VACUUM, auto_vacuum, savepoints, attached databases, journal modes,
-//! refused modes, snapshot isolation and the single writer.
+//! VACUUM, auto_vacuum, savepoints, attached databases, journal modes (WAL
+//! kept as SQLite keeps it without shared memory), refused modes and URI
+//! parameters, pragmas on plain databases, snapshot isolation and the
+//! single writer.
 
 use std::time::Duration;
 
@@ -228,14 +230,40 @@ fn journal_modes_delete_truncate_persist_and_memory_work_and_leave_no_side_files
     assert_eq!(files, vec!["DELETE.db", "MEMORY.db", "PERSIST.db", "TRUNCATE.db"], "no journal files on disk");
 }
 
+/// SQLite's rule for `PRAGMA journal_mode`: "if the journal mode could not
+/// be changed, the original journal mode is returned". Asked for WAL,
+/// pagelog (a log itself, with no shared memory) keeps the mode in force and
+/// says which, without an error, on main and on an attached database.
 #[test]
-fn wal_off_and_exclusive_locking_are_refused_with_a_message() {
+fn journal_mode_wal_keeps_the_mode_in_force_and_answers_it_without_an_error() {
+    let d = TempDir::new("wal-kept");
+    let c = open(&d.path("a.db"));
+    c.execute_batch("CREATE TABLE t(x)").unwrap();
+    let wal = |c: &rusqlite::Connection, sql: &str| c.query_row(sql, [], |r| r.get::<_, String>(0)).unwrap();
+    assert_eq!(wal(&c, "PRAGMA journal_mode = WAL"), "delete");
+    assert_eq!(wal(&c, "PRAGMA journal_mode = memory"), "memory");
+    assert_eq!(wal(&c, "PRAGMA main.journal_mode = 'wal'"), "memory");
+    assert_eq!(wal(&c, "PRAGMA journal_mode"), "memory");
+    c.execute(&format!("ATTACH '{}?vfs=pagelog' AS aux", pagelog_e2e::file_uri(&d.path("b.db"))), []).unwrap();
+    c.execute_batch("CREATE TABLE aux.u(y)").unwrap();
+    assert_eq!(wal(&c, "PRAGMA aux.journal_mode = WAL"), "delete");
+    c.execute("INSERT INTO t VALUES (1)", []).unwrap();
+    c.execute_batch("BEGIN; INSERT INTO t VALUES (2); ROLLBACK").unwrap();
+    assert_eq!(count(&c, "t"), 1);
+    assert_eq!(version(&c), 2);
+    assert_eq!(d.files(), vec!["a.db", "b.db"], "no -wal or -shm file");
+}
+
+/// journal_mode=OFF would let a failed statement or a ROLLBACK TO leave half
+/// its change for the next COMMIT: refused, saying why and what to use.
+#[test]
+fn journal_mode_off_and_exclusive_locking_are_refused_with_a_message() {
     let d = TempDir::new("refused");
     let c = open(&d.path("a.db"));
     c.execute_batch("CREATE TABLE t(x)").unwrap();
     for (sql, needle) in [
-        ("PRAGMA journal_mode = WAL", "journal_mode=WAL is not supported"),
-        ("PRAGMA journal_mode = OFF", "journal_mode=OFF is not supported"),
+        ("PRAGMA journal_mode = OFF", "journal_mode=OFF is refused: without a journal SQLite cannot undo"),
+        ("PRAGMA journal_mode = OFF", "use journal_mode=MEMORY"),
         ("PRAGMA locking_mode = EXCLUSIVE", "locking_mode=EXCLUSIVE is not supported"),
         ("PRAGMA pagelog_nonsense", "unknown pragma pagelog_nonsense"),
     ] {
@@ -246,6 +274,48 @@ fn wal_off_and_exclusive_locking_are_refused_with_a_message() {
     assert_eq!(mode, "delete");
     c.execute("INSERT INTO t VALUES (1)", []).unwrap();
     assert_eq!(d.files(), vec!["a.db"]);
+}
+
+/// `nolock=1` makes SQLite skip xLock, where pagelog takes snapshots and the
+/// writer's lock: refused at open, naming the file, rather than failing
+/// every write later with "disk I/O error".
+#[test]
+fn nolock_1_is_refused_at_open_with_a_message() {
+    pagelog::register().unwrap();
+    let d = TempDir::new("nolock");
+    let p = d.path("n.db");
+    open(&p).execute_batch("CREATE TABLE t(x); INSERT INTO t VALUES (1)").unwrap();
+    for q in ["nolock=1", "nolock=1&mode=ro", "nolock=true"] {
+        let uri = format!("{}?{q}", pagelog_e2e::file_uri(&p));
+        let err = rusqlite::Connection::open_with_flags_and_vfs(&uri, pagelog_e2e::rw_flags(), "pagelog")
+            .and_then(|c| c.query_row("SELECT count(*) FROM t", [], |r| r.get::<_, i64>(0)))
+            .unwrap_err();
+        assert_eq!(err.sqlite_error_code(), Some(ErrorCode::CannotOpen), "{q}: {err}");
+        let msg = pagelog::sqlite::last_error().unwrap();
+        assert!(msg.contains("nolock=1 is not supported") && msg.contains("n.db"), "{msg}");
+    }
+    let uri = format!("{}?nolock=0", pagelog_e2e::file_uri(&p));
+    let c = rusqlite::Connection::open_with_flags_and_vfs(&uri, pagelog_e2e::rw_flags(), "pagelog").unwrap();
+    c.execute("INSERT INTO t VALUES (2)", []).unwrap();
+    assert_eq!(count(&c, "t"), 2);
+}
+
+/// On a database not opened through pagelog, SQLite never shows pagelog the
+/// `pagelog_*` pragmas (it ignores pragmas it does not know, without an
+/// error: pagelog cannot change that), so they answer nothing; the function
+/// `pagelog_version()` is the check that fails, saying why.
+#[test]
+fn on_a_plain_database_pagelog_pragmas_answer_nothing_and_the_function_is_an_error() {
+    pagelog::register().unwrap();
+    let d = TempDir::new("plain-pragmas");
+    let c = rusqlite::Connection::open(d.path("plain.db")).unwrap();
+    c.execute_batch("CREATE TABLE t(x)").unwrap();
+    for sql in ["PRAGMA pagelog_version", "PRAGMA pagelog_spill_limit = 1000000", "PRAGMA pagelog_spill_limit"] {
+        let mut st = c.prepare(sql).unwrap();
+        assert_eq!(st.query([]).unwrap().next().unwrap().map(|_| ()), None, "{sql} answers no row");
+    }
+    let err = c.query_row("SELECT pagelog_version()", [], |r| r.get::<_, i64>(0)).unwrap_err().to_string();
+    assert!(err.contains("not opened through the pagelog VFS"), "{err}");
 }
 
 #[test]

@@ -7,10 +7,13 @@ use std::io::{IsTerminal, Write};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use pagelog::{Error, EscapedName, Log, OpenOptions};
+use pagelog::history::Problem;
+use pagelog::{Error, EscapedName, Listing, Log, OpenOptions, Readable};
 
-/// Exit codes: 0 ok, 1 failure or damage found, 2 usage (clap's own).
+/// Exit codes: 0 ok, 1 failure or damage found, 2 usage (clap's own, and
+/// [`Failure::usage`] for arguments clap cannot check).
 pub const EXIT_FAILURE: i32 = 1;
+pub const EXIT_USAGE: i32 = 2;
 
 /// A subcommand's failure: the message printed after "pagelog: ", and the exit code.
 #[derive(Debug)]
@@ -22,6 +25,12 @@ pub struct Failure {
 impl Failure {
     pub fn new(what: impl Display, why: impl Display) -> Failure {
         Failure { msg: format!("{what}: {why}"), code: EXIT_FAILURE }
+    }
+
+    /// An argument the command cannot use: exit status 2, as clap's own
+    /// usage errors.
+    pub fn usage(what: impl Display, why: impl Display) -> Failure {
+        Failure { msg: format!("{what}: {why}"), code: EXIT_USAGE }
     }
 }
 
@@ -63,10 +72,66 @@ impl<T> Context<T> for std::io::Result<T> {
     }
 }
 
-/// Opens an existing log for reading only: the tool never disturbs other
-/// processes when it only reads, and never creates a file.
-pub fn open_read_only(db: &Path) -> Result<Log, Failure> {
-    Log::open(db, OpenOptions { read_only: true, ..Default::default() }).ctx(format_args!("open log {}", db.escaped()))
+/// Opens an existing log, read-only (the tool never disturbs other processes
+/// when it only reads, and never creates a file), for reading whatever of
+/// it can be read: recovered,
+/// or, when recovery finds damage, read forward from its start
+/// (`pagelog::Readable`). The tools that only read (`export`, `log`,
+/// `info`, `diff`, `restore --plain`) show or extract every version that
+/// recovery or that forward read can prove intact, name the damage, and
+/// exit 1 when they met any.
+pub fn open_readable(db: &Path) -> Result<Readable, Failure> {
+    Readable::open(db).ctx(format_args!("open log {}", db.escaped()))
+}
+
+/// Prints each damage a reading tool met on stderr, and returns the exit
+/// code: 1 when there was any.
+pub fn report_damage(db: &Path, damage: &[Problem]) -> i32 {
+    for p in damage {
+        eprintln!("pagelog: warning: log {} is damaged {p}", db.escaped());
+    }
+    if damage.is_empty() {
+        0
+    } else {
+        EXIT_FAILURE
+    }
+}
+
+/// The versions of a listing as people read them: `0, 1 to 7, 257 to 701`
+/// (version 0, the empty database, can always be read).
+pub fn ranges_text(l: &Listing) -> String {
+    let mut parts = vec!["0".to_string()];
+    for (a, b) in l.ranges() {
+        parts.push(if a == b { a.to_string() } else { format!("{a} to {b}") });
+    }
+    parts.join(", ")
+}
+
+/// The failure for version `n` of a log read with `open_readable` that
+/// cannot be read: it does not exist, or damage hides it (named, with the
+/// versions that can be read).
+pub fn unreadable(r: &Readable, n: u64, e: Error) -> Failure {
+    let what = format_args!("log {}", r.log().path().escaped()).to_string();
+    let listing = match r.listing() {
+        Ok(l) => l,
+        Err(e2) => return Failure::new(what, format_args!("{}; {}", describe(&e), describe(&e2))),
+    };
+    match e {
+        Error::NoSuchVersion { latest, .. } => {
+            let oldest = listing.versions.first().map_or(0, |v| v.version);
+            let held = held_versions(oldest, latest);
+            Failure::new(what, format_args!("version {n} does not exist ({held})"))
+        }
+        Error::Corrupt { .. } => Failure::new(
+            what,
+            format_args!(
+                "version {n} cannot be read: {}; the versions that can be read are {}",
+                describe(&e),
+                ranges_text(&listing)
+            ),
+        ),
+        e => Failure::new(what, describe(&e)),
+    }
 }
 
 /// Opens an existing log for writing (never creates one).
@@ -87,13 +152,7 @@ pub fn version_range(log: &Log) -> Result<(u64, u64), Failure> {
 /// compacted log.
 pub fn check_version(log: &Log, n: u64, (oldest, latest): (u64, u64)) -> Result<(), Failure> {
     if n > latest || (n < oldest && n != 0) {
-        let held = if latest == 0 {
-            "the log is empty (version 0)".to_string()
-        } else if oldest > 1 {
-            format!("the log holds versions 0 and {oldest} to {latest}; the others were removed by compaction")
-        } else {
-            format!("the log holds versions 0 to {latest}")
-        };
+        let held = held_versions(oldest, latest);
         return Err(Failure::new(
             format_args!("log {}", log.path().escaped()),
             format_args!("version {n} does not exist ({held})"),
@@ -151,6 +210,15 @@ impl Drop for Progress {
     }
 }
 
+/// "1 page", "2 pages": a count with its noun, in the singular for one.
+pub fn plural(n: u64, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
+    }
+}
+
 /// A byte count for people: `12.3 MiB`.
 pub fn size(bytes: u64) -> String {
     const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
@@ -189,8 +257,10 @@ pub fn sync_dir(path: &Path) -> std::io::Result<()> {
 /// quietly with status 0, as `cat` or `ls` under a shell that ignores
 /// SIGPIPE would. Rust ignores SIGPIPE, so `println!` panics with "failed
 /// printing to stdout: Broken pipe" when the reader has gone; this hook turns
-/// exactly that panic into `exit(0)`. Any other panic keeps the default
-/// report, shortened to one line without a backtrace.
+/// exactly that panic into `exit(0)` (and the same for stderr, should any
+/// `eprintln!` remain: diagnostics go through [`write_diag`]). Any other panic
+/// keeps the default report, shortened to one line without a backtrace,
+/// written so that it cannot panic again.
 pub fn quiet_on_closed_pipe() {
     std::panic::set_hook(Box::new(|info| {
         let msg = info
@@ -199,14 +269,36 @@ pub fn quiet_on_closed_pipe() {
             .map(String::as_str)
             .or_else(|| info.payload().downcast_ref::<&str>().copied())
             .unwrap_or("");
-        if msg.starts_with("failed printing to stdout") && msg.contains("Broken pipe") {
+        if msg.starts_with("failed printing to std") && msg.contains("Broken pipe") {
             std::process::exit(0);
         }
         let at = info.location().map(|l| format!(" at {}:{}", l.file(), l.line())).unwrap_or_default();
-        eprintln!("pagelog: internal error{at}: {msg}");
+        write_diag(format_args!("pagelog: internal error{at}: {msg}"));
         std::process::exit(EXIT_FAILURE);
     }));
 }
+
+/// Writes one line to stderr, never panicking: every diagnostic (warnings,
+/// statistics, the final error) goes through here or [`diag!`]. When nobody
+/// reads stderr any more (`pagelog diff … 2>&1 | head -1` after `head`
+/// exited) the line is dropped and the command goes on: the work it was
+/// asked to do is finished, and it exits with the status it would have had
+/// (a closed stdout, where the output itself goes, ends it with status 0).
+pub fn write_diag(line: std::fmt::Arguments) {
+    let mut text = line.to_string();
+    text.push('\n');
+    // One write for the whole line, so lines of concurrent processes do not
+    // interleave; any error (EPIPE, EBADF for a closed descriptor) is dropped.
+    let _ = std::io::stderr().lock().write_all(text.as_bytes());
+}
+
+/// `eprintln!` that cannot panic: see [`write_diag`].
+macro_rules! diag {
+    ($($arg:tt)*) => {
+        $crate::cli::write_diag(format_args!($($arg)*))
+    };
+}
+pub(crate) use diag;
 
 /// Like `println!`, for output written with `writeln!` to a locked stdout:
 /// a reader that went away (EPIPE) ends the program quietly with status 0.
@@ -214,6 +306,18 @@ pub fn closed_pipe_exits(r: std::io::Result<()>) -> std::io::Result<()> {
     match r {
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => std::process::exit(0),
         other => other,
+    }
+}
+
+/// What a log of versions `oldest..=latest` holds, said to a user who asked
+/// for a version it does not (version 0, the empty database, always exists).
+fn held_versions(oldest: u64, latest: u64) -> String {
+    if latest == 0 {
+        "the log is empty (version 0)".to_string()
+    } else if oldest > 1 {
+        format!("the log holds versions 0 and {oldest} to {latest}; the others were removed by compaction")
+    } else {
+        format!("the log holds versions 0 to {latest}")
     }
 }
 

@@ -11,20 +11,26 @@ use std::time::Instant;
 
 use pagelog::diff::{self, Action, Diff, Key, RowChange};
 
-use crate::cli::{check_version, closed_pipe_exits, open_read_only, version_range, CmdResult, Context, Failure};
+use crate::cli::{
+    closed_pipe_exits, diag, open_readable, plural, report_damage, unreadable, CmdResult, Context, Failure,
+};
 
 /// Show the rows and schema objects that changed between two versions
 ///
-/// VERSIONS is A (then B = A+1), A B, or A..B. For each table: the rows
-/// inserted, deleted and updated (by rowid, or by PRIMARY KEY for WITHOUT
-/// ROWID tables; an update shows each changed column, old → new), then a
-/// summary per table. Schema changes (tables, indexes, views, triggers
-/// created, dropped or altered) come first.
+/// VERSIONS is A (then B = A+1), A B, or A..B; version 0 is the empty
+/// database. For each table: the rows inserted, deleted and updated (by
+/// rowid, or by PRIMARY KEY for WITHOUT ROWID tables; an update shows each
+/// changed column, old → new), then a summary per table. Schema changes
+/// (tables, indexes, views, triggers created, dropped or altered) come first.
 ///
 /// --json prints one object per line: {"kind":"insert"|"delete"|"update",
 /// "table", "key", "new"|"old"|"changes"}, {"kind":"schema", ...},
 /// {"kind":"summary", ...} (see README). --sql prints SQL that turns a copy
 /// of version A (`pagelog export --version A`) into version B.
+///
+/// A damaged log: any two versions that recovery, or a read forward from
+/// the start of the log, prove intact can be compared; the damage met is
+/// named on stderr and the exit status is 1.
 #[derive(clap::Args)]
 #[command(verbatim_doc_comment)]
 pub struct Args {
@@ -47,33 +53,41 @@ pub struct Args {
     sql: bool,
 }
 
+/// A, A..B or A B as numbers; anything else is a usage error (exit 2).
 fn parse_versions(v: &[String]) -> Result<(u64, Option<u64>), Failure> {
-    let num = |s: &str| {
-        s.trim().parse::<u64>().map_err(|_| Failure::new("diff", format_args!("{s:?} is not a version number")))
+    let usage = |why: String| {
+        Failure::usage(
+            "diff",
+            format_args!("{why}; give VERSIONS as A, A B or A..B, each a version number (0 is the empty database)"),
+        )
     };
+    let num = |s: &str| s.trim().parse::<u64>().map_err(|_| usage(format!("{s:?} is not a version number")));
     match v {
         [one] => match one.split_once("..") {
+            Some((a, b)) if a.trim().is_empty() || b.trim().is_empty() => {
+                Err(usage(format!("{one:?} needs a version on each side of \"..\"")))
+            }
             Some((a, b)) => Ok((num(a)?, Some(num(b)?))),
             None => Ok((num(one)?, None)),
         },
         [a, b] => Ok((num(a)?, Some(num(b)?))),
-        _ => Err(Failure::new("diff", "give A, A B or A..B")),
+        _ => Err(usage("one or two VERSIONS arguments expected".into())),
     }
 }
 
 pub fn run(a: Args) -> CmdResult {
     let (from, to) = parse_versions(&a.versions)?;
     let to = to.unwrap_or(from + 1);
-    let log = open_read_only(&a.db)?;
-    let range = version_range(&log)?;
-    check_version(&log, from, range)?;
-    check_version(&log, to, range)?;
+    let r = open_readable(&a.db)?;
+    let ra = r.version(from).map_err(|e| unreadable(&r, from, e))?;
+    let rb = r.version(to).map_err(|e| unreadable(&r, to, e))?;
     let what = format!("diff {} {from}..{to}", a.db.display());
-    let va = log.version(from).ctx(&what)?;
-    let vb = log.version(to).ctx(&what)?;
+    let (va, vb) = (&ra.version, &rb.version);
+    let mut damage = ra.damage.clone();
+    damage.extend(rb.damage.iter().filter(|p| !ra.damage.contains(p)).cloned());
     let started = Instant::now();
     let opts = diff::Options { table: a.table.clone(), full_rows: a.sql };
-    let d = diff::diff(&va, &vb, &opts).map_err(|e| Failure::new(&what, e))?;
+    let d = diff::diff(va, vb, &opts).map_err(|e| Failure::new(&what, e))?;
     let elapsed = started.elapsed();
     if let Some(t) = &a.table {
         let known = d.objects.iter().chain(&d.old_objects).any(|o| o.kind == "table" && o.name.eq_ignore_ascii_case(t));
@@ -93,14 +107,14 @@ pub fn run(a: Args) -> CmdResult {
     };
     closed_pipe_exits(r.and_then(|()| w.flush())).ctx("write output")?;
     if !a.sql && !a.json {
-        eprintln!(
-            "{} pages read, {} pages differ, {:.1} ms",
-            d.pages_read,
-            d.pages_changed,
+        diag!(
+            "{} read, {} changed, {:.1} ms",
+            plural(d.pages_read as u64, "page"),
+            plural(d.pages_changed as u64, "page"),
             elapsed.as_secs_f64() * 1000.0
         );
     }
-    Ok(0)
+    Ok(report_damage(&a.db, &damage))
 }
 
 fn json_lines(w: &mut impl Write, d: &Diff) -> std::io::Result<()> {

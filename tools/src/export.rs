@@ -5,7 +5,7 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use crate::cli::{
-    check_version, open_read_only, sync_dir, tmp_beside, version_range, CmdResult, Context, Failure, Progress,
+    diag, open_readable, plural, report_damage, sync_dir, tmp_beside, unreadable, CmdResult, Context, Failure, Progress,
 };
 use pagelog::EscapedName;
 
@@ -15,13 +15,19 @@ use pagelog::EscapedName;
 /// pagelog, and opens in any SQLite. It is written to a temporary file in
 /// OUT's directory, synced, then renamed to OUT, so OUT never holds half a
 /// database. An existing OUT is refused unless --force is given.
+///
+/// A damaged log: every version that recovery, or a read forward from the
+/// start of the log, proves intact can be exported (the default is then
+/// the newest such version); the damage is named on stderr and the exit
+/// status is 1 even though OUT was written. A version the damage hides is
+/// an error naming the damage and the versions that can be read.
 #[derive(clap::Args)]
 pub struct Args {
     /// The pagelog database (log file)
     db: PathBuf,
     /// The plain SQLite file to write
     out: PathBuf,
-    /// The version to export (default: the latest)
+    /// The version to export (default: the latest; 0 is the empty database)
     #[arg(long, value_name = "N")]
     version: Option<u64>,
     /// Replace OUT if it exists
@@ -30,54 +36,42 @@ pub struct Args {
 }
 
 pub fn run(a: Args) -> CmdResult {
-    let log = match (open_read_only(&a.db), a.version) {
-        (Ok(log), _) => log,
-        // A damaged log: a version before the damage can still be read, by
-        // walking the log from its start.
-        (Err(f), Some(n)) => match pagelog::Log::open_prefix(&a.db) {
-            Ok(log) if n > 0 && log.latest().number >= n => {
-                eprintln!(
-                    "pagelog: warning: {}; version {n} lies before the damage and is exported from the \
-                     undamaged start of the log",
-                    f.msg
-                );
-                log
-            }
-            _ => return Err(f),
-        },
-        (Err(f), None) => return Err(f),
+    let r = open_readable(&a.db)?;
+    let n = match a.version {
+        Some(n) => n,
+        None => r.latest().ctx(format_args!("read log {}", a.db.escaped()))?,
     };
-    let range = version_range(&log)?;
-    let n = a.version.unwrap_or(range.1);
-    check_version(&log, n, range)?;
+    let read = r.version(n).map_err(|e| unreadable(&r, n, e))?;
     let what = format!("export {} version {n} to {}", a.db.escaped(), a.out.escaped());
     if let Ok(md) = std::fs::metadata(&a.out) {
-        let db = log.file().metadata().ctx(&what)?;
+        let db = r.log().file().metadata().ctx(&what)?;
         if md.dev() == db.dev() && md.ino() == db.ino() {
-            return Err(Failure::new(what, "OUT is the log itself"));
+            return Err(Failure::new(&what, format_args!("{} is the log itself; name another file", a.out.escaped())));
         }
         if !a.force {
-            return Err(Failure::new(what, "OUT already exists (use --force to replace it)"));
+            return Err(Failure::new(&what, already_exists(&a.out)));
         }
         if md.is_dir() {
-            return Err(Failure::new(what, "OUT is a directory"));
+            return Err(Failure::new(&what, format_args!("{} is a directory", a.out.escaped())));
         }
     }
-    let v = log.version(n).ctx(&what)?;
+    let v = &read.version;
     let tmp = tmp_beside(&a.out, "export");
-    let result = write_version(&v, &tmp, &what).and_then(|()| place(&tmp, &a.out, a.force, &what));
+    let result = write_version(v, &tmp, &what).and_then(|()| place(&tmp, &a.out, a.force, &what));
     if result.is_err() {
         let _ = std::fs::remove_file(&tmp);
     }
     result?;
-    eprintln!(
-        "pagelog: exported version {n} of {} to {} ({} pages of {} bytes)",
+    let code = report_damage(&a.db, &read.damage);
+    diag!(
+        "pagelog: exported version {n} of {} to {} ({} of {} bytes){}",
         a.db.escaped(),
         a.out.escaped(),
-        v.db_pages(),
-        v.page_size
+        plural(v.db_pages() as u64, "page"),
+        v.page_size,
+        if code == 0 { "" } else { "; its commit, page map and every page check out, the damage is elsewhere" }
     );
-    Ok(0)
+    Ok(code)
 }
 
 pub(crate) fn write_version(v: &pagelog::Version, tmp: &Path, what: &str) -> Result<(), Failure> {
@@ -96,6 +90,11 @@ pub(crate) fn write_version(v: &pagelog::Version, tmp: &Path, what: &str) -> Res
     Ok(())
 }
 
+/// The refusal of an existing output file, naming it.
+pub(crate) fn already_exists(out: &Path) -> String {
+    format!("{} already exists (use --force to replace it)", out.escaped())
+}
+
 /// Moves the finished temporary file to `out`: without `force`, atomically
 /// refusing an `out` that appeared meanwhile (a hard link fails if it exists).
 pub(crate) fn place(tmp: &Path, out: &Path, force: bool, what: &str) -> Result<(), Failure> {
@@ -105,11 +104,11 @@ pub(crate) fn place(tmp: &Path, out: &Path, force: bool, what: &str) -> Result<(
         match std::fs::hard_link(tmp, out) {
             Ok(()) => std::fs::remove_file(tmp).ctx(what)?,
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                return Err(Failure::new(what, "OUT already exists (use --force to replace it)"))
+                return Err(Failure::new(what, already_exists(out)))
             }
             // A file system without hard links: check, then rename.
             Err(_) if !out.exists() => std::fs::rename(tmp, out).ctx(what)?,
-            Err(_) => return Err(Failure::new(what, "OUT already exists (use --force to replace it)")),
+            Err(_) => return Err(Failure::new(what, already_exists(out))),
         }
     }
     sync_dir(out).ctx(what)?;

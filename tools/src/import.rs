@@ -9,7 +9,7 @@ use pagelog::EscapedName;
 use pagelog::{format, Durability, Log, OpenOptions};
 use rusqlite::{Connection, OpenFlags};
 
-use crate::cli::{sync_dir, CmdResult, Context, Failure, Progress};
+use crate::cli::{diag, plural, sync_dir, CmdResult, Context, Failure, Progress};
 
 /// Create a new pagelog database from a plain SQLite file.
 ///
@@ -127,10 +127,11 @@ pub fn run(a: Args) -> CmdResult {
         Ok(v) => {
             sync_dir(&a.db).ctx(&what)?;
             println!("{v}");
-            eprintln!(
-                "pagelog: imported {} into {} as version {v} ({pages} pages of {ps} bytes)",
+            diag!(
+                "pagelog: imported {} into {} as version {v} ({} of {ps} bytes)",
                 a.plain.escaped(),
-                a.db.escaped()
+                a.db.escaped(),
+                plural(pages as u64, "page")
             );
             Ok(0)
         }

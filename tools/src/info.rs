@@ -4,10 +4,11 @@ use std::collections::HashSet;
 use std::path::PathBuf;
 
 use pagelog::format;
+use pagelog::history::Problem;
 use pagelog::EscapedName;
 use serde_json::json;
 
-use crate::cli::{open_read_only, size, CmdResult, Context};
+use crate::cli::{open_readable, ranges_text, report_damage, size, CmdResult, Context, EXIT_FAILURE};
 use crate::time::format_us;
 
 /// Show a summary of a log: format, page size, versions and sizes
@@ -22,6 +23,16 @@ use crate::time::format_us;
 /// versions' pages, their metadata, space pre-allocated past the end and
 /// debris of unfinished transactions. 0 when the log holds a single version
 /// (compaction then has nothing to remove).
+///
+/// --json: `commit_end` is the end of the latest version's COMMIT record
+/// (a copy of the log cut there holds every version; what replication
+/// ships), `log_end` the log end of FORMAT.md (past the MARK that may follow
+/// that commit: where the next record goes; null when recovery refuses the
+/// log).
+///
+/// A damaged log: the versions that recovery, or a read forward from the
+/// start of the log, prove intact are counted and shown; each damage is
+/// named ("damage" rows, "damage" in JSON) and the exit status is 1.
 #[derive(clap::Args)]
 #[command(verbatim_doc_comment)]
 pub struct Args {
@@ -36,13 +47,17 @@ pub fn run(a: Args) -> CmdResult {
     if crate::remote::is_s3(a.db.as_os_str()) {
         return crate::remote::info(a.db.as_os_str(), a.json);
     }
-    let log = open_read_only(&a.db)?;
+    let r = open_readable(&a.db)?;
     let what = format_args!("read log {}", a.db.escaped()).to_string();
-    let header = log.header().ctx(&what)?;
-    let latest = log.refresh().ctx(&what)?;
-    let history = log.history().ctx(&what)?;
-    let file_size = std::fs::metadata(&a.db).ctx(&what)?.len();
+    let header = r.log().header().ctx(&what)?;
+    let listing = r.listing().ctx(&what)?;
+    let history = &listing.versions;
     let (oldest, newest) = (history.first(), history.last());
+    // Recovery's latest version (always readable), or, when recovery
+    // refuses the log, the newest version read forward from its start.
+    let latest = r.version(r.latest().ctx(&what)?).ctx(&what)?.version;
+    let file_size = std::fs::metadata(&a.db).ctx(&what)?.len();
+    let log_end = r.log_end();
 
     let ps = latest.page_size as u64;
     let live = latest.size_bytes();
@@ -59,27 +74,33 @@ pub fn run(a: Args) -> CmdResult {
     );
     let compacted = format::FIRST_RECORD + lay.length;
     let reclaimable = if history.len() > 1 { file_size.saturating_sub(compacted) } else { 0 };
+    let commit_end = if latest.number == 0 { 0 } else { latest.end };
 
     if a.json {
+        let problem = |p: &Problem| json!({ "offset": p.offset, "expected": p.expected, "found": p.found });
         let v = json!({
             "file": a.db.escaped().to_string(),
             "format_version": header.map_or(format::FORMAT_VERSION, |h| h.format),
             "page_size": latest.page_size,
             "created": header.map(|h| format_us(h.created_us, 6)),
             "versions": history.len(),
+            "readable": listing.ranges(),
             "oldest_version": oldest.map_or(0, |c| c.version),
             "oldest_time": oldest.map(|c| format_us(c.timestamp_us, 6)),
             "latest_version": latest.number,
             "latest_time": newest.map(|c| format_us(c.timestamp_us, 6)),
             "file_size": file_size,
-            "log_end": if latest.number == 0 { 0 } else { latest.end },
+            "commit_end": commit_end,
+            "log_end": log_end,
             "db_pages": latest.db_pages(),
             "live_size": live,
             "latest_frame_bytes": frames.len() as u64 * ps,
             "reclaimable": reclaimable,
+            "recovery_error": r.recovery_error().map(problem),
+            "damage": listing.damage.iter().map(problem).collect::<Vec<_>>(),
         });
         println!("{}", serde_json::to_string_pretty(&v).expect("json"));
-        return Ok(0);
+        return Ok(report_damage(&a.db, &listing.damage));
     }
     let row = |k: &str, v: String| println!("{k:<14}{v}");
     row("file", a.db.escaped().to_string());
@@ -88,8 +109,14 @@ pub fn run(a: Args) -> CmdResult {
         row("created", format_us(h.created_us, 3));
     }
     match (oldest, newest) {
-        (Some(o), Some(n)) => {
+        (Some(o), Some(n)) if listing.damage.is_empty() => {
             row("versions", format!("{} ({} to {})", history.len(), o.version, n.version));
+            row("oldest", format!("{}  {}", o.version, format_us(o.timestamp_us, 3)));
+            row("latest", format!("{}  {}", n.version, format_us(n.timestamp_us, 3)));
+            row("page size", latest.page_size.to_string());
+        }
+        (Some(o), Some(n)) => {
+            row("versions", format!("{} can be read: {}", history.len(), ranges_text(&listing)));
             row("oldest", format!("{}  {}", o.version, format_us(o.timestamp_us, 3)));
             row("latest", format!("{}  {}", n.version, format_us(n.timestamp_us, 3)));
             row("page size", latest.page_size.to_string());
@@ -99,5 +126,16 @@ pub fn run(a: Args) -> CmdResult {
     row("file size", format!("{file_size} bytes ({})", size(file_size)));
     row("live size", format!("{live} bytes ({}; {} pages)", size(live), latest.db_pages()));
     row("reclaimable", format!("{reclaimable} bytes ({}) by `pagelog compact --keep-last 1`", size(reclaimable)));
-    Ok(0)
+    if let Some(p) = r.recovery_error() {
+        row("open", format!("refused: damaged {p}"));
+    }
+    for p in &listing.damage {
+        row("damage", p.to_string());
+    }
+    if r.recovery_error().is_some() {
+        if let Some(p) = &listing.forward_end {
+            row("read ends", p.to_string());
+        }
+    }
+    Ok(if listing.damage.is_empty() { 0 } else { EXIT_FAILURE })
 }

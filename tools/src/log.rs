@@ -6,7 +6,7 @@ use pagelog::history::CommitSummary;
 use pagelog::EscapedName;
 use serde_json::json;
 
-use crate::cli::{open_read_only, CmdResult, Context};
+use crate::cli::{diag, open_readable, ranges_text, report_damage, CmdResult, Context};
 use crate::time::{format_us, parse_time};
 
 /// List the versions of a log, newest first.
@@ -14,6 +14,15 @@ use crate::time::{format_us, parse_time};
 /// One line per version: its number, commit time (UTC), the pages its
 /// transaction wrote, the database size in pages, and the bytes its records
 /// take in the log. Version 0 (the empty database) is not listed.
+///
+/// "written" counts the pages the transaction stored (page images and
+/// patches in its own records); "bytes" is the size of its records, from
+/// the end of the commit before it (past the MARK that follows that one)
+/// to the end of its COMMIT record: its SPILL records and its COMMIT.
+///
+/// A damaged log: every version that recovery, or a read forward from the
+/// start of the log, proves intact is listed; the damage is named on
+/// stderr and the exit status is 1.
 #[derive(clap::Args)]
 pub struct Args {
     /// The pagelog database (log file), or a replica: s3://BUCKET/PREFIX
@@ -33,21 +42,29 @@ pub fn run(a: Args) -> CmdResult {
     if crate::remote::is_s3(a.db.as_os_str()) {
         return crate::remote::log(a.db.as_os_str(), a.json, a.limit);
     }
-    let log = open_read_only(&a.db)?;
-    let history = log.history().ctx(format_args!("read history of {}", a.db.escaped()))?;
-    let shown: Vec<&CommitSummary> = history
+    let r = open_readable(&a.db)?;
+    let listing = r.listing().ctx(format_args!("read history of {}", a.db.escaped()))?;
+    let shown: Vec<&CommitSummary> = listing
+        .versions
         .iter()
         .rev()
         .filter(|c| a.since.is_none_or(|t| c.timestamp_us >= t))
         .take(a.limit.unwrap_or(usize::MAX))
         .collect();
+    let code = report_damage(&a.db, &listing.damage);
+    if code != 0 {
+        if let Some(p) = &listing.forward_end {
+            diag!("pagelog: the read forward from the start of the log ends {p}");
+        }
+        diag!("pagelog: versions that can be read (listed): {}", ranges_text(&listing));
+    }
     if a.json {
         let arr: Vec<_> = shown.iter().map(|c| to_json(c)).collect();
         println!("{}", serde_json::to_string_pretty(&arr).expect("json"));
-        return Ok(0);
+        return Ok(code);
     }
     if shown.is_empty() {
-        return Ok(0);
+        return Ok(code);
     }
     println!("{:>8}  {:<24}  {:>8}  {:>8}  {:>12}", "version", "time (UTC)", "written", "pages", "bytes");
     for c in shown {
@@ -61,8 +78,8 @@ pub fn run(a: Args) -> CmdResult {
         );
     }
     // On stderr, so that stdout stays one line per version for scripts.
-    eprintln!("open version N read-only in SQLite: file:{}?vfs=pagelog&version=N", a.db.display());
-    Ok(0)
+    diag!("open version N read-only in SQLite: file:{}?vfs=pagelog&version=N", a.db.display());
+    Ok(code)
 }
 
 pub fn to_json(c: &CommitSummary) -> serde_json::Value {

@@ -26,8 +26,11 @@ mod verify;
 /// Inspect, check, revert, export, import and compact pagelog databases.
 ///
 /// A pagelog database is one append-only log file holding every committed
-/// version of an SQLite database. Versions are numbered 1, 2, 3 ...; TIME
-/// arguments are ISO-8601 UTC (2026-11-22T10:00:00Z) or unix seconds.
+/// version of an SQLite database. Version 0 is the empty database every log
+/// starts from; each committed transaction adds the next version (1, 2, 3
+/// ...), and any version, 0 included, can be read, diffed, exported and
+/// reverted to. TIME arguments are ISO-8601 UTC (2026-11-22T10:00:00Z) or
+/// unix seconds.
 #[derive(Parser)]
 #[command(name = "pagelog", version, about, max_term_width = 100)]
 struct Cli {
@@ -71,7 +74,7 @@ fn main() {
     let code = match result {
         Ok(code) => code,
         Err(f) => {
-            eprintln!("pagelog: {}", f.msg);
+            cli::diag!("pagelog: {}", f.msg);
             f.code
         }
     };

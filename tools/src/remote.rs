@@ -9,7 +9,7 @@ use std::time::Duration;
 use pagelog_replica::{Catalog, Error, Location, Store};
 use serde_json::json;
 
-use crate::cli::{size, CmdResult, Failure};
+use crate::cli::{diag, size, CmdResult, Failure};
 use crate::time::format_us;
 
 /// True when a path argument is an `s3://` address.
@@ -49,7 +49,7 @@ impl Backoff {
 
     /// Says on stderr that `what` failed with `msg`, and waits (see above).
     pub fn wait(&mut self, what: &str, msg: &str, store: &Store) {
-        eprintln!("pagelog: {what}: {msg}; retrying in {} s", self.0.as_secs());
+        diag!("pagelog: {what}: {msg}; retrying in {} s", self.0.as_secs());
         let until = std::time::Instant::now() + self.0;
         self.0 = (self.0 * 2).min(Self::MAX);
         loop {
@@ -161,15 +161,15 @@ pub fn log(arg: &OsStr, json_out: bool, limit: Option<usize>) -> CmdResult {
         }
     }
     for f in &cat.foreign {
-        eprintln!("pagelog: warning: {f} is not part of a pagelog replica");
+        diag!("pagelog: warning: {f} is not part of a pagelog replica");
     }
     for g in &cat.generations {
         let chain = g.chain(|s| store.loc.key(&format!("{}/{}", g.dir(), s.name())));
         if let Some(b) = &chain.broken {
-            eprintln!("pagelog: warning: {}: {b}; versions up to {} restore", g.dir(), chain.last);
+            diag!("pagelog: warning: {}: {b}; versions up to {} restore", g.dir(), chain.last);
         }
         if chain.overlaps > 0 {
-            eprintln!(
+            diag!(
                 "pagelog: note: {}: {} segment(s) overlap the ones before them (the same bytes shipped again \
                  after a lost answer); readers compare the shared bytes; `pagelog replicate --once` from the \
                  primary removes them",
@@ -178,7 +178,7 @@ pub fn log(arg: &OsStr, json_out: bool, limit: Option<usize>) -> CmdResult {
             );
         }
     }
-    eprintln!("restore version N: pagelog restore {} out.db --version N", store.loc);
+    diag!("restore version N: pagelog restore {} out.db --version N", store.loc);
     Ok(0)
 }
 

@@ -10,7 +10,7 @@ use pagelog_replica::ship::{Options, Replicator, Status};
 use pagelog_replica::Error;
 use serde_json::json;
 
-use crate::cli::{size, CmdResult};
+use crate::cli::{plural, size, CmdResult};
 use crate::remote::{connect, fail, parse_bytes, parse_duration, Backoff};
 
 /// Replicate a log to S3-compatible object storage, continuously.
@@ -63,17 +63,17 @@ fn report(s: &Status, json_out: bool, terminal: bool, last: bool) {
         return;
     }
     let mut line = format!(
-        "replicated version {} of {} (lag {} versions, {}, {:.1} s); uploaded {} segments, {}",
+        "replicated version {} of {} (lag {}, {}, {:.1} s); uploaded {}, {}",
         s.version,
         s.latest,
-        s.latest.saturating_sub(s.version),
+        plural(s.latest.saturating_sub(s.version), "version"),
         size(s.lag_bytes),
         s.lag_us as f64 / 1e6,
-        s.segments,
+        plural(s.segments, "segment"),
         size(s.bytes)
     );
     if s.removed > 0 {
-        line += &format!("; removed {} overlapping segment(s) whose bytes it had compared", s.removed);
+        line += &format!("; removed {} whose bytes it had compared", plural(s.removed, "overlapping segment"));
     }
     if terminal {
         let mut e = std::io::stderr().lock();

@@ -7,10 +7,12 @@ use std::path::PathBuf;
 use pagelog::EscapedName;
 use pagelog_replica::fetch::{restore_into, Target};
 
-use crate::cli::{open_read_only, size, sync_dir, tmp_beside, CmdResult, Context, Failure, Progress};
-use crate::export::{place, write_version};
+use crate::cli::{
+    diag, open_readable, plural, size, sync_dir, tmp_beside, unreadable, CmdResult, Context, Failure, Progress,
+};
+use crate::export::{already_exists, place, write_version};
 use crate::remote::{connect, fail};
-use crate::time::parse_time;
+use crate::time::{parse_time_arg, TimeArg};
 
 /// Rebuild a log (or, with --plain, a plain SQLite file) from its replica.
 ///
@@ -30,8 +32,8 @@ pub struct Args {
     #[arg(long, value_name = "N", conflicts_with = "time")]
     version: Option<u64>,
     /// Restore the newest version committed at or before TIME
-    #[arg(long, value_name = "TIME", value_parser = parse_time)]
-    time: Option<u64>,
+    #[arg(long, value_name = "TIME", value_parser = parse_time_arg)]
+    time: Option<TimeArg>,
     /// Write a plain SQLite file (as `pagelog export` does) instead of a log
     #[arg(long)]
     plain: bool,
@@ -42,13 +44,16 @@ pub struct Args {
 
 pub fn run(a: Args) -> CmdResult {
     let store = connect(&a.src)?;
-    let what = format!("restore {} to {}", store.loc, a.out.escaped());
+    let what = match &a.time {
+        Some(t) => format!("restore {} as of {} to {}", store.loc, t.text, a.out.escaped()),
+        None => format!("restore {} to {}", store.loc, a.out.escaped()),
+    };
     if a.out.exists() && !a.force {
-        return Err(Failure::new(what, "OUT already exists (use --force to replace it)"));
+        return Err(Failure::new(what, already_exists(&a.out)));
     }
-    let target = match (a.version, a.time) {
+    let target = match (a.version, &a.time) {
         (Some(n), _) => Target::Version(n),
-        (None, Some(t)) => Target::Time(t),
+        (None, Some(t)) => Target::Time(t.us),
         (None, None) => Target::Latest,
     };
     let tmp = tmp_beside(&a.out, "restore");
@@ -58,8 +63,10 @@ pub fn run(a: Args) -> CmdResult {
     progress.finish();
     let result = restored.map_err(|e| fail(&what, e)).and_then(|r| {
         if a.plain {
-            let log = open_read_only(&tmp)?;
-            let v = log.version(r.version).ctx(&what)?;
+            // The reader every tool uses (cli::open_readable); the file was
+            // just checked whole, so it meets no damage.
+            let log = open_readable(&tmp)?;
+            let v = log.version(r.version).map_err(|e| unreadable(&log, r.version, e))?.version;
             let plain = tmp_beside(&a.out, "restore-plain");
             let _ = std::fs::remove_file(&plain);
             let res = write_version(&v, &plain, &what).and_then(|()| place(&plain, &a.out, a.force, &what));
@@ -76,12 +83,12 @@ pub fn run(a: Args) -> CmdResult {
     });
     let _ = std::fs::remove_file(&tmp);
     let r = result?;
-    eprintln!(
-        "pagelog: restored version {} of {} ({}, {} objects, {} downloaded) to {}{}",
+    diag!(
+        "pagelog: restored version {} of {} ({}, {}, {} downloaded) to {}{}",
         r.version,
         store.loc,
         r.generation,
-        r.objects,
+        plural(r.objects, "object"),
         size(r.downloaded),
         a.out.escaped(),
         if a.plain { " as a plain SQLite file" } else { "" }

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::cli::{check_version, open_writable, version_range, CmdResult, Context, Failure};
+use crate::cli::{check_version, diag, open_writable, version_range, CmdResult, Context, Failure};
 use pagelog::EscapedName;
 
 /// Make version N the latest again, keeping history.
@@ -16,7 +16,7 @@ use pagelog::EscapedName;
 pub struct Args {
     /// The pagelog database (log file)
     db: PathBuf,
-    /// The version to go back to
+    /// The version to go back to (0: the empty database)
     #[arg(long, value_name = "N")]
     to: u64,
     /// How long to wait for a writing connection to finish, in milliseconds
@@ -40,7 +40,7 @@ pub fn run(a: Args) -> CmdResult {
     match log.revert(a.to, timeout).ctx(&what)? {
         Some(v) => println!("{}", v.number),
         None => {
-            eprintln!("pagelog: {}: version {} is already the latest; nothing to do", a.db.escaped(), a.to);
+            diag!("pagelog: {}: version {} is already the latest; nothing to do", a.db.escaped(), a.to);
             println!("{}", range.1);
         }
     }

@@ -55,6 +55,19 @@ pub fn format_us(us: u64, digits: usize) -> String {
     out
 }
 
+/// A `TIME` argument: its instant, and the text the user wrote, which
+/// messages echo (`--time 2026-12-06T20:18Z`, not microseconds).
+#[derive(Clone, Debug)]
+pub struct TimeArg {
+    pub us: u64,
+    pub text: String,
+}
+
+/// [`parse_time`], keeping the argument as written.
+pub fn parse_time_arg(s: &str) -> Result<TimeArg, String> {
+    Ok(TimeArg { us: parse_time(s)?, text: s.trim().to_string() })
+}
+
 /// Parses a `TIME` argument into microseconds since the Unix epoch. Accepted:
 /// unix seconds (`1795000000`, `1795000000.5`), an ISO-8601 UTC date
 /// (`2026-11-22`, midnight UTC) or date and time ending in `Z` or `+00:00`

@@ -6,14 +6,15 @@ use pagelog::history::{verify_file, Item, Problem, VerifyReport};
 use pagelog::EscapedName;
 use serde_json::{json, Value};
 
-use crate::cli::{describe, CmdResult, Progress, EXIT_FAILURE};
+use crate::cli::{describe, plural, CmdResult, Progress, EXIT_FAILURE};
 
 /// Check every record, page image and version of a log.
 ///
 /// Checks each record's crcs and links, each commit's page map, the crc of
 /// every page image, and that each version's whole-database checksum matches
-/// its page map: what a version reads back is what was committed. Prints one
-/// line per version, then "N ok, M invalid".
+/// its page map: what a version reads back is what was committed. Prints
+/// each damaged record or version, then the summary "N ok, M invalid (...)";
+/// --verbose also prints one line per version that is ok.
 ///
 /// Exit status 0 when committed history is intact, 1 when it is damaged.
 /// Bytes after the last complete version (an unfinished transaction left by
@@ -27,6 +28,9 @@ pub struct Args {
     /// Print one JSON object instead
     #[arg(long)]
     json: bool,
+    /// Also list every version that is ok, one line each
+    #[arg(long, short)]
+    verbose: bool,
 }
 
 pub fn run(a: Args) -> CmdResult {
@@ -45,7 +49,8 @@ pub fn run(a: Args) -> CmdResult {
     }
     for item in &rep.items {
         match (item.version, &item.problem) {
-            (Some(v), None) => println!("version {v}: ok"),
+            (Some(v), None) if a.verbose => println!("version {v}: ok"),
+            (Some(_), None) => {}
             (Some(v), Some(p)) => println!("version {v}: invalid {p}"),
             (None, Some(p)) => println!("record at offset {}: invalid {p}", item.offset),
             (None, None) => {}
@@ -58,7 +63,14 @@ pub fn run(a: Args) -> CmdResult {
     if let Some(t) = &rep.tail {
         let after = after.map_or("the header".to_string(), |v| format!("version {v}"));
         if t.zeros {
-            println!("note: {} bytes of pre-allocated space (zeros) after {after}, at offset {}", t.bytes, t.offset);
+            // Pre-allocated space is how a healthy log grows: shown only in
+            // the full listing.
+            if a.verbose {
+                println!(
+                    "note: {} bytes of pre-allocated space (zeros) after {after}, at offset {}",
+                    t.bytes, t.offset
+                );
+            }
         } else {
             let lost = if t.lost_versions.is_empty() {
                 String::new()
@@ -76,11 +88,11 @@ pub fn run(a: Args) -> CmdResult {
         }
     }
     println!(
-        "{} ok, {} invalid ({} versions, {} page images, {} of {} bytes checked)",
+        "{} ok, {} invalid ({}, {}, {} of {} bytes checked)",
         rep.ok_count(),
         rep.invalid_count(),
-        rep.versions_checked(),
-        rep.frames_checked,
+        plural(rep.versions_checked() as u64, "version"),
+        plural(rep.frames_checked as u64, "page image"),
         rep.bytes_checked,
         rep.file_len
     );

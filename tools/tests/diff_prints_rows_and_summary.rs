@@ -46,6 +46,6 @@ fn diff_prints_rows_per_table_and_accepts_every_version_form() {
     assert!(e.stderr.contains("no table \"nope\""), "{}", e.stderr);
     let e = pagelog(["diff", dbs, "4"]).expect_code(1);
     assert!(e.stderr.contains("version 5 does not exist"), "{}", e.stderr);
-    let e = pagelog(["diff", dbs, "x..4"]).expect_code(1);
+    let e = pagelog(["diff", dbs, "x..4"]).expect_code(2);
     assert!(e.stderr.contains("not a version number"), "{}", e.stderr);
 }

@@ -106,7 +106,8 @@ fn a_restore_is_the_source_log_byte_for_byte_and_replication_resumes_where_the_b
 
     // An existing OUT is kept unless --force.
     let e = fails(restore(g, &url, &out, &[]));
-    assert!(e.contains("already exists"), "{e}");
+    let name = out.file_name().unwrap().to_str().unwrap();
+    assert!(e.contains(&format!("{name} already exists (use --force")), "{e}");
     ok(restore(g, &url, &out, &["--force"]));
     let got = std::fs::read(&out).unwrap();
     assert_eq!(got, prefix(&db, got.len()));
@@ -120,7 +121,7 @@ fn a_restore_is_the_source_log_byte_for_byte_and_replication_resumes_where_the_b
         .output()
         .unwrap());
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
-    assert_eq!(v["log_end"].as_u64(), Some(got.len() as u64), "the restore ends at the latest commit");
+    assert_eq!(v["commit_end"].as_u64(), Some(got.len() as u64), "the restore ends at the latest commit");
 
     // Listing the bucket.
     let info = info_json(g, &url);
@@ -155,7 +156,12 @@ fn restore_of_a_version_is_that_prefix_and_plain_equals_export() {
         assert_eq!(std::fs::read(&plain).unwrap(), export(&db, n, &d.path("x.plain")), "plain version {n}");
     }
     let e = fails(restore(g, &url, &d.path("none.db"), &["--version", "61"]));
-    assert!(e.contains("version 61"), "{e}");
+    assert!(e.contains("version 61") && e.contains("versions 1 to 60"), "{e}");
+    assert!(!e.contains("..="), "{e}");
+    // A time before the first commit is echoed as written, not in µs.
+    let e = fails(restore(g, &url, &d.path("none.db"), &["--time", "2001-09-09T01:46Z"]));
+    assert!(e.contains("as of 2001-09-09T01:46Z") && e.contains("at or before that time"), "{e}");
+    assert!(!e.contains("µs") && !e.contains("1000000000000000"), "{e}");
     assert!(!d.path("none.db").exists());
     // --time: the newest version committed at or before it.
     let hist = common::history(&db);
@@ -404,7 +410,7 @@ fn unsynced_commits_are_synced_before_they_ship_and_a_torn_tail_never_ships() {
         .output()
         .unwrap());
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
-    let end = v["log_end"].as_u64().unwrap();
+    let end = v["commit_end"].as_u64().unwrap();
     let f = std::fs::OpenOptions::new().write(true).open(&db).unwrap();
     let mut junk = b"PLRC\x02".to_vec();
     junk.extend((0..3000u32).map(|i| (i * 7919 % 251) as u8));

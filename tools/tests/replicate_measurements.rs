@@ -50,7 +50,7 @@ fn throughput_and_restore_against_plain_transfers_of_the_same_bytes() {
     let o =
         std::process::Command::new(env!("CARGO_BIN_EXE_pagelog")).arg("info").arg(&db).arg("--json").output().unwrap();
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
-    let size = v["log_end"].as_u64().unwrap();
+    let size = v["commit_end"].as_u64().unwrap();
     eprintln!("built a {:.0} MiB log in {:.1} s", size as f64 / (1 << 20) as f64, t.elapsed().as_secs_f64());
     // Page cache warm for both runs.
     let _ = std::fs::read(&db).unwrap();

@@ -20,8 +20,9 @@ fn log_with_marker(d: &TempDir) -> std::path::PathBuf {
     db
 }
 
+/// `pagelog verify --verbose DB`: every version's line, then the summary.
 fn verify(db: &std::path::Path) -> Run {
-    pagelog(["verify".as_ref(), db.as_os_str()])
+    pagelog(["verify".as_ref(), "--verbose".as_ref(), db.as_os_str()])
 }
 
 #[test]
@@ -239,4 +240,25 @@ fn an_unfinished_spilled_transaction_at_the_end_is_a_warning_with_a_tail() {
     assert!(at > v["items"][2]["offset"].as_u64().unwrap() && bytes > 0, "{v}");
     assert_eq!(at + bytes, std::fs::metadata(p).unwrap().len(), "the tail runs to the end of the file");
     assert_eq!(v["last_good_version"], 3);
+}
+
+/// Without --verbose, a clean log is one summary line however many versions
+/// it holds; damage is listed whether or not --verbose is given.
+#[test]
+fn verify_prints_a_summary_by_default_and_every_version_with_verbose() {
+    let d = TempDir::new("verify-summary");
+    let db = log_with_marker(&d);
+    let r = pagelog(["verify".as_ref(), db.as_os_str()]).ok();
+    assert_eq!(r.stdout.lines().collect::<Vec<_>>().len(), 1, "{}", r.stdout);
+    assert!(r.stdout.starts_with("10 ok, 0 invalid (10 versions, "), "{}", r.stdout);
+    assert_eq!(verify(&db).ok().stdout.lines().filter(|l| l.ends_with(": ok")).count(), 10);
+
+    let mut bytes = std::fs::read(&db).unwrap();
+    let at = bytes.windows(MARKER.len()).position(|w| w == MARKER).expect("marker in the log");
+    bytes[at + 3] ^= 0x20;
+    let bad = d.path("flipped.db");
+    std::fs::write(&bad, &bytes).unwrap();
+    let r = pagelog(["verify".as_ref(), bad.as_os_str()]).expect_code(1);
+    assert!(r.stdout.contains("version 3: invalid"), "{}", r.stdout);
+    assert!(!r.stdout.contains(": ok"), "{}", r.stdout);
 }

@@ -163,10 +163,10 @@ impl Log {
                 ));
                 break;
             }
-            if rec.info.db_pages as u64 > len / format::PAYLOAD_ALIGN + 65536 {
+            if rec.info.db_pages as u64 > format::max_db_pages(len) {
                 out.damage = Some(self.corrupt(
                     rec.offset,
-                    format!("at most {} database pages", len / format::PAYLOAD_ALIGN + 65536),
+                    format!("at most {} database pages", format::max_db_pages(len)),
                     rec.info.db_pages.to_string(),
                 ));
                 break;

@@ -72,6 +72,25 @@ pub struct CommitSummary {
     pub checksum: u64,
 }
 
+impl CommitSummary {
+    /// The summary of commit `rec`, whose transaction started at
+    /// `txn_start`, with its map entries `entries`.
+    pub(crate) fn of(rec: &Rec, txn_start: u64, entries: &[Entry]) -> CommitSummary {
+        let written = entries.iter().filter(|e| e.offset != 0 && e.offset >= txn_start).count();
+        CommitSummary {
+            version: rec.h.version,
+            timestamp_us: rec.info.timestamp_us,
+            pages_written: written as u32,
+            db_pages: rec.info.db_pages,
+            page_size: rec.h.page_size,
+            bytes: rec.end() - txn_start,
+            offset: rec.offset,
+            full_map: rec.is_full(),
+            checksum: rec.info.checksum,
+        }
+    }
+}
+
 /// Where a record must link to: the commit before it.
 #[derive(Clone, Copy)]
 pub(crate) struct Prev {
@@ -83,13 +102,13 @@ pub(crate) struct Prev {
 impl Prev {
     pub(crate) const NONE: Prev = Prev { version: 0, offset: 0, crc: 0 };
 
-    fn of(rec: &Rec) -> Prev {
+    pub(crate) fn of(rec: &Rec) -> Prev {
         Prev { version: rec.h.version, offset: rec.offset, crc: rec.crc }
     }
 
     /// Does `rec` follow this commit? The first record of a file may carry
     /// any version >= 1 (a compacted log starts at its oldest kept version).
-    fn follows(&self, rec: &Rec) -> bool {
+    pub(crate) fn follows(&self, rec: &Rec) -> bool {
         if rec.h.kind == format::KIND_MARK {
             // A MARK names the commit it follows, and nothing but a commit.
             return self.offset != 0
@@ -102,7 +121,7 @@ impl Prev {
         version_ok && rec.h.prev_commit == self.offset && rec.h.prev_crc == self.crc
     }
 
-    fn describe(&self) -> String {
+    pub(crate) fn describe(&self) -> String {
         if self.offset == 0 {
             "the first record of the log (version >= 1, prev commit 0, prev crc 0)".into()
         } else {
@@ -117,7 +136,7 @@ impl Prev {
     }
 }
 
-fn describe_link(rec: &Rec) -> String {
+pub(crate) fn describe_link(rec: &Rec) -> String {
     format!(
         "a {} of version {} following the commit at {} (prev crc {:#010x})",
         match rec.h.kind {
@@ -183,18 +202,7 @@ impl Log {
             }
             if rec.is_commit() {
                 let entries = self.read_entries(&rec)?;
-                let written = entries.iter().filter(|e| e.offset != 0 && e.offset >= txn_start).count();
-                out.push(CommitSummary {
-                    version: rec.h.version,
-                    timestamp_us: rec.info.timestamp_us,
-                    pages_written: written as u32,
-                    db_pages: rec.info.db_pages,
-                    page_size: rec.h.page_size,
-                    bytes: rec.end() - txn_start,
-                    offset: rec.offset,
-                    full_map: rec.is_full(),
-                    checksum: rec.info.checksum,
-                });
+                out.push(CommitSummary::of(&rec, txn_start, &entries));
                 prev = Prev::of(&rec);
                 txn_start = rec.end();
             } else if rec.h.kind == format::KIND_MARK {
@@ -427,7 +435,17 @@ impl Log {
             rep.last_good_version = last_ok.version.unwrap_or(0);
         }
         // Recovery must reach exactly the last version verification accepts.
+        // Commits a writer appended between recovery and the walk were walked
+        // but not recovered: recover again, and compare what the two saw of
+        // the same bytes (a later recovery may see more, never less).
         let walked = rep.items.last().and_then(|i| i.version).unwrap_or(0);
+        if rep.recovery_error.is_none() && rep.recovered_version.unwrap_or(0) < walked {
+            if let Ok(v) = self.refresh() {
+                if v.number >= walked {
+                    rep.recovered_version = Some(walked);
+                }
+            }
+        }
         if rep.recovery_error.is_none() && rep.recovered_version.unwrap_or(0) < walked && rep.damage().is_none() {
             let p = Problem {
                 offset: rep.end,
@@ -456,9 +474,9 @@ impl Log {
                 found: rec.h.page_size.to_string(),
             }));
         }
-        // A page map can only be as large as the frames the file holds, plus
-        // zero pages; this bound keeps a damaged size from exhausting memory.
-        let limit = len / format::PAYLOAD_ALIGN + (1 << 20);
+        // The bound recovery applies (a larger size ends its walk: in an
+        // unclaimed tail, that is a torn tail, not damage).
+        let limit = format::max_db_pages(len);
         if rec.info.db_pages as u64 > limit {
             return Ok(Some(Problem {
                 offset: at_info + format::CI_DB_PAGES as u64,
@@ -532,7 +550,7 @@ impl Log {
     }
 
     /// Says why there is no well-formed record following `prev` at `pos`.
-    fn describe_bad_record(&self, salt: u64, pos: u64, len: u64, prev: &Prev) -> Result<Problem> {
+    pub(crate) fn describe_bad_record(&self, salt: u64, pos: u64, len: u64, prev: &Prev) -> Result<Problem> {
         let hs = format::RECORD_HEADER_SIZE as u64;
         let expected = prev.describe();
         if pos % 8 != 0 || pos < format::FIRST_RECORD {
@@ -563,7 +581,7 @@ impl Log {
                 found: format!("{stored:#010x}"),
             });
         }
-        let Some(h) = RecordHeader::decode(salt, &hb) else {
+        let Some(h) = RecordHeader::decode(salt, &hb).filter(|h| h.kind != format::KIND_CONTROL) else {
             return Ok(Problem { offset: pos, expected, found: "a record header with invalid fields".into() });
         };
         if pos.saturating_add(h.length) > len {

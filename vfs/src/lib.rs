@@ -4,7 +4,8 @@
 //! Three rooms, kept apart:
 //! * the log — [`format`] (bytes on disk), [`log`] (open, recover, read,
 //!   commit, revert), [`txn`] (a write transaction's buffer), [`pagemap`],
-//!   [`storage`], [`lock`], [`history`] (listing, verify), [`compact`]: no SQLite
+//!   [`storage`], [`lock`], [`history`] (listing, verify), [`compact`],
+//!   [`tree`] (format 4's index tree, not wired in yet): no SQLite
 //!   types; [`name`]: file names are bytes;
 //! * the SQLite glue — [`sqlite`]: VFS callbacks, locks, pragmas, the
 //!   extension entry points;
@@ -30,8 +31,11 @@ pub mod pagemap;
 pub mod patch;
 pub mod recovery;
 pub mod registry;
+pub mod retention;
+pub mod salvage;
 pub mod sqlite;
 pub mod storage;
+pub mod tree;
 pub mod txn;
 pub mod version;
 
@@ -39,5 +43,6 @@ pub use boundary::{Boundary, Checked};
 pub use error::{Error, Result};
 pub use log::{Durability, Log, OpenOptions, Version};
 pub use name::{path_from_bytes, EscapedName};
+pub use salvage::{Listing, Read, Readable};
 pub use sqlite::{register, register_default, VFS_NAME};
 pub use storage::sync_count;

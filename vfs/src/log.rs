@@ -79,6 +79,9 @@ pub(crate) struct Rec {
     pub(crate) payload_start: u64,
     /// The trailer's crc: what the next record names as `prev_crc`.
     pub(crate) crc: u32,
+    /// The record's metadata (header, commit info, entries) exactly as read
+    /// when its trailer crc was checked: the only bytes its fields come from.
+    pub(crate) meta: Arc<[u8]>,
 }
 
 impl Rec {

@@ -54,12 +54,6 @@ fn last_nonzero(b: &[u8]) -> Option<usize> {
     b[..end].iter().rposition(|&x| x != 0)
 }
 
-/// A bound on `db pages` that no real log exceeds: every page of a database
-/// was written at least once, as a frame of at least 512 bytes. It keeps a
-/// crafted record from making the page map larger than the file.
-fn max_db_pages(file_len: u64) -> u64 {
-    file_len / format::PAYLOAD_ALIGN + 65536
-}
 impl Log {
     /// Opens (and recovers) the log at `path`. A missing file is created only
     /// with `opts.create`; a 0-byte file is an empty database; anything that is
@@ -132,40 +126,72 @@ impl Log {
 
     /// Reads and checks the record at `offset` (header, commit info, trailer
     /// crc over all metadata). None: no valid record there.
+    ///
+    /// Every field of the returned record (header, commit info, entries) is
+    /// decoded from the one read of its metadata that the trailer crc was
+    /// checked over. A reader beside a writer may see an append half done
+    /// (a `pread` or a mapped page can observe another process's `pwrite`
+    /// part-way through): the first look at the header only says how much
+    /// to read, and fields taken from it could mix bytes that no crc
+    /// checked, such as a horizon whose crc was not yet copied, which
+    /// recovery would then call damage (issue 26). A record whose bytes
+    /// change between the two looks is simply not (yet) a record.
     pub(crate) fn read_record(&self, salt: u64, offset: u64, len: u64) -> Result<Option<Rec>> {
         if offset % 8 != 0 || offset < format::FIRST_RECORD || offset + format::RECORD_HEADER_SIZE as u64 > len {
             return Ok(None);
         }
-        let hb = self.read_vec(offset, format::RECORD_HEADER_SIZE)?;
-        let Some(h) = RecordHeader::decode(salt, &hb) else { return Ok(None) };
+        // First look: the header and commit info, to learn the layout.
+        let head_len = (len - offset).min((format::RECORD_HEADER_SIZE + format::COMMIT_INFO_SIZE) as u64) as usize;
+        let head = self.read_vec(offset, head_len)?;
+        let Some(h) = RecordHeader::decode(salt, &head) else { return Ok(None) };
         if h.patch_words != 0 && self.format() < format::FORMAT_VERSION {
             return Ok(None); // reserved before format 3
+        }
+        if h.kind == format::KIND_CONTROL {
+            return Ok(None); // format 4 only, which this build does not write or read yet
         }
         if offset.saturating_add(h.length) > len {
             return Ok(None);
         }
-        let mut info = CommitInfo::default();
-        if h.kind == format::KIND_COMMIT {
-            let ib = self.read_vec(offset + format::RECORD_HEADER_SIZE as u64, format::COMMIT_INFO_SIZE)?;
-            info = CommitInfo::decode(&ib);
-        }
-        let lay = format::layout(self.format(), offset, h.kind, info.entries, h.frames, h.page_size, h.patch_words);
+        let entries = if h.kind == format::KIND_COMMIT {
+            if head.len() < format::RECORD_HEADER_SIZE + format::COMMIT_INFO_SIZE {
+                return Ok(None);
+            }
+            CommitInfo::decode(&head[format::RECORD_HEADER_SIZE..]).entries
+        } else {
+            0
+        };
+        let lay = format::layout(self.format(), offset, h.kind, entries, h.frames, h.page_size, h.patch_words);
         if lay.length != h.length {
             return Ok(None);
         }
+        // Second look: all the metadata and the trailer; what the crc checks
+        // is what the record says.
         let meta = self.read_vec(offset, lay.payload_start as usize)?;
         let t = self.read_vec(offset + h.length - format::TRAILER_SIZE as u64, format::TRAILER_SIZE)?;
         if !format::check_trailer(salt, offset, &meta, &t) {
             return Ok(None);
         }
+        if RecordHeader::decode(salt, &meta) != Some(h) {
+            return Ok(None); // changed between the looks: not a whole record yet
+        }
+        let mut info = CommitInfo::default();
+        if h.kind == format::KIND_COMMIT {
+            info = CommitInfo::decode(&meta[format::RECORD_HEADER_SIZE..]);
+            if info.entries != entries {
+                return Ok(None);
+            }
+        }
         let crc = format::trailer_crc(&t);
-        Ok(Some(Rec { offset, h, info, payload_start: lay.payload_start, crc }))
+        Ok(Some(Rec { offset, h, info, payload_start: lay.payload_start, crc, meta: meta.into() }))
     }
 
+    /// The record's map entries, decoded from the metadata its crc checked
+    /// (no I/O).
     pub(crate) fn read_entries(&self, rec: &Rec) -> Result<Vec<Entry>> {
         let n = rec.info.entries as usize;
-        let start = rec.offset + (format::RECORD_HEADER_SIZE + format::COMMIT_INFO_SIZE) as u64;
-        let b = self.read_vec(start, n * format::ENTRY_SIZE)?;
+        let start = format::RECORD_HEADER_SIZE + format::COMMIT_INFO_SIZE;
+        let b = &rec.meta[start..start + n * format::ENTRY_SIZE];
         Ok(b.chunks_exact(format::ENTRY_SIZE).map(Entry::decode).collect())
     }
 
@@ -305,7 +331,7 @@ impl Log {
                 pos = rec.end();
                 continue;
             }
-            if rec.info.db_pages as u64 > max_db_pages(len) {
+            if rec.info.db_pages as u64 > format::max_db_pages(len) {
                 break;
             }
             // A delta keeps its predecessor's page size (its map is made of
@@ -435,26 +461,11 @@ impl Log {
         Ok(None)
     }
 
-    /// Opens a log whose recovery fails (damage) for reading the versions
-    /// before the damage: read-only, recovered by walking forward from offset
-    /// 512 (FORMAT.md, after recovery step 5) instead of from the last
-    /// record's claim. Its latest version is the last commit before the
-    /// first record that does not check out; pages of it are still checked
-    /// against their crcs when read. For `pagelog export --version N`.
-    pub fn open_prefix(path: &Path) -> Result<Log> {
-        let log = Log::open_unrecovered(path, OpenOptions { read_only: true, ..Default::default() })?;
-        {
-            let mut st = log.lock();
-            log.recover_into(&mut st, false)?;
-        }
-        Ok(log)
-    }
-
     /// Recovers the log into `st`; on failure `st` stays unrecovered (no
     /// header), so the next `refresh` tries again instead of walking on from
     /// a half-built state.
     fn recover(&self, st: &mut State) -> Result<()> {
-        let r = self.recover_into(st, true);
+        let r = self.recover_into(st);
         if r.is_err() {
             st.header = None;
             st.log_end = format::FIRST_RECORD;
@@ -463,9 +474,9 @@ impl Log {
         r
     }
 
-    /// `from_claims`: start at the commit the last record claims durable
-    /// (recovery); else walk from offset 512 (`open_prefix`).
-    fn recover_into(&self, st: &mut State, from_claims: bool) -> Result<()> {
+    /// Recovery proper: from the commit the last record claims durable.
+    /// (Reading what a damaged log still holds is `salvage`'s.)
+    fn recover_into(&self, st: &mut State) -> Result<()> {
         let len = self.file_len()?;
         st.alloc_end = len;
         st.alloc_exact = true;
@@ -482,7 +493,7 @@ impl Log {
                 .map_err(|e| Error::io(&self.path, "mmap", None, e))?,
         );
         st.mapping = mapping;
-        let start = if from_claims { self.durable_start(salt, len)? } else { None };
+        let start = self.durable_start(salt, len)?;
         let (prev, ps, pos) = match &start {
             Some(r) => (r.link(), r.h.page_size, r.end()),
             None => (Link::default(), 0, format::FIRST_RECORD),
@@ -554,11 +565,11 @@ impl Log {
     /// building a page map from it relies on. A record can pass its crcs and
     /// still be nonsense only if crafted; it must give an error, not a panic
     /// or an allocation larger than the file.
-    fn check_map_structure(&self, rec: &Rec, entries: &[Entry], len: u64) -> Result<()> {
-        if rec.info.db_pages as u64 > max_db_pages(len) {
+    pub(crate) fn check_map_structure(&self, rec: &Rec, entries: &[Entry], len: u64) -> Result<()> {
+        if rec.info.db_pages as u64 > format::max_db_pages(len) {
             return Err(self.corrupt(
                 rec.offset,
-                format!("at most {} database pages for a {len}-byte log", max_db_pages(len)),
+                format!("at most {} database pages for a {len}-byte log", format::max_db_pages(len)),
                 rec.info.db_pages.to_string(),
             ));
         }
@@ -710,6 +721,19 @@ impl Log {
         let (map, _, _) = self.build_map(salt, len, &rec)?;
         let mapping = self.mapping_covering(&mut st, rec.end())?;
         Ok(Arc::new(self.make_version(&rec, map, mapping)))
+    }
+
+    /// The version commit `rec` makes, read in place without a refresh: its
+    /// page map built from its full map (step 5, the bound on `db pages`
+    /// that of the file's length). For a commit a walk over a damaged log
+    /// found (`salvage`), which `version`'s walk back from the latest may
+    /// not reach.
+    pub(crate) fn version_of(&self, salt: u64, rec: &Rec) -> Result<Arc<Version>> {
+        let len = self.file_len()?;
+        let (map, _, _) = self.build_map(salt, len, rec)?;
+        let mut st = self.lock();
+        let mapping = self.mapping_covering(&mut st, rec.end())?;
+        Ok(Arc::new(self.make_version(rec, map, mapping)))
     }
 
     /// One pread instead of a stat and a pread per transaction (the common

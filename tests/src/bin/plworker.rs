@@ -22,6 +22,20 @@
 //!   end. Exits 2 on any violation or error (SQLITE_CORRUPT included) but
 //!   known bug B9.
 //!
+//! * `plworker race-writer DB SECONDS SYNC` — for SECONDS: single-row
+//!   UPDATEs of table `t` (`v` up, `w` down by the same amount, so every
+//!   row's `v + w` stays 0), one per transaction, as fast as it can; every
+//!   100th commit also rewrites a 100 KB row (it spills, with a 64 KiB
+//!   spill limit) and every 10th of those is rolled back; every 500th is a
+//!   revert to 10 versions back (`Log::revert`, as `pagelog revert`).
+//!   Prints `commits N`.
+//!   `PRAGMA synchronous = SYNC`. Exits 2 on any error but SQLITE_BUSY.
+//! * `plworker race-reader DB SECONDS` — for SECONDS: point SELECTs by
+//!   random id, each its own read transaction, checking `v + w = 0`; every
+//!   100th read also sums the whole table, and every 500th opens an older
+//!   version read-only (`?version=N`) and sums it. Prints `reads N`. Exits 2
+//!   on any error but SQLITE_BUSY (SQLITE_CORRUPT and IOERR included).
+//!
 //! Known bug B9 (see tests/tests/stress.rs): a transaction that starts while
 //! another process truncates a rolled-back transaction's spill may fail with
 //! SQLITE_IOERR "failed to fill whole buffer". The stress modes count these
@@ -197,6 +211,115 @@ fn main() {
             }
             println!("reads {reads} b9 {b9}");
         }
+        "race-writer" => race_writer(&conn, &args[2], args[3].parse().unwrap(), &args[4]),
+        "race-reader" => race_reader(&conn, Path::new(&args[2]), args[3].parse().unwrap()),
         m => panic!("unknown mode {m}"),
     }
+}
+
+fn xorshift(rng: &mut u64) -> u64 {
+    *rng ^= *rng << 13;
+    *rng ^= *rng >> 7;
+    *rng ^= *rng << 17;
+    *rng
+}
+
+/// Rows of the race table (`race-writer`, `race-reader`).
+const RACE_ROWS: u64 = 10_000;
+
+fn race_writer(conn: &Connection, db: &str, secs: f64, sync: &str) {
+    conn.execute_batch(&format!("PRAGMA synchronous = {sync}; PRAGMA pagelog_spill_limit = 65536"))
+        .unwrap_or_else(|e| fail(&format!("race writer: setup: {e}")));
+    let mut rng = 0x2545_F491_4F6C_DD1Du64 ^ std::process::id() as u64;
+    let deadline = Instant::now() + Duration::from_secs_f64(secs);
+    let (mut commits, mut i) = (0u64, 0u64);
+    while Instant::now() < deadline {
+        i += 1;
+        let id = (1 + xorshift(&mut rng) % RACE_ROWS) as i64;
+        let d = (xorshift(&mut rng) % 1000) as i64 + 1;
+        if i % 500 == 250 {
+            // A revert, as `pagelog revert` makes it: a new version equal to
+            // an older one (which also keeps every row's v + w at 0).
+            let log = pagelog::Log::open(Path::new(db), pagelog::OpenOptions::default())
+                .unwrap_or_else(|e| fail(&format!("race writer: open for revert: {e}")));
+            let to = log.latest().number.saturating_sub(10).max(1);
+            match log.revert(to, Duration::from_secs(10)) {
+                Ok(_) => commits += 1,
+                Err(pagelog::Error::Busy { .. }) => {}
+                Err(e) => fail(&format!("race writer: revert to {to}: {e}")),
+            }
+            continue;
+        }
+        let r = if i % 100 == 0 {
+            (|| {
+                conn.execute_batch("BEGIN IMMEDIATE")?;
+                conn.execute("UPDATE t SET v = v + ?1, w = w - ?1 WHERE id = ?2", rusqlite::params![d, id])?;
+                conn.execute("UPDATE big SET b = randomblob(100000) WHERE id = 1", [])?;
+                conn.execute_batch(if i % 1000 == 0 { "ROLLBACK" } else { "COMMIT" })
+            })()
+        } else {
+            conn.execute("UPDATE t SET v = v + ?1, w = w - ?1 WHERE id = ?2", rusqlite::params![d, id]).map(|_| ())
+        };
+        match r {
+            Ok(()) => commits += 1,
+            Err(e) if e.sqlite_error_code() == Some(ErrorCode::DatabaseBusy) => {
+                let _ = conn.execute_batch("ROLLBACK");
+            }
+            Err(e) => fail(&format!("race writer: transaction {i}: {e}")),
+        }
+    }
+    println!("commits {commits}");
+}
+
+fn race_reader(conn: &Connection, path: &Path, secs: f64) {
+    let mut rng = 0x9E37_79B9_7F4A_7C15u64 ^ (std::process::id() as u64).wrapping_mul(0x1000_0000_01B3);
+    let deadline = Instant::now() + Duration::from_secs_f64(secs);
+    let mut reads = 0u64;
+    let check = |r: rusqlite::Result<()>, what: &str| match r {
+        Ok(()) => true,
+        Err(e) if e.sqlite_error_code() == Some(ErrorCode::DatabaseBusy) => false,
+        Err(e) => fail(&format!("race reader: {what}: {e}")),
+    };
+    while Instant::now() < deadline {
+        reads += 1;
+        let id = (1 + xorshift(&mut rng) % RACE_ROWS) as i64;
+        let point = conn.query_row("SELECT v + w FROM t WHERE id = ?1", [id], |r| r.get::<_, i64>(0)).map(|s| {
+            if s != 0 {
+                fail(&format!("race reader: row {id}: v + w = {s}, expected 0"));
+            }
+        });
+        check(point, "point select");
+        if reads % 100 == 0 {
+            let all = conn.query_row("SELECT sum(v + w), count(*) FROM t", [], |r| {
+                Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?))
+            });
+            check(
+                all.map(|(s, n)| {
+                    if s != 0 || n != RACE_ROWS as i64 {
+                        fail(&format!("race reader: sum {s} over {n} rows, expected 0 over {RACE_ROWS}"));
+                    }
+                }),
+                "table sum",
+            );
+        }
+        if reads % 500 == 0 {
+            let latest: rusqlite::Result<String> = conn.query_row("PRAGMA pagelog_version", [], |r| r.get(0));
+            let Ok(latest) = latest.map(|v| v.parse::<u64>().unwrap()) else { continue };
+            let n = 1 + xorshift(&mut rng) % latest;
+            pagelog::register().unwrap();
+            let uri = format!("{}?version={n}", pagelog_e2e::file_uri(path));
+            let flags = rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_URI;
+            let old = Connection::open_with_flags_and_vfs(&uri, flags, "pagelog")
+                .and_then(|c| c.query_row("SELECT coalesce(sum(v + w), 0) FROM t", [], |r| r.get::<_, i64>(0)));
+            check(
+                old.map(|s| {
+                    if s != 0 {
+                        fail(&format!("race reader: version {n}: sum {s}, expected 0"));
+                    }
+                }),
+                &format!("version {n}"),
+            );
+        }
+    }
+    println!("reads {reads}");
 }

@@ -134,3 +134,26 @@ pub fn offsets_named(s: &str) -> Vec<u64> {
         })
         .collect()
 }
+
+/// Flips the bits `mask` of the byte at `offset` of the file at `path`.
+pub fn flip(path: &Path, offset: u64, mask: u8) {
+    let mut b = std::fs::read(path).unwrap();
+    b[offset as usize] ^= mask;
+    std::fs::write(path, &b).unwrap();
+}
+
+/// Recomputes the trailer crc of the COMMIT record at `at` in a log's bytes
+/// (after an edit of its commit info or entries), as a writer would have
+/// written it: the record checks out again.
+pub fn reseal_commit(b: &mut [u8], at: usize) {
+    use pagelog::format;
+    let u64_at = |o: usize| u64::from_le_bytes(b[o..o + 8].try_into().unwrap());
+    let salt = u64_at(format::HDR_SALT);
+    let length = u64_at(at + format::RH_LENGTH) as usize;
+    let ci = at + format::RECORD_HEADER_SIZE;
+    let entries = u32::from_le_bytes(b[ci + format::CI_ENTRIES..ci + format::CI_ENTRIES + 4].try_into().unwrap());
+    let payload = format::RECORD_HEADER_SIZE + format::COMMIT_INFO_SIZE + entries as usize * format::ENTRY_SIZE;
+    let t = at + length - format::TRAILER_SIZE;
+    let crc = format::salted_crc(salt, &[&b[at..at + payload], &b[t..t + format::TR_CRC]]);
+    b[t + format::TR_CRC..t + format::TRAILER_SIZE].copy_from_slice(&crc.to_le_bytes());
+}

@@ -19,6 +19,13 @@
 //! `Log::commit`. Dropping below RESERVED without it — a ROLLBACK, even one
 //! that replayed spilled pages — discards the buffer: no version is made.
 //!
+//! # A log deleted or renamed away
+//! A write transaction (RESERVED) first checks that the name the connection
+//! opened still leads to its file (device and inode, as os_unix.c does for
+//! `SQLITE_FCNTL_HAS_MOVED`, which is answered the same way); if not, it is
+//! refused with `SQLITE_READONLY_DBMOVED` rather than committed to a file
+//! nobody can open again. Reads go on from the open file.
+//!
 //! # Durability
 //! The level is `PRAGMA synchronous` as seen through `SQLITE_FCNTL_PRAGMA`
 //! (SQLite's default, FULL, until told otherwise). A transaction during which
@@ -51,6 +58,11 @@ pub(crate) struct MainDb {
     log: Arc<Log>,
     /// This connection's own open file description, which holds its locks.
     lockfd: File,
+    /// The name this connection opened, and the (device, inode) it named
+    /// then: a write transaction is refused once the name no longer leads
+    /// to that file (see `moved`).
+    path: std::path::PathBuf,
+    file_id: (u64, u64),
     state: State,
     /// Set when opened with `?version=N`: every transaction reads version N.
     pinned: Option<Arc<Version>>,
@@ -118,10 +130,7 @@ impl MainDb {
         // exclusively. Had it done so between our open and our lock, we would
         // hold a file nobody will see again: check that the path, our lock
         // descriptor and the shared log are all the same file.
-        let same = |a: &std::fs::Metadata, b: &std::fs::Metadata| {
-            use std::os::unix::fs::MetadataExt;
-            a.dev() == b.dev() && a.ino() == b.ino()
-        };
+        let same = |a: &std::fs::Metadata, b: &std::fs::Metadata| file_id(a) == file_id(b);
         let here = std::fs::metadata(path).map_err(|e| report(&Error::io(path, "stat", None, e)))?;
         let ours = lockfd.metadata().map_err(|e| report(&Error::io(path, "stat", None, e)))?;
         let logs = log.file().metadata().map_err(|e| report(&Error::io(path, "stat", None, e)))?;
@@ -136,6 +145,8 @@ impl MainDb {
         let db = MainDb {
             log,
             lockfd,
+            path: path.to_path_buf(),
+            file_id: file_id(&ours),
             state: State::Idle,
             pinned,
             read_only: ro,
@@ -146,6 +157,15 @@ impl MainDb {
             mmap_limit: 0,
         };
         Ok((db, ro))
+    }
+
+    /// Whether the name this connection opened no longer leads to its file:
+    /// the log was deleted, or renamed away (and perhaps another file put
+    /// in its place). Commits would then go to a file nobody can open by
+    /// that name, so writes are refused, as stock SQLite refuses them
+    /// (SQLITE_READONLY_DBMOVED; os_unix.c compares inodes the same way).
+    fn moved(&self) -> bool {
+        std::fs::metadata(&self.path).map_or(true, |m| file_id(&m) != self.file_id)
     }
 
     pub(crate) fn log(&self) -> &Arc<Log> {
@@ -232,6 +252,14 @@ impl MainDb {
                 if self.read_only {
                     set_last_error(format!("{}: the log is open read-only", self.log.path().escaped()));
                     return ffi::SQLITE_READONLY;
+                }
+                if self.moved() {
+                    set_last_error(format!(
+                        "{}: the log was deleted or renamed after this connection opened it; a write would be \
+                         lost, so it is refused: open the database again by its current name",
+                        self.path.escaped()
+                    ));
+                    return ffi::SQLITE_READONLY_DBMOVED;
                 }
                 match lock::try_lock(self.lockfd.as_fd(), lock::WRITER, lock::Mode::Exclusive) {
                     Ok(true) => {}
@@ -375,16 +403,18 @@ impl MainDb {
                 ffi::SQLITE_ERROR,
                 format!("unknown pragma {}; pagelog knows pagelog_version and pagelog_spill_limit", n.escaped()),
             )),
-            (b"journal_mode", Some(b"wal")) => Err((
-                ffi::SQLITE_ERROR,
-                "pagelog: journal_mode=WAL is not supported: pagelog is itself a log and already gives \
-                 readers snapshots; use DELETE, TRUNCATE, PERSIST or MEMORY"
-                    .into(),
-            )),
+            // journal_mode=WAL goes to SQLite, which finds no xShmMap and,
+            // by its rule "if the journal mode could not be changed, the
+            // original journal mode is returned", answers the mode in force
+            // without an error. Apps that ask for WAL at startup thus run
+            // unchanged: pagelog already gives what they want of WAL
+            // (readers never block the writer, one sync per commit).
             (b"journal_mode", Some(b"off")) => Err((
                 ffi::SQLITE_ERROR,
-                "pagelog: journal_mode=OFF is not supported: without a journal SQLite cannot undo pages \
-                 it already handed to the VFS, so ROLLBACK would commit half a transaction"
+                "pagelog: journal_mode=OFF is refused: without a journal SQLite cannot undo a statement \
+                 that fails inside a transaction, nor ROLLBACK TO a savepoint, and the next COMMIT would \
+                 store the half-done change. It would save nothing: pagelog keeps journals in memory, \
+                 never on disk; use journal_mode=MEMORY (or keep the default)"
                     .into(),
             )),
             (b"locking_mode", Some(b"exclusive")) => Err((
@@ -412,6 +442,12 @@ impl MainDb {
             _ => Ok(self.current()?.size_bytes()),
         }
     }
+}
+
+/// What identifies a file: (device, inode).
+fn file_id(m: &std::fs::Metadata) -> (u64, u64) {
+    use std::os::unix::fs::MetadataExt;
+    (m.dev(), m.ino())
 }
 
 /// A pragma value without surrounding white space and quotes.
@@ -545,8 +581,13 @@ unsafe extern "C" fn x_file_control(f: *mut ffi::sqlite3_file, op: c_int, arg: *
                 ffi::SQLITE_OK
             }
             ffi::SQLITE_FCNTL_HAS_MOVED => {
+                // Inside a write transaction the answer is the one its
+                // RESERVED lock just checked (SQLite asks when it opens the
+                // transaction's journal): one stat per transaction, as
+                // os_unix.c makes, not two.
+                let moved = if matches!(d.state, State::Write { .. }) { false } else { d.moved() };
                 // SAFETY: arg is an int*.
-                unsafe { *(arg as *mut c_int) = 0 };
+                unsafe { *(arg as *mut c_int) = moved as c_int };
                 ffi::SQLITE_OK
             }
             ffi::SQLITE_FCNTL_MMAP_SIZE => {
@@ -649,7 +690,8 @@ static METHODS: ffi::sqlite3_io_methods = ffi::sqlite3_io_methods {
     xFileControl: Some(x_file_control),
     xSectorSize: Some(x_sector_size),
     xDeviceCharacteristics: Some(x_device_characteristics),
-    // No shared memory: WAL mode is refused (see `pragma`).
+    // No shared memory: SQLite keeps the journal mode in force when asked
+    // for WAL (see `pragma`).
     xShmMap: None,
     xShmLock: None,
     xShmBarrier: None,

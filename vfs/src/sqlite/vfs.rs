@@ -134,6 +134,18 @@ unsafe extern "C" fn x_open(
                     ));
                     return ffi::SQLITE_CANTOPEN;
                 }
+                // SAFETY: as for psow.
+                let nolock = unsafe { (api().uri_boolean)(z_name, c"nolock".as_ptr(), 0) };
+                if nolock != 0 {
+                    set_last_error(format!(
+                        "pagelog: {}: nolock=1 is not supported: pagelog takes each transaction's snapshot \
+                         and the writer's lock in xLock, which SQLite skips under nolock=1, so writes could \
+                         not be committed. It is not needed either: pagelog's readers never block its writer \
+                         (remove nolock=1)",
+                        name.escaped()
+                    ));
+                    return ffi::SQLITE_CANTOPEN;
+                }
                 match file::MainDb::open(name, flags, version) {
                     Ok((db, ro)) => {
                         let f = if ro {
@@ -148,7 +160,9 @@ unsafe extern "C" fn x_open(
                 }
             }
         } else if flags & ffi::SQLITE_OPEN_WAL != 0 {
-            set_last_error("pagelog: journal_mode=WAL is not supported (pagelog is itself a log)".into());
+            // SQLite never asks: without xShmMap it keeps the journal mode
+            // in force when told journal_mode=WAL (file.rs, `pragma`).
+            set_last_error("pagelog: a WAL file was asked for, but pagelog is itself a log and keeps none".into());
             return ffi::SQLITE_CANTOPEN;
         } else {
             // Rollback and statement journals, temp databases, super-journals:
