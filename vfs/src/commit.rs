@@ -577,6 +577,7 @@ impl Log {
             counter: p.counter,
             derive_page1: self.derive_page1(),
             page1: Default::default(),
+            control: st.control.clone(),
         });
         Ok(st.latest.clone())
     }

@@ -19,6 +19,10 @@ pub const MAGIC: [u8; 8] = *b"PAGELOG\0";
 /// writes to such logs in that format: no patches) and [`FORMAT_V1`] (whose
 /// logs it opens for reading only: see FORMAT.md's change log).
 pub const FORMAT_VERSION: u32 = 3;
+/// Format 4, in development (docs/format-4.md): CONTROL records, retention.
+/// Written only to logs created with `OpenOptions::format4` (tests); a
+/// release writes it by default once all of it has landed.
+pub const FORMAT_V4: u32 = 4;
 /// Format 2: no patches (the record header's bytes 6–7 are reserved).
 pub const FORMAT_V2: u32 = 2;
 /// The first format: no MARK records, page 1 stored whole. Readable, never
@@ -322,7 +326,7 @@ impl Header {
             return Err(HeaderError::BadCrc { stored, computed });
         }
         let fv = u32_at(b, HDR_FORMAT);
-        if !(FORMAT_V1..=FORMAT_VERSION).contains(&fv) {
+        if !(FORMAT_V1..=FORMAT_V4).contains(&fv) {
             return Err(HeaderError::UnsupportedFormat(fv));
         }
         let hs = u32_at(b, HDR_SIZE_FIELD);
@@ -634,10 +638,10 @@ mod tests {
         let v1 = Header { format: FORMAT_V1, ..h };
         assert_eq!(Header::decode(&v1.encode()), Ok(v1), "format 1 is still read");
         let mut b = h.encode();
-        put_u32(&mut b, HDR_FORMAT, 4);
+        put_u32(&mut b, HDR_FORMAT, 5);
         let crc = crc32fast::hash(&b[..HDR_CRC]);
         put_u32(&mut b, HDR_CRC, crc);
-        assert_eq!(Header::decode(&b), Err(HeaderError::UnsupportedFormat(4)));
+        assert_eq!(Header::decode(&b), Err(HeaderError::UnsupportedFormat(5)));
         let v2 = Header { format: FORMAT_V2, ..h };
         assert_eq!(Header::decode(&v2.encode()), Ok(v2), "format 2 is still read");
     }

@@ -20,6 +20,7 @@
 pub mod boundary;
 pub mod commit;
 pub mod compact;
+pub mod control;
 pub mod diff;
 pub mod error;
 pub mod format;

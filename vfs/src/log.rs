@@ -35,8 +35,9 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
+use crate::control::Control;
 use crate::error::{Error, Result};
-use crate::format::{self, CommitInfo, Header, RecordHeader};
+use crate::format::{self, CommitInfo, ControlInfo, Header, RecordHeader};
 use crate::patch;
 use crate::storage::LogFile;
 use crate::version::Mapping;
@@ -76,6 +77,8 @@ pub(crate) struct Rec {
     pub(crate) offset: u64,
     pub(crate) h: RecordHeader,
     pub(crate) info: CommitInfo,
+    /// A CONTROL record's control info (format 4); default for the others.
+    pub(crate) control: ControlInfo,
     pub(crate) payload_start: u64,
     /// The trailer's crc: what the next record names as `prev_crc`.
     pub(crate) crc: u32,
@@ -98,6 +101,9 @@ impl Rec {
     }
     pub(crate) fn is_commit(&self) -> bool {
         self.h.kind == format::KIND_COMMIT
+    }
+    pub(crate) fn is_control(&self) -> bool {
+        self.h.kind == format::KIND_CONTROL
     }
     pub(crate) fn is_full(&self) -> bool {
         self.h.flags & format::FLAG_FULL_MAP != 0
@@ -152,6 +158,8 @@ pub(crate) struct State {
     pub(crate) unsynced_bytes: u64,
     /// A connection of this process is writing a commit record right now.
     pub(crate) committing: bool,
+    /// The log's control state (format 4; `Control::none()` before).
+    pub(crate) control: Arc<Control>,
 }
 
 pub struct Log {
@@ -228,6 +236,7 @@ impl Log {
                 unsynced: false,
                 unsynced_bytes: 0,
                 committing: false,
+                control: Arc::new(Control::none()),
             }),
         };
         Ok(log)
