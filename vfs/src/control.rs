@@ -80,6 +80,13 @@ impl Control {
         Ok(c)
     }
 
+    /// The same state, now held by the CONTROL record at `offset` (a copy
+    /// written before a full map, whose info may differ only in what a copy
+    /// updates: the oldest version's record while the log starts).
+    pub(crate) fn copied(&self, offset: u64, crc: u32, info: ControlInfo) -> Control {
+        Control { offset, crc, info, base: self.base.clone(), bases: self.bases.clone() }
+    }
+
     /// `B`: bytes below it are freed (or about to be).
     pub fn boundary(&self) -> u64 {
         self.info.boundary.max(format::FIRST_RECORD)

@@ -96,6 +96,10 @@ pub const MARK_SIZE: u64 = (RECORD_HEADER_SIZE + TRAILER_SIZE) as u64;
 /// boundary, oldest kept version, base tree (docs/format-4.md, "CONTROL
 /// records"). Sits between commits as a SPILL does.
 pub const KIND_CONTROL: u8 = 5;
+/// CONTROL flag (format 4): written after a sync that covered the commit it
+/// follows, so it claims that commit durable, as a MARK does. (A CONTROL
+/// written with a full map's commit, before any sync, does not.)
+pub const FLAG_CLAIM: u8 = 1;
 /// Commit flag: the entry table is the whole page map, not a delta.
 pub const FLAG_FULL_MAP: u8 = 1;
 /// Commit flag: the record and every frame it references were synced
@@ -406,7 +410,8 @@ impl RecordHeader {
         // (A CONTROL is valid only in format 4: the reader, who knows the
         // file's format, checks that.)
         let kind_ok = h.kind == KIND_SPILL || h.kind == KIND_COMMIT || h.kind == KIND_MARK || h.kind == KIND_CONTROL;
-        let flags_ok = h.flags & !(FLAG_FULL_MAP | FLAG_SEALED) == 0 && (h.kind == KIND_COMMIT || h.flags == 0);
+        let flags_ok = h.flags & !(FLAG_FULL_MAP | FLAG_SEALED) == 0
+            && (h.kind == KIND_COMMIT || h.flags == 0 || (h.kind == KIND_CONTROL && h.flags == FLAG_CLAIM));
         // Only a COMMIT has a patch area (whether its format allows one is
         // for the reader, who knows the file's format, to check).
         let reserved_ok = h.patch_words == 0 || h.kind == KIND_COMMIT;

@@ -30,6 +30,7 @@ pub mod log;
 pub mod name;
 pub mod pagemap;
 pub mod patch;
+pub mod reclaim;
 pub mod recovery;
 pub mod registry;
 pub mod retention;

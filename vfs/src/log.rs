@@ -65,6 +65,10 @@ pub struct OpenOptions {
     /// Never pre-allocate: the file only ever grows by appends (for storage
     /// that can only append). Syncs then also persist the new file size.
     pub append_only: bool,
+    /// Create a new log in format 4 (in development: CONTROL records and
+    /// retention, docs/format-4.md). Tests only until it is complete.
+    #[doc(hidden)]
+    pub format4: bool,
 }
 
 /// A result that is either the thing, or where and why the log's bytes
@@ -168,6 +172,8 @@ pub struct Log {
     pub(crate) io: Arc<dyn LogFile>,
     pub(crate) read_only: bool,
     pub(crate) append_only: bool,
+    /// The format a new log is created in.
+    pub(crate) new_format: u32,
     pub(crate) state: Mutex<State>,
     /// The file's format version (0 until a header is read or written):
     /// how records are laid out, and whether page 1's counters are derived.
@@ -219,6 +225,7 @@ impl Log {
             io,
             read_only: opts.read_only,
             append_only: opts.append_only,
+            new_format: if opts.format4 { format::FORMAT_V4 } else { format::FORMAT_VERSION },
             committed: Mutex::new((Arc::new(Mapping::empty(path)), 0)),
             format: AtomicU32::new(0),
             state: Mutex::new(State {

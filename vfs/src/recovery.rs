@@ -192,7 +192,11 @@ impl Log {
     /// first bytes `head` were read: its layout comes from its control info,
     /// and, as for every record, each field from the read its crc checked.
     fn read_control(&self, salt: u64, offset: u64, h: RecordHeader, head: &[u8]) -> Result<Option<Rec>> {
-        if self.format() < format::FORMAT_V4 || h.frames != 0 || h.flags != 0 || h.patch_words != 0 {
+        if self.format() < format::FORMAT_V4
+            || h.frames != 0
+            || h.flags & !format::FLAG_CLAIM != 0
+            || h.patch_words != 0
+        {
             return Ok(None);
         }
         let mut first = vec![0u8; format::CONTROL_INFO_SIZE];
@@ -365,7 +369,11 @@ impl Log {
             }
             if rec.is_control() {
                 // Part of the log (format 4): the next record goes after it,
-                // and a later transaction's records start there.
+                // and a later transaction's records start there. One written
+                // after a sync claims the commit it follows durable.
+                if rec.h.flags & format::FLAG_CLAIM != 0 && prev.offset != 0 && prev.version > w.durable.version {
+                    w.durable = prev;
+                }
                 pos = rec.end();
                 txn_start = pos;
                 w.log_end = pos;
@@ -572,6 +580,7 @@ impl Log {
             let Some(last) = self.find_last_record(salt, len, below)? else { return Ok(None) };
             let (claim, by) = match last.h.kind {
                 format::KIND_MARK => (last.prev_link(), last.offset),
+                format::KIND_CONTROL if last.h.flags & format::FLAG_CLAIM != 0 => (last.prev_link(), last.offset),
                 format::KIND_COMMIT if last.h.flags & format::FLAG_SEALED != 0 => return Ok(Some(last)),
                 format::KIND_COMMIT => (last.horizon(), last.offset),
                 _ if last.h.prev_commit == 0 => return Ok(None),
