@@ -94,19 +94,19 @@ fn workload(path: &Path, seed: u64, commits: usize) -> Run {
             }
             // Every kept version still reads as committed, right after the step.
             let oldest = log.oldest_kept().unwrap_or(1) as usize;
-            for n in oldest..images.len() {
+            for (n, want) in images.iter().enumerate().skip(oldest) {
                 let v = log.version(n as u64).unwrap();
-                let mut got = vec![0u8; images[n].len()];
+                let mut got = vec![0u8; want.len()];
                 if let Err(e) = v.read(0, &mut got) {
                     panic!("seed {seed}: after step {r:?}: version {n} (oldest kept {oldest}): {e}");
                 }
-                assert!(got == images[n], "seed {seed}: after step {r:?}: version {n} differs");
+                assert!(got == *want, "seed {seed}: after step {r:?}: version {n} differs");
             }
             let fresh = Log::open(path, OpenOptions { read_only: true, ..Default::default() }).unwrap();
             assert_eq!(fresh.oldest_kept(), log.oldest_kept());
-            for n in oldest..images.len() {
+            for (n, want) in images.iter().enumerate().skip(oldest) {
                 let v = fresh.version(n as u64).unwrap();
-                let mut got = vec![0u8; images[n].len()];
+                let mut got = vec![0u8; want.len()];
                 if let Err(e) = v.read(0, &mut got) {
                     panic!("seed {seed}: fresh open after step {r:?}: version {n} (oldest kept {oldest}): {e}");
                 }
