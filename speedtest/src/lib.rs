@@ -9,15 +9,21 @@
 //!   the `sqlite3` shell;
 //! * [`measure`]: bytes written, file sizes, filesystem;
 //! * [`probe`]: fsync counting under strace;
+//! * [`proc_cost`]: a child process's CPU time and peak RSS (`wait4`);
+//! * [`worker`]: reader/writer worker processes and their protocol;
+//! * [`latency`]: mergeable latency histograms;
 //! * [`report`]: the tables and the JSON.
 //!
 //! The binary (`main.rs`) is only the command line.
 
 pub mod config;
+pub mod latency;
 pub mod measure;
 pub mod probe;
+pub mod proc_cost;
 pub mod report;
 pub mod rng;
 pub mod runner;
 pub mod words;
+pub mod worker;
 pub mod workload;
