@@ -21,7 +21,7 @@
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::{json, Value};
 use speedtest::config::Config;
@@ -61,6 +61,7 @@ const WORKLOADS: [Workload; 6] = [
 /// What one trial measured, summed over its processes.
 #[derive(Default)]
 struct Trial {
+    readers: usize,
     writes: f64,
     reads: f64,
     busy: u64,
@@ -72,7 +73,7 @@ struct Trial {
 type Metric = (&'static str, fn(&Trial) -> Option<f64>);
 const METRICS: [Metric; 7] = [
     ("writes/s (commits/s)", |t| Some(t.writes)),
-    ("reads/s", |t| (t.rlat.n > 0).then_some(t.reads)),
+    ("reads/s", |t| (t.readers > 0).then_some(t.reads)),
     ("write p50 ms", |t| t.wlat.quantile(0.5).map(|s| s * 1e3)),
     ("write p99 ms", |t| t.wlat.quantile(0.99).map(|s| s * 1e3)),
     ("longest write wait ms", |t| (t.wlat.n > 0).then_some(t.wlat.max * 1e3)),
@@ -135,9 +136,12 @@ fn trial(opts: &ConcOpts, w: &Workload, cfg: Config, template: &Path, seed: u64)
         wk.go()?;
     }
     std::thread::sleep(Duration::from_secs_f64(opts.round_secs));
-    let mut t = Trial::default();
+    for (_, wk) in &mut workers {
+        wk.signal_stop()?;
+    }
+    let mut t = Trial { readers: w.readers, ..Default::default() };
     for (role, wk) in workers {
-        let o: Outcome = wk.stop()?;
+        let o: Outcome = wk.finish()?;
         t.busy += o.busy;
         match role {
             Role::Writer => {
@@ -168,6 +172,7 @@ pub fn run(opts: &ConcOpts, progress: &dyn Fn(String)) -> Result<(String, Value)
             let cfgs = configs(w.full);
             let seed = round as u64 * 10 + wi as u64;
             let pl_first = (round as usize + wi) % 2 == 0;
+            let t0 = Instant::now();
             let (pl, st) = if pl_first {
                 let pl = trial(opts, w, cfgs[0], &templates[0], seed)?;
                 (pl, trial(opts, w, cfgs[1], &templates[1], seed)?)
@@ -175,6 +180,15 @@ pub fn run(opts: &ConcOpts, progress: &dyn Fn(String)) -> Result<(String, Value)
                 let st = trial(opts, w, cfgs[1], &templates[1], seed)?;
                 (trial(opts, w, cfgs[0], &templates[0], seed)?, st)
             };
+            progress(format!(
+                "concurrency: {} {:.0} vs {:.0} writes/s, {:.0} vs {:.0} reads/s ({:.1} s)",
+                w.key,
+                pl.writes,
+                st.writes,
+                pl.reads,
+                st.reads,
+                t0.elapsed().as_secs_f64()
+            ));
             results[wi].push((pl, st));
         }
     }
@@ -208,10 +222,20 @@ fn load_now() -> String {
     avg.split_whitespace().take(3).collect::<Vec<_>>().join(" ")
 }
 
+/// About three significant digits.
+fn sig(x: f64) -> String {
+    match x.abs() {
+        a if a >= 100.0 => format!("{x:.0}"),
+        a if a >= 10.0 => format!("{x:.1}"),
+        a if a >= 1.0 || a == 0.0 => format!("{x:.2}"),
+        _ => format!("{x:.3}"),
+    }
+}
+
 fn fmt_stats(xs: &[f64], suffix: &str) -> String {
     match stats(xs) {
-        Some(s) if s.n > 1 => format!("{:.2}{suffix} ({:.2}–{:.2})", s.median, s.min, s.max),
-        Some(s) => format!("{:.2}{suffix}", s.median),
+        Some(s) if s.n > 1 => format!("{}{suffix} ({}–{})", sig(s.median), sig(s.min), sig(s.max)),
+        Some(s) => format!("{}{suffix}", sig(s.median)),
         None => "n/a".into(),
     }
 }
@@ -252,7 +276,11 @@ fn render(header: &str, results: &Results, opts: &ConcOpts) -> (String, Value) {
         .map(|s| s.to_string())
         .collect();
     let mut out = header.to_string();
-    let _ = writeln!(out, "\nMedian over rounds (min–max); ratios are per round, then their median (min–max).\n");
+    let _ = writeln!(
+        out,
+        "\nMedian over rounds (min–max); ratios are per round, then their median (min–max). Latency \
+         quantiles are histogram buckets (±9%); the longest wait is exact.\n"
+    );
     out.push_str(&markdown_table(&head, &rows));
     let json = json!({
         "tool": "speedtest", "suite": "concurrency", "header": header,

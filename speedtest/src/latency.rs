@@ -49,12 +49,16 @@ impl Histogram {
     }
 
     /// The `q`-quantile (0 ≤ q ≤ 1) in seconds: the geometric middle of its
-    /// bucket, capped by the maximum. `None` when empty.
+    /// bucket, capped by the maximum (the maximum itself for the top rank).
+    /// `None` when empty.
     pub fn quantile(&self, q: f64) -> Option<f64> {
         if self.n == 0 {
             return None;
         }
         let rank = ((q * self.n as f64).ceil() as u64).clamp(1, self.n);
+        if rank == self.n {
+            return Some(self.max); // the top rank is the maximum, known exactly
+        }
         let mut seen = 0;
         for (i, c) in self.counts.iter().enumerate() {
             seen += c;

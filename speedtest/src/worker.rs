@@ -227,9 +227,21 @@ impl Worker {
         self.send("go")
     }
 
+    /// Tells the worker to stop; [`Worker::finish`] collects its report.
+    /// (Stopping every worker first, then collecting, keeps one that waits
+    /// on a lock from delaying the others' stop.)
+    pub fn signal_stop(&mut self) -> Result<(), String> {
+        self.send("stop")
+    }
+
     /// Tells the worker to stop and returns what it reported.
     pub fn stop(mut self) -> Result<Outcome, String> {
-        self.send("stop")?;
+        self.signal_stop()?;
+        self.finish()
+    }
+
+    /// Waits for the report of a worker told to stop.
+    pub fn finish(mut self) -> Result<Outcome, String> {
         let line = self.line()?;
         let v: Value = serde_json::from_str(&line).map_err(|e| self.failed(&format!("bad report {line:?}: {e}")))?;
         let _ = self.child.wait();
