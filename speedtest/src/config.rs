@@ -18,6 +18,17 @@ pub enum Config {
     WalNormal,
 }
 
+/// The name of a `PRAGMA synchronous` value as SQLite reports it (0..=3).
+pub fn synchronous_name(level: i64) -> String {
+    match level {
+        0 => "OFF".into(),
+        1 => "NORMAL".into(),
+        2 => "FULL".into(),
+        3 => "EXTRA".into(),
+        n => format!("unknown ({n})"),
+    }
+}
+
 /// The name the pagelog crate registers its VFS under.
 pub const PAGELOG_VFS: &str = "pagelog";
 
@@ -55,6 +66,22 @@ impl Config {
             Config::PagelogFull | Config::DeleteFull | Config::WalFull => ("FULL", 2),
             Config::PagelogNormal | Config::WalNormal => ("NORMAL", 1),
         }
+    }
+
+    /// What the configuration is, in words, for the verdict lines:
+    /// "pagelog", "stock SQLite in WAL mode", ...
+    pub fn label(self) -> &'static str {
+        match self {
+            Config::PagelogFull | Config::PagelogNormal => "pagelog",
+            Config::DeleteFull => "stock SQLite with a rollback journal (DELETE)",
+            Config::WalFull | Config::WalNormal => "stock SQLite in WAL mode",
+        }
+    }
+
+    /// Whether `self` and `other` promise the same durability (the same
+    /// `synchronous` level), so that comparing their times is fair.
+    pub fn like_for_like(self, other: Config) -> bool {
+        self.synchronous().1 == other.synchronous().1
     }
 
     /// Run once after creating the database: journal mode (persistent in the

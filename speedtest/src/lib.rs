@@ -12,10 +12,14 @@
 //! * [`proc_cost`]: a child process's CPU time and peak RSS (`wait4`);
 //! * [`worker`]: reader/writer worker processes and their protocol;
 //! * [`latency`]: mergeable latency histograms;
-//! * [`report`]: the tables and the JSON.
+//! * [`stats`]: median and range over runs;
+//! * [`verdict`]: the like-for-like comparisons that lead the report;
+//! * [`report`]: the tables and the JSON;
+//! * [`chart`]: the per-test times as an SVG chart.
 //!
 //! The binary (`main.rs`) is only the command line.
 
+pub mod chart;
 pub mod config;
 pub mod latency;
 pub mod measure;
@@ -24,6 +28,8 @@ pub mod proc_cost;
 pub mod report;
 pub mod rng;
 pub mod runner;
+pub mod stats;
+pub mod verdict;
 pub mod words;
 pub mod worker;
 pub mod workload;

@@ -29,6 +29,8 @@ use speedtest::workload::{self, Scale, MAX_SCALE};
 /// SQLite's tool/speedtest.tcl (1000 INSERTs, 25000 INSERTs in a transaction,
 /// 100 SELECTs without an index, 100 SELECTs on a string comparison), run
 /// against the pagelog VFS and stock SQLite journal modes side by side.
+/// The defaults take about 2.5 minutes (release build, 2 cores, SSD);
+/// `--runs 1` about a fifth of that.
 #[derive(Parser, Debug)]
 #[command(name = "speedtest", version)]
 struct Cli {
@@ -72,9 +74,16 @@ struct Cli {
     #[arg(long, value_name = "PATH", default_value = "target/release/libpagelog.so")]
     extension: PathBuf,
 
-    /// Write every sample as JSON to FILE ("-": stdout, tables then go to stderr).
+    /// Write every sample as JSON to FILE ("-": stdout, tables then go to
+    /// stderr), and a chart of the per-test times beside it (FILE with
+    /// `.svg` in place of `.json`) unless --chart says otherwise.
     #[arg(long, value_name = "FILE")]
     json: Option<PathBuf>,
+
+    /// Write a chart of the per-test times (SVG) to FILE [default: beside
+    /// the --json FILE].
+    #[arg(long, value_name = "FILE")]
+    chart: Option<PathBuf>,
 
     /// Do not count test 1's fsyncs under strace.
     #[arg(long)]
@@ -131,8 +140,8 @@ enum Suite {
 /// Flags that only one suite reads; giving one to another is an error.
 /// (`--sqlite3` and `--extension` serve the main and scale suites, `--runs`
 /// the main and concurrency suites, `--quick` scale and concurrency.)
-const MAIN_ONLY: [&str; 8] =
-    ["configs", "runs", "scale", "all_tests", "shell", "no_fsync_probe", "no_sync", "pause_ms"];
+const MAIN_ONLY: [&str; 9] =
+    ["configs", "runs", "scale", "all_tests", "shell", "no_fsync_probe", "no_sync", "pause_ms", "chart"];
 use suite_flags::{CONCURRENCY_ONLY, SCALE_ONLY};
 
 fn foreign_flags(suite: Suite) -> Vec<&'static str> {
@@ -342,6 +351,25 @@ fn run_concurrency(cli: Cli, runs_given: bool) -> Result<(), String> {
     Ok(())
 }
 
+/// `--chart`, else the `--json` file with `.svg` (none for `--json -`).
+fn chart_path(cli: &Cli) -> Option<PathBuf> {
+    cli.chart.clone().or_else(|| cli.json.as_ref().filter(|p| p.as_os_str() != "-").map(|p| p.with_extension("svg")))
+}
+
+/// Whether the run is the one the "about 2.5 minutes" was measured on.
+fn is_default_workload(cli: &Cli) -> bool {
+    cli.runs == 5 && cli.scale == 1.0 && !cli.all_tests && !cli.shell && cli.configs.len() == Config::ALL.len()
+}
+
+/// "40 s", "2.5 min".
+fn fmt_duration(secs: f64) -> String {
+    if secs < 90.0 {
+        format!("{secs:.0} s")
+    } else {
+        format!("{:.1} min", secs / 60.0)
+    }
+}
+
 fn run(cli: Cli) -> Result<(), String> {
     let scale = Scale::new(cli.scale)?;
 
@@ -404,15 +432,37 @@ fn run(cli: Cli) -> Result<(), String> {
         }
     };
     progress(format!(
-        "speedtest: {} configurations × {} runs, {} tests, in {}",
+        "speedtest: {} configurations × {} runs, {} tests, in {}{}",
         configs.len(),
         cli.runs,
         w.tests.len(),
-        dir.display()
+        dir.display(),
+        if is_default_workload(&cli) {
+            "; about 2.5 minutes (release build, 2 cores, SSD)".to_string()
+        } else {
+            "; how long it takes is estimated after the first round".to_string()
+        }
     ));
 
+    let started = Instant::now();
     let mut records = Vec::new();
     for run in 1..=cli.runs {
+        if run == 2 {
+            let round = started.elapsed().as_secs_f64();
+            // The probe runs test 1 once more per configuration (under strace).
+            let probe: f64 = if cli.no_fsync_probe {
+                0.0
+            } else {
+                records.iter().filter_map(|r: &runner::RunRecord| r.tests.first().map(|t| t.seconds)).sum()
+            };
+            progress(format!(
+                "round 1 took {round:.0} s: about {} to go ({} more round{}{})",
+                fmt_duration(round * f64::from(cli.runs - 1) + probe),
+                cli.runs - 1,
+                if cli.runs == 2 { "" } else { "s" },
+                if probe > 0.0 { ", then the fsync probe: test 1 once per configuration" } else { "" }
+            ));
+        }
         for &c in &configs {
             let t0 = Instant::now();
             let rec = runner::run_once(c, run, &w, &opts)
@@ -473,6 +523,11 @@ fn run(cli: Cli) -> Result<(), String> {
     };
 
     emit(&cli, &report.render(), || report.to_json())?;
+    if let Some(path) = chart_path(&cli) {
+        let svg = speedtest::chart::svg(&report)?;
+        fs::write(&path, svg).map_err(|e| format!("write {}: {e}", path.display()))?;
+        progress(format!("speedtest: chart of the per-test times in {}", path.display()));
+    }
 
     if temporary && !cli.keep {
         fs::remove_dir_all(&dir).map_err(|e| format!("remove {}: {e}", dir.display()))?;

@@ -1,19 +1,27 @@
 //! Turning samples into the result tables (stdout, Markdown like the seed's)
 //! and into JSON (every sample).
 //!
-//! Each cell is the median of the runs with their min–max; ratios are of
-//! medians, pagelog over stock, so below 1 means pagelog was faster.
+//! The report opens with the verdict ([`crate::verdict`]): one line per
+//! pair of configurations at the same `synchronous` level. Each cell is the
+//! median of the runs with their min–max; ratios are of medians, pagelog
+//! over stock, so below 1 means pagelog was faster, and only pairs at the
+//! same level are shown (others promise different things on power loss).
+//! Figures that count the whole machine rather than this benchmark (the
+//! block device's written bytes) are marked so.
 
 use std::fmt::Write as _;
 use std::path::PathBuf;
 
 use serde_json::{json, Value};
 
-use crate::config::Config;
+use crate::config::{synchronous_name, Config};
 use crate::measure::{Filesystem, Sizes};
 use crate::probe::ProbeOutcome;
 use crate::runner::RunRecord;
+use crate::verdict::{self, Verdict};
 use crate::workload::Workload;
+
+pub use crate::stats::{stats, Stats};
 
 /// Facts about the environment, printed above the tables.
 #[derive(Clone, Debug)]
@@ -43,27 +51,6 @@ pub struct Report<'a> {
     pub probes: Vec<(Config, ProbeOutcome)>,
 }
 
-/// Median and range of some samples.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct Stats {
-    pub median: f64,
-    pub min: f64,
-    pub max: f64,
-    pub n: usize,
-}
-
-/// `None` for no samples; the median of an even count is the mean of the middle two.
-pub fn stats(xs: &[f64]) -> Option<Stats> {
-    if xs.is_empty() {
-        return None;
-    }
-    let mut v = xs.to_vec();
-    v.sort_by(|a, b| a.total_cmp(b));
-    let n = v.len();
-    let median = if n % 2 == 1 { v[n / 2] } else { (v[n / 2 - 1] + v[n / 2]) / 2.0 };
-    Some(Stats { median, min: v[0], max: v[n - 1], n })
-}
-
 fn fmt_secs(x: f64) -> String {
     if x < 0.01 {
         format!("{x:.5}")
@@ -78,6 +65,15 @@ fn fmt_cell(s: Option<Stats>) -> String {
         Some(s) => fmt_secs(s.median),
         None => "n/a".into(),
     }
+}
+
+/// A ratio with two significant digits: `0.0042`, `0.37`, `1.2`, `58`.
+pub fn fmt_ratio(r: f64) -> String {
+    if !r.is_finite() || r <= 0.0 {
+        return "n/a".into();
+    }
+    let decimals = (1 - r.log10().floor() as i32).max(0) as usize;
+    format!("{r:.decimals$}")
 }
 
 fn kib(bytes: f64) -> String {
@@ -131,6 +127,18 @@ impl Report<'_> {
         stats(&xs)
     }
 
+    /// Seconds of all tests of one run summed, over the runs of `cfg`.
+    pub fn total_stats(&self, cfg: Config) -> Option<Stats> {
+        let xs: Vec<f64> = self.records_of(cfg).map(|r| r.tests.iter().map(|t| t.seconds).sum()).collect();
+        stats(&xs)
+    }
+
+    /// One verdict per like-for-like pair (see [`crate::verdict`]).
+    pub fn verdicts(&self) -> Vec<Verdict> {
+        let ids: Vec<usize> = self.workload.tests.iter().map(|t| t.id).collect();
+        verdict::verdicts(&self.configs, &ids, |c| self.total_stats(c), |c, i| self.test_stats(c, i))
+    }
+
     fn probe_of(&self, cfg: Config) -> Option<&ProbeOutcome> {
         self.probes.iter().find(|(c, _)| *c == cfg).map(|(_, p)| p)
     }
@@ -140,6 +148,7 @@ impl Report<'_> {
         let m = &self.meta;
         let mut out = String::new();
         let _ = writeln!(out, "speedtest — tool/speedtest.tcl, pagelog against stock SQLite\n");
+        out.push_str(&verdict::render(&self.configs, &self.verdicts()));
         let _ = writeln!(out, "SQLite:      {} ({})", m.sqlite_version, m.mode_detail);
         let _ = writeln!(out, "Date:        {}", m.date);
         if let Some(cpu) = &m.cpu {
@@ -187,23 +196,21 @@ impl Report<'_> {
         out.push_str(&markdown_table(&header, &rows));
         out.push('\n');
 
-        // Ratios
-        let pagelog: Vec<Config> = self.configs.iter().copied().filter(|c| c.is_pagelog()).collect();
-        let stock: Vec<Config> = self.configs.iter().copied().filter(|c| !c.is_pagelog()).collect();
-        if !pagelog.is_empty() && !stock.is_empty() {
-            let _ = writeln!(out, "pagelog ÷ stock, ratio of medians (below 1: pagelog faster)\n");
+        // Ratios, like for like only
+        let pairs = verdict::pairs(&self.configs);
+        if !pairs.is_empty() {
+            let _ = writeln!(
+                out,
+                "pagelog ÷ stock at the same synchronous level, ratio of medians (below 1: pagelog faster)\n"
+            );
             let mut header = vec!["Test".to_string()];
-            let pairs: Vec<(Config, Config)> =
-                pagelog.iter().flat_map(|&p| stock.iter().map(move |&s| (p, s))).collect();
             header.extend(pairs.iter().map(|(p, s)| format!("{p} ÷ {s}")));
             let mut rows = Vec::new();
             for (i, t) in self.workload.tests.iter().enumerate() {
                 let mut row = vec![format!("{}. {}", t.id, t.title)];
                 for &(p, s) in &pairs {
                     row.push(match (self.test_stats(p, i), self.test_stats(s, i)) {
-                        (Some(a), Some(b)) if b.median > 0.0 => {
-                            format!("{:.2}", a.median / b.median)
-                        }
+                        (Some(a), Some(b)) if b.median > 0.0 => fmt_ratio(a.median / b.median),
                         _ => "n/a".into(),
                     });
                 }
@@ -225,7 +232,7 @@ impl Report<'_> {
             "size after close [KiB]",
             "write_bytes/run [KiB] (whole folios)",
             "wchar/run [KiB]",
-            "device writes/run [KiB] (whole disk)",
+            "device writes/run [KiB] (machine-wide*)",
         ]
         .iter()
         .map(|s| s.to_string())
@@ -252,7 +259,7 @@ impl Report<'_> {
             rows.push(vec![
                 c.to_string(),
                 first.map(|r| r.journal_mode.clone()).unwrap_or_default(),
-                first.map(|r| r.synchronous.to_string()).unwrap_or_default(),
+                first.map(|r| synchronous_name(r.synchronous)).unwrap_or_default(),
                 probe,
                 vfs,
                 size(self.size_stats(c, |r| r.size_open.as_ref())),
@@ -263,6 +270,14 @@ impl Report<'_> {
             ]);
         }
         out.push_str(&markdown_table(&header, &rows));
+        let device = self.meta.filesystem.as_ref().map(|f| f.device.as_str()).unwrap_or("the disk");
+        let _ = writeln!(
+            out,
+            "\n* machine-wide: the block device's own count of bytes written ({device}, /sys/block/…/stat), \
+             which includes every other process writing to it during the tests, and the `sync` before each \
+             test flushes their data too; trust it only on an otherwise idle machine. Every other column \
+             counts this benchmark alone (its process and the shells it runs)."
+        );
         out
     }
 
@@ -315,6 +330,7 @@ impl Report<'_> {
                 "config": r.config.name(),
                 "journal_mode": r.journal_mode,
                 "synchronous": r.synchronous,
+                "synchronous_name": synchronous_name(r.synchronous),
                 "close_seconds": r.close_seconds,
                 "size_open": r.size_open.as_ref().map(sizes_json),
                 "size_closed": sizes_json(&r.size_closed),
@@ -339,7 +355,10 @@ impl Report<'_> {
                         (Some(a), Some(b)) if b.median > 0.0 => Some(a.median / b.median),
                         _ => None,
                     };
-                    ratios.push(json!({"test": t.id, "pagelog": p.name(), "stock": s.name(), "ratio": r}));
+                    ratios.push(json!({
+                        "test": t.id, "pagelog": p.name(), "stock": s.name(), "ratio": r,
+                        "like_for_like": p.like_for_like(s),
+                    }));
                 }
             }
         }
@@ -358,6 +377,8 @@ impl Report<'_> {
                 json!({
                     "config": c.name(),
                     "vfs": if c.is_pagelog() { "pagelog" } else { "unix" },
+                    "synchronous": c.synchronous().0,
+                    "total_seconds": stat_json(self.total_stats(c)),
                     "fsync_probe_test1": probe,
                     "vfs_syncs_per_commit_test1": stat_json(self.vfs_syncs_per_commit(c)),
                     "close_seconds": stat_json(self.close_stats(c)),
@@ -366,6 +387,7 @@ impl Report<'_> {
                     "write_bytes_per_run": stat_json(self.io_stats(c, |io| io.write_bytes)),
                     "wchar_per_run": stat_json(self.io_stats(c, |io| io.wchar)),
                     "device_bytes_per_run": stat_json(self.device_stats(c)),
+                    "device_bytes_machine_wide": true,
                 })
             })
             .collect();
@@ -393,6 +415,7 @@ impl Report<'_> {
             "samples": samples,
             "run_details": runs,
             "cells": cells,
+            "verdicts": self.verdicts().iter().map(Verdict::to_json).collect::<Vec<_>>(),
             "ratios": ratios,
             "configs": configs,
         })
@@ -447,14 +470,14 @@ pub fn iso8601_utc(unix_secs: u64) -> String {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::measure::{FileSize, IoCounters};
     use crate::probe::SyncCounts;
     use crate::runner::TestSample;
     use crate::workload::{generate, Scale};
 
-    fn fake_report(workload: &Workload) -> Report<'_> {
+    pub(crate) fn fake_report(workload: &Workload) -> Report<'_> {
         let mut records = Vec::new();
         for run in 1..=3u32 {
             for (k, &c) in Config::ALL.iter().enumerate() {
@@ -476,7 +499,7 @@ mod tests {
                     size_open: Some(Sizes { files: vec![FileSize { suffix: "".into(), len: 8192, allocated: 8192 }] }),
                     size_closed: Sizes { files: vec![FileSize { suffix: "".into(), len: 4096, allocated: 4096 }] },
                     journal_mode: "delete".into(),
-                    synchronous: 2,
+                    synchronous: c.synchronous().1,
                 });
             }
         }
@@ -523,8 +546,21 @@ mod tests {
         for t in &w.tests {
             assert!(text.contains(&format!("{}. {}", t.id, t.title)), "test {} missing", t.id);
         }
-        // Six ratio columns: 2 pagelog × 3 stock.
+        // Three ratio columns, each at one synchronous level; none across levels.
         assert!(text.contains("pagelog-normal ÷ wal-normal"));
+        assert!(text.contains("pagelog-full ÷ wal-full") && text.contains("pagelog-full ÷ delete-full"));
+        assert!(!text.contains("pagelog-full ÷ wal-normal") && !text.contains("pagelog-normal ÷ delete-full"));
+        // The verdict leads, in words.
+        let verdict = text.find("Verdict").expect("no verdict");
+        assert!(verdict < text.find("Seconds per test").unwrap());
+        assert!(text.contains("synchronous=FULL   pagelog is"), "{text}");
+        assert!(text.contains("synchronous=NORMAL pagelog is"), "{text}");
+        for c in Config::ALL {
+            let row = text.lines().rfind(|l| l.starts_with(&format!("| {c} "))).unwrap();
+            let cells: Vec<&str> = row.split('|').map(str::trim).collect();
+            assert_eq!(cells[3], c.synchronous().0, "synchronous by name: {row}");
+        }
+        assert!(text.contains("machine-wide"));
         // Median (min–max) of three runs of config 1, test 1: 0.101..0.103.
         assert!(text.contains("0.102 (0.101–0.103)"), "{text}");
         assert!(text.contains("3.00 (3003 fsync + 0 fdatasync / 1001 commits)"));

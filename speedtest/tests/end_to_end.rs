@@ -56,6 +56,12 @@ fn a_tiny_run_leaves_the_rows_the_script_implies() {
     assert!(stdout.contains("1. 10 INSERTs"));
     assert!(stdout.contains("4. 100 SELECTs on a string comparison"));
 
+    // Two stock configurations: no like-for-like pair, and the verdict says so.
+    assert!(stdout.contains("Verdict") && stdout.contains("none: no pagelog and stock configuration"), "{stdout}");
+    // The chart beside the JSON: a panel per test.
+    let svg = std::fs::read_to_string(dir.join("out.svg")).expect("the chart beside the JSON");
+    assert!(svg.starts_with("<svg") && svg.contains("1. 10 INSERTs") && svg.contains("wal-normal"), "{svg}");
+
     let v: Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
     assert_eq!(v["samples"].as_array().unwrap().len(), 2 * 4);
     assert_eq!(v["scale"]["t2_rows"], 250);

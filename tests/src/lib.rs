@@ -165,3 +165,27 @@ pub fn python3() -> PathBuf {
     assert!(p.exists(), "Debian's /usr/bin/python3 is not installed (apt-get install python3)");
     p
 }
+
+/// How long a stress test runs: `PAGELOG_STRESS_SECS=N`, else 60 s under
+/// `PAGELOG_LONG=1`, else `default`.
+pub fn stress_seconds(default: f64) -> f64 {
+    if let Some(s) = std::env::var("PAGELOG_STRESS_SECS").ok().and_then(|s| s.parse().ok()) {
+        return s;
+    }
+    if std::env::var("PAGELOG_LONG").is_ok_and(|v| !v.is_empty() && v != "0") {
+        60.0
+    } else {
+        default
+    }
+}
+
+/// The number after the word `name` in a worker's output (`commits 12 busy 0`).
+pub fn field(out: &str, name: &str) -> u64 {
+    let mut it = out.split_whitespace();
+    while let Some(w) = it.next() {
+        if w == name {
+            return it.next().and_then(|x| x.parse().ok()).unwrap_or_else(|| panic!("bad {name} in {out:?}"));
+        }
+    }
+    panic!("no {name} in {out:?}")
+}

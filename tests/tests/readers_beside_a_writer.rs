@@ -2,8 +2,8 @@
 //! as damaged (issue 26), whatever the timing.
 //!
 //! One `plworker race-writer` commits single-row UPDATEs (small patches),
-//! with a spilling transaction every 100 commits and a rolled-back one every
-//! 1,000, at `synchronous = FULL` or `NORMAL`; 2, 4 or 8 `plworker
+//! with a spilling transaction every 100 commits, a rolled-back one every
+//! 1,000 and a revert every 500, at `synchronous = FULL` or `NORMAL`; 2, 4 or 8 `plworker
 //! race-reader` processes run point SELECTs (each its own read transaction,
 //! so each refreshes its view of the log), table sums and reads of older
 //! versions (`?version=N`), and fail on any error but SQLITE_BUSY:
@@ -23,28 +23,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use pagelog::{Log, OpenOptions};
-use pagelog_e2e::{integrity, open, TempDir};
-
-fn seconds() -> f64 {
-    if let Some(s) = std::env::var("PAGELOG_STRESS_SECS").ok().and_then(|s| s.parse().ok()) {
-        return s;
-    }
-    if std::env::var("PAGELOG_LONG").is_ok_and(|v| !v.is_empty() && v != "0") {
-        60.0
-    } else {
-        2.0
-    }
-}
-
-fn number(out: &str, name: &str) -> u64 {
-    let mut it = out.split_whitespace();
-    while let Some(w) = it.next() {
-        if w == name {
-            return it.next().and_then(|x| x.parse().ok()).unwrap_or_else(|| panic!("bad {name} in {out:?}"));
-        }
-    }
-    panic!("no {name} in {out:?}")
-}
+use pagelog_e2e::{field, integrity, open, stress_seconds, TempDir};
 
 /// The tools' way in, repeated while the writer commits: open (recovery),
 /// list the history, read an older version, verify. Returns how many rounds.
@@ -84,7 +63,7 @@ fn race(readers: usize, sync: &str) {
         )
         .unwrap();
     }
-    let secs = seconds();
+    let secs = stress_seconds(2.0);
     let worker = env!("CARGO_BIN_EXE_plworker");
     let spawn =
         |args: &[&str]| Command::new(worker).args(args).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
@@ -107,9 +86,9 @@ fn race(readers: usize, sync: &str) {
         assert!(o.status.success(), "{who} failed ({}): {se}{so}", o.status);
         so.into_owned()
     };
-    let commits = number(&out(writer, "the writer"), "commits");
+    let commits = field(&out(writer, "the writer"), "commits");
     let reads: u64 =
-        readers.into_iter().enumerate().map(|(i, r)| number(&out(r, &format!("reader {i}")), "reads")).sum();
+        readers.into_iter().enumerate().map(|(i, r)| field(&out(r, &format!("reader {i}")), "reads")).sum();
     let took = start.elapsed().as_secs_f64();
     eprintln!(
         "1 writer ({sync}) + {n_readers} readers, {took:.1} s: {commits} commits, {reads} reads, \

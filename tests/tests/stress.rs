@@ -31,33 +31,12 @@
 use std::process::{Command, Stdio};
 use std::time::Instant;
 
-use pagelog_e2e::{integrity, open, version, TempDir};
+use pagelog_e2e::{field, integrity, open, stress_seconds, version, TempDir};
 
 const ACCOUNTS: i64 = 100;
 const BALANCE: i64 = 1_000;
 const WRITERS: i64 = 3;
 const READERS: usize = 2;
-
-fn seconds() -> f64 {
-    if let Some(s) = std::env::var("PAGELOG_STRESS_SECS").ok().and_then(|s| s.parse().ok()) {
-        return s;
-    }
-    if std::env::var("PAGELOG_LONG").is_ok_and(|v| !v.is_empty() && v != "0") {
-        60.0
-    } else {
-        3.0
-    }
-}
-
-fn field(out: &str, name: &str) -> u64 {
-    let mut it = out.split_whitespace();
-    while let Some(w) = it.next() {
-        if w == name {
-            return it.next().and_then(|x| x.parse().ok()).unwrap_or_else(|| panic!("bad {name} in {out:?}"));
-        }
-    }
-    panic!("no {name} in {out:?}")
-}
 
 #[test]
 fn three_writers_and_two_readers_keep_the_books_balanced_and_lose_no_update() {
@@ -74,7 +53,7 @@ fn strict_stress_tolerates_no_io_error() {
 fn stress(strict: bool) {
     let d = TempDir::new("stress");
     let p = d.path("bank.db");
-    let secs = if strict { seconds().max(20.0) } else { seconds() };
+    let secs = if strict { stress_seconds(3.0).max(20.0) } else { stress_seconds(3.0) };
     let setup_version = {
         let c = open(&p);
         c.execute_batch(

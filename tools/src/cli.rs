@@ -119,13 +119,7 @@ pub fn unreadable(r: &Readable, n: u64, e: Error) -> Failure {
     match e {
         Error::NoSuchVersion { latest, .. } => {
             let oldest = listing.versions.first().map_or(0, |v| v.version);
-            let held = if latest == 0 {
-                "the log is empty (version 0)".to_string()
-            } else if oldest > 1 {
-                format!("the log holds versions 0 and {oldest} to {latest}; the others were removed by compaction")
-            } else {
-                format!("the log holds versions 0 to {latest}")
-            };
+            let held = held_versions(oldest, latest);
             Failure::new(what, format_args!("version {n} does not exist ({held})"))
         }
         Error::Corrupt { .. } => Failure::new(
@@ -158,13 +152,7 @@ pub fn version_range(log: &Log) -> Result<(u64, u64), Failure> {
 /// compacted log.
 pub fn check_version(log: &Log, n: u64, (oldest, latest): (u64, u64)) -> Result<(), Failure> {
     if n > latest || (n < oldest && n != 0) {
-        let held = if latest == 0 {
-            "the log is empty (version 0)".to_string()
-        } else if oldest > 1 {
-            format!("the log holds versions 0 and {oldest} to {latest}; the others were removed by compaction")
-        } else {
-            format!("the log holds versions 0 to {latest}")
-        };
+        let held = held_versions(oldest, latest);
         return Err(Failure::new(
             format_args!("log {}", log.path().escaped()),
             format_args!("version {n} does not exist ({held})"),
@@ -318,6 +306,18 @@ pub fn closed_pipe_exits(r: std::io::Result<()>) -> std::io::Result<()> {
     match r {
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => std::process::exit(0),
         other => other,
+    }
+}
+
+/// What a log of versions `oldest..=latest` holds, said to a user who asked
+/// for a version it does not (version 0, the empty database, always exists).
+fn held_versions(oldest: u64, latest: u64) -> String {
+    if latest == 0 {
+        "the log is empty (version 0)".to_string()
+    } else if oldest > 1 {
+        format!("the log holds versions 0 and {oldest} to {latest}; the others were removed by compaction")
+    } else {
+        format!("the log holds versions 0 to {latest}")
     }
 }
 

@@ -88,6 +88,10 @@ pub const KIND_COMMIT: u8 = 2;
 pub const KIND_MARK: u8 = 3;
 /// The length of a MARK record.
 pub const MARK_SIZE: u64 = (RECORD_HEADER_SIZE + TRAILER_SIZE) as u64;
+/// Format 4: the log's control state — retention policy, reclaimed
+/// boundary, oldest kept version, base tree (docs/format-4.md, "CONTROL
+/// records"). Sits between commits as a SPILL does.
+pub const KIND_CONTROL: u8 = 5;
 /// Commit flag: the entry table is the whole page map, not a delta.
 pub const FLAG_FULL_MAP: u8 = 1;
 /// Commit flag: the record and every frame it references were synced
@@ -109,6 +113,101 @@ pub const CI_HORIZON_CRC: usize = CI_CHECKSUM + 8; // u32, trailer crc of the ho
 /// 2; zero in format 1, where it was reserved).
 pub const CI_PAGE1_COUNTER: usize = CI_HORIZON_CRC + 4;
 pub const COMMIT_INFO_SIZE: usize = CI_PAGE1_COUNTER + 4; // 56
+
+// ---- control info (format 4 CONTROL records, right after the header) ----------
+pub const CTL_EPOCH: usize = 0; // u64
+pub const CTL_KEEP_VERSIONS: usize = CTL_EPOCH + 8; // u64, 0: no such form
+pub const CTL_KEEP_SECONDS: usize = CTL_KEEP_VERSIONS + 8; // u64
+pub const CTL_KEEP_BYTES: usize = CTL_KEEP_SECONDS + 8; // u64
+pub const CTL_BOUNDARY: usize = CTL_KEEP_BYTES + 8; // u64
+pub const CTL_OLDEST_VERSION: usize = CTL_BOUNDARY + 8; // u64
+pub const CTL_OLDEST_OFFSET: usize = CTL_OLDEST_VERSION + 8; // u64
+pub const CTL_BASE_ROOT: usize = CTL_OLDEST_OFFSET + 8; // u64
+pub const CTL_BASE_CRC: usize = CTL_BASE_ROOT + 8; // u32
+pub const CTL_BASE_DEPTH: usize = CTL_BASE_CRC + 4; // u8, then 3 reserved zero bytes
+pub const CTL_OLDEST_TIMESTAMP: usize = CTL_BASE_DEPTH + 4; // u64
+pub const CTL_OLDEST_COUNTER: usize = CTL_OLDEST_TIMESTAMP + 8; // u32
+pub const CTL_STRAGGLERS: usize = CTL_OLDEST_COUNTER + 4; // u32
+pub const CTL_PAYLOAD_BYTES: usize = CTL_STRAGGLERS + 4; // u64
+pub const CONTROL_INFO_SIZE: usize = CTL_PAYLOAD_BYTES + 8; // 96
+/// A straggler entry: old offset u64, new offset u64.
+pub const STRAGGLER_SIZE: usize = 16;
+
+/// The control-only fields that follow a CONTROL record's header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ControlInfo {
+    pub epoch: u64,
+    pub keep_versions: u64,
+    pub keep_seconds: u64,
+    pub keep_bytes: u64,
+    pub boundary: u64,
+    pub oldest_version: u64,
+    pub oldest_offset: u64,
+    pub base_root: u64,
+    pub base_crc: u32,
+    pub base_depth: u8,
+    pub oldest_timestamp_us: u64,
+    pub oldest_counter: u32,
+    pub stragglers: u32,
+    pub payload_bytes: u64,
+}
+
+impl ControlInfo {
+    pub fn encode(&self, out: &mut [u8]) {
+        let b = &mut out[..CONTROL_INFO_SIZE];
+        b.fill(0);
+        put_u64(b, CTL_EPOCH, self.epoch);
+        put_u64(b, CTL_KEEP_VERSIONS, self.keep_versions);
+        put_u64(b, CTL_KEEP_SECONDS, self.keep_seconds);
+        put_u64(b, CTL_KEEP_BYTES, self.keep_bytes);
+        put_u64(b, CTL_BOUNDARY, self.boundary);
+        put_u64(b, CTL_OLDEST_VERSION, self.oldest_version);
+        put_u64(b, CTL_OLDEST_OFFSET, self.oldest_offset);
+        put_u64(b, CTL_BASE_ROOT, self.base_root);
+        put_u32(b, CTL_BASE_CRC, self.base_crc);
+        b[CTL_BASE_DEPTH] = self.base_depth;
+        put_u64(b, CTL_OLDEST_TIMESTAMP, self.oldest_timestamp_us);
+        put_u32(b, CTL_OLDEST_COUNTER, self.oldest_counter);
+        put_u32(b, CTL_STRAGGLERS, self.stragglers);
+        put_u64(b, CTL_PAYLOAD_BYTES, self.payload_bytes);
+    }
+
+    /// Decodes and checks what the record alone can show: reserved bytes
+    /// zero, the payload a whole number of words, a boundary at or after the
+    /// first record and 8-aligned, a base root given whole or not at all.
+    /// `None`: not a valid control info.
+    pub fn decode(b: &[u8]) -> Option<ControlInfo> {
+        if b.len() < CONTROL_INFO_SIZE || b[CTL_BASE_DEPTH + 1..CTL_BASE_DEPTH + 4] != [0, 0, 0] {
+            return None;
+        }
+        let c = ControlInfo {
+            epoch: u64_at(b, CTL_EPOCH),
+            keep_versions: u64_at(b, CTL_KEEP_VERSIONS),
+            keep_seconds: u64_at(b, CTL_KEEP_SECONDS),
+            keep_bytes: u64_at(b, CTL_KEEP_BYTES),
+            boundary: u64_at(b, CTL_BOUNDARY),
+            oldest_version: u64_at(b, CTL_OLDEST_VERSION),
+            oldest_offset: u64_at(b, CTL_OLDEST_OFFSET),
+            base_root: u64_at(b, CTL_BASE_ROOT),
+            base_crc: u32_at(b, CTL_BASE_CRC),
+            base_depth: b[CTL_BASE_DEPTH],
+            oldest_timestamp_us: u64_at(b, CTL_OLDEST_TIMESTAMP),
+            oldest_counter: u32_at(b, CTL_OLDEST_COUNTER),
+            stragglers: u32_at(b, CTL_STRAGGLERS),
+            payload_bytes: u64_at(b, CTL_PAYLOAD_BYTES),
+        };
+        let root_whole = (c.base_root == 0) == (c.base_depth == 0) && (c.base_root != 0 || c.base_crc == 0);
+        let ok =
+            c.epoch >= 1 && c.payload_bytes % 8 == 0 && c.boundary >= FIRST_RECORD && c.boundary % 8 == 0 && root_whole;
+        ok.then_some(c)
+    }
+
+    /// Bytes between the record header and the payload: the control info
+    /// and the straggler table.
+    pub fn meta_len(&self) -> u64 {
+        CONTROL_INFO_SIZE as u64 + self.stragglers as u64 * STRAGGLER_SIZE as u64
+    }
+}
 
 // ---- map entry -----------------------------------------------------------------
 pub const ENTRY_SIZE: usize = 16; // pgno u32, crc u32, frame offset u64
@@ -300,7 +399,9 @@ impl RecordHeader {
             patch_words: u16::from_le_bytes([b[RH_PATCH_WORDS], b[RH_PATCH_WORDS + 1]]),
             prev_crc: u32_at(b, RH_PREV_CRC),
         };
-        let kind_ok = h.kind == KIND_SPILL || h.kind == KIND_COMMIT || h.kind == KIND_MARK;
+        // (A CONTROL is valid only in format 4: the reader, who knows the
+        // file's format, checks that.)
+        let kind_ok = h.kind == KIND_SPILL || h.kind == KIND_COMMIT || h.kind == KIND_MARK || h.kind == KIND_CONTROL;
         let flags_ok = h.flags & !(FLAG_FULL_MAP | FLAG_SEALED) == 0 && (h.kind == KIND_COMMIT || h.flags == 0);
         // Only a COMMIT has a patch area (whether its format allows one is
         // for the reader, who knows the file's format, to check).
@@ -425,6 +526,15 @@ pub fn layout(
     Layout { meta_end: meta, payload_start, patches_start, length }
 }
 
+/// A CONTROL record's layout: its metadata (header, control info,
+/// straggler table), then `payload_bytes` of payload, then the trailer.
+/// `patches_start` is the payload's end (a CONTROL has no patch area).
+pub fn control_layout(c: &ControlInfo) -> Layout {
+    let meta = RECORD_HEADER_SIZE as u64 + c.meta_len();
+    let end = meta.saturating_add(c.payload_bytes);
+    Layout { meta_end: meta, payload_start: meta, patches_start: end, length: end.saturating_add(TRAILER_SIZE as u64) }
+}
+
 /// Writes the trailer into the last TRAILER_SIZE bytes of `record_tail`, with
 /// the crc over `meta` (the record's bytes before its payload region).
 pub fn encode_trailer(salt: u64, record_offset: u64, meta: &[u8], out: &mut [u8]) {
@@ -455,6 +565,49 @@ pub fn trailer_record_offset(t: &[u8]) -> u64 {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn control_info_round_trips_and_its_layout_holds_the_straggler_table_and_payload() {
+        let c = super::ControlInfo {
+            epoch: 7,
+            keep_versions: 1000,
+            keep_seconds: 86_400,
+            keep_bytes: 10 << 30,
+            boundary: 1 << 20,
+            oldest_version: 4242,
+            oldest_offset: 0,
+            base_root: 3 << 20,
+            base_crc: 0xdead_beef,
+            base_depth: 4,
+            oldest_timestamp_us: 1_796_000_000_000_000,
+            oldest_counter: 99,
+            stragglers: 3,
+            payload_bytes: 4096 + 264,
+        };
+        let mut b = vec![0u8; super::CONTROL_INFO_SIZE];
+        c.encode(&mut b);
+        assert_eq!(super::ControlInfo::decode(&b), Some(c));
+        let lay = super::control_layout(&c);
+        assert_eq!(lay.payload_start, (super::RECORD_HEADER_SIZE + super::CONTROL_INFO_SIZE + 48) as u64);
+        assert_eq!(lay.length, lay.payload_start + 4096 + 264 + super::TRAILER_SIZE as u64);
+        // What the record alone shows to be wrong.
+        for (at, v) in [(super::CTL_BASE_DEPTH + 1, 1u8), (super::CTL_EPOCH, 0), (super::CTL_PAYLOAD_BYTES, 4)] {
+            let mut bad = b.clone();
+            if at == super::CTL_EPOCH {
+                bad[at..at + 8].fill(0);
+            } else {
+                bad[at] = v;
+            }
+            assert_eq!(super::ControlInfo::decode(&bad), None, "byte {at}");
+        }
+        let mut no_root = c;
+        (no_root.base_root, no_root.base_crc, no_root.base_depth) = (0, 0, 0);
+        no_root.encode(&mut b);
+        assert_eq!(super::ControlInfo::decode(&b), Some(no_root));
+        no_root.base_depth = 2; // a depth without a root
+        no_root.encode(&mut b);
+        assert_eq!(super::ControlInfo::decode(&b), None);
+    }
+
     use super::*;
 
     #[test]

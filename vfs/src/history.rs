@@ -72,6 +72,25 @@ pub struct CommitSummary {
     pub checksum: u64,
 }
 
+impl CommitSummary {
+    /// The summary of commit `rec`, whose transaction started at
+    /// `txn_start`, with its map entries `entries`.
+    pub(crate) fn of(rec: &Rec, txn_start: u64, entries: &[Entry]) -> CommitSummary {
+        let written = entries.iter().filter(|e| e.offset != 0 && e.offset >= txn_start).count();
+        CommitSummary {
+            version: rec.h.version,
+            timestamp_us: rec.info.timestamp_us,
+            pages_written: written as u32,
+            db_pages: rec.info.db_pages,
+            page_size: rec.h.page_size,
+            bytes: rec.end() - txn_start,
+            offset: rec.offset,
+            full_map: rec.is_full(),
+            checksum: rec.info.checksum,
+        }
+    }
+}
+
 /// Where a record must link to: the commit before it.
 #[derive(Clone, Copy)]
 pub(crate) struct Prev {
@@ -183,18 +202,7 @@ impl Log {
             }
             if rec.is_commit() {
                 let entries = self.read_entries(&rec)?;
-                let written = entries.iter().filter(|e| e.offset != 0 && e.offset >= txn_start).count();
-                out.push(CommitSummary {
-                    version: rec.h.version,
-                    timestamp_us: rec.info.timestamp_us,
-                    pages_written: written as u32,
-                    db_pages: rec.info.db_pages,
-                    page_size: rec.h.page_size,
-                    bytes: rec.end() - txn_start,
-                    offset: rec.offset,
-                    full_map: rec.is_full(),
-                    checksum: rec.info.checksum,
-                });
+                out.push(CommitSummary::of(&rec, txn_start, &entries));
                 prev = Prev::of(&rec);
                 txn_start = rec.end();
             } else if rec.h.kind == format::KIND_MARK {
@@ -573,7 +581,7 @@ impl Log {
                 found: format!("{stored:#010x}"),
             });
         }
-        let Some(h) = RecordHeader::decode(salt, &hb) else {
+        let Some(h) = RecordHeader::decode(salt, &hb).filter(|h| h.kind != format::KIND_CONTROL) else {
             return Ok(Problem { offset: pos, expected, found: "a record header with invalid fields".into() });
         };
         if pos.saturating_add(h.length) > len {

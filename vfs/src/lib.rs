@@ -4,7 +4,8 @@
 //! Three rooms, kept apart:
 //! * the log — [`format`] (bytes on disk), [`log`] (open, recover, read,
 //!   commit, revert), [`txn`] (a write transaction's buffer), [`pagemap`],
-//!   [`storage`], [`lock`], [`history`] (listing, verify), [`compact`]: no SQLite
+//!   [`storage`], [`lock`], [`history`] (listing, verify), [`compact`],
+//!   [`tree`] (format 4's index tree, not wired in yet): no SQLite
 //!   types; [`name`]: file names are bytes;
 //! * the SQLite glue — [`sqlite`]: VFS callbacks, locks, pragmas, the
 //!   extension entry points;
@@ -30,9 +31,11 @@ pub mod pagemap;
 pub mod patch;
 pub mod recovery;
 pub mod registry;
+pub mod retention;
 pub mod salvage;
 pub mod sqlite;
 pub mod storage;
+pub mod tree;
 pub mod txn;
 pub mod version;
 

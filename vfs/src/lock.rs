@@ -13,14 +13,21 @@
 //! |---------------|--------------------------------------|-----------|
 //! | [`WRITER`]    | the one connection writing (RESERVED and above) | exclusive |
 //! | [`OPEN`]      | every connection while its file is open | shared  |
+//! | [`EPOCH_BASE`] + e | a reader whose snapshot was taken at epoch e (logs with a retention policy), for the length of its read transaction | shared |
 //!
 //! `pagelog compact` takes OPEN exclusively to prove nobody has the log open.
+//! A reclamation step punches a region freed at epoch k only once
+//! [`held_in`] finds no lock on the epoch bytes below k: no reader that
+//! could still read it directly (docs/format-4.md, "Readers and the epoch
+//! locks").
 
 use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd};
 
 pub const WRITER: u64 = 1 << 62;
 pub const OPEN: u64 = WRITER + 1;
+/// Epoch e's byte is `EPOCH_BASE + e` (epochs stay far below 2^61).
+pub const EPOCH_BASE: u64 = WRITER + (1 << 20);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
@@ -63,6 +70,28 @@ pub fn unlock(fd: BorrowedFd<'_>, byte: u64) -> io::Result<()> {
     setlk(fd, byte, libc::F_UNLCK as libc::c_short).map(|_| ())
 }
 
+/// Whether any other open file description holds a lock on a byte of
+/// `from..from + len` (`F_OFD_GETLK`: one system call, whatever the range).
+pub fn held_in(fd: BorrowedFd<'_>, from: u64, len: u64) -> io::Result<bool> {
+    if len == 0 {
+        return Ok(false);
+    }
+    // SAFETY: flock is a plain C struct; all-zero is a valid value for it.
+    let mut fl: libc::flock = unsafe { std::mem::zeroed() };
+    fl.l_type = libc::F_WRLCK as libc::c_short;
+    fl.l_whence = libc::SEEK_SET as libc::c_short;
+    fl.l_start = from as libc::off_t;
+    fl.l_len = len as libc::off_t;
+    fl.l_pid = 0; // required by F_OFD_GETLK
+                  // SAFETY: fd is a valid descriptor for the duration of the borrow and fl
+                  // points to a live, initialised flock struct that the call fills in.
+    let rc = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_OFD_GETLK, &mut fl) };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(fl.l_type != libc::F_UNLCK as libc::c_short)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -84,6 +113,27 @@ mod tests {
         assert!(!try_lock(a.as_fd(), OPEN, Mode::Exclusive).unwrap());
         unlock(a.as_fd(), WRITER).unwrap();
         assert!(try_lock(b.as_fd(), WRITER, Mode::Exclusive).unwrap());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn held_in_sees_an_epoch_lock_below_a_bound_and_not_above_it() {
+        let dir = std::env::temp_dir().join(format!("pagelog-epoch-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let p = dir.join("f");
+        std::fs::write(&p, b"x").unwrap();
+        let rw = || std::fs::OpenOptions::new().read(true).write(true).open(&p).unwrap();
+        let (reader, other, reclaimer) = (rw(), rw(), rw());
+        assert!(!held_in(reclaimer.as_fd(), EPOCH_BASE, 10).unwrap());
+        assert!(try_lock(reader.as_fd(), EPOCH_BASE + 3, Mode::Shared).unwrap());
+        assert!(try_lock(other.as_fd(), EPOCH_BASE + 3, Mode::Shared).unwrap());
+        assert!(held_in(reclaimer.as_fd(), EPOCH_BASE, 4).unwrap(), "epoch 3 is below 4");
+        assert!(!held_in(reclaimer.as_fd(), EPOCH_BASE, 3).unwrap(), "epoch 3 is not below 3");
+        assert!(!held_in(reclaimer.as_fd(), EPOCH_BASE + 4, 100).unwrap());
+        unlock(reader.as_fd(), EPOCH_BASE + 3).unwrap();
+        assert!(held_in(reclaimer.as_fd(), EPOCH_BASE, 4).unwrap(), "another reader still holds it");
+        drop(other); // closing the description drops its lock
+        assert!(!held_in(reclaimer.as_fd(), EPOCH_BASE, 4).unwrap());
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -147,6 +147,9 @@ impl Log {
         if h.patch_words != 0 && self.format() < format::FORMAT_VERSION {
             return Ok(None); // reserved before format 3
         }
+        if h.kind == format::KIND_CONTROL {
+            return Ok(None); // format 4 only, which this build does not write or read yet
+        }
         if offset.saturating_add(h.length) > len {
             return Ok(None);
         }

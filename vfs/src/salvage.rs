@@ -214,7 +214,7 @@ impl Readable {
         let mut all: Vec<(Rec, u64, Vec<Entry>)> = forward.into_iter().chain(chain).collect();
         all.sort_by_key(|(r, ..)| r.h.version);
         for (rec, txn_start, entries) in all {
-            out.versions.push(summary(&rec, txn_start, &entries));
+            out.versions.push(CommitSummary::of(&rec, txn_start, &entries));
             out.recs.push(rec);
         }
         let mut seen: Vec<u64> = Vec::new();
@@ -510,20 +510,5 @@ fn problem(e: Error) -> Result<Problem> {
     match e {
         Error::Corrupt { offset, expected, found, .. } => Ok(Problem { offset, expected, found }),
         e => Err(e),
-    }
-}
-
-fn summary(rec: &Rec, txn_start: u64, entries: &[Entry]) -> CommitSummary {
-    let written = entries.iter().filter(|e| e.offset != 0 && e.offset >= txn_start).count();
-    CommitSummary {
-        version: rec.h.version,
-        timestamp_us: rec.info.timestamp_us,
-        pages_written: written as u32,
-        db_pages: rec.info.db_pages,
-        page_size: rec.h.page_size,
-        bytes: rec.end() - txn_start,
-        offset: rec.offset,
-        full_map: rec.is_full(),
-        checksum: rec.info.checksum,
     }
 }

@@ -26,7 +26,9 @@
 //!   UPDATEs of table `t` (`v` up, `w` down by the same amount, so every
 //!   row's `v + w` stays 0), one per transaction, as fast as it can; every
 //!   100th commit also rewrites a 100 KB row (it spills, with a 64 KiB
-//!   spill limit) and every 10th of those is rolled back. Prints `commits N`.
+//!   spill limit) and every 10th of those is rolled back; every 500th is a
+//!   revert to 10 versions back (`Log::revert`, as `pagelog revert`).
+//!   Prints `commits N`.
 //!   `PRAGMA synchronous = SYNC`. Exits 2 on any error but SQLITE_BUSY.
 //! * `plworker race-reader DB SECONDS` — for SECONDS: point SELECTs by
 //!   random id, each its own read transaction, checking `v + w = 0`; every
@@ -209,7 +211,7 @@ fn main() {
             }
             println!("reads {reads} b9 {b9}");
         }
-        "race-writer" => race_writer(&conn, args[3].parse().unwrap(), &args[4]),
+        "race-writer" => race_writer(&conn, &args[2], args[3].parse().unwrap(), &args[4]),
         "race-reader" => race_reader(&conn, Path::new(&args[2]), args[3].parse().unwrap()),
         m => panic!("unknown mode {m}"),
     }
@@ -225,7 +227,7 @@ fn xorshift(rng: &mut u64) -> u64 {
 /// Rows of the race table (`race-writer`, `race-reader`).
 const RACE_ROWS: u64 = 10_000;
 
-fn race_writer(conn: &Connection, secs: f64, sync: &str) {
+fn race_writer(conn: &Connection, db: &str, secs: f64, sync: &str) {
     conn.execute_batch(&format!("PRAGMA synchronous = {sync}; PRAGMA pagelog_spill_limit = 65536"))
         .unwrap_or_else(|e| fail(&format!("race writer: setup: {e}")));
     let mut rng = 0x2545_F491_4F6C_DD1Du64 ^ std::process::id() as u64;
@@ -235,6 +237,19 @@ fn race_writer(conn: &Connection, secs: f64, sync: &str) {
         i += 1;
         let id = (1 + xorshift(&mut rng) % RACE_ROWS) as i64;
         let d = (xorshift(&mut rng) % 1000) as i64 + 1;
+        if i % 500 == 250 {
+            // A revert, as `pagelog revert` makes it: a new version equal to
+            // an older one (which also keeps every row's v + w at 0).
+            let log = pagelog::Log::open(Path::new(db), pagelog::OpenOptions::default())
+                .unwrap_or_else(|e| fail(&format!("race writer: open for revert: {e}")));
+            let to = log.latest().number.saturating_sub(10).max(1);
+            match log.revert(to, Duration::from_secs(10)) {
+                Ok(_) => commits += 1,
+                Err(pagelog::Error::Busy { .. }) => {}
+                Err(e) => fail(&format!("race writer: revert to {to}: {e}")),
+            }
+            continue;
+        }
         let r = if i % 100 == 0 {
             (|| {
                 conn.execute_batch("BEGIN IMMEDIATE")?;

@@ -581,8 +581,13 @@ unsafe extern "C" fn x_file_control(f: *mut ffi::sqlite3_file, op: c_int, arg: *
                 ffi::SQLITE_OK
             }
             ffi::SQLITE_FCNTL_HAS_MOVED => {
+                // Inside a write transaction the answer is the one its
+                // RESERVED lock just checked (SQLite asks when it opens the
+                // transaction's journal): one stat per transaction, as
+                // os_unix.c makes, not two.
+                let moved = if matches!(d.state, State::Write { .. }) { false } else { d.moved() };
                 // SAFETY: arg is an int*.
-                unsafe { *(arg as *mut c_int) = d.moved() as c_int };
+                unsafe { *(arg as *mut c_int) = moved as c_int };
                 ffi::SQLITE_OK
             }
             ffi::SQLITE_FCNTL_MMAP_SIZE => {
