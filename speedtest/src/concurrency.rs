@@ -26,7 +26,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use serde_json::{json, Value};
 use speedtest::config::Config;
 use speedtest::latency::Histogram;
-use speedtest::measure::{cpu_model, db_files, filesystem_of, remove_db_files, sync_filesystems};
+use speedtest::measure::{cpu_model, db_files, filesystem_of, load_average, remove_db_files, sync_filesystems};
 use speedtest::report::{iso8601_utc, markdown_table, stats};
 use speedtest::runner;
 use speedtest::worker::{Outcome, Role, Spec, Worker};
@@ -163,7 +163,7 @@ type Results = Vec<Vec<(Trial, Trial)>>;
 
 pub fn run(opts: &ConcOpts, progress: &dyn Fn(String)) -> Result<(String, Value), String> {
     let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
-    let load_start = load_now();
+    let load_start = load_average();
     let templates = [template(&opts.dir, Config::PagelogFull)?, template(&opts.dir, Config::WalFull)?];
     let mut results: Results = WORKLOADS.iter().map(|_| Vec::new()).collect();
     for round in 0..opts.rounds {
@@ -208,18 +208,13 @@ pub fn run(opts: &ConcOpts, progress: &dyn Fn(String)) -> Result<(String, Value)
         iso8601_utc(now),
         cpu_model().unwrap_or_default(),
         std::thread::available_parallelism().map_or(0, |n| n.get()),
-        load_now(),
+        load_average(),
         opts.dir.display(),
         filesystem_of(&opts.dir).map(|f| format!(" ({} on {})", f.fstype, f.device)).unwrap_or_default(),
         opts.rounds,
         opts.round_secs,
     );
     Ok(render(&header, &results, opts))
-}
-
-fn load_now() -> String {
-    let avg = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
-    avg.split_whitespace().take(3).collect::<Vec<_>>().join(" ")
 }
 
 /// About three significant digits.

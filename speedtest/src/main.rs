@@ -66,11 +66,12 @@ struct Cli {
     #[arg(long)]
     shell: bool,
 
-    /// The sqlite3 shell to use with --shell.
+    /// The sqlite3 shell to use with --shell (and by --suite scale's `open` part).
     #[arg(long, value_name = "PATH", default_value = "sqlite3")]
     sqlite3: PathBuf,
 
-    /// The pagelog loadable extension, for pagelog configurations with --shell.
+    /// The pagelog loadable extension, for pagelog configurations with --shell
+    /// (and for --suite scale's `open` part).
     #[arg(long, value_name = "PATH", default_value = "target/release/libpagelog.so")]
     extension: PathBuf,
 
@@ -137,6 +138,16 @@ enum Suite {
     Concurrency,
 }
 
+impl Suite {
+    fn name(self) -> &'static str {
+        match self {
+            Suite::Main => "main",
+            Suite::Scale => "scale",
+            Suite::Concurrency => "concurrency",
+        }
+    }
+}
+
 /// Flags that only one suite reads; giving one to another is an error.
 /// (`--sqlite3` and `--extension` serve the main and scale suites, `--runs`
 /// the main and concurrency suites, `--quick` scale and concurrency.)
@@ -168,13 +179,13 @@ fn main() -> ExitCode {
     }
     let matches = Cli::command().get_matches();
     let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
-    let check = |name| check_suite_flags(&matches, name, &foreign_flags(cli.suite));
+    let check = || check_suite_flags(&matches, cli.suite.name(), &foreign_flags(cli.suite));
     let runs_given = matches.value_source("runs") == Some(ValueSource::CommandLine);
     let result = match (&cli.suites.worker, cli.suite) {
         (Some(spec), _) => speedtest::worker::Spec::decode(spec).and_then(|s| speedtest::worker::run_worker(&s)),
-        (None, Suite::Main) => check("main").and_then(|()| run(cli)),
-        (None, Suite::Scale) => check("scale").and_then(|()| run_scale(cli)),
-        (None, Suite::Concurrency) => check("concurrency").and_then(|()| run_concurrency(cli, runs_given)),
+        (None, Suite::Main) => check().and_then(|()| run(cli)),
+        (None, Suite::Scale) => check().and_then(|()| run_scale(cli)),
+        (None, Suite::Concurrency) => check().and_then(|()| run_concurrency(cli, runs_given)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -544,8 +555,7 @@ mod tests {
     fn check(args: &[&str]) -> Result<(), String> {
         let m = Cli::command().try_get_matches_from(args).map_err(|e| e.to_string())?;
         let cli = Cli::from_arg_matches(&m).map_err(|e| e.to_string())?;
-        let name = if cli.suite == Suite::Main { "main" } else { "scale" };
-        check_suite_flags(&m, name, &foreign_flags(cli.suite))
+        check_suite_flags(&m, cli.suite.name(), &foreign_flags(cli.suite))
     }
 
     #[test]
@@ -564,5 +574,15 @@ mod tests {
             Err("--scale-size does not apply to --suite main".into())
         );
         assert!(check(&["speedtest", "--suite", "scale", "--scale-versions", "100"]).is_err(), "must exceed 100");
+        assert_eq!(check(&["speedtest", "--suite", "concurrency", "--runs", "3", "--quick"]), Ok(()));
+        assert_eq!(
+            check(&["speedtest", "--suite", "concurrency", "--pairs", "3"]),
+            Err("--pairs does not apply to --suite concurrency".into())
+        );
+        assert_eq!(
+            check(&["speedtest", "--suite", "scale", "--round-secs", "1"]),
+            Err("--round-secs does not apply to --suite scale".into())
+        );
+        assert_eq!(check(&["speedtest", "--quick"]), Err("--quick does not apply to --suite main".into()));
     }
 }

@@ -6,17 +6,11 @@
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use speedtest::measure::{cpu_model, filesystem_of};
+use speedtest::measure::{cpu_model, filesystem_of, load_average};
 use speedtest::report::iso8601_utc;
 
 use crate::scale::{self, ScaleOpts, ScaleReport};
 use crate::{growth, open_cost};
-
-/// Cores and the load average now, from /proc/loadavg.
-fn load_now() -> String {
-    let avg = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
-    avg.split_whitespace().take(3).collect::<Vec<_>>().join(" ")
-}
 
 fn empty_report(opts: &ScaleOpts) -> ScaleReport {
     let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
@@ -38,7 +32,7 @@ fn empty_report(opts: &ScaleOpts) -> ScaleReport {
 
 /// Runs the selected parts; `exe` is this binary, for worker processes.
 pub fn run(opts: &ScaleOpts, exe: &Path, progress: &dyn Fn(String)) -> Result<ScaleReport, String> {
-    let load_start = load_now();
+    let load_start = load_average();
     let mut report = if opts.parts.classic { scale::run_classic(opts, progress)? } else { empty_report(opts) };
     if opts.parts.open || opts.parts.growth {
         let dbs = open_cost::build_pair(opts, progress, &mut report)?;
@@ -57,7 +51,7 @@ pub fn run(opts: &ScaleOpts, exe: &Path, progress: &dyn Fn(String)) -> Result<Sc
     }
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
     report.machine =
-        format!("{cores} cores; load average {load_start} at the start, {} at the end (1, 5, 15 min)", load_now());
+        format!("{cores} cores; load average {load_start} at the start, {} at the end (1, 5, 15 min)", load_average());
     Ok(report)
 }
 
