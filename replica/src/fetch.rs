@@ -107,20 +107,44 @@ fn held(cat: &Catalog) -> String {
 /// Downloads segments `segs` of `g` into `file` (from offset `segs[0].start`),
 /// checking each object's length; a retried download restarts its object.
 ///
-/// Bytes below `keep` (what the file already holds that readers may use)
-/// are compared, never written: a difference is refused, naming the offset.
+/// Bytes the file already holds are compared, never written: those below
+/// `keep` (what the file held before this process, which readers may use),
+/// those below `known` (earlier objects appended) and those an earlier
+/// segment of `segs` brought (overlapping segments: the same bytes shipped
+/// twice). A difference is refused, naming both sides and the offset.
 fn download(
     store: &Store,
     g: &Generation,
     segs: &[Segment],
     file: &File,
-    keep: u64,
+    (keep, known): (u64, u64),
     progress: &mut dyn FnMut(u64),
 ) -> Result<u64, Error> {
     let mut total = 0;
+    // The file's bytes [0, have) are known; `from` names who brought those
+    // at or above `keep`.
+    let mut have = keep.max(known);
+    let mut from: Vec<Segment> = Vec::new();
     for s in segs {
         let key = seg_key(store, g, s);
         let mut at = s.start;
+        let differs = |off: u64| {
+            if off < keep {
+                return format!(
+                    "the local file differs from object {key} (byte {} of it) at log offset {off}: it was written to",
+                    off - s.start
+                );
+            }
+            let other = match from.iter().find(|o| o.start <= off && off < o.end) {
+                Some(o) => format!("object {}", seg_key(store, g, o)),
+                None => "the object before it".to_string(),
+            };
+            format!(
+                "object {key} (byte {} of it) differs from {other} at log offset {off}: overlapping copies of the \
+                 log that disagree (damaged)",
+                off - s.start
+            )
+        };
         let got = store.get_into(&key, None, &mut |b| {
             match b {
                 // A retried download writes the same bytes again (objects are
@@ -134,15 +158,13 @@ fn download(
                             s.end - s.start
                         )));
                     }
-                    let same = (keep.min(at + b.len() as u64).saturating_sub(at)) as usize;
+                    let same = (have.min(at + b.len() as u64).saturating_sub(at)) as usize;
                     if same > 0 {
-                        let mut have = vec![0u8; same];
-                        file.read_exact_at(&mut have, at)?;
-                        if let Some(i) = have.iter().zip(b).position(|(x, y)| x != y) {
-                            return Err(std::io::Error::other(format!(
-                                "the local file differs from {key} at offset {}: it was written to",
-                                at + i as u64
-                            )));
+                        let mut old = vec![0u8; same];
+                        file.read_exact_at(&mut old, at)?;
+                        if let Some(i) = old.iter().zip(b).position(|(x, y)| x != y) {
+                            let off = at + i as u64;
+                            return Err(std::io::Error::other(format!("{MISMATCH}{}", differs(off))));
                         }
                     }
                     file.write_all_at(&b[same..], at + same as u64)?;
@@ -151,6 +173,13 @@ fn download(
                 }
             }
             Ok(())
+        });
+        let got = got.map_err(|e| match e {
+            Error::Local(m) => match m.find(MISMATCH) {
+                Some(i) => Error::Refused(m[i + MISMATCH.len()..].to_string()),
+                None => Error::Local(m),
+            },
+            other => other,
         })?;
         if got != s.end - s.start {
             return Err(Error::Refused(format!(
@@ -174,10 +203,16 @@ fn download(
                 }
             }
         }
+        have = have.max(s.end);
+        from.push(*s);
         total += got;
     }
     Ok(total)
 }
+
+/// Marks a byte difference found while downloading (an I/O error to the
+/// store's writer callback, turned back into [`Error::Refused`]).
+const MISMATCH: &str = "\u{1}mismatch\u{1}";
 
 /// Rebuilds `target` from the bucket into `tmp` (created, must not exist),
 /// verified. On error `tmp` may hold a partial file: the caller removes it.
@@ -205,27 +240,51 @@ pub fn restore_into(
         };
         return Err(Error::Refused(format!("{loc} holds no {what} (it holds {})", held(&cat))));
     };
-    g.check_chain(|s| seg_key(store, g, s)).map_err(|e| Error::Refused(format!("{loc}: {e}")))?;
-    let upto = match target {
-        Target::Latest => g.segments.len(),
-        Target::Version(n) => g.segments.iter().position(|s| s.last >= n).map_or(g.segments.len(), |i| i + 1),
-        Target::Time(t) => g.segments.iter().rposition(|s| s.first_us <= t).map_or(1, |i| i + 1),
+    let chain = g.chain(|s| seg_key(store, g, s));
+    // A break (gap, truncated object) ends what can be restored; versions
+    // before it still restore.
+    let beyond = |what: String| match &chain.broken {
+        Some(b) => Error::Refused(format!(
+            "{loc}: {b}; {what} is past that (versions up to {} of {} restore: --version N)",
+            chain.last,
+            g.dir()
+        )),
+        None => Error::Refused(format!("{loc}: {what} is not in {}", g.dir())),
     };
-    let segs = &g.segments[..upto];
+    if chain.segments.is_empty() {
+        return Err(beyond("every version".into()));
+    }
+    let segs: &[Segment] = match target {
+        Target::Latest if chain.broken.is_some() => return Err(beyond("its latest version".into())),
+        Target::Latest => &chain.segments,
+        Target::Version(n) => chain.upto_version(n).ok_or_else(|| beyond(format!("version {n}")))?,
+        Target::Time(t) => {
+            let i = chain.segments.iter().rposition(|s| s.first_us <= t).unwrap_or(0);
+            if chain.broken.is_some() && i + 1 == chain.segments.len() {
+                // The version may be in the part past the break.
+                let next = g.segments.get(chain.segments.len()).is_some_and(|s| s.first_us <= t);
+                if next {
+                    return Err(beyond(format!("the newest version committed at or before {t} µs")));
+                }
+            }
+            &chain.segments[..=i]
+        }
+    };
     let file = std::fs::OpenOptions::new()
         .read(true)
         .write(true)
         .create_new(true)
         .open(tmp)
         .map_err(|e| Error::Local(format!("create {}: {e}", tmp.escaped())))?;
-    let downloaded = download(store, g, segs, &file, 0, &mut |at| progress(at, segs.last().map_or(0, |s| s.end)))?;
+    let total = segs.iter().map(|s| s.end).max().unwrap_or(0);
+    let downloaded = download(store, g, segs, &file, (0, 0), &mut |at| progress(at, total))?;
     let local = |e: std::io::Error| Error::Local(format!("{}: {e}", tmp.escaped()));
     // Which version, and where its commit ends.
     let (version, end) = {
         let log = Log::open(tmp, OpenOptions { read_only: true, ..Default::default() })
             .map_err(|e| log_problem(store, g, segs, &e))?;
         let latest = log.latest();
-        let last = segs.last().expect("a generation has segments").last;
+        let last = segs.iter().map(|s| s.last).max().unwrap_or(0);
         if latest.number < last {
             return Err(Error::Refused(format!(
                 "{} should hold versions up to {last}, but its commits end at version {} (log offset {}): damaged",
@@ -318,6 +377,10 @@ impl Follower {
         Follower { store, path: path.to_path_buf(), file: None, log: None, gen: None, at: Boundary::START, keep: 0 }
     }
 
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
     fn name(&self) -> String {
         self.path.escaped().to_string()
     }
@@ -352,7 +415,8 @@ impl Follower {
         // The replica ends at a segment's end, or (a follow stopped while
         // appending) inside one: that segment is appended again from its
         // start, its bytes below the log end compared, not rewritten.
-        let seg = g.segments.iter().find(|s| s.start < latest.end && latest.end <= s.end);
+        let exact = g.segments.iter().find(|s| s.end == latest.end && s.last == latest.number);
+        let seg = exact.or_else(|| g.segments.iter().find(|s| s.start < latest.end && latest.end <= s.end));
         let at = match seg {
             Some(s) if s.end == latest.end && s.last == latest.number => log.boundary_at(latest.commit_offset)?,
             Some(s) if s.start > 0 => {
@@ -417,21 +481,29 @@ impl Follower {
                 out.rebuilt = true;
             }
         }
+        // The rebuild restored from a listing of its own, which may hold
+        // segments shipped since `cat` was listed: attach to a newer one.
+        let cat = if out.rebuilt { catalog(&self.store)? } else { cat };
         if self.file.is_none() {
             self.attach(&cat)?;
         }
         let g = cat.by_salt(self.gen.as_ref().expect("attached").salt).expect("listed").clone();
-        g.check_chain(|s| seg_key(&self.store, &g, s))
-            .map_err(|e| Error::Refused(format!("{}: {e}", self.store.loc)))?;
-        let new: Vec<Segment> = g.segments.iter().filter(|s| s.start >= self.at.end).copied().collect();
-        if let Some(first) = new.first() {
-            if first.start != self.at.end {
-                return Err(Error::Refused(format!("{}: no segment starts at {}", self.store.loc, self.at.end)));
+        let chain = g.chain(|s| seg_key(&self.store, &g, s));
+        // Segments that bring bytes past the replica's end; one that starts
+        // before it (an overlap: the same bytes shipped twice) is compared
+        // below the end, appended above it.
+        let new: Vec<Segment> = chain.segments.iter().filter(|s| s.end > self.at.end).copied().collect();
+        if new.is_empty() {
+            if let Some(b) = &chain.broken {
+                return Err(Error::Refused(format!(
+                    "{}: {b}; the replica is at version {}, the last before that",
+                    self.store.loc, self.at.version
+                )));
             }
         }
         for s in &new {
             let file = self.file.as_ref().expect("attached");
-            download(&self.store, &g, std::slice::from_ref(s), file, self.keep, &mut |_| {})?;
+            download(&self.store, &g, std::slice::from_ref(s), file, (self.keep, self.at.end), &mut |_| {})?;
             file.sync_data().map_err(|e| Error::Local(format!("sync {}: {e}", self.name())))?;
             let log = self.log.as_ref().expect("attached");
             log.refresh()?;

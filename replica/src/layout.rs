@@ -72,42 +72,125 @@ impl Generation {
         self.segments.last().map_or(0, |s| s.end)
     }
 
-    /// Checks that the segments are the log's bytes from offset 0, back to
-    /// back, with versions following on; Err names the first object that
-    /// does not fit.
-    pub fn check_chain(&self, key_of: impl Fn(&Segment) -> String) -> Result<(), String> {
-        let mut end = 0u64;
+    /// How the segments make one log, from offset 0 (see [`Chain`]).
+    /// `key_of` names objects in the reasons given.
+    pub fn chain(&self, key_of: impl Fn(&Segment) -> String) -> Chain {
+        let mut c = Chain::default();
         let mut last: Option<u64> = None;
         for s in &self.segments {
-            if s.start != end {
-                return Err(if s.start > end {
-                    format!("object for bytes {end}..{} is missing (next is {})", s.start, key_of(s))
-                } else {
-                    format!("object {} overlaps the one before it (which ends at {end})", key_of(s))
-                });
-            }
-            if last.is_some_and(|l| s.first != l + 1) {
-                return Err(format!(
-                    "object {} starts at version {}, but the one before it ends at version {}",
-                    key_of(s),
-                    s.first,
-                    last.unwrap_or(0)
-                ));
-            }
-            if s.size != s.end - s.start {
-                return Err(format!(
+            let broken = if s.size != s.end - s.start {
+                Some(format!(
                     "object {} is {} bytes, its name says {} (bytes {}..{} of the log): truncated or altered",
                     key_of(s),
                     s.size,
                     s.end - s.start,
                     s.start,
                     s.end
-                ));
+                ))
+            } else if s.start > c.end {
+                Some(format!("object for bytes {}..{} is missing (next is {})", c.end, s.start, key_of(s)))
+            } else if s.start == c.end && last.is_some_and(|l| s.first != l + 1) {
+                Some(format!(
+                    "object {} starts at version {}, but the one before it ends at version {}",
+                    key_of(s),
+                    s.first,
+                    last.unwrap_or(0)
+                ))
+            } else if s.start < c.end && (s.end > c.end) != (s.last > last.unwrap_or(0)) {
+                Some(format!(
+                    "object {} (bytes {}..{}, versions {}..{}) overlaps the objects before it (bytes ..{}, \
+                     versions ..{}), and its versions do not fit its bytes",
+                    key_of(s),
+                    s.start,
+                    s.end,
+                    s.first,
+                    s.last,
+                    c.end,
+                    last.unwrap_or(0)
+                ))
+            } else {
+                None
+            };
+            if let Some(b) = broken {
+                c.broken = Some(b);
+                break;
             }
-            end = s.end;
-            last = Some(s.last);
+            if s.start < c.end {
+                c.overlaps += 1;
+            }
+            c.segments.push(*s);
+            if s.end > c.end {
+                c.end = s.end;
+                last = Some(s.last);
+            }
         }
-        Ok(())
+        c.last = last.unwrap_or(0);
+        c
+    }
+
+    /// Checks that the segments make one log from offset 0 (overlaps
+    /// allowed: their bytes are compared when they are read); Err says
+    /// where it breaks.
+    pub fn check_chain(&self, key_of: impl Fn(&Segment) -> String) -> Result<(), String> {
+        match self.chain(key_of).broken {
+            Some(b) => Err(b),
+            None => Ok(()),
+        }
+    }
+}
+
+/// What a generation's segments make, read in key (offset) order from
+/// offset 0: each segment starts at or before the end of the bytes before
+/// it. One that starts before that end **overlaps**: a writer that did not
+/// learn whether an upload landed (its answer lost) shipped those bytes
+/// again in a longer segment. The log is append-only, so shared bytes must
+/// be equal; readers compare them byte for byte and call a difference
+/// damage. A gap, an object whose size is not what its name says, or
+/// versions that do not follow on end the chain: `broken` says why, and
+/// `segments` is the usable prefix before it.
+#[derive(Debug, Clone, Default)]
+pub struct Chain {
+    /// The usable segments, in offset order (overlapping ones included).
+    pub segments: Vec<Segment>,
+    /// Bytes `[0, end)` of the log are covered.
+    pub end: u64,
+    /// The newest version they hold.
+    pub last: u64,
+    /// Segments that start before the end of the bytes before them.
+    pub overlaps: usize,
+    /// Why the chain stops before the generation's last segment.
+    pub broken: Option<String>,
+}
+
+impl Chain {
+    /// The segments to read for a log up to version `n`'s commit: those
+    /// before the first one holding it, and it (None: past the chain).
+    pub fn upto_version(&self, n: u64) -> Option<&[Segment]> {
+        let i = self.segments.iter().position(|s| s.last >= n)?;
+        Some(&self.segments[..=i])
+    }
+
+    /// A sub-chain without overlaps from 0 to `end` (each segment starting
+    /// where the one before it ends), when there is one: the segments to
+    /// keep when the others are redundant copies of their bytes.
+    pub fn clean_cover(&self) -> Option<Vec<Segment>> {
+        // Reachable ends, each with the segment reaching it and that
+        // segment's index in `segments`; segments are in start order.
+        let mut reach: BTreeMap<u64, usize> = BTreeMap::new();
+        for (i, s) in self.segments.iter().enumerate() {
+            if (s.start == 0 || reach.contains_key(&s.start)) && !reach.contains_key(&s.end) {
+                reach.insert(s.end, i);
+            }
+        }
+        let mut path = Vec::new();
+        let mut at = self.end;
+        while at > 0 {
+            let s = self.segments[*reach.get(&at)?];
+            path.push(s);
+            at = s.start;
+        }
+        path.reverse();
+        Some(path)
     }
 }
 
@@ -233,5 +316,46 @@ mod tests {
         let mut short = newest.clone();
         short.segments[1].size = 49;
         assert!(short.check_chain(|s| s.name()).unwrap_err().contains("truncated"));
+    }
+
+    fn gen(segs: &[(u64, u64, u64, u64)]) -> Generation {
+        let mut segments: Vec<Segment> = segs
+            .iter()
+            .map(|&(a, b, f, l)| Segment { start: a, end: b, first: f, last: l, first_us: 0, last_us: 0, size: b - a })
+            .collect();
+        segments.sort_by_key(|s| (s.start, s.end));
+        Generation { created_us: 1, salt: 1, segments }
+    }
+
+    #[test]
+    fn a_segment_shipped_again_longer_overlaps_and_the_chain_goes_on() {
+        // Issue 24: 7..11 landed, its answer was lost, 7..16 was cut from
+        // the same start.
+        let g = gen(&[(0, 100, 1, 6), (100, 200, 7, 11), (100, 300, 7, 16)]);
+        let c = g.chain(|s| s.name());
+        assert_eq!((c.broken.clone(), c.end, c.last, c.overlaps, c.segments.len()), (None, 300, 16, 1, 3));
+        assert_eq!(c.upto_version(6).unwrap().len(), 1);
+        assert_eq!(c.upto_version(9).unwrap().len(), 2);
+        assert_eq!(c.upto_version(16).unwrap().len(), 3);
+        assert!(c.upto_version(17).is_none());
+        let cover: Vec<_> = c.clean_cover().unwrap().iter().map(|s| (s.start, s.end)).collect();
+        assert_eq!(cover, vec![(0, 100), (100, 300)]);
+        // The same segment twice in a listing (a duplicate row) is harmless.
+        let g = gen(&[(0, 100, 1, 6), (0, 100, 1, 6), (100, 200, 7, 11)]);
+        let c = g.chain(|s| s.name());
+        assert_eq!((c.broken, c.end, c.last, c.overlaps), (None, 200, 11, 1));
+        // A partial overlap has no clean cover; a gap after it ends the
+        // usable prefix, which still restores what comes before.
+        let g = gen(&[(0, 100, 1, 6), (50, 150, 4, 8), (100, 200, 7, 11), (250, 300, 13, 14)]);
+        let c = g.chain(|s| s.name());
+        assert!(c.broken.as_deref().unwrap().contains("bytes 200..250 is missing"));
+        assert_eq!((c.end, c.last, c.segments.len()), (200, 11, 3));
+        let cover: Vec<_> = c.clean_cover().unwrap().iter().map(|s| (s.start, s.end)).collect();
+        assert_eq!(cover, vec![(0, 100), (100, 200)]);
+        let g = gen(&[(0, 100, 1, 6), (50, 150, 4, 8)]);
+        assert!(g.chain(|s| s.name()).clean_cover().is_none());
+        // Versions that do not fit the bytes.
+        let g = gen(&[(0, 100, 1, 6), (50, 150, 4, 5)]);
+        assert!(g.chain(|s| s.name()).broken.unwrap().contains("do not fit"));
     }
 }

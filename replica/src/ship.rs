@@ -21,6 +21,17 @@
 //!    a new epoch created with `If-None-Match: *`, renewed while it runs)
 //!    and puts segments with `If-None-Match: *`, so an object is never
 //!    replaced.
+//! 5. An upload that failed may have landed (its answer lost: a timeout, a
+//!    reset, a proxy's 5xx). The replicator then never cuts a different
+//!    segment from the same start: its next pass lists the bucket again
+//!    (invariant 3) and, if the bucket still ends where the upload started,
+//!    puts exactly the same object again (same name, same bytes). A bucket
+//!    holding overlapping segments anyway (written by an older pagelog, or
+//!    by two replicators) is resumed after every overlapping byte was
+//!    compared with the local log, and repaired: redundant objects are
+//!    deleted, a partial overlap is replaced by a segment that starts where
+//!    the one before it ends (uploaded first, then the overlapping one
+//!    deleted, so that an interruption leaves a bucket that restores).
 
 use std::io::Read;
 use std::os::unix::fs::FileExt;
@@ -30,7 +41,7 @@ use std::time::{Duration, Instant};
 
 use pagelog::{Boundary, EscapedName, Log, OpenOptions};
 
-use crate::layout::{lease_name, Catalog, Generation, Segment, LEASE};
+use crate::layout::{lease_name, Catalog, Chain, Generation, Segment, LEASE};
 use crate::store::{Put, Store};
 use crate::{catalog, now_us, Error};
 
@@ -75,6 +86,9 @@ pub struct Status {
     /// Segments and bytes uploaded by this replicator so far.
     pub segments: u64,
     pub bytes: u64,
+    /// Redundant overlapping objects this replicator removed (repair of a
+    /// bucket where the same bytes were shipped twice; see `locate`).
+    pub removed: u64,
     /// Requests retried after server errors or failed connections.
     pub retries: u64,
 }
@@ -103,6 +117,16 @@ pub struct Replicator {
     retention_checked: Option<Instant>,
     /// Called after each segment uploaded (a long catch-up shows progress).
     on_segment: Option<SegmentHook>,
+    /// An upload whose outcome is unknown (invariant 5).
+    pending: Option<Pending>,
+}
+
+/// A segment whose put failed: it may or may not have landed.
+#[derive(Debug, Clone)]
+struct Pending {
+    pos: Position,
+    first: Boundary,
+    last: Boundary,
 }
 
 /// A reader over bytes `[pos, end)` of a file (positioned reads).
@@ -149,6 +173,7 @@ impl Replicator {
             status: Status::default(),
             retention_checked: None,
             on_segment: None,
+            pending: None,
         }
     }
 
@@ -166,7 +191,18 @@ impl Replicator {
     }
 
     /// Ships everything that is durable now; returns where the replica stands.
+    ///
+    /// After a store error the next pass lists the bucket again and goes on
+    /// from what is really there (invariant 5).
     pub fn pass(&mut self) -> Result<Status, Error> {
+        let r = self.pass_inner();
+        if let Err(Error::Store(_)) = &r {
+            self.pos = None;
+        }
+        r
+    }
+
+    fn pass_inner(&mut self) -> Result<Status, Error> {
         let reopen = match &self.log {
             None => true,
             // `pagelog compact` renamed a new log over the path.
@@ -189,6 +225,15 @@ impl Replicator {
             self.pos = None;
             let cat = catalog(&self.store)?;
             self.pos = Some(self.locate(&cat, header.salt)?);
+        }
+        // An upload whose answer never came: put exactly that object again
+        // (same name, same bytes) if the bucket still ends where it started;
+        // if it ends past that, the upload landed.
+        if let Some(p) = self.pending.take() {
+            let here = self.pos.as_ref().expect("located above");
+            if p.pos.salt == here.salt && p.pos.at.end == here.at.end {
+                self.upload(&p.pos, &p.first, &p.last)?;
+            }
         }
         let log = self.log.as_ref().expect("opened above");
         // What is durable: claimed by the log, or made so by our own sync
@@ -237,7 +282,7 @@ impl Replicator {
     }
 
     /// Finds where the bucket's replica of this log file ends (invariant 3).
-    fn locate(&self, cat: &Catalog, salt: u64) -> Result<Position, Error> {
+    fn locate(&mut self, cat: &Catalog, salt: u64) -> Result<Position, Error> {
         let loc = &self.store.loc;
         let Some(g) = cat.by_salt(salt) else {
             // A log file the bucket has not seen (a new database, or one
@@ -257,8 +302,16 @@ impl Replicator {
         }
         let created_us = g.created_us;
         let key_of = |s: &Segment| loc.key(&format!("{}/{}", g.dir(), s.name()));
-        g.check_chain(key_of).map_err(|e| Error::Refused(format!("{loc}: {e}")))?;
-        let last = g.segments.last().expect("a listed generation has a segment");
+        let chain = g.chain(key_of);
+        if let Some(b) = &chain.broken {
+            return Err(Error::Refused(format!(
+                "{loc}: {b}; replicate does not append past a break (versions up to {} of {} restore with \
+                 --version N); replicate to another prefix",
+                chain.last,
+                g.dir()
+            )));
+        }
+        let last = chain.segments.iter().find(|s| s.end == chain.end).expect("a listed generation has a segment");
         let key = key_of(last);
         let t = self.store.get(&key, Some((last.end - last.start - 16, 16)))?;
         let trailer_ok = t.len() == 16 && &t[8..12] == b"PLTR";
@@ -274,7 +327,11 @@ impl Replicator {
         let here = log.boundary_at(rec_offset)?;
         match here {
             Some(b) if b.end == last.end && b.version == last.last && b.crc == crc && b.version <= latest.number => {
-                Ok(Position { salt, created_us, at: b })
+                let at = Position { salt, created_us, at: b };
+                if chain.overlaps > 0 {
+                    self.repair(g, &chain, &at)?;
+                }
+                Ok(at)
             }
             _ => Err(Error::Refused(format!(
                 "{key} ends at version {} (offset {}), which {} does not hold (its latest version is {}): the bucket \
@@ -285,6 +342,121 @@ impl Replicator {
                 latest.number
             ))),
         }
+    }
+
+    /// Repairs a generation whose segments overlap (invariant 5): compares
+    /// every object that overlaps another with the local log, byte for
+    /// byte; then uploads what a chain without overlaps lacks and deletes
+    /// the objects it does not need. `at` is where the chain ends (checked
+    /// against the local log).
+    fn repair(&mut self, g: &Generation, chain: &Chain, at: &Position) -> Result<(), Error> {
+        let loc = self.store.loc.clone();
+        let key_of = |s: &Segment| loc.key(&format!("{}/{}", g.dir(), s.name()));
+        let segs = &chain.segments;
+        let mut reach = 0u64;
+        let mut overlapping = vec![false; segs.len()];
+        for (i, s) in segs.iter().enumerate() {
+            if s.start < reach {
+                overlapping[i] = true;
+                // Every earlier segment reaching past s.start overlaps it.
+                for (j, o) in segs[..i].iter().enumerate() {
+                    if o.end > s.start {
+                        overlapping[j] = true;
+                    }
+                }
+            }
+            reach = reach.max(s.end);
+        }
+        let log = self.log.as_ref().expect("opened");
+        for (s, _) in segs.iter().zip(&overlapping).filter(|(_, &o)| o) {
+            let key = key_of(s);
+            let got = self.store.get(&key, None)?;
+            let mut want = vec![0u8; (s.end - s.start) as usize];
+            log.file().read_exact_at(&mut want, s.start).map_err(|e| Error::Local(format!("{}: {e}", self.name())))?;
+            if got.len() != want.len() {
+                return Err(Error::Refused(format!(
+                    "{key} holds {} bytes, its name says {}: truncated or altered; not repairing {loc}",
+                    got.len(),
+                    want.len()
+                )));
+            }
+            if let Some(i) = got.iter().zip(&want).position(|(a, b)| a != b) {
+                return Err(Error::Refused(format!(
+                    "{key} overlaps another object of {} and differs from {} at log offset {} (byte {i} of it): \
+                     the bucket holds a different history here; versions before that restore with --version N; \
+                     replicate to another prefix",
+                    g.dir(),
+                    self.name(),
+                    s.start + i as u64
+                )));
+            }
+        }
+        // A chain without overlaps: the clean part of the bucket, plus
+        // segments cut from the local log where only overlaps reach.
+        let cover = match chain.clean_cover() {
+            Some(c) => c,
+            None => {
+                // From 0: the segment starting at the end so far that
+                // reaches furthest; where none starts there, a new one cut
+                // from the local log up to the end of the overlapping
+                // segment that reaches furthest.
+                let mut cover: Vec<Segment> = Vec::new();
+                let (mut end, mut last) = (0u64, 0u64);
+                while end < chain.end {
+                    let next = segs.iter().filter(|s| s.start == end && s.end > end).max_by_key(|s| s.end);
+                    if let Some(s) = next {
+                        cover.push(*s);
+                        (end, last) = (s.end, s.last);
+                        continue;
+                    }
+                    let Some(s) = segs.iter().filter(|s| s.start < end && s.end > end).max_by_key(|s| s.end) else {
+                        return Err(Error::Refused(format!("{loc}: no object holds log offset {end}")));
+                    };
+                    let from = self.boundary_of(last)?;
+                    let to = self.boundary_of(s.last)?;
+                    let first = self.boundary_of(last + 1)?;
+                    if to.end != s.end || from.end != end {
+                        return Err(Error::Refused(format!(
+                            "{}: does not end at a commit of {} where its name says; not repairing {loc}",
+                            key_of(s),
+                            self.name()
+                        )));
+                    }
+                    self.upload(&Position { at: from, ..at.clone() }, &first, &to)?;
+                    cover.push(Segment {
+                        start: end,
+                        end: s.end,
+                        first: last + 1,
+                        last: s.last,
+                        first_us: first.timestamp_us,
+                        last_us: to.timestamp_us,
+                        size: s.end - end,
+                    });
+                    (end, last) = (s.end, s.last);
+                }
+                cover
+            }
+        };
+        // Each removed object's bytes are in the cover (compared above).
+        for s in segs {
+            if !cover.contains(s) {
+                self.store.delete(&key_of(s))?;
+                self.status.removed += 1;
+            }
+        }
+        Ok(())
+    }
+
+    /// The commit of version `n` of the local log.
+    fn boundary_of(&self, n: u64) -> Result<Boundary, Error> {
+        let log = self.log.as_ref().expect("opened");
+        if n == 0 {
+            return Ok(Boundary::START);
+        }
+        let v = log.version(n)?;
+        log.boundary_at(v.commit_offset)?.ok_or_else(|| {
+            Error::Refused(format!("{}: no commit of version {n} at offset {}", self.name(), v.commit_offset))
+        })
     }
 
     fn upload(&mut self, pos: &Position, first: &Boundary, last: &Boundary) -> Result<(), Error> {
@@ -304,7 +476,8 @@ impl Replicator {
         let file = Arc::new(file.map_err(|e| Error::Local(format!("{}: {e}", self.name())))?);
         let put = self.store.put(&key, seg.size, true, &mut || {
             Ok(Box::new(RangeReader { file: file.try_clone()?, pos: start, end: last.end }) as Box<dyn Read>)
-        })?;
+        });
+        let put = put.inspect_err(|_| self.pending = Some(Pending { pos: pos.clone(), first: *first, last: *last }))?;
         if put == Put::Exists && !self.is_ours(&key, &seg, last)? {
             return Err(Error::Refused(format!(
                 "{key} already exists: another replicator is shipping to {}; stopping",
@@ -381,10 +554,19 @@ impl Replicator {
             }
             let epochs = self.lease_epochs()?;
             let stolen = epochs.iter().any(|&e| e > l.epoch) || !self.lease_is_mine(l.epoch)?;
-            if stolen || Instant::now() > l.expires {
+            if stolen {
                 return Err(Error::Refused(format!(
-                    "lost the lease on {loc} (this replicator was stalled past it, and another may have taken over)"
+                    "lost the lease on {loc}: another replicator took it over while this one was stalled or \
+                     could not reach the store"
                 )));
+            }
+            if Instant::now() > l.expires {
+                // Expired while the store was unreachable (or this process
+                // stalled), and nobody took it: take it again as a new
+                // replicator would, and look at the bucket again.
+                self.lease = None;
+                self.pos = None;
+                return self.ensure_lease();
             }
             let epoch = l.epoch;
             let (_, t0) = self.put_lease(epoch, false)?;
@@ -401,7 +583,9 @@ impl Replicator {
             let host = v["host"].as_str().unwrap_or("");
             let pid = v["pid"].as_u64().unwrap_or(0);
             let stale_here = host == host_name() && !pid_alive(pid);
-            if expires > now_us() && !stale_here {
+            // Our own lease, whose put landed though its answer was lost.
+            let mine = v["owner"].as_str() == Some(self.owner.as_str());
+            if expires > now_us() && !stale_here && !mine {
                 return Err(Error::Refused(format!(
                     "another replicator holds the lease on {loc} (process {pid} on host {host:?}, replicating {}), \
                      for {:.0} s more; two replicators on one prefix would interleave",

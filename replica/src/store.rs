@@ -22,6 +22,8 @@ use crate::Error;
 /// Attempts per request when the server fails or cannot be reached.
 pub const RETRIES: u32 = 6;
 const SIGN_FOR: Duration = Duration::from_secs(3600);
+/// How long a request waits for the server's answer by default.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// `s3://BUCKET/PREFIX`: where a log's replica lives.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -109,6 +111,9 @@ pub struct Config {
     /// None: AWS itself (`https://s3.REGION.amazonaws.com`, virtual-host style).
     pub endpoint: Option<String>,
     pub region: String,
+    /// How long to wait for an answer to a request (`PAGELOG_S3_TIMEOUT`,
+    /// seconds; default 60): a request unanswered that long is retried.
+    pub timeout: Duration,
 }
 
 impl Config {
@@ -125,6 +130,15 @@ impl Config {
             token: env("AWS_SESSION_TOKEN"),
             endpoint: env("AWS_ENDPOINT_URL"),
             region: env("AWS_REGION").or_else(|| env("AWS_DEFAULT_REGION")).unwrap_or_else(|| "us-east-1".into()),
+            timeout: match env("PAGELOG_S3_TIMEOUT") {
+                None => DEFAULT_TIMEOUT,
+                Some(t) => t
+                    .parse::<f64>()
+                    .ok()
+                    .filter(|s| s.is_finite() && *s > 0.0 && *s < 1e6)
+                    .map(Duration::from_secs_f64)
+                    .ok_or_else(|| Error::Usage(format!("PAGELOG_S3_TIMEOUT={t:?} is not a number of seconds")))?,
+            },
         })
     }
 }
@@ -177,7 +191,7 @@ impl Store {
         let agent: ureq::Agent = ureq::Agent::config_builder()
             .http_status_as_error(false)
             .timeout_connect(Some(Duration::from_secs(5)))
-            .timeout_recv_response(Some(Duration::from_secs(60)))
+            .timeout_recv_response(Some(cfg.timeout))
             .timeout_recv_body(Some(Duration::from_secs(300)))
             .build()
             .into();
@@ -216,7 +230,9 @@ impl Store {
         }
     }
 
-    /// An error response: retried when the server may recover.
+    /// An error response: retried when the server may recover. A fatal
+    /// error names `what`; a transient one does not ([`Store::retry`] says
+    /// `what` once when it gives up).
     fn status(&self, what: &str, resp: &mut ureq::http::Response<ureq::Body>) -> Attempt {
         let code = resp.status().as_u16();
         let body = resp.body_mut().with_config().limit(64 << 10).read_to_string().unwrap_or_default();
@@ -225,7 +241,7 @@ impl Store {
             let close = format!("</{t}>");
             body.find(&open).and_then(|i| {
                 let rest = &body[i + open.len()..];
-                rest.find(&close).map(|j| rest[..j].to_string())
+                rest.find(&close).map(|j| decode_entities(&rest[..j]))
             })
         };
         let detail = match (tag("Code"), tag("Message")) {
@@ -233,11 +249,11 @@ impl Store {
             (Some(c), None) => c,
             _ => resp.status().canonical_reason().unwrap_or("error").to_string(),
         };
-        let msg = format!("{what}: HTTP {code} {detail}");
+        let msg = format!("HTTP {code} {detail}");
         if code >= 500 || code == 429 {
             Attempt::Transient(msg)
         } else {
-            Attempt::Fatal(Error::Store(msg))
+            Attempt::Fatal(Error::Store(format!("{what}: {msg}")))
         }
     }
 
@@ -315,12 +331,37 @@ impl Store {
                     Ok(0) => break,
                     Ok(n) => n,
                     Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                    Err(e) => return Err(Attempt::Transient(format!("{what}: {e}"))),
+                    Err(e) => return Err(Attempt::Transient(format!("{}: {e}", self.endpoint))),
                 };
                 w(Some(&buf[..n])).map_err(|e| Attempt::Fatal(Error::Local(format!("{what}: {e}"))))?;
                 total += n as u64;
             }
             Ok(total)
+        })
+    }
+
+    /// One cheap request (a listing of at most one key under the prefix),
+    /// not retried: Ok when the store answers it. `replicate` and `follow`
+    /// probe with it while they wait after a failed pass, so that they go
+    /// on as soon as the store is back.
+    pub fn probe(&self) -> Result<(), Error> {
+        let what = format!("list {}/{}", self.loc.bucket, self.loc.dir());
+        let mut a = ListObjectsV2::new(&self.bucket, Some(&self.creds));
+        let dir = self.loc.dir();
+        a.with_prefix(dir.as_str());
+        a.with_max_keys(1);
+        let url = a.sign(SIGN_FOR);
+        let attempt = || -> Result<(), Attempt> {
+            let mut resp = Self::sha(self.agent.get(url.as_str())).call().map_err(|e| self.transport(e))?;
+            if !resp.status().is_success() {
+                return Err(self.status(&what, &mut resp));
+            }
+            resp.body_mut().with_config().limit(1 << 20).read_to_vec().map_err(|e| self.transport(e))?;
+            Ok(())
+        };
+        attempt().map_err(|a| match a {
+            Attempt::Transient(msg) => Error::Store(format!("{what}: {msg}")),
+            Attempt::Fatal(e) => e,
         })
     }
 
@@ -408,9 +449,55 @@ enum Attempt {
     Fatal(Error),
 }
 
+/// Decodes the XML entities of an error message (`&quot;` and the like:
+/// Garage's messages quote the names they refuse).
+fn decode_entities(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while let Some(i) = rest.find('&') {
+        out.push_str(&rest[..i]);
+        rest = &rest[i..];
+        let decoded = rest.find(';').filter(|&j| j <= 10).and_then(|j| {
+            let c = match &rest[1..j] {
+                "quot" => '"',
+                "amp" => '&',
+                "lt" => '<',
+                "gt" => '>',
+                "apos" => '\'',
+                n => {
+                    let code = match n.strip_prefix("#x").or_else(|| n.strip_prefix("#X")) {
+                        Some(h) => u32::from_str_radix(h, 16).ok()?,
+                        None => n.strip_prefix('#')?.parse().ok()?,
+                    };
+                    char::from_u32(code)?
+                }
+            };
+            Some((c, j))
+        });
+        match decoded {
+            Some((c, j)) => {
+                out.push(c);
+                rest = &rest[j + 1..];
+            }
+            None => {
+                out.push('&');
+                rest = &rest[1..];
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
 #[cfg(test)]
 mod tests {
-    use super::Location;
+    use super::{decode_entities, Location};
+
+    #[test]
+    fn entities_in_error_messages_are_decoded() {
+        assert_eq!(decode_entities("Bucket &quot;bkt&quot; &amp; &lt;x&gt; &#39;y&#x27;"), "Bucket \"bkt\" & <x> 'y'");
+        assert_eq!(decode_entities("a & b &bogus; &"), "a & b &bogus; &");
+    }
 
     #[test]
     fn an_s3_address_splits_into_bucket_and_prefix() {

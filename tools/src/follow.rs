@@ -68,7 +68,7 @@ pub fn run(a: Args) -> CmdResult {
                 }
             }
             Err(Error::Store(msg)) if !a.once => {
-                backoff.wait(&what, &msg);
+                backoff.wait(&what, &msg, f.store());
                 continue;
             }
             Err(e) => return Err(fail(&what, e)),

@@ -26,13 +26,17 @@ pub fn fail(what: impl std::fmt::Display, e: Error) -> Failure {
 }
 
 /// Waits between passes of `replicate` and `follow` while the store is down
-/// or unreachable past the request retries: 1 s, doubling up to 30 s, back
-/// to 1 s after a pass that reached it.
+/// or unreachable past the request retries: 1 s, doubling up to 8 s, back
+/// to 1 s after a pass that reached it. While it waits it probes the store
+/// once a second with one cheap request, and ends the wait as soon as the
+/// store answers: catching up after an outage does not wait for the
+/// backoff to run out.
 pub struct Backoff(Duration);
 
 impl Backoff {
     const FIRST: Duration = Duration::from_secs(1);
-    const MAX: Duration = Duration::from_secs(30);
+    const MAX: Duration = Duration::from_secs(8);
+    const PROBE: Duration = Duration::from_secs(1);
 
     pub fn new() -> Backoff {
         Backoff(Self::FIRST)
@@ -43,11 +47,21 @@ impl Backoff {
         self.0 = Self::FIRST;
     }
 
-    /// Says on stderr that `what` failed with `msg`, and waits.
-    pub fn wait(&mut self, what: &str, msg: &str) {
+    /// Says on stderr that `what` failed with `msg`, and waits (see above).
+    pub fn wait(&mut self, what: &str, msg: &str, store: &Store) {
         diag!("pagelog: {what}: {msg}; retrying in {} s", self.0.as_secs());
-        std::thread::sleep(self.0);
+        let until = std::time::Instant::now() + self.0;
         self.0 = (self.0 * 2).min(Self::MAX);
+        loop {
+            let left = until.saturating_duration_since(std::time::Instant::now());
+            if left.is_zero() {
+                return;
+            }
+            std::thread::sleep(left.min(Self::PROBE));
+            if store.probe().is_ok() {
+                return;
+            }
+        }
     }
 }
 
@@ -99,7 +113,8 @@ pub fn parse_bytes(s: &str) -> Result<u64, String> {
 }
 
 fn catalog(store: &Store) -> Result<Catalog, Failure> {
-    pagelog_replica::catalog(store).map_err(|e| fail(format_args!("list {}", store.loc), e))
+    // The store's error names the listing ("list BUCKET/PREFIX: …").
+    pagelog_replica::catalog(store).map_err(|e| fail(&store.loc, e))
 }
 
 /// `pagelog log s3://…`: the segments of each generation, newest first.
@@ -148,6 +163,21 @@ pub fn log(arg: &OsStr, json_out: bool, limit: Option<usize>) -> CmdResult {
     for f in &cat.foreign {
         diag!("pagelog: warning: {f} is not part of a pagelog replica");
     }
+    for g in &cat.generations {
+        let chain = g.chain(|s| store.loc.key(&format!("{}/{}", g.dir(), s.name())));
+        if let Some(b) = &chain.broken {
+            diag!("pagelog: warning: {}: {b}; versions up to {} restore", g.dir(), chain.last);
+        }
+        if chain.overlaps > 0 {
+            diag!(
+                "pagelog: note: {}: {} segment(s) overlap the ones before them (the same bytes shipped again \
+                 after a lost answer); readers compare the shared bytes; `pagelog replicate --once` from the \
+                 primary removes them",
+                g.dir(),
+                chain.overlaps
+            );
+        }
+    }
     diag!("restore version N: pagelog restore {} out.db --version N", store.loc);
     Ok(0)
 }
@@ -171,6 +201,8 @@ pub fn info(arg: &OsStr, json_out: bool) -> CmdResult {
                 "first_time": g.segments.first().map(|s| format_us(s.first_us, 6)),
                 "last_time": g.segments.last().map(|s| format_us(s.last_us, 6)),
                 "complete": g.check_chain(|s| s.name()).is_ok(),
+                "overlapping_segments": g.chain(|s| s.name()).overlaps,
+                "restorable_up_to": g.chain(|s| s.name()).last,
             })
         })
         .collect();
@@ -198,9 +230,19 @@ pub fn info(arg: &OsStr, json_out: bool) -> CmdResult {
         }
     }
     for g in cat.generations.iter().rev() {
-        let broken = match g.check_chain(|s| s.name()) {
-            Ok(()) => String::new(),
-            Err(e) => format!("  INCOMPLETE: {e}"),
+        let chain = g.chain(|s| s.name());
+        let broken = match (&chain.broken, chain.overlaps) {
+            (Some(e), _) => format!(
+                "\n{:14}INCOMPLETE: {e}; versions up to {} restore (`pagelog restore --version N`)",
+                "", chain.last
+            ),
+            (None, 0) => String::new(),
+            (None, n) => format!(
+                "\n{:14}{n} segment(s) overlap the ones before them (the same bytes shipped again after a lost \
+                 answer): readers compare the shared bytes and read one history; `pagelog replicate --once` \
+                 from the primary removes them",
+                ""
+            ),
         };
         row(
             "generation",

@@ -57,11 +57,12 @@ fn report(s: &Status, json_out: bool, terminal: bool, last: bool) {
             "segments_uploaded": s.segments,
             "bytes_uploaded": s.bytes,
             "retries": s.retries,
+            "overlapping_removed": s.removed,
         });
         println!("{v}");
         return;
     }
-    let line = format!(
+    let mut line = format!(
         "replicated version {} of {} (lag {}, {}, {:.1} s); uploaded {}, {}",
         s.version,
         s.latest,
@@ -71,6 +72,9 @@ fn report(s: &Status, json_out: bool, terminal: bool, last: bool) {
         plural(s.segments, "segment"),
         size(s.bytes)
     );
+    if s.removed > 0 {
+        line += &format!("; removed {} whose bytes it had compared", plural(s.removed, "overlapping segment"));
+    }
     if terminal {
         let mut e = std::io::stderr().lock();
         let _ = write!(e, "\r{line}\x1b[K");
@@ -117,7 +121,7 @@ pub fn run(a: Args) -> CmdResult {
             // The store is down or unreachable past the request retries:
             // keep trying (the log keeps growing; nothing is lost).
             Err(Error::Store(msg)) if !a.once => {
-                backoff.wait(&what, &msg);
+                backoff.wait(&what, &msg, r.store());
                 continue;
             }
             Err(e) => return Err(fail(&what, e)),

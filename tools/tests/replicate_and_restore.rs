@@ -180,10 +180,20 @@ fn wrong_credentials_a_missing_bucket_and_an_unreachable_endpoint_are_one_line_e
     let d = TempDir::new("rep-errors");
     let db = d.path("app.db");
     drop(make_log(&db, 3));
+    // Garage's messages quote names as &quot;…&quot;: decoded, and each
+    // context said once.
+    let once = |e: &str| {
+        assert!(!e.contains("&quot;") && !e.contains("&amp;"), "{e}");
+        let ctx = e.split(": ").collect::<Vec<_>>();
+        assert!(ctx.windows(2).all(|w| w[0] != w[1]), "a context said twice: {e}");
+    };
     let e = fails(replicate_once(g, &db, "s3://nosuchbucket/x", &[]));
     assert!(e.contains("NoSuchBucket") || e.contains("404"), "{e}");
+    once(&e);
     let e = fails(g.pagelog().env("AWS_SECRET_ACCESS_KEY", "wrong").args(["info", &g.url("x")]).output().unwrap());
     assert!(e.contains("403") || e.contains("Forbidden") || e.contains("Access"), "{e}");
+    once(&e);
+    assert_eq!(e.matches("list ").count(), 1, "{e}");
     let t0 = std::time::Instant::now();
     let dead = format!(
         "http://127.0.0.1:{}",

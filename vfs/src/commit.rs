@@ -106,7 +106,7 @@ impl Log {
         if let Some(h) = st.header {
             return Ok(h.salt);
         }
-        let h = Header { format: format::FORMAT_VERSION, page_size, salt: random_u64(), created_us: now_us() };
+        let h = Header { format: self.new_format, page_size, salt: random_u64(), created_us: now_us() };
         let mut buf = vec![0u8; format::FIRST_RECORD as usize];
         buf[..format::HEADER_SIZE].copy_from_slice(&h.encode());
         self.io.set_len(0).map_err(|e| Error::io(&self.path, "truncate", Some(0), e))?;
@@ -279,7 +279,7 @@ impl Log {
         .unwrap_or(base.counter.wrapping_add(1));
 
         let salt = self.ensure_header(st, page_size, durability)?;
-        let offset = txn.spill_end().max(format::FIRST_RECORD);
+        let mut offset = txn.spill_end().max(format::FIRST_RECORD);
         let version = base.number + 1;
         let delta_pages = changed.len() as u64;
         let full = base.number == 0
@@ -287,6 +287,17 @@ impl Log {
             || st.entries_since_full + delta_pages > (db_pages as u64).max(FULL_MAP_MIN_ENTRIES)
             || st.commits_since_full + 1 >= (db_pages as u64 / FULL_MAP_PAGES_PER_COMMIT).max(FULL_MAP_MIN_COMMITS);
         let n_entries = if full { db_pages } else { changed.len() as u32 };
+        // Format 4: a full map's transaction carries the control state right
+        // before its commit record, where a reader of the map finds it.
+        let control = if full && self.format() >= format::FORMAT_V4 {
+            let info = crate::reclaim::control_as_of(&st.control, version, offset);
+            let prev = Link { version: base.number, offset: base.commit_offset, crc: base.commit_crc };
+            let rec = crate::reclaim::control_record(salt, offset, prev, page_size, &info, &[], false);
+            offset += rec.len() as u64;
+            Some((info, rec))
+        } else {
+            None
+        };
 
         // Small transactions store a changed page as a patch against its
         // image when that is small (FORMAT.md, "Patches": writer policy).
@@ -417,6 +428,15 @@ impl Log {
 
         let end = offset + lay.length;
         let txn_bytes = end - txn.start();
+        let (write_at, control) = match control {
+            Some((info, rec)) => {
+                let at = offset - rec.len() as u64;
+                let crc = format::trailer_crc(&rec[rec.len() - format::TRAILER_SIZE..]);
+                buf.splice(0..0, rec);
+                (at, Some((at, crc, info)))
+            }
+            None => (offset, None),
+        };
         let sync = match durability {
             Durability::Full => true,
             Durability::Normal => {
@@ -428,6 +448,8 @@ impl Log {
         let mark = sync || (durability == Durability::Off && txn_bytes >= OFF_MARK_BYTES);
         Ok(Some(Prepared {
             buf,
+            write_at,
+            control,
             offset,
             end,
             link,
@@ -478,13 +500,13 @@ impl Log {
             match self.write_zeros(p.end, to - p.end) {
                 Ok(()) => alloc_end = to,
                 Err(e) if matches!(e.raw_os_error(), Some(libc::ENOSPC) | Some(libc::EDQUOT)) => {
-                    let keep = p.alloc_end.max(p.offset);
+                    let keep = p.alloc_end.max(p.write_at);
                     self.io.set_len(keep).map_err(|e| Error::io(&self.path, "truncate", Some(keep), e))?;
                 }
                 Err(e) => return Err(Error::io(&self.path, "write", Some(p.end), e)),
             }
         }
-        self.io.write_at(&p.buf, p.offset).map_err(|e| Error::io(&self.path, "write commit", Some(p.offset), e))?;
+        self.io.write_at(&p.buf, p.write_at).map_err(|e| Error::io(&self.path, "write commit", Some(p.offset), e))?;
         if p.sync {
             self.io.sync().map_err(|e| Error::io(&self.path, "sync", None, e))?;
         }
@@ -544,6 +566,9 @@ impl Log {
             }
         }
         st.log_end = if marked { p.end + format::MARK_SIZE } else { p.end };
+        if let Some((at, crc, info)) = p.control {
+            st.control = Arc::new(st.control.copied(at, crc, info));
+        }
         if p.full {
             st.full_map_offset = p.offset;
             st.entries_since_full = 0;
@@ -577,6 +602,7 @@ impl Log {
             counter: p.counter,
             derive_page1: self.derive_page1(),
             page1: Default::default(),
+            control: st.control.clone(),
         });
         Ok(st.latest.clone())
     }
@@ -734,7 +760,12 @@ impl SpillStore for Log {
 
 /// A commit worked out under the state lock, to be written without it.
 struct Prepared {
+    /// The bytes written at `write_at`: a CONTROL record (format 4, before
+    /// a full map), then the commit record at `offset`.
     buf: Vec<u8>,
+    write_at: u64,
+    /// The CONTROL record written with the commit: offset, crc, info.
+    control: Option<(u64, u32, format::ControlInfo)>,
     offset: u64,
     end: u64,
     link: Link,

@@ -23,6 +23,8 @@ pub enum Error {
     ReadOnly { path: PathBuf, reason: String },
     /// A version number that does not exist in this log.
     NoSuchVersion { path: PathBuf, version: u64, latest: u64 },
+    /// A version the retention policy no longer keeps (format 4).
+    Reclaimed { path: PathBuf, version: u64, oldest: u64, latest: u64 },
     /// A request pagelog does not support, with the reason.
     Unsupported(String),
 }
@@ -63,6 +65,12 @@ impl fmt::Display for Error {
             Error::NoSuchVersion { path, version, latest } => {
                 write!(f, "{}: version {version} does not exist (the log holds versions 0 to {latest})", path.escaped())
             }
+            Error::Reclaimed { path, version, oldest, latest } => write!(
+                f,
+                "{}: version {version} is no longer kept: the retention policy keeps versions {oldest} to {latest} \
+                 (and version 0, the empty database)",
+                path.escaped()
+            ),
             Error::Unsupported(s) => f.write_str(s),
         }
     }

@@ -19,6 +19,10 @@ pub const MAGIC: [u8; 8] = *b"PAGELOG\0";
 /// writes to such logs in that format: no patches) and [`FORMAT_V1`] (whose
 /// logs it opens for reading only: see FORMAT.md's change log).
 pub const FORMAT_VERSION: u32 = 3;
+/// Format 4, in development (docs/format-4.md): CONTROL records, retention.
+/// Written only to logs created with `OpenOptions::format4` (tests); a
+/// release writes it by default once all of it has landed.
+pub const FORMAT_V4: u32 = 4;
 /// Format 2: no patches (the record header's bytes 6–7 are reserved).
 pub const FORMAT_V2: u32 = 2;
 /// The first format: no MARK records, page 1 stored whole. Readable, never
@@ -92,6 +96,10 @@ pub const MARK_SIZE: u64 = (RECORD_HEADER_SIZE + TRAILER_SIZE) as u64;
 /// boundary, oldest kept version, base tree (docs/format-4.md, "CONTROL
 /// records"). Sits between commits as a SPILL does.
 pub const KIND_CONTROL: u8 = 5;
+/// CONTROL flag (format 4): written after a sync that covered the commit it
+/// follows, so it claims that commit durable, as a MARK does. (A CONTROL
+/// written with a full map's commit, before any sync, does not.)
+pub const FLAG_CLAIM: u8 = 1;
 /// Commit flag: the entry table is the whole page map, not a delta.
 pub const FLAG_FULL_MAP: u8 = 1;
 /// Commit flag: the record and every frame it references were synced
@@ -322,7 +330,7 @@ impl Header {
             return Err(HeaderError::BadCrc { stored, computed });
         }
         let fv = u32_at(b, HDR_FORMAT);
-        if !(FORMAT_V1..=FORMAT_VERSION).contains(&fv) {
+        if !(FORMAT_V1..=FORMAT_V4).contains(&fv) {
             return Err(HeaderError::UnsupportedFormat(fv));
         }
         let hs = u32_at(b, HDR_SIZE_FIELD);
@@ -402,7 +410,8 @@ impl RecordHeader {
         // (A CONTROL is valid only in format 4: the reader, who knows the
         // file's format, checks that.)
         let kind_ok = h.kind == KIND_SPILL || h.kind == KIND_COMMIT || h.kind == KIND_MARK || h.kind == KIND_CONTROL;
-        let flags_ok = h.flags & !(FLAG_FULL_MAP | FLAG_SEALED) == 0 && (h.kind == KIND_COMMIT || h.flags == 0);
+        let flags_ok = h.flags & !(FLAG_FULL_MAP | FLAG_SEALED) == 0
+            && (h.kind == KIND_COMMIT || h.flags == 0 || (h.kind == KIND_CONTROL && h.flags == FLAG_CLAIM));
         // Only a COMMIT has a patch area (whether its format allows one is
         // for the reader, who knows the file's format, to check).
         let reserved_ok = h.patch_words == 0 || h.kind == KIND_COMMIT;
@@ -634,10 +643,10 @@ mod tests {
         let v1 = Header { format: FORMAT_V1, ..h };
         assert_eq!(Header::decode(&v1.encode()), Ok(v1), "format 1 is still read");
         let mut b = h.encode();
-        put_u32(&mut b, HDR_FORMAT, 4);
+        put_u32(&mut b, HDR_FORMAT, 5);
         let crc = crc32fast::hash(&b[..HDR_CRC]);
         put_u32(&mut b, HDR_CRC, crc);
-        assert_eq!(Header::decode(&b), Err(HeaderError::UnsupportedFormat(4)));
+        assert_eq!(Header::decode(&b), Err(HeaderError::UnsupportedFormat(5)));
         let v2 = Header { format: FORMAT_V2, ..h };
         assert_eq!(Header::decode(&v2.encode()), Ok(v2), "format 2 is still read");
     }

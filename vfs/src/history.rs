@@ -171,6 +171,9 @@ impl Log {
         if latest.number == 0 {
             return Ok(0);
         }
+        if let Some(v) = self.oldest_kept() {
+            return Ok(v); // format 4: a retention policy freed the versions before it
+        }
         let salt = self.salt()?;
         match self.read_record(salt, format::FIRST_RECORD, latest.end)? {
             Some(r) if r.h.version >= 1 && r.h.version <= latest.number => Ok(r.h.version),
@@ -189,9 +192,22 @@ impl Log {
         let salt = self.salt()?;
         let end = latest.end;
         let mut out = Vec::new();
-        let mut pos = format::FIRST_RECORD;
+        // Format 4: below the boundary the log is freed; the walk starts at
+        // the record there, which follows a commit no longer in the file, and
+        // lists the versions the retention policy keeps.
+        let (boundary, oldest) = {
+            let st = self.lock();
+            (st.control.boundary(), if st.control.redirects() { st.control.info.oldest_version } else { 0 })
+        };
+        let mut pos = boundary;
         let mut txn_start = pos;
         let mut prev = Prev::NONE;
+        if boundary > format::FIRST_RECORD {
+            if let Some(r) = self.read_record(salt, pos, end)? {
+                let l = r.prev_link();
+                prev = Prev { version: l.version, offset: l.offset, crc: l.crc };
+            }
+        }
         while pos < end {
             let rec = match self.read_record(salt, pos, end)? {
                 Some(r) => r,
@@ -200,12 +216,15 @@ impl Log {
             if !prev.follows(&rec) {
                 return Err(self.corrupt(pos, prev.describe(), describe_link(&rec)));
             }
-            if rec.is_commit() {
+            if rec.is_commit() && rec.h.version < oldest {
+                prev = Prev::of(&rec);
+                txn_start = rec.end();
+            } else if rec.is_commit() {
                 let entries = self.read_entries(&rec)?;
                 out.push(CommitSummary::of(&rec, txn_start, &entries));
                 prev = Prev::of(&rec);
                 txn_start = rec.end();
-            } else if rec.h.kind == format::KIND_MARK {
+            } else if rec.h.kind == format::KIND_MARK || rec.is_control() {
                 txn_start = rec.end();
             }
             pos = rec.end();
@@ -256,6 +275,17 @@ impl Log {
 
     fn verify_once(&self, progress: &mut dyn FnMut(u64, u64)) -> VerifyReport {
         let mut rep = VerifyReport::default();
+        if self.refresh().is_ok() && self.lock().control.redirects() {
+            // Format 4 (in development): frames below the boundary are read
+            // through the base tree, which this walk does not do yet. Say so
+            // rather than call the freed region damage.
+            rep.error = Some(Error::Unsupported(format!(
+                "{}: verify does not yet check a log whose oldest part a retention policy freed (format 4, in \
+                 development); recovery and every read still check each page against its crc",
+                self.path.display()
+            )));
+            return rep;
+        }
         // Recovery first, then the file's length: everything recovery
         // reached lies below it, whatever writers append meanwhile.
         match self.refresh() {

@@ -20,6 +20,7 @@
 pub mod boundary;
 pub mod commit;
 pub mod compact;
+pub mod control;
 pub mod diff;
 pub mod error;
 pub mod format;
@@ -29,6 +30,7 @@ pub mod log;
 pub mod name;
 pub mod pagemap;
 pub mod patch;
+pub mod reclaim;
 pub mod recovery;
 pub mod registry;
 pub mod retention;

@@ -35,8 +35,9 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
+use crate::control::Control;
 use crate::error::{Error, Result};
-use crate::format::{self, CommitInfo, Header, RecordHeader};
+use crate::format::{self, CommitInfo, ControlInfo, Header, RecordHeader};
 use crate::patch;
 use crate::storage::LogFile;
 use crate::version::Mapping;
@@ -64,6 +65,10 @@ pub struct OpenOptions {
     /// Never pre-allocate: the file only ever grows by appends (for storage
     /// that can only append). Syncs then also persist the new file size.
     pub append_only: bool,
+    /// Create a new log in format 4 (in development: CONTROL records and
+    /// retention, docs/format-4.md). Tests only until it is complete.
+    #[doc(hidden)]
+    pub format4: bool,
 }
 
 /// A result that is either the thing, or where and why the log's bytes
@@ -76,6 +81,8 @@ pub(crate) struct Rec {
     pub(crate) offset: u64,
     pub(crate) h: RecordHeader,
     pub(crate) info: CommitInfo,
+    /// A CONTROL record's control info (format 4); default for the others.
+    pub(crate) control: ControlInfo,
     pub(crate) payload_start: u64,
     /// The trailer's crc: what the next record names as `prev_crc`.
     pub(crate) crc: u32,
@@ -98,6 +105,9 @@ impl Rec {
     }
     pub(crate) fn is_commit(&self) -> bool {
         self.h.kind == format::KIND_COMMIT
+    }
+    pub(crate) fn is_control(&self) -> bool {
+        self.h.kind == format::KIND_CONTROL
     }
     pub(crate) fn is_full(&self) -> bool {
         self.h.flags & format::FLAG_FULL_MAP != 0
@@ -152,6 +162,8 @@ pub(crate) struct State {
     pub(crate) unsynced_bytes: u64,
     /// A connection of this process is writing a commit record right now.
     pub(crate) committing: bool,
+    /// The log's control state (format 4; `Control::none()` before).
+    pub(crate) control: Arc<Control>,
 }
 
 pub struct Log {
@@ -160,6 +172,8 @@ pub struct Log {
     pub(crate) io: Arc<dyn LogFile>,
     pub(crate) read_only: bool,
     pub(crate) append_only: bool,
+    /// The format a new log is created in.
+    pub(crate) new_format: u32,
     pub(crate) state: Mutex<State>,
     /// The file's format version (0 until a header is read or written):
     /// how records are laid out, and whether page 1's counters are derived.
@@ -211,6 +225,7 @@ impl Log {
             io,
             read_only: opts.read_only,
             append_only: opts.append_only,
+            new_format: if opts.format4 { format::FORMAT_V4 } else { format::FORMAT_VERSION },
             committed: Mutex::new((Arc::new(Mapping::empty(path)), 0)),
             format: AtomicU32::new(0),
             state: Mutex::new(State {
@@ -228,6 +243,7 @@ impl Log {
                 unsynced: false,
                 unsynced_bytes: 0,
                 committing: false,
+                control: Arc::new(Control::none()),
             }),
         };
         Ok(log)

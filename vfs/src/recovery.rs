@@ -8,7 +8,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use crate::error::{Error, Result};
-use crate::format::{self, CommitInfo, Entry, Header, HeaderError, RecordHeader};
+use crate::format::{self, CommitInfo, ControlInfo, Entry, Header, HeaderError, RecordHeader};
 use crate::log::{Link, Log, OpenOptions, Rec, State};
 use crate::patch;
 
@@ -31,7 +31,11 @@ pub(crate) struct Walked {
     /// The newest commit known durable: the start's claim, raised by every
     /// MARK and horizon the walked records carry.
     pub(crate) durable: Link,
+    /// The last CONTROL record the walk passed (format 4): part of the log,
+    /// so the log end is past it.
+    pub(crate) control: Option<Rec>,
 }
+use crate::control::Control;
 use crate::pagemap::PageMap;
 use crate::storage::LogFile;
 use crate::version::{Mapping, Version};
@@ -148,10 +152,7 @@ impl Log {
             return Ok(None); // reserved before format 3
         }
         if h.kind == format::KIND_CONTROL {
-            return Ok(None); // format 4 only, which this build does not write or read yet
-        }
-        if offset.saturating_add(h.length) > len {
-            return Ok(None);
+            return self.read_control(salt, offset, h, &head);
         }
         let entries = if h.kind == format::KIND_COMMIT {
             if head.len() < format::RECORD_HEADER_SIZE + format::COMMIT_INFO_SIZE {
@@ -183,7 +184,45 @@ impl Log {
             }
         }
         let crc = format::trailer_crc(&t);
-        Ok(Some(Rec { offset, h, info, payload_start: lay.payload_start, crc, meta: meta.into() }))
+        let control = ControlInfo::default();
+        Ok(Some(Rec { offset, h, info, control, payload_start: lay.payload_start, crc, meta: meta.into() }))
+    }
+
+    /// `read_record` for a CONTROL record (format 4), whose header `h` and
+    /// first bytes `head` were read: its layout comes from its control info,
+    /// and, as for every record, each field from the read its crc checked.
+    fn read_control(&self, salt: u64, offset: u64, h: RecordHeader, head: &[u8]) -> Result<Option<Rec>> {
+        if self.format() < format::FORMAT_V4
+            || h.frames != 0
+            || h.flags & !format::FLAG_CLAIM != 0
+            || h.patch_words != 0
+        {
+            return Ok(None);
+        }
+        let mut first = vec![0u8; format::CONTROL_INFO_SIZE];
+        let have = head.len().saturating_sub(format::RECORD_HEADER_SIZE).min(first.len());
+        first[..have].copy_from_slice(&head[format::RECORD_HEADER_SIZE..format::RECORD_HEADER_SIZE + have]);
+        if have < format::CONTROL_INFO_SIZE {
+            let rest =
+                self.read_vec(offset + (format::RECORD_HEADER_SIZE + have) as u64, format::CONTROL_INFO_SIZE - have)?;
+            first[have..].copy_from_slice(&rest);
+        }
+        let Some(c0) = ControlInfo::decode(&first) else { return Ok(None) };
+        let lay = format::control_layout(&c0);
+        if lay.length != h.length {
+            return Ok(None);
+        }
+        let meta = self.read_vec(offset, lay.payload_start as usize)?;
+        let t = self.read_vec(offset + h.length - format::TRAILER_SIZE as u64, format::TRAILER_SIZE)?;
+        if !format::check_trailer(salt, offset, &meta, &t) || RecordHeader::decode(salt, &meta) != Some(h) {
+            return Ok(None);
+        }
+        let Some(control) = ControlInfo::decode(&meta[format::RECORD_HEADER_SIZE..]).filter(|c| *c == c0) else {
+            return Ok(None);
+        };
+        let crc = format::trailer_crc(&t);
+        let info = CommitInfo::default();
+        Ok(Some(Rec { offset, h, info, control, payload_start: lay.payload_start, crc, meta: meta.into() }))
     }
 
     /// The record's map entries, decoded from the metadata its crc checked
@@ -293,7 +332,8 @@ impl Log {
     ) -> Result<Walked> {
         // The commit the walk follows, and its page size (0: none).
         let (mut prev, mut prev_ps) = from;
-        let mut w = Walked { commits: Vec::new(), log_end: pos, durable };
+        let mut w = Walked { commits: Vec::new(), log_end: pos, durable, control: None };
+        let mut controls: Vec<Rec> = Vec::new();
         let start = prev;
         let mut commit_end = prev_end;
         let mut txn_start = pos;
@@ -326,6 +366,22 @@ impl Log {
                 || (first && rec.is_commit() && !rec.is_full())
             {
                 break;
+            }
+            if rec.is_control() {
+                // Part of the log (format 4): the next record goes after it,
+                // and a later transaction's records start there. One written
+                // after a sync claims the commit it follows durable.
+                if rec.h.flags & format::FLAG_CLAIM != 0 && prev.offset != 0 && prev.version > w.durable.version {
+                    w.durable = prev;
+                }
+                pos = rec.end();
+                txn_start = pos;
+                w.log_end = pos;
+                if let Some(c) = w.commits.last_mut() {
+                    c.log_end = pos;
+                }
+                controls.push(rec);
+                continue;
             }
             if !rec.is_commit() {
                 pos = rec.end();
@@ -397,6 +453,9 @@ impl Log {
                 }
             }
         }
+        // The last CONTROL record the kept log holds (one written with a
+        // commit cut off above is not part of it).
+        w.control = controls.into_iter().rfind(|c| c.end() <= w.log_end);
         Ok(w)
     }
 
@@ -501,8 +560,9 @@ impl Log {
         let w = self.scan_forward(salt, len, pos, (prev, ps), pos, prev)?;
         let log_end = w.log_end;
         let durable = w.durable;
+        let walked_control = w.control;
         match w.commits.into_iter().next_back().map(|c| c.rec).or(start) {
-            Some(latest) => self.load_version(st, salt, len, &latest, log_end, durable),
+            Some(latest) => self.load_version(st, salt, len, &latest, log_end, durable, walked_control),
             None => Ok(()),
         }
     }
@@ -520,6 +580,7 @@ impl Log {
             let Some(last) = self.find_last_record(salt, len, below)? else { return Ok(None) };
             let (claim, by) = match last.h.kind {
                 format::KIND_MARK => (last.prev_link(), last.offset),
+                format::KIND_CONTROL if last.h.flags & format::FLAG_CLAIM != 0 => (last.prev_link(), last.offset),
                 format::KIND_COMMIT if last.h.flags & format::FLAG_SEALED != 0 => return Ok(Some(last)),
                 format::KIND_COMMIT => (last.horizon(), last.offset),
                 _ if last.h.prev_commit == 0 => return Ok(None),
@@ -583,6 +644,18 @@ impl Log {
     /// deltas after it; also returns the delta entries since that full map.
     /// Also returns the delta entries and commits since that full map.
     pub(crate) fn build_map(&self, salt: u64, len: u64, rec: &Rec) -> Result<(PageMap, u64, u64)> {
+        Ok(self.build_map_and_control(salt, len, rec)?.0)
+    }
+
+    /// [`Log::build_map`], and the newest CONTROL record (format 4) among
+    /// the one right before the full map's commit and those after it, up to
+    /// `rec`: the control state as of `rec` (None: the log has none yet).
+    pub(crate) fn build_map_and_control(
+        &self,
+        salt: u64,
+        len: u64,
+        rec: &Rec,
+    ) -> Result<((PageMap, u64, u64), Option<Rec>)> {
         let fo = rec.info.full_map_offset;
         let full = match self.read_record(salt, fo, len)? {
             Some(r) if r.is_commit() && r.is_full() && r.h.version <= rec.h.version => r,
@@ -602,6 +675,7 @@ impl Log {
         let mut commits = 0u64;
         let mut pos = full.end();
         let mut last = full.clone();
+        let mut control = self.control_before(salt, len, &full)?;
         while last.offset != rec.offset {
             let r = self.read_record(salt, pos, len)?.ok_or_else(|| {
                 self.corrupt(pos, format!("a record between versions {} and {}", last.h.version, rec.h.version), "none")
@@ -635,18 +709,57 @@ impl Log {
                 map.apply(r.info.db_pages, &entries);
                 last = r.clone();
             }
+            if r.is_control() {
+                control = Some(r.clone());
+            }
             pos = r.end();
         }
-        Ok((map, since, commits))
+        Ok(((map, since, commits), control))
+    }
+
+    /// The CONTROL record that ends right where commit `c` starts and
+    /// follows the same commit (format 4 writes one before every full map,
+    /// in the same transaction). None before format 4.
+    fn control_before(&self, salt: u64, len: u64, c: &Rec) -> Result<Option<Rec>> {
+        if self.format() < format::FORMAT_V4 || !c.is_full() {
+            return Ok(None);
+        }
+        let t = c.offset.saturating_sub(format::TRAILER_SIZE as u64);
+        if t < format::FIRST_RECORD {
+            return Err(self.corrupt(c.offset, "the CONTROL record of this full map's transaction", "none"));
+        }
+        let ro = format::trailer_record_offset(&self.read_vec(t, format::TRAILER_SIZE)?);
+        match self.read_record(salt, ro, len)? {
+            Some(r) if r.is_control() && r.end() == c.offset && r.prev_link() == c.prev_link() => Ok(Some(r)),
+            _ => Err(self.corrupt(
+                c.offset,
+                "the CONTROL record of this full map's transaction right before it (format 4)",
+                "none",
+            )),
+        }
     }
 
     /// Installs commit `rec` as the latest version; the log goes on to
     /// `log_end`, and `durable` is the newest commit known durable.
-    fn load_version(&self, st: &mut State, salt: u64, len: u64, rec: &Rec, log_end: u64, durable: Link) -> Result<()> {
+    #[allow(clippy::too_many_arguments)]
+    fn load_version(
+        &self,
+        st: &mut State,
+        salt: u64,
+        len: u64,
+        rec: &Rec,
+        log_end: u64,
+        durable: Link,
+        walked_control: Option<Rec>,
+    ) -> Result<()> {
         // rec passed recovery: everything below the log end is committed.
         self.mapping_covering(st, log_end)?;
         self.publish(st, log_end);
-        let (map, since, commits) = self.build_map(salt, len, rec)?;
+        let ((map, since, commits), control) = self.build_map_and_control(salt, len, rec)?;
+        // The control state: the newest CONTROL record of the log (format 4).
+        if let Some(c) = [control, walked_control].into_iter().flatten().max_by_key(|c| c.offset) {
+            self.install_control(st, &c, log_end)?;
+        }
         st.commits_since_full = commits;
         st.full_map_offset = rec.info.full_map_offset;
         st.entries_since_full = since;
@@ -657,11 +770,31 @@ impl Log {
         st.horizon = durable;
         st.log_end = log_end;
         let mapping = self.mapping_covering(st, log_end)?;
-        st.latest = Arc::new(self.make_version(rec, map, mapping));
+        st.latest = Arc::new(self.make_version(rec, map, mapping, st.control.clone()));
         Ok(())
     }
 
-    pub(crate) fn make_version(&self, rec: &Rec, map: PageMap, mapping: Arc<Mapping>) -> Version {
+    /// Makes CONTROL record `c` the log's control state (its base tree read
+    /// from the log, all of it below `log_end`).
+    pub(crate) fn install_control(&self, st: &mut State, c: &Rec, log_end: u64) -> Result<()> {
+        if st.control.offset == c.offset && st.control.crc == c.crc {
+            return Ok(());
+        }
+        let mapping = self.mapping_covering(st, log_end)?;
+        let src_end = log_end.min(mapping.cap);
+        let control = Control::load(c.offset, c.crc, c.control, &mapping, src_end)
+            .map_err(|d| self.corrupt(d.offset, d.expected, d.found))?;
+        st.control = Arc::new(control);
+        Ok(())
+    }
+
+    pub(crate) fn make_version(
+        &self,
+        rec: &Rec,
+        map: PageMap,
+        mapping: Arc<Mapping>,
+        control: Arc<Control>,
+    ) -> Version {
         Version {
             number: rec.h.version,
             page_size: rec.h.page_size,
@@ -675,6 +808,7 @@ impl Log {
             counter: rec.info.page1_counter,
             derive_page1: self.derive_page1(),
             page1: Default::default(),
+            control,
         }
     }
 
@@ -691,6 +825,10 @@ impl Log {
         let mapping = st.mapping.clone();
         if n == 0 {
             return Ok(Arc::new(Version::empty(latest.page_size, mapping)));
+        }
+        if st.control.redirects() && n < st.control.info.oldest_version {
+            let oldest = st.control.info.oldest_version;
+            return Err(Error::Reclaimed { path: self.path.clone(), version: n, oldest, latest: latest.number });
         }
         let salt = st.header.expect("a log with versions has a header").salt;
         let len = latest.end;
@@ -719,8 +857,10 @@ impl Log {
             want_crc = r.h.prev_crc;
         };
         let (map, _, _) = self.build_map(salt, len, &rec)?;
-        let mapping = self.mapping_covering(&mut st, rec.end())?;
-        Ok(Arc::new(self.make_version(&rec, map, mapping)))
+        // Redirected pages lie in CONTROL records after the version's end.
+        let cover = rec.end().max(st.log_end);
+        let mapping = self.mapping_covering(&mut st, cover)?;
+        Ok(Arc::new(self.make_version(&rec, map, mapping, st.control.clone())))
     }
 
     /// The version commit `rec` makes, read in place without a refresh: its
@@ -733,7 +873,7 @@ impl Log {
         let (map, _, _) = self.build_map(salt, len, rec)?;
         let mut st = self.lock();
         let mapping = self.mapping_covering(&mut st, rec.end())?;
-        Ok(Arc::new(self.make_version(rec, map, mapping)))
+        Ok(Arc::new(self.make_version(rec, map, mapping, st.control.clone())))
     }
 
     /// One pread instead of a stat and a pread per transaction (the common
@@ -783,7 +923,13 @@ impl Log {
             self.mapping_covering(&mut st, w.log_end)?;
             self.publish(&st, w.log_end);
         }
+        if let Some(c) = &w.control {
+            self.install_control(&mut st, c, w.log_end)?;
+        }
         if w.commits.is_empty() {
+            if !Arc::ptr_eq(&st.latest.control, &st.control) {
+                st.latest = Arc::new(st.latest.with_control(st.control.clone(), st.mapping.clone()));
+            }
             return Ok(st.latest.clone());
         }
         let mut map = st.latest.map.clone();
@@ -820,6 +966,7 @@ impl Log {
             counter: r.info.page1_counter,
             derive_page1: self.derive_page1(),
             page1: Default::default(),
+            control: st.control.clone(),
         });
         Ok(st.latest.clone())
     }

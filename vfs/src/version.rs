@@ -40,6 +40,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use memmap2::{Mmap, MmapOptions};
 
+use crate::control::Control;
 use crate::error::{Error, Result};
 use crate::format;
 use crate::pagemap::{PageMap, Slot};
@@ -182,14 +183,24 @@ impl Mapping {
     /// `map_ok`: a patch checked before may be read from the map (as
     /// `Mapping::frame` reads); SQLite's reads (`Version::read`) always
     /// `pread`, so that a file another program cut short is an error there.
-    fn read_patched(&self, at: u64, crc: u32, pgno: u32, page: &mut [u8], map_ok: bool) -> Result<()> {
+    /// `fix`: where the base a patch names is read (format 4 redirects a
+    /// base below the boundary: `Version::base_of`).
+    fn read_patched(
+        &self,
+        at: u64,
+        crc: u32,
+        pgno: u32,
+        page: &mut [u8],
+        map_ok: bool,
+        fix: &dyn Fn(u64) -> u64,
+    ) -> Result<()> {
         use std::os::unix::fs::FileExt;
         let checked = self.patch_checked(at, crc);
         if checked && map_ok {
             // Checked before: both lie in the file (invariant 5).
             let b = self.slice(at, patch::stated_size(self.slice(at, patch::HEADER)).expect("16 bytes"));
             let p = patch::parse(b, at, page.len() as u32).expect("a checked patch");
-            page.copy_from_slice(self.slice(p.base, page.len()));
+            page.copy_from_slice(self.slice(fix(p.base), page.len()));
             p.apply(b, page);
             return Ok(());
         }
@@ -244,9 +255,10 @@ impl Mapping {
             return Err(truncated(at + b.len() as u64));
         }
         let p = patch::parse(&b, at, page.len() as u32).map_err(|e| bad(format!("a patch breaking a rule: {e}")))?;
-        let n = read_upto(page, p.base)?;
+        let base = fix(p.base);
+        let n = read_upto(page, base)?;
         if n != page.len() {
-            return Err(truncated(p.base + n as u64));
+            return Err(truncated(base + n as u64));
         }
         p.apply(&b, page);
         if checked {
@@ -254,7 +266,7 @@ impl Mapping {
         }
         let found = format::frame_crc(page);
         if found != crc {
-            return Err(bad(format!("a page with crc {found:#010x} (base image at {})", p.base)));
+            return Err(bad(format!("a page with crc {found:#010x} (base image at {base})")));
         }
         self.mark_patch_checked(at, crc);
         Ok(())
@@ -333,6 +345,9 @@ pub struct Version {
     pub(crate) derive_page1: bool,
     /// Page 1 as read (patched), made on its first read.
     pub(crate) page1: OnceLock<Box<[u8]>>,
+    /// The log's control state when this version was read: references
+    /// below its boundary are redirected through its base tree (format 4).
+    pub(crate) control: Arc<Control>,
 }
 
 /// The SQLite header's file change counter and version-valid-for number.
@@ -388,11 +403,61 @@ impl Version {
             counter: 0,
             derive_page1: false,
             page1: OnceLock::new(),
+            control: Arc::new(Control::none()),
         }
     }
 
     pub fn db_pages(&self) -> u32 {
         self.map.pages()
+    }
+
+    /// The same version read under another control state (a CONTROL record
+    /// appended after its commit).
+    pub(crate) fn with_control(&self, control: Arc<Control>, mapping: Arc<Mapping>) -> Version {
+        Version {
+            number: self.number,
+            page_size: self.page_size,
+            map: self.map.clone(),
+            commit_offset: self.commit_offset,
+            commit_crc: self.commit_crc,
+            end: self.end,
+            timestamp_us: self.timestamp_us,
+            checksum: self.checksum,
+            mapping,
+            counter: self.counter,
+            derive_page1: self.derive_page1,
+            page1: OnceLock::new(),
+            control,
+        }
+    }
+
+    /// Page `pgno`'s slot as it reads: redirected when it lies below the
+    /// control state's boundary (format 4; `control.rs` invariant 1).
+    #[inline]
+    fn slot(&self, pgno: u32) -> Result<Option<Slot>> {
+        let Some(s) = self.map.get(pgno) else { return Ok(None) };
+        if !self.control.redirects() {
+            return Ok(Some(s));
+        }
+        match self.control.slot(pgno, s) {
+            Some(r) => Ok(Some(r)),
+            None => Err(Error::Corrupt {
+                path: self.mapping.path.clone(),
+                offset: crate::patch::position(s.offset),
+                expected: format!(
+                    "a copy of page {pgno} (crc {:#010x}) in the base tree: the page lies in the region freed below {}",
+                    s.crc,
+                    self.control.boundary()
+                ),
+                found: "none".into(),
+            }),
+        }
+    }
+
+    /// Where a patch of page `pgno` naming base image `base` reads it from.
+    #[inline]
+    fn base_of(&self, pgno: u32, base: u64) -> u64 {
+        self.control.base(pgno, base).unwrap_or(base)
     }
 
     pub fn size_bytes(&self) -> u64 {
@@ -420,14 +485,15 @@ impl Version {
     /// Page `pgno` as stored: its frame, or the page its patch makes;
     /// page 1 without its derived counters (invariant 4).
     fn stored_page(&self, pgno: u32) -> Result<Option<Cow<'_, [u8]>>> {
-        let Some(slot) = self.map.get(pgno) else { return Ok(None) };
+        let Some(slot) = self.slot(pgno)? else { return Ok(None) };
         let ps = self.page_size as usize;
         if slot.offset == 0 {
             return Ok(Some(Cow::Borrowed(&ZEROS[..ps])));
         }
         if patch::is_patch(slot.offset) {
             let mut page = vec![0u8; ps];
-            self.mapping.read_patched(patch::position(slot.offset), slot.crc, pgno, &mut page, true)?;
+            let fix = |b| self.base_of(pgno, b);
+            self.mapping.read_patched(patch::position(slot.offset), slot.crc, pgno, &mut page, true, &fix)?;
             return Ok(Some(Cow::Owned(page)));
         }
         Ok(Some(Cow::Borrowed(self.mapping.frame(slot.offset, ps, slot.crc, pgno)?)))
@@ -441,7 +507,7 @@ impl Version {
     /// back the new page whatever its bytes are, and the new entry's crc is
     /// the new page's.
     pub(crate) fn patch_base(&self, pgno: u32) -> Result<Option<(u64, Cow<'_, [u8]>)>> {
-        let Some(Slot { offset, crc }) = self.map.get(pgno) else { return Ok(None) };
+        let Some(Slot { offset, crc }) = self.slot(pgno)? else { return Ok(None) };
         let ps = self.page_size as usize;
         if offset == 0 {
             return Ok(None);
@@ -452,10 +518,11 @@ impl Version {
         // Through the map, as `Mapping::frame` reads: the writer calls this
         // right after `Log::refresh` checked that the file holds the log.
         let at = patch::position(offset);
-        let base = patch::base_of(self.mapping.slice(at, 8)).expect("8 bytes");
-        if !patch::base_ok(base, at, ps as u32) {
+        let named = patch::base_of(self.mapping.slice(at, 8)).expect("8 bytes");
+        if !patch::base_ok(named, at, ps as u32) {
             return Ok(None); // damaged: store the page whole
         }
+        let base = self.base_of(pgno, named);
         Ok(Some((base, Cow::Borrowed(self.mapping.slice(base, ps)))))
     }
 
@@ -473,7 +540,7 @@ impl Version {
         if pgno == 1 && self.derive_page1 {
             return None; // patched on read: never a slice of the map
         }
-        let slot = self.map.get(pgno)?;
+        let slot = self.slot(pgno).ok()??;
         if patch::is_patch(slot.offset) {
             return None; // made on read (invariant 5)
         }
@@ -499,7 +566,7 @@ impl Version {
             let pgno = (off / ps) as u32 + 1;
             let in_page = (off % ps) as usize;
             let n = (ps as usize - in_page).min(buf.len() - done);
-            let slot = self.map.get(pgno).expect("page within size");
+            let slot = self.slot(pgno)?.expect("page within size");
             if pgno == 1 && self.derive_page1 && slot.offset != 0 {
                 let p = self.page(1)?.expect("page 1 within size");
                 buf[done..done + n].copy_from_slice(&p[in_page..in_page + n]);
@@ -509,10 +576,12 @@ impl Version {
                 let at = patch::position(slot.offset);
                 if n == ps as usize {
                     // A whole page (SQLite's reads): made in place.
-                    self.mapping.read_patched(at, slot.crc, pgno, &mut buf[done..done + n], false)?;
+                    let fix = |b| self.base_of(pgno, b);
+                    self.mapping.read_patched(at, slot.crc, pgno, &mut buf[done..done + n], false, &fix)?;
                 } else {
+                    let fix = |b| self.base_of(pgno, b);
                     let mut page = vec![0u8; ps as usize];
-                    self.mapping.read_patched(at, slot.crc, pgno, &mut page, false)?;
+                    self.mapping.read_patched(at, slot.crc, pgno, &mut page, false, &fix)?;
                     buf[done..done + n].copy_from_slice(&page[in_page..in_page + n]);
                 }
             } else {

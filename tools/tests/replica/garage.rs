@@ -21,6 +21,7 @@ pub struct Garage {
     pub secret: String,
     pub bucket: String,
     s3_port: u16,
+    rpc_port: u16,
     /// The watchdog shells (each ends soon after its server).
     watchdogs: std::sync::Mutex<Vec<std::process::Child>>,
 }
@@ -53,6 +54,19 @@ fn run(cmd: &mut Command) -> String {
 impl Garage {
     /// Starts a node, assigns its layout, creates key `k` and bucket `bkt`.
     pub fn start(name: &str) -> Garage {
+        let secret: String = (0..32).map(|i| format!("{:02x}", (i * 37 + std::process::id() as usize) % 251)).collect();
+        let mut g = Garage::node(name, &secret, 1);
+        g.wait_cli(|c| c.arg("status"));
+        let id = g.node_id();
+        g.wait_cli(|c| c.args(["layout", "assign", "-z", "dc1", "-c", "1G", &id]));
+        run(g.cli().args(["layout", "apply", "--version", "1"]));
+        g.make_key_and_bucket();
+        g.wait_s3();
+        g
+    }
+
+    /// A node's configuration and server (not yet in a layout).
+    fn node(name: &str, secret: &str, replication_factor: u32) -> Garage {
         static N: AtomicU32 = AtomicU32::new(0);
         let dir = std::env::temp_dir().join("pagelog-garage").join(format!(
             "{name}-{}-{}",
@@ -62,13 +76,12 @@ impl Garage {
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         let (rpc, s3, admin) = (free_port(), free_port(), free_port());
-        let secret: String = (0..32).map(|i| format!("{:02x}", (i * 37 + std::process::id() as usize) % 251)).collect();
         let cfg = dir.join("garage.toml");
         std::fs::write(
             &cfg,
             format!(
                 "metadata_dir = \"{d}/meta\"\ndata_dir = \"{d}/data\"\ndb_engine = \"sqlite\"\n\
-                 replication_factor = 1\nrpc_bind_addr = \"127.0.0.1:{rpc}\"\n\
+                 replication_factor = {replication_factor}\nrpc_bind_addr = \"127.0.0.1:{rpc}\"\n\
                  rpc_public_addr = \"127.0.0.1:{rpc}\"\nrpc_secret = \"{secret}\"\n\n\
                  [s3_api]\ns3_region = \"garage\"\napi_bind_addr = \"127.0.0.1:{s3}\"\n\
                  root_domain = \".s3.garage.localhost\"\n\n[admin]\napi_bind_addr = \"127.0.0.1:{admin}\"\n",
@@ -76,7 +89,7 @@ impl Garage {
             ),
         )
         .unwrap();
-        let mut g = Garage {
+        let g = Garage {
             dir,
             cfg,
             endpoint: format!("http://127.0.0.1:{s3}"),
@@ -84,26 +97,34 @@ impl Garage {
             secret: String::new(),
             bucket: "bkt".into(),
             s3_port: s3,
+            rpc_port: rpc,
             watchdogs: Default::default(),
         };
         g.spawn();
-        g.wait_cli(|c| c.arg("status"));
-        let id = g.wait_cli(|c| c.args(["node", "id", "-q"]));
-        let id = id.trim().split('@').next().unwrap().to_string();
-        g.wait_cli(|c| c.args(["layout", "assign", "-z", "dc1", "-c", "1G", &id]));
-        run(g.cli().args(["layout", "apply", "--version", "1"]));
-        let key = g.wait_cli(|c| c.args(["key", "create", "k"]));
+        g
+    }
+
+    fn node_id(&self) -> String {
+        let id = self.wait_cli(|c| c.args(["node", "id", "-q"]));
+        id.trim().split('@').next().unwrap().to_string()
+    }
+
+    fn make_key_and_bucket(&mut self) {
+        let key = self.wait_cli(|c| c.args(["key", "create", "k"]));
         let field = |label: &str| {
             key.lines()
                 .find_map(|l| l.trim().strip_prefix(label).map(|v| v.trim_start_matches(':').trim().to_string()))
                 .unwrap_or_else(|| panic!("no {label:?} in `garage key create` output:\n{key}"))
         };
-        g.key_id = field("Key ID");
-        g.secret = field("Secret key");
-        run(g.cli().args(["bucket", "create", "bkt"]));
-        run(g.cli().args(["bucket", "allow", "--read", "--write", "--owner", "bkt", "--key", "k"]));
-        g.wait_s3();
-        g
+        self.key_id = field("Key ID");
+        self.secret = field("Secret key");
+        self.wait_cli(|c| c.args(["bucket", "create", "bkt"]));
+        self.wait_cli(|c| c.args(["bucket", "allow", "--read", "--write", "--owner", "bkt", "--key", "k"]));
+    }
+
+    /// The S3 API's `host:port`.
+    pub fn s3_addr(&self) -> String {
+        format!("127.0.0.1:{}", self.s3_port)
     }
 
     pub fn cli(&self) -> Command {
@@ -113,7 +134,7 @@ impl Garage {
     }
 
     /// Retries a CLI command while the node starts.
-    fn wait_cli(&self, f: impl Fn(&mut Command) -> &mut Command) -> String {
+    pub fn wait_cli(&self, f: impl Fn(&mut Command) -> &mut Command) -> String {
         let t0 = Instant::now();
         loop {
             let mut c = self.cli();
@@ -196,10 +217,16 @@ impl Garage {
 
     /// `pagelog ARGS` with this server's credentials in its environment.
     pub fn pagelog(&self) -> Command {
+        self.pagelog_at(&self.endpoint)
+    }
+
+    /// `pagelog ARGS` with this server's credentials, reaching it at
+    /// `endpoint` (a proxy in front of it, another node of its cluster).
+    pub fn pagelog_at(&self, endpoint: &str) -> Command {
         let mut c = Command::new(env!("CARGO_BIN_EXE_pagelog"));
         c.env("AWS_ACCESS_KEY_ID", &self.key_id)
             .env("AWS_SECRET_ACCESS_KEY", &self.secret)
-            .env("AWS_ENDPOINT_URL", &self.endpoint)
+            .env("AWS_ENDPOINT_URL", endpoint)
             .env("AWS_REGION", "garage")
             .env_remove("AWS_SESSION_TOKEN");
         c
@@ -215,6 +242,7 @@ impl Garage {
             token: None,
             endpoint: Some(self.endpoint.clone()),
             region: "garage".into(),
+            timeout: pagelog_replica::store::DEFAULT_TIMEOUT,
         };
         pagelog_replica::Store::new(loc, cfg).unwrap()
     }
@@ -224,5 +252,39 @@ impl Drop for Garage {
     fn drop(&mut self) {
         self.kill();
         let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A cluster of Garage nodes on loopback, `replication_factor` = its size,
+/// one zone per node, all connected, the layout applied; key `k` and bucket
+/// `bkt` created (every node's `key_id`/`secret` are the same).
+pub struct Cluster {
+    pub nodes: Vec<Garage>,
+}
+
+impl Cluster {
+    pub fn start(name: &str, n: usize) -> Cluster {
+        let secret: String = (0..32).map(|i| format!("{:02x}", (i * 53 + std::process::id() as usize) % 251)).collect();
+        let mut nodes: Vec<Garage> = (0..n).map(|i| Garage::node(&format!("{name}-n{i}"), &secret, n as u32)).collect();
+        for g in &nodes {
+            g.wait_cli(|c| c.arg("status"));
+        }
+        let ids: Vec<String> = nodes.iter().map(|g| g.node_id()).collect();
+        for (g, id) in nodes.iter().zip(&ids).skip(1) {
+            let addr = format!("{id}@127.0.0.1:{}", g.rpc_port);
+            nodes[0].wait_cli(|c| c.args(["node", "connect", &addr]));
+        }
+        for (i, id) in ids.iter().enumerate() {
+            nodes[0].wait_cli(|c| c.args(["layout", "assign", "-z", &format!("dc{i}"), "-c", "1G", id]));
+        }
+        nodes[0].wait_cli(|c| c.args(["layout", "apply", "--version", "1"]));
+        nodes[0].make_key_and_bucket();
+        let (key_id, secret) = (nodes[0].key_id.clone(), nodes[0].secret.clone());
+        for g in nodes.iter_mut() {
+            g.key_id = key_id.clone();
+            g.secret = secret.clone();
+            g.wait_s3();
+        }
+        Cluster { nodes }
     }
 }

@@ -414,7 +414,7 @@ pub(crate) fn error_code(e: &Error) -> c_int {
         Error::Corrupt { .. } => ffi::SQLITE_CORRUPT,
         Error::Busy { .. } => ffi::SQLITE_BUSY_SNAPSHOT,
         Error::ReadOnly { .. } => ffi::SQLITE_READONLY,
-        Error::NoSuchVersion { .. } => ffi::SQLITE_CANTOPEN,
+        Error::NoSuchVersion { .. } | Error::Reclaimed { .. } => ffi::SQLITE_CANTOPEN,
         Error::Unsupported(_) => ffi::SQLITE_ERROR,
     }
 }

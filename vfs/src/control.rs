@@ -1,0 +1,165 @@
+//! The log's control state (format 4, docs/format-4.md): its retention
+//! policy, the boundary `B` below which the log is freed, the oldest kept
+//! version, and the base tree through which every reference below `B` is
+//! redirected.
+//!
+//! # Invariants
+//! 1. A reference to an item below `B` (a map slot, a patch's base) is never
+//!    read where it points: it is redirected through the base tree (the
+//!    slot of the same page), and the referencing entry's crc checks the
+//!    result, as it checks any page.
+//! 2. The base tree's slots name items at or after `B` only, a patch's base
+//!    included (the reclaimer relocates a patch together with its base).
+//! 3. A `Control` is immutable: a new CONTROL record makes a new one, and a
+//!    version keeps the one it was made with for as long as it lives (its
+//!    reader's epoch lock keeps the bytes it redirects to).
+//!
+//! Phase 1 (this file): the base tree is read whole into memory when a
+//! control state is loaded (its size is the pages relocated, at most the
+//! database's); step 5 of the design reads it on demand.
+
+use std::collections::HashMap;
+
+use crate::format::{self, ControlInfo};
+use crate::pagemap::Slot;
+use crate::patch;
+use crate::retention::Policy;
+use crate::tree;
+use crate::version::Mapping;
+
+/// One control state: a CONTROL record and its base tree.
+#[derive(Debug, Default)]
+pub struct Control {
+    /// The CONTROL record's offset (0: none; the state of a log that has no
+    /// CONTROL record) and trailer crc.
+    pub offset: u64,
+    pub crc: u32,
+    pub info: ControlInfo,
+    /// The base tree's slots, by page.
+    base: HashMap<u32, Slot>,
+    /// For base-tree slots that are patches: the offset of their base image.
+    bases: HashMap<u32, u64>,
+}
+
+impl Control {
+    /// The state of a log that has no CONTROL record.
+    pub fn none() -> Control {
+        Control { info: ControlInfo { boundary: format::FIRST_RECORD, ..Default::default() }, ..Default::default() }
+    }
+
+    /// Loads the state of the CONTROL record at `offset` (crc `crc`, info
+    /// `info`), reading its base tree through `map`, which covers every
+    /// byte below `end`. Err: the base tree is damaged.
+    pub(crate) fn load(
+        offset: u64,
+        crc: u32,
+        info: ControlInfo,
+        map: &Mapping,
+        end: u64,
+    ) -> Result<Control, tree::Damage> {
+        let mut c = Control { offset, crc, info, base: HashMap::new(), bases: HashMap::new() };
+        if info.base_root == 0 {
+            return Ok(c);
+        }
+        let src = MapSource { map, end };
+        let root = tree::Root { offset: info.base_root, crc: info.base_crc, depth: info.base_depth };
+        tree::walk(&src, root, &mut |pgno, s| {
+            c.base.insert(pgno, Slot { offset: s.offset, crc: s.crc });
+        })?;
+        for (&pgno, s) in &c.base {
+            if patch::is_patch(s.offset) {
+                let at = patch::position(s.offset);
+                let base = src.node_bytes_at(at, 8).and_then(patch::base_of).ok_or_else(|| tree::Damage {
+                    offset: at,
+                    expected: format!("a patch of page {pgno} named by the base tree"),
+                    found: "bytes past the end of the log".into(),
+                })?;
+                c.bases.insert(pgno, base);
+            }
+        }
+        Ok(c)
+    }
+
+    /// The same state, now held by the CONTROL record at `offset` (a copy
+    /// written before a full map, whose info may differ only in what a copy
+    /// updates: the oldest version's record while the log starts).
+    pub(crate) fn copied(&self, offset: u64, crc: u32, info: ControlInfo) -> Control {
+        Control { offset, crc, info, base: self.base.clone(), bases: self.bases.clone() }
+    }
+
+    /// `B`: bytes below it are freed (or about to be).
+    pub fn boundary(&self) -> u64 {
+        self.info.boundary.max(format::FIRST_RECORD)
+    }
+
+    /// Whether any reference can need redirecting.
+    pub fn redirects(&self) -> bool {
+        self.boundary() > format::FIRST_RECORD
+    }
+
+    pub fn epoch(&self) -> u64 {
+        self.info.epoch
+    }
+
+    pub fn policy(&self) -> Policy {
+        let some = |v: u64| (v != 0).then_some(v);
+        Policy {
+            versions: some(self.info.keep_versions),
+            age_secs: some(self.info.keep_seconds),
+            bytes: some(self.info.keep_bytes),
+        }
+    }
+
+    /// The slot page `pgno` reads through when its map slot is `s`: `s`
+    /// itself at or after `B`; below it, the base tree's slot for the page,
+    /// which must make the same page (the same crc). None: a reference below
+    /// `B` that the base tree cannot redirect (damage).
+    #[inline]
+    pub fn slot(&self, pgno: u32, s: Slot) -> Option<Slot> {
+        if s.offset == 0 || patch::position(s.offset) >= self.boundary() {
+            return Some(s);
+        }
+        self.base.get(&pgno).copied().filter(|b| b.crc == s.crc)
+    }
+
+    /// Where the base image of a patch of page `pgno` lies when the patch
+    /// names `base`: `base` itself at or after `B`; below it, the base tree
+    /// slot's image, or that slot's patch's base.
+    #[inline]
+    pub fn base(&self, pgno: u32, base: u64) -> Option<u64> {
+        if base >= self.boundary() {
+            return Some(base);
+        }
+        let s = self.base.get(&pgno)?;
+        if patch::is_patch(s.offset) {
+            self.bases.get(&pgno).copied()
+        } else {
+            Some(s.offset)
+        }
+    }
+
+    /// The base tree's slots (for the reclaimer).
+    pub(crate) fn base_slots(&self) -> &HashMap<u32, Slot> {
+        &self.base
+    }
+}
+
+/// The log's committed bytes as a [`tree::NodeSource`].
+pub(crate) struct MapSource<'a> {
+    pub(crate) map: &'a Mapping,
+    /// Bytes below this are committed and in the file.
+    pub(crate) end: u64,
+}
+
+impl MapSource<'_> {
+    fn node_bytes_at(&self, offset: u64, len: usize) -> Option<&[u8]> {
+        let end = offset.checked_add(len as u64)?;
+        (end <= self.end && end <= self.map.cap && self.map.mmap.is_some()).then(|| self.map.slice(offset, len))
+    }
+}
+
+impl tree::NodeSource for MapSource<'_> {
+    fn node_bytes(&self, offset: u64, len: usize) -> Option<&[u8]> {
+        self.node_bytes_at(offset, len)
+    }
+}
