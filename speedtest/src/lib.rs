@@ -9,6 +9,9 @@
 //!   the `sqlite3` shell;
 //! * [`measure`]: bytes written, file sizes, filesystem;
 //! * [`probe`]: fsync counting under strace;
+//! * [`proc_cost`]: a child process's CPU time and peak RSS (`wait4`);
+//! * [`worker`]: reader/writer worker processes and their protocol;
+//! * [`latency`]: mergeable latency histograms;
 //! * [`stats`]: median and range over runs;
 //! * [`verdict`]: the like-for-like comparisons that lead the report;
 //! * [`report`]: the tables and the JSON;
@@ -18,12 +21,15 @@
 
 pub mod chart;
 pub mod config;
+pub mod latency;
 pub mod measure;
 pub mod probe;
+pub mod proc_cost;
 pub mod report;
 pub mod rng;
 pub mod runner;
 pub mod stats;
 pub mod verdict;
 pub mod words;
+pub mod worker;
 pub mod workload;

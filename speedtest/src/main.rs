@@ -1,8 +1,15 @@
 //! The `speedtest` command line: parse flags, run every configuration
 //! round-robin, print the tables, write the JSON. See speedtest/README.md.
-//! `--suite scale` runs `scale.rs` instead.
+//! `--suite scale` runs `scale_suite.rs` (scale.rs, open_cost.rs,
+//! growth.rs), `--suite concurrency` runs `concurrency.rs`; `--worker` makes
+//! this process a worker (worker.rs).
 
+mod concurrency;
+mod growth;
+mod open_cost;
 mod scale;
+mod scale_suite;
+mod suite_flags;
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -59,11 +66,12 @@ struct Cli {
     #[arg(long)]
     shell: bool,
 
-    /// The sqlite3 shell to use with --shell.
+    /// The sqlite3 shell to use with --shell (and by --suite scale's `open` part).
     #[arg(long, value_name = "PATH", default_value = "sqlite3")]
     sqlite3: PathBuf,
 
-    /// The pagelog loadable extension, for pagelog configurations with --shell.
+    /// The pagelog loadable extension, for pagelog configurations with --shell
+    /// (and for --suite scale's `open` part).
     #[arg(long, value_name = "PATH", default_value = "target/release/libpagelog.so")]
     extension: PathBuf,
 
@@ -117,29 +125,46 @@ struct Cli {
     /// the one-transaction database, before its open is timed [default: 10000].
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
     scale_processes: Option<u64>,
+
+    #[command(flatten)]
+    suites: suite_flags::SuiteFlags,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 enum Suite {
     Main,
     Scale,
+    /// Readers and writers as separate processes (issue 23).
+    Concurrency,
 }
 
-/// Flags that only one suite reads; giving one to the other is an error.
-const MAIN_ONLY: [&str; 11] = [
-    "configs",
-    "runs",
-    "scale",
-    "all_tests",
-    "shell",
-    "sqlite3",
-    "extension",
-    "no_fsync_probe",
-    "no_sync",
-    "pause_ms",
-    "chart",
-];
-const SCALE_ONLY: [&str; 3] = ["scale_size", "scale_versions", "scale_processes"];
+impl Suite {
+    fn name(self) -> &'static str {
+        match self {
+            Suite::Main => "main",
+            Suite::Scale => "scale",
+            Suite::Concurrency => "concurrency",
+        }
+    }
+}
+
+/// Flags that only one suite reads; giving one to another is an error.
+/// (`--sqlite3` and `--extension` serve the main and scale suites, `--runs`
+/// the main and concurrency suites, `--quick` scale and concurrency.)
+const MAIN_ONLY: [&str; 9] =
+    ["configs", "runs", "scale", "all_tests", "shell", "no_fsync_probe", "no_sync", "pause_ms", "chart"];
+use suite_flags::{CONCURRENCY_ONLY, SCALE_ONLY};
+
+fn foreign_flags(suite: Suite) -> Vec<&'static str> {
+    let (main, scale, conc) = (MAIN_ONLY.iter(), SCALE_ONLY.iter(), CONCURRENCY_ONLY.iter());
+    match suite {
+        Suite::Main => scale.chain(conc).chain(&["quick"]).copied().collect(),
+        Suite::Scale => main.chain(conc).copied().collect(),
+        Suite::Concurrency => {
+            main.filter(|f| **f != "runs").chain(scale).chain(&["sqlite3", "extension"]).copied().collect()
+        }
+    }
+}
 
 fn parse_scale(s: &str) -> Result<f64, String> {
     let f: f64 = s.trim().parse().map_err(|_| format!("not a number (expected 0 < F <= {MAX_SCALE})"))?;
@@ -147,11 +172,20 @@ fn parse_scale(s: &str) -> Result<f64, String> {
 }
 
 fn main() -> ExitCode {
+    // proc_cost.rs's helper, before anything else touches memory.
+    let mut args = std::env::args_os().skip(1);
+    if args.next().is_some_and(|a| a == "--cost-child") {
+        return ExitCode::from(speedtest::proc_cost::cost_child_main(args) as u8);
+    }
     let matches = Cli::command().get_matches();
     let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
-    let result = match cli.suite {
-        Suite::Main => check_suite_flags(&matches, "main", &SCALE_ONLY).and_then(|()| run(cli)),
-        Suite::Scale => check_suite_flags(&matches, "scale", &MAIN_ONLY).and_then(|()| run_scale(cli)),
+    let check = || check_suite_flags(&matches, cli.suite.name(), &foreign_flags(cli.suite));
+    let runs_given = matches.value_source("runs") == Some(ValueSource::CommandLine);
+    let result = match (&cli.suites.worker, cli.suite) {
+        (Some(spec), _) => speedtest::worker::Spec::decode(spec).and_then(|s| speedtest::worker::run_worker(&s)),
+        (None, Suite::Main) => check().and_then(|()| run(cli)),
+        (None, Suite::Scale) => check().and_then(|()| run_scale(cli)),
+        (None, Suite::Concurrency) => check().and_then(|()| run_concurrency(cli, runs_given)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -251,15 +285,66 @@ fn emit(cli: &Cli, table: &str, json: impl FnOnce() -> serde_json::Value) -> Res
     Ok(())
 }
 
-/// `--suite scale`: see scale.rs.
+/// `--suite scale`: see scale_suite.rs.
 fn run_scale(cli: Cli) -> Result<(), String> {
     pagelog::register().map_err(|e| format!("cannot register the pagelog VFS: {e}"))?;
+    let f = &cli.suites;
+    let parts = f.parts();
+    let extension = if parts.open {
+        fs::canonicalize(&cli.extension).map_err(|e| {
+            format!(
+                "--extension {}: {e} (build it with `cargo build --release -p pagelog`, \
+                 or leave `open` out of --parts)",
+                cli.extension.display()
+            )
+        })?
+    } else {
+        cli.extension.clone()
+    };
     let (dir, temporary, _) = work_dir(&cli)?;
     let opts = scale::ScaleOpts {
         dir: dir.clone(),
-        size: cli.scale_size.unwrap_or(scale::DEFAULT_SIZE),
-        versions: cli.scale_versions.unwrap_or(scale::DEFAULT_VERSIONS),
-        processes: cli.scale_processes.unwrap_or(scale::DEFAULT_PROCESSES),
+        size: f.pick(cli.scale_size, 64 << 20, scale::DEFAULT_SIZE),
+        versions: f.pick(cli.scale_versions, 1000, scale::DEFAULT_VERSIONS),
+        processes: f.pick(cli.scale_processes, 100, scale::DEFAULT_PROCESSES),
+        parts,
+        pairs: f.pick(f.pairs, 21, 21) as usize,
+        version_age: f.pick(f.version_age, 500, 5000),
+        growth_commits: f.pick(f.growth_commits, 2000, 500_000),
+        growth_sample: f.pick(f.growth_sample, 500, 10_000),
+        retain: f.retain.clone(),
+        sqlite3: cli.sqlite3.clone(),
+        extension,
+    };
+    let exe = scale_suite::current_exe()?;
+    let quiet = cli.quiet;
+    let t0 = Instant::now();
+    let progress = |msg: String| {
+        if !quiet {
+            eprintln!("[{:6.1} s] {msg}", t0.elapsed().as_secs_f64());
+        }
+    };
+    let report =
+        scale_suite::run(&opts, &exe, &progress).map_err(|e| format!("{e}\n(the files are in {})", dir.display()))?;
+    emit(&cli, &report.render(), || report.to_json())?;
+    if temporary && !cli.keep {
+        fs::remove_dir_all(&dir).map_err(|e| format!("remove {}: {e}", dir.display()))?;
+    } else {
+        progress(format!("speedtest: files kept in {}", dir.display()));
+    }
+    Ok(())
+}
+
+/// `--suite concurrency`: see concurrency.rs.
+fn run_concurrency(cli: Cli, runs_given: bool) -> Result<(), String> {
+    pagelog::register().map_err(|e| format!("cannot register the pagelog VFS: {e}"))?;
+    let f = &cli.suites;
+    let (dir, temporary, _) = work_dir(&cli)?;
+    let opts = concurrency::ConcOpts {
+        dir: dir.clone(),
+        rounds: if runs_given { cli.runs } else { f.pick(None, 2, 5) },
+        round_secs: f.pick(f.round_secs, 0.5, 3.0),
+        exe: scale_suite::current_exe()?,
     };
     let quiet = cli.quiet;
     let t0 = Instant::now();
@@ -268,12 +353,11 @@ fn run_scale(cli: Cli) -> Result<(), String> {
             eprintln!("[{:6.1} s] {msg}", t0.elapsed().as_secs_f64());
         }
     };
-    let report = scale::run(&opts, &progress).map_err(|e| format!("{e}\n(the files are in {})", dir.display()))?;
-    emit(&cli, &report.render(), || report.to_json())?;
+    let (table, json) =
+        concurrency::run(&opts, &progress).map_err(|e| format!("{e}\n(the files are in {})", dir.display()))?;
+    emit(&cli, &table, || json)?;
     if temporary && !cli.keep {
         fs::remove_dir_all(&dir).map_err(|e| format!("remove {}: {e}", dir.display()))?;
-    } else {
-        progress(format!("speedtest: files kept in {}", dir.display()));
     }
     Ok(())
 }
@@ -471,10 +555,7 @@ mod tests {
     fn check(args: &[&str]) -> Result<(), String> {
         let m = Cli::command().try_get_matches_from(args).map_err(|e| e.to_string())?;
         let cli = Cli::from_arg_matches(&m).map_err(|e| e.to_string())?;
-        match cli.suite {
-            Suite::Main => check_suite_flags(&m, "main", &SCALE_ONLY),
-            Suite::Scale => check_suite_flags(&m, "scale", &MAIN_ONLY),
-        }
+        check_suite_flags(&m, cli.suite.name(), &foreign_flags(cli.suite))
     }
 
     #[test]
@@ -493,5 +574,15 @@ mod tests {
             Err("--scale-size does not apply to --suite main".into())
         );
         assert!(check(&["speedtest", "--suite", "scale", "--scale-versions", "100"]).is_err(), "must exceed 100");
+        assert_eq!(check(&["speedtest", "--suite", "concurrency", "--runs", "3", "--quick"]), Ok(()));
+        assert_eq!(
+            check(&["speedtest", "--suite", "concurrency", "--pairs", "3"]),
+            Err("--pairs does not apply to --suite concurrency".into())
+        );
+        assert_eq!(
+            check(&["speedtest", "--suite", "scale", "--round-secs", "1"]),
+            Err("--round-secs does not apply to --suite scale".into())
+        );
+        assert_eq!(check(&["speedtest", "--quick"]), Err("--quick does not apply to --suite main".into()));
     }
 }

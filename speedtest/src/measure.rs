@@ -244,6 +244,13 @@ pub fn cpu_model() -> Option<String> {
     Some(format!("{n} * {model}"))
 }
 
+/// The 1, 5 and 15 minute load averages from /proc/loadavg (empty if missing):
+/// other work on the machine shows here.
+pub fn load_average() -> String {
+    let avg = fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    avg.split_whitespace().take(3).collect::<Vec<_>>().join(" ")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -49,6 +49,7 @@ use rusqlite::Connection;
 use serde_json::{json, Value};
 
 use speedtest::config::Config;
+use speedtest::latency::Histogram;
 use speedtest::measure::{cpu_model, db_sizes, filesystem_of, remove_db_files, sync_filesystems, Filesystem};
 use speedtest::report::{iso8601_utc, markdown_table, stats};
 use speedtest::runner::{self, exec_statement};
@@ -67,8 +68,8 @@ pub const DEFAULT_PROCESSES: u64 = 10_000;
 
 /// The configurations compared: their setup SQL (journal mode, synchronous)
 /// is the main suite's.
-const PAGELOG: Config = Config::PagelogNormal;
-const STOCK: Config = Config::WalNormal;
+pub(crate) const PAGELOG: Config = Config::PagelogNormal;
+pub(crate) const STOCK: Config = Config::WalNormal;
 
 const OPEN_REPEATS: usize = 11;
 const VERSION_REPEATS: usize = 5;
@@ -87,9 +88,34 @@ const READS: Budget = Budget { ops: 1_000_000, time: Duration::from_secs(3) };
 const UPDATES_NORMAL: Budget = Budget { ops: 100_000, time: Duration::from_secs(3) };
 const UPDATES_FULL: Budget = Budget { ops: 10_000, time: Duration::from_secs(3) };
 
+/// Which parts of `--suite scale` run (see scale_suite.rs).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Parts {
+    /// This file's steps (issue 4): build, history, opens, reads, revert, compact.
+    pub classic: bool,
+    /// open_cost.rs: a new sqlite3 process's open + one query (issue 21).
+    pub open: bool,
+    /// growth.rs: steady-state growth under single-row UPDATEs (issue 20).
+    pub growth: bool,
+}
+
 /// What `--suite scale` was asked to do.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Default)]
 pub struct ScaleOpts {
+    pub parts: Parts,
+    /// open_cost: whole-process pairs per database state.
+    pub pairs: usize,
+    /// open_cost: how many commits old the `?version=N` opened is.
+    pub version_age: u64,
+    /// growth: single-row UPDATEs by the long-lived writer, and how often
+    /// the disk use is sampled.
+    pub growth_commits: u64,
+    pub growth_sample: u64,
+    /// growth: a retention policy, set with `PRAGMA pagelog_retain`.
+    pub retain: Option<String>,
+    /// The stock shell and the extension it `.load`s (open_cost).
+    pub sqlite3: PathBuf,
+    pub extension: PathBuf,
     pub dir: PathBuf,
     /// Database size to build, bytes.
     pub size: u64,
@@ -111,6 +137,14 @@ pub enum Cell {
     },
     Bytes(u64),
     Ratio(f64),
+    /// Samples in MiB (peak RSS, or differences of it).
+    Mib(Vec<f64>),
+    /// Per-pair ratios: their median and spread.
+    Ratios(Vec<f64>),
+    /// Commit (or read) latencies.
+    Latency(Histogram),
+    /// (commits so far, bytes on disk) samples of a growing database.
+    Curve(Vec<(u64, u64)>),
     /// Not measured, and why.
     Missing(String),
 }
@@ -140,6 +174,9 @@ pub struct Target {
 pub struct ScaleReport {
     pub sqlite_version: String,
     pub date: String,
+    /// Cores and load average at the start and the end: other work on the
+    /// machine shows here.
+    pub machine: String,
     pub cpu: Option<String>,
     pub dir: PathBuf,
     pub filesystem: Option<Filesystem>,
@@ -153,7 +190,7 @@ pub struct ScaleReport {
 }
 
 /// splitmix64, for row ids.
-struct Rng(u64);
+pub(crate) struct Rng(pub u64);
 
 impl Rng {
     fn next(&mut self) -> u64 {
@@ -161,7 +198,7 @@ impl Rng {
     }
 
     /// A row id in 1..=rows.
-    fn id(&mut self, rows: i64) -> i64 {
+    pub fn id(&mut self, rows: i64) -> i64 {
         (self.next() % rows as u64) as i64 + 1
     }
 }
@@ -199,7 +236,7 @@ pub fn human_bytes(b: u64) -> String {
     }
 }
 
-fn fmt_ms(secs: f64) -> String {
+pub(crate) fn fmt_ms(secs: f64) -> String {
     let ms = secs * 1000.0;
     if ms < 1.0 {
         format!("{ms:.3}")
@@ -210,7 +247,7 @@ fn fmt_ms(secs: f64) -> String {
     }
 }
 
-fn median(xs: &[f64]) -> Option<f64> {
+pub(crate) fn median(xs: &[f64]) -> Option<f64> {
     stats(xs).map(|s| s.median)
 }
 
@@ -227,6 +264,31 @@ impl Cell {
             Cell::Rate { ops, secs } => format!("{:.0} ops/s ({ops} in {secs:.2} s)", *ops as f64 / secs),
             Cell::Bytes(b) => format!("{} ({b} B)", human_bytes(*b)),
             Cell::Ratio(r) => format!("{r:.2}×"),
+            Cell::Mib(xs) => match stats(xs) {
+                Some(s) if s.n > 1 => format!("{:.1} MiB ({:.1}–{:.1}, n={})", s.median, s.min, s.max, s.n),
+                Some(s) => format!("{:.1} MiB", s.median),
+                None => "n/a".into(),
+            },
+            Cell::Ratios(xs) => match stats(xs) {
+                Some(s) => format!("{:.2}× ({:.2}–{:.2}, n={})", s.median, s.min, s.max, s.n),
+                None => "n/a".into(),
+            },
+            Cell::Latency(h) => match (h.quantile(0.5), h.quantile(0.99)) {
+                (Some(p50), Some(p99)) => {
+                    format!("p50 {} ms, p99 {} ms, max {} ms (n={})", fmt_ms(p50), fmt_ms(p99), fmt_ms(h.max), h.n)
+                }
+                _ => "n/a".into(),
+            },
+            Cell::Curve(pts) => match (pts.first(), pts.last(), pts.iter().map(|p| p.1).max()) {
+                (Some(a), Some(z), Some(max)) => format!(
+                    "{} → max {}, final {} ({} samples)",
+                    human_bytes(a.1),
+                    human_bytes(max),
+                    human_bytes(z.1),
+                    pts.len()
+                ),
+                _ => "n/a".into(),
+            },
             Cell::Missing(why) => format!("n/a ({why})"),
         }
     }
@@ -245,6 +307,18 @@ impl Cell {
             Cell::Rate { ops, secs } => json!({"ops": ops, "seconds": secs, "ops_per_sec": *ops as f64 / secs}),
             Cell::Bytes(b) => json!({ "bytes": b }),
             Cell::Ratio(r) => json!({ "ratio": r }),
+            Cell::Mib(xs) | Cell::Ratios(xs) => {
+                let s = stats(xs);
+                json!({ "samples": xs, "median": s.map(|s| s.median), "min": s.map(|s| s.min), "max": s.map(|s| s.max) })
+            }
+            Cell::Latency(h) => {
+                json!({ "n": h.n, "p50": h.quantile(0.5), "p99": h.quantile(0.99), "max": h.max, "histogram": h.to_json() })
+            }
+            Cell::Curve(pts) => json!({
+                "samples": pts.iter().map(|(c, b)| json!({"commits": c, "bytes": b})).collect::<Vec<_>>(),
+                "max_bytes": pts.iter().map(|p| p.1).max(),
+                "final_bytes": pts.last().map(|p| p.1),
+            }),
             Cell::Missing(why) => json!({ "missing": why }),
         }
     }
@@ -260,6 +334,7 @@ impl ScaleReport {
         if let Some(cpu) = &self.cpu {
             let _ = writeln!(out, "CPU:         {cpu}");
         }
+        let _ = writeln!(out, "Machine:     {}", self.machine);
         let fs = self
             .filesystem
             .as_ref()
@@ -318,6 +393,7 @@ impl ScaleReport {
             "suite": "scale",
             "sqlite_version": self.sqlite_version,
             "date": self.date,
+            "machine": self.machine,
             "cpu": self.cpu,
             "dir": self.dir.display().to_string(),
             "filesystem": self.filesystem.as_ref().map(|f| json!({
@@ -350,42 +426,42 @@ impl ScaleReport {
 
 // ---- SQLite helpers ---------------------------------------------------------
 
-fn open_conn(cfg: Config, path: &Path) -> Result<Connection, String> {
+pub(crate) fn open_conn(cfg: Config, path: &Path) -> Result<Connection, String> {
     let conn = runner::open(cfg, path)?;
     exec_statement(&conn, &cfg.per_connection_sql()).map_err(|e| format!("{cfg}: {e}"))?;
     Ok(conn)
 }
 
-fn set_sync(conn: &Connection, cfg: Config, level: &str) -> Result<(), String> {
+pub(crate) fn set_sync(conn: &Connection, cfg: Config, level: &str) -> Result<(), String> {
     exec_statement(conn, &format!("PRAGMA synchronous={level};"))
         .map_err(|e| format!("{cfg}: synchronous={level}: {e}"))
 }
 
-fn query_i64(conn: &Connection, cfg: Config, sql: &str) -> Result<i64, String> {
+pub(crate) fn query_i64(conn: &Connection, cfg: Config, sql: &str) -> Result<i64, String> {
     conn.query_row(sql, [], |r| r.get::<_, i64>(0)).map_err(|e| format!("{cfg}: `{sql}`: {e}"))
 }
 
-fn pagelog_version(conn: &Connection) -> Result<u64, String> {
+pub(crate) fn pagelog_version(conn: &Connection) -> Result<u64, String> {
     let v: String = conn
         .query_row("PRAGMA pagelog_version", [], |r| r.get(0))
         .map_err(|e| format!("{PAGELOG}: PRAGMA pagelog_version: {e}"))?;
     v.parse().map_err(|_| format!("{PAGELOG}: PRAGMA pagelog_version returned {v:?}"))
 }
 
-const UPDATE_SQL: &str = "UPDATE t SET v = randomblob(1000) WHERE id = ?1";
-const SELECT_SQL: &str = "SELECT v FROM t WHERE id = ?1";
+pub(crate) const UPDATE_SQL: &str = "UPDATE t SET v = randomblob(1000) WHERE id = ?1";
+pub(crate) const SELECT_SQL: &str = "SELECT v FROM t WHERE id = ?1";
 
-struct Built {
-    secs: f64,
-    rows: i64,
-    txns: u64,
-    db_bytes: u64,
-    page_size: u32,
+pub(crate) struct Built {
+    pub secs: f64,
+    pub rows: i64,
+    pub txns: u64,
+    pub db_bytes: u64,
+    pub page_size: u32,
 }
 
 /// Fills `t` until the database holds `size` bytes (or, with `rows`, exactly
 /// that many rows), in transactions of `batch_rows` rows.
-fn build(cfg: Config, path: &Path, size: u64, rows: Option<i64>, batch_rows: i64) -> Result<Built, String> {
+pub(crate) fn build(cfg: Config, path: &Path, size: u64, rows: Option<i64>, batch_rows: i64) -> Result<Built, String> {
     remove_db_files(path)?;
     let t0 = Instant::now();
     let conn = runner::open(cfg, path)?;
@@ -578,7 +654,7 @@ fn time_open_interleaved(logs: &[(&Path, u64)]) -> Result<Vec<Vec<f64>>, String>
 }
 
 /// The median over rounds of `a[r] / b[r]`.
-fn paired_ratio(a: &[f64], b: &[f64]) -> Option<f64> {
+pub(crate) fn paired_ratio(a: &[f64], b: &[f64]) -> Option<f64> {
     let r: Vec<f64> = a.iter().zip(b).filter(|(_, b)| **b > 0.0).map(|(a, b)| a / b).collect();
     median(&r)
 }
@@ -653,11 +729,11 @@ fn commits_since_full_map(path: &Path) -> Result<(u64, u64), String> {
     Ok((since, full_maps))
 }
 
-fn file_bytes(path: &Path) -> Result<u64, String> {
+pub(crate) fn file_bytes(path: &Path) -> Result<u64, String> {
     Ok(db_sizes(path)?.total())
 }
 
-fn check_rows(cfg: Config, path: &Path, rows: i64, when: &str) -> Result<(), String> {
+pub(crate) fn check_rows(cfg: Config, path: &Path, rows: i64, when: &str) -> Result<(), String> {
     let conn = runner::open(cfg, path)?;
     let n = query_i64(&conn, cfg, "SELECT count(*) FROM t")?;
     if n != rows {
@@ -668,9 +744,9 @@ fn check_rows(cfg: Config, path: &Path, rows: i64, when: &str) -> Result<(), Str
 
 // ---- the suite ------------------------------------------------------------------
 
-/// Runs the suite in `opts.dir` (which must exist). `progress` gets one
+/// Runs this file's steps (the `classic` part) in `opts.dir` (which must exist). `progress` gets one
 /// line per step.
-pub fn run(opts: &ScaleOpts, progress: &dyn Fn(String)) -> Result<ScaleReport, String> {
+pub fn run_classic(opts: &ScaleOpts, progress: &dyn Fn(String)) -> Result<ScaleReport, String> {
     let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
     let date = iso8601_utc(now);
     let pl = opts.dir.join("scale-pagelog.db");
@@ -1060,6 +1136,7 @@ pub fn run(opts: &ScaleOpts, progress: &dyn Fn(String)) -> Result<ScaleReport, S
     Ok(ScaleReport {
         sqlite_version: rusqlite::version().to_string(),
         date,
+        machine: String::new(),
         cpu: cpu_model(),
         dir: opts.dir.clone(),
         filesystem: filesystem_of(&opts.dir),
@@ -1117,10 +1194,17 @@ mod tests {
         let r = ScaleReport {
             sqlite_version: "3.x".into(),
             date: "1970-01-01T00:00:00Z".into(),
+            machine: "2 cores".into(),
             cpu: None,
             dir: PathBuf::from("/nowhere"),
             filesystem: None,
-            opts: ScaleOpts { dir: PathBuf::from("/nowhere"), size: 1 << 30, versions: 100_000, processes: 10_000 },
+            opts: ScaleOpts {
+                dir: PathBuf::from("/nowhere"),
+                size: 1 << 30,
+                versions: 100_000,
+                processes: 10_000,
+                ..Default::default()
+            },
             rows_in_table: 10,
             page_size: 4096,
             rows: vec![Row {

@@ -129,8 +129,11 @@ pub const CTL_KEEP_SECONDS: usize = CTL_KEEP_VERSIONS + 8; // u64
 pub const CTL_KEEP_BYTES: usize = CTL_KEEP_SECONDS + 8; // u64
 pub const CTL_BOUNDARY: usize = CTL_KEEP_BYTES + 8; // u64
 pub const CTL_OLDEST_VERSION: usize = CTL_BOUNDARY + 8; // u64
-pub const CTL_OLDEST_OFFSET: usize = CTL_OLDEST_VERSION + 8; // u64
-pub const CTL_BASE_ROOT: usize = CTL_OLDEST_OFFSET + 8; // u64
+/// u32: salted crc of the payload (a CONTROL record is not well-formed
+/// until its payload is whole: a step's copies and tree nodes are trusted
+/// only once they are all there), then 4 reserved zero bytes.
+pub const CTL_PAYLOAD_CRC: usize = CTL_OLDEST_VERSION + 8;
+pub const CTL_BASE_ROOT: usize = CTL_PAYLOAD_CRC + 8; // u64
 pub const CTL_BASE_CRC: usize = CTL_BASE_ROOT + 8; // u32
 pub const CTL_BASE_DEPTH: usize = CTL_BASE_CRC + 4; // u8, then 3 reserved zero bytes
 pub const CTL_OLDEST_TIMESTAMP: usize = CTL_BASE_DEPTH + 4; // u64
@@ -150,7 +153,7 @@ pub struct ControlInfo {
     pub keep_bytes: u64,
     pub boundary: u64,
     pub oldest_version: u64,
-    pub oldest_offset: u64,
+    pub payload_crc: u32,
     pub base_root: u64,
     pub base_crc: u32,
     pub base_depth: u8,
@@ -170,7 +173,7 @@ impl ControlInfo {
         put_u64(b, CTL_KEEP_BYTES, self.keep_bytes);
         put_u64(b, CTL_BOUNDARY, self.boundary);
         put_u64(b, CTL_OLDEST_VERSION, self.oldest_version);
-        put_u64(b, CTL_OLDEST_OFFSET, self.oldest_offset);
+        put_u32(b, CTL_PAYLOAD_CRC, self.payload_crc);
         put_u64(b, CTL_BASE_ROOT, self.base_root);
         put_u32(b, CTL_BASE_CRC, self.base_crc);
         b[CTL_BASE_DEPTH] = self.base_depth;
@@ -185,7 +188,10 @@ impl ControlInfo {
     /// first record and 8-aligned, a base root given whole or not at all.
     /// `None`: not a valid control info.
     pub fn decode(b: &[u8]) -> Option<ControlInfo> {
-        if b.len() < CONTROL_INFO_SIZE || b[CTL_BASE_DEPTH + 1..CTL_BASE_DEPTH + 4] != [0, 0, 0] {
+        if b.len() < CONTROL_INFO_SIZE
+            || b[CTL_BASE_DEPTH + 1..CTL_BASE_DEPTH + 4] != [0, 0, 0]
+            || b[CTL_PAYLOAD_CRC + 4..CTL_PAYLOAD_CRC + 8] != [0, 0, 0, 0]
+        {
             return None;
         }
         let c = ControlInfo {
@@ -195,7 +201,7 @@ impl ControlInfo {
             keep_bytes: u64_at(b, CTL_KEEP_BYTES),
             boundary: u64_at(b, CTL_BOUNDARY),
             oldest_version: u64_at(b, CTL_OLDEST_VERSION),
-            oldest_offset: u64_at(b, CTL_OLDEST_OFFSET),
+            payload_crc: u32_at(b, CTL_PAYLOAD_CRC),
             base_root: u64_at(b, CTL_BASE_ROOT),
             base_crc: u32_at(b, CTL_BASE_CRC),
             base_depth: b[CTL_BASE_DEPTH],
@@ -583,7 +589,7 @@ mod tests {
             keep_bytes: 10 << 30,
             boundary: 1 << 20,
             oldest_version: 4242,
-            oldest_offset: 0,
+            payload_crc: 0x1234_5678,
             base_root: 3 << 20,
             base_crc: 0xdead_beef,
             base_depth: 4,

@@ -23,7 +23,6 @@
 //!    map of `Vo`); the I/O is the items copied and the base tree's paths.
 
 use std::collections::{BTreeMap, HashMap};
-use std::os::fd::AsRawFd;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -58,7 +57,8 @@ pub(crate) fn control_record(
     claim: bool,
 ) -> Vec<u8> {
     debug_assert_eq!(payload.len() % 8, 0);
-    let info = ControlInfo { payload_bytes: payload.len() as u64, stragglers: 0, ..*info };
+    let payload_crc = format::salted_crc(salt, &[payload]);
+    let info = ControlInfo { payload_bytes: payload.len() as u64, stragglers: 0, payload_crc, ..*info };
     let lay = format::control_layout(&info);
     let mut buf = vec![0u8; lay.length as usize];
     RecordHeader {
@@ -184,7 +184,8 @@ impl Log {
         let mapping = self.mapping_covering(st, end)?;
         self.publish(st, end);
         let crc = format::trailer_crc(&rec[rec.len() - format::TRAILER_SIZE..]);
-        let info = ControlInfo { payload_bytes: payload.len() as u64, stragglers: 0, ..info };
+        let payload_crc = format::salted_crc(salt, &[&payload]);
+        let info = ControlInfo { payload_bytes: payload.len() as u64, stragglers: 0, payload_crc, ..info };
         let control = if info.base_root == old.info.base_root {
             old.copied(at, crc, info)
         } else {
@@ -416,7 +417,6 @@ impl Log {
             epoch: old.info.epoch + 1,
             boundary: bp,
             oldest_version: vo,
-            oldest_offset: vo_rec.offset,
             base_root: up.root.offset,
             base_crc: up.root.crc,
             base_depth: if up.root.offset == 0 { 0 } else { up.root.depth },
@@ -455,24 +455,9 @@ impl Log {
         if to <= format::FIRST_RECORD {
             return Ok(0);
         }
-        let len = (to - format::FIRST_RECORD) as libc::off_t;
-        // SAFETY: a plain system call on a descriptor we own; no memory is
-        // shared with it.
-        let rc = unsafe {
-            libc::fallocate(
-                self.file.as_raw_fd(),
-                libc::FALLOC_FL_PUNCH_HOLE | libc::FALLOC_FL_KEEP_SIZE,
-                format::FIRST_RECORD as libc::off_t,
-                len,
-            )
-        };
-        if rc != 0 {
-            let e = std::io::Error::last_os_error();
-            if e.raw_os_error() == Some(libc::EOPNOTSUPP) {
-                return Ok(0); // a file system without holes keeps the bytes
-            }
-            return Err(Error::io(&self.path, "punch a hole", Some(format::FIRST_RECORD), e));
-        }
+        self.io
+            .punch_hole(format::FIRST_RECORD, to - format::FIRST_RECORD)
+            .map_err(|e| Error::io(&self.path, "punch a hole", Some(format::FIRST_RECORD), e))?;
         Ok(to)
     }
 }

@@ -220,6 +220,12 @@ impl Log {
         let Some(control) = ControlInfo::decode(&meta[format::RECORD_HEADER_SIZE..]).filter(|c| *c == c0) else {
             return Ok(None);
         };
+        // The payload (a step's copies and tree nodes) must be whole: a
+        // step's record torn by a power loss before its sync is not one.
+        let payload = self.read_vec(offset + lay.payload_start, control.payload_bytes as usize)?;
+        if format::salted_crc(salt, &[&payload]) != control.payload_crc {
+            return Ok(None);
+        }
         let crc = format::trailer_crc(&t);
         let info = CommitInfo::default();
         Ok(Some(Rec { offset, h, info, control, payload_start: lay.payload_start, crc, meta: meta.into() }))

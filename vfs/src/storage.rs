@@ -36,6 +36,14 @@ pub trait LogFile: Send + Sync {
     fn len(&self) -> io::Result<u64>;
     fn set_len(&self, len: u64) -> io::Result<()>;
     fn sync(&self) -> io::Result<()>;
+    /// Frees `len` bytes at `offset` (they then read as zeros; the file
+    /// keeps its size): `fallocate(PUNCH_HOLE | KEEP_SIZE)`. A file system
+    /// that cannot is not an error: the bytes stay, unread (format 4). The
+    /// default keeps them (test wrappers, compaction's new file).
+    fn punch_hole(&self, offset: u64, len: u64) -> io::Result<()> {
+        let _ = (offset, len);
+        Ok(())
+    }
 }
 
 impl LogFile for File {
@@ -66,5 +74,26 @@ impl LogFile for File {
     fn sync(&self) -> io::Result<()> {
         SYNCS.fetch_add(1, Ordering::Relaxed);
         self.sync_data()
+    }
+    fn punch_hole(&self, offset: u64, len: u64) -> io::Result<()> {
+        use std::os::fd::AsRawFd;
+        // SAFETY: a plain system call on a descriptor this File owns for the
+        // duration of the call; no memory is shared with it.
+        let rc = unsafe {
+            libc::fallocate(
+                self.as_raw_fd(),
+                libc::FALLOC_FL_PUNCH_HOLE | libc::FALLOC_FL_KEEP_SIZE,
+                offset as libc::off_t,
+                len as libc::off_t,
+            )
+        };
+        if rc == 0 {
+            return Ok(());
+        }
+        let e = io::Error::last_os_error();
+        if e.raw_os_error() == Some(libc::EOPNOTSUPP) {
+            return Ok(());
+        }
+        Err(e)
     }
 }

@@ -245,6 +245,14 @@ impl LogFile for SimDisk {
         st.durable_after.push(d);
         Ok(())
     }
+    fn punch_hole(&self, offset: u64, len: u64) -> io::Result<()> {
+        // As a write of zeros: kept, dropped or torn at a power loss like one.
+        let end = (offset + len).min(self.len()?);
+        if end > offset {
+            self.write_at(&vec![0u8; (end - offset) as usize], offset)?;
+        }
+        Ok(())
+    }
     fn sync(&self) -> io::Result<()> {
         // No fdatasync: the model decides what is durable.
         let mut st = self.state();
