@@ -31,6 +31,7 @@ pub mod name;
 pub mod pagemap;
 pub mod patch;
 pub mod reclaim;
+pub mod record;
 pub mod recovery;
 pub mod registry;
 pub mod retention;

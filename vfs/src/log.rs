@@ -5,7 +5,9 @@
 //!
 //! | file | concern |
 //! |------|---------|
+//! | `record.rs`   | read and check one record (each field from the bytes its crc checked), find the last one |
 //! | `recovery.rs` | open a file, find its latest version, follow other processes' commits, read any version |
+//! | `control.rs`, `reclaim.rs` | format 4 (in development): the control state, retention steps |
 //! | `version.rs`  | the read path: a version's page map over the memory map, frame crc checks |
 //! | `commit.rs`   | the write path: spills, commit records, durability markers, syncs, revert |
 //! | `registry.rs` | one `Log` per file per process |

@@ -38,7 +38,8 @@
 //! By default a random fifth of the partial states is checked, on a few
 //! seeds (about 15 s in a debug build); `PAGELOG_LONG=1` checks every state
 //! of more seeds and steps (`SEED=N` runs seed N only; `TRACE_WRITES=1`
-//! prints the writer's writes).
+//! prints the writer's writes; `PAGELOG_SEEDS=N` with `PAGELOG_LONG=1` runs
+//! N seeds of the long mode).
 
 mod common;
 
@@ -545,6 +546,10 @@ fn run(seed: u64, normal: bool, steps: usize) -> (u64, u64) {
 }
 
 fn seeds() -> (u64, usize) {
+    let n: Option<u64> = std::env::var("PAGELOG_SEEDS").ok().and_then(|s| s.parse().ok());
+    if let (true, Some(n)) = (long_mode(), n) {
+        return (n, 120);
+    }
     if long_mode() {
         (20, 120)
     } else {
