@@ -166,6 +166,8 @@ pub(crate) struct State {
     pub(crate) committing: bool,
     /// The log's control state (format 4; `Control::none()` before).
     pub(crate) control: Arc<Control>,
+    /// The log end when a writer last looked for something to reclaim.
+    pub(crate) reclaim_looked_at: u64,
 }
 
 pub struct Log {
@@ -246,6 +248,7 @@ impl Log {
                 unsynced_bytes: 0,
                 committing: false,
                 control: Arc::new(Control::none()),
+                reclaim_looked_at: 0,
             }),
         };
         Ok(log)

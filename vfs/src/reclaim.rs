@@ -82,6 +82,11 @@ pub(crate) fn control_record(
     buf
 }
 
+/// A writer looks for something to reclaim after the log grew this much.
+pub const AUTO_MIN_GROWTH: u64 = 1 << 20;
+/// How much one automatic step frees at most: a commit waits for at most one.
+pub const AUTO_STEP_BYTES: u64 = 4 << 20;
+
 /// What one reclamation step did.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Reclaimed {
@@ -202,7 +207,32 @@ impl Log {
     /// policy `all`, or when nothing can be freed.
     pub fn reclaim(&self, max_bytes: u64, timeout: Duration) -> Result<Reclaimed> {
         let _w = self.lock_writer(timeout)?;
-        let latest = self.prepare_write()?;
+        self.prepare_write()?;
+        self.reclaim_held(max_bytes)
+    }
+
+    /// After a commit by a connection that still holds the WRITER lock: one
+    /// bounded step when the policy has something to drop and the log grew
+    /// by enough since the last look (an eighth of what lies above the
+    /// boundary, at least 1 MiB), as `wal_autocheckpoint` does for WAL.
+    pub fn reclaim_if_due(&self) -> Result<Option<Reclaimed>> {
+        {
+            let mut st = self.lock();
+            if st.control.policy().is_all() {
+                return Ok(None);
+            }
+            let grown = st.log_end.saturating_sub(st.reclaim_looked_at);
+            if grown < (st.log_end.saturating_sub(st.control.boundary()) / 8).max(AUTO_MIN_GROWTH) {
+                return Ok(None);
+            }
+            st.reclaim_looked_at = st.log_end;
+        }
+        self.reclaim_held(AUTO_STEP_BYTES).map(Some)
+    }
+
+    /// One step; the caller holds the WRITER lock and refreshed the log.
+    fn reclaim_held(&self, max_bytes: u64) -> Result<Reclaimed> {
+        let latest = self.latest();
         let policy = self.retention();
         if policy.is_all() || latest.number == 0 {
             return Ok(Reclaimed { oldest: self.oldest_kept().unwrap_or(1), ..Default::default() });

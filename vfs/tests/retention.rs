@@ -261,3 +261,93 @@ fn history_and_verify_of_a_reclaimed_log_see_the_kept_versions_and_no_damage() {
     assert!(rep.damage().is_none() && rep.recovery_error.is_none(), "verify calls a reclaimed log damaged: {rep:?}");
     assert!(matches!(&rep.error, Some(Error::Unsupported(m)) if m.contains("retention policy freed")), "{rep:?}");
 }
+
+/// Through SQLite: the policy set with `PRAGMA pagelog_retain`, enforced by
+/// the writer's own commits, while another connection holds a read
+/// transaction whose snapshot must keep reading the same rows.
+#[test]
+fn through_sqlite_commits_enforce_the_policy_and_an_open_read_transaction_keeps_its_snapshot() {
+    use rusqlite::{Connection, OpenFlags};
+    let dir = Dir::new("retain-sqlite");
+    let path = dir.0.join("app.db");
+    {
+        // A format-4 log (in development: only the log API creates one)
+        // whose first version is a plain database made by stock SQLite.
+        let plain = dir.0.join("plain.db");
+        let c = Connection::open(&plain).unwrap();
+        c.execute_batch(
+            "PRAGMA page_size=1024; CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT);
+             WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i+1 FROM n WHERE i < 300)
+             INSERT INTO t SELECT i, printf('row %d', i) FROM n;",
+        )
+        .unwrap();
+        drop(c);
+        let bytes = std::fs::read(&plain).unwrap();
+        let log = Log::open(&path, OpenOptions { create: true, format4: true, ..Default::default() }).unwrap();
+        let _g = log.lock_writer(T).unwrap();
+        let base = log.prepare_write().unwrap();
+        let mut txn = log.begin(base, 1 << 20);
+        txn.write(&log, 0, &bytes).unwrap();
+        log.commit(txn, Durability::Full).unwrap().unwrap();
+    }
+    pagelog::register().unwrap();
+    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_URI;
+    let open = || Connection::open_with_flags_and_vfs(&path, flags, "pagelog").unwrap();
+    let w = open();
+    w.execute_batch("PRAGMA synchronous=NORMAL").unwrap();
+    let policy: String = w.query_row("PRAGMA pagelog_retain='10 versions'", [], |r| r.get(0)).unwrap();
+    assert_eq!(policy, "10 versions");
+    // A reader in the middle of a transaction.
+    let r = open();
+    // A small cache: re-reading the table goes through the VFS.
+    r.execute_batch("PRAGMA cache_size=1; BEGIN").unwrap();
+    let snap = |c: &Connection| -> (i64, String) {
+        c.query_row("SELECT count(*), group_concat(v, ',') FROM t", [], |r| Ok((r.get(0)?, r.get(1)?))).unwrap()
+    };
+    let seen = snap(&r);
+    let v_snap: i64 = r.query_row("SELECT pagelog_version()", [], |r| r.get(0)).unwrap();
+    let big = blocks(&path);
+    for i in 0..3000 {
+        w.execute("UPDATE t SET v = printf('update %d of row %d', ?1, id) WHERE id = ?1 % 300 + 1", [i]).unwrap();
+    }
+    let during = Log::open(&path, OpenOptions { read_only: true, ..Default::default() }).unwrap().oldest_kept();
+    assert!(
+        during.is_some_and(|o| o as i64 > v_snap),
+        "steps ran and dropped the reader's version from the policy ({during:?}, reader at {v_snap})"
+    );
+    assert_eq!(snap(&r), seen, "a read transaction's snapshot changed while steps ran");
+    r.execute_batch("COMMIT").unwrap();
+    // One more commit lets a step punch what the reader was holding.
+    for i in 0..200 {
+        w.execute("UPDATE t SET v = 'last' WHERE id = ?1", [i % 300 + 1]).unwrap();
+    }
+    let latest: i64 = w.query_row("SELECT pagelog_version()", [], |r| r.get(0)).unwrap();
+    let log = Log::open(&path, OpenOptions { read_only: true, ..Default::default() }).unwrap();
+    let oldest = log.oldest_kept().expect("the commits reclaimed");
+    assert!(oldest as i64 > v_snap, "nothing older than the reader's snapshot was dropped: oldest {oldest}");
+    assert!(oldest as i64 <= latest - 9, "a version the policy keeps was dropped");
+    assert!(blocks(&path) < big + (3 << 20), "the log kept growing: {big} -> {}", blocks(&path));
+    let ok: String = w.query_row("PRAGMA integrity_check", [], |r| r.get(0)).unwrap();
+    assert_eq!(ok, "ok");
+    // A reclaimed version is refused, naming the oldest kept.
+    let uri = format!("file:{}?version={}", path.display(), oldest - 1);
+    let old = Connection::open_with_flags_and_vfs(
+        &uri,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_URI,
+        "pagelog",
+    )
+    .and_then(|c| c.query_row("SELECT count(*) FROM t", [], |r| r.get::<_, i64>(0)));
+    let e = old.expect_err("a reclaimed version opened");
+    let msg = pagelog::sqlite::last_error().unwrap_or_default();
+    assert!(msg.contains(&format!("keeps versions {oldest}")), "{e}: {msg}");
+    // A kept one reads.
+    let uri = format!("file:{}?version={}", path.display(), latest - 5);
+    let kept = Connection::open_with_flags_and_vfs(
+        &uri,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_URI,
+        "pagelog",
+    )
+    .unwrap();
+    let n: i64 = kept.query_row("SELECT count(*) FROM t", [], |r| r.get(0)).unwrap();
+    assert_eq!(n, 300);
+}

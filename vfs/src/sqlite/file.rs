@@ -66,6 +66,9 @@ pub(crate) struct MainDb {
     state: State,
     /// Set when opened with `?version=N`: every transaction reads version N.
     pinned: Option<Arc<Version>>,
+    /// The epoch lock this connection holds for its read transaction (format
+    /// 4: a reclamation step does not punch what its snapshot may read).
+    epoch_held: Option<u64>,
     /// This connection may not write (`mode=ro`, `version=N`, or a file it
     /// could only open read-only), whether or not its shared log can.
     read_only: bool,
@@ -149,6 +152,7 @@ impl MainDb {
             file_id: file_id(&ours),
             state: State::Idle,
             pinned,
+            epoch_held: None,
             read_only: ro,
             sync_pragma: None,
             synced_in_txn: false,
@@ -220,21 +224,9 @@ impl MainDb {
     fn lock(&mut self, level: c_int) -> c_int {
         match (&self.state, level) {
             (State::Idle, ffi::SQLITE_LOCK_SHARED) => {
-                let v = match &self.pinned {
-                    Some(v) => {
-                        // No refresh for a pinned version, so check here what
-                        // refresh checks: that no other program cut the file
-                        // below the frames this version reads (xFetch hands
-                        // out pointers to frames checked earlier).
-                        if let Err(e) = self.log.check_len(v.end) {
-                            return report(&e);
-                        }
-                        v.clone()
-                    }
-                    None => match self.log.refresh() {
-                        Ok(v) => v,
-                        Err(e) => return report(&e),
-                    },
+                let v = match self.snapshot() {
+                    Ok(v) => v,
+                    Err(e) => return report(&e),
                 };
                 self.fetch_pin = None;
                 self.state = State::Read(v);
@@ -324,8 +316,65 @@ impl MainDb {
         }
         if level == ffi::SQLITE_LOCK_NONE {
             self.state = State::Idle;
+            self.drop_epoch();
         }
         rc
+    }
+
+    /// The version a read transaction starting now reads, with the epoch
+    /// lock of its control state held (format 4). The lock is taken before
+    /// the snapshot and the snapshot's epoch checked against it: a step that
+    /// moved the boundary after the lock was taken is seen by the refresh,
+    /// and one that checked for readers before it never punches what this
+    /// snapshot reads.
+    fn snapshot(&mut self) -> Result<Arc<Version>, Error> {
+        loop {
+            let epoch = self.log.latest().control.epoch();
+            self.hold_epoch(epoch)?;
+            let v = match &self.pinned {
+                Some(p) => {
+                    // No refresh for a pinned version, so check here what
+                    // refresh checks: that no other program cut the file
+                    // below the frames this version reads (xFetch hands
+                    // out pointers to frames checked earlier).
+                    self.log.check_len(p.end)?;
+                    if self.log.refresh()?.control.epoch() != p.control.epoch() {
+                        // Reclaimed since it was read: read it again through
+                        // the new base tree (or learn that it is gone).
+                        let again = self.log.version(p.number)?;
+                        self.pinned = Some(again);
+                    }
+                    self.pinned.clone().expect("pinned")
+                }
+                None => self.log.refresh()?,
+            };
+            if v.control.epoch() == epoch {
+                return Ok(v);
+            }
+        }
+    }
+
+    fn hold_epoch(&mut self, epoch: u64) -> Result<(), Error> {
+        if self.epoch_held == Some(epoch) || epoch == 0 {
+            if epoch == 0 {
+                self.drop_epoch();
+            }
+            return Ok(());
+        }
+        self.drop_epoch();
+        match lock::try_lock(self.lockfd.as_fd(), lock::EPOCH_BASE + epoch, lock::Mode::Shared) {
+            Ok(_) => {
+                self.epoch_held = Some(epoch);
+                Ok(())
+            }
+            Err(e) => Err(Error::io(self.log.path(), "lock", None, e)),
+        }
+    }
+
+    fn drop_epoch(&mut self) {
+        if let Some(e) = self.epoch_held.take() {
+            let _ = lock::unlock(self.lockfd.as_fd(), lock::EPOCH_BASE + e);
+        }
     }
 
     fn check_reserved(&self) -> bool {
@@ -358,7 +407,15 @@ impl MainDb {
             (true, Some(level)) => level,
         };
         let (rc, snap) = match self.log.commit(txn, durability) {
-            Ok(Some(v)) => (ffi::SQLITE_OK, v),
+            Ok(Some(_)) => {
+                // Retention (format 4): a bounded step now and then, while
+                // this connection still holds the WRITER lock. A failure
+                // leaves the commit made; it is reported to the error log.
+                if let Err(e) = self.log.reclaim_if_due() {
+                    set_last_error(format!("pagelog: reclamation after a commit failed: {e}"));
+                }
+                (ffi::SQLITE_OK, self.log.latest().clone())
+            }
             Ok(None) => (ffi::SQLITE_OK, snap),
             Err(e) => (report(&e), snap),
         };
@@ -399,9 +456,28 @@ impl MainDb {
                     )),
                 }
             }
+            (b"pagelog_retain", None) => Ok(Some(self.log.retention().to_string())),
+            (b"pagelog_retain", Some(_)) => {
+                let text = std::str::from_utf8(unquote(value.unwrap_or_default()))
+                    .map_err(|_| (ffi::SQLITE_ERROR, "pagelog_retain takes text".to_string()))?;
+                let policy = crate::retention::Policy::parse(text).map_err(|e| (ffi::SQLITE_ERROR, e))?;
+                if !matches!(self.state, State::Idle | State::Read(_)) || self.read_only {
+                    return Err((
+                        ffi::SQLITE_ERROR,
+                        "pagelog_retain is set outside a write transaction, on a writable connection".into(),
+                    ));
+                }
+                self.log
+                    .set_retention(policy, std::time::Duration::from_secs(5))
+                    .map_err(|e| (super::error_code(&e), e.to_string()))?;
+                Ok(Some(policy.to_string()))
+            }
             (n, _) if n.starts_with(b"pagelog_") => Err((
                 ffi::SQLITE_ERROR,
-                format!("unknown pragma {}; pagelog knows pagelog_version and pagelog_spill_limit", n.escaped()),
+                format!(
+                    "unknown pragma {}; pagelog knows pagelog_version, pagelog_spill_limit and pagelog_retain",
+                    n.escaped()
+                ),
             )),
             // journal_mode=WAL goes to SQLite, which finds no xShmMap and,
             // by its rule "if the journal mode could not be changed, the
