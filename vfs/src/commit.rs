@@ -290,7 +290,7 @@ impl Log {
         // Format 4: a full map's transaction carries the control state right
         // before its commit record, where a reader of the map finds it.
         let control = if full && self.format() >= format::FORMAT_V4 {
-            let info = crate::reclaim::control_as_of(&st.control, version, offset);
+            let info = crate::reclaim::control_as_of(&st.control, version);
             let prev = Link { version: base.number, offset: base.commit_offset, crc: base.commit_crc };
             let rec = crate::reclaim::control_record(salt, offset, prev, page_size, &info, &[], false);
             offset += rec.len() as u64;

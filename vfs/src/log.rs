@@ -90,7 +90,7 @@ pub(crate) struct Rec {
     pub(crate) crc: u32,
     /// The record's metadata (header, commit info, entries) exactly as read
     /// when its trailer crc was checked: the only bytes its fields come from.
-    pub(crate) meta: Arc<[u8]>,
+    pub(crate) meta: Arc<Vec<u8>>,
 }
 
 impl Rec {

@@ -37,7 +37,7 @@ use crate::tree;
 /// The info a CONTROL record copied before a full map carries: the log's
 /// state, or the first state of a format-4 log whose first full map is at
 /// `version`.
-pub(crate) fn control_as_of(c: &Control, version: u64, _offset: u64) -> ControlInfo {
+pub(crate) fn control_as_of(c: &Control, version: u64) -> ControlInfo {
     if c.offset != 0 {
         return c.info;
     }
@@ -147,27 +147,21 @@ impl Log {
             }
         }
         let mut st = self.lock();
-        let mut info = control_as_of(&st.control, latest.number, 0);
+        let mut info = control_as_of(&st.control, latest.number);
         info.keep_versions = policy.versions.unwrap_or(0);
         info.keep_seconds = policy.age_secs.unwrap_or(0);
         info.keep_bytes = policy.bytes.unwrap_or(0);
         let control = st.control.clone();
-        self.append_control(&mut st, info, &control, Vec::new(), None)?;
+        self.append_control(&mut st, info, &control, Vec::new())?;
         Ok(())
     }
 
-    /// Appends a CONTROL record with `info` after the latest commit, syncs
-    /// it, and makes it the log's state. `base`: the base tree it carries
-    /// (the old state's when `nodes` is None), `payload` the relocated items
-    /// followed by the tree's new nodes.
-    fn append_control(
-        &self,
-        st: &mut State,
-        info: ControlInfo,
-        old: &Control,
-        payload: Vec<u8>,
-        _nodes: Option<()>,
-    ) -> Result<u64> {
+    /// Appends a CONTROL record with `info` after the latest commit (a sync
+    /// before it, so that it may claim that commit durable, and one after),
+    /// and makes it the log's state. `old`: the state it follows (its base
+    /// tree is kept when `info` names the same root); `payload`: the
+    /// relocated items followed by the base tree's new nodes.
+    fn append_control(&self, st: &mut State, info: ControlInfo, old: &Control, payload: Vec<u8>) -> Result<u64> {
         let salt = st.header.expect("a log with a commit has a header").salt;
         let latest = st.latest.clone();
         let at = st.log_end;
@@ -216,6 +210,9 @@ impl Log {
     /// by enough since the last look (an eighth of what lies above the
     /// boundary, at least 1 MiB), as `wal_autocheckpoint` does for WAL.
     pub fn reclaim_if_due(&self) -> Result<Option<Reclaimed>> {
+        if self.format() < format::FORMAT_V4 {
+            return Ok(None); // no policy before format 4: not even the state lock
+        }
         {
             let mut st = self.lock();
             if st.control.policy().is_all() {
@@ -385,9 +382,9 @@ impl Log {
             };
             let moves = inr(item) || named_base.is_some_and(inr);
             if !moves {
-                if !in_base {
-                    changes.insert(p, tree::Slot { offset: eff.offset, crc: eff.crc });
-                }
+                // Already redirected (the item lies below `B`, in the base
+                // tree) to a copy the new boundary leaves alone: any item in
+                // `[B, B')` that Vo reaches moves.
                 continue;
             }
             let copy = |bytes: &[u8], payload: &mut Vec<u8>| -> u64 {
@@ -454,7 +451,7 @@ impl Log {
             oldest_counter: vo_rec.info.page1_counter,
             ..old.info
         };
-        let end = self.append_control(&mut st, info, &old, payload, Some(()))?;
+        let end = self.append_control(&mut st, info, &old, payload)?;
         let epoch = info.epoch;
         drop(st);
 

@@ -13,6 +13,8 @@
 //!    that is damage is for the walk that met them to say.
 //! 3. Nothing read here is trusted to size an allocation beyond the file.
 
+use std::sync::Arc;
+
 use crate::error::{Error, Result};
 use crate::format::{self, CommitInfo, ControlInfo, Entry, Header, HeaderError, RecordHeader};
 use crate::log::{Log, Rec};
@@ -138,7 +140,7 @@ impl Log {
         }
         let crc = format::trailer_crc(&t);
         let control = ControlInfo::default();
-        Ok(Some(Rec { offset, h, info, control, payload_start: lay.payload_start, crc, meta: meta.into() }))
+        Ok(Some(Rec { offset, h, info, control, payload_start: lay.payload_start, crc, meta: Arc::new(meta) }))
     }
 
     /// `read_record` for a CONTROL record (format 4), whose header `h` and
@@ -181,7 +183,7 @@ impl Log {
         }
         let crc = format::trailer_crc(&t);
         let info = CommitInfo::default();
-        Ok(Some(Rec { offset, h, info, control, payload_start: lay.payload_start, crc, meta: meta.into() }))
+        Ok(Some(Rec { offset, h, info, control, payload_start: lay.payload_start, crc, meta: Arc::new(meta) }))
     }
 
     /// The record's map entries, decoded from the metadata its crc checked

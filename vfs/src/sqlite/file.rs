@@ -328,6 +328,14 @@ impl MainDb {
     /// and one that checked for readers before it never punches what this
     /// snapshot reads.
     fn snapshot(&mut self) -> Result<Arc<Version>, Error> {
+        if self.log.format() < crate::format::FORMAT_V4 {
+            // No epochs before format 4: the read path costs what it did
+            // (one refresh; a pinned version only the truncation check).
+            return match &self.pinned {
+                Some(p) => self.log.check_len(p.end).map(|()| p.clone()),
+                None => self.log.refresh(),
+            };
+        }
         loop {
             let epoch = self.log.latest().control.epoch();
             self.hold_epoch(epoch)?;
@@ -407,14 +415,19 @@ impl MainDb {
             (true, Some(level)) => level,
         };
         let (rc, snap) = match self.log.commit(txn, durability) {
-            Ok(Some(_)) => {
+            Ok(Some(v)) => {
                 // Retention (format 4): a bounded step now and then, while
                 // this connection still holds the WRITER lock. A failure
                 // leaves the commit made; it is reported to the error log.
-                if let Err(e) = self.log.reclaim_if_due() {
-                    set_last_error(format!("pagelog: reclamation after a commit failed: {e}"));
+                // A step gives the version a new control state.
+                match self.log.reclaim_if_due() {
+                    Ok(None) => (ffi::SQLITE_OK, v),
+                    Ok(Some(_)) => (ffi::SQLITE_OK, self.log.latest()),
+                    Err(e) => {
+                        set_last_error(format!("pagelog: reclamation after a commit failed: {e}"));
+                        (ffi::SQLITE_OK, self.log.latest())
+                    }
                 }
-                (ffi::SQLITE_OK, self.log.latest().clone())
             }
             Ok(None) => (ffi::SQLITE_OK, snap),
             Err(e) => (report(&e), snap),
