@@ -82,6 +82,48 @@ pub(crate) fn control_record(
     buf
 }
 
+/// The bytes a log holds once what lies below its boundary `b` is punched,
+/// when it ends at `end`: the header and everything from `b` on. What the
+/// size form measures (the file's blocks, `st_blocks`, come to this plus
+/// the pre-allocated tail, at most `commit::PREALLOC_MAX`).
+pub fn bytes_in_use(b: u64, end: u64) -> u64 {
+    format::FIRST_RECORD + end.saturating_sub(b.max(format::FIRST_RECORD))
+}
+
+/// The size form's oldest kept version (docs/format-4.md, "The policy"):
+/// of `commits` (newest first, from the latest back to the oldest kept),
+/// the oldest whose boundary — the start of the commit before its full
+/// map's transaction — frees enough of the log (boundary `b`, end `end`)
+/// for it to fit in `budget`; the oldest kept when it fits already, and
+/// the latest version's full map's when nothing less does (the latest is
+/// never dropped). Each step measures again: what a step relocates is
+/// counted by the next, which advances further when the log still does
+/// not fit.
+fn size_form_oldest(commits: &[Rec], b: u64, end: u64, budget: u64) -> u64 {
+    let oldest = commits.last().map_or(0, |r| r.h.version);
+    let in_use = bytes_in_use(b, end);
+    if in_use <= budget {
+        return oldest;
+    }
+    let need = b.saturating_add(in_use - budget);
+    commits
+        .iter()
+        .rev()
+        .filter(|r| r.is_full() && r.h.prev_commit.max(format::FIRST_RECORD) >= need)
+        .map(|r| r.h.version)
+        .next()
+        .unwrap_or_else(|| commits.first().map_or(0, |r| r.h.version))
+}
+
+/// `n` bytes, in the largest binary unit that keeps one decimal.
+pub(crate) fn human(n: u64) -> String {
+    match [(1u64 << 30, "GiB"), (1 << 20, "MiB"), (1 << 10, "KiB")].into_iter().find(|(u, _)| n >= *u) {
+        Some((u, name)) if n % u == 0 => format!("{} {name}", n / u),
+        Some((u, name)) => format!("{:.1} {name}", n as f64 / u as f64),
+        None => format!("{n} bytes"),
+    }
+}
+
 /// A writer looks for something to reclaim after the log grew this much.
 pub const AUTO_MIN_GROWTH: u64 = 1 << 20;
 /// How much one automatic step frees at most: a commit waits for at most one.
@@ -108,6 +150,15 @@ impl Log {
     /// The log's retention policy (`all` before format 4 or before one is set).
     pub fn retention(&self) -> Policy {
         self.lock().control.policy()
+    }
+
+    /// The bytes the log holds once its freed region is punched: the header
+    /// and everything from its boundary on (what a size budget measures;
+    /// the file's blocks add its pre-allocated tail). Before format 4 or
+    /// any reclamation, the log's length.
+    pub fn bytes_in_use(&self) -> u64 {
+        let st = self.lock();
+        bytes_in_use(st.control.boundary(), st.log_end)
     }
 
     /// The oldest version the log still holds (format 4: the oldest the
@@ -137,12 +188,16 @@ impl Log {
             )));
         }
         if let Some(b) = policy.bytes {
-            if b < latest.size_bytes() {
+            let live = latest.size_bytes();
+            if b < live {
                 return Err(Error::Unsupported(format!(
-                    "{}: a budget of {b} bytes is below the database's own size ({} bytes): it could only be met \
-                     by dropping the latest version, which is never done",
+                    "{}: a size budget of {} is below the live database, {} ({live} bytes, version {}): it could \
+                     only be met by dropping the latest version, which is never done; give at least {}",
                     self.path.display(),
-                    latest.size_bytes()
+                    human(b),
+                    human(live),
+                    latest.number,
+                    human(live.next_multiple_of(1 << 20)),
                 )));
             }
         }
@@ -260,7 +315,8 @@ impl Log {
         }
         let first = commits.last().expect("the latest").h.version;
         let ts = |v: u64| commits.get((latest.number - v) as usize).map_or(0, |r| r.info.timestamp_us);
-        let vo = policy.oldest_kept(first, latest.number, now_us(), ts).max(oldest_now);
+        let by_size = || size_form_oldest(&commits, b, len, policy.bytes.unwrap_or(u64::MAX));
+        let vo = policy.oldest_kept_within(first, latest.number, now_us(), ts, by_size).max(oldest_now);
         let vo_rec = commits[(latest.number - vo) as usize].clone();
 
         // 2. The new boundary: the start of the commit before Vo's full map's

@@ -183,7 +183,9 @@ fn a_size_budget_below_the_database_is_refused_and_format_3_logs_have_no_policy(
     let (log, _path, mut m) = new_log(&dir, 3);
     m.commit(&log);
     let e = log.set_retention(Policy::parse("10 KiB").unwrap(), T).unwrap_err();
-    assert!(e.to_string().contains("below the database's own size"), "{e}");
+    let live = PAGES as usize * PS;
+    assert!(e.to_string().contains(&format!("below the live database, 40 KiB ({live} bytes")), "{e}");
+    assert!(log.retention().is_all(), "a refused budget changed the policy");
     let p3 = dir.0.join("f3.db");
     let log3 = Log::open(&p3, OpenOptions { create: true, ..Default::default() }).unwrap();
     let mut m3 = Model { images: vec![Vec::new()], rng: Rng::new(4) };
@@ -295,6 +297,17 @@ fn through_sqlite_commits_enforce_the_policy_and_an_open_read_transaction_keeps_
     let open = || Connection::open_with_flags_and_vfs(&path, flags, "pagelog").unwrap();
     let w = open();
     w.execute_batch("PRAGMA synchronous=NORMAL").unwrap();
+    // A size budget below the live database is refused, naming its size.
+    let live: i64 = w
+        .query_row("SELECT page_count * page_size FROM pragma_page_count, pragma_page_size", [], |r| r.get(0))
+        .unwrap();
+    let e = w.query_row("PRAGMA pagelog_retain='1 KiB'", [], |r| r.get::<_, String>(0)).unwrap_err();
+    assert!(
+        e.to_string().contains("below the live database") && e.to_string().contains(&format!("({live} bytes")),
+        "{e}"
+    );
+    let policy: String = w.query_row("PRAGMA pagelog_retain", [], |r| r.get(0)).unwrap();
+    assert_eq!(policy, "all", "a refused budget changed the policy");
     let policy: String = w.query_row("PRAGMA pagelog_retain='10 versions'", [], |r| r.get(0)).unwrap();
     assert_eq!(policy, "10 versions");
     // A reader in the middle of a transaction.
@@ -350,4 +363,47 @@ fn through_sqlite_commits_enforce_the_policy_and_an_open_read_transaction_keeps_
     .unwrap();
     let n: i64 = kept.query_row("SELECT count(*) FROM t", [], |r| r.get(0)).unwrap();
     assert_eq!(n, 300);
+}
+
+/// The size form: as many of the newest versions as fit in the budget.
+/// Steps drop the oldest versions until the log's bytes (from its boundary
+/// on) fit; every kept version reads back; a larger budget keeps more.
+#[test]
+fn a_size_budget_keeps_the_newest_versions_that_fit() {
+    let dir = Dir::new("retain-size");
+    let (log, path, mut m) = new_log(&dir, 11);
+    for _ in 0..1500 {
+        m.commit(&log);
+    }
+    log.sync_pending().unwrap();
+    let total = log.bytes_in_use();
+    let mut kept = Vec::new();
+    for budget_kib in [640u64, 384] {
+        let budget = budget_kib << 10;
+        assert!(total > budget, "the log ({total} bytes) already fits in {budget_kib} KiB: no test");
+        log.set_retention(Policy::parse(&format!("{budget_kib} KiB")).unwrap(), T).unwrap();
+        reclaim_all(&log);
+        let in_use = log.bytes_in_use();
+        let latest = m.images.len() as u64 - 1;
+        let oldest = log.oldest_kept().expect("reclaimed");
+        assert!(in_use <= budget, "{budget_kib} KiB: the log holds {in_use} bytes after reclaiming");
+        assert!(oldest < latest - 100, "{budget_kib} KiB: only versions {oldest}..={latest} kept in {in_use} bytes");
+        // Blocks on disk: the bytes in use, plus what was not punched yet
+        // (nothing: no reader) and the pre-allocated tail.
+        let tail = (path.metadata().unwrap().len() / 8).clamp(64 << 10, 4 << 20);
+        assert!(blocks(&path) <= in_use + tail + (64 << 10), "blocks {} for {in_use} in use", blocks(&path));
+        m.check_all(&log, &path);
+        kept.push(latest - oldest + 1);
+    }
+    assert!(kept[0] > kept[1], "640 KiB keeps {} versions, 384 KiB {}", kept[0], kept[1]);
+    // Committing goes on, and steps keep the log within the budget (plus
+    // what commits add between two looks).
+    for i in 0..400 {
+        m.commit(&log);
+        if i % 50 == 0 {
+            reclaim_all(&log);
+            assert!(log.bytes_in_use() <= (384 << 10) + (64 << 10), "the log outgrew its budget");
+        }
+    }
+    m.check_all(&log, &path);
 }
