@@ -5,10 +5,12 @@
 //! # A step (docs/format-4.md, "One reclamation step")
 //! Under the WRITER lock: take the oldest version the policy keeps, `Vo`;
 //! choose the new boundary `B'` (never past the commit before `Vo`'s full
-//! map's transaction, never past a revert's entry that `Vo` does not share);
-//! copy every item `Vo` reaches in `[B, B')` (a patch together with its
-//! base) into a new CONTROL record with the base tree's changed nodes;
-//! sync it; then punch the freed region once no reader holds an older epoch.
+//! map's transaction); copy every item `Vo` reaches in `[B, B')` (a patch
+//! together with its base) into a new CONTROL record with the base tree's
+//! changed nodes, and every straggler there (an item a kept revert names
+//! that `Vo` does not share, and the base a kept patch names that `Vo`'s
+//! page does not lead to) with the new straggler table; sync it; then
+//! punch the freed region once no reader holds an older epoch.
 //!
 //! # Invariants
 //! 1. A CONTROL record that moves `B` is synced before any byte below `B`
@@ -17,12 +19,18 @@
 //! 2. Punching `[512, B_k)` waits until no other open file description
 //!    holds an epoch lock below `k` (`lock::held_in`): a reader of an older
 //!    epoch may read that region directly.
-//! 3. The base tree names only items at or after the boundary, a patch's
-//!    base included (`control.rs` invariant 2).
-//! 4. Phase 1: costs O(database pages) of CPU per step (the writer's page
-//!    map of `Vo`); the I/O is the items copied and the base tree's paths.
+//! 3. The base tree and the straggler table name only items at or after
+//!    the boundary, a patch's base included (`control.rs` invariants 2 and
+//!    4): a patch moves when its base does.
+//! 4. Every reference a kept version can reach resolves after the step as
+//!    before it (docs/format-4.md, INV-1): references `Vo` holds through the
+//!    base tree, every other one below `B'` through the straggler table
+//!    (`straggler_keys` says which), so a revert never holds the boundary.
+//! 5. Phase 1: costs O(database pages) of CPU per step (the writer's page
+//!    map of `Vo`), plus O(entries of the kept commits) for the stragglers;
+//!    the I/O is the items copied and the base tree's paths.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -30,6 +38,7 @@ use crate::control::{Control, MapSource};
 use crate::error::{Error, Result};
 use crate::format::{self, ControlInfo, RecordHeader};
 use crate::log::{now_us, Link, Log, Rec, State};
+use crate::pagemap::{PageMap, Slot};
 use crate::patch;
 use crate::retention::Policy;
 use crate::tree;
@@ -46,19 +55,24 @@ pub(crate) fn control_as_of(c: &Control, version: u64) -> ControlInfo {
 
 /// The bytes of a CONTROL record at `at`, following commit `prev` (whose
 /// page size is `page_size`), with `info` (its `payload_bytes` and
-/// `stragglers` set from the arguments) and `payload`.
+/// `stragglers` set from the arguments), the straggler table `stragglers`
+/// (sorted) and `payload`.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn control_record(
     salt: u64,
     at: u64,
     prev: Link,
     page_size: u32,
     info: &ControlInfo,
+    stragglers: &[(u64, u64)],
     payload: &[u8],
     claim: bool,
 ) -> Vec<u8> {
     debug_assert_eq!(payload.len() % 8, 0);
+    debug_assert!(stragglers.windows(2).all(|w| w[0].0 < w[1].0));
     let payload_crc = format::salted_crc(salt, &[payload]);
-    let info = ControlInfo { payload_bytes: payload.len() as u64, stragglers: 0, payload_crc, ..*info };
+    let info =
+        ControlInfo { payload_bytes: payload.len() as u64, stragglers: stragglers.len() as u32, payload_crc, ..*info };
     let lay = format::control_layout(&info);
     let mut buf = vec![0u8; lay.length as usize];
     RecordHeader {
@@ -74,6 +88,9 @@ pub(crate) fn control_record(
     }
     .encode(salt, &mut buf);
     info.encode(&mut buf[format::RECORD_HEADER_SIZE..]);
+    let table = format::RECORD_HEADER_SIZE + format::CONTROL_INFO_SIZE;
+    let bytes = crate::control::encode_stragglers(stragglers);
+    buf[table..table + bytes.len()].copy_from_slice(&bytes);
     let ps = lay.payload_start as usize;
     buf[ps..ps + payload.len()].copy_from_slice(payload);
     let (meta, rest) = buf.split_at_mut(ps);
@@ -207,16 +224,24 @@ impl Log {
         info.keep_seconds = policy.age_secs.unwrap_or(0);
         info.keep_bytes = policy.bytes.unwrap_or(0);
         let control = st.control.clone();
-        self.append_control(&mut st, info, &control, Vec::new())?;
+        self.append_control(&mut st, info, &control, control.stragglers().to_vec(), Vec::new())?;
         Ok(())
     }
 
     /// Appends a CONTROL record with `info` after the latest commit (a sync
     /// before it, so that it may claim that commit durable, and one after),
     /// and makes it the log's state. `old`: the state it follows (its base
-    /// tree is kept when `info` names the same root); `payload`: the
-    /// relocated items followed by the base tree's new nodes.
-    fn append_control(&self, st: &mut State, info: ControlInfo, old: &Control, payload: Vec<u8>) -> Result<u64> {
+    /// tree is kept when `info` names the same root); `stragglers`: the new
+    /// straggler table; `payload`: the relocated items followed by the base
+    /// tree's new nodes.
+    fn append_control(
+        &self,
+        st: &mut State,
+        info: ControlInfo,
+        old: &Control,
+        stragglers: Vec<(u64, u64)>,
+        payload: Vec<u8>,
+    ) -> Result<u64> {
         let salt = st.header.expect("a log with a commit has a header").salt;
         let latest = st.latest.clone();
         let at = st.log_end;
@@ -225,7 +250,7 @@ impl Log {
         // so that no claim a later commit makes can name a commit this or a
         // later step frees (a horizon lags under synchronous=NORMAL).
         self.io.sync().map_err(|e| Error::io(&self.path, "sync", None, e))?;
-        let rec = control_record(salt, at, prev, latest.page_size, &info, &payload, true);
+        let rec = control_record(salt, at, prev, latest.page_size, &info, &stragglers, &payload, true);
         self.io.write_at(&rec, at).map_err(|e| Error::io(&self.path, "write control", Some(at), e))?;
         self.io.sync().map_err(|e| Error::io(&self.path, "sync", None, e))?;
         st.horizon = prev;
@@ -239,11 +264,17 @@ impl Log {
         self.publish(st, end);
         let crc = format::trailer_crc(&rec[rec.len() - format::TRAILER_SIZE..]);
         let payload_crc = format::salted_crc(salt, &[&payload]);
-        let info = ControlInfo { payload_bytes: payload.len() as u64, stragglers: 0, payload_crc, ..info };
-        let control = if info.base_root == old.info.base_root {
+        let info = ControlInfo {
+            payload_bytes: payload.len() as u64,
+            stragglers: stragglers.len() as u32,
+            payload_crc,
+            ..info
+        };
+        let control = if info.base_root == old.info.base_root && stragglers == old.stragglers() {
             old.copied(at, crc, info)
         } else {
-            Control::load(at, crc, info, &mapping, end.min(mapping.cap))
+            let meta = &rec[..format::control_layout(&info).payload_start as usize];
+            Control::load(at, crc, info, meta, &mapping, end.min(mapping.cap))
                 .map_err(|d| self.corrupt(d.offset, d.expected, d.found))?
         };
         st.control = Arc::new(control);
@@ -331,25 +362,12 @@ impl Log {
                 ))
             }
         };
-        let mut target = full.h.prev_commit.max(format::FIRST_RECORD);
+        let target = full.h.prev_commit.max(format::FIRST_RECORD);
         if target <= b {
             return Ok(Reclaimed { oldest: old.info.oldest_version.max(1), boundary: b, ..Default::default() });
         }
         // Vo's page map, as it reads (through the current base tree).
         let (vo_map, _, _) = self.build_map(salt, len, &vo_rec)?;
-        // Kept reverts' entries that Vo does not share pin the boundary below them.
-        for r in commits.iter().take((latest.number - vo) as usize) {
-            if r.is_full() {
-                continue;
-            }
-            for e in self.read_entries(r)? {
-                let pos = patch::position(e.offset);
-                let shared = vo_map.get(e.pgno).is_some_and(|s| s.offset == e.offset);
-                if e.offset != 0 && pos < target && !shared {
-                    target = target.min(pos);
-                }
-            }
-        }
         // 3. Round down to a record start, within the step's size.
         let mut bp = b;
         let mut pos = b;
@@ -367,10 +385,15 @@ impl Log {
             return Ok(Reclaimed { oldest: old.info.oldest_version.max(1), boundary: b, ..Default::default() });
         }
 
-        // 4. Which pages move, and their copies.
+        // 4. The references the base tree cannot redirect (stragglers):
+        //    their number sizes the record's table, before any copy.
+        let keys = self.straggler_keys(&commits[..(latest.number - vo) as usize], &vo_map, &old, bp)?;
+
+        // 5. Which pages move, and their copies.
         let ps = vo_rec.h.page_size as usize;
         let db_pages = vo_rec.info.db_pages;
-        let meta = (format::RECORD_HEADER_SIZE + format::CONTROL_INFO_SIZE) as u64;
+        let meta = (format::RECORD_HEADER_SIZE + format::CONTROL_INFO_SIZE) as u64
+            + keys.len() as u64 * format::STRAGGLER_SIZE as u64;
         let at = st.log_end;
         let payload_at = at + meta;
         let mut payload: Vec<u8> = Vec::new();
@@ -423,6 +446,12 @@ impl Log {
                     payload.resize(payload.len().next_multiple_of(8), 0);
                     changes.insert(p, tree::Slot { offset: o, crc: format::frame_crc(&img) });
                     relocated += 1;
+                } else if x >= bp && old.base_tree_base(p) != Some(x) {
+                    // The base lies past the new boundary already, but the
+                    // base tree does not lead there (the straggler table
+                    // did): it must from now on.
+                    let img = self.read_vec(x, ps)?;
+                    changes.insert(p, tree::Slot { offset: x, crc: format::frame_crc(&img) });
                 }
                 continue;
             }
@@ -438,9 +467,14 @@ impl Log {
             };
             let moves = inr(item) || named_base.is_some_and(inr);
             if !moves {
-                // Already redirected (the item lies below `B`, in the base
-                // tree) to a copy the new boundary leaves alone: any item in
-                // `[B, B')` that Vo reaches moves.
+                // Already redirected (the item lies below `B`) to a copy the
+                // new boundary leaves alone: any item in `[B, B')` that Vo
+                // reaches moves. A copy the straggler table held (Vo now
+                // shares a revert's entry, which leaves the table) goes into
+                // the base tree.
+                if old.base_slots().get(&p) != Some(&eff) {
+                    changes.insert(p, tree::Slot { offset: eff.offset, crc: eff.crc });
+                }
                 continue;
             }
             let copy = |bytes: &[u8], payload: &mut Vec<u8>| -> u64 {
@@ -482,6 +516,80 @@ impl Log {
             relocated += 1;
             changes.insert(p, new);
         }
+        // The stragglers' copies, and the new table.
+        let mut stragglers = Vec::with_capacity(keys.len());
+        for (&key, &(p, crc)) in &keys {
+            let loc = match crc {
+                Some(crc) => old.slot(p, Slot { offset: key, crc }).map(|s| s.offset),
+                None => old.base(p, key),
+            };
+            let loc = loc.filter(|&l| patch::position(l) >= b).ok_or_else(|| {
+                self.corrupt(key, format!("a copy of page {p}'s item at {key} (a straggler)"), "none")
+            })?;
+            let mut copy = |bytes: &[u8], payload: &mut Vec<u8>| -> u64 {
+                relocated += 1;
+                let o = payload_at + payload.len() as u64;
+                payload.extend_from_slice(bytes);
+                payload.resize(payload.len().next_multiple_of(8), 0);
+                o
+            };
+            // A patch moves with its base: a copy that stays names a base
+            // at or after the new boundary (control.rs invariant 4).
+            let base_moves = || -> Result<bool> {
+                let named = patch::base_of(&self.read_vec(patch::position(loc), 8)?).expect("8 bytes");
+                Ok(old.base(p, named).is_some_and(inr))
+            };
+            let new = if !patch::is_patch(loc) && !inr(loc)
+                || patch::is_patch(loc) && !inr(patch::position(loc)) && !base_moves()?
+            {
+                loc
+            } else if !patch::is_patch(loc) {
+                let img = self.read_vec(loc, ps)?;
+                if crc.is_some_and(|c| c != format::frame_crc(&img)) {
+                    return Err(self.corrupt(loc, format!("frame crc {:#010x} (page {p})", crc.unwrap()), "another"));
+                }
+                match copies.get(&loc) {
+                    Some(&o) => o,
+                    None => {
+                        let o = copy(&img, &mut payload);
+                        copies.insert(loc, o);
+                        o
+                    }
+                }
+            } else {
+                let q = patch::position(loc);
+                let (mut pb, parsed) = match self.patch_at(q, ps as u32, None)? {
+                    Ok(x) => x,
+                    Err((o, e, f)) => return Err(self.corrupt(o, e, f)),
+                };
+                let base = old.base(p, parsed.base).filter(|&x| x >= b).ok_or_else(|| {
+                    self.corrupt(q, format!("a copy of the base of page {p}'s patch (a straggler)"), "none")
+                })?;
+                let img = self.read_vec(base, ps)?;
+                let mut page = img.clone();
+                parsed.apply(&pb, &mut page);
+                let want = crc.expect("a patch key comes from a map entry");
+                if format::frame_crc(&page) != want {
+                    return Err(self.corrupt(q, format!("a patch of page {p} making crc {want:#010x}"), "another"));
+                }
+                let nb = if inr(base) {
+                    match copies.get(&base) {
+                        Some(&o) => o,
+                        None => {
+                            let o = copy(&img, &mut payload);
+                            copies.insert(base, o);
+                            o
+                        }
+                    }
+                } else {
+                    base
+                };
+                pb[..8].copy_from_slice(&nb.to_le_bytes());
+                copy(&pb, &mut payload) | patch::PATCH_TAG
+            };
+            stragglers.push((key, new));
+        }
+
         // The base tree's new nodes, after the copies.
         let nodes_at = payload_at + payload.len() as u64;
         let src = MapSource { map: &st.mapping, end: st.log_end.min(st.mapping.cap) };
@@ -495,7 +603,7 @@ impl Log {
         payload.extend_from_slice(&up.nodes);
         payload.resize(payload.len().next_multiple_of(8), 0);
 
-        // 5. The CONTROL record, synced; then the state.
+        // 6. The CONTROL record, synced; then the state.
         let info = ControlInfo {
             epoch: old.info.epoch + 1,
             boundary: bp,
@@ -507,13 +615,89 @@ impl Log {
             oldest_counter: vo_rec.info.page1_counter,
             ..old.info
         };
-        let end = self.append_control(&mut st, info, &old, payload)?;
+        let end = self.append_control(&mut st, info, &old, stragglers, payload)?;
         let epoch = info.epoch;
         drop(st);
 
-        // 6. Punch what no reader can still read directly.
+        // 7. Punch what no reader can still read directly.
         let punched = self.punch_freed(epoch, bp, b)?;
         Ok(Reclaimed { oldest: vo, boundary: bp, freed: bp - b, relocated, appended: end - at, punched })
+    }
+
+    /// The straggler keys of a step that moves the boundary from `old`'s to
+    /// `bp`, with `vo_map` the new oldest kept version's map and `kept` the
+    /// commits after it: every reference below `bp` that a kept version can
+    /// reach and the new base tree (which holds `Vo`'s items) cannot
+    /// redirect, by the page it is of and, for a map entry, its crc (None:
+    /// a patch's base). They are
+    /// * the kept commits' map entries below `bp` that `Vo`'s map does not
+    ///   hold (a revert's entries: the only entries naming older items),
+    /// * the base a kept patch names, when it lies below `bp` and is not
+    ///   `Vo`'s image (or base) of the page — always for a patch that is a
+    ///   straggler itself, whose copy then names the base's copy, and whose
+    ///   base the table maps back to what kept patches name.
+    fn straggler_keys(
+        &self,
+        kept: &[Rec],
+        vo_map: &PageMap,
+        old: &Control,
+        bp: u64,
+    ) -> Result<BTreeMap<u64, (u32, Option<u32>)>> {
+        let b = old.boundary();
+        // A copy the table holds -> what references name.
+        let back: HashMap<u64, u64> = old.stragglers().iter().map(|&(o, n)| (n, o)).collect();
+        let named = |loc: u64| -> Result<u64> {
+            Ok(patch::base_of(&self.read_vec(patch::position(loc), 8)?).expect("8 bytes"))
+        };
+        let lost = |p: u32, at: u64| self.corrupt(at, format!("a copy of page {p}'s item at {at}"), "none");
+        // Where the image lies now that the new base tree will resolve a
+        // base of page p below `bp` to (Vo's item, or its patch's base);
+        // None when it will resolve none (Vo reads the page, and its base,
+        // at or after `bp`: the page leaves the base tree).
+        let vo_base = |p: u32| -> Result<Option<u64>> {
+            let Some(s) = vo_map.get(p).filter(|s| s.offset != 0) else { return Ok(None) };
+            if patch::position(s.offset) >= bp {
+                if !patch::is_patch(s.offset) {
+                    return Ok(None);
+                }
+                let n = named(s.offset)?;
+                return Ok(if n >= bp { None } else { old.base(p, n) });
+            }
+            let eff = old.slot(p, s).ok_or_else(|| lost(p, s.offset))?;
+            Ok(if patch::is_patch(eff.offset) { old.base(p, named(eff.offset)?) } else { Some(eff.offset) })
+        };
+        let mut keys = BTreeMap::new();
+        let mut seen = HashSet::new();
+        for r in kept {
+            for e in self.read_entries(r)? {
+                if e.offset == 0 || !seen.insert(e.offset) || vo_map.get(e.pgno).is_some_and(|s| s.offset == e.offset) {
+                    continue;
+                }
+                let pos = patch::position(e.offset);
+                let is_key = pos < bp;
+                if is_key {
+                    keys.insert(e.offset, (e.pgno, Some(e.crc)));
+                }
+                if !patch::is_patch(e.offset) {
+                    continue;
+                }
+                let (base, always) = if pos >= b {
+                    (named(e.offset)?, is_key)
+                } else {
+                    let loc =
+                        old.slot(e.pgno, Slot { offset: e.offset, crc: e.crc }).ok_or_else(|| lost(e.pgno, pos))?;
+                    let n = named(loc.offset)?;
+                    (back.get(&n).copied().unwrap_or(n), true)
+                };
+                let same_as_vo = || -> Result<bool> {
+                    Ok(matches!((old.base(e.pgno, base), vo_base(e.pgno)?), (Some(x), Some(y)) if x == y))
+                };
+                if base < bp && (always || !same_as_vo()?) {
+                    keys.entry(base).or_insert((e.pgno, None));
+                }
+            }
+        }
+        Ok(keys)
     }
 
     /// Punches `[512, bp)` when no reader holds an epoch below `epoch`, else
