@@ -18,7 +18,9 @@
 //!    recovery ignores, with nothing freed.
 //! 2. Punching `[512, B_k)` waits until no other open file description
 //!    holds an epoch lock below `k` (`lock::held_in`): a reader of an older
-//!    epoch may read that region directly.
+//!    epoch may read that region directly. Step `k` punches `[512, B_{k−1})`
+//!    only: the region it freed itself is the reserve the next step punches
+//!    first when the disk is full (it then has room for its own record).
 //! 3. The base tree and the straggler table name only items at or after
 //!    the boundary, a patch's base included (`control.rs` invariants 2 and
 //!    4): a patch moves when its base does.
@@ -145,6 +147,12 @@ pub(crate) fn human(n: u64) -> String {
 pub const AUTO_MIN_GROWTH: u64 = 1 << 20;
 /// How much one automatic step frees at most: a commit waits for at most one.
 pub const AUTO_STEP_BYTES: u64 = 4 << 20;
+/// The smallest step a full disk retries with (a step still frees at least
+/// one record).
+pub const MIN_STEP_BYTES: u64 = 16 << 10;
+/// Below this much free space on the log's file system, a writer whose log
+/// has no pre-allocated tail left takes a step after every commit.
+pub const DISK_LOW: u64 = 16 << 20;
 
 /// What one reclamation step did.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -161,6 +169,9 @@ pub struct Reclaimed {
     pub appended: u64,
     /// The region it punched, `[512, punched)` (0: none).
     pub punched: u64,
+    /// How many times its CONTROL record did not fit on the disk and it
+    /// retried with half the size.
+    pub shrunk: u32,
 }
 
 impl Log {
@@ -251,7 +262,25 @@ impl Log {
         // later step frees (a horizon lags under synchronous=NORMAL).
         self.io.sync().map_err(|e| Error::io(&self.path, "sync", None, e))?;
         let rec = control_record(salt, at, prev, latest.page_size, &info, &stragglers, &payload, true);
-        self.io.write_at(&rec, at).map_err(|e| Error::io(&self.path, "write control", Some(at), e))?;
+        if let Err(e) = self.io.write_at(&rec, at) {
+            // A full disk (or a failed write) may have left part of it: put
+            // back what was there, pre-allocated zeros and the file's
+            // length, so that nothing but the log's own bytes lies past its
+            // end. Best effort: recovery ignores a torn record anyway.
+            let keep = st.alloc_end.max(at);
+            let mut z = at;
+            while z < (at + rec.len() as u64).min(keep) {
+                let n = ((at + rec.len() as u64).min(keep) - z).min(crate::storage::ZEROS.len() as u64);
+                if self.io.write_at(&crate::storage::ZEROS[..n as usize], z).is_err() {
+                    break;
+                }
+                z += n;
+            }
+            if self.file_len().is_ok_and(|l| l > keep) {
+                let _ = self.io.set_len(keep);
+            }
+            return Err(Error::io(&self.path, "write control", Some(at), e));
+        }
         self.io.sync().map_err(|e| Error::io(&self.path, "sync", None, e))?;
         st.horizon = prev;
         st.unsynced = false;
@@ -305,7 +334,12 @@ impl Log {
                 return Ok(None);
             }
             let grown = st.log_end.saturating_sub(st.reclaim_looked_at);
-            if grown < (st.log_end.saturating_sub(st.control.boundary()) / 8).max(AUTO_MIN_GROWTH) {
+            // A log with no pre-allocated tail left may be on a disk that is
+            // filling up (pre-allocation gives up when it does not fit):
+            // then a step is due at once, while its record still fits.
+            let due = grown >= (st.log_end.saturating_sub(st.control.boundary()) / 8).max(AUTO_MIN_GROWTH)
+                || (st.alloc_end <= st.log_end && grown > 0 && self.disk_low());
+            if !due {
                 return Ok(None);
             }
             st.reclaim_looked_at = st.log_end;
@@ -313,8 +347,69 @@ impl Log {
         self.reclaim_held(AUTO_STEP_BYTES).map(Some)
     }
 
-    /// One step; the caller holds the WRITER lock and refreshed the log.
+    /// After a commit failed for lack of space (`Error::is_disk_full`), by a
+    /// connection that still holds the WRITER lock: one step, whatever the
+    /// log's growth, so that the next commit finds the space the policy
+    /// frees (the failed commit left the log as it was). None: no policy.
+    pub fn reclaim_after_disk_full(&self) -> Result<Option<Reclaimed>> {
+        if self.format() < format::FORMAT_V4 || self.retention().is_all() {
+            return Ok(None);
+        }
+        self.lock().reclaim_looked_at = 0;
+        let mut r = self.reclaim_held(AUTO_STEP_BYTES)?;
+        // The commit needs room now: the reserve goes too (the region the
+        // last step freed), when no reader still reads it.
+        let (epoch, b) = {
+            let st = self.lock();
+            (st.control.epoch(), st.control.boundary())
+        };
+        if epoch > 0 {
+            r.punched = r.punched.max(self.punch_freed(epoch, b, format::FIRST_RECORD)?);
+        }
+        Ok(Some(r))
+    }
+
+    /// Whether the log's file system has less than [`DISK_LOW`] free.
+    fn disk_low(&self) -> bool {
+        use std::os::fd::AsRawFd;
+        // SAFETY: fstatvfs(2) on a descriptor the Log owns, into a zeroed
+        // struct it fills; no memory is kept.
+        let free = unsafe {
+            let mut s: libc::statvfs = std::mem::zeroed();
+            (libc::fstatvfs(self.file.as_raw_fd(), &mut s) == 0).then(|| s.f_bavail as u64 * s.f_frsize as u64)
+        };
+        free.is_some_and(|f| f < DISK_LOW)
+    }
+
+    /// One step; the caller holds the WRITER lock and refreshed the log. A
+    /// step whose CONTROL record does not fit on the disk punches what
+    /// earlier steps freed (when no reader holds it) and retries, halving
+    /// its size, down to [`MIN_STEP_BYTES`]: a smaller step copies less.
     fn reclaim_held(&self, max_bytes: u64) -> Result<Reclaimed> {
+        let mut max = max_bytes;
+        let mut shrunk = 0;
+        loop {
+            match self.step(max) {
+                Ok(r) => return Ok(Reclaimed { shrunk, ..r }),
+                Err(e) if e.is_disk_full() && max > MIN_STEP_BYTES => {
+                    let (epoch, b) = {
+                        let st = self.lock();
+                        (st.control.epoch(), st.control.boundary())
+                    };
+                    if epoch > 0 {
+                        // The reserve: the region the last step freed.
+                        self.punch_freed(epoch, b, format::FIRST_RECORD)?;
+                    }
+                    max /= 2;
+                    shrunk += 1;
+                }
+                r => return r,
+            }
+        }
+    }
+
+    /// One step of at most about `max_bytes` (see `reclaim_held`).
+    fn step(&self, max_bytes: u64) -> Result<Reclaimed> {
         let latest = self.latest();
         let policy = self.retention();
         if policy.is_all() || latest.number == 0 {
@@ -620,8 +715,11 @@ impl Log {
         drop(st);
 
         // 7. Punch what no reader can still read directly.
-        let punched = self.punch_freed(epoch, bp, b)?;
-        Ok(Reclaimed { oldest: vo, boundary: bp, freed: bp - b, relocated, appended: end - at, punched })
+        // The region this step freed, `[B, B')`, stays allocated until the
+        // next step: the reserve a step on a full disk punches to make room
+        // for its own record (`reclaim_held`). What earlier steps freed goes.
+        let punched = self.punch_freed(epoch - 1, b, format::FIRST_RECORD)?;
+        Ok(Reclaimed { oldest: vo, boundary: bp, freed: bp - b, relocated, appended: end - at, punched, shrunk: 0 })
     }
 
     /// The straggler keys of a step that moves the boundary from `old`'s to

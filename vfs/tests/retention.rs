@@ -28,44 +28,63 @@ struct Model {
     /// images[v]: version v's database.
     images: Vec<Vec<u8>>,
     rng: Rng,
+    /// The database's pages, and how many of the first ones commits after
+    /// the first write (the others stay as the first commit wrote them).
+    pages: usize,
+    hot: u64,
 }
 
 impl Model {
     fn commit(&mut self, log: &Log) {
+        self.try_commit(log).unwrap();
+    }
+
+    /// Drops the images of versions below `v` (a test that keeps only the
+    /// newest versions need not hold them all).
+    fn forget_below(&mut self, v: u64) {
+        for img in self.images.iter_mut().take(v as usize).skip(1) {
+            *img = Vec::new();
+        }
+    }
+
+    /// One commit; on an error (a full disk), nothing of it is in the
+    /// model, and the log must be as it was.
+    fn try_commit(&mut self, log: &Log) -> Result<(), Error> {
         let mut img = self.images.last().unwrap().clone();
         let _w = log.lock_writer(T).unwrap();
         let base = log.prepare_write().unwrap();
         let spill = if self.rng.chance(1, 40) { 2048 } else { 1 << 20 };
         let mut txn = log.begin(base, spill);
         if img.is_empty() {
-            img = vec![0u8; PAGES as usize * PS];
-            for p in 0..PAGES as usize {
+            img = vec![0u8; self.pages * PS];
+            for p in 0..self.pages {
                 img[p * PS] = b'X'; // never an SQLite header
                 img[p * PS + 1] = p as u8;
             }
-            txn.write(log, 0, &img).unwrap();
+            txn.write(log, 0, &img)?;
         } else if self.rng.chance(1, 3) {
             // A whole page.
-            let p = self.rng.below(PAGES as u64) as usize;
+            let p = self.rng.below(self.hot) as usize;
             let mut data = self.rng.bytes(PS);
             data[0] = b'X';
-            txn.write(log, (p * PS) as u64, &data).unwrap();
+            txn.write(log, (p * PS) as u64, &data)?;
             img[p * PS..(p + 1) * PS].copy_from_slice(&data);
         } else {
             // A few bytes: stored as a patch.
-            let p = self.rng.below(PAGES as u64) as usize;
+            let p = self.rng.below(self.hot) as usize;
             let at = p * PS + 8 + self.rng.below(900) as usize;
             let n = 1 + self.rng.below(40) as usize;
             let mut data = self.rng.bytes(n);
             if img[at..at + n] == data[..] {
                 data[0] ^= 0x55; // a write that changes nothing makes no version
             }
-            txn.write(log, at as u64, &data).unwrap();
+            txn.write(log, at as u64, &data)?;
             img[at..at + data.len()].copy_from_slice(&data);
         }
-        let v = log.commit(txn, Durability::Normal).unwrap().expect("a version");
+        let v = log.commit(txn, Durability::Normal)?.expect("a version");
         assert_eq!(v.number as usize, self.images.len());
         self.images.push(img);
+        Ok(())
     }
 
     fn check(&self, v: &Version, who: &str) {
@@ -114,7 +133,7 @@ fn blocks(path: &Path) -> u64 {
 fn new_log(dir: &Dir, seed: u64) -> (Log, std::path::PathBuf, Model) {
     let path = dir.0.join("r.db");
     let log = Log::open(&path, OpenOptions { create: true, format4: true, ..Default::default() }).unwrap();
-    let model = Model { images: vec![Vec::new()], rng: Rng::new(seed) };
+    let model = Model { images: vec![Vec::new()], rng: Rng::new(seed), pages: PAGES as usize, hot: PAGES as u64 };
     (log, path, model)
 }
 
@@ -200,7 +219,7 @@ fn a_size_budget_below_the_database_is_refused_and_format_3_logs_have_no_policy(
     assert!(log.retention().is_all(), "a refused budget changed the policy");
     let p3 = dir.0.join("f3.db");
     let log3 = Log::open(&p3, OpenOptions { create: true, ..Default::default() }).unwrap();
-    let mut m3 = Model { images: vec![Vec::new()], rng: Rng::new(4) };
+    let mut m3 = Model { images: vec![Vec::new()], rng: Rng::new(4), pages: PAGES as usize, hot: PAGES as u64 };
     m3.commit(&log3);
     let e = log3.set_retention(Policy::parse("10 versions").unwrap(), T).unwrap_err();
     assert!(e.to_string().contains("format 4"), "{e}");
@@ -400,10 +419,10 @@ fn a_size_budget_keeps_the_newest_versions_that_fit() {
         let oldest = log.oldest_kept().expect("reclaimed");
         assert!(in_use <= budget, "{budget_kib} KiB: the log holds {in_use} bytes after reclaiming");
         assert!(oldest < latest - 100, "{budget_kib} KiB: only versions {oldest}..={latest} kept in {in_use} bytes");
-        // Blocks on disk: the bytes in use, plus what was not punched yet
-        // (nothing: no reader) and the pre-allocated tail.
+        // Blocks on disk: the bytes in use, plus the last step's region (the
+        // reserve for a full disk, 64 KiB here) and the pre-allocated tail.
         let tail = (path.metadata().unwrap().len() / 8).clamp(64 << 10, 4 << 20);
-        assert!(blocks(&path) <= in_use + tail + (64 << 10), "blocks {} for {in_use} in use", blocks(&path));
+        assert!(blocks(&path) <= in_use + tail + (128 << 10), "blocks {} for {in_use} in use", blocks(&path));
         m.check_all(&log, &path);
         kept.push(latest - oldest + 1);
     }
@@ -534,4 +553,258 @@ fn reverts_among_commits_and_steps_keep_every_kept_version_exact() {
         m.check_all(&log, &path);
         assert!(log.oldest_kept().is_some(), "seed {seed}: nothing was reclaimed");
     }
+}
+
+/// A tmpfs mounted for a test (as io_errors.rs does; needs root), unmounted
+/// lazily when dropped, also when the test panics.
+struct Tmpfs(std::path::PathBuf);
+
+impl Tmpfs {
+    fn mount(dir: &Path, size: &str) -> std::io::Result<Tmpfs> {
+        use std::ffi::CString;
+        std::fs::create_dir_all(dir)?;
+        let target = CString::new(dir.as_os_str().as_encoded_bytes()).unwrap();
+        let opts = CString::new(format!("size={size}")).unwrap();
+        // SAFETY: plain mount(2) with valid NUL-terminated strings.
+        let rc = unsafe { libc::mount(c"tmpfs".as_ptr(), target.as_ptr(), c"tmpfs".as_ptr(), 0, opts.as_ptr().cast()) };
+        if rc != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        Ok(Tmpfs(dir.to_path_buf()))
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let target = std::ffi::CString::new(self.0.as_os_str().as_encoded_bytes()).unwrap();
+        // SAFETY: umount2(2) of the mount point we mounted.
+        unsafe { libc::umount2(target.as_ptr(), libc::MNT_DETACH) };
+        let _ = std::fs::remove_dir(&self.0);
+    }
+}
+
+/// A full disk under a policy (issue 20 item 3), through SQLite on a 4 MiB
+/// tmpfs. Commits of a few bytes each (patches) go on under `3 versions`
+/// until a filler file takes every free byte; from then on, whenever a
+/// commit finds the disk full it fails with SQLITE_FULL leaving the
+/// database as it was, the step that follows frees what the policy drops,
+/// and the next commit succeeds: never two failures in a row, thousands of
+/// commits on a disk nobody but pagelog frees.
+#[test]
+fn under_a_policy_commits_go_on_on_a_full_disk() {
+    use rusqlite::{Connection, ErrorCode, OpenFlags};
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 || std::env::var("PAGELOG_SKIP_MOUNT").is_ok() {
+        println!("SKIPPED: mounting a small tmpfs needs root (or PAGELOG_SKIP_MOUNT is set)");
+        return;
+    }
+    let dir = Dir::new("retain-full");
+    let mnt = Tmpfs::mount(&dir.0.join("mnt"), "4m").expect("mount a tmpfs as root");
+    let path = mnt.0.join("full.db");
+    {
+        let plain = dir.0.join("plain.db");
+        let c = Connection::open(&plain).unwrap();
+        c.execute_batch(
+            "PRAGMA page_size=4096; CREATE TABLE t(id INTEGER PRIMARY KEY, v BLOB);
+             WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i+1 FROM n WHERE i < 100)
+             INSERT INTO t SELECT i, zeroblob(2000) FROM n;",
+        )
+        .unwrap();
+        drop(c);
+        let log = Log::open(&path, OpenOptions { create: true, format4: true, ..Default::default() }).unwrap();
+        let _g = log.lock_writer(T).unwrap();
+        let base = log.prepare_write().unwrap();
+        let mut txn = log.begin(base, 1 << 20);
+        txn.write(&log, 0, &std::fs::read(&plain).unwrap()).unwrap();
+        log.commit(txn, Durability::Full).unwrap().unwrap();
+    }
+    pagelog::register().unwrap();
+    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_URI;
+    let c = Connection::open_with_flags_and_vfs(&path, flags, "pagelog").unwrap();
+    c.query_row("PRAGMA pagelog_retain='3 versions'", [], |r| r.get::<_, String>(0)).unwrap();
+    // Row i ends with its last update's number: the model.
+    let mut model = vec![0i64; 101];
+    let (mut fulls, mut in_a_row, mut after_filler) = (0, 0, 0);
+    // The disk fills when the log is at its largest: just before a full map
+    // (every 256 commits here; version n + 1 is the 760th commit's), when
+    // it holds the commits since the one before (the policy's versions
+    // depend on it) and the next full map frees them.
+    const FILL_AT: i64 = 760;
+    for n in 1..=5000i64 {
+        if n == FILL_AT {
+            // The application has run under its policy for a while: what
+            // the policy drops is freed (as `pagelog retain --now` does),
+            // and the last step's region is held as the reserve.
+            let log = Log::open(&path, OpenOptions::default()).unwrap();
+            reclaim_all(&log);
+            drop(log);
+            // Another program takes every free byte.
+            use std::io::Write;
+            let mut f = std::fs::File::create(mnt.0.join("filler")).unwrap();
+            while f.write_all(&[7u8; 4096]).is_ok() {}
+            while f.write_all(&[7u8; 512]).is_ok() {}
+        }
+        let id = 1 + (n * 37) % 100;
+        let sql = "UPDATE t SET v = randomblob(1990) || printf('%10d', ?1) WHERE id = ?2";
+        match c.execute(sql, rusqlite::params![n, id]) {
+            Ok(_) => {
+                model[id as usize] = n;
+                in_a_row = 0;
+                after_filler += (n > FILL_AT) as u64;
+            }
+            Err(e) => {
+                assert_eq!(e.sqlite_error_code(), Some(ErrorCode::DiskFull), "commit {n}: {e}");
+                fulls += 1;
+                in_a_row += 1;
+                if std::env::var("TRACE_STEPS").is_ok() {
+                    eprintln!("commit {n}: {e}: {:?}", pagelog::sqlite::last_error());
+                }
+                assert!(in_a_row < 2, "commit {n}: two commits in a row found the disk full: {e}");
+            }
+        }
+    }
+    let check = |c: &Connection| {
+        let ok: String = c.query_row("PRAGMA integrity_check", [], |r| r.get(0)).unwrap();
+        assert_eq!(ok, "ok");
+        for (id, &n) in model.iter().enumerate().skip(1) {
+            let got: String = c
+                .query_row(
+                    "SELECT CAST(substr(CAST(v AS BLOB), 1991) AS TEXT) FROM t WHERE id = ?1",
+                    [id as i64],
+                    |r| r.get(0),
+                )
+                .unwrap();
+            assert_eq!(got, format!("{n:10}"), "row {id}");
+        }
+    };
+    check(&c);
+    drop(c);
+    let c = Connection::open_with_flags_and_vfs(&path, flags, "pagelog").unwrap();
+    check(&c);
+    let log = Log::open(&path, OpenOptions { read_only: true, ..Default::default() }).unwrap();
+    let written = log.latest().end;
+    println!(
+        "full disk: {after_filler} commits after the filler took every free byte ({fulls} found the disk full), \
+         the log's offsets reached {written} bytes on a 4 MiB file system"
+    );
+    assert!(after_filler > 4000, "only {after_filler} commits succeeded on the full disk");
+    assert!(fulls > 0, "the disk never filled up: the failure path was not tested");
+    assert!(written > 16 << 20, "the log wrote only {written} bytes");
+    drop(c);
+    drop(mnt);
+}
+
+/// A disk of a given capacity: the real file (on the test's tmpfs, whose
+/// blocks follow writes and punches exactly), refusing with ENOSPC any
+/// write that would take its allocated bytes past `cap`, or any write
+/// longer than `max_write` (a disk with that much room left).
+struct CapFile {
+    file: std::fs::File,
+    cap: std::sync::atomic::AtomicU64,
+    max_write: std::sync::atomic::AtomicU64,
+}
+
+impl CapFile {
+    fn allocated_after(&self, offset: u64, len: u64) -> std::io::Result<u64> {
+        let m = self.file.metadata()?;
+        let past_end = (offset + len).saturating_sub(offset.max(m.len()));
+        Ok(m.blocks() * 512 + past_end.next_multiple_of(4096))
+    }
+}
+
+impl pagelog::storage::LogFile for CapFile {
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> std::io::Result<()> {
+        pagelog::storage::LogFile::read_at(&self.file, buf, offset)
+    }
+    fn write_at(&self, buf: &[u8], offset: u64) -> std::io::Result<()> {
+        use std::sync::atomic::Ordering::Relaxed;
+        if self.allocated_after(offset, buf.len() as u64)? > self.cap.load(Relaxed)
+            || buf.len() as u64 > self.max_write.load(Relaxed)
+        {
+            return Err(std::io::Error::from_raw_os_error(libc::ENOSPC));
+        }
+        pagelog::storage::LogFile::write_at(&self.file, buf, offset)
+    }
+    fn len(&self) -> std::io::Result<u64> {
+        Ok(self.file.metadata()?.len())
+    }
+    fn set_len(&self, len: u64) -> std::io::Result<()> {
+        self.file.set_len(len)
+    }
+    fn sync(&self) -> std::io::Result<()> {
+        self.file.sync_data()
+    }
+    fn punch_hole(&self, offset: u64, len: u64) -> std::io::Result<()> {
+        pagelog::storage::LogFile::punch_hole(&self.file, offset, len)
+    }
+}
+
+/// The reclaimer on a full disk (issue 20 item 3), through the log API and
+/// a disk of fixed capacity. A step whose CONTROL record does not fit
+/// retries smaller until one does; then a commit that finds the disk full
+/// fails leaving the log as it was, and after the step a writer takes on
+/// such a failure (`reclaim_after_disk_full`, what the SQLite glue calls),
+/// the next commit succeeds.
+#[test]
+fn on_a_full_disk_a_step_retries_smaller_and_the_commit_after_a_failed_one_succeeds() {
+    let dir = Dir::new("retain-cap");
+    let path = dir.0.join("r.db");
+    let file = std::fs::OpenOptions::new().read(true).write(true).create(true).truncate(false).open(&path).unwrap();
+    use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+    let disk =
+        std::sync::Arc::new(CapFile { file, cap: AtomicU64::new(u64::MAX), max_write: AtomicU64::new(u64::MAX) });
+    let log = Log::open_with_io(&path, OpenOptions { create: true, format4: true, ..Default::default() }, disk.clone())
+        .unwrap();
+    // 120 pages, all written in the first 120 commits, then only 20 of
+    // them: the last images of the other 100 lie spread over the log's
+    // first records, and stay live.
+    let mut m = Model { images: vec![Vec::new()], rng: Rng::new(17), pages: 120, hot: 120 };
+    for i in 0..760 {
+        if i == 120 {
+            m.hot = 20;
+        }
+        m.commit(&log);
+        m.forget_below(i.max(50) - 50);
+    }
+    log.set_retention(Policy::parse("5 versions").unwrap(), T).unwrap();
+    // Room for 16 KiB at a time: the first step (everything up to the
+    // full map before the oldest kept version, ~100 live pages copied)
+    // does not fit; it retries smaller until one does.
+    disk.max_write.store(16 << 10, Relaxed);
+    let r = log.reclaim(4 << 20, T).unwrap_or_else(|e| panic!("a step on a full disk: {e}"));
+    assert!(r.freed > 0 && r.shrunk > 0, "the step did not retry smaller: {r:?}");
+    disk.max_write.store(u64::MAX, Relaxed);
+    m.check_all(&log, &path);
+    // Steps of the automatic size: the last one's region stays allocated,
+    // the reserve a step on a full disk punches first.
+    while log.reclaim(pagelog::reclaim::AUTO_STEP_BYTES, T).unwrap().freed > 0 {}
+    // Now the disk is full but for 8 KiB (and the pre-allocated tail).
+    let used = blocks(&path);
+    disk.cap.store(used + (8 << 10), Relaxed);
+    // Commits until one finds the disk full: it fails, and leaves the log
+    // as it was; the step a writer then takes punches the reserve, and the
+    // next commit succeeds.
+    let mut ok = 0;
+    let e = loop {
+        let before = log.latest().number;
+        match m.try_commit(&log) {
+            Ok(()) => ok += 1,
+            Err(e) => {
+                assert_eq!(log.latest().number, before, "a failed commit changed the log");
+                break e;
+            }
+        }
+        assert!(ok < 5000, "the disk never filled up");
+    };
+    assert!(e.is_disk_full(), "{e}");
+    m.check_all(&log, &path);
+    {
+        let _w = log.lock_writer(T).unwrap();
+        log.prepare_write().unwrap();
+        let r = log.reclaim_after_disk_full().unwrap_or_else(|e| panic!("the step after a failed commit: {e}"));
+        assert!(r.is_some_and(|r| r.punched > 0), "nothing was given back: {r:?}");
+    }
+    m.try_commit(&log).unwrap_or_else(|e| panic!("the commit after the step: {e}"));
+    m.check_all(&log, &path);
+    println!("capped disk: {ok} commits, then one found the disk full, the next one after a step succeeded");
 }
