@@ -295,6 +295,78 @@ fn history_and_verify_of_a_reclaimed_log_see_the_kept_versions_and_no_damage() {
     assert!(matches!(&rep.error, Some(Error::Unsupported(m)) if m.contains("retention policy freed")), "{rep:?}");
 }
 
+/// A format-4 log (in development: only the log API creates one) whose
+/// first version is a plain database made by stock SQLite: table t of 300
+/// rows (id, v TEXT), 1 KiB pages.
+fn sqlite_log(dir: &Dir) -> std::path::PathBuf {
+    use rusqlite::Connection;
+    let path = dir.0.join("app.db");
+    let plain = dir.0.join("plain.db");
+    let c = Connection::open(&plain).unwrap();
+    c.execute_batch(
+        "PRAGMA page_size=1024; CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT);
+         WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i+1 FROM n WHERE i < 300)
+         INSERT INTO t SELECT i, printf('row %d', i) FROM n;",
+    )
+    .unwrap();
+    drop(c);
+    let bytes = std::fs::read(&plain).unwrap();
+    let log = Log::open(&path, OpenOptions { create: true, format4: true, ..Default::default() }).unwrap();
+    let _g = log.lock_writer(T).unwrap();
+    let base = log.prepare_write().unwrap();
+    let mut txn = log.begin(base, 1 << 20);
+    txn.write(&log, 0, &bytes).unwrap();
+    log.commit(txn, Durability::Full).unwrap().unwrap();
+    path
+}
+
+/// `?version=N` (issue 20 item 1): a connection to a kept version reads
+/// it while steps run; once the policy drops it, its next transaction is
+/// refused with an error naming the oldest kept version (and a new
+/// connection to it too), while the writer and kept versions go on.
+#[test]
+fn a_version_connection_is_refused_once_its_version_is_dropped_naming_the_oldest_kept() {
+    use rusqlite::{Connection, OpenFlags};
+    let dir = Dir::new("retain-version-uri");
+    let path = sqlite_log(&dir);
+    pagelog::register().unwrap();
+    let w = Connection::open_with_flags_and_vfs(&path, OpenFlags::SQLITE_OPEN_READ_WRITE, "pagelog").unwrap();
+    w.query_row("PRAGMA pagelog_retain='20 versions'", [], |r| r.get::<_, String>(0)).unwrap();
+    for i in 0..50 {
+        w.execute("UPDATE t SET v = printf('first %d', ?1) WHERE id = ?1 % 300 + 1", [i]).unwrap();
+    }
+    let pinned_at: i64 = w.query_row("SELECT pagelog_version()", [], |r| r.get(0)).unwrap();
+    let ro = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_URI;
+    let uri = |n: i64| format!("file:{}?version={n}", path.display());
+    let pinned = Connection::open_with_flags_and_vfs(uri(pinned_at), ro, "pagelog").unwrap();
+    let rows = |c: &Connection| c.query_row("SELECT group_concat(v) FROM t", [], |r| r.get::<_, String>(0));
+    let seen = rows(&pinned).unwrap();
+    // Kept for a while: steps run, the version reads the same.
+    for i in 0..15 {
+        w.execute("UPDATE t SET v = printf('then %d', ?1) WHERE id = ?1 % 300 + 1", [i]).unwrap();
+    }
+    assert_eq!(rows(&pinned).unwrap(), seen, "a kept version read differently");
+    for i in 0..3000 {
+        w.execute("UPDATE t SET v = printf('later %d', ?1) WHERE id = ?1 % 300 + 1", [i]).unwrap();
+    }
+    let oldest =
+        Log::open(&path, OpenOptions { read_only: true, ..Default::default() }).unwrap().oldest_kept().unwrap();
+    assert!(oldest as i64 > pinned_at, "version {pinned_at} was not dropped (oldest kept {oldest})");
+    let e = rows(&pinned).expect_err("a dropped version was read");
+    let msg = pagelog::sqlite::last_error().unwrap_or_default();
+    let want = format!("version {pinned_at} is no longer kept: the retention policy keeps versions {oldest} to");
+    assert!(msg.contains(&want), "{e}: {msg}");
+    let e = Connection::open_with_flags_and_vfs(uri(pinned_at), ro, "pagelog")
+        .and_then(|c| rows(&c))
+        .expect_err("a dropped version opened");
+    let msg = pagelog::sqlite::last_error().unwrap_or_default();
+    assert!(msg.contains(&want), "{e}: {msg}");
+    // The oldest kept one reads, and the writer goes on.
+    let kept = Connection::open_with_flags_and_vfs(uri(oldest as i64), ro, "pagelog").unwrap();
+    assert!(rows(&kept).unwrap().contains("later"));
+    w.execute("UPDATE t SET v = 'last' WHERE id = 1", []).unwrap();
+}
+
 /// Through SQLite: the policy set with `PRAGMA pagelog_retain`, enforced by
 /// the writer's own commits, while another connection holds a read
 /// transaction whose snapshot must keep reading the same rows.
@@ -302,27 +374,7 @@ fn history_and_verify_of_a_reclaimed_log_see_the_kept_versions_and_no_damage() {
 fn through_sqlite_commits_enforce_the_policy_and_an_open_read_transaction_keeps_its_snapshot() {
     use rusqlite::{Connection, OpenFlags};
     let dir = Dir::new("retain-sqlite");
-    let path = dir.0.join("app.db");
-    {
-        // A format-4 log (in development: only the log API creates one)
-        // whose first version is a plain database made by stock SQLite.
-        let plain = dir.0.join("plain.db");
-        let c = Connection::open(&plain).unwrap();
-        c.execute_batch(
-            "PRAGMA page_size=1024; CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT);
-             WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i+1 FROM n WHERE i < 300)
-             INSERT INTO t SELECT i, printf('row %d', i) FROM n;",
-        )
-        .unwrap();
-        drop(c);
-        let bytes = std::fs::read(&plain).unwrap();
-        let log = Log::open(&path, OpenOptions { create: true, format4: true, ..Default::default() }).unwrap();
-        let _g = log.lock_writer(T).unwrap();
-        let base = log.prepare_write().unwrap();
-        let mut txn = log.begin(base, 1 << 20);
-        txn.write(&log, 0, &bytes).unwrap();
-        log.commit(txn, Durability::Full).unwrap().unwrap();
-    }
+    let path = sqlite_log(&dir);
     pagelog::register().unwrap();
     let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_URI;
     let open = || Connection::open_with_flags_and_vfs(&path, flags, "pagelog").unwrap();
@@ -807,4 +859,81 @@ fn on_a_full_disk_a_step_retries_smaller_and_the_commit_after_a_failed_one_succe
     m.try_commit(&log).unwrap_or_else(|e| panic!("the commit after the step: {e}"));
     m.check_all(&log, &path);
     println!("capped disk: {ok} commits, then one found the disk full, the next one after a step succeeded");
+}
+
+/// Not a test: measures the longest pause a step makes a writer wait (the
+/// step runs under the WRITER lock, after the commit that made it due), at
+/// the automatic step size. `cargo test --release -p pagelog --test
+/// retention measure_step_pause -- --ignored --nocapture`; PAGELOG_MEASURE_MB
+/// (default 256) sets the database's size, PAGELOG_MEASURE_DIR where the log
+/// goes (default: the temporary directory), PAGELOG_MEASURE_COMMITS how many
+/// one-page commits run under `1000 versions`.
+#[test]
+#[ignore]
+fn measure_step_pause() {
+    use std::time::Instant;
+    let env = |k: &str, d: u64| std::env::var(k).ok().and_then(|v| v.parse().ok()).unwrap_or(d);
+    let mb = env("PAGELOG_MEASURE_MB", 256);
+    let commits = env("PAGELOG_MEASURE_COMMITS", 40_000);
+    let base = std::env::var("PAGELOG_MEASURE_DIR").map(std::path::PathBuf::from).unwrap_or(std::env::temp_dir());
+    let path = base.join(format!("pagelog-measure-{}.db", std::process::id()));
+    let _ = std::fs::remove_file(&path);
+    let log = Log::open(&path, OpenOptions { create: true, format4: true, ..Default::default() }).unwrap();
+    const PS4: usize = 4096;
+    let pages = (mb << 20) as usize / PS4;
+    let mut rng = Rng::new(99);
+    {
+        let _w = log.lock_writer(T).unwrap();
+        let b = log.prepare_write().unwrap();
+        let mut txn = log.begin(b, 32 << 20);
+        let mut page = vec![b'X'; PS4];
+        for p in 0..pages {
+            rng.fill(&mut page[8..]);
+            txn.write(&log, (p * PS4) as u64, &page).unwrap();
+        }
+        log.commit(txn, Durability::Full).unwrap().unwrap();
+    }
+    log.set_retention(Policy::parse("1000 versions").unwrap(), T).unwrap();
+    let (mut pauses, mut commit_times) = (Vec::new(), Vec::new());
+    for _ in 0..commits {
+        let _w = log.lock_writer(T).unwrap();
+        let b = log.prepare_write().unwrap();
+        let mut txn = log.begin(b, 32 << 20);
+        let mut page = vec![b'X'; PS4];
+        rng.fill(&mut page[8..]);
+        txn.write(&log, rng.below(pages as u64) * PS4 as u64, &page).unwrap();
+        let t = Instant::now();
+        log.commit(txn, Durability::Normal).unwrap().unwrap();
+        commit_times.push(t.elapsed());
+        let t = Instant::now();
+        if let Some(r) = log.reclaim_if_due().unwrap() {
+            pauses.push((t.elapsed(), r));
+        }
+    }
+    pauses.sort_by_key(|p| std::cmp::Reverse(p.0));
+    commit_times.sort();
+    let pct = |v: &[std::time::Duration], q: f64| v[((v.len() - 1) as f64 * q) as usize];
+    println!(
+        "{} build, {mb} MiB database ({pages} pages of 4 KiB) in {}, {commits} one-page commits under 1000 versions",
+        if cfg!(debug_assertions) { "debug" } else { "release" },
+        base.display()
+    );
+    println!(
+        "commit: median {:?}, p99 {:?}, max {:?}",
+        pct(&commit_times, 0.5),
+        pct(&commit_times, 0.99),
+        commit_times.last().unwrap()
+    );
+    // Steps within the automatic size, and those whose first record was
+    // larger (a bulk load's SPILL records: a step frees whole records).
+    let (within, over): (Vec<_>, Vec<_>) =
+        pauses.iter().partition(|(_, r)| r.freed <= 2 * pagelog::reclaim::AUTO_STEP_BYTES);
+    for (what, v) in [("steps within 2 x the step size", within), ("steps over a larger record", over)] {
+        if let Some((d, r)) = v.first() {
+            let median = v[v.len() / 2].0;
+            println!("{what}: {}, pause median {median:?}, max {d:?} ({r:?})", v.len());
+        }
+    }
+    println!("bytes in use {} (blocks {}), log offsets {}", log.bytes_in_use(), blocks(&path), log.latest().end);
+    let _ = std::fs::remove_file(&path);
 }
