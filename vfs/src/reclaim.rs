@@ -143,7 +143,8 @@ pub(crate) fn human(n: u64) -> String {
     }
 }
 
-/// A writer looks for something to reclaim after the log grew this much.
+/// A writer looks for something to reclaim after the log grew this much
+/// (while steps find something to free; else after an eighth of the log).
 pub const AUTO_MIN_GROWTH: u64 = 1 << 20;
 /// How much one automatic step frees at most: a commit waits for at most one.
 pub const AUTO_STEP_BYTES: u64 = 4 << 20;
@@ -334,17 +335,27 @@ impl Log {
                 return Ok(None);
             }
             let grown = st.log_end.saturating_sub(st.reclaim_looked_at);
-            // A log with no pre-allocated tail left may be on a disk that is
-            // filling up (pre-allocation gives up when it does not fit):
-            // then a step is due at once, while its record still fits.
-            let due = grown >= (st.log_end.saturating_sub(st.control.boundary()) / 8).max(AUTO_MIN_GROWTH)
-                || (st.alloc_end <= st.log_end && grown > 0 && self.disk_low());
+            // Steps free at most AUTO_STEP_BYTES each: while the last one
+            // found something to free, the next comes after AUTO_MIN_GROWTH
+            // (so that they keep up with any rate of commits); else after
+            // an eighth of the log. A log with no pre-allocated tail left
+            // may be on a disk that is filling up (pre-allocation gives up
+            // when it does not fit): then a step is due at once, while its
+            // record still fits.
+            let every = if st.reclaim_backlog {
+                AUTO_MIN_GROWTH
+            } else {
+                (st.log_end.saturating_sub(st.control.boundary()) / 8).max(AUTO_MIN_GROWTH)
+            };
+            let due = grown >= every || (st.alloc_end <= st.log_end && grown > 0 && self.disk_low());
             if !due {
                 return Ok(None);
             }
             st.reclaim_looked_at = st.log_end;
         }
-        self.reclaim_held(AUTO_STEP_BYTES).map(Some)
+        let r = self.reclaim_held(AUTO_STEP_BYTES);
+        self.lock().reclaim_backlog = r.as_ref().is_ok_and(|r| r.freed > 0);
+        r.map(Some)
     }
 
     /// After a commit failed for lack of space (`Error::is_disk_full`), by a
