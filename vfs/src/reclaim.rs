@@ -104,7 +104,8 @@ pub(crate) fn control_record(
 /// The bytes a log holds once what lies below its boundary `b` is punched,
 /// when it ends at `end`: the header and everything from `b` on. What the
 /// size form measures (the file's blocks, `st_blocks`, come to this plus
-/// the pre-allocated tail, at most `commit::PREALLOC_MAX`).
+/// the pre-allocated tail, at most `commit::PREALLOC_MAX`, and the reserve:
+/// the region the last step freed, at most about one step).
 pub fn bytes_in_use(b: u64, end: u64) -> u64 {
     format::FIRST_RECORD + end.saturating_sub(b.max(format::FIRST_RECORD))
 }
@@ -221,7 +222,8 @@ impl Log {
             if b < live {
                 return Err(Error::Unsupported(format!(
                     "{}: a size budget of {} is below the live database, {} ({live} bytes, version {}): it could \
-                     only be met by dropping the latest version, which is never done; give at least {}",
+                     only be met by dropping the latest version, which is never done; give at least {} and room \
+                     for the versions to keep",
                     self.path.display(),
                     human(b),
                     human(live),
