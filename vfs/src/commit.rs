@@ -292,16 +292,8 @@ impl Log {
         let control = if full && self.format() >= format::FORMAT_V4 {
             let info = crate::reclaim::control_as_of(&st.control, version);
             let prev = Link { version: base.number, offset: base.commit_offset, crc: base.commit_crc };
-            let rec = crate::reclaim::control_record(
-                salt,
-                offset,
-                prev,
-                page_size,
-                &info,
-                st.control.stragglers(),
-                &[],
-                false,
-            );
+            let rec =
+                crate::reclaim::control_record(salt, offset, prev, page_size, &info, st.control.table(), &[], false);
             offset += rec.len() as u64;
             Some((info, rec))
         } else {

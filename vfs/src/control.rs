@@ -13,13 +13,15 @@
 //! 3. A `Control` is immutable: a new CONTROL record makes a new one, and a
 //!    version keeps the one it was made with for as long as it lives (its
 //!    reader's epoch lock keeps the bytes it redirects to).
-//! 4. The straggler table maps references below `B` that the base tree
-//!    cannot redirect (a kept revert's entries that the oldest kept version
-//!    does not share, and the bases of their patches) to their copies: keys
-//!    strictly increasing and below `B`, values at or after `B`, a patch's
-//!    copy naming a base at or after `B` too. It is consulted before the
-//!    base tree; a reference in it resolves to the same item, and the
-//!    referencing entry's crc checks the page it makes as always.
+//! 4. The straggler table relocates items by offset: a reference below `B`
+//!    that the base tree cannot redirect (a kept revert's entry that the
+//!    oldest kept version does not share, the base a kept patch names) is
+//!    read at its copy, and the referencing entry's crc checks the page it
+//!    makes as always. It is consulted before the base tree. Entries are
+//!    sorted by old offset, strictly increasing (an old offset is tagged as
+//!    in map entries for a patch; the new one is the copy's position, the
+//!    same kind of item), and every copy lies at or after `B` in a CONTROL
+//!    record, a patch's copy naming a base at or after `B` too.
 //!
 //! Phase 1 (this file): the base tree is read whole into memory when a
 //! control state is loaded (its size is the pages relocated, at most the
@@ -47,31 +49,8 @@ pub struct Control {
     base: HashMap<u32, Slot>,
     /// For base-tree slots that are patches: the offset of their base image.
     bases: HashMap<u32, u64>,
-    /// The straggler table: (old offset, new offset), sorted by old offset
-    /// (invariant 4). Shared by the copies of this state.
-    stragglers: Arc<Vec<(u64, u64)>>,
-}
-
-/// The straggler table's bytes (16 per entry, old offset then new, little
-/// endian) as entries; `None` when a key is not below `boundary`, a value
-/// is below it, or the keys are not strictly increasing.
-pub(crate) fn decode_stragglers(b: &[u8], boundary: u64) -> Option<Vec<(u64, u64)>> {
-    let mut out = Vec::with_capacity(b.len() / format::STRAGGLER_SIZE);
-    for e in b.chunks_exact(format::STRAGGLER_SIZE) {
-        let old = u64::from_le_bytes(e[..8].try_into().expect("8 bytes"));
-        let new = u64::from_le_bytes(e[8..].try_into().expect("8 bytes"));
-        let increasing = out.last().is_none_or(|&(o, _)| o < old);
-        if !increasing || old >= boundary || patch::position(new) < boundary {
-            return None;
-        }
-        out.push((old, new));
-    }
-    Some(out)
-}
-
-/// The straggler table as bytes (see `decode_stragglers`).
-pub(crate) fn encode_stragglers(t: &[(u64, u64)]) -> Vec<u8> {
-    t.iter().flat_map(|&(o, n)| o.to_le_bytes().into_iter().chain(n.to_le_bytes())).collect()
+    /// The straggler table: (old offset, new offset), sorted (invariant 4).
+    moved: Arc<Vec<(u64, u64)>>,
 }
 
 impl Control {
@@ -81,37 +60,19 @@ impl Control {
     }
 
     /// Loads the state of the CONTROL record at `offset` (crc `crc`, info
-    /// `info`, and `meta`, its bytes up to its payload, as its crc checked
-    /// them), reading its base tree through `map`, which covers every byte
-    /// below `end`. Err: the straggler table or the base tree is damaged.
+    /// `info`), reading its base tree through `map`, which covers every
+    /// byte below `end`. Err: the base tree is damaged.
+    /// `table`: the record's straggler table (`info.stragglers` entries).
     pub(crate) fn load(
         offset: u64,
         crc: u32,
         info: ControlInfo,
-        meta: &[u8],
+        table: &[u8],
         map: &Mapping,
         end: u64,
     ) -> Result<Control, tree::Damage> {
-        let at = format::RECORD_HEADER_SIZE + format::CONTROL_INFO_SIZE;
-        let table = meta.get(at..at + info.stragglers as usize * format::STRAGGLER_SIZE);
-        let boundary = info.boundary.max(format::FIRST_RECORD);
-        let stragglers = table.and_then(|t| decode_stragglers(t, boundary)).ok_or_else(|| tree::Damage {
-            offset: offset + at as u64,
-            expected: format!(
-                "a straggler table of {} entries, old offsets increasing and below the boundary {boundary}, \
-                 new ones at or after it",
-                info.stragglers
-            ),
-            found: "another".into(),
-        })?;
-        let mut c = Control {
-            offset,
-            crc,
-            info,
-            base: HashMap::new(),
-            bases: HashMap::new(),
-            stragglers: Arc::new(stragglers),
-        };
+        let moved = Arc::new(parse_table(offset, &info, table)?);
+        let mut c = Control { offset, crc, info, base: HashMap::new(), bases: HashMap::new(), moved };
         if info.base_root == 0 {
             return Ok(c);
         }
@@ -138,29 +99,18 @@ impl Control {
     /// written before a full map, whose info may differ only in what a copy
     /// updates: the oldest version's record while the log starts).
     pub(crate) fn copied(&self, offset: u64, crc: u32, info: ControlInfo) -> Control {
-        Control {
-            offset,
-            crc,
-            info,
-            base: self.base.clone(),
-            bases: self.bases.clone(),
-            stragglers: self.stragglers.clone(),
-        }
+        Control { offset, crc, info, base: self.base.clone(), bases: self.bases.clone(), moved: self.moved.clone() }
     }
 
-    /// The straggler table (invariant 4).
-    pub(crate) fn stragglers(&self) -> &[(u64, u64)] {
-        &self.stragglers
-    }
-
-    /// The copy a reference below `B` to `offset` (tagged as in map entries
-    /// for a patch) resolves to through the straggler table.
+    /// Where the item at `old` (below `B`) was relocated to, if it was.
     #[inline]
-    fn straggler(&self, offset: u64) -> Option<u64> {
-        if self.stragglers.is_empty() {
-            return None;
-        }
-        self.stragglers.binary_search_by_key(&offset, |&(o, _)| o).ok().map(|i| self.stragglers[i].1)
+    pub fn moved_to(&self, old: u64) -> Option<u64> {
+        self.moved.binary_search_by_key(&old, |e| e.0).ok().map(|i| self.moved[i].1)
+    }
+
+    /// The straggler table, sorted by old offset.
+    pub fn table(&self) -> &[(u64, u64)] {
+        &self.moved
     }
 
     /// `B`: bytes below it are freed (or about to be).
@@ -196,8 +146,8 @@ impl Control {
         if s.offset == 0 || patch::position(s.offset) >= self.boundary() {
             return Some(s);
         }
-        if let Some(new) = self.straggler(s.offset) {
-            return Some(Slot { offset: new, crc: s.crc });
+        if let Some(new) = self.moved_to(s.offset) {
+            return Some(Slot { offset: new | (s.offset & patch::PATCH_TAG), crc: s.crc });
         }
         self.base.get(&pgno).copied().filter(|b| b.crc == s.crc && patch::position(b.offset) >= self.boundary())
     }
@@ -210,7 +160,7 @@ impl Control {
         if base >= self.boundary() {
             return Some(base);
         }
-        if let Some(new) = self.straggler(base) {
+        if let Some(new) = self.moved_to(base) {
             return Some(new);
         }
         self.base_tree_base(pgno)
@@ -230,6 +180,43 @@ impl Control {
     pub(crate) fn base_slots(&self) -> &HashMap<u32, Slot> {
         &self.base
     }
+}
+
+/// The straggler table of the CONTROL record at `offset`, whose bytes (all
+/// `info.stragglers` entries) start `table`: sorted strictly by old offset,
+/// every new offset 8-aligned, at or after the boundary and before the
+/// record's end (invariant 4). Anything else is damage naming the record.
+fn parse_table(offset: u64, info: &ControlInfo, table: &[u8]) -> Result<Vec<(u64, u64)>, tree::Damage> {
+    let n = info.stragglers as usize;
+    let bad = |found: String| tree::Damage {
+        offset,
+        expected: "a straggler table sorted by old offset, each copy in the CONTROL record".into(),
+        found,
+    };
+    let Some(b) = table.get(..n * format::STRAGGLER_SIZE) else {
+        return Err(bad(format!("{} bytes for {n} entries", table.len())));
+    };
+    let end = offset.saturating_add(format::control_layout(info).length);
+    let mut out: Vec<(u64, u64)> = Vec::with_capacity(n);
+    for e in b.chunks_exact(format::STRAGGLER_SIZE) {
+        let old = u64::from_le_bytes(e[..8].try_into().expect("8 bytes"));
+        let new = u64::from_le_bytes(e[8..16].try_into().expect("8 bytes"));
+        if out.last().is_some_and(|l| l.0 >= old) || new % 8 != 0 || new < info.boundary || new >= end {
+            return Err(bad(format!("the entry {old} -> {new}")));
+        }
+        out.push((old, new));
+    }
+    Ok(out)
+}
+
+/// The straggler table's bytes, as a CONTROL record holds it.
+pub(crate) fn encode_table(table: &[(u64, u64)]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(table.len() * format::STRAGGLER_SIZE);
+    for (old, new) in table {
+        out.extend_from_slice(&old.to_le_bytes());
+        out.extend_from_slice(&new.to_le_bytes());
+    }
+    out
 }
 
 /// The log's committed bytes as a [`tree::NodeSource`].
@@ -254,22 +241,33 @@ impl tree::NodeSource for MapSource<'_> {
 
 #[cfg(test)]
 mod tests {
-    use super::{decode_stragglers, encode_stragglers};
+    use super::{encode_table, parse_table};
+    use crate::format::{self, ControlInfo};
 
     #[test]
     fn the_straggler_table_round_trips_and_a_bad_one_is_refused() {
-        let t = vec![(600, 9000), (2049, 9217), (4096, 12000)];
-        assert_eq!(decode_stragglers(&encode_stragglers(&t), 8192), Some(t.clone()));
-        assert_eq!(decode_stragglers(&[], 8192), Some(vec![]));
-        // Keys not increasing, a key at or past the boundary, a value below it.
+        let info = |n: usize| ControlInfo {
+            epoch: 2,
+            boundary: 8192,
+            stragglers: n as u32,
+            payload_bytes: 8 << 10,
+            ..Default::default()
+        };
+        // The record at 9000: its copies, and earlier ones, lie in [8192, its end).
+        let at = 9000;
+        let t = vec![(600, 9200), (2049, 9216), (4096, 12000)];
+        assert_eq!(parse_table(at, &info(3), &encode_table(&t)).ok(), Some(t.clone()));
+        assert_eq!(parse_table(at, &info(0), &[]).ok(), Some(vec![]));
+        let end = at + format::control_layout(&info(1)).length;
         for bad in [
-            vec![(2049, 9217), (600, 9000)],
-            vec![(600, 9000), (600, 9100)],
-            vec![(8192, 9000)],
-            vec![(600, 8184)],
-            vec![(600, 8185 - 8)], // a patch whose position lies below the boundary
+            vec![(2049, 9216), (600, 9200)], // not increasing
+            vec![(600, 9200), (600, 9216)],  // twice
+            vec![(600, 8184)],               // a copy below the boundary
+            vec![(600, 9201)],               // not 8-aligned (a copy's tag is its key's)
+            vec![(600, end)],                // past the record
         ] {
-            assert_eq!(decode_stragglers(&encode_stragglers(&bad), 8192), None, "{bad:?}");
+            assert!(parse_table(at, &info(bad.len()), &encode_table(&bad)).is_err(), "{bad:?}");
         }
+        assert!(parse_table(at, &info(3), &encode_table(&t)[..40]).is_err(), "a short table");
     }
 }

@@ -57,7 +57,7 @@ pub(crate) fn control_as_of(c: &Control, version: u64) -> ControlInfo {
 
 /// The bytes of a CONTROL record at `at`, following commit `prev` (whose
 /// page size is `page_size`), with `info` (its `payload_bytes` and
-/// `stragglers` set from the arguments), the straggler table `stragglers`
+/// `stragglers` set from the arguments), the straggler table `table`
 /// (sorted) and `payload`.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn control_record(
@@ -66,15 +66,15 @@ pub(crate) fn control_record(
     prev: Link,
     page_size: u32,
     info: &ControlInfo,
-    stragglers: &[(u64, u64)],
+    table: &[(u64, u64)],
     payload: &[u8],
     claim: bool,
 ) -> Vec<u8> {
     debug_assert_eq!(payload.len() % 8, 0);
-    debug_assert!(stragglers.windows(2).all(|w| w[0].0 < w[1].0));
+    debug_assert!(table.windows(2).all(|w| w[0].0 < w[1].0));
     let payload_crc = format::salted_crc(salt, &[payload]);
-    let info =
-        ControlInfo { payload_bytes: payload.len() as u64, stragglers: stragglers.len() as u32, payload_crc, ..*info };
+    let stragglers = table.len() as u32;
+    let info = ControlInfo { payload_bytes: payload.len() as u64, stragglers, payload_crc, ..*info };
     let lay = format::control_layout(&info);
     let mut buf = vec![0u8; lay.length as usize];
     RecordHeader {
@@ -90,9 +90,9 @@ pub(crate) fn control_record(
     }
     .encode(salt, &mut buf);
     info.encode(&mut buf[format::RECORD_HEADER_SIZE..]);
-    let table = format::RECORD_HEADER_SIZE + format::CONTROL_INFO_SIZE;
-    let bytes = crate::control::encode_stragglers(stragglers);
-    buf[table..table + bytes.len()].copy_from_slice(&bytes);
+    let tb = crate::control::encode_table(table);
+    let t0 = format::RECORD_HEADER_SIZE + format::CONTROL_INFO_SIZE;
+    buf[t0..t0 + tb.len()].copy_from_slice(&tb);
     let ps = lay.payload_start as usize;
     buf[ps..ps + payload.len()].copy_from_slice(payload);
     let (meta, rest) = buf.split_at_mut(ps);
@@ -238,14 +238,14 @@ impl Log {
         info.keep_seconds = policy.age_secs.unwrap_or(0);
         info.keep_bytes = policy.bytes.unwrap_or(0);
         let control = st.control.clone();
-        self.append_control(&mut st, info, &control, control.stragglers().to_vec(), Vec::new())?;
+        self.append_control(&mut st, info, &control, control.table(), Vec::new())?;
         Ok(())
     }
 
     /// Appends a CONTROL record with `info` after the latest commit (a sync
     /// before it, so that it may claim that commit durable, and one after),
     /// and makes it the log's state. `old`: the state it follows (its base
-    /// tree is kept when `info` names the same root); `stragglers`: the new
+    /// tree is kept when `info` names the same root); `table`: the new
     /// straggler table; `payload`: the relocated items followed by the base
     /// tree's new nodes.
     fn append_control(
@@ -253,7 +253,7 @@ impl Log {
         st: &mut State,
         info: ControlInfo,
         old: &Control,
-        stragglers: Vec<(u64, u64)>,
+        table: &[(u64, u64)],
         payload: Vec<u8>,
     ) -> Result<u64> {
         let salt = st.header.expect("a log with a commit has a header").salt;
@@ -264,7 +264,7 @@ impl Log {
         // so that no claim a later commit makes can name a commit this or a
         // later step frees (a horizon lags under synchronous=NORMAL).
         self.io.sync().map_err(|e| Error::io(&self.path, "sync", None, e))?;
-        let rec = control_record(salt, at, prev, latest.page_size, &info, &stragglers, &payload, true);
+        let rec = control_record(salt, at, prev, latest.page_size, &info, table, &payload, true);
         if let Err(e) = self.io.write_at(&rec, at) {
             // A full disk (or a failed write) may have left part of it: put
             // back what was there, pre-allocated zeros and the file's
@@ -296,17 +296,13 @@ impl Log {
         self.publish(st, end);
         let crc = format::trailer_crc(&rec[rec.len() - format::TRAILER_SIZE..]);
         let payload_crc = format::salted_crc(salt, &[&payload]);
-        let info = ControlInfo {
-            payload_bytes: payload.len() as u64,
-            stragglers: stragglers.len() as u32,
-            payload_crc,
-            ..info
-        };
-        let control = if info.base_root == old.info.base_root && stragglers == old.stragglers() {
+        let stragglers = table.len() as u32;
+        let info = ControlInfo { payload_bytes: payload.len() as u64, stragglers, payload_crc, ..info };
+        let control = if info.base_root == old.info.base_root && table == old.table() {
             old.copied(at, crc, info)
         } else {
-            let meta = &rec[..format::control_layout(&info).payload_start as usize];
-            Control::load(at, crc, info, meta, &mapping, end.min(mapping.cap))
+            let tb = crate::control::encode_table(table);
+            Control::load(at, crc, info, &tb, &mapping, end.min(mapping.cap))
                 .map_err(|d| self.corrupt(d.offset, d.expected, d.found))?
         };
         st.control = Arc::new(control);
@@ -695,7 +691,7 @@ impl Log {
                 pb[..8].copy_from_slice(&nb.to_le_bytes());
                 copy(&pb, &mut payload) | patch::PATCH_TAG
             };
-            stragglers.push((key, new));
+            stragglers.push((key, patch::position(new))); // the tag is the key's
         }
 
         // The base tree's new nodes, after the copies.
@@ -723,7 +719,7 @@ impl Log {
             oldest_counter: vo_rec.info.page1_counter,
             ..old.info
         };
-        let end = self.append_control(&mut st, info, &old, stragglers, payload)?;
+        let end = self.append_control(&mut st, info, &old, &stragglers, payload)?;
         let epoch = info.epoch;
         drop(st);
 
@@ -756,7 +752,7 @@ impl Log {
     ) -> Result<BTreeMap<u64, (u32, Option<u32>)>> {
         let b = old.boundary();
         // A copy the table holds -> what references name.
-        let back: HashMap<u64, u64> = old.stragglers().iter().map(|&(o, n)| (n, o)).collect();
+        let back: HashMap<u64, u64> = old.table().iter().map(|&(o, n)| (n, o)).collect();
         let named = |loc: u64| -> Result<u64> {
             Ok(patch::base_of(&self.read_vec(patch::position(loc), 8)?).expect("8 bytes"))
         };
@@ -780,7 +776,7 @@ impl Log {
         let mut keys = BTreeMap::new();
         let mut seen = HashSet::new();
         for r in kept {
-            for e in self.read_entries(r)? {
+            for e in self.kept_entries(r)? {
                 if e.offset == 0 || !seen.insert(e.offset) || vo_map.get(e.pgno).is_some_and(|s| s.offset == e.offset) {
                     continue;
                 }
@@ -809,6 +805,14 @@ impl Log {
             }
         }
         Ok(keys)
+    }
+
+    /// The map entries of kept commit `r` that may name older items: its
+    /// entry table (a delta or a full map). With checkpoint trees (step 5),
+    /// a checkpoint's tree slots go here too: a revert's checkpoint names
+    /// its target's items.
+    fn kept_entries(&self, r: &Rec) -> Result<Vec<format::Entry>> {
+        self.read_entries(r)
     }
 
     /// Punches `[512, bp)` when no reader holds an epoch below `epoch`, else
