@@ -20,7 +20,9 @@
 //!    holds an epoch lock below `k` (`lock::held_in`): a reader of an older
 //!    epoch may read that region directly. Step `k` punches `[512, B_{k−1})`
 //!    only: the region it freed itself is the reserve the next step punches
-//!    first when the disk is full (it then has room for its own record).
+//!    first when the disk is full (it then has room for its own record); a
+//!    step asked for (`Log::reclaim`) that finds nothing to free punches
+//!    the reserve too.
 //! 3. The base tree and the straggler table name only items at or after
 //!    the boundary, a patch's base included (`control.rs` invariants 2 and
 //!    4): a patch moves when its base does.
@@ -316,7 +318,7 @@ impl Log {
     pub fn reclaim(&self, max_bytes: u64, timeout: Duration) -> Result<Reclaimed> {
         let _w = self.lock_writer(timeout)?;
         self.prepare_write()?;
-        self.reclaim_held(max_bytes)
+        self.reclaim_held(max_bytes, true)
     }
 
     /// After a commit by a connection that still holds the WRITER lock: one
@@ -351,7 +353,7 @@ impl Log {
             }
             st.reclaim_looked_at = st.log_end;
         }
-        let r = self.reclaim_held(AUTO_STEP_BYTES);
+        let r = self.reclaim_held(AUTO_STEP_BYTES, false);
         self.lock().reclaim_backlog = r.as_ref().is_ok_and(|r| r.freed > 0);
         r.map(Some)
     }
@@ -365,7 +367,7 @@ impl Log {
             return Ok(None);
         }
         self.lock().reclaim_looked_at = 0;
-        let mut r = self.reclaim_held(AUTO_STEP_BYTES)?;
+        let mut r = self.reclaim_held(AUTO_STEP_BYTES, false)?;
         // The commit needs room now: the reserve goes too (the region the
         // last step freed), when no reader still reads it.
         let (epoch, b) = {
@@ -394,11 +396,11 @@ impl Log {
     /// step whose CONTROL record does not fit on the disk punches what
     /// earlier steps freed (when no reader holds it) and retries, halving
     /// its size, down to [`MIN_STEP_BYTES`]: a smaller step copies less.
-    fn reclaim_held(&self, max_bytes: u64) -> Result<Reclaimed> {
+    fn reclaim_held(&self, max_bytes: u64, explicit: bool) -> Result<Reclaimed> {
         let mut max = max_bytes;
         let mut shrunk = 0;
         loop {
-            match self.step(max) {
+            match self.step(max, explicit) {
                 Ok(r) => return Ok(Reclaimed { shrunk, ..r }),
                 Err(e) if e.is_disk_full() && max > MIN_STEP_BYTES => {
                     let (epoch, b) = {
@@ -418,7 +420,7 @@ impl Log {
     }
 
     /// One step of at most about `max_bytes` (see `reclaim_held`).
-    fn step(&self, max_bytes: u64) -> Result<Reclaimed> {
+    fn step(&self, max_bytes: u64, explicit: bool) -> Result<Reclaimed> {
         let latest = self.latest();
         let policy = self.retention();
         if policy.is_all() || latest.number == 0 {
@@ -468,7 +470,8 @@ impl Log {
         };
         let target = full.h.prev_commit.max(format::FIRST_RECORD);
         if target <= b {
-            return Ok(Reclaimed { oldest: old.info.oldest_version.max(1), boundary: b, ..Default::default() });
+            drop(st);
+            return self.nothing_to_free(&old, explicit);
         }
         // Vo's page map, as it reads (through the current base tree).
         let (vo_map, _, _) = self.build_map(salt, len, &vo_rec)?;
@@ -486,7 +489,8 @@ impl Log {
             bp = pos;
         }
         if bp <= b {
-            return Ok(Reclaimed { oldest: old.info.oldest_version.max(1), boundary: b, ..Default::default() });
+            drop(st);
+            return self.nothing_to_free(&old, explicit);
         }
 
         // 4. The references the base tree cannot redirect (stragglers):
@@ -813,6 +817,21 @@ impl Log {
     /// its target's items.
     fn kept_entries(&self, r: &Rec) -> Result<Vec<format::Entry>> {
         self.read_entries(r)
+    }
+
+    /// A step that finds nothing to free. Asked for (`Log::reclaim`, not an
+    /// automatic step), it gives back the reserve (the region the last step
+    /// freed, kept for a step on a full disk) when no reader holds an older
+    /// epoch, so that a run of steps until nothing is left (`pagelog retain
+    /// --now`, `compact`) ends with every freed byte punched.
+    fn nothing_to_free(&self, old: &Control, explicit: bool) -> Result<Reclaimed> {
+        let b = old.boundary();
+        let punched = if explicit && old.epoch() > 0 && old.redirects() {
+            self.punch_freed(old.epoch(), b, format::FIRST_RECORD)?
+        } else {
+            0
+        };
+        Ok(Reclaimed { oldest: old.info.oldest_version.max(1), boundary: b, punched, ..Default::default() })
     }
 
     /// Punches `[512, bp)` when no reader holds an epoch below `epoch`, else
