@@ -8,7 +8,8 @@ opened by pagelog) it runs
   * spec_reader.examine,
   * open_latest.rs (pagelog's `Log::open` read-only, then `refresh`: what the
     corpus manifest's `opens N` / `refused` means; `info` also reads the
-    whole history and fails on more files), compiled with rustc against
+    whole history and fails on more files; and every version's database
+    image through `Log::version`, compared with the reader's "pages"), compiled with rustc against
     target/debug/libpagelog.rlib on first use (into $TMPDIR),
   * `target/debug/pagelog info --json`, `log --json` and `verify` (exit code),
 and prints one JSON line per file: both sides' outcome and the fields on
@@ -52,10 +53,12 @@ def tool_outcome(path):
         f = os.path.join(tmp, "x.log")
         shutil.copyfile(path, f)
         out = {}
-        rc, so, se = run([open_latest(), "x.log"], tmp)
+        rc, so, se = run([open_latest(), "--pages", "x.log"], tmp)
         s = so.strip()
         if s.startswith("opens "):
             out["opens"], out["latest"] = True, int(s.split()[1])
+            # Every version 1..latest as `Log::version` reads it (image crc, reclaimed, none, error).
+            out["pages"] = {int(k): v for k, v in (w.split(":") for w in s.split()[2:])}
         else:
             out["opens"], out["latest"] = False, None
             out["open_error"] = (s + se.strip())[:300]
@@ -94,6 +97,9 @@ def compare(path, expected=None):
         diff.append("info")
     if mine["verify"] != tool["verify"]:
         diff.append("verify")
+    if mine["opens"] and tool["opens"] and mine.get("pages", {}) != tool.get("pages", {}):
+        # Every version's database image, read through the control state (format 4).
+        diff.append("pages")
     if tool["log"] is not None or mine["readable"]:
         # "Reading a damaged log": `pagelog log` lists the versions a reader may
         # read, and exits 1 when it met damage.
@@ -139,6 +145,9 @@ def main(argv):
     for path in files:
         r = compare(path, expected.get(os.path.basename(path)) if expected else None)
         r["reader"].pop("versions", None)
+        if "pages" not in r["diff"]:
+            r["reader"].pop("pages", None)
+            r["tool"].pop("pages", None)
         r["reader"].pop("readable_checksums", None)
         bad += bool(r["diff"])
         print(json.dumps(r, sort_keys=True), flush=True)
