@@ -159,6 +159,34 @@ fn main() {
     eprintln!("f4-reclaimed-last-record-control: boundaries {bs:?}");
     drop(log);
 
+    // Small logs for mutate.py (what lies at or after the boundary is a few
+    // records): a full map by count at version 265, a policy of 3 versions,
+    // a step relocating every page it does not rewrite (a base tree of 40
+    // slots, depth 2), commits after it, a second step.
+    let p = out.join("f4-small-reclaimed.log");
+    let log = new_log(&p);
+    for i in 0..268 {
+        commit(&log, &mut rng, if i % 4 == 0 { Durability::Full } else { Durability::Normal }, false);
+    }
+    log.sync_pending().unwrap();
+    let orig = std::fs::read(&p).unwrap();
+    log.set_retention(Policy::parse("3 versions").unwrap(), T).unwrap();
+    let mut bs = reclaim_all(&log, 1 << 30);
+    for _ in 0..4 {
+        commit(&log, &mut rng, Durability::Normal, false);
+    }
+    bs.extend(reclaim_all(&log, 1 << 30));
+    commit(&log, &mut rng, Durability::Full, false);
+    drop(log);
+    eprintln!("f4-small-reclaimed: boundaries {bs:?}");
+    unpunched(&out, &p, &orig, 512, bs[0], "f4-small-reclaimed-unpunched.log");
+    let p = out.join("f4-small-no-policy.log");
+    let log = new_log(&p);
+    for i in 0..12 {
+        commit(&log, &mut rng, if i % 3 == 0 { Durability::Full } else { Durability::Normal }, i == 4);
+    }
+    drop(log);
+
     // A first transaction that spilled, its full map's CONTROL record after
     // the SPILL records; no MARK (the copy is taken before the log closes).
     let p = out.join("tmp-spilled.log");

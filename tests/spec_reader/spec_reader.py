@@ -607,9 +607,6 @@ class Log:
                 break
             chain.append(p)
             c = p
-        # Below the chain: "none" (the file's first commit is newer) or "error" (a link that
-        # does not check out).
-        self.below_chain = "none" if c.prev == 0 else "error"
         out = []
         for c in reversed(chain):
             try:
@@ -622,6 +619,29 @@ class Log:
             sm["pages"] = self.image_crc(c, pmap)
             out.append(sm)
         return out
+
+    def find_version(self, latest, n):
+        """Step 5's last sentence: version n "found by following prev commit back from the latest
+        (each step to a lower offset, each prev crc matching) until a commit of version n;
+        reaching the file's first commit at a version above n: the file does not hold n; a
+        commit of a version below n, or a link that does not check out, is damage".  Returns
+        the image crc, "none" or "error"."""
+        c = latest
+        while True:
+            if c.version == n:
+                try:
+                    pmap = self.build_map(c)
+                except Damage:
+                    return "error"
+                return self.image_crc(c, pmap)
+            if c.prev == 0 and c.version > n:
+                return "none"
+            if c.version < n or c.prev >= c.off:
+                return "error"
+            p = self.record(c.prev)
+            if p is None or p.kind != COMMIT or p.tcrc != c.prev_crc:
+                return "error"
+            c = p
 
     # ---- "Format 4": the control state and the base tree --------------------------------
     def log_end_after(self, latest, passed):
@@ -1109,10 +1129,10 @@ def examine(data):
     got = {x["version"]: x["pages"] for x in versions}
     out["pages"] = {}
     for n in range(1, out["latest"] + 1):
-        if log.boundary > HEADER_BLOCK and n < log.ctl.oldest:
-            out["pages"][n] = "reclaimed"
+        if log.boundary > HEADER_BLOCK and n < log.ctl.oldest and n != out["latest"]:
+            out["pages"][n] = "reclaimed"  # "the latest version is always held"
         else:
-            out["pages"][n] = got.get(n, getattr(log, "below_chain", "error"))
+            out["pages"][n] = got[n] if n in got else log.find_version(latest, n)
     if log.ctl is not None:
         out["control"] = {"epoch": log.ctl.epoch, "boundary": log.boundary, "oldest": log.ctl.oldest,
                           "base_pages": len(log.base)}
