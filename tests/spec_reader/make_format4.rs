@@ -37,24 +37,30 @@ impl Rng {
 /// One commit: the first writes every page; then a whole page (1 in 3) or a
 /// few bytes (stored as a patch); a transaction spills now and then.
 fn commit(log: &Log, rng: &mut Rng, durability: Durability, spill_all: bool) {
+    commit_in(log, rng, durability, spill_all, PAGES, false);
+}
+
+/// [`commit`] on a database of `pages` pages; `patches`: never a whole page
+/// after the first commit (a small log: a few hundred bytes a commit).
+fn commit_in(log: &Log, rng: &mut Rng, durability: Durability, spill_all: bool, pages: u64, patches: bool) {
     let _w = log.lock_writer(T).unwrap();
     let base = log.prepare_write().unwrap();
     let spill = if spill_all || rng.below(40) == 0 { 2048 } else { 1 << 20 };
     let mut txn = log.begin(base.clone(), spill);
     if base.number == 0 {
-        let mut img = vec![0u8; PAGES as usize * PS];
-        for p in 0..PAGES as usize {
+        let mut img = vec![0u8; pages as usize * PS];
+        for p in 0..pages as usize {
             img[p * PS] = b'X';
             img[p * PS + 1] = p as u8;
         }
         txn.write(log, 0, &img).unwrap();
-    } else if rng.below(3) == 0 {
-        let p = rng.below(PAGES);
+    } else if !patches && rng.below(3) == 0 {
+        let p = rng.below(pages);
         let mut data = rng.bytes(PS);
         data[0] = b'X';
         txn.write(log, p * PS as u64, &data).unwrap();
     } else {
-        let p = rng.below(PAGES);
+        let p = rng.below(pages);
         let at = p * PS as u64 + 8 + rng.below(900);
         let n = 1 + rng.below(40) as usize;
         txn.write(log, at, &rng.bytes(n)).unwrap();
@@ -180,6 +186,24 @@ fn main() {
     drop(log);
     eprintln!("f4-small-reclaimed: boundaries {bs:?}");
     unpunched(&out, &p, &orig, 512, bs[0], "f4-small-reclaimed-unpunched.log");
+    // The smallest reclaimed log with a base tree of depth 2: 20 pages, a
+    // few bytes a commit, a policy of 3 versions (kept corpus files).
+    let p = out.join("f4-tiny-reclaimed.log");
+    let log = new_log(&p);
+    for i in 0..266 {
+        commit_in(&log, &mut rng, if i % 4 == 0 { Durability::Full } else { Durability::Normal }, false, 20, true);
+    }
+    log.sync_pending().unwrap();
+    let orig = std::fs::read(&p).unwrap();
+    log.set_retention(Policy::parse("3 versions").unwrap(), T).unwrap();
+    let bs = reclaim_all(&log, 1 << 30);
+    for _ in 0..3 {
+        commit_in(&log, &mut rng, Durability::Full, false, 20, true);
+    }
+    drop(log);
+    eprintln!("f4-tiny-reclaimed: boundaries {bs:?}");
+    unpunched(&out, &p, &orig, 512, bs[0], "f4-tiny-reclaimed-unpunched.log");
+
     let p = out.join("f4-small-no-policy.log");
     let log = new_log(&p);
     for i in 0..12 {

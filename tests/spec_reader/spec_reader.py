@@ -3,6 +3,9 @@
 
     spec_reader.py --summary LOG...   prints `LOG opens N clean|damaged` or
                                       `LOG refused clean|damaged`, a line a file
+    spec_reader.py --pages LOG...     prints `LOG 1:CRC 2:reclaimed ...`: every version
+                                      1..latest as read (crc32 of its image, `reclaimed`,
+                                      `none`, `error`), or `LOG refused`
     spec_reader.py LOG                prints one JSON object:
       {"opens": bool, "latest": N|null, "error": str|null,
        "verify": "clean"|"damaged", "verify_error": str|null,
@@ -1152,14 +1155,21 @@ def brief(o):
 
 def main(argv):
     summary = len(argv) > 1 and argv[1] == "--summary"
-    paths = argv[2:] if summary else argv[1:]
-    if not paths or (not summary and len(paths) != 1):
-        sys.stderr.write("usage: spec_reader.py LOG | spec_reader.py --summary LOG...\n")
+    pages = len(argv) > 1 and argv[1] == "--pages"
+    paths = argv[2:] if summary or pages else argv[1:]
+    if not paths or (not (summary or pages) and len(paths) != 1):
+        sys.stderr.write("usage: spec_reader.py LOG | spec_reader.py --summary|--pages LOG...\n")
         return 2
     for path in paths:
         with open(path, "rb") as f:
             o = examine(f.read())
-        print("%s %s" % (path, brief(o)) if summary else json.dumps(o, sort_keys=True))
+        if pages:
+            # `LOG 1:CRC 2:reclaimed ...`: every version 1..latest as a reader asked for it reads
+            # (its image's crc32, "reclaimed", "none", "error"); `LOG refused` when the log does not open.
+            words = ["%d:%s" % (n, w) for n, w in sorted(o.get("pages", {}).items())]
+            print("%s %s" % (path, " ".join(words) if o["opens"] else "refused"))
+        else:
+            print("%s %s" % (path, brief(o)) if summary else json.dumps(o, sort_keys=True))
     return 0
 
 
