@@ -29,16 +29,18 @@ ROOT = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, HERE)
 import spec_reader  # noqa: E402
 
-TOOL = os.path.join(ROOT, "target/debug/pagelog")
-OPEN_LATEST = os.path.join(tempfile.gettempdir(), "pagelog-spec-reader-open-latest")
+# PAGELOG_TARGET: another build's target/debug (its `pagelog` and libpagelog.rlib; deps in its deps/).
+TARGET = os.environ.get("PAGELOG_TARGET", os.path.join(ROOT, "target/debug"))
+TOOL = os.path.join(TARGET, "pagelog")
+OPEN_LATEST = os.path.join(tempfile.gettempdir(), "pagelog-spec-reader-open-latest-%x" % (hash(TARGET) & 0xFFFFFF))
 
 
 def open_latest():
     src = os.path.join(HERE, "open_latest.rs")
-    rlib = os.path.join(ROOT, "target/debug/libpagelog.rlib")
+    rlib = os.path.join(TARGET, "libpagelog.rlib")
     if not os.path.exists(OPEN_LATEST) or os.path.getmtime(OPEN_LATEST) < os.path.getmtime(rlib):
         subprocess.run(["rustc", "--edition", "2021", "-O", src, "--extern", "pagelog=" + rlib,
-                        "-L", os.path.join(ROOT, "target/debug/deps"), "-o", OPEN_LATEST], check=True)
+                        "-L", os.path.join(TARGET, "deps"), "-o", OPEN_LATEST], check=True)
     return OPEN_LATEST
 
 

@@ -40,13 +40,15 @@ import zlib
 FILE_MAGIC = b"PAGELOG\x00"
 REC_MAGIC = b"PLRC"
 TR_MAGIC = b"PLTR"
-SPILL, COMMIT, MARK, CONTROL = 1, 2, 3, 5
-FULL_MAP, SEALED = 1, 2
+SPILL, COMMIT, MARK, INDEX, CONTROL = 1, 2, 3, 4, 5
+FULL_MAP, SEALED, CHECKPOINT = 1, 2, 4
 CLAIM = 1  # "Format 4": CONTROL flag bit 0
 HEADER_BLOCK = 512
 REC_HEADER = 48
 COMMIT_INFO = 56
 CONTROL_INFO = 96  # "Format 4", "CONTROL records (kind 5)"
+INDEX_INFO = 16  # "Checkpoints and INDEX records"
+CHECKPOINT_INFO = 48
 STRAGGLER = 16
 ENTRY = 16
 TRAILER = 16
@@ -85,12 +87,17 @@ class Rec:
     __slots__ = (
         "off", "kind", "flags", "length", "version", "prev", "ps", "frames", "prev_crc",
         "tcrc", "payload", "end", "db_pages", "n_entries", "hz_ver", "hz_off", "fm_off",
-        "checksum", "hz_crc", "p1", "_entries", "data", "pw", "parea", "ctl",
+        "checksum", "hz_crc", "p1", "_entries", "data", "pw", "parea", "ctl", "ck",
     )
 
     @property
     def full(self):
         return bool(self.flags & FULL_MAP)
+
+    @property
+    def is_map(self):
+        """ "a checkpoint counts as" a FULL_MAP commit wherever a map starts."""
+        return self.kind == COMMIT and bool(self.flags & (FULL_MAP | CHECKPOINT))
 
     @property
     def sealed(self):
@@ -130,6 +137,7 @@ class Log:
         self.salt_crc = None
         # "Format 4": the control state (none before format 4 or a first commit)
         self.ctl, self.boundary, self.base, self.bases = None, HEADER_BLOCK, {}, {}
+        self.moved, self.ctl_end, self.tree_cache = {}, 0, {}
         self.map_controls = []
 
     # ---- "File header" -------------------------------------------------------------
@@ -202,11 +210,14 @@ class Log:
             return None
         kinds = (SPILL, COMMIT, MARK)  # "in format-1 files too: ... a reader accepts one"
         if self.fmt == 4:
-            kinds += (CONTROL,)  # "5 = CONTROL (format 4 only ...)"
+            kinds += (INDEX, CONTROL)  # "4 = INDEX and 5 = CONTROL (format 4 only ...)"
         if kind not in kinds:
             return None
         if kind == COMMIT:
-            if flags & ~(FULL_MAP | SEALED):
+            if flags & ~(FULL_MAP | SEALED | CHECKPOINT):
+                return None
+            # "bit 2 = CHECKPOINT (format 4 only, never with FULL_MAP)"
+            if flags & CHECKPOINT and (self.fmt != 4 or flags & FULL_MAP):
                 return None
         elif kind == CONTROL:
             if flags & ~CLAIM:  # "CONTROL (format 4): bit 0 = CLAIM"
@@ -224,16 +235,32 @@ class Log:
         r = Rec()
         r.off, r.kind, r.flags, r.length, r.version, r.prev = o, kind, flags, length, version, prev
         r.ps, r.frames, r.prev_crc, r._entries, r.data = ps, frames, prev_crc, None, d
-        r.ctl = None
+        r.ctl = r.ck = None
         meta_end = o + REC_HEADER
         if kind == CONTROL:
             return self._control(r, pw)
+        if kind == INDEX:
+            return self._index(r, pw)
         if kind == COMMIT:
             if meta_end + COMMIT_INFO > n:
                 return None
             (_ts, r.db_pages, r.n_entries, r.hz_ver, r.hz_off, r.fm_off, r.checksum, r.hz_crc,
              r.p1) = struct.unpack_from("<QIIQQQQII", d, meta_end)
             meta_end += COMMIT_INFO + ENTRY * r.n_entries
+            if flags & CHECKPOINT:
+                # "Right after the entry table, before the page images, the checkpoint info"
+                if meta_end + CHECKPOINT_INFO > n:
+                    return None
+                (root, root_crc, depth, r1, r2, ix, ix_crc, r3, ctl, ctl_crc, r4) = struct.unpack_from(
+                    "<QIBBHQIIQII", d, meta_end)
+                # "well-formed only when ... the reserved bytes are zero, the depth is 1 ... 6, an
+                # offset of 0 has a crc of 0 (root, index record), and index root, index record and
+                # control all lie before the checkpoint's own offset" ("control: at least 512")
+                if (r1 or r2 or r3 or r4 or not 1 <= depth <= 6 or (root == 0 and root_crc != 0)
+                        or (ix == 0 and ix_crc != 0) or ctl < HEADER_BLOCK or not (root < o and ix < o and ctl < o)):
+                    return None
+                r.ck = (root, root_crc, depth, ix, ix_crc, ctl, ctl_crc)
+                meta_end += CHECKPOINT_INFO
         payload = meta_end
         if self.fmt == 1 and frames > 0:
             # "Format 1 put zero padding before it, up to the next file offset that is a
@@ -291,6 +318,29 @@ class Log:
             return None
         r.tcrc, r.payload, r.end, r.ctl = tcrc, payload, o + r.length, c
         r.pw, r.parea = 0, t
+        return r
+
+    def _index(self, r, pw):
+        """ "INDEX record (kind 4, format 4 only)" """
+        d, n, o = self.data, self.n, r.off
+        if r.frames != 0 or pw != 0 or r.flags != 0:
+            return None
+        if o + REC_HEADER + INDEX_INFO > n:
+            return None
+        pb, pcrc, res = struct.unpack_from("<QII", d, o + REC_HEADER)
+        if pb == 0 or pb % 8 or res:  # "more than 0, a multiple of 8"; "reserved: zero"
+            return None
+        payload = o + REC_HEADER + INDEX_INFO
+        if payload - o + pb + TRAILER != r.length or o + r.length > n:  # "length = 48 + 16 + payload bytes + 16"
+            return None
+        t = o + r.length - TRAILER
+        (t_off,) = struct.unpack_from("<Q", d, t)
+        if t_off != o or d[t + 8:t + 12] != TR_MAGIC:
+            return None
+        (tcrc,) = struct.unpack_from("<I", d, t + 12)
+        if self.scrc(d[o:payload] + d[t:t + 12]) != tcrc or self.scrc(d[payload:payload + pb]) != pcrc:
+            return None
+        r.tcrc, r.payload, r.end, r.pw, r.parea = tcrc, payload, o + r.length, 0, t
         return r
 
     def structural(self, r):
@@ -479,6 +529,7 @@ class Log:
         self.passed, for verify)."""
         commits, claims = [], []
         self.passed = []
+        index_passed = control_passed = None
         last = d
         pos = d.end if d is not None else HEADER_BLOCK
         while True:
@@ -492,7 +543,7 @@ class Log:
             else:
                 if last is None:
                     ok = (r.version >= 1 and r.prev == 0 and r.prev_crc == 0
-                          and (r.kind != COMMIT or r.full))
+                          and (r.kind != COMMIT or r.is_map))
                 else:
                     ok = r.version == last.version + 1 and (r.prev, r.prev_crc) == (last.off, last.tcrc)
                 if not ok:
@@ -501,12 +552,26 @@ class Log:
                     # "Format 4", step 4: "Each CONTROL record with CLAIM the walk passes after a
                     # commit claims that commit durable"
                     claims.append((last.ident(), r.off))
+                if r.kind == INDEX:
+                    index_passed = r
+                if r.kind == CONTROL:
+                    control_passed = r
                 if r.kind == COMMIT:
                     if self.structural(r) is not None:
                         break
+                    # "Checkpoints": step 3 "ends the walk before a checkpoint whose checkpoint info
+                    # does not name its transaction's records exactly"
+                    if r.ck is not None:
+                        cp = control_passed
+                        if cp is None or cp.end != r.off or (cp.off, cp.tcrc) != (r.ck[5], r.ck[6]):
+                            break
+                        if r.ck[3] != 0 and (index_passed is None or (index_passed.off, index_passed.tcrc)
+                                             != (r.ck[3], r.ck[4])):
+                            break
+                    index_passed = None
                     # "Map entries": "A delta has the previous version's page size."  CHOICE:
                     # one of the entry rules that step 3's structural checks apply.
-                    if not r.full and last is not None and r.ps != last.ps:
+                    if not r.is_map and last is not None and r.ps != last.ps:
                         break
                     commits.append(r)
                     if r.sealed:
@@ -548,13 +613,13 @@ class Log:
     def build_map(self, c):
         """The page map of commit c: a list of (crc, offset) per page, index 0 = page 1."""
         fm = self.record(c.fm_off)
-        if (fm is None or fm.kind != COMMIT or not fm.full or fm.off > c.off
+        if (fm is None or fm.kind != COMMIT or not fm.is_map or fm.off > c.off
                 or fm.version > c.version):
             raise Damage(c.fm_off, "expected the full map named by version %d" % c.version)
         why = self.structural(fm)
         if why is not None:
             raise Damage(fm.off, why)
-        pmap = [(cr, fo) for _pg, cr, fo in fm.entries()]
+        pmap = self.apply([], fm)
         # "Format 4", step 5: the full map "must be immediately preceded by its CONTROL record"
         self.map_controls = [self.control_before(fm)] if self.fmt == 4 else []
         cur, pos = fm, fm.end
@@ -575,10 +640,10 @@ class Log:
                 if why is not None:
                     raise Damage(pos, why)
                 # step 5: "any delta on it whose page size is not its predecessor's ... is damage"
-                if not r.full and r.ps != cur.ps:
+                if not r.is_map and r.ps != cur.ps:
                     raise Damage(pos, "a delta of page size %d after version %d of page size %d"
                                  % (r.ps, cur.version, cur.ps))
-                pmap = apply(pmap, r)
+                pmap = self.apply(pmap, r)
                 cur = r
             pos = r.end
         return pmap
@@ -594,7 +659,8 @@ class Log:
             (ro,) = struct.unpack_from("<Q", self.data, t)
             r = self.record(ro)
         if (r is None or r.kind != CONTROL or r.end != fm.off
-                or (r.version, r.prev, r.prev_crc) != (fm.version, fm.prev, fm.prev_crc)):
+                or (r.version, r.prev, r.prev_crc) != (fm.version, fm.prev, fm.prev_crc)
+                or (fm.ck is not None and (r.off, r.tcrc) != (fm.ck[5], fm.ck[6]))):
             raise Damage(fm.off, "the CONTROL record of this full map's transaction right before it")
         return r
 
@@ -665,6 +731,7 @@ class Log:
         highest offset"; then its base tree read whole ("any node that is not where its parent
         says, or fails its crc or a rule of its structure, makes the log damaged")."""
         self.ctl, self.boundary, self.base, self.bases = None, HEADER_BLOCK, {}, {}
+        self.moved, self.ctl_end = {}, 0
         if self.fmt != 4 or latest is None:
             return
         end = self.log_end_after(latest, passed)
@@ -673,7 +740,17 @@ class Log:
         if not cands:
             return
         r = max(cands, key=lambda x: x.off)
-        self.ctl, self.boundary = r.ctl, r.ctl.boundary
+        self.ctl, self.boundary, self.ctl_end = r.ctl, r.ctl.boundary, r.end
+        # "The straggler table ... must be sorted by old offset, strictly increasing, and every new
+        # offset a multiple of 8, at least B and below the end of the CONTROL record; otherwise the
+        # log is damaged (named by the CONTROL record's offset)"
+        moved, last = {}, None
+        for k in range(r.ctl.stragglers):
+            old, new = struct.unpack_from("<QQ", self.data, r.off + REC_HEADER + CONTROL_INFO + STRAGGLER * k)
+            if (last is not None and old <= last) or new % 8 or new < r.ctl.boundary or new >= r.end:
+                raise Damage(r.off, "a straggler table sorted by old offset, each copy in the record")
+            moved[old], last = new, old
+        self.moved = moved
         if r.ctl.root == 0:
             return
         if not 1 <= r.ctl.depth <= 6:  # "A base depth outside 1 ... 6 is damage too"
@@ -692,7 +769,16 @@ class Log:
         size = node_size(level)
         if off + size > end:
             raise Damage(off, "an index-tree node of %d bytes before the log end %d" % (size, end))
-        b = self.data[off:off + size]
+        for so, sc, i, f in self.check_node(self.data[off:off + size], off, crc, level, first):
+            if level == 0:
+                if (so, sc) != (0, 0):
+                    self.base[f + i] = (so, sc)
+            elif so:
+                self.walk_node(so, sc, level - 1, f + i * span(level - 1), end)
+
+    def check_node(self, b, off, crc, level, first):
+        """ "The base tree": the checks of a node whose bytes b were read for the node at off
+        (crc, level, first); its slots as (offset, crc, index, first).  Raises Damage(off)."""
         if crc32(b) != crc:
             raise Damage(off, "an index-tree node with crc %#x" % crc)
         lv = b[0]
@@ -702,7 +788,7 @@ class Log:
         if f % span(lv) or f != first:
             raise Damage(off, "a node for pages from %d, found %d" % (first, f))
         n = 16 if lv == 0 else 64
-        kids = []
+        out = []
         for i in range(n):
             so, sc, sr = struct.unpack_from("<QII", b, 8 + 16 * i)
             if sr or (so == 0 and sc != 0) or (lv == 0 and f == 0 and i == 0 and (so, sc) != (0, 0)):
@@ -712,17 +798,70 @@ class Log:
                     raise Damage(off, "child %d at %d: 8-aligned, from 512, ending before its parent" % (i, so))
                 if f + i * span(lv - 1) > 0xFFFFFFFF:
                     raise Damage(off, "child %d covers no page number" % i)
-                kids.append((so, sc, f + i * span(lv - 1)))
-            elif lv == 0 and (so, sc) != (0, 0):
-                self.base[f + i] = (so, sc)
-        for so, sc, kf in kids:
-            self.walk_node(so, sc, lv - 1, kf, end)
+            out.append((so, sc, i, f))
+        return out
+
+    # ---- "Checkpoints and INDEX records" ------------------------------------------------
+    def apply(self, pmap, c):
+        """The map after commit c when pmap was its predecessor's: a full map's entries, a
+        checkpoint's tree ("The tree gives the checkpoint's whole page map (its own entries
+        included)"), or a delta applied."""
+        if c.ck is not None:
+            return self.tree_map(c)
+        return apply(pmap, c)
+
+    def tree_map(self, c):
+        """Checkpoint c's page map from its tree, every node read as "Reading a node" says.  A
+        page below a node that fails gets the offset -1 - (that node's offset): reading it is
+        damage named by the node, not opening ("Opening reads no node")."""
+        key = (c.off, self.boundary, id(self.moved))
+        if key in self.tree_cache:
+            return list(self.tree_cache[key])
+        n = c.db_pages
+        pm = [(0, 0)] * n
+        root, root_crc, depth = c.ck[0], c.ck[1], c.ck[2]
+
+        def go(off, crc, level, first):
+            lo, hi = max(first, 1), min(first + span(level) - 1, n)
+            try:
+                slots = self.read_tree_node(off, crc, level, first, c.end)
+            except Damage:
+                for p in range(lo, hi + 1):
+                    pm[p - 1] = (0, -1 - off)
+                return
+            for so, sc, i, f in slots:
+                if level == 0:
+                    if 1 <= f + i <= n:
+                        pm[f + i - 1] = (sc, so)
+                elif so and f + i * span(level - 1) <= n:
+                    go(so, sc, level - 1, f + i * span(level - 1))
+        if root:
+            go(root, root_crc, depth - 1, 0)
+        self.tree_cache[key] = pm
+        return list(pm)
+
+    def read_tree_node(self, off, crc, level, first, end):
+        """ "Reading a node" of a checkpoint's tree: at its offset, before end (the version's
+        COMMIT end), or, below B, at its straggler-table copy, before that CONTROL record's end;
+        checked as the node at off."""
+        at, lim = off, end
+        if self.boundary > HEADER_BLOCK and off < self.boundary:
+            at = self.moved.get(off)
+            if at is None:
+                raise Damage(off, "a copy of the node below B in the straggler table")
+            lim = self.ctl_end
+        size = node_size(level)
+        if at < HEADER_BLOCK or at + size > lim or at + size > self.n:
+            raise Damage(off, "an index-tree node within the committed log")
+        return self.check_node(self.data[at:at + size], off, crc, level, first)
 
     def page(self, pg, cr, fo, ps):
         """Page pg whose map slot is (crc cr, offset fo), read with page size ps: "The boundary:
         freed regions, and references below B".  Raises Damage."""
         if fo == 0:
             return bytes(ps)
+        if fo < 0:  # below a checkpoint-tree node that failed its checks
+            raise Damage(-1 - fo, "the index-tree node above page %d" % pg)
         q = fo & ~7
         if q < self.boundary:
             t = self.base.get(pg)
@@ -838,7 +977,7 @@ class Log:
         damage = refused
         if latest is not None:
             kept = [c for c in kept if c.version <= latest.version and c.off <= latest.off]
-        fulls = {c.off: c.version for c in kept if c.full}
+        fulls = {c.off: c.version for c in kept if c.is_map}
         forward = {}
         vo = self.forward_vo
         for c in kept:
@@ -905,7 +1044,7 @@ class Log:
         if latest is None or open_latest is None or latest.ident() != open_latest.ident():
             return "the walk from the boundary does not reach recovery's latest version"
         for c in commits:
-            if c.full:
+            if c.is_map:
                 try:
                     self.control_before(c)
                 except Damage as e:
@@ -995,7 +1134,7 @@ class Log:
         for c in commits:
             if last_version is None or c.off > last_version.off:
                 break
-            if c.full:
+            if c.is_map:
                 expect_fm = c.off
                 if self.fmt == 4:
                     try:
@@ -1005,7 +1144,7 @@ class Log:
             if c.fm_off != expect_fm:
                 return "version %d at %d: full map offset %d, the newest full map is at %s" % (
                     c.version, c.off, c.fm_off, expect_fm)
-            pmap = apply(pmap, c)
+            pmap = self.apply(pmap, c)
             bad = next(((i + 1, fo) for i, (cr, fo) in enumerate(pmap)
                         if fo != 0 and not page_ok(fo, c.ps, cr, c.off)), None)
             if bad is not None:
