@@ -23,6 +23,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import zlib
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
@@ -32,7 +33,7 @@ import spec_reader  # noqa: E402
 # PAGELOG_TARGET: another build's target/debug (its `pagelog` and libpagelog.rlib; deps in its deps/).
 TARGET = os.environ.get("PAGELOG_TARGET", os.path.join(ROOT, "target/debug"))
 TOOL = os.path.join(TARGET, "pagelog")
-OPEN_LATEST = os.path.join(tempfile.gettempdir(), "pagelog-spec-reader-open-latest-%x" % (hash(TARGET) & 0xFFFFFF))
+OPEN_LATEST = os.path.join(tempfile.gettempdir(), "pagelog-spec-reader-open-latest-%08x" % zlib.crc32(TARGET.encode()))
 
 
 def open_latest():
