@@ -37,12 +37,13 @@ impl Rng {
 /// One commit: the first writes every page; then a whole page (1 in 3) or a
 /// few bytes (stored as a patch); a transaction spills now and then.
 fn commit(log: &Log, rng: &mut Rng, durability: Durability, spill_all: bool) {
-    commit_in(log, rng, durability, spill_all, PAGES, false);
+    commit_in(log, rng, durability, spill_all, PAGES, false, PAGES);
 }
 
 /// [`commit`] on a database of `pages` pages; `patches`: never a whole page
-/// after the first commit (a small log: a few hundred bytes a commit).
-fn commit_in(log: &Log, rng: &mut Rng, durability: Durability, spill_all: bool, pages: u64, patches: bool) {
+/// after the first commit (a small log: a few hundred bytes a commit);
+/// later commits change only pages below `hot`.
+fn commit_in(log: &Log, rng: &mut Rng, durability: Durability, spill_all: bool, pages: u64, patches: bool, hot: u64) {
     let _w = log.lock_writer(T).unwrap();
     let base = log.prepare_write().unwrap();
     let spill = if spill_all || rng.below(40) == 0 { 2048 } else { 1 << 20 };
@@ -55,12 +56,12 @@ fn commit_in(log: &Log, rng: &mut Rng, durability: Durability, spill_all: bool, 
         }
         txn.write(log, 0, &img).unwrap();
     } else if !patches && rng.below(3) == 0 {
-        let p = rng.below(pages);
+        let p = rng.below(hot);
         let mut data = rng.bytes(PS);
         data[0] = b'X';
         txn.write(log, p * PS as u64, &data).unwrap();
     } else {
-        let p = rng.below(pages);
+        let p = rng.below(hot);
         let at = p * PS as u64 + 8 + rng.below(900);
         let n = 1 + rng.below(40) as usize;
         txn.write(log, at, &rng.bytes(n)).unwrap();
@@ -191,18 +192,42 @@ fn main() {
     let p = out.join("f4-tiny-reclaimed.log");
     let log = new_log(&p);
     for i in 0..266 {
-        commit_in(&log, &mut rng, if i % 4 == 0 { Durability::Full } else { Durability::Normal }, false, 20, true);
+        commit_in(&log, &mut rng, if i % 4 == 0 { Durability::Full } else { Durability::Normal }, false, 20, true, 20);
     }
     log.sync_pending().unwrap();
     let orig = std::fs::read(&p).unwrap();
     log.set_retention(Policy::parse("3 versions").unwrap(), T).unwrap();
     let bs = reclaim_all(&log, 1 << 30);
     for _ in 0..3 {
-        commit_in(&log, &mut rng, Durability::Full, false, 20, true);
+        commit_in(&log, &mut rng, Durability::Full, false, 20, true, 20);
     }
     drop(log);
     eprintln!("f4-tiny-reclaimed: boundaries {bs:?}");
     unpunched(&out, &p, &orig, 512, bs[0], "f4-tiny-reclaimed-unpunched.log");
+
+    // Checkpoint trees that share nodes (format 4 with checkpoints): 200
+    // pages, later commits only on the first 12, so a checkpoint rewrites
+    // one leaf and the root and shares the others with the one before; a
+    // step then frees the shared nodes' INDEX record and relocates them (the
+    // straggler table).
+    let p = out.join("f4-shared-nodes-reclaimed.log");
+    let log = new_log(&p);
+    for i in 0..600 {
+        let d = if i % 4 == 0 { Durability::Full } else { Durability::Normal };
+        commit_in(&log, &mut rng, d, false, 200, true, 12);
+    }
+    log.sync_pending().unwrap();
+    let orig = std::fs::read(&p).unwrap();
+    log.set_retention(Policy::parse("3 versions").unwrap(), T).unwrap();
+    let bs = reclaim_all(&log, 1 << 30);
+    for _ in 0..3 {
+        commit_in(&log, &mut rng, Durability::Full, false, 200, true, 12);
+    }
+    drop(log);
+    eprintln!("f4-shared-nodes-reclaimed: boundaries {bs:?}");
+    if let Some(&b) = bs.first() {
+        unpunched(&out, &p, &orig, 512, b, "f4-shared-nodes-reclaimed-unpunched.log");
+    }
 
     let p = out.join("f4-small-no-policy.log");
     let log = new_log(&p);

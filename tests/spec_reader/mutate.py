@@ -402,6 +402,58 @@ def control_variants(log, data, recs):
                 d[off + dd] ^= 0x01 if tag != "s1off" else 0x08
                 payload_reseal(log, d, r)
                 yield "node@%d-%s-fix" % (off, tag), bytes(d)
+    # Straggler tables: entries out of order, copies moved, outside the record.
+    for r in ctls:
+        t = r.off + 48 + 96
+        for k in range(min(r.ctl.stragglers, 3)):
+            e = t + 16 * k
+            old, new = struct.unpack_from("<QQ", data, e)
+            for tag, off, val in (("oldp8", e, old + 8), ("oldm8", e, old - 8), ("newp8", e + 8, new + 8),
+                                  ("newm8", e + 8, new - 8), ("newp4", e + 8, new + 4),
+                                  ("newB", e + 8, r.ctl.boundary - 8), ("newend", e + 8, r.end)):
+                d = bytearray(data)
+                struct.pack_into("<Q", d, off, val)
+                reseal(log, d, r)
+                yield "c@%d-straggler%d-%s" % (r.off, k, tag), bytes(d)
+        if r.ctl.stragglers >= 2:
+            d = bytearray(data)
+            d[t:t + 16], d[t + 16:t + 32] = data[t + 16:t + 32], data[t:t + 16]
+            reseal(log, d, r)
+            yield "c@%d-stragglers-swapped" % r.off, bytes(d)
+    # Checkpoints (the checkpoint info after the entries) and INDEX records.
+    for r in recs:
+        if r.kind == sr.COMMIT and r.ck is not None:
+            ck = r.off + 48 + 56 + 16 * r.n_entries
+            root, rc, depth, ix, ixc, cl, clc = r.ck
+            for tag, off, fmt, val in (
+                    ("rootp8", ck, "<Q", root + 8), ("root0", ck, "<Q", 0), ("rootself", ck, "<Q", r.off),
+                    ("rootcrc", ck + 8, "<I", rc ^ 1), ("depth0", ck + 12, "<B", 0), ("depth7", ck + 12, "<B", 7),
+                    ("depthp1", ck + 12, "<B", depth + 1), ("depthm1", ck + 12, "<B", depth - 1),
+                    ("res13", ck + 13, "<B", 1), ("ixp8", ck + 16, "<Q", ix + 8), ("ix0", ck + 16, "<Q", 0),
+                    ("ixcrc", ck + 24, "<I", ixc ^ 1), ("res28", ck + 28, "<I", 1), ("ctlp8", ck + 32, "<Q", cl + 8),
+                    ("ctl0", ck + 32, "<Q", 0), ("ctlcrc", ck + 40, "<I", clc ^ 1), ("res44", ck + 44, "<I", 1),
+                    ("noflag", r.off + 5, "<B", r.flags & ~sr.CHECKPOINT),
+                    ("fullflag", r.off + 5, "<B", r.flags | sr.FULL_MAP)):
+                d = bytearray(data)
+                struct.pack_into(fmt, d, off, val)
+                reseal(log, d, r)
+                yield "ck@%d-%s" % (r.off, tag), bytes(d)
+        if r.kind == sr.INDEX:
+            pb = r.end - 16 - r.payload
+            for tag, off, fmt, val in (("pbp8", r.off + 48, "<Q", pb + 8), ("pb0", r.off + 48, "<Q", 0),
+                                       ("pcrc", r.off + 56, "<I", 1), ("res", r.off + 60, "<I", 1),
+                                       ("flags", r.off + 5, "<B", 1)):
+                d = bytearray(data)
+                struct.pack_into(fmt, d, off, val)
+                reseal(log, d, r)
+                yield "ix@%d-%s" % (r.off, tag), bytes(d)
+            for k, at in enumerate(range(r.payload, r.payload + pb, max(8, pb // 12 // 8 * 8))):
+                d = bytearray(data)
+                d[at] ^= 0x04
+                yield "ix@%d-torn%d" % (r.off, k), bytes(d)
+                struct.pack_into("<I", d, r.off + 56, log.scrc(bytes(d[r.payload:r.payload + pb])))
+                reseal(log, d, r)
+                yield "ix@%d-node%d-fix" % (r.off, k), bytes(d)
     # Holes: zeros at and after B (the record at B, a page of it, a CONTROL payload), and the
     # freed region zeroed (punched) or zeroed past B.
     b = max((r.ctl.boundary for r in ctls), default=512)
