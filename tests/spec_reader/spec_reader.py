@@ -922,13 +922,16 @@ class Log:
         if self.fmt == 4:
             # "the versions it keeps are those >= Vo of the last CONTROL record it passes (when B >
             # 512)"; with a boundary recovery found, that state's.
-            ctls = [r.ctl for r in self.passed if r.kind == CONTROL]
-            ctl = self.ctl if self.boundary > HEADER_BLOCK else (ctls[-1] if ctls else None)
+            ctl = self.ctl if self.boundary > HEADER_BLOCK else None
+            if self.refused_ctl is not None:
+                ctl = self.refused_ctl.ctl
             if ctl is not None and ctl.boundary > HEADER_BLOCK:
                 self.forward_vo = ctl.oldest
         by_version = {c.version: c for c in commits}
         base = start.version if start is not None else 0
         cut, v = None, base
+        if self.refused_ctl is not None and self.refused_ctl.flags & CLAIM:
+            v = max(v, self.refused_ctl.version - 1)  # "what the newest CONTROL record claims"
         for ident, src in claims:
             if cut is not None and src >= cut:
                 break
@@ -954,7 +957,9 @@ class Log:
         """Where the forward read starts: None (offset 512, version 0), the commit the record at B
         names ("Format 4": when the log has a boundary), or, when recovery refused a format-4 log
         whose bytes at 512 are zeros, the commit named by the well-formed record at the first
-        non-zero 8-byte word; "nothing" when there is no such record."""
+        non-zero 8-byte word, when the newest CONTROL record of the file declares the zeros freed;
+        "nothing" otherwise (the zeros are damage)."""
+        self.refused_ctl = None
         if self.fmt != 4:
             return None
         pos = self.boundary
@@ -965,10 +970,32 @@ class Log:
                 pos += 8
             if pos == HEADER_BLOCK:
                 return None
+            c = self.newest_control(pos)
+            if c is None or c.ctl.boundary < pos:
+                return "nothing"
+            self.refused_ctl = c
         r = self.record(pos)
         if r is None or r.kind == MARK:
             return "nothing"
         return Named(r)
+
+    def newest_control(self, floor):
+        """ "the newest CONTROL record of the file": scanning back from its end, record by record
+        (a record found ending at a position is skipped whole), the first CONTROL record, at or
+        after floor."""
+        x = self.n - self.n % 8
+        while x >= floor + TRAILER:
+            if self.data[x - 8:x - 4] == TR_MAGIC:
+                (ro,) = struct.unpack_from("<Q", self.data, x - 16)
+                if floor <= ro < x:
+                    r = self.record(ro)
+                    if r is not None and r.end == x:
+                        if r.kind == CONTROL:
+                            return r
+                        x = ro
+                        continue
+            x -= 8
+        return None
 
     def readable(self, latest, refused):
         """(the versions a reader may read, whether it meets damage): recovery's walk back
