@@ -916,9 +916,6 @@ class Log:
         format-4 read keeps, 0 for all)."""
         start = self.forward_start()
         self.forward_vo = 0
-        if start == "nothing":
-            return []
-        commits, claims = self.walk(start)
         if self.fmt == 4:
             # "the versions it keeps are those >= Vo of the last CONTROL record it passes (when B >
             # 512)"; with a boundary recovery found, that state's.
@@ -927,16 +924,24 @@ class Log:
                 ctl = self.refused_ctl.ctl
             if ctl is not None and ctl.boundary > HEADER_BLOCK:
                 self.forward_vo = ctl.oldest
+        if start == "nothing":
+            return []
+        commits, claims = self.walk(start)
         by_version = {c.version: c for c in commits}
         base = start.version if start is not None else 0
         cut, v = None, base
         if self.refused_ctl is not None and self.refused_ctl.flags & CLAIM:
             v = max(v, self.refused_ctl.version - 1)  # "what the newest CONTROL record claims"
+        if start is not None and self.ctl is not None:
+            v = max(v, self.open_v)  # "commits up to the version recovery found durable"
         for ident, src in claims:
             if cut is not None and src >= cut:
                 break
-            if start is not None and (ident[0] < base or ident == start.ident()):
-                continue  # older than the start, or the start itself: not on the path read
+            if start is not None and (ident == start.ident() or (1 <= ident[0] < base and ident[1] != 0)):
+                # older than the start, or the start itself: not on the path read (a claim that
+                # names no commit -- version 0 with an offset or crc, a version at offset 0 -- is
+                # still damage: "Claims")
+                continue
             c = by_version.get(ident[0])
             if c is None or c.ident() != ident or c.off > src:
                 cut = src  # ends the read before the record that makes the claim
@@ -957,8 +962,9 @@ class Log:
         """Where the forward read starts: None (offset 512, version 0), the commit the record at B
         names ("Format 4": when the log has a boundary), or, when recovery refused a format-4 log
         whose bytes at 512 are zeros, the commit named by the well-formed record at the first
-        non-zero 8-byte word, when the newest CONTROL record of the file declares the zeros freed;
-        "nothing" otherwise (the zeros are damage)."""
+        non-zero 8-byte word (when the newest CONTROL record of the file does not declare the
+        zeros freed they are damage, and the read still starts there); "nothing" when there is
+        no record to start from."""
         self.refused_ctl = None
         if self.fmt != 4:
             return None
@@ -971,9 +977,8 @@ class Log:
             if pos == HEADER_BLOCK:
                 return None
             c = self.newest_control(pos)
-            if c is None or c.ctl.boundary < pos:
-                return "nothing"
-            self.refused_ctl = c
+            if c is not None and c.ctl.boundary >= pos:
+                self.refused_ctl = c
         r = self.record(pos)
         if r is None or r.kind == MARK:
             return "nothing"
@@ -1048,6 +1053,7 @@ class Log:
         latest, v = self.durable_and_tail(d, commits, claims)
         if latest is None:
             return None, v, []
+        self.open_v = v
         self.build_map(latest)
         self.load_control(latest, passed)
         return latest, v, self.versions_in_place(latest)
