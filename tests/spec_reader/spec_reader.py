@@ -1082,6 +1082,52 @@ class Log:
                     self.control_before(c)
                 except Damage as e:
                     return "version %d at %d: %s" % (c.version, c.off, e)
+        # Format 3's checks of what opening does not need, from B on ("beyond format 3"): every
+        # patch area filled exactly by well-formed patches whose base is a stored image (a relocated
+        # one included) or lies below B (freed: resolved through the base tree); every entry names
+        # a stored image, the start of a stored patch, or an item below B.
+        passed = [r for r in self.passed if r.off <= open_latest.off]
+        images = sorted((r.payload, r.parea, r.ps, r.off) for r in passed if r.frames > 0)
+        starts = [x[0] for x in images]
+        ctls = sorted((r.payload, r.parea, r.off) for r in passed if r.kind == CONTROL)
+        cstarts = [x[0] for x in ctls]
+        b = self.boundary
+
+        def stored(fo, ps, upto):
+            if fo < b:
+                return True
+            i = bisect.bisect_right(cstarts, fo) - 1
+            if i >= 0 and fo % 8 == 0 and fo + ps <= ctls[i][1] and ctls[i][2] <= upto:
+                return True
+            i = bisect.bisect_right(starts, fo) - 1
+            if i < 0:
+                return False
+            pay, pay_end, rps, roff = images[i]
+            return roff <= upto and rps == ps and fo < pay_end and (fo - pay) % ps == 0
+
+        patch_starts = {}
+        for c in commits:
+            if c.off > open_latest.off:
+                break
+            pos = c.parea
+            while pos < c.parea_end:
+                pp = self.parse_patch(pos, c.ps, c.parea_end)
+                if isinstance(pp, str):
+                    return "version %d at %d: patch area: %s" % (c.version, c.off, pp)
+                if not stored(pp[0], c.ps, c.off):
+                    return "version %d at %d: the patch at %d has base %d, not a stored image" % (
+                        c.version, c.off, pos, pp[0])
+                patch_starts[pos] = pp[0]
+                pos += pp[3]
+            for pg, _cr, fo in c.entries():
+                if fo == 0 or (fo & ~7) < b:
+                    continue
+                if self.is_patch(fo):
+                    if fo - 1 not in patch_starts:
+                        return "version %d at %d: page %d names %d, not the start of a stored patch" % (
+                            c.version, c.off, pg, fo - 1)
+                elif not stored(fo, c.ps, c.off):
+                    return "version %d at %d: page %d names %d, not a stored image" % (c.version, c.off, pg, fo)
         for x in self.versions_in_place(open_latest):
             if "error" in x or x["pages"] == "error":
                 return "version %d: %s" % (x["version"], x.get("error", "a page fails its crc"))
