@@ -451,8 +451,14 @@ class Log:
     def own_frames_ok(self, r, prev_end):
         """Step 4: the crc of every frame the commit's transaction wrote (offset >= prev_end);
         "for a patch, the page it makes, its fields checked as in "Patches"" (Validity: "such
-        a patch is in the commit's own patch area")."""
-        for pg, c, fo in r.entries():
+        a patch is in the commit's own patch area").  "Checkpoints": a checkpoint without an
+        entry table has its frames found through its tree, whose nodes are read and checked."""
+        ents = r.entries()
+        if r.ck is not None and r.n_entries == 0:
+            ents = self.tree_entries(r)
+            if ents is None:
+                return (0, r.ck[0])
+        for pg, c, fo in ents:
             if fo == 0 or fo < prev_end:
                 continue
             if self.is_patch(fo):
@@ -839,6 +845,29 @@ class Log:
             go(root, root_crc, depth - 1, 0)
         self.tree_cache[key] = pm
         return list(pm)
+
+    def tree_entries(self, c):
+        """Step 4 of a checkpoint without entries: every non-zero slot of its tree as (page, crc,
+        offset), its nodes read where they were written, each ending at or before the
+        checkpoint's offset, and checked; None when one fails."""
+        out = []
+
+        def go(off, crc, level, first):
+            size = node_size(level)
+            if off + size > c.off:
+                raise Damage(off, "a node before its checkpoint")
+            for so, sc, i, f in self.check_node(self.data[off:off + size], off, crc, level, first):
+                if level == 0:
+                    if (so, sc) != (0, 0):
+                        out.append((f + i, sc, so))
+                elif so:
+                    go(so, sc, level - 1, f + i * span(level - 1))
+        if c.ck[0]:
+            try:
+                go(c.ck[0], c.ck[1], c.ck[2] - 1, 0)
+            except Damage:
+                return None
+        return out
 
     def read_tree_node(self, off, crc, level, first, end):
         """ "Reading a node" of a checkpoint's tree: at its offset, before end (the version's
