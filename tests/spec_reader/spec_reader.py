@@ -352,8 +352,14 @@ class Log:
         payload_end = r.end - TRAILER
         if r.full and r.n_entries != r.db_pages:
             return "full map with %d entries for %d pages" % (r.n_entries, r.db_pages)
+        return self.entry_rules(r, r.entries())
+
+    def entry_rules(self, r, ents):
+        """ "Map entries" and the frame-offset rules for the entries ents of commit r."""
+        align = 512 if self.fmt == 1 else 8
+        payload_end = r.end - TRAILER
         last = 0
-        for i, (pg, c, fo) in enumerate(r.entries()):
+        for i, (pg, c, fo) in enumerate(ents):
             if pg <= last or pg > r.db_pages:
                 return "entry %d: page %d out of order or range" % (i, pg)
             if r.full and pg != i + 1:
@@ -456,7 +462,8 @@ class Log:
         ents = r.entries()
         if r.ck is not None and r.n_entries == 0:
             ents = self.tree_entries(r)
-            if ents is None:
+            # "checked as entries are": their page numbers within 1 ... db pages, their offsets
+            if ents is None or self.entry_rules(r, ents) is not None:
                 return (0, r.ck[0])
         for pg, c, fo in ents:
             if fo == 0 or fo < prev_end:
