@@ -388,10 +388,15 @@ impl Log {
                 stop = Some((version, Problem { offset, expected, found }));
                 break;
             }
-            let problem = w.apply(&rec, &entries);
+            let mut problem = w.apply(&rec, &entries);
+            if rec.is_checkpoint() && problem.is_none() {
+                // Format 4: the checkpoint's tree must hold the map the
+                // walk built, node by node checked (`index.rs`).
+                problem = self.check_checkpoint_tree(&rec, &w.map)?;
+            }
             w.max_horizon = w.max_horizon.max(rec.info.horizon_version);
             w.commits.insert(rec.offset, (version, rec.crc));
-            if rec.is_full() {
+            if rec.is_map() {
                 w.last_full = rec.offset;
             }
             rep.items.push(Item { version: Some(version), offset: rec.offset, txn_start: w.txn_start, problem });
@@ -487,17 +492,44 @@ impl Log {
         Ok(())
     }
 
+    /// Whether checkpoint `rec`'s index tree holds exactly `map` (the map
+    /// the walk built, (offset, crc) per page), every node checked.
+    fn check_checkpoint_tree(&self, rec: &Rec, map: &[(u64, u32)]) -> Result<Option<Problem>> {
+        let root = crate::tree::Root { offset: rec.ckpt.root, crc: rec.ckpt.root_crc, depth: rec.ckpt.depth };
+        let mut found: Vec<(u32, crate::tree::Slot)> = Vec::new();
+        let read = |at: u64, len: usize| self.read_vec(at, len).ok();
+        if let Err(d) = crate::index::walk_read(&read, rec.offset, root, &mut |p, s| found.push((p, s))) {
+            return Ok(Some(Problem { offset: d.offset, expected: d.expected, found: d.found }));
+        }
+        let want: Vec<(u32, u64, u32)> =
+            map.iter().enumerate().filter(|(_, s)| s.0 != 0).map(|(i, s)| (i as u32 + 1, s.0, s.1)).collect();
+        let got: Vec<(u32, u64, u32)> = found.iter().map(|(p, s)| (*p, s.offset, s.crc)).collect();
+        if want != got {
+            let i = want.iter().zip(&got).position(|(a, b)| a != b).unwrap_or(want.len().min(got.len()));
+            return Ok(Some(Problem {
+                offset: rec.offset + format::RH_FLAGS as u64,
+                expected: format!(
+                    "a checkpoint tree holding the page map of version {}: (page, offset, crc) {:?}",
+                    rec.h.version,
+                    want.get(i)
+                ),
+                found: format!("{:?}", got.get(i)),
+            }));
+        }
+        Ok(None)
+    }
+
     /// Checks of a commit that must pass before its entries can be applied.
     fn check_structure(&self, rec: &Rec, prev: &Prev, w: &Walk, len: u64) -> Result<Option<Problem>> {
         let at_info = rec.offset + format::RECORD_HEADER_SIZE as u64;
-        if prev.offset == 0 && !rec.is_full() {
+        if prev.offset == 0 && !rec.is_map() {
             return Ok(Some(Problem {
                 offset: rec.offset + format::RH_FLAGS as u64,
                 expected: "a full page map (the first commit of a log)".into(),
                 found: "a delta".into(),
             }));
         }
-        if !rec.is_full() && rec.h.page_size != w.page_size {
+        if !rec.is_map() && rec.h.page_size != w.page_size {
             return Ok(Some(Problem {
                 offset: rec.offset + format::RH_PAGE_SIZE as u64,
                 expected: format!("page size {} (a delta keeps its predecessor's page size)", w.page_size),
@@ -794,7 +826,7 @@ impl Walk {
         let version = rec.h.version;
         let ps = rec.h.page_size;
         let at_info = rec.offset + format::RECORD_HEADER_SIZE as u64;
-        let want_full = if rec.is_full() { rec.offset } else { self.last_full };
+        let want_full = if rec.is_map() { rec.offset } else { self.last_full };
         if rec.info.full_map_offset != want_full {
             problem.get_or_insert(Problem {
                 offset: at_info + format::CI_FULL_MAP as u64,
@@ -816,7 +848,9 @@ impl Walk {
         }
 
         let pages = rec.info.db_pages as usize;
-        if rec.is_full() {
+        // A format-4 checkpoint's entries are a delta, but for a new page
+        // size, when they hold every page.
+        if rec.is_full() || (rec.is_checkpoint() && ps != self.page_size) {
             self.map.clear();
             self.bad.clear();
             self.checksum = 0;
