@@ -383,17 +383,25 @@ impl Log {
                 stop = Some((version, p));
                 break;
             }
-            let entries = self.read_entries(&rec)?;
+            // A format-4 checkpoint's map is its tree, read whole here
+            // (every node checked) and applied as a full map.
+            let entries = if rec.is_checkpoint() {
+                match self.tree_entries(&rec)? {
+                    Ok(e) => e,
+                    Err(d) => {
+                        let p = Problem { offset: d.offset, expected: d.expected, found: d.found };
+                        stop = Some((version, p));
+                        break;
+                    }
+                }
+            } else {
+                self.read_entries(&rec)?
+            };
             if let Some((offset, expected, found)) = self.check_commit(&rec, &entries, u64::MAX)? {
                 stop = Some((version, Problem { offset, expected, found }));
                 break;
             }
-            let mut problem = w.apply(&rec, &entries);
-            if rec.is_checkpoint() && problem.is_none() {
-                // Format 4: the checkpoint's tree must hold the map the
-                // walk built, node by node checked (`index.rs`).
-                problem = self.check_checkpoint_tree(&rec, &w.map)?;
-            }
+            let problem = w.apply(&rec, &entries);
             w.max_horizon = w.max_horizon.max(rec.info.horizon_version);
             w.commits.insert(rec.offset, (version, rec.crc));
             if rec.is_map() {
@@ -490,33 +498,6 @@ impl Log {
             rep.items.push(Item { version: None, offset: rep.end, txn_start: rep.end, problem: Some(p) });
         }
         Ok(())
-    }
-
-    /// Whether checkpoint `rec`'s index tree holds exactly `map` (the map
-    /// the walk built, (offset, crc) per page), every node checked.
-    fn check_checkpoint_tree(&self, rec: &Rec, map: &[(u64, u32)]) -> Result<Option<Problem>> {
-        let root = crate::tree::Root { offset: rec.ckpt.root, crc: rec.ckpt.root_crc, depth: rec.ckpt.depth };
-        let mut found: Vec<(u32, crate::tree::Slot)> = Vec::new();
-        let read = |at: u64, len: usize| self.read_vec(at, len).ok();
-        if let Err(d) = crate::index::walk_read(&read, rec.offset, root, &mut |p, s| found.push((p, s))) {
-            return Ok(Some(Problem { offset: d.offset, expected: d.expected, found: d.found }));
-        }
-        let want: Vec<(u32, u64, u32)> =
-            map.iter().enumerate().filter(|(_, s)| s.0 != 0).map(|(i, s)| (i as u32 + 1, s.0, s.1)).collect();
-        let got: Vec<(u32, u64, u32)> = found.iter().map(|(p, s)| (*p, s.offset, s.crc)).collect();
-        if want != got {
-            let i = want.iter().zip(&got).position(|(a, b)| a != b).unwrap_or(want.len().min(got.len()));
-            return Ok(Some(Problem {
-                offset: rec.offset + format::RH_FLAGS as u64,
-                expected: format!(
-                    "a checkpoint tree holding the page map of version {}: (page, offset, crc) {:?}",
-                    rec.h.version,
-                    want.get(i)
-                ),
-                found: format!("{:?}", got.get(i)),
-            }));
-        }
-        Ok(None)
     }
 
     /// Checks of a commit that must pass before its entries can be applied.
@@ -848,9 +829,7 @@ impl Walk {
         }
 
         let pages = rec.info.db_pages as usize;
-        // A format-4 checkpoint's entries are a delta, but for a new page
-        // size, when they hold every page.
-        if rec.is_full() || (rec.is_checkpoint() && ps != self.page_size) {
+        if rec.is_map() {
             self.map.clear();
             self.bad.clear();
             self.checksum = 0;
