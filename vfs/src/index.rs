@@ -286,6 +286,30 @@ pub(crate) fn lookup(m: &Mapping, end: u64, control: &Control, root: Root, pgno:
         return Ok(tree::Slot::ZERO);
     }
     let (mut ptr, mut first) = (tree::Slot { offset: root.offset, crc: root.crc }, 0u32);
+    // Fast path: the levels whose nodes this process has checked, under one
+    // lock of the cache, read from the map (`Mapping::node`'s invariant).
+    {
+        let cache = m.node_cache();
+        loop {
+            if ptr.offset == 0 {
+                return Ok(tree::Slot::ZERO);
+            }
+            let (at, bound) = place(m, end, control, ptr, level)?;
+            let len = tree::node_size(level) as u64;
+            if cache.get(&at) != Some(&ptr.crc) || at.checked_add(len).is_none_or(|e| e > bound || e > m.cap) {
+                break;
+            }
+            let b = m.slice(at, len as usize);
+            if level == 0 {
+                return Ok(tree::slot_at(b, (pgno - first) as usize));
+            }
+            let child_span = tree::span(level - 1);
+            let i = (pgno - first) as u64 / child_span;
+            ptr = tree::slot_at(b, i as usize);
+            first += (i * child_span) as u32;
+            level -= 1;
+        }
+    }
     loop {
         if ptr.offset == 0 {
             return Ok(tree::Slot::ZERO);
