@@ -69,9 +69,11 @@ pub(crate) fn changes(
             Pages::Tree(t) if !fresh => {
                 root = t.root;
                 if t.root.is_some() {
-                    // Pages a truncation cut since the checkpoint read as
-                    // zeros unless written since (overlay invariant 2).
-                    for p in t.overlay.cut().saturating_add(1)..=db_pages.min(t.pages) {
+                    // Pages past the overlay's cut read as zeros unless
+                    // written since (overlay invariant 2), the tree's old
+                    // slots there included, up to the new size (a database
+                    // that grows again without writing them reads zeros).
+                    for p in t.overlay.cut().saturating_add(1)..=db_pages {
                         out.insert(p, tree::Slot::ZERO);
                     }
                 }

@@ -83,6 +83,11 @@ impl TreeMap {
         self.checkpoint
     }
 
+    /// Commits after the checkpoint up to this version.
+    pub fn commits(&self) -> u64 {
+        self.commits
+    }
+
     /// Pages the overlay holds.
     pub fn overlay_len(&self) -> usize {
         self.overlay.len()

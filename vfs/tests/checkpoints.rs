@@ -197,3 +197,60 @@ fn a_damaged_index_node_is_an_error_naming_it_never_a_wrong_page() {
     let record = d.offset > root.offset && d.expected.contains("trailer");
     assert!(d.offset == root.offset || record, "verify names the damaged node or its record: {d:?}");
 }
+
+/// Pages cut off by a truncation and not written since read as zeros when
+/// the database grows again, through the overlay and through the next
+/// checkpoint's tree (which must not keep their old slots).
+#[test]
+fn pages_cut_then_grown_back_unwritten_read_as_zeros_across_a_checkpoint() {
+    let dir = Dir::new("ckpt-regrow");
+    let (log, path) = new_log(&dir);
+    let mut m = Model::new(5);
+    m.commit(&log, 100); // 50 pages, each non-zero
+    let write = |m: &mut Model, log: &Log, f: &dyn Fn(&mut pagelog::txn::WriteTxn, &mut Vec<u8>)| {
+        let mut img = m.images.last().unwrap().clone();
+        let _w = log.lock_writer(T).unwrap();
+        let base = log.prepare_write().unwrap();
+        let mut txn = log.begin(base, 1 << 20);
+        f(&mut txn, &mut img);
+        log.commit(txn, Durability::Normal).unwrap().expect("a version");
+        m.images.push(img);
+    };
+    // Cut to 10 pages, then grow to 50 by writing the last page only.
+    write(&mut m, &log, &|txn, img| {
+        txn.truncate(10 * PS as u64);
+        img.truncate(10 * PS);
+    });
+    let grow = |m: &mut Model, log: &Log, last: usize| {
+        write(m, log, &|txn, img| {
+            let page = vec![b'L'; PS];
+            txn.write(log, (last - 1) as u64 * PS as u64, &page).unwrap();
+            img.resize((last - 1) * PS, 0);
+            img.extend_from_slice(&page);
+        })
+    };
+    grow(&mut m, &log, 30);
+    m.check(&log.latest(), "grown back through the overlay");
+    // Small commits until the next one is a checkpoint, and that one grows
+    // the database again: its tree must zero what the cut left behind.
+    let small = |m: &mut Model, log: &Log| {
+        write(m, log, &|txn, img| {
+            let n = img[PS + 1].wrapping_add(1);
+            txn.write(log, PS as u64 + 1, &[n]).unwrap();
+            img[PS + 1] = n;
+        })
+    };
+    let due = |v: &Version| tree(v).commits() + 1 >= pagelog::checkpoint::commits_between(v.db_pages());
+    while !due(&log.latest()) {
+        small(&mut m, &log);
+    }
+    grow(&mut m, &log, 50);
+    let v = log.latest();
+    assert_eq!(tree(&v).checkpoint_offset(), v.commit_offset, "the growing commit is a checkpoint");
+    m.check(&v, "grown back by a checkpoint");
+    small(&mut m, &log);
+    m.check(&log.latest(), "grown back, through a later checkpoint's tree");
+    let fresh = Log::open(&path, OpenOptions { read_only: true, ..Default::default() }).unwrap();
+    m.check(&fresh.latest(), "fresh open");
+    assert!(fresh.verify().damage().is_none());
+}
