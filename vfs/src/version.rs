@@ -278,7 +278,7 @@ impl Version {
             }
         }
         let Some(stored) = self.stored_page(pgno)? else { return Ok(None) };
-        if pgno == 1 && self.derive_page1 && self.map.get(1).is_some_and(|s| s.offset != 0) {
+        if pgno == 1 && self.derive_page1 && self.map_slot(1)?.is_some_and(|s| s.offset != 0) {
             return Ok(Some(Cow::Borrowed(self.page1.get_or_init(|| page1_as_read(&stored, self.counter)))));
         }
         Ok(Some(stored))
