@@ -92,7 +92,7 @@ impl Pages {
     }
 
     /// The whole map (a tree is walked: O(database pages); nodes below a
-    /// boundary are not redirected: see [`Version::whole_map`]).
+    /// boundary are not redirected: a version's `whole_map` does that).
     pub fn try_entries(&self) -> Result<Vec<Entry>> {
         match self {
             Pages::Full(m) => Ok(m.entries()),
