@@ -52,12 +52,11 @@ pub(crate) fn due(base: &Pages, base_number: u64, same_ps: bool, changed: impl I
 
 /// The tree the checkpoint after `base` starts from, and the slots to set
 /// in it: the base's tree with its overlay (and the pages its truncations
-/// cut) and `new_slots` applied; from nothing (`fresh`, or a page-size
-/// change, or a base that is not a tree) with every page's slot.
+/// cut) and `new_slots` applied; from nothing (a page-size change, or a
+/// base that is not a tree) with every page's slot.
 pub(crate) fn changes(
     base: &Version,
     same_ps: bool,
-    fresh: bool,
     new_slots: &[(u32, Slot)],
     db_pages: u32,
 ) -> Result<(Option<Root>, BTreeMap<u32, tree::Slot>)> {
@@ -66,7 +65,7 @@ pub(crate) fn changes(
     let mut root = None;
     if same_ps {
         match &base.map {
-            Pages::Tree(t) if !fresh => {
+            Pages::Tree(t) => {
                 root = t.root;
                 if t.root.is_some() {
                     // Pages past the overlay's cut read as zeros unless

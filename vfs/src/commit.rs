@@ -390,15 +390,13 @@ impl Log {
         let mut index: Option<(Vec<u8>, crate::tree::Root)> = None;
         let mut control_rec: Option<(format::ControlInfo, Vec<u8>)> = None;
         if let Some(info) = control {
-            let src = crate::control::MapSource { map: &st.mapping, end: st.log_end.min(st.mapping.cap) };
-            // A log with a policy (or a boundary) writes each checkpoint's
-            // tree whole: the reclaimer relocates the nodes of the oldest
-            // kept checkpoint's tree only, and old nodes below the boundary
-            // are not read here.
-            let fresh = !st.control.policy().is_all() || st.control.redirects();
+            // Old nodes below the boundary are read at their copies, as a
+            // version reads them (`index.rs` invariant 4).
+            let end = st.log_end.min(st.mapping.cap);
+            let src = crate::index::ResolvedSource { map: &st.mapping, end, control: &st.control };
             let nodes_at = index_at + crate::checkpoint::INDEX_META;
             let tree = |slots: &[(u32, Slot)]| -> Result<crate::tree::Update> {
-                let (root, changes) = crate::checkpoint::changes(&base, same_ps, fresh, slots, db_pages)?;
+                let (root, changes) = crate::checkpoint::changes(&base, same_ps, slots, db_pages)?;
                 crate::tree::update(&src, root, &changes, db_pages, nodes_at)
                     .map_err(|d| self.corrupt(d.offset, d.expected, d.found))
             };

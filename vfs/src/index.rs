@@ -226,6 +226,28 @@ pub(crate) fn walk_read(
     go(read, end, tree::Slot { offset: root.offset, crc: root.crc }, root.depth - 1, 0, f)
 }
 
+/// The log's committed bytes as a [`tree::NodeSource`] for `tree::update`
+/// (the writer's next checkpoint): a node below the boundary is read at its
+/// copy (invariant 4), and checked by `tree` as the node its parent names.
+pub(crate) struct ResolvedSource<'a> {
+    pub(crate) map: &'a Mapping,
+    /// Bytes below this are committed and in the file.
+    pub(crate) end: u64,
+    pub(crate) control: &'a Control,
+}
+
+impl tree::NodeSource for ResolvedSource<'_> {
+    fn node_bytes(&self, offset: u64, len: usize) -> Option<&[u8]> {
+        let (at, end) = if self.control.redirects() && offset < self.control.boundary() {
+            (self.control.moved_to(offset)?, self.control.end())
+        } else {
+            (offset, self.end)
+        };
+        let e = at.checked_add(len as u64)?;
+        (e <= end && e <= self.map.cap && self.map.mmap.is_some()).then(|| self.map.slice(at, len))
+    }
+}
+
 /// One node as [`walk`] hands it out.
 pub(crate) struct Visit<'a> {
     /// The offset the node was written at (its parent names it so).
