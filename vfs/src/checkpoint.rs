@@ -29,8 +29,8 @@ pub const MAX_OVERLAY: usize = 8192;
 /// this many, follow the last one: a small database checkpoints more often
 /// (its tree is small), so the reclaimer, which never frees past the
 /// checkpoint the oldest kept version reads, is never held back long; a
-/// large one's checkpoint costs at most 16 × 64 ≈ 1 KiB of nodes a commit
-/// when its tree is rewritten whole (a log with a retention policy).
+/// checkpoint rewrites only the paths to the pages changed since the last
+/// one (at most 8,192 leaves and their parents).
 pub const MAX_COMMITS: u64 = 2048;
 pub const MIN_COMMITS: u64 = 256;
 
