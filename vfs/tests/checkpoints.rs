@@ -374,3 +374,30 @@ fn through_sqlite_commits_over_checkpoints_and_a_vacuum_read_back() {
     let n_old: i64 = old.query_row("SELECT count(*) FROM t", [], |r| r.get(0)).unwrap();
     assert_eq!(n_old, 500, "version {at_500} holds the first 500 rows");
 }
+
+/// A log whose first transaction lost its COMMIT (its INDEX and CONTROL
+/// records remain): version 0, and no control state from the torn copy
+/// (FORMAT.md: a log with no commit has none); a new commit goes on and
+/// reads back after reopening.
+#[test]
+fn a_first_transaction_without_its_commit_is_version_zero_and_the_log_goes_on() {
+    let dir = Dir::new("ckpt-torn-first");
+    let (log, path) = new_log(&dir);
+    let mut m = Model::new(1);
+    m.commit(&log, 60);
+    let at = log.latest().commit_offset;
+    drop(log);
+    let f = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+    f.set_len(at).unwrap();
+    drop(f);
+    let log = Log::open(&path, OpenOptions::default()).unwrap();
+    assert_eq!(log.latest().number, 0);
+    assert_eq!(log.refresh().unwrap().number, 0);
+    assert!(log.retention().is_all() && log.oldest_kept().is_none());
+    let mut m = Model::new(2);
+    m.commit(&log, 60);
+    drop(log);
+    let log = Log::open(&path, OpenOptions { read_only: true, ..Default::default() }).unwrap();
+    m.check(&log.latest(), "the commit after a torn first transaction");
+    assert!(log.verify().damage().is_none(), "{:?}", log.verify().damage());
+}
