@@ -7,6 +7,7 @@
 mod concurrency;
 mod growth;
 mod open_cost;
+mod retain;
 mod scale;
 mod scale_suite;
 mod suite_flags;
