@@ -36,7 +36,7 @@ use std::time::Duration;
 
 use pagelog::retention::Policy;
 use pagelog::{Durability, Log, OpenOptions};
-use speedtest::measure::{remove_db_files, sync_filesystems};
+use speedtest::measure::{load_average, remove_db_files, sync_filesystems};
 
 use crate::growth::{chunk_ratios, per_commit, ratio_note, Series};
 use crate::open_cost::rows_for;
@@ -153,11 +153,13 @@ pub fn run(opts: &ScaleOpts, exe: &Path, progress: &dyn Fn(String), report: &mut
         if c % 10 == 0 {
             let p = runs[1].probes.last().expect("a probe");
             progress(format!(
-                "retain: chunk {}/{chunks} ({n} commits each); with the policy: {} on disk, oldest kept {:?} of {}",
+                "retain: chunk {}/{chunks} ({n} commits each); with the policy: {} on disk, oldest kept {:?} of {}; \
+                 load average {}",
                 c + 1,
                 human_bytes(runs[1].s.curve.last().map_or(0, |x| x.1)),
                 p.oldest,
-                p.latest
+                p.latest,
+                load_average()
             ));
         }
         for j in 0..2 {
