@@ -216,6 +216,13 @@ fn push_rows(
         z.1 as f64 / p.live.max(1) as f64
     };
     let last = pol.probes.last().copied().expect("a probe");
+    // Bytes appended to the log per commit: with a policy they include the
+    // relocated copies and the base tree's nodes (the cleaning's writes).
+    let appended = |r: &Run| {
+        let (a, z) = (r.probes[0], r.probes.last().copied().expect("a probe"));
+        (z.end - a.end) as f64 / (z.latest - a.latest).max(1) as f64
+    };
+    let (app_pol, app_none) = (appended(pol), appended(none));
     let rows = &mut report.rows;
     for (key, r) in [("retain_blocks_policy", pol), ("retain_blocks_none", none)] {
         rows.push(Row {
@@ -235,7 +242,9 @@ fn push_rows(
         pagelog: Some(Cell::Curve(pol.s.curve.iter().zip(&pol.probes).map(|(c, p)| (c.0, p.end)).collect())),
         stock: None,
         note: format!(
-            "latest version {}, oldest kept {}",
+            "{app_pol:.0} bytes appended per commit, no policy {app_none:.0}: write amplification {:.2}×; \
+             latest version {}, oldest kept {}",
+            app_pol / app_none.max(1.0),
             last.latest,
             last.oldest.map_or("none reclaimed yet".into(), |o| o.to_string())
         ),
