@@ -19,6 +19,13 @@
 //!    that recovery refuses ends is reported apart (`Listing::forward_end`),
 //!    since it may be an unfinished transaction after the damage.
 //! 4. Nothing here writes; the log is opened read-only.
+//! 5. Format 4 with retention (docs/format-4.md): bytes below the boundary
+//!    `B` are freed, never damage, and never read as records. The forward
+//!    read starts at `B` (recovery's control state), or, when recovery
+//!    refuses the log, at the first record after the zeros at 512, which a
+//!    CONTROL record met on the way must then declare freed (else the
+//!    zeros are damage). Versions below the oldest kept `Vo` are reclaimed:
+//!    neither listed nor called damage (`Error::Reclaimed` names `Vo`).
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -36,6 +43,20 @@ pub struct Readable {
     salt: u64,
     /// Why recovery refuses the log (it is then read forward from 512).
     recovery_error: Option<Problem>,
+}
+
+/// Where the forward read starts: offset 512 with no commit before it, or
+/// (format 4) the boundary, after a commit that was freed.
+struct Start {
+    pos: u64,
+    prev: Prev,
+    /// The boundary the start relies on (512: none).
+    boundary: u64,
+    /// Recovery's oldest kept version (0: recovery did not say).
+    oldest: u64,
+    /// Recovery refused the log and the read starts after zeros at 512:
+    /// a CONTROL record met must declare them freed.
+    unproven_hole: bool,
 }
 
 /// Every readable version of a log, and the damage met finding them.
@@ -156,10 +177,80 @@ impl Readable {
             let empty = Version::empty(format::MIN_PAGE_SIZE, Arc::new(Mapping::empty(self.log.path())));
             return Ok(Read { version: Arc::new(empty), damage });
         }
+        let (oldest, _) = self.kept()?;
+        if n < oldest {
+            let latest = listing.versions.last().map_or(0, |v| v.version);
+            return Err(Error::Reclaimed { path: self.log.path().to_path_buf(), version: n, oldest, latest });
+        }
         match listing.recs.iter().find(|r| r.h.version == n) {
             Some(rec) => Ok(Read { version: self.log.version_of(self.salt, rec)?, damage }),
             None => Err(self.log.corrupt(first.offset, first.expected, first.found)),
         }
+    }
+
+    /// Format 4: the oldest version the retention policy keeps and the
+    /// boundary (`(0, 512)`: nothing was reclaimed), as recovery found them
+    /// or, when recovery refuses the log, as the forward read found them.
+    pub fn kept(&self) -> Result<(u64, u64)> {
+        if self.recovery_error.is_none() {
+            self.log.refresh()?;
+            let st = self.log.lock();
+            return Ok(if st.control.redirects() {
+                (st.control.info.oldest_version, st.control.boundary())
+            } else {
+                (0, format::FIRST_RECORD)
+            });
+        }
+        let len = self.log.file_len()?;
+        let start = self.start(len)?;
+        let (.., control) = self.forward(len, &start)?;
+        Ok(control
+            .filter(|c| c.control.boundary > format::FIRST_RECORD)
+            .map_or((0, format::FIRST_RECORD), |c| (c.control.oldest_version, c.control.boundary)))
+    }
+
+    /// Where the forward read starts (see [`Start`]).
+    fn start(&self, len: u64) -> Result<Start> {
+        let log = &self.log;
+        let mut s = Start { pos: format::FIRST_RECORD, prev: Prev::NONE, boundary: 0, oldest: 0, unproven_hole: false };
+        if log.format() < format::FORMAT_V4 {
+            return Ok(s);
+        }
+        if self.recovery_error.is_none() {
+            let st = log.lock();
+            if !st.control.redirects() {
+                return Ok(s);
+            }
+            s.pos = st.control.boundary();
+            s.boundary = s.pos;
+            s.oldest = st.control.info.oldest_version;
+        } else {
+            // The first nonzero 8-byte word after 512 (the region below the
+            // boundary reads as zeros once punched).
+            let mut at = format::FIRST_RECORD;
+            loop {
+                if at >= len {
+                    return Ok(s);
+                }
+                let n = (len - at).min(1 << 20) as usize;
+                let b = log.read_vec(at, n)?;
+                if let Some(i) = b.chunks(8).position(|w| w.iter().any(|&x| x != 0)) {
+                    at += 8 * i as u64;
+                    break;
+                }
+                at += n as u64;
+            }
+            if at == format::FIRST_RECORD {
+                return Ok(s);
+            }
+            s.pos = at;
+            s.unproven_hole = true;
+        }
+        if let Some(r) = log.read_record(self.salt, s.pos, len)? {
+            let l = r.prev_link();
+            s.prev = Prev { version: l.version, offset: l.offset, crc: l.crc };
+        }
+        Ok(s)
     }
 
     /// Every readable version (invariant 1) and the damage met.
@@ -169,7 +260,32 @@ impl Readable {
             return Ok(out);
         }
         let len = self.log.file_len()?;
-        let (mut steps, end, end_pos, clean) = self.forward(len)?;
+        let start = self.start(len)?;
+        let (mut steps, mut end, end_pos, mut clean, control) = self.forward(len, &start)?;
+        let mut oldest = start.oldest;
+        if start.unproven_hole {
+            // Recovery refused the log: the zeros at 512 are freed only if a
+            // CONTROL record the read passed says so.
+            match &control {
+                Some(c) if c.control.boundary >= start.pos => {
+                    oldest = c.control.oldest_version;
+                    let mut st = self.log.lock();
+                    self.log.install_control(&mut st, c, c.end())?;
+                }
+                _ => {
+                    out.damage.push(Problem {
+                        offset: format::FIRST_RECORD,
+                        expected: Prev::NONE.describe(),
+                        found: format!("zero bytes up to {} that no CONTROL record declares freed", start.pos),
+                    });
+                    if steps.is_empty() {
+                        // Nothing read: where it ended is the damage above.
+                        end = None;
+                        clean = true;
+                    }
+                }
+            }
+        }
         let latest = match &self.recovery_error {
             Some(p) => {
                 out.damage.push(p.clone());
@@ -187,7 +303,8 @@ impl Readable {
             let reached = steps.last().is_some_and(|s| s.rec.offset == l.commit_offset && s.rec.crc == l.commit_crc);
             if !reached {
                 out.damage.extend(end);
-                chain = self.back_from_latest(len, l, &steps, end_pos, &mut out.damage)?;
+                let stop = (start.boundary.max(format::FIRST_RECORD), oldest);
+                chain = self.back_from_latest(len, l, &steps, end_pos, stop, &mut out.damage)?;
             }
         }
         // The forward read's versions whose stated full map it passed.
@@ -195,6 +312,7 @@ impl Readable {
             steps.iter().filter(|s| s.rec.is_full()).map(|s| (s.rec.offset, s.rec.h.version)).collect();
         let forward: Vec<(Rec, u64, Vec<Entry>)> = steps
             .into_iter()
+            .filter(|s| s.rec.h.version >= oldest) // older ones were reclaimed
             .filter(|s| {
                 let ok = fulls.get(&s.rec.info.full_map_offset).is_some_and(|&v| v <= s.rec.h.version);
                 if !ok {
@@ -232,13 +350,17 @@ impl Readable {
     /// refusing the log). Returns the commits passed, why the read ended,
     /// the offset of the record it ended at, and whether that is a clean
     /// end (zeros or the end of the file right after a commit).
-    fn forward(&self, len: u64) -> Result<(Vec<Step>, Option<Problem>, u64, bool)> {
+    /// Format 4: the read starts at `start` (the boundary), and also
+    /// returns the newest CONTROL record it passed.
+    #[allow(clippy::type_complexity)]
+    fn forward(&self, len: u64, start: &Start) -> Result<(Vec<Step>, Option<Problem>, u64, bool, Option<Rec>)> {
         let log = &self.log;
         let salt = self.salt;
         let mut steps: Vec<Step> = Vec::new();
-        let mut pos = format::FIRST_RECORD;
-        let mut prev = Prev::NONE;
+        let mut pos = start.pos;
+        let mut prev = start.prev;
         let mut prev_ps = 0u32;
+        let mut control: Option<Rec> = None;
         let mut txn_start = pos;
         let mut marked = false;
         let mut durable = 0u64;
@@ -267,6 +389,12 @@ impl Readable {
             if !prev.follows(&rec) {
                 break stop(prev.describe(), describe_link(&rec));
             }
+            if rec.is_control() {
+                if rec.h.flags & format::FLAG_CLAIM != 0 {
+                    durable = durable.max(prev.version);
+                }
+                control = Some(rec.clone());
+            }
             if !rec.is_commit() {
                 pos = rec.end();
                 continue;
@@ -274,7 +402,7 @@ impl Readable {
             if prev.offset == 0 && !rec.is_full() {
                 break stop("a full page map (the first commit of a log)".into(), "a delta".into());
             }
-            if prev.offset != 0 && !rec.is_full() && rec.h.page_size != prev_ps {
+            if prev_ps != 0 && !rec.is_full() && rec.h.page_size != prev_ps {
                 break stop(
                     format!("page size {prev_ps} (a delta keeps its predecessor's)"),
                     rec.h.page_size.to_string(),
@@ -285,7 +413,10 @@ impl Readable {
                 break Some(problem(e)?);
             }
             let claim = if rec.h.flags & format::FLAG_SEALED != 0 { rec.link() } else { rec.horizon() };
-            if claim != Link::default() && claim.version <= rec.h.version {
+            // A claim of a commit before where the read started (a freed
+            // region's) cannot be checked, and is not damage.
+            let before_start = claim.offset < start.pos && claim.version <= start.prev.version;
+            if claim != Link::default() && claim.version <= rec.h.version && !before_start {
                 let named = if claim.version == rec.h.version {
                     rec.link()
                 } else {
@@ -321,11 +452,11 @@ impl Readable {
                 if let Some((offset, expected, found)) = log.check_commit(&s.rec, &s.entries, s.txn_start)? {
                     let at = steps[i].rec.offset;
                     steps.truncate(i);
-                    return Ok((steps, Some(Problem { offset, expected, found }), at, false));
+                    return Ok((steps, Some(Problem { offset, expected, found }), at, false, control));
                 }
             }
         }
-        Ok((steps, end, pos, clean))
+        Ok((steps, end, pos, clean, control))
     }
 
     /// The commits recovery's walk back from `latest` reaches (before it
@@ -337,6 +468,7 @@ impl Readable {
         latest: &Version,
         forward: &[Step],
         forward_end: u64,
+        (boundary, oldest): (u64, u64),
         damage: &mut Vec<Problem>,
     ) -> Result<Vec<(Rec, u64, Vec<Entry>)>> {
         let log = &self.log;
@@ -346,6 +478,9 @@ impl Readable {
         loop {
             if forward.iter().any(|s| s.rec.link() == want) {
                 break;
+            }
+            if want.offset < boundary || want.version < oldest {
+                break; // reclaimed (format 4): freed, not damage
             }
             let rec = match log.read_record(salt, want.offset, len)? {
                 Some(r) if r.is_commit() && r.link() == want => r,
