@@ -29,6 +29,18 @@
 //! still uses it). A record that is not well-formed, or does not follow the
 //! previous commit, ends the walk.
 //!
+//! ## Format 4: a log whose oldest part a retention policy freed
+//! Bytes below the boundary `B` are freed (a hole, or not yet punched):
+//! the walk starts at `B`, never reads below it, and reports them apart
+//! ([`VerifyReport::freed_bytes`]), never as damage (docs/format-4.md). The
+//! record at `B` follows a freed commit, taken as it names it; commits
+//! before the first full map after `B`, and versions below the oldest kept
+//! `Vo`, are walked (every record and frame checked) but not listed, and a
+//! problem of their page maps is not damage. Every reference of a kept
+//! version below `B` (a map entry, a patch's base) must resolve through the
+//! base tree (the control state recovery installed) to an item at or after
+//! `B` that makes the entry's crc (INV-1 of the design).
+//!
 //! ## Damage, or an unfinished tail?
 //! A crash may leave an unfinished transaction after the last commit (its
 //! records torn, or complete but with frames that never reached the disk);
@@ -44,12 +56,15 @@
 //! Compaction, which rewrites a log keeping only its newest versions, is
 //! in [`crate::compact`].
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
+use std::sync::Arc;
 
+use crate::control::Control;
 use crate::error::{Error, Result};
 use crate::format::{self, Entry, Header, RecordHeader};
 use crate::log::{Log, OpenOptions, Rec};
+use crate::pagemap::Slot;
 use crate::patch;
 
 /// One version as `pagelog log` lists it.
@@ -275,17 +290,6 @@ impl Log {
 
     fn verify_once(&self, progress: &mut dyn FnMut(u64, u64)) -> VerifyReport {
         let mut rep = VerifyReport::default();
-        if self.refresh().is_ok() && self.lock().control.redirects() {
-            // Format 4 (in development): frames below the boundary are read
-            // through the base tree, which this walk does not do yet. Say so
-            // rather than call the freed region damage.
-            rep.error = Some(Error::Unsupported(format!(
-                "{}: verify does not yet check a log whose oldest part a retention policy freed (format 4, in \
-                 development); recovery and every read still check each page against its crc",
-                self.path.display()
-            )));
-            return rep;
-        }
         // Recovery first, then the file's length: everything recovery
         // reached lies below it, whatever writers append meanwhile.
         match self.refresh() {
@@ -345,6 +349,22 @@ impl Log {
         let mut w = Walk { txn_start: format::FIRST_RECORD, ..Default::default() };
         let mut pos = format::FIRST_RECORD;
         let mut prev = Prev::NONE;
+        // Format 4: start at the boundary recovery found (see the module
+        // documentation); the record there follows a freed commit.
+        let control = self.lock().control.clone();
+        if rep.recovery_error.is_none() && control.redirects() {
+            pos = control.boundary();
+            if let Some(r) = self.read_record(salt, pos, len)? {
+                let l = r.prev_link();
+                prev = Prev { version: l.version, offset: l.offset, crc: l.crc };
+            }
+            w.txn_start = pos;
+            w.oldest = control.info.oldest_version;
+            rep.freed_bytes = pos - format::FIRST_RECORD;
+            rep.oldest_kept = Some(w.oldest);
+            w.control = Some(control);
+        }
+        let freed = rep.freed_bytes;
         // The first problem that ends the walk, and the version it concerns.
         let mut stop: Option<(u64, Problem)> = None;
         while pos < len {
@@ -374,11 +394,38 @@ impl Log {
             if rec.h.patch_words > 0 {
                 rep.frames_checked += self.make_patches(&rec, &mut w)?;
             }
+            if rec.is_control() {
+                // A reclamation step's copies: patches may be based on them.
+                w.payloads.push((rec.offset + rec.payload_start, rec.payload_end()));
+                if rec.h.flags & format::FLAG_CLAIM != 0 {
+                    w.max_horizon = w.max_horizon.max(prev.version);
+                }
+                // Between commits, as a MARK: the log may end after it (one
+                // before a full map is part of that transaction all the same).
+                pos = rec.end();
+                w.txn_start = pos;
+                continue;
+            }
             if !rec.is_commit() {
                 pos = rec.end();
                 continue;
             }
             let version = rec.h.version;
+            if w.control.is_some() && w.page_size == 0 && !rec.is_full() {
+                // Before the first full map after the boundary: a reclaimed
+                // version whose map cannot be built (its full map was freed).
+                let entries = self.read_entries(&rec)?;
+                if let Some((offset, expected, found)) = self.check_commit(&rec, &entries, u64::MAX)? {
+                    stop = Some((version, Problem { offset, expected, found }));
+                    break;
+                }
+                w.commits.insert(rec.offset, (version, rec.crc));
+                prev = Prev::of(&rec);
+                pos = rec.end();
+                w.txn_start = pos;
+                w.marked = false;
+                continue;
+            }
             if let Some(p) = self.check_structure(&rec, &prev, &w, len)? {
                 stop = Some((version, p));
                 break;
@@ -388,13 +435,17 @@ impl Log {
                 stop = Some((version, Problem { offset, expected, found }));
                 break;
             }
-            let problem = w.apply(&rec, &entries);
+            let problem = w.apply(self, &rec, &entries)?;
             w.max_horizon = w.max_horizon.max(rec.info.horizon_version);
             w.commits.insert(rec.offset, (version, rec.crc));
             if rec.is_full() {
                 w.last_full = rec.offset;
             }
-            rep.items.push(Item { version: Some(version), offset: rec.offset, txn_start: w.txn_start, problem });
+            if version >= w.oldest {
+                rep.items.push(Item { version: Some(version), offset: rec.offset, txn_start: w.txn_start, problem });
+            } else {
+                rep.reclaimed_versions += 1;
+            }
             prev = Prev::of(&rec);
             pos = rec.end();
             w.txn_start = pos;
@@ -416,7 +467,7 @@ impl Log {
                 },
             ));
         }
-        rep.bytes_checked = if stop.is_some() { pos } else { len };
+        rep.bytes_checked = if stop.is_some() { pos } else { len } - freed;
         rep.end = w.txn_start;
 
         // The last well-formed record of the file may name a later horizon
@@ -558,7 +609,16 @@ impl Log {
                     break;
                 }
             };
-            let made = match w.frame_crc(p.base, ps) {
+            if w.control.as_ref().is_some_and(|c| p.base < c.boundary()) {
+                // Based below the boundary: the base tree redirects it by
+                // page number, known once an entry names the patch.
+                w.low_based.insert(at | patch::PATCH_TAG);
+                q += p.size;
+                n += 1;
+                continue;
+            }
+            let copied_base = w.payloads.iter().any(|&(s, e)| p.base >= s && p.base + ps as u64 <= e);
+            let made = match w.frame_crc(p.base, ps).or(copied_base.then_some(0)) {
                 None => {
                     // Damage whether or not an entry names this patch: the
                     // area must hold well-formed patches only.
@@ -716,6 +776,14 @@ pub struct VerifyReport {
     pub tail: Option<Tail>,
     /// The file could not be read as a log at all (not a log, I/O error).
     pub error: Option<Error>,
+    /// Format 4: bytes below the boundary, freed by the retention policy
+    /// (`[512, B)`): not read, not damage.
+    pub freed_bytes: u64,
+    /// Format 4, when a retention policy reclaimed versions: the oldest kept.
+    pub oldest_kept: Option<u64>,
+    /// Commits walked after the boundary that belong to reclaimed versions
+    /// (below the oldest kept): checked as records, not listed.
+    pub reclaimed_versions: u64,
 }
 
 impl VerifyReport {
@@ -772,6 +840,17 @@ struct Walk {
     txn_start: u64,
     /// A MARK already follows the last commit.
     marked: bool,
+    /// Format 4: the control state references below the boundary resolve
+    /// through (None: the log has no boundary).
+    control: Option<Arc<Control>>,
+    /// The oldest kept version (0: all are).
+    oldest: u64,
+    /// Patches (entry offsets) whose base lies below the boundary.
+    low_based: HashSet<u64>,
+    /// CONTROL records' payloads walked (start, end): relocated items.
+    payloads: Vec<(u64, u64)>,
+    /// The crc each relocated item a reference resolved to makes, by offset.
+    resolved: HashMap<u64, std::result::Result<u32, Problem>>,
 }
 
 impl Walk {
@@ -787,9 +866,97 @@ impl Walk {
         r.crcs.get((rel / ps as u64) as usize).copied()
     }
 
+    /// The crc of the page the item at `offset` (an image, or a patch whose
+    /// base resolves through `c` for page `pgno`) makes, or why it makes none.
+    fn item_crc(log: &Log, c: &Control, pgno: u32, offset: u64, ps: u32) -> Result<std::result::Result<u32, Problem>> {
+        let at = patch::position(offset);
+        if offset == 0 || at < c.boundary() {
+            return Ok(Err(Problem {
+                offset: at,
+                expected: format!("an item of page {pgno} at or after the boundary {}", c.boundary()),
+                found: format!("offset {at}"),
+            }));
+        }
+        if !patch::is_patch(offset) {
+            return Ok(Ok(format::frame_crc(&log.read_vec(offset, ps as usize)?)));
+        }
+        let (b, p) = match log.patch_at(at, ps, None)? {
+            Ok(x) => x,
+            Err((offset, expected, found)) => return Ok(Err(Problem { offset, expected, found })),
+        };
+        let Some(base) = c.base(pgno, p.base) else {
+            return Ok(Err(Problem {
+                offset: at,
+                expected: format!("a base image of page {pgno} in the base tree (the patch's lies below the boundary)"),
+                found: "none".into(),
+            }));
+        };
+        let mut page = log.read_vec(base, ps as usize)?;
+        p.apply(&b, &mut page);
+        Ok(Ok(format::frame_crc(&page)))
+    }
+
+    /// A kept version's entry `e` below the boundary: it must resolve
+    /// through the base tree to an item making its crc.
+    fn resolve(&mut self, log: &Log, c: &Control, e: &Entry, ps: u32, version: u64) -> Result<Option<Problem>> {
+        let at = patch::position(e.offset);
+        let Some(s) = c.slot(e.pgno, Slot { offset: e.offset, crc: e.crc }) else {
+            return Ok(Some(Problem {
+                offset: at,
+                expected: format!(
+                    "a copy of page {} (crc {:#010x}) in the base tree: the reference lies in the region freed below {}",
+                    e.pgno,
+                    e.crc,
+                    c.boundary()
+                ),
+                found: "none".into(),
+            }));
+        };
+        let crc = match self.resolved.get(&s.offset) {
+            Some(r) => r.clone(),
+            None => {
+                let r = Walk::item_crc(log, c, e.pgno, s.offset, ps)?;
+                self.resolved.insert(s.offset, r.clone());
+                r
+            }
+        };
+        Ok(match crc {
+            Err(p) => Some(p),
+            Ok(crc) if crc != e.crc => Some(Problem {
+                offset: patch::position(s.offset),
+                expected: format!("a relocated copy of page {} with crc {:#010x} (version {version})", e.pgno, e.crc),
+                found: format!("crc {crc:#010x}"),
+            }),
+            Ok(_) => None,
+        })
+    }
+
+    /// Format 4: checks entry `e` when it reads through the base tree (it
+    /// lies below the boundary, or is a patch based below it): Some(the
+    /// problem found, if any); None when it is checked as in any log.
+    fn check_redirected(&mut self, log: &Log, e: &Entry, ps: u32, version: u64) -> Result<Option<Option<Problem>>> {
+        let Some(c) = self.control.clone() else { return Ok(None) };
+        let at = patch::position(e.offset);
+        if at < c.boundary() {
+            return Ok(Some(self.resolve(log, &c, e, ps, version)?));
+        }
+        if !self.low_based.contains(&e.offset) {
+            return Ok(None);
+        }
+        Ok(Some(match Walk::item_crc(log, &c, e.pgno, e.offset, ps)? {
+            Err(p) => Some(p),
+            Ok(crc) if crc != e.crc => Some(Problem {
+                offset: at,
+                expected: format!("a patch making crc {:#010x} (page {} of version {version})", e.crc, e.pgno),
+                found: format!("crc {crc:#010x}"),
+            }),
+            Ok(_) => None,
+        }))
+    }
+
     /// Applies a commit (whose entries passed `check_commit`) to the page
     /// map; returns the first problem of the version it makes.
-    fn apply(&mut self, rec: &Rec, entries: &[Entry]) -> Option<Problem> {
+    fn apply(&mut self, log: &Log, rec: &Rec, entries: &[Entry]) -> Result<Option<Problem>> {
         let mut problem: Option<Problem> = self.area_problem.take();
         let version = rec.h.version;
         let ps = rec.h.page_size;
@@ -805,8 +972,9 @@ impl Walk {
         let (hv, ho, hc) = (rec.info.horizon_version, rec.info.horizon_offset, rec.info.horizon_crc);
         // No horizon is (0, 0, 0); any other must name an earlier commit
         // exactly (a version with offset 0 names none: damage).
-        let horizon_ok =
-            hv < version && if ho == 0 { hv == 0 && hc == 0 } else { self.commits.get(&ho) == Some(&(hv, hc)) };
+        let freed = self.control.as_ref().is_some_and(|c| ho < c.boundary());
+        let horizon_ok = hv < version
+            && if ho == 0 { hv == 0 && hc == 0 } else { freed || self.commits.get(&ho) == Some(&(hv, hc)) };
         if !horizon_ok {
             problem.get_or_insert(Problem {
                 offset: at_info + format::CI_HORIZON_VERSION as u64,
@@ -844,6 +1012,13 @@ impl Walk {
                 continue;
             }
             self.checksum ^= format::page_hash(e.pgno, e.crc);
+            if let Some(checked) = self.check_redirected(log, e, ps, version)? {
+                if let Some(p) = checked {
+                    self.bad.insert(e.pgno, patch::position(e.offset));
+                    problem.get_or_insert(p);
+                }
+                continue;
+            }
             if patch::is_patch(e.offset) {
                 let at = patch::position(e.offset);
                 let found = match self.patches.get(&e.offset) {
@@ -908,6 +1083,6 @@ impl Walk {
                 });
             }
         }
-        problem
+        Ok(problem)
     }
 }
