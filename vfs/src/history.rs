@@ -165,7 +165,31 @@ pub(crate) fn describe_link(rec: &Rec) -> String {
     )
 }
 
+/// Format 4: what a log's retention policy keeps (docs/format-4.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetentionState {
+    pub policy: crate::retention::Policy,
+    /// The boundary `B`: bytes in `[512, B)` are freed (512: none).
+    pub boundary: u64,
+    /// The oldest kept version `Vo`, once a step reclaimed versions.
+    pub oldest_kept: Option<u64>,
+    /// The control state's epoch (0: the log has no CONTROL record).
+    pub epoch: u64,
+}
+
 impl Log {
+    /// The retention state as this process last read it (after `refresh`).
+    pub fn retention_state(&self) -> RetentionState {
+        let st = self.lock();
+        let c = &st.control;
+        RetentionState {
+            policy: c.policy(),
+            boundary: c.boundary(),
+            oldest_kept: c.redirects().then_some(c.info.oldest_version),
+            epoch: c.epoch(),
+        }
+    }
+
     /// The file header, if the file has one (`None`: an empty log).
     pub fn header(&self) -> Result<Option<Header>> {
         let len = self.file_len()?;
