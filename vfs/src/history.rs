@@ -387,8 +387,43 @@ impl Log {
             rep.freed_bytes = pos - format::FIRST_RECORD;
             rep.oldest_kept = Some(w.oldest);
             w.control = Some(control);
+            w.mid_start = true;
+        } else if rep.recovery_error.is_some() && self.format() >= format::FORMAT_V4 {
+            // Recovery refuses the log: start after the zeros at 512, which
+            // a CONTROL record the walk meets must declare freed.
+            let at = self.first_nonzero(format::FIRST_RECORD, len)?;
+            if at > format::FIRST_RECORD && at < len {
+                pos = at;
+                if let Some(r) = self.read_record(salt, pos, len)? {
+                    let l = r.prev_link();
+                    prev = Prev { version: l.version, offset: l.offset, crc: l.crc };
+                }
+                w.txn_start = pos;
+                w.mid_start = true;
+                w.unproven = Some(at);
+                // The newest control state in the file: recovery's, had it
+                // not failed. It declares the zeros freed, or they are damage.
+                if let Some(c) = self.newest_control(salt, len, at)? {
+                    if c.control.boundary >= at {
+                        let mut st = self.lock();
+                        match self.install_control(&mut st, &c, c.end()) {
+                            Ok(()) => {
+                                w.unproven = None;
+                                w.oldest = st.control.info.oldest_version;
+                                w.control = Some(st.control.clone());
+                            }
+                            Err(Error::Corrupt { offset, expected, found, .. }) => {
+                                let p = Problem { offset, expected, found };
+                                rep.items.push(Item { version: None, offset, txn_start: offset, problem: Some(p) });
+                            }
+                            Err(e) => return Err(e),
+                        }
+                    }
+                }
+            }
         }
-        let freed = rep.freed_bytes;
+        let start = pos;
+        w.start = pos;
         // The first problem that ends the walk, and the version it concerns.
         let mut stop: Option<(u64, Problem)> = None;
         while pos < len {
@@ -435,7 +470,7 @@ impl Log {
                 continue;
             }
             let version = rec.h.version;
-            if w.control.is_some() && w.page_size == 0 && !rec.is_full() {
+            if w.mid_start && w.page_size == 0 && !rec.is_full() {
                 // Before the first full map after the boundary: a reclaimed
                 // version whose map cannot be built (its full map was freed).
                 let entries = self.read_entries(&rec)?;
@@ -491,7 +526,29 @@ impl Log {
                 },
             ));
         }
-        rep.bytes_checked = if stop.is_some() { pos } else { len } - freed;
+        if let Some(at) = w.unproven {
+            rep.items.insert(
+                0,
+                Item {
+                    version: None,
+                    offset: format::FIRST_RECORD,
+                    txn_start: format::FIRST_RECORD,
+                    problem: Some(Problem {
+                        offset: format::FIRST_RECORD,
+                        expected: Prev::NONE.describe(),
+                        found: format!("zero bytes up to {at} that no CONTROL record declares freed"),
+                    }),
+                },
+            );
+        } else if start > format::FIRST_RECORD {
+            rep.freed_bytes = start - format::FIRST_RECORD;
+            rep.oldest_kept = Some(w.oldest);
+            // Versions a CONTROL record met later says were reclaimed.
+            let before = rep.items.len();
+            rep.items.retain(|i| i.version.is_none_or(|v| v >= w.oldest));
+            rep.reclaimed_versions += (before - rep.items.len()) as u64;
+        }
+        rep.bytes_checked = if stop.is_some() { pos } else { len } - rep.freed_bytes;
         rep.end = w.txn_start;
 
         // The last well-formed record of the file may name a later horizon
@@ -633,7 +690,7 @@ impl Log {
                     break;
                 }
             };
-            if w.control.as_ref().is_some_and(|c| p.base < c.boundary()) {
+            if w.mid_start && p.base < w.control.as_ref().map_or(0, |c| c.boundary()).max(w.start) {
                 // Based below the boundary: the base tree redirects it by
                 // page number, known once an entry names the patch.
                 w.low_based.insert(at | patch::PATCH_TAG);
@@ -710,6 +767,58 @@ impl Log {
             expected: format!("the trailer of the version {} record at {pos} (magic, offset, crc)", h.version),
             found: "a trailer that does not check out".into(),
         })
+    }
+
+    /// The newest well-formed CONTROL record at or after `floor`, found by
+    /// scanning back from the end of the file record by record (for a log
+    /// recovery refuses: the control state it would have installed).
+    pub(crate) fn newest_control(&self, salt: u64, len: u64, floor: u64) -> Result<Option<Rec>> {
+        const WINDOW: u64 = 1 << 20;
+        let ts = format::TRAILER_SIZE as u64;
+        let mut e = len - len % 8;
+        while e >= floor + ts {
+            let lo = e.saturating_sub(WINDOW).max(floor);
+            let buf = self.read_vec(lo, (e - lo) as usize)?;
+            let mut x = e;
+            while x >= lo + ts {
+                let t = &buf[(x - ts - lo) as usize..(x - lo) as usize];
+                if t[format::TR_MAGIC..format::TR_MAGIC + 4] == format::TRAILER_MAGIC {
+                    let ro = format::trailer_record_offset(t);
+                    if ro < x && ro >= floor {
+                        if let Some(rec) = self.read_record(salt, ro, len)? {
+                            if rec.end() == x {
+                                if rec.is_control() {
+                                    return Ok(Some(rec));
+                                }
+                                x = ro; // a record's payload may hold anything
+                                continue;
+                            }
+                        }
+                    }
+                }
+                x -= 8;
+            }
+            if lo == floor || x >= e {
+                break;
+            }
+            e = x;
+        }
+        Ok(None)
+    }
+
+    /// The first offset at or after `from` (8-aligned) holding a nonzero
+    /// byte in its 8 bytes; `to` when there is none.
+    pub(crate) fn first_nonzero(&self, from: u64, to: u64) -> Result<u64> {
+        let mut at = from;
+        while at < to {
+            let n = (to - at).min(1 << 20);
+            let b = self.read_vec(at, n as usize)?;
+            if let Some(i) = b.chunks(8).position(|w| w.iter().any(|&x| x != 0)) {
+                return Ok(at + 8 * i as u64);
+            }
+            at += n;
+        }
+        Ok(to)
     }
 
     fn all_zero(&self, from: u64, to: u64) -> Result<bool> {
@@ -871,6 +980,14 @@ struct Walk {
     oldest: u64,
     /// Patches (entry offsets) whose base lies below the boundary.
     low_based: HashSet<u64>,
+    /// Where the walk started.
+    start: u64,
+    /// The walk started after 512 (at the boundary): commits before the
+    /// first full map after it have no map to check.
+    mid_start: bool,
+    /// Recovery refused the log and the walk started after zeros at 512
+    /// (this offset) that no CONTROL record declared freed yet.
+    unproven: Option<u64>,
     /// CONTROL records' payloads walked (start, end): relocated items.
     payloads: Vec<(u64, u64)>,
     /// The crc each relocated item a reference resolved to makes, by offset.

@@ -22,8 +22,8 @@
 //! 5. Format 4 with retention (docs/format-4.md): bytes below the boundary
 //!    `B` are freed, never damage, and never read as records. The forward
 //!    read starts at `B` (recovery's control state), or, when recovery
-//!    refuses the log, at the first record after the zeros at 512, which a
-//!    CONTROL record met on the way must then declare freed (else the
+//!    refuses the log, at the first record after the zeros at 512, which the
+//!    newest CONTROL record in the file must then declare freed (else the
 //!    zeros are damage). Versions below the oldest kept `Vo` are reclaimed:
 //!    neither listed nor called damage (`Error::Reclaimed` names `Vo`).
 
@@ -55,8 +55,15 @@ struct Start {
     /// Recovery's oldest kept version (0: recovery did not say).
     oldest: u64,
     /// Recovery refused the log and the read starts after zeros at 512:
-    /// a CONTROL record met must declare them freed.
+    /// the newest CONTROL record in the file must declare them freed.
     unproven_hole: bool,
+    /// That record, if there is one.
+    control: Option<Rec>,
+    /// A version known durable before the read starts: recovery's horizon,
+    /// or what the newest CONTROL record claims (a step syncs before it
+    /// writes one). Commits up to it need not have their frames re-read,
+    /// which for a patch based below the boundary would take redirection.
+    durable: u64,
 }
 
 /// Every readable version of a log, and the damage met finding them.
@@ -203,16 +210,24 @@ impl Readable {
         }
         let len = self.log.file_len()?;
         let start = self.start(len)?;
-        let (.., control) = self.forward(len, &start)?;
-        Ok(control
-            .filter(|c| c.control.boundary > format::FIRST_RECORD)
+        Ok(start
+            .control
+            .filter(|c| c.control.boundary >= start.pos)
             .map_or((0, format::FIRST_RECORD), |c| (c.control.oldest_version, c.control.boundary)))
     }
 
     /// Where the forward read starts (see [`Start`]).
     fn start(&self, len: u64) -> Result<Start> {
         let log = &self.log;
-        let mut s = Start { pos: format::FIRST_RECORD, prev: Prev::NONE, boundary: 0, oldest: 0, unproven_hole: false };
+        let mut s = Start {
+            pos: format::FIRST_RECORD,
+            prev: Prev::NONE,
+            boundary: 0,
+            oldest: 0,
+            unproven_hole: false,
+            control: None,
+            durable: 0,
+        };
         if log.format() < format::FORMAT_V4 {
             return Ok(s);
         }
@@ -224,27 +239,23 @@ impl Readable {
             s.pos = st.control.boundary();
             s.boundary = s.pos;
             s.oldest = st.control.info.oldest_version;
+            s.durable = st.horizon.version;
         } else {
             // The first nonzero 8-byte word after 512 (the region below the
             // boundary reads as zeros once punched).
-            let mut at = format::FIRST_RECORD;
-            loop {
-                if at >= len {
-                    return Ok(s);
-                }
-                let n = (len - at).min(1 << 20) as usize;
-                let b = log.read_vec(at, n)?;
-                if let Some(i) = b.chunks(8).position(|w| w.iter().any(|&x| x != 0)) {
-                    at += 8 * i as u64;
-                    break;
-                }
-                at += n as u64;
-            }
-            if at == format::FIRST_RECORD {
+            let at = log.first_nonzero(format::FIRST_RECORD, len)?;
+            if at == format::FIRST_RECORD || at >= len {
                 return Ok(s);
             }
             s.pos = at;
             s.unproven_hole = true;
+            s.control = log.newest_control(self.salt, len, at)?;
+            if let Some(c) = s.control.as_ref().filter(|c| c.control.boundary >= at) {
+                s.oldest = c.control.oldest_version;
+                if c.h.flags & format::FLAG_CLAIM != 0 {
+                    s.durable = c.prev_link().version;
+                }
+            }
         }
         if let Some(r) = log.read_record(self.salt, s.pos, len)? {
             let l = r.prev_link();
@@ -261,12 +272,12 @@ impl Readable {
         }
         let len = self.log.file_len()?;
         let start = self.start(len)?;
-        let (mut steps, mut end, end_pos, mut clean, control) = self.forward(len, &start)?;
+        let (mut steps, mut end, end_pos, mut clean) = self.forward(len, &start)?;
         let mut oldest = start.oldest;
         if start.unproven_hole {
             // Recovery refused the log: the zeros at 512 are freed only if a
             // CONTROL record the read passed says so.
-            match &control {
+            match &start.control {
                 Some(c) if c.control.boundary >= start.pos => {
                     oldest = c.control.oldest_version;
                     let mut st = self.log.lock();
@@ -350,20 +361,17 @@ impl Readable {
     /// refusing the log). Returns the commits passed, why the read ended,
     /// the offset of the record it ended at, and whether that is a clean
     /// end (zeros or the end of the file right after a commit).
-    /// Format 4: the read starts at `start` (the boundary), and also
-    /// returns the newest CONTROL record it passed.
-    #[allow(clippy::type_complexity)]
-    fn forward(&self, len: u64, start: &Start) -> Result<(Vec<Step>, Option<Problem>, u64, bool, Option<Rec>)> {
+    /// Format 4: the read starts at `start` (the boundary).
+    fn forward(&self, len: u64, start: &Start) -> Result<(Vec<Step>, Option<Problem>, u64, bool)> {
         let log = &self.log;
         let salt = self.salt;
         let mut steps: Vec<Step> = Vec::new();
         let mut pos = start.pos;
         let mut prev = start.prev;
         let mut prev_ps = 0u32;
-        let mut control: Option<Rec> = None;
         let mut txn_start = pos;
         let mut marked = false;
-        let mut durable = 0u64;
+        let mut durable = start.durable;
         let mut clean = false;
         let end = loop {
             let Some(rec) = log.read_record(salt, pos, len)? else {
@@ -389,11 +397,8 @@ impl Readable {
             if !prev.follows(&rec) {
                 break stop(prev.describe(), describe_link(&rec));
             }
-            if rec.is_control() {
-                if rec.h.flags & format::FLAG_CLAIM != 0 {
-                    durable = durable.max(prev.version);
-                }
-                control = Some(rec.clone());
+            if rec.is_control() && rec.h.flags & format::FLAG_CLAIM != 0 {
+                durable = durable.max(prev.version); // a step synced first
             }
             if !rec.is_commit() {
                 pos = rec.end();
@@ -446,17 +451,19 @@ impl Readable {
         };
         // Step 4: the commits no record claims durable must have every frame
         // their transaction wrote.
-        if let Some(first) = steps.iter().position(|s| s.rec.h.version > durable) {
+        // Reclaimed versions (format 4) are not read: their frames may be
+        // based in the freed region.
+        if let Some(first) = steps.iter().position(|s| s.rec.h.version > durable.max(start.oldest.saturating_sub(1))) {
             for i in first..steps.len() {
                 let s = &steps[i];
                 if let Some((offset, expected, found)) = log.check_commit(&s.rec, &s.entries, s.txn_start)? {
                     let at = steps[i].rec.offset;
                     steps.truncate(i);
-                    return Ok((steps, Some(Problem { offset, expected, found }), at, false, control));
+                    return Ok((steps, Some(Problem { offset, expected, found }), at, false));
                 }
             }
         }
-        Ok((steps, end, pos, clean, control))
+        Ok((steps, end, pos, clean))
     }
 
     /// The commits recovery's walk back from `latest` reaches (before it
