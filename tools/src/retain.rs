@@ -159,6 +159,35 @@ fn print_state(log: &Log) -> pagelog::Result<()> {
             "freed         {} bytes below offset {boundary} (versions before {oldest} were reclaimed)",
             boundary - FIRST_RECORD
         );
+        if !is_hole(log.path(), FIRST_RECORD, boundary) {
+            // reclaim.rs punches only what no reader's epoch lock still covers.
+            println!(
+                "note          part of it is not given back to the file system yet: an open read transaction \
+                 holds an older snapshot; a reclamation step after it ends punches it"
+            );
+        }
     }
     Ok(())
+}
+
+/// Whether the whole file-system blocks inside `[from, to)` of the file at
+/// `path` hold no data (a punched hole: the blocks at the ends of the range
+/// are shared with bytes outside it and only zeroed), as `lseek(SEEK_DATA)`
+/// sees it. False when it cannot tell.
+fn is_hole(path: &Path, from: u64, to: u64) -> bool {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::fs::MetadataExt;
+    let Ok(f) = std::fs::File::open(path) else { return false };
+    let block = f.metadata().map_or(4096, |m| m.blksize()).max(512);
+    let (lo, hi) = (from.next_multiple_of(block), to / block * block);
+    if lo >= hi {
+        return true;
+    }
+    // SAFETY: lseek on a descriptor this function owns; no memory is passed.
+    let data = unsafe { libc::lseek(f.as_raw_fd(), lo as libc::off_t, libc::SEEK_DATA) };
+    if data < 0 {
+        // ENXIO: no data at or after `lo` at all.
+        return std::io::Error::last_os_error().raw_os_error() == Some(libc::ENXIO);
+    }
+    data as u64 >= hi
 }
