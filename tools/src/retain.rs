@@ -28,7 +28,8 @@ pub const STEP_BYTES: u64 = 64 << 20;
 /// it; writers then enforce it after their commits, a bounded step at a
 /// time. POLICY is `all` (keep everything: the default), `N versions`, a
 /// time (`7 days`, `12 hours`, `30 minutes`, `45 seconds`: every version
-/// committed within it, and the newest before it), or several of them
+/// committed within it, and the newest before it), a size (`500 MiB`,
+/// `10 GiB`: the newest versions that fit in it on disk), or several of them
 /// joined by `,` (a version is kept if any form keeps it). The latest
 /// version is always kept.
 ///
