@@ -421,7 +421,7 @@ fn write_compacted(
             page1_counter: base.counter,
         },
     };
-    let mut prev = out.commit(log, &spec, &base.map.entries(), Prev::NONE, 0, progress)?;
+    let mut prev = out.commit(log, &spec, &base.map.try_entries()?, Prev::NONE, 0, progress)?;
     let mut last_full = prev.offset;
 
     // The later versions, record by record.

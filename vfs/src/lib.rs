@@ -18,16 +18,21 @@
 #![deny(clippy::undocumented_unsafe_blocks)]
 
 pub mod boundary;
+pub mod checkpoint;
 pub mod commit;
+pub mod commit4;
 pub mod compact;
 pub mod control;
 pub mod diff;
 pub mod error;
 pub mod format;
 pub mod history;
+pub mod index;
 pub mod lock;
 pub mod log;
+pub mod mapping;
 pub mod name;
+pub mod overlay;
 pub mod pagemap;
 pub mod patch;
 pub mod reclaim;

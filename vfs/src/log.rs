@@ -39,7 +39,7 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use crate::control::Control;
 use crate::error::{Error, Result};
-use crate::format::{self, CommitInfo, ControlInfo, Header, RecordHeader};
+use crate::format::{self, CheckpointInfo, CommitInfo, ControlInfo, Header, RecordHeader};
 use crate::patch;
 use crate::storage::LogFile;
 use crate::version::Mapping;
@@ -85,6 +85,9 @@ pub(crate) struct Rec {
     pub(crate) info: CommitInfo,
     /// A CONTROL record's control info (format 4); default for the others.
     pub(crate) control: ControlInfo,
+    /// A checkpoint COMMIT's checkpoint info (format 4); default for the
+    /// others.
+    pub(crate) ckpt: CheckpointInfo,
     pub(crate) payload_start: u64,
     /// The trailer's crc: what the next record names as `prev_crc`.
     pub(crate) crc: u32,
@@ -113,6 +116,17 @@ impl Rec {
     }
     pub(crate) fn is_full(&self) -> bool {
         self.h.flags & format::FLAG_FULL_MAP != 0
+    }
+    /// A format-4 checkpoint: its map is an index tree (plus no overlay).
+    pub(crate) fn is_checkpoint(&self) -> bool {
+        self.is_commit() && self.h.flags & format::FLAG_CHECKPOINT != 0
+    }
+    /// A commit whose map stands alone: a full map or a checkpoint.
+    pub(crate) fn is_map(&self) -> bool {
+        self.is_full() || self.is_checkpoint()
+    }
+    pub(crate) fn is_index(&self) -> bool {
+        self.h.kind == format::KIND_INDEX
     }
     pub(crate) fn link(&self) -> Link {
         Link { version: self.h.version, offset: self.offset, crc: self.crc }
