@@ -553,7 +553,7 @@ impl Writer<'_> {
             // transaction (it follows the same commit).
             let follows = Link { version: spec.version - 1, offset: prev.offset, crc: prev.crc };
             let rec =
-                crate::reclaim::control_record(self.salt, self.pos, follows, spec.page_size, &self.control, &[], false);
+                crate::reclaim::control_record(self.salt, self.pos, follows, spec.page_size, &self.control, &[], &[], false);
             self.put(&rec)?;
         }
         let offset = self.pos;
