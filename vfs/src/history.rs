@@ -459,10 +459,13 @@ impl Log {
                 if rec.h.flags & format::FLAG_CLAIM != 0 {
                     w.max_horizon = w.max_horizon.max(prev.version);
                 }
-                // Between commits, as a MARK: the log may end after it (one
-                // before a full map is part of that transaction all the same).
+                // Right after a commit (or its MARK) it sits between
+                // commits, as a MARK: the log may end after it. One after a
+                // transaction's spills is part of that transaction.
+                if pos == w.txn_start {
+                    w.txn_start = rec.end();
+                }
                 pos = rec.end();
-                w.txn_start = pos;
                 continue;
             }
             if !rec.is_commit() {

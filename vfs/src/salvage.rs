@@ -400,6 +400,12 @@ impl Readable {
             if rec.is_control() && rec.h.flags & format::FLAG_CLAIM != 0 {
                 durable = durable.max(prev.version); // a step synced first
             }
+            if rec.is_control() && pos == txn_start {
+                // Between commits, as a MARK (the log may end after it).
+                pos = rec.end();
+                txn_start = pos;
+                continue;
+            }
             if !rec.is_commit() {
                 pos = rec.end();
                 continue;
