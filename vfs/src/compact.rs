@@ -441,14 +441,17 @@ fn write_compacted(
                 rec.h.version.to_string(),
             ));
         }
-        let entries = log.read_entries(&rec)?;
+        // A format-4 checkpoint's entries are its own pages; its map (the
+        // one a full map of the new log gives) is its tree.
+        let entries =
+            if rec.is_checkpoint() { log.version(rec.h.version)?.map.try_entries()? } else { log.read_entries(&rec)? };
         let mut info = rec.info;
         info.horizon_version = prev.version;
         info.horizon_offset = prev.offset;
         info.horizon_crc = prev.crc;
-        let spec = Spec { version: rec.h.version, full: rec.is_full(), page_size: rec.h.page_size, info };
+        let spec = Spec { version: rec.h.version, full: rec.is_map(), page_size: rec.h.page_size, info };
         prev = out.commit(log, &spec, &entries, prev, last_full, progress)?;
-        if rec.is_full() {
+        if rec.is_map() {
             last_full = prev.offset;
         }
     }
@@ -552,8 +555,16 @@ impl Writer<'_> {
             // Format 4: the control state right before the full map, in its
             // transaction (it follows the same commit).
             let follows = Link { version: spec.version - 1, offset: prev.offset, crc: prev.crc };
-            let rec =
-                crate::reclaim::control_record(self.salt, self.pos, follows, spec.page_size, &self.control, &[], &[], false);
+            let rec = crate::reclaim::control_record(
+                self.salt,
+                self.pos,
+                follows,
+                spec.page_size,
+                &self.control,
+                &[],
+                &[],
+                false,
+            );
             self.put(&rec)?;
         }
         let offset = self.pos;

@@ -100,7 +100,7 @@ impl CommitSummary {
             page_size: rec.h.page_size,
             bytes: rec.end() - txn_start,
             offset: rec.offset,
-            full_map: rec.is_full(),
+            full_map: rec.is_map(),
             checksum: rec.info.checksum,
         }
     }
@@ -473,7 +473,7 @@ impl Log {
                 continue;
             }
             let version = rec.h.version;
-            if w.mid_start && w.page_size == 0 && !rec.is_full() {
+            if w.mid_start && w.page_size == 0 && !rec.is_map() {
                 // Before the first full map after the boundary: a reclaimed
                 // version whose map cannot be built (its full map was freed).
                 let entries = self.read_entries(&rec)?;
@@ -497,10 +497,23 @@ impl Log {
                 stop = Some((version, Problem { offset, expected, found }));
                 break;
             }
-            let problem = w.apply(self, &rec, &entries)?;
+            // A format-4 checkpoint's entries are its own pages; its map is
+            // its tree, whole (every node read is crc-checked).
+            let map_entries = if rec.is_checkpoint() {
+                match self.checkpoint_entries(&rec, w.control.as_deref())? {
+                    Ok(e) => e,
+                    Err(p) => {
+                        stop = Some((version, p));
+                        break;
+                    }
+                }
+            } else {
+                entries
+            };
+            let problem = w.apply(self, &rec, &map_entries)?;
             w.max_horizon = w.max_horizon.max(rec.info.horizon_version);
             w.commits.insert(rec.offset, (version, rec.crc));
-            if rec.is_full() {
+            if rec.is_map() {
                 w.last_full = rec.offset;
             }
             if version >= w.oldest {
@@ -625,14 +638,14 @@ impl Log {
     /// Checks of a commit that must pass before its entries can be applied.
     fn check_structure(&self, rec: &Rec, prev: &Prev, w: &Walk, len: u64) -> Result<Option<Problem>> {
         let at_info = rec.offset + format::RECORD_HEADER_SIZE as u64;
-        if prev.offset == 0 && !rec.is_full() {
+        if prev.offset == 0 && !rec.is_map() {
             return Ok(Some(Problem {
                 offset: rec.offset + format::RH_FLAGS as u64,
                 expected: "a full page map (the first commit of a log)".into(),
                 found: "a delta".into(),
             }));
         }
-        if !rec.is_full() && rec.h.page_size != w.page_size {
+        if !rec.is_map() && rec.h.page_size != w.page_size {
             return Ok(Some(Problem {
                 offset: rec.offset + format::RH_PAGE_SIZE as u64,
                 expected: format!("page size {} (a delta keeps its predecessor's page size)", w.page_size),
@@ -770,6 +783,29 @@ impl Log {
             expected: format!("the trailer of the version {} record at {pos} (magic, offset, crc)", h.version),
             found: "a trailer that does not check out".into(),
         })
+    }
+
+    /// The whole page map of checkpoint `rec` (format 4), read from its
+    /// tree (through `control`'s redirections), as full-map entries; Err:
+    /// the tree is damaged.
+    fn checkpoint_entries(
+        &self,
+        rec: &Rec,
+        control: Option<&Control>,
+    ) -> Result<std::result::Result<Vec<Entry>, Problem>> {
+        let ck = &rec.ckpt;
+        let root = (ck.root != 0).then_some(crate::tree::Root { offset: ck.root, crc: ck.root_crc, depth: ck.depth });
+        let mapping = {
+            let mut st = self.lock();
+            self.mapping_covering(&mut st, rec.end())?
+        };
+        let t = crate::index::TreeMap::checkpoint(rec.info.db_pages, root, rec.offset, mapping.clone(), rec.end());
+        let none = Control::none();
+        match t.to_page_map(control.unwrap_or(&none), &mapping) {
+            Ok(m) => Ok(Ok(m.entries())),
+            Err(Error::Corrupt { offset, expected, found, .. }) => Ok(Err(Problem { offset, expected, found })),
+            Err(e) => Err(e),
+        }
     }
 
     /// The newest well-formed CONTROL record at or after `floor`, found by
@@ -1105,7 +1141,7 @@ impl Walk {
         let version = rec.h.version;
         let ps = rec.h.page_size;
         let at_info = rec.offset + format::RECORD_HEADER_SIZE as u64;
-        let want_full = if rec.is_full() { rec.offset } else { self.last_full };
+        let want_full = if rec.is_map() { rec.offset } else { self.last_full };
         if rec.info.full_map_offset != want_full {
             problem.get_or_insert(Problem {
                 offset: at_info + format::CI_FULL_MAP as u64,
@@ -1128,7 +1164,7 @@ impl Walk {
         }
 
         let pages = rec.info.db_pages as usize;
-        if rec.is_full() {
+        if rec.is_map() {
             self.map.clear();
             self.bad.clear();
             self.checksum = 0;

@@ -320,7 +320,7 @@ impl Readable {
         }
         // The forward read's versions whose stated full map it passed.
         let fulls: HashMap<u64, u64> =
-            steps.iter().filter(|s| s.rec.is_full()).map(|s| (s.rec.offset, s.rec.h.version)).collect();
+            steps.iter().filter(|s| s.rec.is_map()).map(|s| (s.rec.offset, s.rec.h.version)).collect();
         let forward: Vec<(Rec, u64, Vec<Entry>)> = steps
             .into_iter()
             .filter(|s| s.rec.h.version >= oldest) // older ones were reclaimed
@@ -410,10 +410,10 @@ impl Readable {
                 pos = rec.end();
                 continue;
             }
-            if prev.offset == 0 && !rec.is_full() {
+            if prev.offset == 0 && !rec.is_map() {
                 break stop("a full page map (the first commit of a log)".into(), "a delta".into());
             }
-            if prev_ps != 0 && !rec.is_full() && rec.h.page_size != prev_ps {
+            if prev_ps != 0 && !rec.is_map() && rec.h.page_size != prev_ps {
                 break stop(
                     format!("page size {prev_ps} (a delta keeps its predecessor's)"),
                     rec.h.page_size.to_string(),
@@ -583,7 +583,7 @@ impl MapPath {
     fn start(log: &Log, salt: u64, len: u64, fo: u64, rec: &Rec) -> Result<MapPath> {
         let mut p = MapPath { last: None, pos: 0, broken: None };
         match log.read_record(salt, fo, len)? {
-            Some(full) if full.is_commit() && full.is_full() && full.h.version <= rec.h.version => {
+            Some(full) if full.is_commit() && full.is_map() && full.h.version <= rec.h.version => {
                 let entries = log.read_entries(&full)?;
                 match log.check_map_structure(&full, &entries, len) {
                     Ok(()) => {
@@ -623,7 +623,7 @@ impl MapPath {
                     self.broken = Some(Problem { offset: at, expected, found: r.h.version.to_string() });
                     break;
                 }
-                if !r.is_full() && r.h.page_size != last.h.page_size {
+                if !r.is_map() && r.h.page_size != last.h.page_size {
                     self.broken = Some(Problem {
                         offset: at + format::RH_PAGE_SIZE as u64,
                         expected: format!("page size {} (a delta keeps its predecessor's)", last.h.page_size),
