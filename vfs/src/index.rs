@@ -166,6 +166,61 @@ fn place(m: &Mapping, end: u64, control: &Control, ptr: tree::Slot, level: u8) -
     }
 }
 
+/// Calls `f(pgno, slot)` for every page of the tree `root` names whose
+/// slot is not zero, in page order, each node read with `read` (None: not
+/// in the file) and checked, and required to end at or before `end`: for
+/// `verify`, which reads a log it has not recovered.
+pub(crate) fn walk_read(
+    read: &dyn Fn(u64, usize) -> Option<Vec<u8>>,
+    end: u64,
+    root: Root,
+    f: &mut dyn FnMut(u32, tree::Slot),
+) -> std::result::Result<(), tree::Damage> {
+    fn go(
+        read: &dyn Fn(u64, usize) -> Option<Vec<u8>>,
+        end: u64,
+        ptr: tree::Slot,
+        level: u8,
+        first: u32,
+        f: &mut dyn FnMut(u32, tree::Slot),
+    ) -> std::result::Result<(), tree::Damage> {
+        if ptr.offset == 0 {
+            return Ok(());
+        }
+        let len = tree::node_size(level);
+        let b = ptr.offset.checked_add(len as u64).filter(|&e| e <= end).and_then(|_| read(ptr.offset, len));
+        let Some(b) = b else {
+            return Err(tree::Damage {
+                offset: ptr.offset,
+                expected: format!("an index-tree node of {len} bytes before the checkpoint at {end}"),
+                found: "no such bytes".into(),
+            });
+        };
+        tree::check(&b, ptr.offset, ptr.crc, level, first)?;
+        let n = if level == 0 { tree::LEAF_SLOTS } else { tree::INNER_SLOTS };
+        for i in 0..n {
+            let s = tree::slot_at(&b, i);
+            if s.is_zero() {
+                continue;
+            }
+            if level == 0 {
+                f(first + i as u32, s);
+            } else {
+                go(read, end, s, level - 1, (first as u64 + i as u64 * tree::span(level - 1)) as u32, f)?;
+            }
+        }
+        Ok(())
+    }
+    if !(1..=tree::MAX_DEPTH).contains(&root.depth) {
+        return Err(tree::Damage {
+            offset: root.offset,
+            expected: format!("an index-tree depth of 1 to {}", tree::MAX_DEPTH),
+            found: root.depth.to_string(),
+        });
+    }
+    go(read, end, tree::Slot { offset: root.offset, crc: root.crc }, root.depth - 1, 0, f)
+}
+
 /// One node as [`walk`] hands it out.
 pub(crate) struct Visit<'a> {
     /// The offset the node was written at (its parent names it so).
