@@ -39,6 +39,11 @@ pub const STEP_BYTES: u64 = 64 << 20;
 ///
 /// Needs a log in format 4: a log of an older format is refused, naming
 /// `pagelog upgrade --format 4`, which rewrites it.
+///
+/// --json: {"policy", "oldest_kept" (null until a step reclaimed versions),
+/// "latest", "boundary", "freed_bytes", "not_punched" (true while an open
+/// read transaction keeps the freed region allocated), "disk_bytes",
+/// "file_size", and with --now "steps", "freed_now", "relocated"}.
 #[derive(clap::Args)]
 #[command(verbatim_doc_comment)]
 pub struct Args {
@@ -53,6 +58,9 @@ pub struct Args {
     /// How long to wait for a writing connection to finish, in milliseconds
     #[arg(long, value_name = "MS", default_value_t = 5000)]
     timeout: u64,
+    /// Print one JSON object instead
+    #[arg(long)]
+    json: bool,
 }
 
 fn parse_policy(s: &str) -> Result<Policy, String> {
@@ -84,29 +92,61 @@ pub fn run(a: Args) -> CmdResult {
         if writes {
             return Err(needs_format4(&a.db, format));
         }
-        println!(
-            "policy        all (a log in format {format} keeps every version; `pagelog upgrade --format 4` \
-                  rewrites it in format 4, which can keep less)"
-        );
+        if a.json {
+            let latest = log.refresh().ctx(&what)?.number;
+            let v = serde_json::json!({ "format_version": format, "policy": "all", "latest": latest });
+            println!("{}", serde_json::to_string_pretty(&v).expect("json"));
+        } else {
+            println!(
+                "policy        all (a log in format {format} keeps every version; `pagelog upgrade --format 4` \
+                 rewrites it in format 4, which can keep less)"
+            );
+        }
         return Ok(0);
     }
     let timeout = Duration::from_millis(a.timeout);
     if let Some(p) = a.policy {
         log.set_retention(p, timeout).ctx(&what)?;
     }
+    let mut done = None;
     if a.now {
         let before = crate::info::disk_bytes(&a.db).ctx(&what)?;
         let r = enforce(&log, timeout).ctx(&what)?;
         let after = crate::info::disk_bytes(&a.db).ctx(&what)?;
-        println!(
-            "{}: {} freed in {} ({} relocated); bytes on disk {} -> {}",
-            a.db.escaped(),
-            size(r.freed),
-            plural(r.steps, "step"),
-            plural(r.relocated, "page"),
-            before,
-            after
-        );
+        if !a.json {
+            println!(
+                "{}: {} freed in {} ({} relocated); bytes on disk {} -> {}",
+                a.db.escaped(),
+                size(r.freed),
+                plural(r.steps, "step"),
+                plural(r.relocated, "page"),
+                before,
+                after
+            );
+        }
+        done = Some(r);
+    }
+    if a.json {
+        let latest = log.refresh().ctx(&what)?.number;
+        let st = log.retention_state();
+        let mut v = serde_json::json!({
+            "format_version": format,
+            "policy": st.policy.to_string(),
+            "oldest_kept": st.oldest_kept,
+            "latest": latest,
+            "boundary": st.boundary,
+            "freed_bytes": st.boundary - FIRST_RECORD,
+            "not_punched": !is_hole(&a.db, FIRST_RECORD, st.boundary),
+            "disk_bytes": crate::info::disk_bytes(&a.db).ctx(&what)?,
+            "file_size": std::fs::metadata(&a.db).ctx(&what)?.len(),
+        });
+        if let Some(r) = done {
+            v["steps"] = r.steps.into();
+            v["freed_now"] = r.freed.into();
+            v["relocated"] = r.relocated.into();
+        }
+        println!("{}", serde_json::to_string_pretty(&v).expect("json"));
+        return Ok(0);
     }
     print_state(&log).ctx(&what)?;
     Ok(0)

@@ -69,6 +69,15 @@ fn retain_now_frees_space_while_a_reader_and_a_writer_have_the_database_open() {
     let r = pagelog(["verify".as_ref(), db.as_os_str()]).ok();
     assert!(r.stdout.contains(&format!("{} ok, 0 invalid", 1102 - vo + 1)), "{}", r.stdout);
 
+    let j = pagelog(["retain".as_ref(), db.as_os_str(), "--json".as_ref()]).ok().json();
+    assert_eq!(j["policy"], "20 versions");
+    assert_eq!(j["oldest_kept"], vo);
+    assert_eq!(j["latest"], 1102);
+    assert_eq!(j["boundary"], b);
+    assert_eq!(j["freed_bytes"], b - 512);
+    assert_eq!(j["not_punched"], false);
+    assert_eq!(j["disk_bytes"], disk_bytes(&db));
+
     // Setting `all` keeps what is left from now on.
     pagelog(["retain".as_ref(), db.as_os_str(), "all".as_ref(), "--now".as_ref()]).ok();
     assert_eq!(kept(&db), (b, vo));
