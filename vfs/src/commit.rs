@@ -293,7 +293,12 @@ impl Log {
                 || st.entries_since_full + delta_pages > (db_pages as u64).max(FULL_MAP_MIN_ENTRIES)
                 || st.commits_since_full + 1 >= (db_pages as u64 / FULL_MAP_PAGES_PER_COMMIT).max(FULL_MAP_MIN_COMMITS)
         };
-        let n_entries = if full && !f4 { db_pages } else { changed.len() as u32 };
+        // A format-4 checkpoint has no entry table: its tree is its map.
+        let n_entries = match (full, f4) {
+            (true, false) => db_pages,
+            (true, true) => 0,
+            (false, _) => changed.len() as u32,
+        };
         // Format 4: a checkpoint's transaction carries the control state
         // right before its commit record, where a reader of it finds it;
         // its INDEX record (placed once its length is known) goes first.

@@ -12,6 +12,10 @@
 //!    each is found and checked from the commit alone.
 //! 3. A delta commit names its checkpoint in `full map offset`, as format
 //!    3's deltas name their full map.
+//! 4. A checkpoint has no entry table (its tree, which includes its own
+//!    pages, is its map): opening a version reads its checkpoint's
+//!    metadata in constant size, however many pages the checkpoint's
+//!    transaction wrote. Recovery finds its frames through the tree.
 
 use crate::commit::Prepared;
 use crate::error::Result;
@@ -84,6 +88,8 @@ impl Log {
         }
         let entries: Vec<Entry> =
             c.new_slots.iter().map(|(p, s)| Entry { pgno: *p, crc: s.crc, offset: s.offset }).collect();
+        // A checkpoint has no entry table (invariant 4): its tree holds them.
+        let table: &[Entry] = if checkpoint { &[] } else { &entries };
         let map_offset = match (&base.map, checkpoint) {
             (_, true) => c.offset,
             (Pages::Tree(t), false) => t.checkpoint,
@@ -92,7 +98,7 @@ impl Log {
         let info = CommitInfo {
             timestamp_us: now_us(),
             db_pages: c.db_pages,
-            entries: entries.len() as u32,
+            entries: table.len() as u32,
             horizon_version: st.horizon.version,
             horizon_offset: st.horizon.offset,
             horizon_crc: st.horizon.crc,
@@ -116,7 +122,7 @@ impl Log {
         .encode(c.salt, &mut buf);
         info.encode(&mut buf[format::RECORD_HEADER_SIZE..]);
         let eb = format::RECORD_HEADER_SIZE + format::COMMIT_INFO_SIZE;
-        for (i, e) in entries.iter().enumerate() {
+        for (i, e) in table.iter().enumerate() {
             e.encode(&mut buf[eb + i * format::ENTRY_SIZE..]);
         }
         let trailer_crc = |rec: &[u8]| format::trailer_crc(&rec[rec.len() - format::TRAILER_SIZE..]);
@@ -138,7 +144,7 @@ impl Log {
             (ck.control, ck.control_crc) = (control_at, trailer_crc(&crec));
             control = Some((control_at, ck.control_crc, cinfo));
             head.extend_from_slice(&crec);
-            ck.encode(&mut buf[eb + entries.len() * format::ENTRY_SIZE..]);
+            ck.encode(&mut buf[eb + table.len() * format::ENTRY_SIZE..]);
             root = Some(r);
         }
         for (data, place) in c.images.iter().zip(c.place) {
@@ -179,7 +185,7 @@ impl Log {
             end,
             link,
             full: checkpoint,
-            n_entries: entries.len() as u32,
+            n_entries: table.len() as u32,
             new_slots: c.new_slots,
             map: Pages::Tree(map),
             checksum,

@@ -492,18 +492,19 @@ impl Log {
                 stop = Some((version, p));
                 break;
             }
-            let entries = self.read_entries(&rec)?;
-            if let Some((offset, expected, found)) = self.check_commit(&rec, &entries, u64::MAX)? {
-                stop = Some((version, Problem { offset, expected, found }));
-                break;
-            }
-            // A format-4 checkpoint's entries are its own pages (a delta on
-            // the walk's map). After the boundary, with no map yet to apply
-            // them to, its map is read from its tree, whole (every node read
-            // is crc-checked).
-            let from_tree = rec.is_checkpoint() && w.page_size == 0;
-            let map_entries = if from_tree {
-                match self.checkpoint_entries(&rec, w.control.as_deref())? {
+            // A format-4 checkpoint's map is its tree, read whole here
+            // (every node checked) and applied as a full map; on a reclaimed
+            // log, nodes below the boundary are read at their copies.
+            let entries = if rec.is_checkpoint() {
+                let tree = match w.control.as_deref() {
+                    Some(c) if c.redirects() => self.checkpoint_entries(&rec, Some(c))?,
+                    _ => self.tree_entries(&rec)?.map_err(|d| Problem {
+                        offset: d.offset,
+                        expected: d.expected,
+                        found: d.found,
+                    }),
+                };
+                match tree {
                     Ok(e) => e,
                     Err(p) => {
                         stop = Some((version, p));
@@ -511,18 +512,13 @@ impl Log {
                     }
                 }
             } else {
-                entries
+                self.read_entries(&rec)?
             };
-            let mut problem = w.apply(self, &rec, &map_entries)?;
-            if rec.is_checkpoint() && !from_tree && problem.is_none() {
-                // Format 4: the checkpoint's tree must hold the map the
-                // walk built, node by node checked (`index.rs`); on a
-                // reclaimed log, nodes below the boundary read at their copies.
-                problem = match w.control.as_deref() {
-                    Some(c) if c.redirects() => self.check_checkpoint_tree_in(&rec, c, &w.map)?,
-                    _ => self.check_checkpoint_tree(&rec, &w.map)?,
-                };
+            if let Some((offset, expected, found)) = self.check_commit(&rec, &entries, u64::MAX)? {
+                stop = Some((version, Problem { offset, expected, found }));
+                break;
             }
+            let problem = w.apply(self, &rec, &entries)?;
             w.max_horizon = w.max_horizon.max(rec.info.horizon_version);
             w.commits.insert(rec.offset, (version, rec.crc));
             if rec.is_map() {
@@ -645,59 +641,6 @@ impl Log {
             rep.items.push(Item { version: None, offset: rep.end, txn_start: rep.end, problem: Some(p) });
         }
         Ok(())
-    }
-
-    /// Whether checkpoint `rec`'s index tree holds exactly `map` (the map
-    /// the walk built, (offset, crc) per page), every node checked.
-    fn check_checkpoint_tree(&self, rec: &Rec, map: &[(u64, u32)]) -> Result<Option<Problem>> {
-        let root = crate::tree::Root { offset: rec.ckpt.root, crc: rec.ckpt.root_crc, depth: rec.ckpt.depth };
-        let mut found: Vec<(u32, crate::tree::Slot)> = Vec::new();
-        let read = |at: u64, len: usize| self.read_vec(at, len).ok();
-        if let Err(d) = crate::index::walk_read(&read, rec.offset, root, &mut |p, s| found.push((p, s))) {
-            return Ok(Some(Problem { offset: d.offset, expected: d.expected, found: d.found }));
-        }
-        let want: Vec<(u32, u64, u32)> =
-            map.iter().enumerate().filter(|(_, s)| s.0 != 0).map(|(i, s)| (i as u32 + 1, s.0, s.1)).collect();
-        let got: Vec<(u32, u64, u32)> = found.iter().map(|(p, s)| (*p, s.offset, s.crc)).collect();
-        if want != got {
-            let i = want.iter().zip(&got).position(|(a, b)| a != b).unwrap_or(want.len().min(got.len()));
-            return Ok(Some(Problem {
-                offset: rec.offset + format::RH_FLAGS as u64,
-                expected: format!(
-                    "a checkpoint tree holding the page map of version {}: (page, offset, crc) {:?}",
-                    rec.h.version,
-                    want.get(i)
-                ),
-                found: format!("{:?}", got.get(i)),
-            }));
-        }
-        Ok(None)
-    }
-
-    /// [`Log::check_checkpoint_tree`] on a log with a boundary: the tree read
-    /// through `control` (nodes below the boundary at their copies).
-    fn check_checkpoint_tree_in(&self, rec: &Rec, control: &Control, map: &[(u64, u32)]) -> Result<Option<Problem>> {
-        let got = match self.checkpoint_entries(rec, Some(control))? {
-            Ok(e) => e,
-            Err(p) => return Ok(Some(p)),
-        };
-        let want: Vec<(u32, u64, u32)> =
-            map.iter().enumerate().filter(|(_, s)| s.0 != 0).map(|(i, s)| (i as u32 + 1, s.0, s.1)).collect();
-        let got: Vec<(u32, u64, u32)> =
-            got.iter().filter(|e| e.offset != 0).map(|e| (e.pgno, e.offset, e.crc)).collect();
-        if want != got {
-            let i = want.iter().zip(&got).position(|(a, b)| a != b).unwrap_or(want.len().min(got.len()));
-            return Ok(Some(Problem {
-                offset: rec.offset + format::RH_FLAGS as u64,
-                expected: format!(
-                    "a checkpoint tree holding the page map of version {}: (page, offset, crc) {:?}",
-                    rec.h.version,
-                    want.get(i)
-                ),
-                found: format!("{:?}", got.get(i)),
-            }));
-        }
-        Ok(None)
     }
 
     /// Checks of a commit that must pass before its entries can be applied.
@@ -1229,9 +1172,7 @@ impl Walk {
         }
 
         let pages = rec.info.db_pages as usize;
-        // A format-4 checkpoint's entries are a delta, but for a new page
-        // size (or a walk that starts at it), when they hold every page.
-        if rec.is_full() || (rec.is_checkpoint() && ps != self.page_size) {
+        if rec.is_map() {
             self.map.clear();
             self.bad.clear();
             self.checksum = 0;

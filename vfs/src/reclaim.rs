@@ -302,7 +302,10 @@ impl Log {
             if r.is_full() {
                 continue;
             }
-            for e in self.read_entries(r)? {
+            // A format-4 checkpoint has no entry table: its tree's slots
+            // (a revert's checkpoint may name old items too).
+            let entries = if r.is_checkpoint() { self.checkpoint_slots(r, &old)? } else { self.read_entries(r)? };
+            for e in entries {
                 let pos = patch::position(e.offset);
                 let shared = vo_map.get(e.pgno).is_some_and(|s| s.offset == e.offset);
                 if e.offset != 0 && pos < target && !shared {
@@ -525,6 +528,23 @@ impl Log {
         table.sort_unstable();
         table.dedup();
         Ok(table)
+    }
+
+    /// Every non-zero slot of checkpoint `ck`'s tree as map entries, its
+    /// nodes read as a version under `old` reads them.
+    fn checkpoint_slots(&self, ck: &Rec, old: &Control) -> Result<Vec<format::Entry>> {
+        let mut out = Vec::new();
+        self.walk_checkpoint(ck, old, &mut |v| {
+            if v.level == 0 {
+                for i in 0..tree::LEAF_SLOTS {
+                    let s = tree::slot_at(v.bytes, i);
+                    if !s.is_zero() {
+                        out.push(format::Entry { pgno: v.first + i as u32, crc: s.crc, offset: s.offset });
+                    }
+                }
+            }
+        })?;
+        Ok(out)
     }
 
     /// Every node of checkpoint `ck`'s tree, read as a version under `old`

@@ -259,12 +259,39 @@ impl Log {
 
     /// Checks a commit's entries for structure and, for frames written by its
     /// own transaction (offset >= txn_start), their crc. Err(description).
+    /// A format-4 checkpoint has no entry table: its frames are found
+    /// through its tree (the slots at or after `txn_start`), when there are
+    /// frames to check.
     pub(crate) fn check_commit(
         &self,
         rec: &Rec,
         entries: &[Entry],
         txn_start: u64,
     ) -> Result<Option<(u64, String, String)>> {
+        if rec.is_checkpoint() && entries.is_empty() && txn_start != u64::MAX {
+            let own: Vec<Entry> = match self.tree_entries(rec)? {
+                Ok(all) => all.into_iter().filter(|e| patch::position(e.offset) >= txn_start).collect(),
+                Err(d) => return Ok(Some((d.offset, d.expected, d.found))),
+            };
+            return self.check_entries(rec, &own, txn_start);
+        }
+        self.check_entries(rec, entries, txn_start)
+    }
+
+    /// Every non-zero slot of checkpoint `rec`'s tree as map entries, in
+    /// page order, its nodes read and checked (`index::walk_read`).
+    pub(crate) fn tree_entries(&self, rec: &Rec) -> Result<std::result::Result<Vec<Entry>, crate::tree::Damage>> {
+        let root = crate::tree::Root { offset: rec.ckpt.root, crc: rec.ckpt.root_crc, depth: rec.ckpt.depth };
+        let mut out = Vec::new();
+        let read = |at: u64, len: usize| self.read_vec(at, len).ok();
+        let walked = crate::index::walk_read(&read, rec.offset, root, &mut |pgno, s| {
+            out.push(Entry { pgno, crc: s.crc, offset: s.offset });
+        });
+        Ok(walked.map(|()| out))
+    }
+
+    /// [`Log::check_commit`] of the entries given.
+    fn check_entries(&self, rec: &Rec, entries: &[Entry], txn_start: u64) -> Result<Option<(u64, String, String)>> {
         let ps = rec.h.page_size as u64;
         let payload_end = rec.payload_end();
         let patches = self.format() >= format::FORMAT_VERSION;
