@@ -165,7 +165,7 @@ impl Log {
         }
         txn.settle_page_size(self)?;
         let mut st = self.lock();
-        let base = txn.base().clone();
+        let base = txn.follows().clone();
         if st.latest.number != base.number {
             return Err(Error::Busy {
                 path: self.path.clone(),
@@ -207,6 +207,11 @@ impl Log {
     /// Ok(None): the transaction changed nothing.
     fn prepare_commit(&self, st: &mut State, txn: &mut WriteTxn, durability: Durability) -> Result<Option<Prepared>> {
         let base = txn.base().clone();
+        // The commit this one follows: the base, but for a format-4 revert,
+        // whose pages are the target's (its base) and which follows the
+        // latest, as a checkpoint.
+        let chain = txn.follows().clone();
+        let reverting = !Arc::ptr_eq(&chain, &base);
         let page_size = txn.page_size();
         let db_pages = txn.db_pages();
         let same_ps = page_size == base.page_size;
@@ -277,16 +282,16 @@ impl Log {
             }
             _ => None,
         }
-        .unwrap_or(base.counter.wrapping_add(1));
+        .unwrap_or(chain.counter.wrapping_add(1));
 
         let salt = self.ensure_header(st, page_size, durability)?;
         let mut offset = txn.spill_end().max(format::FIRST_RECORD);
-        let version = base.number + 1;
+        let version = chain.number + 1;
         let delta_pages = changed.len() as u64;
         // Format 4 writes a checkpoint where format 3 writes a full map.
         let f4 = self.format() >= format::FORMAT_V4;
         let full = if f4 {
-            crate::checkpoint::due(&base.map, base.number, same_ps, changed.iter().map(|(p, _)| *p))
+            reverting || crate::checkpoint::due(&base.map, base.number, same_ps, changed.iter().map(|(p, _)| *p))
         } else {
             base.number == 0
                 || !same_ps
@@ -381,7 +386,7 @@ impl Log {
         // then its CONTROL record, then the commit. The nodes name the
         // commit's frames, so their length is found with the commit at a
         // stand-in offset first (checkpoint.rs invariant 3).
-        let prev_link = Link { version: base.number, offset: base.commit_offset, crc: base.commit_crc };
+        let prev_link = Link { version: chain.number, offset: chain.commit_offset, crc: chain.commit_crc };
         let mut index: Option<(Vec<u8>, crate::tree::Root)> = None;
         let mut control_rec: Option<(format::ControlInfo, Vec<u8>)> = None;
         if let Some(info) = control {
@@ -421,6 +426,7 @@ impl Log {
                 txn,
                 Commit4 {
                     base: &base,
+                    chain: &chain,
                     salt,
                     version,
                     offset,
@@ -735,6 +741,7 @@ impl Log {
         if target.number == latest.number {
             return Ok(None);
         }
+        let f4 = self.format() >= format::FORMAT_V4;
         let mut txn = self.begin(latest.clone(), crate::txn::DEFAULT_SPILL_LIMIT);
         if target.db_pages() == 0 {
             txn.truncate(0);
@@ -751,7 +758,15 @@ impl Log {
                     page1[92..96].copy_from_slice(&next.to_be_bytes());
                 }
             }
-            txn.become_version(&target, page1.into());
+            if f4 {
+                // A checkpoint whose tree is the target's with its overlay
+                // and the new page 1 applied: constant in the database's
+                // size (no page-by-page comparison of the two maps).
+                let (start, alloc) = (txn.start(), txn.alloc_at_begin());
+                txn = WriteTxn::revert(target.clone(), latest.clone(), page1.into(), start, alloc);
+            } else {
+                txn.become_version(&target, page1.into());
+            }
         }
         self.commit(txn, Durability::Full)
     }

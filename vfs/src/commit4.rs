@@ -29,7 +29,10 @@ use crate::version::{Pages, Version};
 
 /// What `prepare_commit` worked out for a format-4 commit.
 pub(crate) struct Commit4<'a> {
+    /// The version whose pages the commit changes.
     pub(crate) base: &'a Version,
+    /// The commit it follows: `base`, or the latest for a revert.
+    pub(crate) chain: &'a Version,
     pub(crate) salt: u64,
     pub(crate) version: u64,
     /// The COMMIT record's offset.
@@ -113,8 +116,8 @@ impl Log {
             flags: c.flags,
             length: lay.length,
             version: c.version,
-            prev_commit: base.commit_offset,
-            prev_crc: base.commit_crc,
+            prev_commit: c.chain.commit_offset,
+            prev_crc: c.chain.commit_crc,
             page_size: c.page_size,
             frames: c.image_count as u32,
             patch_words: c.patch_words,
@@ -132,7 +135,7 @@ impl Log {
         if checkpoint {
             let (nodes, r) = c.index.expect("a checkpoint has its tree");
             let (cinfo, crec) = c.control.expect("a checkpoint has its CONTROL record");
-            let prev = Link { version: base.number, offset: base.commit_offset, crc: base.commit_crc };
+            let prev = Link { version: c.chain.number, offset: c.chain.commit_offset, crc: c.chain.commit_crc };
             let mut ck = CheckpointInfo { root: r.offset, root_crc: r.crc, depth: r.depth, ..Default::default() };
             if !nodes.is_empty() {
                 let irec = crate::checkpoint::index_record(c.salt, c.index_at, prev, c.page_size, &nodes);

@@ -57,6 +57,10 @@ pub struct WriteTxn {
     /// The smallest size (in base pages) the transaction truncated to: base
     /// pages past it are gone, even if the database grows again.
     min_pages: u32,
+    /// The commit the new one follows when it is not `base` (a format-4
+    /// revert: its pages are `base`'s, the target's, and it follows the
+    /// latest).
+    follows: Option<Arc<Version>>,
 }
 
 impl WriteTxn {
@@ -72,7 +76,28 @@ impl WriteTxn {
             spill_limit,
             alloc_at_begin,
             min_pages: u32::MAX,
+            follows: None,
         }
+    }
+
+    /// A revert's transaction (format 4): on `target`'s pages, following
+    /// `latest`, with page 1 set to `page1`.
+    pub(crate) fn revert(
+        target: Arc<Version>,
+        latest: Arc<Version>,
+        page1: Box<[u8]>,
+        start: u64,
+        alloc_at_begin: u64,
+    ) -> WriteTxn {
+        let mut t = WriteTxn::new(target, DEFAULT_SPILL_LIMIT, start, alloc_at_begin);
+        t.follows = Some(latest);
+        t.put(1, page1);
+        t
+    }
+
+    /// The commit the new one follows: the base, or a revert's latest.
+    pub(crate) fn follows(&self) -> &Arc<Version> {
+        self.follows.as_ref().unwrap_or(&self.base)
     }
 
     /// The file length when the transaction began (see `Log::discard`).

@@ -149,7 +149,12 @@ fn revert_to_a_version_before_a_checkpoint_reads_it_back() {
         m.commit(&log, 120);
     }
     for to in [3u64, 300, 1] {
+        let before = log.latest().end;
         let v = log.revert(to, T).unwrap().expect("a new version");
+        // A checkpoint on the target's tree: its new nodes are the paths to
+        // page 1 and to the target's overlay, not a map of every page.
+        assert_eq!(tree(&v).checkpoint_offset(), v.commit_offset, "a revert writes a checkpoint");
+        assert!(v.end - before < 64 << 10, "revert to {to} appended {} bytes", v.end - before);
         let want = m.images[to as usize].clone();
         let mut got = vec![0u8; want.len()];
         v.read(0, &mut got).unwrap();

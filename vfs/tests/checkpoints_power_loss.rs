@@ -12,6 +12,7 @@
 //! as committed (a torn INDEX record is no record: the walk
 //! stops before its checkpoint, never serving a page through half a tree);
 //! and the log takes a new commit that a fresh open reads back.
+//! The workload mixes reverts (checkpoints on an older version's tree) in.
 //! `PAGELOG_LONG=1`: 12 seeds and 20 images a point instead of 2 and 3.
 
 mod common;
@@ -46,6 +47,28 @@ fn workload(path: &Path, seed: u64, commits: usize) -> Run {
     // changing `page_size` does) changes it, and makes a checkpoint.
     let mut ps = PS;
     for _ in 0..commits {
+        if images.len() > 2 && rng.chance(1, 80) {
+            // A revert: a checkpoint on the target's tree (page 1's
+            // counters are the revert's own: the model takes them as read).
+            let to = 1 + rng.below(images.len() as u64 - 2);
+            let before = disk.op_count();
+            let v = log.revert(to, T).unwrap().expect("a new version");
+            let mut got = vec![0u8; v.size_bytes() as usize];
+            v.read(0, &mut got).unwrap();
+            let want = &images[to as usize];
+            assert!(got.len() == want.len() && got[PS..] == want[PS..], "revert to {to}");
+            let at = disk
+                .ops_since(before)
+                .into_iter()
+                .find(|(_, o)| matches!(o, Op::Write { off, data } if *off <= v.commit_offset && v.commit_offset < off + data.len() as u64))
+                .map(|(i, _)| i)
+                .expect("the revert's commit record was written");
+            checkpoints.push(at);
+            ps = v.page_size as usize;
+            images.push(got);
+            written.push(at);
+            continue;
+        }
         let mut img: Vec<u8> = images.last().unwrap().clone();
         let _w = log.lock_writer(T).unwrap();
         let base = log.prepare_write().unwrap();
