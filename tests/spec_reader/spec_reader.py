@@ -138,7 +138,7 @@ class Log:
         # "Format 4": the control state (none before format 4 or a first commit)
         self.ctl, self.boundary, self.base, self.bases = None, HEADER_BLOCK, {}, {}
         self.moved, self.ctl_end, self.tree_cache = {}, 0, {}
-        self.map_controls = []
+        self.map_controls, self.map_commits = [], set()
 
     # ---- "File header" -------------------------------------------------------------
     def read_header(self):
@@ -635,6 +635,7 @@ class Log:
         pmap = self.apply([], fm)
         # "Format 4", step 5: the full map "must be immediately preceded by its CONTROL record"
         self.map_controls = [self.control_before(fm)] if self.fmt == 4 else []
+        self.map_commits = {fm.off, c.off}
         cur, pos = fm, fm.end
         while cur.off != c.off:
             if pos > c.off or cur.version >= c.version:
@@ -646,6 +647,7 @@ class Log:
             if r.kind == CONTROL:
                 self.map_controls.append(r)  # "CONTROL records on the path are passed as SPILLs are"
             if r.kind == COMMIT:
+                self.map_commits.add(r.off)
                 if r.version != cur.version + 1:
                     raise Damage(pos, "version %d after version %d" % (r.version, cur.version))
                 # step 5: "So is any commit replayed ... that fails a structural check of step 3"
@@ -749,7 +751,11 @@ class Log:
             return
         end = self.log_end_after(latest, passed)
         self.log_end = end
-        cands = list(self.map_controls) + [r for r in passed if r.kind == CONTROL and r.end <= end]
+        # "a CONTROL record with CLAIM, or a copy right before a COMMIT of the log (the commit of its
+        # transaction followed it)"
+        kept = {r.off for r in passed if r.kind == COMMIT and r.off <= latest.off} | self.map_commits
+        cands = [r for r in list(self.map_controls) + [x for x in passed if x.kind == CONTROL and x.end <= end]
+                 if r.flags & CLAIM or r.end in kept]
         if not cands:
             return
         r = max(cands, key=lambda x: x.off)

@@ -29,45 +29,33 @@ use pagelog_e2e::{python3, TempDir};
 /// pagelog says, the finding of issue 9 item 4 it reproduces; details and
 /// the proposed fix in tests/spec_reader/README.md). Empty since D1-D6 were
 /// settled; a new finding goes here until the spec or the code is fixed.
-const KNOWN_DISAGREEMENTS: &[(&str, &str, &str, &str)] = &[
-    (
-        "f4-reclaimed.log",
-        "opens 269 clean",
-        "opens 269 damaged",
-        "pending (code, issue 20): pagelog's verify says it cannot check a log whose oldest part a \
-         retention policy freed (FORMAT.md, format 4: [512, B) is freed, not damage); f4-tools has verify of such logs",
-    ),
-    (
-        "f4-reclaimed-unpunched.log",
-        "opens 269 clean",
-        "opens 269 damaged",
-        "pending (code, issue 20): as f4-reclaimed.log, the freed region not punched (a reader held an older epoch)",
-    ),
-    (
-        "f4-unclaimed-full-map-spilled-frame-flipped.log",
-        "opens 0 clean",
-        "opens 1 damaged",
-        "D9, code (recovery.rs; fixed on f4-checkpoints): step 4 checks an unclaimed commit's frames from the end \
-         of the commit before; a full map's CONTROL record moved that start past its transaction's SPILL records",
-    ),
-    (
-        "f4-first-full-map-without-its-control.log",
-        "opens 12 damaged",
-        "opens 12 clean",
-        "D11, code (history.rs verify): version 1's full map is not preceded by its CONTROL record (it names \
+const KNOWN_DISAGREEMENTS: &[(&str, &str, &str, &str)] = &[(
+    "f4-first-full-map-without-its-control.log",
+    "opens 12 damaged",
+    "opens 12 clean",
+    "D11, code (history.rs verify): version 1's full map is not preceded by its CONTROL record (it names \
          version 2), so Log::version(1) fails; verify does not check the rule and calls the log clean",
-    ),
-];
+)];
 
 /// Format-4 cases on which both sides agree, and the outcome both must give:
 /// (file, outcome, what it shows).
 const FORMAT4_AGREED: &[(&str, &str, &str)] = &[
     (
+        "f4-reclaimed.log",
+        "opens 269 clean",
+        "a reclaimed log (policy `3 versions`, B = 179320, the bytes below it a hole): [512, B) is freed, not \
+         damage; every kept version reads through the base tree",
+    ),
+    (
+        "f4-reclaimed-unpunched.log",
+        "opens 269 clean",
+        "as f4-reclaimed.log, the freed region not punched (a reader held an older epoch): still never read",
+    ),
+    (
         "f4-relocated-copy-damaged.log",
         "opens 269 damaged",
         "a relocated page image in a reclamation step's CONTROL payload damaged, the payload crc re-computed: \
-         the pages redirected to it fail their crc (pagelog's verify, until f4-tools lands, calls every reclaimed \
-         log damaged)",
+         the pages redirected to it fail their crc",
     ),
     (
         "f4-hole-at-the-boundary.log",
@@ -86,6 +74,18 @@ const FORMAT4_AGREED: &[(&str, &str, &str)] = &[
 /// The cases of disagreements that were settled, and the outcome both sides
 /// must now give: (file, outcome, the finding and how it was settled).
 const SETTLED: &[(&str, &str, &str)] = &[
+    (
+        "f4-torn-first-transaction-bad-straggler-table.log",
+        "opens 0 clean",
+        "D12, code: a log whose first transaction was torn after its INDEX and CONTROL records (the CONTROL's \
+         straggler table bad) has no control state; refresh installed that CONTROL record's and failed",
+    ),
+    (
+        "f4-unclaimed-full-map-spilled-frame-flipped.log",
+        "opens 0 clean",
+        "D9, code: a full map's CONTROL record no longer moves where recovery checks an unclaimed commit's frames \
+         from (its transaction's SPILL records came before it); pagelog opened version 1",
+    ),
     (
         "header-padding-byte-100-set.log",
         "opens 8 damaged",
