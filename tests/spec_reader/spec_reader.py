@@ -1112,6 +1112,9 @@ class Log:
             return "no record at the boundary %d" % self.boundary
         named = Named(r0)
         commits, claims = self.walk(named)
+        # what the records of reclaimed versions hold is not checked: their claims neither
+        vo_off = next((c.off for c in commits if c.version >= self.ctl.oldest), None)
+        claims = [(i, src) for i, src in claims if vo_off is None or src >= vo_off]
         try:
             latest, _v = self.durable_and_tail(named, commits, claims)
         except Damage as e:
@@ -1148,9 +1151,12 @@ class Log:
             return roff <= upto and rps == ps and fo < pay_end and (fo - pay) % ps == 0
 
         patch_starts = {}
+        vo = self.ctl.oldest
         for c in commits:
             if c.off > open_latest.off:
                 break
+            if c.version < vo:
+                continue  # a reclaimed version's record: walked (it must chain), not checked
             pos = c.parea
             while pos < c.parea_end:
                 pp = self.parse_patch(pos, c.ps, c.parea_end)
