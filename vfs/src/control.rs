@@ -13,14 +13,16 @@
 //! 3. A `Control` is immutable: a new CONTROL record makes a new one, and a
 //!    version keeps the one it was made with for as long as it lives (its
 //!    reader's epoch lock keeps the bytes it redirects to).
-//! 4. The straggler table relocates items by offset: a reference below `B`
-//!    that the base tree cannot redirect (a kept revert's entry that the
-//!    oldest kept version does not share, the base a kept patch names) is
-//!    read at its copy, and the referencing entry's crc checks the page it
-//!    makes as always. It is consulted before the base tree. Entries are
-//!    sorted by old offset, strictly increasing (an old offset is tagged as
-//!    in map entries for a patch; the new one is the copy's position, the
-//!    same kind of item), and every copy lies at or after `B` in a CONTROL
+//! 4. The straggler table relocates by offset what lies below `B` and a
+//!    kept version reaches but the base tree cannot redirect: an index-tree
+//!    node that a kept checkpoint's tree reaches (read at its copy, byte for
+//!    byte the same node; its parent's crc checks it as before), a kept
+//!    revert's entry that the oldest kept version does not share, the base
+//!    a kept patch names (read at its copy; the referencing entry's crc
+//!    checks the page it makes as always). It is consulted before the base
+//!    tree. Entries are sorted by old offset, strictly increasing (an old
+//!    offset is tagged as in map entries for a patch; the new one is the
+//!    copy's position), and every copy lies at or after `B` in a CONTROL
 //!    record, a patch's copy naming a base at or after `B` too.
 //!
 //! Phase 1 (this file): the base tree is read whole into memory when a
@@ -51,6 +53,13 @@ pub struct Control {
     bases: HashMap<u32, u64>,
     /// The straggler table: (old offset, new offset), sorted (invariant 4).
     moved: Arc<Vec<(u64, u64)>>,
+}
+
+/// The state of a log that has no CONTROL record, for readers that have no
+/// version at hand.
+pub(crate) fn none_ref() -> &'static Control {
+    static NONE: std::sync::LazyLock<Control> = std::sync::LazyLock::new(Control::none);
+    &NONE
 }
 
 impl Control {
@@ -111,6 +120,15 @@ impl Control {
     /// The straggler table, sorted by old offset.
     pub fn table(&self) -> &[(u64, u64)] {
         &self.moved
+    }
+
+    /// The end of the CONTROL record (0: none): relocated items lie below.
+    pub fn end(&self) -> u64 {
+        if self.offset == 0 {
+            0
+        } else {
+            self.offset + format::control_layout(&self.info).length
+        }
     }
 
     /// `B`: bytes below it are freed (or about to be).

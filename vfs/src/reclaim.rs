@@ -131,7 +131,7 @@ fn size_form_oldest(commits: &[Rec], b: u64, end: u64, budget: u64) -> u64 {
     commits
         .iter()
         .rev()
-        .filter(|r| r.is_full() && r.h.prev_commit.max(format::FIRST_RECORD) >= need)
+        .filter(|r| r.is_map() && r.h.prev_commit.max(format::FIRST_RECORD) >= need)
         .map(|r| r.h.version)
         .next()
         .unwrap_or_else(|| commits.first().map_or(0, |r| r.h.version))
@@ -459,7 +459,7 @@ impl Log {
         // 2. The new boundary: the start of the commit before Vo's full map's
         //    transaction (everything from there on stays).
         let full = match self.read_record(salt, vo_rec.info.full_map_offset, len)? {
-            Some(r) if r.is_commit() && r.is_full() => r,
+            Some(r) if r.is_commit() && r.is_map() => r,
             _ => {
                 return Err(self.corrupt(
                     vo_rec.info.full_map_offset,
@@ -474,7 +474,7 @@ impl Log {
             return self.nothing_to_free(&old, explicit);
         }
         // Vo's page map, as it reads (through the current base tree).
-        let (vo_map, _, _) = self.build_map(salt, len, &vo_rec)?;
+        let (vo_map, _, _) = self.build_map(salt, len, &vo_rec, &old)?;
         // 3. Round down to a record start, within the step's size.
         let mut bp = b;
         let mut pos = b;
@@ -500,8 +500,15 @@ impl Log {
         // 5. Which pages move, and their copies.
         let ps = vo_rec.h.page_size as usize;
         let db_pages = vo_rec.info.db_pages;
+        // The straggler table sits before the payload: the item keys, and
+        // the nodes below `B'` of every kept checkpoint's tree (Vo's and the
+        // later ones, a revert's included), counted first.
+        let kept_cks: Vec<&Rec> = std::iter::once(&full)
+            .chain(commits[..(latest.number - vo) as usize].iter().filter(|r| r.is_checkpoint()))
+            .collect();
+        let nodes = self.kept_nodes(&kept_cks, &old, bp)?;
         let meta = (format::RECORD_HEADER_SIZE + format::CONTROL_INFO_SIZE) as u64
-            + keys.len() as u64 * format::STRAGGLER_SIZE as u64;
+            + (keys.len() + nodes.len()) as u64 * format::STRAGGLER_SIZE as u64;
         let at = st.log_end;
         let payload_at = at + meta;
         let mut payload: Vec<u8> = Vec::new();
@@ -698,6 +705,12 @@ impl Log {
             stragglers.push((key, patch::position(new))); // the tag is the key's
         }
 
+        // Format 4: the nodes of the kept checkpoints' trees in `[B, B')`
+        // are copied byte for byte and join the table; those below `B` keep
+        // their entries (`control.rs` invariant 4).
+        stragglers.extend(self.relocate_nodes(&nodes, &old, b, payload_at, &mut payload)?);
+        stragglers.sort_unstable();
+        stragglers.dedup();
         // The base tree's new nodes, after the copies.
         let nodes_at = payload_at + payload.len() as u64;
         let src = MapSource { map: &st.mapping, end: st.log_end.min(st.mapping.cap) };
@@ -780,7 +793,7 @@ impl Log {
         let mut keys = BTreeMap::new();
         let mut seen = HashSet::new();
         for r in kept {
-            for e in self.kept_entries(r)? {
+            for e in self.kept_entries(r, old)? {
                 if e.offset == 0 || !seen.insert(e.offset) || vo_map.get(e.pgno).is_some_and(|s| s.offset == e.offset) {
                     continue;
                 }
@@ -812,11 +825,89 @@ impl Log {
     }
 
     /// The map entries of kept commit `r` that may name older items: its
-    /// entry table (a delta or a full map). With checkpoint trees (step 5),
-    /// a checkpoint's tree slots go here too: a revert's checkpoint names
-    /// its target's items.
-    fn kept_entries(&self, r: &Rec) -> Result<Vec<format::Entry>> {
-        self.read_entries(r)
+    /// entry table (a delta or a full map), or a checkpoint's tree slots
+    /// (read under `old`): a revert's checkpoint names its target's items.
+    fn kept_entries(&self, r: &Rec, old: &Control) -> Result<Vec<format::Entry>> {
+        if r.is_checkpoint() {
+            self.checkpoint_slots(r, old)
+        } else {
+            self.read_entries(r)
+        }
+    }
+
+    /// The nodes below `bp` of the trees of checkpoints `cks` (read under
+    /// `old`; a node two trees share once), with their bytes: what the
+    /// straggler table must list after a step to `bp`. A revert's
+    /// checkpoint shares nodes with its target's tree, which may be older
+    /// than the oldest kept version's.
+    fn kept_nodes(&self, cks: &[&Rec], old: &Control, bp: u64) -> Result<BTreeMap<u64, Vec<u8>>> {
+        let mut nodes = BTreeMap::new();
+        for ck in cks {
+            self.walk_checkpoint(ck, old, &mut |v| {
+                if v.offset < bp {
+                    nodes.entry(v.offset).or_insert_with(|| v.bytes.to_vec());
+                }
+            })?;
+        }
+        Ok(nodes)
+    }
+
+    /// Copies the nodes of `nodes` in `[b, bp)` to `payload` (which starts
+    /// at file offset `payload_at`); returns their straggler entries: those
+    /// copies, and `old`'s entries for the nodes below `b`.
+    fn relocate_nodes(
+        &self,
+        nodes: &BTreeMap<u64, Vec<u8>>,
+        old: &Control,
+        b: u64,
+        payload_at: u64,
+        payload: &mut Vec<u8>,
+    ) -> Result<Vec<(u64, u64)>> {
+        let mut table: Vec<(u64, u64)> = Vec::with_capacity(nodes.len());
+        for (&at, bytes) in nodes {
+            if at < b {
+                let Some(copy) = old.moved_to(at) else {
+                    return Err(self.corrupt(
+                        at,
+                        "an index-tree node below the boundary in the straggler table",
+                        "none",
+                    ));
+                };
+                table.push((at, copy));
+            } else {
+                table.push((at, payload_at + payload.len() as u64));
+                payload.extend_from_slice(bytes);
+            }
+        }
+        Ok(table)
+    }
+
+    /// Every non-zero slot of checkpoint `ck`'s tree as map entries, its
+    /// nodes read as a version under `old` reads them.
+    fn checkpoint_slots(&self, ck: &Rec, old: &Control) -> Result<Vec<format::Entry>> {
+        let mut out = Vec::new();
+        self.walk_checkpoint(ck, old, &mut |v| {
+            if v.level == 0 {
+                for i in 0..tree::LEAF_SLOTS {
+                    let s = tree::slot_at(v.bytes, i);
+                    if !s.is_zero() {
+                        out.push(format::Entry { pgno: v.first + i as u32, crc: s.crc, offset: s.offset });
+                    }
+                }
+            }
+        })?;
+        Ok(out)
+    }
+
+    /// Every node of checkpoint `ck`'s tree, read as a version under `old`
+    /// reads it (format 4; nothing for a full map).
+    fn walk_checkpoint(&self, ck: &Rec, old: &Control, f: &mut dyn FnMut(&crate::index::Visit)) -> Result<()> {
+        if !ck.is_checkpoint() || ck.ckpt.root == 0 {
+            return Ok(());
+        }
+        let mapping = self.committed.lock().unwrap_or_else(|p| p.into_inner()).0.clone();
+        let root = tree::Root { offset: ck.ckpt.root, crc: ck.ckpt.root_crc, depth: ck.ckpt.depth };
+        crate::index::walk(&mapping, ck.offset, old, root, f)
     }
 
     /// A step that finds nothing to free. Asked for (`Log::reclaim`, not an
