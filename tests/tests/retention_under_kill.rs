@@ -110,6 +110,27 @@ fn recorded(hashes: &Path) -> BTreeMap<u64, u64> {
     m
 }
 
+/// On a failure (a panic while it lives), keeps the test's files and the
+/// writers' output under /tmp/pagelog-retention-failed-PID for a post-mortem.
+struct KeepOnFailure<'a> {
+    dir: &'a TempDir,
+    trace: &'a str,
+}
+
+impl Drop for KeepOnFailure<'_> {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            let to = std::env::temp_dir().join(format!("pagelog-retention-failed-{}", std::process::id()));
+            let _ = std::fs::create_dir_all(&to);
+            for f in self.dir.files() {
+                let _ = std::fs::copy(self.dir.path(&f), to.join(&f));
+            }
+            let _ = std::fs::write(to.join("trace"), self.trace);
+            eprintln!("files kept in {}", to.display());
+        }
+    }
+}
+
 #[derive(Default)]
 struct Checked {
     versions: u64,
@@ -118,14 +139,17 @@ struct Checked {
 }
 
 /// What must hold after every kill (see the module documentation).
-fn check_log(p: &Path, rec: &BTreeMap<u64, u64>, rng: &mut u64, stats: &mut Checked, when: &str) {
+/// `before`: the latest version when the killed writer started (it may
+/// have made one more version than it recorded: killed in between).
+fn check_log(p: &Path, rec: &BTreeMap<u64, u64>, before: u64, rng: &mut u64, stats: &mut Checked, when: &str) -> u64 {
     let log = Log::open(p, OpenOptions { read_only: true, ..Default::default() })
         .unwrap_or_else(|e| panic!("{when}: recovery failed: {e}"));
     let latest = log.latest().number;
     let last = rec.keys().next_back().copied().unwrap_or(0);
     assert!(
-        latest >= last && latest <= last + 1,
-        "{when}: recovery opened version {latest}; the latest returned commit is {last}"
+        latest >= last && latest <= last.max(before) + 1,
+        "{when}: recovery opened version {latest}; the latest returned commit is {last} (and {before} when the \
+         writer started)"
     );
     let oldest = log.oldest_kept().unwrap_or(1);
     assert!(oldest <= latest + 1 - KEEP.min(latest), "{when}: the policy keeps {KEEP} versions, oldest is {oldest}");
@@ -166,6 +190,7 @@ fn check_log(p: &Path, rec: &BTreeMap<u64, u64>, rng: &mut u64, stats: &mut Chec
     }
     let c = open(p);
     assert_eq!(integrity(&c), "ok", "{when}");
+    assert_eq!(pagelog_e2e::version(&c), latest, "{when}: SQLite opens another version than recovery");
     assert_eq!(rows_hash(&c).unwrap().1, TOTAL, "{when}: the latest version's sum");
     drop(c);
     let rep = log.verify();
@@ -175,6 +200,7 @@ fn check_log(p: &Path, rec: &BTreeMap<u64, u64>, rng: &mut u64, stats: &mut Chec
         Some(Error::Unsupported(m)) if m.contains("retention policy freed") => stats.verify_unsupported += 1,
         Some(e) => panic!("{when}: verify: {e}"),
     }
+    latest
 }
 
 #[test]
@@ -193,7 +219,7 @@ fn kill_9_of_a_reclaiming_writer_beside_readers_loses_nothing() {
                 .args([
                     "retain-reader",
                     db,
-                    &(secs + 1.0).to_string(),
+                    &(secs * 4.0 + 60.0).to_string(),
                     obs.to_str().unwrap(),
                     &TOTAL.to_string(),
                     &KEEP.to_string(),
@@ -209,6 +235,8 @@ fn kill_9_of_a_reclaiming_writer_beside_readers_loses_nothing() {
     let start = Instant::now();
     let (mut kills, mut mid_step, mut steps, mut freed, mut punched) = (0u64, 0u64, 0u64, 0u64, 0u64);
     let mut stats = Checked::default();
+    let mut trace = String::new();
+    let mut before = 1;
     while start.elapsed().as_secs_f64() < secs {
         let sync = ["FULL", "NORMAL"][(kills % 2) as usize];
         let mut w = Command::new(worker)
@@ -219,13 +247,25 @@ fn kill_9_of_a_reclaiming_writer_beside_readers_loses_nothing() {
             .unwrap();
         let mut lines = BufReader::new(w.stdout.take().unwrap()).lines();
         let mut last_line = String::new();
+        // Each line of the writer: kept in the trace, steps counted.
+        let mut eat = |l: String, last_line: &mut String| {
+            trace.push_str(&l);
+            trace.push('\n');
+            if let Some(rest) = l.strip_prefix("stepped freed ") {
+                steps += 1;
+                let f: Vec<u64> = rest.split_whitespace().filter_map(|x| x.parse().ok()).collect();
+                freed += f[0];
+                punched = punched.max(f[1]);
+            }
+            *last_line = l;
+        };
         if xorshift(&mut rng) % 2 == 0 {
             std::thread::sleep(Duration::from_millis(30 + xorshift(&mut rng) % 400));
         } else {
             // Into a step: after the n-th "step", a few microseconds late.
             let mut n = 1 + xorshift(&mut rng) % 3;
             for l in lines.by_ref() {
-                last_line = l.unwrap();
+                eat(l.unwrap(), &mut last_line);
                 if last_line == "step" {
                     n -= 1;
                     if n == 0 {
@@ -238,13 +278,7 @@ fn kill_9_of_a_reclaiming_writer_beside_readers_loses_nothing() {
         let _ = w.kill();
         let status = w.wait().unwrap();
         for l in lines {
-            last_line = l.unwrap();
-            if let Some(rest) = last_line.strip_prefix("stepped freed ") {
-                steps += 1;
-                let f: Vec<u64> = rest.split_whitespace().filter_map(|x| x.parse().ok()).collect();
-                freed += f[0];
-                punched = punched.max(f[1]);
-            }
+            eat(l.unwrap(), &mut last_line);
         }
         let mut err = String::new();
         w.stderr.take().unwrap().read_to_string(&mut err).unwrap();
@@ -253,8 +287,10 @@ fn kill_9_of_a_reclaiming_writer_beside_readers_loses_nothing() {
         if last_line == "step" {
             mid_step += 1;
         }
+        trace.push_str(&format!("kill {kills} ({sync}); last line {last_line:?}\n"));
         let rec = recorded(&hashes);
-        check_log(&p, &rec, &mut rng, &mut stats, &format!("after kill {kills}"));
+        let keep = KeepOnFailure { dir: &d, trace: &trace };
+        before = check_log(&p, &rec, before, &mut rng, &mut stats, &format!("after kill {kills}"));
         // A reader that failed says why now, not at the end.
         for (i, (r, _)) in readers.iter_mut().enumerate() {
             if let Some(st) = r.try_wait().unwrap() {
@@ -263,8 +299,13 @@ fn kill_9_of_a_reclaiming_writer_beside_readers_loses_nothing() {
                 panic!("reader {i} stopped ({st}) after kill {kills}: {err}");
             }
         }
+        std::mem::forget(keep);
+    }
+    for (_, obs) in &readers {
+        std::fs::write(obs.with_extension("stop"), b"").unwrap();
     }
     let rec = recorded(&hashes);
+    let _keep = KeepOnFailure { dir: &d, trace: &trace };
     let mut seen = 0u64;
     let (mut long, mut pinned, mut reclaimed, mut busy) = (0, 0, 0, 0);
     for (i, (r, obs)) in readers.into_iter().enumerate() {
@@ -299,4 +340,67 @@ fn kill_9_of_a_reclaiming_writer_beside_readers_loses_nothing() {
     );
     assert!(kills > 0 && commits > 0 && long > 0, "nothing ran");
     assert!(log.oldest_kept().is_some_and(|o| o > 1) && freed > 0, "no step freed anything: the test proves nothing");
+}
+
+/// A `?version=N` connection whose version the policy dropped: a read
+/// transaction already open keeps reading N (its epoch lock), the next one
+/// is refused, as is a new connection, with the error naming the oldest
+/// kept version; through the library, `Error::Reclaimed` names it too.
+#[test]
+fn a_version_connection_to_a_reclaimed_version_gets_an_error_naming_the_oldest_kept() {
+    let d = TempDir::new("retain-refused");
+    let p = d.path("app.db");
+    setup(&p, 3);
+    let w = open(&p);
+    let commit = |i: i64| {
+        let (a, b) = (i % ROWS + 1, (i + 7) % ROWS + 1);
+        w.execute_batch(&format!(
+            "BEGIN; UPDATE t SET v = v + 1 WHERE id = {a}; UPDATE t SET v = v - 1 WHERE id = {b}; COMMIT"
+        ))
+        .unwrap();
+    };
+    for i in 0..10 {
+        commit(i);
+    }
+    let n = pagelog_e2e::version(&w) - 5;
+    let idle = open_version_uri(&p, n).unwrap();
+    let (h, sum) = rows_hash(&idle).unwrap();
+    assert_eq!(sum, TOTAL);
+    let held = open_version_uri(&p, n).unwrap();
+    held.execute_batch("PRAGMA cache_size = 10; BEGIN").unwrap();
+    assert_eq!(rows_hash(&held).unwrap(), (h, sum));
+    // Past two full maps (every 256 commits), then steps until nothing is left to free.
+    for i in 0..600 {
+        commit(i);
+    }
+    let log = Log::open(&p, OpenOptions::default()).unwrap();
+    while log.reclaim(1 << 30, Duration::from_secs(5)).unwrap().appended > 0 {}
+    let oldest = log.oldest_kept().expect("steps ran");
+    assert!(oldest > n, "version {n} is still kept (oldest {oldest})");
+    // The open read transaction still reads version n, exactly.
+    assert_eq!(rows_hash(&held).unwrap(), (h, sum), "an open read transaction's version changed");
+    held.execute_batch("COMMIT").unwrap();
+    let latest = log.latest().number;
+    let want = format!(
+        "version {n} is no longer kept: the retention policy keeps versions {oldest} to {latest} (and version 0"
+    );
+    for (who, c) in
+        [("the next transaction", Some(&held)), ("an idle connection", Some(&idle)), ("a new connection", None)]
+    {
+        let r = match c {
+            Some(c) => rows_hash(c),
+            None => open_version_uri(&p, n).and_then(|c| rows_hash(&c)),
+        };
+        let e = r.expect_err("a reclaimed version read");
+        let msg = pagelog::sqlite::last_error().unwrap_or_default();
+        assert!(msg.contains(&want), "{who}: {e}; pagelog: {msg}");
+        eprintln!("{who} on ?version={n}: {e}; pagelog: {msg}");
+    }
+    match log.version(n) {
+        Err(e @ Error::Reclaimed { .. }) => assert!(e.to_string().contains(&want), "{e}"),
+        other => panic!("version {n}: {:?}", other.map(|v| v.number)),
+    }
+    // Kept versions still open.
+    let c = open_version_uri(&p, oldest).unwrap();
+    assert_eq!(rows_hash(&c).unwrap().1, TOTAL);
 }

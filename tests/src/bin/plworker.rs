@@ -48,7 +48,8 @@
 //!   relocated R` after (so the test can kill it inside one); commits also
 //!   take automatic steps. Exits 2 on any error but SQLITE_BUSY. Meant to
 //!   be killed with SIGKILL.
-//! * `plworker retain-reader DB SECONDS OBS TOTAL KEEP` — for SECONDS: long
+//! * `plworker retain-reader DB SECONDS OBS TOTAL KEEP` — for SECONDS (or
+//!   until a file `OBS.stop` exists): long
 //!   read transactions on the latest version (hash the rows, sleep 0–150
 //!   ms while the writer commits and reclaims, hash again: the two must
 //!   agree, the version must not move, the sum must be TOTAL), and, one
@@ -441,7 +442,6 @@ fn retain_writer(conn: &Connection, db: &Path, hashes: &Path, sync: &str) {
         // The one writer: the latest version is the one it just made.
         let (v, h, sum) = match version_hash(conn) {
             Ok(x) => x,
-            Err(e) if is_busy(&e) => continue,
             Err(e) => fail(&format!("retain writer: reading back round {round}: {e}")),
         };
         if last.is_some_and(|l| v != l + 1) {
@@ -504,7 +504,8 @@ fn retain_reader(conn: &Connection, db: &Path, secs: f64, obs: &Path, total: i64
         let r = r?;
         end.map(|()| r)
     };
-    while Instant::now() < deadline {
+    let stop = obs.with_extension("stop");
+    while Instant::now() < deadline && !stop.exists() {
         if latest == 0 || xorshift(&mut rng) % 4 != 0 {
             match txn(conn, &mut rng) {
                 Ok((v, h, sum)) => {
