@@ -12,7 +12,8 @@
 //! that a step begins (the kill then lands inside the step when the writer
 //! never printed its end), and started again, alternating FULL and NORMAL.
 //!
-//! Three `plworker retain-reader`s run all along: long read transactions on
+//! Three `plworker retain-reader`s (one reading through SQLite's memory map,
+//! xFetch) run all along: long read transactions on
 //! the latest version that hash the rows twice (the snapshot must not
 //! change, whatever steps run meanwhile: the epoch locks), and `?version=N`
 //! connections to recent versions, which either read N or are refused with
@@ -223,6 +224,7 @@ fn kill_9_of_a_reclaiming_writer_beside_readers_loses_nothing() {
                     obs.to_str().unwrap(),
                     &TOTAL.to_string(),
                     &KEEP.to_string(),
+                    if i == 2 { "mmap" } else { "read" },
                 ])
                 .stdout(Stdio::piped())
                 .stderr(Stdio::piped())
@@ -260,7 +262,7 @@ fn kill_9_of_a_reclaiming_writer_beside_readers_loses_nothing() {
             *last_line = l;
         };
         if xorshift(&mut rng) % 2 == 0 {
-            std::thread::sleep(Duration::from_millis(30 + xorshift(&mut rng) % 400));
+            std::thread::sleep(Duration::from_millis(50 + xorshift(&mut rng) % 1200));
         } else {
             // Into a step: after the n-th "step", a few microseconds late.
             let mut n = 1 + xorshift(&mut rng) % 3;

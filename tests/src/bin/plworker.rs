@@ -48,6 +48,8 @@
 //!   relocated R` after (so the test can kill it inside one); commits also
 //!   take automatic steps. Exits 2 on any error but SQLITE_BUSY. Meant to
 //!   be killed with SIGKILL.
+//! * `plworker reclaim DB BYTES` — one reclamation step (`Log::reclaim`) of
+//!   at most BYTES; prints what it did. A reproducer for a failing step.
 //! * `plworker retain-reader DB SECONDS OBS TOTAL KEEP` — for SECONDS (or
 //!   until a file `OBS.stop` exists): long
 //!   read transactions on the latest version (hash the rows, sleep 0–150
@@ -56,7 +58,8 @@
 //!   time in four, a `?version=N` connection to a recent version (N up to
 //!   KEEP + 3 behind) with two such transactions. A reclaimed version must
 //!   be refused with the clear error naming an oldest kept version above
-//!   N. Appends `version hash` for every transaction to OBS and prints
+//!   N. With a 7th argument `mmap`, SQLite reads through xFetch
+//!   (`PRAGMA mmap_size`). Appends `version hash` for every transaction to OBS and prints
 //!   `long L pinned P reclaimed R busy B`. Exits 2 on anything else.
 //!
 //! Known bug B9 (see tests/tests/stress.rs): a transaction that starts while
@@ -236,6 +239,15 @@ fn main() {
         }
         "race-writer" => race_writer(&conn, &args[2], args[3].parse().unwrap(), &args[4]),
         "race-reader" => race_reader(&conn, Path::new(&args[2]), args[3].parse().unwrap()),
+        "reclaim" => {
+            // One reclamation step (a reproducer for a failing one).
+            let log = pagelog::Log::open(Path::new(&args[2]), pagelog::OpenOptions::default())
+                .unwrap_or_else(|e| fail(&format!("reclaim: open: {e}")));
+            match log.reclaim(args[3].parse().unwrap(), Duration::from_secs(10)) {
+                Ok(r) => println!("{r:?}"),
+                Err(e) => fail(&format!("reclaim: {e}")),
+            }
+        }
         "retain-writer" => retain_writer(&conn, Path::new(&args[2]), Path::new(&args[3]), &args[4]),
         "retain-reader" => retain_reader(
             &conn,
@@ -244,6 +256,7 @@ fn main() {
             Path::new(&args[4]),
             args[5].parse().unwrap(),
             args[6].parse().unwrap(),
+            args.get(7).is_some_and(|a| a == "mmap"),
         ),
         m => panic!("unknown mode {m}"),
     }
@@ -472,8 +485,11 @@ fn reclaimed_oldest(msg: &str) -> Option<u64> {
     rest.split_whitespace().next()?.parse().ok()
 }
 
-fn retain_reader(conn: &Connection, db: &Path, secs: f64, obs: &Path, total: i64, keep: u64) {
-    let _ = conn.execute_batch("PRAGMA cache_size = 10");
+fn retain_reader(conn: &Connection, db: &Path, secs: f64, obs: &Path, total: i64, keep: u64, mmap: bool) {
+    // A small cache, so a second pass reads through the VFS again; with
+    // `mmap`, SQLite reads pages through xFetch (pointers into the log).
+    let setup = if mmap { "PRAGMA cache_size = 10; PRAGMA mmap_size = 268435456" } else { "PRAGMA cache_size = 10" };
+    conn.execute_batch(setup).unwrap_or_else(|e| fail(&format!("retain reader: setup: {e}")));
     let mut of = std::fs::OpenOptions::new()
         .append(true)
         .create(true)
@@ -544,7 +560,7 @@ fn retain_reader(conn: &Connection, db: &Path, secs: f64, obs: &Path, total: i64
                     continue;
                 }
             };
-            let _ = c.execute_batch("PRAGMA cache_size = 10");
+            let _ = c.execute_batch(setup);
             for _ in 0..2 {
                 match txn(&c, &mut rng) {
                     Ok((v, h, sum)) => {
