@@ -281,16 +281,41 @@ impl Log {
         }
         // Vo's page map, as it reads (through the current base tree).
         let (vo_map, _, _) = self.build_map(salt, len, &vo_rec)?;
-        // Kept reverts' entries that Vo does not share pin the boundary below them.
-        for r in commits.iter().take((latest.number - vo) as usize) {
-            if r.is_full() {
-                continue;
+        // Kept reverts' entries that Vo does not share pin the boundary below
+        // them, and so do the bases their patches name when those are not
+        // Vo's base of the page: the base tree leads a base below `B` to Vo's
+        // image only (a revert to `T` copies `T`'s patch, whose base a
+        // version between `T` and the revert may have replaced; freeing it
+        // broke the revert). Full maps too: a revert may be one. Phase 1's
+        // stand-in for the straggler table.
+        let named = |loc: u64| -> Result<u64> {
+            Ok(patch::base_of(&self.read_vec(patch::position(loc), 8)?).expect("8 bytes"))
+        };
+        // Where a base of page p below `B` resolves to for Vo (None: Vo has no image of p).
+        let vo_base = |p: u32| -> Result<Option<u64>> {
+            let Some(s) = vo_map.get(p).filter(|s| s.offset != 0) else { return Ok(None) };
+            let Some(eff) = old.slot(p, s) else { return Ok(None) };
+            if !patch::is_patch(eff.offset) {
+                return Ok(Some(eff.offset));
             }
+            let n = named(eff.offset)?;
+            Ok(Some(old.base(p, n).unwrap_or(n)))
+        };
+        for r in commits.iter().take((latest.number - vo) as usize) {
             for e in self.read_entries(r)? {
                 let pos = patch::position(e.offset);
                 let shared = vo_map.get(e.pgno).is_some_and(|s| s.offset == e.offset);
-                if e.offset != 0 && pos < target && !shared {
+                if e.offset == 0 || shared {
+                    continue;
+                }
+                if pos < target {
                     target = target.min(pos);
+                }
+                if patch::is_patch(e.offset) && pos >= b {
+                    let base = named(e.offset)?;
+                    if base < target && Some(old.base(e.pgno, base).unwrap_or(base)) != vo_base(e.pgno)? {
+                        target = target.min(base);
+                    }
                 }
             }
         }
