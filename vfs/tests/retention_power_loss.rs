@@ -20,8 +20,10 @@
 //! counted by what the last operation was: a write of a commit, a write of
 //! a step (its CONTROL record: the relocated copies and the base tree's
 //! nodes), a sync, or a punch.
-//! Two seeds by default (~20 s of CPU in a debug build); `PAGELOG_LONG=1` runs 40
-//! seeds, three images per crash point (`SEED=N`: seed N only,
+//!
+//! Two seeds by default (~20 s of CPU in a debug build); `PAGELOG_LONG=1`
+//! runs 40 seeds (about 20 CPU-minutes), three images per crash point
+//! (`PAGELOG_SEEDS=N`: seeds 0 to N − 1; `SEED=N`: seed N only;
 //! `TRACE_STEPS=1` prints each step).
 
 mod common;
@@ -217,7 +219,8 @@ fn check(run: &Run, dir: &Path, k: usize, rng: &mut Rng) -> Result<(), String> {
 
 #[test]
 fn power_loss_at_every_write_sync_and_punch_of_reclamation_keeps_every_kept_version() {
-    let seeds = if long_mode() { 40 } else { 2 };
+    let seeds =
+        std::env::var("PAGELOG_SEEDS").ok().and_then(|s| s.parse().ok()).unwrap_or(if long_mode() { 40 } else { 2 });
     let only: Option<u64> = std::env::var("SEED").ok().and_then(|s| s.parse().ok());
     let (mut points, mut images) = (0, 0);
     // Crash points by their last operation: commit write, step write, sync, punch.
@@ -252,6 +255,7 @@ fn power_loss_at_every_write_sync_and_punch_of_reclamation_keeps_every_kept_vers
             }
         }
         held += run.held_steps;
+        eprintln!("seed {seed}: {points} crash points so far, {images} images");
     }
     eprintln!(
         "{points} crash points ({in_steps} inside reclamation steps), {images} images; last operation: \
