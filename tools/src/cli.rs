@@ -50,6 +50,10 @@ pub fn describe(e: &Error) -> String {
         Error::NoSuchVersion { version, latest, .. } => {
             format!("version {version} does not exist (the latest is {latest})")
         }
+        Error::Reclaimed { version, oldest, latest, .. } => format!(
+            "version {version} is no longer kept: the retention policy keeps versions {oldest} to {latest} \
+             (and version 0, the empty database); see `pagelog retain`"
+        ),
         Error::Unsupported(s) => s.clone(),
         other => other.to_string(),
     }
@@ -151,6 +155,11 @@ pub fn version_range(log: &Log) -> Result<(u64, u64), Failure> {
 /// Version 0, the empty database, always exists (FORMAT.md), also in a
 /// compacted log.
 pub fn check_version(log: &Log, n: u64, (oldest, latest): (u64, u64)) -> Result<(), Failure> {
+    if n != 0 && n <= latest && log.oldest_kept().is_some_and(|o| n < o) {
+        // Format 4: a retention policy reclaimed it (not damage, not compaction).
+        let e = Error::Reclaimed { path: log.path().to_path_buf(), version: n, oldest, latest };
+        return Err(Failure::new(format_args!("log {}", log.path().escaped()), describe(&e)));
+    }
     if n > latest || (n < oldest && n != 0) {
         let held = held_versions(oldest, latest);
         return Err(Failure::new(

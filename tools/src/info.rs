@@ -30,6 +30,16 @@ use crate::time::format_us;
 /// that commit: where the next record goes; null when recovery refuses the
 /// log).
 ///
+/// Retention (format 4): `policy` is the log's retention policy (`pagelog
+/// retain`); `history starts` the oldest kept version Vo, when the policy
+/// reclaimed older ones (versions 1 to Vo−1 are gone; version 0, the empty
+/// database, always reads); `freed` the bytes below the boundary B, given
+/// back to the file system (a hole). `on disk` is what the file takes on
+/// disk (st_blocks × 512, what `du` counts), `file size` its length, holes
+/// included. --json: `retention` holds `policy`, `oldest_kept` (null
+/// until a step reclaimed versions), `boundary` and `freed_bytes`;
+/// `disk_bytes` the bytes on disk.
+///
 /// A damaged log: the versions that recovery, or a read forward from the
 /// start of the log, prove intact are counted and shown; each damage is
 /// named ("damage" rows, "damage" in JSON) and the exit status is 1.
@@ -57,6 +67,11 @@ pub fn run(a: Args) -> CmdResult {
     // refuses the log, the newest version read forward from its start.
     let latest = r.version(r.latest().ctx(&what)?).ctx(&what)?.version;
     let file_size = std::fs::metadata(&a.db).ctx(&what)?.len();
+    let on_disk = disk_bytes(&a.db).ctx(&what)?;
+    let (vo, boundary) = r.kept().ctx(&what)?;
+    let policy = r.log().retention_state().policy;
+    let freed = boundary - format::FIRST_RECORD;
+    let format_version = header.map_or(format::FORMAT_VERSION, |h| h.format);
     let log_end = r.log_end();
 
     let ps = latest.page_size as u64;
@@ -73,14 +88,17 @@ pub fn run(a: Args) -> CmdResult {
         0,
     );
     let compacted = format::FIRST_RECORD + lay.length;
-    let reclaimable = if history.len() > 1 { file_size.saturating_sub(compacted) } else { 0 };
+    // A hole takes no room: once a policy freed part of the log, count
+    // what the file takes on disk.
+    let held = if freed > 0 { on_disk } else { file_size };
+    let reclaimable = if history.len() > 1 { held.saturating_sub(compacted) } else { 0 };
     let commit_end = if latest.number == 0 { 0 } else { latest.end };
 
     if a.json {
         let problem = |p: &Problem| json!({ "offset": p.offset, "expected": p.expected, "found": p.found });
         let v = json!({
             "file": a.db.escaped().to_string(),
-            "format_version": header.map_or(format::FORMAT_VERSION, |h| h.format),
+            "format_version": format_version,
             "page_size": latest.page_size,
             "created": header.map(|h| format_us(h.created_us, 6)),
             "versions": history.len(),
@@ -90,6 +108,13 @@ pub fn run(a: Args) -> CmdResult {
             "latest_version": latest.number,
             "latest_time": newest.map(|c| format_us(c.timestamp_us, 6)),
             "file_size": file_size,
+            "disk_bytes": on_disk,
+            "retention": (format_version >= format::FORMAT_V4).then(|| json!({
+                "policy": policy.to_string(),
+                "oldest_kept": (vo > 0).then_some(vo),
+                "boundary": boundary,
+                "freed_bytes": freed,
+            })),
             "commit_end": commit_end,
             "log_end": log_end,
             "db_pages": latest.db_pages(),
@@ -104,7 +129,7 @@ pub fn run(a: Args) -> CmdResult {
     }
     let row = |k: &str, v: String| println!("{k:<14}{v}");
     row("file", a.db.escaped().to_string());
-    row("format", format!("pagelog log, format version {}", header.map_or(format::FORMAT_VERSION, |h| h.format)));
+    row("format", format!("pagelog log, format version {format_version}"));
     if let Some(h) = header {
         row("created", format_us(h.created_us, 3));
     }
@@ -123,6 +148,14 @@ pub fn run(a: Args) -> CmdResult {
         }
         _ => row("versions", "0 (an empty database)".into()),
     }
+    if format_version >= format::FORMAT_V4 {
+        row("policy", policy.to_string());
+        if vo > 0 {
+            row("history", format!("starts at version {vo}: the retention policy reclaimed versions 1 to {}", vo - 1));
+            row("freed", format!("{freed} bytes ({}) below offset {boundary}", size(freed)));
+        }
+    }
+    row("on disk", format!("{on_disk} bytes ({})", size(on_disk)));
     row("file size", format!("{file_size} bytes ({})", size(file_size)));
     row("live size", format!("{live} bytes ({}; {} pages)", size(live), latest.db_pages()));
     row("reclaimable", format!("{reclaimable} bytes ({}) by `pagelog compact --keep-last 1`", size(reclaimable)));
@@ -138,4 +171,11 @@ pub fn run(a: Args) -> CmdResult {
         }
     }
     Ok(if listing.damage.is_empty() { 0 } else { EXIT_FAILURE })
+}
+
+/// Bytes the file takes on disk: `st_blocks` × 512 (what `du` counts; a
+/// hole punched by reclamation takes none).
+pub fn disk_bytes(path: &std::path::Path) -> std::io::Result<u64> {
+    use std::os::unix::fs::MetadataExt;
+    Ok(std::fs::metadata(path)?.blocks() * 512)
 }

@@ -20,6 +20,10 @@ use crate::time::{format_us, parse_time};
 /// the end of the commit before it (past the MARK that follows that one)
 /// to the end of its COMMIT record: its SPILL records and its COMMIT.
 ///
+/// A format-4 log whose retention policy reclaimed old versions: the kept
+/// versions are listed, and a line on stderr says where history starts
+/// (the oldest kept version) and under which policy.
+///
 /// A damaged log: every version that recovery, or a read forward from the
 /// start of the log, proves intact is listed; the damage is named on
 /// stderr and the exit status is 1.
@@ -52,6 +56,14 @@ pub fn run(a: Args) -> CmdResult {
         .take(a.limit.unwrap_or(usize::MAX))
         .collect();
     let code = report_damage(&a.db, &listing.damage);
+    let (oldest_kept, _) = r.kept().ctx(format_args!("read history of {}", a.db.escaped()))?;
+    if oldest_kept > 1 {
+        diag!(
+            "pagelog: history starts at version {oldest_kept}: the retention policy ({}) reclaimed versions 1 to {}",
+            r.log().retention_state().policy,
+            oldest_kept - 1
+        );
+    }
     if code != 0 {
         if let Some(p) = &listing.forward_end {
             diag!("pagelog: the read forward from the start of the log ends {p}");

@@ -18,6 +18,7 @@ mod log;
 mod remote;
 mod replicate;
 mod restore;
+mod retain;
 mod revert;
 mod time;
 mod upgrade;
@@ -51,6 +52,7 @@ enum Command {
     Diff(diff::Args),
     Replicate(replicate::Args),
     Restore(restore::Args),
+    Retain(retain::Args),
     Follow(follow::Args),
 }
 
@@ -69,6 +71,7 @@ fn main() {
         Command::Diff(a) => diff::run(a),
         Command::Replicate(a) => replicate::run(a),
         Command::Restore(a) => restore::run(a),
+        Command::Retain(a) => retain::run(a),
         Command::Follow(a) => follow::run(a),
     };
     let code = match result {

@@ -21,6 +21,13 @@ use crate::cli::{describe, plural, CmdResult, Progress, EXIT_FAILURE};
 /// a crash, or pre-allocated space) are not damage: `open` ignores them and
 /// the next write overwrites them. They are reported, as a warning when they
 /// hold data, and do not change the exit status.
+///
+/// A format-4 log whose retention policy reclaimed old versions: the region
+/// below the boundary is freed (a hole), not damage; it is not read, and is
+/// reported on its own line ("freed: …"). The walk starts at the boundary,
+/// lists the kept versions, and checks that every reference a kept version
+/// makes into the freed region resolves to a relocated copy with the right
+/// crc.
 #[derive(clap::Args)]
 pub struct Args {
     /// The pagelog database (log file)
@@ -87,6 +94,14 @@ pub fn run(a: Args) -> CmdResult {
             );
         }
     }
+    if let Some(o) = rep.oldest_kept {
+        println!(
+            "freed: {} bytes below offset {} (the retention policy reclaimed versions before {o}; not read, not \
+             damage)",
+            rep.freed_bytes,
+            rep.freed_bytes + pagelog::format::FIRST_RECORD
+        );
+    }
     println!(
         "{} ok, {} invalid ({}, {}, {} of {} bytes checked)",
         rep.ok_count(),
@@ -127,6 +142,9 @@ fn to_json(db: &std::path::Path, rep: &VerifyReport) -> Value {
         "bytes_checked": rep.bytes_checked,
         "file_size": rep.file_len,
         "recovered_version": rep.recovered_version,
+        "freed_bytes": rep.freed_bytes,
+        "oldest_kept": rep.oldest_kept,
+        "reclaimed_versions_walked": rep.reclaimed_versions,
         "recovery_error": rep.recovery_error,
         "last_good_version": rep.last_good_version,
         "first_damage": rep.damage().map(problem_json),

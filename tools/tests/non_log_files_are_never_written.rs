@@ -32,6 +32,9 @@ fn no_subcommand_writes_a_file_that_is_not_a_log() {
             vec!["export".into(), f.clone().into(), out.clone().into()],
             vec!["verify".into(), f.clone().into()],
             vec!["compact".into(), f.clone().into(), "--keep-last".into(), "1".into()],
+            vec!["retain".into(), f.clone().into()],
+            vec!["retain".into(), f.clone().into(), "10 versions".into(), "--now".into()],
+            vec!["upgrade".into(), f.clone().into(), "--format".into(), "4".into()],
             // import: f as the target that exists, and (not SQLite) as the source.
             vec!["import".into(), d.path("plain.sqlite").into(), f.clone().into()],
         ];

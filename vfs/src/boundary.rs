@@ -151,11 +151,11 @@ impl Log {
                 pos = rec.end();
                 continue;
             }
-            if prev.offset == 0 && !rec.is_full() {
+            if prev.offset == 0 && !rec.is_map() {
                 out.damage = Some(self.corrupt(rec.offset, "a full page map (the first commit of a log)", "a delta"));
                 break;
             }
-            if !rec.is_full() && prev.offset != 0 && rec.h.page_size != prev_ps {
+            if !rec.is_map() && prev.offset != 0 && rec.h.page_size != prev_ps {
                 out.damage = Some(self.corrupt(
                     rec.offset + format::RH_PAGE_SIZE as u64,
                     format!("page size {prev_ps} (a delta keeps its predecessor's)"),

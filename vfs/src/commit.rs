@@ -16,13 +16,14 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::commit4::Commit4;
 use crate::error::{Error, Result};
 use crate::format::{self, CommitInfo, Entry, Header, RecordHeader};
 use crate::log::{now_us, random_u64, Durability, Link, Log, State};
 use crate::pagemap::{PageMap, Slot};
 use crate::storage::ZEROS;
 use crate::txn::{Buf, SpillStore, WriteTxn};
-use crate::version::{Mapping, Version};
+use crate::version::{Mapping, Pages, Version};
 
 /// Under `Durability::Normal`, a commit syncs the log when the last sync is
 /// older than this. Closing the last connection to a log syncs it too.
@@ -164,7 +165,7 @@ impl Log {
         }
         txn.settle_page_size(self)?;
         let mut st = self.lock();
-        let base = txn.base().clone();
+        let base = txn.follows().clone();
         if st.latest.number != base.number {
             return Err(Error::Busy {
                 path: self.path.clone(),
@@ -206,6 +207,11 @@ impl Log {
     /// Ok(None): the transaction changed nothing.
     fn prepare_commit(&self, st: &mut State, txn: &mut WriteTxn, durability: Durability) -> Result<Option<Prepared>> {
         let base = txn.base().clone();
+        // The commit this one follows: the base, but for a format-4 revert,
+        // whose pages are the target's (its base) and which follows the
+        // latest, as a checkpoint.
+        let chain = txn.follows().clone();
+        let reverting = !Arc::ptr_eq(&chain, &base);
         let page_size = txn.page_size();
         let db_pages = txn.db_pages();
         let same_ps = page_size == base.page_size;
@@ -226,7 +232,7 @@ impl Log {
                     // change without reading the old page (a patch would
                     // take two reads to make).
                     let crc = format::frame_crc(&v);
-                    let unchanged = match if same_ps { base.map.get(pgno) } else { None } {
+                    let unchanged = match if same_ps { base.map_slot(pgno)? } else { None } {
                         None => false,
                         Some(s) if s.offset == 0 => v.iter().all(|&b| b == 0),
                         Some(s) => s.crc == crc && base.page(pgno)?.as_deref() == Some(&v[..]),
@@ -248,7 +254,7 @@ impl Log {
                     crcs.push(crc);
                 }
                 Buf::Spilled(slot) => {
-                    if same_ps && base.map.get(pgno).map(|s| s.crc) == Some(slot.crc) {
+                    if same_ps && base.map_slot(pgno)?.map(|s| s.crc) == Some(slot.crc) {
                         let mut v = vec![0u8; page_size as usize];
                         if slot.offset != 0 {
                             self.read_spilled(slot.offset, &mut v)?;
@@ -276,25 +282,35 @@ impl Log {
             }
             _ => None,
         }
-        .unwrap_or(base.counter.wrapping_add(1));
+        .unwrap_or(chain.counter.wrapping_add(1));
 
         let salt = self.ensure_header(st, page_size, durability)?;
         let mut offset = txn.spill_end().max(format::FIRST_RECORD);
-        let version = base.number + 1;
+        let version = chain.number + 1;
         let delta_pages = changed.len() as u64;
-        let full = base.number == 0
-            || !same_ps
-            || st.entries_since_full + delta_pages > (db_pages as u64).max(FULL_MAP_MIN_ENTRIES)
-            || st.commits_since_full + 1 >= (db_pages as u64 / FULL_MAP_PAGES_PER_COMMIT).max(FULL_MAP_MIN_COMMITS);
-        let n_entries = if full { db_pages } else { changed.len() as u32 };
-        // Format 4: a full map's transaction carries the control state right
-        // before its commit record, where a reader of the map finds it.
-        let control = if full && self.format() >= format::FORMAT_V4 {
+        // Format 4 writes a checkpoint where format 3 writes a full map.
+        let f4 = self.format() >= format::FORMAT_V4;
+        let full = if f4 {
+            reverting || crate::checkpoint::due(&base.map, base.number, same_ps, changed.iter().map(|(p, _)| *p))
+        } else {
+            base.number == 0
+                || !same_ps
+                || st.entries_since_full + delta_pages > (db_pages as u64).max(FULL_MAP_MIN_ENTRIES)
+                || st.commits_since_full + 1 >= (db_pages as u64 / FULL_MAP_PAGES_PER_COMMIT).max(FULL_MAP_MIN_COMMITS)
+        };
+        // A format-4 checkpoint has no entry table: its tree is its map.
+        let n_entries = match (full, f4) {
+            (true, false) => db_pages,
+            (true, true) => 0,
+            (false, _) => changed.len() as u32,
+        };
+        // Format 4: a checkpoint's transaction carries the control state
+        // right before its commit record, where a reader of it finds it;
+        // its INDEX record (placed once its length is known) goes first.
+        let index_at = offset;
+        let control = if full && f4 {
             let info = crate::reclaim::control_as_of(&st.control, version);
-            let prev = Link { version: base.number, offset: base.commit_offset, crc: base.commit_crc };
-            let rec = crate::reclaim::control_record(salt, offset, prev, page_size, &info, &[], false);
-            offset += rec.len() as u64;
-            Some((info, rec))
+            Some(info)
         } else {
             None
         };
@@ -330,36 +346,91 @@ impl Log {
         }
         debug_assert!(area.len() <= PATCH_MAX_PAGES * limit && area.len() / 8 <= u16::MAX as usize);
         let patch_words = (area.len() / 8) as u16;
-        let lay = format::layout(
-            self.format(),
-            offset,
-            format::KIND_COMMIT,
-            n_entries,
-            images as u32,
-            page_size,
-            patch_words,
-        );
-
-        // Slots of the changed pages, and the new checksum.
-        let mut new_slots: Vec<(u32, Slot)> = Vec::with_capacity(changed.len());
-        for (pgno, src) in &changed {
-            let slot = match src {
-                Src::Mem(i) => Slot {
-                    offset: match place[*i] {
-                        Ok(k) => offset + lay.payload_start + k as u64 * page_size as u64,
-                        Err(a) => (offset + lay.patches_start + a as u64) | crate::patch::PATCH_TAG,
+        let flags = match (full, f4) {
+            (false, _) => 0,
+            (true, false) => format::FLAG_FULL_MAP,
+            (true, true) => format::FLAG_CHECKPOINT,
+        };
+        let lay_at = |offset: u64| {
+            format::layout_with_flags(
+                self.format(),
+                offset,
+                format::KIND_COMMIT,
+                flags,
+                n_entries,
+                images as u32,
+                page_size,
+                patch_words,
+            )
+        };
+        // Slots of the changed pages, for the commit record at `offset`.
+        let slots_at = |offset: u64| -> Vec<(u32, Slot)> {
+            let lay = lay_at(offset);
+            let mut new_slots: Vec<(u32, Slot)> = Vec::with_capacity(changed.len());
+            for (pgno, src) in &changed {
+                let slot = match src {
+                    Src::Mem(i) => Slot {
+                        offset: match place[*i] {
+                            Ok(k) => offset + lay.payload_start + k as u64 * page_size as u64,
+                            Err(a) => (offset + lay.patches_start + a as u64) | crate::patch::PATCH_TAG,
+                        },
+                        crc: crcs[*i],
                     },
-                    crc: crcs[*i],
-                },
-                Src::At(s) => *s,
-            };
-            new_slots.push((*pgno, slot));
+                    Src::At(s) => *s,
+                };
+                new_slots.push((*pgno, slot));
+            }
+            new_slots
+        };
+        // A checkpoint: its tree's new nodes (in an INDEX record first),
+        // then its CONTROL record, then the commit (`checkpoint.rs`).
+        let prev_link = Link { version: chain.number, offset: chain.commit_offset, crc: chain.commit_crc };
+        let mut index: Option<(Vec<u8>, crate::tree::Root)> = None;
+        let mut control_rec: Option<(format::ControlInfo, Vec<u8>)> = None;
+        if let Some(info) = control {
+            let c = crate::checkpoint::Plan { salt, prev: prev_link, index_at, page_size, same_ps, db_pages, info };
+            let planned = self.plan_checkpoint(st, &base, &c, &slots_at)?;
+            offset = planned.offset;
+            control_rec = Some((info, planned.control));
+            index = Some((planned.nodes, planned.root));
         }
-        let mut map = if same_ps { base.map.clone() } else { PageMap::new() };
+        let lay = lay_at(offset);
+        let new_slots = slots_at(offset);
+        if f4 {
+            return self.finish_commit4(
+                st,
+                txn,
+                Commit4 {
+                    base: &base,
+                    chain: &chain,
+                    salt,
+                    version,
+                    offset,
+                    index_at,
+                    index,
+                    control: control_rec,
+                    new_slots,
+                    lay,
+                    flags,
+                    db_pages,
+                    page_size,
+                    counter,
+                    images: &inline,
+                    place: &place,
+                    area: &area,
+                    patch_words,
+                    image_count: images,
+                },
+                durability,
+            );
+        }
+
+        // The new checksum.
+        let mut map = if same_ps { base.whole_map()? } else { PageMap::new() };
         let mut checksum = if same_ps { base.checksum } else { 0 };
         if same_ps {
             for p in (db_pages + 1)..=base.db_pages() {
-                let s = base.map.get(p).unwrap();
+                let s = map.get(p).unwrap();
                 if s.offset != 0 {
                     checksum ^= format::page_hash(p, s.crc);
                 }
@@ -428,24 +499,8 @@ impl Log {
 
         let end = offset + lay.length;
         let txn_bytes = end - txn.start();
-        let (write_at, control) = match control {
-            Some((info, rec)) => {
-                let at = offset - rec.len() as u64;
-                let crc = format::trailer_crc(&rec[rec.len() - format::TRAILER_SIZE..]);
-                buf.splice(0..0, rec);
-                (at, Some((at, crc, info)))
-            }
-            None => (offset, None),
-        };
-        let sync = match durability {
-            Durability::Full => true,
-            Durability::Normal => {
-                st.last_sync.elapsed() >= NORMAL_SYNC_INTERVAL || st.unsynced_bytes + txn_bytes >= NORMAL_SYNC_BYTES
-            }
-            Durability::Off => false,
-        };
-        // A MARK follows every sync; under Off, large transactions too.
-        let mark = sync || (durability == Durability::Off && txn_bytes >= OFF_MARK_BYTES);
+        let (write_at, control) = (offset, None);
+        let (sync, mark) = self.sync_and_mark(st, durability, txn_bytes);
         Ok(Some(Prepared {
             buf,
             write_at,
@@ -456,7 +511,7 @@ impl Log {
             full,
             n_entries,
             new_slots,
-            map,
+            map: Pages::Full(map),
             checksum,
             timestamp_us: info.timestamp_us,
             page_size,
@@ -468,6 +523,20 @@ impl Log {
             txn_bytes,
             durability,
         }))
+    }
+
+    /// Whether a commit of `txn_bytes` syncs, and whether a MARK follows it.
+    pub(crate) fn sync_and_mark(&self, st: &State, durability: Durability, txn_bytes: u64) -> (bool, bool) {
+        let sync = match durability {
+            Durability::Full => true,
+            Durability::Normal => {
+                st.last_sync.elapsed() >= NORMAL_SYNC_INTERVAL || st.unsynced_bytes + txn_bytes >= NORMAL_SYNC_BYTES
+            }
+            Durability::Off => false,
+        };
+        // A MARK follows every sync; under Off, large transactions too.
+        let mark = sync || (durability == Durability::Off && txn_bytes >= OFF_MARK_BYTES);
+        (sync, mark)
     }
 
     /// Writes a prepared commit (and pre-allocated space), syncs it if it
@@ -579,6 +648,10 @@ impl Log {
         }
         let mapping = self.mapping_covering(st, st.log_end)?;
         self.publish(st, st.log_end);
+        let mut map = p.map;
+        if let Pages::Tree(t) = &mut map {
+            t.mapping = mapping.clone();
+        }
         for (_, slot) in &p.new_slots {
             if slot.offset >= p.offset {
                 // Written by us just now.
@@ -592,7 +665,7 @@ impl Log {
         st.latest = Arc::new(Version {
             number: p.link.version,
             page_size: p.page_size,
-            map: p.map,
+            map,
             commit_offset: p.offset,
             commit_crc: p.link.crc,
             end: p.end,
@@ -644,6 +717,7 @@ impl Log {
         if target.number == latest.number {
             return Ok(None);
         }
+        let f4 = self.format() >= format::FORMAT_V4;
         let mut txn = self.begin(latest.clone(), crate::txn::DEFAULT_SPILL_LIMIT);
         if target.db_pages() == 0 {
             txn.truncate(0);
@@ -660,7 +734,15 @@ impl Log {
                     page1[92..96].copy_from_slice(&next.to_be_bytes());
                 }
             }
-            txn.become_version(&target, page1.into());
+            if f4 {
+                // A checkpoint whose tree is the target's with its overlay
+                // and the new page 1 applied: constant in the database's
+                // size (no page-by-page comparison of the two maps).
+                let (start, alloc) = (txn.start(), txn.alloc_at_begin());
+                txn = WriteTxn::revert(target.clone(), latest.clone(), page1.into(), start, alloc);
+            } else {
+                txn.become_version(&target, page1.into());
+            }
         }
         self.commit(txn, Durability::Full)
     }
@@ -759,34 +841,34 @@ impl SpillStore for Log {
 }
 
 /// A commit worked out under the state lock, to be written without it.
-struct Prepared {
+pub(crate) struct Prepared {
     /// The bytes written at `write_at`: a CONTROL record (format 4, before
     /// a full map), then the commit record at `offset`.
-    buf: Vec<u8>,
-    write_at: u64,
+    pub(crate) buf: Vec<u8>,
+    pub(crate) write_at: u64,
     /// The CONTROL record written with the commit: offset, crc, info.
-    control: Option<(u64, u32, format::ControlInfo)>,
-    offset: u64,
-    end: u64,
-    link: Link,
-    full: bool,
-    n_entries: u32,
-    new_slots: Vec<(u32, Slot)>,
-    map: PageMap,
-    checksum: u64,
-    timestamp_us: u64,
-    page_size: u32,
-    alloc_end: u64,
+    pub(crate) control: Option<(u64, u32, format::ControlInfo)>,
+    pub(crate) offset: u64,
+    pub(crate) end: u64,
+    pub(crate) link: Link,
+    pub(crate) full: bool,
+    pub(crate) n_entries: u32,
+    pub(crate) new_slots: Vec<(u32, Slot)>,
+    pub(crate) map: Pages,
+    pub(crate) checksum: u64,
+    pub(crate) timestamp_us: u64,
+    pub(crate) page_size: u32,
+    pub(crate) alloc_end: u64,
     /// The log's salt, for the MARK.
-    salt: u64,
+    pub(crate) salt: u64,
     /// Page 1's change counter in the new version.
-    counter: u32,
-    sync: bool,
+    pub(crate) counter: u32,
+    pub(crate) sync: bool,
     /// Write a MARK after the record (and the sync).
-    mark: bool,
+    pub(crate) mark: bool,
     /// Bytes of the transaction: its spills and this record.
-    txn_bytes: u64,
-    durability: Durability,
+    pub(crate) txn_bytes: u64,
+    pub(crate) durability: Durability,
 }
 impl Drop for Log {
     fn drop(&mut self) {

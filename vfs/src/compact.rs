@@ -20,6 +20,16 @@
 //! The file-system calls go through [`CompactFs`], so that
 //! `vfs/tests/compact_power_loss.rs` can cut the power after each write and
 //! sync of the new file, the rename and the directory sync.
+//!
+//! Formats: the new log is written in this build's format
+//! ([`format::FORMAT_VERSION`]), or in the one [`upgrade`] asks for; a
+//! format-4 log stays in format 4 and keeps its retention policy. In format
+//! 4 every full-map commit is preceded by a CONTROL record of its own
+//! transaction (docs/format-4.md), holding the new log's control state:
+//! epoch 1, boundary 512, the first kept version as the oldest, the policy.
+//! A format-4 log whose retention already freed part of it is refused:
+//! retention frees space in place (`pagelog compact` does that online).
+//!
 //! Compaction holds the log's OPEN lock exclusively (no connection may have
 //! it open: connections hold OPEN shared; see `lock.rs`) and the WRITER lock,
 //! through the rename.
@@ -32,10 +42,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::error::{Error, Result};
-use crate::format::{self, CommitInfo, Entry, Header, RecordHeader};
+use crate::format::{self, CommitInfo, ControlInfo, Entry, Header, RecordHeader};
 use crate::history::{CommitSummary, Prev};
 use crate::lock;
-use crate::log::{Log, OpenOptions, Version};
+use crate::log::{Link, Log, OpenOptions, Version};
 use crate::patch;
 use crate::storage::LogFile;
 
@@ -185,7 +195,47 @@ pub fn compact_with_fs(
     progress: &mut dyn FnMut(u64, u64),
     fs: &dyn CompactFs,
 ) -> Result<CompactStats> {
+    compact_to(path, keep, None, progress, fs)
+}
+
+/// Rewrites the log at `path` keeping every version, in format `format`
+/// (3, or 4: docs/format-4.md), for `pagelog upgrade`. Refuses (Busy) while
+/// any connection has the log open.
+pub fn upgrade(path: &Path, format: u32, progress: &mut dyn FnMut(u64, u64)) -> Result<CompactStats> {
+    if !(format::FORMAT_VERSION..=format::FORMAT_V4).contains(&format) {
+        return Err(Error::Unsupported(format!(
+            "{}: cannot write format {format} (this build writes formats {} and {})",
+            path.display(),
+            format::FORMAT_VERSION,
+            format::FORMAT_V4
+        )));
+    }
+    compact_to(path, Keep::All, Some(format), progress, &StdCompactFs)
+}
+
+fn compact_to(
+    path: &Path,
+    keep: Keep,
+    format: Option<u32>,
+    progress: &mut dyn FnMut(u64, u64),
+    fs: &dyn CompactFs,
+) -> Result<CompactStats> {
     let log = Log::open(path, OpenOptions::default())?;
+    let source = log.format();
+    let target = format.unwrap_or(if source >= format::FORMAT_V4 { format::FORMAT_V4 } else { format::FORMAT_VERSION });
+    if source > target {
+        return Err(Error::Unsupported(format!(
+            "{}: the log is in format {source}; it cannot be rewritten in the older format {target}",
+            path.display()
+        )));
+    }
+    if log.retention_state().boundary > format::FIRST_RECORD {
+        return Err(Error::Unsupported(format!(
+            "{}: a retention policy already freed the oldest part of this log (format 4): it is compacted in \
+             place, online, by its retention policy (`pagelog retain`, or `pagelog compact`, which sets one)",
+            path.display()
+        )));
+    }
     let fd = log.file().as_fd();
     match lock::try_lock(fd, lock::OPEN, lock::Mode::Exclusive) {
         Ok(true) => {}
@@ -199,7 +249,7 @@ pub fn compact_with_fs(
         }
         Err(e) => return Err(Error::io(path, "lock", None, e)),
     }
-    let result = compact_locked(&log, path, keep, progress, fs);
+    let result = compact_locked(&log, path, keep, target, progress, fs);
     let _ = lock::unlock(log.file().as_fd(), lock::OPEN);
     result
 }
@@ -208,6 +258,7 @@ fn compact_locked(
     log: &Log,
     path: &Path,
     keep: Keep,
+    target: u32,
     progress: &mut dyn FnMut(u64, u64),
     fs: &dyn CompactFs,
 ) -> Result<CompactStats> {
@@ -247,7 +298,7 @@ fn compact_locked(
     let md = log.file().metadata().map_err(|e| Error::io(path, "stat", None, e))?;
     let file = fs.create(&tmp, &md)?;
 
-    let copied = write_compacted(log, &*file, &tmp, fs.write_chunk(), first, &latest, progress)?;
+    let copied = write_compacted(log, &*file, &tmp, fs.write_chunk(), first, &latest, target, progress)?;
     file.sync().map_err(|e| Error::io(&tmp, "sync", None, e))?;
     drop(file);
 
@@ -303,8 +354,9 @@ fn random_salt(seed: u64) -> u64 {
     h.finish()
 }
 
-/// Writes the compacted log (versions `first..=latest`) to `file`; returns
-/// the number of frames copied.
+/// Writes the compacted log (versions `first..=latest`) to `file` in format
+/// `target`; returns the number of frames copied.
+#[allow(clippy::too_many_arguments)]
 fn write_compacted(
     log: &Log,
     file: &dyn LogFile,
@@ -312,8 +364,10 @@ fn write_compacted(
     chunk: usize,
     first: u64,
     latest: &Version,
+    target: u32,
     progress: &mut dyn FnMut(u64, u64),
 ) -> Result<u64> {
+    let policy = log.retention();
     let old_header = log.header()?.ok_or_else(|| log.corrupt(0, "a log header", "none"))?;
     let old_salt = old_header.salt;
     let base = log.version(first)?;
@@ -329,13 +383,20 @@ fn write_compacted(
         moved: HashMap::new(),
         copied: 0,
         estimate,
+        format: target,
+        // The new log's control state (format 4): nothing freed yet.
+        control: ControlInfo {
+            epoch: 1,
+            boundary: format::FIRST_RECORD,
+            oldest_version: first,
+            keep_versions: policy.versions.unwrap_or(0),
+            keep_seconds: policy.age_secs.unwrap_or(0),
+            keep_bytes: policy.bytes.unwrap_or(0),
+            ..Default::default()
+        },
     };
-    let header = Header {
-        format: format::FORMAT_VERSION,
-        page_size: base.page_size,
-        salt: out.salt,
-        created_us: old_header.created_us,
-    };
+    let header =
+        Header { format: target, page_size: base.page_size, salt: out.salt, created_us: old_header.created_us };
     let mut hb = vec![0u8; format::FIRST_RECORD as usize];
     hb[..format::HEADER_SIZE].copy_from_slice(&header.encode());
     out.put(&hb)?;
@@ -360,7 +421,7 @@ fn write_compacted(
             page1_counter: base.counter,
         },
     };
-    let mut prev = out.commit(log, &spec, &base.map.entries(), Prev::NONE, 0, progress)?;
+    let mut prev = out.commit(log, &spec, &base.map.try_entries()?, Prev::NONE, 0, progress)?;
     let mut last_full = prev.offset;
 
     // The later versions, record by record.
@@ -380,14 +441,17 @@ fn write_compacted(
                 rec.h.version.to_string(),
             ));
         }
-        let entries = log.read_entries(&rec)?;
+        // A format-4 checkpoint's entries are its own pages; its map (the
+        // one a full map of the new log gives) is its tree.
+        let entries =
+            if rec.is_checkpoint() { log.version(rec.h.version)?.map.try_entries()? } else { log.read_entries(&rec)? };
         let mut info = rec.info;
         info.horizon_version = prev.version;
         info.horizon_offset = prev.offset;
         info.horizon_crc = prev.crc;
-        let spec = Spec { version: rec.h.version, full: rec.is_full(), page_size: rec.h.page_size, info };
+        let spec = Spec { version: rec.h.version, full: rec.is_map(), page_size: rec.h.page_size, info };
         prev = out.commit(log, &spec, &entries, prev, last_full, progress)?;
-        if rec.is_full() {
+        if rec.is_map() {
             last_full = prev.offset;
         }
     }
@@ -422,6 +486,10 @@ struct Writer<'a> {
     moved: HashMap<u64, u64>,
     copied: u64,
     estimate: u64,
+    /// The format written.
+    format: u32,
+    /// Format 4: the CONTROL info written before every full map.
+    control: ControlInfo,
 }
 
 impl Writer<'_> {
@@ -483,6 +551,22 @@ impl Writer<'_> {
         progress: &mut dyn FnMut(u64, u64),
     ) -> Result<Prev> {
         let ps = spec.page_size as u64;
+        if spec.full && self.format >= format::FORMAT_V4 {
+            // Format 4: the control state right before the full map, in its
+            // transaction (it follows the same commit).
+            let follows = Link { version: spec.version - 1, offset: prev.offset, crc: prev.crc };
+            let rec = crate::reclaim::control_record(
+                self.salt,
+                self.pos,
+                follows,
+                spec.page_size,
+                &self.control,
+                &[],
+                &[],
+                false,
+            );
+            self.put(&rec)?;
+        }
         let offset = self.pos;
         // Frames to copy, in entry order, each once. A page stored as a
         // patch keeps its patch (its base field re-pointed) when its base
@@ -510,7 +594,7 @@ impl Writer<'_> {
             copy.push(e);
         }
         let lay = format::layout(
-            format::FORMAT_VERSION,
+            self.format,
             offset,
             format::KIND_COMMIT,
             entries.len() as u32,

@@ -13,12 +13,18 @@
 //! 3. A `Control` is immutable: a new CONTROL record makes a new one, and a
 //!    version keeps the one it was made with for as long as it lives (its
 //!    reader's epoch lock keeps the bytes it redirects to).
+//! 4. The straggler table relocates items by offset: an index-tree node
+//!    below `B` that a kept checkpoint's tree reaches is read at its copy,
+//!    byte for byte the same node (its parent's crc checks it as before).
+//!    Entries are sorted by old offset, strictly increasing, and every copy
+//!    lies in a CONTROL record at or after `B` (format 4, step 5).
 //!
 //! Phase 1 (this file): the base tree is read whole into memory when a
 //! control state is loaded (its size is the pages relocated, at most the
 //! database's); step 5 of the design reads it on demand.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use crate::format::{self, ControlInfo};
 use crate::pagemap::Slot;
@@ -39,6 +45,15 @@ pub struct Control {
     base: HashMap<u32, Slot>,
     /// For base-tree slots that are patches: the offset of their base image.
     bases: HashMap<u32, u64>,
+    /// The straggler table: (old offset, new offset), sorted (invariant 4).
+    moved: Arc<Vec<(u64, u64)>>,
+}
+
+/// The state of a log that has no CONTROL record, for readers that have no
+/// version at hand.
+pub(crate) fn none_ref() -> &'static Control {
+    static NONE: std::sync::LazyLock<Control> = std::sync::LazyLock::new(Control::none);
+    &NONE
 }
 
 impl Control {
@@ -50,14 +65,17 @@ impl Control {
     /// Loads the state of the CONTROL record at `offset` (crc `crc`, info
     /// `info`), reading its base tree through `map`, which covers every
     /// byte below `end`. Err: the base tree is damaged.
+    /// `table`: the record's straggler table (`info.stragglers` entries).
     pub(crate) fn load(
         offset: u64,
         crc: u32,
         info: ControlInfo,
+        table: &[u8],
         map: &Mapping,
         end: u64,
     ) -> Result<Control, tree::Damage> {
-        let mut c = Control { offset, crc, info, base: HashMap::new(), bases: HashMap::new() };
+        let moved = Arc::new(parse_table(offset, &info, table)?);
+        let mut c = Control { offset, crc, info, base: HashMap::new(), bases: HashMap::new(), moved };
         if info.base_root == 0 {
             return Ok(c);
         }
@@ -84,7 +102,27 @@ impl Control {
     /// written before a full map, whose info may differ only in what a copy
     /// updates: the oldest version's record while the log starts).
     pub(crate) fn copied(&self, offset: u64, crc: u32, info: ControlInfo) -> Control {
-        Control { offset, crc, info, base: self.base.clone(), bases: self.bases.clone() }
+        Control { offset, crc, info, base: self.base.clone(), bases: self.bases.clone(), moved: self.moved.clone() }
+    }
+
+    /// Where the item at `old` (below `B`) was relocated to, if it was.
+    #[inline]
+    pub fn moved_to(&self, old: u64) -> Option<u64> {
+        self.moved.binary_search_by_key(&old, |e| e.0).ok().map(|i| self.moved[i].1)
+    }
+
+    /// The straggler table, sorted by old offset.
+    pub fn table(&self) -> &[(u64, u64)] {
+        &self.moved
+    }
+
+    /// The end of the CONTROL record (0: none): relocated items lie below.
+    pub fn end(&self) -> u64 {
+        if self.offset == 0 {
+            0
+        } else {
+            self.offset + format::control_layout(&self.info).length
+        }
     }
 
     /// `B`: bytes below it are freed (or about to be).
@@ -142,6 +180,43 @@ impl Control {
     pub(crate) fn base_slots(&self) -> &HashMap<u32, Slot> {
         &self.base
     }
+}
+
+/// The straggler table of the CONTROL record at `offset`, whose bytes (all
+/// `info.stragglers` entries) start `table`: sorted strictly by old offset,
+/// every new offset 8-aligned, at or after the boundary and before the
+/// record's end (invariant 4). Anything else is damage naming the record.
+fn parse_table(offset: u64, info: &ControlInfo, table: &[u8]) -> Result<Vec<(u64, u64)>, tree::Damage> {
+    let n = info.stragglers as usize;
+    let bad = |found: String| tree::Damage {
+        offset,
+        expected: "a straggler table sorted by old offset, each copy in the CONTROL record".into(),
+        found,
+    };
+    let Some(b) = table.get(..n * format::STRAGGLER_SIZE) else {
+        return Err(bad(format!("{} bytes for {n} entries", table.len())));
+    };
+    let end = offset.saturating_add(format::control_layout(info).length);
+    let mut out: Vec<(u64, u64)> = Vec::with_capacity(n);
+    for e in b.chunks_exact(format::STRAGGLER_SIZE) {
+        let old = u64::from_le_bytes(e[..8].try_into().expect("8 bytes"));
+        let new = u64::from_le_bytes(e[8..16].try_into().expect("8 bytes"));
+        if out.last().is_some_and(|l| l.0 >= old) || new % 8 != 0 || new < info.boundary || new >= end {
+            return Err(bad(format!("the entry {old} -> {new}")));
+        }
+        out.push((old, new));
+    }
+    Ok(out)
+}
+
+/// The straggler table's bytes, as a CONTROL record holds it.
+pub(crate) fn encode_table(table: &[(u64, u64)]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(table.len() * format::STRAGGLER_SIZE);
+    for (old, new) in table {
+        out.extend_from_slice(&old.to_le_bytes());
+        out.extend_from_slice(&new.to_le_bytes());
+    }
+    out
 }
 
 /// The log's committed bytes as a [`tree::NodeSource`].

@@ -100,8 +100,16 @@ pub const KIND_CONTROL: u8 = 5;
 /// follows, so it claims that commit durable, as a MARK does. (A CONTROL
 /// written with a full map's commit, before any sync, does not.)
 pub const FLAG_CLAIM: u8 = 1;
+/// Format 4: index-tree nodes written by one transaction (a checkpoint's
+/// changed nodes), after an [`IndexInfo`]. Sits between commits as a SPILL
+/// does (docs/format-4.md, "Checkpoints as index trees: the bytes").
+pub const KIND_INDEX: u8 = 4;
 /// Commit flag: the entry table is the whole page map, not a delta.
 pub const FLAG_FULL_MAP: u8 = 1;
+/// Commit flag (format 4 only, never with [`FLAG_FULL_MAP`]): a checkpoint,
+/// whose [`CheckpointInfo`] (after its entry table) names the root of an
+/// index tree holding its whole page map.
+pub const FLAG_CHECKPOINT: u8 = 4;
 /// Commit flag: the record and every frame it references were synced
 /// before the file became visible under its name (`pagelog compact` writes
 /// a new file, syncs it, then renames it). Recovery need not re-check the
@@ -220,6 +228,106 @@ impl ControlInfo {
     /// and the straggler table.
     pub fn meta_len(&self) -> u64 {
         CONTROL_INFO_SIZE as u64 + self.stragglers as u64 * STRAGGLER_SIZE as u64
+    }
+}
+
+// ---- index info (format 4 INDEX records, right after the header) ---------------
+pub const IX_PAYLOAD_BYTES: usize = 0; // u64, the nodes' length, a multiple of 8
+pub const IX_PAYLOAD_CRC: usize = IX_PAYLOAD_BYTES + 8; // u32, salted crc of the nodes
+pub const IX_RESERVED: usize = IX_PAYLOAD_CRC + 4; // u32, zero
+pub const INDEX_INFO_SIZE: usize = IX_RESERVED + 4; // 16
+
+/// The index-only fields that follow an INDEX record's header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct IndexInfo {
+    pub payload_bytes: u64,
+    pub payload_crc: u32,
+}
+
+impl IndexInfo {
+    pub fn encode(&self, out: &mut [u8]) {
+        let b = &mut out[..INDEX_INFO_SIZE];
+        b.fill(0);
+        put_u64(b, IX_PAYLOAD_BYTES, self.payload_bytes);
+        put_u32(b, IX_PAYLOAD_CRC, self.payload_crc);
+    }
+    /// None: reserved bytes not zero, or a payload that is not whole nodes'
+    /// worth of words (empty, or not a multiple of 8).
+    pub fn decode(b: &[u8]) -> Option<IndexInfo> {
+        if b.len() < INDEX_INFO_SIZE || u32_at(b, IX_RESERVED) != 0 {
+            return None;
+        }
+        let i = IndexInfo { payload_bytes: u64_at(b, IX_PAYLOAD_BYTES), payload_crc: u32_at(b, IX_PAYLOAD_CRC) };
+        (i.payload_bytes > 0 && i.payload_bytes % 8 == 0).then_some(i)
+    }
+}
+
+/// An INDEX record's layout: header, index info, the nodes, the trailer.
+pub fn index_layout(i: &IndexInfo) -> Layout {
+    let meta = (RECORD_HEADER_SIZE + INDEX_INFO_SIZE) as u64;
+    let end = meta.saturating_add(i.payload_bytes);
+    Layout { meta_end: meta, payload_start: meta, patches_start: end, length: end.saturating_add(TRAILER_SIZE as u64) }
+}
+
+// ---- checkpoint info (format 4 checkpoint COMMITs, right after the entries) -----
+pub const CK_ROOT: usize = 0; // u64, the index root node's offset (0: all zero pages)
+pub const CK_ROOT_CRC: usize = CK_ROOT + 8; // u32
+pub const CK_DEPTH: usize = CK_ROOT_CRC + 4; // u8, then 3 reserved zero bytes
+pub const CK_INDEX: usize = CK_DEPTH + 4; // u64, this transaction's INDEX record (0: none)
+pub const CK_INDEX_CRC: usize = CK_INDEX + 8; // u32, its trailer crc; then 4 reserved
+pub const CK_CONTROL: usize = CK_INDEX_CRC + 8; // u64, the CONTROL record right before the COMMIT
+pub const CK_CONTROL_CRC: usize = CK_CONTROL + 8; // u32, its trailer crc; then 4 reserved
+pub const CHECKPOINT_INFO_SIZE: usize = CK_CONTROL_CRC + 8; // 48
+
+/// What a checkpoint COMMIT names: its index tree's root, and the INDEX and
+/// CONTROL records of its transaction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct CheckpointInfo {
+    pub root: u64,
+    pub root_crc: u32,
+    pub depth: u8,
+    pub index: u64,
+    pub index_crc: u32,
+    pub control: u64,
+    pub control_crc: u32,
+}
+
+impl CheckpointInfo {
+    pub fn encode(&self, out: &mut [u8]) {
+        let b = &mut out[..CHECKPOINT_INFO_SIZE];
+        b.fill(0);
+        put_u64(b, CK_ROOT, self.root);
+        put_u32(b, CK_ROOT_CRC, self.root_crc);
+        b[CK_DEPTH] = self.depth;
+        put_u64(b, CK_INDEX, self.index);
+        put_u32(b, CK_INDEX_CRC, self.index_crc);
+        put_u64(b, CK_CONTROL, self.control);
+        put_u32(b, CK_CONTROL_CRC, self.control_crc);
+    }
+    /// None: reserved bytes not zero, a depth outside 1..=6, an offset of
+    /// zero with a crc, or no CONTROL record.
+    pub fn decode(b: &[u8]) -> Option<CheckpointInfo> {
+        if b.len() < CHECKPOINT_INFO_SIZE
+            || b[CK_DEPTH + 1..CK_DEPTH + 4] != [0; 3]
+            || u32_at(b, CK_INDEX_CRC + 4) != 0
+            || u32_at(b, CK_CONTROL_CRC + 4) != 0
+        {
+            return None;
+        }
+        let c = CheckpointInfo {
+            root: u64_at(b, CK_ROOT),
+            root_crc: u32_at(b, CK_ROOT_CRC),
+            depth: b[CK_DEPTH],
+            index: u64_at(b, CK_INDEX),
+            index_crc: u32_at(b, CK_INDEX_CRC),
+            control: u64_at(b, CK_CONTROL),
+            control_crc: u32_at(b, CK_CONTROL_CRC),
+        };
+        let ok = (1..=6).contains(&c.depth)
+            && (c.root != 0 || c.root_crc == 0)
+            && (c.index != 0 || c.index_crc == 0)
+            && c.control >= FIRST_RECORD;
+        ok.then_some(c)
     }
 }
 
@@ -415,8 +523,14 @@ impl RecordHeader {
         };
         // (A CONTROL is valid only in format 4: the reader, who knows the
         // file's format, checks that.)
-        let kind_ok = h.kind == KIND_SPILL || h.kind == KIND_COMMIT || h.kind == KIND_MARK || h.kind == KIND_CONTROL;
-        let flags_ok = h.flags & !(FLAG_FULL_MAP | FLAG_SEALED) == 0
+        let kind_ok = h.kind == KIND_SPILL
+            || h.kind == KIND_COMMIT
+            || h.kind == KIND_MARK
+            || h.kind == KIND_CONTROL
+            || h.kind == KIND_INDEX;
+        let map_flags = FLAG_FULL_MAP | FLAG_CHECKPOINT;
+        let flags_ok = h.flags & !(FLAG_FULL_MAP | FLAG_SEALED | FLAG_CHECKPOINT) == 0
+            && h.flags & map_flags != map_flags
             && (h.kind == KIND_COMMIT || h.flags == 0 || (h.kind == KIND_CONTROL && h.flags == FLAG_CLAIM));
         // Only a COMMIT has a patch area (whether its format allows one is
         // for the reader, who knows the file's format, to check).
@@ -434,7 +548,10 @@ impl RecordHeader {
     }
 
     fn min_length(&self) -> u64 {
-        let meta = RECORD_HEADER_SIZE as u64 + if self.kind == KIND_COMMIT { COMMIT_INFO_SIZE as u64 } else { 0 };
+        let mut meta = RECORD_HEADER_SIZE as u64 + if self.kind == KIND_COMMIT { COMMIT_INFO_SIZE as u64 } else { 0 };
+        if self.kind == KIND_COMMIT && self.flags & FLAG_CHECKPOINT != 0 {
+            meta += CHECKPOINT_INFO_SIZE as u64;
+        }
         meta + self.frames as u64 * self.page_size as u64 + self.patch_words as u64 * 8 + TRAILER_SIZE as u64
     }
 }
@@ -529,9 +646,28 @@ pub fn layout(
     page_size: u32,
     patch_words: u16,
 ) -> Layout {
+    layout_with_flags(format, start, kind, 0, entries, frames, page_size, patch_words)
+}
+
+/// [`layout`] of a record with header flags `flags`: a format-4 checkpoint
+/// COMMIT ([`FLAG_CHECKPOINT`]) has its [`CheckpointInfo`] after its entries.
+#[allow(clippy::too_many_arguments)]
+pub fn layout_with_flags(
+    format: u32,
+    start: u64,
+    kind: u8,
+    flags: u8,
+    entries: u32,
+    frames: u32,
+    page_size: u32,
+    patch_words: u16,
+) -> Layout {
     let mut meta = RECORD_HEADER_SIZE as u64;
     if kind == KIND_COMMIT {
         meta += COMMIT_INFO_SIZE as u64 + entries as u64 * ENTRY_SIZE as u64;
+        if flags & FLAG_CHECKPOINT != 0 {
+            meta += CHECKPOINT_INFO_SIZE as u64;
+        }
     }
     let aligned = format == FORMAT_V1 && frames > 0;
     let payload_start = if aligned { align_up(start + meta, PAYLOAD_ALIGN) - start } else { meta };

@@ -29,6 +29,18 @@
 //! still uses it). A record that is not well-formed, or does not follow the
 //! previous commit, ends the walk.
 //!
+//! ## Format 4: a log whose oldest part a retention policy freed
+//! Bytes below the boundary `B` are freed (a hole, or not yet punched):
+//! the walk starts at `B`, never reads below it, and reports them apart
+//! ([`VerifyReport::freed_bytes`]), never as damage (docs/format-4.md). The
+//! record at `B` follows a freed commit, taken as it names it; commits
+//! before the first full map after `B`, and versions below the oldest kept
+//! `Vo`, are walked (every record and frame checked) but not listed, and a
+//! problem of their page maps is not damage. Every reference of a kept
+//! version below `B` (a map entry, a patch's base) must resolve through the
+//! base tree (the control state recovery installed) to an item at or after
+//! `B` that makes the entry's crc (INV-1 of the design).
+//!
 //! ## Damage, or an unfinished tail?
 //! A crash may leave an unfinished transaction after the last commit (its
 //! records torn, or complete but with frames that never reached the disk);
@@ -44,12 +56,15 @@
 //! Compaction, which rewrites a log keeping only its newest versions, is
 //! in [`crate::compact`].
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
+use std::sync::Arc;
 
+use crate::control::Control;
 use crate::error::{Error, Result};
 use crate::format::{self, Entry, Header, RecordHeader};
 use crate::log::{Log, OpenOptions, Rec};
+use crate::pagemap::Slot;
 use crate::patch;
 
 /// One version as `pagelog log` lists it.
@@ -85,7 +100,7 @@ impl CommitSummary {
             page_size: rec.h.page_size,
             bytes: rec.end() - txn_start,
             offset: rec.offset,
-            full_map: rec.is_full(),
+            full_map: rec.is_map(),
             checksum: rec.info.checksum,
         }
     }
@@ -150,7 +165,31 @@ pub(crate) fn describe_link(rec: &Rec) -> String {
     )
 }
 
+/// Format 4: what a log's retention policy keeps (docs/format-4.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetentionState {
+    pub policy: crate::retention::Policy,
+    /// The boundary `B`: bytes in `[512, B)` are freed (512: none).
+    pub boundary: u64,
+    /// The oldest kept version `Vo`, once a step reclaimed versions.
+    pub oldest_kept: Option<u64>,
+    /// The control state's epoch (0: the log has no CONTROL record).
+    pub epoch: u64,
+}
+
 impl Log {
+    /// The retention state as this process last read it (after `refresh`).
+    pub fn retention_state(&self) -> RetentionState {
+        let st = self.lock();
+        let c = &st.control;
+        RetentionState {
+            policy: c.policy(),
+            boundary: c.boundary(),
+            oldest_kept: c.redirects().then_some(c.info.oldest_version),
+            epoch: c.epoch(),
+        }
+    }
+
     /// The file header, if the file has one (`None`: an empty log).
     pub fn header(&self) -> Result<Option<Header>> {
         let len = self.file_len()?;
@@ -275,17 +314,6 @@ impl Log {
 
     fn verify_once(&self, progress: &mut dyn FnMut(u64, u64)) -> VerifyReport {
         let mut rep = VerifyReport::default();
-        if self.refresh().is_ok() && self.lock().control.redirects() {
-            // Format 4 (in development): frames below the boundary are read
-            // through the base tree, which this walk does not do yet. Say so
-            // rather than call the freed region damage.
-            rep.error = Some(Error::Unsupported(format!(
-                "{}: verify does not yet check a log whose oldest part a retention policy freed (format 4, in \
-                 development); recovery and every read still check each page against its crc",
-                self.path.display()
-            )));
-            return rep;
-        }
         // Recovery first, then the file's length: everything recovery
         // reached lies below it, whatever writers append meanwhile.
         match self.refresh() {
@@ -345,6 +373,57 @@ impl Log {
         let mut w = Walk { txn_start: format::FIRST_RECORD, ..Default::default() };
         let mut pos = format::FIRST_RECORD;
         let mut prev = Prev::NONE;
+        // Format 4: start at the boundary recovery found (see the module
+        // documentation); the record there follows a freed commit.
+        let control = self.lock().control.clone();
+        if rep.recovery_error.is_none() && control.redirects() {
+            pos = control.boundary();
+            if let Some(r) = self.read_record(salt, pos, len)? {
+                let l = r.prev_link();
+                prev = Prev { version: l.version, offset: l.offset, crc: l.crc };
+            }
+            w.txn_start = pos;
+            w.oldest = control.info.oldest_version;
+            rep.freed_bytes = pos - format::FIRST_RECORD;
+            rep.oldest_kept = Some(w.oldest);
+            w.control = Some(control);
+            w.mid_start = true;
+        } else if rep.recovery_error.is_some() && self.format() >= format::FORMAT_V4 {
+            // Recovery refuses the log: start after the zeros at 512, which
+            // a CONTROL record the walk meets must declare freed.
+            let at = self.first_nonzero(format::FIRST_RECORD, len)?;
+            if at > format::FIRST_RECORD && at < len {
+                pos = at;
+                if let Some(r) = self.read_record(salt, pos, len)? {
+                    let l = r.prev_link();
+                    prev = Prev { version: l.version, offset: l.offset, crc: l.crc };
+                }
+                w.txn_start = pos;
+                w.mid_start = true;
+                w.unproven = Some(at);
+                // The newest control state in the file: recovery's, had it
+                // not failed. It declares the zeros freed, or they are damage.
+                if let Some(c) = self.newest_control(salt, len, at)? {
+                    if c.control.boundary >= at {
+                        let mut st = self.lock();
+                        match self.install_control(&mut st, &c, c.end()) {
+                            Ok(()) => {
+                                w.unproven = None;
+                                w.oldest = st.control.info.oldest_version;
+                                w.control = Some(st.control.clone());
+                            }
+                            Err(Error::Corrupt { offset, expected, found, .. }) => {
+                                let p = Problem { offset, expected, found };
+                                rep.items.push(Item { version: None, offset, txn_start: offset, problem: Some(p) });
+                            }
+                            Err(e) => return Err(e),
+                        }
+                    }
+                }
+            }
+        }
+        let start = pos;
+        w.start = pos;
         // The first problem that ends the walk, and the version it concerns.
         let mut stop: Option<(u64, Problem)> = None;
         while pos < len {
@@ -374,27 +453,82 @@ impl Log {
             if rec.h.patch_words > 0 {
                 rep.frames_checked += self.make_patches(&rec, &mut w)?;
             }
+            if rec.is_control() {
+                // A reclamation step's copies: patches may be based on them.
+                w.payloads.push((rec.offset + rec.payload_start, rec.payload_end()));
+                if rec.h.flags & format::FLAG_CLAIM != 0 {
+                    w.max_horizon = w.max_horizon.max(prev.version);
+                }
+                // Right after a commit (or its MARK) it sits between
+                // commits, as a MARK: the log may end after it. One after a
+                // transaction's spills is part of that transaction.
+                if pos == w.txn_start {
+                    w.txn_start = rec.end();
+                }
+                pos = rec.end();
+                continue;
+            }
             if !rec.is_commit() {
                 pos = rec.end();
                 continue;
             }
             let version = rec.h.version;
+            if w.mid_start && w.page_size == 0 && !rec.is_map() {
+                // Before the first full map after the boundary: a reclaimed
+                // version whose map cannot be built (its full map was freed).
+                let entries = self.read_entries(&rec)?;
+                if let Some((offset, expected, found)) = self.check_commit(&rec, &entries, u64::MAX)? {
+                    stop = Some((version, Problem { offset, expected, found }));
+                    break;
+                }
+                w.commits.insert(rec.offset, (version, rec.crc));
+                prev = Prev::of(&rec);
+                pos = rec.end();
+                w.txn_start = pos;
+                w.marked = false;
+                continue;
+            }
             if let Some(p) = self.check_structure(&rec, &prev, &w, len)? {
                 stop = Some((version, p));
                 break;
             }
-            let entries = self.read_entries(&rec)?;
+            // A format-4 checkpoint's map is its tree, read whole here
+            // (every node checked) and applied as a full map; on a reclaimed
+            // log, nodes below the boundary are read at their copies.
+            let entries = if rec.is_checkpoint() {
+                let tree = match w.control.as_deref() {
+                    Some(c) if c.redirects() => self.checkpoint_entries(&rec, Some(c))?,
+                    _ => self.tree_entries(&rec)?.map_err(|d| Problem {
+                        offset: d.offset,
+                        expected: d.expected,
+                        found: d.found,
+                    }),
+                };
+                match tree {
+                    Ok(e) => e,
+                    Err(p) => {
+                        stop = Some((version, p));
+                        break;
+                    }
+                }
+            } else {
+                self.read_entries(&rec)?
+            };
             if let Some((offset, expected, found)) = self.check_commit(&rec, &entries, u64::MAX)? {
                 stop = Some((version, Problem { offset, expected, found }));
                 break;
             }
-            let problem = w.apply(&rec, &entries);
+            let problem = w.apply(self, &rec, &entries)?;
             w.max_horizon = w.max_horizon.max(rec.info.horizon_version);
             w.commits.insert(rec.offset, (version, rec.crc));
-            if rec.is_full() {
+            if rec.is_map() {
                 w.last_full = rec.offset;
             }
-            rep.items.push(Item { version: Some(version), offset: rec.offset, txn_start: w.txn_start, problem });
+            if version >= w.oldest {
+                rep.items.push(Item { version: Some(version), offset: rec.offset, txn_start: w.txn_start, problem });
+            } else {
+                rep.reclaimed_versions += 1;
+            }
             prev = Prev::of(&rec);
             pos = rec.end();
             w.txn_start = pos;
@@ -416,7 +550,29 @@ impl Log {
                 },
             ));
         }
-        rep.bytes_checked = if stop.is_some() { pos } else { len };
+        if let Some(at) = w.unproven {
+            rep.items.insert(
+                0,
+                Item {
+                    version: None,
+                    offset: format::FIRST_RECORD,
+                    txn_start: format::FIRST_RECORD,
+                    problem: Some(Problem {
+                        offset: format::FIRST_RECORD,
+                        expected: Prev::NONE.describe(),
+                        found: format!("zero bytes up to {at} that no CONTROL record declares freed"),
+                    }),
+                },
+            );
+        } else if start > format::FIRST_RECORD {
+            rep.freed_bytes = start - format::FIRST_RECORD;
+            rep.oldest_kept = Some(w.oldest);
+            // Versions a CONTROL record met later says were reclaimed.
+            let before = rep.items.len();
+            rep.items.retain(|i| i.version.is_none_or(|v| v >= w.oldest));
+            rep.reclaimed_versions += (before - rep.items.len()) as u64;
+        }
+        rep.bytes_checked = if stop.is_some() { pos } else { len } - rep.freed_bytes;
         rep.end = w.txn_start;
 
         // The last well-formed record of the file may name a later horizon
@@ -490,14 +646,14 @@ impl Log {
     /// Checks of a commit that must pass before its entries can be applied.
     fn check_structure(&self, rec: &Rec, prev: &Prev, w: &Walk, len: u64) -> Result<Option<Problem>> {
         let at_info = rec.offset + format::RECORD_HEADER_SIZE as u64;
-        if prev.offset == 0 && !rec.is_full() {
+        if prev.offset == 0 && !rec.is_map() {
             return Ok(Some(Problem {
                 offset: rec.offset + format::RH_FLAGS as u64,
                 expected: "a full page map (the first commit of a log)".into(),
                 found: "a delta".into(),
             }));
         }
-        if !rec.is_full() && rec.h.page_size != w.page_size {
+        if !rec.is_map() && rec.h.page_size != w.page_size {
             return Ok(Some(Problem {
                 offset: rec.offset + format::RH_PAGE_SIZE as u64,
                 expected: format!("page size {} (a delta keeps its predecessor's page size)", w.page_size),
@@ -558,7 +714,16 @@ impl Log {
                     break;
                 }
             };
-            let made = match w.frame_crc(p.base, ps) {
+            if w.mid_start && p.base < w.control.as_ref().map_or(0, |c| c.boundary()).max(w.start) {
+                // Based below the boundary: the base tree redirects it by
+                // page number, known once an entry names the patch.
+                w.low_based.insert(at | patch::PATCH_TAG);
+                q += p.size;
+                n += 1;
+                continue;
+            }
+            let copied_base = w.payloads.iter().any(|&(s, e)| p.base >= s && p.base + ps as u64 <= e);
+            let made = match w.frame_crc(p.base, ps).or(copied_base.then_some(0)) {
                 None => {
                     // Damage whether or not an entry names this patch: the
                     // area must hold well-formed patches only.
@@ -626,6 +791,81 @@ impl Log {
             expected: format!("the trailer of the version {} record at {pos} (magic, offset, crc)", h.version),
             found: "a trailer that does not check out".into(),
         })
+    }
+
+    /// The whole page map of checkpoint `rec` (format 4), read from its
+    /// tree (through `control`'s redirections), as full-map entries; Err:
+    /// the tree is damaged.
+    fn checkpoint_entries(
+        &self,
+        rec: &Rec,
+        control: Option<&Control>,
+    ) -> Result<std::result::Result<Vec<Entry>, Problem>> {
+        let ck = &rec.ckpt;
+        let root = (ck.root != 0).then_some(crate::tree::Root { offset: ck.root, crc: ck.root_crc, depth: ck.depth });
+        let mapping = {
+            let mut st = self.lock();
+            self.mapping_covering(&mut st, rec.end())?
+        };
+        let t = crate::index::TreeMap::checkpoint(rec.info.db_pages, root, rec.offset, mapping.clone(), rec.end());
+        let none = Control::none();
+        match t.to_page_map(control.unwrap_or(&none), &mapping) {
+            Ok(m) => Ok(Ok(m.entries())),
+            Err(Error::Corrupt { offset, expected, found, .. }) => Ok(Err(Problem { offset, expected, found })),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The newest well-formed CONTROL record at or after `floor`, found by
+    /// scanning back from the end of the file record by record (for a log
+    /// recovery refuses: the control state it would have installed).
+    pub(crate) fn newest_control(&self, salt: u64, len: u64, floor: u64) -> Result<Option<Rec>> {
+        const WINDOW: u64 = 1 << 20;
+        let ts = format::TRAILER_SIZE as u64;
+        let mut e = len - len % 8;
+        while e >= floor + ts {
+            let lo = e.saturating_sub(WINDOW).max(floor);
+            let buf = self.read_vec(lo, (e - lo) as usize)?;
+            let mut x = e;
+            while x >= lo + ts {
+                let t = &buf[(x - ts - lo) as usize..(x - lo) as usize];
+                if t[format::TR_MAGIC..format::TR_MAGIC + 4] == format::TRAILER_MAGIC {
+                    let ro = format::trailer_record_offset(t);
+                    if ro < x && ro >= floor {
+                        if let Some(rec) = self.read_record(salt, ro, len)? {
+                            if rec.end() == x {
+                                if rec.is_control() {
+                                    return Ok(Some(rec));
+                                }
+                                x = ro; // a record's payload may hold anything
+                                continue;
+                            }
+                        }
+                    }
+                }
+                x -= 8;
+            }
+            if lo == floor || x >= e {
+                break;
+            }
+            e = x;
+        }
+        Ok(None)
+    }
+
+    /// The first offset at or after `from` (8-aligned) holding a nonzero
+    /// byte in its 8 bytes; `to` when there is none.
+    pub(crate) fn first_nonzero(&self, from: u64, to: u64) -> Result<u64> {
+        let mut at = from;
+        while at < to {
+            let n = (to - at).min(1 << 20);
+            let b = self.read_vec(at, n as usize)?;
+            if let Some(i) = b.chunks(8).position(|w| w.iter().any(|&x| x != 0)) {
+                return Ok(at + 8 * i as u64);
+            }
+            at += n;
+        }
+        Ok(to)
     }
 
     fn all_zero(&self, from: u64, to: u64) -> Result<bool> {
@@ -716,6 +956,14 @@ pub struct VerifyReport {
     pub tail: Option<Tail>,
     /// The file could not be read as a log at all (not a log, I/O error).
     pub error: Option<Error>,
+    /// Format 4: bytes below the boundary, freed by the retention policy
+    /// (`[512, B)`): not read, not damage.
+    pub freed_bytes: u64,
+    /// Format 4, when a retention policy reclaimed versions: the oldest kept.
+    pub oldest_kept: Option<u64>,
+    /// Commits walked after the boundary that belong to reclaimed versions
+    /// (below the oldest kept): checked as records, not listed.
+    pub reclaimed_versions: u64,
 }
 
 impl VerifyReport {
@@ -772,6 +1020,25 @@ struct Walk {
     txn_start: u64,
     /// A MARK already follows the last commit.
     marked: bool,
+    /// Format 4: the control state references below the boundary resolve
+    /// through (None: the log has no boundary).
+    control: Option<Arc<Control>>,
+    /// The oldest kept version (0: all are).
+    oldest: u64,
+    /// Patches (entry offsets) whose base lies below the boundary.
+    low_based: HashSet<u64>,
+    /// Where the walk started.
+    start: u64,
+    /// The walk started after 512 (at the boundary): commits before the
+    /// first full map after it have no map to check.
+    mid_start: bool,
+    /// Recovery refused the log and the walk started after zeros at 512
+    /// (this offset) that no CONTROL record declared freed yet.
+    unproven: Option<u64>,
+    /// CONTROL records' payloads walked (start, end): relocated items.
+    payloads: Vec<(u64, u64)>,
+    /// The crc each relocated item a reference resolved to makes, by offset.
+    resolved: HashMap<u64, std::result::Result<u32, Problem>>,
 }
 
 impl Walk {
@@ -787,14 +1054,102 @@ impl Walk {
         r.crcs.get((rel / ps as u64) as usize).copied()
     }
 
+    /// The crc of the page the item at `offset` (an image, or a patch whose
+    /// base resolves through `c` for page `pgno`) makes, or why it makes none.
+    fn item_crc(log: &Log, c: &Control, pgno: u32, offset: u64, ps: u32) -> Result<std::result::Result<u32, Problem>> {
+        let at = patch::position(offset);
+        if offset == 0 || at < c.boundary() {
+            return Ok(Err(Problem {
+                offset: at,
+                expected: format!("an item of page {pgno} at or after the boundary {}", c.boundary()),
+                found: format!("offset {at}"),
+            }));
+        }
+        if !patch::is_patch(offset) {
+            return Ok(Ok(format::frame_crc(&log.read_vec(offset, ps as usize)?)));
+        }
+        let (b, p) = match log.patch_at(at, ps, None)? {
+            Ok(x) => x,
+            Err((offset, expected, found)) => return Ok(Err(Problem { offset, expected, found })),
+        };
+        let Some(base) = c.base(pgno, p.base) else {
+            return Ok(Err(Problem {
+                offset: at,
+                expected: format!("a base image of page {pgno} in the base tree (the patch's lies below the boundary)"),
+                found: "none".into(),
+            }));
+        };
+        let mut page = log.read_vec(base, ps as usize)?;
+        p.apply(&b, &mut page);
+        Ok(Ok(format::frame_crc(&page)))
+    }
+
+    /// A kept version's entry `e` below the boundary: it must resolve
+    /// through the base tree to an item making its crc.
+    fn resolve(&mut self, log: &Log, c: &Control, e: &Entry, ps: u32, version: u64) -> Result<Option<Problem>> {
+        let at = patch::position(e.offset);
+        let Some(s) = c.slot(e.pgno, Slot { offset: e.offset, crc: e.crc }) else {
+            return Ok(Some(Problem {
+                offset: at,
+                expected: format!(
+                    "a copy of page {} (crc {:#010x}) in the base tree: the reference lies in the region freed below {}",
+                    e.pgno,
+                    e.crc,
+                    c.boundary()
+                ),
+                found: "none".into(),
+            }));
+        };
+        let crc = match self.resolved.get(&s.offset) {
+            Some(r) => r.clone(),
+            None => {
+                let r = Walk::item_crc(log, c, e.pgno, s.offset, ps)?;
+                self.resolved.insert(s.offset, r.clone());
+                r
+            }
+        };
+        Ok(match crc {
+            Err(p) => Some(p),
+            Ok(crc) if crc != e.crc => Some(Problem {
+                offset: patch::position(s.offset),
+                expected: format!("a relocated copy of page {} with crc {:#010x} (version {version})", e.pgno, e.crc),
+                found: format!("crc {crc:#010x}"),
+            }),
+            Ok(_) => None,
+        })
+    }
+
+    /// Format 4: checks entry `e` when it reads through the base tree (it
+    /// lies below the boundary, or is a patch based below it): Some(the
+    /// problem found, if any); None when it is checked as in any log.
+    fn check_redirected(&mut self, log: &Log, e: &Entry, ps: u32, version: u64) -> Result<Option<Option<Problem>>> {
+        let Some(c) = self.control.clone() else { return Ok(None) };
+        let at = patch::position(e.offset);
+        if at < c.boundary() {
+            return Ok(Some(self.resolve(log, &c, e, ps, version)?));
+        }
+        if !self.low_based.contains(&e.offset) {
+            return Ok(None);
+        }
+        Ok(Some(match Walk::item_crc(log, &c, e.pgno, e.offset, ps)? {
+            Err(p) => Some(p),
+            Ok(crc) if crc != e.crc => Some(Problem {
+                offset: at,
+                expected: format!("a patch making crc {:#010x} (page {} of version {version})", e.crc, e.pgno),
+                found: format!("crc {crc:#010x}"),
+            }),
+            Ok(_) => None,
+        }))
+    }
+
     /// Applies a commit (whose entries passed `check_commit`) to the page
     /// map; returns the first problem of the version it makes.
-    fn apply(&mut self, rec: &Rec, entries: &[Entry]) -> Option<Problem> {
+    fn apply(&mut self, log: &Log, rec: &Rec, entries: &[Entry]) -> Result<Option<Problem>> {
         let mut problem: Option<Problem> = self.area_problem.take();
         let version = rec.h.version;
         let ps = rec.h.page_size;
         let at_info = rec.offset + format::RECORD_HEADER_SIZE as u64;
-        let want_full = if rec.is_full() { rec.offset } else { self.last_full };
+        let want_full = if rec.is_map() { rec.offset } else { self.last_full };
         if rec.info.full_map_offset != want_full {
             problem.get_or_insert(Problem {
                 offset: at_info + format::CI_FULL_MAP as u64,
@@ -805,8 +1160,9 @@ impl Walk {
         let (hv, ho, hc) = (rec.info.horizon_version, rec.info.horizon_offset, rec.info.horizon_crc);
         // No horizon is (0, 0, 0); any other must name an earlier commit
         // exactly (a version with offset 0 names none: damage).
-        let horizon_ok =
-            hv < version && if ho == 0 { hv == 0 && hc == 0 } else { self.commits.get(&ho) == Some(&(hv, hc)) };
+        let freed = self.control.as_ref().is_some_and(|c| ho < c.boundary());
+        let horizon_ok = hv < version
+            && if ho == 0 { hv == 0 && hc == 0 } else { freed || self.commits.get(&ho) == Some(&(hv, hc)) };
         if !horizon_ok {
             problem.get_or_insert(Problem {
                 offset: at_info + format::CI_HORIZON_VERSION as u64,
@@ -816,7 +1172,7 @@ impl Walk {
         }
 
         let pages = rec.info.db_pages as usize;
-        if rec.is_full() {
+        if rec.is_map() {
             self.map.clear();
             self.bad.clear();
             self.checksum = 0;
@@ -844,6 +1200,13 @@ impl Walk {
                 continue;
             }
             self.checksum ^= format::page_hash(e.pgno, e.crc);
+            if let Some(checked) = self.check_redirected(log, e, ps, version)? {
+                if let Some(p) = checked {
+                    self.bad.insert(e.pgno, patch::position(e.offset));
+                    problem.get_or_insert(p);
+                }
+                continue;
+            }
             if patch::is_patch(e.offset) {
                 let at = patch::position(e.offset);
                 let found = match self.patches.get(&e.offset) {
@@ -908,6 +1271,6 @@ impl Walk {
                 });
             }
         }
-        problem
+        Ok(problem)
     }
 }

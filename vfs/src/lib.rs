@@ -5,7 +5,9 @@
 //! * the log — [`format`] (bytes on disk), [`log`] (open, recover, read,
 //!   commit, revert), [`txn`] (a write transaction's buffer), [`pagemap`],
 //!   [`storage`], [`lock`], [`history`] (listing, verify), [`compact`],
-//!   [`tree`] (format 4's index tree, not wired in yet): no SQLite
+//!   format 4's checkpoints ([`tree`]: nodes; [`checkpoint`], [`commit4`]:
+//!   writing them; [`index`], [`overlay`]: reading a version from its
+//!   checkpoint's tree), [`mapping`] (checked reads of the file): no SQLite
 //!   types; [`name`]: file names are bytes;
 //! * the SQLite glue — [`sqlite`]: VFS callbacks, locks, pragmas, the
 //!   extension entry points;
@@ -18,16 +20,21 @@
 #![deny(clippy::undocumented_unsafe_blocks)]
 
 pub mod boundary;
+pub mod checkpoint;
 pub mod commit;
+pub mod commit4;
 pub mod compact;
 pub mod control;
 pub mod diff;
 pub mod error;
 pub mod format;
 pub mod history;
+pub mod index;
 pub mod lock;
 pub mod log;
+pub mod mapping;
 pub mod name;
+pub mod overlay;
 pub mod pagemap;
 pub mod patch;
 pub mod reclaim;

@@ -8,8 +8,11 @@
 //! | `record.rs`   | read and check one record (each field from the bytes its crc checked), find the last one |
 //! | `recovery.rs` | open a file, find its latest version, follow other processes' commits, read any version |
 //! | `control.rs`, `reclaim.rs` | format 4 (in development): the control state, retention steps |
-//! | `version.rs`  | the read path: a version's page map over the memory map, frame crc checks |
+//! | `version.rs`  | the read path: a version's page map (format 3's in memory, format 4's a tree and an overlay) |
+//! | `mapping.rs`  | the memory map, and the frame, patch and node checks it remembers |
+//! | `index.rs`, `overlay.rs` | format 4: a version's map read from its checkpoint's tree, the overlay in front |
 //! | `commit.rs`   | the write path: spills, commit records, durability markers, syncs, revert |
+//! | `commit4.rs`, `checkpoint.rs` | format 4: a commit's tail, when a checkpoint is due and its INDEX record |
 //! | `registry.rs` | one `Log` per file per process |
 //!
 //! Nothing here knows SQLite.
@@ -39,7 +42,7 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use crate::control::Control;
 use crate::error::{Error, Result};
-use crate::format::{self, CommitInfo, ControlInfo, Header, RecordHeader};
+use crate::format::{self, CheckpointInfo, CommitInfo, ControlInfo, Header, RecordHeader};
 use crate::patch;
 use crate::storage::LogFile;
 use crate::version::Mapping;
@@ -85,6 +88,9 @@ pub(crate) struct Rec {
     pub(crate) info: CommitInfo,
     /// A CONTROL record's control info (format 4); default for the others.
     pub(crate) control: ControlInfo,
+    /// A checkpoint COMMIT's checkpoint info (format 4); default for the
+    /// others.
+    pub(crate) ckpt: CheckpointInfo,
     pub(crate) payload_start: u64,
     /// The trailer's crc: what the next record names as `prev_crc`.
     pub(crate) crc: u32,
@@ -113,6 +119,17 @@ impl Rec {
     }
     pub(crate) fn is_full(&self) -> bool {
         self.h.flags & format::FLAG_FULL_MAP != 0
+    }
+    /// A format-4 checkpoint: its map is an index tree (plus no overlay).
+    pub(crate) fn is_checkpoint(&self) -> bool {
+        self.is_commit() && self.h.flags & format::FLAG_CHECKPOINT != 0
+    }
+    /// A commit whose map stands alone: a full map or a checkpoint.
+    pub(crate) fn is_map(&self) -> bool {
+        self.is_full() || self.is_checkpoint()
+    }
+    pub(crate) fn is_index(&self) -> bool {
+        self.h.kind == format::KIND_INDEX
     }
     pub(crate) fn link(&self) -> Link {
         Link { version: self.h.version, offset: self.offset, crc: self.crc }

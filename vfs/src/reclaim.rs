@@ -46,19 +46,23 @@ pub(crate) fn control_as_of(c: &Control, version: u64) -> ControlInfo {
 
 /// The bytes of a CONTROL record at `at`, following commit `prev` (whose
 /// page size is `page_size`), with `info` (its `payload_bytes` and
-/// `stragglers` set from the arguments) and `payload`.
+/// `stragglers` set from the arguments), the straggler table `table` and
+/// `payload`.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn control_record(
     salt: u64,
     at: u64,
     prev: Link,
     page_size: u32,
     info: &ControlInfo,
+    table: &[(u64, u64)],
     payload: &[u8],
     claim: bool,
 ) -> Vec<u8> {
     debug_assert_eq!(payload.len() % 8, 0);
     let payload_crc = format::salted_crc(salt, &[payload]);
-    let info = ControlInfo { payload_bytes: payload.len() as u64, stragglers: 0, payload_crc, ..*info };
+    let stragglers = table.len() as u32;
+    let info = ControlInfo { payload_bytes: payload.len() as u64, stragglers, payload_crc, ..*info };
     let lay = format::control_layout(&info);
     let mut buf = vec![0u8; lay.length as usize];
     RecordHeader {
@@ -74,6 +78,9 @@ pub(crate) fn control_record(
     }
     .encode(salt, &mut buf);
     info.encode(&mut buf[format::RECORD_HEADER_SIZE..]);
+    let tb = crate::control::encode_table(table);
+    let t0 = format::RECORD_HEADER_SIZE + format::CONTROL_INFO_SIZE;
+    buf[t0..t0 + tb.len()].copy_from_slice(&tb);
     let ps = lay.payload_start as usize;
     buf[ps..ps + payload.len()].copy_from_slice(payload);
     let (meta, rest) = buf.split_at_mut(ps);
@@ -152,7 +159,7 @@ impl Log {
         info.keep_seconds = policy.age_secs.unwrap_or(0);
         info.keep_bytes = policy.bytes.unwrap_or(0);
         let control = st.control.clone();
-        self.append_control(&mut st, info, &control, Vec::new())?;
+        self.append_control(&mut st, info, &control, control.table(), Vec::new())?;
         Ok(())
     }
 
@@ -161,7 +168,14 @@ impl Log {
     /// and makes it the log's state. `old`: the state it follows (its base
     /// tree is kept when `info` names the same root); `payload`: the
     /// relocated items followed by the base tree's new nodes.
-    fn append_control(&self, st: &mut State, info: ControlInfo, old: &Control, payload: Vec<u8>) -> Result<u64> {
+    fn append_control(
+        &self,
+        st: &mut State,
+        info: ControlInfo,
+        old: &Control,
+        table: &[(u64, u64)],
+        payload: Vec<u8>,
+    ) -> Result<u64> {
         let salt = st.header.expect("a log with a commit has a header").salt;
         let latest = st.latest.clone();
         let at = st.log_end;
@@ -170,7 +184,7 @@ impl Log {
         // so that no claim a later commit makes can name a commit this or a
         // later step frees (a horizon lags under synchronous=NORMAL).
         self.io.sync().map_err(|e| Error::io(&self.path, "sync", None, e))?;
-        let rec = control_record(salt, at, prev, latest.page_size, &info, &payload, true);
+        let rec = control_record(salt, at, prev, latest.page_size, &info, table, &payload, true);
         self.io.write_at(&rec, at).map_err(|e| Error::io(&self.path, "write control", Some(at), e))?;
         self.io.sync().map_err(|e| Error::io(&self.path, "sync", None, e))?;
         st.horizon = prev;
@@ -184,11 +198,13 @@ impl Log {
         self.publish(st, end);
         let crc = format::trailer_crc(&rec[rec.len() - format::TRAILER_SIZE..]);
         let payload_crc = format::salted_crc(salt, &[&payload]);
-        let info = ControlInfo { payload_bytes: payload.len() as u64, stragglers: 0, payload_crc, ..info };
-        let control = if info.base_root == old.info.base_root {
+        let stragglers = table.len() as u32;
+        let info = ControlInfo { payload_bytes: payload.len() as u64, stragglers, payload_crc, ..info };
+        let control = if info.base_root == old.info.base_root && table == old.table() {
             old.copied(at, crc, info)
         } else {
-            Control::load(at, crc, info, &mapping, end.min(mapping.cap))
+            let tb = crate::control::encode_table(table);
+            Control::load(at, crc, info, &tb, &mapping, end.min(mapping.cap))
                 .map_err(|d| self.corrupt(d.offset, d.expected, d.found))?
         };
         st.control = Arc::new(control);
@@ -266,7 +282,7 @@ impl Log {
         // 2. The new boundary: the start of the commit before Vo's full map's
         //    transaction (everything from there on stays).
         let full = match self.read_record(salt, vo_rec.info.full_map_offset, len)? {
-            Some(r) if r.is_commit() && r.is_full() => r,
+            Some(r) if r.is_commit() && r.is_map() => r,
             _ => {
                 return Err(self.corrupt(
                     vo_rec.info.full_map_offset,
@@ -280,14 +296,13 @@ impl Log {
             return Ok(Reclaimed { oldest: old.info.oldest_version.max(1), boundary: b, ..Default::default() });
         }
         // Vo's page map, as it reads (through the current base tree).
-        let (vo_map, _, _) = self.build_map(salt, len, &vo_rec)?;
+        let (vo_map, _, _) = self.build_map(salt, len, &vo_rec, &old)?;
         // Kept reverts' entries that Vo does not share pin the boundary below
         // them, and so do the bases their patches name when those are not
         // Vo's base of the page: the base tree leads a base below `B` to Vo's
         // image only (a revert to `T` copies `T`'s patch, whose base a
         // version between `T` and the revert may have replaced; freeing it
-        // broke the revert). Full maps too: a revert may be one. Phase 1's
-        // stand-in for the straggler table.
+        // broke the revert). Phase 1's stand-in for the straggler table.
         let named = |loc: u64| -> Result<u64> {
             Ok(patch::base_of(&self.read_vec(patch::position(loc), 8)?).expect("8 bytes"))
         };
@@ -302,7 +317,13 @@ impl Log {
             Ok(Some(old.base(p, n).unwrap_or(n)))
         };
         for r in commits.iter().take((latest.number - vo) as usize) {
-            for e in self.read_entries(r)? {
+            if r.is_full() {
+                continue; // format 3's full maps (a format-4 revert is a checkpoint)
+            }
+            // A format-4 checkpoint has no entry table: its tree's slots
+            // (a revert's checkpoint may name old items too).
+            let entries = if r.is_checkpoint() { self.checkpoint_slots(r, &old)? } else { self.read_entries(r)? };
+            for e in entries {
                 let pos = patch::position(e.offset);
                 let shared = vo_map.get(e.pgno).is_some_and(|s| s.offset == e.offset);
                 if e.offset == 0 || shared {
@@ -339,7 +360,11 @@ impl Log {
         // 4. Which pages move, and their copies.
         let ps = vo_rec.h.page_size as usize;
         let db_pages = vo_rec.info.db_pages;
-        let meta = (format::RECORD_HEADER_SIZE + format::CONTROL_INFO_SIZE) as u64;
+        // The straggler table sits before the payload; its length is the
+        // number of Vo's checkpoint's nodes below `B'` (counted first).
+        let kept_nodes = self.nodes_below(&full, &old, bp)?;
+        let meta = (format::RECORD_HEADER_SIZE + format::CONTROL_INFO_SIZE) as u64
+            + kept_nodes * format::STRAGGLER_SIZE as u64;
         let at = st.log_end;
         let payload_at = at + meta;
         let mut payload: Vec<u8> = Vec::new();
@@ -451,6 +476,12 @@ impl Log {
             relocated += 1;
             changes.insert(p, new);
         }
+        // Format 4: the nodes of Vo's checkpoint tree in `[B, B')` are
+        // copied byte for byte and listed in the straggler table; those
+        // below `B` keep their entries (`control.rs` invariant 4). Every
+        // node a later kept checkpoint shares from before `B'` is one of
+        // them: a tree shares a node only with the tree it was made from.
+        let table = self.relocate_nodes(&full, &old, b, bp, payload_at, &mut payload)?;
         // The base tree's new nodes, after the copies.
         let nodes_at = payload_at + payload.len() as u64;
         let src = MapSource { map: &st.mapping, end: st.log_end.min(st.mapping.cap) };
@@ -476,13 +507,82 @@ impl Log {
             oldest_counter: vo_rec.info.page1_counter,
             ..old.info
         };
-        let end = self.append_control(&mut st, info, &old, payload)?;
+        let end = self.append_control(&mut st, info, &old, &table, payload)?;
         let epoch = info.epoch;
         drop(st);
 
         // 6. Punch what no reader can still read directly.
         let punched = self.punch_freed(epoch, bp, b)?;
         Ok(Reclaimed { oldest: vo, boundary: bp, freed: bp - b, relocated, appended: end - at, punched })
+    }
+
+    /// How many nodes of checkpoint `ck`'s tree (read under `old`) lie
+    /// below `bp`: the straggler table's length after a step to `bp`.
+    fn nodes_below(&self, ck: &Rec, old: &Control, bp: u64) -> Result<u64> {
+        let mut n = 0u64;
+        self.walk_checkpoint(ck, old, &mut |v| n += (v.offset < bp) as u64)?;
+        Ok(n)
+    }
+
+    /// Copies the nodes of checkpoint `ck`'s tree in `[b, bp)` to `payload`
+    /// (which starts at file offset `payload_at`); returns the new straggler
+    /// table: those copies, and `old`'s entries for the nodes below `b`.
+    fn relocate_nodes(
+        &self,
+        ck: &Rec,
+        old: &Control,
+        b: u64,
+        bp: u64,
+        payload_at: u64,
+        payload: &mut Vec<u8>,
+    ) -> Result<Vec<(u64, u64)>> {
+        let mut table: Vec<(u64, u64)> = Vec::new();
+        let mut missing = None;
+        self.walk_checkpoint(ck, old, &mut |v| {
+            if v.offset < b {
+                match old.moved_to(v.offset) {
+                    Some(at) => table.push((v.offset, at)),
+                    None => missing = Some(v.offset),
+                }
+            } else if v.offset < bp {
+                table.push((v.offset, payload_at + payload.len() as u64));
+                payload.extend_from_slice(v.bytes);
+            }
+        })?;
+        if let Some(at) = missing {
+            return Err(self.corrupt(at, "an index-tree node below the boundary in the straggler table", "none"));
+        }
+        table.sort_unstable();
+        table.dedup();
+        Ok(table)
+    }
+
+    /// Every non-zero slot of checkpoint `ck`'s tree as map entries, its
+    /// nodes read as a version under `old` reads them.
+    fn checkpoint_slots(&self, ck: &Rec, old: &Control) -> Result<Vec<format::Entry>> {
+        let mut out = Vec::new();
+        self.walk_checkpoint(ck, old, &mut |v| {
+            if v.level == 0 {
+                for i in 0..tree::LEAF_SLOTS {
+                    let s = tree::slot_at(v.bytes, i);
+                    if !s.is_zero() {
+                        out.push(format::Entry { pgno: v.first + i as u32, crc: s.crc, offset: s.offset });
+                    }
+                }
+            }
+        })?;
+        Ok(out)
+    }
+
+    /// Every node of checkpoint `ck`'s tree, read as a version under `old`
+    /// reads it (format 4; nothing for a full map).
+    fn walk_checkpoint(&self, ck: &Rec, old: &Control, f: &mut dyn FnMut(&crate::index::Visit)) -> Result<()> {
+        if !ck.is_checkpoint() || ck.ckpt.root == 0 {
+            return Ok(());
+        }
+        let mapping = self.committed.lock().unwrap_or_else(|p| p.into_inner()).0.clone();
+        let root = tree::Root { offset: ck.ckpt.root, crc: ck.ckpt.root_crc, depth: ck.ckpt.depth };
+        crate::index::walk(&mapping, ck.offset, old, root, f)
     }
 
     /// Punches `[512, bp)` when no reader holds an epoch below `epoch`, else

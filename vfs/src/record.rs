@@ -16,7 +16,9 @@
 use std::sync::Arc;
 
 use crate::error::{Error, Result};
-use crate::format::{self, CommitInfo, ControlInfo, Entry, Header, HeaderError, RecordHeader};
+use crate::format::{
+    self, CheckpointInfo, CommitInfo, ControlInfo, Entry, Header, HeaderError, IndexInfo, RecordHeader,
+};
 use crate::log::{Log, Rec};
 use crate::patch;
 
@@ -109,6 +111,12 @@ impl Log {
         if h.kind == format::KIND_CONTROL {
             return self.read_control(salt, offset, h, &head);
         }
+        if h.kind == format::KIND_INDEX {
+            return self.read_index(salt, offset, h, &head);
+        }
+        if h.flags & format::FLAG_CHECKPOINT != 0 && self.format() < format::FORMAT_V4 {
+            return Ok(None); // a checkpoint is format 4's
+        }
         let entries = if h.kind == format::KIND_COMMIT {
             if head.len() < format::RECORD_HEADER_SIZE + format::COMMIT_INFO_SIZE {
                 return Ok(None);
@@ -117,7 +125,16 @@ impl Log {
         } else {
             0
         };
-        let lay = format::layout(self.format(), offset, h.kind, entries, h.frames, h.page_size, h.patch_words);
+        let lay = format::layout_with_flags(
+            self.format(),
+            offset,
+            h.kind,
+            h.flags,
+            entries,
+            h.frames,
+            h.page_size,
+            h.patch_words,
+        );
         if lay.length != h.length {
             return Ok(None);
         }
@@ -132,15 +149,24 @@ impl Log {
             return Ok(None); // changed between the looks: not a whole record yet
         }
         let mut info = CommitInfo::default();
+        let mut ckpt = CheckpointInfo::default();
         if h.kind == format::KIND_COMMIT {
             info = CommitInfo::decode(&meta[format::RECORD_HEADER_SIZE..]);
             if info.entries != entries {
                 return Ok(None);
             }
+            if h.flags & format::FLAG_CHECKPOINT != 0 {
+                let at = format::RECORD_HEADER_SIZE + format::COMMIT_INFO_SIZE + entries as usize * format::ENTRY_SIZE;
+                match CheckpointInfo::decode(&meta[at..]) {
+                    Some(c) if c.control < offset && c.index < offset && c.root < offset => ckpt = c,
+                    _ => return Ok(None),
+                }
+            }
         }
         let crc = format::trailer_crc(&t);
         let control = ControlInfo::default();
-        Ok(Some(Rec { offset, h, info, control, payload_start: lay.payload_start, crc, meta: Arc::new(meta) }))
+        let payload_start = lay.payload_start;
+        Ok(Some(Rec { offset, h, info, control, ckpt, payload_start, crc, meta: Arc::new(meta) }))
     }
 
     /// `read_record` for a CONTROL record (format 4), whose header `h` and
@@ -183,7 +209,43 @@ impl Log {
         }
         let crc = format::trailer_crc(&t);
         let info = CommitInfo::default();
-        Ok(Some(Rec { offset, h, info, control, payload_start: lay.payload_start, crc, meta: Arc::new(meta) }))
+        let ckpt = CheckpointInfo::default();
+        let payload_start = lay.payload_start;
+        Ok(Some(Rec { offset, h, info, control, ckpt, payload_start, crc, meta: Arc::new(meta) }))
+    }
+
+    /// `read_record` for an INDEX record (format 4), whose header `h` and
+    /// first bytes `head` were read: well-formed only when its payload (the
+    /// nodes) is whole, as a CONTROL record's, so that a record torn by a
+    /// power loss is no record.
+    fn read_index(&self, salt: u64, offset: u64, h: RecordHeader, head: &[u8]) -> Result<Option<Rec>> {
+        if self.format() < format::FORMAT_V4 || h.frames != 0 || h.flags != 0 || h.patch_words != 0 {
+            return Ok(None);
+        }
+        let end = format::RECORD_HEADER_SIZE + format::INDEX_INFO_SIZE;
+        let Some(i0) = head.get(format::RECORD_HEADER_SIZE..end).and_then(IndexInfo::decode) else {
+            return Ok(None);
+        };
+        let lay = format::index_layout(&i0);
+        if lay.length != h.length {
+            return Ok(None);
+        }
+        let meta = self.read_vec(offset, lay.payload_start as usize)?;
+        let t = self.read_vec(offset + h.length - format::TRAILER_SIZE as u64, format::TRAILER_SIZE)?;
+        if !format::check_trailer(salt, offset, &meta, &t) || RecordHeader::decode(salt, &meta) != Some(h) {
+            return Ok(None);
+        }
+        let Some(ix) = IndexInfo::decode(&meta[format::RECORD_HEADER_SIZE..]).filter(|i| *i == i0) else {
+            return Ok(None);
+        };
+        let payload = self.read_vec(offset + lay.payload_start, ix.payload_bytes as usize)?;
+        if format::salted_crc(salt, &[&payload]) != ix.payload_crc {
+            return Ok(None);
+        }
+        let crc = format::trailer_crc(&t);
+        let (info, control, ckpt) = (CommitInfo::default(), ControlInfo::default(), CheckpointInfo::default());
+        let payload_start = lay.payload_start;
+        Ok(Some(Rec { offset, h, info, control, ckpt, payload_start, crc, meta: Arc::new(meta) }))
     }
 
     /// The record's map entries, decoded from the metadata its crc checked
@@ -197,12 +259,39 @@ impl Log {
 
     /// Checks a commit's entries for structure and, for frames written by its
     /// own transaction (offset >= txn_start), their crc. Err(description).
+    /// A format-4 checkpoint has no entry table: its frames are found
+    /// through its tree (the slots at or after `txn_start`), when there are
+    /// frames to check.
     pub(crate) fn check_commit(
         &self,
         rec: &Rec,
         entries: &[Entry],
         txn_start: u64,
     ) -> Result<Option<(u64, String, String)>> {
+        if rec.is_checkpoint() && entries.is_empty() && txn_start != u64::MAX {
+            let own: Vec<Entry> = match self.tree_entries(rec)? {
+                Ok(all) => all.into_iter().filter(|e| patch::position(e.offset) >= txn_start).collect(),
+                Err(d) => return Ok(Some((d.offset, d.expected, d.found))),
+            };
+            return self.check_entries(rec, &own, txn_start);
+        }
+        self.check_entries(rec, entries, txn_start)
+    }
+
+    /// Every non-zero slot of checkpoint `rec`'s tree as map entries, in
+    /// page order, its nodes read and checked (`index::walk_read`).
+    pub(crate) fn tree_entries(&self, rec: &Rec) -> Result<std::result::Result<Vec<Entry>, crate::tree::Damage>> {
+        let root = crate::tree::Root { offset: rec.ckpt.root, crc: rec.ckpt.root_crc, depth: rec.ckpt.depth };
+        let mut out = Vec::new();
+        let read = |at: u64, len: usize| self.read_vec(at, len).ok();
+        let walked = crate::index::walk_read(&read, rec.offset, root, &mut |pgno, s| {
+            out.push(Entry { pgno, crc: s.crc, offset: s.offset });
+        });
+        Ok(walked.map(|()| out))
+    }
+
+    /// [`Log::check_commit`] of the entries given.
+    fn check_entries(&self, rec: &Rec, entries: &[Entry], txn_start: u64) -> Result<Option<(u64, String, String)>> {
         let ps = rec.h.page_size as u64;
         let payload_end = rec.payload_end();
         let patches = self.format() >= format::FORMAT_VERSION;

@@ -35,9 +35,29 @@ pub(crate) struct Walked {
     pub(crate) control: Option<Rec>,
 }
 use crate::control::Control;
+use crate::index::TreeMap;
 use crate::pagemap::PageMap;
 use crate::storage::LogFile;
-use crate::version::{Mapping, Version};
+use crate::version::{Mapping, Pages, Version};
+
+/// The map after commit `r` (whose entries are `entries`) when `map` was its
+/// predecessor's: a full map or a checkpoint replaces it, a delta is
+/// applied to it (format 4: to the overlay; the tree's nodes are read
+/// through `mapping` when looked up).
+pub(crate) fn advance(map: &mut Pages, r: &Rec, entries: &[Entry], mapping: &Arc<Mapping>) {
+    if r.is_checkpoint() {
+        let root = crate::tree::Root { offset: r.ckpt.root, crc: r.ckpt.root_crc, depth: r.ckpt.depth };
+        *map = Pages::Tree(TreeMap::checkpoint(r.info.db_pages, Some(root), r.offset, mapping.clone(), r.end()));
+        return;
+    }
+    if r.is_full() {
+        *map = Pages::Full(PageMap::new());
+    }
+    match map {
+        Pages::Full(m) => m.apply(r.info.db_pages, entries),
+        Pages::Tree(t) => t.apply(r.info.db_pages, entries, mapping.clone(), r.end()),
+    }
+}
 
 impl Log {
     /// Opens (and recovers) the log at `path`. A missing file is created only
@@ -88,6 +108,8 @@ impl Log {
         let start = prev;
         let mut commit_end = prev_end;
         let mut txn_start = pos;
+        // The INDEX record the walk passed since the last commit.
+        let mut index: Option<(u64, u32)> = None;
         while let Some(rec) = self.read_record(salt, pos, len)? {
             if rec.h.kind == format::KIND_MARK {
                 // A MARK follows the commit it names directly, once.
@@ -114,19 +136,25 @@ impl Log {
             if !version_ok
                 || rec.h.prev_commit != prev.offset
                 || rec.h.prev_crc != prev.crc
-                || (first && rec.is_commit() && !rec.is_full())
+                || (first && rec.is_commit() && !rec.is_map())
             {
                 break;
             }
             if rec.is_control() {
-                // Part of the log (format 4): the next record goes after it,
-                // and a later transaction's records start there. One written
-                // after a sync claims the commit it follows durable.
-                if rec.h.flags & format::FLAG_CLAIM != 0 && prev.offset != 0 && prev.version > w.durable.version {
+                // Part of the log (format 4): the next record goes after it.
+                // One written after a sync claims the commit it follows
+                // durable, and a later transaction's records start after
+                // it; one without the claim is a copy inside a checkpoint's
+                // (or full map's) transaction, whose spills and INDEX record
+                // came before it.
+                let claim = rec.h.flags & format::FLAG_CLAIM != 0;
+                if claim && prev.offset != 0 && prev.version > w.durable.version {
                     w.durable = prev;
                 }
                 pos = rec.end();
-                txn_start = pos;
+                if claim {
+                    txn_start = pos;
+                }
                 w.log_end = pos;
                 if let Some(c) = w.commits.last_mut() {
                     c.log_end = pos;
@@ -135,15 +163,29 @@ impl Log {
                 continue;
             }
             if !rec.is_commit() {
+                if rec.is_index() {
+                    index = Some((rec.offset, rec.crc));
+                }
                 pos = rec.end();
                 continue;
             }
             if rec.info.db_pages as u64 > format::max_db_pages(len) {
                 break;
             }
+            // A checkpoint names the INDEX and CONTROL records of its own
+            // transaction, which the walk just passed (format 4).
+            if rec.is_checkpoint() {
+                let named_index = (rec.ckpt.index != 0).then_some((rec.ckpt.index, rec.ckpt.index_crc));
+                let named_control = Some((rec.ckpt.control, rec.ckpt.control_crc));
+                let passed_control = controls.last().filter(|c| c.end() == rec.offset).map(|c| (c.offset, c.crc));
+                if named_index.is_some_and(|n| Some(n) != index) || named_control != passed_control {
+                    break;
+                }
+            }
+            index = None;
             // A delta keeps its predecessor's page size (its map is made of
             // the predecessor's frames): one that does not is not valid.
-            if !rec.is_full() && prev.offset != 0 && rec.h.page_size != prev_ps {
+            if !rec.is_map() && prev.offset != 0 && rec.h.page_size != prev_ps {
                 break;
             }
             let entries = self.read_entries(&rec)?;
@@ -204,9 +246,13 @@ impl Log {
                 }
             }
         }
-        // The last CONTROL record the kept log holds (one written with a
-        // commit cut off above is not part of it).
-        w.control = controls.into_iter().rfind(|c| c.end() <= w.log_end);
+        // The last CONTROL record the kept log holds: one written after a
+        // sync (CLAIM), or the copy a kept checkpoint's (or full map's)
+        // transaction carries right before its commit. A copy whose commit
+        // was cut off above, or never written (a log whose first
+        // transaction was torn has no control state), is not part of it.
+        let kept = |c: &Rec| c.h.flags & format::FLAG_CLAIM != 0 || w.commits.iter().any(|k| k.rec.offset == c.end());
+        w.control = controls.into_iter().rfind(|c| c.end() <= w.log_end && kept(c));
         Ok(w)
     }
 
@@ -312,25 +358,33 @@ impl Log {
         }
     }
 
-    /// Builds the page map of commit `rec` from its last full map plus the
-    /// deltas after it; also returns the delta entries since that full map.
+    /// Builds the page map of commit `rec` whole in memory, from its last
+    /// full map plus the deltas after it (format 4: its checkpoint's tree
+    /// walked, plus the overlay: O(database pages), for the reclaimer).
     /// Also returns the delta entries and commits since that full map.
-    pub(crate) fn build_map(&self, salt: u64, len: u64, rec: &Rec) -> Result<(PageMap, u64, u64)> {
-        Ok(self.build_map_and_control(salt, len, rec)?.0)
+    /// `control`: the log's control state (its straggler table relocates
+    /// nodes below the boundary).
+    pub(crate) fn build_map(&self, salt: u64, len: u64, rec: &Rec, control: &Control) -> Result<(PageMap, u64, u64)> {
+        let mapping = self.committed.lock().unwrap_or_else(|p| p.into_inner()).0.clone();
+        let ((map, since, commits), _) = self.build_map_and_control(salt, len, rec, &mapping)?;
+        Ok((map.to_page_map(control, &mapping)?, since, commits))
     }
 
     /// [`Log::build_map`], and the newest CONTROL record (format 4) among
     /// the one right before the full map's commit and those after it, up to
     /// `rec`: the control state as of `rec` (None: the log has none yet).
+    /// Format 4: the version's map is its checkpoint's tree, read where it
+    /// lies through `mapping` (which covers `rec`), and an overlay.
     pub(crate) fn build_map_and_control(
         &self,
         salt: u64,
         len: u64,
         rec: &Rec,
-    ) -> Result<((PageMap, u64, u64), Option<Rec>)> {
+        mapping: &Arc<Mapping>,
+    ) -> Result<((Pages, u64, u64), Option<Rec>)> {
         let fo = rec.info.full_map_offset;
         let full = match self.read_record(salt, fo, len)? {
-            Some(r) if r.is_commit() && r.is_full() && r.h.version <= rec.h.version => r,
+            Some(r) if r.is_commit() && r.is_map() && r.h.version <= rec.h.version => r,
             _ => {
                 return Err(self.corrupt(
                     fo,
@@ -339,15 +393,16 @@ impl Log {
                 ))
             }
         };
-        let mut map = PageMap::new();
+        let mut map = Pages::default();
         let entries = self.read_entries(&full)?;
         self.check_map_structure(&full, &entries, len)?;
-        map.apply(full.info.db_pages, &entries);
+        advance(&mut map, &full, &entries, mapping);
         let mut since = 0u64;
         let mut commits = 0u64;
         let mut pos = full.end();
         let mut last = full.clone();
         let mut control = self.control_before(salt, len, &full)?;
+        let mut pending: Option<Rec> = None;
         while last.offset != rec.offset {
             let r = self.read_record(salt, pos, len)?.ok_or_else(|| {
                 self.corrupt(pos, format!("a record between versions {} and {}", last.h.version, rec.h.version), "none")
@@ -360,7 +415,7 @@ impl Log {
                         r.h.version.to_string(),
                     ));
                 }
-                if !r.is_full() && r.h.page_size != last.h.page_size {
+                if !r.is_map() && r.h.page_size != last.h.page_size {
                     // Its map is its predecessor's frames, of that size.
                     return Err(self.corrupt(
                         pos + format::RH_PAGE_SIZE as u64,
@@ -370,19 +425,27 @@ impl Log {
                 }
                 let entries = self.read_entries(&r)?;
                 self.check_map_structure(&r, &entries, len)?;
-                if r.is_full() {
-                    map = PageMap::new();
+                if r.is_map() {
                     since = 0;
                     commits = 0;
                 } else {
                     since += entries.len() as u64;
                     commits += 1;
                 }
-                map.apply(r.info.db_pages, &entries);
+                advance(&mut map, &r, &entries, mapping);
                 last = r.clone();
             }
+            // A CONTROL copy counts once the commit of its transaction
+            // follows it (a torn transaction's copy does not).
+            if r.is_commit() && pending.as_ref().is_some_and(|c: &Rec| c.end() == r.offset) {
+                control = pending.take();
+            }
             if r.is_control() {
-                control = Some(r.clone());
+                if r.h.flags & format::FLAG_CLAIM != 0 {
+                    control = Some(r.clone());
+                } else {
+                    pending = Some(r.clone());
+                }
             }
             pos = r.end();
         }
@@ -393,7 +456,7 @@ impl Log {
     /// follows the same commit (format 4 writes one before every full map,
     /// in the same transaction). None before format 4.
     fn control_before(&self, salt: u64, len: u64, c: &Rec) -> Result<Option<Rec>> {
-        if self.format() < format::FORMAT_V4 || !c.is_full() {
+        if self.format() < format::FORMAT_V4 || !c.is_map() {
             return Ok(None);
         }
         let t = c.offset.saturating_sub(format::TRAILER_SIZE as u64);
@@ -402,7 +465,14 @@ impl Log {
         }
         let ro = format::trailer_record_offset(&self.read_vec(t, format::TRAILER_SIZE)?);
         match self.read_record(salt, ro, len)? {
-            Some(r) if r.is_control() && r.end() == c.offset && r.prev_link() == c.prev_link() => Ok(Some(r)),
+            Some(r)
+                if r.is_control()
+                    && r.end() == c.offset
+                    && r.prev_link() == c.prev_link()
+                    && (!c.is_checkpoint() || (r.offset, r.crc) == (c.ckpt.control, c.ckpt.control_crc)) =>
+            {
+                Ok(Some(r))
+            }
             _ => Err(self.corrupt(
                 c.offset,
                 "the CONTROL record of this full map's transaction right before it (format 4)",
@@ -425,9 +495,9 @@ impl Log {
         walked_control: Option<Rec>,
     ) -> Result<()> {
         // rec passed recovery: everything below the log end is committed.
-        self.mapping_covering(st, log_end)?;
+        let mapping = self.mapping_covering(st, log_end)?;
         self.publish(st, log_end);
-        let ((map, since, commits), control) = self.build_map_and_control(salt, len, rec)?;
+        let ((map, since, commits), control) = self.build_map_and_control(salt, len, rec, &mapping)?;
         // The control state: the newest CONTROL record of the log (format 4).
         if let Some(c) = [control, walked_control].into_iter().flatten().max_by_key(|c| c.offset) {
             self.install_control(st, &c, log_end)?;
@@ -454,19 +524,14 @@ impl Log {
         }
         let mapping = self.mapping_covering(st, log_end)?;
         let src_end = log_end.min(mapping.cap);
-        let control = Control::load(c.offset, c.crc, c.control, &mapping, src_end)
+        let table = &c.meta[format::RECORD_HEADER_SIZE + format::CONTROL_INFO_SIZE..];
+        let control = Control::load(c.offset, c.crc, c.control, table, &mapping, src_end)
             .map_err(|d| self.corrupt(d.offset, d.expected, d.found))?;
         st.control = Arc::new(control);
         Ok(())
     }
 
-    pub(crate) fn make_version(
-        &self,
-        rec: &Rec,
-        map: PageMap,
-        mapping: Arc<Mapping>,
-        control: Arc<Control>,
-    ) -> Version {
+    pub(crate) fn make_version(&self, rec: &Rec, map: Pages, mapping: Arc<Mapping>, control: Arc<Control>) -> Version {
         Version {
             number: rec.h.version,
             page_size: rec.h.page_size,
@@ -549,10 +614,10 @@ impl Log {
             off = r.h.prev_commit;
             want_crc = r.h.prev_crc;
         };
-        let (map, _, _) = self.build_map(salt, len, &rec)?;
         // Redirected pages lie in CONTROL records after the version's end.
         let cover = rec.end().max(st.log_end);
         let mapping = self.mapping_covering(&mut st, cover)?;
+        let ((map, _, _), _) = self.build_map_and_control(salt, len, &rec, &mapping)?;
         Ok(Arc::new(self.make_version(&rec, map, mapping, st.control.clone())))
     }
 
@@ -563,9 +628,9 @@ impl Log {
     /// not reach.
     pub(crate) fn version_of(&self, salt: u64, rec: &Rec) -> Result<Arc<Version>> {
         let len = self.file_len()?;
-        let (map, _, _) = self.build_map(salt, len, rec)?;
-        let mut st = self.lock();
-        let mapping = self.mapping_covering(&mut st, rec.end())?;
+        let mapping = self.mapping_covering(&mut self.lock(), rec.end())?;
+        let ((map, _, _), _) = self.build_map_and_control(salt, len, rec, &mapping)?;
+        let st = self.lock();
         Ok(Arc::new(self.make_version(rec, map, mapping, st.control.clone())))
     }
 
@@ -651,13 +716,13 @@ impl Log {
             }
             return Ok(st.latest.clone());
         }
+        let mapping = self.mapping_covering(&mut st, w.log_end)?;
         let mut map = st.latest.map.clone();
         let mut since = st.entries_since_full;
         let mut commits = st.commits_since_full;
         let mut checksum = st.latest.checksum;
         for Walk { rec: r, entries, .. } in &w.commits {
-            if r.is_full() {
-                map = PageMap::new();
+            if r.is_map() {
                 since = 0;
                 commits = 0;
                 st.full_map_offset = r.offset;
@@ -665,13 +730,12 @@ impl Log {
                 since += entries.len() as u64;
                 commits += 1;
             }
-            map.apply(r.info.db_pages, entries);
+            advance(&mut map, r, entries, &mapping);
             checksum = r.info.checksum;
         }
         let r = &w.commits.last().expect("not empty").rec;
         st.entries_since_full = since;
         st.commits_since_full = commits;
-        let mapping = self.mapping_covering(&mut st, w.log_end)?;
         st.latest = Arc::new(Version {
             number: r.h.version,
             page_size: r.h.page_size,

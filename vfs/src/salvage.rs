@@ -19,6 +19,13 @@
 //!    that recovery refuses ends is reported apart (`Listing::forward_end`),
 //!    since it may be an unfinished transaction after the damage.
 //! 4. Nothing here writes; the log is opened read-only.
+//! 5. Format 4 with retention (docs/format-4.md): bytes below the boundary
+//!    `B` are freed, never damage, and never read as records. The forward
+//!    read starts at `B` (recovery's control state), or, when recovery
+//!    refuses the log, at the first record after the zeros at 512, which the
+//!    newest CONTROL record in the file must then declare freed (else the
+//!    zeros are damage). Versions below the oldest kept `Vo` are reclaimed:
+//!    neither listed nor called damage (`Error::Reclaimed` names `Vo`).
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -36,6 +43,27 @@ pub struct Readable {
     salt: u64,
     /// Why recovery refuses the log (it is then read forward from 512).
     recovery_error: Option<Problem>,
+}
+
+/// Where the forward read starts: offset 512 with no commit before it, or
+/// (format 4) the boundary, after a commit that was freed.
+struct Start {
+    pos: u64,
+    prev: Prev,
+    /// The boundary the start relies on (512: none).
+    boundary: u64,
+    /// Recovery's oldest kept version (0: recovery did not say).
+    oldest: u64,
+    /// Recovery refused the log and the read starts after zeros at 512:
+    /// the newest CONTROL record in the file must declare them freed.
+    unproven_hole: bool,
+    /// That record, if there is one.
+    control: Option<Rec>,
+    /// A version known durable before the read starts: recovery's horizon,
+    /// or what the newest CONTROL record claims (a step syncs before it
+    /// writes one). Commits up to it need not have their frames re-read,
+    /// which for a patch based below the boundary would take redirection.
+    durable: u64,
 }
 
 /// Every readable version of a log, and the damage met finding them.
@@ -156,10 +184,84 @@ impl Readable {
             let empty = Version::empty(format::MIN_PAGE_SIZE, Arc::new(Mapping::empty(self.log.path())));
             return Ok(Read { version: Arc::new(empty), damage });
         }
+        let (oldest, _) = self.kept()?;
+        if n < oldest {
+            let latest = listing.versions.last().map_or(0, |v| v.version);
+            return Err(Error::Reclaimed { path: self.log.path().to_path_buf(), version: n, oldest, latest });
+        }
         match listing.recs.iter().find(|r| r.h.version == n) {
             Some(rec) => Ok(Read { version: self.log.version_of(self.salt, rec)?, damage }),
             None => Err(self.log.corrupt(first.offset, first.expected, first.found)),
         }
+    }
+
+    /// Format 4: the oldest version the retention policy keeps and the
+    /// boundary (`(0, 512)`: nothing was reclaimed), as recovery found them
+    /// or, when recovery refuses the log, as the forward read found them.
+    pub fn kept(&self) -> Result<(u64, u64)> {
+        if self.recovery_error.is_none() {
+            self.log.refresh()?;
+            let st = self.log.lock();
+            return Ok(if st.control.redirects() {
+                (st.control.info.oldest_version, st.control.boundary())
+            } else {
+                (0, format::FIRST_RECORD)
+            });
+        }
+        let len = self.log.file_len()?;
+        let start = self.start(len)?;
+        Ok(start
+            .control
+            .filter(|c| c.control.boundary >= start.pos)
+            .map_or((0, format::FIRST_RECORD), |c| (c.control.oldest_version, c.control.boundary)))
+    }
+
+    /// Where the forward read starts (see [`Start`]).
+    fn start(&self, len: u64) -> Result<Start> {
+        let log = &self.log;
+        let mut s = Start {
+            pos: format::FIRST_RECORD,
+            prev: Prev::NONE,
+            boundary: 0,
+            oldest: 0,
+            unproven_hole: false,
+            control: None,
+            durable: 0,
+        };
+        if log.format() < format::FORMAT_V4 {
+            return Ok(s);
+        }
+        if self.recovery_error.is_none() {
+            let st = log.lock();
+            if !st.control.redirects() {
+                return Ok(s);
+            }
+            s.pos = st.control.boundary();
+            s.boundary = s.pos;
+            s.oldest = st.control.info.oldest_version;
+            s.durable = st.horizon.version;
+        } else {
+            // The first nonzero 8-byte word after 512 (the region below the
+            // boundary reads as zeros once punched).
+            let at = log.first_nonzero(format::FIRST_RECORD, len)?;
+            if at == format::FIRST_RECORD || at >= len {
+                return Ok(s);
+            }
+            s.pos = at;
+            s.unproven_hole = true;
+            s.control = log.newest_control(self.salt, len, at)?;
+            if let Some(c) = s.control.as_ref().filter(|c| c.control.boundary >= at) {
+                s.oldest = c.control.oldest_version;
+                if c.h.flags & format::FLAG_CLAIM != 0 {
+                    s.durable = c.prev_link().version;
+                }
+            }
+        }
+        if let Some(r) = log.read_record(self.salt, s.pos, len)? {
+            let l = r.prev_link();
+            s.prev = Prev { version: l.version, offset: l.offset, crc: l.crc };
+        }
+        Ok(s)
     }
 
     /// Every readable version (invariant 1) and the damage met.
@@ -169,7 +271,32 @@ impl Readable {
             return Ok(out);
         }
         let len = self.log.file_len()?;
-        let (mut steps, end, end_pos, clean) = self.forward(len)?;
+        let start = self.start(len)?;
+        let (mut steps, mut end, end_pos, mut clean) = self.forward(len, &start)?;
+        let mut oldest = start.oldest;
+        if start.unproven_hole {
+            // Recovery refused the log: the zeros at 512 are freed only if a
+            // CONTROL record the read passed says so.
+            match &start.control {
+                Some(c) if c.control.boundary >= start.pos => {
+                    oldest = c.control.oldest_version;
+                    let mut st = self.log.lock();
+                    self.log.install_control(&mut st, c, c.end())?;
+                }
+                _ => {
+                    out.damage.push(Problem {
+                        offset: format::FIRST_RECORD,
+                        expected: Prev::NONE.describe(),
+                        found: format!("zero bytes up to {} that no CONTROL record declares freed", start.pos),
+                    });
+                    if steps.is_empty() {
+                        // Nothing read: where it ended is the damage above.
+                        end = None;
+                        clean = true;
+                    }
+                }
+            }
+        }
         let latest = match &self.recovery_error {
             Some(p) => {
                 out.damage.push(p.clone());
@@ -187,14 +314,16 @@ impl Readable {
             let reached = steps.last().is_some_and(|s| s.rec.offset == l.commit_offset && s.rec.crc == l.commit_crc);
             if !reached {
                 out.damage.extend(end);
-                chain = self.back_from_latest(len, l, &steps, end_pos, &mut out.damage)?;
+                let stop = (start.boundary.max(format::FIRST_RECORD), oldest);
+                chain = self.back_from_latest(len, l, &steps, end_pos, stop, &mut out.damage)?;
             }
         }
         // The forward read's versions whose stated full map it passed.
         let fulls: HashMap<u64, u64> =
-            steps.iter().filter(|s| s.rec.is_full()).map(|s| (s.rec.offset, s.rec.h.version)).collect();
+            steps.iter().filter(|s| s.rec.is_map()).map(|s| (s.rec.offset, s.rec.h.version)).collect();
         let forward: Vec<(Rec, u64, Vec<Entry>)> = steps
             .into_iter()
+            .filter(|s| s.rec.h.version >= oldest) // older ones were reclaimed
             .filter(|s| {
                 let ok = fulls.get(&s.rec.info.full_map_offset).is_some_and(|&v| v <= s.rec.h.version);
                 if !ok {
@@ -232,16 +361,17 @@ impl Readable {
     /// refusing the log). Returns the commits passed, why the read ended,
     /// the offset of the record it ended at, and whether that is a clean
     /// end (zeros or the end of the file right after a commit).
-    fn forward(&self, len: u64) -> Result<(Vec<Step>, Option<Problem>, u64, bool)> {
+    /// Format 4: the read starts at `start` (the boundary).
+    fn forward(&self, len: u64, start: &Start) -> Result<(Vec<Step>, Option<Problem>, u64, bool)> {
         let log = &self.log;
         let salt = self.salt;
         let mut steps: Vec<Step> = Vec::new();
-        let mut pos = format::FIRST_RECORD;
-        let mut prev = Prev::NONE;
+        let mut pos = start.pos;
+        let mut prev = start.prev;
         let mut prev_ps = 0u32;
         let mut txn_start = pos;
         let mut marked = false;
-        let mut durable = 0u64;
+        let mut durable = start.durable;
         let mut clean = false;
         let end = loop {
             let Some(rec) = log.read_record(salt, pos, len)? else {
@@ -267,14 +397,23 @@ impl Readable {
             if !prev.follows(&rec) {
                 break stop(prev.describe(), describe_link(&rec));
             }
+            if rec.is_control() && rec.h.flags & format::FLAG_CLAIM != 0 {
+                durable = durable.max(prev.version); // a step synced first
+            }
+            if rec.is_control() && pos == txn_start {
+                // Between commits, as a MARK (the log may end after it).
+                pos = rec.end();
+                txn_start = pos;
+                continue;
+            }
             if !rec.is_commit() {
                 pos = rec.end();
                 continue;
             }
-            if prev.offset == 0 && !rec.is_full() {
+            if prev.offset == 0 && !rec.is_map() {
                 break stop("a full page map (the first commit of a log)".into(), "a delta".into());
             }
-            if prev.offset != 0 && !rec.is_full() && rec.h.page_size != prev_ps {
+            if prev_ps != 0 && !rec.is_map() && rec.h.page_size != prev_ps {
                 break stop(
                     format!("page size {prev_ps} (a delta keeps its predecessor's)"),
                     rec.h.page_size.to_string(),
@@ -285,7 +424,10 @@ impl Readable {
                 break Some(problem(e)?);
             }
             let claim = if rec.h.flags & format::FLAG_SEALED != 0 { rec.link() } else { rec.horizon() };
-            if claim != Link::default() && claim.version <= rec.h.version {
+            // A claim of a commit before where the read started (a freed
+            // region's) cannot be checked, and is not damage.
+            let before_start = claim.offset < start.pos && claim.version <= start.prev.version;
+            if claim != Link::default() && claim.version <= rec.h.version && !before_start {
                 let named = if claim.version == rec.h.version {
                     rec.link()
                 } else {
@@ -315,7 +457,9 @@ impl Readable {
         };
         // Step 4: the commits no record claims durable must have every frame
         // their transaction wrote.
-        if let Some(first) = steps.iter().position(|s| s.rec.h.version > durable) {
+        // Reclaimed versions (format 4) are not read: their frames may be
+        // based in the freed region.
+        if let Some(first) = steps.iter().position(|s| s.rec.h.version > durable.max(start.oldest.saturating_sub(1))) {
             for i in first..steps.len() {
                 let s = &steps[i];
                 if let Some((offset, expected, found)) = log.check_commit(&s.rec, &s.entries, s.txn_start)? {
@@ -337,6 +481,7 @@ impl Readable {
         latest: &Version,
         forward: &[Step],
         forward_end: u64,
+        (boundary, oldest): (u64, u64),
         damage: &mut Vec<Problem>,
     ) -> Result<Vec<(Rec, u64, Vec<Entry>)>> {
         let log = &self.log;
@@ -346,6 +491,9 @@ impl Readable {
         loop {
             if forward.iter().any(|s| s.rec.link() == want) {
                 break;
+            }
+            if want.offset < boundary || want.version < oldest {
+                break; // reclaimed (format 4): freed, not damage
             }
             let rec = match log.read_record(salt, want.offset, len)? {
                 Some(r) if r.is_commit() && r.link() == want => r,
@@ -435,7 +583,7 @@ impl MapPath {
     fn start(log: &Log, salt: u64, len: u64, fo: u64, rec: &Rec) -> Result<MapPath> {
         let mut p = MapPath { last: None, pos: 0, broken: None };
         match log.read_record(salt, fo, len)? {
-            Some(full) if full.is_commit() && full.is_full() && full.h.version <= rec.h.version => {
+            Some(full) if full.is_commit() && full.is_map() && full.h.version <= rec.h.version => {
                 let entries = log.read_entries(&full)?;
                 match log.check_map_structure(&full, &entries, len) {
                     Ok(()) => {
@@ -475,7 +623,7 @@ impl MapPath {
                     self.broken = Some(Problem { offset: at, expected, found: r.h.version.to_string() });
                     break;
                 }
-                if !r.is_full() && r.h.page_size != last.h.page_size {
+                if !r.is_map() && r.h.page_size != last.h.page_size {
                     self.broken = Some(Problem {
                         offset: at + format::RH_PAGE_SIZE as u64,
                         expected: format!("page size {} (a delta keeps its predecessor's)", last.h.page_size),

@@ -142,7 +142,7 @@ fn u32_at(b: &[u8], at: usize) -> u32 {
 fn u64_at(b: &[u8], at: usize) -> u64 {
     u64::from(u32_at(b, at)) | u64::from(u32_at(b, at + 4)) << 32
 }
-fn slot_at(b: &[u8], i: usize) -> Slot {
+pub(crate) fn slot_at(b: &[u8], i: usize) -> Slot {
     let at = NODE_SLOTS + i * SLOT_SIZE;
     Slot { offset: u64_at(b, at + SLOT_OFFSET), crc: u32_at(b, at + SLOT_CRC) }
 }

@@ -57,6 +57,10 @@ pub struct WriteTxn {
     /// The smallest size (in base pages) the transaction truncated to: base
     /// pages past it are gone, even if the database grows again.
     min_pages: u32,
+    /// The commit the new one follows when it is not `base` (a format-4
+    /// revert: its pages are `base`'s, the target's, and it follows the
+    /// latest).
+    follows: Option<Arc<Version>>,
 }
 
 impl WriteTxn {
@@ -72,7 +76,28 @@ impl WriteTxn {
             spill_limit,
             alloc_at_begin,
             min_pages: u32::MAX,
+            follows: None,
         }
+    }
+
+    /// A revert's transaction (format 4): on `target`'s pages, following
+    /// `latest`, with page 1 set to `page1`.
+    pub(crate) fn revert(
+        target: Arc<Version>,
+        latest: Arc<Version>,
+        page1: Box<[u8]>,
+        start: u64,
+        alloc_at_begin: u64,
+    ) -> WriteTxn {
+        let mut t = WriteTxn::new(target, DEFAULT_SPILL_LIMIT, start, alloc_at_begin);
+        t.follows = Some(latest);
+        t.put(1, page1);
+        t
+    }
+
+    /// The commit the new one follows: the base, or a revert's latest.
+    pub(crate) fn follows(&self) -> &Arc<Version> {
+        self.follows.as_ref().unwrap_or(&self.base)
     }
 
     /// The file length when the transaction began (see `Log::discard`).
@@ -227,7 +252,9 @@ impl WriteTxn {
         }
         mem.sort_unstable_by_key(|(p, _)| *p);
         let refs: Vec<(u32, &[u8])> = mem.iter().map(|(p, m)| (*p, &m[..])).collect();
-        let (end, slots) = log.write_spill(&self.base, self.spill_end, self.page_size, &refs)?;
+        // A spill names the commit the transaction follows (a revert's: the
+        // latest, not the target whose pages it holds).
+        let (end, slots) = log.write_spill(self.follows(), self.spill_end, self.page_size, &refs)?;
         for ((p, _), s) in mem.iter().zip(slots) {
             self.pages.insert(*p, Buf::Spilled(s));
         }

@@ -32,304 +32,90 @@
 //!    in `Mapping::verified`, which is for images only.
 
 use std::borrow::Cow;
-use std::collections::HashMap;
-use std::fs::File;
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU16, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
-
-use memmap2::{Mmap, MmapOptions};
+use std::sync::{Arc, OnceLock};
 
 use crate::control::Control;
 use crate::error::{Error, Result};
 use crate::format;
+use crate::format::Entry;
+use crate::index::TreeMap;
 use crate::pagemap::{PageMap, Slot};
 use crate::patch;
 
-/// A read-only window on the file. It may be longer than the file: only
-/// offsets below a committed end are ever read through it. It also remembers
-/// which frames this process has checked, and against which crc (a 16-bit
-/// tag of it per 512-byte unit, 0 = not checked), so every frame is checked
-/// once, on its first read; a second map entry naming the same frame with
-/// another crc (only a crafted log has one) is checked again and fails.
-pub struct Mapping {
-    /// The file, for `read_frame` (pread).
-    pub(crate) file: Option<Arc<File>>,
-    pub(crate) mmap: Option<Mmap>,
-    pub(crate) cap: u64,
-    pub(crate) path: PathBuf,
-    pub(crate) verified: Box<[AtomicU16]>,
-    /// The offset (plus one; 0 = none) of the first damage any read in this
-    /// process found, shared by all mappings of one log: the log then
-    /// refuses writes (`Log::prepare_write`).
-    pub(crate) damage: Arc<AtomicU64>,
-    /// Patches this process has checked (invariant 5): offset → the crc
-    /// of the page it makes. Shared by all mappings of one log.
-    pub(crate) patches: Arc<Mutex<HashMap<u64, u32>>>,
-}
-
-/// How many checked patches `Mapping::patches` remembers at most (about
-/// 3 MiB): a long-lived writer adds one a commit.
-const PATCHES_REMEMBERED: usize = 1 << 16;
-
-/// The tag of a frame crc in `Mapping::verified`: never 0.
-#[inline]
-fn crc_tag(crc: u32) -> u16 {
-    (crc % 65535) as u16 + 1
-}
-
-impl Mapping {
-    pub(crate) fn new(file: &Arc<File>, path: &Path, min_len: u64, prev: Option<&Mapping>) -> std::io::Result<Mapping> {
-        let cap = (min_len.saturating_mul(2)).max(64 << 20).next_multiple_of(1 << 20);
-        // SAFETY: the map is read-only and we only read bytes below a committed
-        // end, which (invariant 1) no process writes or truncates. Bytes past
-        // the file's end are never touched, so no SIGBUS.
-        let mmap = unsafe { MmapOptions::new().len(cap as usize).map(&**file)? };
-        let units = (cap / format::PAYLOAD_ALIGN) as usize;
-        // Zeroed memory from the allocator (calloc: pages are only touched
-        // when a frame is checked), viewed as atomics.
-        let zeros: Box<[u16]> = vec![0u16; units].into_boxed_slice();
-        // SAFETY: AtomicU16 has the same size, alignment and bit validity as
-        // u16 (std docs), so a boxed slice of one is a boxed slice of the other.
-        let verified: Box<[AtomicU16]> = unsafe { Box::from_raw(Box::into_raw(zeros) as *mut [AtomicU16]) };
-        if let Some(p) = prev {
-            for (a, b) in verified.iter().zip(p.verified.iter()) {
-                a.store(b.load(Ordering::Relaxed), Ordering::Relaxed);
-            }
-        }
-        let damage = prev.map(|p| p.damage.clone()).unwrap_or_default();
-        let patches = prev.map(|p| p.patches.clone()).unwrap_or_default();
-        Ok(Mapping {
-            file: Some(file.clone()),
-            mmap: Some(mmap),
-            cap,
-            path: path.to_path_buf(),
-            verified,
-            damage,
-            patches,
-        })
-    }
-
-    pub(crate) fn empty(path: &Path) -> Mapping {
-        Mapping {
-            file: None,
-            mmap: None,
-            cap: 0,
-            path: path.to_path_buf(),
-            verified: Box::new([]),
-            damage: Default::default(),
-            patches: Default::default(),
-        }
-    }
-
-    #[inline]
-    pub(crate) fn slice(&self, offset: u64, len: usize) -> &[u8] {
-        debug_assert!(offset + len as u64 <= self.cap);
-        let m = self.mmap.as_ref().expect("read through an empty mapping");
-        &m[offset as usize..offset as usize + len]
-    }
-
-    #[inline]
-    fn is_verified(&self, offset: u64, crc: u32) -> bool {
-        let unit = (offset / format::PAYLOAD_ALIGN) as usize;
-        self.verified.get(unit).is_some_and(|x| x.load(Ordering::Relaxed) == crc_tag(crc))
-    }
-
-    pub(crate) fn mark_verified(&self, offset: u64, crc: u32) {
-        let unit = (offset / format::PAYLOAD_ALIGN) as usize;
-        if let Some(x) = self.verified.get(unit) {
-            x.store(crc_tag(crc), Ordering::Relaxed);
-        }
-    }
-
-    /// Copies `dst.len()` bytes from `in_page` on of the frame at `offset`
-    /// with pread, checking the frame against `crc` on first use. This is
-    /// SQLite's read path: pread, not the memory map, so that a file cut
-    /// short by another program is an error here, where touching the map
-    /// would raise SIGBUS and kill the host.
-    fn read_frame(&self, offset: u64, len: usize, crc: u32, pgno: u32, in_page: usize, dst: &mut [u8]) -> Result<()> {
-        use std::os::unix::fs::FileExt;
-        let file = self.file.as_ref().expect("read through an empty mapping");
-        let pread = |buf: &mut [u8], at: u64| {
-            file.read_exact_at(buf, at).map_err(|e| {
-                if e.kind() == std::io::ErrorKind::UnexpectedEof {
-                    self.note_damage(at);
-                    Error::Corrupt {
-                        path: self.path.clone(),
-                        offset: at,
-                        expected: format!(
-                            "a frame of page {pgno} (the committed log was truncated by another program)"
-                        ),
-                        found: "the end of the file".into(),
-                    }
-                } else {
-                    Error::io(&self.path, "read", Some(at), e)
-                }
-            })
-        };
-        if self.is_verified(offset, crc) {
-            return pread(dst, offset + in_page as u64);
-        }
-        let mut page = vec![0u8; len];
-        pread(&mut page, offset)?;
-        self.check(offset, crc, pgno, &page)?;
-        dst.copy_from_slice(&page[in_page..in_page + dst.len()]);
-        Ok(())
-    }
-
-    /// Makes the page the patch at `at` (a map entry's offset − 1) makes,
-    /// into `page` (page size bytes), and checks it against `crc`: at most
-    /// two preads, one of the base image into `page`, one of the patch.
-    /// `map_ok`: a patch checked before may be read from the map (as
-    /// `Mapping::frame` reads); SQLite's reads (`Version::read`) always
-    /// `pread`, so that a file another program cut short is an error there.
-    /// `fix`: where the base a patch names is read (format 4 redirects a
-    /// base below the boundary: `Version::base_of`).
-    fn read_patched(
-        &self,
-        at: u64,
-        crc: u32,
-        pgno: u32,
-        page: &mut [u8],
-        map_ok: bool,
-        fix: &dyn Fn(u64) -> u64,
-    ) -> Result<()> {
-        use std::os::unix::fs::FileExt;
-        let checked = self.patch_checked(at, crc);
-        if checked && map_ok {
-            // Checked before: both lie in the file (invariant 5).
-            let b = self.slice(at, patch::stated_size(self.slice(at, patch::HEADER)).expect("16 bytes"));
-            let p = patch::parse(b, at, page.len() as u32).expect("a checked patch");
-            page.copy_from_slice(self.slice(fix(p.base), page.len()));
-            p.apply(b, page);
-            return Ok(());
-        }
-        let file = self.file.as_ref().expect("read through an empty mapping");
-        let bad = |found: String| {
-            self.note_damage(at);
-            Error::Corrupt {
-                path: self.path.clone(),
-                offset: at,
-                expected: format!("a patch of page {pgno} making crc {crc:#010x}"),
-                found,
-            }
-        };
-        // Read as much as a page: a patch pagelog writes is smaller. The file
-        // may end sooner (a patch near the end of the log).
-        let read_upto = |buf: &mut [u8], from: u64| -> Result<usize> {
-            let mut got = 0;
-            while got < buf.len() {
-                match file.read_at(&mut buf[got..], from + got as u64) {
-                    Ok(0) => break,
-                    Ok(n) => got += n,
-                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                    Err(e) => return Err(Error::io(&self.path, "read", Some(from + got as u64), e)),
-                }
-            }
-            Ok(got)
-        };
-        // Bytes a committed version reads are never truncated by pagelog:
-        // running out of them means another program cut the file.
-        let truncated = |end: u64| {
-            self.note_damage(end);
-            Error::Corrupt {
-                path: self.path.clone(),
-                offset: end,
-                expected: format!("a patch of page {pgno} (the committed log was truncated by another program)"),
-                found: "the end of the file".into(),
-            }
-        };
-        let mut b = vec![0u8; page.len()];
-        let got = read_upto(&mut b, at)?;
-        b.truncate(got);
-        let want = patch::stated_size(&b).unwrap_or(patch::HEADER);
-        if want > patch::MAX_SIZE {
-            return Err(bad(format!("a patch header saying it is over {} bytes long", patch::MAX_SIZE)));
-        }
-        if want > b.len() && got == page.len() {
-            b.resize(want, 0);
-            let more = read_upto(&mut b[got..], at + got as u64)?;
-            b.truncate(got + more);
-        }
-        if want > b.len() {
-            return Err(truncated(at + b.len() as u64));
-        }
-        let p = patch::parse(&b, at, page.len() as u32).map_err(|e| bad(format!("a patch breaking a rule: {e}")))?;
-        let base = fix(p.base);
-        let n = read_upto(page, base)?;
-        if n != page.len() {
-            return Err(truncated(base + n as u64));
-        }
-        p.apply(&b, page);
-        if checked {
-            return Ok(());
-        }
-        let found = format::frame_crc(page);
-        if found != crc {
-            return Err(bad(format!("a page with crc {found:#010x} (base image at {base})")));
-        }
-        self.mark_patch_checked(at, crc);
-        Ok(())
-    }
-
-    fn patch_checked(&self, at: u64, crc: u32) -> bool {
-        self.patches.lock().unwrap_or_else(|p| p.into_inner()).get(&at) == Some(&crc)
-    }
-
-    /// Remembers that the patch at `at` makes a page with crc `crc` (read
-    /// and checked, or written by this process).
-    pub(crate) fn mark_patch_checked(&self, at: u64, crc: u32) {
-        let mut m = self.patches.lock().unwrap_or_else(|p| p.into_inner());
-        if m.len() >= PATCHES_REMEMBERED {
-            m.clear(); // a cache: forgetting only costs a check
-        }
-        m.insert(at, crc);
-    }
-
-    /// The frame at `offset`, checked against `crc` on first use.
-    #[inline]
-    fn frame(&self, offset: u64, len: usize, crc: u32, pgno: u32) -> Result<&[u8]> {
-        let data = self.slice(offset, len);
-        if !self.is_verified(offset, crc) {
-            self.check(offset, crc, pgno, data)?;
-        }
-        Ok(data)
-    }
-
-    fn note_damage(&self, offset: u64) {
-        let _ = self.damage.compare_exchange(0, offset + 1, Ordering::Relaxed, Ordering::Relaxed);
-    }
-
-    /// Where a read in this process found the log damaged, if one did.
-    pub(crate) fn damage_seen(&self) -> Option<u64> {
-        self.damage.load(Ordering::Relaxed).checked_sub(1)
-    }
-
-    /// Checks a frame's bytes against its crc and remembers that it passed.
-    fn check(&self, offset: u64, crc: u32, pgno: u32, data: &[u8]) -> Result<()> {
-        let found = format::frame_crc(data);
-        if found != crc {
-            self.note_damage(offset);
-            return Err(Error::Corrupt {
-                path: self.path.clone(),
-                offset,
-                expected: format!("a frame of page {pgno} with crc {crc:#010x}"),
-                found: format!("crc {found:#010x}"),
-            });
-        }
-        self.mark_verified(offset, crc);
-        Ok(())
-    }
-}
+pub use crate::mapping::Mapping;
 
 static ZEROS: [u8; format::MAX_PAGE_SIZE as usize] = [0; format::MAX_PAGE_SIZE as usize];
+
+/// A version's page map: format 3's whole map in memory, or format 4's
+/// checkpoint tree read where it lies with an overlay in front (`index.rs`).
+#[derive(Debug, Clone)]
+pub enum Pages {
+    Full(PageMap),
+    Tree(TreeMap),
+}
+
+impl Default for Pages {
+    fn default() -> Pages {
+        Pages::Full(PageMap::new())
+    }
+}
+
+impl Pages {
+    /// Number of pages in the database.
+    #[inline]
+    pub fn pages(&self) -> u32 {
+        match self {
+            Pages::Full(m) => m.pages(),
+            Pages::Tree(t) => t.pages,
+        }
+    }
+
+    /// Page `pgno`'s slot, None past the end of the database; for comparing
+    /// versions' maps. A damaged tree node also gives None: reading the page
+    /// through the version reports the damage ([`Pages::try_get`]).
+    #[inline]
+    pub fn get(&self, pgno: u32) -> Option<Slot> {
+        match self {
+            Pages::Full(m) => m.get(pgno),
+            Pages::Tree(t) => t.get(pgno).ok().flatten(),
+        }
+    }
+
+    /// Page `pgno`'s slot; damage of a tree node is `Error::Corrupt` naming
+    /// the node's offset.
+    #[inline]
+    pub fn try_get(&self, pgno: u32) -> Result<Option<Slot>> {
+        match self {
+            Pages::Full(m) => Ok(m.get(pgno)),
+            Pages::Tree(t) => t.get(pgno),
+        }
+    }
+
+    /// The whole map (a tree is walked: O(database pages); nodes below a
+    /// boundary are not redirected: a version's `whole_map` does that).
+    pub fn try_entries(&self) -> Result<Vec<Entry>> {
+        match self {
+            Pages::Full(m) => Ok(m.entries()),
+            Pages::Tree(t) => Ok(t.to_page_map(crate::control::none_ref(), &t.mapping)?.entries()),
+        }
+    }
+
+    /// The whole map in memory, a tree's nodes read as a version under
+    /// `control` reads them through `mapping` (O(database pages)).
+    pub fn to_page_map(&self, control: &Control, mapping: &Mapping) -> Result<PageMap> {
+        match self {
+            Pages::Full(m) => Ok(m.clone()),
+            Pages::Tree(t) => t.to_page_map(control, mapping),
+        }
+    }
+}
 
 /// One committed version: immutable, cheap to hold (a reader's snapshot).
 pub struct Version {
     pub number: u64,
     /// Page size; 0 for an empty version 0 of a log that has none yet.
     pub page_size: u32,
-    pub map: PageMap,
+    pub map: Pages,
     /// Offset of the COMMIT record that made this version (0 for version 0).
     pub commit_offset: u64,
     /// That record's trailer crc (0 for version 0).
@@ -393,7 +179,7 @@ impl Version {
         Version {
             number: 0,
             page_size,
-            map: PageMap::new(),
+            map: Pages::default(),
             commit_offset: 0,
             commit_crc: 0,
             end: format::FIRST_RECORD,
@@ -431,11 +217,27 @@ impl Version {
         }
     }
 
+    /// Page `pgno`'s map slot, as its map holds it (format 4: an index
+    /// node below the boundary read at its copy; the slot not redirected).
+    #[inline]
+    pub(crate) fn map_slot(&self, pgno: u32) -> Result<Option<Slot>> {
+        match &self.map {
+            Pages::Full(m) => Ok(m.get(pgno)),
+            Pages::Tree(t) => t.get_in(pgno, &self.control, &self.mapping),
+        }
+    }
+
+    /// The whole page map in memory (format 4: its tree walked, O(database
+    /// pages): for the reclaimer and a writer's checkpoint from nothing).
+    pub(crate) fn whole_map(&self) -> Result<PageMap> {
+        self.map.to_page_map(&self.control, &self.mapping)
+    }
+
     /// Page `pgno`'s slot as it reads: redirected when it lies below the
     /// control state's boundary (format 4; `control.rs` invariant 1).
     #[inline]
     fn slot(&self, pgno: u32) -> Result<Option<Slot>> {
-        let Some(s) = self.map.get(pgno) else { return Ok(None) };
+        let Some(s) = self.map_slot(pgno)? else { return Ok(None) };
         if !self.control.redirects() {
             return Ok(Some(s));
         }
@@ -476,7 +278,7 @@ impl Version {
             }
         }
         let Some(stored) = self.stored_page(pgno)? else { return Ok(None) };
-        if pgno == 1 && self.derive_page1 && self.map.get(1).is_some_and(|s| s.offset != 0) {
+        if pgno == 1 && self.derive_page1 && self.map_slot(1)?.is_some_and(|s| s.offset != 0) {
             return Ok(Some(Cow::Borrowed(self.page1.get_or_init(|| page1_as_read(&stored, self.counter)))));
         }
         Ok(Some(stored))

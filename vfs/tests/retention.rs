@@ -237,8 +237,7 @@ fn a_row_overwritten_out_of_the_policy_is_gone_from_the_files_bytes() {
 }
 
 /// The tools' reads of a log with a boundary: the history lists the kept
-/// versions, and verify, which cannot check such a log yet, says so instead
-/// of calling the freed region damage.
+/// versions, and verify checks them without calling the freed region damage.
 #[test]
 fn history_and_verify_of_a_reclaimed_log_see_the_kept_versions_and_no_damage() {
     let dir = Dir::new("retain-tools");
@@ -255,11 +254,13 @@ fn history_and_verify_of_a_reclaimed_log_see_the_kept_versions_and_no_damage() {
     let listed: Vec<u64> = h.iter().map(|c| c.version).collect();
     assert_eq!(listed.iter().max(), Some(&(m.images.len() as u64 - 1)));
     assert!(listed.contains(&oldest), "the oldest kept version {oldest} is listed");
-    // Verify does not walk a freed region yet (format 4 in development): it
-    // says so, and never calls the freed region damage.
+    // Verify starts at the boundary, never calls the freed region damage,
+    // and checks every kept version.
     let rep = fresh.verify();
-    assert!(rep.damage().is_none() && rep.recovery_error.is_none(), "verify calls a reclaimed log damaged: {rep:?}");
-    assert!(matches!(&rep.error, Some(Error::Unsupported(m)) if m.contains("retention policy freed")), "{rep:?}");
+    assert!(!rep.damaged(), "verify calls a reclaimed log damaged: {rep:?}");
+    assert_eq!(rep.oldest_kept, Some(oldest));
+    assert!(rep.freed_bytes > 0);
+    assert_eq!(rep.versions_checked() as u64, m.images.len() as u64 - oldest, "{rep:?}");
 }
 
 /// Through SQLite: the policy set with `PRAGMA pagelog_retain`, enforced by

@@ -1,0 +1,355 @@
+//! Reading a format-4 version's page map from the log: its checkpoint's
+//! index tree (read node by node where the log lies, nothing loaded whole)
+//! with the overlay of the commits after it in front ([`TreeMap`]).
+//!
+//! # Invariants
+//! 1. A lookup reads at most `depth` nodes, each through
+//!    `Mapping::node`: checked against the crc its parent (or the
+//!    checkpoint) holds on its first read in this process, from the map
+//!    after; damage is `Error::Corrupt` naming the node's offset, never a
+//!    wrong slot.
+//! 2. Memory is the overlay (bounded by the writer) and the process's node
+//!    cache (bounded): nothing proportional to the database.
+//! 3. Every node a lookup reads lies below `end`, the committed end of the
+//!    version the map belongs to (its checkpoint's nodes precede it).
+//! 4. A node below the boundary `B` is never read where it was written: it
+//!    is read at the copy the control state's straggler table names (the
+//!    reclaimer relocates every node a kept checkpoint's tree reaches, byte
+//!    for byte), and checked as the node it replaces; one the table does
+//!    not name is damage (a hole there would fail its crc anyway).
+
+use std::sync::Arc;
+
+use crate::control::Control;
+use crate::error::{Error, Result};
+use crate::format::Entry;
+use crate::mapping::Mapping;
+use crate::overlay::Overlay;
+use crate::pagemap::{PageMap, Slot};
+use crate::tree::{self, Root};
+
+/// The page map of a format-4 version: a checkpoint's tree and an overlay.
+#[derive(Clone)]
+pub struct TreeMap {
+    /// `db pages` of the version.
+    pub(crate) pages: u32,
+    /// The checkpoint's tree (None: every page of it is a zero page).
+    pub(crate) root: Option<Root>,
+    pub(crate) overlay: Overlay,
+    /// The checkpoint COMMIT's offset, and the commits after it up to this
+    /// version (the writer's thresholds).
+    pub(crate) checkpoint: u64,
+    pub(crate) commits: u64,
+    /// Where the nodes are read, and the committed end they lie below.
+    pub(crate) mapping: Arc<Mapping>,
+    pub(crate) end: u64,
+}
+
+impl std::fmt::Debug for TreeMap {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TreeMap")
+            .field("pages", &self.pages)
+            .field("root", &self.root)
+            .field("overlay", &self.overlay.len())
+            .field("checkpoint", &self.checkpoint)
+            .finish()
+    }
+}
+
+impl TreeMap {
+    /// The map of a checkpoint: its tree, an empty overlay.
+    pub(crate) fn checkpoint(pages: u32, root: Option<Root>, at: u64, mapping: Arc<Mapping>, end: u64) -> TreeMap {
+        TreeMap { pages, root, overlay: Overlay::new(pages), checkpoint: at, commits: 0, mapping, end }
+    }
+
+    /// The map after a delta commit of `db_pages` pages with `entries`,
+    /// whose record ends at `end`.
+    pub(crate) fn apply(&mut self, db_pages: u32, entries: &[Entry], mapping: Arc<Mapping>, end: u64) {
+        self.overlay.apply(self.pages, db_pages, entries);
+        self.pages = db_pages;
+        self.commits += 1;
+        self.mapping = mapping;
+        self.end = end;
+    }
+
+    /// The checkpoint's tree (for tests and tools).
+    pub fn root(&self) -> Option<Root> {
+        self.root
+    }
+
+    /// The commit of the checkpoint this map is built on, and the number of
+    /// commits after it (the overlay's).
+    pub fn checkpoint_offset(&self) -> u64 {
+        self.checkpoint
+    }
+
+    /// Commits after the checkpoint up to this version.
+    pub fn commits(&self) -> u64 {
+        self.commits
+    }
+
+    /// Pages the overlay holds.
+    pub fn overlay_len(&self) -> usize {
+        self.overlay.len()
+    }
+
+    /// Page `pgno`'s slot: None past the end of the database; nodes read
+    /// through this map's own mapping, none below the boundary redirected
+    /// (see [`TreeMap::get_in`]).
+    #[inline]
+    pub fn get(&self, pgno: u32) -> Result<Option<Slot>> {
+        self.get_in(pgno, crate::control::none_ref(), &self.mapping)
+    }
+
+    /// Page `pgno`'s slot as a version under control state `control`
+    /// reads it through `mapping` (which covers `control`'s record).
+    #[inline]
+    pub fn get_in(&self, pgno: u32, control: &Control, mapping: &Mapping) -> Result<Option<Slot>> {
+        if pgno == 0 || pgno > self.pages {
+            return Ok(None);
+        }
+        if let Some(s) = self.overlay.get(pgno) {
+            return Ok(Some(s));
+        }
+        if pgno > self.overlay.cut() {
+            return Ok(Some(Slot::default()));
+        }
+        let Some(root) = self.root else { return Ok(Some(Slot::default())) };
+        let s = lookup(mapping, self.end, control, root, pgno)?;
+        Ok(Some(Slot { offset: s.offset, crc: s.crc }))
+    }
+
+    /// The slots the checkpoint's tree holds and the overlay does not
+    /// override, and the overlay's: the whole map, for the writer's next
+    /// checkpoint when it starts from nothing, and the reclaimer.
+    pub fn to_page_map(&self, control: &Control, mapping: &Mapping) -> Result<PageMap> {
+        let mut m = PageMap::new();
+        m.set_pages(self.pages);
+        if let Some(root) = self.root {
+            let cut = self.overlay.cut().min(self.pages);
+            walk(mapping, self.end, control, root, &mut |n| {
+                if n.level == 0 {
+                    for i in 0..tree::LEAF_SLOTS {
+                        let p = n.first as u64 + i as u64;
+                        let s = tree::slot_at(n.bytes, i);
+                        if p >= 1 && p <= cut as u64 && !s.is_zero() {
+                            m.set(p as u32, Slot { offset: s.offset, crc: s.crc });
+                        }
+                    }
+                }
+            })?;
+        }
+        for (p, s) in self.overlay.iter() {
+            if p <= self.pages {
+                m.set(p, s);
+            }
+        }
+        Ok(m)
+    }
+}
+
+/// Where the node `ptr` names is read, and the end it must lie below: where
+/// it was written, below `end`; or, below the boundary, its copy in the
+/// CONTROL record that relocated it (invariant 4).
+fn place(m: &Mapping, end: u64, control: &Control, ptr: tree::Slot, level: u8) -> Result<(u64, u64)> {
+    if !control.redirects() || ptr.offset >= control.boundary() {
+        return Ok((ptr.offset, end));
+    }
+    match control.moved_to(ptr.offset) {
+        Some(at) => Ok((at, control.end())),
+        None => Err(Error::Corrupt {
+            path: m.path.clone(),
+            offset: ptr.offset,
+            expected: format!(
+                "an index-tree node at level {level} relocated by the CONTROL record at {} (it lies below the \
+                 boundary {})",
+                control.offset,
+                control.boundary()
+            ),
+            found: "no copy in its straggler table".into(),
+        }),
+    }
+}
+
+/// Calls `f(pgno, slot)` for every page of the tree `root` names whose
+/// slot is not zero, in page order, each node read with `read` (None: not
+/// in the file) and checked, and required to end at or before `end`: for
+/// `verify`, which reads a log it has not recovered.
+pub(crate) fn walk_read(
+    read: &dyn Fn(u64, usize) -> Option<Vec<u8>>,
+    end: u64,
+    root: Root,
+    f: &mut dyn FnMut(u32, tree::Slot),
+) -> std::result::Result<(), tree::Damage> {
+    fn go(
+        read: &dyn Fn(u64, usize) -> Option<Vec<u8>>,
+        end: u64,
+        ptr: tree::Slot,
+        level: u8,
+        first: u32,
+        f: &mut dyn FnMut(u32, tree::Slot),
+    ) -> std::result::Result<(), tree::Damage> {
+        if ptr.offset == 0 {
+            return Ok(());
+        }
+        let len = tree::node_size(level);
+        let b = ptr.offset.checked_add(len as u64).filter(|&e| e <= end).and_then(|_| read(ptr.offset, len));
+        let Some(b) = b else {
+            return Err(tree::Damage {
+                offset: ptr.offset,
+                expected: format!("an index-tree node of {len} bytes before the checkpoint at {end}"),
+                found: "no such bytes".into(),
+            });
+        };
+        tree::check(&b, ptr.offset, ptr.crc, level, first)?;
+        let n = if level == 0 { tree::LEAF_SLOTS } else { tree::INNER_SLOTS };
+        for i in 0..n {
+            let s = tree::slot_at(&b, i);
+            if s.is_zero() {
+                continue;
+            }
+            if level == 0 {
+                f(first + i as u32, s);
+            } else {
+                go(read, end, s, level - 1, (first as u64 + i as u64 * tree::span(level - 1)) as u32, f)?;
+            }
+        }
+        Ok(())
+    }
+    if !(1..=tree::MAX_DEPTH).contains(&root.depth) {
+        return Err(tree::Damage {
+            offset: root.offset,
+            expected: format!("an index-tree depth of 1 to {}", tree::MAX_DEPTH),
+            found: root.depth.to_string(),
+        });
+    }
+    go(read, end, tree::Slot { offset: root.offset, crc: root.crc }, root.depth - 1, 0, f)
+}
+
+/// The log's committed bytes as a [`tree::NodeSource`] for `tree::update`
+/// (the writer's next checkpoint): a node below the boundary is read at its
+/// copy (invariant 4), and checked by `tree` as the node its parent names.
+pub(crate) struct ResolvedSource<'a> {
+    pub(crate) map: &'a Mapping,
+    /// Bytes below this are committed and in the file.
+    pub(crate) end: u64,
+    pub(crate) control: &'a Control,
+}
+
+impl tree::NodeSource for ResolvedSource<'_> {
+    fn node_bytes(&self, offset: u64, len: usize) -> Option<&[u8]> {
+        let (at, end) = if self.control.redirects() && offset < self.control.boundary() {
+            (self.control.moved_to(offset)?, self.control.end())
+        } else {
+            (offset, self.end)
+        };
+        let e = at.checked_add(len as u64)?;
+        (e <= end && e <= self.map.cap && self.map.mmap.is_some()).then(|| self.map.slice(at, len))
+    }
+}
+
+/// One node as [`walk`] hands it out.
+pub(crate) struct Visit<'a> {
+    /// The offset the node was written at (its parent names it so).
+    pub(crate) offset: u64,
+    pub(crate) level: u8,
+    pub(crate) first: u32,
+    pub(crate) bytes: &'a [u8],
+}
+
+/// Calls `f` for every node of the tree `root` names, parents before
+/// children, each read and checked as a lookup reads it.
+pub(crate) fn walk(m: &Mapping, end: u64, control: &Control, root: Root, f: &mut dyn FnMut(&Visit)) -> Result<()> {
+    fn go(
+        m: &Mapping,
+        end: u64,
+        control: &Control,
+        ptr: tree::Slot,
+        level: u8,
+        first: u32,
+        f: &mut dyn FnMut(&Visit),
+    ) -> Result<()> {
+        if ptr.offset == 0 {
+            return Ok(());
+        }
+        let (at, bound) = place(m, end, control, ptr, level)?;
+        let b = m.node(ptr, at, level, first, bound)?;
+        f(&Visit { offset: ptr.offset, level, first, bytes: &b });
+        if level == 0 {
+            return Ok(());
+        }
+        for i in 0..tree::INNER_SLOTS {
+            let s = tree::slot_at(&b, i);
+            let from = first as u64 + i as u64 * tree::span(level - 1);
+            if !s.is_zero() && from <= u32::MAX as u64 {
+                go(m, end, control, s, level - 1, from as u32, f)?;
+            }
+        }
+        Ok(())
+    }
+    check_depth(m, root)?;
+    go(m, end, control, tree::Slot { offset: root.offset, crc: root.crc }, root.depth - 1, 0, f)
+}
+
+fn check_depth(m: &Mapping, root: Root) -> Result<()> {
+    if !(1..=tree::MAX_DEPTH).contains(&root.depth) {
+        return Err(Error::Corrupt {
+            path: m.path.clone(),
+            offset: root.offset,
+            expected: format!("an index-tree depth of 1 to {}", tree::MAX_DEPTH),
+            found: root.depth.to_string(),
+        });
+    }
+    Ok(())
+}
+
+/// Page `pgno`'s slot in the tree `root` names, its nodes read through `m`
+/// below `end` (invariant 1), or relocated (invariant 4). A page past the
+/// tree's span is a zero page.
+pub(crate) fn lookup(m: &Mapping, end: u64, control: &Control, root: Root, pgno: u32) -> Result<tree::Slot> {
+    check_depth(m, root)?;
+    let mut level = root.depth - 1;
+    if pgno as u64 >= tree::span(level) {
+        return Ok(tree::Slot::ZERO);
+    }
+    let (mut ptr, mut first) = (tree::Slot { offset: root.offset, crc: root.crc }, 0u32);
+    // Fast path: the levels whose nodes this process has checked, under one
+    // lock of the cache, read from the map (`Mapping::node`'s invariant).
+    {
+        let cache = m.node_cache();
+        loop {
+            if ptr.offset == 0 {
+                return Ok(tree::Slot::ZERO);
+            }
+            let (at, bound) = place(m, end, control, ptr, level)?;
+            let len = tree::node_size(level) as u64;
+            if cache.get(&at) != Some(&ptr.crc) || at.checked_add(len).is_none_or(|e| e > bound || e > m.cap) {
+                break;
+            }
+            let b = m.slice(at, len as usize);
+            if level == 0 {
+                return Ok(tree::slot_at(b, (pgno - first) as usize));
+            }
+            let child_span = tree::span(level - 1);
+            let i = (pgno - first) as u64 / child_span;
+            ptr = tree::slot_at(b, i as usize);
+            first += (i * child_span) as u32;
+            level -= 1;
+        }
+    }
+    loop {
+        if ptr.offset == 0 {
+            return Ok(tree::Slot::ZERO);
+        }
+        let (at, bound) = place(m, end, control, ptr, level)?;
+        let b = m.node(ptr, at, level, first, bound)?;
+        if level == 0 {
+            return Ok(tree::slot_at(&b, (pgno - first) as usize));
+        }
+        let child_span = tree::span(level - 1);
+        let i = (pgno - first) as u64 / child_span;
+        ptr = tree::slot_at(&b, i as usize);
+        first += (i * child_span) as u32;
+        level -= 1;
+    }
+}

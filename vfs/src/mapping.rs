@@ -1,0 +1,376 @@
+//! The [`Mapping`]: the read-only window on the log file through which
+//! versions read, and the checks it remembers (which frames, patches and
+//! index-tree nodes this process has checked).
+//!
+//! # Invariants
+//! 1. Only bytes below a committed end are read through the map (log
+//!    invariant 1), so mapped reads never fault.
+//! 2. A frame, patch or node is checked against the crc that names it on
+//!    its first read in this process; a mismatch is `Error::Corrupt` (or
+//!    `tree::Damage`) naming the offset, never wrong data.
+//! 3. A first read goes through `pread`, not the map, so a file cut short
+//!    by another program gives an error, not SIGBUS; only checked bytes are
+//!    handed out as slices of the map.
+//! 4. What is remembered is bounded: the frame tags are 2 bytes per 512 of
+//!    the map, the patch and node caches a fixed number of entries each.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU16, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use memmap2::{Mmap, MmapOptions};
+
+use std::borrow::Cow;
+
+use crate::error::{Error, Result};
+use crate::format;
+use crate::patch;
+use crate::tree;
+
+/// A read-only window on the file. It may be longer than the file: only
+/// offsets below a committed end are ever read through it. It also remembers
+/// which frames this process has checked, and against which crc (a 16-bit
+/// tag of it per 512-byte unit, 0 = not checked), so every frame is checked
+/// once, on its first read; a second map entry naming the same frame with
+/// another crc (only a crafted log has one) is checked again and fails.
+pub struct Mapping {
+    /// The file, for `read_frame` (pread).
+    pub(crate) file: Option<Arc<File>>,
+    pub(crate) mmap: Option<Mmap>,
+    pub(crate) cap: u64,
+    pub(crate) path: PathBuf,
+    pub(crate) verified: Box<[AtomicU16]>,
+    /// The offset (plus one; 0 = none) of the first damage any read in this
+    /// process found, shared by all mappings of one log: the log then
+    /// refuses writes (`Log::prepare_write`).
+    pub(crate) damage: Arc<AtomicU64>,
+    /// Patches this process has checked (invariant 5): offset → the crc
+    /// of the page it makes. Shared by all mappings of one log.
+    pub(crate) patches: Arc<Mutex<HashMap<u64, u32>>>,
+    /// Index-tree nodes this process has checked: offset → crc (format 4).
+    /// Shared by all mappings of one log; bounded by [`NODES_REMEMBERED`].
+    pub(crate) nodes: Arc<Mutex<NodeCache>>,
+}
+
+/// Checked index-tree nodes: where each was read → the crc it was checked
+/// against (a multiplication for a hash: it is probed once a tree level).
+pub(crate) type NodeCache = HashMap<u64, u32, std::hash::BuildHasherDefault<crate::overlay::PageHasher>>;
+
+/// How many checked index-tree nodes `Mapping::nodes` remembers at most
+/// (about 1 MiB with the map's overhead): every inner node of a 64 GiB
+/// database's tree, and the leaves last read.
+const NODES_REMEMBERED: usize = 1 << 15;
+
+/// How many checked patches `Mapping::patches` remembers at most (about
+/// 3 MiB): a long-lived writer adds one a commit.
+const PATCHES_REMEMBERED: usize = 1 << 16;
+
+/// The tag of a frame crc in `Mapping::verified`: never 0.
+#[inline]
+fn crc_tag(crc: u32) -> u16 {
+    (crc % 65535) as u16 + 1
+}
+
+impl Mapping {
+    pub(crate) fn new(file: &Arc<File>, path: &Path, min_len: u64, prev: Option<&Mapping>) -> std::io::Result<Mapping> {
+        let cap = (min_len.saturating_mul(2)).max(64 << 20).next_multiple_of(1 << 20);
+        // SAFETY: the map is read-only and we only read bytes below a committed
+        // end, which (invariant 1) no process writes or truncates. Bytes past
+        // the file's end are never touched, so no SIGBUS.
+        let mmap = unsafe { MmapOptions::new().len(cap as usize).map(&**file)? };
+        let units = (cap / format::PAYLOAD_ALIGN) as usize;
+        // Zeroed memory from the allocator (calloc: pages are only touched
+        // when a frame is checked), viewed as atomics.
+        let zeros: Box<[u16]> = vec![0u16; units].into_boxed_slice();
+        // SAFETY: AtomicU16 has the same size, alignment and bit validity as
+        // u16 (std docs), so a boxed slice of one is a boxed slice of the other.
+        let verified: Box<[AtomicU16]> = unsafe { Box::from_raw(Box::into_raw(zeros) as *mut [AtomicU16]) };
+        if let Some(p) = prev {
+            for (a, b) in verified.iter().zip(p.verified.iter()) {
+                a.store(b.load(Ordering::Relaxed), Ordering::Relaxed);
+            }
+        }
+        let damage = prev.map(|p| p.damage.clone()).unwrap_or_default();
+        let patches = prev.map(|p| p.patches.clone()).unwrap_or_default();
+        let nodes = prev.map(|p| p.nodes.clone()).unwrap_or_default();
+        Ok(Mapping {
+            file: Some(file.clone()),
+            mmap: Some(mmap),
+            cap,
+            path: path.to_path_buf(),
+            verified,
+            damage,
+            patches,
+            nodes,
+        })
+    }
+
+    pub(crate) fn empty(path: &Path) -> Mapping {
+        Mapping {
+            file: None,
+            mmap: None,
+            cap: 0,
+            path: path.to_path_buf(),
+            verified: Box::new([]),
+            damage: Default::default(),
+            patches: Default::default(),
+            nodes: Default::default(),
+        }
+    }
+
+    #[inline]
+    pub(crate) fn slice(&self, offset: u64, len: usize) -> &[u8] {
+        debug_assert!(offset + len as u64 <= self.cap);
+        let m = self.mmap.as_ref().expect("read through an empty mapping");
+        &m[offset as usize..offset as usize + len]
+    }
+
+    #[inline]
+    pub(crate) fn is_verified(&self, offset: u64, crc: u32) -> bool {
+        let unit = (offset / format::PAYLOAD_ALIGN) as usize;
+        self.verified.get(unit).is_some_and(|x| x.load(Ordering::Relaxed) == crc_tag(crc))
+    }
+
+    pub(crate) fn mark_verified(&self, offset: u64, crc: u32) {
+        let unit = (offset / format::PAYLOAD_ALIGN) as usize;
+        if let Some(x) = self.verified.get(unit) {
+            x.store(crc_tag(crc), Ordering::Relaxed);
+        }
+    }
+
+    /// Copies `dst.len()` bytes from `in_page` on of the frame at `offset`
+    /// with pread, checking the frame against `crc` on first use. This is
+    /// SQLite's read path: pread, not the memory map, so that a file cut
+    /// short by another program is an error here, where touching the map
+    /// would raise SIGBUS and kill the host.
+    pub(crate) fn read_frame(
+        &self,
+        offset: u64,
+        len: usize,
+        crc: u32,
+        pgno: u32,
+        in_page: usize,
+        dst: &mut [u8],
+    ) -> Result<()> {
+        use std::os::unix::fs::FileExt;
+        let file = self.file.as_ref().expect("read through an empty mapping");
+        let pread = |buf: &mut [u8], at: u64| {
+            file.read_exact_at(buf, at).map_err(|e| {
+                if e.kind() == std::io::ErrorKind::UnexpectedEof {
+                    self.note_damage(at);
+                    Error::Corrupt {
+                        path: self.path.clone(),
+                        offset: at,
+                        expected: format!(
+                            "a frame of page {pgno} (the committed log was truncated by another program)"
+                        ),
+                        found: "the end of the file".into(),
+                    }
+                } else {
+                    Error::io(&self.path, "read", Some(at), e)
+                }
+            })
+        };
+        if self.is_verified(offset, crc) {
+            return pread(dst, offset + in_page as u64);
+        }
+        let mut page = vec![0u8; len];
+        pread(&mut page, offset)?;
+        self.check(offset, crc, pgno, &page)?;
+        dst.copy_from_slice(&page[in_page..in_page + dst.len()]);
+        Ok(())
+    }
+
+    /// Makes the page the patch at `at` (a map entry's offset − 1) makes,
+    /// into `page` (page size bytes), and checks it against `crc`: at most
+    /// two preads, one of the base image into `page`, one of the patch.
+    /// `map_ok`: a patch checked before may be read from the map (as
+    /// `Mapping::frame` reads); SQLite's reads (`Version::read`) always
+    /// `pread`, so that a file another program cut short is an error there.
+    /// `fix`: where the base a patch names is read (format 4 redirects a
+    /// base below the boundary: `Version::base_of`).
+    pub(crate) fn read_patched(
+        &self,
+        at: u64,
+        crc: u32,
+        pgno: u32,
+        page: &mut [u8],
+        map_ok: bool,
+        fix: &dyn Fn(u64) -> u64,
+    ) -> Result<()> {
+        use std::os::unix::fs::FileExt;
+        let checked = self.patch_checked(at, crc);
+        if checked && map_ok {
+            // Checked before: both lie in the file (invariant 5).
+            let b = self.slice(at, patch::stated_size(self.slice(at, patch::HEADER)).expect("16 bytes"));
+            let p = patch::parse(b, at, page.len() as u32).expect("a checked patch");
+            page.copy_from_slice(self.slice(fix(p.base), page.len()));
+            p.apply(b, page);
+            return Ok(());
+        }
+        let file = self.file.as_ref().expect("read through an empty mapping");
+        let bad = |found: String| {
+            self.note_damage(at);
+            Error::Corrupt {
+                path: self.path.clone(),
+                offset: at,
+                expected: format!("a patch of page {pgno} making crc {crc:#010x}"),
+                found,
+            }
+        };
+        // Read as much as a page: a patch pagelog writes is smaller. The file
+        // may end sooner (a patch near the end of the log).
+        let read_upto = |buf: &mut [u8], from: u64| -> Result<usize> {
+            let mut got = 0;
+            while got < buf.len() {
+                match file.read_at(&mut buf[got..], from + got as u64) {
+                    Ok(0) => break,
+                    Ok(n) => got += n,
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                    Err(e) => return Err(Error::io(&self.path, "read", Some(from + got as u64), e)),
+                }
+            }
+            Ok(got)
+        };
+        // Bytes a committed version reads are never truncated by pagelog:
+        // running out of them means another program cut the file.
+        let truncated = |end: u64| {
+            self.note_damage(end);
+            Error::Corrupt {
+                path: self.path.clone(),
+                offset: end,
+                expected: format!("a patch of page {pgno} (the committed log was truncated by another program)"),
+                found: "the end of the file".into(),
+            }
+        };
+        let mut b = vec![0u8; page.len()];
+        let got = read_upto(&mut b, at)?;
+        b.truncate(got);
+        let want = patch::stated_size(&b).unwrap_or(patch::HEADER);
+        if want > patch::MAX_SIZE {
+            return Err(bad(format!("a patch header saying it is over {} bytes long", patch::MAX_SIZE)));
+        }
+        if want > b.len() && got == page.len() {
+            b.resize(want, 0);
+            let more = read_upto(&mut b[got..], at + got as u64)?;
+            b.truncate(got + more);
+        }
+        if want > b.len() {
+            return Err(truncated(at + b.len() as u64));
+        }
+        let p = patch::parse(&b, at, page.len() as u32).map_err(|e| bad(format!("a patch breaking a rule: {e}")))?;
+        let base = fix(p.base);
+        let n = read_upto(page, base)?;
+        if n != page.len() {
+            return Err(truncated(base + n as u64));
+        }
+        p.apply(&b, page);
+        if checked {
+            return Ok(());
+        }
+        let found = format::frame_crc(page);
+        if found != crc {
+            return Err(bad(format!("a page with crc {found:#010x} (base image at {base})")));
+        }
+        self.mark_patch_checked(at, crc);
+        Ok(())
+    }
+
+    fn patch_checked(&self, at: u64, crc: u32) -> bool {
+        self.patches.lock().unwrap_or_else(|p| p.into_inner()).get(&at) == Some(&crc)
+    }
+
+    /// Remembers that the patch at `at` makes a page with crc `crc` (read
+    /// and checked, or written by this process).
+    pub(crate) fn mark_patch_checked(&self, at: u64, crc: u32) {
+        let mut m = self.patches.lock().unwrap_or_else(|p| p.into_inner());
+        if m.len() >= PATCHES_REMEMBERED {
+            m.clear(); // a cache: forgetting only costs a check
+        }
+        m.insert(at, crc);
+    }
+
+    /// The frame at `offset`, checked against `crc` on first use.
+    #[inline]
+    pub(crate) fn frame(&self, offset: u64, len: usize, crc: u32, pgno: u32) -> Result<&[u8]> {
+        let data = self.slice(offset, len);
+        if !self.is_verified(offset, crc) {
+            self.check(offset, crc, pgno, data)?;
+        }
+        Ok(data)
+    }
+
+    /// The bytes of the index-tree node `ptr` names at (`level`, `first`),
+    /// read at `at` (`ptr.offset`, or where the node was relocated to),
+    /// which must end at or before `end` (a committed end): read with pread
+    /// and checked (`tree::check`, as the node at `ptr.offset`) on its first
+    /// read in this process, from the map afterwards (invariants 2, 3).
+    /// Damage is `Error::Corrupt` naming the node's offset.
+    pub(crate) fn node(&self, ptr: tree::Slot, at: u64, level: u8, first: u32, end: u64) -> Result<Cow<'_, [u8]>> {
+        use std::os::unix::fs::FileExt;
+        let len = tree::node_size(level);
+        let corrupt = |d: tree::Damage| {
+            self.note_damage(d.offset);
+            Error::Corrupt { path: self.path.clone(), offset: d.offset, expected: d.expected, found: d.found }
+        };
+        let what = || format!("an index-tree node at level {level} for pages from {first} ({len} bytes)");
+        let past = at.checked_add(len as u64).is_none_or(|e| e > end || e > self.cap);
+        if past || at < format::FIRST_RECORD {
+            let found = format!("an offset outside the committed log (which ends at {end})");
+            return Err(corrupt(tree::Damage { offset: ptr.offset, expected: what(), found }));
+        }
+        let cached = self.nodes.lock().unwrap_or_else(|p| p.into_inner()).get(&at) == Some(&ptr.crc);
+        if cached {
+            return Ok(Cow::Borrowed(self.slice(at, len)));
+        }
+        let file = self.file.as_ref().expect("read through an empty mapping");
+        let mut b = vec![0u8; len];
+        if let Err(e) = file.read_exact_at(&mut b, at) {
+            if e.kind() == std::io::ErrorKind::UnexpectedEof {
+                let found = "the end of the file (the committed log was truncated by another program)".into();
+                return Err(corrupt(tree::Damage { offset: ptr.offset, expected: what(), found }));
+            }
+            return Err(Error::io(&self.path, "read", Some(at), e));
+        }
+        tree::check(&b, ptr.offset, ptr.crc, level, first).map_err(corrupt)?;
+        let mut m = self.nodes.lock().unwrap_or_else(|p| p.into_inner());
+        if m.len() >= NODES_REMEMBERED {
+            m.clear(); // a cache: forgetting only costs a check
+        }
+        m.insert(at, ptr.crc);
+        Ok(Cow::Owned(b))
+    }
+
+    /// The node cache, locked: a lookup walks the levels it holds under one
+    /// lock (`index::lookup`).
+    pub(crate) fn node_cache(&self) -> std::sync::MutexGuard<'_, NodeCache> {
+        self.nodes.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn note_damage(&self, offset: u64) {
+        let _ = self.damage.compare_exchange(0, offset + 1, Ordering::Relaxed, Ordering::Relaxed);
+    }
+
+    /// Where a read in this process found the log damaged, if one did.
+    pub(crate) fn damage_seen(&self) -> Option<u64> {
+        self.damage.load(Ordering::Relaxed).checked_sub(1)
+    }
+
+    /// Checks a frame's bytes against its crc and remembers that it passed.
+    pub(crate) fn check(&self, offset: u64, crc: u32, pgno: u32, data: &[u8]) -> Result<()> {
+        let found = format::frame_crc(data);
+        if found != crc {
+            self.note_damage(offset);
+            return Err(Error::Corrupt {
+                path: self.path.clone(),
+                offset,
+                expected: format!("a frame of page {pgno} with crc {crc:#010x}"),
+                found: format!("crc {found:#010x}"),
+            });
+        }
+        self.mark_verified(offset, crc);
+        Ok(())
+    }
+}
