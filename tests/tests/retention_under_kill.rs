@@ -205,7 +205,7 @@ fn check_log(p: &Path, rec: &BTreeMap<u64, u64>, before: u64, rng: &mut u64, sta
 }
 
 #[test]
-#[ignore = "fails on main since the checkpoints merge (337de8a): known bugs R1 and R2 in tests/RELIABILITY.md; \
+#[ignore = "fails on main since the checkpoints merge (337de8a): known bug R2 in tests/RELIABILITY.md; \
             it passed (600 s, 425 kills) on the code before it"]
 fn kill_9_of_a_reclaiming_writer_beside_readers_loses_nothing() {
     let d = TempDir::new("retain-kill");

@@ -541,7 +541,15 @@ impl Log {
         self.walk_checkpoint(ck, old, &mut |v| {
             if v.offset < b {
                 match old.moved_to(v.offset) {
-                    Some(at) => table.push((v.offset, at)),
+                    Some(at) if at >= bp => table.push((v.offset, at)),
+                    // Its copy lies in an earlier CONTROL record that this
+                    // step frees: copy it again (a table entry must lead at
+                    // or after the new boundary; readers refuse one that
+                    // does not, and the log no longer opened).
+                    Some(_) => {
+                        table.push((v.offset, payload_at + payload.len() as u64));
+                        payload.extend_from_slice(v.bytes);
+                    }
                     None => missing = Some(v.offset),
                 }
             } else if v.offset < bp {
