@@ -852,10 +852,12 @@ impl Log {
         Ok(nodes)
     }
 
-    /// Copies the nodes of `nodes` in `[b, bp)`, and those below `b` whose
-    /// earlier copy (`old`'s entry) lies in `[b, bp)`, to `payload` (which
-    /// starts at file offset `payload_at`); returns their straggler entries:
-    /// the new copies, and `old`'s entries for the other nodes below `b`.
+    /// Copies the nodes of `nodes` in `[b, bp)` to `payload` (which starts
+    /// at file offset `payload_at`); returns their straggler entries: those
+    /// copies, and `old`'s entries for the nodes below `b` — copied again
+    /// when that copy lies in an earlier CONTROL record this step frees (a
+    /// table entry must lead at or after the new boundary: readers refuse
+    /// one that does not, and the log no longer opened).
     fn relocate_nodes(
         &self,
         nodes: &BTreeMap<u64, Vec<u8>>,
@@ -875,16 +877,16 @@ impl Log {
                         "none",
                     ));
                 };
-                // A copy in an earlier CONTROL record that this step frees
-                // is copied again (a table entry must lead at or after the
-                // new boundary; readers refuse one that does not).
                 if copy >= bp {
                     table.push((at, copy));
-                    continue;
+                } else {
+                    table.push((at, payload_at + payload.len() as u64));
+                    payload.extend_from_slice(bytes);
                 }
+            } else {
+                table.push((at, payload_at + payload.len() as u64));
+                payload.extend_from_slice(bytes);
             }
-            table.push((at, payload_at + payload.len() as u64));
-            payload.extend_from_slice(bytes);
         }
         Ok(table)
     }
