@@ -152,12 +152,16 @@ impl Log {
                     w.durable = prev;
                 }
                 pos = rec.end();
+                // A copy moves the end only with its commit: a later walk
+                // from here would not know the transaction it belongs to,
+                // and would refuse the checkpoint that names it for ever (a
+                // reader stuck on an old epoch while steps free its pages).
                 if claim {
                     txn_start = pos;
-                }
-                w.log_end = pos;
-                if let Some(c) = w.commits.last_mut() {
-                    c.log_end = pos;
+                    w.log_end = pos;
+                    if let Some(c) = w.commits.last_mut() {
+                        c.log_end = pos;
+                    }
                 }
                 controls.push(rec);
                 continue;
