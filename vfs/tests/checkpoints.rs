@@ -401,3 +401,50 @@ fn a_first_transaction_without_its_commit_is_version_zero_and_the_log_goes_on() 
     m.check(&log.latest(), "the commit after a torn first transaction");
     assert!(log.verify().damage().is_none(), "{:?}", log.verify().damage());
 }
+
+/// Format 4 has no full map: a COMMIT carrying the FULL_MAP flag in a
+/// format-4 log (its crcs whole) is no record, so the log is damaged there
+/// (later records name it), and the error names its offset.
+#[test]
+fn a_full_map_commit_in_a_format_4_log_is_damage() {
+    use pagelog::format::{self, Header, RecordHeader};
+    let dir = Dir::new("ckpt-fullmap");
+    let (log, path) = new_log(&dir);
+    let mut m = Model::new(5);
+    for _ in 0..20 {
+        m.commit(&log, 60);
+    }
+    log.sync_pending().unwrap();
+    let at = log.version(10).unwrap().commit_offset;
+    drop(log);
+    let mut bytes = std::fs::read(&path).unwrap();
+    let salt = Header::decode(&bytes[..format::HEADER_SIZE]).unwrap().salt;
+    let o = at as usize;
+    let mut h = RecordHeader::decode(salt, &bytes[o..]).unwrap();
+    assert_eq!(h.flags & (format::FLAG_FULL_MAP | format::FLAG_CHECKPOINT), 0, "version 10 is a delta");
+    h.flags |= format::FLAG_FULL_MAP;
+    h.encode(salt, &mut bytes[o..o + format::RECORD_HEADER_SIZE]);
+    // Its trailer made whole again: only the flag is wrong.
+    let lay = format::layout_with_flags(
+        format::FORMAT_V4,
+        at,
+        format::KIND_COMMIT,
+        h.flags,
+        pagelog::format::CommitInfo::decode(&bytes[o + format::RECORD_HEADER_SIZE..]).entries,
+        h.frames,
+        h.page_size,
+        h.patch_words,
+    );
+    let t = o + lay.length as usize - format::TRAILER_SIZE;
+    let meta = bytes[o..o + lay.meta_end as usize].to_vec();
+    let mut trailer = [0u8; format::TRAILER_SIZE];
+    format::encode_trailer(salt, at, &meta, &mut trailer);
+    bytes[t..t + format::TRAILER_SIZE].copy_from_slice(&trailer);
+    std::fs::write(&path, &bytes).unwrap();
+
+    match Log::open(&path, OpenOptions { read_only: true, ..Default::default() }) {
+        Err(Error::Corrupt { offset, .. }) => assert_eq!(offset, at, "the damage is named at the bad commit"),
+        Err(e) => panic!("a FULL_MAP commit in format 4 must be damage, got {e}"),
+        Ok(log) => panic!("a FULL_MAP commit in format 4 must be damage, opened at {}", log.latest().number),
+    }
+}
