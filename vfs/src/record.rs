@@ -117,11 +117,6 @@ impl Log {
         if h.flags & format::FLAG_CHECKPOINT != 0 && self.format() < format::FORMAT_V4 {
             return Ok(None); // a checkpoint is format 4's
         }
-        if h.flags & format::FLAG_FULL_MAP != 0 && self.format() >= format::FORMAT_V4 {
-            // Format 4 has no full map (a checkpoint replaces it): one shape
-            // per format, and no reader loads a whole entry table at open.
-            return Ok(None);
-        }
         let entries = if h.kind == format::KIND_COMMIT {
             if head.len() < format::RECORD_HEADER_SIZE + format::COMMIT_INFO_SIZE {
                 return Ok(None);
