@@ -418,6 +418,7 @@ fn write_compacted(
     let spec = Spec {
         version: first,
         full: true,
+        checkpoint: true,
         page_size: base.page_size,
         info: CommitInfo {
             timestamp_us: base.timestamp_us,
@@ -460,7 +461,13 @@ fn write_compacted(
         info.horizon_version = prev.version;
         info.horizon_offset = prev.offset;
         info.horizon_crc = prev.crc;
-        let spec = Spec { version: rec.h.version, full: rec.is_map(), page_size: rec.h.page_size, info };
+        let spec = Spec {
+            version: rec.h.version,
+            full: rec.is_map(),
+            checkpoint: rec.is_checkpoint(),
+            page_size: rec.h.page_size,
+            info,
+        };
         let entries = out.delta(entries, spec.full, info.db_pages, spec.page_size);
         prev = out.commit(log, &spec, &entries, prev, last_full, progress)?;
         if rec.is_map() {
@@ -478,6 +485,9 @@ fn write_compacted(
 struct Spec {
     version: u64,
     full: bool,
+    /// Format 4: the old log has a checkpoint here, which a live writer
+    /// may write where its rule does not (a revert): the new log has one too.
+    checkpoint: bool,
     page_size: u32,
     info: CommitInfo,
 }
@@ -657,11 +667,12 @@ impl Writer<'_> {
         let f4 = self.format >= format::FORMAT_V4;
         let same_ps = self.f4.as_ref().is_some_and(|f| f.page_size == spec.page_size);
         let checkpoint = f4
-            && crate::checkpoint::due_after(
-                self.f4.as_ref().map(|f| f.since()).as_ref(),
-                same_ps,
-                entries.iter().map(|e| e.pgno),
-            );
+            && (spec.checkpoint
+                || crate::checkpoint::due_after(
+                    self.f4.as_ref().map(|f| f.since()).as_ref(),
+                    same_ps,
+                    entries.iter().map(|e| e.pgno),
+                ));
         let full = spec.full && !f4;
         // Frames to copy, in entry order, each once. A page stored as a
         // patch keeps its patch (its base field re-pointed) when its base

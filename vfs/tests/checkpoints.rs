@@ -407,14 +407,21 @@ fn a_first_transaction_without_its_commit_is_version_zero_and_the_log_goes_on() 
 /// version kept, puts the checkpoints at the same versions (the writer's
 /// rule, `checkpoint::due_after`), writes no full map, and every version
 /// reads back, old ones through `Log::version`'s checkpoint-to-checkpoint
-/// walk included.
+/// walk included. A revert (a checkpoint wherever it falls) stays one.
 #[test]
 fn a_rewritten_log_has_its_checkpoints_where_the_writer_put_them() {
     let dir = Dir::new("ckpt-rewrite");
     let (log, path) = new_log(&dir);
     let mut m = Model::new(11);
-    for _ in 0..700 {
+    for i in 0..700 {
         m.commit(&log, 300);
+        if i == 400 {
+            // A revert is a checkpoint wherever it falls.
+            let v = log.revert(390, T).unwrap().expect("a new version");
+            let mut img = vec![0u8; v.size_bytes() as usize];
+            v.read(0, &mut img).unwrap();
+            m.images.push(img);
+        }
     }
     log.sync_pending().unwrap();
     let checkpoints = |log: &Log| -> Vec<u64> {
@@ -431,10 +438,10 @@ fn a_rewritten_log_has_its_checkpoints_where_the_writer_put_them() {
     let stats = pagelog::compact::compact(&path, pagelog::compact::Keep::All, &mut |_, _| {}).unwrap();
     assert!(stats.rewritten);
     let log = Log::open(&path, OpenOptions { read_only: true, ..Default::default() }).unwrap();
-    assert_eq!(log.latest().number, 700);
+    assert_eq!(log.latest().number, 701);
     assert_eq!(checkpoints(&log), before, "the rewrite's checkpoints are the writer's");
     assert!(log.history().unwrap().iter().all(|c| c.full_map == (before.binary_search(&c.version).is_ok())));
-    for n in 1..=700 {
+    for n in 1..=701 {
         m.check(&log.version(n).unwrap(), "rewritten");
     }
     assert!(log.verify().damage().is_none());
