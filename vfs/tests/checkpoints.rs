@@ -473,3 +473,48 @@ fn a_reader_that_refreshed_inside_a_checkpoint_transaction_takes_the_checkpoint(
         m.check(&v, "reader after the cut");
     }
 }
+
+/// The rewriter (`compact.rs`, used by `pagelog upgrade --format 4`) writes
+/// what a live writer writes: rewriting a log the writer made, every
+/// version kept, puts the checkpoints at the same versions (the writer's
+/// rule, `checkpoint::due_after`), writes no full map, and every version
+/// reads back, old ones through `Log::version`'s checkpoint-to-checkpoint
+/// walk included. A revert (a checkpoint wherever it falls) stays one.
+#[test]
+fn a_rewritten_log_has_its_checkpoints_where_the_writer_put_them() {
+    let dir = Dir::new("ckpt-rewrite");
+    let (log, path) = new_log(&dir);
+    let mut m = Model::new(11);
+    for i in 0..700 {
+        m.commit(&log, 300);
+        if i == 400 {
+            // A revert is a checkpoint wherever it falls.
+            let v = log.revert(390, T).unwrap().expect("a new version");
+            let mut img = vec![0u8; v.size_bytes() as usize];
+            v.read(0, &mut img).unwrap();
+            m.images.push(img);
+        }
+    }
+    log.sync_pending().unwrap();
+    let checkpoints = |log: &Log| -> Vec<u64> {
+        (1..=log.latest().number)
+            .filter(|&n| {
+                let v = log.version(n).unwrap();
+                tree(&v).checkpoint_offset() == v.commit_offset
+            })
+            .collect()
+    };
+    let before = checkpoints(&log);
+    assert!(before.len() >= 3, "{before:?}");
+    drop(log);
+    let stats = pagelog::compact::compact(&path, pagelog::compact::Keep::All, &mut |_, _| {}).unwrap();
+    assert!(stats.rewritten);
+    let log = Log::open(&path, OpenOptions { read_only: true, ..Default::default() }).unwrap();
+    assert_eq!(log.latest().number, 701);
+    assert_eq!(checkpoints(&log), before, "the rewrite's checkpoints are the writer's");
+    assert!(log.history().unwrap().iter().all(|c| c.full_map == (before.binary_search(&c.version).is_ok())));
+    for n in 1..=701 {
+        m.check(&log.version(n).unwrap(), "rewritten");
+    }
+    assert!(log.verify().damage().is_none());
+}
