@@ -265,7 +265,7 @@ fn point_selects(
     progress: &dyn Fn(String),
     report: &mut ScaleReport,
 ) -> Result<(), String> {
-    let reads: u64 = if opts.size < (256 << 20) { 5_000 } else { 20_000 };
+    let reads: u64 = if opts.size < (32 << 20) { 1_000 } else { 20_000 };
     progress(format!("open4: point SELECTs, {SLICES} interleaved slices of {reads} per side, one connection each"));
     let conns = (0..3)
         .map(|s| open_conn(if SIDES[s].1 { PAGELOG } else { STOCK }, &f.paths[s]))

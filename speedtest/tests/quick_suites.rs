@@ -112,6 +112,33 @@ fn quick_open_growth_and_retain_parts_report_every_state() {
 }
 
 #[test]
+fn open4_part_reports_three_sides_and_the_select_ratio() {
+    let dir = scratch("open4");
+    let json = dir.join("out.json");
+    let ext = extension();
+    let args = ["--suite", "scale", "--parts", "open4", "--scale-size", "8MiB", "--scale-processes", "10"];
+    let more = ["--scale-versions", "600", "--version-age", "500", "--pairs", "2", "--quiet"];
+    let mut all: Vec<&str> = args.iter().chain(&more).copied().collect();
+    all.extend(["--extension", ext.to_str().unwrap(), "--dir", dir.to_str().unwrap()]);
+    all.extend(["--json", json.to_str().unwrap()]);
+    let v = run_json(&all, &json);
+    for state in ["a", "b", "c"] {
+        for key in [format!("open4_cpu_{state}"), format!("open4_f3_cpu_{state}")] {
+            for side in ["pagelog", "stock"] {
+                assert_eq!(row(&v, &key)[side]["seconds"].as_array().unwrap().len(), 2, "{key} {side}");
+            }
+        }
+    }
+    for key in ["open4_version_old", "open4_f3_version_old"] {
+        assert!(row(&v, key)["label"].as_str().unwrap().contains("500 commits old"), "{key}");
+    }
+    assert_eq!(row(&v, "open4_select_ratio")["pagelog"]["samples"].as_array().unwrap().len(), 12);
+    let names: Vec<&str> = v["targets"].as_array().unwrap().iter().map(|t| t["name"].as_str().unwrap()).collect();
+    assert_eq!(names.iter().filter(|n| n.contains("issue 21")).count(), 9, "{names:?}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
 fn quick_concurrency_suite_reports_every_workload() {
     let dir = scratch("quick-concurrency");
     let json = dir.join("out.json");
