@@ -1,6 +1,7 @@
-//! The scale suite's `open` and `growth` parts and the concurrency suite,
-//! run in `--quick` mode: the harness works end to end (sqlite3 processes
-//! with the extension loaded, worker processes, the report's structure).
+//! The scale suite's `open`, `growth`, `retain` and `open4` parts and the
+//! concurrency suite, run small (`--quick`; `open4` at 8 MiB): the harness
+//! works end to end (sqlite3 processes with the extension loaded, worker
+//! processes, the report's structure).
 //! Nothing here is timed: the figures of a quick run mean nothing.
 
 use std::path::{Path, PathBuf};
