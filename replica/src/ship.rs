@@ -32,6 +32,14 @@
 //!    deleted, a partial overlap is replaced by a segment that starts where
 //!    the one before it ends (uploaded first, then the overlapping one
 //!    deleted, so that an interruption leaves a bucket that restores).
+//! 6. Retention (format 4) frees the log's bytes `[512, B)` in place. A
+//!    pass holds the bytes at and after `B` ([`pagelog::Log::hold_shippable`]:
+//!    no step punches them meanwhile), so it never reads a hole as the log.
+//!    A replica that already holds the bytes up to `B` or past it goes on
+//!    (it keeps the freed versions, which still restore from it); one that
+//!    would need freed bytes (a new generation of a reclaimed log, or a
+//!    replica that lagged behind `B`) is refused, saying so: freed bytes are
+//!    neither shipped as zeros nor called damage.
 
 use std::io::Read;
 use std::os::unix::fs::FileExt;
@@ -220,11 +228,14 @@ impl Replicator {
         let Some(header) = log.header()? else {
             return Ok(self.status.clone()); // an empty log: nothing to ship
         };
+        // Retention may free the log's oldest bytes while it is in use: hold
+        // what is at and after its boundary for this pass (invariant 6).
+        let held = log.hold_shippable()?;
         self.ensure_lease()?;
         if self.pos.as_ref().is_none_or(|p| p.salt != header.salt) {
             self.pos = None;
             let cat = catalog(&self.store)?;
-            self.pos = Some(self.locate(&cat, header.salt)?);
+            self.pos = Some(self.locate(&cat, header.salt, &held)?);
         }
         // An upload whose answer never came: put exactly that object again
         // (same name, same bytes) if the bucket still ends where it started;
@@ -250,6 +261,9 @@ impl Replicator {
             let pos = self.pos.clone().expect("located above");
             let log = self.log.as_ref().expect("opened above");
             let checked = log.checked_commits(&pos.at, upto, self.opts.max_segment)?;
+            if let Some(b) = checked.freed {
+                return Err(self.freed_before_shipped(&pos, b, &held));
+            }
             if let (Some(first), Some(last)) = (checked.commits.first(), checked.commits.last()) {
                 self.upload(&pos, first, last)?;
             }
@@ -281,10 +295,43 @@ impl Replicator {
         Ok(self.status.clone())
     }
 
+    /// The replica ends at `pos`, below the boundary `b` of the local log:
+    /// retention freed bytes that were never shipped (invariant 6).
+    fn freed_before_shipped(&self, pos: &Position, b: u64, held: &pagelog::Shippable) -> Error {
+        let oldest = held.oldest.map_or(String::new(), |v| format!(" (versions before {v})"));
+        Error::Refused(format!(
+            "{} of {}: the replica ends at version {} (offset {}), but the retention policy of {} freed its bytes \
+             512..{b}{oldest} before they were shipped: the replica cannot be continued (it still restores versions \
+             up to {}). Keep the replicator running with a policy that keeps versions for longer than it lags; to \
+             replicate this database now, replicate a new log made from its latest version (pagelog export, then \
+             pagelog import) to another prefix",
+            Generation::name(pos.created_us, pos.salt),
+            self.store.loc,
+            pos.at.version,
+            pos.at.end,
+            self.name(),
+            pos.at.version
+        ))
+    }
+
     /// Finds where the bucket's replica of this log file ends (invariant 3).
-    fn locate(&mut self, cat: &Catalog, salt: u64) -> Result<Position, Error> {
+    fn locate(&mut self, cat: &Catalog, salt: u64, held: &pagelog::Shippable) -> Result<Position, Error> {
         let loc = &self.store.loc;
         let Some(g) = cat.by_salt(salt) else {
+            if held.from > pagelog::Boundary::START.end {
+                // A replica is the log from its first byte: nothing may
+                // stand in for the freed bytes (invariant 6).
+                let oldest = held.oldest.map_or(String::new(), |v| format!(" (versions before {v})"));
+                return Err(Error::Refused(format!(
+                    "{}: its retention policy freed bytes 512..{}{oldest} before anything of it was shipped to {loc}, \
+                     and a replica is the log from its first byte, so it cannot start one (the freed bytes are not \
+                     damage). Start the replicator before a policy frees history (a running replicator keeps what \
+                     it shipped); to replicate this database now, replicate a new log made from its latest version \
+                     (pagelog export, then pagelog import)",
+                    self.name(),
+                    held.from
+                )));
+            }
             // A log file the bucket has not seen (a new database, or one
             // `pagelog compact` rewrote): a new generation, named after
             // now, so that it sorts after every other.
@@ -321,6 +368,10 @@ impl Replicator {
             return Err(Error::Refused(format!(
                 "{key}: its last 16 bytes are not a record trailer: damaged or foreign"
             )));
+        }
+        if rec_offset < held.from {
+            let at = Boundary { version: last.last, commit_offset: rec_offset, crc, end: last.end, timestamp_us: 0 };
+            return Err(self.freed_before_shipped(&Position { salt, created_us, at }, held.from, held));
         }
         let log = self.log.as_ref().expect("opened");
         let latest = log.latest();

@@ -14,10 +14,22 @@
 //! version the caller says is durable. Damage ends the walk and is returned
 //! with the commits before it, so a shipper can ship those and refuse the rest.
 //!
+//! Format 4 (retention): bytes in `[512, B)` may be freed (holes) while the
+//! log is in use. They are no boundary and never walked: a walk that would
+//! start below `B` returns [`Checked::freed`] instead (what is freed is not
+//! damage), and a shipper holds [`Shippable`] while it walks and copies, the
+//! shared epoch lock readers take (docs/format-4.md "Readers and the epoch
+//! locks"), so no step punches a region at or after the `B` it saw until it
+//! lets go: it never reads a hole as if it were the log.
+//!
 //! Nothing here writes.
+
+use std::fs::File;
+use std::os::fd::AsFd;
 
 use crate::error::{Error, Result};
 use crate::format;
+use crate::lock;
 use crate::log::{Link, Log, Rec};
 
 /// The end of one commit: a copy of the log cut at `end` holds versions up
@@ -65,6 +77,30 @@ pub struct Checked {
     /// a record that should be there (the caller said a later version is
     /// durable) does not check out.
     pub damage: Option<Error>,
+    /// The walk would have started in the freed region: the log's boundary
+    /// `B` (retention freed `[512, B)`) lies past the boundary it was given.
+    /// Nothing was walked; this is not damage.
+    pub freed: Option<u64>,
+}
+
+/// The log's bytes from `from` on, held against reclamation until dropped
+/// (see the module comment). `from` is the boundary `B` (512: nothing was
+/// ever freed); `oldest` the oldest kept version once a step reclaimed any.
+#[derive(Debug)]
+pub struct Shippable {
+    /// A description of the log's file of its own, holding the epoch lock.
+    fd: Option<File>,
+    epoch: u64,
+    pub from: u64,
+    pub oldest: Option<u64>,
+}
+
+impl Drop for Shippable {
+    fn drop(&mut self) {
+        if let Some(fd) = &self.fd {
+            let _ = lock::unlock(fd.as_fd(), lock::EPOCH_BASE + self.epoch);
+        }
+    }
 }
 
 impl Log {
@@ -76,12 +112,42 @@ impl Log {
         Ok(self.lock().horizon.version)
     }
 
+    /// Holds the bytes at and after the log's current boundary `B` against
+    /// reclamation (a shared lock on the byte of the log's control epoch, as
+    /// a reader's transaction holds it) until the result is dropped. A step
+    /// that starts meanwhile may still move `B`, but punches nothing past
+    /// the `B` returned here (`reclaim.rs`: it punches up to the boundary of
+    /// an epoch no reader holds below).
+    pub fn hold_shippable(&self) -> Result<Shippable> {
+        loop {
+            self.refresh()?;
+            let s = self.retention_state();
+            if s.epoch == 0 {
+                return Ok(Shippable { fd: None, epoch: 0, from: format::FIRST_RECORD, oldest: None });
+            }
+            let fd = File::open(self.path()).map_err(|e| Error::io(self.path(), "open", None, e))?;
+            let locked = lock::try_lock(fd.as_fd(), lock::EPOCH_BASE + s.epoch, lock::Mode::Shared)
+                .map_err(|e| Error::io(self.path(), "lock", None, e))?;
+            let held = Shippable { fd: Some(fd), epoch: s.epoch, from: s.boundary, oldest: s.oldest_kept };
+            self.refresh()?;
+            // The epoch did not move between reading it and locking it: no
+            // step could punch past its boundary since.
+            if locked && self.retention_state().epoch == s.epoch {
+                return Ok(held);
+            }
+        }
+    }
+
     /// The commit whose record is at `offset`, if a valid COMMIT record is
-    /// there (checked: header and trailer crcs). Version 0 is not a record:
+    /// there (checked: header and trailer crcs). Below the boundary `B` there
+    /// is none: those bytes are freed (or about to be). Version 0 is not a record:
     /// `offset` 0 gives [`Boundary::START`].
     pub fn boundary_at(&self, offset: u64) -> Result<Option<Boundary>> {
         if offset == 0 {
             return Ok(Some(Boundary::START));
+        }
+        if offset < self.retention_state().boundary {
+            return Ok(None);
         }
         let Some(h) = self.header()? else { return Ok(None) };
         let len = self.file_len()?;
@@ -96,8 +162,13 @@ impl Log {
     /// [`Log::durable_version`] for a shipper). A record that does not check
     /// out before `upto` is reached ends the walk as damage.
     pub fn checked_commits(&self, after: &Boundary, upto: u64, max_bytes: u64) -> Result<Checked> {
-        let mut out = Checked { commits: Vec::new(), damage: None };
+        let mut out = Checked { commits: Vec::new(), damage: None, freed: None };
         if upto <= after.version {
+            return Ok(out);
+        }
+        let boundary = self.retention_state().boundary;
+        if after.end < boundary {
+            out.freed = Some(boundary);
             return Ok(out);
         }
         let Some(header) = self.header()? else {
@@ -109,9 +180,12 @@ impl Log {
         let mut pos = after.end;
         let mut txn_start = pos;
         let mut marked = false;
-        // The page size of the commit before: a delta keeps it.
+        // The page size of the commit before: a delta keeps it (0: unknown,
+        // the commit lies below the boundary, freed; the walk takes the
+        // first record's).
         let mut prev_ps = match after.commit_offset {
             0 => 0,
+            o if o < boundary => 0,
             o => self.read_record(salt, o, len)?.map_or(0, |r| r.h.page_size),
         };
         while prev.version < upto {
@@ -155,7 +229,7 @@ impl Log {
                 out.damage = Some(self.corrupt(rec.offset, "a full page map (the first commit of a log)", "a delta"));
                 break;
             }
-            if !rec.is_map() && prev.offset != 0 && rec.h.page_size != prev_ps {
+            if !rec.is_map() && prev.offset != 0 && prev_ps != 0 && rec.h.page_size != prev_ps {
                 out.damage = Some(self.corrupt(
                     rec.offset + format::RH_PAGE_SIZE as u64,
                     format!("page size {prev_ps} (a delta keeps its predecessor's)"),
