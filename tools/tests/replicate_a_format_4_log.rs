@@ -138,6 +138,14 @@ fn a_format_4_log_restores_byte_for_byte_and_its_replica_outlives_the_primarys_r
         restored_is_prefix(g, &url, &out, Some(n), &[&before[..b as usize], &now[b as usize..]].concat(), n);
         assert_eq!(hash(&export(&out, n, &d.path("x.plain"))), hash(&export(&db, n, &d.path("y.plain"))));
     }
+    // The bucket lists every version it holds, from 1: more than the primary keeps.
+    let o = ok(g.pagelog().args(["info", &url, "--json"]).output().unwrap());
+    let info: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(info["latest_version"].as_u64(), Some(newest), "{info}");
+    let o = ok(g.pagelog().args(["log", &url, "--json"]).output().unwrap());
+    let segs: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let firsts = segs.as_array().unwrap().iter().filter_map(|s| s["first_version"].as_u64());
+    assert_eq!(firsts.min(), Some(1), "{segs}");
     // follow carries the replica across the checkpoints and CONTROL records.
     ok(follow_once(g, &url, &replica));
     assert_eq!(latest_of(&replica), newest);
