@@ -260,6 +260,10 @@ impl Replicator {
         loop {
             let pos = self.pos.clone().expect("located above");
             let log = self.log.as_ref().expect("opened above");
+            // Below what is held, bytes may be punched while they are read.
+            if pos.at.end < held.from {
+                return Err(self.freed_before_shipped(&pos, held.from, &held));
+            }
             let checked = log.checked_commits(&pos.at, upto, self.opts.max_segment)?;
             if let Some(b) = checked.freed {
                 return Err(self.freed_before_shipped(&pos, b, &held));

@@ -95,6 +95,7 @@ fn a_format_4_log_restores_byte_for_byte_and_its_replica_outlives_the_primarys_r
     let replica = d.path("replica.db");
     ok(follow_once(g, &url, &replica));
     assert_eq!(latest_of(&replica), latest);
+    let followed_to = pagelog_commit_end(&replica);
 
     // More commits, then a policy and reclamation steps on the primary:
     // CONTROL records, checkpoints written whole, holes punched below B.
@@ -146,7 +147,9 @@ fn a_format_4_log_restores_byte_for_byte_and_its_replica_outlives_the_primarys_r
     let segs: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     let firsts = segs.as_array().unwrap().iter().filter_map(|s| s["first_version"].as_u64());
     assert_eq!(firsts.min(), Some(1), "{segs}");
-    // follow carries the replica across the checkpoints and CONTROL records.
+    // follow carries the replica across the checkpoints and CONTROL records,
+    // from below the boundary the new ones set (its own bytes there are whole).
+    assert!(followed_to < b, "the replica was followed to {followed_to}, below B {b}");
     ok(follow_once(g, &url, &replica));
     assert_eq!(latest_of(&replica), newest);
     assert_eq!(std::fs::read(&replica).unwrap(), got, "the followed replica is the restored log");

@@ -15,12 +15,12 @@
 //! with the commits before it, so a shipper can ship those and refuse the rest.
 //!
 //! Format 4 (retention): bytes in `[512, B)` may be freed (holes) while the
-//! log is in use. They are no boundary and never walked: a walk that would
-//! start below `B` returns [`Checked::freed`] instead (what is freed is not
-//! damage), and a shipper holds [`Shippable`] while it walks and copies, the
-//! shared epoch lock readers take (docs/format-4.md "Readers and the epoch
-//! locks"), so no step punches a region at or after the `B` it saw until it
-//! lets go: it never reads a hole as if it were the log.
+//! log is in use. A walk that meets a hole there stops with
+//! [`Checked::freed`] (what is freed is not damage). A shipper reads a
+//! primary only at and after the `B` of the [`Shippable`] it holds while it
+//! walks and copies (the shared epoch lock readers take, docs/format-4.md
+//! "Readers and the epoch locks"), so no step punches what it reads: it
+//! never reads a hole as if it were the log.
 //!
 //! Nothing here writes.
 
@@ -77,9 +77,11 @@ pub struct Checked {
     /// a record that should be there (the caller said a later version is
     /// durable) does not check out.
     pub damage: Option<Error>,
-    /// The walk would have started in the freed region: the log's boundary
-    /// `B` (retention freed `[512, B)`) lies past the boundary it was given.
-    /// Nothing was walked; this is not damage.
+    /// The walk met a hole (or what is no record) below the log's boundary
+    /// `B`, which retention freed: it stopped there, and this is not damage
+    /// ("a hole below `B` is a freed region, a hole at or after `B` is
+    /// damage", docs/format-4.md). Bytes below `B` that are still whole (a
+    /// replica keeps what it shipped) are walked and checked as any.
     pub freed: Option<u64>,
 }
 
@@ -139,15 +141,14 @@ impl Log {
     }
 
     /// The commit whose record is at `offset`, if a valid COMMIT record is
-    /// there (checked: header and trailer crcs). Below the boundary `B` there
-    /// is none: those bytes are freed (or about to be). Version 0 is not a record:
+    /// there (checked: header and trailer crcs). Below the boundary `B` the
+    /// bytes are freed: a record may still be there (a replica keeps what it
+    /// shipped; a step has not punched it yet), or a hole. A shipper reads
+    /// the primary only at and after what [`Log::hold_shippable`] holds. Version 0 is not a record:
     /// `offset` 0 gives [`Boundary::START`].
     pub fn boundary_at(&self, offset: u64) -> Result<Option<Boundary>> {
         if offset == 0 {
             return Ok(Some(Boundary::START));
-        }
-        if offset < self.retention_state().boundary {
-            return Ok(None);
         }
         let Some(h) = self.header()? else { return Ok(None) };
         let len = self.file_len()?;
@@ -167,10 +168,6 @@ impl Log {
             return Ok(out);
         }
         let boundary = self.retention_state().boundary;
-        if after.end < boundary {
-            out.freed = Some(boundary);
-            return Ok(out);
-        }
         let Some(header) = self.header()? else {
             return Err(self.corrupt(0, "a log header", "none"));
         };
@@ -181,15 +178,17 @@ impl Log {
         let mut txn_start = pos;
         let mut marked = false;
         // The page size of the commit before: a delta keeps it (0: unknown,
-        // the commit lies below the boundary, freed; the walk takes the
-        // first record's).
+        // the commit lies below the boundary and was punched).
         let mut prev_ps = match after.commit_offset {
             0 => 0,
-            o if o < boundary => 0,
             o => self.read_record(salt, o, len)?.map_or(0, |r| r.h.page_size),
         };
         while prev.version < upto {
             let Some(rec) = self.read_record(salt, pos, len)? else {
+                if pos < boundary {
+                    out.freed = Some(boundary);
+                    break;
+                }
                 out.damage = Some(self.corrupt(
                     pos,
                     format!("a well-formed record following version {} (version {upto} is durable)", prev.version),
@@ -207,6 +206,10 @@ impl Log {
                 };
                 version_ok && rec.h.prev_commit == prev.offset && rec.h.prev_crc == prev.crc
             };
+            if !follows && pos < boundary {
+                out.freed = Some(boundary);
+                break;
+            }
             if !follows {
                 out.damage = Some(self.corrupt(
                     pos,
