@@ -49,7 +49,7 @@ use std::time::{Duration, Instant};
 
 use pagelog::{Boundary, EscapedName, Log, OpenOptions};
 
-use crate::layout::{lease_name, Catalog, Chain, Generation, Segment, LEASE};
+use crate::layout::{lease_name, Catalog, Chain, Generation, Head, Segment, HEAD_SIZE, LEASE};
 use crate::store::{Put, Store};
 use crate::{catalog, now_us, Error};
 
@@ -77,6 +77,10 @@ struct Position {
     /// When the generation was started (its name).
     created_us: u64,
     at: Boundary,
+    /// A generation that starts past bytes the log freed, whose `head-`
+    /// object is not put yet: where it starts, and the offset of the CONTROL
+    /// record that set that boundary (invariant 6).
+    head: Option<(u64, u64)>,
 }
 
 /// The replicator's state after a pass.
@@ -257,7 +261,18 @@ impl Replicator {
             upto = latest.number;
         }
         let mut damage = None;
+        let mut pos = self.pos.clone().expect("located above");
+        if pos.head.is_some() && pos.at.end < held.from {
+            // Not started yet, and the boundary moved since: start there.
+            pos = self.fresh(pos.salt, pos.created_us, &held)?;
+            self.pos = Some(pos.clone());
+        }
+        // A generation past freed bytes waits for a commit it can restore.
+        let started = self.put_head(&pos, upto)?;
         loop {
+            if !started {
+                break;
+            }
             let pos = self.pos.clone().expect("located above");
             let log = self.log.as_ref().expect("opened above");
             // Below what is held, bytes may be punched while they are read.
@@ -280,7 +295,8 @@ impl Replicator {
             }
         }
         let pos = self.pos.as_ref().expect("located above");
-        self.status.version = pos.at.version;
+        // A generation whose head is not put yet holds nothing.
+        self.status.version = if pos.head.is_some() { 0 } else { pos.at.version };
         self.status.latest = latest.number;
         self.status.lag_bytes = latest.end.saturating_sub(pos.at.end);
         self.status.lag_us =
@@ -306,9 +322,8 @@ impl Replicator {
         Error::Refused(format!(
             "{} of {}: the replica ends at version {} (offset {}), but the retention policy of {} freed its bytes \
              512..{b}{oldest} before they were shipped: the replica cannot be continued (it still restores versions \
-             up to {}). Keep the replicator running with a policy that keeps versions for longer than it lags; to \
-             replicate this database now, replicate a new log made from its latest version (pagelog export, then \
-             pagelog import) to another prefix",
+             up to {}). Keep the replicator running with a policy that keeps versions for longer than it lags; \
+             replicate to another prefix, where a replica starts at what the log keeps",
             Generation::name(pos.created_us, pos.salt),
             self.store.loc,
             pos.at.version,
@@ -318,29 +333,53 @@ impl Replicator {
         ))
     }
 
+    /// Where a new generation of this log starts: offset 0, or, when
+    /// retention freed the log's oldest bytes, the boundary held (with a
+    /// `head-` object to put before the first segment: invariant 6).
+    fn fresh(&self, salt: u64, created_us: u64, held: &pagelog::Shippable) -> Result<Position, Error> {
+        if held.from <= pagelog::Boundary::START.end {
+            return Ok(Position { salt, created_us, at: Boundary::START, head: None });
+        }
+        let log = self.log.as_ref().expect("opened");
+        let at = log.continues_at(held.from)?.ok_or_else(|| {
+            Error::Refused(format!("{}: no record at its boundary (offset {}): damaged", self.name(), held.from))
+        })?;
+        Ok(Position { salt, created_us, at, head: Some((held.from, held.control)) })
+    }
+
+    /// Puts the `head-` object of a generation that starts past freed
+    /// bytes, naming the oldest version it restores: the first commit after
+    /// the CONTROL record that set its start. Ok(false): no such commit yet
+    /// (nothing can be shipped until the next one).
+    fn put_head(&mut self, pos: &Position, upto: u64) -> Result<bool, Error> {
+        let Some((from, control)) = pos.head else { return Ok(true) };
+        let log = self.log.as_ref().expect("opened");
+        let checked = log.checked_commits(&pos.at, upto, u64::MAX)?;
+        let Some(first) = checked.commits.iter().find(|b| b.commit_offset > control) else {
+            if let Some(d) = checked.damage {
+                return Err(Error::Refused(format!("{}: {}; nothing shipped", self.name(), describe(&d))));
+            }
+            return Ok(false);
+        };
+        let head = Head { from, first: first.version, size: HEAD_SIZE };
+        let key = self.store.loc.key(&format!("{}/{}", Generation::name(pos.created_us, pos.salt), head.name()));
+        let file = log.file().try_clone().map_err(|e| Error::Local(format!("{}: {e}", self.name())))?;
+        let file = Arc::new(file);
+        self.store.put(&key, HEAD_SIZE, true, &mut || {
+            Ok(Box::new(RangeReader { file: file.try_clone()?, pos: 0, end: HEAD_SIZE }) as Box<dyn Read>)
+        })?;
+        if let Some(p) = self.pos.as_mut() {
+            p.head = None;
+        }
+        Ok(true)
+    }
+
     /// Finds where the bucket's replica of this log file ends (invariant 3).
     fn locate(&mut self, cat: &Catalog, salt: u64, held: &pagelog::Shippable) -> Result<Position, Error> {
         let loc = &self.store.loc;
         let Some(g) = cat.by_salt(salt) else {
-            if held.from > pagelog::Boundary::START.end {
-                // A replica is the log from its first byte: nothing may
-                // stand in for the freed bytes (invariant 6).
-                let oldest = held.oldest.map_or(String::new(), |v| format!(" (versions before {v})"));
-                return Err(Error::Refused(format!(
-                    "{}: its retention policy freed bytes 512..{}{oldest} before anything of it was shipped to {loc}, \
-                     and a replica is the log from its first byte, so it cannot start one (the freed bytes are not \
-                     damage). Start the replicator before a policy frees history (a running replicator keeps what \
-                     it shipped); to replicate this database now, replicate a new log made from its latest version \
-                     (pagelog export, then pagelog import)",
-                    self.name(),
-                    held.from
-                )));
-            }
-            // A log file the bucket has not seen (a new database, or one
-            // `pagelog compact` rewrote): a new generation, named after
-            // now, so that it sorts after every other.
             let started = cat.newest().map_or(0, |n| n.created_us + 1).max(now_us());
-            return Ok(Position { salt, created_us: started, at: Boundary::START });
+            return self.fresh(salt, started, held);
         };
         if let Some(newest) = cat.newest().filter(|n| n.salt != salt) {
             return Err(Error::Refused(format!(
@@ -352,6 +391,14 @@ impl Replicator {
             )));
         }
         let created_us = g.created_us;
+        if g.segments.is_empty() {
+            // A head put, then the replicator stopped before its first
+            // segment: start the generation again (a new head).
+            if let Some(h) = g.head {
+                self.store.delete(&loc.key(&format!("{}/{}", g.dir(), h.name())))?;
+            }
+            return self.fresh(salt, created_us, held);
+        }
         let key_of = |s: &Segment| loc.key(&format!("{}/{}", g.dir(), s.name()));
         let chain = g.chain(key_of);
         if let Some(b) = &chain.broken {
@@ -375,14 +422,14 @@ impl Replicator {
         }
         if rec_offset < held.from {
             let at = Boundary { version: last.last, commit_offset: rec_offset, crc, end: last.end, timestamp_us: 0 };
-            return Err(self.freed_before_shipped(&Position { salt, created_us, at }, held.from, held));
+            return Err(self.freed_before_shipped(&Position { salt, created_us, at, head: None }, held.from, held));
         }
         let log = self.log.as_ref().expect("opened");
         let latest = log.latest();
         let here = log.boundary_at(rec_offset)?;
         match here {
             Some(b) if b.end == last.end && b.version == last.last && b.crc == crc && b.version <= latest.number => {
-                let at = Position { salt, created_us, at: b };
+                let at = Position { salt, created_us, at: b, head: None };
                 if chain.overlaps > 0 {
                     self.repair(g, &chain, &at)?;
                 }
@@ -696,6 +743,9 @@ impl Replicator {
             }
             for s in old.segments.iter().rev() {
                 self.store.delete(&self.store.loc.key(&format!("{}/{}", old.dir(), s.name())))?;
+            }
+            if let Some(h) = old.head {
+                self.store.delete(&self.store.loc.key(&format!("{}/{}", old.dir(), h.name())))?;
             }
         }
         Ok(())

@@ -4,9 +4,10 @@
 //! restores are byte for byte the primary's prefix, `follow` keeps a
 //! replica current across checkpoints and CONTROL records, a replicator
 //! that shipped bytes before they were freed keeps going (the replica keeps
-//! them, so versions the primary no longer keeps still restore), and a
-//! replicator that would have to ship freed bytes refuses, saying why and
-//! what to do, without calling the holes damage.
+//! them, so versions the primary no longer keeps still restore), one that
+//! lagged behind the boundary refuses, saying why and what to do, and a new
+//! replica of a reclaimed log starts at the boundary; holes are never
+//! shipped as the log nor called damage.
 
 mod common;
 #[path = "replica/garage.rs"]
@@ -168,7 +169,7 @@ fn pagelog_commit_end(db: &Path) -> u64 {
 }
 
 #[test]
-fn a_replicator_that_would_need_freed_bytes_refuses_saying_why_and_what_to_do() {
+fn a_replica_behind_the_boundary_is_refused_and_a_new_one_starts_at_the_boundary() {
     let g = server();
     let d = TempDir::new("rep-f4-freed");
     let db = d.path("app.db");
@@ -195,12 +196,53 @@ fn a_replicator_that_would_need_freed_bytes_refuses_saying_why_and_what_to_do() 
     ok(restore(g, &lag, &out, &[]));
     assert_eq!(latest_of(&out), shipped);
 
-    // A replicator starting fresh on the reclaimed log ships nothing.
+    // A replicator starting fresh on the reclaimed log starts a generation
+    // at the boundary: the header, a hole where the freed bytes were, the
+    // log from B on; it restores the versions after the CONTROL record that
+    // set B (nothing older can be read without the freed bytes).
     let fresh = g.url("f4-fresh");
-    let e = fails(replicate_once(g, &db, &fresh));
-    assert!(e.contains(&format!("freed bytes 512..{b} (versions before {vo})")), "{e}");
-    assert!(e.contains("pagelog export, then pagelog import") && !e.contains("damaged"), "{e}");
-    let info = g.pagelog().args(["info", &fresh, "--json"]).output().unwrap();
-    let listed = String::from_utf8_lossy(&info.stdout).into_owned();
-    assert!(!listed.contains("gen-"), "nothing was shipped: {listed}");
+    // Right after the steps, no commit follows the CONTROL record that set
+    // B: nothing of the log from B on restores yet, so nothing is shipped.
+    let o = g.pagelog().arg("replicate").arg(&db).arg(&fresh).args(["--once", "--json"]).output().unwrap();
+    let s: serde_json::Value = serde_json::from_slice(&ok(o).stdout).unwrap();
+    assert_eq!(s["version"].as_u64(), Some(0), "{s}");
+    {
+        let c = open(&db);
+        for i in 0..5 {
+            c.execute("UPDATE t SET v = printf('fresh %d', ?1) WHERE id = ?1 + 1", [i]).unwrap();
+        }
+    }
+    ok(replicate_once(g, &db, &fresh));
+    let (b, vo) = kept(&db);
+    let newest = latest_of(&db);
+    let o = ok(g.pagelog().args(["info", &fresh, "--json"]).output().unwrap());
+    let info: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let first = info["generations"][0]["first_version"].as_u64().unwrap();
+    assert_eq!(info["latest_version"].as_u64(), Some(newest), "{info}");
+    assert!(first >= vo && first <= newest, "restores from {first}: Vo {vo}, latest {newest}");
+    let primary = std::fs::read(&db).unwrap();
+    for n in [None, Some(first), Some(newest)] {
+        let extra = n.map(|n| vec!["--version".to_string(), n.to_string()]).unwrap_or_default();
+        ok(restore(g, &fresh, &out, &extra.iter().map(String::as_str).collect::<Vec<_>>()));
+        let got = std::fs::read(&out).unwrap();
+        assert_eq!(got[..512], primary[..512], "the header");
+        assert!(got[512..b as usize].iter().all(|&x| x == 0), "a hole where the freed bytes were");
+        assert!(got[b as usize..] == primary[b as usize..got.len()], "the log from B on, byte for byte");
+        let v = n.unwrap_or(newest);
+        assert_eq!(latest_of(&out), v);
+        assert_eq!(hash(&export(&out, v, &d.path("x.plain"))), hash(&export(&db, v, &d.path("y.plain"))));
+    }
+    let e = fails(restore(g, &fresh, &out, &["--version", &(first - 1).to_string()]));
+    assert!(e.contains(&format!("no version {}", first - 1)), "{e}");
+    // follow builds a replica from it and keeps it current.
+    let replica = d.path("replica.db");
+    ok(follow_once(g, &fresh, &replica));
+    assert_eq!(latest_of(&replica), newest);
+    {
+        let c = open(&db);
+        c.execute("UPDATE t SET v = 'followed' WHERE id = 7", []).unwrap();
+    }
+    ok(replicate_once(g, &db, &fresh));
+    ok(follow_once(g, &fresh, &replica));
+    assert_eq!(latest_of(&replica), newest + 1);
 }

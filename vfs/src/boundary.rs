@@ -29,8 +29,10 @@ use std::os::fd::AsFd;
 
 use crate::error::{Error, Result};
 use crate::format;
+use crate::format::Entry;
 use crate::lock;
 use crate::log::{Link, Log, Rec};
+use crate::patch;
 
 /// The end of one commit: a copy of the log cut at `end` holds versions up
 /// to `version`.
@@ -95,6 +97,11 @@ pub struct Shippable {
     epoch: u64,
     pub from: u64,
     pub oldest: Option<u64>,
+    /// The offset of the CONTROL record whose boundary is `from` (0: none).
+    /// A copy of the log that holds only its header and the bytes from
+    /// `from` on reads the versions whose commits follow that record
+    /// (their control state redirects everything below `from`), no older.
+    pub control: u64,
 }
 
 impl Drop for Shippable {
@@ -106,6 +113,29 @@ impl Drop for Shippable {
 }
 
 impl Log {
+    /// `entries` without the patches written by this transaction whose base
+    /// lies below the boundary: their base was freed, so the patched page's
+    /// crc cannot be checked from the bytes (a reader resolves the base
+    /// through the base tree; `pagelog verify` and a restore check them
+    /// that way). Every other frame is checked as before.
+    fn based_at_or_after(&self, rec: &Rec, entries: Vec<Entry>, txn_start: u64, boundary: u64) -> Result<Vec<Entry>> {
+        let mut kept = Vec::with_capacity(entries.len());
+        for e in entries {
+            if patch::is_patch(e.offset) && patch::position(e.offset) >= txn_start {
+                let at = patch::position(e.offset);
+                let based_below = match self.patch_at(at, rec.h.page_size, Some(rec.payload_end()))? {
+                    Ok((_, p)) => p.base < boundary,
+                    Err(_) => false, // check_commit names it
+                };
+                if based_below {
+                    continue;
+                }
+            }
+            kept.push(e);
+        }
+        Ok(kept)
+    }
+
     /// The newest version known durable: claimed by a MARK, a commit's
     /// horizon or a SEALED commit (FORMAT.md "Claims"), after bringing the
     /// view up to date. Versions above it may still be only in the page cache.
@@ -125,12 +155,13 @@ impl Log {
             self.refresh()?;
             let s = self.retention_state();
             if s.epoch == 0 {
-                return Ok(Shippable { fd: None, epoch: 0, from: format::FIRST_RECORD, oldest: None });
+                return Ok(Shippable { fd: None, epoch: 0, from: format::FIRST_RECORD, oldest: None, control: 0 });
             }
             let fd = File::open(self.path()).map_err(|e| Error::io(self.path(), "open", None, e))?;
             let locked = lock::try_lock(fd.as_fd(), lock::EPOCH_BASE + s.epoch, lock::Mode::Shared)
                 .map_err(|e| Error::io(self.path(), "lock", None, e))?;
-            let held = Shippable { fd: Some(fd), epoch: s.epoch, from: s.boundary, oldest: s.oldest_kept };
+            let control = self.lock().control.offset;
+            let held = Shippable { fd: Some(fd), epoch: s.epoch, from: s.boundary, oldest: s.oldest_kept, control };
             self.refresh()?;
             // The epoch did not move between reading it and locking it: no
             // step could punch past its boundary since.
@@ -138,6 +169,19 @@ impl Log {
                 return Ok(held);
             }
         }
+    }
+
+    /// Where a copy of the log that starts at `offset` (a transaction start
+    /// at or after the boundary, as [`Shippable::from`]) continues from: the
+    /// commit the record at `offset` follows, as a boundary ending at
+    /// `offset` (its record lies below, freed). None: no well-formed record
+    /// there.
+    pub fn continues_at(&self, offset: u64) -> Result<Option<Boundary>> {
+        let Some(h) = self.header()? else { return Ok(None) };
+        let len = self.file_len()?;
+        let Some(rec) = self.read_record(h.salt, offset, len)? else { return Ok(None) };
+        let p = rec.prev_link();
+        Ok(Some(Boundary { version: p.version, commit_offset: p.offset, crc: p.crc, end: offset, timestamp_us: 0 }))
     }
 
     /// The commit whose record is at `offset`, if a valid COMMIT record is
@@ -248,10 +292,31 @@ impl Log {
                 ));
                 break;
             }
-            let entries = self.read_entries(&rec)?;
-            if let Some((offset, expected, found)) = self.check_commit(&rec, &entries, txn_start)? {
-                out.damage = Some(self.corrupt(offset, expected, found));
-                break;
+            let mut entries = self.read_entries(&rec)?;
+            let mut problem = None;
+            if boundary > format::FIRST_RECORD {
+                if rec.is_checkpoint() && entries.is_empty() {
+                    // Its own frames, from its tree (as check_commit finds them).
+                    match self.tree_entries(&rec)? {
+                        Ok(all) => {
+                            entries = all.into_iter().filter(|e| patch::position(e.offset) >= txn_start).collect()
+                        }
+                        Err(d) => problem = Some((d.offset, d.expected, d.found)),
+                    }
+                }
+                entries = self.based_at_or_after(&rec, entries, txn_start, boundary)?;
+            }
+            if problem.is_none() && !(rec.is_checkpoint() && entries.is_empty() && boundary > format::FIRST_RECORD) {
+                problem = self.check_commit(&rec, &entries, txn_start)?;
+            }
+            if let Some((offset, expected, found)) = problem {
+                // What lies below the boundary is freed, not damage (a
+                // reclaimed checkpoint's tree node, say: its version is
+                // gone, its bytes still ship for the live items among them).
+                if offset >= boundary {
+                    out.damage = Some(self.corrupt(offset, expected, found));
+                    break;
+                }
             }
             let b = Boundary::of(&rec);
             out.commits.push(b);
