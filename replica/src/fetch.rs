@@ -434,6 +434,10 @@ impl Follower {
         let seg = exact.or_else(|| g.segments.iter().find(|s| s.start < latest.end && latest.end <= s.end));
         let at = match seg {
             Some(s) if s.end == latest.end && s.last == latest.number => log.boundary_at(latest.commit_offset)?,
+            // The first segment of a generation started past freed bytes.
+            Some(s) if g.head.is_some_and(|h| h.from == s.start) => {
+                log.continues_at(s.start)?.filter(|b| b.end == s.start)
+            }
             Some(s) if s.start > 0 => {
                 let before = log.version(s.first - 1)?;
                 log.boundary_at(before.commit_offset)?.filter(|b| b.end == s.start)

@@ -417,4 +417,39 @@ mod tests {
         let g = gen(&[(0, 100, 1, 6), (50, 150, 4, 5)]);
         assert!(g.chain(|s| s.name()).broken.unwrap().contains("do not fit"));
     }
+
+    #[test]
+    fn a_generation_started_past_freed_bytes_has_a_head_and_its_chain_starts_there() {
+        let g1 = Generation::name(9, 5);
+        let head = Head { from: 4096, first: 40, size: HEAD_SIZE };
+        let seg = |a: u64, b: u64, f, l| Segment {
+            start: a,
+            end: b,
+            first: f,
+            last: l,
+            first_us: 0,
+            last_us: 0,
+            size: b - a,
+        };
+        let objects = vec![
+            obj(&format!("p/{g1}/{}", seg(4096, 5000, 31, 45).name()), 904),
+            obj(&format!("p/{g1}/{}", head.name()), HEAD_SIZE),
+            obj(&format!("p/{g1}/{}", seg(5000, 6000, 46, 50).name()), 1000),
+            obj(&format!("p/{g1}/head-{:020}-{:020}", 8192, 1), HEAD_SIZE),
+        ];
+        let cat = Catalog::from_objects("p/", &objects);
+        assert_eq!(cat.foreign, vec![format!("p/{g1}/head-{:020}-{:020}", 8192, 1)], "a second head is foreign");
+        let g = &cat.generations[0];
+        assert_eq!((g.head, g.start(), g.first_version(), g.last_version()), (Some(head), 4096, 40, 50));
+        let c = g.chain(|s| s.name());
+        assert_eq!((c.broken.clone(), c.start, c.end, c.last), (None, 4096, 6000, 50));
+        let cover: Vec<_> = c.clean_cover().unwrap().iter().map(|s| (s.start, s.end)).collect();
+        assert_eq!(cover, vec![(4096, 5000), (5000, 6000)]);
+        // A head that is not a header's size breaks the chain.
+        let mut bad = g.clone();
+        bad.head = Some(Head { size: 100, ..head });
+        assert!(bad.check_chain(|s| s.name()).unwrap_err().contains("not a 512-byte log header"));
+        // A head names a start past the header.
+        assert!(Head::parse(&format!("head-{:020}-{:020}", 512, 1), HEAD_SIZE).is_none());
+    }
 }

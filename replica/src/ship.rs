@@ -431,7 +431,7 @@ impl Replicator {
             Some(b) if b.end == last.end && b.version == last.last && b.crc == crc && b.version <= latest.number => {
                 let at = Position { salt, created_us, at: b, head: None };
                 if chain.overlaps > 0 {
-                    self.repair(g, &chain, &at)?;
+                    self.repair(g, &chain, &at, held.from)?;
                 }
                 Ok(at)
             }
@@ -451,7 +451,7 @@ impl Replicator {
     /// byte; then uploads what a chain without overlaps lacks and deletes
     /// the objects it does not need. `at` is where the chain ends (checked
     /// against the local log).
-    fn repair(&mut self, g: &Generation, chain: &Chain, at: &Position) -> Result<(), Error> {
+    fn repair(&mut self, g: &Generation, chain: &Chain, at: &Position, freed: u64) -> Result<(), Error> {
         let loc = self.store.loc.clone();
         let key_of = |s: &Segment| loc.key(&format!("{}/{}", g.dir(), s.name()));
         let segs = &chain.segments;
@@ -470,7 +470,8 @@ impl Replicator {
             reach = reach.max(s.end);
         }
         let log = self.log.as_ref().expect("opened");
-        for (s, _) in segs.iter().zip(&overlapping).filter(|(_, &o)| o) {
+        // Below the boundary the local bytes are freed: nothing to compare.
+        for (s, _) in segs.iter().zip(&overlapping).filter(|(s, &o)| o && s.start >= freed) {
             let key = key_of(s);
             let got = self.store.get(&key, None)?;
             let mut want = vec![0u8; (s.end - s.start) as usize];
@@ -503,7 +504,7 @@ impl Replicator {
                 // from the local log up to the end of the overlapping
                 // segment that reaches furthest.
                 let mut cover: Vec<Segment> = Vec::new();
-                let (mut end, mut last) = (0u64, 0u64);
+                let (mut end, mut last) = (chain.start, 0u64);
                 while end < chain.end {
                     let next = segs.iter().filter(|s| s.start == end && s.end > end).max_by_key(|s| s.end);
                     if let Some(s) = next {
