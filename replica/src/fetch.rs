@@ -313,7 +313,9 @@ pub fn restore_into(
             Target::Version(n) => log.version(n).map_err(|e| log_problem(store, g, segs, &e))?,
             Target::Time(t) => {
                 let hist = log.history().map_err(|e| log_problem(store, g, segs, &e))?;
-                let Some(c) = hist.iter().rev().find(|c| c.timestamp_us <= t) else {
+                // A generation started past freed bytes restores from its head's first.
+                let first = g.head.map_or(0, |h| h.first);
+                let Some(c) = hist.iter().rev().find(|c| c.timestamp_us <= t).filter(|c| c.version >= first) else {
                     return Err(Error::Refused(format!("{loc} holds no version committed at or before that time")));
                 };
                 log.version(c.version).map_err(|e| log_problem(store, g, segs, &e))?

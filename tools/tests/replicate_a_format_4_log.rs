@@ -234,6 +234,14 @@ fn a_replica_behind_the_boundary_is_refused_and_a_new_one_starts_at_the_boundary
     }
     let e = fails(restore(g, &fresh, &out, &["--version", &(first - 1).to_string()]));
     assert!(e.contains(&format!("no version {}", first - 1)), "{e}");
+    // --time: the newest version at or before it, never one before `first`.
+    let hist = common::history(&db);
+    let at = |n: u64| hist.iter().find(|v| v["version"] == n).unwrap()["timestamp_us"].as_u64().unwrap();
+    let t = |us: u64| format!("{}.{:06}", us / 1_000_000, us % 1_000_000);
+    ok(restore(g, &fresh, &out, &["--time", &t(at(first))]));
+    assert_eq!(latest_of(&out), first);
+    let e = fails(restore(g, &fresh, &out, &["--time", &t(at(first) - 1)]));
+    assert!(e.contains("no version committed at or before that time"), "{e}");
     // follow builds a replica from it and keeps it current.
     let replica = d.path("replica.db");
     ok(follow_once(g, &fresh, &replica));
