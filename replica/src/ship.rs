@@ -37,9 +37,12 @@
 //!    no step punches them meanwhile), so it never reads a hole as the log.
 //!    A replica that already holds the bytes up to `B` or past it goes on
 //!    (it keeps the freed versions, which still restore from it); one that
-//!    would need freed bytes (a new generation of a reclaimed log, or a
-//!    replica that lagged behind `B`) is refused, saying so: freed bytes are
-//!    neither shipped as zeros nor called damage.
+//!    lagged behind `B` is refused, saying so. A new generation of a log
+//!    whose `B` is past 512 starts at `B`, with a `head-` object holding the
+//!    header and naming the first version it restores (the first commit
+//!    after the CONTROL record that set `B`), put before its first segment
+//!    once that commit exists. Freed bytes are neither shipped as zeros nor
+//!    called damage.
 
 use std::io::Read;
 use std::os::unix::fs::FileExt;

@@ -185,11 +185,11 @@ impl Log {
     }
 
     /// The commit whose record is at `offset`, if a valid COMMIT record is
-    /// there (checked: header and trailer crcs). Below the boundary `B` the
-    /// bytes are freed: a record may still be there (a replica keeps what it
+    /// there (checked: header and trailer crcs). Version 0 is not a record:
+    /// `offset` 0 gives [`Boundary::START`]. Below the boundary `B` the bytes
+    /// are freed: a record may still be there (a replica keeps what it
     /// shipped; a step has not punched it yet), or a hole. A shipper reads
-    /// the primary only at and after what [`Log::hold_shippable`] holds. Version 0 is not a record:
-    /// `offset` 0 gives [`Boundary::START`].
+    /// the primary only at and after what [`Log::hold_shippable`] holds.
     pub fn boundary_at(&self, offset: u64) -> Result<Option<Boundary>> {
         if offset == 0 {
             return Ok(Some(Boundary::START));
