@@ -1,7 +1,8 @@
 //! `--suite scale`, part `growth` (issue 20, item 4): steady-state disk
 //! growth under single-row UPDATEs, with a reader process beside the
-//! writer; the "before" curve of retention, and with `--retain POLICY` the
-//! same run under `PRAGMA pagelog_retain='POLICY'`.
+//! writer: format 3 against stock WAL, the "before" curve of retention
+//! (retain.rs runs the same loop on format-4 logs with and without a
+//! policy).
 //!
 //! On open_cost.rs's databases (left in state (c)): a long-lived writer
 //! (this process, one connection per database, synchronous=NORMAL) makes
@@ -16,11 +17,7 @@
 //!
 //! Reported per series: the curve (start, max, final), commits/s and commit
 //! latency (p50/p99/max), the reader's SELECTs/s; and per chunk the ratio to
-//! stock (and, with a policy, to pagelog without one), median and spread.
-//!
-//! With `--retain`, the retained series runs on a copy of the pagelog file.
-//! If the pragma fails (no such policy yet), that series is reported
-//! "unsupported" with SQLite's message and the rest runs as usual.
+//! stock, median and spread.
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -28,35 +25,36 @@ use std::time::Instant;
 use rusqlite::Connection;
 use speedtest::config::Config;
 use speedtest::latency::Histogram;
-use speedtest::measure::{db_sizes, remove_db_files, sync_filesystems};
+use speedtest::measure::{db_sizes, sync_filesystems};
 use speedtest::worker::{Role, Spec, Worker};
 
 use crate::open_cost::Dbs;
-use crate::scale::{median, open_conn, Cell, Rng, Row, ScaleOpts, ScaleReport, Target, PAGELOG, STOCK, UPDATE_SQL};
+use crate::scale::{open_conn, Cell, Rng, Row, ScaleOpts, ScaleReport, PAGELOG, STOCK, UPDATE_SQL};
 
-/// One database written to and sampled.
-struct Series {
-    name: String,
+/// One database written to and sampled (also retain.rs's).
+pub(crate) struct Series {
+    pub name: String,
     cfg: Config,
-    path: PathBuf,
-    conn: Connection,
+    pub path: PathBuf,
+    pub conn: Connection,
     rng: Rng,
-    lat: Histogram,
-    commit_secs: f64,
-    curve: Vec<(u64, u64)>,
-    reads: u64,
-    read_secs: f64,
+    pub lat: Histogram,
+    pub commit_secs: f64,
+    /// (commits so far, disk blocks in use) after each chunk.
+    pub curve: Vec<(u64, u64)>,
+    pub reads: u64,
+    pub read_secs: f64,
     /// Per chunk: commits/s and the reader's SELECTs/s.
-    chunk_rates: Vec<(f64, f64)>,
+    pub chunk_rates: Vec<(f64, f64)>,
 }
 
 /// Disk blocks in use by the database's files, `-shm` excluded.
-fn blocks_bytes(path: &Path) -> Result<u64, String> {
+pub(crate) fn blocks_bytes(path: &Path) -> Result<u64, String> {
     Ok(db_sizes(path)?.files.iter().filter(|f| f.suffix != "-shm").map(|f| f.allocated).sum())
 }
 
 impl Series {
-    fn new(name: String, cfg: Config, path: PathBuf, seed: u64) -> Result<Series, String> {
+    pub fn new(name: String, cfg: Config, path: PathBuf, seed: u64) -> Result<Series, String> {
         let conn = open_conn(cfg, &path)?;
         let start = blocks_bytes(&path)?;
         Ok(Series {
@@ -75,7 +73,7 @@ impl Series {
     }
 
     /// `n` commits with a reader process running; then one sample.
-    fn chunk(&mut self, exe: &Path, rows: i64, n: u64, seed: u64) -> Result<(), String> {
+    pub fn chunk(&mut self, exe: &Path, rows: i64, n: u64, seed: u64) -> Result<(), String> {
         let spec =
             Spec { role: Role::Reader, config: self.cfg, rows, bytes: 0, seed, busy_ms: 10_000, db: self.path.clone() };
         let mut reader = Worker::start(exe, &spec)?;
@@ -101,31 +99,14 @@ impl Series {
 }
 
 /// Per-chunk ratios of `a` to `b`: (commits/s, SELECTs/s).
-fn chunk_ratios(a: &Series, b: &Series) -> (Vec<f64>, Vec<f64>) {
+pub(crate) fn chunk_ratios(a: &Series, b: &Series) -> (Vec<f64>, Vec<f64>) {
     let pairs = a.chunk_rates.iter().zip(&b.chunk_rates);
     let c = pairs.clone().filter(|(_, y)| y.0 > 0.0).map(|(x, y)| x.0 / y.0).collect();
     let r = pairs.filter(|(_, y)| y.1 > 0.0).map(|(x, y)| x.1 / y.1).collect();
     (c, r)
 }
 
-/// The retained series, or why there is none.
-fn retained(opts: &ScaleOpts, dbs: &Dbs, policy: &str) -> Result<Result<Series, String>, String> {
-    let path = opts.dir.join("growth-retain.db");
-    remove_db_files(&path)?;
-    std::fs::copy(&dbs.pl, &path).map_err(|e| format!("copy {} to {}: {e}", dbs.pl.display(), path.display()))?;
-    let s = Series::new(format!("pagelog retain={policy}"), PAGELOG, path.clone(), 21)?;
-    let sql = format!("PRAGMA pagelog_retain='{}'", policy.replace('\'', "''"));
-    match s.conn.execute_batch(&sql) {
-        Ok(()) => Ok(Ok(s)),
-        Err(e) => {
-            drop(s);
-            remove_db_files(&path)?;
-            Ok(Err(format!("unsupported: `{sql}` failed: {e}")))
-        }
-    }
-}
-
-fn ratio_note(what: &str, xs: &[f64]) -> String {
+pub(crate) fn ratio_note(what: &str, xs: &[f64]) -> String {
     format!("{what}, per chunk: {}", Cell::Ratios(xs.to_vec()).render())
 }
 
@@ -142,13 +123,6 @@ pub fn run(
         Series::new("pagelog".into(), PAGELOG, dbs.pl.clone(), 31)?,
         Series::new("stock".into(), STOCK, dbs.st.clone(), 31)?,
     ];
-    let mut unsupported = None;
-    if let Some(policy) = &opts.retain {
-        match retained(opts, dbs, policy)? {
-            Ok(r) => series.push(r),
-            Err(why) => unsupported = Some(why),
-        }
-    }
     sync_filesystems()?;
     let chunks = k.div_ceil(s);
     for c in 0..chunks {
@@ -161,23 +135,20 @@ pub fn run(
             series[i].chunk(exe, dbs.rows, n, c + 1)?;
         }
     }
-    push_rows(opts, report, &series, unsupported);
-    for x in series.drain(2..) {
-        let path = x.path.clone();
-        drop(x);
-        remove_db_files(&path)?;
-    }
+    push_rows(opts, report, &series);
     Ok(())
 }
 
-fn push_rows(opts: &ScaleOpts, report: &mut ScaleReport, series: &[Series], unsupported: Option<String>) {
+/// Bytes per commit from the first sample of `x`'s curve to its last.
+pub(crate) fn per_commit(x: &Series) -> f64 {
+    let (a, z) = (x.curve[0], x.curve.last().copied().unwrap_or(x.curve[0]));
+    (z.1 as f64 - a.1 as f64) / z.0.max(1) as f64
+}
+
+fn push_rows(opts: &ScaleOpts, report: &mut ScaleReport, series: &[Series]) {
     let (k, s) = (opts.growth_commits, opts.growth_sample);
     let (pl, st) = (&series[0], &series[1]);
     let (cr, rr) = chunk_ratios(pl, st);
-    let per_commit = |x: &Series| {
-        let (a, z) = (x.curve[0].1, x.curve.last().map_or(0, |c| c.1));
-        (z as f64 - a as f64) / k.max(1) as f64
-    };
     let rows = &mut report.rows;
     rows.push(Row {
         key: "growth_blocks",
@@ -206,51 +177,5 @@ fn push_rows(opts: &ScaleOpts, report: &mut ScaleReport, series: &[Series], unsu
         pagelog: Some(Cell::Rate { ops: pl.reads, secs: pl.read_secs }),
         stock: Some(Cell::Rate { ops: st.reads, secs: st.read_secs }),
         note: ratio_note("pagelog ÷ stock", &rr),
-    });
-    let policy = opts.retain.clone().unwrap_or_default();
-    let (met, measured) = match (series.get(2), &unsupported) {
-        (Some(r), _) => {
-            let (cr, rr) = chunk_ratios(r, pl);
-            rows.push(Row {
-                key: "growth_retain_blocks",
-                label: format!("growth with retain={policy}: disk blocks in use"),
-                pagelog: Some(Cell::Curve(r.curve.clone())),
-                stock: None,
-                note: format!("{:.0} bytes per commit", per_commit(r)),
-            });
-            rows.push(Row {
-                key: "growth_retain_commits",
-                label: format!("growth with retain={policy}: commits; latency"),
-                pagelog: Some(Cell::Rate { ops: r.lat.n, secs: r.commit_secs }),
-                stock: Some(Cell::Latency(r.lat.clone())),
-                note: ratio_note("÷ pagelog without a policy", &cr),
-            });
-            rows.push(Row {
-                key: "growth_retain_reads",
-                label: format!("growth with retain={policy}: reader's point SELECTs"),
-                pagelog: Some(Cell::Rate { ops: r.reads, secs: r.read_secs }),
-                stock: None,
-                note: ratio_note("÷ pagelog without a policy", &rr),
-            });
-            let (c, rd) = (median(&cr), median(&rr));
-            (c.zip(rd).map(|(c, r)| c >= 0.8 && r >= 0.9), format!("commits {c:.2?}×, reads {rd:.2?}×"))
-        }
-        (None, Some(why)) => {
-            rows.push(Row {
-                key: "growth_retain",
-                label: format!("growth with retain={policy}"),
-                pagelog: Some(Cell::Missing(why.clone())),
-                stock: None,
-                note: String::new(),
-            });
-            (None, "unsupported".into())
-        }
-        (None, None) => (None, "no --retain given (the before curve only)".into()),
-    };
-    report.targets.push(Target {
-        name: "retention costs little (issue 20)",
-        goal: "with a policy: commits/s ≥ 0.8 ×, reads ≥ 0.9 × the run without".into(),
-        measured,
-        met,
     });
 }

@@ -1,12 +1,13 @@
 //! The `speedtest` command line: parse flags, run every configuration
 //! round-robin, print the tables, write the JSON. See speedtest/README.md.
 //! `--suite scale` runs `scale_suite.rs` (scale.rs, open_cost.rs,
-//! growth.rs), `--suite concurrency` runs `concurrency.rs`; `--worker` makes
-//! this process a worker (worker.rs).
+//! growth.rs, retain.rs), `--suite concurrency` runs `concurrency.rs`;
+//! `--worker` makes this process a worker (worker.rs).
 
 mod concurrency;
 mod growth;
 mod open_cost;
+mod retain;
 mod scale;
 mod scale_suite;
 mod suite_flags;

@@ -97,6 +97,8 @@ pub struct Parts {
     pub open: bool,
     /// growth.rs: steady-state growth under single-row UPDATEs (issue 20).
     pub growth: bool,
+    /// retain.rs: the same on format-4 logs, with and without a policy (issue 20).
+    pub retain: bool,
 }
 
 /// What `--suite scale` was asked to do.
@@ -111,7 +113,8 @@ pub struct ScaleOpts {
     /// the disk use is sampled.
     pub growth_commits: u64,
     pub growth_sample: u64,
-    /// growth: a retention policy, set with `PRAGMA pagelog_retain`.
+    /// retain: the retention policy, set with `PRAGMA pagelog_retain`
+    /// (None: retain.rs's default).
     pub retain: Option<String>,
     /// The stock shell and the extension it `.load`s (open_cost).
     pub sqlite3: PathBuf,
@@ -463,6 +466,12 @@ pub(crate) struct Built {
 /// that many rows), in transactions of `batch_rows` rows.
 pub(crate) fn build(cfg: Config, path: &Path, size: u64, rows: Option<i64>, batch_rows: i64) -> Result<Built, String> {
     remove_db_files(path)?;
+    fill(cfg, path, size, rows, batch_rows)
+}
+
+/// [`build`] on a file that may already exist (an empty log created in a
+/// chosen format, as the `retain` part does).
+pub(crate) fn fill(cfg: Config, path: &Path, size: u64, rows: Option<i64>, batch_rows: i64) -> Result<Built, String> {
     let t0 = Instant::now();
     let conn = runner::open(cfg, path)?;
     runner::setup(&conn, cfg)?;

@@ -1,7 +1,8 @@
 //! `--suite scale`: which parts run (`--parts`), in what order, into one
 //! report. The parts are scale.rs's own steps (`classic`, issue 4),
-//! open_cost.rs (`open`, issue 21) and growth.rs (`growth`, issue 20); the
-//! last two share one pair of databases, built here once.
+//! open_cost.rs (`open`, issue 21), growth.rs (`growth`, issue 20) and
+//! retain.rs (`retain`, issue 20); `open` and `growth` share one pair of
+//! databases, built here once; `retain` builds its own (format 4).
 
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -10,7 +11,7 @@ use speedtest::measure::{cpu_model, filesystem_of, load_average};
 use speedtest::report::iso8601_utc;
 
 use crate::scale::{self, ScaleOpts, ScaleReport};
-use crate::{growth, open_cost};
+use crate::{growth, open_cost, retain};
 
 fn empty_report(opts: &ScaleOpts) -> ScaleReport {
     let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
@@ -48,6 +49,9 @@ pub fn run(opts: &ScaleOpts, exe: &Path, progress: &dyn Fn(String)) -> Result<Sc
         if opts.parts.growth {
             growth::run(opts, &dbs, exe, progress, &mut report)?;
         }
+    }
+    if opts.parts.retain {
+        retain::run(opts, exe, progress, &mut report)?;
     }
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
     report.machine =

@@ -12,6 +12,7 @@ pub enum Part {
     Classic,
     Open,
     Growth,
+    Retain,
 }
 
 #[derive(Args, Debug)]
@@ -24,8 +25,9 @@ pub struct SuiteFlags {
 
     /// --suite scale: the parts to run, comma-separated: classic (issue 4's
     /// steps), open (issue 21: a new process's open + one query), growth
-    /// (issue 20: disk growth under single-row UPDATEs).
-    #[arg(long, value_enum, value_delimiter = ',', default_values_t = [Part::Classic, Part::Open, Part::Growth])]
+    /// (issue 20: disk growth under single-row UPDATEs), retain (issue 20:
+    /// the same on format-4 logs with and without a retention policy).
+    #[arg(long, value_enum, value_delimiter = ',', default_values_t = [Part::Classic, Part::Open, Part::Growth, Part::Retain])]
     pub parts: Vec<Part>,
 
     /// --suite scale, part open: whole-process pairs per measurement [default: 21].
@@ -36,16 +38,16 @@ pub struct SuiteFlags {
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
     pub version_age: Option<u64>,
 
-    /// --suite scale, part growth: single-row UPDATEs per database [default: 500000].
+    /// --suite scale, parts growth and retain: single-row UPDATEs per database [default: 500000].
     #[arg(long, value_name = "K", value_parser = clap::value_parser!(u64).range(1..))]
     pub growth_commits: Option<u64>,
 
-    /// --suite scale, part growth: sample the disk use every S commits [default: 10000].
+    /// --suite scale, parts growth and retain: sample the disk use every S commits [default: 10000].
     #[arg(long, value_name = "S", value_parser = clap::value_parser!(u64).range(1..))]
     pub growth_sample: Option<u64>,
 
-    /// --suite scale, part growth: also run with `PRAGMA pagelog_retain='POLICY'`
-    /// on a copy (reported "unsupported" where pagelog has no such pragma).
+    /// --suite scale, part retain: the policy, set with `PRAGMA pagelog_retain='POLICY'`
+    /// [default: 1000 versions].
     #[arg(long, value_name = "POLICY")]
     pub retain: Option<String>,
 
@@ -86,6 +88,7 @@ impl SuiteFlags {
             classic: self.parts.contains(&Part::Classic),
             open: self.parts.contains(&Part::Open),
             growth: self.parts.contains(&Part::Growth),
+            retain: self.parts.contains(&Part::Retain),
         }
     }
 

@@ -41,7 +41,7 @@ fn row<'a>(v: &'a Value, key: &str) -> &'a Value {
 }
 
 #[test]
-fn quick_open_and_growth_parts_report_every_state() {
+fn quick_open_growth_and_retain_parts_report_every_state() {
     let dir = scratch("quick-scale");
     let json = dir.join("out.json");
     let ext = extension();
@@ -51,7 +51,7 @@ fn quick_open_and_growth_parts_report_every_state() {
             "scale",
             "--quick",
             "--parts",
-            "open,growth",
+            "open,growth,retain",
             "--pairs",
             "3",
             "--retain",
@@ -88,16 +88,27 @@ fn quick_open_and_growth_parts_report_every_state() {
         assert_eq!(row(&v, "growth_latency")[side]["n"], 2000, "{side}");
         assert!(row(&v, "growth_reads")[side]["ops"].as_u64().unwrap() > 0, "{side}");
     }
-    // A retention policy either runs or is reported unsupported, never a crash.
-    let rows = v["rows"].as_array().unwrap();
-    let retained = rows.iter().any(|r| r["key"] == "growth_retain_blocks");
-    let unsupported = rows
-        .iter()
-        .any(|r| r["key"] == "growth_retain" && r["pagelog"]["missing"].as_str().unwrap().starts_with("unsupported"));
-    assert!(retained || unsupported, "{v:#}");
+    // Retention (format 4): both logs sampled after every chunk, the same
+    // commits made to each, the policy's steady-state ratio per sample, and
+    // a budget below the database refused.
+    for key in ["retain_blocks_policy", "retain_blocks_none", "retain_log_end"] {
+        let curve = row(&v, key)["pagelog"]["samples"].as_array().unwrap().clone();
+        let commits: Vec<u64> = curve.iter().map(|s| s["commits"].as_u64().unwrap()).collect();
+        assert_eq!(commits, [0, 500, 1000, 1500, 2000], "{key}");
+    }
+    assert_eq!(row(&v, "retain_ratio")["pagelog"]["samples"].as_array().unwrap().len(), 5);
+    for key in ["retain_commits_policy", "retain_commits_none"] {
+        assert_eq!(row(&v, key)["pagelog"]["ops"], 2000, "{key}");
+    }
+    for key in ["retain_reads_policy", "retain_reads_none"] {
+        assert!(row(&v, key)["pagelog"]["ops"].as_u64().unwrap() > 0, "{key}");
+    }
+    let refused = row(&v, "retain_budget_refused")["pagelog"]["missing"].as_str().unwrap();
+    assert!(refused.starts_with("refused: "), "{refused}");
     let names: Vec<&str> = v["targets"].as_array().unwrap().iter().map(|t| t["name"].as_str().unwrap()).collect();
     assert!(names.iter().filter(|n| n.contains("issue 21")).count() == 4, "{names:?}");
-    std::fs::remove_dir_all(&dir).unwrap(); // about 150 MiB of databases
+    assert!(names.iter().filter(|n| n.contains("issue 20")).count() == 4, "{names:?}");
+    std::fs::remove_dir_all(&dir).unwrap(); // about 250 MiB of databases
 }
 
 #[test]

@@ -8,7 +8,8 @@ opened by pagelog) it runs
   * spec_reader.examine,
   * open_latest.rs (pagelog's `Log::open` read-only, then `refresh`: what the
     corpus manifest's `opens N` / `refused` means; `info` also reads the
-    whole history and fails on more files), compiled with rustc against
+    whole history and fails on more files; and every version's database
+    image through `Log::version`, compared with the reader's "pages"), compiled with rustc against
     target/debug/libpagelog.rlib on first use (into $TMPDIR),
   * `target/debug/pagelog info --json`, `log --json` and `verify` (exit code),
 and prints one JSON line per file: both sides' outcome and the fields on
@@ -22,22 +23,25 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import zlib
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, HERE)
 import spec_reader  # noqa: E402
 
-TOOL = os.path.join(ROOT, "target/debug/pagelog")
-OPEN_LATEST = os.path.join(tempfile.gettempdir(), "pagelog-spec-reader-open-latest")
+# PAGELOG_TARGET: another build's target/debug (its `pagelog` and libpagelog.rlib; deps in its deps/).
+TARGET = os.environ.get("PAGELOG_TARGET", os.path.join(ROOT, "target/debug"))
+TOOL = os.path.join(TARGET, "pagelog")
+OPEN_LATEST = os.path.join(tempfile.gettempdir(), "pagelog-spec-reader-open-latest-%08x" % zlib.crc32(TARGET.encode()))
 
 
 def open_latest():
     src = os.path.join(HERE, "open_latest.rs")
-    rlib = os.path.join(ROOT, "target/debug/libpagelog.rlib")
+    rlib = os.path.join(TARGET, "libpagelog.rlib")
     if not os.path.exists(OPEN_LATEST) or os.path.getmtime(OPEN_LATEST) < os.path.getmtime(rlib):
         subprocess.run(["rustc", "--edition", "2021", "-O", src, "--extern", "pagelog=" + rlib,
-                        "-L", os.path.join(ROOT, "target/debug/deps"), "-o", OPEN_LATEST], check=True)
+                        "-L", os.path.join(TARGET, "deps"), "-o", OPEN_LATEST], check=True)
     return OPEN_LATEST
 
 
@@ -52,10 +56,12 @@ def tool_outcome(path):
         f = os.path.join(tmp, "x.log")
         shutil.copyfile(path, f)
         out = {}
-        rc, so, se = run([open_latest(), "x.log"], tmp)
+        rc, so, se = run([open_latest(), "--pages", "x.log"], tmp)
         s = so.strip()
         if s.startswith("opens "):
             out["opens"], out["latest"] = True, int(s.split()[1])
+            # Every version 1..latest as `Log::version` reads it (image crc, reclaimed, none, error).
+            out["pages"] = {int(k): v for k, v in (w.split(":") for w in s.split()[2:])}
         else:
             out["opens"], out["latest"] = False, None
             out["open_error"] = (s + se.strip())[:300]
@@ -94,6 +100,9 @@ def compare(path, expected=None):
         diff.append("info")
     if mine["verify"] != tool["verify"]:
         diff.append("verify")
+    if mine["opens"] and tool["opens"] and mine.get("pages", {}) != tool.get("pages", {}):
+        # Every version's database image, read through the control state (format 4).
+        diff.append("pages")
     if tool["log"] is not None or mine["readable"]:
         # "Reading a damaged log": `pagelog log` lists the versions a reader may
         # read, and exits 1 when it met damage.
@@ -139,6 +148,9 @@ def main(argv):
     for path in files:
         r = compare(path, expected.get(os.path.basename(path)) if expected else None)
         r["reader"].pop("versions", None)
+        if "pages" not in r["diff"]:
+            r["reader"].pop("pages", None)
+            r["tool"].pop("pages", None)
         r["reader"].pop("readable_checksums", None)
         bad += bool(r["diff"])
         print(json.dumps(r, sort_keys=True), flush=True)

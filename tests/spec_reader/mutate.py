@@ -29,6 +29,14 @@ it), the history re-chained; entries naming a patch moved (offset - 1, + 7,
 last COMMIT (and the last SPILL and MARK) grown by a word of zeros or
 shrunk by one with `length` to match, cut after it.
 
+Format 4 (`control_variants`): every control-info field of every CONTROL record set to
+edge values, re-sealed (the payload crc kept); CLAIM toggled; a straggler entry added
+(length to match, the log cut after it); the payload torn (a byte flipped: its crc fails)
+and damaged with the payload crc re-computed ("-fix"); every base-tree node of the last
+CONTROL record that has one damaged (level, first, slot offsets, crc, reserved), payload
+crc re-computed; holes (zeros) at B, over a CONTROL payload, and the region below B zeroed
+(punched) and zeroed past B.
+
 Issue 25 ("Reading a damaged log", step 5's structural checks): every commit
 re-sealed with a structural violation (a zero page with a crc, an image offset
 off by 4, `db pages` over the bound or below an entry's page, the FULL_MAP flag
@@ -312,6 +320,163 @@ def structural_variants(log, data, recs):
             yield "oldest-v%d-%s" % (c.version, tag), bytes(d)
 
 
+def payload_reseal(log, d, r):
+    """Recomputes a CONTROL record's payload crc, then its trailer crc."""
+    struct.pack_into("<I", d, r.off + 48 + 48, log.scrc(bytes(d[r.payload:r.payload + r.ctl.payload_bytes])))
+    reseal(log, d, r)
+
+
+def control_variants(log, data, recs):
+    """Format 4: every control-info field of every CONTROL record set to edge values and the
+    record re-sealed (its payload crc kept, or re-computed where the payload changes); CLAIM
+    toggled; the payload torn (a byte flipped, unsealed: not a record) and damaged with its crc
+    re-computed (a relocated item or a base-tree node fails its own check), every base-tree node
+    of the log's last CONTROL record flipped that way; holes (zeros) at and after the boundary,
+    over a CONTROL record's payload, and the region below it zeroed or punched too far."""
+    ctls = [r for r in recs if r.kind == sr.CONTROL]
+    for i, r in enumerate(ctls):
+        o, c, ci = r.off, r.ctl, r.off + 48
+        edits = [
+            ("epoch0", ci, "<Q", 0), ("epochp1", ci + 0, "<Q", c.epoch + 1),
+            ("keepv1", ci + 8, "<Q", 1), ("keeps1", ci + 16, "<Q", 1), ("keepb", ci + 24, "<Q", 1 << 40),
+            ("b0", ci + 32, "<Q", 0), ("b504", ci + 32, "<Q", 504), ("b512", ci + 32, "<Q", 512),
+            ("bp4", ci + 32, "<Q", c.boundary + 4), ("bp8", ci + 32, "<Q", c.boundary + 8),
+            ("bm8", ci + 32, "<Q", max(c.boundary - 8, 0)), ("bself", ci + 32, "<Q", o),
+            ("bend", ci + 32, "<Q", r.end), ("bbig", ci + 32, "<Q", 1 << 40),
+            ("vo0", ci + 40, "<Q", 0), ("vop1", ci + 40, "<Q", c.oldest + 1),
+            ("vom1", ci + 40, "<Q", max(c.oldest - 1, 0)), ("vomax", ci + 40, "<Q", (1 << 64) - 1),
+            ("pcrc", ci + 48, "<I", c.payload_crc ^ 1), ("res52", ci + 52, "<I", 1),
+            ("root0", ci + 56, "<Q", 0), ("rootp8", ci + 56, "<Q", c.root + 8),
+            ("rootm8", ci + 56, "<Q", max(c.root - 8, 0)), ("rootend", ci + 56, "<Q", r.end),
+            ("rootcrc", ci + 64, "<I", c.root_crc ^ 1), ("depth0", ci + 68, "<B", 0),
+            ("depth7", ci + 68, "<B", 7), ("depthp1", ci + 68, "<B", c.depth + 1),
+            ("depthm1", ci + 68, "<B", max(c.depth - 1, 0)), ("res69", ci + 69, "<B", 1),
+            ("res71", ci + 71, "<B", 1), ("ts", ci + 72, "<Q", 1), ("ctr", ci + 80, "<I", 7),
+            ("strag1", ci + 84, "<I", 1), ("payp8", ci + 88, "<Q", c.payload_bytes + 8),
+            ("paym8", ci + 88, "<Q", max(c.payload_bytes - 8, 0)), ("pay4", ci + 88, "<Q", 4),
+            ("claim", o + 5, "<B", r.flags ^ 1),
+        ]
+        if c.root == 0:
+            edits += [("rootonly", ci + 56, "<Q", 512), ("rootcrconly", ci + 64, "<I", 1)]
+        for name, off, fmt, val in edits:
+            d = bytearray(data)
+            struct.pack_into(fmt, d, off, val)
+            reseal(log, d, r)
+            yield "c%d@%d-%s" % (i, o, name), bytes(d)
+        # A straggler entry, with the length to match (the table is ignored).
+        d = bytearray(data[:r.payload]) + bytes(range(16)) + bytearray(data[r.payload:r.end])
+        struct.pack_into("<I", d, o + 48 + 84, 1)
+        struct.pack_into("<Q", d, o + 8, r.length + 16)
+        struct.pack_into("<Q", d, r.end, o)
+        tmp = sr.Rec()
+        tmp.off, tmp.payload, tmp.end = o, r.payload + 16, r.end + 16
+        reseal(log, d, tmp)
+        yield "c%d@%d-straggler-entry" % (i, o), bytes(d)  # the log ends after it
+        if c.payload_bytes:
+            for name, at in (("first", r.payload), ("mid", r.payload + c.payload_bytes // 2 // 8 * 8),
+                             ("last", r.payload + c.payload_bytes - 1)):
+                d = bytearray(data)
+                d[at] ^= 0x20
+                yield "c%d@%d-torn-%s" % (i, o, name), bytes(d)
+                payload_reseal(log, d, r)
+                yield "c%d@%d-payload-%s-fix" % (i, o, name), bytes(d)
+    # Every node of the base tree of the last CONTROL record that has one: a byte of its level,
+    # first page, a slot's offset, crc and reserved bytes flipped, payload crc re-computed.
+    with_tree = [r for r in ctls if r.ctl.root]
+    if with_tree:
+        r = with_tree[-1]
+        nodes = []
+
+        def collect(off, level):
+            nodes.append((off, level))
+            if level > 0:
+                for k in range(64):
+                    so, _sc = struct.unpack_from("<QI", data, off + 8 + 16 * k)
+                    if so and r.payload <= so < r.end:
+                        collect(so, level - 1)
+        collect(r.ctl.root, r.ctl.depth - 1)
+        for off, level in nodes:
+            for tag, dd in (("level", 0), ("res", 1), ("first", 4), ("s0off", 8), ("s1off", 24),
+                            ("s1crc", 32), ("s1res", 36), ("s5off", 88)):
+                d = bytearray(data)
+                d[off + dd] ^= 0x01 if tag != "s1off" else 0x08
+                payload_reseal(log, d, r)
+                yield "node@%d-%s-fix" % (off, tag), bytes(d)
+    # Straggler tables: entries out of order, copies moved, outside the record.
+    for r in ctls:
+        t = r.off + 48 + 96
+        for k in range(min(r.ctl.stragglers, 3)):
+            e = t + 16 * k
+            old, new = struct.unpack_from("<QQ", data, e)
+            for tag, off, val in (("oldp8", e, old + 8), ("oldm8", e, old - 8), ("newp8", e + 8, new + 8),
+                                  ("newm8", e + 8, new - 8), ("newp4", e + 8, new + 4),
+                                  ("newB", e + 8, r.ctl.boundary - 8), ("newend", e + 8, r.end)):
+                d = bytearray(data)
+                struct.pack_into("<Q", d, off, val)
+                reseal(log, d, r)
+                yield "c@%d-straggler%d-%s" % (r.off, k, tag), bytes(d)
+        if r.ctl.stragglers >= 2:
+            d = bytearray(data)
+            d[t:t + 16], d[t + 16:t + 32] = data[t + 16:t + 32], data[t:t + 16]
+            reseal(log, d, r)
+            yield "c@%d-stragglers-swapped" % r.off, bytes(d)
+    # Checkpoints (the checkpoint info after the entries) and INDEX records.
+    for r in recs:
+        if r.kind == sr.COMMIT and r.ck is not None:
+            ck = r.off + 48 + 56 + 16 * r.n_entries
+            root, rc, depth, ix, ixc, cl, clc = r.ck
+            for tag, off, fmt, val in (
+                    ("rootp8", ck, "<Q", root + 8), ("root0", ck, "<Q", 0), ("rootself", ck, "<Q", r.off),
+                    ("rootcrc", ck + 8, "<I", rc ^ 1), ("depth0", ck + 12, "<B", 0), ("depth7", ck + 12, "<B", 7),
+                    ("depthp1", ck + 12, "<B", depth + 1), ("depthm1", ck + 12, "<B", depth - 1),
+                    ("res13", ck + 13, "<B", 1), ("ixp8", ck + 16, "<Q", ix + 8), ("ix0", ck + 16, "<Q", 0),
+                    ("ixcrc", ck + 24, "<I", ixc ^ 1), ("res28", ck + 28, "<I", 1), ("ctlp8", ck + 32, "<Q", cl + 8),
+                    ("ctl0", ck + 32, "<Q", 0), ("ctlcrc", ck + 40, "<I", clc ^ 1), ("res44", ck + 44, "<I", 1),
+                    ("noflag", r.off + 5, "<B", r.flags & ~sr.CHECKPOINT),
+                    ("fullflag", r.off + 5, "<B", r.flags | sr.FULL_MAP)):
+                d = bytearray(data)
+                struct.pack_into(fmt, d, off, val)
+                reseal(log, d, r)
+                yield "ck@%d-%s" % (r.off, tag), bytes(d)
+        if r.kind == sr.INDEX:
+            pb = r.end - 16 - r.payload
+            for tag, off, fmt, val in (("pbp8", r.off + 48, "<Q", pb + 8), ("pb0", r.off + 48, "<Q", 0),
+                                       ("pcrc", r.off + 56, "<I", 1), ("res", r.off + 60, "<I", 1),
+                                       ("flags", r.off + 5, "<B", 1)):
+                d = bytearray(data)
+                struct.pack_into(fmt, d, off, val)
+                reseal(log, d, r)
+                yield "ix@%d-%s" % (r.off, tag), bytes(d)
+            for k, at in enumerate(range(r.payload, r.payload + pb, max(8, pb // 12 // 8 * 8))):
+                d = bytearray(data)
+                d[at] ^= 0x04
+                yield "ix@%d-torn%d" % (r.off, k), bytes(d)
+                struct.pack_into("<I", d, r.off + 56, log.scrc(bytes(d[r.payload:r.payload + pb])))
+                reseal(log, d, r)
+                yield "ix@%d-node%d-fix" % (r.off, k), bytes(d)
+    # Holes: zeros at and after B (the record at B, a page of it, a CONTROL payload), and the
+    # freed region zeroed (punched) or zeroed past B.
+    b = max((r.ctl.boundary for r in ctls), default=512)
+    for ln in (8, 48, 512, 4096):
+        if b + ln <= len(data):
+            d = bytearray(data)
+            d[b:b + ln] = bytes(ln)
+            yield "hole-at-B+%d" % ln, bytes(d)
+    for r in ctls:
+        if r.ctl.payload_bytes:
+            d = bytearray(data)
+            d[r.payload:r.payload + min(4096, r.ctl.payload_bytes)] = bytes(min(4096, r.ctl.payload_bytes))
+            yield "hole-over-payload@%d" % r.off, bytes(d)
+    if b > 512:
+        d = bytearray(data)
+        d[512:b] = bytes(b - 512)
+        yield "punched-to-B", bytes(d)
+        for past in (8, 512, 4096):
+            d = bytearray(data)
+            d[512:b + past] = bytes(b + past - 512)
+            yield "punched-past-B+%d" % past, bytes(d)
+
+
 def variants(data):
     log = sr.Log(data)
     try:
@@ -452,8 +617,11 @@ def variants(data):
     # Issue 25: structural violations re-sealed and re-chained; damaged oldest commits.
     yield from structural_variants(log, data, recs)
     # Format 3: patches.
-    if log.fmt == 3:
+    if log.fmt >= 3:
         yield from patch_variants(log, data, recs)
+    # Format 4: CONTROL records, the base tree, holes.
+    if log.fmt == 4:
+        yield from control_variants(log, data, recs)
     # Tails.
     for name, tail in (("z7", bytes(7)), ("z8", bytes(8)), ("z4k", bytes(4096)), ("z64k", bytes(65536)),
                        ("g5", b"\x01\x02\x03\x04\x05"), ("g16", bytes(range(1, 17))),

@@ -3,6 +3,9 @@
 
     spec_reader.py --summary LOG...   prints `LOG opens N clean|damaged` or
                                       `LOG refused clean|damaged`, a line a file
+    spec_reader.py --pages LOG...     prints `LOG 1:CRC 2:reclaimed ...`: every version
+                                      1..latest as read (crc32 of its image, `reclaimed`,
+                                      `none`, `error`), or `LOG refused`
     spec_reader.py LOG                prints one JSON object:
       {"opens": bool, "latest": N|null, "error": str|null,
        "verify": "clean"|"damaged", "verify_error": str|null,
@@ -37,11 +40,16 @@ import zlib
 FILE_MAGIC = b"PAGELOG\x00"
 REC_MAGIC = b"PLRC"
 TR_MAGIC = b"PLTR"
-SPILL, COMMIT, MARK = 1, 2, 3
-FULL_MAP, SEALED = 1, 2
+SPILL, COMMIT, MARK, INDEX, CONTROL = 1, 2, 3, 4, 5
+FULL_MAP, SEALED, CHECKPOINT = 1, 2, 4
+CLAIM = 1  # "Format 4": CONTROL flag bit 0
 HEADER_BLOCK = 512
 REC_HEADER = 48
 COMMIT_INFO = 56
+CONTROL_INFO = 96  # "Format 4", "CONTROL records (kind 5)"
+INDEX_INFO = 16  # "Checkpoints and INDEX records"
+CHECKPOINT_INFO = 48
+STRAGGLER = 16
 ENTRY = 16
 TRAILER = 16
 M64 = (1 << 64) - 1
@@ -79,12 +87,17 @@ class Rec:
     __slots__ = (
         "off", "kind", "flags", "length", "version", "prev", "ps", "frames", "prev_crc",
         "tcrc", "payload", "end", "db_pages", "n_entries", "hz_ver", "hz_off", "fm_off",
-        "checksum", "hz_crc", "p1", "_entries", "data", "pw", "parea",
+        "checksum", "hz_crc", "p1", "_entries", "data", "pw", "parea", "ctl", "ck",
     )
 
     @property
     def full(self):
         return bool(self.flags & FULL_MAP)
+
+    @property
+    def is_map(self):
+        """ "a checkpoint counts as" a FULL_MAP commit wherever a map starts."""
+        return self.kind == COMMIT and bool(self.flags & (FULL_MAP | CHECKPOINT))
 
     @property
     def sealed(self):
@@ -106,6 +119,13 @@ class Rec:
         return self._entries
 
 
+class Control:
+    """A CONTROL record's control info ("Format 4")."""
+    __slots__ = ("epoch", "keep_versions", "keep_seconds", "keep_bytes", "boundary", "oldest",
+                 "payload_crc", "root", "root_crc", "depth", "oldest_ts", "oldest_counter",
+                 "stragglers", "payload_bytes")
+
+
 class Log:
     def __init__(self, data):
         self.data = data
@@ -115,6 +135,10 @@ class Log:
         self.fmt = None
         self.salt = None
         self.salt_crc = None
+        # "Format 4": the control state (none before format 4 or a first commit)
+        self.ctl, self.boundary, self.base, self.bases = None, HEADER_BLOCK, {}, {}
+        self.moved, self.ctl_end, self.tree_cache = {}, 0, {}
+        self.map_controls, self.map_commits = [], set()
 
     # ---- "File header" -------------------------------------------------------------
     def read_header(self):
@@ -147,7 +171,7 @@ class Log:
         (hcrc,) = struct.unpack_from("<I", h, 60)
         if crc32(h[:60]) != hcrc:
             return "header crc"
-        if fmt not in (1, 2, 3):  # "3 (this document). A reader also reads 1 and 2"
+        if fmt not in (1, 2, 3, 4):  # "3 (this document). A reader also reads 1 and 2 ... and 4"
             return "format version %d" % fmt
         if hsize != 64:
             return "header size %d" % hsize
@@ -185,16 +209,24 @@ class Log:
         if self.scrc(d[o:o + 44]) != hcrc:
             return None
         kinds = (SPILL, COMMIT, MARK)  # "in format-1 files too: ... a reader accepts one"
+        if self.fmt == 4:
+            kinds += (INDEX, CONTROL)  # "4 = INDEX and 5 = CONTROL (format 4 only ...)"
         if kind not in kinds:
             return None
         if kind == COMMIT:
-            if flags & ~(FULL_MAP | SEALED):
+            if flags & ~(FULL_MAP | SEALED | CHECKPOINT):
                 return None
-        elif flags != 0:  # "bit 0 = FULL_MAP, bit 1 = SEALED (COMMIT only)"
+            # "bit 2 = CHECKPOINT (format 4 only, never with FULL_MAP)"
+            if flags & CHECKPOINT and (self.fmt != 4 or flags & FULL_MAP):
+                return None
+        elif kind == CONTROL:
+            if flags & ~CLAIM:  # "CONTROL (format 4): bit 0 = CLAIM"
+                return None
+        elif flags != 0:  # "SPILL and MARK flags zero"
             return None
-        # "patch words: format 3, COMMIT only ... Zero in SPILL and MARK records and in formats
-        # 1 and 2 ... (a record where it is not zero is not well-formed)"
-        if pw != 0 and (self.fmt != 3 or kind != COMMIT):
+        # "patch words: formats 3 and 4, COMMIT only ... Zero in SPILL, MARK and CONTROL records
+        # and in formats 1 and 2 ... (a record where it is not zero is not well-formed)"
+        if pw != 0 and (self.fmt < 3 or kind != COMMIT):
             return None
         if not page_size_ok(ps):
             return None
@@ -203,13 +235,32 @@ class Log:
         r = Rec()
         r.off, r.kind, r.flags, r.length, r.version, r.prev = o, kind, flags, length, version, prev
         r.ps, r.frames, r.prev_crc, r._entries, r.data = ps, frames, prev_crc, None, d
+        r.ctl = r.ck = None
         meta_end = o + REC_HEADER
+        if kind == CONTROL:
+            return self._control(r, pw)
+        if kind == INDEX:
+            return self._index(r, pw)
         if kind == COMMIT:
             if meta_end + COMMIT_INFO > n:
                 return None
             (_ts, r.db_pages, r.n_entries, r.hz_ver, r.hz_off, r.fm_off, r.checksum, r.hz_crc,
              r.p1) = struct.unpack_from("<QIIQQQQII", d, meta_end)
             meta_end += COMMIT_INFO + ENTRY * r.n_entries
+            if flags & CHECKPOINT:
+                # "Right after the entry table, before the page images, the checkpoint info"
+                if meta_end + CHECKPOINT_INFO > n:
+                    return None
+                (root, root_crc, depth, r1, r2, ix, ix_crc, r3, ctl, ctl_crc, r4) = struct.unpack_from(
+                    "<QIBBHQIIQII", d, meta_end)
+                # "well-formed only when ... the reserved bytes are zero, the depth is 1 ... 6, an
+                # offset of 0 has a crc of 0 (root, index record), and index root, index record and
+                # control all lie before the checkpoint's own offset" ("control: at least 512")
+                if (r1 or r2 or r3 or r4 or not 1 <= depth <= 6 or (root == 0 and root_crc != 0)
+                        or (ix == 0 and ix_crc != 0) or ctl < HEADER_BLOCK or not (root < o and ix < o and ctl < o)):
+                    return None
+                r.ck = (root, root_crc, depth, ix, ix_crc, ctl, ctl_crc)
+                meta_end += CHECKPOINT_INFO
         payload = meta_end
         if self.fmt == 1 and frames > 0:
             # "Format 1 put zero padding before it, up to the next file offset that is a
@@ -231,6 +282,67 @@ class Log:
         r.pw, r.parea = pw, payload + frames * ps  # "then ... the patch area"
         return r
 
+    def _control(self, r, pw):
+        """ "CONTROL records (kind 5)": the rest of a CONTROL record's checks."""
+        d, n, o = self.data, self.n, r.off
+        if r.frames != 0 or pw != 0:  # "`patch words` 0; `frames` 0"
+            return None
+        if o + REC_HEADER + CONTROL_INFO > n:
+            return None
+        c = Control()
+        (c.epoch, c.keep_versions, c.keep_seconds, c.keep_bytes, c.boundary, c.oldest, c.payload_crc,
+         res1, c.root, c.root_crc, c.depth, res2a, res2b, c.oldest_ts, c.oldest_counter, c.stragglers,
+         c.payload_bytes) = struct.unpack_from("<QQQQQQIIQIBBHQIIQ", d, o + REC_HEADER)
+        # "the control info's reserved bytes (52-55, 69-71) are zero; epoch >= 1; payload bytes
+        # is a multiple of 8; boundary is a multiple of 8 and at least 512; base root = 0 exactly
+        # when base depth = 0, and base root crc = 0 when base root = 0"
+        if res1 or res2a or res2b or c.epoch < 1 or c.payload_bytes % 8 or c.boundary % 8 \
+                or c.boundary < HEADER_BLOCK or (c.root == 0) != (c.depth == 0) \
+                or (c.root == 0 and c.root_crc != 0):
+            return None
+        payload = o + REC_HEADER + CONTROL_INFO + STRAGGLER * c.stragglers
+        # "length = 48 + 96 + 16 x stragglers + payload bytes + 16"
+        if payload - o + c.payload_bytes + TRAILER != r.length:
+            return None
+        if o + r.length > n:
+            return None
+        t = o + r.length - TRAILER
+        (t_off,) = struct.unpack_from("<Q", d, t)
+        if t_off != o or d[t + 8:t + 12] != TR_MAGIC:
+            return None
+        (tcrc,) = struct.unpack_from("<I", d, t + 12)
+        if self.scrc(d[o:payload] + d[t:t + 12]) != tcrc:
+            return None
+        # "and the payload crc checks out" (salted crc of the payload bytes)
+        if self.scrc(d[payload:payload + c.payload_bytes]) != c.payload_crc:
+            return None
+        r.tcrc, r.payload, r.end, r.ctl = tcrc, payload, o + r.length, c
+        r.pw, r.parea = 0, t
+        return r
+
+    def _index(self, r, pw):
+        """ "INDEX record (kind 4, format 4 only)" """
+        d, n, o = self.data, self.n, r.off
+        if r.frames != 0 or pw != 0 or r.flags != 0:
+            return None
+        if o + REC_HEADER + INDEX_INFO > n:
+            return None
+        pb, pcrc, res = struct.unpack_from("<QII", d, o + REC_HEADER)
+        if pb == 0 or pb % 8 or res:  # "more than 0, a multiple of 8"; "reserved: zero"
+            return None
+        payload = o + REC_HEADER + INDEX_INFO
+        if payload - o + pb + TRAILER != r.length or o + r.length > n:  # "length = 48 + 16 + payload bytes + 16"
+            return None
+        t = o + r.length - TRAILER
+        (t_off,) = struct.unpack_from("<Q", d, t)
+        if t_off != o or d[t + 8:t + 12] != TR_MAGIC:
+            return None
+        (tcrc,) = struct.unpack_from("<I", d, t + 12)
+        if self.scrc(d[o:payload] + d[t:t + 12]) != tcrc or self.scrc(d[payload:payload + pb]) != pcrc:
+            return None
+        r.tcrc, r.payload, r.end, r.pw, r.parea = tcrc, payload, o + r.length, 0, t
+        return r
+
     def structural(self, r):
         """None when a COMMIT's entries satisfy "Map entries" and the frame-offset rules, and
         `db pages` is within step 3's bound; else why not."""
@@ -240,8 +352,14 @@ class Log:
         payload_end = r.end - TRAILER
         if r.full and r.n_entries != r.db_pages:
             return "full map with %d entries for %d pages" % (r.n_entries, r.db_pages)
+        return self.entry_rules(r, r.entries())
+
+    def entry_rules(self, r, ents):
+        """ "Map entries" and the frame-offset rules for the entries ents of commit r."""
+        align = 512 if self.fmt == 1 else 8
+        payload_end = r.end - TRAILER
         last = 0
-        for i, (pg, c, fo) in enumerate(r.entries()):
+        for i, (pg, c, fo) in enumerate(ents):
             if pg <= last or pg > r.db_pages:
                 return "entry %d: page %d out of order or range" % (i, pg)
             if r.full and pg != i + 1:
@@ -250,7 +368,7 @@ class Log:
             if fo == 0:
                 if c != 0:
                     return "zero page %d with crc %#x" % (pg, c)
-            elif self.fmt == 3 and fo % 8 == 1:
+            elif self.fmt >= 3 and fo % 8 == 1:
                 # "A patch offset (the entry's offset - 1, format 3) is a multiple of 8, at
                 # least 512, and its first 16 bytes lie before that end."
                 if fo - 1 < HEADER_BLOCK or fo - 1 + 16 > payload_end:
@@ -262,8 +380,8 @@ class Log:
         return None
 
     def is_patch(self, fo):
-        """ "Format 3: an offset = 1 (mod 8) names a patch at offset - 1" """
-        return self.fmt == 3 and fo % 8 == 1
+        """ "Formats 3 and 4: an offset = 1 (mod 8) names a patch at offset - 1" """
+        return self.fmt >= 3 and fo % 8 == 1
 
     # ---- "Patches (format 3)" ----------------------------------------------------------
     def parse_patch(self, p, ps, area_end):
@@ -339,8 +457,15 @@ class Log:
     def own_frames_ok(self, r, prev_end):
         """Step 4: the crc of every frame the commit's transaction wrote (offset >= prev_end);
         "for a patch, the page it makes, its fields checked as in "Patches"" (Validity: "such
-        a patch is in the commit's own patch area")."""
-        for pg, c, fo in r.entries():
+        a patch is in the commit's own patch area").  "Checkpoints": a checkpoint without an
+        entry table has its frames found through its tree, whose nodes are read and checked."""
+        ents = r.entries()
+        if r.ck is not None and r.n_entries == 0:
+            ents = self.tree_entries(r)
+            # "checked as entries are": their page numbers within 1 ... db pages, their offsets
+            if ents is None or self.entry_rules(r, ents) is not None:
+                return (0, r.ck[0])
+        for pg, c, fo in ents:
             if fo == 0 or fo < prev_end:
                 continue
             if self.is_patch(fo):
@@ -385,6 +510,11 @@ class Log:
                 return None
             if last.kind == MARK:
                 return (last.version, last.prev, last.prev_crc)
+            if last.kind == CONTROL and last.flags & CLAIM:
+                # "Format 4", step 2: "claims the commit (version - 1, prev commit, prev crc), as a
+                # MARK claims the commit it names: (0, 0, 0) is no claim"
+                h = (last.version - 1, last.prev, last.prev_crc)
+                return None if h == (0, 0, 0) else h
             if last.kind == COMMIT:
                 return last.ident() if last.sealed else self.horizon(last)
             if last.prev == 0:
@@ -412,6 +542,7 @@ class Log:
         self.passed, for verify)."""
         commits, claims = [], []
         self.passed = []
+        index_passed = control_passed = None
         last = d
         pos = d.end if d is not None else HEADER_BLOCK
         while True:
@@ -425,17 +556,35 @@ class Log:
             else:
                 if last is None:
                     ok = (r.version >= 1 and r.prev == 0 and r.prev_crc == 0
-                          and (r.kind != COMMIT or r.full))
+                          and (r.kind != COMMIT or r.is_map))
                 else:
                     ok = r.version == last.version + 1 and (r.prev, r.prev_crc) == (last.off, last.tcrc)
                 if not ok:
                     break
+                if r.kind == CONTROL and r.flags & CLAIM and last is not None:
+                    # "Format 4", step 4: "Each CONTROL record with CLAIM the walk passes after a
+                    # commit claims that commit durable"
+                    claims.append((last.ident(), r.off))
+                if r.kind == INDEX:
+                    index_passed = r
+                if r.kind == CONTROL:
+                    control_passed = r
                 if r.kind == COMMIT:
                     if self.structural(r) is not None:
                         break
+                    # "Checkpoints": step 3 "ends the walk before a checkpoint whose checkpoint info
+                    # does not name its transaction's records exactly"
+                    if r.ck is not None:
+                        cp = control_passed
+                        if cp is None or cp.end != r.off or (cp.off, cp.tcrc) != (r.ck[5], r.ck[6]):
+                            break
+                        if r.ck[3] != 0 and (index_passed is None or (index_passed.off, index_passed.tcrc)
+                                             != (r.ck[3], r.ck[4])):
+                            break
+                    index_passed = None
                     # "Map entries": "A delta has the previous version's page size."  CHOICE:
                     # one of the entry rules that step 3's structural checks apply.
-                    if not r.full and last is not None and r.ps != last.ps:
+                    if not r.is_map and last is not None and r.ps != last.ps:
                         break
                     commits.append(r)
                     if r.sealed:
@@ -477,13 +626,16 @@ class Log:
     def build_map(self, c):
         """The page map of commit c: a list of (crc, offset) per page, index 0 = page 1."""
         fm = self.record(c.fm_off)
-        if (fm is None or fm.kind != COMMIT or not fm.full or fm.off > c.off
+        if (fm is None or fm.kind != COMMIT or not fm.is_map or fm.off > c.off
                 or fm.version > c.version):
             raise Damage(c.fm_off, "expected the full map named by version %d" % c.version)
         why = self.structural(fm)
         if why is not None:
             raise Damage(fm.off, why)
-        pmap = [(cr, fo) for _pg, cr, fo in fm.entries()]
+        pmap = self.apply([], fm)
+        # "Format 4", step 5: the full map "must be immediately preceded by its CONTROL record"
+        self.map_controls = [self.control_before(fm)] if self.fmt == 4 else []
+        self.map_commits = {fm.off, c.off}
         cur, pos = fm, fm.end
         while cur.off != c.off:
             if pos > c.off or cur.version >= c.version:
@@ -492,7 +644,10 @@ class Log:
             r = self.record(pos)
             if r is None:
                 raise Damage(pos, "expected a record between versions %d and %d" % (cur.version, c.version))
+            if r.kind == CONTROL:
+                self.map_controls.append(r)  # "CONTROL records on the path are passed as SPILLs are"
             if r.kind == COMMIT:
+                self.map_commits.add(r.off)
                 if r.version != cur.version + 1:
                     raise Damage(pos, "version %d after version %d" % (r.version, cur.version))
                 # step 5: "So is any commit replayed ... that fails a structural check of step 3"
@@ -500,19 +655,36 @@ class Log:
                 if why is not None:
                     raise Damage(pos, why)
                 # step 5: "any delta on it whose page size is not its predecessor's ... is damage"
-                if not r.full and r.ps != cur.ps:
+                if not r.is_map and r.ps != cur.ps:
                     raise Damage(pos, "a delta of page size %d after version %d of page size %d"
                                  % (r.ps, cur.version, cur.ps))
-                pmap = apply(pmap, r)
+                pmap = self.apply(pmap, r)
                 cur = r
             pos = r.end
         return pmap
 
+    def control_before(self, fm):
+        """ "the 16 bytes before the COMMIT record, read as a trailer, name a record offset where a
+        well-formed CONTROL record lies that ends at the COMMIT's offset and names the same commit
+        (version, prev commit, prev crc). Otherwise the log is damaged (named by the COMMIT's
+        offset)." """
+        t = fm.off - TRAILER
+        r = None
+        if t >= HEADER_BLOCK:
+            (ro,) = struct.unpack_from("<Q", self.data, t)
+            r = self.record(ro)
+        if (r is None or r.kind != CONTROL or r.end != fm.off
+                or (r.version, r.prev, r.prev_crc) != (fm.version, fm.prev, fm.prev_crc)
+                or (fm.ck is not None and (r.off, r.tcrc) != (fm.ck[5], fm.ck[6]))):
+            raise Damage(fm.off, "the CONTROL record of this full map's transaction right before it")
+        return r
+
     def versions_in_place(self, latest):
-        """Versions readable from the latest by following `prev commit` back."""
+        """Versions readable from the latest by following `prev commit` back ("Which versions a
+        format-4 log holds": not below Vo when B > 512)."""
         chain = [latest]
         c = latest
-        while c.prev != 0:
+        while c.prev != 0 and not (self.boundary > HEADER_BLOCK and c.version <= self.ctl.oldest):
             p = self.record(c.prev)
             if (p is None or p.kind != COMMIT or p.off >= c.off or p.tcrc != c.prev_crc
                     or p.version != c.version - 1):
@@ -525,29 +697,300 @@ class Log:
                 pmap = self.build_map(c)
             except Damage as e:
                 out.append({"version": c.version, "error": str(e), "offset": c.off,
-                            "stored_checksum": "%#018x" % c.checksum})
+                            "stored_checksum": "%#018x" % c.checksum, "pages": "error"})
                 continue
-            out.append(summary(c, pmap))
+            sm = summary(c, pmap)
+            sm["pages"] = self.image_crc(c, pmap)
+            out.append(sm)
         return out
+
+    def find_version(self, latest, n):
+        """Step 5's last sentence: version n "found by following prev commit back from the latest
+        (each step to a lower offset, each prev crc matching) until a commit of version n;
+        reaching the file's first commit at a version above n: the file does not hold n; a
+        commit of a version below n, or a link that does not check out, is damage".  Returns
+        the image crc, "none" or "error"."""
+        c = latest
+        while True:
+            if c.version == n:
+                try:
+                    pmap = self.build_map(c)
+                except Damage:
+                    return "error"
+                return self.image_crc(c, pmap)
+            if c.prev == 0 and c.version > n:
+                return "none"
+            if c.version < n or c.prev >= c.off:
+                return "error"
+            p = self.record(c.prev)
+            if p is None or p.kind != COMMIT or p.tcrc != c.prev_crc:
+                return "error"
+            c = p
+
+    # ---- "Format 4": the control state and the base tree --------------------------------
+    def log_end_after(self, latest, passed):
+        """ "The log end is past the latest commit and past every MARK and CONTROL record the walk
+        passed after it (up to the next COMMIT the walk passed ...)" """
+        i = next((k for k, r in enumerate(passed) if r.off == latest.off), -1)
+        end = latest.end
+        for r in passed[i + 1:]:
+            if r.kind == COMMIT:
+                break
+            if r.kind in (MARK, CONTROL):
+                end = r.end
+        return end
+
+    def load_control(self, latest, passed):
+        """ "The control state ... is that of its last CONTROL record: of the CONTROL records that
+        recovery passes -- step 5's path ... and step 3's walk up to the log end -- the one at the
+        highest offset"; then its base tree read whole ("any node that is not where its parent
+        says, or fails its crc or a rule of its structure, makes the log damaged")."""
+        self.ctl, self.boundary, self.base, self.bases = None, HEADER_BLOCK, {}, {}
+        self.moved, self.ctl_end = {}, 0
+        if self.fmt != 4 or latest is None:
+            return
+        end = self.log_end_after(latest, passed)
+        self.log_end = end
+        # "a CONTROL record with CLAIM, or a copy right before a COMMIT of the log (the commit of its
+        # transaction followed it)"
+        kept = {r.off for r in passed if r.kind == COMMIT and r.off <= latest.off} | self.map_commits
+        cands = [r for r in list(self.map_controls) + [x for x in passed if x.kind == CONTROL and x.end <= end]
+                 if r.flags & CLAIM or r.end in kept]
+        if not cands:
+            return
+        r = max(cands, key=lambda x: x.off)
+        self.ctl, self.boundary, self.ctl_end = r.ctl, r.ctl.boundary, r.end
+        # "The straggler table ... must be sorted by old offset, strictly increasing, and every new
+        # offset a multiple of 8, at least B and below the end of the CONTROL record; otherwise the
+        # log is damaged (named by the CONTROL record's offset)"
+        moved, last = {}, None
+        for k in range(r.ctl.stragglers):
+            old, new = struct.unpack_from("<QQ", self.data, r.off + REC_HEADER + CONTROL_INFO + STRAGGLER * k)
+            if (last is not None and old <= last) or new % 8 or new < r.ctl.boundary or new >= r.end:
+                raise Damage(r.off, "a straggler table sorted by old offset, each copy in the record")
+            moved[old], last = new, old
+        self.moved = moved
+        if r.ctl.root == 0:
+            return
+        if not 1 <= r.ctl.depth <= 6:  # "A base depth outside 1 ... 6 is damage too"
+            raise Damage(r.ctl.root, "a base tree depth of 1 to 6, found %d" % r.ctl.depth)
+        self.walk_node(r.ctl.root, r.ctl.root_crc, r.ctl.depth - 1, 0, end)
+        for pg, (so, _sc) in self.base.items():
+            if so % 8 == 1:  # a patch: its base field, "taken as they are"
+                at = so & ~7
+                if at + 8 > end:
+                    raise Damage(at, "a patch of page %d named by the base tree, before the log end" % pg)
+                self.bases[pg] = struct.unpack_from("<Q", self.data, at)[0]
+
+    def walk_node(self, off, crc, level, first, end):
+        """ "The base tree": the node at off, checked in the order the text gives, and its
+        subtree.  Fills self.base with every non-zero leaf slot."""
+        size = node_size(level)
+        if off + size > end:
+            raise Damage(off, "an index-tree node of %d bytes before the log end %d" % (size, end))
+        for so, sc, i, f in self.check_node(self.data[off:off + size], off, crc, level, first):
+            if level == 0:
+                if (so, sc) != (0, 0):
+                    self.base[f + i] = (so, sc)
+            elif so:
+                self.walk_node(so, sc, level - 1, f + i * span(level - 1), end)
+
+    def check_node(self, b, off, crc, level, first):
+        """ "The base tree": the checks of a node whose bytes b were read for the node at off
+        (crc, level, first); its slots as (offset, crc, index, first).  Raises Damage(off)."""
+        if crc32(b) != crc:
+            raise Damage(off, "an index-tree node with crc %#x" % crc)
+        lv = b[0]
+        if lv > 5 or lv != level or any(b[1:4]):
+            raise Damage(off, "a node at level %d (level byte %d, reserved %r)" % (level, lv, b[1:4]))
+        (f,) = struct.unpack_from("<I", b, 4)
+        if f % span(lv) or f != first:
+            raise Damage(off, "a node for pages from %d, found %d" % (first, f))
+        n = 16 if lv == 0 else 64
+        out = []
+        for i in range(n):
+            so, sc, sr = struct.unpack_from("<QII", b, 8 + 16 * i)
+            if sr or (so == 0 and sc != 0) or (lv == 0 and f == 0 and i == 0 and (so, sc) != (0, 0)):
+                raise Damage(off, "slot %d: (%d, %#x, reserved %#x)" % (i, so, sc, sr))
+            if lv > 0 and so != 0:
+                if so % 8 or so < HEADER_BLOCK or so + node_size(lv - 1) > off:
+                    raise Damage(off, "child %d at %d: 8-aligned, from 512, ending before its parent" % (i, so))
+                if f + i * span(lv - 1) > 0xFFFFFFFF:
+                    raise Damage(off, "child %d covers no page number" % i)
+            out.append((so, sc, i, f))
+        return out
+
+    # ---- "Checkpoints and INDEX records" ------------------------------------------------
+    def apply(self, pmap, c):
+        """The map after commit c when pmap was its predecessor's: a full map's entries, a
+        checkpoint's tree ("The tree gives the checkpoint's whole page map (its own entries
+        included)"), or a delta applied."""
+        if c.ck is not None:
+            return self.tree_map(c)
+        return apply(pmap, c)
+
+    def tree_map(self, c):
+        """Checkpoint c's page map from its tree, every node read as "Reading a node" says.  A
+        page below a node that fails gets the offset -1 - (that node's offset): reading it is
+        damage named by the node, not opening ("Opening reads no node")."""
+        key = (c.off, self.boundary, id(self.moved))
+        if key in self.tree_cache:
+            return list(self.tree_cache[key])
+        n = c.db_pages
+        pm = [(0, 0)] * n
+        root, root_crc, depth = c.ck[0], c.ck[1], c.ck[2]
+
+        def go(off, crc, level, first):
+            lo, hi = max(first, 1), min(first + span(level) - 1, n)
+            try:
+                slots = self.read_tree_node(off, crc, level, first, c.end)
+            except Damage:
+                for p in range(lo, hi + 1):
+                    pm[p - 1] = (0, -1 - off)
+                return
+            for so, sc, i, f in slots:
+                if level == 0:
+                    if 1 <= f + i <= n:
+                        pm[f + i - 1] = (sc, so)
+                elif so and f + i * span(level - 1) <= n:
+                    go(so, sc, level - 1, f + i * span(level - 1))
+        if root:
+            go(root, root_crc, depth - 1, 0)
+        self.tree_cache[key] = pm
+        return list(pm)
+
+    def tree_entries(self, c):
+        """Step 4 of a checkpoint without entries: every non-zero slot of its tree as (page, crc,
+        offset), its nodes read where they were written, each ending at or before the
+        checkpoint's offset, and checked; None when one fails."""
+        out = []
+
+        def go(off, crc, level, first):
+            size = node_size(level)
+            if off + size > c.off:
+                raise Damage(off, "a node before its checkpoint")
+            for so, sc, i, f in self.check_node(self.data[off:off + size], off, crc, level, first):
+                if level == 0:
+                    if (so, sc) != (0, 0):
+                        out.append((f + i, sc, so))
+                elif so:
+                    go(so, sc, level - 1, f + i * span(level - 1))
+        if c.ck[0]:
+            try:
+                go(c.ck[0], c.ck[1], c.ck[2] - 1, 0)
+            except Damage:
+                return None
+        return out
+
+    def read_tree_node(self, off, crc, level, first, end):
+        """ "Reading a node" of a checkpoint's tree: at its offset, before end (the version's
+        COMMIT end), or, below B, at its straggler-table copy, before that CONTROL record's end;
+        checked as the node at off."""
+        at, lim = off, end
+        if self.boundary > HEADER_BLOCK and off < self.boundary:
+            at = self.moved.get(off)
+            if at is None:
+                raise Damage(off, "a copy of the node below B in the straggler table")
+            lim = self.ctl_end
+        size = node_size(level)
+        if at < HEADER_BLOCK or at + size > lim or at + size > self.n:
+            raise Damage(off, "an index-tree node within the committed log")
+        return self.check_node(self.data[at:at + size], off, crc, level, first)
+
+    def page(self, pg, cr, fo, ps):
+        """Page pg whose map slot is (crc cr, offset fo), read with page size ps: "The boundary:
+        freed regions, and references below B".  Raises Damage."""
+        if fo == 0:
+            return bytes(ps)
+        if fo < 0:  # below a checkpoint-tree node that failed its checks
+            raise Damage(-1 - fo, "the index-tree node above page %d" % pg)
+        q = fo & ~7
+        if q < self.boundary:
+            t = self.base.get(pg)
+            if t is None or t[1] != cr:
+                raise Damage(q, "a copy of page %d (crc %#x) in the base tree" % (pg, cr))
+            fo, q = t[0], t[0] & ~7
+        if self.is_patch(fo):
+            pp = self.parse_patch(q, ps, self.n)
+            if isinstance(pp, str):
+                raise Damage(q, pp)
+            b, ranges, at, _size = pp
+            if b < self.boundary:
+                t = self.base.get(pg)
+                if t is not None:
+                    b = self.bases[pg] if t[0] % 8 == 1 else t[0]
+            page = bytearray(self.data[b:b + ps])
+            for st, ln in ranges:
+                page[st:st + ln] = self.data[at:at + ln]
+                at += ln
+            if len(page) != ps or crc32(bytes(page)) != cr:
+                raise Damage(q, "a patch of page %d making crc %#x" % (pg, cr))
+            return bytes(page)
+        page = self.data[fo:fo + ps]
+        if len(page) != ps or crc32(page) != cr:
+            raise Damage(fo, "the frame of page %d with crc %#x" % (pg, cr))
+        return page
+
+    def image_crc(self, c, pmap):
+        """crc32 of version c's database image as read: every page through the control state, page
+        1 with its change counter ("Page 1's change counter"); "error" when a page is damage."""
+        h = 0
+        for i, (cr, fo) in enumerate(pmap):
+            try:
+                pg = self.page(i + 1, cr, fo, c.ps)
+            except Damage:
+                return "error"
+            if i == 0 and fo != 0 and self.fmt >= 2 and pg[:16] == b"SQLite format 3\x00" and len(pg) >= 100:
+                b = bytearray(pg)
+                ctr = struct.pack(">I", c.p1)
+                if b[92:96] == b[24:28]:
+                    b[92:96] = ctr
+                b[24:28] = ctr
+                pg = bytes(b)
+            h = crc32(pg, h)
+        return "%08x" % h
 
     # ---- "Reading a damaged log" --------------------------------------------------------
     def forward_read(self):
         """The forward read: steps 3 and 4 from offset 512 with version 0 as D, "a claim that
         step 4 would refuse the log for ... instead ends the read before the record that makes
-        it".  Returns the commits it keeps."""
-        commits, claims = self.walk(None)
+        it".  Returns the commits it keeps (and sets self.forward_vo: the oldest version a
+        format-4 read keeps, 0 for all)."""
+        start = self.forward_start()
+        self.forward_vo = 0
+        if self.fmt == 4:
+            # "the versions it keeps are those >= Vo of the last CONTROL record it passes (when B >
+            # 512)"; with a boundary recovery found, that state's.
+            ctl = self.ctl if self.boundary > HEADER_BLOCK else None
+            if self.refused_ctl is not None:
+                ctl = self.refused_ctl.ctl
+            if ctl is not None and ctl.boundary > HEADER_BLOCK:
+                self.forward_vo = ctl.oldest
+        if start == "nothing":
+            return []
+        commits, claims = self.walk(start)
         by_version = {c.version: c for c in commits}
-        cut, v = None, 0
+        base = start.version if start is not None else 0
+        cut, v = None, base
+        if self.refused_ctl is not None and self.refused_ctl.flags & CLAIM:
+            v = max(v, self.refused_ctl.version - 1)  # "what the newest CONTROL record claims"
+        if start is not None and self.ctl is not None:
+            v = max(v, self.open_v)  # "commits up to the version recovery found durable"
         for ident, src in claims:
             if cut is not None and src >= cut:
                 break
+            if start is not None and (ident == start.ident() or (1 <= ident[0] < base and ident[1] != 0)):
+                # older than the start, or the start itself: not on the path read (a claim that
+                # names no commit -- version 0 with an offset or crc, a version at offset 0 -- is
+                # still damage: "Claims")
+                continue
             c = by_version.get(ident[0])
             if c is None or c.ident() != ident or c.off > src:
                 cut = src  # ends the read before the record that makes the claim
                 break
             v = max(v, ident[0])
         kept = [c for c in commits if cut is None or c.off < cut]
-        prev_end = HEADER_BLOCK
+        prev_end = start.end if start is not None else HEADER_BLOCK
         out = []
         for c in kept:
             # "up to the last before the first one after the newest claim whose own frames fail"
@@ -557,6 +1000,50 @@ class Log:
             prev_end = c.end
         return out
 
+    def forward_start(self):
+        """Where the forward read starts: None (offset 512, version 0), the commit the record at B
+        names ("Format 4": when the log has a boundary), or, when recovery refused a format-4 log
+        whose bytes at 512 are zeros, the commit named by the well-formed record at the first
+        non-zero 8-byte word (when the newest CONTROL record of the file does not declare the
+        zeros freed they are damage, and the read still starts there); "nothing" when there is
+        no record to start from."""
+        self.refused_ctl = None
+        if self.fmt != 4:
+            return None
+        pos = self.boundary
+        if pos == HEADER_BLOCK:
+            if self.ctl is not None or self.record(pos) is not None:
+                return None
+            while pos + 8 <= self.n and not any(self.data[pos:pos + 8]):
+                pos += 8
+            if pos == HEADER_BLOCK:
+                return None
+            c = self.newest_control(pos)
+            if c is not None and c.ctl.boundary >= pos:
+                self.refused_ctl = c
+        r = self.record(pos)
+        if r is None or r.kind == MARK:
+            return "nothing"
+        return Named(r)
+
+    def newest_control(self, floor):
+        """ "the newest CONTROL record of the file": scanning back from its end, record by record
+        (a record found ending at a position is skipped whole), the first CONTROL record, at or
+        after floor."""
+        x = self.n - self.n % 8
+        while x >= floor + TRAILER:
+            if self.data[x - 8:x - 4] == TR_MAGIC:
+                (ro,) = struct.unpack_from("<Q", self.data, x - 16)
+                if floor <= ro < x:
+                    r = self.record(ro)
+                    if r is not None and r.end == x:
+                        if r.kind == CONTROL:
+                            return r
+                        x = ro
+                        continue
+            x -= 8
+        return None
+
     def readable(self, latest, refused):
         """(the versions a reader may read, whether it meets damage): recovery's walk back
         from the latest (when it opens) and the forward read."""
@@ -564,9 +1051,12 @@ class Log:
         damage = refused
         if latest is not None:
             kept = [c for c in kept if c.version <= latest.version and c.off <= latest.off]
-        fulls = {c.off: c.version for c in kept if c.full}
+        fulls = {c.off: c.version for c in kept if c.is_map}
         forward = {}
+        vo = self.forward_vo
         for c in kept:
+            if c.version < vo:
+                continue  # reclaimed: "not damaged"
             # "whose `full map offset` names a FULL_MAP commit the read passed"
             if c.fm_off in fulls and fulls[c.fm_off] <= c.version:
                 forward[c.version] = c
@@ -577,7 +1067,7 @@ class Log:
             damage = True  # the forward read ended before recovery's latest version
             idents = {c.ident() for c in kept}
             c = latest
-            while c.ident() not in idents:
+            while c.ident() not in idents and c.version >= vo:
                 try:
                     self.build_map(c)
                     chain[c.version] = c
@@ -601,13 +1091,99 @@ class Log:
         claim = self.durable_claim()
         d = self.claimed_commit(claim) if claim is not None else None
         commits, claims = self.walk(d)
+        passed = self.passed
         latest, v = self.durable_and_tail(d, commits, claims)
         if latest is None:
             return None, v, []
+        self.open_v = v
         self.build_map(latest)
+        self.load_control(latest, passed)
         return latest, v, self.versions_in_place(latest)
 
     # ---- verify -----------------------------------------------------------------------
+    def verify_from_boundary(self, open_latest):
+        """ "Reading a damaged format-4 log, the forward read, and verify" with B > 512: the read
+        starts at B (the commit the record there names taken as the last commit); it must reach
+        recovery's latest version; every FULL_MAP commit from B on is preceded by its CONTROL
+        record; every page of every held version reads with its entry's crc after resolution, and
+        its checksum is the stored one.  [512, B) is freed, not damage."""
+        r0 = self.record(self.boundary)
+        if r0 is None or r0.kind == MARK:
+            return "no record at the boundary %d" % self.boundary
+        named = Named(r0)
+        commits, claims = self.walk(named)
+        # what the records of reclaimed versions hold is not checked: their claims neither
+        vo_off = next((c.off for c in commits if c.version >= self.ctl.oldest), None)
+        claims = [(i, src) for i, src in claims if vo_off is None or src >= vo_off]
+        try:
+            latest, _v = self.durable_and_tail(named, commits, claims)
+        except Damage as e:
+            return str(e)
+        if latest is None or open_latest is None or latest.ident() != open_latest.ident():
+            return "the walk from the boundary does not reach recovery's latest version"
+        for c in commits:
+            if c.is_map:
+                try:
+                    self.control_before(c)
+                except Damage as e:
+                    return "version %d at %d: %s" % (c.version, c.off, e)
+        # Format 3's checks of what opening does not need, from B on ("beyond format 3"): every
+        # patch area filled exactly by well-formed patches whose base is a stored image (a relocated
+        # one included) or lies below B (freed: resolved through the base tree); every entry names
+        # a stored image, the start of a stored patch, or an item below B.
+        passed = [r for r in self.passed if r.off <= open_latest.off]
+        images = sorted((r.payload, r.parea, r.ps, r.off) for r in passed if r.frames > 0)
+        starts = [x[0] for x in images]
+        ctls = sorted((r.payload, r.parea, r.off) for r in passed if r.kind == CONTROL)
+        cstarts = [x[0] for x in ctls]
+        b = self.boundary
+
+        def stored(fo, ps, upto):
+            if fo < b:
+                return True
+            i = bisect.bisect_right(cstarts, fo) - 1
+            if i >= 0 and fo % 8 == 0 and fo + ps <= ctls[i][1] and ctls[i][2] <= upto:
+                return True
+            i = bisect.bisect_right(starts, fo) - 1
+            if i < 0:
+                return False
+            pay, pay_end, rps, roff = images[i]
+            return roff <= upto and rps == ps and fo < pay_end and (fo - pay) % ps == 0
+
+        patch_starts = {}
+        vo = self.ctl.oldest
+        for c in commits:
+            if c.off > open_latest.off:
+                break
+            if c.version < vo:
+                continue  # a reclaimed version's record: walked (it must chain), not checked
+            pos = c.parea
+            while pos < c.parea_end:
+                pp = self.parse_patch(pos, c.ps, c.parea_end)
+                if isinstance(pp, str):
+                    return "version %d at %d: patch area: %s" % (c.version, c.off, pp)
+                if not stored(pp[0], c.ps, c.off):
+                    return "version %d at %d: the patch at %d has base %d, not a stored image" % (
+                        c.version, c.off, pos, pp[0])
+                patch_starts[pos] = pp[0]
+                pos += pp[3]
+            for pg, _cr, fo in c.entries():
+                if fo == 0 or (fo & ~7) < b:
+                    continue
+                if self.is_patch(fo):
+                    if fo - 1 not in patch_starts:
+                        return "version %d at %d: page %d names %d, not the start of a stored patch" % (
+                            c.version, c.off, pg, fo - 1)
+                elif not stored(fo, c.ps, c.off):
+                    return "version %d at %d: page %d names %d, not a stored image" % (c.version, c.off, pg, fo)
+        for x in self.versions_in_place(open_latest):
+            if "error" in x or x["pages"] == "error":
+                return "version %d: %s" % (x["version"], x.get("error", "a page fails its crc"))
+            if x["checksum"] != x["stored_checksum"]:
+                return "version %d: checksum %s, its pages give %s" % (x["version"], x["stored_checksum"],
+                                                                      x["checksum"])
+        return None
+
     def verify(self, open_latest, open_v):
         """None when clean, else the first damage found.  Steps 3 and 4 from offset 512 with
         version 0 as D, every frame of every version checked; then the versions so reached
@@ -616,6 +1192,8 @@ class Log:
         nz = next((i for i in range(64, min(HEADER_BLOCK, self.n)) if self.data[i] != 0), None)
         if nz is not None:
             return "header padding: byte %d is not zero" % nz
+        if self.boundary > HEADER_BLOCK:
+            return self.verify_from_boundary(open_latest)
         commits, claims = self.walk(None)
         try:
             latest, v = self.durable_and_tail(None, commits, claims)
@@ -637,9 +1215,20 @@ class Log:
         areas = sorted((r.parea, r.parea_end, r.off) for r in passed if r.kind == COMMIT and r.pw > 0)
         area_starts = [x[0] for x in areas]
 
-        def stored_image(fo, ps, upto):
+        # "Format 4": a patch's base may be an image relocated into the payload of a CONTROL
+        # record at or before the patch's commit.
+        ctl_payloads = sorted((r.payload, r.parea, r.off) for r in passed if r.kind == CONTROL)
+        ctl_starts = [x[0] for x in ctl_payloads]
+
+        def relocated_image(fo, ps, upto):
+            i = bisect.bisect_right(ctl_starts, fo) - 1
+            return i >= 0 and fo % 8 == 0 and fo + ps <= ctl_payloads[i][1] and ctl_payloads[i][2] <= upto
+
+        def stored_image(fo, ps, upto, relocated=False):
             """ "an image stored in a record at or before its commit (at a multiple of the page
             size from its payload start, of that page size)" """
+            if relocated and relocated_image(fo, ps, upto):
+                return True
             i = bisect.bisect_right(image_starts, fo) - 1
             if i < 0:
                 return False
@@ -672,12 +1261,17 @@ class Log:
         for c in commits:
             if last_version is None or c.off > last_version.off:
                 break
-            if c.full:
+            if c.is_map:
                 expect_fm = c.off
+                if self.fmt == 4:
+                    try:
+                        self.control_before(c)  # "every FULL_MAP commit ... preceded by its CONTROL record"
+                    except Damage as e:
+                        return "version %d at %d: %s" % (c.version, c.off, e)
             if c.fm_off != expect_fm:
                 return "version %d at %d: full map offset %d, the newest full map is at %s" % (
                     c.version, c.off, c.fm_off, expect_fm)
-            pmap = apply(pmap, c)
+            pmap = self.apply(pmap, c)
             bad = next(((i + 1, fo) for i, (cr, fo) in enumerate(pmap)
                         if fo != 0 and not page_ok(fo, c.ps, cr, c.off)), None)
             if bad is not None:
@@ -694,7 +1288,7 @@ class Log:
                 pp = self.parse_patch(pos, c.ps, c.parea_end)
                 if isinstance(pp, str):
                     return "version %d at %d: patch area: %s" % (c.version, c.off, pp)
-                if not stored_image(pp[0], c.ps, c.off):
+                if not stored_image(pp[0], c.ps, c.off, True):
                     return "version %d at %d: the patch at %d has base %d, not a stored image" % (
                         c.version, c.off, pos, pp[0])
                 patch_starts[pos] = pp[0]
@@ -710,7 +1304,7 @@ class Log:
                             c.version, c.off, pg, fo - 1)
                     # "whose base is such an image": of this commit's page size (CHOICE: "that
                     # page size" is the page size of the entry's commit, as for an image)
-                    if not stored_image(patch_starts[fo - 1], c.ps, c.off):
+                    if not stored_image(patch_starts[fo - 1], c.ps, c.off, True):
                         return "version %d at %d: page %d names the patch at %d, whose base %d is not " \
                                "a stored image of page size %d" % (c.version, c.off, pg, fo - 1,
                                                                     patch_starts[fo - 1], c.ps)
@@ -725,6 +1319,26 @@ class Log:
         if got != want:
             return "the walk from 512 reaches version %d, recovery version %d" % (got, want)
         return None
+
+
+def span(level):
+    """ "A node at level l covers span(l) = 16 x 64^l page numbers" """
+    return 16 << (6 * level)
+
+
+def node_size(level):
+    return 264 if level == 0 else 1032
+
+
+class Named:
+    """The commit the record at B names, taken as the last commit without reading it."""
+
+    def __init__(self, r):
+        self.version, self.off, self.tcrc = r.version - 1, r.prev, r.prev_crc
+        self.end, self.ps, self.full = r.off, r.ps, True
+
+    def ident(self):
+        return (self.version, self.off, self.tcrc)
 
 
 def apply(pmap, c):
@@ -779,6 +1393,18 @@ def examine(data):
     out["opens"] = True
     out["latest"] = latest.version if latest is not None else 0
     out["versions"] = versions
+    # Every version 1..latest as a reader asked for it reads: its image's crc32, "reclaimed"
+    # ("Which versions a format-4 log holds"), "none" or "error".
+    got = {x["version"]: x["pages"] for x in versions}
+    out["pages"] = {}
+    for n in range(1, out["latest"] + 1):
+        if log.boundary > HEADER_BLOCK and n < log.ctl.oldest and n != out["latest"]:
+            out["pages"][n] = "reclaimed"  # "the latest version is always held"
+        else:
+            out["pages"][n] = got[n] if n in got else log.find_version(latest, n)
+    if log.ctl is not None:
+        out["control"] = {"epoch": log.ctl.epoch, "boundary": log.boundary, "oldest": log.ctl.oldest,
+                          "base_pages": len(log.base)}
     if log.fmt is None:  # an empty log (no records can follow a torn header)
         out["verify"] = "clean"
         return out
@@ -795,14 +1421,21 @@ def brief(o):
 
 def main(argv):
     summary = len(argv) > 1 and argv[1] == "--summary"
-    paths = argv[2:] if summary else argv[1:]
-    if not paths or (not summary and len(paths) != 1):
-        sys.stderr.write("usage: spec_reader.py LOG | spec_reader.py --summary LOG...\n")
+    pages = len(argv) > 1 and argv[1] == "--pages"
+    paths = argv[2:] if summary or pages else argv[1:]
+    if not paths or (not (summary or pages) and len(paths) != 1):
+        sys.stderr.write("usage: spec_reader.py LOG | spec_reader.py --summary|--pages LOG...\n")
         return 2
     for path in paths:
         with open(path, "rb") as f:
             o = examine(f.read())
-        print("%s %s" % (path, brief(o)) if summary else json.dumps(o, sort_keys=True))
+        if pages:
+            # `LOG 1:CRC 2:reclaimed ...`: every version 1..latest as a reader asked for it reads
+            # (its image's crc32, "reclaimed", "none", "error"); `LOG refused` when the log does not open.
+            words = ["%d:%s" % (n, w) for n, w in sorted(o.get("pages", {}).items())]
+            print("%s %s" % (path, " ".join(words) if o["opens"] else "refused"))
+        else:
+            print("%s %s" % (path, brief(o)) if summary else json.dumps(o, sort_keys=True))
     return 0
 
 

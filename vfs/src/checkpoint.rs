@@ -17,8 +17,8 @@
 use std::collections::BTreeMap;
 
 use crate::error::Result;
-use crate::format::{self, IndexInfo, RecordHeader};
-use crate::log::Link;
+use crate::format::{self, ControlInfo, IndexInfo, RecordHeader};
+use crate::log::{Link, Log, State};
 use crate::pagemap::Slot;
 use crate::tree::{self, Root};
 use crate::version::{Pages, Version};
@@ -29,8 +29,8 @@ pub const MAX_OVERLAY: usize = 8192;
 /// this many, follow the last one: a small database checkpoints more often
 /// (its tree is small), so the reclaimer, which never frees past the
 /// checkpoint the oldest kept version reads, is never held back long; a
-/// large one's checkpoint costs at most 16 × 64 ≈ 1 KiB of nodes a commit
-/// when its tree is rewritten whole (a log with a retention policy).
+/// checkpoint rewrites only the paths to the pages changed since the last
+/// one (at most 8,192 leaves and their parents).
 pub const MAX_COMMITS: u64 = 2048;
 pub const MIN_COMMITS: u64 = 256;
 
@@ -52,12 +52,11 @@ pub(crate) fn due(base: &Pages, base_number: u64, same_ps: bool, changed: impl I
 
 /// The tree the checkpoint after `base` starts from, and the slots to set
 /// in it: the base's tree with its overlay (and the pages its truncations
-/// cut) and `new_slots` applied; from nothing (`fresh`, or a page-size
-/// change, or a base that is not a tree) with every page's slot.
+/// cut) and `new_slots` applied; from nothing (a page-size change, or a
+/// base that is not a tree) with every page's slot.
 pub(crate) fn changes(
     base: &Version,
     same_ps: bool,
-    fresh: bool,
     new_slots: &[(u32, Slot)],
     db_pages: u32,
 ) -> Result<(Option<Root>, BTreeMap<u32, tree::Slot>)> {
@@ -66,12 +65,14 @@ pub(crate) fn changes(
     let mut root = None;
     if same_ps {
         match &base.map {
-            Pages::Tree(t) if !fresh => {
+            Pages::Tree(t) => {
                 root = t.root;
                 if t.root.is_some() {
-                    // Pages a truncation cut since the checkpoint read as
-                    // zeros unless written since (overlay invariant 2).
-                    for p in t.overlay.cut().saturating_add(1)..=db_pages.min(t.pages) {
+                    // Pages past the overlay's cut read as zeros unless
+                    // written since (overlay invariant 2), the tree's old
+                    // slots there included, up to the new size (a database
+                    // that grows again without writing them reads zeros).
+                    for p in t.overlay.cut().saturating_add(1)..=db_pages {
                         out.insert(p, tree::Slot::ZERO);
                     }
                 }
@@ -135,5 +136,67 @@ pub fn index_len(nodes: usize) -> u64 {
         0
     } else {
         INDEX_META + nodes as u64 + format::TRAILER_SIZE as u64
+    }
+}
+
+/// What a checkpoint's place in its transaction depends on.
+pub(crate) struct Plan {
+    pub(crate) salt: u64,
+    /// The commit it follows.
+    pub(crate) prev: Link,
+    /// Where its INDEX record goes (after the transaction's spills).
+    pub(crate) index_at: u64,
+    pub(crate) page_size: u32,
+    pub(crate) same_ps: bool,
+    pub(crate) db_pages: u32,
+    /// Its CONTROL record's info.
+    pub(crate) info: ControlInfo,
+}
+
+/// A checkpoint placed: its COMMIT's offset, its tree's new nodes (the
+/// INDEX record's payload, empty: no INDEX record) and root, and its
+/// CONTROL record's bytes.
+pub(crate) struct Planned {
+    pub(crate) offset: u64,
+    pub(crate) nodes: Vec<u8>,
+    pub(crate) root: Root,
+    pub(crate) control: Vec<u8>,
+}
+
+impl Log {
+    /// Places the checkpoint after `base` whose changed pages' slots, for a
+    /// COMMIT at offset `o`, are `slots_at(o)`: the nodes name the commit's
+    /// frames, so their length is found with the commit at a stand-in
+    /// offset first, then they are made at their place (invariant 3). Old
+    /// nodes below the boundary are read at their copies, as a version
+    /// reads them (`index.rs` invariant 4).
+    pub(crate) fn plan_checkpoint(
+        &self,
+        st: &State,
+        base: &Version,
+        p: &Plan,
+        slots_at: &dyn Fn(u64) -> Vec<(u32, Slot)>,
+    ) -> Result<Planned> {
+        let end = st.log_end.min(st.mapping.cap);
+        let src = crate::index::ResolvedSource { map: &st.mapping, end, control: &st.control };
+        let nodes_at = p.index_at + INDEX_META;
+        let tree = |slots: &[(u32, Slot)]| -> Result<tree::Update> {
+            let (root, changes) = changes(base, p.same_ps, slots, p.db_pages)?;
+            tree::update(&src, root, &changes, p.db_pages, nodes_at)
+                .map_err(|d| self.corrupt(d.offset, d.expected, d.found))
+        };
+        let table = st.control.table();
+        let control =
+            |at: u64| crate::reclaim::control_record(p.salt, at, p.prev, p.page_size, &p.info, table, &[], false);
+        let rec_len = control(0).len() as u64;
+        let guess = tree(&slots_at(p.index_at + rec_len))?;
+        let control_at = p.index_at + index_len(guess.nodes.len());
+        let offset = control_at + rec_len;
+        let up = tree(&slots_at(offset))?;
+        debug_assert_eq!(up.nodes.len(), guess.nodes.len(), "a checkpoint's nodes do not depend on its offset");
+        if up.nodes.len() != guess.nodes.len() {
+            return Err(self.corrupt(p.index_at, "a checkpoint's index nodes of a stable length", "another length"));
+        }
+        Ok(Planned { offset, nodes: up.nodes, root: up.root, control: control(control_at) })
     }
 }

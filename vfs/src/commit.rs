@@ -383,40 +383,16 @@ impl Log {
             new_slots
         };
         // A checkpoint: its tree's new nodes (in an INDEX record first),
-        // then its CONTROL record, then the commit. The nodes name the
-        // commit's frames, so their length is found with the commit at a
-        // stand-in offset first (checkpoint.rs invariant 3).
+        // then its CONTROL record, then the commit (`checkpoint.rs`).
         let prev_link = Link { version: chain.number, offset: chain.commit_offset, crc: chain.commit_crc };
         let mut index: Option<(Vec<u8>, crate::tree::Root)> = None;
         let mut control_rec: Option<(format::ControlInfo, Vec<u8>)> = None;
         if let Some(info) = control {
-            let src = crate::control::MapSource { map: &st.mapping, end: st.log_end.min(st.mapping.cap) };
-            // A log with a policy (or a boundary) writes each checkpoint's
-            // tree whole: the reclaimer relocates the nodes of the oldest
-            // kept checkpoint's tree only, and old nodes below the boundary
-            // are not read here.
-            let fresh = !st.control.policy().is_all() || st.control.redirects();
-            let nodes_at = index_at + crate::checkpoint::INDEX_META;
-            let tree = |slots: &[(u32, Slot)]| -> Result<crate::tree::Update> {
-                let (root, changes) = crate::checkpoint::changes(&base, same_ps, fresh, slots, db_pages)?;
-                crate::tree::update(&src, root, &changes, db_pages, nodes_at)
-                    .map_err(|d| self.corrupt(d.offset, d.expected, d.found))
-            };
-            let table = st.control.table();
-            let rec_len =
-                crate::reclaim::control_record(salt, 0, prev_link, page_size, &info, table, &[], false).len() as u64;
-            let guess = tree(&slots_at(offset + rec_len))?;
-            let ilen = crate::checkpoint::index_len(guess.nodes.len());
-            let control_at = index_at + ilen;
-            offset = control_at + rec_len;
-            let up = tree(&slots_at(offset))?;
-            debug_assert_eq!(up.nodes.len(), guess.nodes.len(), "a checkpoint's nodes do not depend on its offset");
-            if up.nodes.len() != guess.nodes.len() {
-                return Err(self.corrupt(index_at, "a checkpoint's index nodes of a stable length", "another length"));
-            }
-            let rec = crate::reclaim::control_record(salt, control_at, prev_link, page_size, &info, table, &[], false);
-            control_rec = Some((info, rec));
-            index = Some((up.nodes, up.root));
+            let c = crate::checkpoint::Plan { salt, prev: prev_link, index_at, page_size, same_ps, db_pages, info };
+            let planned = self.plan_checkpoint(st, &base, &c, &slots_at)?;
+            offset = planned.offset;
+            control_rec = Some((info, planned.control));
+            index = Some((planned.nodes, planned.root));
         }
         let lay = lay_at(offset);
         let new_slots = slots_at(offset);

@@ -83,6 +83,11 @@ impl TreeMap {
         self.checkpoint
     }
 
+    /// Commits after the checkpoint up to this version.
+    pub fn commits(&self) -> u64 {
+        self.commits
+    }
+
     /// Pages the overlay holds.
     pub fn overlay_len(&self) -> usize {
         self.overlay.len()
@@ -221,6 +226,28 @@ pub(crate) fn walk_read(
     go(read, end, tree::Slot { offset: root.offset, crc: root.crc }, root.depth - 1, 0, f)
 }
 
+/// The log's committed bytes as a [`tree::NodeSource`] for `tree::update`
+/// (the writer's next checkpoint): a node below the boundary is read at its
+/// copy (invariant 4), and checked by `tree` as the node its parent names.
+pub(crate) struct ResolvedSource<'a> {
+    pub(crate) map: &'a Mapping,
+    /// Bytes below this are committed and in the file.
+    pub(crate) end: u64,
+    pub(crate) control: &'a Control,
+}
+
+impl tree::NodeSource for ResolvedSource<'_> {
+    fn node_bytes(&self, offset: u64, len: usize) -> Option<&[u8]> {
+        let (at, end) = if self.control.redirects() && offset < self.control.boundary() {
+            (self.control.moved_to(offset)?, self.control.end())
+        } else {
+            (offset, self.end)
+        };
+        let e = at.checked_add(len as u64)?;
+        (e <= end && e <= self.map.cap && self.map.mmap.is_some()).then(|| self.map.slice(at, len))
+    }
+}
+
 /// One node as [`walk`] hands it out.
 pub(crate) struct Visit<'a> {
     /// The offset the node was written at (its parent names it so).
@@ -286,6 +313,30 @@ pub(crate) fn lookup(m: &Mapping, end: u64, control: &Control, root: Root, pgno:
         return Ok(tree::Slot::ZERO);
     }
     let (mut ptr, mut first) = (tree::Slot { offset: root.offset, crc: root.crc }, 0u32);
+    // Fast path: the levels whose nodes this process has checked, under one
+    // lock of the cache, read from the map (`Mapping::node`'s invariant).
+    {
+        let cache = m.node_cache();
+        loop {
+            if ptr.offset == 0 {
+                return Ok(tree::Slot::ZERO);
+            }
+            let (at, bound) = place(m, end, control, ptr, level)?;
+            let len = tree::node_size(level) as u64;
+            if cache.get(&at) != Some(&ptr.crc) || at.checked_add(len).is_none_or(|e| e > bound || e > m.cap) {
+                break;
+            }
+            let b = m.slice(at, len as usize);
+            if level == 0 {
+                return Ok(tree::slot_at(b, (pgno - first) as usize));
+            }
+            let child_span = tree::span(level - 1);
+            let i = (pgno - first) as u64 / child_span;
+            ptr = tree::slot_at(b, i as usize);
+            first += (i * child_span) as u32;
+            level -= 1;
+        }
+    }
     loop {
         if ptr.offset == 0 {
             return Ok(tree::Slot::ZERO);

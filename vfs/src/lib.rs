@@ -5,7 +5,9 @@
 //! * the log — [`format`] (bytes on disk), [`log`] (open, recover, read,
 //!   commit, revert), [`txn`] (a write transaction's buffer), [`pagemap`],
 //!   [`storage`], [`lock`], [`history`] (listing, verify), [`compact`],
-//!   [`tree`] (format 4's index tree, not wired in yet): no SQLite
+//!   format 4's checkpoints ([`tree`]: nodes; [`checkpoint`], [`commit4`]:
+//!   writing them; [`index`], [`overlay`]: reading a version from its
+//!   checkpoint's tree), [`mapping`] (checked reads of the file): no SQLite
 //!   types; [`name`]: file names are bytes;
 //! * the SQLite glue — [`sqlite`]: VFS callbacks, locks, pragmas, the
 //!   extension entry points;

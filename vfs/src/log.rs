@@ -8,8 +8,11 @@
 //! | `record.rs`   | read and check one record (each field from the bytes its crc checked), find the last one |
 //! | `recovery.rs` | open a file, find its latest version, follow other processes' commits, read any version |
 //! | `control.rs`, `reclaim.rs` | format 4 (in development): the control state, retention steps |
-//! | `version.rs`  | the read path: a version's page map over the memory map, frame crc checks |
+//! | `version.rs`  | the read path: a version's page map (format 3's in memory, format 4's a tree and an overlay) |
+//! | `mapping.rs`  | the memory map, and the frame, patch and node checks it remembers |
+//! | `index.rs`, `overlay.rs` | format 4: a version's map read from its checkpoint's tree, the overlay in front |
 //! | `commit.rs`   | the write path: spills, commit records, durability markers, syncs, revert |
+//! | `commit4.rs`, `checkpoint.rs` | format 4: a commit's tail, when a checkpoint is due and its INDEX record |
 //! | `registry.rs` | one `Log` per file per process |
 //!
 //! Nothing here knows SQLite.

@@ -51,8 +51,12 @@ pub struct Mapping {
     pub(crate) patches: Arc<Mutex<HashMap<u64, u32>>>,
     /// Index-tree nodes this process has checked: offset → crc (format 4).
     /// Shared by all mappings of one log; bounded by [`NODES_REMEMBERED`].
-    pub(crate) nodes: Arc<Mutex<HashMap<u64, u32>>>,
+    pub(crate) nodes: Arc<Mutex<NodeCache>>,
 }
+
+/// Checked index-tree nodes: where each was read → the crc it was checked
+/// against (a multiplication for a hash: it is probed once a tree level).
+pub(crate) type NodeCache = HashMap<u64, u32, std::hash::BuildHasherDefault<crate::overlay::PageHasher>>;
 
 /// How many checked index-tree nodes `Mapping::nodes` remembers at most
 /// (about 1 MiB with the map's overhead): every inner node of a 64 GiB
@@ -337,6 +341,12 @@ impl Mapping {
         }
         m.insert(at, ptr.crc);
         Ok(Cow::Owned(b))
+    }
+
+    /// The node cache, locked: a lookup walks the levels it holds under one
+    /// lock (`index::lookup`).
+    pub(crate) fn node_cache(&self) -> std::sync::MutexGuard<'_, NodeCache> {
+        self.nodes.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     fn note_damage(&self, offset: u64) {

@@ -44,6 +44,10 @@ impl Hasher for PageHasher {
     fn write_u32(&mut self, n: u32) {
         self.0 = (n as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
     }
+    fn write_u64(&mut self, n: u64) {
+        // File offsets are multiples of 8: fold the high bits in.
+        self.0 = (n ^ n >> 29).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
 }
 
 type Bucket = HashMap<u32, Slot, BuildHasherDefault<PageHasher>>;

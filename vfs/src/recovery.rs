@@ -246,9 +246,13 @@ impl Log {
                 }
             }
         }
-        // The last CONTROL record the kept log holds (one written with a
-        // commit cut off above is not part of it).
-        w.control = controls.into_iter().rfind(|c| c.end() <= w.log_end);
+        // The last CONTROL record the kept log holds: one written after a
+        // sync (CLAIM), or the copy a kept checkpoint's (or full map's)
+        // transaction carries right before its commit. A copy whose commit
+        // was cut off above, or never written (a log whose first
+        // transaction was torn has no control state), is not part of it.
+        let kept = |c: &Rec| c.h.flags & format::FLAG_CLAIM != 0 || w.commits.iter().any(|k| k.rec.offset == c.end());
+        w.control = controls.into_iter().rfind(|c| c.end() <= w.log_end && kept(c));
         Ok(w)
     }
 
@@ -398,6 +402,7 @@ impl Log {
         let mut pos = full.end();
         let mut last = full.clone();
         let mut control = self.control_before(salt, len, &full)?;
+        let mut pending: Option<Rec> = None;
         while last.offset != rec.offset {
             let r = self.read_record(salt, pos, len)?.ok_or_else(|| {
                 self.corrupt(pos, format!("a record between versions {} and {}", last.h.version, rec.h.version), "none")
@@ -430,8 +435,17 @@ impl Log {
                 advance(&mut map, &r, &entries, mapping);
                 last = r.clone();
             }
+            // A CONTROL copy counts once the commit of its transaction
+            // follows it (a torn transaction's copy does not).
+            if r.is_commit() && pending.as_ref().is_some_and(|c: &Rec| c.end() == r.offset) {
+                control = pending.take();
+            }
             if r.is_control() {
-                control = Some(r.clone());
+                if r.h.flags & format::FLAG_CLAIM != 0 {
+                    control = Some(r.clone());
+                } else {
+                    pending = Some(r.clone());
+                }
             }
             pos = r.end();
         }

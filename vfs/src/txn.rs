@@ -252,7 +252,9 @@ impl WriteTxn {
         }
         mem.sort_unstable_by_key(|(p, _)| *p);
         let refs: Vec<(u32, &[u8])> = mem.iter().map(|(p, m)| (*p, &m[..])).collect();
-        let (end, slots) = log.write_spill(&self.base, self.spill_end, self.page_size, &refs)?;
+        // A spill names the commit the transaction follows (a revert's: the
+        // latest, not the target whose pages it holds).
+        let (end, slots) = log.write_spill(self.follows(), self.spill_end, self.page_size, &refs)?;
         for ((p, _), s) in mem.iter().zip(slots) {
             self.pages.insert(*p, Buf::Spilled(s));
         }

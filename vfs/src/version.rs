@@ -92,7 +92,7 @@ impl Pages {
     }
 
     /// The whole map (a tree is walked: O(database pages); nodes below a
-    /// boundary are not redirected: see [`Version::whole_map`]).
+    /// boundary are not redirected: a version's `whole_map` does that).
     pub fn try_entries(&self) -> Result<Vec<Entry>> {
         match self {
             Pages::Full(m) => Ok(m.entries()),
@@ -278,7 +278,7 @@ impl Version {
             }
         }
         let Some(stored) = self.stored_page(pgno)? else { return Ok(None) };
-        if pgno == 1 && self.derive_page1 && self.map.get(1).is_some_and(|s| s.offset != 0) {
+        if pgno == 1 && self.derive_page1 && self.map_slot(1)?.is_some_and(|s| s.offset != 0) {
             return Ok(Some(Cow::Borrowed(self.page1.get_or_init(|| page1_as_read(&stored, self.counter)))));
         }
         Ok(Some(stored))
