@@ -550,8 +550,29 @@ impl Log {
     }
 
     /// Version `n` of the log, read in place (no copy).
+    ///
+    /// Format 4: the walk back to `n` holds no epoch lock, so a step in
+    /// another process may free and punch the records it walks (a region
+    /// above the boundary it refreshed to) while it reads them. Every punch
+    /// follows a CONTROL record of a newer epoch, so a walk that met damage
+    /// while the epoch moved is made again, under the new control state:
+    /// it then reads `n` or learns that `n` was reclaimed.
     pub fn version(&self, n: u64) -> Result<Arc<Version>> {
-        let latest = self.refresh()?;
+        loop {
+            let latest = self.refresh()?;
+            match self.version_from(n, &latest) {
+                Err(e @ Error::Corrupt { .. }) => {
+                    if self.refresh()?.control.epoch() == latest.control.epoch() {
+                        return Err(e);
+                    }
+                }
+                r => return r,
+            }
+        }
+    }
+
+    fn version_from(&self, n: u64, latest: &Arc<Version>) -> Result<Arc<Version>> {
+        let latest = latest.clone();
         if n == latest.number {
             return Ok(latest);
         }
@@ -621,21 +642,47 @@ impl Log {
     /// that the file was not cut below the committed end (what `refresh`'s
     /// stat checks otherwise). Any other answer takes the full path (stat,
     /// truncation check, walk).
-    fn nothing_appended(&self, log_end: u64) -> Result<bool> {
+    ///
+    /// Format 4: `Freed` when the 8 bytes before `log_end`, the end of a
+    /// record's trailer (its magic and crc), are no longer there: a step in
+    /// another process freed (punched) the region this view ends in while
+    /// this process held no epoch lock. Walking on from `log_end` would find
+    /// zeros there and stop, leaving the view stale forever (and its pages
+    /// freed): the caller recovers afresh instead.
+    fn nothing_appended(&self, log_end: u64) -> Result<Appended> {
         let mut probe = [0u8; 8 + format::RECORD_HEADER_SIZE];
         let n = self
             .io
             .read_upto(&mut probe, log_end - 8)
             .map_err(|e| Error::io(&self.path, "read", Some(log_end - 8), e))?;
-        Ok(n == 8 || (n == probe.len() && probe[8..].iter().all(|&b| b == 0)))
+        if self.format() >= format::FORMAT_V4
+            && log_end > format::FIRST_RECORD
+            && n >= 8
+            && probe[..4] != format::TRAILER_MAGIC
+        {
+            return Ok(Appended::Freed);
+        }
+        Ok(if n == 8 || (n == probe.len() && probe[8..].iter().all(|&b| b == 0)) {
+            Appended::Nothing
+        } else {
+            Appended::Maybe
+        })
     }
 
     /// Brings this process's view up to date with commits other processes
     /// appended, and returns the latest version. Cheap when nothing changed.
     pub fn refresh(&self) -> Result<Arc<Version>> {
         let mut st = self.lock();
-        if st.header.is_some() && !st.committing && self.nothing_appended(st.log_end)? {
-            return Ok(st.latest.clone());
+        if st.header.is_some() && !st.committing {
+            match self.nothing_appended(st.log_end)? {
+                Appended::Nothing => return Ok(st.latest.clone()),
+                Appended::Maybe => {}
+                Appended::Freed => {
+                    // Reclaimed past this view (format 4): recover afresh.
+                    self.recover(&mut st)?;
+                    return Ok(st.latest.clone());
+                }
+            }
         }
         let len = self.file_len()?;
         let end = st.latest.end;
@@ -706,4 +753,14 @@ impl Log {
         });
         Ok(st.latest.clone())
     }
+}
+
+/// What [`Log::refresh`]'s first look at the end of its view found.
+enum Appended {
+    /// Nothing after the view's end.
+    Nothing,
+    /// Perhaps something: walk on.
+    Maybe,
+    /// The view's own last bytes are gone: reclaimed past it (format 4).
+    Freed,
 }
