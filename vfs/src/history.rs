@@ -424,6 +424,8 @@ impl Log {
         }
         let start = pos;
         w.start = pos;
+        // The last INDEX record since the previous commit (format 4).
+        let mut index: Option<(u64, u32)> = None;
         // The first problem that ends the walk, and the version it concerns.
         let mut stop: Option<(u64, Problem)> = None;
         while pos < len {
@@ -469,6 +471,9 @@ impl Log {
                 continue;
             }
             if !rec.is_commit() {
+                if rec.is_index() {
+                    index = Some((rec.offset, rec.crc));
+                }
                 pos = rec.end();
                 continue;
             }
@@ -486,9 +491,16 @@ impl Log {
                 pos = rec.end();
                 w.txn_start = pos;
                 w.marked = false;
+                index = None;
                 continue;
             }
             if let Some(p) = self.check_structure(&rec, &prev, &w, len)? {
+                stop = Some((version, p));
+                break;
+            }
+            // Its map must build (step 5), and recovery's walk ends before a
+            // checkpoint that does not name its transaction's records.
+            if let Some(p) = self.map_links(salt, len, &rec, index.take())? {
                 stop = Some((version, p));
                 break;
             }
@@ -814,6 +826,79 @@ impl Log {
             Err(Error::Corrupt { offset, expected, found, .. }) => Ok(Err(Problem { offset, expected, found })),
             Err(e) => Err(e),
         }
+    }
+
+    /// Format 4 (FORMAT.md, "Where CONTROL records lie", step 3 and step 5
+    /// with checkpoints): a FULL_MAP or checkpoint commit `rec` is
+    /// immediately preceded by the CONTROL record of its own transaction
+    /// (ending at its offset, naming the same commit; for a
+    /// checkpoint, the one its checkpoint info names by offset and crc), and
+    /// a checkpoint's `index record`, when not 0, is `index`, the last INDEX
+    /// record since the previous commit. A version whose map starts at a
+    /// commit that fails this does not read: the problem is damage at `rec`.
+    pub(crate) fn map_links(
+        &self,
+        salt: u64,
+        len: u64,
+        rec: &Rec,
+        index: Option<(u64, u32)>,
+    ) -> Result<Option<Problem>> {
+        if self.format() < format::FORMAT_V4 || !rec.is_commit() || !rec.is_map() {
+            return Ok(None);
+        }
+        let ck = &rec.ckpt;
+        if rec.is_checkpoint() && ck.index != 0 && index != Some((ck.index, ck.index_crc)) {
+            return Ok(Some(Problem {
+                offset: rec.offset,
+                expected: format!(
+                    "the INDEX record of this checkpoint's transaction at {} (crc {:#010x}), as its checkpoint info says",
+                    ck.index, ck.index_crc
+                ),
+                found: match index {
+                    Some((o, c)) => format!("the last INDEX record before it at {o} (crc {c:#010x})"),
+                    None => "no INDEX record since the previous commit".into(),
+                },
+            }));
+        }
+        self.control_link(salt, len, rec)
+    }
+
+    /// The CONTROL-record half of [`Log::map_links`]: what step 5 checks
+    /// of the full map (or checkpoint) a version's map starts from.
+    pub(crate) fn control_link(&self, salt: u64, len: u64, rec: &Rec) -> Result<Option<Problem>> {
+        if self.format() < format::FORMAT_V4 || !rec.is_commit() || !rec.is_map() {
+            return Ok(None);
+        }
+        let ck = &rec.ckpt;
+        let ts = format::TRAILER_SIZE as u64;
+        let control = if rec.offset >= format::FIRST_RECORD + ts {
+            let ro = format::trailer_record_offset(&self.read_vec(rec.offset - ts, format::TRAILER_SIZE)?);
+            self.read_record(salt, ro, len)?.filter(|r| r.is_control() && r.end() == rec.offset)
+        } else {
+            None
+        };
+        let what = if rec.is_checkpoint() { "checkpoint" } else { "full map" };
+        let expected = if rec.is_checkpoint() {
+            format!(
+                "the CONTROL record of this checkpoint's transaction right before it, at {} (crc {:#010x}) as its \
+                 checkpoint info says (format 4)",
+                ck.control, ck.control_crc
+            )
+        } else {
+            format!("the CONTROL record of this {what}'s transaction right before it (format 4)")
+        };
+        let found = match control {
+            None => "no well-formed CONTROL record ending there".to_string(),
+            Some(c) if c.prev_link() != rec.prev_link() => format!(
+                "the CONTROL record at {} of version {} following the commit at {} (prev crc {:#010x})",
+                c.offset, c.h.version, c.h.prev_commit, c.h.prev_crc
+            ),
+            Some(c) if rec.is_checkpoint() && (c.offset, c.crc) != (ck.control, ck.control_crc) => {
+                format!("the CONTROL record at {} (crc {:#010x})", c.offset, c.crc)
+            }
+            Some(_) => return Ok(None),
+        };
+        Ok(Some(Problem { offset: rec.offset, expected, found }))
     }
 
     /// The newest well-formed CONTROL record at or after `floor`, found by
