@@ -373,6 +373,8 @@ impl Readable {
         let mut marked = false;
         let mut durable = start.durable;
         let mut clean = false;
+        // The last INDEX record since the previous commit (format 4).
+        let mut index: Option<(u64, u32)> = None;
         let end = loop {
             let Some(rec) = log.read_record(salt, pos, len)? else {
                 let p = log.describe_bad_record(salt, pos, len, &prev)?;
@@ -407,6 +409,9 @@ impl Readable {
                 continue;
             }
             if !rec.is_commit() {
+                if rec.is_index() {
+                    index = Some((rec.offset, rec.crc));
+                }
                 pos = rec.end();
                 continue;
             }
@@ -418,6 +423,12 @@ impl Readable {
                     format!("page size {prev_ps} (a delta keeps its predecessor's)"),
                     rec.h.page_size.to_string(),
                 );
+            }
+            // Step 3 ends before a checkpoint that does not name its
+            // transaction's INDEX and CONTROL records; a full map without its
+            // CONTROL record starts no map that builds (step 5).
+            if let Some(p) = log.map_links(salt, len, &rec, index.take())? {
+                break Some(p);
             }
             let entries = log.read_entries(&rec)?;
             if let Err(e) = log.check_map_structure(&rec, &entries, len) {
@@ -586,10 +597,15 @@ impl MapPath {
             Some(full) if full.is_commit() && full.is_map() && full.h.version <= rec.h.version => {
                 let entries = log.read_entries(&full)?;
                 match log.check_map_structure(&full, &entries, len) {
-                    Ok(()) => {
-                        p.pos = full.end();
-                        p.last = Some(full);
-                    }
+                    // Format 4: step 5 needs its CONTROL record right before
+                    // it (a checkpoint: the one its checkpoint info names).
+                    Ok(()) => match log.control_link(salt, len, &full)? {
+                        Some(bad) => p.broken = Some(bad),
+                        None => {
+                            p.pos = full.end();
+                            p.last = Some(full);
+                        }
+                    },
                     Err(e) => p.broken = Some(problem(e)?),
                 }
             }
