@@ -413,6 +413,11 @@ impl Log {
                                 w.control = Some(st.control.clone());
                             }
                             Err(Error::Corrupt { offset, expected, found, .. }) => {
+                                // Its base tree is damaged: the zeros are
+                                // still declared freed, the versions read
+                                // through it are damaged.
+                                w.unproven = None;
+                                w.oldest = c.control.oldest_version;
                                 let p = Problem { offset, expected, found };
                                 rep.items.push(Item { version: None, offset, txn_start: offset, problem: Some(p) });
                             }

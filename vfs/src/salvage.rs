@@ -281,7 +281,12 @@ impl Readable {
                 Some(c) if c.control.boundary >= start.pos => {
                     oldest = c.control.oldest_version;
                     let mut st = self.log.lock();
-                    self.log.install_control(&mut st, c, c.end())?;
+                    // A damaged base tree is damage of the versions read
+                    // through it, named here; the zeros are still freed and
+                    // what the read passed is still listed.
+                    if let Err(e) = self.log.install_control(&mut st, c, c.end()) {
+                        out.damage.push(problem(e)?);
+                    }
                 }
                 _ => {
                     out.damage.push(Problem {
