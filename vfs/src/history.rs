@@ -429,6 +429,12 @@ impl Log {
         }
         let start = pos;
         w.start = pos;
+        if w.mid_start && prev.offset != 0 {
+            // The freed commit the record at the start names: a horizon may
+            // name it, exactly (FORMAT.md, "Claims").
+            w.commits.insert(prev.offset, (prev.version, prev.crc));
+            w.freed_version = prev.version;
+        }
         // The last INDEX record since the previous commit (format 4).
         let mut index: Option<(u64, u32)> = None;
         // The first problem that ends the walk, and the version it concerns.
@@ -1119,6 +1125,9 @@ struct Walk {
     low_based: HashSet<u64>,
     /// Where the walk started.
     start: u64,
+    /// The version of the freed commit the record at the start names (0:
+    /// the walk started at 512).
+    freed_version: u64,
     /// The walk started after 512 (at the boundary): commits before the
     /// first full map after it have no map to check.
     mid_start: bool,
@@ -1250,9 +1259,12 @@ impl Walk {
         let (hv, ho, hc) = (rec.info.horizon_version, rec.info.horizon_offset, rec.info.horizon_crc);
         // No horizon is (0, 0, 0); any other must name an earlier commit
         // exactly (a version with offset 0 names none: damage).
-        let freed = self.control.as_ref().is_some_and(|c| ho < c.boundary());
+        // One below the boundary names a freed commit, which cannot be read:
+        // it must be older than the one the record at the boundary names
+        // (or that one, exactly).
+        let freed = self.control.as_ref().is_some_and(|c| ho < c.boundary()) && hv < self.freed_version;
         let horizon_ok = hv < version
-            && if ho == 0 { hv == 0 && hc == 0 } else { freed || self.commits.get(&ho) == Some(&(hv, hc)) };
+            && if ho == 0 { hv == 0 && hc == 0 } else { self.commits.get(&ho) == Some(&(hv, hc)) || freed };
         if !horizon_ok {
             problem.get_or_insert(Problem {
                 offset: at_info + format::CI_HORIZON_VERSION as u64,
