@@ -595,7 +595,8 @@ impl Log {
             rep.items.retain(|i| i.version.is_none_or(|v| v >= w.oldest));
             rep.reclaimed_versions += (before - rep.items.len()) as u64;
         }
-        rep.bytes_checked = if stop.is_some() { pos } else { len } - rep.freed_bytes;
+        // (A crafted boundary may lie past the end of the file.)
+        rep.bytes_checked = if stop.is_some() { pos } else { len }.saturating_sub(rep.freed_bytes);
         rep.end = w.txn_start;
 
         // The last well-formed record of the file may name a later horizon
@@ -778,7 +779,8 @@ impl Log {
             return Ok(Problem {
                 offset: pos,
                 expected,
-                found: format!("the end of the file after {} bytes", len - pos),
+                // (pos may lie past the end: a crafted boundary.)
+                found: format!("the end of the file after {} bytes", len.saturating_sub(pos)),
             });
         }
         let hb = self.read_vec(pos, hs as usize)?;
