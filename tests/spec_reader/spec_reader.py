@@ -295,10 +295,12 @@ class Log:
          c.payload_bytes) = struct.unpack_from("<QQQQQQIIQIBBHQIIQ", d, o + REC_HEADER)
         # "the control info's reserved bytes (52-55, 69-71) are zero; epoch >= 1; payload bytes
         # is a multiple of 8; boundary is a multiple of 8 and at least 512; base root = 0 exactly
-        # when base depth = 0, and base root crc = 0 when base root = 0"
+        # when base depth = 0, and base root crc = 0 when base root = 0"; "boundary ... at or
+        # before the record's own offset"; "a base root != 0 is a multiple of 8 and at least 512"
         if res1 or res2a or res2b or c.epoch < 1 or c.payload_bytes % 8 or c.boundary % 8 \
                 or c.boundary < HEADER_BLOCK or (c.root == 0) != (c.depth == 0) \
-                or (c.root == 0 and c.root_crc != 0):
+                or (c.root == 0 and c.root_crc != 0) or c.boundary > o \
+                or (c.root != 0 and (c.root % 8 or c.root < HEADER_BLOCK)):
             return None
         payload = o + REC_HEADER + CONTROL_INFO + STRAGGLER * c.stragglers
         # "length = 48 + 96 + 16 x stragglers + payload bytes + 16"
