@@ -681,6 +681,17 @@ class Log:
             raise Damage(fm.off, "the CONTROL record of this full map's transaction right before it")
         return r
 
+    def map_starts(self, fm):
+        """ "step 5 builds its map within what the read passed (so, in format 4, not when that
+        FULL_MAP or checkpoint lacks the CONTROL record step 5 requires right before it)" """
+        if self.fmt != 4:
+            return True
+        try:
+            self.control_before(fm)
+            return True
+        except Damage:
+            return False
+
     def versions_in_place(self, latest):
         """Versions readable from the latest by following `prev commit` back ("Which versions a
         format-4 log holds": not below Vo when B > 512)."""
@@ -1053,7 +1064,7 @@ class Log:
         damage = refused
         if latest is not None:
             kept = [c for c in kept if c.version <= latest.version and c.off <= latest.off]
-        fulls = {c.off: c.version for c in kept if c.is_map}
+        fulls = {c.off: c.version for c in kept if c.is_map and self.map_starts(c)}
         forward = {}
         vo = self.forward_vo
         for c in kept:
