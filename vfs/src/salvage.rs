@@ -442,7 +442,10 @@ impl Readable {
             let claim = if rec.h.flags & format::FLAG_SEALED != 0 { rec.link() } else { rec.horizon() };
             // A claim of a commit before where the read started (a freed
             // region's) cannot be checked, and is not damage.
-            let before_start = claim.offset < start.pos && claim.version <= start.prev.version;
+            // (A read from 512 has no such commit: a claim of version 0 with
+            // an offset or crc, or at an offset below 512, names none.)
+            let before_start =
+                start.pos > format::FIRST_RECORD && claim.offset < start.pos && claim.version <= start.prev.version;
             if claim != Link::default() && claim.version <= rec.h.version && !before_start {
                 let named = if claim.version == rec.h.version {
                     rec.link()
