@@ -420,7 +420,9 @@ impl Readable {
                 pos = rec.end();
                 continue;
             }
-            if prev.offset == 0 && !rec.is_map() {
+            // (A read from the boundary takes the record there as it names
+            // its commit, even none: that record is a reclaimed version's.)
+            if prev.offset == 0 && start.pos == format::FIRST_RECORD && !rec.is_map() {
                 break stop("a full page map (the first commit of a log)".into(), "a delta".into());
             }
             if prev_ps != 0 && !rec.is_map() && rec.h.page_size != prev_ps {
