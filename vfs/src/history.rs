@@ -165,6 +165,17 @@ pub(crate) fn describe_link(rec: &Rec) -> String {
     )
 }
 
+/// The bound on `db pages` recovery's walk applies (a larger size ends it:
+/// in an unclaimed tail, that is a torn tail, not damage).
+fn db_pages_bound(rec: &Rec, len: u64) -> Option<Problem> {
+    let limit = format::max_db_pages(len);
+    (rec.info.db_pages as u64 > limit).then(|| Problem {
+        offset: rec.offset + (format::RECORD_HEADER_SIZE + format::CI_DB_PAGES) as u64,
+        expected: format!("a database size of at most {limit} pages in a file of {len} bytes"),
+        found: format!("{} pages", rec.info.db_pages),
+    })
+}
+
 /// Format 4: what a log's retention policy keeps (docs/format-4.md).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RetentionState {
@@ -492,6 +503,12 @@ impl Log {
             if w.mid_start && w.page_size == 0 && !rec.is_map() {
                 // Before the first full map after the boundary: a reclaimed
                 // version whose map cannot be built (its full map was freed).
+                // Its record must still keep step 3's rules, or the walk
+                // from B (the forward read) ends there.
+                if let Some(p) = db_pages_bound(&rec, len) {
+                    stop = Some((version, p));
+                    break;
+                }
                 let entries = self.read_entries(&rec)?;
                 if let Some((offset, expected, found)) = self.check_commit(&rec, &entries, u64::MAX)? {
                     stop = Some((version, Problem { offset, expected, found }));
@@ -669,7 +686,6 @@ impl Log {
 
     /// Checks of a commit that must pass before its entries can be applied.
     fn check_structure(&self, rec: &Rec, prev: &Prev, w: &Walk, len: u64) -> Result<Option<Problem>> {
-        let at_info = rec.offset + format::RECORD_HEADER_SIZE as u64;
         if prev.offset == 0 && !rec.is_map() {
             return Ok(Some(Problem {
                 offset: rec.offset + format::RH_FLAGS as u64,
@@ -684,17 +700,7 @@ impl Log {
                 found: rec.h.page_size.to_string(),
             }));
         }
-        // The bound recovery applies (a larger size ends its walk: in an
-        // unclaimed tail, that is a torn tail, not damage).
-        let limit = format::max_db_pages(len);
-        if rec.info.db_pages as u64 > limit {
-            return Ok(Some(Problem {
-                offset: at_info + format::CI_DB_PAGES as u64,
-                expected: format!("a database size of at most {limit} pages in a file of {len} bytes"),
-                found: format!("{} pages", rec.info.db_pages),
-            }));
-        }
-        Ok(None)
+        Ok(db_pages_bound(rec, len))
     }
 
     /// Computes the crc of every frame in `rec`'s payload region.
