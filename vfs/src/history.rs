@@ -384,6 +384,8 @@ impl Log {
         let mut w = Walk { txn_start: format::FIRST_RECORD, ..Default::default() };
         let mut pos = format::FIRST_RECORD;
         let mut prev = Prev::NONE;
+        // What recovery found, just before (the walk must reach it).
+        let recovered = self.latest();
         // Format 4: start at the boundary recovery found (see the module
         // documentation); the record there follows a freed commit.
         let control = self.lock().control.clone();
@@ -672,6 +674,22 @@ impl Log {
                     rep.recovered_version = Some(walked);
                 }
             }
+        }
+        // And the walk must reach recovery's latest commit: a problem before
+        // it lies in history recovery accepted, whatever version it names.
+        let reached = recovered.number == 0
+            || recovered.end > len
+            || w.commits.get(&recovered.commit_offset) == Some(&(recovered.number, recovered.commit_crc));
+        if rep.recovery_error.is_none() && !reached && rep.damage().is_none() {
+            let p = Problem {
+                offset: rep.end,
+                expected: format!(
+                    "the walk to reach version {} at {}, as recovery (what `open` does) does",
+                    recovered.number, recovered.commit_offset
+                ),
+                found: format!("it stops at version {walked}"),
+            };
+            rep.items.push(Item { version: None, offset: rep.end, txn_start: rep.end, problem: Some(p) });
         }
         if rep.recovery_error.is_none() && rep.recovered_version.unwrap_or(0) < walked && rep.damage().is_none() {
             let p = Problem {
