@@ -13,11 +13,17 @@
 //! 3. A `Control` is immutable: a new CONTROL record makes a new one, and a
 //!    version keeps the one it was made with for as long as it lives (its
 //!    reader's epoch lock keeps the bytes it redirects to).
-//! 4. The straggler table relocates items by offset: an index-tree node
-//!    below `B` that a kept checkpoint's tree reaches is read at its copy,
-//!    byte for byte the same node (its parent's crc checks it as before).
-//!    Entries are sorted by old offset, strictly increasing, and every copy
-//!    lies in a CONTROL record at or after `B` (format 4, step 5).
+//! 4. The straggler table relocates by offset what lies below `B` and a
+//!    kept version reaches but the base tree cannot redirect: an index-tree
+//!    node that a kept checkpoint's tree reaches (read at its copy, byte for
+//!    byte the same node; its parent's crc checks it as before), a kept
+//!    revert's entry that the oldest kept version does not share, the base
+//!    a kept patch names (read at its copy; the referencing entry's crc
+//!    checks the page it makes as always). It is consulted before the base
+//!    tree. Entries are sorted by old offset, strictly increasing (an old
+//!    offset is tagged as in map entries for a patch; the new one is the
+//!    copy's position), and every copy lies at or after `B` in a CONTROL
+//!    record, a patch's copy naming a base at or after `B` too.
 //!
 //! Phase 1 (this file): the base tree is read whole into memory when a
 //! control state is loaded (its size is the pages relocated, at most the
@@ -149,15 +155,19 @@ impl Control {
     }
 
     /// The slot page `pgno` reads through when its map slot is `s`: `s`
-    /// itself at or after `B`; below it, the base tree's slot for the page,
-    /// which must make the same page (the same crc). None: a reference below
-    /// `B` that the base tree cannot redirect (damage).
+    /// itself at or after `B`; below it, the straggler table's copy, else
+    /// the base tree's slot for the page, which must make the same page (the
+    /// same crc). None: a reference below `B` that neither can redirect
+    /// (damage).
     #[inline]
     pub fn slot(&self, pgno: u32, s: Slot) -> Option<Slot> {
         if s.offset == 0 || patch::position(s.offset) >= self.boundary() {
             return Some(s);
         }
-        self.base.get(&pgno).copied().filter(|b| b.crc == s.crc)
+        if let Some(new) = self.moved_to(s.offset) {
+            return Some(Slot { offset: new | (s.offset & patch::PATCH_TAG), crc: s.crc });
+        }
+        self.base.get(&pgno).copied().filter(|b| b.crc == s.crc && patch::position(b.offset) >= self.boundary())
     }
 
     /// Where the base image of a patch of page `pgno` lies when the patch
@@ -168,12 +178,20 @@ impl Control {
         if base >= self.boundary() {
             return Some(base);
         }
-        let s = self.base.get(&pgno)?;
-        if patch::is_patch(s.offset) {
-            self.bases.get(&pgno).copied()
-        } else {
-            Some(s.offset)
+        if let Some(new) = self.moved_to(base) {
+            return Some(new);
         }
+        self.base_tree_base(pgno)
+    }
+
+    /// Where the base tree alone resolves a patch base of page `pgno`
+    /// below `B` (its slot's image, or that slot's patch's base).
+    pub(crate) fn base_tree_base(&self, pgno: u32) -> Option<u64> {
+        let s = self.base.get(&pgno)?;
+        let at = if patch::is_patch(s.offset) { *self.bases.get(&pgno)? } else { s.offset };
+        // Never a freed byte (invariant 2): a read there would find zeros
+        // that a frame checked earlier in this process would not re-check.
+        (at >= self.boundary()).then_some(at)
     }
 
     /// The base tree's slots (for the reclaimer).
@@ -236,5 +254,38 @@ impl MapSource<'_> {
 impl tree::NodeSource for MapSource<'_> {
     fn node_bytes(&self, offset: u64, len: usize) -> Option<&[u8]> {
         self.node_bytes_at(offset, len)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{encode_table, parse_table};
+    use crate::format::{self, ControlInfo};
+
+    #[test]
+    fn the_straggler_table_round_trips_and_a_bad_one_is_refused() {
+        let info = |n: usize| ControlInfo {
+            epoch: 2,
+            boundary: 8192,
+            stragglers: n as u32,
+            payload_bytes: 8 << 10,
+            ..Default::default()
+        };
+        // The record at 9000: its copies, and earlier ones, lie in [8192, its end).
+        let at = 9000;
+        let t = vec![(600, 9200), (2049, 9216), (4096, 12000)];
+        assert_eq!(parse_table(at, &info(3), &encode_table(&t)).ok(), Some(t.clone()));
+        assert_eq!(parse_table(at, &info(0), &[]).ok(), Some(vec![]));
+        let end = at + format::control_layout(&info(1)).length;
+        for bad in [
+            vec![(2049, 9216), (600, 9200)], // not increasing
+            vec![(600, 9200), (600, 9216)],  // twice
+            vec![(600, 8184)],               // a copy below the boundary
+            vec![(600, 9201)],               // not 8-aligned (a copy's tag is its key's)
+            vec![(600, end)],                // past the record
+        ] {
+            assert!(parse_table(at, &info(bad.len()), &encode_table(&bad)).is_err(), "{bad:?}");
+        }
+        assert!(parse_table(at, &info(3), &encode_table(&t)[..40]).is_err(), "a short table");
     }
 }

@@ -185,6 +185,9 @@ pub(crate) struct State {
     pub(crate) control: Arc<Control>,
     /// The log end when a writer last looked for something to reclaim.
     pub(crate) reclaim_looked_at: u64,
+    /// The last automatic step freed something: there may be more to free,
+    /// so the next one comes sooner (`reclaim_if_due`).
+    pub(crate) reclaim_backlog: bool,
 }
 
 pub struct Log {
@@ -266,6 +269,7 @@ impl Log {
                 committing: false,
                 control: Arc::new(Control::none()),
                 reclaim_looked_at: 0,
+                reclaim_backlog: false,
             }),
         };
         Ok(log)

@@ -5,10 +5,12 @@
 //! # A step (docs/format-4.md, "One reclamation step")
 //! Under the WRITER lock: take the oldest version the policy keeps, `Vo`;
 //! choose the new boundary `B'` (never past the commit before `Vo`'s full
-//! map's transaction, never past a revert's entry that `Vo` does not share);
-//! copy every item `Vo` reaches in `[B, B')` (a patch together with its
-//! base) into a new CONTROL record with the base tree's changed nodes;
-//! sync it; then punch the freed region once no reader holds an older epoch.
+//! map's transaction); copy every item `Vo` reaches in `[B, B')` (a patch
+//! together with its base) into a new CONTROL record with the base tree's
+//! changed nodes, and every straggler there (an item a kept revert names
+//! that `Vo` does not share, and the base a kept patch names that `Vo`'s
+//! page does not lead to) with the new straggler table; sync it; then
+//! punch the freed region once no reader holds an older epoch.
 //!
 //! # Invariants
 //! 1. A CONTROL record that moves `B` is synced before any byte below `B`
@@ -16,13 +18,23 @@
 //!    recovery ignores, with nothing freed.
 //! 2. Punching `[512, B_k)` waits until no other open file description
 //!    holds an epoch lock below `k` (`lock::held_in`): a reader of an older
-//!    epoch may read that region directly.
-//! 3. The base tree names only items at or after the boundary, a patch's
-//!    base included (`control.rs` invariant 2).
-//! 4. Phase 1: costs O(database pages) of CPU per step (the writer's page
-//!    map of `Vo`); the I/O is the items copied and the base tree's paths.
+//!    epoch may read that region directly. Step `k` punches `[512, B_{k−1})`
+//!    only: the region it freed itself is the reserve the next step punches
+//!    first when the disk is full (it then has room for its own record); a
+//!    step asked for (`Log::reclaim`) that finds nothing to free punches
+//!    the reserve too.
+//! 3. The base tree and the straggler table name only items at or after
+//!    the boundary, a patch's base included (`control.rs` invariants 2 and
+//!    4): a patch moves when its base does.
+//! 4. Every reference a kept version can reach resolves after the step as
+//!    before it (docs/format-4.md, INV-1): references `Vo` holds through the
+//!    base tree, every other one below `B'` through the straggler table
+//!    (`straggler_keys` says which), so a revert never holds the boundary.
+//! 5. Phase 1: costs O(database pages) of CPU per step (the writer's page
+//!    map of `Vo`), plus O(entries of the kept commits) for the stragglers;
+//!    the I/O is the items copied and the base tree's paths.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -30,6 +42,7 @@ use crate::control::{Control, MapSource};
 use crate::error::{Error, Result};
 use crate::format::{self, ControlInfo, RecordHeader};
 use crate::log::{now_us, Link, Log, Rec, State};
+use crate::pagemap::{PageMap, Slot};
 use crate::patch;
 use crate::retention::Policy;
 use crate::tree;
@@ -46,8 +59,8 @@ pub(crate) fn control_as_of(c: &Control, version: u64) -> ControlInfo {
 
 /// The bytes of a CONTROL record at `at`, following commit `prev` (whose
 /// page size is `page_size`), with `info` (its `payload_bytes` and
-/// `stragglers` set from the arguments), the straggler table `table` and
-/// `payload`.
+/// `stragglers` set from the arguments), the straggler table `table`
+/// (sorted) and `payload`.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn control_record(
     salt: u64,
@@ -60,6 +73,7 @@ pub(crate) fn control_record(
     claim: bool,
 ) -> Vec<u8> {
     debug_assert_eq!(payload.len() % 8, 0);
+    debug_assert!(table.windows(2).all(|w| w[0].0 < w[1].0));
     let payload_crc = format::salted_crc(salt, &[payload]);
     let stragglers = table.len() as u32;
     let info = ControlInfo { payload_bytes: payload.len() as u64, stragglers, payload_crc, ..*info };
@@ -89,10 +103,60 @@ pub(crate) fn control_record(
     buf
 }
 
-/// A writer looks for something to reclaim after the log grew this much.
+/// The bytes a log holds once what lies below its boundary `b` is punched,
+/// when it ends at `end`: the header and everything from `b` on. What the
+/// size form measures (the file's blocks, `st_blocks`, come to this plus
+/// the pre-allocated tail, at most `commit::PREALLOC_MAX`, and the reserve:
+/// the region the last step freed, at most about one step).
+pub fn bytes_in_use(b: u64, end: u64) -> u64 {
+    format::FIRST_RECORD + end.saturating_sub(b.max(format::FIRST_RECORD))
+}
+
+/// The size form's oldest kept version (docs/format-4.md, "The policy"):
+/// of `commits` (newest first, from the latest back to the oldest kept),
+/// the oldest whose boundary — the start of the commit before its full
+/// map's transaction — frees enough of the log (boundary `b`, end `end`)
+/// for it to fit in `budget`; the oldest kept when it fits already, and
+/// the latest version's full map's when nothing less does (the latest is
+/// never dropped). Each step measures again: what a step relocates is
+/// counted by the next, which advances further when the log still does
+/// not fit.
+fn size_form_oldest(commits: &[Rec], b: u64, end: u64, budget: u64) -> u64 {
+    let oldest = commits.last().map_or(0, |r| r.h.version);
+    let in_use = bytes_in_use(b, end);
+    if in_use <= budget {
+        return oldest;
+    }
+    let need = b.saturating_add(in_use - budget);
+    commits
+        .iter()
+        .rev()
+        .filter(|r| r.is_map() && r.h.prev_commit.max(format::FIRST_RECORD) >= need)
+        .map(|r| r.h.version)
+        .next()
+        .unwrap_or_else(|| commits.first().map_or(0, |r| r.h.version))
+}
+
+/// `n` bytes, in the largest binary unit that keeps one decimal.
+pub(crate) fn human(n: u64) -> String {
+    match [(1u64 << 30, "GiB"), (1 << 20, "MiB"), (1 << 10, "KiB")].into_iter().find(|(u, _)| n >= *u) {
+        Some((u, name)) if n % u == 0 => format!("{} {name}", n / u),
+        Some((u, name)) => format!("{:.1} {name}", n as f64 / u as f64),
+        None => format!("{n} bytes"),
+    }
+}
+
+/// A writer looks for something to reclaim after the log grew this much
+/// (while steps find something to free; else after an eighth of the log).
 pub const AUTO_MIN_GROWTH: u64 = 1 << 20;
 /// How much one automatic step frees at most: a commit waits for at most one.
 pub const AUTO_STEP_BYTES: u64 = 4 << 20;
+/// The smallest step a full disk retries with (a step still frees at least
+/// one record).
+pub const MIN_STEP_BYTES: u64 = 16 << 10;
+/// Below this much free space on the log's file system, a writer whose log
+/// has no pre-allocated tail left takes a step after every commit.
+pub const DISK_LOW: u64 = 16 << 20;
 
 /// What one reclamation step did.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -109,12 +173,24 @@ pub struct Reclaimed {
     pub appended: u64,
     /// The region it punched, `[512, punched)` (0: none).
     pub punched: u64,
+    /// How many times its CONTROL record did not fit on the disk and it
+    /// retried with half the size.
+    pub shrunk: u32,
 }
 
 impl Log {
     /// The log's retention policy (`all` before format 4 or before one is set).
     pub fn retention(&self) -> Policy {
         self.lock().control.policy()
+    }
+
+    /// The bytes the log holds once its freed region is punched: the header
+    /// and everything from its boundary on (what a size budget measures;
+    /// the file's blocks add its pre-allocated tail). Before format 4 or
+    /// any reclamation, the log's length.
+    pub fn bytes_in_use(&self) -> u64 {
+        let st = self.lock();
+        bytes_in_use(st.control.boundary(), st.log_end)
     }
 
     /// The oldest version the log still holds (format 4: the oldest the
@@ -144,12 +220,17 @@ impl Log {
             )));
         }
         if let Some(b) = policy.bytes {
-            if b < latest.size_bytes() {
+            let live = latest.size_bytes();
+            if b < live {
                 return Err(Error::Unsupported(format!(
-                    "{}: a budget of {b} bytes is below the database's own size ({} bytes): it could only be met \
-                     by dropping the latest version, which is never done",
+                    "{}: a size budget of {} is below the live database, {} ({live} bytes, version {}): it could \
+                     only be met by dropping the latest version, which is never done; give at least {} and room \
+                     for the versions to keep",
                     self.path.display(),
-                    latest.size_bytes()
+                    human(b),
+                    human(live),
+                    latest.number,
+                    human(live.next_multiple_of(1 << 20)),
                 )));
             }
         }
@@ -166,8 +247,9 @@ impl Log {
     /// Appends a CONTROL record with `info` after the latest commit (a sync
     /// before it, so that it may claim that commit durable, and one after),
     /// and makes it the log's state. `old`: the state it follows (its base
-    /// tree is kept when `info` names the same root); `payload`: the
-    /// relocated items followed by the base tree's new nodes.
+    /// tree is kept when `info` names the same root); `table`: the new
+    /// straggler table; `payload`: the relocated items followed by the base
+    /// tree's new nodes.
     fn append_control(
         &self,
         st: &mut State,
@@ -185,7 +267,25 @@ impl Log {
         // later step frees (a horizon lags under synchronous=NORMAL).
         self.io.sync().map_err(|e| Error::io(&self.path, "sync", None, e))?;
         let rec = control_record(salt, at, prev, latest.page_size, &info, table, &payload, true);
-        self.io.write_at(&rec, at).map_err(|e| Error::io(&self.path, "write control", Some(at), e))?;
+        if let Err(e) = self.io.write_at(&rec, at) {
+            // A full disk (or a failed write) may have left part of it: put
+            // back what was there, pre-allocated zeros and the file's
+            // length, so that nothing but the log's own bytes lies past its
+            // end. Best effort: recovery ignores a torn record anyway.
+            let keep = st.alloc_end.max(at);
+            let mut z = at;
+            while z < (at + rec.len() as u64).min(keep) {
+                let n = ((at + rec.len() as u64).min(keep) - z).min(crate::storage::ZEROS.len() as u64);
+                if self.io.write_at(&crate::storage::ZEROS[..n as usize], z).is_err() {
+                    break;
+                }
+                z += n;
+            }
+            if self.file_len().is_ok_and(|l| l > keep) {
+                let _ = self.io.set_len(keep);
+            }
+            return Err(Error::io(&self.path, "write control", Some(at), e));
+        }
         self.io.sync().map_err(|e| Error::io(&self.path, "sync", None, e))?;
         st.horizon = prev;
         st.unsynced = false;
@@ -218,7 +318,7 @@ impl Log {
     pub fn reclaim(&self, max_bytes: u64, timeout: Duration) -> Result<Reclaimed> {
         let _w = self.lock_writer(timeout)?;
         self.prepare_write()?;
-        self.reclaim_held(max_bytes)
+        self.reclaim_held(max_bytes, true)
     }
 
     /// After a commit by a connection that still holds the WRITER lock: one
@@ -235,16 +335,92 @@ impl Log {
                 return Ok(None);
             }
             let grown = st.log_end.saturating_sub(st.reclaim_looked_at);
-            if grown < (st.log_end.saturating_sub(st.control.boundary()) / 8).max(AUTO_MIN_GROWTH) {
+            // Steps free at most AUTO_STEP_BYTES each: while the last one
+            // found something to free, the next comes after AUTO_MIN_GROWTH
+            // (so that they keep up with any rate of commits); else after
+            // an eighth of the log. A log with no pre-allocated tail left
+            // may be on a disk that is filling up (pre-allocation gives up
+            // when it does not fit): then a step is due at once, while its
+            // record still fits.
+            let every = if st.reclaim_backlog {
+                AUTO_MIN_GROWTH
+            } else {
+                (st.log_end.saturating_sub(st.control.boundary()) / 8).max(AUTO_MIN_GROWTH)
+            };
+            let due = grown >= every || (st.alloc_end <= st.log_end && grown > 0 && self.disk_low());
+            if !due {
                 return Ok(None);
             }
             st.reclaim_looked_at = st.log_end;
         }
-        self.reclaim_held(AUTO_STEP_BYTES).map(Some)
+        let r = self.reclaim_held(AUTO_STEP_BYTES, false);
+        self.lock().reclaim_backlog = r.as_ref().is_ok_and(|r| r.freed > 0);
+        r.map(Some)
     }
 
-    /// One step; the caller holds the WRITER lock and refreshed the log.
-    fn reclaim_held(&self, max_bytes: u64) -> Result<Reclaimed> {
+    /// After a commit failed for lack of space (`Error::is_disk_full`), by a
+    /// connection that still holds the WRITER lock: one step, whatever the
+    /// log's growth, so that the next commit finds the space the policy
+    /// frees (the failed commit left the log as it was). None: no policy.
+    pub fn reclaim_after_disk_full(&self) -> Result<Option<Reclaimed>> {
+        if self.format() < format::FORMAT_V4 || self.retention().is_all() {
+            return Ok(None);
+        }
+        self.lock().reclaim_looked_at = 0;
+        let mut r = self.reclaim_held(AUTO_STEP_BYTES, false)?;
+        // The commit needs room now: the reserve goes too (the region the
+        // last step freed), when no reader still reads it.
+        let (epoch, b) = {
+            let st = self.lock();
+            (st.control.epoch(), st.control.boundary())
+        };
+        if epoch > 0 {
+            r.punched = r.punched.max(self.punch_freed(epoch, b, format::FIRST_RECORD)?);
+        }
+        Ok(Some(r))
+    }
+
+    /// Whether the log's file system has less than [`DISK_LOW`] free.
+    fn disk_low(&self) -> bool {
+        use std::os::fd::AsRawFd;
+        // SAFETY: fstatvfs(2) on a descriptor the Log owns, into a zeroed
+        // struct it fills; no memory is kept.
+        let free = unsafe {
+            let mut s: libc::statvfs = std::mem::zeroed();
+            (libc::fstatvfs(self.file.as_raw_fd(), &mut s) == 0).then(|| s.f_bavail as u64 * s.f_frsize as u64)
+        };
+        free.is_some_and(|f| f < DISK_LOW)
+    }
+
+    /// One step; the caller holds the WRITER lock and refreshed the log. A
+    /// step whose CONTROL record does not fit on the disk punches what
+    /// earlier steps freed (when no reader holds it) and retries, halving
+    /// its size, down to [`MIN_STEP_BYTES`]: a smaller step copies less.
+    fn reclaim_held(&self, max_bytes: u64, explicit: bool) -> Result<Reclaimed> {
+        let mut max = max_bytes;
+        let mut shrunk = 0;
+        loop {
+            match self.step(max, explicit) {
+                Ok(r) => return Ok(Reclaimed { shrunk, ..r }),
+                Err(e) if e.is_disk_full() && max > MIN_STEP_BYTES => {
+                    let (epoch, b) = {
+                        let st = self.lock();
+                        (st.control.epoch(), st.control.boundary())
+                    };
+                    if epoch > 0 {
+                        // The reserve: the region the last step freed.
+                        self.punch_freed(epoch, b, format::FIRST_RECORD)?;
+                    }
+                    max /= 2;
+                    shrunk += 1;
+                }
+                r => return r,
+            }
+        }
+    }
+
+    /// One step of at most about `max_bytes` (see `reclaim_held`).
+    fn step(&self, max_bytes: u64, explicit: bool) -> Result<Reclaimed> {
         let latest = self.latest();
         let policy = self.retention();
         if policy.is_all() || latest.number == 0 {
@@ -276,7 +452,8 @@ impl Log {
         }
         let first = commits.last().expect("the latest").h.version;
         let ts = |v: u64| commits.get((latest.number - v) as usize).map_or(0, |r| r.info.timestamp_us);
-        let vo = policy.oldest_kept(first, latest.number, now_us(), ts).max(oldest_now);
+        let by_size = || size_form_oldest(&commits, b, len, policy.bytes.unwrap_or(u64::MAX));
+        let vo = policy.oldest_kept_within(first, latest.number, now_us(), ts, by_size).max(oldest_now);
         let vo_rec = commits[(latest.number - vo) as usize].clone();
 
         // 2. The new boundary: the start of the commit before Vo's full map's
@@ -291,28 +468,13 @@ impl Log {
                 ))
             }
         };
-        let mut target = full.h.prev_commit.max(format::FIRST_RECORD);
+        let target = full.h.prev_commit.max(format::FIRST_RECORD);
         if target <= b {
-            return Ok(Reclaimed { oldest: old.info.oldest_version.max(1), boundary: b, ..Default::default() });
+            drop(st);
+            return self.nothing_to_free(&old, explicit);
         }
         // Vo's page map, as it reads (through the current base tree).
         let (vo_map, _, _) = self.build_map(salt, len, &vo_rec, &old)?;
-        // Kept reverts' entries that Vo does not share pin the boundary below them.
-        for r in commits.iter().take((latest.number - vo) as usize) {
-            if r.is_full() {
-                continue;
-            }
-            // A format-4 checkpoint has no entry table: its tree's slots
-            // (a revert's checkpoint may name old items too).
-            let entries = if r.is_checkpoint() { self.checkpoint_slots(r, &old)? } else { self.read_entries(r)? };
-            for e in entries {
-                let pos = patch::position(e.offset);
-                let shared = vo_map.get(e.pgno).is_some_and(|s| s.offset == e.offset);
-                if e.offset != 0 && pos < target && !shared {
-                    target = target.min(pos);
-                }
-            }
-        }
         // 3. Round down to a record start, within the step's size.
         let mut bp = b;
         let mut pos = b;
@@ -327,17 +489,26 @@ impl Log {
             bp = pos;
         }
         if bp <= b {
-            return Ok(Reclaimed { oldest: old.info.oldest_version.max(1), boundary: b, ..Default::default() });
+            drop(st);
+            return self.nothing_to_free(&old, explicit);
         }
 
-        // 4. Which pages move, and their copies.
+        // 4. The references the base tree cannot redirect (stragglers):
+        //    their number sizes the record's table, before any copy.
+        let keys = self.straggler_keys(&commits[..(latest.number - vo) as usize], &vo_map, &old, bp)?;
+
+        // 5. Which pages move, and their copies.
         let ps = vo_rec.h.page_size as usize;
         let db_pages = vo_rec.info.db_pages;
-        // The straggler table sits before the payload; its length is the
-        // number of Vo's checkpoint's nodes below `B'` (counted first).
-        let kept_nodes = self.nodes_below(&full, &old, bp)?;
+        // The straggler table sits before the payload: the item keys, and
+        // the nodes below `B'` of every kept checkpoint's tree (Vo's and the
+        // later ones, a revert's included), counted first.
+        let kept_cks: Vec<&Rec> = std::iter::once(&full)
+            .chain(commits[..(latest.number - vo) as usize].iter().filter(|r| r.is_checkpoint()))
+            .collect();
+        let nodes = self.kept_nodes(&kept_cks, &old, bp)?;
         let meta = (format::RECORD_HEADER_SIZE + format::CONTROL_INFO_SIZE) as u64
-            + kept_nodes * format::STRAGGLER_SIZE as u64;
+            + (keys.len() + nodes.len()) as u64 * format::STRAGGLER_SIZE as u64;
         let at = st.log_end;
         let payload_at = at + meta;
         let mut payload: Vec<u8> = Vec::new();
@@ -390,6 +561,12 @@ impl Log {
                     payload.resize(payload.len().next_multiple_of(8), 0);
                     changes.insert(p, tree::Slot { offset: o, crc: format::frame_crc(&img) });
                     relocated += 1;
+                } else if x >= bp && old.base_tree_base(p) != Some(x) {
+                    // The base lies past the new boundary already, but the
+                    // base tree does not lead there (the straggler table
+                    // did): it must from now on.
+                    let img = self.read_vec(x, ps)?;
+                    changes.insert(p, tree::Slot { offset: x, crc: format::frame_crc(&img) });
                 }
                 continue;
             }
@@ -405,9 +582,14 @@ impl Log {
             };
             let moves = inr(item) || named_base.is_some_and(inr);
             if !moves {
-                // Already redirected (the item lies below `B`, in the base
-                // tree) to a copy the new boundary leaves alone: any item in
-                // `[B, B')` that Vo reaches moves.
+                // Already redirected (the item lies below `B`) to a copy the
+                // new boundary leaves alone: any item in `[B, B')` that Vo
+                // reaches moves. A copy the straggler table held (Vo now
+                // shares a revert's entry, which leaves the table) goes into
+                // the base tree.
+                if old.base_slots().get(&p) != Some(&eff) {
+                    changes.insert(p, tree::Slot { offset: eff.offset, crc: eff.crc });
+                }
                 continue;
             }
             let copy = |bytes: &[u8], payload: &mut Vec<u8>| -> u64 {
@@ -449,12 +631,86 @@ impl Log {
             relocated += 1;
             changes.insert(p, new);
         }
-        // Format 4: the nodes of Vo's checkpoint tree in `[B, B')` are
-        // copied byte for byte and listed in the straggler table; those
-        // below `B` keep their entries (`control.rs` invariant 4). Every
-        // node a later kept checkpoint shares from before `B'` is one of
-        // them: a tree shares a node only with the tree it was made from.
-        let table = self.relocate_nodes(&full, &old, b, bp, payload_at, &mut payload)?;
+        // The stragglers' copies, and the new table.
+        let mut stragglers = Vec::with_capacity(keys.len());
+        for (&key, &(p, crc)) in &keys {
+            let loc = match crc {
+                Some(crc) => old.slot(p, Slot { offset: key, crc }).map(|s| s.offset),
+                None => old.base(p, key),
+            };
+            let loc = loc.filter(|&l| patch::position(l) >= b).ok_or_else(|| {
+                self.corrupt(key, format!("a copy of page {p}'s item at {key} (a straggler)"), "none")
+            })?;
+            let mut copy = |bytes: &[u8], payload: &mut Vec<u8>| -> u64 {
+                relocated += 1;
+                let o = payload_at + payload.len() as u64;
+                payload.extend_from_slice(bytes);
+                payload.resize(payload.len().next_multiple_of(8), 0);
+                o
+            };
+            // A patch moves with its base: a copy that stays names a base
+            // at or after the new boundary (control.rs invariant 4).
+            let base_moves = || -> Result<bool> {
+                let named = patch::base_of(&self.read_vec(patch::position(loc), 8)?).expect("8 bytes");
+                Ok(old.base(p, named).is_some_and(inr))
+            };
+            let new = if !patch::is_patch(loc) && !inr(loc)
+                || patch::is_patch(loc) && !inr(patch::position(loc)) && !base_moves()?
+            {
+                loc
+            } else if !patch::is_patch(loc) {
+                let img = self.read_vec(loc, ps)?;
+                if crc.is_some_and(|c| c != format::frame_crc(&img)) {
+                    return Err(self.corrupt(loc, format!("frame crc {:#010x} (page {p})", crc.unwrap()), "another"));
+                }
+                match copies.get(&loc) {
+                    Some(&o) => o,
+                    None => {
+                        let o = copy(&img, &mut payload);
+                        copies.insert(loc, o);
+                        o
+                    }
+                }
+            } else {
+                let q = patch::position(loc);
+                let (mut pb, parsed) = match self.patch_at(q, ps as u32, None)? {
+                    Ok(x) => x,
+                    Err((o, e, f)) => return Err(self.corrupt(o, e, f)),
+                };
+                let base = old.base(p, parsed.base).filter(|&x| x >= b).ok_or_else(|| {
+                    self.corrupt(q, format!("a copy of the base of page {p}'s patch (a straggler)"), "none")
+                })?;
+                let img = self.read_vec(base, ps)?;
+                let mut page = img.clone();
+                parsed.apply(&pb, &mut page);
+                let want = crc.expect("a patch key comes from a map entry");
+                if format::frame_crc(&page) != want {
+                    return Err(self.corrupt(q, format!("a patch of page {p} making crc {want:#010x}"), "another"));
+                }
+                let nb = if inr(base) {
+                    match copies.get(&base) {
+                        Some(&o) => o,
+                        None => {
+                            let o = copy(&img, &mut payload);
+                            copies.insert(base, o);
+                            o
+                        }
+                    }
+                } else {
+                    base
+                };
+                pb[..8].copy_from_slice(&nb.to_le_bytes());
+                copy(&pb, &mut payload) | patch::PATCH_TAG
+            };
+            stragglers.push((key, patch::position(new))); // the tag is the key's
+        }
+
+        // Format 4: the nodes of the kept checkpoints' trees in `[B, B')`
+        // are copied byte for byte and join the table; those below `B` keep
+        // their entries (`control.rs` invariant 4).
+        stragglers.extend(self.relocate_nodes(&nodes, &old, b, payload_at, &mut payload)?);
+        stragglers.sort_unstable();
+        stragglers.dedup();
         // The base tree's new nodes, after the copies.
         let nodes_at = payload_at + payload.len() as u64;
         let src = MapSource { map: &st.mapping, end: st.log_end.min(st.mapping.cap) };
@@ -468,7 +724,7 @@ impl Log {
         payload.extend_from_slice(&up.nodes);
         payload.resize(payload.len().next_multiple_of(8), 0);
 
-        // 5. The CONTROL record, synced; then the state.
+        // 6. The CONTROL record, synced; then the state.
         let info = ControlInfo {
             epoch: old.info.epoch + 1,
             boundary: bp,
@@ -480,53 +736,149 @@ impl Log {
             oldest_counter: vo_rec.info.page1_counter,
             ..old.info
         };
-        let end = self.append_control(&mut st, info, &old, &table, payload)?;
+        let end = self.append_control(&mut st, info, &old, &stragglers, payload)?;
         let epoch = info.epoch;
         drop(st);
 
-        // 6. Punch what no reader can still read directly.
-        let punched = self.punch_freed(epoch, bp, b)?;
-        Ok(Reclaimed { oldest: vo, boundary: bp, freed: bp - b, relocated, appended: end - at, punched })
+        // 7. Punch what no reader can still read directly.
+        // The region this step freed, `[B, B')`, stays allocated until the
+        // next step: the reserve a step on a full disk punches to make room
+        // for its own record (`reclaim_held`). What earlier steps freed goes.
+        let punched = self.punch_freed(epoch - 1, b, format::FIRST_RECORD)?;
+        Ok(Reclaimed { oldest: vo, boundary: bp, freed: bp - b, relocated, appended: end - at, punched, shrunk: 0 })
     }
 
-    /// How many nodes of checkpoint `ck`'s tree (read under `old`) lie
-    /// below `bp`: the straggler table's length after a step to `bp`.
-    fn nodes_below(&self, ck: &Rec, old: &Control, bp: u64) -> Result<u64> {
-        let mut n = 0u64;
-        self.walk_checkpoint(ck, old, &mut |v| n += (v.offset < bp) as u64)?;
-        Ok(n)
+    /// The straggler keys of a step that moves the boundary from `old`'s to
+    /// `bp`, with `vo_map` the new oldest kept version's map and `kept` the
+    /// commits after it: every reference below `bp` that a kept version can
+    /// reach and the new base tree (which holds `Vo`'s items) cannot
+    /// redirect, by the page it is of and, for a map entry, its crc (None:
+    /// a patch's base). They are
+    /// * the kept commits' map entries below `bp` that `Vo`'s map does not
+    ///   hold (a revert's entries: the only entries naming older items),
+    /// * the base a kept patch names, when it lies below `bp` and is not
+    ///   `Vo`'s image (or base) of the page — always for a patch that is a
+    ///   straggler itself, whose copy then names the base's copy, and whose
+    ///   base the table maps back to what kept patches name.
+    fn straggler_keys(
+        &self,
+        kept: &[Rec],
+        vo_map: &PageMap,
+        old: &Control,
+        bp: u64,
+    ) -> Result<BTreeMap<u64, (u32, Option<u32>)>> {
+        let b = old.boundary();
+        // A copy the table holds -> what references name.
+        let back: HashMap<u64, u64> = old.table().iter().map(|&(o, n)| (n, o)).collect();
+        let named = |loc: u64| -> Result<u64> {
+            Ok(patch::base_of(&self.read_vec(patch::position(loc), 8)?).expect("8 bytes"))
+        };
+        let lost = |p: u32, at: u64| self.corrupt(at, format!("a copy of page {p}'s item at {at}"), "none");
+        // Where the image lies now that the new base tree will resolve a
+        // base of page p below `bp` to (Vo's item, or its patch's base);
+        // None when it will resolve none (Vo reads the page, and its base,
+        // at or after `bp`: the page leaves the base tree).
+        let vo_base = |p: u32| -> Result<Option<u64>> {
+            let Some(s) = vo_map.get(p).filter(|s| s.offset != 0) else { return Ok(None) };
+            if patch::position(s.offset) >= bp {
+                if !patch::is_patch(s.offset) {
+                    return Ok(None);
+                }
+                let n = named(s.offset)?;
+                return Ok(if n >= bp { None } else { old.base(p, n) });
+            }
+            let eff = old.slot(p, s).ok_or_else(|| lost(p, s.offset))?;
+            Ok(if patch::is_patch(eff.offset) { old.base(p, named(eff.offset)?) } else { Some(eff.offset) })
+        };
+        let mut keys = BTreeMap::new();
+        let mut seen = HashSet::new();
+        for r in kept {
+            for e in self.kept_entries(r, old)? {
+                if e.offset == 0 || !seen.insert(e.offset) || vo_map.get(e.pgno).is_some_and(|s| s.offset == e.offset) {
+                    continue;
+                }
+                let pos = patch::position(e.offset);
+                let is_key = pos < bp;
+                if is_key {
+                    keys.insert(e.offset, (e.pgno, Some(e.crc)));
+                }
+                if !patch::is_patch(e.offset) {
+                    continue;
+                }
+                let (base, always) = if pos >= b {
+                    (named(e.offset)?, is_key)
+                } else {
+                    let loc =
+                        old.slot(e.pgno, Slot { offset: e.offset, crc: e.crc }).ok_or_else(|| lost(e.pgno, pos))?;
+                    let n = named(loc.offset)?;
+                    (back.get(&n).copied().unwrap_or(n), true)
+                };
+                let same_as_vo = || -> Result<bool> {
+                    Ok(matches!((old.base(e.pgno, base), vo_base(e.pgno)?), (Some(x), Some(y)) if x == y))
+                };
+                if base < bp && (always || !same_as_vo()?) {
+                    keys.entry(base).or_insert((e.pgno, None));
+                }
+            }
+        }
+        Ok(keys)
     }
 
-    /// Copies the nodes of checkpoint `ck`'s tree in `[b, bp)` to `payload`
-    /// (which starts at file offset `payload_at`); returns the new straggler
-    /// table: those copies, and `old`'s entries for the nodes below `b`.
+    /// The map entries of kept commit `r` that may name older items: its
+    /// entry table (a delta or a full map), or a checkpoint's tree slots
+    /// (read under `old`): a revert's checkpoint names its target's items.
+    fn kept_entries(&self, r: &Rec, old: &Control) -> Result<Vec<format::Entry>> {
+        if r.is_checkpoint() {
+            self.checkpoint_slots(r, old)
+        } else {
+            self.read_entries(r)
+        }
+    }
+
+    /// The nodes below `bp` of the trees of checkpoints `cks` (read under
+    /// `old`; a node two trees share once), with their bytes: what the
+    /// straggler table must list after a step to `bp`. A revert's
+    /// checkpoint shares nodes with its target's tree, which may be older
+    /// than the oldest kept version's.
+    fn kept_nodes(&self, cks: &[&Rec], old: &Control, bp: u64) -> Result<BTreeMap<u64, Vec<u8>>> {
+        let mut nodes = BTreeMap::new();
+        for ck in cks {
+            self.walk_checkpoint(ck, old, &mut |v| {
+                if v.offset < bp {
+                    nodes.entry(v.offset).or_insert_with(|| v.bytes.to_vec());
+                }
+            })?;
+        }
+        Ok(nodes)
+    }
+
+    /// Copies the nodes of `nodes` in `[b, bp)` to `payload` (which starts
+    /// at file offset `payload_at`); returns their straggler entries: those
+    /// copies, and `old`'s entries for the nodes below `b`.
     fn relocate_nodes(
         &self,
-        ck: &Rec,
+        nodes: &BTreeMap<u64, Vec<u8>>,
         old: &Control,
         b: u64,
-        bp: u64,
         payload_at: u64,
         payload: &mut Vec<u8>,
     ) -> Result<Vec<(u64, u64)>> {
-        let mut table: Vec<(u64, u64)> = Vec::new();
-        let mut missing = None;
-        self.walk_checkpoint(ck, old, &mut |v| {
-            if v.offset < b {
-                match old.moved_to(v.offset) {
-                    Some(at) => table.push((v.offset, at)),
-                    None => missing = Some(v.offset),
-                }
-            } else if v.offset < bp {
-                table.push((v.offset, payload_at + payload.len() as u64));
-                payload.extend_from_slice(v.bytes);
+        let mut table: Vec<(u64, u64)> = Vec::with_capacity(nodes.len());
+        for (&at, bytes) in nodes {
+            if at < b {
+                let Some(copy) = old.moved_to(at) else {
+                    return Err(self.corrupt(
+                        at,
+                        "an index-tree node below the boundary in the straggler table",
+                        "none",
+                    ));
+                };
+                table.push((at, copy));
+            } else {
+                table.push((at, payload_at + payload.len() as u64));
+                payload.extend_from_slice(bytes);
             }
-        })?;
-        if let Some(at) = missing {
-            return Err(self.corrupt(at, "an index-tree node below the boundary in the straggler table", "none"));
         }
-        table.sort_unstable();
-        table.dedup();
         Ok(table)
     }
 
@@ -556,6 +908,21 @@ impl Log {
         let mapping = self.committed.lock().unwrap_or_else(|p| p.into_inner()).0.clone();
         let root = tree::Root { offset: ck.ckpt.root, crc: ck.ckpt.root_crc, depth: ck.ckpt.depth };
         crate::index::walk(&mapping, ck.offset, old, root, f)
+    }
+
+    /// A step that finds nothing to free. Asked for (`Log::reclaim`, not an
+    /// automatic step), it gives back the reserve (the region the last step
+    /// freed, kept for a step on a full disk) when no reader holds an older
+    /// epoch, so that a run of steps until nothing is left (`pagelog retain
+    /// --now`, `compact`) ends with every freed byte punched.
+    fn nothing_to_free(&self, old: &Control, explicit: bool) -> Result<Reclaimed> {
+        let b = old.boundary();
+        let punched = if explicit && old.epoch() > 0 && old.redirects() {
+            self.punch_freed(old.epoch(), b, format::FIRST_RECORD)?
+        } else {
+            0
+        };
+        Ok(Reclaimed { oldest: old.info.oldest_version.max(1), boundary: b, punched, ..Default::default() })
     }
 
     /// Punches `[512, bp)` when no reader holds an epoch below `epoch`, else

@@ -14,6 +14,11 @@
 //! may appear once. Numbers are whole and at least 1; units are
 //! case-insensitive and may be singular.
 //!
+//! The size form is measured by the reclaimer (`reclaim.rs`), as the bytes
+//! the log holds from its boundary on (what its blocks on disk come to once
+//! the freed region is punched); [`Policy::oldest_kept_within`] takes its
+//! answer and unites it with the other forms'.
+//!
 //! # Invariants
 //! 1. The latest version is always kept, whatever the policy.
 //! 2. `Policy::parse(p.to_string()) == p` for every policy `p`.
@@ -83,6 +88,32 @@ impl Policy {
             }
         }
         Ok(p)
+    }
+
+    /// The oldest version the whole policy keeps, of versions
+    /// `oldest..=latest`: the union of its forms, as [`Policy::oldest_kept`]
+    /// for the count and age forms, and `by_size()` for the size form (the
+    /// reclaimer measures it; called only when the policy has one). A policy
+    /// of only a size form keeps what that form keeps. Never above `latest`.
+    pub fn oldest_kept_within(
+        &self,
+        oldest: u64,
+        latest: u64,
+        now_us: u64,
+        timestamp: impl Fn(u64) -> u64,
+        by_size: impl FnOnce() -> u64,
+    ) -> u64 {
+        if self.is_all() || latest <= oldest {
+            return oldest.min(latest);
+        }
+        let mut keep = latest;
+        if self.versions.is_some() || self.age_secs.is_some() {
+            keep = Policy { bytes: None, ..*self }.oldest_kept(oldest, latest, now_us, timestamp);
+        }
+        if self.bytes.is_some() {
+            keep = keep.min(by_size());
+        }
+        keep.max(oldest).min(latest)
     }
 
     /// The oldest version the count and age forms keep, of versions
@@ -200,5 +231,23 @@ mod tests {
         // Nothing within the window: the latest alone, and the newest before.
         assert_eq!(p("1 second").oldest_kept(1, 100, 1_000 * 1_000_000, ts), 100);
         assert_eq!(p("10 GiB").oldest_kept(3, 100, now, ts), 3);
+    }
+
+    #[test]
+    fn the_size_form_unites_with_the_others_and_alone_keeps_what_it_measures() {
+        let ts = |v: u64| v * 1_000_000;
+        let now = 100 * 1_000_000;
+        let p = |s: &str| Policy::parse(s).unwrap();
+        // Alone: what the reclaimer measured, within oldest..=latest.
+        assert_eq!(p("10 MiB").oldest_kept_within(1, 100, now, ts, || 60), 60);
+        assert_eq!(p("10 MiB").oldest_kept_within(1, 100, now, ts, || 500), 100);
+        assert_eq!(p("10 MiB").oldest_kept_within(70, 100, now, ts, || 60), 70);
+        // A version is kept if any form keeps it.
+        assert_eq!(p("10 versions, 10 MiB").oldest_kept_within(1, 100, now, ts, || 60), 60);
+        assert_eq!(p("50 versions, 10 MiB").oldest_kept_within(1, 100, now, ts, || 95), 51);
+        // Without a size form, the same as oldest_kept, and no measuring.
+        let never = || -> u64 { panic!("measured without a size form") };
+        assert_eq!(p("10 versions").oldest_kept_within(1, 100, now, ts, never), 91);
+        assert_eq!(p("all").oldest_kept_within(1, 100, now, ts, never), 1);
     }
 }

@@ -430,6 +430,21 @@ impl MainDb {
                 }
             }
             Ok(None) => (ffi::SQLITE_OK, snap),
+            Err(e) if e.is_disk_full() => {
+                // The log is as it was. Under a retention policy, a step
+                // (its own record fitting, or retried smaller) frees what
+                // the policy drops, so that the next commit has room; the
+                // next transaction reads through the step's control state.
+                let rc = report(&e);
+                match self.log.reclaim_after_disk_full() {
+                    Ok(Some(_)) => (rc, self.log.latest()),
+                    Ok(None) => (rc, snap),
+                    Err(e2) => {
+                        set_last_error(format!("{e} (and reclamation to make room failed: {e2})"));
+                        (rc, self.log.latest())
+                    }
+                }
+            }
             Err(e) => (report(&e), snap),
         };
         self.synced_in_txn = false;
