@@ -100,6 +100,13 @@ const SETTLED: &[(&str, &str, &str)] = &[
          its map does not build, but `log` listed versions 2 and 3",
     ),
     (
+        "f4-boundary-past-the-oldest-kept-checkpoint.log",
+        "opens 269 damaged",
+        "a step's CONTROL record re-sealed with B at its own offset, past the checkpoint the kept versions' maps \
+         start from: verify walked them as reclaimed and called the log clean; a kept version's full map below B \
+         is damage",
+    ),
+    (
         "f4-boundary-past-the-end.log",
         "refused damaged",
         "a reclamation step's CONTROL record re-sealed with B = 2^40, past itself and the end of the file: verify \

@@ -511,6 +511,22 @@ impl Log {
                     stop = Some((version, p));
                     break;
                 }
+                // A kept version's full map lies at or after B (FORMAT.md,
+                // "Which versions a format-4 log holds"): one that does not
+                // cannot be read, which is damage, not reclamation.
+                if w.oldest > 0 && version >= w.oldest {
+                    let p = Problem {
+                        offset: rec.info.full_map_offset,
+                        expected: format!(
+                            "the full page map of version {version} (kept: the oldest kept is {}) at or after the \
+                             boundary {}",
+                            w.oldest, w.start
+                        ),
+                        found: "one below it, in the freed region".into(),
+                    };
+                    stop = Some((version, p));
+                    break;
+                }
                 let entries = self.read_entries(&rec)?;
                 if let Some((offset, expected, found)) = self.check_commit(&rec, &entries, u64::MAX)? {
                     stop = Some((version, Problem { offset, expected, found }));
