@@ -21,7 +21,7 @@ use std::path::{Path, PathBuf};
 
 use pagelog::{Boundary, EscapedName, Log, OpenOptions};
 
-use crate::layout::{Catalog, Generation, Segment};
+use crate::layout::{Catalog, Generation, Segment, HEAD_SIZE};
 use crate::store::Store;
 use crate::{catalog, Error};
 
@@ -277,6 +277,21 @@ pub fn restore_into(
         .open(tmp)
         .map_err(|e| Error::Local(format!("create {}: {e}", tmp.escaped())))?;
     let total = segs.iter().map(|s| s.end).max().unwrap_or(0);
+    if let Some(h) = g.head {
+        // A generation started past bytes its log had freed: the header,
+        // then a hole up to the first segment (as on the primary).
+        let key = store.loc.key(&format!("{}/{}", g.dir(), h.name()));
+        let b = store.get(&key, None)?;
+        let salt_ok = pagelog::format::Header::decode(&b).is_ok_and(|x| x.salt == g.salt);
+        if b.len() as u64 != HEAD_SIZE || !salt_ok {
+            return Err(Error::Refused(format!(
+                "object {key} is not the header of log {} (salt {:016x}): damaged or foreign",
+                g.dir(),
+                g.salt
+            )));
+        }
+        file.write_all_at(&b, 0).map_err(|e| Error::Local(format!("{}: {e}", tmp.escaped())))?;
+    }
     let downloaded = download(store, g, segs, &file, (0, 0), &mut |at| progress(at, total))?;
     let local = |e: std::io::Error| Error::Local(format!("{}: {e}", tmp.escaped()));
     // Which version, and where its commit ends.
@@ -298,7 +313,9 @@ pub fn restore_into(
             Target::Version(n) => log.version(n).map_err(|e| log_problem(store, g, segs, &e))?,
             Target::Time(t) => {
                 let hist = log.history().map_err(|e| log_problem(store, g, segs, &e))?;
-                let Some(c) = hist.iter().rev().find(|c| c.timestamp_us <= t) else {
+                // A generation started past freed bytes restores from its head's first.
+                let first = g.head.map_or(0, |h| h.first);
+                let Some(c) = hist.iter().rev().find(|c| c.timestamp_us <= t).filter(|c| c.version >= first) else {
                     return Err(Error::Refused(format!("{loc} holds no version committed at or before that time")));
                 };
                 log.version(c.version).map_err(|e| log_problem(store, g, segs, &e))?
@@ -419,6 +436,10 @@ impl Follower {
         let seg = exact.or_else(|| g.segments.iter().find(|s| s.start < latest.end && latest.end <= s.end));
         let at = match seg {
             Some(s) if s.end == latest.end && s.last == latest.number => log.boundary_at(latest.commit_offset)?,
+            // The first segment of a generation started past freed bytes.
+            Some(s) if g.head.is_some_and(|h| h.from == s.start) => {
+                log.continues_at(s.start)?.filter(|b| b.end == s.start)
+            }
             Some(s) if s.start > 0 => {
                 let before = log.version(s.first - 1)?;
                 log.boundary_at(before.commit_offset)?.filter(|b| b.end == s.start)

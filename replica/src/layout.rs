@@ -7,7 +7,11 @@
 //! (every number 20 decimal digits, zero-padded, so that names sort as
 //! numbers). A generation is one log file (one salt); its segments are the
 //! file's bytes `[start, end)`, cut at commit boundaries, back to back from
-//! offset 0.
+//! offset 0. A generation started from a log whose retention had freed its
+//! bytes `[512, from)` (format 4) has a `head-<from>-<first>` object instead
+//! of those bytes: the log's 512-byte header; its segments follow on from
+//! `from`, and it restores versions `first` and later (a restore leaves a
+//! hole where the freed bytes were, as the primary has).
 
 use std::collections::BTreeMap;
 
@@ -22,6 +26,36 @@ pub struct Generation {
     pub salt: u64,
     /// In key order, which is offset order.
     pub segments: Vec<Segment>,
+    /// The generation starts after bytes its log had freed (see above).
+    pub head: Option<Head>,
+}
+
+/// The `head-<from>-<first>` object of a generation started past freed bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Head {
+    /// Where the log's bytes in the generation go on after its header.
+    pub from: u64,
+    /// The oldest version the generation restores.
+    pub first: u64,
+    /// The object's size as listed (512: a header).
+    pub size: u64,
+}
+
+/// The size of a `head-` object: a log header.
+pub const HEAD_SIZE: u64 = 512;
+
+impl Head {
+    pub fn name(&self) -> String {
+        format!("head-{:020}-{:020}", self.from, self.first)
+    }
+
+    fn parse(s: &str, size: u64) -> Option<Head> {
+        let (a, b) = s.strip_prefix("head-")?.split_once('-')?;
+        let ok = |p: &str| p.len() == 20 && p.bytes().all(|b| b.is_ascii_digit());
+        (ok(a) && ok(b)).then_some(())?;
+        let h = Head { from: a.parse().ok()?, first: b.parse().ok()?, size };
+        (h.from > HEAD_SIZE && h.first >= 1).then_some(h)
+    }
 }
 
 /// One immutable object: bytes `[start, end)` of a generation's log,
@@ -65,7 +99,13 @@ impl Generation {
     }
 
     pub fn first_version(&self) -> u64 {
-        self.segments.first().map_or(0, |s| s.first)
+        let first = self.segments.first().map_or(0, |s| s.first);
+        self.head.map_or(first, |h| h.first.max(first))
+    }
+
+    /// Where the segments start: 0, or the head's `from`.
+    pub fn start(&self) -> u64 {
+        self.head.map_or(0, |h| h.from)
     }
 
     pub fn bytes(&self) -> u64 {
@@ -75,7 +115,16 @@ impl Generation {
     /// How the segments make one log, from offset 0 (see [`Chain`]).
     /// `key_of` names objects in the reasons given.
     pub fn chain(&self, key_of: impl Fn(&Segment) -> String) -> Chain {
-        let mut c = Chain::default();
+        let mut c = Chain { start: self.start(), end: self.start(), ..Chain::default() };
+        if let Some(h) = self.head.filter(|h| h.size != HEAD_SIZE) {
+            c.broken = Some(format!(
+                "object {}/{} is {} bytes, not a {HEAD_SIZE}-byte log header: truncated or altered",
+                self.dir(),
+                h.name(),
+                h.size
+            ));
+            return c;
+        }
         let mut last: Option<u64> = None;
         for s in &self.segments {
             let broken = if s.size != s.end - s.start {
@@ -152,6 +201,8 @@ impl Generation {
 pub struct Chain {
     /// The usable segments, in offset order (overlapping ones included).
     pub segments: Vec<Segment>,
+    /// Where they start: 0, or a head's `from` (bytes `[512, from)` freed).
+    pub start: u64,
     /// Bytes `[0, end)` of the log are covered.
     pub end: u64,
     /// The newest version they hold.
@@ -178,13 +229,13 @@ impl Chain {
         // segment's index in `segments`; segments are in start order.
         let mut reach: BTreeMap<u64, usize> = BTreeMap::new();
         for (i, s) in self.segments.iter().enumerate() {
-            if (s.start == 0 || reach.contains_key(&s.start)) && !reach.contains_key(&s.end) {
+            if (s.start == self.start || reach.contains_key(&s.start)) && !reach.contains_key(&s.end) {
                 reach.insert(s.end, i);
             }
         }
         let mut path = Vec::new();
         let mut at = self.end;
-        while at > 0 {
+        while at > self.start {
             let s = self.segments[*reach.get(&at)?];
             path.push(s);
             at = s.start;
@@ -245,15 +296,23 @@ impl Catalog {
                 cat.leases.push(e);
                 continue;
             }
-            let parsed =
-                rel.split_once('/').and_then(|(g, s)| Some((Generation::parse(g)?, Segment::parse(s, o.size)?)));
-            match parsed {
-                Some(((created_us, salt), seg)) => gens
-                    .entry((created_us, salt))
-                    .or_insert(Generation { created_us, salt, segments: Vec::new() })
-                    .segments
-                    .push(seg),
-                None => cat.foreign.push(o.key.clone()),
+            let Some(((created_us, salt), name)) =
+                rel.split_once('/').and_then(|(g, s)| Some((Generation::parse(g)?, s)))
+            else {
+                cat.foreign.push(o.key.clone());
+                continue;
+            };
+            let new = || Generation { created_us, salt, segments: Vec::new(), head: None };
+            if let Some(seg) = Segment::parse(name, o.size) {
+                gens.entry((created_us, salt)).or_insert_with(new).segments.push(seg);
+            } else if let Some(h) = Head::parse(name, o.size) {
+                let g = gens.entry((created_us, salt)).or_insert_with(new);
+                match g.head {
+                    None => g.head = Some(h),
+                    Some(_) => cat.foreign.push(o.key.clone()),
+                }
+            } else {
+                cat.foreign.push(o.key.clone());
             }
         }
         cat.generations = gens.into_values().collect();
@@ -324,7 +383,7 @@ mod tests {
             .map(|&(a, b, f, l)| Segment { start: a, end: b, first: f, last: l, first_us: 0, last_us: 0, size: b - a })
             .collect();
         segments.sort_by_key(|s| (s.start, s.end));
-        Generation { created_us: 1, salt: 1, segments }
+        Generation { created_us: 1, salt: 1, segments, head: None }
     }
 
     #[test]
@@ -357,5 +416,40 @@ mod tests {
         // Versions that do not fit the bytes.
         let g = gen(&[(0, 100, 1, 6), (50, 150, 4, 5)]);
         assert!(g.chain(|s| s.name()).broken.unwrap().contains("do not fit"));
+    }
+
+    #[test]
+    fn a_generation_started_past_freed_bytes_has_a_head_and_its_chain_starts_there() {
+        let g1 = Generation::name(9, 5);
+        let head = Head { from: 4096, first: 40, size: HEAD_SIZE };
+        let seg = |a: u64, b: u64, f, l| Segment {
+            start: a,
+            end: b,
+            first: f,
+            last: l,
+            first_us: 0,
+            last_us: 0,
+            size: b - a,
+        };
+        let objects = vec![
+            obj(&format!("p/{g1}/{}", seg(4096, 5000, 31, 45).name()), 904),
+            obj(&format!("p/{g1}/{}", head.name()), HEAD_SIZE),
+            obj(&format!("p/{g1}/{}", seg(5000, 6000, 46, 50).name()), 1000),
+            obj(&format!("p/{g1}/head-{:020}-{:020}", 8192, 1), HEAD_SIZE),
+        ];
+        let cat = Catalog::from_objects("p/", &objects);
+        assert_eq!(cat.foreign, vec![format!("p/{g1}/head-{:020}-{:020}", 8192, 1)], "a second head is foreign");
+        let g = &cat.generations[0];
+        assert_eq!((g.head, g.start(), g.first_version(), g.last_version()), (Some(head), 4096, 40, 50));
+        let c = g.chain(|s| s.name());
+        assert_eq!((c.broken.clone(), c.start, c.end, c.last), (None, 4096, 6000, 50));
+        let cover: Vec<_> = c.clean_cover().unwrap().iter().map(|s| (s.start, s.end)).collect();
+        assert_eq!(cover, vec![(4096, 5000), (5000, 6000)]);
+        // A head that is not a header's size breaks the chain.
+        let mut bad = g.clone();
+        bad.head = Some(Head { size: 100, ..head });
+        assert!(bad.check_chain(|s| s.name()).unwrap_err().contains("not a 512-byte log header"));
+        // A head names a start past the header.
+        assert!(Head::parse(&format!("head-{:020}-{:020}", 512, 1), HEAD_SIZE).is_none());
     }
 }

@@ -32,6 +32,17 @@
 //!    deleted, a partial overlap is replaced by a segment that starts where
 //!    the one before it ends (uploaded first, then the overlapping one
 //!    deleted, so that an interruption leaves a bucket that restores).
+//! 6. Retention (format 4) frees the log's bytes `[512, B)` in place. A
+//!    pass holds the bytes at and after `B` ([`pagelog::Log::hold_shippable`]:
+//!    no step punches them meanwhile), so it never reads a hole as the log.
+//!    A replica that already holds the bytes up to `B` or past it goes on
+//!    (it keeps the freed versions, which still restore from it); one that
+//!    lagged behind `B` is refused, saying so. A new generation of a log
+//!    whose `B` is past 512 starts at `B`, with a `head-` object holding the
+//!    header and naming the first version it restores (the first commit
+//!    after the CONTROL record that set `B`), put before its first segment
+//!    once that commit exists. Freed bytes are neither shipped as zeros nor
+//!    called damage.
 
 use std::io::Read;
 use std::os::unix::fs::FileExt;
@@ -41,7 +52,7 @@ use std::time::{Duration, Instant};
 
 use pagelog::{Boundary, EscapedName, Log, OpenOptions};
 
-use crate::layout::{lease_name, Catalog, Chain, Generation, Segment, LEASE};
+use crate::layout::{lease_name, Catalog, Chain, Generation, Head, Segment, HEAD_SIZE, LEASE};
 use crate::store::{Put, Store};
 use crate::{catalog, now_us, Error};
 
@@ -69,6 +80,10 @@ struct Position {
     /// When the generation was started (its name).
     created_us: u64,
     at: Boundary,
+    /// A generation that starts past bytes the log freed, whose `head-`
+    /// object is not put yet: where it starts, and the offset of the CONTROL
+    /// record that set that boundary (invariant 6).
+    head: Option<(u64, u64)>,
 }
 
 /// The replicator's state after a pass.
@@ -220,11 +235,14 @@ impl Replicator {
         let Some(header) = log.header()? else {
             return Ok(self.status.clone()); // an empty log: nothing to ship
         };
+        // Retention may free the log's oldest bytes while it is in use: hold
+        // what is at and after its boundary for this pass (invariant 6).
+        let held = log.hold_shippable()?;
         self.ensure_lease()?;
         if self.pos.as_ref().is_none_or(|p| p.salt != header.salt) {
             self.pos = None;
             let cat = catalog(&self.store)?;
-            self.pos = Some(self.locate(&cat, header.salt)?);
+            self.pos = Some(self.locate(&cat, header.salt, &held)?);
         }
         // An upload whose answer never came: put exactly that object again
         // (same name, same bytes) if the bucket still ends where it started;
@@ -246,10 +264,28 @@ impl Replicator {
             upto = latest.number;
         }
         let mut damage = None;
+        let mut pos = self.pos.clone().expect("located above");
+        if pos.head.is_some() && pos.at.end < held.from {
+            // Not started yet, and the boundary moved since: start there.
+            pos = self.fresh(pos.salt, pos.created_us, &held)?;
+            self.pos = Some(pos.clone());
+        }
+        // A generation past freed bytes waits for a commit it can restore.
+        let started = self.put_head(&pos, upto)?;
         loop {
+            if !started {
+                break;
+            }
             let pos = self.pos.clone().expect("located above");
             let log = self.log.as_ref().expect("opened above");
+            // Below what is held, bytes may be punched while they are read.
+            if pos.at.end < held.from {
+                return Err(self.freed_before_shipped(&pos, held.from, &held));
+            }
             let checked = log.checked_commits(&pos.at, upto, self.opts.max_segment)?;
+            if let Some(b) = checked.freed {
+                return Err(self.freed_before_shipped(&pos, b, &held));
+            }
             if let (Some(first), Some(last)) = (checked.commits.first(), checked.commits.last()) {
                 self.upload(&pos, first, last)?;
             }
@@ -262,7 +298,8 @@ impl Replicator {
             }
         }
         let pos = self.pos.as_ref().expect("located above");
-        self.status.version = pos.at.version;
+        // A generation whose head is not put yet holds nothing.
+        self.status.version = if pos.head.is_some() { 0 } else { pos.at.version };
         self.status.latest = latest.number;
         self.status.lag_bytes = latest.end.saturating_sub(pos.at.end);
         self.status.lag_us =
@@ -281,15 +318,71 @@ impl Replicator {
         Ok(self.status.clone())
     }
 
+    /// The replica ends at `pos`, below the boundary `b` of the local log:
+    /// retention freed bytes that were never shipped (invariant 6).
+    fn freed_before_shipped(&self, pos: &Position, b: u64, held: &pagelog::Shippable) -> Error {
+        let oldest = held.oldest.map_or(String::new(), |v| format!(" (versions before {v})"));
+        Error::Refused(format!(
+            "{} of {}: the replica ends at version {} (offset {}), but the retention policy of {} freed its bytes \
+             512..{b}{oldest} before they were shipped: the replica cannot be continued (it still restores versions \
+             up to {}). Keep the replicator running with a policy that keeps versions for longer than it lags; \
+             replicate to another prefix, where a replica starts at what the log keeps",
+            Generation::name(pos.created_us, pos.salt),
+            self.store.loc,
+            pos.at.version,
+            pos.at.end,
+            self.name(),
+            pos.at.version
+        ))
+    }
+
+    /// Where a new generation of this log starts: offset 0, or, when
+    /// retention freed the log's oldest bytes, the boundary held (with a
+    /// `head-` object to put before the first segment: invariant 6).
+    fn fresh(&self, salt: u64, created_us: u64, held: &pagelog::Shippable) -> Result<Position, Error> {
+        if held.from <= pagelog::Boundary::START.end {
+            return Ok(Position { salt, created_us, at: Boundary::START, head: None });
+        }
+        let log = self.log.as_ref().expect("opened");
+        let at = log.continues_at(held.from)?.ok_or_else(|| {
+            Error::Refused(format!("{}: no record at its boundary (offset {}): damaged", self.name(), held.from))
+        })?;
+        Ok(Position { salt, created_us, at, head: Some((held.from, held.control)) })
+    }
+
+    /// Puts the `head-` object of a generation that starts past freed
+    /// bytes, naming the oldest version it restores: the first commit after
+    /// the CONTROL record that set its start. Ok(false): no such commit yet
+    /// (nothing can be shipped until the next one).
+    fn put_head(&mut self, pos: &Position, upto: u64) -> Result<bool, Error> {
+        let Some((from, control)) = pos.head else { return Ok(true) };
+        let log = self.log.as_ref().expect("opened");
+        let checked = log.checked_commits(&pos.at, upto, u64::MAX)?;
+        let Some(first) = checked.commits.iter().find(|b| b.commit_offset > control) else {
+            if let Some(d) = checked.damage {
+                return Err(Error::Refused(format!("{}: {}; nothing shipped", self.name(), describe(&d))));
+            }
+            return Ok(false);
+        };
+        let head = Head { from, first: first.version, size: HEAD_SIZE };
+        let key = self.store.loc.key(&format!("{}/{}", Generation::name(pos.created_us, pos.salt), head.name()));
+        let file = log.file().try_clone().map_err(|e| Error::Local(format!("{}: {e}", self.name())))?;
+        let file = Arc::new(file);
+        self.store.put(&key, HEAD_SIZE, true, &mut || {
+            Ok(Box::new(RangeReader { file: file.try_clone()?, pos: 0, end: HEAD_SIZE }) as Box<dyn Read>)
+        })?;
+        if let Some(p) = self.pos.as_mut() {
+            p.head = None;
+        }
+        Ok(true)
+    }
+
     /// Finds where the bucket's replica of this log file ends (invariant 3).
-    fn locate(&mut self, cat: &Catalog, salt: u64) -> Result<Position, Error> {
+    fn locate(&mut self, cat: &Catalog, salt: u64, held: &pagelog::Shippable) -> Result<Position, Error> {
         let loc = &self.store.loc;
         let Some(g) = cat.by_salt(salt) else {
-            // A log file the bucket has not seen (a new database, or one
-            // `pagelog compact` rewrote): a new generation, named after
-            // now, so that it sorts after every other.
             let started = cat.newest().map_or(0, |n| n.created_us + 1).max(now_us());
-            return Ok(Position { salt, created_us: started, at: Boundary::START });
+            return self.fresh(salt, started, held);
         };
         if let Some(newest) = cat.newest().filter(|n| n.salt != salt) {
             return Err(Error::Refused(format!(
@@ -301,6 +394,14 @@ impl Replicator {
             )));
         }
         let created_us = g.created_us;
+        if g.segments.is_empty() {
+            // A head put, then the replicator stopped before its first
+            // segment: start the generation again (a new head).
+            if let Some(h) = g.head {
+                self.store.delete(&loc.key(&format!("{}/{}", g.dir(), h.name())))?;
+            }
+            return self.fresh(salt, created_us, held);
+        }
         let key_of = |s: &Segment| loc.key(&format!("{}/{}", g.dir(), s.name()));
         let chain = g.chain(key_of);
         if let Some(b) = &chain.broken {
@@ -322,14 +423,18 @@ impl Replicator {
                 "{key}: its last 16 bytes are not a record trailer: damaged or foreign"
             )));
         }
+        if rec_offset < held.from {
+            let at = Boundary { version: last.last, commit_offset: rec_offset, crc, end: last.end, timestamp_us: 0 };
+            return Err(self.freed_before_shipped(&Position { salt, created_us, at, head: None }, held.from, held));
+        }
         let log = self.log.as_ref().expect("opened");
         let latest = log.latest();
         let here = log.boundary_at(rec_offset)?;
         match here {
             Some(b) if b.end == last.end && b.version == last.last && b.crc == crc && b.version <= latest.number => {
-                let at = Position { salt, created_us, at: b };
+                let at = Position { salt, created_us, at: b, head: None };
                 if chain.overlaps > 0 {
-                    self.repair(g, &chain, &at)?;
+                    self.repair(g, &chain, &at, held.from)?;
                 }
                 Ok(at)
             }
@@ -349,7 +454,7 @@ impl Replicator {
     /// byte; then uploads what a chain without overlaps lacks and deletes
     /// the objects it does not need. `at` is where the chain ends (checked
     /// against the local log).
-    fn repair(&mut self, g: &Generation, chain: &Chain, at: &Position) -> Result<(), Error> {
+    fn repair(&mut self, g: &Generation, chain: &Chain, at: &Position, freed: u64) -> Result<(), Error> {
         let loc = self.store.loc.clone();
         let key_of = |s: &Segment| loc.key(&format!("{}/{}", g.dir(), s.name()));
         let segs = &chain.segments;
@@ -368,7 +473,8 @@ impl Replicator {
             reach = reach.max(s.end);
         }
         let log = self.log.as_ref().expect("opened");
-        for (s, _) in segs.iter().zip(&overlapping).filter(|(_, &o)| o) {
+        // Below the boundary the local bytes are freed: nothing to compare.
+        for (s, _) in segs.iter().zip(&overlapping).filter(|(s, &o)| o && s.start >= freed) {
             let key = key_of(s);
             let got = self.store.get(&key, None)?;
             let mut want = vec![0u8; (s.end - s.start) as usize];
@@ -401,7 +507,7 @@ impl Replicator {
                 // from the local log up to the end of the overlapping
                 // segment that reaches furthest.
                 let mut cover: Vec<Segment> = Vec::new();
-                let (mut end, mut last) = (0u64, 0u64);
+                let (mut end, mut last) = (chain.start, 0u64);
                 while end < chain.end {
                     let next = segs.iter().filter(|s| s.start == end && s.end > end).max_by_key(|s| s.end);
                     if let Some(s) = next {
@@ -641,6 +747,9 @@ impl Replicator {
             }
             for s in old.segments.iter().rev() {
                 self.store.delete(&self.store.loc.key(&format!("{}/{}", old.dir(), s.name())))?;
+            }
+            if let Some(h) = old.head {
+                self.store.delete(&self.store.loc.key(&format!("{}/{}", old.dir(), h.name())))?;
             }
         }
         Ok(())

@@ -7,6 +7,7 @@
 mod concurrency;
 mod growth;
 mod open_cost;
+mod open_f4;
 mod retain;
 mod scale;
 mod scale_suite;
@@ -291,7 +292,7 @@ fn run_scale(cli: Cli) -> Result<(), String> {
     pagelog::register().map_err(|e| format!("cannot register the pagelog VFS: {e}"))?;
     let f = &cli.suites;
     let parts = f.parts();
-    let extension = if parts.open {
+    let extension = if parts.open || parts.open4 {
         fs::canonicalize(&cli.extension).map_err(|e| {
             format!(
                 "--extension {}: {e} (build it with `cargo build --release -p pagelog`, \

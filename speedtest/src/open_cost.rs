@@ -82,17 +82,23 @@ pub fn build_pair(opts: &ScaleOpts, progress: &dyn Fn(String), report: &mut Scal
 }
 
 /// The stock shell and the extension it loads.
-struct Shell<'a> {
+pub(crate) struct Shell<'a> {
     /// This binary: proc_cost.rs's helper.
-    helper: &'a Path,
-    sqlite3: &'a Path,
-    ext: String,
+    pub helper: &'a Path,
+    pub sqlite3: &'a Path,
+    pub ext: String,
 }
 
 impl Shell<'_> {
     /// `sqlite3` with `sql` after the opening lines; `version` opens that
     /// version of a pagelog database.
-    fn run(&self, pagelog: bool, path: &Path, version: Option<u64>, sql: &str) -> Result<proc_cost::Finished, String> {
+    pub(crate) fn run(
+        &self,
+        pagelog: bool,
+        path: &Path,
+        version: Option<u64>,
+        sql: &str,
+    ) -> Result<proc_cost::Finished, String> {
         let mut args: Vec<&OsStr> = ["-bail", "-batch", "-init", "/dev/null"].map(OsStr::new).to_vec();
         let mut script = String::new();
         if pagelog {
@@ -110,7 +116,7 @@ impl Shell<'_> {
     }
 
     /// One new process: open, one point query; its cost.
-    fn open_query(&self, pagelog: bool, path: &Path, version: Option<u64>, id: i64) -> Result<Cost, String> {
+    pub(crate) fn open_query(&self, pagelog: bool, path: &Path, version: Option<u64>, id: i64) -> Result<Cost, String> {
         let f = self.run(pagelog, path, version, &format!("SELECT length(v) FROM t WHERE id={id};\n"))?;
         if f.stdout.trim() != ROW_BYTES.to_string() {
             return Err(format!("sqlite3 on {}: row {id} read {:?}, expected {ROW_BYTES}", path.display(), f.stdout));
@@ -152,7 +158,7 @@ fn median_of(xs: &[f64]) -> Option<f64> {
 
 /// Rows and targets for one database state: CPU and RSS, both sides, and
 /// the per-pair ratio and difference.
-fn push_state(report: &mut ScaleReport, keys: [&'static str; 3], what: &str, pl: &[Cost], st: &[Cost]) {
+pub(crate) fn push_state(report: &mut ScaleReport, keys: [&'static str; 3], what: &str, pl: &[Cost], st: &[Cost]) {
     let ratios: Vec<f64> = pl.iter().zip(st).filter(|(_, s)| s.cpu > 0.0).map(|(p, s)| p.cpu / s.cpu).collect();
     let diffs: Vec<f64> = rss_mib(pl).iter().zip(rss_mib(st)).map(|(p, s)| p - s).collect();
     let wall = |c: &[Cost]| median_of(&c.iter().map(|c| c.wall * 1e3).collect::<Vec<_>>()).unwrap_or(0.0);

@@ -77,7 +77,7 @@ struct Run {
 /// A new format-4 log at `path` holding `rows` rows, in one transaction.
 /// A log takes its format at its first commit, so the log API makes that
 /// one: an empty database of stock SQLite (page 1 only, 4 KiB pages).
-fn build_format4(opts: &ScaleOpts, path: &Path, rows: i64) -> Result<Built, String> {
+pub(crate) fn build_format4(opts: &ScaleOpts, path: &Path, rows: i64) -> Result<Built, String> {
     remove_db_files(path)?;
     let plain = path.with_extension("plain");
     let _ = std::fs::remove_file(&plain);

@@ -95,6 +95,8 @@ pub struct Parts {
     pub classic: bool,
     /// open_cost.rs: a new sqlite3 process's open + one query (issue 21).
     pub open: bool,
+    /// open_f4.rs: the same on format 4, format 3 and stock side by side (issue 21).
+    pub open4: bool,
     /// growth.rs: steady-state growth under single-row UPDATEs (issue 20).
     pub growth: bool,
     /// retain.rs: the same on format-4 logs, with and without a policy (issue 20).

@@ -1,7 +1,8 @@
 //! `--suite scale`: which parts run (`--parts`), in what order, into one
 //! report. The parts are scale.rs's own steps (`classic`, issue 4),
 //! open_cost.rs (`open`, issue 21), growth.rs (`growth`, issue 20) and
-//! retain.rs (`retain`, issue 20); `open` and `growth` share one pair of
+//! open_f4.rs (`open4`, issue 21 on format 4 beside 3 and stock; builds its
+//! own three databases), retain.rs (`retain`, issue 20); `open` and `growth` share one pair of
 //! databases, built here once; `retain` builds its own (format 4).
 
 use std::path::{Path, PathBuf};
@@ -11,7 +12,7 @@ use speedtest::measure::{cpu_model, filesystem_of, load_average};
 use speedtest::report::iso8601_utc;
 
 use crate::scale::{self, ScaleOpts, ScaleReport};
-use crate::{growth, open_cost, retain};
+use crate::{growth, open_cost, open_f4, retain};
 
 fn empty_report(opts: &ScaleOpts) -> ScaleReport {
     let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
@@ -49,6 +50,9 @@ pub fn run(opts: &ScaleOpts, exe: &Path, progress: &dyn Fn(String)) -> Result<Sc
         if opts.parts.growth {
             growth::run(opts, &dbs, exe, progress, &mut report)?;
         }
+    }
+    if opts.parts.open4 {
+        open_f4::run(opts, exe, progress, &mut report)?;
     }
     if opts.parts.retain {
         retain::run(opts, exe, progress, &mut report)?;

@@ -11,6 +11,7 @@ use crate::scale::Parts;
 pub enum Part {
     Classic,
     Open,
+    Open4,
     Growth,
     Retain,
 }
@@ -26,7 +27,9 @@ pub struct SuiteFlags {
     /// --suite scale: the parts to run, comma-separated: classic (issue 4's
     /// steps), open (issue 21: a new process's open + one query), growth
     /// (issue 20: disk growth under single-row UPDATEs), retain (issue 20:
-    /// the same on format-4 logs with and without a retention policy).
+    /// the same on format-4 logs with and without a retention policy), open4
+    /// (issue 21 after format 4: `open` on format 4, format 3 and stock WAL
+    /// side by side, plus point SELECTs format 4 vs 3; not in the default).
     #[arg(long, value_enum, value_delimiter = ',', default_values_t = [Part::Classic, Part::Open, Part::Growth, Part::Retain])]
     pub parts: Vec<Part>,
 
@@ -87,6 +90,7 @@ impl SuiteFlags {
         Parts {
             classic: self.parts.contains(&Part::Classic),
             open: self.parts.contains(&Part::Open),
+            open4: self.parts.contains(&Part::Open4),
             growth: self.parts.contains(&Part::Growth),
             retain: self.parts.contains(&Part::Retain),
         }

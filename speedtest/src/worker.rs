@@ -220,7 +220,11 @@ impl Worker {
 
     fn send(&mut self, line: &str) -> Result<(), String> {
         let w = self.stdin.as_mut().ok_or("stdin closed")?;
-        writeln!(w, "{line}").and_then(|()| w.flush()).map_err(|e| format!("{}: write: {e}", self.what))
+        match writeln!(w, "{line}").and_then(|()| w.flush()) {
+            Ok(()) => Ok(()),
+            // A worker that is gone said why on its stderr.
+            Err(e) => Err(self.failed(&format!("write: {e}"))),
+        }
     }
 
     pub fn go(&mut self) -> Result<(), String> {

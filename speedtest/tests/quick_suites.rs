@@ -1,6 +1,7 @@
-//! The scale suite's `open` and `growth` parts and the concurrency suite,
-//! run in `--quick` mode: the harness works end to end (sqlite3 processes
-//! with the extension loaded, worker processes, the report's structure).
+//! The scale suite's `open`, `growth`, `retain` and `open4` parts and the
+//! concurrency suite, run small (`--quick`; `open4` at 8 MiB): the harness
+//! works end to end (sqlite3 processes with the extension loaded, worker
+//! processes, the report's structure).
 //! Nothing here is timed: the figures of a quick run mean nothing.
 
 use std::path::{Path, PathBuf};
@@ -109,6 +110,33 @@ fn quick_open_growth_and_retain_parts_report_every_state() {
     assert!(names.iter().filter(|n| n.contains("issue 21")).count() == 4, "{names:?}");
     assert!(names.iter().filter(|n| n.contains("issue 20")).count() == 4, "{names:?}");
     std::fs::remove_dir_all(&dir).unwrap(); // about 250 MiB of databases
+}
+
+#[test]
+fn open4_part_reports_three_sides_and_the_select_ratio() {
+    let dir = scratch("open4");
+    let json = dir.join("out.json");
+    let ext = extension();
+    let args = ["--suite", "scale", "--parts", "open4", "--scale-size", "8MiB", "--scale-processes", "10"];
+    let more = ["--scale-versions", "600", "--version-age", "500", "--pairs", "2", "--quiet"];
+    let mut all: Vec<&str> = args.iter().chain(&more).copied().collect();
+    all.extend(["--extension", ext.to_str().unwrap(), "--dir", dir.to_str().unwrap()]);
+    all.extend(["--json", json.to_str().unwrap()]);
+    let v = run_json(&all, &json);
+    for state in ["a", "b", "c"] {
+        for key in [format!("open4_cpu_{state}"), format!("open4_f3_cpu_{state}")] {
+            for side in ["pagelog", "stock"] {
+                assert_eq!(row(&v, &key)[side]["seconds"].as_array().unwrap().len(), 2, "{key} {side}");
+            }
+        }
+    }
+    for key in ["open4_version_old", "open4_f3_version_old"] {
+        assert!(row(&v, key)["label"].as_str().unwrap().contains("500 commits old"), "{key}");
+    }
+    assert_eq!(row(&v, "open4_select_ratio")["pagelog"]["samples"].as_array().unwrap().len(), 12);
+    let names: Vec<&str> = v["targets"].as_array().unwrap().iter().map(|t| t["name"].as_str().unwrap()).collect();
+    assert_eq!(names.iter().filter(|n| n.contains("issue 21")).count(), 9, "{names:?}");
+    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]

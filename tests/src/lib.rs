@@ -190,6 +190,49 @@ pub fn field(out: &str, name: &str) -> u64 {
     panic!("no {name} in {out:?}")
 }
 
+/// A hash of every row of the retention tests' table `t(id, v, pad)` and
+/// of `meta`, in id order, with the sum of `v`: two reads of one version
+/// hash alike, any other page (another version's, a freed region's zeros)
+/// changes it. Shared by `plworker retain-*` and `retention_under_kill.rs`.
+pub fn rows_hash(c: &Connection) -> rusqlite::Result<(u64, i64)> {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut eat = |b: &[u8]| {
+        for &x in b {
+            h ^= x as u64;
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+    };
+    let mut sum = 0i64;
+    let mut st = c.prepare_cached("SELECT id, v, pad FROM t ORDER BY id")?;
+    let mut rows = st.query([])?;
+    while let Some(r) = rows.next()? {
+        let (id, v, pad): (i64, i64, Vec<u8>) = (r.get(0)?, r.get(1)?, r.get(2)?);
+        sum += v;
+        eat(&id.to_le_bytes());
+        eat(&v.to_le_bytes());
+        eat(&(pad.len() as u64).to_le_bytes());
+        eat(&pad);
+    }
+    let n: i64 = c.query_row("SELECT n FROM meta", [], |r| r.get(0))?;
+    eat(&n.to_le_bytes());
+    Ok((h, sum))
+}
+
+/// Lines `version hash` (hash in hex) of a retention test's side file, in
+/// order; a torn last line (its writer killed mid-write) is left out.
+pub fn read_pairs(path: &Path) -> Vec<(u64, u64)> {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let mut out = Vec::new();
+    for line in text.split_inclusive('\n').filter(|l| l.ends_with('\n')) {
+        let mut it = line.split_whitespace();
+        match (it.next().map(str::parse), it.next().map(|h| u64::from_str_radix(h, 16)), it.next()) {
+            (Some(Ok(v)), Some(Ok(h)), None) => out.push((v, h)),
+            _ => panic!("{}: bad line {line:?}", path.display()),
+        }
+    }
+    out
+}
+
 /// The Rust code blocks of the README (and of any docs/ page listed here)
 /// are doc-tests of this crate, which has `pagelog` and `rusqlite` as
 /// dependencies, as the README tells an app to: `cargo test` compiles and

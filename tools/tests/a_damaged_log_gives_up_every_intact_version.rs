@@ -160,16 +160,19 @@ fn a_damaged_record_header_of_version_2_leaves_version_1_and_every_version_after
     let next_full = *fulls.iter().find(|&&f| f > 2).unwrap();
     let want: Vec<u64> = std::iter::once(1).chain(next_full..=700).collect();
     check(&d, &good, &bad, &want, v2 + 44, &sample(&want, 700));
-    // Version 1, the reproducer: the walk back from the latest
-    // meets the damage, the forward read from the start gets it.
+    // Version 1, the reproducer: it is read, whether the way to it
+    // meets the damage (exit 1, naming it: a walk back commit by commit,
+    // or the forward read from the start) or not (exit 0: the walk from
+    // the latest goes full map to full map and never reads version 2).
     let out = d.path("v1.db");
     let r = pagelog(["export".as_ref(), bad.as_os_str(), out.as_os_str(), "--version".as_ref(), "1".as_ref()]);
-    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(r.code == 0 || r.code == 1, "{}", r.stderr);
+    assert_eq!(r.code == 1, r.stderr.contains("is damaged at offset"), "exit 1 iff damage was named: {}", r.stderr);
     assert_eq!(std::fs::read(&out).unwrap(), export(&good, 1, &d.path("good-v1.db")));
-    // diff reads both sides of the damage, and says it met it.
+    // diff reads both sides of the damage, and says so when it met it.
     let r =
         pagelog(["diff".as_ref(), bad.as_os_str(), "1".as_ref(), next_full.to_string().as_ref(), "--summary".as_ref()]);
-    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(r.code == 0 || r.code == 1, "{}", r.stderr);
     let g = pagelog([
         "diff".as_ref(),
         good.as_os_str(),
@@ -179,7 +182,7 @@ fn a_damaged_record_header_of_version_2_leaves_version_1_and_every_version_after
     ])
     .ok();
     assert_eq!(r.stdout, g.stdout, "the same diff as on the intact log");
-    assert!(offsets_named(&r.stderr).contains(&(v2 + 44)), "{}", r.stderr);
+    assert_eq!(r.code == 1, offsets_named(&r.stderr).contains(&(v2 + 44)), "{}", r.stderr);
 }
 
 #[test]

@@ -14,11 +14,25 @@
 //! version the caller says is durable. Damage ends the walk and is returned
 //! with the commits before it, so a shipper can ship those and refuse the rest.
 //!
+//! Format 4 (retention): bytes in `[512, B)` may be freed (holes) while the
+//! log is in use. A walk that meets a hole there stops with
+//! [`Checked::freed`] (what is freed is not damage). A shipper reads a
+//! primary only at and after the `B` of the [`Shippable`] it holds while it
+//! walks and copies (the shared epoch lock readers take, docs/format-4.md
+//! "Readers and the epoch locks"), so no step punches what it reads: it
+//! never reads a hole as if it were the log.
+//!
 //! Nothing here writes.
+
+use std::fs::File;
+use std::os::fd::AsFd;
 
 use crate::error::{Error, Result};
 use crate::format;
+use crate::format::Entry;
+use crate::lock;
 use crate::log::{Link, Log, Rec};
+use crate::patch;
 
 /// The end of one commit: a copy of the log cut at `end` holds versions up
 /// to `version`.
@@ -65,9 +79,63 @@ pub struct Checked {
     /// a record that should be there (the caller said a later version is
     /// durable) does not check out.
     pub damage: Option<Error>,
+    /// The walk met a hole (or what is no record) below the log's boundary
+    /// `B`, which retention freed: it stopped there, and this is not damage
+    /// ("a hole below `B` is a freed region, a hole at or after `B` is
+    /// damage", docs/format-4.md). Bytes below `B` that are still whole (a
+    /// replica keeps what it shipped) are walked and checked as any.
+    pub freed: Option<u64>,
+}
+
+/// The log's bytes from `from` on, held against reclamation until dropped
+/// (see the module comment). `from` is the boundary `B` (512: nothing was
+/// ever freed); `oldest` the oldest kept version once a step reclaimed any.
+#[derive(Debug)]
+pub struct Shippable {
+    /// A description of the log's file of its own, holding the epoch lock.
+    fd: Option<File>,
+    epoch: u64,
+    pub from: u64,
+    pub oldest: Option<u64>,
+    /// The offset of the CONTROL record whose boundary is `from` (0: none).
+    /// A copy of the log that holds only its header and the bytes from
+    /// `from` on reads the versions whose commits follow that record
+    /// (their control state redirects everything below `from`), no older.
+    pub control: u64,
+}
+
+impl Drop for Shippable {
+    fn drop(&mut self) {
+        if let Some(fd) = &self.fd {
+            let _ = lock::unlock(fd.as_fd(), lock::EPOCH_BASE + self.epoch);
+        }
+    }
 }
 
 impl Log {
+    /// `entries` without the patches written by this transaction whose base
+    /// lies below the boundary: their base was freed, so the patched page's
+    /// crc cannot be checked from the bytes (a reader resolves the base
+    /// through the base tree; `pagelog verify` and a restore check them
+    /// that way). Every other frame is checked as before.
+    fn based_at_or_after(&self, rec: &Rec, entries: Vec<Entry>, txn_start: u64, boundary: u64) -> Result<Vec<Entry>> {
+        let mut kept = Vec::with_capacity(entries.len());
+        for e in entries {
+            if patch::is_patch(e.offset) && patch::position(e.offset) >= txn_start {
+                let at = patch::position(e.offset);
+                let based_below = match self.patch_at(at, rec.h.page_size, Some(rec.payload_end()))? {
+                    Ok((_, p)) => p.base < boundary,
+                    Err(_) => false, // check_commit names it
+                };
+                if based_below {
+                    continue;
+                }
+            }
+            kept.push(e);
+        }
+        Ok(kept)
+    }
+
     /// The newest version known durable: claimed by a MARK, a commit's
     /// horizon or a SEALED commit (FORMAT.md "Claims"), after bringing the
     /// view up to date. Versions above it may still be only in the page cache.
@@ -76,9 +144,52 @@ impl Log {
         Ok(self.lock().horizon.version)
     }
 
+    /// Holds the bytes at and after the log's current boundary `B` against
+    /// reclamation (a shared lock on the byte of the log's control epoch, as
+    /// a reader's transaction holds it) until the result is dropped. A step
+    /// that starts meanwhile may still move `B`, but punches nothing past
+    /// the `B` returned here (`reclaim.rs`: it punches up to the boundary of
+    /// an epoch no reader holds below).
+    pub fn hold_shippable(&self) -> Result<Shippable> {
+        loop {
+            self.refresh()?;
+            let s = self.retention_state();
+            if s.epoch == 0 {
+                return Ok(Shippable { fd: None, epoch: 0, from: format::FIRST_RECORD, oldest: None, control: 0 });
+            }
+            let fd = File::open(self.path()).map_err(|e| Error::io(self.path(), "open", None, e))?;
+            let locked = lock::try_lock(fd.as_fd(), lock::EPOCH_BASE + s.epoch, lock::Mode::Shared)
+                .map_err(|e| Error::io(self.path(), "lock", None, e))?;
+            let control = self.lock().control.offset;
+            let held = Shippable { fd: Some(fd), epoch: s.epoch, from: s.boundary, oldest: s.oldest_kept, control };
+            self.refresh()?;
+            // The epoch did not move between reading it and locking it: no
+            // step could punch past its boundary since.
+            if locked && self.retention_state().epoch == s.epoch {
+                return Ok(held);
+            }
+        }
+    }
+
+    /// Where a copy of the log that starts at `offset` (a transaction start
+    /// at or after the boundary, as [`Shippable::from`]) continues from: the
+    /// commit the record at `offset` follows, as a boundary ending at
+    /// `offset` (its record lies below, freed). None: no well-formed record
+    /// there.
+    pub fn continues_at(&self, offset: u64) -> Result<Option<Boundary>> {
+        let Some(h) = self.header()? else { return Ok(None) };
+        let len = self.file_len()?;
+        let Some(rec) = self.read_record(h.salt, offset, len)? else { return Ok(None) };
+        let p = rec.prev_link();
+        Ok(Some(Boundary { version: p.version, commit_offset: p.offset, crc: p.crc, end: offset, timestamp_us: 0 }))
+    }
+
     /// The commit whose record is at `offset`, if a valid COMMIT record is
     /// there (checked: header and trailer crcs). Version 0 is not a record:
-    /// `offset` 0 gives [`Boundary::START`].
+    /// `offset` 0 gives [`Boundary::START`]. Below the boundary `B` the bytes
+    /// are freed: a record may still be there (a replica keeps what it
+    /// shipped; a step has not punched it yet), or a hole. A shipper reads
+    /// the primary only at and after what [`Log::hold_shippable`] holds.
     pub fn boundary_at(&self, offset: u64) -> Result<Option<Boundary>> {
         if offset == 0 {
             return Ok(Some(Boundary::START));
@@ -96,10 +207,11 @@ impl Log {
     /// [`Log::durable_version`] for a shipper). A record that does not check
     /// out before `upto` is reached ends the walk as damage.
     pub fn checked_commits(&self, after: &Boundary, upto: u64, max_bytes: u64) -> Result<Checked> {
-        let mut out = Checked { commits: Vec::new(), damage: None };
+        let mut out = Checked { commits: Vec::new(), damage: None, freed: None };
         if upto <= after.version {
             return Ok(out);
         }
+        let boundary = self.retention_state().boundary;
         let Some(header) = self.header()? else {
             return Err(self.corrupt(0, "a log header", "none"));
         };
@@ -109,13 +221,18 @@ impl Log {
         let mut pos = after.end;
         let mut txn_start = pos;
         let mut marked = false;
-        // The page size of the commit before: a delta keeps it.
+        // The page size of the commit before: a delta keeps it (0: unknown,
+        // the commit lies below the boundary and was punched).
         let mut prev_ps = match after.commit_offset {
             0 => 0,
             o => self.read_record(salt, o, len)?.map_or(0, |r| r.h.page_size),
         };
         while prev.version < upto {
             let Some(rec) = self.read_record(salt, pos, len)? else {
+                if pos < boundary {
+                    out.freed = Some(boundary);
+                    break;
+                }
                 out.damage = Some(self.corrupt(
                     pos,
                     format!("a well-formed record following version {} (version {upto} is durable)", prev.version),
@@ -133,6 +250,10 @@ impl Log {
                 };
                 version_ok && rec.h.prev_commit == prev.offset && rec.h.prev_crc == prev.crc
             };
+            if !follows && pos < boundary {
+                out.freed = Some(boundary);
+                break;
+            }
             if !follows {
                 out.damage = Some(self.corrupt(
                     pos,
@@ -155,7 +276,7 @@ impl Log {
                 out.damage = Some(self.corrupt(rec.offset, "a full page map (the first commit of a log)", "a delta"));
                 break;
             }
-            if !rec.is_map() && prev.offset != 0 && rec.h.page_size != prev_ps {
+            if !rec.is_map() && prev.offset != 0 && prev_ps != 0 && rec.h.page_size != prev_ps {
                 out.damage = Some(self.corrupt(
                     rec.offset + format::RH_PAGE_SIZE as u64,
                     format!("page size {prev_ps} (a delta keeps its predecessor's)"),
@@ -171,10 +292,31 @@ impl Log {
                 ));
                 break;
             }
-            let entries = self.read_entries(&rec)?;
-            if let Some((offset, expected, found)) = self.check_commit(&rec, &entries, txn_start)? {
-                out.damage = Some(self.corrupt(offset, expected, found));
-                break;
+            let mut entries = self.read_entries(&rec)?;
+            let mut problem = None;
+            if boundary > format::FIRST_RECORD {
+                if rec.is_checkpoint() && entries.is_empty() {
+                    // Its own frames, from its tree (as check_commit finds them).
+                    match self.tree_entries(&rec)? {
+                        Ok(all) => {
+                            entries = all.into_iter().filter(|e| patch::position(e.offset) >= txn_start).collect()
+                        }
+                        Err(d) => problem = Some((d.offset, d.expected, d.found)),
+                    }
+                }
+                entries = self.based_at_or_after(&rec, entries, txn_start, boundary)?;
+            }
+            if problem.is_none() && !(rec.is_checkpoint() && entries.is_empty() && boundary > format::FIRST_RECORD) {
+                problem = self.check_commit(&rec, &entries, txn_start)?;
+            }
+            if let Some((offset, expected, found)) = problem {
+                // What lies below the boundary is freed, not damage (a
+                // reclaimed checkpoint's tree node, say: its version is
+                // gone, its bytes still ship for the live items among them).
+                if offset >= boundary {
+                    out.damage = Some(self.corrupt(offset, expected, found));
+                    break;
+                }
             }
             let b = Boundary::of(&rec);
             out.commits.push(b);

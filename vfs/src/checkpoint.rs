@@ -19,6 +19,7 @@ use std::collections::BTreeMap;
 use crate::error::Result;
 use crate::format::{self, ControlInfo, IndexInfo, RecordHeader};
 use crate::log::{Link, Log, State};
+use crate::overlay::Overlay;
 use crate::pagemap::Slot;
 use crate::tree::{self, Root};
 use crate::version::{Pages, Version};
@@ -43,11 +44,60 @@ pub fn commits_between(db_pages: u32) -> u64 {
 /// must be a checkpoint.
 pub(crate) fn due(base: &Pages, base_number: u64, same_ps: bool, changed: impl Iterator<Item = u32>) -> bool {
     let Pages::Tree(t) = base else { return true }; // the first commit, or a log of full maps
-    if base_number == 0 || !same_ps || t.commits + 1 >= commits_between(t.pages) {
+    base_number == 0
+        || due_after(
+            Some(&Since { root: t.root, overlay: &t.overlay, commits: t.commits, pages: t.pages }),
+            same_ps,
+            changed,
+        )
+}
+
+/// What a version's map holds since its checkpoint: the checkpoint's tree,
+/// the overlay of the commits after it, how many there were and the
+/// version's `db pages`. A writer that is not a [`Log`] (the rewriter of
+/// `compact.rs`) keeps one to decide and build checkpoints as a live writer
+/// does.
+pub(crate) struct Since<'a> {
+    pub(crate) root: Option<Root>,
+    pub(crate) overlay: &'a Overlay,
+    pub(crate) commits: u64,
+    pub(crate) pages: u32,
+}
+
+/// Whether the commit after a version whose map is `since` (None: no
+/// checkpoint yet) changing `changed` must be a checkpoint.
+pub(crate) fn due_after(since: Option<&Since>, same_ps: bool, changed: impl Iterator<Item = u32>) -> bool {
+    let Some(t) = since else { return true };
+    if !same_ps || t.commits + 1 >= commits_between(t.pages) {
         return true;
     }
     let added = changed.filter(|&p| t.overlay.get(p).is_none()).count();
     t.overlay.len() + added > MAX_OVERLAY
+}
+
+/// The slots the checkpoint after `since` sets in its tree: the pages past
+/// the overlay's cut zeroed (overlay invariant 2), the overlay, then
+/// `new_slots`.
+pub(crate) fn changes_since(since: &Since, new_slots: &[(u32, Slot)], db_pages: u32) -> BTreeMap<u32, tree::Slot> {
+    let ts = |s: Slot| tree::Slot { offset: s.offset, crc: s.crc };
+    let mut out = BTreeMap::new();
+    if since.root.is_some() {
+        // Pages past the overlay's cut read as zeros unless written since,
+        // the tree's old slots there included, up to the new size (a
+        // database that grows again without writing them reads zeros).
+        for p in since.overlay.cut().saturating_add(1)..=db_pages {
+            out.insert(p, tree::Slot::ZERO);
+        }
+    }
+    for (p, s) in since.overlay.iter() {
+        if p <= db_pages {
+            out.insert(p, ts(s));
+        }
+    }
+    for &(p, s) in new_slots {
+        out.insert(p, ts(s));
+    }
+    out
 }
 
 /// The tree the checkpoint after `base` starts from, and the slots to set
@@ -61,42 +111,26 @@ pub(crate) fn changes(
     db_pages: u32,
 ) -> Result<(Option<Root>, BTreeMap<u32, tree::Slot>)> {
     let ts = |s: Slot| tree::Slot { offset: s.offset, crc: s.crc };
-    let mut out = BTreeMap::new();
-    let mut root = None;
     if same_ps {
-        match &base.map {
-            Pages::Tree(t) => {
-                root = t.root;
-                if t.root.is_some() {
-                    // Pages past the overlay's cut read as zeros unless
-                    // written since (overlay invariant 2), the tree's old
-                    // slots there included, up to the new size (a database
-                    // that grows again without writing them reads zeros).
-                    for p in t.overlay.cut().saturating_add(1)..=db_pages {
-                        out.insert(p, tree::Slot::ZERO);
-                    }
-                }
-                for (p, s) in t.overlay.iter() {
-                    if p <= db_pages {
-                        out.insert(p, ts(s));
-                    }
-                }
-            }
-            _ => {
-                let m = base.whole_map()?;
-                for p in 1..=m.pages().min(db_pages) {
-                    let s = m.get(p).expect("within the map");
-                    if s.offset != 0 {
-                        out.insert(p, ts(s));
-                    }
-                }
+        if let Pages::Tree(t) = &base.map {
+            let since = Since { root: t.root, overlay: &t.overlay, commits: t.commits, pages: t.pages };
+            return Ok((t.root, changes_since(&since, new_slots, db_pages)));
+        }
+    }
+    let mut out = BTreeMap::new();
+    if same_ps {
+        let m = base.whole_map()?;
+        for p in 1..=m.pages().min(db_pages) {
+            let s = m.get(p).expect("within the map");
+            if s.offset != 0 {
+                out.insert(p, ts(s));
             }
         }
     }
     for &(p, s) in new_slots {
         out.insert(p, ts(s));
     }
-    Ok((root, out))
+    Ok((None, out))
 }
 
 /// The bytes of an INDEX record at `at` holding `nodes` (made by
@@ -165,11 +199,9 @@ pub(crate) struct Planned {
 
 impl Log {
     /// Places the checkpoint after `base` whose changed pages' slots, for a
-    /// COMMIT at offset `o`, are `slots_at(o)`: the nodes name the commit's
-    /// frames, so their length is found with the commit at a stand-in
-    /// offset first, then they are made at their place (invariant 3). Old
-    /// nodes below the boundary are read at their copies, as a version
-    /// reads them (`index.rs` invariant 4).
+    /// COMMIT at offset `o`, are `slots_at(o)` ([`place`]). Old nodes below
+    /// the boundary are read at their copies, as a version reads them
+    /// (`index.rs` invariant 4).
     pub(crate) fn plan_checkpoint(
         &self,
         st: &State,
@@ -179,24 +211,83 @@ impl Log {
     ) -> Result<Planned> {
         let end = st.log_end.min(st.mapping.cap);
         let src = crate::index::ResolvedSource { map: &st.mapping, end, control: &st.control };
-        let nodes_at = p.index_at + INDEX_META;
-        let tree = |slots: &[(u32, Slot)]| -> Result<tree::Update> {
-            let (root, changes) = changes(base, p.same_ps, slots, p.db_pages)?;
-            tree::update(&src, root, &changes, p.db_pages, nodes_at)
-                .map_err(|d| self.corrupt(d.offset, d.expected, d.found))
-        };
+        let changes_at = |o: u64| Ok(changes(base, p.same_ps, &slots_at(o), p.db_pages)?.1);
         let table = st.control.table();
         let control =
             |at: u64| crate::reclaim::control_record(p.salt, at, p.prev, p.page_size, &p.info, table, &[], false);
-        let rec_len = control(0).len() as u64;
-        let guess = tree(&slots_at(p.index_at + rec_len))?;
-        let control_at = p.index_at + index_len(guess.nodes.len());
-        let offset = control_at + rec_len;
-        let up = tree(&slots_at(offset))?;
-        debug_assert_eq!(up.nodes.len(), guess.nodes.len(), "a checkpoint's nodes do not depend on its offset");
-        if up.nodes.len() != guess.nodes.len() {
-            return Err(self.corrupt(p.index_at, "a checkpoint's index nodes of a stable length", "another length"));
-        }
-        Ok(Planned { offset, nodes: up.nodes, root: up.root, control: control(control_at) })
+        // The tree it starts from (`changes` starts from the same one).
+        let r0 = match (&base.map, p.same_ps) {
+            (Pages::Tree(t), true) => t.root,
+            _ => None,
+        };
+        let corrupt = |d: tree::Damage| self.corrupt(d.offset, d.expected, d.found);
+        place(&corrupt, &src, r0, &changes_at, p.index_at, p.db_pages, &control)
     }
+}
+
+/// Places a checkpoint whose transaction's INDEX record goes at
+/// `index_at`, whose tree is `root` (nodes read from `src`) with
+/// `changes_at(o)` applied for a COMMIT at offset `o`, and whose CONTROL
+/// record at `a` is `control(a)` (`corrupt` makes the error for damage met
+/// reading old nodes): the nodes name the commit's frames, so
+/// their length is found with the commit at a stand-in offset first, then
+/// they are made at their place (invariant 3). Shared by the live writer
+/// and the rewriter (`compact.rs`), so both write the same bytes.
+pub(crate) fn place(
+    corrupt: &dyn Fn(tree::Damage) -> crate::error::Error,
+    src: &impl tree::NodeSource,
+    root: Option<Root>,
+    changes_at: &dyn Fn(u64) -> Result<BTreeMap<u32, tree::Slot>>,
+    index_at: u64,
+    db_pages: u32,
+    control: &dyn Fn(u64) -> Vec<u8>,
+) -> Result<Planned> {
+    let nodes_at = index_at + INDEX_META;
+    let tree = |changes: &BTreeMap<u32, tree::Slot>| -> Result<tree::Update> {
+        tree::update(src, root, changes, db_pages, nodes_at).map_err(corrupt)
+    };
+    let rec_len = control(0).len() as u64;
+    let guess = tree(&changes_at(index_at + rec_len)?)?;
+    let control_at = index_at + index_len(guess.nodes.len());
+    let offset = control_at + rec_len;
+    let up = tree(&changes_at(offset)?)?;
+    debug_assert_eq!(up.nodes.len(), guess.nodes.len(), "a checkpoint's nodes do not depend on its offset");
+    if up.nodes.len() != guess.nodes.len() {
+        return Err(corrupt(tree::Damage {
+            offset: index_at,
+            expected: "a checkpoint's index nodes of a stable length".into(),
+            found: "another length".into(),
+        }));
+    }
+    Ok(Planned { offset, nodes: up.nodes, root: up.root, control: control(control_at) })
+}
+
+/// The records that precede a checkpoint COMMIT at `offset` in its
+/// transaction (its INDEX record holding `nodes`, if any, at `index_at`,
+/// then its CONTROL record `control`), and the checkpoint info naming them
+/// and the tree's `root` (commit4.rs invariants 1 and 2).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn head(
+    salt: u64,
+    index_at: u64,
+    prev: Link,
+    page_size: u32,
+    nodes: &[u8],
+    root: Root,
+    control: &[u8],
+    offset: u64,
+) -> (Vec<u8>, format::CheckpointInfo) {
+    let trailer_crc = |rec: &[u8]| format::trailer_crc(&rec[rec.len() - format::TRAILER_SIZE..]);
+    let mut ck =
+        format::CheckpointInfo { root: root.offset, root_crc: root.crc, depth: root.depth, ..Default::default() };
+    let mut head = Vec::new();
+    if !nodes.is_empty() {
+        head = index_record(salt, index_at, prev, page_size, nodes);
+        (ck.index, ck.index_crc) = (index_at, trailer_crc(&head));
+    }
+    let control_at = index_at + head.len() as u64;
+    debug_assert_eq!(control_at + control.len() as u64, offset);
+    (ck.control, ck.control_crc) = (control_at, trailer_crc(control));
+    head.extend_from_slice(control);
+    (head, ck)
 }

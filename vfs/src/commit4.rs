@@ -19,7 +19,7 @@
 
 use crate::commit::Prepared;
 use crate::error::Result;
-use crate::format::{self, CheckpointInfo, CommitInfo, ControlInfo, Entry, Layout, RecordHeader};
+use crate::format::{self, CommitInfo, ControlInfo, Entry, Layout, RecordHeader};
 use crate::index::TreeMap;
 use crate::log::{now_us, Durability, Link, Log, State};
 use crate::pagemap::Slot;
@@ -136,17 +136,9 @@ impl Log {
             let (nodes, r) = c.index.expect("a checkpoint has its tree");
             let (cinfo, crec) = c.control.expect("a checkpoint has its CONTROL record");
             let prev = Link { version: c.chain.number, offset: c.chain.commit_offset, crc: c.chain.commit_crc };
-            let mut ck = CheckpointInfo { root: r.offset, root_crc: r.crc, depth: r.depth, ..Default::default() };
-            if !nodes.is_empty() {
-                let irec = crate::checkpoint::index_record(c.salt, c.index_at, prev, c.page_size, &nodes);
-                (ck.index, ck.index_crc) = (c.index_at, trailer_crc(&irec));
-                head = irec;
-            }
-            let control_at = c.index_at + head.len() as u64;
-            debug_assert_eq!(control_at + crec.len() as u64, c.offset);
-            (ck.control, ck.control_crc) = (control_at, trailer_crc(&crec));
-            control = Some((control_at, ck.control_crc, cinfo));
-            head.extend_from_slice(&crec);
+            let (h, ck) = crate::checkpoint::head(c.salt, c.index_at, prev, c.page_size, &nodes, r, &crec, c.offset);
+            head = h;
+            control = Some((ck.control, ck.control_crc, cinfo));
             ck.encode(&mut buf[eb + table.len() * format::ENTRY_SIZE..]);
             root = Some(r);
         }

@@ -1,7 +1,7 @@
 //! Compaction: [`compact`] rewrites a log keeping only its newest versions.
 //!
 //! [`compact`] keeps versions `K..=latest`. Version K is written as a FULL_MAP
-//! commit (prev commit 0) whose frames are copies; each later version keeps
+//! commit (format 4: a checkpoint) (prev commit 0) whose frames are copies; each later version keeps
 //! its record kind (delta or full map) with its entries re-pointed at copied
 //! frames, copying the frames it needs that are not yet in the new file.
 //! A page stored as a patch (format 3) keeps its patch, its base re-pointed,
@@ -23,10 +23,16 @@
 //!
 //! Formats: the new log is written in this build's format
 //! ([`format::FORMAT_VERSION`]), or in the one [`upgrade`] asks for; a
-//! format-4 log stays in format 4 and keeps its retention policy. In format
-//! 4 every full-map commit is preceded by a CONTROL record of its own
-//! transaction (docs/format-4.md), holding the new log's control state:
-//! epoch 1, boundary 512, the first kept version as the oldest, the policy.
+//! format-4 log stays in format 4 and keeps its retention policy. Format 4
+//! has no full map: each version is written as the delta a live writer
+//! would have written (a full map of the old log becomes its difference
+//! from the version before), and a checkpoint (INDEX, CONTROL, COMMIT with
+//! CHECKPOINT) goes exactly where a live writer puts one
+//! (`checkpoint::due_after`), built by the writer's own code
+//! (`checkpoint::place`, `checkpoint::head`); its CONTROL record holds the
+//! new log's control state: epoch 1, boundary 512, the first kept version
+//! as the oldest, the policy. The tree's nodes are kept in memory between
+//! checkpoints (about 16 bytes a page, as a page map).
 //! A format-4 log whose retention already freed part of it is refused:
 //! retention frees space in place (`pagelog compact` does that online).
 //!
@@ -394,6 +400,10 @@ fn write_compacted(
             keep_bytes: policy.bytes.unwrap_or(0),
             ..Default::default()
         },
+        f4: None,
+        nodes: Nodes::default(),
+        cur: Vec::new(),
+        cur_ps: 0,
     };
     let header =
         Header { format: target, page_size: base.page_size, salt: out.salt, created_us: old_header.created_us };
@@ -408,6 +418,7 @@ fn write_compacted(
     let spec = Spec {
         version: first,
         full: true,
+        checkpoint: true,
         page_size: base.page_size,
         info: CommitInfo {
             timestamp_us: base.timestamp_us,
@@ -421,7 +432,8 @@ fn write_compacted(
             page1_counter: base.counter,
         },
     };
-    let mut prev = out.commit(log, &spec, &base.map.try_entries()?, Prev::NONE, 0, progress)?;
+    let entries = out.delta(base.map.try_entries()?, true, base.db_pages(), base.page_size);
+    let mut prev = out.commit(log, &spec, &entries, Prev::NONE, 0, progress)?;
     let mut last_full = prev.offset;
 
     // The later versions, record by record.
@@ -449,7 +461,14 @@ fn write_compacted(
         info.horizon_version = prev.version;
         info.horizon_offset = prev.offset;
         info.horizon_crc = prev.crc;
-        let spec = Spec { version: rec.h.version, full: rec.is_map(), page_size: rec.h.page_size, info };
+        let spec = Spec {
+            version: rec.h.version,
+            full: rec.is_map(),
+            checkpoint: rec.is_checkpoint(),
+            page_size: rec.h.page_size,
+            info,
+        };
+        let entries = out.delta(entries, spec.full, info.db_pages, spec.page_size);
         prev = out.commit(log, &spec, &entries, prev, last_full, progress)?;
         if rec.is_map() {
             last_full = prev.offset;
@@ -466,6 +485,9 @@ fn write_compacted(
 struct Spec {
     version: u64,
     full: bool,
+    /// Format 4: the old log has a checkpoint here, which a live writer
+    /// may write where its rule does not (a revert): the new log has one too.
+    checkpoint: bool,
     page_size: u32,
     info: CommitInfo,
 }
@@ -488,8 +510,68 @@ struct Writer<'a> {
     estimate: u64,
     /// The format written.
     format: u32,
-    /// Format 4: the CONTROL info written before every full map.
+    /// Format 4: the CONTROL info written before every checkpoint.
     control: ControlInfo,
+    /// Format 4: the newest checkpoint written and what follows it, as a
+    /// live writer's latest version holds them (`checkpoint::Since`).
+    f4: Option<F4>,
+    /// Format 4: the nodes of that checkpoint's tree, by offset (read back
+    /// when the next checkpoint changes the tree; pruned to the tree's own
+    /// after each checkpoint, so about 16 bytes a page, as a page map).
+    nodes: Nodes,
+    /// Format 4: the page map (old offset, crc) of the version written
+    /// last, to turn a full map of the old log into the delta a live
+    /// writer would have written; and its page size.
+    cur: Vec<(u64, u32)>,
+    cur_ps: u32,
+}
+
+/// The newest checkpoint of the new log and the commits after it.
+struct F4 {
+    root: Option<crate::tree::Root>,
+    overlay: crate::overlay::Overlay,
+    commits: u64,
+    pages: u32,
+    /// The checkpoint COMMIT's offset, which deltas name.
+    offset: u64,
+    page_size: u32,
+}
+
+impl F4 {
+    fn since(&self) -> crate::checkpoint::Since<'_> {
+        crate::checkpoint::Since { root: self.root, overlay: &self.overlay, commits: self.commits, pages: self.pages }
+    }
+}
+
+/// Index-tree nodes written to the new log, by offset.
+#[derive(Default)]
+struct Nodes(HashMap<u64, Vec<u8>>);
+
+impl crate::tree::NodeSource for Nodes {
+    fn node_bytes(&self, offset: u64, len: usize) -> Option<&[u8]> {
+        self.0.get(&offset).filter(|b| b.len() == len).map(|b| &b[..])
+    }
+}
+
+impl Nodes {
+    /// Keeps only the nodes of the tree at `root`.
+    fn keep_tree(&mut self, root: crate::tree::Root) {
+        let mut keep = HashMap::new();
+        let mut stack = vec![(root.offset, root.depth.saturating_sub(1))];
+        while let Some((at, level)) = stack.pop() {
+            let Some(b) = self.0.remove(&at) else { continue };
+            if level > 0 {
+                for i in 0..crate::tree::INNER_SLOTS {
+                    let c = crate::tree::slot_at(&b, i);
+                    if c.offset != 0 {
+                        stack.push((c.offset, level - 1));
+                    }
+                }
+            }
+            keep.insert(at, b);
+        }
+        self.0 = keep;
+    }
 }
 
 impl Writer<'_> {
@@ -539,8 +621,39 @@ impl Writer<'_> {
         Ok(page)
     }
 
+    /// Format 4: the entries a live writer would have written for a
+    /// version of `db_pages` pages whose map (`whole`) or delta is
+    /// `entries`: those that differ from the version written before (every
+    /// one after a page-size change). Other formats: `entries` as they are
+    /// (a full map stays a full map).
+    fn delta(&mut self, entries: Vec<Entry>, whole: bool, db_pages: u32, page_size: u32) -> Vec<Entry> {
+        if self.format < format::FORMAT_V4 {
+            return entries;
+        }
+        if page_size != self.cur_ps {
+            self.cur.clear();
+            self.cur_ps = page_size;
+        }
+        // Pages past a truncation read as zeros if the database grows again.
+        self.cur.resize(db_pages as usize + 1, (0, 0));
+        let mut out = Vec::with_capacity(if whole { 0 } else { entries.len() });
+        for e in entries {
+            let Some(c) = self.cur.get_mut(e.pgno as usize).filter(|_| e.pgno != 0) else { continue };
+            if whole && *c == (e.offset, e.crc) {
+                continue;
+            }
+            *c = (e.offset, e.crc);
+            out.push(e);
+        }
+        out
+    }
+
     /// Writes one COMMIT record whose entries are `entries` (old offsets),
-    /// copying into its payload every frame not yet in the new file.
+    /// copying into its payload every frame not yet in the new file. In
+    /// format 4 `entries` is the version's delta, and the commit is a
+    /// checkpoint (INDEX, CONTROL, COMMIT) exactly where a live writer
+    /// writes one (`checkpoint::due_after`), built by the same code
+    /// (`checkpoint::place`, `checkpoint::head`); format 4 has no full map.
     fn commit(
         &mut self,
         log: &Log,
@@ -551,23 +664,16 @@ impl Writer<'_> {
         progress: &mut dyn FnMut(u64, u64),
     ) -> Result<Prev> {
         let ps = spec.page_size as u64;
-        if spec.full && self.format >= format::FORMAT_V4 {
-            // Format 4: the control state right before the full map, in its
-            // transaction (it follows the same commit).
-            let follows = Link { version: spec.version - 1, offset: prev.offset, crc: prev.crc };
-            let rec = crate::reclaim::control_record(
-                self.salt,
-                self.pos,
-                follows,
-                spec.page_size,
-                &self.control,
-                &[],
-                &[],
-                false,
-            );
-            self.put(&rec)?;
-        }
-        let offset = self.pos;
+        let f4 = self.format >= format::FORMAT_V4;
+        let same_ps = self.f4.as_ref().is_some_and(|f| f.page_size == spec.page_size);
+        let checkpoint = f4
+            && (spec.checkpoint
+                || crate::checkpoint::due_after(
+                    self.f4.as_ref().map(|f| f.since()).as_ref(),
+                    same_ps,
+                    entries.iter().map(|e| e.pgno),
+                ));
+        let full = spec.full && !f4;
         // Frames to copy, in entry order, each once. A page stored as a
         // patch keeps its patch (its base field re-pointed) when its base
         // image is already in the new file; otherwise it is copied as the
@@ -593,45 +699,157 @@ impl Writer<'_> {
             new_here.insert(e.offset, Ok(copy.len()));
             copy.push(e);
         }
-        let lay = format::layout(
-            self.format,
-            offset,
-            format::KIND_COMMIT,
-            entries.len() as u32,
-            copy.len() as u32,
-            spec.page_size,
-            (area.len() / 8) as u16,
-        );
-        for (old, place) in &new_here {
-            let new = match place {
-                Ok(i) => offset + lay.payload_start + *i as u64 * ps,
-                Err(a) => (offset + lay.patches_start + *a as u64) | patch::PATCH_TAG,
+        let flags = if checkpoint {
+            format::FLAG_CHECKPOINT
+        } else if full {
+            format::FLAG_FULL_MAP
+        } else {
+            0
+        };
+        let n_table = if checkpoint { 0 } else { entries.len() as u32 };
+        let (n_copy, words) = (copy.len() as u32, (area.len() / 8) as u16);
+        let fmt = self.format;
+        let lay_at = |o: u64| {
+            format::layout_with_flags(fmt, o, format::KIND_COMMIT, flags, n_table, n_copy, spec.page_size, words)
+        };
+        // Where a frame of the old log is in the new one, for a COMMIT at `o`.
+        let prior: HashMap<u64, u64> = entries
+            .iter()
+            .filter(|e| e.offset != 0 && !new_here.contains_key(&e.offset))
+            .map(|e| (e.offset, self.moved[&e.offset]))
+            .collect();
+        let new_at = |o: u64, old: u64| -> u64 {
+            let lay = lay_at(o);
+            match new_here.get(&old) {
+                _ if old == 0 => 0,
+                Some(Ok(i)) => o + lay.payload_start + *i as u64 * ps,
+                Some(Err(a)) => (o + lay.patches_start + *a as u64) | patch::PATCH_TAG,
+                None => prior[&old],
+            }
+        };
+        // Format 4: a checkpoint's INDEX and CONTROL records go first.
+        let follows = Link { version: spec.version - 1, offset: prev.offset, crc: prev.crc };
+        let mut ck = None;
+        if checkpoint {
+            let index_at = self.pos;
+            let slots_at = |o: u64| -> Vec<(u32, crate::pagemap::Slot)> {
+                entries
+                    .iter()
+                    .map(|e| (e.pgno, crate::pagemap::Slot { offset: new_at(o, e.offset), crc: e.crc }))
+                    .collect()
             };
+            let since = self.f4.as_ref().filter(|_| same_ps);
+            let changes_at = |o: u64| -> Result<std::collections::BTreeMap<u32, crate::tree::Slot>> {
+                let slots = slots_at(o);
+                Ok(match since {
+                    Some(f) => crate::checkpoint::changes_since(&f.since(), &slots, spec.info.db_pages),
+                    None => {
+                        slots.iter().map(|&(p, s)| (p, crate::tree::Slot { offset: s.offset, crc: s.crc })).collect()
+                    }
+                })
+            };
+            let (salt, cinfo) = (self.salt, self.control);
+            let control =
+                |at: u64| crate::reclaim::control_record(salt, at, follows, spec.page_size, &cinfo, &[], &[], false);
+            let tmp = self.tmp;
+            let corrupt = |d: crate::tree::Damage| Error::Corrupt {
+                path: tmp.to_path_buf(),
+                offset: d.offset,
+                expected: d.expected,
+                found: d.found,
+            };
+            let planned = crate::checkpoint::place(
+                &corrupt,
+                &self.nodes,
+                since.and_then(|f| f.root),
+                &changes_at,
+                index_at,
+                spec.info.db_pages,
+                &control,
+            )?;
+            let (head, info) = crate::checkpoint::head(
+                self.salt,
+                index_at,
+                follows,
+                spec.page_size,
+                &planned.nodes,
+                planned.root,
+                &planned.control,
+                planned.offset,
+            );
+            self.put(&head)?;
+            if let Ok(list) = crate::tree::list_nodes(&planned.nodes, index_at + crate::checkpoint::INDEX_META) {
+                let base = index_at + crate::checkpoint::INDEX_META;
+                for n in list {
+                    let len = crate::tree::node_size(n.level);
+                    let at = (n.offset - base) as usize;
+                    self.nodes.0.insert(n.offset, planned.nodes[at..at + len].to_vec());
+                }
+            }
+            self.nodes.keep_tree(planned.root);
+            ck = Some((info, planned.root));
+        }
+        let offset = self.pos;
+        let lay = lay_at(offset);
+        for old in new_here.keys() {
+            let new = new_at(offset, *old);
             self.moved.insert(*old, new);
         }
+        let map_offset = match (&self.f4, checkpoint) {
+            (_, true) => offset,
+            (Some(f), false) if f4 => f.offset,
+            _ if full => offset,
+            _ => last_full,
+        };
+        if f4 {
+            let new_entries: Vec<Entry> =
+                entries.iter().map(|e| Entry { pgno: e.pgno, crc: e.crc, offset: new_at(offset, e.offset) }).collect();
+            match (ck, self.f4.as_mut()) {
+                (Some((_, root)), _) => {
+                    self.f4 = Some(F4 {
+                        root: Some(root),
+                        overlay: crate::overlay::Overlay::new(spec.info.db_pages),
+                        commits: 0,
+                        pages: spec.info.db_pages,
+                        offset,
+                        page_size: spec.page_size,
+                    })
+                }
+                (None, Some(f)) => {
+                    f.overlay.apply(f.pages, spec.info.db_pages, &new_entries);
+                    f.pages = spec.info.db_pages;
+                    f.commits += 1;
+                }
+                (None, None) => unreachable!("a format-4 log starts with a checkpoint"),
+            }
+        }
         let mut info = spec.info;
-        info.entries = entries.len() as u32;
-        info.full_map_offset = if spec.full { offset } else { last_full };
+        info.entries = n_table;
+        info.full_map_offset = map_offset;
         let mut meta = vec![0u8; lay.payload_start as usize];
         RecordHeader {
             kind: format::KIND_COMMIT,
             // Sealed: the compacted file is synced before it is renamed into
             // place, so recovery need not re-check these frames.
-            flags: format::FLAG_SEALED | if spec.full { format::FLAG_FULL_MAP } else { 0 },
+            flags: format::FLAG_SEALED | flags,
             length: lay.length,
             version: spec.version,
             prev_commit: prev.offset,
             prev_crc: prev.crc,
             page_size: spec.page_size,
-            frames: copy.len() as u32,
-            patch_words: (area.len() / 8) as u16,
+            frames: n_copy,
+            patch_words: words,
         }
         .encode(self.salt, &mut meta);
         info.encode(&mut meta[format::RECORD_HEADER_SIZE..]);
         let eb = format::RECORD_HEADER_SIZE + format::COMMIT_INFO_SIZE;
-        for (i, e) in entries.iter().enumerate() {
-            let offset = if e.offset == 0 { 0 } else { self.moved[&e.offset] };
-            Entry { pgno: e.pgno, crc: e.crc, offset }.encode(&mut meta[eb + i * format::ENTRY_SIZE..]);
+        if let Some((ck, _)) = ck {
+            ck.encode(&mut meta[eb..]);
+        } else {
+            for (i, e) in entries.iter().enumerate() {
+                let offset = if e.offset == 0 { 0 } else { self.moved[&e.offset] };
+                Entry { pgno: e.pgno, crc: e.crc, offset }.encode(&mut meta[eb + i * format::ENTRY_SIZE..]);
+            }
         }
         let mut trailer = [0u8; format::TRAILER_SIZE];
         format::encode_trailer(self.salt, offset, &meta, &mut trailer);

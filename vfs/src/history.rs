@@ -564,6 +564,20 @@ impl Log {
                 };
                 match tree {
                     Ok(e) => e,
+                    Err(_) if w.mid_start && w.page_size == 0 && version < w.oldest => {
+                        // A reclaimed checkpoint right at the boundary: the
+                        // commit before the oldest kept version's checkpoint
+                        // stays (that one names it), but its tree was freed
+                        // with its version and not relocated. Its frames were
+                        // checked above; nothing else of it is kept.
+                        w.commits.insert(rec.offset, (version, rec.crc));
+                        rep.reclaimed_versions += 1;
+                        prev = Prev::of(&rec);
+                        pos = rec.end();
+                        w.txn_start = pos;
+                        w.marked = false;
+                        continue;
+                    }
                     Err(p) => {
                         stop = Some((version, p));
                         break;

@@ -49,7 +49,7 @@ pub mod tree;
 pub mod txn;
 pub mod version;
 
-pub use boundary::{Boundary, Checked};
+pub use boundary::{Boundary, Checked, Shippable};
 pub use error::{Error, Result};
 pub use log::{Durability, Log, OpenOptions, Version};
 pub use name::{path_from_bytes, EscapedName};

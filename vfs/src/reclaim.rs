@@ -708,7 +708,7 @@ impl Log {
         // Format 4: the nodes of the kept checkpoints' trees in `[B, B')`
         // are copied byte for byte and join the table; those below `B` keep
         // their entries (`control.rs` invariant 4).
-        stragglers.extend(self.relocate_nodes(&nodes, &old, b, payload_at, &mut payload)?);
+        stragglers.extend(self.relocate_nodes(&nodes, &old, b, bp, payload_at, &mut payload)?);
         stragglers.sort_unstable();
         stragglers.dedup();
         // The base tree's new nodes, after the copies.
@@ -854,12 +854,16 @@ impl Log {
 
     /// Copies the nodes of `nodes` in `[b, bp)` to `payload` (which starts
     /// at file offset `payload_at`); returns their straggler entries: those
-    /// copies, and `old`'s entries for the nodes below `b`.
+    /// copies, and `old`'s entries for the nodes below `b` — copied again
+    /// when that copy lies in an earlier CONTROL record this step frees (a
+    /// table entry must lead at or after the new boundary: readers refuse
+    /// one that does not, and the log no longer opened).
     fn relocate_nodes(
         &self,
         nodes: &BTreeMap<u64, Vec<u8>>,
         old: &Control,
         b: u64,
+        bp: u64,
         payload_at: u64,
         payload: &mut Vec<u8>,
     ) -> Result<Vec<(u64, u64)>> {
@@ -873,7 +877,12 @@ impl Log {
                         "none",
                     ));
                 };
-                table.push((at, copy));
+                if copy >= bp {
+                    table.push((at, copy));
+                } else {
+                    table.push((at, payload_at + payload.len() as u64));
+                    payload.extend_from_slice(bytes);
+                }
             } else {
                 table.push((at, payload_at + payload.len() as u64));
                 payload.extend_from_slice(bytes);

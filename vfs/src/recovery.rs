@@ -152,12 +152,16 @@ impl Log {
                     w.durable = prev;
                 }
                 pos = rec.end();
+                // A copy moves the end only with its commit: a later walk
+                // from here would not know the transaction it belongs to,
+                // and would refuse the checkpoint that names it for ever (a
+                // reader stuck on an old epoch while steps free its pages).
                 if claim {
                     txn_start = pos;
-                }
-                w.log_end = pos;
-                if let Some(c) = w.commits.last_mut() {
-                    c.log_end = pos;
+                    w.log_end = pos;
+                    if let Some(c) = w.commits.last_mut() {
+                        c.log_end = pos;
+                    }
                 }
                 controls.push(rec);
                 continue;
@@ -550,8 +554,29 @@ impl Log {
     }
 
     /// Version `n` of the log, read in place (no copy).
+    ///
+    /// Format 4: the walk back to `n` holds no epoch lock, so a step in
+    /// another process may free and punch the records it walks (a region
+    /// above the boundary it refreshed to) while it reads them. Every punch
+    /// follows a CONTROL record of a newer epoch, so a walk that met damage
+    /// while the epoch moved is made again, under the new control state:
+    /// it then reads `n` or learns that `n` was reclaimed.
     pub fn version(&self, n: u64) -> Result<Arc<Version>> {
-        let latest = self.refresh()?;
+        loop {
+            let latest = self.refresh()?;
+            match self.version_from(n, &latest) {
+                Err(e @ Error::Corrupt { .. }) => {
+                    if self.refresh()?.control.epoch() == latest.control.epoch() {
+                        return Err(e);
+                    }
+                }
+                r => return r,
+            }
+        }
+    }
+
+    fn version_from(&self, n: u64, latest: &Arc<Version>) -> Result<Arc<Version>> {
+        let latest = latest.clone();
         if n == latest.number {
             return Ok(latest);
         }
@@ -569,35 +594,130 @@ impl Log {
         }
         let salt = st.header.expect("a log with versions has a header").salt;
         let len = latest.end;
-        let mut off = latest.commit_offset;
-        let mut want_crc = latest.commit_crc;
-        let rec = loop {
-            let r = match self.read_record(salt, off, len)? {
-                Some(r) if r.is_commit() && r.crc == want_crc => r,
-                _ => return Err(self.corrupt(off, format!("a commit record on the way to version {n}"), "none")),
-            };
-            if r.h.version == n {
-                break r;
-            }
-            if r.h.prev_commit == 0 && r.h.version > n {
-                // The oldest version kept in this (compacted) file is newer than n.
-                return Err(Error::NoSuchVersion { path: self.path.clone(), version: n, latest: latest.number });
-            }
-            if r.h.version < n || r.h.prev_commit >= off {
-                return Err(self.corrupt(
-                    off,
-                    format!("a commit before version {} at an offset below {off}", r.h.version),
-                    format!("version {} naming offset {}", r.h.version, r.h.prev_commit),
-                ));
-            }
-            off = r.h.prev_commit;
-            want_crc = r.h.prev_crc;
-        };
+        let rec = self.find_commit(salt, len, &latest, n)?;
         // Redirected pages lie in CONTROL records after the version's end.
         let cover = rec.end().max(st.log_end);
         let mapping = self.mapping_covering(&mut st, cover)?;
         let ((map, _, _), _) = self.build_map_and_control(salt, len, &rec, &mapping)?;
         Ok(Arc::new(self.make_version(&rec, map, mapping, st.control.clone())))
+    }
+
+    /// The commit of version `n` (below the latest), found from the latest
+    /// checkpoint to checkpoint: a commit names its checkpoint (or full
+    /// map) in `full map offset`, and a checkpoint's `prev commit` is the
+    /// commit before it, which names the checkpoint before; so a version
+    /// `k` checkpoints back costs 2 `k` record reads, then at most half a
+    /// checkpoint interval (≤ 1,024 commits in format 4) inside it: forward
+    /// from its checkpoint or back from the commit after it, whichever is
+    /// nearer. Every record reached is checked as the walk back along
+    /// `prev commit` links checked it: a commit, of the version expected,
+    /// at a lower offset, its crc the one its successor names (a checkpoint
+    /// reached through `full map offset` is checked as `build_map_and_control`
+    /// checks it: a map of a version not after its namer's).
+    fn find_commit(&self, salt: u64, len: u64, latest: &Version, n: u64) -> Result<Rec> {
+        let at = |off: u64, want_crc: Option<u32>, version: u64| -> Result<Rec> {
+            match self.read_record(salt, off, len)? {
+                Some(r) if r.is_commit() && want_crc.is_none_or(|c| r.crc == c) && r.h.version == version => Ok(r),
+                _ => {
+                    Err(self.corrupt(off, format!("the commit of version {version} on the way to version {n}"), "none"))
+                }
+            }
+        };
+        let mut r = at(latest.commit_offset, Some(latest.commit_crc), latest.number)?;
+        loop {
+            if r.h.version == n {
+                return Ok(r);
+            }
+            // Its checkpoint (itself when it is one).
+            let fo = r.info.full_map_offset;
+            let ck = if r.is_map() {
+                r.clone()
+            } else {
+                match self.read_record(salt, fo, len)? {
+                    Some(c) if c.is_commit() && c.is_map() && c.h.version < r.h.version && fo < r.offset => c,
+                    _ => {
+                        return Err(self.corrupt(
+                            fo,
+                            format!("full page map (named by commit {} at {})", r.h.version, r.offset),
+                            "no valid full-map commit",
+                        ))
+                    }
+                }
+            };
+            if ck.h.version == n {
+                return Ok(ck);
+            }
+            if ck.h.version < n {
+                // Inside this interval.
+                return if n - ck.h.version <= r.h.version - n {
+                    self.forward_to(salt, len, &ck, &r, n)
+                } else {
+                    self.walk_back(salt, len, r, n)
+                };
+            }
+            if ck.h.prev_commit == 0 {
+                // The oldest version kept in this (compacted) file is newer than n.
+                return Err(Error::NoSuchVersion { path: self.path.clone(), version: n, latest: latest.number });
+            }
+            if ck.h.prev_commit >= ck.offset {
+                return Err(self.corrupt(
+                    ck.offset,
+                    format!("a commit before version {} at an offset below {}", ck.h.version, ck.offset),
+                    format!("version {} naming offset {}", ck.h.version, ck.h.prev_commit),
+                ));
+            }
+            r = at(ck.h.prev_commit, Some(ck.h.prev_crc), ck.h.version - 1)?;
+        }
+    }
+
+    /// The commit of version `n` reached from `r` by `prev commit` links.
+    fn walk_back(&self, salt: u64, len: u64, mut r: Rec, n: u64) -> Result<Rec> {
+        loop {
+            if r.h.version == n {
+                return Ok(r);
+            }
+            if r.h.prev_commit == 0 || r.h.version < n || r.h.prev_commit >= r.offset {
+                return Err(self.corrupt(
+                    r.offset,
+                    format!("a commit before version {} at an offset below {}", r.h.version, r.offset),
+                    format!("version {} naming offset {}", r.h.version, r.h.prev_commit),
+                ));
+            }
+            let (off, want_crc) = (r.h.prev_commit, r.h.prev_crc);
+            r = match self.read_record(salt, off, len)? {
+                Some(p) if p.is_commit() && p.crc == want_crc && p.h.version + 1 == r.h.version => p,
+                _ => return Err(self.corrupt(off, format!("a commit record on the way to version {n}"), "none")),
+            };
+        }
+    }
+
+    /// The commit of version `n` reached from checkpoint `ck` by reading
+    /// forward, record by record, as `build_map_and_control` then reads
+    /// (each commit the successor of the one before), never past `end_at`,
+    /// a later commit of the same interval.
+    fn forward_to(&self, salt: u64, len: u64, ck: &Rec, end_at: &Rec, n: u64) -> Result<Rec> {
+        let mut pos = ck.end();
+        let mut last = ck.h.version;
+        while pos < end_at.offset {
+            let r = self.read_record(salt, pos, len)?.ok_or_else(|| {
+                self.corrupt(pos, format!("a record between versions {last} and {}", end_at.h.version), "none")
+            })?;
+            if r.is_commit() {
+                if r.h.version != last + 1 || r.is_map() {
+                    return Err(self.corrupt(
+                        pos,
+                        format!("the delta of version {}", last + 1),
+                        r.h.version.to_string(),
+                    ));
+                }
+                if r.h.version == n {
+                    return Ok(r);
+                }
+                last = r.h.version;
+            }
+            pos = r.end();
+        }
+        Err(self.corrupt(pos, format!("the commit of version {n} after version {last}"), "none"))
     }
 
     /// The version commit `rec` makes, read in place without a refresh: its
@@ -621,21 +741,47 @@ impl Log {
     /// that the file was not cut below the committed end (what `refresh`'s
     /// stat checks otherwise). Any other answer takes the full path (stat,
     /// truncation check, walk).
-    fn nothing_appended(&self, log_end: u64) -> Result<bool> {
+    ///
+    /// Format 4: `Freed` when the 8 bytes before `log_end`, the end of a
+    /// record's trailer (its magic and crc), are no longer there: a step in
+    /// another process freed (punched) the region this view ends in while
+    /// this process held no epoch lock. Walking on from `log_end` would find
+    /// zeros there and stop, leaving the view stale forever (and its pages
+    /// freed): the caller recovers afresh instead.
+    fn nothing_appended(&self, log_end: u64) -> Result<Appended> {
         let mut probe = [0u8; 8 + format::RECORD_HEADER_SIZE];
         let n = self
             .io
             .read_upto(&mut probe, log_end - 8)
             .map_err(|e| Error::io(&self.path, "read", Some(log_end - 8), e))?;
-        Ok(n == 8 || (n == probe.len() && probe[8..].iter().all(|&b| b == 0)))
+        if self.format() >= format::FORMAT_V4
+            && log_end > format::FIRST_RECORD
+            && n >= 8
+            && probe[..4] != format::TRAILER_MAGIC
+        {
+            return Ok(Appended::Freed);
+        }
+        Ok(if n == 8 || (n == probe.len() && probe[8..].iter().all(|&b| b == 0)) {
+            Appended::Nothing
+        } else {
+            Appended::Maybe
+        })
     }
 
     /// Brings this process's view up to date with commits other processes
     /// appended, and returns the latest version. Cheap when nothing changed.
     pub fn refresh(&self) -> Result<Arc<Version>> {
         let mut st = self.lock();
-        if st.header.is_some() && !st.committing && self.nothing_appended(st.log_end)? {
-            return Ok(st.latest.clone());
+        if st.header.is_some() && !st.committing {
+            match self.nothing_appended(st.log_end)? {
+                Appended::Nothing => return Ok(st.latest.clone()),
+                Appended::Maybe => {}
+                Appended::Freed => {
+                    // Reclaimed past this view (format 4): recover afresh.
+                    self.recover(&mut st)?;
+                    return Ok(st.latest.clone());
+                }
+            }
         }
         let len = self.file_len()?;
         let end = st.latest.end;
@@ -706,4 +852,14 @@ impl Log {
         });
         Ok(st.latest.clone())
     }
+}
+
+/// What [`Log::refresh`]'s first look at the end of its view found.
+enum Appended {
+    /// Nothing after the view's end.
+    Nothing,
+    /// Perhaps something: walk on.
+    Maybe,
+    /// The view's own last bytes are gone: reclaimed past it (format 4).
+    Freed,
 }

@@ -401,3 +401,120 @@ fn a_first_transaction_without_its_commit_is_version_zero_and_the_log_goes_on() 
     m.check(&log.latest(), "the commit after a torn first transaction");
     assert!(log.verify().damage().is_none(), "{:?}", log.verify().damage());
 }
+
+/// The record starts of a log's bytes, from the first record on, as
+/// (offset, kind, flags), up to the first that is not a whole record.
+fn records(bytes: &[u8]) -> Vec<(usize, u8, u8)> {
+    let mut out = Vec::new();
+    let mut at = 512;
+    while at + 48 <= bytes.len() && &bytes[at..at + 4] == b"PLRC" {
+        let len = u64::from_le_bytes(bytes[at + 8..at + 16].try_into().unwrap()) as usize;
+        if len == 0 || at + len > bytes.len() {
+            break;
+        }
+        out.push((at, bytes[at + 4], bytes[at + 5]));
+        at += len;
+    }
+    out
+}
+
+/// A reader that refreshed while a checkpoint's transaction was half
+/// written (its INDEX and CONTROL records there, its COMMIT not yet) must
+/// take the checkpoint once it lands. A walk that had moved its end past the
+/// CONTROL copy refused the checkpoint for ever (it names records the walk
+/// then no longer passed): the reader stayed on its old version and epoch
+/// while reclamation steps punched the pages that version reads, and SQLite
+/// was served zeros ("file is not a database").
+#[test]
+fn a_reader_that_refreshed_inside_a_checkpoint_transaction_takes_the_checkpoint() {
+    let dir = Dir::new("ckpt-half");
+    let (log, path) = new_log(&dir);
+    let mut m = Model::new(5);
+    // Commits until the newest checkpoint (not the first commit's) has a
+    // few commits after it.
+    loop {
+        m.commit(&log, 40);
+        log.sync_pending().unwrap();
+        let bytes = std::fs::read(&path).unwrap();
+        let recs = records(&bytes);
+        let cks: Vec<usize> =
+            recs.iter().enumerate().filter(|(_, r)| r.1 == 2 && r.2 & 4 != 0).map(|(i, _)| i).collect();
+        if cks.len() >= 2 && recs.len() - 1 - cks[cks.len() - 1] >= 3 {
+            break;
+        }
+        assert!(m.images.len() < 5000, "no second checkpoint in 5000 commits");
+    }
+    drop(log);
+    let full = std::fs::read(&path).unwrap();
+    let recs = records(&full);
+    let end =
+        recs.last().map(|r| r.0 + u64::from_le_bytes(full[r.0 + 8..r.0 + 16].try_into().unwrap()) as usize).unwrap();
+    let latest = m.images.len() as u64 - 1;
+    let ck = recs.iter().rposition(|r| r.1 == 2 && r.2 & 4 != 0).unwrap();
+    let cut_path = dir.0.join("cut.db");
+    // Every cut from a few records before the checkpoint's transaction to
+    // the end: open at the record before the cut, refresh at the cut, then
+    // refresh once the rest is there.
+    for i in ck.saturating_sub(4)..recs.len() {
+        let (first, cut) = (recs[i - 1].0, recs[i].0);
+        std::fs::write(&cut_path, &full[..first]).unwrap();
+        let reader = Log::open(&cut_path, OpenOptions { read_only: true, ..Default::default() }).unwrap();
+        let f = std::fs::OpenOptions::new().append(true).open(&cut_path).unwrap();
+        use std::io::Write;
+        (&f).write_all(&full[first..cut]).unwrap();
+        reader.refresh().unwrap();
+        (&f).write_all(&full[cut..end]).unwrap();
+        let v = reader.refresh().unwrap();
+        assert_eq!(
+            v.number, latest,
+            "a reader that refreshed at the record at {cut} (the checkpoint's is at {})",
+            recs[ck].0
+        );
+        m.check(&v, "reader after the cut");
+    }
+}
+
+/// The rewriter (`compact.rs`, used by `pagelog upgrade --format 4`) writes
+/// what a live writer writes: rewriting a log the writer made, every
+/// version kept, puts the checkpoints at the same versions (the writer's
+/// rule, `checkpoint::due_after`), writes no full map, and every version
+/// reads back, old ones through `Log::version`'s checkpoint-to-checkpoint
+/// walk included. A revert (a checkpoint wherever it falls) stays one.
+#[test]
+fn a_rewritten_log_has_its_checkpoints_where_the_writer_put_them() {
+    let dir = Dir::new("ckpt-rewrite");
+    let (log, path) = new_log(&dir);
+    let mut m = Model::new(11);
+    for i in 0..700 {
+        m.commit(&log, 300);
+        if i == 400 {
+            // A revert is a checkpoint wherever it falls.
+            let v = log.revert(390, T).unwrap().expect("a new version");
+            let mut img = vec![0u8; v.size_bytes() as usize];
+            v.read(0, &mut img).unwrap();
+            m.images.push(img);
+        }
+    }
+    log.sync_pending().unwrap();
+    let checkpoints = |log: &Log| -> Vec<u64> {
+        (1..=log.latest().number)
+            .filter(|&n| {
+                let v = log.version(n).unwrap();
+                tree(&v).checkpoint_offset() == v.commit_offset
+            })
+            .collect()
+    };
+    let before = checkpoints(&log);
+    assert!(before.len() >= 3, "{before:?}");
+    drop(log);
+    let stats = pagelog::compact::compact(&path, pagelog::compact::Keep::All, &mut |_, _| {}).unwrap();
+    assert!(stats.rewritten);
+    let log = Log::open(&path, OpenOptions { read_only: true, ..Default::default() }).unwrap();
+    assert_eq!(log.latest().number, 701);
+    assert_eq!(checkpoints(&log), before, "the rewrite's checkpoints are the writer's");
+    assert!(log.history().unwrap().iter().all(|c| c.full_map == (before.binary_search(&c.version).is_ok())));
+    for n in 1..=701 {
+        m.check(&log.version(n).unwrap(), "rewritten");
+    }
+    assert!(log.verify().damage().is_none());
+}

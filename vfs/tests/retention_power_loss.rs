@@ -10,8 +10,20 @@
 //! oldest kept version to its latest) reads back exactly as committed, while
 //! older ones are refused as reclaimed. The workload also checks, after
 //! every step, every kept version through the writer and a fresh open.
-//! Two seeds by default (~30 s in a debug build); `PAGELOG_LONG=1` runs 40
-//! seeds, three images per crash point (`SEED=N`: seed N only,
+//!
+//! A reader holds an old snapshot across some of the steps, as a SQLite
+//! read transaction does (a `Version` of the latest, and a shared lock on
+//! its epoch's byte from a description of its own): while it holds it, a
+//! step may punch only what was freed before that epoch, and the snapshot
+//! reads back exactly, every page, after every step (a punch here writes
+//! zeros to the real file, so a wrong one is seen). The crash points are
+//! counted by what the last operation was: a write of a commit, a write of
+//! a step (its CONTROL record: the relocated copies and the base tree's
+//! nodes), a sync, or a punch.
+//!
+//! Two seeds by default (~20 s of CPU in a debug build); `PAGELOG_LONG=1`
+//! runs 40 seeds (about 20 CPU-minutes), three images per crash point
+//! (`PAGELOG_SEEDS=N`: seeds 0 to N − 1; `SEED=N`: seed N only;
 //! `TRACE_STEPS=1` prints each step).
 
 mod common;
@@ -29,6 +41,10 @@ const T: Duration = Duration::from_secs(5);
 
 struct Run {
     disk: std::sync::Arc<SimDisk>,
+    /// The operations of each reclamation step, `start..end`.
+    steps: Vec<std::ops::Range<usize>>,
+    /// Steps run while a reader held an older snapshot.
+    held_steps: usize,
     /// The first operation of the retention phase (the policy's record).
     retain_from: usize,
     /// images[v]: version v's database; written[v]: the op that wrote its
@@ -48,6 +64,14 @@ fn workload(path: &Path, seed: u64, commits: usize) -> Run {
     // commits here): the policy comes after the third.
     let retain_at = commits - 80;
     let mut retain_from = 0;
+    let (mut steps, mut held_steps) = (Vec::new(), 0);
+    // The log's epoch: 1 from its first CONTROL record (the copy before a
+    // full map, or the policy's), +1 for each step that appended one.
+    let mut epoch = 1u64;
+    // A reader in a read transaction: its snapshot, the boundary then, and
+    // its epoch lock on a description of its own.
+    let mut reader: Option<(std::sync::Arc<pagelog::Version>, u64, std::fs::File)> = None;
+    let mut boundary = pagelog::format::FIRST_RECORD;
     for i in 0..commits {
         let mut img: Vec<u8> = images.last().unwrap().clone();
         {
@@ -87,8 +111,41 @@ fn workload(path: &Path, seed: u64, commits: usize) -> Run {
             retain_from = disk.op_count();
             log.set_retention(Policy::parse(&format!("{keep} versions")).unwrap(), T).unwrap();
         }
+        if i > retain_at && reader.is_none() && rng.chance(1, 12) {
+            use std::os::fd::AsFd;
+            let f = std::fs::File::open(path).unwrap();
+            assert!(pagelog::lock::try_lock(f.as_fd(), pagelog::lock::EPOCH_BASE + epoch, pagelog::lock::Mode::Shared)
+                .unwrap());
+            reader = Some((log.latest(), boundary, f));
+        } else if reader.is_some() && rng.chance(1, 10) {
+            reader = None; // the read transaction ends: its lock goes
+        }
         if i > retain_at && rng.chance(1, 4) {
+            let before = disk.op_count();
             let r = log.reclaim(4096 * (1 + rng.below(16)), T).unwrap();
+            steps.push(before..disk.op_count());
+            if r.appended > 0 {
+                epoch += 1;
+                boundary = r.boundary;
+            }
+            if let Some((snap, b, _)) = &reader {
+                held_steps += 1;
+                assert!(
+                    r.punched <= *b,
+                    "seed {seed}: a step punched up to {} under a reader whose snapshot's boundary is {b}",
+                    r.punched
+                );
+                let want = &images[snap.number as usize];
+                let mut got = vec![0u8; want.len()];
+                if let Err(e) = snap.read(0, &mut got) {
+                    panic!("seed {seed}: after step {r:?}: a reader's snapshot of version {}: {e}", snap.number);
+                }
+                assert!(
+                    got == *want,
+                    "seed {seed}: after step {r:?}: a reader's snapshot of version {} changed",
+                    snap.number
+                );
+            }
             if std::env::var("TRACE_STEPS").is_ok() {
                 eprintln!("seed {seed} op {} commit {}: {r:?}", disk.op_count(), images.len() - 1);
             }
@@ -113,9 +170,10 @@ fn workload(path: &Path, seed: u64, commits: usize) -> Run {
             }
         }
     }
+    drop(reader);
     drop(log);
     assert!(log_reclaimed(path), "the workload freed nothing: the test would prove nothing");
-    Run { disk, retain_from, images, written }
+    Run { disk, steps, held_steps, retain_from, images, written }
 }
 
 /// Whether the log at `path` (as the writer left it) has a boundary.
@@ -161,14 +219,18 @@ fn check(run: &Run, dir: &Path, k: usize, rng: &mut Rng) -> Result<(), String> {
 
 #[test]
 fn power_loss_at_every_write_sync_and_punch_of_reclamation_keeps_every_kept_version() {
-    let seeds = if long_mode() { 40 } else { 2 };
+    let seeds =
+        std::env::var("PAGELOG_SEEDS").ok().and_then(|s| s.parse().ok()).unwrap_or(if long_mode() { 40 } else { 2 });
     let only: Option<u64> = std::env::var("SEED").ok().and_then(|s| s.parse().ok());
     let (mut points, mut images) = (0, 0);
+    // Crash points by their last operation: commit write, step write, sync, punch.
+    let (mut commit_w, mut step_w, mut syncs, mut punches, mut in_steps, mut held) = (0, 0, 0, 0, 0, 0);
     for seed in (0..seeds).filter(|s| only.is_none_or(|o| o == *s)) {
         let dir = Dir::new(&format!("retain-crash-{seed}"));
         let run = workload(&dir.0.join("w.db"), seed, 600);
         let n = run.disk.op_count();
         let mut rng = Rng::new(seed ^ 0xc0ffee);
+        let all = run.disk.ops_since(0);
         // Every operation of the retention phase; a sample of those before.
         for k in (0..=n).filter(|&k| k >= run.retain_from || k % 97 == 0) {
             for _ in 0..if long_mode() { 3 } else { 1 } {
@@ -178,7 +240,27 @@ fn power_loss_at_every_write_sync_and_punch_of_reclamation_keeps_every_kept_vers
                 images += 1;
             }
             points += 1;
+            let in_step = run.steps.iter().any(|r| r.start < k && k <= r.end);
+            in_steps += in_step as usize;
+            match k.checked_sub(1).map(|i| &all[i].1) {
+                Some(Op::Sync) => syncs += 1,
+                Some(Op::Write { off, data })
+                    if *off == pagelog::format::FIRST_RECORD && data.iter().all(|&b| b == 0) =>
+                {
+                    punches += 1
+                }
+                Some(Op::Write { .. }) if in_step => step_w += 1,
+                Some(Op::Write { .. }) => commit_w += 1,
+                _ => {}
+            }
         }
+        held += run.held_steps;
+        eprintln!("seed {seed}: {points} crash points so far, {images} images");
     }
-    eprintln!("{points} crash points, {images} images");
+    eprintln!(
+        "{points} crash points ({in_steps} inside reclamation steps), {images} images; last operation: \
+         {commit_w} commit writes, {step_w} step writes, {syncs} syncs, {punches} punches; \
+         {held} steps run under a reader's older snapshot"
+    );
+    assert!(punches > 0 && step_w > 0 && held > 0, "the workload missed a kind of crash point");
 }

@@ -36,6 +36,32 @@
 //!   version read-only (`?version=N`) and sums it. Prints `reads N`. Exits 2
 //!   on any error but SQLITE_BUSY (SQLITE_CORRUPT and IOERR included).
 //!
+//! * `plworker retain-writer DB HASHES SYNC` — forever, on a format-4 log
+//!   with a retention policy (`retention_under_kill.rs`): transactions that
+//!   move an amount between two rows of `t` (the sum of `v` stays
+//!   constant), rewrite one row's `pad` (some spill) and count in `meta`;
+//!   now and then (5%) a VACUUM that changes the page size, or (2%) a revert to two
+//!   versions back (`Log::revert`). After each returns, it reads the
+//!   version it made and appends `version hash` (`rows_hash`) to HASHES.
+//!   Every 4th round it runs one explicit reclamation step (`Log::reclaim`,
+//!   16–128 KiB), printing `step` before it and `stepped freed F punched P
+//!   relocated R` after (so the test can kill it inside one); commits also
+//!   take automatic steps. Exits 2 on any error but SQLITE_BUSY. Meant to
+//!   be killed with SIGKILL.
+//! * `plworker reclaim DB BYTES` — one reclamation step (`Log::reclaim`) of
+//!   at most BYTES; prints what it did. A reproducer for a failing step.
+//! * `plworker retain-reader DB SECONDS OBS TOTAL KEEP` — for SECONDS (or
+//!   until a file `OBS.stop` exists): long
+//!   read transactions on the latest version (hash the rows, sleep 0–150
+//!   ms while the writer commits and reclaims, hash again: the two must
+//!   agree, the version must not move, the sum must be TOTAL), and, one
+//!   time in four, a `?version=N` connection to a recent version (N up to
+//!   KEEP + 3 behind) with two such transactions. A reclaimed version must
+//!   be refused with the clear error naming an oldest kept version above
+//!   N. With a 7th argument `mmap`, SQLite reads through xFetch
+//!   (`PRAGMA mmap_size`). Appends `version hash` for every transaction to OBS and prints
+//!   `long L pinned P reclaimed R busy B`. Exits 2 on anything else.
+//!
 //! Known bug B9 (see tests/tests/stress.rs): a transaction that starts while
 //! another process truncates a rolled-back transaction's spill may fail with
 //! SQLITE_IOERR "failed to fill whole buffer". The stress modes count these
@@ -213,6 +239,25 @@ fn main() {
         }
         "race-writer" => race_writer(&conn, &args[2], args[3].parse().unwrap(), &args[4]),
         "race-reader" => race_reader(&conn, Path::new(&args[2]), args[3].parse().unwrap()),
+        "reclaim" => {
+            // One reclamation step (a reproducer for a failing one).
+            let log = pagelog::Log::open(Path::new(&args[2]), pagelog::OpenOptions::default())
+                .unwrap_or_else(|e| fail(&format!("reclaim: open: {e}")));
+            match log.reclaim(args[3].parse().unwrap(), Duration::from_secs(10)) {
+                Ok(r) => println!("{r:?}"),
+                Err(e) => fail(&format!("reclaim: {e}")),
+            }
+        }
+        "retain-writer" => retain_writer(&conn, Path::new(&args[2]), Path::new(&args[3]), &args[4]),
+        "retain-reader" => retain_reader(
+            &conn,
+            Path::new(&args[2]),
+            args[3].parse().unwrap(),
+            Path::new(&args[4]),
+            args[5].parse().unwrap(),
+            args[6].parse().unwrap(),
+            args.get(7).is_some_and(|a| a == "mmap"),
+        ),
         m => panic!("unknown mode {m}"),
     }
 }
@@ -322,4 +367,223 @@ fn race_reader(conn: &Connection, path: &Path, secs: f64) {
         }
     }
     println!("reads {reads}");
+}
+
+/// Appends one `version hash` line to `f` (one write: a kill leaves a whole
+/// line or a torn last one, which `read_pairs` drops).
+fn record(f: &mut std::fs::File, v: u64, h: u64) {
+    f.write_all(format!("{v} {h:016x}\n").as_bytes()).unwrap_or_else(|e| fail(&format!("record: {e}")));
+}
+
+/// The version the connection reads now and its rows' hash and sum, in one
+/// read transaction.
+fn version_hash(conn: &Connection) -> rusqlite::Result<(u64, u64, i64)> {
+    conn.execute_batch("BEGIN")?;
+    let r = (|| -> rusqlite::Result<(u64, u64, i64)> {
+        // Rows first: BEGIN is deferred and the pragma (a file control)
+        // starts no read transaction; the version read after them is the
+        // transaction's snapshot.
+        let (h, sum) = pagelog_e2e::rows_hash(conn)?;
+        let v: String = conn.query_row("PRAGMA pagelog_version", [], |r| r.get(0))?;
+        Ok((v.parse().unwrap(), h, sum))
+    })();
+    let end = conn.execute_batch(if r.is_ok() { "COMMIT" } else { "ROLLBACK" });
+    let r = r?;
+    end.map(|()| r)
+}
+
+fn is_busy(e: &rusqlite::Error) -> bool {
+    matches!(e.sqlite_error_code(), Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked))
+}
+
+fn retain_writer(conn: &Connection, db: &Path, hashes: &Path, sync: &str) {
+    conn.execute_batch(&format!("PRAGMA synchronous = {sync}; PRAGMA pagelog_spill_limit = 65536"))
+        .unwrap_or_else(|e| fail(&format!("retain writer: setup: {e}")));
+    let log = pagelog::Log::open(db, pagelog::OpenOptions::default())
+        .unwrap_or_else(|e| fail(&format!("retain writer: open the log: {e}")));
+    let mut hf = std::fs::OpenOptions::new()
+        .append(true)
+        .create(true)
+        .open(hashes)
+        .unwrap_or_else(|e| fail(&format!("retain writer: {}: {e}", hashes.display())));
+    let rows: i64 = conn
+        .query_row("SELECT count(*) FROM t", [], |r| r.get(0))
+        .unwrap_or_else(|e| fail(&format!("retain writer: {e}")));
+    let mut rng = 0x2545_F491_4F6C_DD1Du64
+        ^ (std::process::id() as u64).wrapping_mul(0x9E37_79B9)
+        ^ std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64;
+    let mut out = std::io::stdout();
+    let mut last: Option<u64> = None;
+    // To narrow a failure down: PLWORKER_NO=vacuum,revert,step leaves those out.
+    let no = std::env::var("PLWORKER_NO").unwrap_or_default();
+    let (reverts, vacuums, steps) = (!no.contains("revert"), !no.contains("vacuum"), !no.contains("step"));
+    for round in 0u64.. {
+        let what = xorshift(&mut rng) % 100;
+        let r: rusqlite::Result<()> = if what < 2 && reverts && last.is_some_and(|v| v > 3) {
+            // A revert to a version the policy keeps (KEEP > 2).
+            let to = last.unwrap() - 2;
+            match log.revert(to, Duration::from_secs(10)) {
+                Ok(_) | Err(pagelog::Error::Busy { .. }) => Ok(()),
+                Err(e) => fail(&format!("retain writer: revert to {to}: {e}")),
+            }
+        } else if what < 7 && vacuums {
+            // Always to another page size: the commit after it is a full
+            // map, past which a step can move the boundary.
+            let now: i64 = conn.query_row("PRAGMA page_size", [], |r| r.get(0)).unwrap_or(4096);
+            let ps = [4096, 1024, 8192].into_iter().filter(|&p| p != now).nth((xorshift(&mut rng) % 2) as usize);
+            conn.execute_batch(&format!("PRAGMA page_size = {}; VACUUM", ps.unwrap_or(4096)))
+        } else {
+            let a = (1 + xorshift(&mut rng) % rows as u64) as i64;
+            let b = (1 + xorshift(&mut rng) % rows as u64) as i64;
+            let c = (1 + xorshift(&mut rng) % rows as u64) as i64;
+            let amount = (xorshift(&mut rng) % 100) as i64 + 1;
+            let size = if xorshift(&mut rng) % 30 == 0 { 70_000 } else { 10 + xorshift(&mut rng) % 2000 } as i64;
+            (|| {
+                conn.execute_batch("BEGIN IMMEDIATE")?;
+                conn.execute("UPDATE t SET v = v - ?1 WHERE id = ?2", [amount, a])?;
+                conn.execute("UPDATE t SET v = v + ?1 WHERE id = ?2", [amount, b])?;
+                conn.execute("UPDATE t SET pad = randomblob(?1) WHERE id = ?2", [size, c])?;
+                conn.execute("UPDATE meta SET n = n + 1", [])?;
+                conn.execute_batch("COMMIT")
+            })()
+        };
+        match r {
+            Ok(()) => {}
+            Err(e) if is_busy(&e) => {
+                let _ = conn.execute_batch("ROLLBACK");
+                continue;
+            }
+            Err(e) => fail(&format!("retain writer: round {round}: {e}")),
+        }
+        // The one writer: the latest version is the one it just made.
+        let (v, h, sum) = match version_hash(conn) {
+            Ok(x) => x,
+            Err(e) => fail(&format!("retain writer: reading back round {round}: {e}")),
+        };
+        if last.is_some_and(|l| v != l + 1) {
+            fail(&format!("retain writer: made version {v} after {last:?}"));
+        }
+        let _ = sum;
+        last = Some(v);
+        record(&mut hf, v, h);
+        if round % 4 == 3 && steps {
+            let max = 16384u64 << (xorshift(&mut rng) % 4);
+            writeln!(out, "step").unwrap();
+            out.flush().unwrap();
+            match log.reclaim(max, Duration::from_secs(10)) {
+                Ok(s) => {
+                    writeln!(out, "stepped freed {} punched {} relocated {}", s.freed, s.punched, s.relocated).unwrap()
+                }
+                Err(pagelog::Error::Busy { .. }) => writeln!(out, "stepped busy").unwrap(),
+                Err(e) => fail(&format!("retain writer: reclamation step: {e}")),
+            }
+            out.flush().unwrap();
+        }
+    }
+}
+
+/// The oldest kept version a "reclaimed" error names (`keeps versions X to`).
+fn reclaimed_oldest(msg: &str) -> Option<u64> {
+    let rest = msg.split("is no longer kept: the retention policy keeps versions ").nth(1)?;
+    rest.split_whitespace().next()?.parse().ok()
+}
+
+fn retain_reader(conn: &Connection, db: &Path, secs: f64, obs: &Path, total: i64, keep: u64, mmap: bool) {
+    // A small cache, so a second pass reads through the VFS again; with
+    // `mmap`, SQLite reads pages through xFetch (pointers into the log).
+    let setup = if mmap { "PRAGMA cache_size = 10; PRAGMA mmap_size = 268435456" } else { "PRAGMA cache_size = 10" };
+    conn.execute_batch(setup).unwrap_or_else(|e| fail(&format!("retain reader: setup: {e}")));
+    let mut of = std::fs::OpenOptions::new()
+        .append(true)
+        .create(true)
+        .open(obs)
+        .unwrap_or_else(|e| fail(&format!("retain reader: {}: {e}", obs.display())));
+    let mut rng = 0x9E37_79B9_7F4A_7C15u64 ^ (std::process::id() as u64).wrapping_mul(0x1000_0000_01B3);
+    let deadline = Instant::now() + Duration::from_secs_f64(secs);
+    let (mut long, mut pinned, mut reclaimed, mut busy) = (0u64, 0u64, 0u64, 0u64);
+    let mut latest = 0u64;
+    // One transaction: hash, wait, hash again; both hashes and versions agree.
+    let txn = |c: &Connection, rng: &mut u64| -> rusqlite::Result<(u64, u64, i64)> {
+        c.execute_batch("BEGIN")?;
+        let r = (|| -> rusqlite::Result<(u64, u64, i64)> {
+            let (h1, s1) = pagelog_e2e::rows_hash(c)?; // starts the read transaction
+            let v1: String = c.query_row("PRAGMA pagelog_version", [], |r| r.get(0))?;
+            std::thread::sleep(Duration::from_millis(xorshift(rng) % 150));
+            let (h2, s2) = pagelog_e2e::rows_hash(c)?;
+            let v2: String = c.query_row("PRAGMA pagelog_version", [], |r| r.get(0))?;
+            if (v1 != v2) || (h1, s1) != (h2, s2) {
+                fail(&format!(
+                    "retain reader: a read transaction's snapshot changed: version {v1} hash {h1:016x} sum {s1} \
+                     -> version {v2} hash {h2:016x} sum {s2}"
+                ));
+            }
+            Ok((v1.parse().unwrap(), h1, s1))
+        })();
+        let end = c.execute_batch(if r.is_ok() { "COMMIT" } else { "ROLLBACK" });
+        let r = r?;
+        end.map(|()| r)
+    };
+    let stop = obs.with_extension("stop");
+    while Instant::now() < deadline && !stop.exists() {
+        if latest == 0 || xorshift(&mut rng) % 4 != 0 {
+            match txn(conn, &mut rng) {
+                Ok((v, h, sum)) => {
+                    if sum != total {
+                        fail(&format!("retain reader: version {v}: sum {sum}, expected {total}"));
+                    }
+                    if v < latest {
+                        fail(&format!("retain reader: the latest went back from {latest} to {v}"));
+                    }
+                    latest = v;
+                    record(&mut of, v, h);
+                    long += 1;
+                }
+                Err(e) if is_busy(&e) => busy += 1,
+                Err(e) => fail(&format!("retain reader: read transaction: {e}")),
+            }
+        } else {
+            let n = latest.saturating_sub(xorshift(&mut rng) % (keep + 4)).max(1);
+            pagelog::register().unwrap();
+            let uri = format!("{}?version={n}", pagelog_e2e::file_uri(db));
+            let flags = rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_URI;
+            // A reclaimed version: refused (at the open or at a later
+            // transaction) with the error naming an oldest kept above n.
+            let refused = |e: &rusqlite::Error| {
+                let msg = pagelog::sqlite::last_error().unwrap_or_default();
+                match reclaimed_oldest(&msg) {
+                    Some(o) if o > n && msg.contains(&format!("version {n} is no longer kept")) => {}
+                    _ => fail(&format!("retain reader: ?version={n}: {e}: {msg}")),
+                }
+            };
+            let c = match Connection::open_with_flags_and_vfs(&uri, flags, "pagelog") {
+                Ok(c) => c,
+                Err(e) => {
+                    refused(&e);
+                    reclaimed += 1;
+                    continue;
+                }
+            };
+            let _ = c.execute_batch(setup);
+            for _ in 0..2 {
+                match txn(&c, &mut rng) {
+                    Ok((v, h, sum)) => {
+                        if v != n || sum != total {
+                            fail(&format!("retain reader: ?version={n} read version {v} with sum {sum}"));
+                        }
+                        record(&mut of, v, h);
+                        pinned += 1;
+                    }
+                    Err(e) if is_busy(&e) => busy += 1,
+                    Err(e) => {
+                        refused(&e);
+                        reclaimed += 1;
+                        break;
+                    }
+                }
+                std::thread::sleep(Duration::from_millis(xorshift(&mut rng) % 50));
+            }
+        }
+        std::thread::sleep(Duration::from_millis(xorshift(&mut rng) % 20));
+    }
+    println!("long {long} pinned {pinned} reclaimed {reclaimed} busy {busy}");
 }
