@@ -742,14 +742,14 @@ class Log:
 
     # ---- "Format 4": the control state and the base tree --------------------------------
     def log_end_after(self, latest, passed):
-        """ "The log end is past the latest commit and past every MARK and CONTROL record the walk
-        passed after it (up to the next COMMIT the walk passed ...)" """
+        """ "The log end is past the latest commit and past every MARK and every CONTROL record
+        with CLAIM the walk passed after it (up to the next COMMIT the walk passed ...)" """
         i = next((k for k, r in enumerate(passed) if r.off == latest.off), -1)
         end = latest.end
         for r in passed[i + 1:]:
             if r.kind == COMMIT:
                 break
-            if r.kind in (MARK, CONTROL):
+            if r.kind == MARK or (r.kind == CONTROL and r.flags & CLAIM):
                 end = r.end
         return end
 
