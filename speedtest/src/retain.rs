@@ -317,7 +317,18 @@ fn push_rows(
             human_bytes(opts.size)
         ));
     }
-    let (c, rd) = (median(&cr), median(&rr));
+    let (cm, rm) = (median(&cr), median(&rr));
+    // The targets are on the whole run: a median over chunks hides the
+    // chunks a policy makes slow (a run of steps), which a user waits for.
+    let rate = |ops: u64, secs: f64| (secs > 0.0).then(|| ops as f64 / secs);
+    let whole = |a: Option<f64>, b: Option<f64>| a.zip(b).filter(|(_, b)| *b > 0.0).map(|(a, b)| a / b);
+    let c = whole(rate(pol.s.lat.n as u64, pol.s.commit_secs), rate(none.s.lat.n as u64, none.s.commit_secs));
+    let rd = whole(rate(pol.s.reads as u64, pol.s.read_secs), rate(none.s.reads as u64, none.s.read_secs));
+    let shown = |x: Option<f64>, m: Option<f64>| match (x, m) {
+        (Some(x), Some(m)) => format!("{x:.2}× over the whole run (per-chunk median {m:.2}×)"),
+        (Some(x), None) => format!("{x:.2}× over the whole run"),
+        _ => "n/a".into(),
+    };
     let targets = &mut report.targets;
     targets.push(Target {
         name: "steady state within the policy's bytes (issue 20)",
@@ -328,13 +339,13 @@ fn push_rows(
     targets.push(Target {
         name: "commits while reclaiming (issue 20)",
         goal: "commits/s ≥ 0.8 × without a policy".into(),
-        measured: c.map_or("n/a".into(), |c| format!("{c:.2}× (per-chunk median)")),
+        measured: shown(c, cm),
         met: c.map(|c| c >= 0.8),
     });
     targets.push(Target {
         name: "reads while reclaiming (issue 20)",
         goal: "a reader's point SELECTs/s ≥ 0.9 × without a policy".into(),
-        measured: rd.map_or("n/a".into(), |r| format!("{r:.2}× (per-chunk median)")),
+        measured: shown(rd, rm),
         met: rd.map(|r| r >= 0.9),
     });
     targets.push(Target {
