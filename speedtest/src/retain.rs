@@ -322,8 +322,8 @@ fn push_rows(
     // chunks a policy makes slow (a run of steps), which a user waits for.
     let rate = |ops: u64, secs: f64| (secs > 0.0).then(|| ops as f64 / secs);
     let whole = |a: Option<f64>, b: Option<f64>| a.zip(b).filter(|(_, b)| *b > 0.0).map(|(a, b)| a / b);
-    let c = whole(rate(pol.s.lat.n as u64, pol.s.commit_secs), rate(none.s.lat.n as u64, none.s.commit_secs));
-    let rd = whole(rate(pol.s.reads as u64, pol.s.read_secs), rate(none.s.reads as u64, none.s.read_secs));
+    let c = whole(rate(pol.s.lat.n, pol.s.commit_secs), rate(none.s.lat.n, none.s.commit_secs));
+    let rd = whole(rate(pol.s.reads, pol.s.read_secs), rate(none.s.reads, none.s.read_secs));
     let shown = |x: Option<f64>, m: Option<f64>| match (x, m) {
         (Some(x), Some(m)) => format!("{x:.2}× over the whole run (per-chunk median {m:.2}×)"),
         (Some(x), None) => format!("{x:.2}× over the whole run"),
