@@ -295,10 +295,12 @@ class Log:
          c.payload_bytes) = struct.unpack_from("<QQQQQQIIQIBBHQIIQ", d, o + REC_HEADER)
         # "the control info's reserved bytes (52-55, 69-71) are zero; epoch >= 1; payload bytes
         # is a multiple of 8; boundary is a multiple of 8 and at least 512; base root = 0 exactly
-        # when base depth = 0, and base root crc = 0 when base root = 0"
+        # when base depth = 0, and base root crc = 0 when base root = 0"; "boundary ... at or
+        # before the record's own offset"; "a base root != 0 is a multiple of 8 and at least 512"
         if res1 or res2a or res2b or c.epoch < 1 or c.payload_bytes % 8 or c.boundary % 8 \
                 or c.boundary < HEADER_BLOCK or (c.root == 0) != (c.depth == 0) \
-                or (c.root == 0 and c.root_crc != 0):
+                or (c.root == 0 and c.root_crc != 0) or c.boundary > o \
+                or (c.root != 0 and (c.root % 8 or c.root < HEADER_BLOCK)):
             return None
         payload = o + REC_HEADER + CONTROL_INFO + STRAGGLER * c.stragglers
         # "length = 48 + 96 + 16 x stragglers + payload bytes + 16"
@@ -679,6 +681,17 @@ class Log:
             raise Damage(fm.off, "the CONTROL record of this full map's transaction right before it")
         return r
 
+    def map_starts(self, fm):
+        """ "step 5 builds its map within what the read passed (so, in format 4, not when that
+        FULL_MAP or checkpoint lacks the CONTROL record step 5 requires right before it)" """
+        if self.fmt != 4:
+            return True
+        try:
+            self.control_before(fm)
+            return True
+        except Damage:
+            return False
+
     def versions_in_place(self, latest):
         """Versions readable from the latest by following `prev commit` back ("Which versions a
         format-4 log holds": not below Vo when B > 512)."""
@@ -729,14 +742,14 @@ class Log:
 
     # ---- "Format 4": the control state and the base tree --------------------------------
     def log_end_after(self, latest, passed):
-        """ "The log end is past the latest commit and past every MARK and CONTROL record the walk
-        passed after it (up to the next COMMIT the walk passed ...)" """
+        """ "The log end is past the latest commit and past every MARK and every CONTROL record
+        with CLAIM the walk passed after it (up to the next COMMIT the walk passed ...)" """
         i = next((k for k, r in enumerate(passed) if r.off == latest.off), -1)
         end = latest.end
         for r in passed[i + 1:]:
             if r.kind == COMMIT:
                 break
-            if r.kind in (MARK, CONTROL):
+            if r.kind == MARK or (r.kind == CONTROL and r.flags & CLAIM):
                 end = r.end
         return end
 
@@ -1051,7 +1064,7 @@ class Log:
         damage = refused
         if latest is not None:
             kept = [c for c in kept if c.version <= latest.version and c.off <= latest.off]
-        fulls = {c.off: c.version for c in kept if c.is_map}
+        fulls = {c.off: c.version for c in kept if c.is_map and self.map_starts(c)}
         forward = {}
         vo = self.forward_vo
         for c in kept:

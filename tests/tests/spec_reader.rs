@@ -27,15 +27,9 @@ use pagelog_e2e::{python3, TempDir};
 /// Known disagreements, all on files in `tests/spec_reader/cases/` (none on
 /// the kept corpus): (file, what the reader from FORMAT.md says, what
 /// pagelog says, the finding of issue 9 item 4 it reproduces; details and
-/// the proposed fix in tests/spec_reader/README.md). Empty since D1-D6 were
+/// the proposed fix in tests/spec_reader/README.md). Empty since D1-D15 were
 /// settled; a new finding goes here until the spec or the code is fixed.
-const KNOWN_DISAGREEMENTS: &[(&str, &str, &str, &str)] = &[(
-    "f4-first-full-map-without-its-control.log",
-    "opens 12 damaged",
-    "opens 12 clean",
-    "D11, code (history.rs verify): version 1's full map is not preceded by its CONTROL record (it names \
-         version 2), so Log::version(1) fails; verify does not check the rule and calls the log clean",
-)];
+const KNOWN_DISAGREEMENTS: &[(&str, &str, &str, &str)] = &[];
 
 /// Format-4 cases on which both sides agree, and the outcome both must give:
 /// (file, outcome, what it shows).
@@ -74,6 +68,50 @@ const FORMAT4_AGREED: &[(&str, &str, &str)] = &[
 /// The cases of disagreements that were settled, and the outcome both sides
 /// must now give: (file, outcome, the finding and how it was settled).
 const SETTLED: &[(&str, &str, &str)] = &[
+    (
+        "f4-first-full-map-without-its-control.log",
+        "opens 12 damaged",
+        "D11, code: version 1's full map is not preceded by its CONTROL record (it names version 2), so \
+         Log::version(1) fails; verify did not check the rule and called the log clean",
+    ),
+    (
+        "f4-first-checkpoint-control-names-version-2.log",
+        "opens 12 damaged",
+        "D11, code and spec: as above for a checkpoint; `log` no longer lists version 1, and FORMAT.md says a \
+         version of the forward read needs the CONTROL record step 5 requires (the reader listed it)",
+    ),
+    (
+        "f4-checkpoint-control-copy-resealed.log",
+        "opens 12 damaged",
+        "D15, code: version 1's checkpoint names its CONTROL record with a crc that no longer matches (the copy's \
+         timestamp re-sealed): verify called the log clean and `log` listed version 1",
+    ),
+    (
+        "f4-checkpoint-index-record-resealed.log",
+        "opens 12 damaged",
+        "D15, code: a checkpoint-tree node damaged and its INDEX record's payload crc recomputed, which changes \
+         the record's trailer crc: the checkpoint no longer names its INDEX record, recovery's step 3 (and the \
+         forward read) end before it; `log` read on and exited 0 (24 variants)",
+    ),
+    (
+        "f4-checkpoint-control-record-resealed-later.log",
+        "refused damaged",
+        "D10, code: version 2's checkpoint names a CONTROL record that was re-sealed (a policy field changed): \
+         its map does not build, but `log` listed versions 2 and 3",
+    ),
+    (
+        "f4-boundary-past-the-oldest-kept-checkpoint.log",
+        "opens 269 damaged",
+        "a step's CONTROL record re-sealed with B at its own offset, past the checkpoint the kept versions' maps \
+         start from: verify walked them as reclaimed and called the log clean; a kept version's full map below B \
+         is damage",
+    ),
+    (
+        "f4-boundary-past-the-end.log",
+        "refused damaged",
+        "a reclamation step's CONTROL record re-sealed with B = 2^40, past itself and the end of the file: verify \
+         and `log` panicked on it; now such a record is not well-formed (FORMAT.md: B at or before the record)",
+    ),
     (
         "f4-torn-first-transaction-bad-straggler-table.log",
         "opens 0 clean",
@@ -347,6 +385,56 @@ fn the_spec_reader_reads_every_version_of_format_4_logs_as_pagelog_does() {
         }
     }
     assert!(checked >= 7, "only {checked} format-4 files");
+}
+
+/// `pagelog log` on format-4 files (kept corpus and cases): the versions
+/// listed ([`pagelog::Readable::listing`]) and whether damage was met (its
+/// exit code) are the reader's `readable` and `damage_met` (FORMAT.md,
+/// "Reading a damaged log" and its format-4 additions: D10, D13, D15).
+#[test]
+fn the_spec_reader_lists_the_readable_versions_of_format_4_logs_as_pagelog_log_does() {
+    let python = python3();
+    let script = root().join("tests/spec_reader/spec_reader.py");
+    let mut problems = Vec::new();
+    let mut checked = 0;
+    for dir in [root().join("vfs/tests/corpus"), root().join("tests/spec_reader/cases")] {
+        for f in files_in(&dir, &[]).into_iter().filter(|f| f.starts_with("format4-") || f.starts_with("f4-")) {
+            let tmp = TempDir::new("spec-reader-readable");
+            std::fs::copy(dir.join(&f), tmp.path(&f)).unwrap();
+            let out = Command::new(&python).arg(&script).arg(&f).current_dir(&tmp.0).output().unwrap();
+            assert!(out.status.success(), "spec_reader.py {f}: {}", String::from_utf8_lossy(&out.stderr));
+            let json = String::from_utf8_lossy(&out.stdout);
+            let reader = format!("{:?} damage {}", json_list(&json, "readable"), json_word(&json, "damage_met"));
+            let real = match pagelog::Readable::open(&tmp.path(&f)).and_then(|r| r.listing()) {
+                Ok(l) => format!(
+                    "{:?} damage {}",
+                    l.versions.iter().map(|v| v.version).collect::<Vec<_>>(),
+                    !l.damage.is_empty()
+                ),
+                Err(e) => format!("[] damage true ({e})"),
+            };
+            if reader != real {
+                problems.push(format!("{f}: `pagelog log` lists {real}, the reader from FORMAT.md {reader}"));
+            }
+            checked += 1;
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+    assert!(checked >= 12, "only {checked} format-4 files");
+}
+
+/// The numbers of the JSON list `"key": [1, 2, ...]` in the reader's output.
+fn json_list(json: &str, key: &str) -> Vec<u64> {
+    let at = json.find(&format!("\"{key}\": [")).unwrap_or_else(|| panic!("no {key} in {json}"));
+    let rest = &json[at + key.len() + 5..];
+    let list = &rest[..rest.find(']').expect("a closed list")];
+    list.split(',').filter(|x| !x.trim().is_empty()).map(|x| x.trim().parse().expect("a version")).collect()
+}
+
+/// The word after `"key": ` in the reader's output (`true`, `false`).
+fn json_word(json: &str, key: &str) -> String {
+    let at = json.find(&format!("\"{key}\": ")).unwrap_or_else(|| panic!("no {key} in {json}"));
+    json[at + key.len() + 4..].chars().take_while(|c| c.is_ascii_alphanumeric()).collect()
 }
 
 /// Issue 25, item 5: the corpus README's tables say, in their last column,

@@ -20,8 +20,10 @@ use crate::cli::{CmdResult, Context, Progress};
 ///
 /// --format 4 rewrites the log in format 4 (in development: docs/format-4.md),
 /// which can keep a retention policy (`pagelog retain`) and free old versions
-/// in place while the database is in use. Logs are created in, and upgraded
-/// to, format 3 by default.
+/// in place while the database is in use. Format 4 is a preview: a log
+/// written in it by this build is not promised to open in a later one (keep
+/// a format-3 copy, or `pagelog export` it). Logs are created in, and
+/// upgraded to, format 3 by default.
 #[derive(clap::Args)]
 #[command(verbatim_doc_comment)]
 pub struct Args {

@@ -193,7 +193,8 @@ impl ControlInfo {
 
     /// Decodes and checks what the record alone can show: reserved bytes
     /// zero, the payload a whole number of words, a boundary at or after the
-    /// first record and 8-aligned, a base root given whole or not at all.
+    /// first record and 8-aligned, a base root given whole or not at all,
+    /// and at a multiple of 8, at least 512.
     /// `None`: not a valid control info.
     pub fn decode(b: &[u8]) -> Option<ControlInfo> {
         if b.len() < CONTROL_INFO_SIZE
@@ -219,8 +220,14 @@ impl ControlInfo {
             payload_bytes: u64_at(b, CTL_PAYLOAD_BYTES),
         };
         let root_whole = (c.base_root == 0) == (c.base_depth == 0) && (c.base_root != 0 || c.base_crc == 0);
-        let ok =
-            c.epoch >= 1 && c.payload_bytes % 8 == 0 && c.boundary >= FIRST_RECORD && c.boundary % 8 == 0 && root_whole;
+        // A root node lies where nodes can: 8-aligned, after the header.
+        let root_placed = c.base_root == 0 || (c.base_root % 8 == 0 && c.base_root >= FIRST_RECORD);
+        let ok = c.epoch >= 1
+            && c.payload_bytes % 8 == 0
+            && c.boundary >= FIRST_RECORD
+            && c.boundary % 8 == 0
+            && root_whole
+            && root_placed;
         ok.then_some(c)
     }
 
@@ -757,6 +764,12 @@ mod tests {
         no_root.base_depth = 2; // a depth without a root
         no_root.encode(&mut b);
         assert_eq!(super::ControlInfo::decode(&b), None);
+        for root in [(3 << 20) + 4, 256] {
+            let mut misplaced = c; // a root node not 8-aligned, or in the header block
+            misplaced.base_root = root;
+            misplaced.encode(&mut b);
+            assert_eq!(super::ControlInfo::decode(&b), None, "root at {root}");
+        }
     }
 
     use super::*;

@@ -165,6 +165,17 @@ pub(crate) fn describe_link(rec: &Rec) -> String {
     )
 }
 
+/// The bound on `db pages` recovery's walk applies (a larger size ends it:
+/// in an unclaimed tail, that is a torn tail, not damage).
+fn db_pages_bound(rec: &Rec, len: u64) -> Option<Problem> {
+    let limit = format::max_db_pages(len);
+    (rec.info.db_pages as u64 > limit).then(|| Problem {
+        offset: rec.offset + (format::RECORD_HEADER_SIZE + format::CI_DB_PAGES) as u64,
+        expected: format!("a database size of at most {limit} pages in a file of {len} bytes"),
+        found: format!("{} pages", rec.info.db_pages),
+    })
+}
+
 /// Format 4: what a log's retention policy keeps (docs/format-4.md).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RetentionState {
@@ -373,6 +384,8 @@ impl Log {
         let mut w = Walk { txn_start: format::FIRST_RECORD, ..Default::default() };
         let mut pos = format::FIRST_RECORD;
         let mut prev = Prev::NONE;
+        // What recovery found, just before (the walk must reach it).
+        let recovered = self.latest();
         // Format 4: start at the boundary recovery found (see the module
         // documentation); the record there follows a freed commit.
         let control = self.lock().control.clone();
@@ -413,6 +426,11 @@ impl Log {
                                 w.control = Some(st.control.clone());
                             }
                             Err(Error::Corrupt { offset, expected, found, .. }) => {
+                                // Its base tree is damaged: the zeros are
+                                // still declared freed, the versions read
+                                // through it are damaged.
+                                w.unproven = None;
+                                w.oldest = c.control.oldest_version;
                                 let p = Problem { offset, expected, found };
                                 rep.items.push(Item { version: None, offset, txn_start: offset, problem: Some(p) });
                             }
@@ -424,6 +442,14 @@ impl Log {
         }
         let start = pos;
         w.start = pos;
+        if w.mid_start && prev.offset != 0 {
+            // The freed commit the record at the start names: a horizon may
+            // name it, exactly (FORMAT.md, "Claims").
+            w.commits.insert(prev.offset, (prev.version, prev.crc));
+            w.freed_version = prev.version;
+        }
+        // The last INDEX record since the previous commit (format 4).
+        let mut index: Option<(u64, u32)> = None;
         // The first problem that ends the walk, and the version it concerns.
         let mut stop: Option<(u64, Problem)> = None;
         while pos < len {
@@ -469,6 +495,9 @@ impl Log {
                 continue;
             }
             if !rec.is_commit() {
+                if rec.is_index() {
+                    index = Some((rec.offset, rec.crc));
+                }
                 pos = rec.end();
                 continue;
             }
@@ -476,6 +505,28 @@ impl Log {
             if w.mid_start && w.page_size == 0 && !rec.is_map() {
                 // Before the first full map after the boundary: a reclaimed
                 // version whose map cannot be built (its full map was freed).
+                // Its record must still keep step 3's rules, or the walk
+                // from B (the forward read) ends there.
+                if let Some(p) = db_pages_bound(&rec, len) {
+                    stop = Some((version, p));
+                    break;
+                }
+                // A kept version's full map lies at or after B (FORMAT.md,
+                // "Which versions a format-4 log holds"): one that does not
+                // cannot be read, which is damage, not reclamation.
+                if w.oldest > 0 && version >= w.oldest {
+                    let p = Problem {
+                        offset: rec.info.full_map_offset,
+                        expected: format!(
+                            "the full page map of version {version} (kept: the oldest kept is {}) at or after the \
+                             boundary {}",
+                            w.oldest, w.start
+                        ),
+                        found: "one below it, in the freed region".into(),
+                    };
+                    stop = Some((version, p));
+                    break;
+                }
                 let entries = self.read_entries(&rec)?;
                 if let Some((offset, expected, found)) = self.check_commit(&rec, &entries, u64::MAX)? {
                     stop = Some((version, Problem { offset, expected, found }));
@@ -486,9 +537,16 @@ impl Log {
                 pos = rec.end();
                 w.txn_start = pos;
                 w.marked = false;
+                index = None;
                 continue;
             }
             if let Some(p) = self.check_structure(&rec, &prev, &w, len)? {
+                stop = Some((version, p));
+                break;
+            }
+            // Its map must build (step 5), and recovery's walk ends before a
+            // checkpoint that does not name its transaction's records.
+            if let Some(p) = self.map_links(salt, len, &rec, index.take())? {
                 stop = Some((version, p));
                 break;
             }
@@ -586,7 +644,8 @@ impl Log {
             rep.items.retain(|i| i.version.is_none_or(|v| v >= w.oldest));
             rep.reclaimed_versions += (before - rep.items.len()) as u64;
         }
-        rep.bytes_checked = if stop.is_some() { pos } else { len } - rep.freed_bytes;
+        // (A crafted boundary may lie past the end of the file.)
+        rep.bytes_checked = if stop.is_some() { pos } else { len }.saturating_sub(rep.freed_bytes);
         rep.end = w.txn_start;
 
         // The last well-formed record of the file may name a later horizon
@@ -646,6 +705,22 @@ impl Log {
                 }
             }
         }
+        // And the walk must reach recovery's latest commit: a problem before
+        // it lies in history recovery accepted, whatever version it names.
+        let reached = recovered.number == 0
+            || recovered.end > len
+            || w.commits.get(&recovered.commit_offset) == Some(&(recovered.number, recovered.commit_crc));
+        if rep.recovery_error.is_none() && !reached && rep.damage().is_none() {
+            let p = Problem {
+                offset: rep.end,
+                expected: format!(
+                    "the walk to reach version {} at {}, as recovery (what `open` does) does",
+                    recovered.number, recovered.commit_offset
+                ),
+                found: format!("it stops at version {walked}"),
+            };
+            rep.items.push(Item { version: None, offset: rep.end, txn_start: rep.end, problem: Some(p) });
+        }
         if rep.recovery_error.is_none() && rep.recovered_version.unwrap_or(0) < walked && rep.damage().is_none() {
             let p = Problem {
                 offset: rep.end,
@@ -659,7 +734,6 @@ impl Log {
 
     /// Checks of a commit that must pass before its entries can be applied.
     fn check_structure(&self, rec: &Rec, prev: &Prev, w: &Walk, len: u64) -> Result<Option<Problem>> {
-        let at_info = rec.offset + format::RECORD_HEADER_SIZE as u64;
         if prev.offset == 0 && !rec.is_map() {
             return Ok(Some(Problem {
                 offset: rec.offset + format::RH_FLAGS as u64,
@@ -674,17 +748,7 @@ impl Log {
                 found: rec.h.page_size.to_string(),
             }));
         }
-        // The bound recovery applies (a larger size ends its walk: in an
-        // unclaimed tail, that is a torn tail, not damage).
-        let limit = format::max_db_pages(len);
-        if rec.info.db_pages as u64 > limit {
-            return Ok(Some(Problem {
-                offset: at_info + format::CI_DB_PAGES as u64,
-                expected: format!("a database size of at most {limit} pages in a file of {len} bytes"),
-                found: format!("{} pages", rec.info.db_pages),
-            }));
-        }
-        Ok(None)
+        Ok(db_pages_bound(rec, len))
     }
 
     /// Computes the crc of every frame in `rec`'s payload region.
@@ -769,7 +833,8 @@ impl Log {
             return Ok(Problem {
                 offset: pos,
                 expected,
-                found: format!("the end of the file after {} bytes", len - pos),
+                // (pos may lie past the end: a crafted boundary.)
+                found: format!("the end of the file after {} bytes", len.saturating_sub(pos)),
             });
         }
         let hb = self.read_vec(pos, hs as usize)?;
@@ -828,6 +893,79 @@ impl Log {
             Err(Error::Corrupt { offset, expected, found, .. }) => Ok(Err(Problem { offset, expected, found })),
             Err(e) => Err(e),
         }
+    }
+
+    /// Format 4 (FORMAT.md, "Where CONTROL records lie", step 3 and step 5
+    /// with checkpoints): a FULL_MAP or checkpoint commit `rec` is
+    /// immediately preceded by the CONTROL record of its own transaction
+    /// (ending at its offset, naming the same commit; for a
+    /// checkpoint, the one its checkpoint info names by offset and crc), and
+    /// a checkpoint's `index record`, when not 0, is `index`, the last INDEX
+    /// record since the previous commit. A version whose map starts at a
+    /// commit that fails this does not read: the problem is damage at `rec`.
+    pub(crate) fn map_links(
+        &self,
+        salt: u64,
+        len: u64,
+        rec: &Rec,
+        index: Option<(u64, u32)>,
+    ) -> Result<Option<Problem>> {
+        if self.format() < format::FORMAT_V4 || !rec.is_commit() || !rec.is_map() {
+            return Ok(None);
+        }
+        let ck = &rec.ckpt;
+        if rec.is_checkpoint() && ck.index != 0 && index != Some((ck.index, ck.index_crc)) {
+            return Ok(Some(Problem {
+                offset: rec.offset,
+                expected: format!(
+                    "the INDEX record of this checkpoint's transaction at {} (crc {:#010x}), as its checkpoint info says",
+                    ck.index, ck.index_crc
+                ),
+                found: match index {
+                    Some((o, c)) => format!("the last INDEX record before it at {o} (crc {c:#010x})"),
+                    None => "no INDEX record since the previous commit".into(),
+                },
+            }));
+        }
+        self.control_link(salt, len, rec)
+    }
+
+    /// The CONTROL-record half of [`Log::map_links`]: what step 5 checks
+    /// of the full map (or checkpoint) a version's map starts from.
+    pub(crate) fn control_link(&self, salt: u64, len: u64, rec: &Rec) -> Result<Option<Problem>> {
+        if self.format() < format::FORMAT_V4 || !rec.is_commit() || !rec.is_map() {
+            return Ok(None);
+        }
+        let ck = &rec.ckpt;
+        let ts = format::TRAILER_SIZE as u64;
+        let control = if rec.offset >= format::FIRST_RECORD + ts {
+            let ro = format::trailer_record_offset(&self.read_vec(rec.offset - ts, format::TRAILER_SIZE)?);
+            self.read_record(salt, ro, len)?.filter(|r| r.is_control() && r.end() == rec.offset)
+        } else {
+            None
+        };
+        let what = if rec.is_checkpoint() { "checkpoint" } else { "full map" };
+        let expected = if rec.is_checkpoint() {
+            format!(
+                "the CONTROL record of this checkpoint's transaction right before it, at {} (crc {:#010x}) as its \
+                 checkpoint info says (format 4)",
+                ck.control, ck.control_crc
+            )
+        } else {
+            format!("the CONTROL record of this {what}'s transaction right before it (format 4)")
+        };
+        let found = match control {
+            None => "no well-formed CONTROL record ending there".to_string(),
+            Some(c) if c.prev_link() != rec.prev_link() => format!(
+                "the CONTROL record at {} of version {} following the commit at {} (prev crc {:#010x})",
+                c.offset, c.h.version, c.h.prev_commit, c.h.prev_crc
+            ),
+            Some(c) if rec.is_checkpoint() && (c.offset, c.crc) != (ck.control, ck.control_crc) => {
+                format!("the CONTROL record at {} (crc {:#010x})", c.offset, c.crc)
+            }
+            Some(_) => return Ok(None),
+        };
+        Ok(Some(Problem { offset: rec.offset, expected, found }))
     }
 
     /// The newest well-formed CONTROL record at or after `floor`, found by
@@ -1043,6 +1181,9 @@ struct Walk {
     low_based: HashSet<u64>,
     /// Where the walk started.
     start: u64,
+    /// The version of the freed commit the record at the start names (0:
+    /// the walk started at 512).
+    freed_version: u64,
     /// The walk started after 512 (at the boundary): commits before the
     /// first full map after it have no map to check.
     mid_start: bool,
@@ -1174,9 +1315,12 @@ impl Walk {
         let (hv, ho, hc) = (rec.info.horizon_version, rec.info.horizon_offset, rec.info.horizon_crc);
         // No horizon is (0, 0, 0); any other must name an earlier commit
         // exactly (a version with offset 0 names none: damage).
-        let freed = self.control.as_ref().is_some_and(|c| ho < c.boundary());
+        // One below the boundary names a freed commit, which cannot be read:
+        // it must be older than the one the record at the boundary names
+        // (or that one, exactly).
+        let freed = self.control.as_ref().is_some_and(|c| ho < c.boundary()) && hv < self.freed_version;
         let horizon_ok = hv < version
-            && if ho == 0 { hv == 0 && hc == 0 } else { freed || self.commits.get(&ho) == Some(&(hv, hc)) };
+            && if ho == 0 { hv == 0 && hc == 0 } else { self.commits.get(&ho) == Some(&(hv, hc)) || freed };
         if !horizon_ok {
             problem.get_or_insert(Problem {
                 offset: at_info + format::CI_HORIZON_VERSION as u64,

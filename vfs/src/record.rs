@@ -189,6 +189,11 @@ impl Log {
             first[have..].copy_from_slice(&rest);
         }
         let Some(c0) = ControlInfo::decode(&first) else { return Ok(None) };
+        // The boundary a record sets lies at or before the record itself
+        // (what it frees was written before it).
+        if c0.boundary > offset {
+            return Ok(None);
+        }
         let lay = format::control_layout(&c0);
         if lay.length != h.length {
             return Ok(None);

@@ -644,16 +644,36 @@ impl Log {
                     }
                 }
             };
+            // A later commit names its map commit by offset only: where the
+            // search goes on from the map commit (or reads it), the record
+            // right after it must name it, crc included, as the `prev commit`
+            // chain from the latest would (FORMAT.md, "Finding an older
+            // version"). A map commit whose bytes changed and whose crc was
+            // recomputed is then not taken for the one the chain passes.
+            let follows = |ck: &Rec| -> Result<()> {
+                if ck.offset == r.offset {
+                    return Ok(());
+                }
+                match self.read_record(salt, ck.end(), len)? {
+                    Some(x) if x.h.prev_commit == ck.offset && x.h.prev_crc == ck.crc => Ok(()),
+                    _ => Err(self.corrupt(
+                        ck.end(),
+                        format!("a record naming the full page map of version {} at {}", ck.h.version, ck.offset),
+                        "none",
+                    )),
+                }
+            };
+            if ck.h.version < n && n - ck.h.version > r.h.version - n {
+                // Inside this interval, nearer its end: back from `r`.
+                return self.walk_back(salt, len, r, n);
+            }
+            follows(&ck)?;
             if ck.h.version == n {
                 return Ok(ck);
             }
             if ck.h.version < n {
-                // Inside this interval.
-                return if n - ck.h.version <= r.h.version - n {
-                    self.forward_to(salt, len, &ck, &r, n)
-                } else {
-                    self.walk_back(salt, len, r, n)
-                };
+                // Inside this interval, nearer its start.
+                return self.forward_to(salt, len, &ck, &r, n);
             }
             if ck.h.prev_commit == 0 {
                 // The oldest version kept in this (compacted) file is newer than n.

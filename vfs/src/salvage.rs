@@ -281,7 +281,12 @@ impl Readable {
                 Some(c) if c.control.boundary >= start.pos => {
                     oldest = c.control.oldest_version;
                     let mut st = self.log.lock();
-                    self.log.install_control(&mut st, c, c.end())?;
+                    // A damaged base tree is damage of the versions read
+                    // through it, named here; the zeros are still freed and
+                    // what the read passed is still listed.
+                    if let Err(e) = self.log.install_control(&mut st, c, c.end()) {
+                        out.damage.push(problem(e)?);
+                    }
                 }
                 _ => {
                     out.damage.push(Problem {
@@ -373,6 +378,8 @@ impl Readable {
         let mut marked = false;
         let mut durable = start.durable;
         let mut clean = false;
+        // The last INDEX record since the previous commit (format 4).
+        let mut index: Option<(u64, u32)> = None;
         let end = loop {
             let Some(rec) = log.read_record(salt, pos, len)? else {
                 let p = log.describe_bad_record(salt, pos, len, &prev)?;
@@ -407,10 +414,15 @@ impl Readable {
                 continue;
             }
             if !rec.is_commit() {
+                if rec.is_index() {
+                    index = Some((rec.offset, rec.crc));
+                }
                 pos = rec.end();
                 continue;
             }
-            if prev.offset == 0 && !rec.is_map() {
+            // (A read from the boundary takes the record there as it names
+            // its commit, even none: that record is a reclaimed version's.)
+            if prev.offset == 0 && start.pos == format::FIRST_RECORD && !rec.is_map() {
                 break stop("a full page map (the first commit of a log)".into(), "a delta".into());
             }
             if prev_ps != 0 && !rec.is_map() && rec.h.page_size != prev_ps {
@@ -419,6 +431,12 @@ impl Readable {
                     rec.h.page_size.to_string(),
                 );
             }
+            // Step 3 ends before a checkpoint that does not name its
+            // transaction's INDEX and CONTROL records; a full map without its
+            // CONTROL record starts no map that builds (step 5).
+            if let Some(p) = log.map_links(salt, len, &rec, index.take())? {
+                break Some(p);
+            }
             let entries = log.read_entries(&rec)?;
             if let Err(e) = log.check_map_structure(&rec, &entries, len) {
                 break Some(problem(e)?);
@@ -426,7 +444,10 @@ impl Readable {
             let claim = if rec.h.flags & format::FLAG_SEALED != 0 { rec.link() } else { rec.horizon() };
             // A claim of a commit before where the read started (a freed
             // region's) cannot be checked, and is not damage.
-            let before_start = claim.offset < start.pos && claim.version <= start.prev.version;
+            // (A read from 512 has no such commit: a claim of version 0 with
+            // an offset or crc, or at an offset below 512, names none.)
+            let before_start =
+                start.pos > format::FIRST_RECORD && claim.offset < start.pos && claim.version <= start.prev.version;
             if claim != Link::default() && claim.version <= rec.h.version && !before_start {
                 let named = if claim.version == rec.h.version {
                     rec.link()
@@ -586,10 +607,15 @@ impl MapPath {
             Some(full) if full.is_commit() && full.is_map() && full.h.version <= rec.h.version => {
                 let entries = log.read_entries(&full)?;
                 match log.check_map_structure(&full, &entries, len) {
-                    Ok(()) => {
-                        p.pos = full.end();
-                        p.last = Some(full);
-                    }
+                    // Format 4: step 5 needs its CONTROL record right before
+                    // it (a checkpoint: the one its checkpoint info names).
+                    Ok(()) => match log.control_link(salt, len, &full)? {
+                        Some(bad) => p.broken = Some(bad),
+                        None => {
+                            p.pos = full.end();
+                            p.last = Some(full);
+                        }
+                    },
                     Err(e) => p.broken = Some(problem(e)?),
                 }
             }
