@@ -16,7 +16,7 @@
 //!    touched through a map would stay in the process's RSS).
 //! 4. What is remembered is bounded: the frame tags are 2 bytes per 512 of
 //!    the map, the patch cache a fixed number of entries, the node cache
-//!    [`LEAVES_CACHED`] leaves and [`INNER_CACHED`] inner nodes (~6.5 MiB
+//!    [`LEAVES_CACHED`] leaves and [`INNER_CACHED`] inner nodes (~7 MiB
 //!    at most).
 
 use std::collections::HashMap;
@@ -66,17 +66,25 @@ pub struct Mapping {
 pub(crate) struct NodeCache {
     leaves: HashMap<u64, (u32, Box<[u8; tree::LEAF_SIZE]>), NodeHasher>,
     inner: HashMap<u64, (u32, Box<[u8]>), NodeHasher>,
+    /// The keys of `leaves` and `inner`: a full part forgets one at random
+    /// (forgetting everything at once, or the oldest, made reads that cycle
+    /// through more leaves than the cache holds re-read nearly every leaf).
+    leaf_keys: Vec<u64>,
+    inner_keys: Vec<u64>,
+    /// xorshift state for picking what to forget.
+    rng: u64,
 }
 
 type NodeHasher = std::hash::BuildHasherDefault<crate::overlay::PageHasher>;
 
-/// How many checked leaves `Mapping::nodes` holds at most: 14,336 (7/8 of
-/// 16,384, so the table never grows past 16,384 buckets of 24 bytes; with
-/// the boxes of 264 bytes, ~4.3 MiB), the leaves of 229,376 pages (896 MiB
-/// of 4 KiB pages) last read.
+/// How many checked leaves `Mapping::nodes` holds at most: 14,336, the
+/// leaves of 229,376 pages (896 MiB of 4 KiB pages). Memory: the boxes of
+/// 264 bytes (~3.9 MiB) and a table that forgetting and adding (which
+/// leave tombstones) grow to at most 32,768 buckets of 24 bytes, half of
+/// its capacity, where it is rehashed in place (0.8 MiB): ~4.7 MiB.
 const LEAVES_CACHED: usize = 16_384 / 8 * 7;
 
-/// How many checked inner nodes it holds at most: 2,048 (2.1 MiB with the
+/// How many checked inner nodes it holds at most: 2,048 (~2.2 MiB with the
 /// table), every inner node of an 8 GiB database's tree.
 const INNER_CACHED: usize = 2_048;
 
@@ -100,19 +108,45 @@ impl NodeCache {
 
     fn insert(&mut self, at: u64, crc: u32, level: u8, b: &[u8]) {
         // A cache: forgetting only costs a read and a check.
+        // One goes before the new one comes in, so a table never holds
+        // more than its bound (and never grows past it).
         if level == 0 {
             let Ok(b) = <[u8; tree::LEAF_SIZE]>::try_from(b) else { return };
-            let b = Box::new(b);
-            if self.leaves.len() >= LEAVES_CACHED {
-                self.leaves.clear();
+            if !self.leaves.contains_key(&at) {
+                match self.victim(self.leaf_keys.len(), LEAVES_CACHED) {
+                    Some(i) => self.leaves.remove(&std::mem::replace(&mut self.leaf_keys[i], at)),
+                    None => {
+                        self.leaf_keys.push(at);
+                        None
+                    }
+                };
             }
-            self.leaves.insert(at, (crc, b));
+            self.leaves.insert(at, (crc, Box::new(b)));
         } else {
-            if self.inner.len() >= INNER_CACHED {
-                self.inner.clear();
+            if !self.inner.contains_key(&at) {
+                match self.victim(self.inner_keys.len(), INNER_CACHED) {
+                    Some(i) => self.inner.remove(&std::mem::replace(&mut self.inner_keys[i], at)),
+                    None => {
+                        self.inner_keys.push(at);
+                        None
+                    }
+                };
             }
             self.inner.insert(at, (crc, b.into()));
         }
+    }
+
+    /// Which of `len` keys to forget for a new one, if `len` reached `cap`.
+    fn victim(&mut self, len: usize, cap: usize) -> Option<usize> {
+        if len < cap {
+            return None;
+        }
+        let mut x = self.rng | 1;
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        self.rng = x;
+        Some((x % len as u64) as usize)
     }
 }
 
@@ -445,10 +479,18 @@ mod tests {
         }
         let last = 3 * LEAVES_CACHED as u64 - 1;
         assert_eq!(c.get((1 << 20) + last * 8, last as u32, 0), Some(&leaf(last)[..]));
+        assert_eq!(c.leaves.len(), LEAVES_CACHED);
+        assert_eq!(c.leaf_keys.len(), LEAVES_CACHED);
+        let mut keys = c.leaf_keys.clone();
+        keys.sort_unstable();
+        keys.dedup();
+        assert_eq!(keys.len(), LEAVES_CACHED, "each cached leaf once");
+        assert!(keys.iter().all(|k| c.leaves.contains_key(k)));
         for i in 0..3 * INNER_CACHED as u64 {
             c.insert((1 << 30) + i * 8, 1, 1, &[1u8; tree::INNER_SIZE]);
             assert!(c.inner.len() <= INNER_CACHED);
         }
-        assert!(c.leaves.capacity() <= 16_384 / 8 * 7, "the table never grew past 16,384 buckets");
+        assert_eq!(c.inner_keys.len(), INNER_CACHED);
+        assert!(c.leaves.capacity() <= 32_768 / 8 * 7, "the table never grew past 32,768 buckets");
     }
 }
