@@ -546,7 +546,12 @@ impl Log {
             }
             // Its map must build (step 5), and recovery's walk ends before a
             // checkpoint that does not name its transaction's records.
-            if let Some(p) = self.map_links(salt, len, &rec, index.take())? {
+            // A reclaimed checkpoint right at the boundary (below): its
+            // INDEX and CONTROL records lay before B and were freed with
+            // its version; there is nothing left to link.
+            let reclaimed_at_b = w.mid_start && w.page_size == 0 && version < w.oldest && rec.offset == w.start;
+            let links = if reclaimed_at_b { None } else { self.map_links(salt, len, &rec, index.take())? };
+            if let Some(p) = links {
                 stop = Some((version, p));
                 break;
             }
