@@ -5,8 +5,8 @@
 //! # Invariants
 //! 1. A lookup reads at most `depth` nodes, each through
 //!    `Mapping::node`: checked against the crc its parent (or the
-//!    checkpoint) holds on its first read in this process, from the map
-//!    after; damage is `Error::Corrupt` naming the node's offset, never a
+//!    checkpoint) holds on its first read in this process, from the
+//!    process's node cache after; damage is `Error::Corrupt` naming the node's offset, never a
 //!    wrong slot.
 //! 2. Memory is the overlay (bounded by the writer) and the process's node
 //!    cache (bounded): nothing proportional to the database.
@@ -314,7 +314,7 @@ pub(crate) fn lookup(m: &Mapping, end: u64, control: &Control, root: Root, pgno:
     }
     let (mut ptr, mut first) = (tree::Slot { offset: root.offset, crc: root.crc }, 0u32);
     // Fast path: the levels whose nodes this process has checked, under one
-    // lock of the cache, read from the map (`Mapping::node`'s invariant).
+    // lock of the cache, read from the cache (`Mapping::node`'s invariant).
     {
         let cache = m.node_cache();
         loop {
@@ -323,10 +323,10 @@ pub(crate) fn lookup(m: &Mapping, end: u64, control: &Control, root: Root, pgno:
             }
             let (at, bound) = place(m, end, control, ptr, level)?;
             let len = tree::node_size(level) as u64;
-            if cache.get(&at) != Some(&ptr.crc) || at.checked_add(len).is_none_or(|e| e > bound || e > m.cap) {
+            if at.checked_add(len).is_none_or(|e| e > bound) {
                 break;
             }
-            let b = m.slice(at, len as usize);
+            let Some(b) = cache.get(at, ptr.crc, level) else { break };
             if level == 0 {
                 return Ok(tree::slot_at(b, (pgno - first) as usize));
             }

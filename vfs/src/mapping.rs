@@ -10,9 +10,14 @@
 //!    `tree::Damage`) naming the offset, never wrong data.
 //! 3. A first read goes through `pread`, not the map, so a file cut short
 //!    by another program gives an error, not SIGBUS; only checked bytes are
-//!    handed out as slices of the map.
+//!    handed out as slices of the map. Index-tree nodes are never read
+//!    through the map: the node cache holds the bytes it checked, so the
+//!    memory nodes take is the cache's, not the map's (every node page
+//!    touched through a map would stay in the process's RSS).
 //! 4. What is remembered is bounded: the frame tags are 2 bytes per 512 of
-//!    the map, the patch and node caches a fixed number of entries each.
+//!    the map, the patch cache a fixed number of entries, the node cache
+//!    [`LEAVES_CACHED`] leaves and [`INNER_CACHED`] inner nodes (~7 MiB
+//!    at most).
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -21,8 +26,6 @@ use std::sync::atomic::{AtomicU16, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use memmap2::{Mmap, MmapOptions};
-
-use std::borrow::Cow;
 
 use crate::error::{Error, Result};
 use crate::format;
@@ -49,19 +52,103 @@ pub struct Mapping {
     /// Patches this process has checked (invariant 5): offset → the crc
     /// of the page it makes. Shared by all mappings of one log.
     pub(crate) patches: Arc<Mutex<HashMap<u64, u32>>>,
-    /// Index-tree nodes this process has checked: offset → crc (format 4).
-    /// Shared by all mappings of one log; bounded by [`NODES_REMEMBERED`].
+    /// Index-tree nodes this process has checked, with their bytes (format
+    /// 4). Shared by all mappings of one log; bounded (invariant 4).
     pub(crate) nodes: Arc<Mutex<NodeCache>>,
 }
 
 /// Checked index-tree nodes: where each was read → the crc it was checked
-/// against (a multiplication for a hash: it is probed once a tree level).
-pub(crate) type NodeCache = HashMap<u64, u32, std::hash::BuildHasherDefault<crate::overlay::PageHasher>>;
+/// against and its bytes (a multiplication for a hash: it is probed once a
+/// tree level).
+/// Nodes are boxed: held inline, the table's spare buckets (up to half of
+/// it after a growth) would be memory too.
+#[derive(Default)]
+pub(crate) struct NodeCache {
+    leaves: HashMap<u64, (u32, Box<[u8; tree::LEAF_SIZE]>), NodeHasher>,
+    inner: HashMap<u64, (u32, Box<[u8]>), NodeHasher>,
+    /// The keys of `leaves` and `inner`: a full part forgets one at random
+    /// (forgetting everything at once, or the oldest, made reads that cycle
+    /// through more leaves than the cache holds re-read nearly every leaf).
+    leaf_keys: Vec<u64>,
+    inner_keys: Vec<u64>,
+    /// xorshift state for picking what to forget.
+    rng: u64,
+}
 
-/// How many checked index-tree nodes `Mapping::nodes` remembers at most
-/// (about 1 MiB with the map's overhead): every inner node of a 64 GiB
-/// database's tree, and the leaves last read.
-const NODES_REMEMBERED: usize = 1 << 15;
+type NodeHasher = std::hash::BuildHasherDefault<crate::overlay::PageHasher>;
+
+/// How many checked leaves `Mapping::nodes` holds at most: 14,336, the
+/// leaves of 229,376 pages (896 MiB of 4 KiB pages). Memory: the boxes of
+/// 264 bytes (~3.9 MiB) and a table that forgetting and adding (which
+/// leave tombstones) grow to at most 32,768 buckets of 24 bytes, half of
+/// its capacity, where it is rehashed in place (0.8 MiB): ~4.7 MiB.
+const LEAVES_CACHED: usize = 16_384 / 8 * 7;
+
+/// How many checked inner nodes it holds at most: 2,048 (~2.2 MiB with the
+/// table), every inner node of an 8 GiB database's tree.
+const INNER_CACHED: usize = 2_048;
+
+impl NodeCache {
+    /// The bytes of the node of `level` read at `at`, if they were checked
+    /// against `crc`.
+    #[inline]
+    pub(crate) fn get(&self, at: u64, crc: u32, level: u8) -> Option<&[u8]> {
+        if level == 0 {
+            match self.leaves.get(&at) {
+                Some((c, b)) if *c == crc => Some(&b[..]),
+                _ => None,
+            }
+        } else {
+            match self.inner.get(&at) {
+                Some((c, b)) if *c == crc => Some(b),
+                _ => None,
+            }
+        }
+    }
+
+    fn insert(&mut self, at: u64, crc: u32, level: u8, b: &[u8]) {
+        // A cache: forgetting only costs a read and a check.
+        // One goes before the new one comes in, so a table never holds
+        // more than its bound (and never grows past it).
+        if level == 0 {
+            let Ok(b) = <[u8; tree::LEAF_SIZE]>::try_from(b) else { return };
+            if !self.leaves.contains_key(&at) {
+                match self.victim(self.leaf_keys.len(), LEAVES_CACHED) {
+                    Some(i) => self.leaves.remove(&std::mem::replace(&mut self.leaf_keys[i], at)),
+                    None => {
+                        self.leaf_keys.push(at);
+                        None
+                    }
+                };
+            }
+            self.leaves.insert(at, (crc, Box::new(b)));
+        } else {
+            if !self.inner.contains_key(&at) {
+                match self.victim(self.inner_keys.len(), INNER_CACHED) {
+                    Some(i) => self.inner.remove(&std::mem::replace(&mut self.inner_keys[i], at)),
+                    None => {
+                        self.inner_keys.push(at);
+                        None
+                    }
+                };
+            }
+            self.inner.insert(at, (crc, b.into()));
+        }
+    }
+
+    /// Which of `len` keys to forget for a new one, if `len` reached `cap`.
+    fn victim(&mut self, len: usize, cap: usize) -> Option<usize> {
+        if len < cap {
+            return None;
+        }
+        let mut x = self.rng | 1;
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        self.rng = x;
+        Some((x % len as u64) as usize)
+    }
+}
 
 /// How many checked patches `Mapping::patches` remembers at most (about
 /// 3 MiB): a long-lived writer adds one a commit.
@@ -306,9 +393,10 @@ impl Mapping {
     /// read at `at` (`ptr.offset`, or where the node was relocated to),
     /// which must end at or before `end` (a committed end): read with pread
     /// and checked (`tree::check`, as the node at `ptr.offset`) on its first
-    /// read in this process, from the map afterwards (invariants 2, 3).
+    /// read in this process, from the node cache afterwards (invariants
+    /// 2, 3).
     /// Damage is `Error::Corrupt` naming the node's offset.
-    pub(crate) fn node(&self, ptr: tree::Slot, at: u64, level: u8, first: u32, end: u64) -> Result<Cow<'_, [u8]>> {
+    pub(crate) fn node(&self, ptr: tree::Slot, at: u64, level: u8, first: u32, end: u64) -> Result<Vec<u8>> {
         use std::os::unix::fs::FileExt;
         let len = tree::node_size(level);
         let corrupt = |d: tree::Damage| {
@@ -321,9 +409,8 @@ impl Mapping {
             let found = format!("an offset outside the committed log (which ends at {end})");
             return Err(corrupt(tree::Damage { offset: ptr.offset, expected: what(), found }));
         }
-        let cached = self.nodes.lock().unwrap_or_else(|p| p.into_inner()).get(&at) == Some(&ptr.crc);
-        if cached {
-            return Ok(Cow::Borrowed(self.slice(at, len)));
+        if let Some(b) = self.nodes.lock().unwrap_or_else(|p| p.into_inner()).get(at, ptr.crc, level) {
+            return Ok(b.to_vec());
         }
         let file = self.file.as_ref().expect("read through an empty mapping");
         let mut b = vec![0u8; len];
@@ -335,12 +422,8 @@ impl Mapping {
             return Err(Error::io(&self.path, "read", Some(at), e));
         }
         tree::check(&b, ptr.offset, ptr.crc, level, first).map_err(corrupt)?;
-        let mut m = self.nodes.lock().unwrap_or_else(|p| p.into_inner());
-        if m.len() >= NODES_REMEMBERED {
-            m.clear(); // a cache: forgetting only costs a check
-        }
-        m.insert(at, ptr.crc);
-        Ok(Cow::Owned(b))
+        self.nodes.lock().unwrap_or_else(|p| p.into_inner()).insert(at, ptr.crc, level, &b);
+        Ok(b)
     }
 
     /// The node cache, locked: a lookup walks the levels it holds under one
@@ -372,5 +455,42 @@ impl Mapping {
         }
         self.mark_verified(offset, crc);
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{NodeCache, INNER_CACHED, LEAVES_CACHED};
+    use crate::tree;
+
+    #[test]
+    fn the_node_cache_hands_back_checked_bytes_and_stays_bounded() {
+        let mut c = NodeCache::default();
+        let leaf = |i: u64| vec![i as u8; tree::LEAF_SIZE];
+        c.insert(512, 7, 0, &leaf(1));
+        c.insert(4096, 9, 1, &[3u8; tree::INNER_SIZE]);
+        assert_eq!(c.get(512, 7, 0), Some(&leaf(1)[..]));
+        assert_eq!(c.get(512, 8, 0), None, "another crc is not the node checked");
+        assert_eq!(c.get(512, 7, 1), None, "a leaf is not an inner node");
+        assert_eq!(c.get(4096, 9, 1), Some(&[3u8; tree::INNER_SIZE][..]));
+        for i in 0..3 * LEAVES_CACHED as u64 {
+            c.insert((1 << 20) + i * 8, i as u32, 0, &leaf(i));
+            assert!(c.leaves.len() <= LEAVES_CACHED);
+        }
+        let last = 3 * LEAVES_CACHED as u64 - 1;
+        assert_eq!(c.get((1 << 20) + last * 8, last as u32, 0), Some(&leaf(last)[..]));
+        assert_eq!(c.leaves.len(), LEAVES_CACHED);
+        assert_eq!(c.leaf_keys.len(), LEAVES_CACHED);
+        let mut keys = c.leaf_keys.clone();
+        keys.sort_unstable();
+        keys.dedup();
+        assert_eq!(keys.len(), LEAVES_CACHED, "each cached leaf once");
+        assert!(keys.iter().all(|k| c.leaves.contains_key(k)));
+        for i in 0..3 * INNER_CACHED as u64 {
+            c.insert((1 << 30) + i * 8, 1, 1, &[1u8; tree::INNER_SIZE]);
+            assert!(c.inner.len() <= INNER_CACHED);
+        }
+        assert_eq!(c.inner_keys.len(), INNER_CACHED);
+        assert!(c.leaves.capacity() <= 32_768 / 8 * 7, "the table never grew past 32,768 buckets");
     }
 }

@@ -373,16 +373,20 @@ impl Log {
     /// positions, scanning back) whose header and trailer check out.
     pub(crate) fn find_last_record(&self, salt: u64, len: u64, below: u64) -> Result<Option<Rec>> {
         let mut end = below.min(len) - below.min(len) % 8;
-        // Pre-allocated zeros (up to 4 MiB) end most logs: skip them first,
-        // 64 KiB at a time into one buffer that stays in the CPU's cache
-        // (fresh 1 MiB windows cost a page fault per 4 KiB on top of the
-        // copy). A record never ends inside trailing zeros (its trailer ends
-        // in its magic), so the search resumes at the first multiple of 8
-        // past the last non-zero byte, as it would without this pass.
+        // Pre-allocated zeros (up to 4 MiB, written out: no hole to ask the
+        // file system about) end most logs: skip them first, in windows
+        // growing from 4 KiB to 64 KiB into one buffer that stays in the
+        // CPU's cache (fresh 1 MiB buffers cost a page fault per 4 KiB on
+        // top of the copy). A record never ends inside trailing zeros (its
+        // trailer ends in its magic), so the search resumes at the first
+        // multiple of 8 past the last non-zero byte, as it would without
+        // this pass.
         const ZERO_WINDOW: u64 = 64 << 10;
         let mut zbuf = vec![0u8; ZERO_WINDOW as usize];
+        let mut zw = 4 << 10;
         while end > format::FIRST_RECORD {
-            let lo = end.saturating_sub(ZERO_WINDOW).max(format::FIRST_RECORD);
+            let lo = end.saturating_sub(zw).max(format::FIRST_RECORD);
+            zw = (zw * 2).min(ZERO_WINDOW);
             let b = &mut zbuf[..(end - lo) as usize];
             self.read_into(lo, b)?;
             match last_nonzero(b) {
@@ -393,9 +397,13 @@ impl Log {
                 }
             }
         }
+        // The last trailer usually ends right there: read a small window
+        // first, doubling up to 1 MiB while the search goes on.
         const WINDOW: u64 = 1 << 20;
+        let mut window = 4 << 10;
         while end >= format::FIRST_RECORD + format::TRAILER_SIZE as u64 {
-            let lo = end.saturating_sub(WINDOW).max(format::FIRST_RECORD);
+            let lo = end.saturating_sub(window).max(format::FIRST_RECORD);
+            window = (window * 2).min(WINDOW);
             let buf = self.read_vec(lo, (end - lo) as usize)?;
             // A trailer's last 8 bytes hold its magic, so a record never ends
             // inside trailing zeros (pre-allocated space): skip them a word
