@@ -195,28 +195,52 @@ impl Log {
             return Ok(None);
         }
         let lay = format::control_layout(&c0);
-        if lay.length != h.length {
+        // The payload (a step's copies and tree nodes) must be whole: a
+        // step's record torn by a power loss before its sync is not one.
+        let Some((meta, crc)) =
+            self.sealed(salt, offset, h, lay.length, lay.payload_start, c0.payload_bytes, c0.payload_crc)?
+        else {
             return Ok(None);
-        }
-        let meta = self.read_vec(offset, lay.payload_start as usize)?;
-        let t = self.read_vec(offset + h.length - format::TRAILER_SIZE as u64, format::TRAILER_SIZE)?;
-        if !format::check_trailer(salt, offset, &meta, &t) || RecordHeader::decode(salt, &meta) != Some(h) {
-            return Ok(None);
-        }
+        };
         let Some(control) = ControlInfo::decode(&meta[format::RECORD_HEADER_SIZE..]).filter(|c| *c == c0) else {
             return Ok(None);
         };
-        // The payload (a step's copies and tree nodes) must be whole: a
-        // step's record torn by a power loss before its sync is not one.
-        let payload = self.read_vec(offset + lay.payload_start, control.payload_bytes as usize)?;
-        if format::salted_crc(salt, &[&payload]) != control.payload_crc {
-            return Ok(None);
-        }
-        let crc = format::trailer_crc(&t);
         let info = CommitInfo::default();
         let ckpt = CheckpointInfo::default();
         let payload_start = lay.payload_start;
         Ok(Some(Rec { offset, h, info, control, ckpt, payload_start, crc, meta: Arc::new(meta) }))
+    }
+
+    /// The metadata (bytes up to `payload_start`) and trailer crc of a
+    /// CONTROL or INDEX record at `offset` with header `h`, whose info says
+    /// its length is `length` and its payload `payload_bytes` with crc
+    /// `payload_crc`: None unless that length is the header's, the trailer
+    /// and header check out over the metadata, and the payload is whole
+    /// (its own crc), so that a record torn by a power loss is no record.
+    #[allow(clippy::too_many_arguments)]
+    fn sealed(
+        &self,
+        salt: u64,
+        offset: u64,
+        h: RecordHeader,
+        length: u64,
+        payload_start: u64,
+        payload_bytes: u64,
+        payload_crc: u32,
+    ) -> Result<Option<(Vec<u8>, u32)>> {
+        if length != h.length {
+            return Ok(None);
+        }
+        let meta = self.read_vec(offset, payload_start as usize)?;
+        let t = self.read_vec(offset + h.length - format::TRAILER_SIZE as u64, format::TRAILER_SIZE)?;
+        if !format::check_trailer(salt, offset, &meta, &t) || RecordHeader::decode(salt, &meta) != Some(h) {
+            return Ok(None);
+        }
+        let payload = self.read_vec(offset + payload_start, payload_bytes as usize)?;
+        if format::salted_crc(salt, &[&payload]) != payload_crc {
+            return Ok(None);
+        }
+        Ok(Some((meta, format::trailer_crc(&t))))
     }
 
     /// `read_record` for an INDEX record (format 4), whose header `h` and
@@ -232,22 +256,14 @@ impl Log {
             return Ok(None);
         };
         let lay = format::index_layout(&i0);
-        if lay.length != h.length {
-            return Ok(None);
-        }
-        let meta = self.read_vec(offset, lay.payload_start as usize)?;
-        let t = self.read_vec(offset + h.length - format::TRAILER_SIZE as u64, format::TRAILER_SIZE)?;
-        if !format::check_trailer(salt, offset, &meta, &t) || RecordHeader::decode(salt, &meta) != Some(h) {
-            return Ok(None);
-        }
-        let Some(ix) = IndexInfo::decode(&meta[format::RECORD_HEADER_SIZE..]).filter(|i| *i == i0) else {
+        let Some((meta, crc)) =
+            self.sealed(salt, offset, h, lay.length, lay.payload_start, i0.payload_bytes, i0.payload_crc)?
+        else {
             return Ok(None);
         };
-        let payload = self.read_vec(offset + lay.payload_start, ix.payload_bytes as usize)?;
-        if format::salted_crc(salt, &[&payload]) != ix.payload_crc {
+        if IndexInfo::decode(&meta[format::RECORD_HEADER_SIZE..]) != Some(i0) {
             return Ok(None);
         }
-        let crc = format::trailer_crc(&t);
         let (info, control, ckpt) = (CommitInfo::default(), ControlInfo::default(), CheckpointInfo::default());
         let payload_start = lay.payload_start;
         Ok(Some(Rec { offset, h, info, control, ckpt, payload_start, crc, meta: Arc::new(meta) }))
