@@ -475,18 +475,34 @@ impl Log {
         }
         // Vo's page map, as it reads (through the current base tree).
         let (vo_map, _, _) = self.build_map(salt, len, &vo_rec, &old)?;
-        // 3. Round down to a record start, within the step's size.
+        // 3. Round down to a transaction's start (after a COMMIT, a MARK or
+        //    a step's CONTROL record), or a COMMIT record's start (its
+        //    transaction's first records go: the oldest kept version's
+        //    checkpoint's predecessor, whose commit that checkpoint names),
+        //    within the step's size, but past one transaction at least.
+        //    Never inside a transaction before its commit: the boundary
+        //    would leave a checkpoint that its INDEX record no longer
+        //    precedes (`verify` from `B` refused it).
         let mut bp = b;
         let mut pos = b;
-        while pos < target && pos - b < max_bytes {
+        while pos < target && (pos - b < max_bytes || bp == b) {
             let Some(r) = self.read_record(salt, pos, len)? else {
                 return Err(self.corrupt(pos, "a record (the log above the reclaimed boundary)", "none"));
             };
             if r.end() > target {
                 break;
             }
+            if r.is_commit() && pos > bp {
+                bp = pos;
+            }
             pos = r.end();
-            bp = pos;
+            let claims = r.is_control() && r.h.flags & format::FLAG_CLAIM != 0;
+            if r.is_commit() || r.h.kind == format::KIND_MARK || claims {
+                bp = pos;
+            }
+        }
+        if pos == target {
+            bp = target; // the commit before Vo's checkpoint starts there
         }
         if bp <= b {
             drop(st);

@@ -608,6 +608,110 @@ fn reverts_among_commits_and_steps_keep_every_kept_version_exact() {
     }
 }
 
+/// The end of `log`'s view (the end of its last record).
+fn log_end(log: &Log) -> u64 {
+    let b = log.retention_state().boundary.max(512);
+    log.bytes_in_use() - 512 + b
+}
+
+/// Reverts and steps from two `Log` handles, some of them torn as a kill
+/// -9 tears them (the bytes of the operation's records from a random
+/// point on never reached the file), the handle that made them then
+/// reopened as a new process recovers: the kill test's writer process
+/// (its SQLite connection's log and the `Log` it reverts and steps with),
+/// replaced after each kill, without SQLite. `verify` must find the log
+/// clean after any of them (R5: it called a reclaimed revert's checkpoint
+/// between `B` and the oldest kept version's checkpoint damage, and a step
+/// put `B` inside a checkpoint's transaction, after its INDEX record).
+/// `SEEDS=n` runs n seeds, `ROUNDS=n` that many operations each.
+#[test]
+fn torn_reverts_and_steps_from_two_handles_keep_every_kept_version_exact() {
+    use std::os::unix::fs::FileExt;
+    let seeds: Vec<u64> = match std::env::var("SEEDS") {
+        Ok(n) => (200..200 + n.parse::<u64>().unwrap()).collect(),
+        Err(_) => vec![200],
+    };
+    for seed in seeds {
+        let dir = Dir::new("retain-revert-torn");
+        let (a, path, mut m) = new_log(&dir, seed);
+        m.commit(&a); // the first commit makes the log format 4
+        let mut logs = vec![a, Log::open(&path, OpenOptions::default()).unwrap()];
+        for _ in 0..300 {
+            let h = m.rng.below(2) as usize;
+            m.commit(&logs[h]);
+        }
+        let policy = if seed % 2 == 0 { "60 versions" } else { "30 versions, 200 KiB" };
+        logs[0].set_retention(Policy::parse(policy).unwrap(), T).unwrap();
+        let trace = std::env::var("TRACE_STEPS").is_ok();
+        let rounds = std::env::var("ROUNDS").map_or(600, |r| r.parse().unwrap());
+        for i in 0..rounds {
+            let h = m.rng.below(2) as usize;
+            let log = &logs[h];
+            log.refresh().unwrap();
+            let end0 = log_end(log);
+            let latest = m.images.len() as u64 - 1;
+            let oldest = log.oldest_kept().unwrap_or(1);
+            let made_version = if i % 5 == 0 {
+                let r = log
+                    .reclaim([4 << 10, 16 << 10, 64 << 10][m.rng.below(3) as usize], T)
+                    .unwrap_or_else(|e| panic!("seed {seed}, round {i}: a step by handle {h}: {e}"));
+                if trace {
+                    eprintln!("{i}: step by {h}: {r:?}");
+                }
+                false
+            } else if m.rng.chance(1, 8) && latest > oldest {
+                let to = oldest + m.rng.below(latest - oldest);
+                if trace {
+                    eprintln!("{i}: revert by {h} to {to} (latest {latest}, oldest {oldest})");
+                }
+                m.revert(log, to);
+                true
+            } else {
+                m.commit(log);
+                true
+            };
+            let end1 = log_end(log);
+            if end1 > end0 && m.rng.chance(1, 6) {
+                // Killed while appending: what it wrote from `cut` on is lost.
+                let cut = end0 + m.rng.below(end1 - end0);
+                if trace {
+                    eprintln!("{i}: torn at {cut} in [{end0}, {end1})");
+                }
+                let f = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+                f.write_all_at(&vec![0u8; (end1 - cut) as usize], cut).unwrap();
+                drop(f);
+                let new = Log::open(&path, OpenOptions::default())
+                    .unwrap_or_else(|e| panic!("seed {seed}, round {i}: recovery after a tear: {e}"));
+                // A killed process writes nothing more (its `Drop` would
+                // sync and mark what it committed, torn or not).
+                std::mem::forget(std::mem::replace(&mut logs[h], new));
+                // A tear in a MARK after a commit leaves the commit.
+                if made_version && logs[h].latest().number < m.images.len() as u64 - 1 {
+                    m.images.pop();
+                }
+            } else if m.rng.chance(1, 40) {
+                logs[h] = Log::open(&path, OpenOptions::default()).unwrap();
+            }
+            if i % 100 == 0 || made_version && i % 7 == 0 {
+                for log in &logs {
+                    log.refresh().unwrap();
+                    m.check_all(log, &path);
+                }
+                let rep = Log::open(&path, OpenOptions { read_only: true, ..Default::default() }).unwrap().verify();
+                if rep.damaged() {
+                    let _ = std::fs::copy(&path, "/tmp/f4-r567/verify-failed.db");
+                    panic!("seed {seed}, round {i}: verify: {rep:?}");
+                }
+            }
+        }
+        reclaim_all(&logs[1]);
+        for log in &logs {
+            log.refresh().unwrap();
+            m.check_all(log, &path);
+        }
+        assert!(logs[0].oldest_kept().is_some(), "seed {seed}: nothing was reclaimed");
+    }
+}
 /// A tmpfs mounted for a test (as io_errors.rs does; needs root), unmounted
 /// lazily when dropped, also when the test panics.
 struct Tmpfs(std::path::PathBuf);
