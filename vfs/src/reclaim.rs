@@ -649,7 +649,10 @@ impl Log {
         }
         // The stragglers' copies, and the new table.
         let mut stragglers = Vec::with_capacity(keys.len());
-        for (&key, &(p, crc)) in &keys {
+        for (&key, &(p, crc, kps)) in &keys {
+            // The page size of the kept commit that names it: a revert's
+            // target may have another than Vo's (a VACUUM between them).
+            let ps = kps as usize;
             let loc = match crc {
                 Some(crc) => old.slot(p, Slot { offset: key, crc }).map(|s| s.offset),
                 None => old.base(p, key),
@@ -782,7 +785,7 @@ impl Log {
         vo_map: &PageMap,
         old: &Control,
         bp: u64,
-    ) -> Result<BTreeMap<u64, (u32, Option<u32>)>> {
+    ) -> Result<BTreeMap<u64, (u32, Option<u32>, u32)>> {
         let b = old.boundary();
         // A copy the table holds -> what references name.
         let back: HashMap<u64, u64> = old.table().iter().map(|&(o, n)| (n, o)).collect();
@@ -816,7 +819,7 @@ impl Log {
                 let pos = patch::position(e.offset);
                 let is_key = pos < bp;
                 if is_key {
-                    keys.insert(e.offset, (e.pgno, Some(e.crc)));
+                    keys.insert(e.offset, (e.pgno, Some(e.crc), r.h.page_size));
                 }
                 if !patch::is_patch(e.offset) {
                     continue;
@@ -833,7 +836,7 @@ impl Log {
                     Ok(matches!((old.base(e.pgno, base), vo_base(e.pgno)?), (Some(x), Some(y)) if x == y))
                 };
                 if base < bp && (always || !same_as_vo()?) {
-                    keys.entry(base).or_insert((e.pgno, None));
+                    keys.entry(base).or_insert((e.pgno, None, r.h.page_size));
                 }
             }
         }
