@@ -47,6 +47,10 @@ use crate::patch;
 use crate::retention::Policy;
 use crate::tree;
 
+/// A straggler key's page, crc (None: a patch's base) and page size (that of
+/// the kept commit naming it).
+type StragglerKey = (u32, Option<u32>, u32);
+
 /// The info a CONTROL record copied before a full map carries: the log's
 /// state, or the first state of a format-4 log whose first full map is at
 /// `version`.
@@ -785,7 +789,7 @@ impl Log {
         vo_map: &PageMap,
         old: &Control,
         bp: u64,
-    ) -> Result<BTreeMap<u64, (u32, Option<u32>, u32)>> {
+    ) -> Result<BTreeMap<u64, StragglerKey>> {
         let b = old.boundary();
         // A copy the table holds -> what references name.
         let back: HashMap<u64, u64> = old.table().iter().map(|&(o, n)| (n, o)).collect();
