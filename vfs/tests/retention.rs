@@ -50,9 +50,18 @@ impl Model {
     /// One commit; on an error (a full disk), nothing of it is in the
     /// model, and the log must be as it was.
     fn try_commit(&mut self, log: &Log) -> Result<(), Error> {
+        self.try_commit_on(log, None)
+    }
+
+    /// One commit on `snapshot` when it is still the latest version (as
+    /// SQLite's connection writes on the snapshot its read began with,
+    /// which a step by another process may have given a new control state
+    /// since), else on the latest.
+    fn try_commit_on(&mut self, log: &Log, snapshot: Option<std::sync::Arc<Version>>) -> Result<(), Error> {
         let mut img = self.images.last().unwrap().clone();
         let _w = log.lock_writer(T).unwrap();
-        let base = log.prepare_write().unwrap();
+        let latest = log.prepare_write().unwrap();
+        let base = snapshot.filter(|s| s.number == latest.number).unwrap_or(latest);
         let spill = if self.rng.chance(1, 40) { 2048 } else { 1 << 20 };
         let mut txn = log.begin(base, spill);
         if img.is_empty() {
@@ -109,6 +118,9 @@ impl Model {
             let _ = std::fs::copy(path, "/tmp/retention-failed.db");
             panic!("a fresh open (file kept at /tmp/retention-failed.db): {e}")
         });
+        if fresh.latest().number != latest {
+            let _ = std::fs::copy(path, "/tmp/f4-r567/recover-failed.db");
+        }
         assert_eq!(fresh.latest().number, latest, "a fresh open recovers the latest version");
         let oldest = log.oldest_kept().unwrap_or(1);
         assert_eq!(fresh.oldest_kept(), log.oldest_kept(), "the control state survives reopening");
@@ -695,17 +707,23 @@ fn log_end(log: &Log) -> u64 {
 /// replaced after each kill, without SQLite. `verify` must find the log
 /// clean after any of them (R5: it called a reclaimed revert's checkpoint
 /// between `B` and the oldest kept version's checkpoint damage, and a step
-/// put `B` inside a checkpoint's transaction, after its INDEX record).
+/// put `B` inside a checkpoint's transaction, after its INDEX record; R6: a
+/// commit on a snapshot taken before another handle's step named a patch
+/// base the step had freed, and recovery then dropped it and every commit
+/// after it).
 /// `SEEDS=n` runs n seeds, `ROUNDS=n` that many operations each.
 #[test]
 fn torn_reverts_and_steps_from_two_handles_keep_every_kept_version_exact() {
     use std::os::unix::fs::FileExt;
     let seeds: Vec<u64> = match std::env::var("SEEDS") {
         Ok(n) => (200..200 + n.parse::<u64>().unwrap()).collect(),
-        Err(_) => vec![200],
+        Err(_) => vec![200, 201],
     };
     for seed in seeds {
         let dir = Dir::new("retain-revert-torn");
+        if std::env::var("TRACE_STEPS").is_ok() {
+            eprintln!("seed {seed}");
+        }
         let (a, path, mut m) = new_log(&dir, seed);
         m.commit(&a); // the first commit makes the log format 4
         let mut logs = vec![a, Log::open(&path, OpenOptions::default()).unwrap()];
@@ -721,7 +739,7 @@ fn torn_reverts_and_steps_from_two_handles_keep_every_kept_version_exact() {
             let h = m.rng.below(2) as usize;
             let log = &logs[h];
             log.refresh().unwrap();
-            let end0 = log_end(log);
+            let mut end0 = log_end(log);
             let latest = m.images.len() as u64 - 1;
             let oldest = log.oldest_kept().unwrap_or(1);
             let made_version = if i % 5 == 0 {
@@ -738,6 +756,14 @@ fn torn_reverts_and_steps_from_two_handles_keep_every_kept_version_exact() {
                     eprintln!("{i}: revert by {h} to {to} (latest {latest}, oldest {oldest})");
                 }
                 m.revert(log, to);
+                true
+            } else if m.rng.chance(1, 4) {
+                // A transaction on a snapshot taken before another handle's
+                // step (SQLite's, whose read began before it).
+                let snapshot = log.refresh().unwrap();
+                logs[1 - h].reclaim([4 << 10, 16 << 10][m.rng.below(2) as usize], T).unwrap();
+                m.try_commit_on(log, Some(snapshot)).unwrap();
+                end0 = log_end(log); // (the other handle's step is not torn)
                 true
             } else {
                 m.commit(log);
