@@ -463,7 +463,7 @@ class Log:
         entry table has its frames found through its tree, whose nodes are read and checked."""
         ents = r.entries()
         if r.ck is not None and r.n_entries == 0:
-            ents = self.tree_entries(r)
+            ents = self.tree_entries(r, prev_end)
             # "checked as entries are": their page numbers within 1 ... db pages, their offsets
             if ents is None or self.entry_rules(r, ents) is not None:
                 return (0, r.ck[0])
@@ -872,13 +872,16 @@ class Log:
         self.tree_cache[key] = pm
         return list(pm)
 
-    def tree_entries(self, c):
-        """Step 4 of a checkpoint without entries: every non-zero slot of its tree as (page, crc,
-        offset), its nodes read where they were written, each ending at or before the
-        checkpoint's offset, and checked; None when one fails."""
+    def tree_entries(self, c, start):
+        """Step 4 of a checkpoint without entries: every non-zero slot of its nodes at or after
+        the start (its own: "a node written before the start names nothing written after it, and
+        is not read"), as (page, crc, offset), its nodes read where they were written, each ending
+        at or before the checkpoint's offset, and checked; None when one fails."""
         out = []
 
         def go(off, crc, level, first):
+            if off < start:
+                return
             size = node_size(level)
             if off + size > c.off:
                 raise Damage(off, "a node before its checkpoint")

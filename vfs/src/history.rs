@@ -561,7 +561,7 @@ impl Log {
             let entries = if rec.is_checkpoint() {
                 let tree = match w.control.as_deref() {
                     Some(c) if c.redirects() => self.checkpoint_entries(&rec, Some(c))?,
-                    _ => self.tree_entries(&rec)?.map_err(|d| Problem {
+                    _ => self.tree_entries(&rec, 0)?.map_err(|d| Problem {
                         offset: d.offset,
                         expected: d.expected,
                         found: d.found,

@@ -648,6 +648,43 @@ fn a_kept_revert_across_a_page_size_change_is_relocated_at_its_own_page_size() {
     }
     assert!(!fresh.verify().damaged(), "verify: {:?}", fresh.verify());
 }
+
+/// Recovery checks the frames of the commits no claim covers; for a
+/// checkpoint, those its own nodes name. A checkpoint shares the nodes of
+/// the pages nobody wrote since older trees, which steps free and punch
+/// (readers find them at their copies): recovery read them where they lay,
+/// found zeros, and dropped the checkpoint and every commit after it, all
+/// of which had returned (seen as "verify: recovery stops at version N − 1"
+/// in the kill test with reverts, whose checkpoints share old nodes).
+#[test]
+fn recovery_keeps_an_unclaimed_checkpoint_that_shares_freed_nodes() {
+    let dir = Dir::new("retain-ckpt-recovery");
+    let path = dir.0.join("r.db");
+    let log = Log::open(&path, OpenOptions { create: true, format4: true, ..Default::default() }).unwrap();
+    // 200 pages, commits on the first 8 only: the nodes of the others stay
+    // those of the first checkpoint, shared by every later one.
+    let mut m = Model { images: vec![Vec::new()], rng: Rng::new(5), pages: 200, hot: 8 };
+    for _ in 0..300 {
+        m.commit(&log);
+    }
+    log.set_retention(Policy::parse("10 versions").unwrap(), T).unwrap();
+    reclaim_all(&log);
+    for i in 0..600 {
+        m.commit(&log);
+        // A process that opens the log now (a kill -9 of the writer leaves
+        // it so) recovers every commit that returned.
+        let fresh = Log::open(&path, OpenOptions { read_only: true, ..Default::default() }).unwrap();
+        assert_eq!(
+            fresh.latest().number,
+            m.images.len() as u64 - 1,
+            "commit {i} after the policy: recovery dropped it"
+        );
+        if i % 20 == 19 {
+            reclaim_all(&log);
+        }
+    }
+    m.check_all(&log, &path);
+}
 /// Reverts to random kept versions among commits and small steps, on three
 /// seeds: after every few steps every kept version reads back exactly,
 /// through the writer and a fresh open (the straggler table chained over
