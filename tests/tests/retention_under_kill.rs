@@ -143,8 +143,13 @@ struct Checked {
 /// `before`: the latest version when the killed writer started (it may
 /// have made one more version than it recorded: killed in between).
 fn check_log(p: &Path, rec: &BTreeMap<u64, u64>, before: u64, rng: &mut u64, stats: &mut Checked, when: &str) -> u64 {
-    let log = Log::open(p, OpenOptions { read_only: true, ..Default::default() })
-        .unwrap_or_else(|e| panic!("{when}: recovery failed: {e}"));
+    let log = Log::open(p, OpenOptions { read_only: true, ..Default::default() }).unwrap_or_else(|e| {
+        // To look at it: PAGELOG_KEEP_FAILED=DIR keeps a copy of the log.
+        if let Some(dir) = std::env::var_os("PAGELOG_KEEP_FAILED") {
+            let _ = std::fs::copy(p, Path::new(&dir).join("recovery-failed.db"));
+        }
+        panic!("{when}: recovery failed: {e}")
+    });
     let latest = log.latest().number;
     let last = rec.keys().next_back().copied().unwrap_or(0);
     assert!(
