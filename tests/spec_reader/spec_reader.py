@@ -526,7 +526,15 @@ class Log:
                     and p.version == last.version - 1):
                 if p.sealed or self.mark_after(p):
                     return p.ident()
-                return self.horizon(p)
+                h = self.horizon(p)
+                if self.fmt >= 4 and h is not None:
+                    r = self.record(h[1])
+                    if r is None or r.kind != COMMIT or r.version != h[0] or r.tcrc != h[2]:
+                        # "Format 4", step 2: debris naming an old commit whose horizon a step
+                        # freed since: "search again ... before its start"
+                        limit = last.off
+                        continue
+                return h
             limit = last.off  # debris: search again before it
 
     def claimed_commit(self, claim):

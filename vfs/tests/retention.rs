@@ -685,6 +685,55 @@ fn recovery_keeps_an_unclaimed_checkpoint_that_shares_freed_nodes() {
     }
     m.check_all(&log, &path);
 }
+
+/// A rolled-back transaction's SPILL records past the log's end, partly
+/// overwritten by the commits after it, stay in the file: the last record
+/// there names the commit the transaction began on, whose horizon (a
+/// NORMAL commit's) may name a commit a step has freed since. Recovery took
+/// that claim as the log's and refused it, "which the record at … says was
+/// made durable, found no such commit" (R9, the kill test with reverts).
+#[test]
+fn recovery_after_spill_debris_naming_a_commit_whose_horizon_was_freed() {
+    let dir = Dir::new("retain-debris");
+    let (log, path, mut m) = new_log(&dir, 9);
+    for _ in 0..300 {
+        m.commit(&log);
+    }
+    log.set_retention(Policy::parse("10 versions").unwrap(), T).unwrap();
+    reclaim_all(&log);
+    // A step claims the latest durable; the two NORMAL commits after it
+    // name that one as their horizon.
+    m.commit(&log);
+    m.commit(&log);
+    {
+        // A transaction on the latest that spills, then is dropped.
+        let _w = log.lock_writer(T).unwrap();
+        let base = log.prepare_write().unwrap();
+        let mut txn = log.begin(base, 2048);
+        for round in 0..4u8 {
+            for p in 0..PAGES as usize {
+                let mut page = vec![b'X'; PS];
+                page[1] = round;
+                txn.write(&log, (p * PS) as u64, &page).unwrap();
+            }
+        }
+    }
+    // A revert right after it: a checkpoint, so the boundary can move up
+    // to the commit before it, past that horizon.
+    let latest = m.images.len() as u64 - 1;
+    m.revert(&log, latest - 1);
+    for _ in 0..12 {
+        m.commit(&log);
+    }
+    for _ in 0..3 {
+        reclaim_all(&log);
+        m.commit(&log);
+    }
+    let fresh = Log::open(&path, OpenOptions { read_only: true, ..Default::default() })
+        .unwrap_or_else(|e| panic!("recovery: {e}"));
+    assert_eq!(fresh.latest().number, m.images.len() as u64 - 1);
+    m.check_all(&log, &path);
+}
 /// Reverts to random kept versions among commits and small steps, on three
 /// seeds: after every few steps every kept version reads back exactly,
 /// through the writer and a fresh open (the straggler table chained over
