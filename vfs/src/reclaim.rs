@@ -5,7 +5,8 @@
 //! # A step (docs/format-4.md, "One reclamation step")
 //! Under the WRITER lock: take the oldest version the policy keeps, `Vo`;
 //! choose the new boundary `B'` (never past the commit before `Vo`'s full
-//! map's transaction); copy every item `Vo` reaches in `[B, B')` (a patch
+//! map's transaction, never inside a transaction before its COMMIT record);
+//! copy every item `Vo` reaches in `[B, B')` (a patch
 //! together with its base) into a new CONTROL record with the base tree's
 //! changed nodes, and every straggler there (an item a kept revert names
 //! that `Vo` does not share, and the base a kept patch names that `Vo`'s
@@ -30,6 +31,8 @@
 //!    before it (docs/format-4.md, INV-1): references `Vo` holds through the
 //!    base tree, every other one below `B'` through the straggler table
 //!    (`straggler_keys` says which), so a revert never holds the boundary.
+//!    A straggler is copied and checked at the page size of the kept
+//!    commit that names it (a revert's target may have another than `Vo`).
 //! 5. Phase 1: costs O(database pages) of CPU per step (the writer's page
 //!    map of `Vo`), plus O(entries of the kept commits) for the stragglers;
 //!    the I/O is the items copied and the base tree's paths.
