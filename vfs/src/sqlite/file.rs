@@ -169,7 +169,9 @@ impl MainDb {
     /// that name, so writes are refused, as stock SQLite refuses them
     /// (SQLITE_READONLY_DBMOVED; os_unix.c compares inodes the same way).
     fn moved(&self) -> bool {
-        std::fs::metadata(&self.path).map_or(true, |m| file_id(&m) != self.file_id)
+        // Device and inode only: asking for the timestamps too (std's
+        // metadata) would make this commit dirty the inode (see stat.rs).
+        crate::stat::identity(&self.path).map_or(true, |id| id != self.file_id)
     }
 
     pub(crate) fn log(&self) -> &Arc<Log> {
