@@ -46,6 +46,7 @@ pub mod salvage;
 pub mod sqlite;
 pub mod stat;
 pub mod storage;
+mod tail;
 pub mod tree;
 pub mod txn;
 pub mod version;
