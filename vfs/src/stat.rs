@@ -18,7 +18,8 @@
 //! against stock WAL's 2.2–2.4, the writer blocked three times per commit
 //! and waiting for a CPU after each while readers ran.
 //!
-//! So the hot paths ask `statx` for `STATX_SIZE` or `STATX_INO` alone,
+//! So the hot paths ask `statx` for `STATX_SIZE` or `STATX_INO` alone
+//! (and so does opening, which a process per transaction pays each time),
 //! which leaves the timestamps unqueried. Where `statx` is refused (an old
 //! kernel, a seccomp filter), `std`'s `metadata()` answers instead: the
 //! answer is the same, only the timestamp side effect returns.
@@ -56,6 +57,18 @@ pub fn identity(path: &Path) -> io::Result<(u64, u64)> {
     }
     let m = std::fs::metadata(path)?;
     Ok(file_id(&m))
+}
+
+/// (device, inode) of the open file `f`, comparable with [`identity`].
+pub fn identity_of(f: &File) -> io::Result<(u64, u64)> {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::fd::AsRawFd;
+        if let Some(s) = statx(f.as_raw_fd(), c"", libc::AT_EMPTY_PATH, libc::STATX_INO)? {
+            return Ok((libc::makedev(s.stx_dev_major, s.stx_dev_minor), s.stx_ino));
+        }
+    }
+    Ok(file_id(&f.metadata()?))
 }
 
 /// (device, inode) of metadata `std` read.
@@ -99,6 +112,7 @@ mod tests {
         assert_eq!(len(&f).unwrap(), f.metadata().unwrap().len());
         assert_eq!(len(&f).unwrap(), 12_345);
         assert_eq!(identity(&p).unwrap(), file_id(&std::fs::metadata(&p).unwrap()));
+        assert_eq!(identity_of(&f).unwrap(), identity(&p).unwrap());
         // Another file at the same name is another identity.
         let before = identity(&p).unwrap();
         let q = dir.join("g");
@@ -106,6 +120,7 @@ mod tests {
         std::fs::rename(&q, &p).unwrap();
         assert_ne!(identity(&p).unwrap(), before);
         assert_eq!(len(&f).unwrap(), 12_345, "the open file keeps its length");
+        assert_eq!(identity_of(&f).unwrap(), before, "and its identity");
         std::fs::remove_file(&p).unwrap();
         assert_eq!(identity(&p).unwrap_err().kind(), io::ErrorKind::NotFound);
         std::fs::remove_dir(&dir).unwrap();

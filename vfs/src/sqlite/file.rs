@@ -133,11 +133,12 @@ impl MainDb {
         // exclusively. Had it done so between our open and our lock, we would
         // hold a file nobody will see again: check that the path, our lock
         // descriptor and the shared log are all the same file.
-        let same = |a: &std::fs::Metadata, b: &std::fs::Metadata| file_id(a) == file_id(b);
-        let here = std::fs::metadata(path).map_err(|e| report(&Error::io(path, "stat", None, e)))?;
-        let ours = lockfd.metadata().map_err(|e| report(&Error::io(path, "stat", None, e)))?;
-        let logs = log.file().metadata().map_err(|e| report(&Error::io(path, "stat", None, e)))?;
-        if !same(&here, &ours) || !same(&ours, &logs) {
+        // Device and inode only, not std's metadata (see stat.rs).
+        let stat_err = |e| report(&Error::io(path, "stat", None, e));
+        let here = crate::stat::identity(path).map_err(stat_err)?;
+        let ours = crate::stat::identity_of(&lockfd).map_err(stat_err)?;
+        let logs = crate::stat::identity_of(log.file()).map_err(stat_err)?;
+        if here != ours || ours != logs {
             set_last_error(format!("{name}: the log was replaced (compacted) while opening; open it again"));
             return Err(ffi::SQLITE_BUSY);
         }
@@ -149,7 +150,7 @@ impl MainDb {
             log,
             lockfd,
             path: path.to_path_buf(),
-            file_id: file_id(&ours),
+            file_id: ours,
             state: State::Idle,
             pinned,
             epoch_held: None,
@@ -548,12 +549,6 @@ impl MainDb {
             _ => Ok(self.current()?.size_bytes()),
         }
     }
-}
-
-/// What identifies a file: (device, inode).
-fn file_id(m: &std::fs::Metadata) -> (u64, u64) {
-    use std::os::unix::fs::MetadataExt;
-    (m.dev(), m.ino())
 }
 
 /// A pragma value without surrounding white space and quotes.
