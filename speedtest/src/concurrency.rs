@@ -10,9 +10,10 @@
 //! length(v) FROM t WHERE id = ?`, random ids, each statement its own
 //! transaction, `busy_timeout` 10 s), starts them together once all are
 //! open, and stops them after `--round-secs`. Workloads: 1 writer + 2 and
-//! + 8 readers at FULL and at NORMAL; 4 and 16 writers at FULL; 8 writers
-//! at FULL with `busy_timeout` 5 s (issue 23 item 3, fair waiting: its
-//! BUSY failures, longest wait, and the slowest writer's share).
+//! + 8 readers at FULL and at NORMAL; 4 and 16 writers at FULL.
+//!
+//! Also 8 writers at FULL with `busy_timeout` 5 s (issue 23 item 3, fair
+//! waiting: its BUSY failures, longest wait, and the slowest writer's share).
 //!
 //! Each of `--runs` rounds runs every workload on both sides, the order
 //! flipping from one to the next, so load from elsewhere falls on both
