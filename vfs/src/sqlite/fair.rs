@@ -66,8 +66,11 @@
 //!   the BUSY). A carried WRITER is released by the connection's next
 //!   `xUnlock` below RESERVED, or its close, if no write transaction used
 //!   it — which only happens if a custom busy handler sleeps through this
-//!   VFS and then gives up anyway; the default handler (`busy_timeout`)
-//!   never sleeps before giving up.
+//!   VFS and then gives up anyway (the default handler, `busy_timeout`,
+//!   never sleeps before giving up), or if an application with no busy
+//!   handler calls `sqlite3_sleep()` with pagelog as the default VFS right
+//!   after a BUSY and then leaves that connection idle: other writers then
+//!   wait until it is used or closed. (The sleep cannot tell whose it is.)
 //! - A connection never waits with no busy handler (no sleep is called):
 //!   it gets BUSY at once — also, now, when the lock is free but others
 //!   are waiting for it.
@@ -81,7 +84,9 @@ use std::time::{Duration, Instant};
 
 use crate::lock::{self, Mode, WAIT_BASE, WAIT_LEVELS as LEVELS, WRITER};
 
-/// How often a sleeping waiter looks at the lock.
+/// How often a sleeping waiter looks at the lock. Waiters that defer to an
+/// older one were tried at 500 µs (8 writers under load): CPU per commit
+/// the same, commits/s halved (the next in line saw its turn late).
 const POLL: Duration = Duration::from_micros(100);
 /// A pending mark older than this is not from the busy handler's retry.
 const FRESH: Duration = Duration::from_millis(50);
