@@ -79,7 +79,7 @@ use std::cell::RefCell;
 use std::fs::File;
 use std::io;
 use std::os::fd::AsFd;
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant};
 
 use crate::lock::{self, Mode, WAIT_BASE, WAIT_LEVELS as LEVELS, WRITER};
@@ -95,11 +95,20 @@ const FRESH: Duration = Duration::from_millis(50);
 struct State {
     /// When this connection's current wait for WRITER began.
     since: Option<Instant>,
-    /// A sleep ran since the last BUSY (else a new BUSY starts a new wait:
-    /// the previous one was given up).
+    /// A sleep ran since the last BUSY, and ended when (else a new BUSY
+    /// starts a new wait: the previous one was given up).
     slept: bool,
+    woke: Option<Instant>,
     /// WRITER taken by a sleep for the retry's `lock(RESERVED)`.
     carried: bool,
+}
+
+impl State {
+    /// Whether a wait is still going on: SQLite retried right after a sleep
+    /// (not a wait given up long ago, whose age would jump the queue).
+    fn waiting(&self) -> bool {
+        self.slept && self.woke.is_some_and(|t| t.elapsed() < FRESH)
+    }
 }
 
 /// One connection's side of the waiting: its lock descriptor and wait state.
@@ -124,7 +133,7 @@ impl Waiter {
         Arc::new(Waiter { fd, state: Mutex::new(State::default()) })
     }
 
-    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+    fn state(&self) -> MutexGuard<'_, State> {
         // A panic elsewhere cannot leave State inconsistent (plain fields).
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -145,8 +154,8 @@ impl Waiter {
             st.since = None;
             return Ok(true);
         }
-        let class = match (st.since, st.slept) {
-            (Some(since), true) => Some(level(since)),
+        let class = match st.since {
+            Some(since) if st.waiting() => Some(level(since)),
             _ => None,
         };
         if self.others_first(class)? {
@@ -166,7 +175,7 @@ impl Waiter {
         let now = Instant::now();
         {
             let mut st = self.state();
-            if st.since.is_none() || !st.slept {
+            if st.since.is_none() || !st.waiting() {
                 st.since = Some(now);
             }
             st.slept = false;
@@ -223,9 +232,9 @@ impl Waiter {
         if let Some(c) = held {
             let _ = lock::unlock(self.fd.as_fd(), WAIT_BASE + c);
         }
-        if won {
-            self.state().carried = true;
-        }
+        let mut st = self.state();
+        st.carried |= won;
+        st.woke = Some(Instant::now());
         won
     }
 
