@@ -52,6 +52,16 @@
 //!    oldest waiters get the lock next, the releasing writer queues behind
 //!    them, and the longest wait is bounded by the queue, not by luck.
 //!
+//! # Open question: throughput on a quiet machine
+//! A hand-off now costs a waiter's poll (about 100 µs plus timer slack)
+//! where the old unfair retake cost nothing. Under load (the only
+//! condition measured, docs/benchmarks.md "Fair waiting") fairness won on
+//! every count; on a quiet machine commits/s may drop. If so, the known
+//! middle way is Go's `sync.Mutex` "starvation mode": a connection not
+//! waiting defers only to waiters at or above some age class (say 1–8 ms),
+//! so one writer keeps the lock while nobody starves. That is one constant
+//! here (the `0` in `others_first(None)`).
+//!
 //! # Invariants
 //! - Nothing here waits while the connection holds a read snapshot: SQLite
 //!   drops it (`xUnlock(NONE)`) before calling the busy handler, and the
