@@ -63,6 +63,38 @@ PREALLOC_MIN, PREALLOC_MAX = 64 << 10, 4 << 20
 FIFO_STEP, FIFO_GROWTH = 4 << 20, 1 << 20
 PATCH_MAX = 724  # sqrt(128 * 4096)
 
+# Unit costs (µs) for a rough estimate of the writer's time, measured on the
+# development machine with scripts/punch_costs.py (ext4 mounted with
+# `discard`, Linux 6.18, 2 shared cores, load average 10-11) and the retain
+# benchmark: a commit without a policy (speedtest --parts retain: 19,472
+# commits/s); a fallocate that frees a block, on a quiet file ("punch", 67)
+# and beside a writer's appends ("punch_busy", ~430-1,000: the median
+# commit with one punch took 446 and 1,017 µs against 12.5 and 17 µs
+# without); the extra cost of writing a 4 KiB frame into a random dead block
+# instead of appending it (~10-15 µs at the write, ~25-35 µs more in the
+# periodic fdatasync: random writeback); an appended 4 KiB copy (read +
+# write); a step's own fdatasync (FIFO only: the in-place designs take no
+# sync of their own — a step's CONTROL record is made durable by the
+# writer's next periodic sync, NORMAL syncs every 16 MiB or second, and its
+# dead blocks are reused or freed only after that). Partial zeroing costs 0:
+# the design frees blocks of small items by per-block counters (see
+# docs/format-4.md), not by zeroing calls.
+COST = {"commit": 51.0, "punch": 67.0, "punch_busy": 1000.0, "zero": 0.0, "inplace": 40.0, "copy4k": 20.0, "sync": 20000.0}
+
+
+def estimate(r, punch):
+    """The writer's extra µs per commit of a run's report, and the commits/s
+    ratio it implies against the run without a policy."""
+    cost = (
+        r["punch_calls_per_commit"] * punch
+        + r["zeroing_calls_per_commit"] * COST["zero"]
+        + r["inplace_writes_per_commit"] * COST["inplace"]
+        + r["copied_per_commit"] / 4096 * COST["copy4k"]
+        + r["syncs_per_commit"] * COST["sync"]
+    )
+    return round(cost, 1), round(COST["commit"] / (COST["commit"] + cost), 2)
+
+
 FRAME, PATCH, NODE, BNODE = 0, 1, 2, 3
 NODE_KEY = 1 << 40  # key space of checkpoint-tree nodes
 BNODE_KEY = 1 << 41  # key space of base-tree nodes
@@ -85,8 +117,11 @@ def node_key(space, lv, ix):
 
 
 class Sim:
-    def __init__(self, strategy, workload, pages, commits, keep, ck, sample, step_commits, load_aligned, seed):
+    def __init__(self, strategy, workload, pages, commits, keep, ck, sample, step_commits, load_aligned, seed, page_size=4096):
         self.s = strategy
+        self.ps = page_size
+        self.patch_max = int((128 * page_size) ** 0.5)
+        self.spill_frames = (32 << 20) // page_size
         self.w = workload
         self.P = pages
         self.N = commits
@@ -147,6 +182,7 @@ class Sim:
         self.copied_bytes = 0
         self.punch_calls = 0
         self.edge_reads = 0
+        self.inplace = 0
         self.zero_calls = 0
         self.steps = 0
         self.syncs = 0
@@ -266,7 +302,7 @@ class Sim:
             if self.patches and not load and has:
                 r, d = self.cum.get(p, (0, 0))
                 size = -(-(16 + 4 * (r + 1) + d + c) // 8) * 8
-                if size <= PATCH_MAX:
+                if size <= self.patch_max:
                     self.cum[p] = (r + 1, d + c)
                     patches.append((p, size))
                     continue
@@ -287,10 +323,10 @@ class Sim:
         for p in frames:
             if self.reusing and not load:
                 continue
-            x = self.item(f, BLK, p, FRAME)
+            x = self.item(f, self.ps, p, FRAME)
             delta.append((p, x))
             self.img_of[p] = x
-            f += BLK
+            f += self.ps
         for p, size in patches:
             x = self.item(f, size, p, PATCH, base=self.img_of[p])
             delta.append((p, x))
@@ -299,7 +335,7 @@ class Sim:
         self.record(at, rec_end, i0, 0, v)
         if self.reusing and not load:
             for p in frames:
-                x = self.item(self.frame_block(), BLK, p, FRAME)
+                x = self.item(self.frame_block(), self.ps, p, FRAME)
                 delta.append((p, x))
                 self.img_of[p] = x
         if checkpoint:
@@ -323,13 +359,14 @@ class Sim:
     def frame_block(self):
         """reuse: a free block for a frame, else one appended (aligned)."""
         if self.pool:
-            self.written += BLK
+            self.written += self.ps
+            self.inplace += 1
             return self.pool.pop()
-        o = -(-self.end // BLK) * BLK
+        o = -(-self.end // self.ps) * self.ps
         if o > self.end:
             self.record(self.end, o, len(self.off), 2)  # padding
-        self.written += BLK
-        self.end = o + BLK
+        self.written += self.ps
+        self.end = o + self.ps
         self.grow_to(self.end)
         return o
 
@@ -402,7 +439,8 @@ class Sim:
             f += ln
         self.record(at, f + TRL, i0, 1)
         self.copied_bytes += f - at - meta
-        self.syncs += 2
+        if self.s == "fifo":
+            self.syncs += 2  # reclaim.rs: sync, then the CONTROL record, sync
         return ids
 
     def base_nodes(self, pages):
@@ -502,7 +540,7 @@ class Sim:
         for x in dead:
             if self.punched[x]:
                 continue
-            if self.reusing and self.kind[x] == FRAME and self.off[x] % BLK == 0 and self.ln[x] == BLK and not self.in_record(x):
+            if self.reusing and self.kind[x] == FRAME and self.off[x] % self.ps == 0 and self.ln[x] == self.ps and not self.in_record(x):
                 pool_add.append(self.off[x])
                 self.punched[x] = 1  # its block is reused, not punched
                 continue
@@ -521,7 +559,7 @@ class Sim:
                 if not self.live[x] or self.copied[x]:
                     continue
                 kd = self.kind[x]
-                if (self.s == "gen2" and kd == FRAME and self.off[x] % BLK) or (self.s == "hybrid" and kd in (PATCH, NODE)):
+                if (self.s == "gen2" and kd == FRAME and self.off[x] % min(BLK, self.ps)) or (self.s == "hybrid" and kd in (PATCH, NODE)):
                     copy.append(x)
         if self.s == "recycle":
             # a live patch passing B is written whole into a free block; its
@@ -533,7 +571,7 @@ class Sim:
                         mat.append(x)
             for x in mat:
                 p = self.key[x]
-                nx = self.item(self.frame_block(), BLK, p, FRAME, copied=1)
+                nx = self.item(self.frame_block(), self.ps, p, FRAME, copied=1)
                 b = self.res(self.base[x])
                 self.relocate(x, nx)
                 cur = self.res(self.page_item.get(p, -1))
@@ -556,7 +594,7 @@ class Sim:
         for x in dead2:
             if self.punched[x]:
                 continue
-            if self.reusing and self.kind[x] == FRAME and self.off[x] % BLK == 0 and self.ln[x] == BLK:
+            if self.reusing and self.kind[x] == FRAME and self.off[x] % self.ps == 0 and self.ln[x] == self.ps:
                 pool_add.append(self.off[x])
             else:
                 ranges.append((self.off[x], self.off[x] + self.ln[x]))
@@ -612,19 +650,19 @@ class Sim:
     def load(self):
         self.grow_to(FIRST)
         p = 1
-        while self.P - p + 1 > SPILL_FRAMES:
+        while self.P - p + 1 > self.spill_frames:
             at = self.end
             f = self.pad_to_block(at, HDR, self.load_aligned)
             i0 = len(self.off)
-            for q in range(p, p + SPILL_FRAMES):
-                x = self.item(f, BLK, q, FRAME)
+            for q in range(p, p + self.spill_frames):
+                x = self.item(f, self.ps, q, FRAME)
                 self.img_of[q] = x
                 self.page_item[q] = x
-                f += BLK
+                f += self.ps
             self.record(at, f + TRL, i0)
-            p += SPILL_FRAMES
+            p += self.spill_frames
         spilled = {q: self.img_of[q] for q in range(1, p)}
-        self.write_commit([(q, BLK) for q in range(p, self.P + 1)], checkpoint=True, load=True)
+        self.write_commit([(q, self.ps) for q in range(p, self.P + 1)], checkpoint=True, load=True)
         self.deltas[1] = [(q, x) for q, x in spilled.items()] + self.deltas[1]
         for k, x in self.deltas[1]:
             self.vomap[k] = x
@@ -652,7 +690,7 @@ class Sim:
                     self.punch_step()
             if n % self.sample == 0:
                 held = -(-self.alloc_end // BLK) - self.freed_blocks
-                live = self.db_pages * BLK
+                live = self.db_pages * self.ps
                 self.samples.append((n, held * BLK, live, self.end - self.appended0, self.written - self.written0))
         self.secs = time.time() - t0
 
@@ -669,6 +707,7 @@ class Sim:
             "punch_calls_per_commit": round(self.punch_calls / n, 3),
             "edge_reads_per_commit": round(self.edge_reads / n, 3),
             "zeroing_calls_per_commit": round(self.zero_calls / n, 3),
+            "inplace_writes_per_commit": round(self.inplace / n, 3),
             "steps": self.steps,
             "syncs_per_commit": round(self.syncs / n, 4),
             "metadata_read_per_commit": round(self.meta_read / n),
@@ -694,6 +733,8 @@ class Sim:
             out["write_amplification"] = round(
                 out["bytes_written_per_commit"] / b["bytes_written_per_commit"], 2
             )
+            out["est_overhead_us_per_commit"], out["est_commit_ratio"] = estimate(out, COST["punch"])
+            out["est_overhead_us_busy"], out["est_commit_ratio_busy"] = estimate(out, COST["punch_busy"])
             out["samples"] = [(k, held, round(r, 3)) for (k, held, *_), r in zip(self.samples, ratios)]
         return out
 
@@ -713,11 +754,16 @@ def main():
     ap.add_argument("--step-commits", type=int, help="commits a punch step retires at most (default 256)")
     ap.add_argument("--legacy-load", action="store_true", help="the bulk load was written before the policy: unaligned")
     ap.add_argument("--seed", type=int, default=20)
+    ap.add_argument("--page-size", type=int, default=4096, help="pages of this size (the database's bytes stay the scale's)")
     ap.add_argument("--json", help="write every run's report here")
     a = ap.parse_args()
     cfg = dict(SCALES[a.scale])
     if a.commits:
         cfg["commits"] = a.commits
+    if a.page_size != 4096:
+        cfg["pages"] = cfg["pages"] * 4096 // a.page_size
+        cfg["ck"] = min(max(cfg["pages"] // 64, 256), 2048)
+    cfg["page_size"] = a.page_size
     if a.step_commits:
         cfg["step_commits"] = a.step_commits
     reports = []
@@ -735,7 +781,8 @@ def main():
                 f"{w:8} {s:9} blocks {br['min']:.2f}-{br['max']:.2f} (median {br['median']:.2f}, final {br['final']:.2f})"
                 f"  WA {r['write_amplification']:5.2f}  copied {r['copied_per_commit']:6} B/c"
                 f"  freeing calls {r['punch_calls_per_commit']:.3f}/c  zeroing {r['zeroing_calls_per_commit']:.2f}/c"
-                f"  steps {r['steps']}  syncs {r['syncs_per_commit']:.3f}/c  Vo {r['oldest_kept_final']}  ({r['secs']} s)",
+                f"  in place {r['inplace_writes_per_commit']:.2f}/c  syncs {r['syncs_per_commit']:.4f}/c"
+                f"  est +{r['est_overhead_us_per_commit']} us/c ({r['est_commit_ratio']}x; busy {r['est_commit_ratio_busy']}x)  Vo {r['oldest_kept_final']}  ({r['secs']} s)",
                 flush=True,
             )
             reports.append(r)
