@@ -25,7 +25,9 @@ Strategies (-s):
   reuse      frames written into dead blocks (a free pool, one step late)
              instead of appended; metadata appended and punched in place
   recycle    reuse, and a live patch passing B written whole into a free
-             block (materialized), so that no live patch stays below B
+             block (materialized), so that no live patch stays below B;
+             live frames of small records passing B (or not on a slot
+             boundary: a legacy load) copied once, aligned
 
 Workloads (-w): uniform (1000-byte rows: a whole page per commit), hot (90 %
 of commits on 10 % of the pages), append (rows added at the end: the last
@@ -315,14 +317,13 @@ class Sim:
             at = self.end
         meta = HDR + INFO + (0 if checkpoint else ENTRY * len(changes)) + (CKINFO if checkpoint else 0)
         i0 = len(self.off)
-        if self.reusing and frames and not load:
-            # frames go to free blocks (or appended, aligned, after the record)
-            f = at + meta
-        else:
-            f = self.pad_to_block(at, meta, self.load_aligned if load else self.align) if frames else at + meta
+        slotted = []
+        if self.reusing and not load:
+            # frames go to free slots; the rest in the record, aligned
+            n = min(len(self.pool), len(frames))
+            slotted, frames = frames[:n], frames[n:]
+        f = self.pad_to_block(at, meta, self.load_aligned if load else self.align) if frames else at + meta
         for p in frames:
-            if self.reusing and not load:
-                continue
             x = self.item(f, self.ps, p, FRAME)
             delta.append((p, x))
             self.img_of[p] = x
@@ -333,11 +334,10 @@ class Sim:
             f += size
         rec_end = f + TRL
         self.record(at, rec_end, i0, 0, v)
-        if self.reusing and not load:
-            for p in frames:
-                x = self.item(self.frame_block(), self.ps, p, FRAME)
-                delta.append((p, x))
-                self.img_of[p] = x
+        for p in slotted:
+            x = self.item(self.frame_block(), self.ps, p, FRAME)
+            delta.append((p, x))
+            self.img_of[p] = x
         if checkpoint:
             delta.extend(self.ck_nodes)
         self.deltas.append(delta)
@@ -561,6 +561,13 @@ class Sim:
                 kd = self.kind[x]
                 if (self.s == "gen2" and kd == FRAME and self.off[x] % min(BLK, self.ps)) or (self.s == "hybrid" and kd in (PATCH, NODE)):
                     copy.append(x)
+                elif self.s == "recycle" and kd == FRAME and self.rk[r] == 0 and (
+                    self.ri1[r] - self.ri0[r] < 32 or self.off[x] % min(BLK, self.ps)
+                ):
+                    # a live frame appended in a small record (or not on a
+                    # slot boundary) moves once, so that the region's
+                    # metadata is punched in one run, not one per frame
+                    copy.append(x)
         if self.s == "recycle":
             # a live patch passing B is written whole into a free block; its
             # base goes when no later slot of the page names it
@@ -569,26 +576,31 @@ class Sim:
                 for x in range(self.ri0[r], self.ri1[r]):
                     if self.live[x] and not self.copied[x] and self.kind[x] == PATCH:
                         mat.append(x)
+            mat_payload = []
             for x in mat:
                 p = self.key[x]
-                nx = self.item(self.frame_block(), self.ps, p, FRAME, copied=1)
                 b = self.res(self.base[x])
-                self.relocate(x, nx)
+                if self.pool:
+                    nx = self.item(self.frame_block(), self.ps, p, FRAME, copied=1)
+                    self.relocate(x, nx)
+                else:
+                    mat_payload.append(x)
                 cur = self.res(self.page_item.get(p, -1))
                 if cur != b and (cur < 0 or self.res(self.base[cur]) != b):
                     self.kill(b, dead2_pre)
             copy_extra = {self.key[x] for x in mat}
         else:
-            copy_extra = set()
+            copy_extra, mat_payload = set(), []
         payload = [(self.ln[x], self.key[x], self.kind[x], self.base[x], self.kind[x] == FRAME) for x in copy]
+        payload += [(self.ps, self.key[x], FRAME, -1, True) for x in mat_payload]
+        copy = copy + mat_payload
         relocated_pages = {self.key[x] for x in copy if self.kind[x] in (FRAME, PATCH)} | copy_extra
         payload += self.base_nodes(relocated_pages) if relocated_pages else []
         ids = self.control_record(payload, 0, punch_ranges=len(ranges) + len(region))
         for x, nx in zip(copy, ids):
             self.relocate(x, nx)
-            if self.kind[x] == PATCH:
+            if self.kind[nx] == PATCH:
                 self.base[nx] = self.base[x]
-            self.punched[x] = 0
         dead2 = dead2_pre
         self.install_base(ids[len(copy):], dead2)
         for x in dead2:
@@ -618,9 +630,11 @@ class Sim:
         self.B_prev, self.B = self.B, new_b
         # the previous step's punches run now (epoch: readers of the last
         # epoch are gone by the next step); this step's wait for the next
-        calls = self.run_schedule(self.schedule)
+        # slots released by the previous step and still unused are punched
+        leftover = [(o, o + self.ps) for o in self.pool]
+        calls = self.run_schedule(self.schedule + leftover)
         self.schedule = ranges
-        self.pool.extend(self.pool_next)
+        self.pool = sorted(self.pool_next, reverse=True)  # taken in ascending order
         self.pool_next = pool_add
         self.step_max["calls"] = max(self.step_max["calls"], calls)
         self.step_max["copied"] = max(self.step_max["copied"], sum(p[0] for p in payload))
