@@ -176,6 +176,8 @@ class Sim:
         self.nstrag = 0
         self.basemap = {}
         self.pool = []  # reuse: free block offsets
+        self.mat_pending = []
+        self.pool_step = {}
         self.pool_next = []
         self.schedule = []  # punches of the last step, executed by the next
         self.looked = 0
@@ -586,8 +588,13 @@ class Sim:
                 else:
                     mat_payload.append(x)
                 cur = self.res(self.page_item.get(p, -1))
-                if cur != b and (cur < 0 or self.res(self.base[cur]) != b):
-                    self.kill(b, dead2_pre)
+                if cur == x or (cur != b and (cur < 0 or self.res(self.base[cur]) != b)):
+                    self.kill(b, dead2_pre)  # no held slot names it any more
+                if self.page_item.get(p) == x:
+                    # the page's latest slot is this patch: the writer's next
+                    # patch of it is made against the materialized page (its
+                    # old base is dead), so the writer learns where it went
+                    self.mat_pending.append((x, p))
             copy_extra = {self.key[x] for x in mat}
         else:
             copy_extra, mat_payload = set(), []
@@ -601,6 +608,10 @@ class Sim:
             self.relocate(x, nx)
             if self.kind[nx] == PATCH:
                 self.base[nx] = self.base[x]
+        for x, p in self.mat_pending:
+            self.img_of[p] = self.res(x)
+            self.cum.pop(p, None)
+        self.mat_pending = []
         dead2 = dead2_pre
         self.install_base(ids[len(copy):], dead2)
         for x in dead2:
@@ -630,11 +641,16 @@ class Sim:
         self.B_prev, self.B = self.B, new_b
         # the previous step's punches run now (epoch: readers of the last
         # epoch are gone by the next step); this step's wait for the next
-        # slots released by the previous step and still unused are punched
-        leftover = [(o, o + self.ps) for o in self.pool]
-        calls = self.run_schedule(self.schedule + leftover)
+        # slots released a checkpoint interval ago and still unused are
+        # punched (forgetting; the blocks go back); the rest wait for frames
+        hold = max(1, self.CK // self.R)
+        old = [o for o in self.pool if self.steps - self.pool_step[o] >= hold]
+        keep = [o for o in self.pool if self.steps - self.pool_step[o] < hold]
+        calls = self.run_schedule(self.schedule + [(o, o + self.ps) for o in old])
         self.schedule = ranges
-        self.pool = sorted(self.pool_next, reverse=True)  # taken in ascending order
+        for o in self.pool_next:
+            self.pool_step[o] = self.steps
+        self.pool = sorted(keep + self.pool_next, reverse=True)  # taken in ascending order
         self.pool_next = pool_add
         self.step_max["calls"] = max(self.step_max["calls"], calls)
         self.step_max["copied"] = max(self.step_max["copied"], sum(p[0] for p in payload))
