@@ -147,6 +147,7 @@ class Sim:
         self.live = bytearray()
         self.punched = bytearray()
         self.copied = bytearray()  # a copy: left in place when it passes B
+        self.inrec = bytearray()  # written inside a record (not a slot)
         self.redirect = {}
         # records: start, end, first item, end item, kind (0 commit/spill/index, 1 control)
         self.rs, self.re, self.ri0, self.ri1, self.rk = array("q"), array("q"), array("q"), array("q"), bytearray()
@@ -255,8 +256,11 @@ class Sim:
         freed.sort()
         calls = 0
         prev = -2
+        left = self.left
         for blk in freed:
-            if blk != prev + 1:
+            # one call covers blocks freed now and the holes between them
+            # (punching a hole again is harmless)
+            if blk != prev + 1 and not (0 <= prev < blk <= prev + 64 and all(left[b] == 0 for b in range(prev + 1, blk))):
                 calls += 1
             prev = blk
         self.punch_calls += calls
@@ -272,6 +276,7 @@ class Sim:
         self.live.append(1)
         self.punched.append(0)
         self.copied.append(copied)
+        self.inrec.append(0)
         return len(self.off) - 1
 
     def record(self, start, end, i0, rk=0, ver=0):
@@ -281,6 +286,8 @@ class Sim:
         self.ri1.append(len(self.off))
         self.rk.append(rk)
         self.rver.append(ver)
+        for x in range(i0, len(self.off)):
+            self.inrec[x] = 1
         self.end = end
         self.written += end - start
         self.grow_to(end)
@@ -324,7 +331,12 @@ class Sim:
             # frames go to free slots; the rest in the record, aligned
             n = min(len(self.pool), len(frames))
             slotted, frames = frames[:n], frames[n:]
-        f = self.pad_to_block(at, meta, self.load_aligned if load else self.align) if frames else at + meta
+        aligned = self.load_aligned if load else self.align
+        if self.s == "recycle" and not load and len(frames) < 32 and self.ps >= BLK:
+            # no free slot: a small record's frames go unaligned (no padding);
+            # those still live when B passes are copied into slots then
+            aligned = False
+        f = self.pad_to_block(at, meta, aligned) if frames else at + meta
         for p in frames:
             x = self.item(f, self.ps, p, FRAME)
             delta.append((p, x))
@@ -542,6 +554,8 @@ class Sim:
         for x in dead:
             if self.punched[x]:
                 continue
+            if self.off[x] >= self.B and not self.in_slot(x):
+                continue  # punched with its record's metadata when B passes it
             if self.reusing and self.kind[x] == FRAME and self.off[x] % self.ps == 0 and self.ln[x] == self.ps and not self.in_record(x):
                 pool_add.append(self.off[x])
                 self.punched[x] = 1  # its block is reused, not punched
@@ -617,6 +631,8 @@ class Sim:
         for x in dead2:
             if self.punched[x]:
                 continue
+            if self.off[x] >= self.B and not self.in_slot(x):
+                continue  # punched with its record's metadata when B passes it
             if self.reusing and self.kind[x] == FRAME and self.off[x] % self.ps == 0 and self.ln[x] == self.ps:
                 pool_add.append(self.off[x])
             else:
@@ -655,6 +671,10 @@ class Sim:
         self.step_max["calls"] = max(self.step_max["calls"], calls)
         self.step_max["copied"] = max(self.step_max["copied"], sum(p[0] for p in payload))
         return 1
+
+    def in_slot(self, x):
+        """A frame in a recycled slot: written outside any record."""
+        return self.kind[x] == FRAME and not self.inrec[x]
 
     def in_record(self, x):
         return False if not self.reusing else self.kind[x] != FRAME
