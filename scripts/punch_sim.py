@@ -24,10 +24,16 @@ Strategies (-s):
   whole      aligned, and no patches while a policy is set
   reuse      frames written into dead blocks (a free pool, one step late)
              instead of appended; metadata appended and punched in place
-  recycle    reuse, and a live patch passing B written whole into a free
-             block (materialized), so that no live patch stays below B;
-             live frames of small records passing B (or not on a slot
-             boundary: a legacy load) copied once, aligned
+  recycle    the design of docs/format-4.md: reuse, with a small record's
+             frames unpadded when no slot is free (those still live when B
+             passes are copied once into slots), a live patch passing B
+             written whole (materialized), items dying above B punched with
+             their record's run, only slots below B recycled, and slots left
+             unused for a checkpoint interval punched
+
+Every in-place design punches the items that die above B together with
+their record's metadata when B passes it, and the items that die below B
+where they lie; a step's punches run at the next step (epochs).
 
 Workloads (-w): uniform (1000-byte rows: a whole page per commit), hot (90 %
 of commits on 10 % of the pages), append (rows added at the end: the last
