@@ -941,6 +941,9 @@ impl Log {
         // A description of our own: locks on the log's shared one would not
         // conflict with the check.
         let probe = std::fs::File::open(&self.path).map_err(|e| Error::io(&self.path, "open", None, e))?;
+        // Idle connections of this process keep an old epoch's lock only
+        // until a step wants it (`epochs.rs`).
+        crate::epochs::release_idle_below(&probe, epoch);
         use std::os::fd::AsFd;
         let held = |below: u64| {
             crate::lock::held_in(probe.as_fd(), crate::lock::EPOCH_BASE, below)

@@ -41,6 +41,7 @@ use libsqlite3_sys as ffi;
 
 use super::vfs::{guard, Handle};
 use super::{api, report, set_last_error};
+use crate::epochs::EpochHold;
 use crate::error::Error;
 use crate::lock;
 use crate::log::{Durability, Log, OpenOptions, Version};
@@ -57,7 +58,7 @@ enum State {
 pub(crate) struct MainDb {
     log: Arc<Log>,
     /// This connection's own open file description, which holds its locks.
-    lockfd: File,
+    lockfd: Arc<File>,
     /// The name this connection opened, and the (device, inode) it named
     /// then: a write transaction is refused once the name no longer leads
     /// to that file (see `moved`).
@@ -66,9 +67,10 @@ pub(crate) struct MainDb {
     state: State,
     /// Set when opened with `?version=N`: every transaction reads version N.
     pinned: Option<Arc<Version>>,
-    /// The epoch lock this connection holds for its read transaction (format
-    /// 4: a reclamation step does not punch what its snapshot may read).
-    epoch_held: Option<u64>,
+    /// The epoch lock this connection holds for its read transactions
+    /// (format 4: a reclamation step does not punch what its snapshot may
+    /// read), kept between them while it is current (`crate::epochs`).
+    epoch: EpochHold,
     /// This connection may not write (`mode=ro`, `version=N`, or a file it
     /// could only open read-only), whether or not its shared log can.
     read_only: bool,
@@ -116,11 +118,13 @@ impl MainDb {
         // open succeeded. The log may be shared with writable connections
         // (another spelling of the file opened first): it does not decide.
         let ro = ro || log.is_read_only();
-        let lockfd = std::fs::OpenOptions::new()
-            .read(true)
-            .write(!ro)
-            .open(path)
-            .map_err(|e| report(&Error::io(path, "open", None, e)))?;
+        let lockfd = Arc::new(
+            std::fs::OpenOptions::new()
+                .read(true)
+                .write(!ro)
+                .open(path)
+                .map_err(|e| report(&Error::io(path, "open", None, e)))?,
+        );
         match lock::try_lock(lockfd.as_fd(), lock::OPEN, lock::Mode::Shared) {
             Ok(true) => {}
             Ok(false) => {
@@ -145,6 +149,7 @@ impl MainDb {
             None => None,
             Some(n) => Some(log.version(n).map_err(|e| report(&e))?),
         };
+        let db_lockfd = lockfd.clone();
         let db = MainDb {
             log,
             lockfd,
@@ -152,7 +157,7 @@ impl MainDb {
             file_id: file_id(&ours),
             state: State::Idle,
             pinned,
-            epoch_held: None,
+            epoch: EpochHold::new(db_lockfd, file_id(&ours)),
             read_only: ro,
             sync_pragma: None,
             synced_in_txn: false,
@@ -226,7 +231,10 @@ impl MainDb {
             (State::Idle, ffi::SQLITE_LOCK_SHARED) => {
                 let v = match self.snapshot() {
                     Ok(v) => v,
-                    Err(e) => return report(&e),
+                    Err(e) => {
+                        self.drop_epoch(); // no transaction began
+                        return report(&e);
+                    }
                 };
                 self.fetch_pin = None;
                 self.state = State::Read(v);
@@ -362,27 +370,16 @@ impl MainDb {
         }
     }
 
+    /// Holds `epoch`'s lock from now to the transaction's end (no system
+    /// call when this connection kept it since an earlier transaction).
     fn hold_epoch(&mut self, epoch: u64) -> Result<(), Error> {
-        if self.epoch_held == Some(epoch) || epoch == 0 {
-            if epoch == 0 {
-                self.drop_epoch();
-            }
-            return Ok(());
-        }
-        self.drop_epoch();
-        match lock::try_lock(self.lockfd.as_fd(), lock::EPOCH_BASE + epoch, lock::Mode::Shared) {
-            Ok(_) => {
-                self.epoch_held = Some(epoch);
-                Ok(())
-            }
-            Err(e) => Err(Error::io(self.log.path(), "lock", None, e)),
-        }
+        self.epoch.begin(epoch).map_err(|e| Error::io(self.log.path(), "lock", None, e))
     }
 
+    /// The read transaction ended: the lock is kept while it may serve the
+    /// next one (`crate::epochs` says when it goes).
     fn drop_epoch(&mut self) {
-        if let Some(e) = self.epoch_held.take() {
-            let _ = lock::unlock(self.lockfd.as_fd(), lock::EPOCH_BASE + e);
-        }
+        self.epoch.end();
     }
 
     fn check_reserved(&self) -> bool {
