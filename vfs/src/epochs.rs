@@ -147,12 +147,12 @@ impl EpochHold {
     /// a step wants it gone, or the connection stays idle (module comment).
     pub fn end(&self) {
         let h = &self.hold;
-        let keep = {
+        let (keep, registered) = {
             let mut st = h.state();
             st.busy = false;
-            st.epoch.is_some()
+            (st.epoch.is_some(), st.registered)
         };
-        if keep && !REAPER_ARMED.load(Ordering::SeqCst) && !arm(&self.hold) {
+        if keep && (!registered || !REAPER_ARMED.load(Ordering::SeqCst)) && !arm(&self.hold) {
             // No reaper: do as before, drop it now.
             let mut st = h.state();
             if !st.busy {
