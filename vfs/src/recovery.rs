@@ -407,6 +407,9 @@ impl Log {
         let mut last = full.clone();
         let mut control = self.control_before(salt, len, &full)?;
         let mut pending: Option<Rec> = None;
+        // Format 4: the log read for the overlay leaves the RSS as the walk
+        // goes (`overlay::release_read`).
+        let mut released = if self.format() >= format::FORMAT_V4 { pos } else { u64::MAX };
         while last.offset != rec.offset {
             let r = self.read_record(salt, pos, len)?.ok_or_else(|| {
                 self.corrupt(pos, format!("a record between versions {} and {}", last.h.version, rec.h.version), "none")
@@ -452,6 +455,7 @@ impl Log {
                 }
             }
             pos = r.end();
+            released = crate::overlay::release_read(mapping, released, pos);
         }
         Ok(((map, since, commits), control))
     }
@@ -500,18 +504,8 @@ impl Log {
     ) -> Result<()> {
         // rec passed recovery: everything below the log end is committed.
         let mapping = self.mapping_covering(st, log_end)?;
-        // Format 4: the records since the checkpoint (up to 2,048) are read
-        // with pread into buffers of their own size before the end is
-        // published, not through the map, whose pages would stay in the
-        // process's RSS (issue 21).
-        let v4 = self.format() >= format::FORMAT_V4;
-        if !v4 {
-            self.publish(st, log_end);
-        }
+        self.publish(st, log_end);
         let ((map, since, commits), control) = self.build_map_and_control(salt, len, rec, &mapping)?;
-        if v4 {
-            self.publish(st, log_end);
-        }
         // The control state: the newest CONTROL record of the log (format 4).
         if let Some(c) = [control, walked_control].into_iter().flatten().max_by_key(|c| c.offset) {
             self.install_control(st, &c, log_end)?;
