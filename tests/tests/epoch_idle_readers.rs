@@ -129,6 +129,22 @@ fn punches_all_within(log: &Log, limit: Duration) -> bool {
 
 const SNAP: &str = "SELECT count(*), sum(length(v)), group_concat(v) FROM t;";
 
+/// Enough read transactions that a connection keeps its lock between them
+/// (`epochs::KEEP_AFTER`: its first ones drop it, as before), which also
+/// starts its process's reaper.
+fn warm_up_shell(shell: &mut Shell) {
+    for _ in 0..pagelog::epochs::KEEP_AFTER + 4 {
+        assert_eq!(shell.run("SELECT count(*) FROM t;"), vec!["300".to_string()]);
+    }
+}
+
+fn warm_up(c: &rusqlite::Connection) {
+    for _ in 0..pagelog::epochs::KEEP_AFTER + 4 {
+        let n: i64 = c.query_row("SELECT count(*) FROM t", [], |r| r.get(0)).unwrap();
+        assert_eq!(n, 300);
+    }
+}
+
 /// A reader process that ran one transaction and then sits idle keeps no
 /// lock that stops reclamation for good: its epoch goes (its reaper thread
 /// drops it once it has been idle for a tick), and the next step punches
@@ -143,6 +159,7 @@ fn an_idle_reader_process_does_not_hold_reclamation_back() {
     w.query_row("PRAGMA pagelog_retain='10 versions'", [], |r| r.get::<_, String>(0)).unwrap();
     updates(&w, 0, 300);
     let mut shell = Shell::open(&dir.0);
+    warm_up_shell(&mut shell);
     let before = shell.run(SNAP);
     assert_eq!(before.len(), 1, "{before:?}");
     // The shell is idle from here on; the writer's steps free what the
@@ -175,6 +192,7 @@ fn a_long_read_transaction_in_another_process_pins_its_snapshot_past_the_reapers
     w.query_row("PRAGMA pagelog_retain='10 versions'", [], |r| r.get::<_, String>(0)).unwrap();
     updates(&w, 0, 300);
     let mut shell = Shell::open(&dir.0);
+    warm_up_shell(&mut shell);
     assert!(shell.run("BEGIN;").is_empty());
     let seen = shell.run(SNAP);
     assert_eq!(seen.len(), 1, "{seen:?}");
@@ -212,6 +230,8 @@ fn an_idle_connection_in_the_steps_own_process_never_delays_a_punch() {
     let idle = open(&path);
     let busy = open(&path);
     busy.execute_batch("PRAGMA cache_size=1").unwrap();
+    warm_up(&idle);
+    warm_up(&busy);
     for round in 0..5 {
         updates(&w, 600 + round * 50, 50);
         // `idle` reads (and keeps the epoch lock of what it read), then a
