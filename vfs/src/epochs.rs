@@ -115,13 +115,20 @@ impl Hold {
 /// One connection's epoch lock (on its own open file description).
 pub struct EpochHold {
     hold: Arc<Hold>,
+    /// Set by the first [`EpochHold::begin`]: a connection to a log before
+    /// format 4 never takes an epoch lock, and its transactions' ends cost
+    /// one load, not a mutex.
+    used: AtomicBool,
 }
 
 impl EpochHold {
     /// `fd`: the connection's open file description (its locks), `file_id`
     /// the log's (device, inode).
     pub fn new(fd: Arc<File>, file_id: (u64, u64)) -> EpochHold {
-        EpochHold { hold: Arc::new(Hold { fd, file_id, st: Mutex::new(HoldState::default()) }) }
+        EpochHold {
+            hold: Arc::new(Hold { fd, file_id, st: Mutex::new(HoldState::default()) }),
+            used: AtomicBool::new(false),
+        }
     }
 
     /// A read transaction starts on a snapshot of epoch `epoch` (0: a log
@@ -130,6 +137,7 @@ impl EpochHold {
     /// new one first, the old one dropped after). The caller reads the
     /// snapshot after this and checks its epoch.
     pub fn begin(&self, epoch: u64) -> io::Result<()> {
+        self.used.store(true, Ordering::Relaxed);
         let h = &self.hold;
         let mut st = h.state();
         st.busy = true;
@@ -153,6 +161,9 @@ impl EpochHold {
     /// The read transaction ended: the lock stays until the epoch moves,
     /// a step wants it gone, or the connection stays idle (module comment).
     pub fn end(&self) {
+        if !self.used.load(Ordering::Relaxed) {
+            return;
+        }
         let h = &self.hold;
         let (keep, registered) = {
             let mut st = h.state();
