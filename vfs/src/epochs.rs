@@ -30,7 +30,12 @@
 //! Between transactions a connection reads nothing, so the lock it keeps
 //! only delays punching; it holds at most its last snapshot's epoch `e`,
 //! which blocks steps `k ≥ e + 2` (step `e + 1` punches below `B_e` only,
-//! which no reader at `e` reads directly). It is dropped
+//! which no reader at `e` reads directly). Kept with nothing to drop it,
+//! that would not be a delay of one step but of every step for as long as
+//! the connection stays idle: an idle connection runs no code, a step
+//! cannot take another process's lock away or tell an idle holder from one
+//! in a transaction (both hold the same byte; there is no shared memory to
+//! say which), so the holder's own process must let it go. It is dropped
 //! * at the connection's next transaction start, if the epoch moved;
 //! * by a step in the same process, before it looks for readers
 //!   ([`release_idle_below`]): an idle connection there never delays a
@@ -56,7 +61,9 @@
 //! is kept past a transaction; it never touches a log, only unlocks epoch
 //! bytes on descriptions whose connections are idle, and sleeps (no
 //! wake-ups) while no connection keeps a lock. If it cannot be started,
-//! connections drop their lock at every transaction end, as before.
+//! connections drop their lock at every transaction end, as before. Its
+//! cost beyond its ticks: a process that had no other thread loses glibc's
+//! single-thread shortcuts (mutexes then use atomic instructions).
 
 use std::fs::File;
 use std::io;
