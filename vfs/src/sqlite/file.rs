@@ -10,7 +10,7 @@
 //! |------------------------|----------------------|--------------------------------------------------|
 //! | NONE                   | `State::Idle`        | `unlock(NONE)`                                   |
 //! | SHARED                 | `State::Read(v)`     | `lock(SHARED)`: `Log::refresh`, snapshot = latest |
-//! | RESERVED               | `State::Write{..}`   | `lock(RESERVED)`: take the WRITER byte lock; BUSY if another connection holds it, BUSY (as WAL's BUSY_SNAPSHOT) if the snapshot is no longer the latest |
+//! | RESERVED               | `State::Write{..}`   | `lock(RESERVED)`: take the WRITER byte lock (or the one the busy handler's sleep took for it, fair.rs); BUSY if another connection holds it or waited longer for it, BUSY (as WAL's BUSY_SNAPSHOT) if the snapshot is no longer the latest |
 //! | PENDING, EXCLUSIVE     | `State::Write{..}`   | granted at once: readers hold snapshots           |
 //!
 //! # Commit
@@ -39,6 +39,7 @@ use std::sync::Arc;
 
 use libsqlite3_sys as ffi;
 
+use super::fair::Waiter;
 use super::vfs::{guard, Handle};
 use super::{api, report, set_last_error};
 use crate::epochs::EpochHold;
@@ -59,6 +60,8 @@ pub(crate) struct MainDb {
     log: Arc<Log>,
     /// This connection's own open file description, which holds its locks.
     lockfd: Arc<File>,
+    /// Its place among connections waiting for the WRITER lock.
+    waiter: Arc<Waiter>,
     /// The name this connection opened, and the (device, inode) it named
     /// then: a write transaction is refused once the name no longer leads
     /// to that file (see `moved`).
@@ -118,13 +121,11 @@ impl MainDb {
         // open succeeded. The log may be shared with writable connections
         // (another spelling of the file opened first): it does not decide.
         let ro = ro || log.is_read_only();
-        let lockfd = Arc::new(
-            std::fs::OpenOptions::new()
-                .read(true)
-                .write(!ro)
-                .open(path)
-                .map_err(|e| report(&Error::io(path, "open", None, e)))?,
-        );
+        let lockfd = std::fs::OpenOptions::new()
+            .read(true)
+            .write(!ro)
+            .open(path)
+            .map_err(|e| report(&Error::io(path, "open", None, e)))?;
         match lock::try_lock(lockfd.as_fd(), lock::OPEN, lock::Mode::Shared) {
             Ok(true) => {}
             Ok(false) => {
@@ -149,15 +150,16 @@ impl MainDb {
             None => None,
             Some(n) => Some(log.version(n).map_err(|e| report(&e))?),
         };
-        let db_lockfd = lockfd.clone();
+        let lockfd = Arc::new(lockfd);
         let db = MainDb {
             log,
+            waiter: Waiter::new(lockfd.clone()),
+            epoch: EpochHold::new(lockfd.clone(), file_id(&ours)),
             lockfd,
             path: path.to_path_buf(),
             file_id: file_id(&ours),
             state: State::Idle,
             pinned,
-            epoch: EpochHold::new(db_lockfd, file_id(&ours)),
             read_only: ro,
             sync_pragma: None,
             synced_in_txn: false,
@@ -261,9 +263,12 @@ impl MainDb {
                     ));
                     return ffi::SQLITE_READONLY_DBMOVED;
                 }
-                match lock::try_lock(self.lockfd.as_fd(), lock::WRITER, lock::Mode::Exclusive) {
+                match self.waiter.acquire() {
                     Ok(true) => {}
-                    Ok(false) => return ffi::SQLITE_BUSY,
+                    Ok(false) => {
+                        self.waiter.busy();
+                        return ffi::SQLITE_BUSY;
+                    }
                     Err(e) => return report(&Error::io(self.log.path(), "lock", None, e)),
                 }
                 let latest = match self.log.prepare_write() {
@@ -275,6 +280,7 @@ impl MainDb {
                 };
                 if latest.number != snap.number {
                     self.release_writer();
+                    self.waiter.busy();
                     set_last_error(format!(
                         "{}: this transaction reads version {} but version {} has been committed since; \
                          roll back and retry",
@@ -310,6 +316,9 @@ impl MainDb {
 
     fn unlock(&mut self, level: c_int) -> c_int {
         let mut rc = ffi::SQLITE_OK;
+        if level < ffi::SQLITE_LOCK_RESERVED && !matches!(self.state, State::Write { .. }) {
+            self.waiter.drop_carried();
+        }
         if level < ffi::SQLITE_LOCK_RESERVED {
             if let State::Write { .. } = &self.state {
                 let State::Write { snap, txn, .. } = std::mem::replace(&mut self.state, State::Idle) else {
@@ -386,7 +395,8 @@ impl MainDb {
         if let State::Write { .. } = self.state {
             return true;
         }
-        if self.read_only {
+        if self.read_only || self.waiter.carries() {
+            // Carried: this connection holds WRITER for its retry, nobody else.
             return false;
         }
         match lock::try_lock(self.lockfd.as_fd(), lock::WRITER, lock::Mode::Exclusive) {
@@ -575,6 +585,7 @@ unsafe extern "C" fn x_close(f: *mut ffi::sqlite3_file) -> c_int {
         // SAFETY: as above; nulled so a second close cannot double-free.
         unsafe { (*h).inner = std::ptr::null_mut() };
         db.unlock(ffi::SQLITE_LOCK_NONE);
+        db.waiter.forget();
         drop(db);
         ffi::SQLITE_OK
     })
