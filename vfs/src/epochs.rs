@@ -41,7 +41,8 @@
 //!   ([`release_idle_below`]): an idle connection there never delays a
 //!   punch at all;
 //! * by this module's reaper thread, for idle connections whose step runs
-//!   in another process: it wakes every [`TICK`] while any idle connection
+//!   in another process (a step that was asked for waits up to
+//!   [`ASKED_STEP_WAIT`] for it before its last punch): it wakes every [`TICK`] while any idle connection
 //!   keeps a lock and drops the lock of one that ran no transaction since
 //!   the previous tick, so at most `2 × TICK` after its last transaction
 //!   ends. A step that runs in that window punches less; punching is
@@ -223,6 +224,32 @@ pub fn release_idle_below(file: &File, below: u64) {
         let mut st = h.state();
         if !st.busy && st.epoch.is_some_and(|e| e < below) {
             h.unlock(&mut st);
+        }
+    }
+}
+
+/// How long a step that was asked for (`pagelog retain --now`, `compact`:
+/// `Log::reclaim`) waits, before its last punch, for other processes' idle
+/// connections to let an epoch below the current one go (their reapers do
+/// within `2 × TICK` of their last transaction), so that a command run
+/// right after an application's last query still gives every freed byte
+/// back. A reader in a transaction keeps its lock: the step then gives up
+/// after this long and leaves the region to a later step, as before (the
+/// step holds the WRITER lock meanwhile: a commit waits that much longer).
+pub const ASKED_STEP_WAIT: Duration = Duration::from_millis(200);
+
+/// Waits up to `wait` until no open file description other than a fresh
+/// one of `path` holds an epoch lock below `below`, dropping this
+/// process's idle ones first. Returns whether none is held.
+pub fn wait_for_idle_release(path: &std::path::Path, below: u64, wait: Duration) -> bool {
+    let Ok(probe) = File::open(path) else { return false };
+    release_idle_below(&probe, below);
+    let t0 = std::time::Instant::now();
+    loop {
+        match lock::held_in(probe.as_fd(), lock::EPOCH_BASE, below) {
+            Ok(false) => return true,
+            Ok(true) if t0.elapsed() < wait => std::thread::sleep(Duration::from_millis(5)),
+            _ => return false,
         }
     }
 }
