@@ -62,14 +62,16 @@
 //! is kept past a transaction; it never touches a log, only unlocks epoch
 //! bytes on descriptions whose connections are idle, and sleeps (no
 //! wake-ups) while no connection keeps a lock. If it cannot be started,
-//! connections drop their lock at every transaction end, as before. Its
+//! connections drop their lock at every transaction end, as before; so
+//! they do in a child made by `fork()` of a process that started it (the
+//! child has the parent's list but not its thread: `REGISTRY_PID`). Its
 //! cost beyond its ticks: a process that had no other thread loses glibc's
 //! single-thread shortcuts (mutexes then use atomic instructions).
 
 use std::fs::File;
 use std::io;
 use std::os::fd::AsFd;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, Weak};
 use std::time::Duration;
 
@@ -219,6 +221,10 @@ pub fn release_idle_below(file: &File, below: u64) {
     use std::os::unix::fs::MetadataExt;
     let Ok(m) = file.metadata() else { return };
     let id = (m.dev(), m.ino());
+    if REGISTRY_PID.load(Ordering::SeqCst) != std::process::id() {
+        // Nothing registered here (a forked child's list is its parent's).
+        return;
+    }
     let holds: Vec<Arc<Hold>> = reaper().list.lock().unwrap_or_else(|p| p.into_inner()).upgrade_all();
     for h in holds.iter().filter(|h| h.file_id == id) {
         let mut st = h.state();
@@ -251,6 +257,25 @@ pub fn wait_for_idle_release(path: &std::path::Path, below: u64, wait: Duration)
             Ok(true) if t0.elapsed() < wait => std::thread::sleep(Duration::from_millis(5)),
             _ => return false,
         }
+    }
+}
+
+/// The process whose connections the registry (the reaper's list) holds:
+/// 0 until the first kept lock. A child made by `fork()` inherits the
+/// list (the parent's connections, sharing their open file descriptions
+/// and so their locks) and maybe a locked mutex, but not the thread: it
+/// must neither wait on that mutex nor unlock the parent's connections'
+/// epochs, which the parent would then read without a lock. So in any
+/// other process the registry is left alone and connections drop their
+/// lock at every transaction end, as before this module.
+static REGISTRY_PID: AtomicU32 = AtomicU32::new(0);
+
+/// Whether this process owns the registry (claiming it if nobody has).
+fn owns_registry() -> bool {
+    let pid = std::process::id();
+    match REGISTRY_PID.compare_exchange(0, pid, Ordering::SeqCst, Ordering::SeqCst) {
+        Ok(_) => true,
+        Err(owner) => owner == pid,
     }
 }
 
@@ -292,6 +317,9 @@ fn reaper() -> &'static Reaper {
 /// mutex). Either `end`'s read comes after the clear and it arms the
 /// reaper, or the reaper's second look sees the lock and goes on ticking.
 fn arm(hold: &Arc<Hold>) -> bool {
+    if !owns_registry() {
+        return false;
+    }
     let r = reaper();
     let mut list = r.list.lock().unwrap_or_else(|p| p.into_inner());
     {
