@@ -26,6 +26,7 @@ pub mod commit4;
 pub mod compact;
 pub mod control;
 pub mod diff;
+pub mod epochs;
 pub mod error;
 pub mod format;
 pub mod history;

@@ -407,6 +407,9 @@ impl Log {
         let mut last = full.clone();
         let mut control = self.control_before(salt, len, &full)?;
         let mut pending: Option<Rec> = None;
+        // Format 4: the log read for the overlay leaves the RSS as the walk
+        // goes (`overlay::release_read`).
+        let mut released = if self.format() >= format::FORMAT_V4 { pos } else { u64::MAX };
         while last.offset != rec.offset {
             let r = self.read_record(salt, pos, len)?.ok_or_else(|| {
                 self.corrupt(pos, format!("a record between versions {} and {}", last.h.version, rec.h.version), "none")
@@ -452,6 +455,7 @@ impl Log {
                 }
             }
             pos = r.end();
+            released = crate::overlay::release_read(mapping, released, pos);
         }
         Ok(((map, since, commits), control))
     }

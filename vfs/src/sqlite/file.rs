@@ -42,6 +42,7 @@ use libsqlite3_sys as ffi;
 use super::fair::Waiter;
 use super::vfs::{guard, Handle};
 use super::{api, report, set_last_error};
+use crate::epochs::EpochHold;
 use crate::error::Error;
 use crate::lock;
 use crate::log::{Durability, Log, OpenOptions, Version};
@@ -69,9 +70,10 @@ pub(crate) struct MainDb {
     state: State,
     /// Set when opened with `?version=N`: every transaction reads version N.
     pinned: Option<Arc<Version>>,
-    /// The epoch lock this connection holds for its read transaction (format
-    /// 4: a reclamation step does not punch what its snapshot may read).
-    epoch_held: Option<u64>,
+    /// The epoch lock this connection holds for its read transactions
+    /// (format 4: a reclamation step does not punch what its snapshot may
+    /// read), kept between them while it is current (`crate::epochs`).
+    epoch: EpochHold,
     /// This connection may not write (`mode=ro`, `version=N`, or a file it
     /// could only open read-only), whether or not its shared log can.
     read_only: bool,
@@ -153,12 +155,12 @@ impl MainDb {
         let db = MainDb {
             log,
             waiter: Waiter::new(lockfd.clone()),
+            epoch: EpochHold::new(lockfd.clone(), file_id(&ours)),
             lockfd,
             path: path.to_path_buf(),
             file_id: ours,
             state: State::Idle,
             pinned,
-            epoch_held: None,
             read_only: ro,
             sync_pragma: None,
             synced_in_txn: false,
@@ -234,7 +236,10 @@ impl MainDb {
             (State::Idle, ffi::SQLITE_LOCK_SHARED) => {
                 let v = match self.snapshot() {
                     Ok(v) => v,
-                    Err(e) => return report(&e),
+                    Err(e) => {
+                        self.drop_epoch(); // no transaction began
+                        return report(&e);
+                    }
                 };
                 self.fetch_pin = None;
                 self.state = State::Read(v);
@@ -377,27 +382,16 @@ impl MainDb {
         }
     }
 
+    /// Holds `epoch`'s lock from now to the transaction's end (no system
+    /// call when this connection kept it since an earlier transaction).
     fn hold_epoch(&mut self, epoch: u64) -> Result<(), Error> {
-        if self.epoch_held == Some(epoch) || epoch == 0 {
-            if epoch == 0 {
-                self.drop_epoch();
-            }
-            return Ok(());
-        }
-        self.drop_epoch();
-        match lock::try_lock(self.lockfd.as_fd(), lock::EPOCH_BASE + epoch, lock::Mode::Shared) {
-            Ok(_) => {
-                self.epoch_held = Some(epoch);
-                Ok(())
-            }
-            Err(e) => Err(Error::io(self.log.path(), "lock", None, e)),
-        }
+        self.epoch.begin(epoch).map_err(|e| Error::io(self.log.path(), "lock", None, e))
     }
 
+    /// The read transaction ended: the lock is kept while it may serve the
+    /// next one (`crate::epochs` says when it goes).
     fn drop_epoch(&mut self) {
-        if let Some(e) = self.epoch_held.take() {
-            let _ = lock::unlock(self.lockfd.as_fd(), lock::EPOCH_BASE + e);
-        }
+        self.epoch.end();
     }
 
     fn check_reserved(&self) -> bool {
