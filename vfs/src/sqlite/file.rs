@@ -155,7 +155,7 @@ impl MainDb {
         let db = MainDb {
             log,
             waiter: Waiter::new(lockfd.clone()),
-            epoch: EpochHold::new(lockfd.clone(), file_id(&ours)),
+            epoch: EpochHold::new(lockfd.clone(), ours),
             lockfd,
             path: path.to_path_buf(),
             file_id: ours,
