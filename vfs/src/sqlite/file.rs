@@ -138,11 +138,12 @@ impl MainDb {
         // exclusively. Had it done so between our open and our lock, we would
         // hold a file nobody will see again: check that the path, our lock
         // descriptor and the shared log are all the same file.
-        let same = |a: &std::fs::Metadata, b: &std::fs::Metadata| file_id(a) == file_id(b);
-        let here = std::fs::metadata(path).map_err(|e| report(&Error::io(path, "stat", None, e)))?;
-        let ours = lockfd.metadata().map_err(|e| report(&Error::io(path, "stat", None, e)))?;
-        let logs = log.file().metadata().map_err(|e| report(&Error::io(path, "stat", None, e)))?;
-        if !same(&here, &ours) || !same(&ours, &logs) {
+        // Device and inode only, not std's metadata (see stat.rs).
+        let stat_err = |e| report(&Error::io(path, "stat", None, e));
+        let here = crate::stat::identity(path).map_err(stat_err)?;
+        let ours = crate::stat::identity_of(&lockfd).map_err(stat_err)?;
+        let logs = crate::stat::identity_of(log.file()).map_err(stat_err)?;
+        if here != ours || ours != logs {
             set_last_error(format!("{name}: the log was replaced (compacted) while opening; open it again"));
             return Err(ffi::SQLITE_BUSY);
         }
@@ -154,10 +155,10 @@ impl MainDb {
         let db = MainDb {
             log,
             waiter: Waiter::new(lockfd.clone()),
-            epoch: EpochHold::new(lockfd.clone(), file_id(&ours)),
+            epoch: EpochHold::new(lockfd.clone(), ours),
             lockfd,
             path: path.to_path_buf(),
-            file_id: file_id(&ours),
+            file_id: ours,
             state: State::Idle,
             pinned,
             read_only: ro,
@@ -176,7 +177,9 @@ impl MainDb {
     /// that name, so writes are refused, as stock SQLite refuses them
     /// (SQLITE_READONLY_DBMOVED; os_unix.c compares inodes the same way).
     fn moved(&self) -> bool {
-        std::fs::metadata(&self.path).map_or(true, |m| file_id(&m) != self.file_id)
+        // Device and inode only: asking for the timestamps too (std's
+        // metadata) would make this commit dirty the inode (see stat.rs).
+        crate::stat::identity(&self.path).map_or(true, |id| id != self.file_id)
     }
 
     pub(crate) fn log(&self) -> &Arc<Log> {
@@ -553,12 +556,6 @@ impl MainDb {
             _ => Ok(self.current()?.size_bytes()),
         }
     }
-}
-
-/// What identifies a file: (device, inode).
-fn file_id(m: &std::fs::Metadata) -> (u64, u64) {
-    use std::os::unix::fs::MetadataExt;
-    (m.dev(), m.ino())
 }
 
 /// A pragma value without surrounding white space and quotes.
