@@ -218,13 +218,12 @@ impl Drop for EpochHold {
 /// this process on that log whose epoch is below it. Connections in a
 /// transaction keep theirs.
 pub fn release_idle_below(file: &File, below: u64) {
-    use std::os::unix::fs::MetadataExt;
-    let Ok(m) = file.metadata() else { return };
-    let id = (m.dev(), m.ino());
     if REGISTRY_PID.load(Ordering::SeqCst) != std::process::id() {
         // Nothing registered here (a forked child's list is its parent's).
         return;
     }
+    // Not `metadata()`: asking for timestamps costs the writer (stat.rs).
+    let Ok(id) = crate::stat::identity_of(file) else { return };
     let holds: Vec<Arc<Hold>> = reaper().list.lock().unwrap_or_else(|p| p.into_inner()).upgrade_all();
     for h in holds.iter().filter(|h| h.file_id == id) {
         let mut st = h.state();
