@@ -12,6 +12,9 @@
 //! open, and stops them after `--round-secs`. Workloads: 1 writer + 2 and
 //! + 8 readers at FULL and at NORMAL; 4 and 16 writers at FULL.
 //!
+//! Also 8 writers at FULL with `busy_timeout` 5 s (issue 23 item 3, fair
+//! waiting: its BUSY failures, longest wait, and the slowest writer's share).
+//!
 //! Each of `--runs` rounds runs every workload on both sides, the order
 //! flipping from one to the next, so load from elsewhere falls on both
 //! alike. Reported per workload and metric: the median over rounds on each
@@ -39,6 +42,8 @@ pub struct ConcOpts {
     pub dir: PathBuf,
     pub rounds: u32,
     pub round_secs: f64,
+    /// Workload name prefixes to run (`--workloads`); empty: all.
+    pub only: Vec<String>,
     pub exe: PathBuf,
 }
 
@@ -47,15 +52,17 @@ struct Workload {
     writers: usize,
     readers: usize,
     full: bool,
+    busy_ms: u32,
 }
 
-const WORKLOADS: [Workload; 6] = [
-    Workload { key: "1w+2r FULL", writers: 1, readers: 2, full: true },
-    Workload { key: "1w+2r NORMAL", writers: 1, readers: 2, full: false },
-    Workload { key: "1w+8r FULL", writers: 1, readers: 8, full: true },
-    Workload { key: "1w+8r NORMAL", writers: 1, readers: 8, full: false },
-    Workload { key: "4w FULL", writers: 4, readers: 0, full: true },
-    Workload { key: "16w FULL", writers: 16, readers: 0, full: true },
+const WORKLOADS: [Workload; 7] = [
+    Workload { key: "1w+2r FULL", writers: 1, readers: 2, full: true, busy_ms: BUSY_MS },
+    Workload { key: "1w+2r NORMAL", writers: 1, readers: 2, full: false, busy_ms: BUSY_MS },
+    Workload { key: "1w+8r FULL", writers: 1, readers: 8, full: true, busy_ms: BUSY_MS },
+    Workload { key: "1w+8r NORMAL", writers: 1, readers: 8, full: false, busy_ms: BUSY_MS },
+    Workload { key: "4w FULL", writers: 4, readers: 0, full: true, busy_ms: BUSY_MS },
+    Workload { key: "16w FULL", writers: 16, readers: 0, full: true, busy_ms: BUSY_MS },
+    Workload { key: "8w FULL busy 5s", writers: 8, readers: 0, full: true, busy_ms: 5_000 },
 ];
 
 /// What one trial measured, summed over its processes.
@@ -65,13 +72,15 @@ struct Trial {
     writes: f64,
     reads: f64,
     busy: u64,
+    /// Each writer's commits/s (a starved writer shows as a small share).
+    writer_rates: Vec<f64>,
     wlat: Histogram,
     rlat: Histogram,
 }
 
 /// Metric names and how to read them from a trial; `None`: not applicable.
 type Metric = (&'static str, fn(&Trial) -> Option<f64>);
-const METRICS: [Metric; 7] = [
+const METRICS: [Metric; 8] = [
     ("writes/s (commits/s)", |t| Some(t.writes)),
     ("reads/s", |t| (t.readers > 0).then_some(t.reads)),
     ("write p50 ms", |t| t.wlat.quantile(0.5).map(|s| s * 1e3)),
@@ -79,6 +88,11 @@ const METRICS: [Metric; 7] = [
     ("longest write wait ms", |t| (t.wlat.n > 0).then_some(t.wlat.max * 1e3)),
     ("read p99 ms", |t| t.rlat.quantile(0.99).map(|s| s * 1e3)),
     ("SQLITE_BUSY failures", |t| Some(t.busy as f64)),
+    ("slowest writer ÷ mean writer", |t| {
+        let n = t.writer_rates.len() as f64;
+        let mean = t.writer_rates.iter().sum::<f64>() / n;
+        (n > 1.0 && mean > 0.0).then(|| t.writer_rates.iter().copied().fold(f64::INFINITY, f64::min) / mean)
+    }),
 ];
 
 fn configs(full: bool) -> [Config; 2] {
@@ -127,7 +141,7 @@ fn trial(opts: &ConcOpts, w: &Workload, cfg: Config, template: &Path, seed: u64)
             rows: ROWS,
             bytes: BYTES,
             seed: seed * 100 + i as u64,
-            busy_ms: BUSY_MS,
+            busy_ms: w.busy_ms,
             db: db.clone(),
         };
         workers.push((role, Worker::start(&opts.exe, &spec)?));
@@ -146,6 +160,7 @@ fn trial(opts: &ConcOpts, w: &Workload, cfg: Config, template: &Path, seed: u64)
         match role {
             Role::Writer => {
                 t.writes += o.rate();
+                t.writer_rates.push(o.rate());
                 t.wlat.merge(&o.lat);
             }
             Role::Reader => {
@@ -169,6 +184,9 @@ pub fn run(opts: &ConcOpts, progress: &dyn Fn(String)) -> Result<(String, Value)
     for round in 0..opts.rounds {
         progress(format!("concurrency: round {}/{}", round + 1, opts.rounds));
         for (wi, w) in WORKLOADS.iter().enumerate() {
+            if !opts.only.is_empty() && !opts.only.iter().any(|o| w.key.starts_with(o.as_str())) {
+                continue;
+            }
             let cfgs = configs(w.full);
             let seed = round as u64 * 10 + wi as u64;
             let pl_first = (round as usize + wi) % 2 == 0;
@@ -203,7 +221,7 @@ pub fn run(opts: &ConcOpts, progress: &dyn Fn(String)) -> Result<(String, Value)
          Machine:     {} cores; load average {load_start} at the start, {} at the end (1, 5, 15 min)\n\
          Directory:   {}{}\n\
          Workload:    {ROWS} rows of {BYTES}-byte blobs; writers UPDATE one row, readers SELECT one row, \
-         random ids, autocommit, busy_timeout {BUSY_MS} ms; {} rounds of {} s per workload and side\n",
+         random ids, autocommit, busy_timeout {BUSY_MS} ms (5,000 ms for 8w); {} rounds of {} s per workload and side\n",
         rusqlite::version(),
         iso8601_utc(now),
         cpu_model().unwrap_or_default(),

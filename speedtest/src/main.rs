@@ -346,6 +346,7 @@ fn run_concurrency(cli: Cli, runs_given: bool) -> Result<(), String> {
         dir: dir.clone(),
         rounds: if runs_given { cli.runs } else { f.pick(None, 2, 5) },
         round_secs: f.pick(f.round_secs, 0.5, 3.0),
+        only: f.workloads.clone(),
         exe: scale_suite::current_exe()?,
     };
     let quiet = cli.quiet;

@@ -58,6 +58,11 @@ pub struct SuiteFlags {
     #[arg(long, value_name = "SECS", value_parser = parse_secs)]
     pub round_secs: Option<f64>,
 
+    /// --suite concurrency: run only the workloads whose name starts with
+    /// one of these, comma-separated (e.g. `8w` for fair waiting) [default: all].
+    #[arg(long, value_name = "NAMES", value_delimiter = ',')]
+    pub workloads: Vec<String>,
+
     /// Internal: run as a reader/writer worker process (see worker.rs).
     #[arg(long, hide = true, value_name = "SPEC")]
     pub worker: Option<String>,
@@ -83,7 +88,7 @@ pub const SCALE_ONLY: [&str; 9] = [
     "retain",
 ];
 /// Flags only `--suite concurrency` reads.
-pub const CONCURRENCY_ONLY: [&str; 1] = ["round_secs"];
+pub const CONCURRENCY_ONLY: [&str; 2] = ["round_secs", "workloads"];
 
 impl SuiteFlags {
     pub fn parts(&self) -> Parts {

@@ -162,7 +162,7 @@ fn quick_concurrency_suite_reports_every_workload() {
     );
     assert_eq!(v["suite"], "concurrency");
     let rows = v["rows"].as_array().unwrap();
-    for w in ["1w+2r FULL", "1w+2r NORMAL", "1w+8r FULL", "1w+8r NORMAL", "4w FULL", "16w FULL"] {
+    for w in ["1w+2r FULL", "1w+2r NORMAL", "1w+8r FULL", "1w+8r NORMAL", "4w FULL", "16w FULL", "8w FULL busy 5s"] {
         let of = |m: &str| rows.iter().find(|r| r["workload"] == w && r["metric"] == m);
         let writes = of("writes/s (commits/s)").unwrap_or_else(|| panic!("{w}: no writes/s"));
         for side in ["pagelog", "stock"] {
@@ -170,6 +170,7 @@ fn quick_concurrency_suite_reports_every_workload() {
         }
         assert_eq!(of("reads/s").is_some(), w.contains("r "), "{w}: reads/s only with readers");
         assert!(of("longest write wait ms").is_some() && of("SQLITE_BUSY failures").is_some(), "{w}");
+        assert_eq!(of("slowest writer ÷ mean writer").is_some(), !w.starts_with("1w"), "{w}: share only with writers");
     }
     // The templates and trial files are removed.
     let left: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name()).collect();

@@ -4,7 +4,7 @@
 //! Three rooms, kept apart:
 //! * the log — [`format`] (bytes on disk), [`log`] (open, recover, read,
 //!   commit, revert), [`txn`] (a write transaction's buffer), [`pagemap`],
-//!   [`storage`], [`lock`], [`history`] (listing, verify), [`compact`],
+//!   [`storage`], [`stat`], [`lock`], [`history`] (listing, verify), [`compact`],
 //!   format 4's checkpoints ([`tree`]: nodes; [`checkpoint`], [`commit4`]:
 //!   writing them; [`index`], [`overlay`]: reading a version from its
 //!   checkpoint's tree), [`mapping`] (checked reads of the file): no SQLite
@@ -26,6 +26,7 @@ pub mod commit4;
 pub mod compact;
 pub mod control;
 pub mod diff;
+pub mod epochs;
 pub mod error;
 pub mod format;
 pub mod history;
@@ -44,7 +45,9 @@ pub mod registry;
 pub mod retention;
 pub mod salvage;
 pub mod sqlite;
+pub mod stat;
 pub mod storage;
+mod tail;
 pub mod tree;
 pub mod txn;
 pub mod version;

@@ -13,6 +13,7 @@
 //! |---------------|--------------------------------------|-----------|
 //! | [`WRITER`]    | the one connection writing (RESERVED and above) | exclusive |
 //! | [`OPEN`]      | every connection while its file is open | shared  |
+//! | [`WAIT_BASE`] + k | a connection waiting for WRITER, in age class k (waited about 2^k ms), only while it sleeps in the busy handler (sqlite/fair.rs) | shared |
 //! | [`EPOCH_BASE`] + e | a reader whose snapshot was taken at epoch e (logs with a retention policy), for the length of its read transaction | shared |
 //!
 //! `pagelog compact` takes OPEN exclusively to prove nobody has the log open.
@@ -26,6 +27,9 @@ use std::os::fd::{AsRawFd, BorrowedFd};
 
 pub const WRITER: u64 = 1 << 62;
 pub const OPEN: u64 = WRITER + 1;
+/// Age class k's wait byte is `WAIT_BASE + k`, k < [`WAIT_LEVELS`].
+pub const WAIT_BASE: u64 = WRITER + 16;
+pub const WAIT_LEVELS: u64 = 16;
 /// Epoch e's byte is `EPOCH_BASE + e` (epochs stay far below 2^61).
 pub const EPOCH_BASE: u64 = WRITER + (1 << 20);
 

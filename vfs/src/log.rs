@@ -9,6 +9,7 @@
 //! | `recovery.rs` | open a file, find its latest version, follow other processes' commits, read any version |
 //! | `control.rs`, `reclaim.rs` | format 4 (in development): the control state, retention steps |
 //! | `version.rs`  | the read path: a version's page map (format 3's in memory, format 4's a tree and an overlay) |
+//! | `tail.rs`     | the bytes past the log end one refresh reads at once |
 //! | `mapping.rs`  | the memory map, and the frame, patch and node checks it remembers |
 //! | `index.rs`, `overlay.rs` | format 4: a version's map read from its checkpoint's tree, the overlay in front |
 //! | `commit.rs`   | the write path: spills, commit records, durability markers, syncs, revert |
@@ -396,6 +397,10 @@ impl Log {
         let (map, end) = self.committed.lock().unwrap_or_else(|p| p.into_inner()).clone();
         if offset.saturating_add(buf.len() as u64) <= end {
             buf.copy_from_slice(map.slice(offset, buf.len()));
+            return Ok(());
+        }
+        // Inside a refresh: the bytes past the end it read at once (tail.rs).
+        if self.read_tail(offset, buf) {
             return Ok(());
         }
         match self.io.read_at(buf, offset) {

@@ -953,6 +953,9 @@ impl Log {
     fn nothing_to_free(&self, old: &Control, explicit: bool) -> Result<Reclaimed> {
         let b = old.boundary();
         let punched = if explicit && old.epoch() > 0 && old.redirects() {
+            // Other processes' idle connections let old epochs go within a
+            // few ticks (`epochs.rs`): a step asked for waits that long.
+            crate::epochs::wait_for_idle_release(&self.path, old.epoch(), crate::epochs::ASKED_STEP_WAIT);
             self.punch_freed(old.epoch(), b, format::FIRST_RECORD)?
         } else {
             0
@@ -967,6 +970,9 @@ impl Log {
         // A description of our own: locks on the log's shared one would not
         // conflict with the check.
         let probe = std::fs::File::open(&self.path).map_err(|e| Error::io(&self.path, "open", None, e))?;
+        // Idle connections of this process keep an old epoch's lock only
+        // until a step wants it (`epochs.rs`).
+        crate::epochs::release_idle_below(&probe, epoch);
         use std::os::fd::AsFd;
         let held = |below: u64| {
             crate::lock::held_in(probe.as_fd(), crate::lock::EPOCH_BASE, below)

@@ -420,6 +420,9 @@ impl Log {
         let mut last = full.clone();
         let mut control = self.control_before(salt, len, &full)?;
         let mut pending: Option<Rec> = None;
+        // Format 4: the log read for the overlay leaves the RSS as the walk
+        // goes (`overlay::release_read`).
+        let mut released = if self.format() >= format::FORMAT_V4 { pos } else { u64::MAX };
         while last.offset != rec.offset {
             let r = self.read_record(salt, pos, len)?.ok_or_else(|| {
                 self.corrupt(pos, format!("a record between versions {} and {}", last.h.version, rec.h.version), "none")
@@ -465,6 +468,7 @@ impl Log {
                 }
             }
             pos = r.end();
+            released = crate::overlay::release_read(mapping, released, pos);
         }
         Ok(((map, since, commits), control))
     }
@@ -808,7 +812,11 @@ impl Log {
         if st.header.is_some() && !st.committing {
             match self.nothing_appended(st.log_end)? {
                 Appended::Nothing => return Ok(st.latest.clone()),
-                Appended::Maybe => {}
+                Appended::Maybe => {
+                    // Something follows: walk it from one read (tail.rs).
+                    let at = st.log_end;
+                    return self.with_tail(at, || self.follow(&mut st));
+                }
                 Appended::Freed => {
                     // Reclaimed past this view (format 4): recover afresh.
                     self.recover(&mut st)?;
@@ -816,13 +824,19 @@ impl Log {
                 }
             }
         }
+        self.follow(&mut st)
+    }
+
+    /// `refresh` past its first look: recovers a view that has none, or
+    /// walks the records appended after the view's end.
+    fn follow(&self, st: &mut State) -> Result<Arc<Version>> {
         let len = self.file_len()?;
         let end = st.latest.end;
         if st.header.is_none() {
             if len == 0 {
                 return Ok(st.latest.clone());
             }
-            self.recover(&mut st)?;
+            self.recover(st)?;
             return Ok(st.latest.clone());
         }
         self.check_not_truncated(len, end)?;
@@ -836,11 +850,11 @@ impl Log {
         st.horizon = w.durable;
         if w.log_end != st.log_end {
             st.log_end = w.log_end;
-            self.mapping_covering(&mut st, w.log_end)?;
-            self.publish(&st, w.log_end);
+            self.mapping_covering(st, w.log_end)?;
+            self.publish(st, w.log_end);
         }
         if let Some(c) = &w.control {
-            self.install_control(&mut st, c, w.log_end)?;
+            self.install_control(st, c, w.log_end)?;
         }
         if w.commits.is_empty() {
             if !Arc::ptr_eq(&st.latest.control, &st.control) {
@@ -848,7 +862,7 @@ impl Log {
             }
             return Ok(st.latest.clone());
         }
-        let mapping = self.mapping_covering(&mut st, w.log_end)?;
+        let mapping = self.mapping_covering(st, w.log_end)?;
         let mut map = st.latest.map.clone();
         let mut since = st.entries_since_full;
         let mut commits = st.commits_since_full;

@@ -36,15 +36,15 @@ fn io_hook(path: &Path) -> Option<Arc<dyn LogFile>> {
 /// Process-wide registry: one `Log` per file (by device and inode), shared
 /// by all connections of the process.
 pub(crate) fn shared_log(path: &Path, opts: OpenOptions) -> Result<Arc<Log>> {
-    use std::os::unix::fs::MetadataExt;
     use std::sync::{OnceLock, Weak};
     type Registry = Mutex<HashMap<(u64, u64), Weak<Log>>>;
     static REGISTRY: OnceLock<Registry> = OnceLock::new();
     let reg = REGISTRY.get_or_init(Default::default);
     let mut reg = reg.lock().unwrap_or_else(|p| p.into_inner());
     reg.retain(|_, w| w.strong_count() > 0);
-    if let Ok(md) = std::fs::metadata(path) {
-        if let Some(log) = reg.get(&(md.dev(), md.ino())).and_then(|w| w.upgrade()) {
+    // Device and inode only, not std's metadata (see stat.rs).
+    if let Ok(id) = crate::stat::identity(path) {
+        if let Some(log) = reg.get(&id).and_then(|w| w.upgrade()) {
             if log.read_only && !opts.read_only {
                 // fall through: open a writable instance of its own
             } else {
@@ -57,7 +57,7 @@ pub(crate) fn shared_log(path: &Path, opts: OpenOptions) -> Result<Arc<Log>> {
         Some(io) => Log::open_with_io(path, opts, io)?,
         None => Log::open(path, opts)?,
     });
-    let md = log.file.metadata().map_err(|e| Error::io(path, "stat", None, e))?;
-    reg.insert((md.dev(), md.ino()), Arc::downgrade(&log));
+    let id = crate::stat::identity_of(&log.file).map_err(|e| Error::io(path, "stat", None, e))?;
+    reg.insert(id, Arc::downgrade(&log));
     Ok(log)
 }

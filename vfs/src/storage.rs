@@ -66,7 +66,9 @@ impl LogFile for File {
         FileExt::write_all_at(self, buf, offset)
     }
     fn len(&self) -> io::Result<u64> {
-        Ok(self.metadata()?.len())
+        // Not `metadata()`: that asks for the timestamps too, which makes
+        // the writer's next commit dirty the inode (see stat.rs).
+        crate::stat::len(self)
     }
     fn set_len(&self, len: u64) -> io::Result<()> {
         File::set_len(self, len)

@@ -10,7 +10,7 @@
 //! |------------------------|----------------------|--------------------------------------------------|
 //! | NONE                   | `State::Idle`        | `unlock(NONE)`                                   |
 //! | SHARED                 | `State::Read(v)`     | `lock(SHARED)`: `Log::refresh`, snapshot = latest |
-//! | RESERVED               | `State::Write{..}`   | `lock(RESERVED)`: take the WRITER byte lock; BUSY if another connection holds it, BUSY (as WAL's BUSY_SNAPSHOT) if the snapshot is no longer the latest |
+//! | RESERVED               | `State::Write{..}`   | `lock(RESERVED)`: take the WRITER byte lock (or the one the busy handler's sleep took for it, fair.rs); BUSY if another connection holds it or waited longer for it, BUSY (as WAL's BUSY_SNAPSHOT) if the snapshot is no longer the latest |
 //! | PENDING, EXCLUSIVE     | `State::Write{..}`   | granted at once: readers hold snapshots           |
 //!
 //! # Commit
@@ -39,8 +39,10 @@ use std::sync::Arc;
 
 use libsqlite3_sys as ffi;
 
+use super::fair::Waiter;
 use super::vfs::{guard, Handle};
 use super::{api, report, set_last_error};
+use crate::epochs::EpochHold;
 use crate::error::Error;
 use crate::lock;
 use crate::log::{Durability, Log, OpenOptions, Version};
@@ -57,7 +59,9 @@ enum State {
 pub(crate) struct MainDb {
     log: Arc<Log>,
     /// This connection's own open file description, which holds its locks.
-    lockfd: File,
+    lockfd: Arc<File>,
+    /// Its place among connections waiting for the WRITER lock.
+    waiter: Arc<Waiter>,
     /// The name this connection opened, and the (device, inode) it named
     /// then: a write transaction is refused once the name no longer leads
     /// to that file (see `moved`).
@@ -66,9 +70,10 @@ pub(crate) struct MainDb {
     state: State,
     /// Set when opened with `?version=N`: every transaction reads version N.
     pinned: Option<Arc<Version>>,
-    /// The epoch lock this connection holds for its read transaction (format
-    /// 4: a reclamation step does not punch what its snapshot may read).
-    epoch_held: Option<u64>,
+    /// The epoch lock this connection holds for its read transactions
+    /// (format 4: a reclamation step does not punch what its snapshot may
+    /// read), kept between them while it is current (`crate::epochs`).
+    epoch: EpochHold,
     /// This connection may not write (`mode=ro`, `version=N`, or a file it
     /// could only open read-only), whether or not its shared log can.
     read_only: bool,
@@ -133,11 +138,12 @@ impl MainDb {
         // exclusively. Had it done so between our open and our lock, we would
         // hold a file nobody will see again: check that the path, our lock
         // descriptor and the shared log are all the same file.
-        let same = |a: &std::fs::Metadata, b: &std::fs::Metadata| file_id(a) == file_id(b);
-        let here = std::fs::metadata(path).map_err(|e| report(&Error::io(path, "stat", None, e)))?;
-        let ours = lockfd.metadata().map_err(|e| report(&Error::io(path, "stat", None, e)))?;
-        let logs = log.file().metadata().map_err(|e| report(&Error::io(path, "stat", None, e)))?;
-        if !same(&here, &ours) || !same(&ours, &logs) {
+        // Device and inode only, not std's metadata (see stat.rs).
+        let stat_err = |e| report(&Error::io(path, "stat", None, e));
+        let here = crate::stat::identity(path).map_err(stat_err)?;
+        let ours = crate::stat::identity_of(&lockfd).map_err(stat_err)?;
+        let logs = crate::stat::identity_of(log.file()).map_err(stat_err)?;
+        if here != ours || ours != logs {
             set_last_error(format!("{name}: the log was replaced (compacted) while opening; open it again"));
             return Err(ffi::SQLITE_BUSY);
         }
@@ -145,14 +151,16 @@ impl MainDb {
             None => None,
             Some(n) => Some(log.version(n).map_err(|e| report(&e))?),
         };
+        let lockfd = Arc::new(lockfd);
         let db = MainDb {
             log,
+            waiter: Waiter::new(lockfd.clone()),
+            epoch: EpochHold::new(lockfd.clone(), ours),
             lockfd,
             path: path.to_path_buf(),
-            file_id: file_id(&ours),
+            file_id: ours,
             state: State::Idle,
             pinned,
-            epoch_held: None,
             read_only: ro,
             sync_pragma: None,
             synced_in_txn: false,
@@ -169,7 +177,9 @@ impl MainDb {
     /// that name, so writes are refused, as stock SQLite refuses them
     /// (SQLITE_READONLY_DBMOVED; os_unix.c compares inodes the same way).
     fn moved(&self) -> bool {
-        std::fs::metadata(&self.path).map_or(true, |m| file_id(&m) != self.file_id)
+        // Device and inode only: asking for the timestamps too (std's
+        // metadata) would make this commit dirty the inode (see stat.rs).
+        crate::stat::identity(&self.path).map_or(true, |id| id != self.file_id)
     }
 
     pub(crate) fn log(&self) -> &Arc<Log> {
@@ -226,7 +236,10 @@ impl MainDb {
             (State::Idle, ffi::SQLITE_LOCK_SHARED) => {
                 let v = match self.snapshot() {
                     Ok(v) => v,
-                    Err(e) => return report(&e),
+                    Err(e) => {
+                        self.drop_epoch(); // no transaction began
+                        return report(&e);
+                    }
                 };
                 self.fetch_pin = None;
                 self.state = State::Read(v);
@@ -253,9 +266,12 @@ impl MainDb {
                     ));
                     return ffi::SQLITE_READONLY_DBMOVED;
                 }
-                match lock::try_lock(self.lockfd.as_fd(), lock::WRITER, lock::Mode::Exclusive) {
+                match self.waiter.acquire() {
                     Ok(true) => {}
-                    Ok(false) => return ffi::SQLITE_BUSY,
+                    Ok(false) => {
+                        self.waiter.busy();
+                        return ffi::SQLITE_BUSY;
+                    }
                     Err(e) => return report(&Error::io(self.log.path(), "lock", None, e)),
                 }
                 let latest = match self.log.prepare_write() {
@@ -267,6 +283,7 @@ impl MainDb {
                 };
                 if latest.number != snap.number {
                     self.release_writer();
+                    self.waiter.busy();
                     set_last_error(format!(
                         "{}: this transaction reads version {} but version {} has been committed since; \
                          roll back and retry",
@@ -302,6 +319,9 @@ impl MainDb {
 
     fn unlock(&mut self, level: c_int) -> c_int {
         let mut rc = ffi::SQLITE_OK;
+        if level < ffi::SQLITE_LOCK_RESERVED && !matches!(self.state, State::Write { .. }) {
+            self.waiter.drop_carried();
+        }
         if level < ffi::SQLITE_LOCK_RESERVED {
             if let State::Write { .. } = &self.state {
                 let State::Write { snap, txn, .. } = std::mem::replace(&mut self.state, State::Idle) else {
@@ -362,34 +382,24 @@ impl MainDb {
         }
     }
 
+    /// Holds `epoch`'s lock from now to the transaction's end (no system
+    /// call when this connection kept it since an earlier transaction).
     fn hold_epoch(&mut self, epoch: u64) -> Result<(), Error> {
-        if self.epoch_held == Some(epoch) || epoch == 0 {
-            if epoch == 0 {
-                self.drop_epoch();
-            }
-            return Ok(());
-        }
-        self.drop_epoch();
-        match lock::try_lock(self.lockfd.as_fd(), lock::EPOCH_BASE + epoch, lock::Mode::Shared) {
-            Ok(_) => {
-                self.epoch_held = Some(epoch);
-                Ok(())
-            }
-            Err(e) => Err(Error::io(self.log.path(), "lock", None, e)),
-        }
+        self.epoch.begin(epoch).map_err(|e| Error::io(self.log.path(), "lock", None, e))
     }
 
+    /// The read transaction ended: the lock is kept while it may serve the
+    /// next one (`crate::epochs` says when it goes).
     fn drop_epoch(&mut self) {
-        if let Some(e) = self.epoch_held.take() {
-            let _ = lock::unlock(self.lockfd.as_fd(), lock::EPOCH_BASE + e);
-        }
+        self.epoch.end();
     }
 
     fn check_reserved(&self) -> bool {
         if let State::Write { .. } = self.state {
             return true;
         }
-        if self.read_only {
+        if self.read_only || self.waiter.carries() {
+            // Carried: this connection holds WRITER for its retry, nobody else.
             return false;
         }
         match lock::try_lock(self.lockfd.as_fd(), lock::WRITER, lock::Mode::Exclusive) {
@@ -548,12 +558,6 @@ impl MainDb {
     }
 }
 
-/// What identifies a file: (device, inode).
-fn file_id(m: &std::fs::Metadata) -> (u64, u64) {
-    use std::os::unix::fs::MetadataExt;
-    (m.dev(), m.ino())
-}
-
 /// A pragma value without surrounding white space and quotes.
 fn unquote(v: &[u8]) -> &[u8] {
     let quote = |b: &u8| *b == b'\'' || *b == b'"';
@@ -578,6 +582,7 @@ unsafe extern "C" fn x_close(f: *mut ffi::sqlite3_file) -> c_int {
         // SAFETY: as above; nulled so a second close cannot double-free.
         unsafe { (*h).inner = std::ptr::null_mut() };
         db.unlock(ffi::SQLITE_LOCK_NONE);
+        db.waiter.forget();
         drop(db);
         ffi::SQLITE_OK
     })

@@ -9,6 +9,7 @@
 //! parameters, and `xFetch` needs io-methods version 3 — see docs/design.md.
 
 mod difftable;
+mod fair;
 mod file;
 mod functions;
 mod logtable;

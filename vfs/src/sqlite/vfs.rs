@@ -250,6 +250,11 @@ unsafe extern "C" fn x_randomness(vfs: *mut ffi::sqlite3_vfs, n: c_int, out: *mu
     delegate!(vfs, xRandomness, n, out)
 }
 unsafe extern "C" fn x_sleep(vfs: *mut ffi::sqlite3_vfs, us: c_int) -> c_int {
+    // The busy handler's sleep after a BUSY on the WRITER lock is a fair
+    // wait for it (fair.rs); any other sleep is the parent VFS's.
+    if let Some(slept) = catch_unwind(|| super::fair::sleep(us)).ok().flatten() {
+        return slept;
+    }
     delegate!(vfs, xSleep, us)
 }
 unsafe extern "C" fn x_current_time(vfs: *mut ffi::sqlite3_vfs, t: *mut f64) -> c_int {
