@@ -463,7 +463,7 @@ class Log:
         entry table has its frames found through its tree, whose nodes are read and checked."""
         ents = r.entries()
         if r.ck is not None and r.n_entries == 0:
-            ents = self.tree_entries(r)
+            ents = self.tree_entries(r, prev_end)
             # "checked as entries are": their page numbers within 1 ... db pages, their offsets
             if ents is None or self.entry_rules(r, ents) is not None:
                 return (0, r.ck[0])
@@ -526,7 +526,15 @@ class Log:
                     and p.version == last.version - 1):
                 if p.sealed or self.mark_after(p):
                     return p.ident()
-                return self.horizon(p)
+                h = self.horizon(p)
+                if self.fmt >= 4 and h is not None:
+                    r = self.record(h[1])
+                    if r is None or r.kind != COMMIT or r.version != h[0] or r.tcrc != h[2]:
+                        # "Format 4", step 2: debris naming an old commit whose horizon a step
+                        # freed since: "search again ... before its start"
+                        limit = last.off
+                        continue
+                return h
             limit = last.off  # debris: search again before it
 
     def claimed_commit(self, claim):
@@ -872,13 +880,16 @@ class Log:
         self.tree_cache[key] = pm
         return list(pm)
 
-    def tree_entries(self, c):
-        """Step 4 of a checkpoint without entries: every non-zero slot of its tree as (page, crc,
-        offset), its nodes read where they were written, each ending at or before the
-        checkpoint's offset, and checked; None when one fails."""
+    def tree_entries(self, c, start):
+        """Step 4 of a checkpoint without entries: every non-zero slot of its nodes at or after
+        the start (its own: "a node written before the start names nothing written after it, and
+        is not read"), as (page, crc, offset), its nodes read where they were written, each ending
+        at or before the checkpoint's offset, and checked; None when one fails."""
         out = []
 
         def go(off, crc, level, first):
+            if off < start:
+                return
             size = node_size(level)
             if off + size > c.off:
                 raise Damage(off, "a node before its checkpoint")

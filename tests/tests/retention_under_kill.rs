@@ -143,8 +143,13 @@ struct Checked {
 /// `before`: the latest version when the killed writer started (it may
 /// have made one more version than it recorded: killed in between).
 fn check_log(p: &Path, rec: &BTreeMap<u64, u64>, before: u64, rng: &mut u64, stats: &mut Checked, when: &str) -> u64 {
-    let log = Log::open(p, OpenOptions { read_only: true, ..Default::default() })
-        .unwrap_or_else(|e| panic!("{when}: recovery failed: {e}"));
+    let log = Log::open(p, OpenOptions { read_only: true, ..Default::default() }).unwrap_or_else(|e| {
+        // To look at it: PAGELOG_KEEP_FAILED=DIR keeps a copy of the log.
+        if let Some(dir) = std::env::var_os("PAGELOG_KEEP_FAILED") {
+            let _ = std::fs::copy(p, Path::new(&dir).join("recovery-failed.db"));
+        }
+        panic!("{when}: recovery failed: {e}")
+    });
     let latest = log.latest().number;
     let last = rec.keys().next_back().copied().unwrap_or(0);
     assert!(
@@ -204,17 +209,16 @@ fn check_log(p: &Path, rec: &BTreeMap<u64, u64>, before: u64, rng: &mut u64, sta
     latest
 }
 
-/// Without reverts (`PLWORKER_NO=revert`): the default run, in CI.
+/// Without reverts (`PLWORKER_NO=revert`).
 #[test]
 fn kill_9_of_a_reclaiming_writer_beside_readers_loses_nothing() {
     kill_9_beside_readers(false, false);
 }
 
 /// The same with reverts among the commits (the deterministic revert tests
-/// are `retention_revert.rs` and `vfs/tests/retention.rs`).
+/// are `retention_revert.rs` and `vfs/tests/retention.rs`; R5-R9 in
+/// tests/RELIABILITY.md were found with it).
 #[test]
-#[ignore = "known bugs R5-R7 (tests/RELIABILITY.md): with reverts among the steps, about one \
-            20 s run in ten meets a node, patch base or frame below B without its copy"]
 fn kill_9_with_reverts_among_the_steps_loses_nothing() {
     kill_9_beside_readers(false, true);
 }
@@ -222,8 +226,6 @@ fn kill_9_with_reverts_among_the_steps_loses_nothing() {
 /// The same with reverts and one reader reading through SQLite's memory
 /// map (xFetch).
 #[test]
-#[ignore = "known bugs R5-R7 (tests/RELIABILITY.md; R3 fixed): in 60-120 s runs a step or verify \
-            meets a node or patch base below B without its copy"]
 fn kill_9_beside_readers_one_through_sqlites_memory_map_loses_nothing() {
     kill_9_beside_readers(true, true);
 }

@@ -297,7 +297,7 @@ impl Log {
             if boundary > format::FIRST_RECORD {
                 if rec.is_checkpoint() && entries.is_empty() {
                     // Its own frames, from its tree (as check_commit finds them).
-                    match self.tree_entries(&rec)? {
+                    match self.tree_entries(&rec, txn_start)? {
                         Ok(all) => {
                             entries = all.into_iter().filter(|e| patch::position(e.offset) >= txn_start).collect()
                         }

@@ -206,12 +206,23 @@ impl Log {
     /// changed pages, the page map, the checksum, and the record's bytes.
     /// Ok(None): the transaction changed nothing.
     fn prepare_commit(&self, st: &mut State, txn: &mut WriteTxn, durability: Durability) -> Result<Option<Prepared>> {
-        let base = txn.base().clone();
+        let mut base = txn.base().clone();
         // The commit this one follows: the base, but for a format-4 revert,
         // whose pages are the target's (its base) and which follows the
         // latest, as a checkpoint.
-        let chain = txn.follows().clone();
+        let mut chain = txn.follows().clone();
         let reverting = !Arc::ptr_eq(&chain, &base);
+        // Format 4: a reclamation step since the transaction's snapshot was
+        // taken (another process's, or another `Log`'s: SQLite's read began
+        // before it) gave the same version a new control state. Patches
+        // name their bases as the base version resolves them, and one named
+        // through the old state may lie in the region the step freed, where
+        // the new state resolves it by page (to another image after a
+        // revert) and recovery fails its check (issue 20, R6).
+        if !reverting && base.number == st.latest.number && !Arc::ptr_eq(&base.control, &st.latest.control) {
+            base = st.latest.clone();
+            chain = base.clone();
+        }
         let page_size = txn.page_size();
         let db_pages = txn.db_pages();
         let same_ps = page_size == base.page_size;

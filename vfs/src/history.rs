@@ -561,7 +561,7 @@ impl Log {
             let entries = if rec.is_checkpoint() {
                 let tree = match w.control.as_deref() {
                     Some(c) if c.redirects() => self.checkpoint_entries(&rec, Some(c))?,
-                    _ => self.tree_entries(&rec)?.map_err(|d| Problem {
+                    _ => self.tree_entries(&rec, 0)?.map_err(|d| Problem {
                         offset: d.offset,
                         expected: d.expected,
                         found: d.found,
@@ -569,12 +569,19 @@ impl Log {
                 };
                 match tree {
                     Ok(e) => e,
-                    Err(_) if w.mid_start && w.page_size == 0 && version < w.oldest => {
-                        // A reclaimed checkpoint right at the boundary: the
-                        // commit before the oldest kept version's checkpoint
-                        // stays (that one names it), but its tree was freed
-                        // with its version and not relocated. Its frames were
-                        // checked above; nothing else of it is kept.
+                    Err(_) if w.mid_start && version < w.oldest => {
+                        // A reclaimed checkpoint after the boundary (right at
+                        // it: the commit before the oldest kept version's
+                        // checkpoint, which that one names; or any between a
+                        // step's boundary and that checkpoint, a revert's
+                        // say): its tree may share nodes below `B` that no
+                        // kept checkpoint reaches, freed with its version
+                        // and not relocated (FORMAT.md, "Which versions a
+                        // format-4 log holds": a reclaimed version need not
+                        // read). Its frames were checked above; nothing else
+                        // of it is kept, and the reclaimed deltas after it
+                        // are checked as records until the next map.
+                        w.page_size = 0;
                         w.commits.insert(rec.offset, (version, rec.crc));
                         rep.reclaimed_versions += 1;
                         prev = Prev::of(&rec);

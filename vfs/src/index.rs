@@ -174,22 +174,30 @@ fn place(m: &Mapping, end: u64, control: &Control, ptr: tree::Slot, level: u8) -
 /// Calls `f(pgno, slot)` for every page of the tree `root` names whose
 /// slot is not zero, in page order, each node read with `read` (None: not
 /// in the file) and checked, and required to end at or before `end`: for
-/// `verify`, which reads a log it has not recovered.
+/// `verify`, which reads a log it has not recovered. Subtrees whose node
+/// lies below `floor` are not read: a node written before a transaction
+/// names nothing that transaction wrote (copy-on-write), so a checkpoint's
+/// own frames are found from its own nodes, and the nodes it shares with
+/// older trees, which a step may have freed (read at their copies), are not
+/// read where they lay.
 pub(crate) fn walk_read(
     read: &dyn Fn(u64, usize) -> Option<Vec<u8>>,
     end: u64,
+    floor: u64,
     root: Root,
     f: &mut dyn FnMut(u32, tree::Slot),
 ) -> std::result::Result<(), tree::Damage> {
+    #[allow(clippy::too_many_arguments)]
     fn go(
         read: &dyn Fn(u64, usize) -> Option<Vec<u8>>,
         end: u64,
+        floor: u64,
         ptr: tree::Slot,
         level: u8,
         first: u32,
         f: &mut dyn FnMut(u32, tree::Slot),
     ) -> std::result::Result<(), tree::Damage> {
-        if ptr.offset == 0 {
+        if ptr.offset == 0 || ptr.offset < floor {
             return Ok(());
         }
         let len = tree::node_size(level);
@@ -211,7 +219,7 @@ pub(crate) fn walk_read(
             if level == 0 {
                 f(first + i as u32, s);
             } else {
-                go(read, end, s, level - 1, (first as u64 + i as u64 * tree::span(level - 1)) as u32, f)?;
+                go(read, end, floor, s, level - 1, (first as u64 + i as u64 * tree::span(level - 1)) as u32, f)?;
             }
         }
         Ok(())
@@ -223,7 +231,7 @@ pub(crate) fn walk_read(
             found: root.depth.to_string(),
         });
     }
-    go(read, end, tree::Slot { offset: root.offset, crc: root.crc }, root.depth - 1, 0, f)
+    go(read, end, floor, tree::Slot { offset: root.offset, crc: root.crc }, root.depth - 1, 0, f)
 }
 
 /// The log's committed bytes as a [`tree::NodeSource`] for `tree::update`

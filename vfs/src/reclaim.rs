@@ -5,7 +5,8 @@
 //! # A step (docs/format-4.md, "One reclamation step")
 //! Under the WRITER lock: take the oldest version the policy keeps, `Vo`;
 //! choose the new boundary `B'` (never past the commit before `Vo`'s full
-//! map's transaction); copy every item `Vo` reaches in `[B, B')` (a patch
+//! map's transaction, never inside a transaction before its COMMIT record);
+//! copy every item `Vo` reaches in `[B, B')` (a patch
 //! together with its base) into a new CONTROL record with the base tree's
 //! changed nodes, and every straggler there (an item a kept revert names
 //! that `Vo` does not share, and the base a kept patch names that `Vo`'s
@@ -30,6 +31,8 @@
 //!    before it (docs/format-4.md, INV-1): references `Vo` holds through the
 //!    base tree, every other one below `B'` through the straggler table
 //!    (`straggler_keys` says which), so a revert never holds the boundary.
+//!    A straggler is copied and checked at the page size of the kept
+//!    commit that names it (a revert's target may have another than `Vo`).
 //! 5. Phase 1: costs O(database pages) of CPU per step (the writer's page
 //!    map of `Vo`), plus O(entries of the kept commits) for the stragglers;
 //!    the I/O is the items copied and the base tree's paths.
@@ -46,6 +49,10 @@ use crate::pagemap::{PageMap, Slot};
 use crate::patch;
 use crate::retention::Policy;
 use crate::tree;
+
+/// A straggler key's page, crc (None: a patch's base) and page size (that of
+/// the kept commit naming it).
+type StragglerKey = (u32, Option<u32>, u32);
 
 /// The info a CONTROL record copied before a full map carries: the log's
 /// state, or the first state of a format-4 log whose first full map is at
@@ -475,18 +482,34 @@ impl Log {
         }
         // Vo's page map, as it reads (through the current base tree).
         let (vo_map, _, _) = self.build_map(salt, len, &vo_rec, &old)?;
-        // 3. Round down to a record start, within the step's size.
+        // 3. Round down to a transaction's start (after a COMMIT, a MARK or
+        //    a step's CONTROL record), or a COMMIT record's start (its
+        //    transaction's first records go: the oldest kept version's
+        //    checkpoint's predecessor, whose commit that checkpoint names),
+        //    within the step's size, but past one transaction at least.
+        //    Never inside a transaction before its commit: the boundary
+        //    would leave a checkpoint that its INDEX record no longer
+        //    precedes (`verify` from `B` refused it).
         let mut bp = b;
         let mut pos = b;
-        while pos < target && pos - b < max_bytes {
+        while pos < target && (pos - b < max_bytes || bp == b) {
             let Some(r) = self.read_record(salt, pos, len)? else {
                 return Err(self.corrupt(pos, "a record (the log above the reclaimed boundary)", "none"));
             };
             if r.end() > target {
                 break;
             }
+            if r.is_commit() && pos > bp {
+                bp = pos;
+            }
             pos = r.end();
-            bp = pos;
+            let claims = r.is_control() && r.h.flags & format::FLAG_CLAIM != 0;
+            if r.is_commit() || r.h.kind == format::KIND_MARK || claims {
+                bp = pos;
+            }
+        }
+        if pos == target {
+            bp = target; // the commit before Vo's checkpoint starts there
         }
         if bp <= b {
             drop(st);
@@ -633,7 +656,10 @@ impl Log {
         }
         // The stragglers' copies, and the new table.
         let mut stragglers = Vec::with_capacity(keys.len());
-        for (&key, &(p, crc)) in &keys {
+        for (&key, &(p, crc, kps)) in &keys {
+            // The page size of the kept commit that names it: a revert's
+            // target may have another than Vo's (a VACUUM between them).
+            let ps = kps as usize;
             let loc = match crc {
                 Some(crc) => old.slot(p, Slot { offset: key, crc }).map(|s| s.offset),
                 None => old.base(p, key),
@@ -766,7 +792,7 @@ impl Log {
         vo_map: &PageMap,
         old: &Control,
         bp: u64,
-    ) -> Result<BTreeMap<u64, (u32, Option<u32>)>> {
+    ) -> Result<BTreeMap<u64, StragglerKey>> {
         let b = old.boundary();
         // A copy the table holds -> what references name.
         let back: HashMap<u64, u64> = old.table().iter().map(|&(o, n)| (n, o)).collect();
@@ -800,7 +826,7 @@ impl Log {
                 let pos = patch::position(e.offset);
                 let is_key = pos < bp;
                 if is_key {
-                    keys.insert(e.offset, (e.pgno, Some(e.crc)));
+                    keys.insert(e.offset, (e.pgno, Some(e.crc), r.h.page_size));
                 }
                 if !patch::is_patch(e.offset) {
                     continue;
@@ -817,7 +843,7 @@ impl Log {
                     Ok(matches!((old.base(e.pgno, base), vo_base(e.pgno)?), (Some(x), Some(y)) if x == y))
                 };
                 if base < bp && (always || !same_as_vo()?) {
-                    keys.entry(base).or_insert((e.pgno, None));
+                    keys.entry(base).or_insert((e.pgno, None, r.h.page_size));
                 }
             }
         }

@@ -290,7 +290,7 @@ impl Log {
         txn_start: u64,
     ) -> Result<Option<(u64, String, String)>> {
         if rec.is_checkpoint() && entries.is_empty() && txn_start != u64::MAX {
-            let own: Vec<Entry> = match self.tree_entries(rec)? {
+            let own: Vec<Entry> = match self.tree_entries(rec, txn_start)? {
                 Ok(all) => all.into_iter().filter(|e| patch::position(e.offset) >= txn_start).collect(),
                 Err(d) => return Ok(Some((d.offset, d.expected, d.found))),
             };
@@ -300,12 +300,20 @@ impl Log {
     }
 
     /// Every non-zero slot of checkpoint `rec`'s tree as map entries, in
-    /// page order, its nodes read and checked (`index::walk_read`).
-    pub(crate) fn tree_entries(&self, rec: &Rec) -> Result<std::result::Result<Vec<Entry>, crate::tree::Damage>> {
+    /// page order, its nodes read and checked (`index::walk_read`); with
+    /// `floor` > 512, only the slots of its nodes at or after `floor` (its
+    /// own nodes when `floor` is its transaction's start: all that can name
+    /// its own frames; the older nodes it shares may lie below the boundary,
+    /// freed, and a recovery that read them there dropped a returned revert).
+    pub(crate) fn tree_entries(
+        &self,
+        rec: &Rec,
+        floor: u64,
+    ) -> Result<std::result::Result<Vec<Entry>, crate::tree::Damage>> {
         let root = crate::tree::Root { offset: rec.ckpt.root, crc: rec.ckpt.root_crc, depth: rec.ckpt.depth };
         let mut out = Vec::new();
         let read = |at: u64, len: usize| self.read_vec(at, len).ok();
-        let walked = crate::index::walk_read(&read, rec.offset, root, &mut |pgno, s| {
+        let walked = crate::index::walk_read(&read, rec.offset, floor, root, &mut |pgno, s| {
             out.push(Entry { pgno, crc: s.crc, offset: s.offset });
         });
         Ok(walked.map(|()| out))

@@ -318,6 +318,12 @@ impl Log {
         let mut below = len;
         loop {
             let Some(last) = self.find_last_record(salt, len, below)? else { return Ok(None) };
+            // A SPILL (or INDEX, or CONTROL copy) as the last record: the
+            // commit it names claims its horizon. Such a record may be the
+            // debris of a transaction that never committed, left past the
+            // end and partly overwritten by later commits: it may name an
+            // old commit whose horizon a step has freed since (format 4).
+            let mut named_by_debris = false;
             let (claim, by) = match last.h.kind {
                 format::KIND_MARK => (last.prev_link(), last.offset),
                 format::KIND_CONTROL if last.h.flags & format::FLAG_CLAIM != 0 => (last.prev_link(), last.offset),
@@ -334,6 +340,7 @@ impl Log {
                         if marked || p.h.flags & format::FLAG_SEALED != 0 {
                             return Ok(Some(p));
                         }
+                        named_by_debris = true;
                         (p.horizon(), p.offset)
                     }
                     _ => {
@@ -350,6 +357,12 @@ impl Log {
             }
             return match self.read_record(salt, claim.offset, len)? {
                 Some(r) if r.is_commit() && r.link() == claim => Ok(Some(r)),
+                // Look further back (the record before it says what the
+                // log claims; damage there is still found and named).
+                _ if named_by_debris && self.format() >= format::FORMAT_V4 => {
+                    below = last.offset;
+                    continue;
+                }
                 _ => Err(self.corrupt(
                     claim.offset,
                     format!(

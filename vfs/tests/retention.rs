@@ -50,9 +50,18 @@ impl Model {
     /// One commit; on an error (a full disk), nothing of it is in the
     /// model, and the log must be as it was.
     fn try_commit(&mut self, log: &Log) -> Result<(), Error> {
+        self.try_commit_on(log, None)
+    }
+
+    /// One commit on `snapshot` when it is still the latest version (as
+    /// SQLite's connection writes on the snapshot its read began with,
+    /// which a step by another process may have given a new control state
+    /// since), else on the latest.
+    fn try_commit_on(&mut self, log: &Log, snapshot: Option<std::sync::Arc<Version>>) -> Result<(), Error> {
         let mut img = self.images.last().unwrap().clone();
         let _w = log.lock_writer(T).unwrap();
-        let base = log.prepare_write().unwrap();
+        let latest = log.prepare_write().unwrap();
+        let base = snapshot.filter(|s| s.number == latest.number).unwrap_or(latest);
         let spill = if self.rng.chance(1, 40) { 2048 } else { 1 << 20 };
         let mut txn = log.begin(base, spill);
         if img.is_empty() {
@@ -109,6 +118,9 @@ impl Model {
             let _ = std::fs::copy(path, "/tmp/retention-failed.db");
             panic!("a fresh open (file kept at /tmp/retention-failed.db): {e}")
         });
+        if fresh.latest().number != latest {
+            let _ = std::fs::copy(path, "/tmp/f4-r567/recover-failed.db");
+        }
         assert_eq!(fresh.latest().number, latest, "a fresh open recovers the latest version");
         let oldest = log.oldest_kept().unwrap_or(1);
         assert_eq!(fresh.oldest_kept(), log.oldest_kept(), "the control state survives reopening");
@@ -563,6 +575,165 @@ fn a_kept_revert_whose_target_is_dropped_does_not_hold_the_boundary() {
     m.check_all(&log, &path);
 }
 
+/// A kept revert to a version of another page size than the oldest kept
+/// one (a VACUUM changed it in between): its entries are stragglers of
+/// that other size, copied and checked as such (R7: the step read them
+/// with the oldest kept version's page size and failed "expected frame
+/// crc … (page p), found another").
+#[test]
+fn a_kept_revert_across_a_page_size_change_is_relocated_at_its_own_page_size() {
+    let dir = Dir::new("retain-revert-ps");
+    let path = dir.0.join("r.db");
+    let log = Log::open(&path, OpenOptions { create: true, format4: true, ..Default::default() }).unwrap();
+    let mut rng = Rng::new(7);
+    let mut images: Vec<Vec<u8>> = vec![Vec::new()];
+    let size = 32 * 1024;
+    let commit = |img: &[u8], chunk: usize| {
+        let _w = log.lock_writer(T).unwrap();
+        let base = log.prepare_write().unwrap();
+        let mut txn = log.begin(base, 1 << 20);
+        for at in (0..img.len()).step_by(chunk) {
+            txn.write(&log, at as u64, &img[at..at + chunk]).unwrap();
+        }
+        log.commit(txn, Durability::Normal).unwrap().expect("a version").number
+    };
+    let mut img = rng.bytes(size);
+    for p in 0..size / 1024 {
+        img[p * 1024] = b'X'; // never an SQLite header
+    }
+    // Versions 1-10 in pages of 1 KiB (a few pages changed each).
+    for v in 1..=10u64 {
+        if v > 1 {
+            let p = rng.below(32) as usize;
+            img[p * 1024 + 8..p * 1024 + 500].copy_from_slice(&rng.bytes(492));
+        }
+        assert_eq!(commit(&img, 1024), v);
+        images.push(img.clone());
+    }
+    // Version 11 in pages of 2 KiB (the same bytes, a VACUUM's), then more.
+    for v in 11..=20u64 {
+        let p = rng.below(16) as usize;
+        img[p * 2048 + 8..p * 2048 + 1000].copy_from_slice(&rng.bytes(992));
+        assert_eq!(commit(&img, 2048), v);
+        images.push(img.clone());
+    }
+    // Version 21: a revert to version 5 (1 KiB pages, its items older than
+    // everything version 11 on reads), then commits on top of it.
+    let v = log.revert(5, T).unwrap().expect("a version");
+    let mut got = vec![0u8; size];
+    v.read(0, &mut got).unwrap();
+    images.push(got.clone());
+    img = got;
+    for v in 22..=24u64 {
+        let p = rng.below(32) as usize;
+        img[p * 1024 + 8..p * 1024 + 500].copy_from_slice(&rng.bytes(492));
+        assert_eq!(commit(&img, 1024), v);
+        images.push(img.clone());
+    }
+    // Keep the last 8: the oldest kept is version 17 (2 KiB pages), the
+    // revert and its successors (1 KiB pages, version 5's items) are kept.
+    log.set_retention(Policy::parse("8 versions").unwrap(), T).unwrap();
+    reclaim_all(&log);
+    let oldest = log.oldest_kept().expect("reclaimed");
+    assert!(oldest > 11 && oldest <= 17, "oldest kept {oldest}");
+    assert!(log.retention_state().boundary > 512);
+    let fresh = Log::open(&path, OpenOptions { read_only: true, ..Default::default() }).unwrap();
+    for n in oldest..=24 {
+        for l in [&log, &fresh] {
+            let v = l.version(n).unwrap();
+            let mut got = vec![0u8; size];
+            v.read(0, &mut got).unwrap_or_else(|e| panic!("version {n}: {e}"));
+            assert!(got == images[n as usize], "version {n} differs from what was committed");
+        }
+    }
+    assert!(!fresh.verify().damaged(), "verify: {:?}", fresh.verify());
+}
+
+/// Recovery checks the frames of the commits no claim covers; for a
+/// checkpoint, those its own nodes name. A checkpoint shares the nodes of
+/// the pages nobody wrote since older trees, which steps free and punch
+/// (readers find them at their copies): recovery read them where they lay,
+/// found zeros, and dropped the checkpoint and every commit after it, all
+/// of which had returned (seen as "verify: recovery stops at version N − 1"
+/// in the kill test with reverts, whose checkpoints share old nodes).
+#[test]
+fn recovery_keeps_an_unclaimed_checkpoint_that_shares_freed_nodes() {
+    let dir = Dir::new("retain-ckpt-recovery");
+    let path = dir.0.join("r.db");
+    let log = Log::open(&path, OpenOptions { create: true, format4: true, ..Default::default() }).unwrap();
+    // 200 pages, commits on the first 8 only: the nodes of the others stay
+    // those of the first checkpoint, shared by every later one.
+    let mut m = Model { images: vec![Vec::new()], rng: Rng::new(5), pages: 200, hot: 8 };
+    for _ in 0..300 {
+        m.commit(&log);
+    }
+    log.set_retention(Policy::parse("10 versions").unwrap(), T).unwrap();
+    reclaim_all(&log);
+    for i in 0..600 {
+        m.commit(&log);
+        // A process that opens the log now (a kill -9 of the writer leaves
+        // it so) recovers every commit that returned.
+        let fresh = Log::open(&path, OpenOptions { read_only: true, ..Default::default() }).unwrap();
+        assert_eq!(
+            fresh.latest().number,
+            m.images.len() as u64 - 1,
+            "commit {i} after the policy: recovery dropped it"
+        );
+        if i % 20 == 19 {
+            reclaim_all(&log);
+        }
+    }
+    m.check_all(&log, &path);
+}
+
+/// A rolled-back transaction's SPILL records past the log's end, partly
+/// overwritten by the commits after it, stay in the file: the last record
+/// there names the commit the transaction began on, whose horizon (a
+/// NORMAL commit's) may name a commit a step has freed since. Recovery took
+/// that claim as the log's and refused it, "which the record at … says was
+/// made durable, found no such commit" (R9, the kill test with reverts).
+#[test]
+fn recovery_after_spill_debris_naming_a_commit_whose_horizon_was_freed() {
+    let dir = Dir::new("retain-debris");
+    let (log, path, mut m) = new_log(&dir, 9);
+    for _ in 0..300 {
+        m.commit(&log);
+    }
+    log.set_retention(Policy::parse("10 versions").unwrap(), T).unwrap();
+    reclaim_all(&log);
+    // A step claims the latest durable; the two NORMAL commits after it
+    // name that one as their horizon.
+    m.commit(&log);
+    m.commit(&log);
+    {
+        // A transaction on the latest that spills, then is dropped.
+        let _w = log.lock_writer(T).unwrap();
+        let base = log.prepare_write().unwrap();
+        let mut txn = log.begin(base, 2048);
+        for round in 0..4u8 {
+            for p in 0..PAGES as usize {
+                let mut page = vec![b'X'; PS];
+                page[1] = round;
+                txn.write(&log, (p * PS) as u64, &page).unwrap();
+            }
+        }
+    }
+    // A revert right after it: a checkpoint, so the boundary can move up
+    // to the commit before it, past that horizon.
+    let latest = m.images.len() as u64 - 1;
+    m.revert(&log, latest - 1);
+    for _ in 0..12 {
+        m.commit(&log);
+    }
+    for _ in 0..3 {
+        reclaim_all(&log);
+        m.commit(&log);
+    }
+    let fresh = Log::open(&path, OpenOptions { read_only: true, ..Default::default() })
+        .unwrap_or_else(|e| panic!("recovery: {e}"));
+    assert_eq!(fresh.latest().number, m.images.len() as u64 - 1);
+    m.check_all(&log, &path);
+}
 /// Reverts to random kept versions among commits and small steps, on three
 /// seeds: after every few steps every kept version reads back exactly,
 /// through the writer and a fresh open (the straggler table chained over
@@ -608,6 +779,124 @@ fn reverts_among_commits_and_steps_keep_every_kept_version_exact() {
     }
 }
 
+/// The end of `log`'s view (the end of its last record).
+fn log_end(log: &Log) -> u64 {
+    let b = log.retention_state().boundary.max(512);
+    log.bytes_in_use() - 512 + b
+}
+
+/// Reverts and steps from two `Log` handles, some of them torn as a kill
+/// -9 tears them (the bytes of the operation's records from a random
+/// point on never reached the file), the handle that made them then
+/// reopened as a new process recovers: the kill test's writer process
+/// (its SQLite connection's log and the `Log` it reverts and steps with),
+/// replaced after each kill, without SQLite. `verify` must find the log
+/// clean after any of them (R5: it called a reclaimed revert's checkpoint
+/// between `B` and the oldest kept version's checkpoint damage, and a step
+/// put `B` inside a checkpoint's transaction, after its INDEX record; R6: a
+/// commit on a snapshot taken before another handle's step named a patch
+/// base the step had freed, and recovery then dropped it and every commit
+/// after it).
+/// `SEEDS=n` runs n seeds, `ROUNDS=n` that many operations each.
+#[test]
+fn torn_reverts_and_steps_from_two_handles_keep_every_kept_version_exact() {
+    use std::os::unix::fs::FileExt;
+    let seeds: Vec<u64> = match std::env::var("SEEDS") {
+        Ok(n) => (200..200 + n.parse::<u64>().unwrap()).collect(),
+        Err(_) => vec![200, 201],
+    };
+    for seed in seeds {
+        let dir = Dir::new("retain-revert-torn");
+        if std::env::var("TRACE_STEPS").is_ok() {
+            eprintln!("seed {seed}");
+        }
+        let (a, path, mut m) = new_log(&dir, seed);
+        m.commit(&a); // the first commit makes the log format 4
+        let mut logs = vec![a, Log::open(&path, OpenOptions::default()).unwrap()];
+        for _ in 0..300 {
+            let h = m.rng.below(2) as usize;
+            m.commit(&logs[h]);
+        }
+        let policy = if seed % 2 == 0 { "60 versions" } else { "30 versions, 200 KiB" };
+        logs[0].set_retention(Policy::parse(policy).unwrap(), T).unwrap();
+        let trace = std::env::var("TRACE_STEPS").is_ok();
+        let rounds = std::env::var("ROUNDS").map_or(600, |r| r.parse().unwrap());
+        for i in 0..rounds {
+            let h = m.rng.below(2) as usize;
+            let log = &logs[h];
+            log.refresh().unwrap();
+            let mut end0 = log_end(log);
+            let latest = m.images.len() as u64 - 1;
+            let oldest = log.oldest_kept().unwrap_or(1);
+            let made_version = if i % 5 == 0 {
+                let r = log
+                    .reclaim([4 << 10, 16 << 10, 64 << 10][m.rng.below(3) as usize], T)
+                    .unwrap_or_else(|e| panic!("seed {seed}, round {i}: a step by handle {h}: {e}"));
+                if trace {
+                    eprintln!("{i}: step by {h}: {r:?}");
+                }
+                false
+            } else if m.rng.chance(1, 8) && latest > oldest {
+                let to = oldest + m.rng.below(latest - oldest);
+                if trace {
+                    eprintln!("{i}: revert by {h} to {to} (latest {latest}, oldest {oldest})");
+                }
+                m.revert(log, to);
+                true
+            } else if m.rng.chance(1, 4) {
+                // A transaction on a snapshot taken before another handle's
+                // step (SQLite's, whose read began before it).
+                let snapshot = log.refresh().unwrap();
+                logs[1 - h].reclaim([4 << 10, 16 << 10][m.rng.below(2) as usize], T).unwrap();
+                m.try_commit_on(log, Some(snapshot)).unwrap();
+                end0 = log_end(log); // (the other handle's step is not torn)
+                true
+            } else {
+                m.commit(log);
+                true
+            };
+            let end1 = log_end(log);
+            if end1 > end0 && m.rng.chance(1, 6) {
+                // Killed while appending: what it wrote from `cut` on is lost.
+                let cut = end0 + m.rng.below(end1 - end0);
+                if trace {
+                    eprintln!("{i}: torn at {cut} in [{end0}, {end1})");
+                }
+                let f = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+                f.write_all_at(&vec![0u8; (end1 - cut) as usize], cut).unwrap();
+                drop(f);
+                let new = Log::open(&path, OpenOptions::default())
+                    .unwrap_or_else(|e| panic!("seed {seed}, round {i}: recovery after a tear: {e}"));
+                // A killed process writes nothing more (its `Drop` would
+                // sync and mark what it committed, torn or not).
+                std::mem::forget(std::mem::replace(&mut logs[h], new));
+                // A tear in a MARK after a commit leaves the commit.
+                if made_version && logs[h].latest().number < m.images.len() as u64 - 1 {
+                    m.images.pop();
+                }
+            } else if m.rng.chance(1, 40) {
+                logs[h] = Log::open(&path, OpenOptions::default()).unwrap();
+            }
+            if i % 100 == 0 || made_version && i % 7 == 0 {
+                for log in &logs {
+                    log.refresh().unwrap();
+                    m.check_all(log, &path);
+                }
+                let rep = Log::open(&path, OpenOptions { read_only: true, ..Default::default() }).unwrap().verify();
+                if rep.damaged() {
+                    let _ = std::fs::copy(&path, "/tmp/f4-r567/verify-failed.db");
+                    panic!("seed {seed}, round {i}: verify: {rep:?}");
+                }
+            }
+        }
+        reclaim_all(&logs[1]);
+        for log in &logs {
+            log.refresh().unwrap();
+            m.check_all(log, &path);
+        }
+        assert!(logs[0].oldest_kept().is_some(), "seed {seed}: nothing was reclaimed");
+    }
+}
 /// A tmpfs mounted for a test (as io_errors.rs does; needs root), unmounted
 /// lazily when dropped, also when the test panics.
 struct Tmpfs(std::path::PathBuf);
