@@ -9,8 +9,11 @@
 //!   0 and 1 run with `synchronous = FULL`, writer 2 with `NORMAL`.
 //! * Readers (`plworker stress-reader`): in one read transaction, the sum of
 //!   the balances is the fixed total, no balance is NULL, the number of
-//!   accounts is right; and across transactions neither the version nor the
-//!   sum of the commit counters goes backwards.
+//!   accounts is right; across transactions neither the version nor the
+//!   sum of the commit counters goes backwards; and every commit a writer
+//!   announced as returned (its counter, in a side file) before the
+//!   transaction began is seen, in whatever process and at whatever
+//!   synchronous level it was made.
 //! * Any violation, SQLITE_CORRUPT or other error (but BUSY) makes the
 //!   process exit non-zero. At the end: every process succeeded; each
 //!   writer's counter equals the commits it reported (no lost update); the
@@ -74,9 +77,11 @@ fn stress(strict: bool) {
     };
     let total = ACCOUNTS * BALANCE;
     let db = p.to_str().unwrap().to_string();
+    let announce = d.path("announce");
     let t0 = Instant::now();
     let spawn = |args: Vec<String>| {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_plworker"));
+        cmd.env("PLWORKER_ANNOUNCE", &announce);
         if strict {
             cmd.env("PAGELOG_STRESS_STRICT", "1");
         }

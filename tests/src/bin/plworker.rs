@@ -85,7 +85,8 @@ fn fail(what: &str) -> ! {
 }
 
 /// A transfer transaction of the stress test; Ok(false) when rolled back on purpose.
-fn transfer(c: &Connection, id: i64, i: u64, rng: &mut u64, accounts: i64) -> rusqlite::Result<bool> {
+/// One transfer; `Some(n)`: committed, writer `id`'s counter now `n`.
+fn transfer(c: &Connection, id: i64, i: u64, rng: &mut u64, accounts: i64) -> rusqlite::Result<Option<i64>> {
     let mut next = || {
         *rng ^= *rng << 13;
         *rng ^= *rng >> 7;
@@ -99,26 +100,46 @@ fn transfer(c: &Connection, id: i64, i: u64, rng: &mut u64, accounts: i64) -> ru
     let body = (|| {
         c.execute("UPDATE accounts SET bal = bal - ?1 WHERE id = ?2", [amount, a])?;
         c.execute("UPDATE accounts SET bal = bal + ?1 WHERE id = ?2", [amount, b])?;
-        c.execute("UPDATE counters SET n = n + 1 WHERE writer = ?1", [id])?;
+        let n: i64 = c.query_row("UPDATE counters SET n = n + 1 WHERE writer = ?1 RETURNING n", [id], |r| r.get(0))?;
         if i % 25 == 24 {
             c.execute("DELETE FROM history WHERE writer = ?1", [id])?;
             c.execute("INSERT INTO history(writer, pad) VALUES (?1, randomblob(200000))", [id])?;
         }
-        Ok(())
+        Ok(n)
     })();
-    if let Err(e) = body {
-        let _ = c.execute_batch("ROLLBACK");
-        return Err(e);
-    }
+    let n = match body {
+        Ok(n) => n,
+        Err(e) => {
+            let _ = c.execute_batch("ROLLBACK");
+            return Err(e);
+        }
+    };
     if i % 10 == 9 {
         c.execute_batch("ROLLBACK")?;
-        return Ok(false);
+        return Ok(None);
     }
     if let Err(e) = c.execute_batch("COMMIT") {
         let _ = c.execute_batch("ROLLBACK");
         return Err(e);
     }
-    Ok(true)
+    Ok(Some(n))
+}
+
+/// `PLWORKER_ANNOUNCE`: a file where each stress writer, once its COMMIT
+/// has returned, stores its counter (8 bytes at `8 × id`), and which each
+/// stress reader reads before it begins a transaction: a commit that has
+/// returned must be visible to every transaction that begins after it
+/// (as in WAL), in any process.
+fn announce_file() -> Option<std::fs::File> {
+    let p = std::env::var_os("PLWORKER_ANNOUNCE")?;
+    Some(std::fs::OpenOptions::new().read(true).write(true).create(true).truncate(false).open(p).unwrap())
+}
+
+fn announced(f: &std::fs::File) -> Vec<i64> {
+    use std::os::unix::fs::FileExt;
+    let mut buf = [0u8; 8 * 64];
+    let n = f.read_at(&mut buf, 0).unwrap();
+    buf[..n - n % 8].chunks(8).map(|c| i64::from_le_bytes(c.try_into().unwrap())).collect()
 }
 
 fn main() {
@@ -177,10 +198,17 @@ fn main() {
             let (mut commits, mut busy, mut b9) = (0u64, 0u64, 0u64);
             let deadline = Instant::now() + Duration::from_secs_f64(secs);
             let mut i = 0u64;
+            let announce = announce_file();
             while Instant::now() < deadline {
                 match transfer(&conn, id, i, &mut rng, accounts) {
-                    Ok(true) => commits += 1,
-                    Ok(false) => {}
+                    Ok(Some(n)) => {
+                        commits += 1;
+                        if let Some(f) = &announce {
+                            use std::os::unix::fs::FileExt;
+                            f.write_at(&n.to_le_bytes(), 8 * id as u64).unwrap();
+                        }
+                    }
+                    Ok(None) => {}
                     Err(e) if e.sqlite_error_code() == Some(ErrorCode::DatabaseBusy) => busy += 1,
                     Err(e) if is_b9(&e) => b9 += 1,
                     Err(e) => fail(&format!("writer {id}: transaction {i}: {e}")),
@@ -196,9 +224,23 @@ fn main() {
             let accounts: i64 = args[5].parse().unwrap();
             let deadline = Instant::now() + Duration::from_secs_f64(secs);
             let (mut reads, mut last_version, mut last_commits, mut b9) = (0u64, 0u64, 0i64, 0u64);
+            let announce = announce_file();
             while Instant::now() < deadline {
+                let seen_returned = announce.as_ref().map(announced).unwrap_or_default();
                 let r = (|| -> rusqlite::Result<(i64, i64, i64, i64, u64)> {
                     conn.execute_batch("BEGIN")?;
+                    let mut st = conn.prepare_cached("SELECT writer, n FROM counters")?;
+                    let rows = st.query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?)))?;
+                    for row in rows {
+                        let (w, n) = row?;
+                        let a = seen_returned.get(w as usize).copied().unwrap_or(0);
+                        if n < a {
+                            fail(&format!(
+                                "reader: writer {w}'s commit making its counter {a} had returned before this \
+                                 transaction began, which sees {n}"
+                            ));
+                        }
+                    }
                     let (sum, n, non_null) =
                         conn.query_row("SELECT sum(bal), count(*), count(bal) FROM accounts", [], |r| {
                             Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?, r.get::<_, i64>(2)?))
