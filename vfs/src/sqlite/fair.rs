@@ -48,9 +48,11 @@
 //!    shared lock on the wait byte of its age class (`WAIT_BASE + k`, k =
 //!    ⌊log2(ms waited + 1)⌋, [`LEVELS`] classes). A waiter defers to anyone
 //!    holding a higher class; a connection not waiting (a writer that just
-//!    committed and comes back) defers to anyone waiting at all. So the
-//!    oldest waiters get the lock next, the releasing writer queues behind
-//!    them, and the longest wait is bounded by the queue, not by luck.
+//!    committed and comes back) defers to anyone waiting in class
+//!    [`STARVING`] or above (7 ms; see below). So the oldest waiters get
+//!    the lock next, the releasing writer queues behind anyone who has
+//!    waited long, and the longest wait is bounded by the queue, not by
+//!    luck.
 //!
 //! # Throughput on a quiet machine: a writer back for more keeps going
 //! A hand-off costs a waiter's poll (about 100 µs plus timer slack) where
