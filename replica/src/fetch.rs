@@ -326,7 +326,7 @@ pub fn restore_into(
     file.set_len(end).map_err(local)?;
     file.sync_all().map_err(local)?;
     drop(file);
-    let rep = pagelog::history::verify_file(tmp, progress);
+    let rep = pagelog::verify::verify_file(tmp, progress);
     if let Some(e) = &rep.error {
         return Err(log_problem(store, g, segs, e));
     }

@@ -92,7 +92,7 @@ fn killing_a_writer_at_random_moments_never_leaves_a_partial_transaction() {
                 .unwrap();
             assert_eq!(bad, 0, "round {round}: version {old} holds a partial transaction");
         }
-        let rep = pagelog::history::verify_file(&p, &mut |_, _| {});
+        let rep = pagelog::verify::verify_file(&p, &mut |_, _| {});
         assert!(!rep.damaged() && rep.error.is_none(), "round {round}: verify: {:?}", rep.damage());
         c.execute("INSERT INTO t(txn, k, size) VALUES (-1, ?1, 1)", [round]).unwrap();
         assert_eq!(version(&c), v + 1, "the next write works");

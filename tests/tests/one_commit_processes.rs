@@ -42,7 +42,7 @@ fn a_flipped_frame_in_a_middle_version_is_an_error_not_a_silent_rollback() {
     assert_eq!(lines.first(), Some(&"20"), "every row is still there: {out}{err}");
     assert_eq!(lines.get(1), Some(&"21"), "the latest version still opens: {out}{err}");
     assert!(err.contains("malformed"), "reading the damaged page is an error:\nstdout:\n{out}\nstderr:\n{err}");
-    let rep = pagelog::history::verify_file(&path, &mut |_, _| {});
+    let rep = pagelog::verify::verify_file(&path, &mut |_, _| {});
     assert!(rep.damaged(), "verify reports the damage");
     assert_eq!(rep.damage().map(|p| p.offset), Some(at - 100), "at the frame's offset: {:?}", rep.damage());
 }

@@ -258,7 +258,7 @@ fn pagelog_outcome(path: &Path) -> String {
         },
         Err(_) => "refused".to_string(),
     };
-    let report = pagelog::history::verify_file(path, &mut |_, _| {});
+    let report = pagelog::verify::verify_file(path, &mut |_, _| {});
     format!("{open} {}", if report.damaged() { "damaged" } else { "clean" })
 }
 

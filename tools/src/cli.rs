@@ -7,7 +7,7 @@ use std::io::{IsTerminal, Write};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use pagelog::history::Problem;
+use pagelog::verify::Problem;
 use pagelog::{Error, EscapedName, Listing, Log, OpenOptions, Readable};
 
 /// Exit codes: 0 ok, 1 failure or damage found, 2 usage (clap's own, and

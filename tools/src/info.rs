@@ -4,7 +4,7 @@ use std::collections::HashSet;
 use std::path::PathBuf;
 
 use pagelog::format;
-use pagelog::history::Problem;
+use pagelog::verify::Problem;
 use pagelog::EscapedName;
 use serde_json::json;
 

@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use pagelog::history::{verify_file, Item, Problem, VerifyReport};
+use pagelog::verify::{verify_file, Item, Problem, VerifyReport};
 use pagelog::EscapedName;
 use serde_json::{json, Value};
 

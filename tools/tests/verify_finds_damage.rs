@@ -152,8 +152,8 @@ fn log_and_ends(d: &TempDir) -> (Vec<u8>, u64, u64) {
     (bytes, last, end)
 }
 
-fn check(path: &std::path::Path) -> pagelog::history::VerifyReport {
-    let r = std::panic::catch_unwind(|| pagelog::history::verify_file(path, &mut |_, _| {}));
+fn check(path: &std::path::Path) -> pagelog::verify::VerifyReport {
+    let r = std::panic::catch_unwind(|| pagelog::verify::verify_file(path, &mut |_, _| {}));
     r.unwrap_or_else(|_| panic!("verify panicked on {}", path.display()))
 }
 

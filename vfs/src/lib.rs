@@ -50,6 +50,7 @@ pub mod storage;
 mod tail;
 pub mod tree;
 pub mod txn;
+pub mod verify;
 pub mod version;
 
 pub use boundary::{Boundary, Checked, Shippable};

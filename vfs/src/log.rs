@@ -220,7 +220,7 @@ pub(crate) fn random_u64() -> u64 {
 }
 impl Log {
     /// Opens the file without reading it: no header check, no recovery (the
-    /// first `refresh` recovers). `history::verify_file` walks a log whose
+    /// first `refresh` recovers). `verify::verify_file` walks a log whose
     /// recovery may fail.
     pub(crate) fn open_unrecovered(path: &Path, opts: OpenOptions) -> Result<Log> {
         let mut oo = std::fs::OpenOptions::new();

@@ -33,8 +33,9 @@ use std::sync::Arc;
 
 use crate::error::{Error, Result};
 use crate::format::{self, Entry};
-use crate::history::{describe_link, CommitSummary, Prev, Problem};
+use crate::history::{describe_link, CommitSummary, Prev};
 use crate::log::{Link, Log, OpenOptions, Rec};
+use crate::verify::Problem;
 use crate::version::{Mapping, Version};
 
 /// A log opened for reading whatever of it can be read.

@@ -596,7 +596,7 @@ fn is_bug_unsynced_debris_called_damage(path: &Path, e: &pagelog::Error, durable
     if !e.to_string().contains("whose predecessors do not check out") {
         return false;
     }
-    let rep = pagelog::history::verify_file(path, &mut |_, _| {});
+    let rep = pagelog::verify::verify_file(path, &mut |_, _| {});
     rep.error.is_none() && rep.damage().is_none() && rep.last_good_version >= durable
 }
 

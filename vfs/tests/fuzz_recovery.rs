@@ -905,7 +905,7 @@ fn check_log(path: &Path, img: &[u8], model: Option<&Model>, stats: &mut Stats) 
     let strong = model.is_some_and(|m| m.strong);
     let tail_only = model.is_some_and(|m| m.tail_only);
     let tolerate_known_bugs = model.is_some() && !strict();
-    let rep = pagelog::history::verify_file(path, &mut |_, _| {});
+    let rep = pagelog::verify::verify_file(path, &mut |_, _| {});
     let damaged = rep.damaged();
     let log = match Log::open(path, OpenOptions { read_only: true, ..Default::default() }) {
         Ok(l) => l,
@@ -1755,7 +1755,7 @@ fn verify_does_not_overflow_on_a_crafted_version() {
     let dir = Dir::new("b7");
     let path = dir.0.join("a.log");
     std::fs::write(&path, &img).unwrap();
-    let r = catch_unwind(|| pagelog::history::verify_file(&path, &mut |_, _| {}).damaged());
+    let r = catch_unwind(|| pagelog::verify::verify_file(&path, &mut |_, _| {}).damaged());
     assert!(r.is_ok(), "verify_file panicked");
     assert!(r.unwrap(), "the log is damaged: version 2 does not follow version 2^64 - 1");
 }
