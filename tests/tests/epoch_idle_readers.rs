@@ -14,31 +14,21 @@ use std::path::Path;
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use pagelog::{Durability, Log, OpenOptions};
-use pagelog_e2e::{extension_stem, open, sqlite3_shell, TempDir};
+use pagelog::{Log, OpenOptions};
+use pagelog_e2e::{extension_stem, format4_from_sqlite, open, sqlite3_shell, TempDir};
 
 const T: Duration = Duration::from_secs(5);
 
 /// A format-4 log holding `t(id, v)` with 300 rows, made through the
 /// library (SQLite creates format-3 logs).
 fn format4_log(dir: &TempDir) -> std::path::PathBuf {
-    let plain = dir.path("plain.db");
-    let c = rusqlite::Connection::open(&plain).unwrap();
-    c.execute_batch(
+    let path = dir.path("app.db");
+    format4_from_sqlite(
+        &path,
         "PRAGMA page_size=1024; CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT);
          WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i+1 FROM n WHERE i < 300)
          INSERT INTO t SELECT i, printf('row %d', i) FROM n;",
-    )
-    .unwrap();
-    drop(c);
-    let bytes = std::fs::read(&plain).unwrap();
-    let path = dir.path("app.db");
-    let log = Log::open(&path, OpenOptions { create: true, format4: true, ..Default::default() }).unwrap();
-    let _g = log.lock_writer(T).unwrap();
-    let base = log.prepare_write().unwrap();
-    let mut txn = log.begin(base, 1 << 20);
-    txn.write(&log, 0, &bytes).unwrap();
-    log.commit(txn, Durability::Full).unwrap().unwrap();
+    );
     path
 }
 

@@ -41,8 +41,10 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use pagelog::retention::Policy;
-use pagelog::{Durability, Error, Log, OpenOptions};
-use pagelog_e2e::{field, file_uri, integrity, open, read_pairs, rows_hash, stress_seconds, TempDir};
+use pagelog::{Error, Log, OpenOptions};
+use pagelog_e2e::{
+    field, file_uri, format4_from_sqlite, integrity, open, read_pairs, rows_hash, stress_seconds, TempDir,
+};
 use rusqlite::{Connection, OpenFlags};
 
 const KEEP: u64 = 6;
@@ -62,26 +64,15 @@ fn xorshift(s: &mut u64) -> u64 {
 /// empty file created by `Log::open` has no header yet): the first version
 /// is a database made by stock SQLite, committed through the library.
 fn setup(p: &Path, keep: u64) {
-    let plain = p.with_extension("plain");
-    let c = Connection::open(&plain).unwrap();
-    c.execute_batch(&format!(
-        "CREATE TABLE t(id INTEGER PRIMARY KEY, v INTEGER NOT NULL, pad BLOB NOT NULL);
-         CREATE TABLE meta(n INTEGER NOT NULL); INSERT INTO meta VALUES (0);
-         WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < {ROWS})
-         INSERT INTO t SELECT i, 1000, randomblob(500) FROM n;"
-    ))
-    .unwrap();
-    drop(c);
-    let bytes = std::fs::read(&plain).unwrap();
-    std::fs::remove_file(&plain).unwrap();
-    {
-        let log = Log::open(p, OpenOptions { create: true, format4: true, ..Default::default() }).unwrap();
-        let _w = log.lock_writer(Duration::from_secs(5)).unwrap();
-        let base = log.prepare_write().unwrap();
-        let mut txn = log.begin(base, 1 << 20);
-        txn.write(&log, 0, &bytes).unwrap();
-        log.commit(txn, Durability::Full).unwrap().expect("version 1");
-    }
+    format4_from_sqlite(
+        p,
+        &format!(
+            "CREATE TABLE t(id INTEGER PRIMARY KEY, v INTEGER NOT NULL, pad BLOB NOT NULL);
+             CREATE TABLE meta(n INTEGER NOT NULL); INSERT INTO meta VALUES (0);
+             WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < {ROWS})
+             INSERT INTO t SELECT i, 1000, randomblob(500) FROM n;"
+        ),
+    );
     let c = open(p);
     assert_eq!(rows_hash(&c).unwrap().1, TOTAL);
     if std::env::var("PLWORKER_NO").is_ok_and(|v| v.contains("policy")) {

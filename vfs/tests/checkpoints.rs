@@ -324,19 +324,7 @@ fn through_sqlite_commits_over_checkpoints_and_a_vacuum_read_back() {
     use rusqlite::{Connection, OpenFlags};
     let dir = Dir::new("ckpt-sqlite");
     let path = dir.0.join("app.db");
-    {
-        let plain = dir.0.join("plain.db");
-        let c = Connection::open(&plain).unwrap();
-        c.execute_batch("PRAGMA page_size=1024; CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT);").unwrap();
-        drop(c);
-        let bytes = std::fs::read(&plain).unwrap();
-        let log = Log::open(&path, OpenOptions { create: true, format4: true, ..Default::default() }).unwrap();
-        let _g = log.lock_writer(T).unwrap();
-        let base = log.prepare_write().unwrap();
-        let mut txn = log.begin(base, 1 << 20);
-        txn.write(&log, 0, &bytes).unwrap();
-        log.commit(txn, Durability::Full).unwrap().unwrap();
-    }
+    common::format4_from_sqlite(&path, "PRAGMA page_size=1024; CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT);");
     pagelog::register().unwrap();
     let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_URI;
     let w = Connection::open_with_flags_and_vfs(&path, flags, "pagelog").unwrap();

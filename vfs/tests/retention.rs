@@ -312,24 +312,13 @@ fn history_and_verify_of_a_reclaimed_log_see_the_kept_versions_and_no_damage() {
 /// first version is a plain database made by stock SQLite: table t of 300
 /// rows (id, v TEXT), 1 KiB pages.
 fn sqlite_log(dir: &Dir) -> std::path::PathBuf {
-    use rusqlite::Connection;
     let path = dir.0.join("app.db");
-    let plain = dir.0.join("plain.db");
-    let c = Connection::open(&plain).unwrap();
-    c.execute_batch(
+    common::format4_from_sqlite(
+        &path,
         "PRAGMA page_size=1024; CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT);
          WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i+1 FROM n WHERE i < 300)
          INSERT INTO t SELECT i, printf('row %d', i) FROM n;",
-    )
-    .unwrap();
-    drop(c);
-    let bytes = std::fs::read(&plain).unwrap();
-    let log = Log::open(&path, OpenOptions { create: true, format4: true, ..Default::default() }).unwrap();
-    let _g = log.lock_writer(T).unwrap();
-    let base = log.prepare_write().unwrap();
-    let mut txn = log.begin(base, 1 << 20);
-    txn.write(&log, 0, &bytes).unwrap();
-    log.commit(txn, Durability::Full).unwrap().unwrap();
+    );
     path
 }
 
@@ -943,23 +932,12 @@ fn under_a_policy_commits_go_on_on_a_full_disk() {
     let dir = Dir::new("retain-full");
     let mnt = Tmpfs::mount(&dir.0.join("mnt"), "4m").expect("mount a tmpfs as root");
     let path = mnt.0.join("full.db");
-    {
-        let plain = dir.0.join("plain.db");
-        let c = Connection::open(&plain).unwrap();
-        c.execute_batch(
-            "PRAGMA page_size=4096; CREATE TABLE t(id INTEGER PRIMARY KEY, v BLOB);
-             WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i+1 FROM n WHERE i < 100)
-             INSERT INTO t SELECT i, zeroblob(2000) FROM n;",
-        )
-        .unwrap();
-        drop(c);
-        let log = Log::open(&path, OpenOptions { create: true, format4: true, ..Default::default() }).unwrap();
-        let _g = log.lock_writer(T).unwrap();
-        let base = log.prepare_write().unwrap();
-        let mut txn = log.begin(base, 1 << 20);
-        txn.write(&log, 0, &std::fs::read(&plain).unwrap()).unwrap();
-        log.commit(txn, Durability::Full).unwrap().unwrap();
-    }
+    common::format4_from_sqlite(
+        &path,
+        "PRAGMA page_size=4096; CREATE TABLE t(id INTEGER PRIMARY KEY, v BLOB);
+         WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i+1 FROM n WHERE i < 100)
+         INSERT INTO t SELECT i, zeroblob(2000) FROM n;",
+    );
     pagelog::register().unwrap();
     let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_URI;
     let c = Connection::open_with_flags_and_vfs(&path, flags, "pagelog").unwrap();

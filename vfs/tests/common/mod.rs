@@ -294,3 +294,23 @@ impl Drop for Dir {
         let _ = std::fs::remove_dir_all(&self.0);
     }
 }
+
+/// Makes `path` a format-4 log whose first version is the database stock
+/// SQLite builds by running `setup` on a plain file beside it (while format
+/// 4 is in development only the log API creates such a log; SQLite, given
+/// an empty file, would make it format 3).
+pub fn format4_from_sqlite(path: &Path, setup: &str) {
+    let plain = path.with_extension("plain");
+    let c = rusqlite::Connection::open(&plain).unwrap();
+    c.execute_batch(setup).unwrap();
+    drop(c);
+    let bytes = std::fs::read(&plain).unwrap();
+    std::fs::remove_file(&plain).unwrap();
+    let opts = pagelog::OpenOptions { create: true, format4: true, ..Default::default() };
+    let log = pagelog::Log::open(path, opts).unwrap();
+    let _g = log.lock_writer(std::time::Duration::from_secs(5)).unwrap();
+    let base = log.prepare_write().unwrap();
+    let mut txn = log.begin(base, 1 << 20);
+    txn.write(&log, 0, &bytes).unwrap();
+    log.commit(txn, pagelog::Durability::Full).unwrap().expect("version 1");
+}
