@@ -225,9 +225,7 @@ impl Log {
     /// True while `self.path()` still names the file this log has open (it
     /// no longer does once a compaction renamed a new log over it).
     pub fn is_current_file(&self) -> Result<bool> {
-        use std::os::unix::fs::MetadataExt;
-        let a = std::fs::metadata(self.path()).map_err(|e| Error::io(self.path(), "stat", None, e))?;
-        let b = self.file().metadata().map_err(|e| Error::io(self.path(), "stat", None, e))?;
-        Ok(a.dev() == b.dev() && a.ino() == b.ino())
+        let stat = |e| Error::io(self.path(), "stat", None, e);
+        Ok(crate::stat::identity(self.path()).map_err(stat)? == crate::stat::identity_of(self.file()).map_err(stat)?)
     }
 }
