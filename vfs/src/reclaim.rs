@@ -24,6 +24,8 @@
 //!    first when the disk is full (it then has room for its own record); a
 //!    step asked for (`Log::reclaim`) that finds nothing to free punches
 //!    the reserve too.
+//!    The step holds the PUNCH lock byte exclusively from before that
+//!    look until its punch returned (see 6).
 //! 3. The base tree and the straggler table name only items at or after
 //!    the boundary, a patch's base included (`control.rs` invariants 2 and
 //!    4): a patch moves when its base does.
@@ -36,6 +38,11 @@
 //! 5. Phase 1: costs O(database pages) of CPU per step (the writer's page
 //!    map of `Vo`), plus O(entries of the kept commits) for the stragglers;
 //!    the I/O is the items copied and the base tree's paths.
+//! 6. A reader that takes an epoch lock after a step looked for readers
+//!    does not refresh before that step's punch returned (`epochs.rs`, "A
+//!    lock taken while a step punches"): mid-punch, its view's last bytes
+//!    may still read while the records after them already read as zeros,
+//!    and the refresh would take its stale view for the latest (R10).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
@@ -968,12 +975,22 @@ impl Log {
     /// what it punched (0: nothing).
     fn punch_freed(&self, epoch: u64, bp: u64, b: u64) -> Result<u64> {
         // A description of our own: locks on the log's shared one would not
-        // conflict with the check.
-        let probe = std::fs::File::open(&self.path).map_err(|e| Error::io(&self.path, "open", None, e))?;
+        // conflict with the check. Writable: PUNCH is taken exclusively.
+        let probe = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&self.path)
+            .map_err(|e| Error::io(&self.path, "open", None, e))?;
         // Idle connections of this process keep an old epoch's lock only
         // until a step wants it (`epochs.rs`).
         crate::epochs::release_idle_below(&probe, epoch);
         use std::os::fd::AsFd;
+        // PUNCH from before the look for readers until the punch returned
+        // (invariant 6): a reader that locks an epoch after the look waits
+        // for it before it refreshes. Readers hold it only for an instant.
+        // Dropped with `probe`.
+        crate::lock::lock_wait(probe.as_fd(), crate::lock::PUNCH, crate::lock::Mode::Exclusive)
+            .map_err(|e| Error::io(&self.path, "lock", None, e))?;
         let held = |below: u64| {
             crate::lock::held_in(probe.as_fd(), crate::lock::EPOCH_BASE, below)
                 .map_err(|e| Error::io(&self.path, "lock", None, e))
