@@ -66,7 +66,32 @@ pub trait Context<T> {
 
 impl<T> Context<T> for pagelog::Result<T> {
     fn ctx(self, what: impl Display) -> Result<T, Failure> {
-        self.map_err(|e| Failure::new(what, describe(&e)))
+        self.map_err(|e| {
+            let what = what.to_string();
+            let why = describe_in(&e, &what);
+            Failure::new(what, why)
+        })
+    }
+}
+
+/// [`describe`], unless the error is about a file `what` does not name (the
+/// temporary file `compact` and `upgrade` write beside the log, say): then
+/// the whole message, which names that file.
+fn describe_in(e: &Error, what: &str) -> String {
+    let path = match e {
+        Error::Io { path, .. }
+        | Error::NotALog { path, .. }
+        | Error::Corrupt { path, .. }
+        | Error::Busy { path, .. }
+        | Error::ReadOnly { path, .. }
+        | Error::NoSuchVersion { path, .. }
+        | Error::Reclaimed { path, .. } => path,
+        _ => return describe(e),
+    };
+    if what.contains(&path.escaped().to_string()) {
+        describe(e)
+    } else {
+        e.to_string()
     }
 }
 

@@ -78,3 +78,26 @@ fn help_says_that_version_0_is_the_empty_database() {
     pagelog(["export".as_ref(), db.as_os_str(), d.path("v0.db").as_os_str(), "--version".as_ref(), "0".as_ref()]).ok();
     assert_eq!(pagelog(["revert", db.to_str().unwrap(), "--to", "0"]).ok().stdout.trim(), "3");
 }
+
+/// A failure on a file other than the log (compaction's temporary file
+/// beside it) names that file, not only the log: "compact app.db: remove
+/// stale: Is a directory" left the user to guess which file was meant.
+#[test]
+fn compact_and_upgrade_name_the_temporary_file_they_cannot_replace() {
+    let d = TempDir::new("msg-tmp");
+    let db = d.path("app.db");
+    drop(make_log(&db, 3));
+    // Something compaction cannot remove where it writes its new log
+    // (a directory: also as root, unlike a read-only directory).
+    let tmp = d.path("app.db.compact-tmp");
+    std::fs::create_dir(&tmp).unwrap();
+    std::fs::write(tmp.join("keep"), b"x").unwrap();
+    for args in [vec!["compact", "--keep-last", "1"], vec!["upgrade", "--format", "4"]] {
+        let mut all: Vec<&std::ffi::OsStr> = args.iter().map(|a| a.as_ref()).collect();
+        all.push(db.as_os_str());
+        let r = pagelog(&all).expect_code(1);
+        assert!(r.stderr.contains("app.db.compact-tmp"), "{args:?}: {}", r.stderr);
+        assert!(r.stderr.starts_with(&format!("pagelog: {} {}", args[0], db.display())), "{args:?}: {}", r.stderr);
+    }
+    assert_eq!(versions(&db).len(), 3);
+}
