@@ -101,3 +101,21 @@ fn compact_and_upgrade_name_the_temporary_file_they_cannot_replace() {
     }
     assert_eq!(versions(&db).len(), 3);
 }
+
+/// `pagelog -h` (and `pagelog` with no arguments) opened with a summary
+/// naming 8 of the 14 subcommands (the crate's description, written before
+/// upgrade, replicate, restore, follow and retain); `--help` with another.
+/// Both now open with the same line, which names what the tool does.
+#[test]
+fn short_and_long_help_open_with_the_same_summary() {
+    let short = pagelog(["-h"]).ok().stdout;
+    let long = pagelog(["--help"]).ok().stdout;
+    let bare = pagelog::<[&str; 0], &str>([]).expect_code(2).stderr;
+    // (clap drops the summary's full stop in the short help.)
+    let first = |s: &str| s.lines().next().unwrap_or_default().trim_end_matches('.').to_string();
+    assert_eq!(first(&short), first(&long), "-h:\n{short}\n--help:\n{long}");
+    assert_eq!(first(&bare), first(&long), "no arguments:\n{bare}");
+    for what in ["diff", "retain", "replicate", "upgrade"] {
+        assert!(first(&long).contains(what), "{what}: {}", first(&long));
+    }
+}
