@@ -86,6 +86,14 @@ fn describe_in(e: &Error, what: &str) -> String {
         | Error::ReadOnly { path, .. }
         | Error::NoSuchVersion { path, .. }
         | Error::Reclaimed { path, .. } => path,
+        // The log layer words these itself, starting with the file's name:
+        // once is enough when the context names it already.
+        Error::Unsupported(s) => {
+            return match s.split_once(": ") {
+                Some((file, rest)) if what.split_whitespace().any(|w| w == file) => rest.to_string(),
+                _ => s.clone(),
+            }
+        }
         _ => return describe(e),
     };
     if what.contains(&path.escaped().to_string()) {

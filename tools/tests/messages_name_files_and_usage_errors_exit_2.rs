@@ -119,3 +119,20 @@ fn short_and_long_help_open_with_the_same_summary() {
         assert!(first(&long).contains(what), "{what}: {}", first(&long));
     }
 }
+
+/// A refusal the log layer words itself ("app.db: a size budget of 1 KiB is
+/// below the live database …") named the log twice after the command's own
+/// context: "retain app.db: app.db: a size budget …".
+#[test]
+fn a_refusal_names_the_log_once() {
+    let d = TempDir::new("msg-once");
+    let db = d.path("app.db");
+    drop(make_log(&db, 3));
+    let name = db.to_str().unwrap();
+    let r = pagelog(["retain", name, "2 versions"]).expect_code(1);
+    assert_eq!(r.stderr.matches(name).count(), 2, "{}", r.stderr); // the context, and the command to run
+    pagelog(["upgrade", name, "--format", "4"]).ok();
+    let r = pagelog(["retain", name, "1 KiB"]).expect_code(1);
+    assert!(r.stderr.contains("is below the live database"), "{}", r.stderr);
+    assert_eq!(r.stderr.matches(name).count(), 1, "{}", r.stderr);
+}
