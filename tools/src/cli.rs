@@ -7,7 +7,9 @@ use std::io::{IsTerminal, Write};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use pagelog::pagemap::Slot;
 use pagelog::verify::Problem;
+use pagelog::version::{Pages, Version};
 use pagelog::{Error, EscapedName, Listing, Log, OpenOptions, Readable};
 
 /// Exit codes: 0 ok, 1 failure or damage found, 2 usage (clap's own, and
@@ -107,6 +109,26 @@ impl<T> Context<T> for std::io::Result<T> {
     fn ctx(self, what: impl Display) -> Result<T, Failure> {
         self.map_err(|e| Failure::new(what, e))
     }
+}
+
+/// Page `pgno` of `v` as its map stores it (offset and crc), before any
+/// format-4 redirection: two versions whose slots are equal read the same
+/// bytes.
+pub fn stored_slot(v: &Version, pgno: u32) -> pagelog::Result<Option<Slot>> {
+    match &v.map {
+        Pages::Full(m) => Ok(m.get(pgno)),
+        Pages::Tree(t) => t.get(pgno),
+    }
+}
+
+/// The one of `versions` whose page map names the page image (or patch)
+/// at `offset`, the offset of a damage: the version that damage hides.
+pub fn version_reading<'a>(versions: &[&'a Version], offset: u64) -> Option<&'a Version> {
+    versions.iter().copied().find(|v| {
+        (1..=v.db_pages()).any(|p| {
+            matches!(stored_slot(v, p), Ok(Some(s)) if s.offset != 0 && pagelog::patch::position(s.offset) == offset)
+        })
+    })
 }
 
 /// Opens an existing log, read-only (the tool never disturbs other processes

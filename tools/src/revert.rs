@@ -3,8 +3,9 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::cli::{check_version, describe, diag, open_writable, version_range, CmdResult, Context, Failure};
-use pagelog::version::{Pages, Version};
+use crate::cli::{
+    check_version, describe, diag, open_writable, stored_slot, version_range, CmdResult, Context, Failure,
+};
 use pagelog::{EscapedName, Log};
 
 /// Make version N the latest again, keeping history.
@@ -64,11 +65,7 @@ fn check_target(log: &Log, to: u64) -> pagelog::Result<()> {
     let latest = log.refresh()?;
     let target = log.version(to)?;
     for pgno in 1..=target.db_pages() {
-        let stored = |v: &Version| match &v.map {
-            Pages::Full(m) => Ok(m.get(pgno)),
-            Pages::Tree(t) => t.get(pgno),
-        };
-        if stored(&target)? != stored(&latest)? {
+        if stored_slot(&target, pgno)? != stored_slot(&latest, pgno)? {
             target.page(pgno)?;
         }
     }

@@ -107,21 +107,6 @@ fn a_version_uri_reads_that_version_and_refuses_writes() {
     assert_eq!(versions(&db)[0], 6);
 }
 
-/// Version 2's page 2 as stored (format 3: a full map in memory), where it
-/// differs from the latest version's: the frame a revert to it would make
-/// the latest read again.
-fn frame_only_version_2_reads(db: &std::path::Path) -> u64 {
-    use pagelog::version::Pages;
-    let log = pagelog::Log::open(db, pagelog::OpenOptions { read_only: true, ..Default::default() }).unwrap();
-    let latest = log.refresh().unwrap();
-    let (Pages::Full(old), Pages::Full(new)) = (&log.version(2).unwrap().map, &latest.map) else {
-        panic!("a format-3 log has full maps")
-    };
-    let (o, n) = (old.get(2).unwrap(), new.get(2).unwrap());
-    assert_ne!(o, n, "version 2 and the latest share page 2");
-    o.offset
-}
-
 /// A revert to a version whose pages are damaged committed a new latest
 /// version made of that damage: the database itself then failed with
 /// "database disk image is malformed", though the latest read fine before.
@@ -130,18 +115,7 @@ fn frame_only_version_2_reads(db: &std::path::Path) -> u64 {
 fn a_revert_to_a_damaged_version_is_refused_and_the_latest_still_reads() {
     let d = TempDir::new("revert-damaged");
     let db = d.path("app.db");
-    // Page 2 rewritten whole by every version (random bytes: stored as
-    // frames, never as patches based on version 2's image).
-    let c = open(&db);
-    c.execute_batch("CREATE TABLE t(id INTEGER PRIMARY KEY, b BLOB)").unwrap();
-    c.execute_batch("INSERT INTO t VALUES(1, randomblob(3000))").unwrap();
-    for _ in 3..=4 {
-        c.execute_batch("UPDATE t SET b = randomblob(3000)").unwrap();
-    }
-    assert_eq!(version(&c), 4);
-    drop(c);
-    let frame = frame_only_version_2_reads(&db);
-    flip(&db, frame + 200, 0xff);
+    let frame = damage_a_page_only_version_2_reads(&db);
     let before = std::fs::read(&db).unwrap();
 
     let r = pagelog(["revert".as_ref(), db.as_os_str(), "--to".as_ref(), "2".as_ref()]).expect_code(1);
