@@ -322,7 +322,9 @@ pub fn sync_dir(path: &Path) -> std::io::Result<()> {
 /// SIGPIPE would. Rust ignores SIGPIPE, so `println!` panics with "failed
 /// printing to stdout: Broken pipe" when the reader has gone; this hook turns
 /// exactly that panic into `exit(0)` (and the same for stderr, should any
-/// `eprintln!` remain: diagnostics go through [`write_diag`]). Any other panic
+/// `eprintln!` remain: diagnostics go through [`write_diag`]); any other
+/// failure to print to stdout (ENOSPC, EIO) into "pagelog: write output:
+/// <why>" and status 1. Any other panic
 /// keeps the default report, shortened to one line without a backtrace,
 /// written so that it cannot panic again.
 pub fn quiet_on_closed_pipe() {
@@ -335,6 +337,12 @@ pub fn quiet_on_closed_pipe() {
             .unwrap_or("");
         if msg.starts_with("failed printing to std") && msg.contains("Broken pipe") {
             std::process::exit(0);
+        }
+        // Any other failure to write the output (a full disk, an I/O
+        // error): a failure of the command, said plainly, as `diff` says it.
+        if let Some(why) = msg.strip_prefix("failed printing to stdout: ") {
+            write_diag(format_args!("pagelog: write output: {why}"));
+            std::process::exit(EXIT_FAILURE);
         }
         let at = info.location().map(|l| format!(" at {}:{}", l.file(), l.line())).unwrap_or_default();
         write_diag(format_args!("pagelog: internal error{at}: {msg}"));
