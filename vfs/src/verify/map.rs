@@ -49,6 +49,9 @@ pub(super) struct Walk {
     pub(super) txn_start: u64,
     /// A MARK already follows the last commit.
     pub(super) marked: bool,
+    /// Format 4: the last INDEX record since the previous commit (offset,
+    /// crc), which a checkpoint must name.
+    pub(super) index: Option<(u64, u32)>,
     /// Format 4: how references below the boundary resolve.
     pub(super) redirect: Redirects,
     /// The oldest kept version (0: all are).

@@ -16,21 +16,26 @@ use crate::error::Result;
 use crate::format;
 use crate::log::{Log, Version};
 
+/// Where the walk ended, and the first problem that ended it with the
+/// version it concerns (None: it reached the end of the file).
+pub(super) struct End {
+    pub(super) pos: u64,
+    pub(super) stop: Option<(u64, Problem)>,
+}
+
 impl Log {
-    /// Sorts what the walk ending at `pos` (stopped by `stop`, with the
-    /// version it concerns) found; `recovered` is what recovery found just
-    /// before the walk.
-    #[allow(clippy::too_many_arguments)]
+    /// Sorts what the walk that ended at `end` found; `recovered` is what
+    /// recovery found just before the walk.
     pub(super) fn verdict(
         &self,
         salt: u64,
         len: u64,
         w: &mut Walk,
-        pos: u64,
-        stop: Option<(u64, Problem)>,
+        end: End,
         recovered: &Version,
         rep: &mut VerifyReport,
     ) -> Result<()> {
+        let End { pos, stop } = end;
         // (A crafted boundary may lie past the end of the file.)
         rep.bytes_checked = if stop.is_some() { pos } else { len }.saturating_sub(rep.freed_bytes);
         rep.end = w.txn_start;

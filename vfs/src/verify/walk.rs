@@ -17,6 +17,7 @@ use super::map::Walk;
 use super::reclaimed::settle_freed;
 use super::records::db_pages_bound;
 use super::report::{Item, Problem, VerifyReport};
+use super::verdict::End;
 use crate::error::Result;
 use crate::format;
 use crate::history::{describe_link, Prev};
@@ -35,13 +36,12 @@ impl Log {
         // What recovery found, just before (the walk must reach it).
         let recovered = self.latest();
         let (mut w, prev) = self.walk_start(salt, len, rep)?;
-        let (pos, stop) = self.walk_records(salt, len, &mut w, prev, rep, progress)?;
+        let end = self.walk_records(salt, len, &mut w, prev, rep, progress)?;
         settle_freed(&w, rep);
-        self.verdict(salt, len, &mut w, pos, stop, &recovered, rep)
+        self.verdict(salt, len, &mut w, end, &recovered, rep)
     }
 
-    /// The walk proper, from `w.start`; returns where it ended and the
-    /// first problem that ended it, with the version it concerns.
+    /// The walk proper, from `w.start`: where it ended, and why.
     fn walk_records(
         &self,
         salt: u64,
@@ -50,10 +50,8 @@ impl Log {
         mut prev: Prev,
         rep: &mut VerifyReport,
         progress: &mut dyn FnMut(u64, u64),
-    ) -> Result<(u64, Option<(u64, Problem)>)> {
+    ) -> Result<End> {
         let mut pos = w.start;
-        // The last INDEX record since the previous commit (format 4).
-        let mut index: Option<(u64, u32)> = None;
         // The first problem that ends the walk, and the version it concerns.
         let mut stop: Option<(u64, Problem)> = None;
         while pos < len {
@@ -100,12 +98,12 @@ impl Log {
             }
             if !rec.is_commit() {
                 if rec.is_index() {
-                    index = Some((rec.offset, rec.crc));
+                    w.index = Some((rec.offset, rec.crc));
                 }
                 pos = rec.end();
                 continue;
             }
-            if let Err(p) = self.walk_commit(salt, len, &rec, &prev, w, &mut index, rep)? {
+            if let Err(p) = self.walk_commit(salt, len, &rec, &prev, w, rep)? {
                 stop = Some((rec.h.version, p));
                 break;
             }
@@ -130,12 +128,11 @@ impl Log {
                 },
             ));
         }
-        Ok((pos, stop))
+        Ok(End { pos, stop })
     }
 
     /// Checks commit `rec` and applies it to the page map; Err: the problem
     /// that ends the walk there.
-    #[allow(clippy::too_many_arguments)]
     fn walk_commit(
         &self,
         salt: u64,
@@ -143,12 +140,11 @@ impl Log {
         rec: &Rec,
         prev: &Prev,
         w: &mut Walk,
-        index: &mut Option<(u64, u32)>,
         rep: &mut VerifyReport,
     ) -> Result<std::result::Result<(), Problem>> {
         let version = rec.h.version;
         if w.mid_start && w.page_size == 0 && !rec.is_map() {
-            *index = None;
+            w.index = None;
             return self.before_first_map(rec, w, len);
         }
         if let Some(p) = self.check_structure(rec, prev, w, len)? {
@@ -160,7 +156,7 @@ impl Log {
         // CONTROL records lay before B and were freed with its version; there
         // is nothing left to link.
         let reclaimed_at_b = w.mid_start && w.page_size == 0 && version < w.oldest && rec.offset == w.start;
-        let links = if reclaimed_at_b { None } else { self.map_links(salt, len, rec, index.take())? };
+        let links = if reclaimed_at_b { None } else { self.map_links(salt, len, rec, w.index.take())? };
         if let Some(p) = links {
             return Ok(Err(p));
         }
