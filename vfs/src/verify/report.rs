@@ -52,7 +52,7 @@ pub struct Tail {
     pub zeros: bool,
 }
 
-/// What [`Log::verify`] found.
+/// What [`Log::verify`](crate::log::Log::verify) found.
 #[derive(Debug, Default)]
 pub struct VerifyReport {
     pub file_len: u64,
