@@ -348,6 +348,14 @@ impl MainDb {
     /// and one that checked for readers before it never punches what this
     /// snapshot reads.
     fn snapshot(&mut self) -> Result<Arc<Version>, Error> {
+        if let Some(p) = self.pinned.as_ref().filter(|p| p.number == 0) {
+            // Version 0, the empty database, reads no byte of the log: no
+            // length to check (an empty file is a log at version 0), no
+            // epoch to hold, and it is never reclaimed (FORMAT.md). Its
+            // control state is none, so the epoch loop below would never
+            // see it match the latest's.
+            return Ok(p.clone());
+        }
         if self.log.format() < crate::format::FORMAT_V4 {
             // No epochs before format 4: the read path costs what it did
             // (one refresh; a pinned version only the truncation check).
