@@ -107,13 +107,21 @@ impl MainDb {
             },
         };
         let ro = want_ro || pinned_n.is_some();
+        let os_error = |e: &Error| match e {
+            Error::Io { source, .. } => source.raw_os_error(),
+            _ => None,
+        };
         let log = match shared_log(path, OpenOptions { create: create && !ro, read_only: ro, ..Default::default() }) {
             Ok(l) => l,
-            Err(Error::Io { source, .. })
-                if !ro && matches!(source.raw_os_error(), Some(libc::EACCES) | Some(libc::EROFS)) =>
-            {
-                shared_log(path, OpenOptions { create: false, read_only: true, ..Default::default() })
-                    .map_err(|e| report(&e))?
+            Err(first @ Error::Io { .. }) if !ro && matches!(os_error(&first), Some(libc::EACCES | libc::EROFS)) => {
+                // Not writable: a file that exists is opened read-only. One
+                // that does not (creating it was refused) is reported by the
+                // refusal, not by the retry's "No such file or directory".
+                match shared_log(path, OpenOptions { create: false, read_only: true, ..Default::default() }) {
+                    Ok(l) => l,
+                    Err(e) if os_error(&e) == Some(libc::ENOENT) => return Err(report(&first)),
+                    Err(e) => return Err(report(&e)),
+                }
             }
             Err(e) => return Err(report(&e)),
         };
