@@ -349,6 +349,15 @@ impl Readable {
         let mut all: Vec<(Rec, u64, Vec<Entry>)> = forward.into_iter().chain(chain).collect();
         all.sort_by_key(|(r, ..)| r.h.version);
         for (rec, txn_start, entries) in all {
+            // A checkpoint's entries are in its tree (Log::written_entries).
+            let entries = match self.log.written_entries(&rec, txn_start, entries)? {
+                Ok(e) => e,
+                Err(d) => {
+                    let expected = format!("{} (the index tree of version {})", d.expected, rec.h.version);
+                    out.damage.push(Problem { offset: d.offset, expected, found: d.found });
+                    Vec::new()
+                }
+            };
             out.versions.push(CommitSummary::of(&rec, txn_start, &entries));
             out.recs.push(rec);
         }
