@@ -7,7 +7,9 @@
 //! therefore first reads back, crcs checked, the target's pages the latest
 //! does not share: a page whose stored slot (offset and crc, before any
 //! format-4 redirection) is the latest's reads the bytes the latest reads
-//! already. The cost is a comparison of the two page maps and a read of the
+//! already. The slots are looked up as reads look them up (format 4: a tree
+//! node below the boundary is read at its copy, never where it lay, which
+//! a step may have freed and punched). The cost is a comparison of the two page maps and a read of the
 //! pages changed since the target, as `pagelog diff` reads them.
 //!
 //! Invariant: a refused revert writes nothing, and its error,
@@ -25,8 +27,8 @@ impl Log {
     pub(crate) fn check_revert_target(&self, target: &Version, latest: &Version) -> Result<()> {
         let unreadable = |e: Error| Error::Unreadable { version: target.number, source: Box::new(e) };
         for pgno in 1..=target.db_pages() {
-            let slot = target.map.try_get(pgno).map_err(unreadable)?;
-            if latest.map.get(pgno) != slot {
+            let slot = target.map_slot(pgno).map_err(unreadable)?;
+            if latest.map_slot(pgno).ok() != Some(slot) {
                 target.page(pgno).map_err(unreadable)?;
             }
         }
