@@ -6,8 +6,11 @@
 //! 1. A lookup reads at most `depth` nodes, each through
 //!    `Mapping::node`: checked against the crc its parent (or the
 //!    checkpoint) holds on its first read in this process, from the
-//!    process's node cache after; damage is `Error::Corrupt` naming the node's offset, never a
-//!    wrong slot.
+//!    process's node cache after; damage is `Error::Corrupt` naming the
+//!    node's offset, never a wrong slot. A lookup repeating the path of an
+//!    earlier one (same root, same control state) reads its leaf straight
+//!    from the leaf table (`leaves.rs`, invariant 2), the root still
+//!    checked to lie below `end`.
 //! 2. Memory is the overlay (bounded by the writer) and the process's node
 //!    cache (bounded): nothing proportional to the database.
 //! 3. Every node a lookup reads lies below `end`, the committed end of the
@@ -22,6 +25,7 @@ use std::sync::Arc;
 
 use crate::control::Control;
 use crate::error::{Error, Result};
+use crate::leaves::Tag;
 use crate::format::Entry;
 use crate::mapping::Mapping;
 use crate::overlay::Overlay;
@@ -317,14 +321,24 @@ fn check_depth(m: &Mapping, root: Root) -> Result<()> {
 pub(crate) fn lookup(m: &Mapping, end: u64, control: &Control, root: Root, pgno: u32) -> Result<tree::Slot> {
     check_depth(m, root)?;
     let mut level = root.depth - 1;
-    if pgno as u64 >= tree::span(level) {
+    if pgno as u64 >= tree::span(level) || root.offset == 0 {
         return Ok(tree::Slot::ZERO);
     }
     let (mut ptr, mut first) = (tree::Slot { offset: root.offset, crc: root.crc }, 0u32);
-    // Fast path: the levels whose nodes this process has checked, under one
+    let tag = Tag { root, control: if control.redirects() { (control.offset, control.crc) } else { (0, 0) } };
+    // Fast path: the leaf a lookup by the same path reached (`leaves.rs`
+    // invariant 2; the root checked here to lie where this version reads
+    // it), else the levels whose nodes this process has checked, under one
     // lock of the cache, read from the cache (`Mapping::node`'s invariant).
     {
-        let cache = m.node_cache();
+        let mut cache = m.node_cache();
+        let (at, bound) = place(m, end, control, ptr, level)?;
+        let fits = at.checked_add(tree::node_size(level) as u64).is_some_and(|e| e <= bound);
+        if fits {
+            if let Some(s) = cache.leaves.via(&tag, pgno) {
+                return Ok(s);
+            }
+        }
         loop {
             if ptr.offset == 0 {
                 return Ok(tree::Slot::ZERO);
@@ -334,10 +348,12 @@ pub(crate) fn lookup(m: &Mapping, end: u64, control: &Control, root: Root, pgno:
             if at.checked_add(len).is_none_or(|e| e > bound) {
                 break;
             }
-            let Some(b) = cache.get(at, ptr.crc, level) else { break };
             if level == 0 {
-                return Ok(tree::slot_at(b, (pgno - first) as usize));
+                let Some(s) = cache.leaves.slot_of(at, ptr.crc, first, (pgno - first) as usize) else { break };
+                cache.leaves.tag(at, ptr.crc, first, &tag);
+                return Ok(s);
             }
+            let Some(b) = cache.inner(at, ptr.crc) else { break };
             let child_span = tree::span(level - 1);
             let i = (pgno - first) as u64 / child_span;
             ptr = tree::slot_at(b, i as usize);
@@ -352,6 +368,9 @@ pub(crate) fn lookup(m: &Mapping, end: u64, control: &Control, root: Root, pgno:
         let (at, bound) = place(m, end, control, ptr, level)?;
         let b = m.node(ptr, at, level, first, bound)?;
         if level == 0 {
+            // Every node on the way was placed and checked: the path is
+            // known good for this tag.
+            m.node_cache().leaves.tag(at, ptr.crc, first, &tag);
             return Ok(tree::slot_at(&b, (pgno - first) as usize));
         }
         let child_span = tree::span(level - 1);
