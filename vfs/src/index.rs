@@ -25,8 +25,8 @@ use std::sync::Arc;
 
 use crate::control::Control;
 use crate::error::{Error, Result};
-use crate::leaves::Tag;
 use crate::format::Entry;
+use crate::leaves::Tag;
 use crate::mapping::Mapping;
 use crate::overlay::Overlay;
 use crate::pagemap::{PageMap, Slot};
@@ -378,5 +378,107 @@ pub(crate) fn lookup(m: &Mapping, end: u64, control: &Control, root: Root, pgno:
         ptr = tree::slot_at(&b, i as usize);
         first += (i * child_span) as u32;
         level -= 1;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::lookup;
+    use crate::control::{encode_table, Control};
+    use crate::error::Error;
+    use crate::format::ControlInfo;
+    use crate::mapping::Mapping;
+    use crate::tree::{self, Node, Root, Slot};
+
+    /// A leaf for pages 0..16 whose slots say `gen`, its bytes and crc.
+    fn leaf(gen: u64) -> (Vec<u8>, u32) {
+        let mut n = Node::empty(0, 0);
+        for (i, s) in n.slots.iter_mut().enumerate().skip(1) {
+            *s = Slot { offset: (gen << 20) + 4096 * i as u64, crc: (gen as u32) << 8 | i as u32 };
+        }
+        let mut b = Vec::new();
+        let crc = n.encode_into(&mut b);
+        (b, crc)
+    }
+
+    /// A depth-2 tree: its root (level 1) naming a leaf at `leaf_at`.
+    fn root_over(leaf_at: u64, leaf_crc: u32) -> (Vec<u8>, u32) {
+        let mut n = Node::empty(1, 0);
+        n.slots[0] = Slot { offset: leaf_at, crc: leaf_crc };
+        let mut b = Vec::new();
+        let crc = n.encode_into(&mut b);
+        (b, crc)
+    }
+
+    /// A control state at `offset` whose boundary `b` frees the leaf at
+    /// 512, relocated to `copy` (the record is not in the file: only its
+    /// straggler table is read).
+    fn control(offset: u64, boundary: u64, copy: u64) -> Control {
+        let info = ControlInfo { epoch: 2, boundary, stragglers: 1, payload_bytes: 4096, ..Default::default() };
+        Control::load(offset, 77, info, &encode_table(&[(512, copy)]), &Mapping::empty("t".as_ref()), 0).unwrap()
+    }
+
+    /// The leaf table serves a leaf only to a lookup by the path that
+    /// reached it: under a control state that relocates the leaf (a
+    /// reclamation step), the lookup reads it at its copy, and damage
+    /// there is named; a second tree (a new checkpoint, a revert) over the
+    /// same pages reads its own leaf.
+    #[test]
+    fn a_leaf_reached_under_one_control_state_or_root_is_read_again_under_another() {
+        let dir = std::env::temp_dir().join(format!("pagelog-leafpath-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("log");
+        // 512: leaf A; 776: root A over it; 1808: a damaged copy of leaf A;
+        // 2072: an intact copy; 2336: leaf B; 2600: root B over it.
+        let (la, la_crc) = leaf(1);
+        let (ra, ra_crc) = root_over(512, la_crc);
+        let (lb, lb_crc) = leaf(2);
+        let (rb, rb_crc) = root_over(2336, lb_crc);
+        let mut bytes = vec![0u8; 512];
+        for part in [&la, &ra, &la, &la, &lb, &rb] {
+            bytes.extend_from_slice(part);
+        }
+        assert_eq!(bytes.len(), 2600 + tree::INNER_SIZE);
+        bytes[1808 + 100] ^= 0x10;
+        std::fs::write(&path, &bytes).unwrap();
+        let end = bytes.len() as u64;
+        let file = Arc::new(std::fs::File::open(&path).unwrap());
+        let m = Mapping::new(&file, &path, end, None).unwrap();
+        let (root_a, root_b) =
+            (Root { offset: 776, crc: ra_crc, depth: 2 }, Root { offset: 2600, crc: rb_crc, depth: 2 });
+        let none = Control::none();
+        let want = |gen: u64, p: u32| tree::Slot { offset: (gen << 20) + 4096 * p as u64, crc: (gen as u32) << 8 | p };
+
+        for _ in 0..2 {
+            assert_eq!(lookup(&m, end, &none, root_a, 5).unwrap(), want(1, 5));
+        }
+        // Another tree over the same pages (a new checkpoint, a revert).
+        for _ in 0..2 {
+            assert_eq!(lookup(&m, end, &none, root_b, 5).unwrap(), want(2, 5));
+            assert_eq!(lookup(&m, end, &none, root_a, 5).unwrap(), want(1, 5));
+        }
+        // A step: the leaf lies below the boundary, its copy is damaged.
+        let step = control(2000, 776, 1808);
+        match lookup(&m, end, &step, root_a, 5) {
+            Err(Error::Corrupt { offset, .. }) => assert_eq!(offset, 512, "named as the leaf it replaces"),
+            other => panic!("a damaged relocated leaf must be an error, got {other:?}"),
+        }
+        // Another step, whose copy is intact: read there, then by the path.
+        let next = control(2100, 776, 2072);
+        for _ in 0..2 {
+            assert_eq!(lookup(&m, end, &next, root_a, 7).unwrap(), want(1, 7));
+        }
+        // Another tree over the same pages, then the first one again.
+        for _ in 0..2 {
+            assert_eq!(lookup(&m, end, &none, root_b, 7).unwrap(), want(2, 7));
+            assert_eq!(lookup(&m, end, &next, root_a, 7).unwrap(), want(1, 7));
+        }
+        assert!(lookup(&m, end, &step, root_a, 7).is_err(), "the damaged copy is still damage");
+        // A version whose end does not reach the root does not read it, by
+        // any path.
+        assert!(matches!(lookup(&m, 1000, &none, root_b, 7), Err(Error::Corrupt { offset: 2600, .. })));
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

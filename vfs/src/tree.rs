@@ -239,7 +239,8 @@ pub fn structure(b: &[u8], offset: u64) -> Result<(u8, u32), Damage> {
         let reserved = u32_at(b, NODE_SLOTS + i * SLOT_SIZE + SLOT_RESERVED);
         // Named only for damage: a node is checked on every read that misses
         // the node cache, and formatting per slot cost more than the check.
-        let what = || if level == 0 { format!("page {}'s slot", first as u64 + i as u64) } else { format!("child {i}") };
+        let what =
+            || if level == 0 { format!("page {}'s slot", first as u64 + i as u64) } else { format!("child {i}") };
         if reserved != 0 {
             return Err(damage(offset, format!("{}'s reserved bytes zero", what()), format!("{reserved:#010x}")));
         }
