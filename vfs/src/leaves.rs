@@ -45,7 +45,7 @@ const W_OFFSETS: usize = 6; // 16 slot offsets
 const W_SLOT_CRCS: usize = W_OFFSETS + tree::LEAF_SLOTS; // 16 slot crcs, two a word
 const WORDS: usize = W_SLOT_CRCS + tree::LEAF_SLOTS / 2;
 
-type Entry = [u64; WORDS];
+type Entry = [u64];
 
 /// The path a lookup took: the tree's root and the control state its nodes
 /// were placed under (invariant 2).
@@ -61,14 +61,27 @@ pub(crate) struct Tag {
 /// Checked leaves by leaf number (see the module's invariants).
 #[derive(Default)]
 pub(crate) struct LeafTable {
-    entries: Vec<Entry>,
+    /// The entries, [`WORDS`] words each, back to back (a vector of words
+    /// of zero is a zeroed allocation: its untouched pages cost nothing,
+    /// which a vector of arrays is not).
+    words: Vec<u64>,
 }
 
 impl LeafTable {
     #[inline]
     fn index(&self, first: u32) -> Option<usize> {
-        let n = self.entries.len();
+        let n = self.capacity();
         (n > 0).then(|| (first as usize / tree::LEAF_SLOTS) & (n - 1))
+    }
+
+    #[inline]
+    fn entry(&self, i: usize) -> &Entry {
+        &self.words[i * WORDS..(i + 1) * WORDS]
+    }
+
+    #[inline]
+    fn entry_mut(&mut self, i: usize) -> &mut Entry {
+        &mut self.words[i * WORDS..(i + 1) * WORDS]
     }
 
     /// Page `pgno`'s slot, if the entry of its leaf was reached by `tag`
@@ -77,7 +90,7 @@ impl LeafTable {
     #[inline]
     pub(crate) fn via(&self, tag: &Tag, pgno: u32) -> Option<Slot> {
         let first = pgno & !(tree::LEAF_SLOTS as u32 - 1);
-        let e = &self.entries[self.index(first)?];
+        let e = self.entry(self.index(first)?);
         let tagged = e[W_ROOT] == tag.root.offset
             && e[W_ROOT] != 0
             && e[W_FIRST] == first as u64 | (tag.root.depth as u64) << 32
@@ -91,7 +104,7 @@ impl LeafTable {
     /// pages from `first` (invariant 1).
     #[inline]
     fn find(&self, at: u64, crc: u32, first: u32) -> Option<&Entry> {
-        let e = &self.entries[self.index(first)?];
+        let e = self.entry(self.index(first)?);
         (e[W_AT] == at && at != 0 && e[W_CRCS] as u32 == crc && e[W_FIRST] as u32 == first).then_some(e)
     }
 
@@ -124,11 +137,11 @@ impl LeafTable {
         }
         self.grow_for(first);
         let i = self.index(first).expect("grown");
-        let e = &mut self.entries[i];
+        let e = self.entry_mut(i);
         if e[W_AT] == at && e[W_CRCS] as u32 == crc && e[W_FIRST] as u32 == first {
             return;
         }
-        *e = [0; WORDS];
+        e.fill(0);
         e[W_AT] = at;
         e[W_CRCS] = crc as u64;
         e[W_FIRST] = first as u64;
@@ -144,7 +157,7 @@ impl LeafTable {
     /// another leaf.
     pub(crate) fn tag(&mut self, at: u64, crc: u32, first: u32, tag: &Tag) {
         let Some(i) = self.index(first) else { return };
-        let e = &mut self.entries[i];
+        let e = self.entry_mut(i);
         if e[W_AT] != at || at == 0 || e[W_CRCS] as u32 != crc || e[W_FIRST] as u32 != first {
             return;
         }
@@ -156,23 +169,22 @@ impl LeafTable {
     }
 
     /// Entries allocated.
-    #[cfg(test)]
+    #[inline]
     pub(crate) fn capacity(&self) -> usize {
-        self.entries.len()
+        self.words.len() / WORDS
     }
 
     /// Makes room for leaf number `first / 16`, up to [`MAX_LEAVES`]
     /// (invariant 3); entries held move to their new index.
     fn grow_for(&mut self, first: u32) {
         let want = (first as usize / tree::LEAF_SLOTS + 1).next_power_of_two().clamp(MIN_LEAVES, MAX_LEAVES);
-        if want <= self.entries.len() {
+        if want <= self.capacity() {
             return;
         }
-        // `vec!` of zeros is a zeroed allocation: untouched pages are free.
-        let old = std::mem::replace(&mut self.entries, vec![[0u64; WORDS]; want]);
-        for e in old.into_iter().filter(|e| e[W_AT] != 0) {
+        let old = std::mem::replace(&mut self.words, vec![0u64; want * WORDS]);
+        for e in old.chunks_exact(WORDS).filter(|e| e[W_AT] != 0) {
             let i = self.index(e[W_FIRST] as u32).expect("grown");
-            self.entries[i] = e;
+            self.entry_mut(i).copy_from_slice(e);
         }
     }
 }
@@ -264,6 +276,6 @@ mod tests {
         assert_eq!(t.capacity(), MAX_LEAVES, "bounded");
         assert!(t.slot_of(12288, crc3, past, 0).is_some());
         assert_eq!(t.slot_of(4096, crc, 16, 0), None, "leaf numbers 1 and 4 × 16,384 + 1 share an entry");
-        assert_eq!(std::mem::size_of::<Entry>(), 240);
+        assert_eq!(WORDS * 8, 240);
     }
 }
