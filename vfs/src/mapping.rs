@@ -16,7 +16,7 @@
 //!    touched through a map would stay in the process's RSS).
 //! 4. What is remembered is bounded: the frame tags are 2 bytes per 512 of
 //!    the map, the patch cache a fixed number of entries, the node cache
-//!    [`crate::leaves::MAX_LEAVES`] leaves (3.75 MiB) and [`INNER_CACHED`]
+//!    `leaves::MAX_LEAVES` leaves (3.75 MiB) and [`INNER_CACHED`]
 //!    inner nodes (~2.2 MiB): ~6 MiB at most.
 
 use std::collections::HashMap;
