@@ -358,12 +358,14 @@ impl Log {
         debug_assert!(area.len() <= PATCH_MAX_PAGES * limit && area.len() / 8 <= u16::MAX as usize);
         let patch_words = (area.len() / 8) as u16;
         let policy = !st.control.policy().is_all();
-        let flags =
-            match (full, f4) {
+        let aligned =
+            crate::commit4::aligned_flag(self.format(), format::KIND_COMMIT, images as u32, page_size, policy);
+        let flags = aligned
+            | match (full, f4) {
                 (false, _) => 0,
                 (true, false) => format::FLAG_FULL_MAP,
                 (true, true) => format::FLAG_CHECKPOINT,
-            } | crate::commit4::aligned_flag(self.format(), format::KIND_COMMIT, images as u32, page_size, policy);
+            };
         let lay_at = |offset: u64| {
             format::layout_with_flags(
                 self.format(),

@@ -8,7 +8,8 @@
 //! * every record starts at an 8-aligned file offset at or after [`FIRST_RECORD`];
 //! * a record's payload region (its page images, then a format-3 COMMIT's
 //!   patch area: see `patch.rs`) follows its metadata directly (format 1:
-//!   at a 512-aligned file offset);
+//!   at a 512-aligned file offset; a format-4 ALIGNED record: at a multiple
+//!   of [`slot_align`], after a zero gap that counts as metadata);
 //! * a record's trailer names the record's own start offset, so a copy of a
 //!   trailer found anywhere else in the file never validates;
 //! * every checksum is seeded with the log's salt (its creation id).
