@@ -7,7 +7,9 @@ use std::io::{IsTerminal, Write};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use pagelog::pagemap::Slot;
 use pagelog::verify::Problem;
+use pagelog::version::{Pages, Version};
 use pagelog::{Error, EscapedName, Listing, Log, OpenOptions, Readable};
 
 /// Exit codes: 0 ok, 1 failure or damage found, 2 usage (clap's own, and
@@ -66,7 +68,40 @@ pub trait Context<T> {
 
 impl<T> Context<T> for pagelog::Result<T> {
     fn ctx(self, what: impl Display) -> Result<T, Failure> {
-        self.map_err(|e| Failure::new(what, describe(&e)))
+        self.map_err(|e| {
+            let what = what.to_string();
+            let why = describe_in(&e, &what);
+            Failure::new(what, why)
+        })
+    }
+}
+
+/// [`describe`], unless the error is about a file `what` does not name (the
+/// temporary file `compact` and `upgrade` write beside the log, say): then
+/// the whole message, which names that file.
+fn describe_in(e: &Error, what: &str) -> String {
+    let path = match e {
+        Error::Io { path, .. }
+        | Error::NotALog { path, .. }
+        | Error::Corrupt { path, .. }
+        | Error::Busy { path, .. }
+        | Error::ReadOnly { path, .. }
+        | Error::NoSuchVersion { path, .. }
+        | Error::Reclaimed { path, .. } => path,
+        // The log layer words these itself, starting with the file's name:
+        // once is enough when the context names it already.
+        Error::Unsupported(s) => {
+            return match s.split_once(": ") {
+                Some((file, rest)) if what.split_whitespace().any(|w| w == file) => rest.to_string(),
+                _ => s.clone(),
+            }
+        }
+        _ => return describe(e),
+    };
+    if what.contains(&path.escaped().to_string()) {
+        describe(e)
+    } else {
+        e.to_string()
     }
 }
 
@@ -74,6 +109,26 @@ impl<T> Context<T> for std::io::Result<T> {
     fn ctx(self, what: impl Display) -> Result<T, Failure> {
         self.map_err(|e| Failure::new(what, e))
     }
+}
+
+/// Page `pgno` of `v` as its map stores it (offset and crc), before any
+/// format-4 redirection: two versions whose slots are equal read the same
+/// bytes.
+pub fn stored_slot(v: &Version, pgno: u32) -> pagelog::Result<Option<Slot>> {
+    match &v.map {
+        Pages::Full(m) => Ok(m.get(pgno)),
+        Pages::Tree(t) => t.get(pgno),
+    }
+}
+
+/// The one of `versions` whose page map names the page image (or patch)
+/// at `offset`, the offset of a damage: the version that damage hides.
+pub fn version_reading<'a>(versions: &[&'a Version], offset: u64) -> Option<&'a Version> {
+    versions.iter().copied().find(|v| {
+        (1..=v.db_pages()).any(|p| {
+            matches!(stored_slot(v, p), Ok(Some(s)) if s.offset != 0 && pagelog::patch::position(s.offset) == offset)
+        })
+    })
 }
 
 /// Opens an existing log, read-only (the tool never disturbs other processes
@@ -267,7 +322,9 @@ pub fn sync_dir(path: &Path) -> std::io::Result<()> {
 /// SIGPIPE would. Rust ignores SIGPIPE, so `println!` panics with "failed
 /// printing to stdout: Broken pipe" when the reader has gone; this hook turns
 /// exactly that panic into `exit(0)` (and the same for stderr, should any
-/// `eprintln!` remain: diagnostics go through [`write_diag`]). Any other panic
+/// `eprintln!` remain: diagnostics go through [`write_diag`]); any other
+/// failure to print to stdout (ENOSPC, EIO) into "pagelog: write output:
+/// <why>" and status 1. Any other panic
 /// keeps the default report, shortened to one line without a backtrace,
 /// written so that it cannot panic again.
 pub fn quiet_on_closed_pipe() {
@@ -280,6 +337,12 @@ pub fn quiet_on_closed_pipe() {
             .unwrap_or("");
         if msg.starts_with("failed printing to std") && msg.contains("Broken pipe") {
             std::process::exit(0);
+        }
+        // Any other failure to write the output (a full disk, an I/O
+        // error): a failure of the command, said plainly, as `diff` says it.
+        if let Some(why) = msg.strip_prefix("failed printing to stdout: ") {
+            write_diag(format_args!("pagelog: write output: {why}"));
+            std::process::exit(EXIT_FAILURE);
         }
         let at = info.location().map(|l| format!(" at {}:{}", l.file(), l.line())).unwrap_or_default();
         write_diag(format_args!("pagelog: internal error{at}: {msg}"));

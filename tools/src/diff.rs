@@ -9,10 +9,12 @@ use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::time::Instant;
 
-use pagelog::diff::{self, Action, Diff, Key, RowChange};
+use pagelog::diff::{self, Action, Diff, DiffError, Key, RowChange};
+use pagelog::Error;
 
 use crate::cli::{
-    closed_pipe_exits, diag, open_readable, plural, report_damage, unreadable, CmdResult, Context, Failure,
+    closed_pipe_exits, describe, diag, open_readable, plural, report_damage, unreadable, version_reading, CmdResult,
+    Context, Failure,
 };
 
 /// Show the rows and schema objects that changed between two versions
@@ -87,7 +89,14 @@ pub fn run(a: Args) -> CmdResult {
     damage.extend(rb.damage.iter().filter(|p| !ra.damage.contains(p)).cloned());
     let started = Instant::now();
     let opts = diff::Options { table: a.table.clone(), full_rows: a.sql };
-    let d = diff::diff(va, vb, &opts).map_err(|e| Failure::new(&what, e))?;
+    let d = diff::diff(va, vb, &opts).map_err(|e| match e {
+        // A page image that fails its crc: name the version it hides.
+        DiffError::Log(e @ Error::Corrupt { offset, .. }) => match version_reading(&[va, vb], offset) {
+            Some(v) => Failure::new(&what, format_args!("version {} cannot be read: {}", v.number, describe(&e))),
+            None => Failure::new(&what, describe(&e)),
+        },
+        e => Failure::new(&what, e),
+    })?;
     let elapsed = started.elapsed();
     if let Some(t) = &a.table {
         let known = d.objects.iter().chain(&d.old_objects).any(|o| o.kind == "table" && o.name.eq_ignore_ascii_case(t));

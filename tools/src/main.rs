@@ -24,7 +24,7 @@ mod time;
 mod upgrade;
 mod verify;
 
-/// Inspect, check, revert, export, import and compact pagelog databases.
+/// Inspect, diff, verify, revert, export, import, compact, upgrade, retain and replicate pagelog databases.
 ///
 /// A pagelog database is one append-only log file holding every committed
 /// version of an SQLite database. Version 0 is the empty database every log
@@ -33,7 +33,7 @@ mod verify;
 /// reverted to. TIME arguments are ISO-8601 UTC (2026-11-22T10:00:00Z) or
 /// unix seconds.
 #[derive(Parser)]
-#[command(name = "pagelog", version, about, max_term_width = 100)]
+#[command(name = "pagelog", version, max_term_width = 100)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

@@ -6,7 +6,9 @@ use pagelog::compact::upgrade;
 use pagelog::format::{FORMAT_V4, FORMAT_VERSION};
 use pagelog::{Log, OpenOptions};
 
-use crate::cli::{CmdResult, Context, Progress};
+use pagelog::EscapedName;
+
+use crate::cli::{CmdResult, Context, Failure, Progress};
 
 /// Rewrite a log of an older format in the current one, keeping every version.
 ///
@@ -41,10 +43,28 @@ pub fn run(a: Args) -> CmdResult {
     let header = log.header().ctx(format_args!("read {}", a.db.display()))?;
     drop(log);
     let target = a.format;
-    let Some(h) = header.filter(|h| h.format != target) else {
+    // A log with no commit has nothing to rewrite, and no page size to
+    // write a header with: its first commit writes the header, in format 3.
+    let no_commit = || {
+        Failure::new(
+            format_args!("upgrade {}", a.db.escaped()),
+            format_args!(
+                "the log holds no commit yet, so there is nothing to rewrite: its first commit writes it in format \
+                 {FORMAT_VERSION}; upgrade it after that"
+            ),
+        )
+    };
+    let Some(h) = header else {
+        if target == FORMAT_VERSION {
+            println!("{}: already in format {target}; nothing to do", a.db.display());
+            return Ok(0);
+        }
+        return Err(no_commit());
+    };
+    if h.format == target {
         println!("{}: already in format {target}; nothing to do", a.db.display());
         return Ok(0);
-    };
+    }
     if h.format > target {
         println!("{}: already in format {}, newer than format {target}; nothing to do", a.db.display(), h.format);
         return Ok(0);
@@ -53,6 +73,9 @@ pub fn run(a: Args) -> CmdResult {
     let stats = upgrade(&a.db, target, &mut |done, total| progress.update(done, total))
         .ctx(format_args!("upgrade {}", a.db.display()))?;
     progress.finish();
+    if !stats.rewritten {
+        return Err(no_commit());
+    }
     println!(
         "{}: format {} -> {target}, versions {} to {} kept: {} -> {} bytes",
         a.db.display(),

@@ -59,7 +59,8 @@ pub fn run(a: Args) -> CmdResult {
             (Some(v), None) if a.verbose => println!("version {v}: ok"),
             (Some(_), None) => {}
             (Some(v), Some(p)) => println!("version {v}: invalid {p}"),
-            (None, Some(p)) => println!("record at offset {}: invalid {p}", item.offset),
+            // (The item's offset is the problem's: say it once.)
+            (None, Some(p)) => println!("damage {p}"),
             (None, None) => {}
         }
     }

@@ -117,3 +117,26 @@ fn every_subcommand_exits_quietly_when_stderr_is_a_closed_pipe() {
         assert!(out.exists() && imported.exists(), "export and import wrote their files");
     }
 }
+
+/// Output that cannot be written for another reason (a full disk:
+/// `/dev/full` answers ENOSPC) is a failure, said in one line naming what
+/// failed; `println!`'s panic reached the user as "pagelog: internal error
+/// at /rustc/…/stdio.rs:1165: failed printing to stdout: …".
+#[test]
+fn output_to_a_full_disk_fails_with_a_plain_message() {
+    let d = TempDir::new("full");
+    let db = d.path("app.db");
+    let c = open(&db);
+    c.execute_batch("CREATE TABLE t(x); INSERT INTO t VALUES (1)").unwrap();
+    drop(c);
+    let dbs = db.to_str().unwrap();
+    for args in [vec!["log", dbs], vec!["info", dbs], vec!["verify", dbs], vec!["retain", dbs], vec!["diff", dbs, "1"]]
+    {
+        let full = std::fs::OpenOptions::new().write(true).open("/dev/full").unwrap();
+        let out = Command::new(env!("CARGO_BIN_EXE_pagelog")).args(&args).stdout(full).output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {stderr}");
+        assert!(stderr.contains("pagelog: write output: No space left on device"), "{args:?}: {stderr}");
+        assert!(!stderr.contains("internal error"), "{args:?}: {stderr}");
+    }
+}

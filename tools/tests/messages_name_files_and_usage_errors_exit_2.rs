@@ -78,3 +78,61 @@ fn help_says_that_version_0_is_the_empty_database() {
     pagelog(["export".as_ref(), db.as_os_str(), d.path("v0.db").as_os_str(), "--version".as_ref(), "0".as_ref()]).ok();
     assert_eq!(pagelog(["revert", db.to_str().unwrap(), "--to", "0"]).ok().stdout.trim(), "3");
 }
+
+/// A failure on a file other than the log (compaction's temporary file
+/// beside it) names that file, not only the log: "compact app.db: remove
+/// stale: Is a directory" left the user to guess which file was meant.
+#[test]
+fn compact_and_upgrade_name_the_temporary_file_they_cannot_replace() {
+    let d = TempDir::new("msg-tmp");
+    let db = d.path("app.db");
+    drop(make_log(&db, 3));
+    // Something compaction cannot remove where it writes its new log
+    // (a directory: also as root, unlike a read-only directory).
+    let tmp = d.path("app.db.compact-tmp");
+    std::fs::create_dir(&tmp).unwrap();
+    std::fs::write(tmp.join("keep"), b"x").unwrap();
+    for args in [vec!["compact", "--keep-last", "1"], vec!["upgrade", "--format", "4"]] {
+        let mut all: Vec<&std::ffi::OsStr> = args.iter().map(|a| a.as_ref()).collect();
+        all.push(db.as_os_str());
+        let r = pagelog(&all).expect_code(1);
+        assert!(r.stderr.contains("app.db.compact-tmp"), "{args:?}: {}", r.stderr);
+        assert!(r.stderr.starts_with(&format!("pagelog: {} {}", args[0], db.display())), "{args:?}: {}", r.stderr);
+    }
+    assert_eq!(versions(&db).len(), 3);
+}
+
+/// `pagelog -h` (and `pagelog` with no arguments) opened with a summary
+/// naming 8 of the 14 subcommands (the crate's description, written before
+/// upgrade, replicate, restore, follow and retain); `--help` with another.
+/// Both now open with the same line, which names what the tool does.
+#[test]
+fn short_and_long_help_open_with_the_same_summary() {
+    let short = pagelog(["-h"]).ok().stdout;
+    let long = pagelog(["--help"]).ok().stdout;
+    let bare = pagelog::<[&str; 0], &str>([]).expect_code(2).stderr;
+    // (clap drops the summary's full stop in the short help.)
+    let first = |s: &str| s.lines().next().unwrap_or_default().trim_end_matches('.').to_string();
+    assert_eq!(first(&short), first(&long), "-h:\n{short}\n--help:\n{long}");
+    assert_eq!(first(&bare), first(&long), "no arguments:\n{bare}");
+    for what in ["diff", "retain", "replicate", "upgrade"] {
+        assert!(first(&long).contains(what), "{what}: {}", first(&long));
+    }
+}
+
+/// A refusal the log layer words itself ("app.db: a size budget of 1 KiB is
+/// below the live database …") named the log twice after the command's own
+/// context: "retain app.db: app.db: a size budget …".
+#[test]
+fn a_refusal_names_the_log_once() {
+    let d = TempDir::new("msg-once");
+    let db = d.path("app.db");
+    drop(make_log(&db, 3));
+    let name = db.to_str().unwrap();
+    let r = pagelog(["retain", name, "2 versions"]).expect_code(1);
+    assert_eq!(r.stderr.matches(name).count(), 2, "{}", r.stderr); // the context, and the command to run
+    pagelog(["upgrade", name, "--format", "4"]).ok();
+    let r = pagelog(["retain", name, "1 KiB"]).expect_code(1);
+    assert!(r.stderr.contains("is below the live database"), "{}", r.stderr);
+    assert_eq!(r.stderr.matches(name).count(), 1, "{}", r.stderr);
+}

@@ -106,3 +106,29 @@ fn a_version_uri_reads_that_version_and_refuses_writes() {
     // The latest through the CLI agrees.
     assert_eq!(versions(&db)[0], 6);
 }
+
+/// A revert to a version whose pages are damaged committed a new latest
+/// version made of that damage: the database itself then failed with
+/// "database disk image is malformed", though the latest read fine before.
+/// The revert must be refused, naming the damage, and write nothing.
+#[test]
+fn a_revert_to_a_damaged_version_is_refused_and_the_latest_still_reads() {
+    let d = TempDir::new("revert-damaged");
+    let db = d.path("app.db");
+    let frame = damage_a_page_only_version_2_reads(&db);
+    let before = std::fs::read(&db).unwrap();
+
+    let r = pagelog(["revert".as_ref(), db.as_os_str(), "--to".as_ref(), "2".as_ref()]).expect_code(1);
+    assert!(r.stderr.contains("version 2"), "{}", r.stderr);
+    assert!(r.stderr.contains(&format!("offset {frame}")), "{}", r.stderr);
+    assert!(r.stdout.is_empty(), "{}", r.stdout);
+    assert_eq!(std::fs::read(&db).unwrap(), before, "the refused revert wrote to the log");
+
+    // The latest version still reads in SQLite, and an intact version can
+    // still be reverted to.
+    let c = open(&db);
+    assert_eq!(rows(&c, "SELECT count(*) FROM t"), ["1"]);
+    drop(c);
+    assert_eq!(revert(&db, 1), 5);
+    assert_eq!(rows(&open(&db), "SELECT count(*) FROM t"), ["0"]);
+}

@@ -177,3 +177,34 @@ fn a_format_2_log_upgrades_to_format_4() {
     assert_checkpoints_only(&db, latest);
     pagelog(["verify".as_ref(), db.as_os_str()]).ok();
 }
+
+/// A log with no commit yet (0 bytes, as an open through the VFS that
+/// commits nothing leaves it; or a header whose first record never made it
+/// to disk) has nothing to rewrite and no page size to write a header with:
+/// `upgrade --format 4` said "already in format 4" or "format 3 -> 4" and
+/// left it in format 3, so `retain` then refused it. It must say so and
+/// fail instead, and never claim a format `info` does not show.
+#[test]
+fn an_empty_log_is_not_said_to_be_upgraded() {
+    let d = TempDir::new("upgrade-empty");
+    let empty = d.path("empty.db");
+    drop(open(&empty));
+    assert_eq!(std::fs::metadata(&empty).unwrap().len(), 0);
+    let header_only = d.path("header-only.db");
+    drop(make_log(&header_only, 1));
+    let f = std::fs::OpenOptions::new().write(true).open(&header_only).unwrap();
+    f.set_len(format::FIRST_RECORD).unwrap();
+    drop(f);
+    for db in [&empty, &header_only] {
+        let before = std::fs::read(db).unwrap();
+        let r = pagelog(["upgrade".as_ref(), db.as_os_str(), "--format".as_ref(), "4".as_ref()]).expect_code(1);
+        assert!(r.stderr.contains("no commit yet"), "{}: {}", db.display(), r.stderr);
+        assert!(!r.stdout.contains("format 4"), "{}: {}", db.display(), r.stdout);
+        assert_eq!(std::fs::read(db).unwrap(), before, "{}", db.display());
+        let info = pagelog(["info".as_ref(), db.as_os_str(), "--json".as_ref()]).ok().json();
+        assert_eq!(info["format_version"], 3, "{}: {info}", db.display());
+        // The default target is the format new logs are written in.
+        let r = pagelog(["upgrade".as_ref(), db.as_os_str()]).ok();
+        assert!(r.stdout.contains("already in format 3"), "{}: {}", db.display(), r.stdout);
+    }
+}

@@ -89,6 +89,13 @@ fn a_flipped_byte_in_a_commit_record_fails() {
     let r = verify(&bad).expect_code(1);
     assert!(r.stdout.contains("version 4: ok"), "{}", r.stdout);
     assert!(offsets_named(&r.stdout).iter().any(|&o| o >= v5 && o < v5 + 48), "{}", r.stdout);
+    // Each line names an offset once ("record at offset N: invalid at
+    // offset N: …" said the same offset twice, as if a record started at
+    // the byte that failed).
+    for line in r.stdout.lines() {
+        let o = offsets_named(line);
+        assert!(o.windows(2).all(|w| w[0] != w[1]), "{line}");
+    }
 }
 
 #[test]

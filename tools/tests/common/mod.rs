@@ -157,3 +157,30 @@ pub fn reseal_commit(b: &mut [u8], at: usize) {
     let crc = format::salted_crc(salt, &[&b[at..at + payload], &b[t..t + format::TR_CRC]]);
     b[t + format::TR_CRC..t + format::TRAILER_SIZE].copy_from_slice(&crc.to_le_bytes());
 }
+
+/// Makes a log of 4 versions at `db` whose version 2 alone reads a damaged
+/// frame (a byte flipped), recovery and the latest version untouched, and
+/// returns that frame's offset. Page 2 is rewritten whole by every version
+/// (random bytes: stored as frames, never as patches based on version 2's
+/// image).
+pub fn damage_a_page_only_version_2_reads(db: &Path) -> u64 {
+    use pagelog::version::Pages;
+    let c = open(db);
+    c.execute_batch("CREATE TABLE t(id INTEGER PRIMARY KEY, b BLOB)").unwrap();
+    c.execute_batch("INSERT INTO t VALUES(1, randomblob(3000))").unwrap();
+    for _ in 3..=4 {
+        c.execute_batch("UPDATE t SET b = randomblob(3000)").unwrap();
+    }
+    assert_eq!(version(&c), 4);
+    drop(c);
+    let log = pagelog::Log::open(db, pagelog::OpenOptions { read_only: true, ..Default::default() }).unwrap();
+    let latest = log.refresh().unwrap();
+    let (Pages::Full(old), Pages::Full(new)) = (&log.version(2).unwrap().map, &latest.map) else {
+        panic!("a format-3 log has full maps")
+    };
+    let (o, n) = (old.get(2).unwrap(), new.get(2).unwrap());
+    assert_ne!(o, n, "version 2 and the latest share page 2");
+    drop(log);
+    flip(db, o.offset + 200, 0xff);
+    o.offset
+}
