@@ -364,11 +364,15 @@ impl Log {
         }
         debug_assert!(area.len() <= PATCH_MAX_PAGES * limit && area.len() / 8 <= u16::MAX as usize);
         let patch_words = (area.len() / 8) as u16;
-        let flags = match (full, f4) {
-            (false, _) => 0,
-            (true, false) => format::FLAG_FULL_MAP,
-            (true, true) => format::FLAG_CHECKPOINT,
-        };
+        let policy = !st.control.policy().is_all();
+        let aligned =
+            crate::commit4::aligned_flag(self.format(), format::KIND_COMMIT, images as u32, page_size, policy);
+        let flags = aligned
+            | match (full, f4) {
+                (false, _) => 0,
+                (true, false) => format::FLAG_FULL_MAP,
+                (true, true) => format::FLAG_CHECKPOINT,
+            };
         let lay_at = |offset: u64| {
             format::layout_with_flags(
                 self.format(),
@@ -823,11 +827,13 @@ impl SpillStore for Log {
         let mut st = self.lock();
         let salt = self.ensure_header(&mut st, page_size, Durability::Full)?;
         let offset = offset.max(format::FIRST_RECORD);
-        let lay = format::layout(self.format(), offset, format::KIND_SPILL, 0, pages.len() as u32, page_size, 0);
+        let (kind, frames) = (format::KIND_SPILL, pages.len() as u32);
+        let flags = crate::commit4::aligned_flag(self.format(), kind, frames, page_size, !st.control.policy().is_all());
+        let lay = format::layout_with_flags(self.format(), offset, kind, flags, 0, frames, page_size, 0);
         let mut buf = vec![0u8; lay.length as usize];
         RecordHeader {
-            kind: format::KIND_SPILL,
-            flags: 0,
+            kind,
+            flags,
             length: lay.length,
             version: txn_base.number + 1,
             prev_commit: txn_base.commit_offset,
