@@ -302,7 +302,14 @@ impl Log {
         // Format 4 writes a checkpoint where format 3 writes a full map.
         let f4 = self.format() >= format::FORMAT_V4;
         let full = if f4 {
-            reverting || crate::checkpoint::due(&base.map, base.number, same_ps, changed.iter().map(|(p, _)| *p))
+            reverting
+                || crate::checkpoint::due(
+                    &base.map,
+                    base.number,
+                    same_ps,
+                    !st.committed_here,
+                    changed.iter().map(|(p, _)| *p),
+                )
         } else {
             base.number == 0
                 || !same_ps
@@ -653,6 +660,7 @@ impl Log {
         if let Some((at, crc, info)) = p.control {
             st.control = Arc::new(st.control.copied(at, crc, info));
         }
+        st.committed_here = true;
         if p.full {
             st.full_map_offset = p.offset;
             st.entries_since_full = 0;
