@@ -31,6 +31,7 @@ pub mod error;
 pub mod format;
 pub mod history;
 pub mod index;
+mod leaves;
 pub mod lock;
 pub mod log;
 pub mod mapping;
