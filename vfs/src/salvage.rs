@@ -417,8 +417,11 @@ impl Readable {
             if rec.is_control() && rec.h.flags & format::FLAG_CLAIM != 0 {
                 durable = durable.max(prev.version); // a step synced first
             }
-            if rec.is_control() && pos == txn_start {
-                // Between commits, as a MARK (the log may end after it).
+            if rec.is_control() && rec.h.flags & format::FLAG_CLAIM != 0 && pos == txn_start {
+                // Between commits, as a MARK (the log may end after it). One
+                // without CLAIM is a checkpoint's own, part of its
+                // transaction (its bytes are the checkpoint's, as in
+                // `Log::history`).
                 pos = rec.end();
                 txn_start = pos;
                 continue;
