@@ -12,7 +12,12 @@ INSERTs, one commit each, at synchronous=FULL:
 
 Prints, per page size, the median and mean per commit and the ratios.
 
+With --format4 the pagelog log is rewritten in format 4 (`pagelog upgrade
+--format 4`) after the CREATE TABLE, and with --retain POLICY it is given
+that retention policy (`pagelog retain`), before the INSERTs.
+
 usage: bytes_per_commit.py PAGELOG LIB [--commits N] [--page-sizes 1024,4096,65536] [--dir DIR]
+                           [--format4 [--retain POLICY]]
   e.g. speedtest/bytes_per_commit.py target/release/pagelog target/release/libpagelog.so
 """
 import argparse, json, os, random, shutil, sqlite3, statistics, subprocess
@@ -47,11 +52,15 @@ def inserts(count):
     return rows
 
 
-def pagelog_bytes(pagelog, lib, d, ps, rows):
+def pagelog_bytes(pagelog, lib, d, ps, rows, format4=False, retain=None):
     db = os.path.join(d, f"p{ps}.db")
     setup = f"PRAGMA page_size={ps};\nCREATE TABLE t1(a INTEGER, b INTEGER, c VARCHAR(100));\n"
     sql = f".load {os.path.abspath(lib)}\n.open file:{db}?vfs=pagelog\nPRAGMA synchronous=FULL;\n"
     subprocess.run(["sqlite3"], input=sql + setup, text=True, check=True)
+    if format4:
+        subprocess.run([pagelog, "upgrade", "--format", "4", db], check=True, stdout=subprocess.DEVNULL)
+        if retain:
+            subprocess.run([pagelog, "retain", db, retain], check=True, stdout=subprocess.DEVNULL)
     first = len(json.loads(subprocess.check_output([pagelog, "log", "--json", db])))
     subprocess.run(["sqlite3"], input=sql + "\n".join(rows) + "\n", text=True, check=True)
     log = json.loads(subprocess.check_output([pagelog, "log", "--json", db]))
@@ -82,13 +91,15 @@ def main():
     ap.add_argument("--commits", type=int, default=150)
     ap.add_argument("--page-sizes", default="1024,4096,65536")
     ap.add_argument("--dir", default="target/bytes_per_commit")
+    ap.add_argument("--format4", action="store_true")
+    ap.add_argument("--retain")
     a = ap.parse_args()
     shutil.rmtree(a.dir, ignore_errors=True)
     os.makedirs(a.dir)
     rows = inserts(a.commits)
     print(f"{'page size':>9} | {'pagelog median':>14} {'mean':>8} | {'WAL median':>10} {'mean':>8} | median ratio | mean ratio")
     for ps in map(int, a.page_sizes.split(",")):
-        p = pagelog_bytes(a.pagelog, a.lib, a.dir, ps, rows)
+        p = pagelog_bytes(a.pagelog, a.lib, a.dir, ps, rows, a.format4, a.retain)
         w = wal_bytes(a.dir, ps, rows)
         assert len(p) == len(w) == a.commits, (len(p), len(w))
         pm, pa, wm, wa = statistics.median(p), statistics.mean(p), statistics.median(w), statistics.mean(w)

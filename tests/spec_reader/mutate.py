@@ -29,6 +29,10 @@ it), the history re-chained; entries naming a patch moved (offset - 1, + 7,
 last COMMIT (and the last SPILL and MARK) grown by a word of zeros or
 shrunk by one with `length` to match, cut after it.
 
+ALIGNED records (format 4): the first, middle and last byte of each gap flipped; the
+first and last set and the record re-sealed; the flag toggled on every COMMIT and SPILL
+with frames, re-sealed.
+
 Format 4 (`control_variants`): every control-info field of every CONTROL record set to
 edge values, re-sealed (the payload crc kept); CLAIM toggled; a straggler entry added
 (length to match, the log cut after it); the payload torn (a byte flipped: its crc fails)
@@ -73,6 +77,18 @@ def reseal(log, d, r):
     struct.pack_into("<I", d, o + 44, log.scrc(bytes(d[o:o + 44])))
     t = r.end - 16
     struct.pack_into("<I", d, t + 12, log.scrc(bytes(d[o:r.payload]) + bytes(d[t:t + 12])))
+
+
+def gap_of(r):
+    """The file offsets [start, end) of an ALIGNED record's gap, or None (no gap)."""
+    if r.kind == sr.COMMIT and r.flags & sr.ALIGNED:
+        m = r.off + sr.REC_HEADER + sr.COMMIT_INFO + sr.ENTRY * r.n_entries
+        m += sr.CHECKPOINT_INFO if r.flags & sr.CHECKPOINT else 0
+    elif r.kind == sr.SPILL and r.flags & sr.SPILL_ALIGNED:
+        m = r.off + sr.REC_HEADER
+    else:
+        return None
+    return (m, r.payload) if r.payload > m else None
 
 
 def header_reseal(d):
@@ -508,6 +524,9 @@ def variants(data):
         for k in range(r.frames):
             flips.add(r.payload + k * r.ps)
             flips.add(r.payload + k * r.ps + r.ps - 1)
+        g = gap_of(r)
+        if g:
+            flips.update((g[0], (g[0] + g[1]) // 2, g[1] - 1))
         if r.kind == sr.COMMIT and r.pw:
             # the first bytes of each patch field, and the area's last byte
             for pt in patches_of(log, r)[:4]:
@@ -570,6 +589,13 @@ def variants(data):
                 ]
                 if fo == 0:
                     edits.append(("e%dzerocrc" % k, e + 4, "<I", 1))
+        if r.kind in (sr.COMMIT, sr.SPILL) and r.frames:
+            # "Aligned page images": the flag toggled (the layout moves), and a gap byte set
+            edits.append(("flagsaligned", o + 5, "<B", r.flags ^ (sr.ALIGNED if r.kind == sr.COMMIT
+                                                                  else sr.SPILL_ALIGNED)))
+        g = gap_of(r)
+        if g:
+            edits += [("gapfirst", g[0], "<B", 1), ("gaplast", g[1] - 1, "<B", 0x80)]
         for name, off, fmt, val in edits:
             d = bytearray(data)
             struct.pack_into(fmt, d, off, val)

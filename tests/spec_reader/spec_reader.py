@@ -42,6 +42,8 @@ REC_MAGIC = b"PLRC"
 TR_MAGIC = b"PLTR"
 SPILL, COMMIT, MARK, INDEX, CONTROL = 1, 2, 3, 4, 5
 FULL_MAP, SEALED, CHECKPOINT = 1, 2, 4
+ALIGNED = 8  # "COMMIT: ... bit 3 = ALIGNED (format 4 only, with frames >= 1)"
+SPILL_ALIGNED = 1  # "SPILL: bit 0 = ALIGNED (format 4 only, with frames >= 1)"
 CLAIM = 1  # "Format 4": CONTROL flag bit 0
 HEADER_BLOCK = 512
 REC_HEADER = 48
@@ -213,16 +215,26 @@ class Log:
             kinds += (INDEX, CONTROL)  # "4 = INDEX and 5 = CONTROL (format 4 only ...)"
         if kind not in kinds:
             return None
+        aligned = False
         if kind == COMMIT:
-            if flags & ~(FULL_MAP | SEALED | CHECKPOINT):
+            if flags & ~(FULL_MAP | SEALED | CHECKPOINT | ALIGNED):
                 return None
             # "bit 2 = CHECKPOINT (format 4 only, never with FULL_MAP)"
             if flags & CHECKPOINT and (self.fmt != 4 or flags & FULL_MAP):
                 return None
+            aligned = bool(flags & ALIGNED)
         elif kind == CONTROL:
             if flags & ~CLAIM:  # "CONTROL (format 4): bit 0 = CLAIM"
                 return None
-        elif flags != 0:  # "SPILL and MARK flags zero"
+        elif kind == SPILL:
+            if flags & ~SPILL_ALIGNED:  # "SPILL: bit 0 = ALIGNED ...; all other bits zero"
+                return None
+            aligned = bool(flags & SPILL_ALIGNED)
+        elif flags != 0:  # "MARK and INDEX flags zero"
+            return None
+        # "Aligned page images": "The flag is valid only in a format-4 log and only on a record
+        # with frames >= 1 ... a record with it is not well-formed"
+        if aligned and (self.fmt != 4 or frames < 1):
             return None
         # "patch words: formats 3 and 4, COMMIT only ... Zero in SPILL, MARK and CONTROL records
         # and in formats 1 and 2 ... (a record where it is not zero is not well-formed)"
@@ -266,6 +278,10 @@ class Log:
             # "Format 1 put zero padding before it, up to the next file offset that is a
             # multiple of 512".  CHOICE: with frames = 0 "there is no payload", so no padding.
             payload = (payload + 511) // 512 * 512
+        if aligned:
+            # "P = the smallest multiple of a that is >= m", "a = min(page size, 4096)"
+            a = min(ps, 4096)
+            payload = (payload + a - 1) // a * a
         # "payload start - record start + frames x page size + patch words x 8 + 16"
         if payload - o + frames * ps + pw * 8 + TRAILER != length:
             return None
@@ -277,6 +293,10 @@ class Log:
             return None
         (tcrc,) = struct.unpack_from("<I", d, t + 12)
         if self.scrc(d[o:payload] + d[t:t + 12]) != tcrc:
+            return None
+        # "A record whose gap holds a byte that is not zero is not well-formed, even when its
+        # trailer crc checks out"
+        if aligned and d[meta_end:payload].count(0) != payload - meta_end:
             return None
         r.tcrc, r.payload, r.end = tcrc, payload, o + length
         r.pw, r.parea = pw, payload + frames * ps  # "then ... the patch area"

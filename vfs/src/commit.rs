@@ -302,7 +302,14 @@ impl Log {
         // Format 4 writes a checkpoint where format 3 writes a full map.
         let f4 = self.format() >= format::FORMAT_V4;
         let full = if f4 {
-            reverting || crate::checkpoint::due(&base.map, base.number, same_ps, changed.iter().map(|(p, _)| *p))
+            reverting
+                || crate::checkpoint::due(
+                    &base.map,
+                    base.number,
+                    same_ps,
+                    !st.committed_here,
+                    changed.iter().map(|(p, _)| *p),
+                )
         } else {
             base.number == 0
                 || !same_ps
@@ -357,11 +364,15 @@ impl Log {
         }
         debug_assert!(area.len() <= PATCH_MAX_PAGES * limit && area.len() / 8 <= u16::MAX as usize);
         let patch_words = (area.len() / 8) as u16;
-        let flags = match (full, f4) {
-            (false, _) => 0,
-            (true, false) => format::FLAG_FULL_MAP,
-            (true, true) => format::FLAG_CHECKPOINT,
-        };
+        let policy = !st.control.policy().is_all();
+        let aligned =
+            crate::commit4::aligned_flag(self.format(), format::KIND_COMMIT, images as u32, page_size, policy);
+        let flags = aligned
+            | match (full, f4) {
+                (false, _) => 0,
+                (true, false) => format::FLAG_FULL_MAP,
+                (true, true) => format::FLAG_CHECKPOINT,
+            };
         let lay_at = |offset: u64| {
             format::layout_with_flags(
                 self.format(),
@@ -649,6 +660,7 @@ impl Log {
         if let Some((at, crc, info)) = p.control {
             st.control = Arc::new(st.control.copied(at, crc, info));
         }
+        st.committed_here = true;
         if p.full {
             st.full_map_offset = p.offset;
             st.entries_since_full = 0;
@@ -717,8 +729,9 @@ impl Log {
 
     /// Makes version `to` the latest by appending a new version whose
     /// contents equal it (history is kept). Costs a comparison of the two
-    /// page maps and one new page: unchanged pages reference version `to`'s
-    /// frames. Page 1's file change counter and schema cookie become larger
+    /// page maps, a read of `to`'s pages the latest does not share (a
+    /// damaged `to` is refused: `revert_target.rs`) and one new page:
+    /// unchanged pages reference version `to`'s frames. Page 1's file change counter and schema cookie become larger
     /// than any value before, so connections that cached pages or schema
     /// notice the change. Ok(None) when `to` is already the latest.
     pub fn revert(&self, to: u64, timeout: Duration) -> Result<Option<Arc<Version>>> {
@@ -728,6 +741,7 @@ impl Log {
         if target.number == latest.number {
             return Ok(None);
         }
+        self.check_revert_target(&target, &latest)?; // a damaged target would become the latest
         let f4 = self.format() >= format::FORMAT_V4;
         let mut txn = self.begin(latest.clone(), crate::txn::DEFAULT_SPILL_LIMIT);
         if target.db_pages() == 0 {
@@ -815,11 +829,13 @@ impl SpillStore for Log {
         let mut st = self.lock();
         let salt = self.ensure_header(&mut st, page_size, Durability::Full)?;
         let offset = offset.max(format::FIRST_RECORD);
-        let lay = format::layout(self.format(), offset, format::KIND_SPILL, 0, pages.len() as u32, page_size, 0);
+        let (kind, frames) = (format::KIND_SPILL, pages.len() as u32);
+        let flags = crate::commit4::aligned_flag(self.format(), kind, frames, page_size, !st.control.policy().is_all());
+        let lay = format::layout_with_flags(self.format(), offset, kind, flags, 0, frames, page_size, 0);
         let mut buf = vec![0u8; lay.length as usize];
         RecordHeader {
-            kind: format::KIND_SPILL,
-            flags: 0,
+            kind,
+            flags,
             length: lay.length,
             version: txn_base.number + 1,
             prev_commit: txn_base.commit_offset,

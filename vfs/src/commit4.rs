@@ -16,6 +16,10 @@
 //!    pages, is its map): opening a version reads its checkpoint's
 //!    metadata in constant size, however many pages the checkpoint's
 //!    transaction wrote. Recovery finds its frames through the tree.
+//! 5. ALIGNED (`aligned_flag`) is set only on format-4 records with
+//!    frames; the layout, and so every frame's offset, is computed with the
+//!    flags the header is written with, at the record's final offset (an
+//!    aligned record's length depends on where it starts).
 
 use crate::commit::Prepared;
 use crate::error::Result;
@@ -26,6 +30,30 @@ use crate::pagemap::Slot;
 use crate::tree::Root;
 use crate::txn::WriteTxn;
 use crate::version::{Pages, Version};
+
+/// Records with at least this many page images are ALIGNED in format 4
+/// whatever the policy (docs/format-4.md, "What changes on disk"): the gap
+/// is under a slot, at most 1/32 of the frames (≤ 3.2% with the metadata),
+/// and a bulk load stays freeable slot by slot if a policy comes later.
+pub(crate) const ALIGN_MIN_FRAMES: u32 = 32;
+
+/// The ALIGNED flag bit (`format::aligned_bit`) a writer sets on a record of
+/// `kind` with `frames` page images of `page_size` bytes in a log of
+/// `format`, `policy`: a retention policy is in force (writer policy,
+/// FORMAT.md "Aligned page images"): never in format 3 or before, nor on a
+/// record without frames; always at [`ALIGN_MIN_FRAMES`] frames; below that
+/// only under a policy and for pages under 4096 bytes (several slots a
+/// block, which unaligned small frames would straddle). A one-row commit of
+/// 4096-byte pages stays unpadded, policy or not.
+pub(crate) fn aligned_flag(format: u32, kind: u8, frames: u32, page_size: u32, policy: bool) -> u8 {
+    let align =
+        format >= format::FORMAT_V4 && frames > 0 && (frames >= ALIGN_MIN_FRAMES || (policy && page_size < 4096));
+    if align {
+        format::aligned_bit(kind)
+    } else {
+        0
+    }
+}
 
 /// What `prepare_commit` worked out for a format-4 commit.
 pub(crate) struct Commit4<'a> {

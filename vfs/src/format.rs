@@ -8,7 +8,8 @@
 //! * every record starts at an 8-aligned file offset at or after [`FIRST_RECORD`];
 //! * a record's payload region (its page images, then a format-3 COMMIT's
 //!   patch area: see `patch.rs`) follows its metadata directly (format 1:
-//!   at a 512-aligned file offset);
+//!   at a 512-aligned file offset; a format-4 ALIGNED record: at a multiple
+//!   of [`slot_align`], after a zero gap that counts as metadata);
 //! * a record's trailer names the record's own start offset, so a copy of a
 //!   trailer found anywhere else in the file never validates;
 //! * every checksum is seeded with the log's salt (its creation id).
@@ -115,6 +116,34 @@ pub const FLAG_CHECKPOINT: u8 = 4;
 /// a new file, syncs it, then renames it). Recovery need not re-check the
 /// frames of a sealed commit.
 pub const FLAG_SEALED: u8 = 2;
+/// Commit flag (format 4 only): ALIGNED, the record's page images start at
+/// the first file offset at or after its metadata that is a multiple of
+/// [`slot_align`]; the gap before them is zero bytes, covered by the
+/// trailer crc as metadata. Only on a record with frames.
+pub const FLAG_ALIGNED: u8 = 8;
+/// SPILL flag (format 4 only): ALIGNED, as [`FLAG_ALIGNED`] for a COMMIT.
+pub const FLAG_SPILL_ALIGNED: u8 = 1;
+
+/// The ALIGNED flag bit of a record of `kind` (0: the kind has none).
+pub fn aligned_bit(kind: u8) -> u8 {
+    match kind {
+        KIND_COMMIT => FLAG_ALIGNED,
+        KIND_SPILL => FLAG_SPILL_ALIGNED,
+        _ => 0,
+    }
+}
+
+/// Whether a record of `kind` with header flags `flags` is ALIGNED.
+pub fn is_aligned(kind: u8, flags: u8) -> bool {
+    flags & aligned_bit(kind) != 0
+}
+
+/// What an ALIGNED record's page images start at a file-offset multiple of
+/// (a *slot*, docs/format-4.md): min(page size, 4096), a whole file-system
+/// block at 4096 and above, several slots to a block below.
+pub fn slot_align(page_size: u32) -> u64 {
+    (page_size as u64).min(4096)
+}
 
 // ---- commit info (COMMIT records only, right after the header) ----------------
 pub const CI_TIMESTAMP: usize = 0; // u64, unix microseconds
@@ -536,9 +565,15 @@ impl RecordHeader {
             || h.kind == KIND_CONTROL
             || h.kind == KIND_INDEX;
         let map_flags = FLAG_FULL_MAP | FLAG_CHECKPOINT;
-        let flags_ok = h.flags & !(FLAG_FULL_MAP | FLAG_SEALED | FLAG_CHECKPOINT) == 0
+        // (ALIGNED is valid only in format 4, and only with frames: the
+        // reader, who knows the file's format, checks the format.)
+        let flags_ok = h.flags & !(FLAG_FULL_MAP | FLAG_SEALED | FLAG_CHECKPOINT | FLAG_ALIGNED) == 0
             && h.flags & map_flags != map_flags
-            && (h.kind == KIND_COMMIT || h.flags == 0 || (h.kind == KIND_CONTROL && h.flags == FLAG_CLAIM));
+            && (h.kind == KIND_COMMIT
+                || h.flags == 0
+                || (h.kind == KIND_CONTROL && h.flags == FLAG_CLAIM)
+                || (h.kind == KIND_SPILL && h.flags == FLAG_SPILL_ALIGNED))
+            && (h.frames > 0 || !is_aligned(h.kind, h.flags));
         // Only a COMMIT has a patch area (whether its format allows one is
         // for the reader, who knows the file's format, to check).
         let reserved_ok = h.patch_words == 0 || h.kind == KIND_COMMIT;
@@ -657,7 +692,10 @@ pub fn layout(
 }
 
 /// [`layout`] of a record with header flags `flags`: a format-4 checkpoint
-/// COMMIT ([`FLAG_CHECKPOINT`]) has its [`CheckpointInfo`] after its entries.
+/// COMMIT ([`FLAG_CHECKPOINT`]) has its [`CheckpointInfo`] after its entries;
+/// an ALIGNED record ([`is_aligned`], format 4) starts its page images at the
+/// first file offset at or after its metadata that is a multiple of
+/// [`slot_align`] (the gap is metadata: zero, under the trailer crc).
 #[allow(clippy::too_many_arguments)]
 pub fn layout_with_flags(
     format: u32,
@@ -676,8 +714,16 @@ pub fn layout_with_flags(
             meta += CHECKPOINT_INFO_SIZE as u64;
         }
     }
-    let aligned = format == FORMAT_V1 && frames > 0;
-    let payload_start = if aligned { align_up(start + meta, PAYLOAD_ALIGN) - start } else { meta };
+    let to = if frames == 0 {
+        1
+    } else if format == FORMAT_V1 {
+        PAYLOAD_ALIGN
+    } else if format >= FORMAT_V4 && is_aligned(kind, flags) {
+        slot_align(page_size)
+    } else {
+        1
+    };
+    let payload_start = align_up(start + meta, to) - start;
     let patches_start = payload_start + frames as u64 * page_size as u64;
     let length = patches_start + patch_words as u64 * 8 + TRAILER_SIZE as u64;
     debug_assert_eq!(length % 8, 0);
@@ -896,6 +942,73 @@ mod tests {
         }
         let l = layout(FORMAT_V1, 512, KIND_COMMIT, 0, 0, 4096, 0);
         assert_eq!(l.payload_start, l.meta_end);
+    }
+
+    #[test]
+    fn aligned_records_start_their_page_images_at_a_slot_in_the_file() {
+        for ps in [512u32, 1024, 2048, 4096, 8192, 16384, 32768, 65536] {
+            let a = slot_align(ps);
+            assert_eq!(a, ps.min(4096) as u64);
+            for start in [512u64, 520, 1000, 4096, 4096 + 8, 65536 - 104, 1 << 33] {
+                for (kind, flag, entries) in [(KIND_COMMIT, FLAG_ALIGNED, 3), (KIND_SPILL, FLAG_SPILL_ALIGNED, 0)] {
+                    let plain = layout_with_flags(FORMAT_V4, start, kind, 0, entries, 2, ps, 0);
+                    let l = layout_with_flags(FORMAT_V4, start, kind, flag, entries, 2, ps, 0);
+                    assert_eq!((start + l.payload_start) % a, 0, "ps {ps} start {start}");
+                    assert_eq!(l.meta_end, plain.meta_end);
+                    assert!(l.payload_start >= l.meta_end && l.payload_start < l.meta_end + a);
+                    assert_eq!(l.patches_start, l.payload_start + 2 * ps as u64);
+                    assert_eq!(l.length, l.payload_start + 2 * ps as u64 + TRAILER_SIZE as u64);
+                    assert_eq!(l.length % 8, 0);
+                    // Format 3 has no ALIGNED flag: the layout ignores it
+                    // (and the reader refuses the record).
+                    assert_eq!(layout_with_flags(FORMAT_VERSION, start, kind, flag, entries, 2, ps, 0), plain);
+                }
+            }
+        }
+        // A checkpoint's info is metadata too: the gap follows it.
+        let l = layout_with_flags(FORMAT_V4, 512, KIND_COMMIT, FLAG_CHECKPOINT | FLAG_ALIGNED, 0, 40, 4096, 7);
+        assert_eq!(l.meta_end, (RECORD_HEADER_SIZE + COMMIT_INFO_SIZE + CHECKPOINT_INFO_SIZE) as u64);
+        assert_eq!(l.payload_start, 4096 - 512);
+        assert_eq!(l.length, 4096 - 512 + 40 * 4096 + 7 * 8 + 16);
+    }
+
+    #[test]
+    fn aligned_is_commit_bit_3_and_spill_bit_0_and_only_with_frames() {
+        let h = RecordHeader {
+            kind: KIND_COMMIT,
+            flags: FLAG_ALIGNED,
+            length: 1 << 20,
+            version: 2,
+            prev_commit: 512,
+            page_size: 4096,
+            frames: 1,
+            patch_words: 0,
+            prev_crc: 1,
+        };
+        let mut b = [0u8; RECORD_HEADER_SIZE];
+        let ok = [
+            h,
+            RecordHeader { flags: FLAG_ALIGNED | FLAG_CHECKPOINT | FLAG_SEALED, ..h },
+            RecordHeader { flags: FLAG_ALIGNED | FLAG_FULL_MAP, ..h },
+            RecordHeader { kind: KIND_SPILL, flags: FLAG_SPILL_ALIGNED, ..h },
+        ];
+        for good in ok {
+            good.encode(5, &mut b);
+            assert_eq!(RecordHeader::decode(5, &b), Some(good), "{good:?}");
+        }
+        for bad in [
+            RecordHeader { frames: 0, ..h },
+            RecordHeader { flags: 16, ..h },
+            RecordHeader { kind: KIND_SPILL, flags: FLAG_SPILL_ALIGNED, frames: 0, ..h },
+            RecordHeader { kind: KIND_SPILL, flags: FLAG_ALIGNED, ..h },
+            RecordHeader { kind: KIND_SPILL, flags: 2, ..h },
+            RecordHeader { kind: KIND_INDEX, flags: 1, frames: 0, ..h },
+        ] {
+            bad.encode(5, &mut b);
+            assert_eq!(RecordHeader::decode(5, &b), None, "{bad:?}");
+        }
+        assert!(is_aligned(KIND_COMMIT, FLAG_ALIGNED) && is_aligned(KIND_SPILL, FLAG_SPILL_ALIGNED));
+        assert!(!is_aligned(KIND_COMMIT, FLAG_FULL_MAP) && !is_aligned(KIND_CONTROL, FLAG_CLAIM));
     }
 
     #[test]

@@ -117,6 +117,10 @@ impl Log {
         if h.flags & format::FLAG_CHECKPOINT != 0 && self.format() < format::FORMAT_V4 {
             return Ok(None); // a checkpoint is format 4's
         }
+        let aligned = format::is_aligned(h.kind, h.flags);
+        if aligned && self.format() < format::FORMAT_V4 {
+            return Ok(None); // so is an aligned payload
+        }
         let entries = if h.kind == format::KIND_COMMIT {
             if head.len() < format::RECORD_HEADER_SIZE + format::COMMIT_INFO_SIZE {
                 return Ok(None);
@@ -148,6 +152,9 @@ impl Log {
         if RecordHeader::decode(salt, &meta) != Some(h) {
             return Ok(None); // changed between the looks: not a whole record yet
         }
+        if aligned && meta[lay.meta_end as usize..].iter().any(|&b| b != 0) {
+            return Ok(None); // the gap before aligned page images is zeros
+        }
         let mut info = CommitInfo::default();
         let mut ckpt = CheckpointInfo::default();
         if h.kind == format::KIND_COMMIT {
@@ -167,6 +174,67 @@ impl Log {
         let control = ControlInfo::default();
         let payload_start = lay.payload_start;
         Ok(Some(Rec { offset, h, info, control, ckpt, payload_start, crc, meta: Arc::new(meta) }))
+    }
+
+    /// Why the record whose header `h` (its crc checked) is at `pos` is not
+    /// well-formed, when that is its ALIGNED flag (format 4): set in a log
+    /// of an older format, or a byte of its gap before the page images not
+    /// zero (reported at that byte, which the trailer crc, covering the gap,
+    /// then fails on too or was re-sealed over). None: the flag is not why.
+    /// For `verify`'s account of a record that does not check out.
+    pub(crate) fn aligned_problem(
+        &self,
+        pos: u64,
+        h: &RecordHeader,
+        len: u64,
+    ) -> Result<Option<(u64, String, String)>> {
+        if !format::is_aligned(h.kind, h.flags) {
+            return Ok(None);
+        }
+        let what = if h.kind == format::KIND_SPILL { "SPILL" } else { "COMMIT" };
+        if self.format() < format::FORMAT_V4 {
+            return Ok(Some((
+                pos + format::RH_FLAGS as u64,
+                format!("{what} flags without ALIGNED (format 4's) in a format-{} log", self.format()),
+                format!("flags {:#04x}", h.flags),
+            )));
+        }
+        let entries = if h.kind == format::KIND_COMMIT {
+            let at = pos + (format::RECORD_HEADER_SIZE + format::CI_ENTRIES) as u64;
+            if at + 4 > len {
+                return Ok(None);
+            }
+            u32::from_le_bytes(self.read_vec(at, 4)?.try_into().expect("4 bytes"))
+        } else {
+            0
+        };
+        let lay = format::layout_with_flags(
+            self.format(),
+            pos,
+            h.kind,
+            h.flags,
+            entries,
+            h.frames,
+            h.page_size,
+            h.patch_words,
+        );
+        if lay.length != h.length || pos + lay.payload_start > len {
+            return Ok(None);
+        }
+        let gap = self.read_vec(pos + lay.meta_end, (lay.payload_start - lay.meta_end) as usize)?;
+        Ok(gap.iter().position(|&b| b != 0).map(|i| {
+            (
+                pos + lay.meta_end + i as u64,
+                format!(
+                    "zero bytes: the gap of the ALIGNED version {} {what} record at {pos}, {}..{}, before its page \
+                     images",
+                    h.version,
+                    pos + lay.meta_end,
+                    pos + lay.payload_start
+                ),
+                format!("byte {:#04x}", gap[i]),
+            )
+        }))
     }
 
     /// `read_record` for a CONTROL record (format 4), whose header `h` and

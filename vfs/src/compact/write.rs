@@ -386,16 +386,19 @@ impl Writer<'_> {
             new_here.insert(e.offset, Ok(copy.len()));
             copy.push(e);
         }
-        let flags = if checkpoint {
-            format::FLAG_CHECKPOINT
-        } else if full {
-            format::FLAG_FULL_MAP
-        } else {
-            0
-        };
         let n_table = if checkpoint { 0 } else { entries.len() as u32 };
         let (n_copy, words) = (copy.len() as u32, (area.len() / 8) as u16);
         let fmt = self.format;
+        // Format 4: a record of many frames is ALIGNED, as a live writer's.
+        let aligned = crate::commit4::aligned_flag(fmt, format::KIND_COMMIT, n_copy, spec.page_size, false);
+        let flags = aligned
+            | if checkpoint {
+                format::FLAG_CHECKPOINT
+            } else if full {
+                format::FLAG_FULL_MAP
+            } else {
+                0
+            };
         let lay_at = |o: u64| {
             format::layout_with_flags(fmt, o, format::KIND_COMMIT, flags, n_table, n_copy, spec.page_size, words)
         };

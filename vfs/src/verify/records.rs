@@ -71,6 +71,9 @@ impl Log {
                 found: format!("the end of the file {} bytes after its start", len - pos),
             });
         }
+        if let Some((offset, expected, found)) = self.aligned_problem(pos, &h, len)? {
+            return Ok(Problem { offset, expected, found });
+        }
         Ok(Problem {
             offset: pos + h.length - format::TRAILER_SIZE as u64,
             expected: format!("the trailer of the version {} record at {pos} (magic, offset, crc)", h.version),
