@@ -29,6 +29,7 @@ pub mod diff;
 pub mod epochs;
 pub mod error;
 pub mod format;
+mod frame_tags;
 pub mod history;
 pub mod index;
 mod leaves;
