@@ -36,7 +36,9 @@
 //! 6. Memory: chunks of 2^22 tags (16 MiB of address space, allocated
 //!    zeroed: a memory page of tags is touched only when a page number in
 //!    it is checked), one made the first time a page number in it is
-//!    marked; the chunk directory is 1,024 slots (24 KiB).
+//!    marked; the chunk directory is 1,024 slots (24 KiB), made at the
+//!    first mark (an empty mapping, of which a log makes three, costs
+//!    nothing).
 
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::OnceLock;
@@ -47,15 +49,12 @@ const CHUNK_BITS: u32 = 22;
 const CHUNKS: usize = 1 << (32 - CHUNK_BITS);
 
 /// The tags of one log's checked frames, by page number (module comment).
+#[derive(Default)]
 pub(crate) struct FrameTags {
-    chunks: Box<[OnceLock<Box<[AtomicU32]>>]>,
+    chunks: OnceLock<Box<[Chunk]>>,
 }
 
-impl Default for FrameTags {
-    fn default() -> Self {
-        FrameTags { chunks: (0..CHUNKS).map(|_| OnceLock::new()).collect() }
-    }
-}
+type Chunk = OnceLock<Box<[AtomicU32]>>;
 
 /// The tag of the frame of `len` bytes at `offset` checked against `crc`
 /// (invariants 2, 4); 0 is "none".
@@ -83,7 +82,7 @@ impl FrameTags {
     pub(crate) fn is_checked(&self, pgno: u32, offset: u64, len: usize, crc: u32) -> bool {
         let t = tag(offset, len, crc);
         let (c, i) = split(pgno);
-        t != 0 && self.chunks[c].get().is_some_and(|chunk| chunk[i].load(Ordering::Relaxed) == t)
+        t != 0 && self.chunks.get().and_then(|d| d[c].get()).is_some_and(|chunk| chunk[i].load(Ordering::Relaxed) == t)
     }
 
     /// Remembers that the frame of `len` bytes at `offset` was checked
@@ -94,7 +93,8 @@ impl FrameTags {
             return; // never matches (invariant 4): checked on every read
         }
         let (c, i) = split(pgno);
-        self.chunks[c].get_or_init(zeroed)[i].store(t, Ordering::Relaxed);
+        let dir = self.chunks.get_or_init(|| (0..CHUNKS).map(|_| Chunk::new()).collect());
+        dir[c].get_or_init(zeroed)[i].store(t, Ordering::Relaxed);
     }
 }
 
