@@ -52,6 +52,7 @@ CONTROL_INFO = 96  # "Format 4", "CONTROL records (kind 5)"
 INDEX_INFO = 16  # "Checkpoints and INDEX records"
 CHECKPOINT_INFO = 48
 STRAGGLER = 16
+FREE_ENTRY = 16
 ENTRY = 16
 TRAILER = 16
 M64 = (1 << 64) - 1
@@ -125,7 +126,7 @@ class Control:
     """A CONTROL record's control info ("Format 4")."""
     __slots__ = ("epoch", "keep_versions", "keep_seconds", "keep_bytes", "boundary", "oldest",
                  "payload_crc", "root", "root_crc", "depth", "oldest_ts", "oldest_counter",
-                 "stragglers", "payload_bytes")
+                 "stragglers", "payload_bytes", "free_entries")
 
 
 class Log:
@@ -311,19 +312,21 @@ class Log:
             return None
         c = Control()
         (c.epoch, c.keep_versions, c.keep_seconds, c.keep_bytes, c.boundary, c.oldest, c.payload_crc,
-         res1, c.root, c.root_crc, c.depth, res2a, res2b, c.oldest_ts, c.oldest_counter, c.stragglers,
+         c.free_entries, c.root, c.root_crc, c.depth, res2a, res2b, c.oldest_ts, c.oldest_counter, c.stragglers,
          c.payload_bytes) = struct.unpack_from("<QQQQQQIIQIBBHQIIQ", d, o + REC_HEADER)
-        # "the control info's reserved bytes (52-55, 69-71) are zero; epoch >= 1; payload bytes
+        # "the control info's reserved bytes (69-71) are zero; epoch >= 1; payload bytes
         # is a multiple of 8; boundary is a multiple of 8 and at least 512; base root = 0 exactly
         # when base depth = 0, and base root crc = 0 when base root = 0"; "boundary ... at or
         # before the record's own offset"; "a base root != 0 is a multiple of 8 and at least 512"
-        if res1 or res2a or res2b or c.epoch < 1 or c.payload_bytes % 8 or c.boundary % 8 \
+        if res2a or res2b or c.epoch < 1 or c.payload_bytes % 8 or c.boundary % 8 \
                 or c.boundary < HEADER_BLOCK or (c.root == 0) != (c.depth == 0) \
                 or (c.root == 0 and c.root_crc != 0) or c.boundary > o \
                 or (c.root != 0 and (c.root % 8 or c.root < HEADER_BLOCK)):
             return None
-        payload = o + REC_HEADER + CONTROL_INFO + STRAGGLER * c.stragglers
-        # "length = 48 + 96 + 16 x stragglers + payload bytes + 16"
+        # "the free list ... right after the straggler table"; "Readers skip it: the payload
+        # starts after it"
+        payload = o + REC_HEADER + CONTROL_INFO + STRAGGLER * c.stragglers + FREE_ENTRY * c.free_entries
+        # "length = 48 + 96 + 16 x stragglers + 16 x free entries + payload bytes + 16"
         if payload - o + c.payload_bytes + TRAILER != r.length:
             return None
         if o + r.length > n:
@@ -811,6 +814,7 @@ class Log:
                 raise Damage(r.off, "a straggler table sorted by old offset, each copy in the record")
             moved[old], last = new, old
         self.moved = moved
+        self.check_free_list(r)
         if r.ctl.root == 0:
             return
         if not 1 <= r.ctl.depth <= 6:  # "A base depth outside 1 ... 6 is damage too"
@@ -822,6 +826,24 @@ class Log:
                 if at + 8 > end:
                     raise Damage(at, "a patch of page %d named by the base tree, before the log end" % pg)
                 self.bases[pg] = struct.unpack_from("<Q", self.data, at)[0]
+
+    def check_free_list(self, r):
+        """ "The free list": checked when the control state is loaded, never read through."""
+        # "entries sorted by range offset, strictly increasing, and not overlapping (each range
+        # ends at or before the next one's offset); every range at least 512 bytes long, starting
+        # at or after 512 and ending at or before the CONTROL record's own offset; a SLOT range at
+        # a multiple of a = min(page size, 4096) (the page size of the CONTROL record's header) and
+        # exactly one page long; no flag bit but SLOT set. Otherwise the log is damaged (named by
+        # the CONTROL record's offset)."
+        at = r.off + REC_HEADER + CONTROL_INFO + STRAGGLER * r.ctl.stragglers
+        a, last_end = min(r.ps, 4096), None
+        for k in range(r.ctl.free_entries):
+            off, length, flags = struct.unpack_from("<QII", self.data, at + FREE_ENTRY * k)
+            slot_ok = not flags & 1 or (off % a == 0 and length == r.ps)
+            if (last_end is not None and off < last_end) or length < 512 or off < HEADER_BLOCK \
+                    or off + length > r.off or flags & ~1 or not slot_ok:
+                raise Damage(r.off, "a free list sorted by offset, its ranges apart, in [512, the record)")
+            last_end = off + length
 
     def walk_node(self, off, crc, level, first, end):
         """ "The base tree": the node at off, checked in the order the text gives, and its

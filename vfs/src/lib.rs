@@ -29,6 +29,7 @@ pub mod diff;
 pub mod epochs;
 pub mod error;
 pub mod format;
+pub mod freelist;
 pub mod history;
 pub mod index;
 pub mod lock;
