@@ -45,6 +45,7 @@ pub mod recovery;
 pub mod registry;
 pub mod retention;
 pub mod retire;
+pub mod retire_step;
 pub mod salvage;
 pub mod sqlite;
 pub mod stat;

@@ -464,6 +464,9 @@ impl Log {
         if policy.is_all() || latest.number == 0 {
             return Ok(Reclaimed { oldest: self.oldest_kept().unwrap_or(1), ..Default::default() });
         }
+        // Release the list the last step made (`retire_step.rs`), before
+        // the state lock: it may wait for the PUNCH byte.
+        let released = self.release_listed(&self.lock().control.clone(), crate::retire_step::MAX_RELEASE)?;
         let mut st = self.lock();
         let salt = st.header.expect("a log with a commit has a header").salt;
         let len = st.log_end;
@@ -561,8 +564,13 @@ impl Log {
             .chain(commits[..(latest.number - vo) as usize].iter().filter(|r| r.is_checkpoint()))
             .collect();
         let nodes = self.kept_nodes(&kept_cks, &old, bp)?;
+        // The free list: what the retired commits leave dead past `B'`, and
+        // what the last list held that the release did not punch.
+        let found = self.retired_ranges(salt, len, &commits, vo, &vo_map, &old, bp)?;
+        let free = freelist::union(&freelist::without(old.free(), &released), &found);
         let meta = (format::RECORD_HEADER_SIZE + format::CONTROL_INFO_SIZE) as u64
-            + (keys.len() + nodes.len()) as u64 * format::STRAGGLER_SIZE as u64;
+            + (keys.len() + nodes.len()) as u64 * format::STRAGGLER_SIZE as u64
+            + free.len() as u64 * format::FREE_ENTRY_SIZE as u64;
         let at = st.log_end;
         let payload_at = at + meta;
         let mut payload: Vec<u8> = Vec::new();
@@ -793,7 +801,7 @@ impl Log {
             oldest_counter: vo_rec.info.page1_counter,
             ..old.info
         };
-        let end = self.append_control(&mut st, info, &old, &stragglers, old.free(), payload)?;
+        let end = self.append_control(&mut st, info, &old, &stragglers, &free, payload)?;
         let epoch = info.epoch;
         drop(st);
 
@@ -884,7 +892,7 @@ impl Log {
     /// The map entries of kept commit `r` that may name older items: its
     /// entry table (a delta or a full map), or a checkpoint's tree slots
     /// (read under `old`): a revert's checkpoint names its target's items.
-    fn kept_entries(&self, r: &Rec, old: &Control) -> Result<Vec<format::Entry>> {
+    pub(crate) fn kept_entries(&self, r: &Rec, old: &Control) -> Result<Vec<format::Entry>> {
         if r.is_checkpoint() {
             self.checkpoint_slots(r, old)
         } else {
@@ -987,6 +995,7 @@ impl Log {
             // Other processes' idle connections let old epochs go within a
             // few ticks (`epochs.rs`): a step asked for waits that long.
             crate::epochs::wait_for_idle_release(&self.path, old.epoch(), crate::epochs::ASKED_STEP_WAIT);
+            self.release_listed(old, usize::MAX)?;
             self.punch_freed(old.epoch(), b, format::FIRST_RECORD)?
         } else {
             0

@@ -1,0 +1,214 @@
+//! The retirement step (format 4, docs/format-4.md "Punching dead frames in
+//! place", step 2 without recycling; `retire.rs`, `retire_step.rs`): a step
+//! lists the frames the commits it retires leave dead in its CONTROL
+//! record's free list, and a later step releases (punches) them once no
+//! reader holds an older epoch.
+//!
+//! Checked with real files: every dead write's bytes are gone from the file
+//! once released (a marker per write, scanned for in the raw bytes), every
+//! write a kept version reaches reads back exactly, through the writer and a
+//! fresh open, `verify` is clean; and a reader holding an older epoch keeps
+//! every listed range in place (its snapshot reads back, and the dead bytes
+//! are still there) until it lets go.
+
+mod common;
+
+use std::path::Path;
+use std::time::Duration;
+
+use common::{Dir, Rng};
+use pagelog::retention::Policy;
+use pagelog::{Durability, Log, OpenOptions};
+
+const PS: usize = 1024;
+const PAGES: usize = 40;
+const HOT: u64 = 8;
+const T: Duration = Duration::from_secs(5);
+
+struct Model {
+    images: Vec<Vec<u8>>,
+    /// writes[v]: the page version v wrote whole (version 1: the load).
+    writes: Vec<usize>,
+    rng: Rng,
+}
+
+fn marker(v: usize) -> Vec<u8> {
+    format!("RETIRE-MARK-{v:07}-").into_bytes()
+}
+
+impl Model {
+    fn commit(&mut self, log: &Log) {
+        let v = self.images.len();
+        let mut img = self.images.last().cloned().unwrap_or_default();
+        let _w = log.lock_writer(T).unwrap();
+        let base = log.prepare_write().unwrap();
+        let mut txn = log.begin(base, 1 << 20);
+        let p = if img.is_empty() {
+            img = vec![b'X'; PAGES * PS];
+            txn.write(log, 0, &img).unwrap();
+            0
+        } else {
+            // A whole page (no patch keeps an old image as its base).
+            let p = 1 + self.rng.below(HOT) as usize;
+            let mut d = self.rng.bytes(PS);
+            d[0] = b'X';
+            let m = marker(v);
+            d[100..100 + m.len()].copy_from_slice(&m);
+            txn.write(log, (p * PS) as u64, &d).unwrap();
+            img[p * PS..(p + 1) * PS].copy_from_slice(&d);
+            p
+        };
+        let got = log.commit(txn, Durability::Normal).unwrap().expect("a version");
+        assert_eq!(got.number as usize, v);
+        self.images.push(img);
+        self.writes.push(p);
+    }
+
+    /// The versions from 2 on whose write a later write of the same page at
+    /// or before `vo` replaced: dead once `vo` is the oldest kept.
+    fn dead_writes(&self, vo: usize) -> Vec<usize> {
+        (2..self.writes.len())
+            .filter(|&v| (v + 1..=vo.min(self.writes.len() - 1)).any(|w| self.writes[w] == self.writes[v]))
+            .collect()
+    }
+
+    fn check_kept(&self, log: &Log, path: &Path) {
+        let latest = self.images.len() as u64 - 1;
+        let fresh = Log::open(path, OpenOptions { read_only: true, ..Default::default() }).unwrap();
+        assert_eq!(fresh.latest().number, latest);
+        let oldest = log.oldest_kept().unwrap_or(1);
+        for n in oldest..=latest {
+            for (who, l) in [("the writer", log), ("a fresh open", &fresh)] {
+                let v = l.version(n).unwrap();
+                let want = &self.images[n as usize];
+                let mut got = vec![0u8; want.len()];
+                v.read(0, &mut got).unwrap_or_else(|e| panic!("{who}: version {n}: {e}"));
+                assert!(got == *want, "{who}: version {n} (oldest kept {oldest}) differs from what was committed");
+            }
+        }
+        let rep = fresh.verify();
+        assert!(!rep.damaged(), "verify: {rep:?}");
+    }
+}
+
+fn positions(path: &Path, vs: &[usize]) -> Vec<Option<usize>> {
+    let b = std::fs::read(path).unwrap();
+    vs.iter()
+        .map(|&v| {
+            let m = marker(v);
+            b.windows(m.len()).position(|w| w == m)
+        })
+        .collect()
+}
+
+fn reclaim_all(log: &Log) -> u64 {
+    let mut boundary = 0;
+    for _ in 0..10_000 {
+        let r = log.reclaim(64 << 10, T).unwrap();
+        if r.freed == 0 {
+            return boundary;
+        }
+        boundary = r.boundary;
+    }
+    panic!("reclamation does not end");
+}
+
+fn setup(dir: &Dir, seed: u64, commits: usize) -> (Log, std::path::PathBuf, Model) {
+    let path = dir.0.join("r.db");
+    let log = Log::open(&path, OpenOptions { create: true, format4: true, ..Default::default() }).unwrap();
+    let mut m = Model { images: vec![Vec::new()], writes: vec![0], rng: Rng::new(seed) };
+    for _ in 0..commits {
+        m.commit(&log);
+    }
+    log.sync_pending().unwrap();
+    (log, path, m)
+}
+
+#[test]
+fn dead_frames_past_the_boundary_are_punched_and_every_kept_version_reads_back() {
+    let dir = Dir::new("retire-punch");
+    let (log, path, m) = setup(&dir, 3, 600);
+    log.set_retention(Policy::parse("20 versions").unwrap(), T).unwrap();
+    let latest = m.images.len() - 1;
+    // Where each write's bytes are before any step.
+    let all: Vec<usize> = (2..=latest).collect();
+    let at_first = positions(&path, &all);
+    let boundary = reclaim_all(&log);
+    let vo = log.oldest_kept().expect("reclaimed") as usize;
+    assert!(boundary > 512 && vo + 20 > latest, "boundary {boundary}, oldest kept {vo} of {latest}");
+    // The next step releases what the last one listed (no reader here).
+    log.reclaim(64 << 10, T).unwrap();
+    let dead = m.dead_writes(vo);
+    // The test proves something only if dead writes lie past the boundary,
+    // where the FIFO step does not punch.
+    let past: Vec<usize> =
+        dead.iter().copied().filter(|&v| at_first[v - 2].is_some_and(|p| p as u64 >= boundary)).collect();
+    assert!(past.len() >= 20, "only {} dead writes past the boundary {boundary}", past.len());
+    let now = positions(&path, &past);
+    let left: Vec<usize> = past.iter().zip(&now).filter(|(_, p)| p.is_some()).map(|(v, _)| *v).collect();
+    assert!(left.is_empty(), "dead writes still in the file past the boundary {boundary}: {left:?}");
+    // What kept versions reach is all there.
+    let live: Vec<usize> = all.iter().copied().filter(|v| !dead.contains(v) && *v >= 2).collect();
+    let live_now = positions(&path, &live);
+    for (v, p) in live.iter().zip(&live_now) {
+        if at_first[v - 2].is_some_and(|p| p as u64 >= boundary) {
+            assert!(p.is_some(), "write {v} (live at oldest kept {vo}) is gone");
+        }
+    }
+    m.check_kept(&log, &path);
+    drop(log);
+    // Reopened, the next steps go on from the list the log holds.
+    let log = Log::open(&path, OpenOptions::default()).unwrap();
+    let mut m = m;
+    for _ in 0..300 {
+        m.commit(&log);
+    }
+    reclaim_all(&log);
+    log.reclaim(64 << 10, T).unwrap();
+    m.check_kept(&log, &path);
+}
+
+#[test]
+fn a_reader_of_an_older_epoch_keeps_the_listed_frames_until_it_lets_go() {
+    use std::os::fd::AsFd;
+    let dir = Dir::new("retire-reader");
+    let (log, path, m) = setup(&dir, 11, 600);
+    log.set_retention(Policy::parse("20 versions").unwrap(), T).unwrap();
+    // The reader: a version the steps below retire (a `?version=N`
+    // connection opened before the policy), and a lock on the epoch it was
+    // read under, from a description of its own. No step ran yet: the
+    // log's CONTROL records (the checkpoints' copies, the policy's) are
+    // epoch 1.
+    let snap = log.version(560).unwrap();
+    let epoch_file = std::fs::File::open(&path).unwrap();
+    let epoch = 1;
+    assert!(pagelog::lock::try_lock(
+        epoch_file.as_fd(),
+        pagelog::lock::EPOCH_BASE + epoch,
+        pagelog::lock::Mode::Shared
+    )
+    .unwrap());
+    let boundary = reclaim_all(&log);
+    for _ in 0..3 {
+        log.reclaim(64 << 10, T).unwrap();
+    }
+    let vo = log.oldest_kept().expect("reclaimed") as usize;
+    assert!(vo > 560, "the held version {} is still kept (oldest kept {vo})", snap.number);
+    let want = &m.images[snap.number as usize];
+    let mut got = vec![0u8; want.len()];
+    snap.read(0, &mut got).unwrap_or_else(|e| panic!("the held version {}: {e}", snap.number));
+    assert!(got == *want, "the held version {} changed", snap.number);
+    let dead = m.dead_writes(vo);
+    // Held: every dead write past the boundary is still in the file.
+    let held = positions(&path, &dead);
+    let past: Vec<usize> =
+        dead.iter().zip(&held).filter(|(_, p)| p.is_some_and(|p| p as u64 >= boundary)).map(|(v, _)| *v).collect();
+    assert!(past.len() >= 20, "only {} dead writes left past the boundary {boundary}", past.len());
+    // Let go: the next step releases the list.
+    drop(epoch_file);
+    log.reclaim(64 << 10, T).unwrap();
+    let after = positions(&path, &past);
+    let left = after.iter().filter(|p| p.is_some()).count();
+    assert_eq!(left, 0, "{left} of {} dead writes past the boundary still in the file after release", past.len());
+    m.check_kept(&log, &path);
+}
