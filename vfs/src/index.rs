@@ -6,8 +6,11 @@
 //! 1. A lookup reads at most `depth` nodes, each through
 //!    `Mapping::node`: checked against the crc its parent (or the
 //!    checkpoint) holds on its first read in this process, from the
-//!    process's node cache after; damage is `Error::Corrupt` naming the node's offset, never a
-//!    wrong slot.
+//!    process's node cache after; damage is `Error::Corrupt` naming the
+//!    node's offset, never a wrong slot. A lookup repeating the path of an
+//!    earlier one (same root, same control state) reads its leaf straight
+//!    from the leaf table (`leaves.rs`, invariant 2), the root still
+//!    checked to lie below `end`.
 //! 2. Memory is the overlay (bounded by the writer) and the process's node
 //!    cache (bounded): nothing proportional to the database.
 //! 3. Every node a lookup reads lies below `end`, the committed end of the
@@ -23,6 +26,7 @@ use std::sync::Arc;
 use crate::control::Control;
 use crate::error::{Error, Result};
 use crate::format::Entry;
+use crate::leaves::Tag;
 use crate::mapping::Mapping;
 use crate::overlay::Overlay;
 use crate::pagemap::{PageMap, Slot};
@@ -317,14 +321,24 @@ fn check_depth(m: &Mapping, root: Root) -> Result<()> {
 pub(crate) fn lookup(m: &Mapping, end: u64, control: &Control, root: Root, pgno: u32) -> Result<tree::Slot> {
     check_depth(m, root)?;
     let mut level = root.depth - 1;
-    if pgno as u64 >= tree::span(level) {
+    if pgno as u64 >= tree::span(level) || root.offset == 0 {
         return Ok(tree::Slot::ZERO);
     }
     let (mut ptr, mut first) = (tree::Slot { offset: root.offset, crc: root.crc }, 0u32);
-    // Fast path: the levels whose nodes this process has checked, under one
+    let tag = Tag { root, control: if control.redirects() { (control.offset, control.crc) } else { (0, 0) } };
+    // Fast path: the leaf a lookup by the same path reached (`leaves.rs`
+    // invariant 2; the root checked here to lie where this version reads
+    // it), else the levels whose nodes this process has checked, under one
     // lock of the cache, read from the cache (`Mapping::node`'s invariant).
     {
-        let cache = m.node_cache();
+        let mut cache = m.node_cache();
+        let (at, bound) = place(m, end, control, ptr, level)?;
+        let fits = at.checked_add(tree::node_size(level) as u64).is_some_and(|e| e <= bound);
+        if fits {
+            if let Some(s) = cache.leaves.via(&tag, pgno) {
+                return Ok(s);
+            }
+        }
         loop {
             if ptr.offset == 0 {
                 return Ok(tree::Slot::ZERO);
@@ -334,10 +348,12 @@ pub(crate) fn lookup(m: &Mapping, end: u64, control: &Control, root: Root, pgno:
             if at.checked_add(len).is_none_or(|e| e > bound) {
                 break;
             }
-            let Some(b) = cache.get(at, ptr.crc, level) else { break };
             if level == 0 {
-                return Ok(tree::slot_at(b, (pgno - first) as usize));
+                let Some(s) = cache.leaves.slot_of(at, ptr.crc, first, (pgno - first) as usize) else { break };
+                cache.leaves.tag(at, ptr.crc, first, &tag);
+                return Ok(s);
             }
+            let Some(b) = cache.inner(at, ptr.crc) else { break };
             let child_span = tree::span(level - 1);
             let i = (pgno - first) as u64 / child_span;
             ptr = tree::slot_at(b, i as usize);
@@ -352,6 +368,9 @@ pub(crate) fn lookup(m: &Mapping, end: u64, control: &Control, root: Root, pgno:
         let (at, bound) = place(m, end, control, ptr, level)?;
         let b = m.node(ptr, at, level, first, bound)?;
         if level == 0 {
+            // Every node on the way was placed and checked: the path is
+            // known good for this tag.
+            m.node_cache().leaves.tag(at, ptr.crc, first, &tag);
             return Ok(tree::slot_at(&b, (pgno - first) as usize));
         }
         let child_span = tree::span(level - 1);
@@ -359,5 +378,107 @@ pub(crate) fn lookup(m: &Mapping, end: u64, control: &Control, root: Root, pgno:
         ptr = tree::slot_at(&b, i as usize);
         first += (i * child_span) as u32;
         level -= 1;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::lookup;
+    use crate::control::{encode_table, Control};
+    use crate::error::Error;
+    use crate::format::ControlInfo;
+    use crate::mapping::Mapping;
+    use crate::tree::{self, Node, Root, Slot};
+
+    /// A leaf for pages 0..16 whose slots say `gen`, its bytes and crc.
+    fn leaf(gen: u64) -> (Vec<u8>, u32) {
+        let mut n = Node::empty(0, 0);
+        for (i, s) in n.slots.iter_mut().enumerate().skip(1) {
+            *s = Slot { offset: (gen << 20) + 4096 * i as u64, crc: (gen as u32) << 8 | i as u32 };
+        }
+        let mut b = Vec::new();
+        let crc = n.encode_into(&mut b);
+        (b, crc)
+    }
+
+    /// A depth-2 tree: its root (level 1) naming a leaf at `leaf_at`.
+    fn root_over(leaf_at: u64, leaf_crc: u32) -> (Vec<u8>, u32) {
+        let mut n = Node::empty(1, 0);
+        n.slots[0] = Slot { offset: leaf_at, crc: leaf_crc };
+        let mut b = Vec::new();
+        let crc = n.encode_into(&mut b);
+        (b, crc)
+    }
+
+    /// A control state at `offset` whose boundary `b` frees the leaf at
+    /// 512, relocated to `copy` (the record is not in the file: only its
+    /// straggler table is read).
+    fn control(offset: u64, boundary: u64, copy: u64) -> Control {
+        let info = ControlInfo { epoch: 2, boundary, stragglers: 1, payload_bytes: 4096, ..Default::default() };
+        Control::load(offset, 77, info, &encode_table(&[(512, copy)]), &Mapping::empty("t".as_ref()), 0).unwrap()
+    }
+
+    /// The leaf table serves a leaf only to a lookup by the path that
+    /// reached it: under a control state that relocates the leaf (a
+    /// reclamation step), the lookup reads it at its copy, and damage
+    /// there is named; a second tree (a new checkpoint, a revert) over the
+    /// same pages reads its own leaf.
+    #[test]
+    fn a_leaf_reached_under_one_control_state_or_root_is_read_again_under_another() {
+        let dir = std::env::temp_dir().join(format!("pagelog-leafpath-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("log");
+        // 512: leaf A; 776: root A over it; 1808: a damaged copy of leaf A;
+        // 2072: an intact copy; 2336: leaf B; 2600: root B over it.
+        let (la, la_crc) = leaf(1);
+        let (ra, ra_crc) = root_over(512, la_crc);
+        let (lb, lb_crc) = leaf(2);
+        let (rb, rb_crc) = root_over(2336, lb_crc);
+        let mut bytes = vec![0u8; 512];
+        for part in [&la, &ra, &la, &la, &lb, &rb] {
+            bytes.extend_from_slice(part);
+        }
+        assert_eq!(bytes.len(), 2600 + tree::INNER_SIZE);
+        bytes[1808 + 100] ^= 0x10;
+        std::fs::write(&path, &bytes).unwrap();
+        let end = bytes.len() as u64;
+        let file = Arc::new(std::fs::File::open(&path).unwrap());
+        let m = Mapping::new(&file, &path, end, None).unwrap();
+        let (root_a, root_b) =
+            (Root { offset: 776, crc: ra_crc, depth: 2 }, Root { offset: 2600, crc: rb_crc, depth: 2 });
+        let none = Control::none();
+        let want = |gen: u64, p: u32| tree::Slot { offset: (gen << 20) + 4096 * p as u64, crc: (gen as u32) << 8 | p };
+
+        for _ in 0..2 {
+            assert_eq!(lookup(&m, end, &none, root_a, 5).unwrap(), want(1, 5));
+        }
+        // Another tree over the same pages (a new checkpoint, a revert).
+        for _ in 0..2 {
+            assert_eq!(lookup(&m, end, &none, root_b, 5).unwrap(), want(2, 5));
+            assert_eq!(lookup(&m, end, &none, root_a, 5).unwrap(), want(1, 5));
+        }
+        // A step: the leaf lies below the boundary, its copy is damaged.
+        let step = control(2000, 776, 1808);
+        match lookup(&m, end, &step, root_a, 5) {
+            Err(Error::Corrupt { offset, .. }) => assert_eq!(offset, 512, "named as the leaf it replaces"),
+            other => panic!("a damaged relocated leaf must be an error, got {other:?}"),
+        }
+        // Another step, whose copy is intact: read there, then by the path.
+        let next = control(2100, 776, 2072);
+        for _ in 0..2 {
+            assert_eq!(lookup(&m, end, &next, root_a, 7).unwrap(), want(1, 7));
+        }
+        // Another tree over the same pages, then the first one again.
+        for _ in 0..2 {
+            assert_eq!(lookup(&m, end, &none, root_b, 7).unwrap(), want(2, 7));
+            assert_eq!(lookup(&m, end, &next, root_a, 7).unwrap(), want(1, 7));
+        }
+        assert!(lookup(&m, end, &step, root_a, 7).is_err(), "the damaged copy is still damage");
+        // A version whose end does not reach the root does not read it, by
+        // any path.
+        assert!(matches!(lookup(&m, 1000, &none, root_b, 7), Err(Error::Corrupt { offset: 2600, .. })));
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

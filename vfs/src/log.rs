@@ -176,6 +176,9 @@ pub(crate) struct State {
     pub(crate) full_map_offset: u64,
     pub(crate) entries_since_full: u64,
     pub(crate) commits_since_full: u64,
+    /// This handle committed since it opened the log (format 4's writer
+    /// checkpoints sooner at a handle's first commit: `checkpoint.rs`).
+    pub(crate) committed_here: bool,
     pub(crate) last_sync: Instant,
     pub(crate) unsynced: bool,
     /// Bytes appended since the last sync (see `NORMAL_SYNC_BYTES`).
@@ -262,6 +265,7 @@ impl Log {
                 full_map_offset: 0,
                 entries_since_full: 0,
                 commits_since_full: 0,
+                committed_here: false,
                 last_sync: Instant::now(),
                 unsynced: false,
                 unsynced_bytes: 0,

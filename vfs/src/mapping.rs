@@ -16,8 +16,8 @@
 //!    touched through a map would stay in the process's RSS).
 //! 4. What is remembered is bounded: the frame tags are 2 bytes per 512 of
 //!    the map, the patch cache a fixed number of entries, the node cache
-//!    [`LEAVES_CACHED`] leaves and [`INNER_CACHED`] inner nodes (~7 MiB
-//!    at most).
+//!    `leaves::MAX_LEAVES` leaves (3.75 MiB) and [`INNER_CACHED`]
+//!    inner nodes (~2.2 MiB): ~6 MiB at most.
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -29,6 +29,7 @@ use memmap2::{Mmap, MmapOptions};
 
 use crate::error::{Error, Result};
 use crate::format;
+use crate::leaves::LeafTable;
 use crate::patch;
 use crate::tree;
 
@@ -57,19 +58,19 @@ pub struct Mapping {
     pub(crate) nodes: Arc<Mutex<NodeCache>>,
 }
 
-/// Checked index-tree nodes: where each was read → the crc it was checked
-/// against and its bytes (a multiplication for a hash: it is probed once a
-/// tree level).
-/// Nodes are boxed: held inline, the table's spare buckets (up to half of
-/// it after a growth) would be memory too.
+/// Checked index-tree nodes: leaves in the leaf table (by leaf number,
+/// `leaves.rs`), inner nodes by where each was read → the crc it was
+/// checked against and its bytes (a multiplication for a hash: it is probed
+/// once a tree level).
+/// Inner nodes are boxed: held inline, the table's spare buckets (up to
+/// half of it after a growth) would be memory too.
 #[derive(Default)]
 pub(crate) struct NodeCache {
-    leaves: HashMap<u64, (u32, Box<[u8; tree::LEAF_SIZE]>), NodeHasher>,
+    pub(crate) leaves: LeafTable,
     inner: HashMap<u64, (u32, Box<[u8]>), NodeHasher>,
-    /// The keys of `leaves` and `inner`: a full part forgets one at random
+    /// The keys of `inner`: when full, one is forgotten at random
     /// (forgetting everything at once, or the oldest, made reads that cycle
-    /// through more leaves than the cache holds re-read nearly every leaf).
-    leaf_keys: Vec<u64>,
+    /// through more nodes than the cache holds re-read nearly every one).
     inner_keys: Vec<u64>,
     /// xorshift state for picking what to forget.
     rng: u64,
@@ -77,63 +78,49 @@ pub(crate) struct NodeCache {
 
 type NodeHasher = std::hash::BuildHasherDefault<crate::overlay::PageHasher>;
 
-/// How many checked leaves `Mapping::nodes` holds at most: 14,336, the
-/// leaves of 229,376 pages (896 MiB of 4 KiB pages). Memory: the boxes of
-/// 264 bytes (~3.9 MiB) and a table that forgetting and adding (which
-/// leave tombstones) grow to at most 32,768 buckets of 24 bytes, half of
-/// its capacity, where it is rehashed in place (0.8 MiB): ~4.7 MiB.
-const LEAVES_CACHED: usize = 16_384 / 8 * 7;
-
 /// How many checked inner nodes it holds at most: 2,048 (~2.2 MiB with the
 /// table), every inner node of an 8 GiB database's tree.
 const INNER_CACHED: usize = 2_048;
 
 impl NodeCache {
-    /// The bytes of the node of `level` read at `at`, if they were checked
+    /// The bytes of the inner node read at `at`, if they were checked
     /// against `crc`.
     #[inline]
-    pub(crate) fn get(&self, at: u64, crc: u32, level: u8) -> Option<&[u8]> {
-        if level == 0 {
-            match self.leaves.get(&at) {
-                Some((c, b)) if *c == crc => Some(&b[..]),
-                _ => None,
-            }
-        } else {
-            match self.inner.get(&at) {
-                Some((c, b)) if *c == crc => Some(b),
-                _ => None,
-            }
+    pub(crate) fn inner(&self, at: u64, crc: u32) -> Option<&[u8]> {
+        match self.inner.get(&at) {
+            Some((c, b)) if *c == crc => Some(b),
+            _ => None,
         }
     }
 
-    fn insert(&mut self, at: u64, crc: u32, level: u8, b: &[u8]) {
-        // A cache: forgetting only costs a read and a check.
-        // One goes before the new one comes in, so a table never holds
-        // more than its bound (and never grows past it).
+    /// The bytes of the node at (`level`, `first`) read at `at`, if they
+    /// were checked against `crc`.
+    fn get(&self, at: u64, crc: u32, level: u8, first: u32) -> Option<Vec<u8>> {
         if level == 0 {
-            let Ok(b) = <[u8; tree::LEAF_SIZE]>::try_from(b) else { return };
-            if !self.leaves.contains_key(&at) {
-                match self.victim(self.leaf_keys.len(), LEAVES_CACHED) {
-                    Some(i) => self.leaves.remove(&std::mem::replace(&mut self.leaf_keys[i], at)),
-                    None => {
-                        self.leaf_keys.push(at);
-                        None
-                    }
-                };
-            }
-            self.leaves.insert(at, (crc, Box::new(b)));
+            self.leaves.bytes(at, crc, first)
         } else {
-            if !self.inner.contains_key(&at) {
-                match self.victim(self.inner_keys.len(), INNER_CACHED) {
-                    Some(i) => self.inner.remove(&std::mem::replace(&mut self.inner_keys[i], at)),
-                    None => {
-                        self.inner_keys.push(at);
-                        None
-                    }
-                };
-            }
-            self.inner.insert(at, (crc, b.into()));
+            self.inner(at, crc).map(<[u8]>::to_vec)
         }
+    }
+
+    fn insert(&mut self, at: u64, crc: u32, level: u8, first: u32, b: &[u8]) {
+        // A cache: forgetting only costs a read and a check.
+        if level == 0 {
+            self.leaves.insert(at, crc, first, b);
+            return;
+        }
+        // One goes before the new one comes in, so the table never holds
+        // more than its bound (and never grows past it).
+        if !self.inner.contains_key(&at) {
+            match self.victim(self.inner_keys.len(), INNER_CACHED) {
+                Some(i) => self.inner.remove(&std::mem::replace(&mut self.inner_keys[i], at)),
+                None => {
+                    self.inner_keys.push(at);
+                    None
+                }
+            };
+        }
+        self.inner.insert(at, (crc, b.into()));
     }
 
     /// Which of `len` keys to forget for a new one, if `len` reached `cap`.
@@ -409,8 +396,8 @@ impl Mapping {
             let found = format!("an offset outside the committed log (which ends at {end})");
             return Err(corrupt(tree::Damage { offset: ptr.offset, expected: what(), found }));
         }
-        if let Some(b) = self.nodes.lock().unwrap_or_else(|p| p.into_inner()).get(at, ptr.crc, level) {
-            return Ok(b.to_vec());
+        if let Some(b) = self.nodes.lock().unwrap_or_else(|p| p.into_inner()).get(at, ptr.crc, level, first) {
+            return Ok(b);
         }
         let file = self.file.as_ref().expect("read through an empty mapping");
         let mut b = vec![0u8; len];
@@ -422,7 +409,7 @@ impl Mapping {
             return Err(Error::io(&self.path, "read", Some(at), e));
         }
         tree::check(&b, ptr.offset, ptr.crc, level, first).map_err(corrupt)?;
-        self.nodes.lock().unwrap_or_else(|p| p.into_inner()).insert(at, ptr.crc, level, &b);
+        self.nodes.lock().unwrap_or_else(|p| p.into_inner()).insert(at, ptr.crc, level, first, &b);
         Ok(b)
     }
 
@@ -460,37 +447,29 @@ impl Mapping {
 
 #[cfg(test)]
 mod tests {
-    use super::{NodeCache, INNER_CACHED, LEAVES_CACHED};
+    use super::{NodeCache, INNER_CACHED};
     use crate::tree;
 
     #[test]
     fn the_node_cache_hands_back_checked_bytes_and_stays_bounded() {
         let mut c = NodeCache::default();
-        let leaf = |i: u64| vec![i as u8; tree::LEAF_SIZE];
-        c.insert(512, 7, 0, &leaf(1));
-        c.insert(4096, 9, 1, &[3u8; tree::INNER_SIZE]);
-        assert_eq!(c.get(512, 7, 0), Some(&leaf(1)[..]));
-        assert_eq!(c.get(512, 8, 0), None, "another crc is not the node checked");
-        assert_eq!(c.get(512, 7, 1), None, "a leaf is not an inner node");
-        assert_eq!(c.get(4096, 9, 1), Some(&[3u8; tree::INNER_SIZE][..]));
-        for i in 0..3 * LEAVES_CACHED as u64 {
-            c.insert((1 << 20) + i * 8, i as u32, 0, &leaf(i));
-            assert!(c.leaves.len() <= LEAVES_CACHED);
-        }
-        let last = 3 * LEAVES_CACHED as u64 - 1;
-        assert_eq!(c.get((1 << 20) + last * 8, last as u32, 0), Some(&leaf(last)[..]));
-        assert_eq!(c.leaves.len(), LEAVES_CACHED);
-        assert_eq!(c.leaf_keys.len(), LEAVES_CACHED);
-        let mut keys = c.leaf_keys.clone();
-        keys.sort_unstable();
-        keys.dedup();
-        assert_eq!(keys.len(), LEAVES_CACHED, "each cached leaf once");
-        assert!(keys.iter().all(|k| c.leaves.contains_key(k)));
+        let mut leaf = Vec::new();
+        let crc = tree::Node::empty(0, 16).encode_into(&mut leaf);
+        c.insert(512, crc, 0, 16, &leaf);
+        c.insert(4096, 9, 1, 1024, &[3u8; tree::INNER_SIZE]);
+        assert_eq!(c.get(512, crc, 0, 16), Some(leaf.clone()));
+        assert_eq!(c.get(512, crc ^ 1, 0, 16), None, "another crc is not the node checked");
+        assert_eq!(c.get(512, crc, 1, 16), None, "a leaf is not an inner node");
+        assert_eq!(c.get(4096, 9, 1, 1024), Some(vec![3u8; tree::INNER_SIZE]));
         for i in 0..3 * INNER_CACHED as u64 {
-            c.insert((1 << 30) + i * 8, 1, 1, &[1u8; tree::INNER_SIZE]);
+            c.insert((1 << 30) + i * 8, 1, 1, 1024, &[1u8; tree::INNER_SIZE]);
             assert!(c.inner.len() <= INNER_CACHED);
         }
         assert_eq!(c.inner_keys.len(), INNER_CACHED);
-        assert!(c.leaves.capacity() <= 32_768 / 8 * 7, "the table never grew past 32,768 buckets");
+        let mut keys = c.inner_keys.clone();
+        keys.sort_unstable();
+        keys.dedup();
+        assert_eq!(keys.len(), INNER_CACHED, "each cached node once");
+        assert!(keys.iter().all(|k| c.inner.contains_key(k)));
     }
 }

@@ -40,7 +40,12 @@ const RELEASE_EVERY: u64 = 256 << 10;
 /// `pread`), but each page fault maps the page cache around it (large
 /// folios: ~200 KiB), so without this the RSS of an open grew by the whole
 /// span of log since the checkpoint (issue 21: +3.6 MiB for 930 one-row
-/// commits). The pages stay in the page cache. Returns the new mark.
+/// commits). The pages stay in the page cache. Then it maps the next
+/// 256 KiB in one call (`MADV_POPULATE_READ`, Linux 5.14; an error, e.g.
+/// past the file's end or on an older kernel, is ignored: it only never
+/// raises SIGBUS), where the walk took a page fault every few records:
+/// paired, 0.96–0.98× the CPU of an open that replays 1,452 commits at
+/// 1 GiB, the same peak RSS. Returns the new mark.
 pub(crate) fn release_read(mapping: &Mapping, released: u64, pos: u64) -> u64 {
     const PAGE: u64 = 4096;
     if released == u64::MAX || pos < released.saturating_add(RELEASE_EVERY) {
@@ -58,6 +63,10 @@ pub(crate) fn release_read(mapping: &Mapping, released: u64, pos: u64) -> u64 {
         // below the committed end is never rewritten (a punched hole drops
         // the pages from every mapping anyway).
         let _ = unsafe { m.unchecked_advise_range(UncheckedAdvice::DontNeed, from as usize, (to - from) as usize) };
+        // The next stretch's page tables in one call, not a fault every
+        // few records (past the file's end: an error, ignored).
+        let ahead = RELEASE_EVERY.min(mapping.cap / PAGE * PAGE - to) as usize;
+        let _ = m.advise_range(memmap2::Advice::PopulateRead, to as usize, ahead);
     }
     to
 }

@@ -237,12 +237,15 @@ pub fn structure(b: &[u8], offset: u64) -> Result<(u8, u32), Damage> {
     for i in 0..n {
         let s = slot_at(b, i);
         let reserved = u32_at(b, NODE_SLOTS + i * SLOT_SIZE + SLOT_RESERVED);
-        let what = if level == 0 { format!("page {}'s slot", first as u64 + i as u64) } else { format!("child {i}") };
+        // Named only for damage: a node is checked on every read that misses
+        // the node cache, and formatting per slot cost more than the check.
+        let what =
+            || if level == 0 { format!("page {}'s slot", first as u64 + i as u64) } else { format!("child {i}") };
         if reserved != 0 {
-            return Err(damage(offset, format!("{what}'s reserved bytes zero"), format!("{reserved:#010x}")));
+            return Err(damage(offset, format!("{}'s reserved bytes zero", what()), format!("{reserved:#010x}")));
         }
         if s.offset == 0 && s.crc != 0 {
-            return Err(damage(offset, format!("crc 0 for {what}, of offset 0"), format!("crc {:#010x}", s.crc)));
+            return Err(damage(offset, format!("crc 0 for {}, of offset 0", what()), format!("crc {:#010x}", s.crc)));
         }
         if level == 0 && first == 0 && i == 0 && !s.is_zero() {
             return Err(damage(offset, "page 0's slot (there is no page 0) zero", format!("offset {}", s.offset)));
@@ -252,13 +255,13 @@ pub fn structure(b: &[u8], offset: u64) -> Result<(u8, u32), Damage> {
         }
         let child_end = s.offset.checked_add(node_size(level - 1) as u64);
         if s.offset % 8 != 0 || s.offset < FIRST_RECORD || child_end.is_none_or(|end| end > offset) {
-            let expected = format!("{what} at an 8-aligned offset from {FIRST_RECORD}, ending before its parent");
+            let expected = format!("{} at an 8-aligned offset from {FIRST_RECORD}, ending before its parent", what());
             return Err(damage(offset, expected, format!("offset {}", s.offset)));
         }
         if first as u64 + i as u64 * span(level - 1) > u32::MAX as u64 {
             return Err(damage(
                 offset,
-                format!("{what} zero: it covers no page number"),
+                format!("{} zero: it covers no page number", what()),
                 format!("offset {}", s.offset),
             ));
         }
