@@ -837,6 +837,7 @@ class Log:
         # the CONTROL record's offset)."
         at = r.off + REC_HEADER + CONTROL_INFO + STRAGGLER * r.ctl.stragglers
         a, last_end = min(r.ps, 4096), None
+        self.free_list = []
         for k in range(r.ctl.free_entries):
             off, length, flags = struct.unpack_from("<QII", self.data, at + FREE_ENTRY * k)
             slot_ok = not flags & 1 or (off % a == 0 and length == r.ps)
@@ -844,6 +845,8 @@ class Log:
                     or off + length > r.off or flags & ~1 or not slot_ok:
                 raise Damage(r.off, "a free list sorted by offset, its ranges apart, in [512, the record)")
             last_end = off + length
+            self.free_list.append((off, off + length))
+        self.free_rec = r.off
 
     def walk_node(self, off, crc, level, first, end):
         """ "The base tree": the node at off, checked in the order the text gives, and its
@@ -1248,6 +1251,55 @@ class Log:
             if x["checksum"] != x["stored_checksum"]:
                 return "version %d: checksum %s, its pages give %s" % (x["version"], x["stored_checksum"],
                                                                       x["checksum"])
+        return self.free_list_overlap(open_latest)
+
+    def free_list_overlap(self, latest):
+        """ "The free list": "no version the log holds from this CONTROL record on, and nothing
+        its control state names (base tree, straggler table), reaches any byte of it", checked by
+        verify for the items at or after B (below B a held version reads what the control state
+        redirects to): every frame (a page), patch (its size) and patch base (a page) of every
+        held version's map."""
+        fl = getattr(self, "free_list", [])
+        if not fl:
+            return None
+        starts = [x[0] for x in fl]
+        b = self.boundary
+
+        def over(s, e):
+            i = bisect.bisect_right(starts, e - 1) - 1
+            return fl[i] if i >= 0 and fl[i][1] > s else None
+
+        chain, c = [latest], latest
+        while c.prev != 0 and c.version > self.ctl.oldest:
+            p = self.record(c.prev)
+            if p is None or p.kind != COMMIT or p.tcrc != c.prev_crc:
+                break
+            chain.append(p)
+            c = p
+        for c in chain:
+            try:
+                pmap = self.build_map(c)
+            except Damage:
+                continue  # reported as the version's damage above
+            for i, (_cr, fo) in enumerate(pmap):
+                if fo <= 0 or (fo & ~7) < b:
+                    continue
+                spans = []
+                if fo % 8 == 1:
+                    pp = self.parse_patch(fo - 1, c.ps, self.n)
+                    if isinstance(pp, str):
+                        continue
+                    spans.append((fo - 1, fo - 1 + pp[3]))
+                    if pp[0] >= b:
+                        spans.append((pp[0], pp[0] + c.ps))
+                else:
+                    spans.append((fo, fo + c.ps))
+                for s0, e0 in spans:
+                    hit = over(s0, e0)
+                    if hit is not None:
+                        return "the free-list range (%d, %d) of the CONTROL record at %d covers page %d's " \
+                               "item at %d (version %d)" % (hit[0], hit[1] - hit[0], self.free_rec, i + 1, s0,
+                                                            c.version)
         return None
 
     def verify(self, open_latest, open_v):

@@ -65,6 +65,32 @@ fn last_control(b: &[u8]) -> (usize, usize, usize, usize) {
     found.expect("a CONTROL record")
 }
 
+/// The first page image of the last COMMIT record before `before`.
+fn last_commit_frame(b: &[u8], before: usize) -> u64 {
+    let h = format::Header::decode(&b[..format::HEADER_SIZE]).unwrap();
+    let mut found = None;
+    for o in (format::FIRST_RECORD as usize..before).step_by(8) {
+        if let Some(r) = RecordHeader::decode(h.salt, &b[o..]) {
+            if r.kind == format::KIND_COMMIT && r.frames > 0 && o + r.length as usize <= before {
+                let at = o + format::RECORD_HEADER_SIZE + format::CI_ENTRIES;
+                let entries = u32::from_le_bytes(b[at..at + 4].try_into().unwrap());
+                let lay = format::layout_with_flags(
+                    h.format,
+                    o as u64,
+                    r.kind,
+                    r.flags,
+                    entries,
+                    r.frames,
+                    r.page_size,
+                    r.patch_words,
+                );
+                found = Some(o as u64 + lay.payload_start);
+            }
+        }
+    }
+    found.expect("a COMMIT record with a frame")
+}
+
 /// Re-seals the CONTROL record at `o` (length `len`, metadata up to
 /// `meta_end`) after an edit of its metadata.
 fn reseal(b: &mut [u8], o: usize, len: usize, meta_end: usize) {
@@ -133,6 +159,14 @@ fn the_spec_reader_reads_free_lists_and_their_broken_variants_as_pagelog_does() 
     let mut v = b.clone();
     v[free_at + 3] ^= 0x40; // not re-sealed: the record is torn
     variants.push(("flipped", v, false));
+    // Well-formed, but over the latest version's own frame (the last
+    // COMMIT record's first page image, before the CONTROL record).
+    let live = last_commit_frame(&b, o);
+    assert!(live > entry(&b, n - 2).0 + entry(&b, n - 2).1 as u64, "the live frame is not after the list");
+    let mut v = b.clone();
+    put(&mut v, n - 1, (live, PS as u32, 0));
+    reseal(&mut v, o, len, meta_end);
+    std::fs::write(dir.path("free-over-a-live-frame.log"), &v).unwrap();
     let mut files = Vec::new();
     for (name, mut v, seal) in variants {
         if seal {
@@ -142,6 +176,7 @@ fn the_spec_reader_reads_free_lists_and_their_broken_variants_as_pagelog_does() 
         std::fs::write(dir.path(&f), &v).unwrap();
         files.push((f, seal));
     }
+    files.push(("free-over-a-live-frame.log".to_string(), false));
     let python = python3();
     let script = root().join("tests/spec_reader/spec_reader.py");
     let mut problems = Vec::new();
@@ -159,6 +194,8 @@ fn the_spec_reader_reads_free_lists_and_their_broken_variants_as_pagelog_does() 
             assert!(err.contains(&o.to_string()), "{f}: the error does not name the CONTROL record at {o}: {err}");
         } else if f == "free-intact.log" {
             assert!(real.ends_with(" clean") && real.starts_with("opens"), "{f}: {real}");
+        } else if f == "free-over-a-live-frame.log" {
+            assert!(real.starts_with("opens") && real.ends_with(" damaged"), "{f}: {real}");
         }
     }
     assert!(problems.is_empty(), "FORMAT.md and pagelog disagree on free lists:\n{}", problems.join("\n"));
