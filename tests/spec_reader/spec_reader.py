@@ -831,16 +831,16 @@ class Log:
         """ "The free list": checked when the control state is loaded, never read through."""
         # "entries sorted by range offset, strictly increasing, and not overlapping (each range
         # ends at or before the next one's offset); every range at least 512 bytes long, starting
-        # at or after 512 and ending at or before the CONTROL record's own offset; a SLOT range at
-        # a multiple of a = min(page size, 4096) (the page size of the CONTROL record's header) and
-        # exactly one page long; no flag bit but SLOT set. Otherwise the log is damaged (named by
-        # the CONTROL record's offset)."
+        # at or after 512 and ending at or before the CONTROL record's own offset; a SLOT range one
+        # frame long: its length a valid page size (512 ... 65536, a power of two) and its offset a
+        # multiple of min(length, 4096); no flag bit but SLOT set. Otherwise the log is damaged
+        # (named by the CONTROL record's offset)."
         at = r.off + REC_HEADER + CONTROL_INFO + STRAGGLER * r.ctl.stragglers
-        a, last_end = min(r.ps, 4096), None
+        last_end = None
         self.free_list = []
         for k in range(r.ctl.free_entries):
             off, length, flags = struct.unpack_from("<QII", self.data, at + FREE_ENTRY * k)
-            slot_ok = not flags & 1 or (off % a == 0 and length == r.ps)
+            slot_ok = not flags & 1 or (page_size_ok(length) and off % min(length, 4096) == 0)
             if (last_end is not None and off < last_end) or length < 512 or off < HEADER_BLOCK \
                     or off + length > r.off or flags & ~1 or not slot_ok:
                 raise Damage(r.off, "a free list sorted by offset, its ranges apart, in [512, the record)")

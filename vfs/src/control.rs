@@ -78,21 +78,18 @@ impl Control {
     /// `info`), reading its base tree through `map`, which covers every
     /// byte below `end`. Err: the base tree is damaged.
     /// `table`: the record's straggler table (`info.stragglers` entries)
-    /// followed by its free list (`info.free_entries`, checked at the
-    /// record's page size `page_size`).
-    #[allow(clippy::too_many_arguments)]
+    /// followed by its free list (`info.free_entries`).
     pub(crate) fn load(
         offset: u64,
         crc: u32,
         info: ControlInfo,
-        page_size: u32,
         table: &[u8],
         map: &Mapping,
         end: u64,
     ) -> Result<Control, tree::Damage> {
         let moved = Arc::new(parse_table(offset, &info, table)?);
         let rest = table.get(info.stragglers as usize * format::STRAGGLER_SIZE..).unwrap_or(&[]);
-        let free = Arc::new(freelist::parse(offset, page_size, info.free_entries as usize, rest)?);
+        let free = Arc::new(freelist::parse(offset, info.free_entries as usize, rest)?);
         let mut c = Control { offset, crc, info, base: HashMap::new(), bases: HashMap::new(), moved, free };
         if info.base_root == 0 {
             return Ok(c);

@@ -9,9 +9,11 @@
 //!    bytes long, and ends at or before the CONTROL record that lists it
 //!    (what a step frees was written before it). Anything else read from a
 //!    log is damage naming the record.
-//! 2. A SLOT range is one whole frame slot: at a multiple of
-//!    `format::slot_align(page size)` and one page long (the page size of
-//!    the record that lists it). Flag bits other than SLOT are zero.
+//! 2. A SLOT range is one whole frame slot: its length a valid page size
+//!    and its offset a multiple of `format::slot_align(length)` (the range
+//!    says its own page size: a list outlives page-size changes, and a
+//!    checkpoint's CONTROL copy of another page size repeats it). Flag bits
+//!    other than SLOT are zero.
 //! 3. What a list means (the writer's rule, not checked here): no version
 //!    the log holds from the listing record on, and nothing its control
 //!    state names, reaches any byte of a listed range. So a listed range
@@ -62,21 +64,20 @@ pub fn encode(list: &[FreeRange]) -> Vec<u8> {
     out
 }
 
-/// The free list of the CONTROL record at `record` (page size `page_size`),
-/// `n` entries at the start of `bytes`, checked against invariants 1 and 2.
+/// The free list of the CONTROL record at `record`, `n` entries at the
+/// start of `bytes`, checked against invariants 1 and 2.
 /// Err: damage naming the record.
-pub fn parse(record: u64, page_size: u32, n: usize, bytes: &[u8]) -> Result<Vec<FreeRange>, tree::Damage> {
+pub fn parse(record: u64, n: usize, bytes: &[u8]) -> Result<Vec<FreeRange>, tree::Damage> {
     let bad = |found: String| tree::Damage {
         offset: record,
         expected: "a free list sorted by offset, its ranges apart, each of 512 bytes or more \
-                   in [512, the record), a slot a whole page at a slot boundary"
+                   in [512, the record), a slot a page long at a slot boundary"
             .into(),
         found,
     };
     let Some(b) = n.checked_mul(FREE_ENTRY_SIZE).and_then(|len| bytes.get(..len)) else {
         return Err(bad(format!("{} bytes for {n} free-list entries", bytes.len())));
     };
-    let a = format::slot_align(page_size);
     let mut out: Vec<FreeRange> = Vec::with_capacity(n);
     for e in b.chunks_exact(FREE_ENTRY_SIZE) {
         let r = FreeRange {
@@ -87,7 +88,8 @@ pub fn parse(record: u64, page_size: u32, n: usize, bytes: &[u8]) -> Result<Vec<
         let placed = r.offset >= format::FIRST_RECORD
             && r.length >= 512
             && r.offset.checked_add(r.length as u64).is_some_and(|end| end <= record);
-        let slot_ok = !r.is_slot() || (r.offset % a == 0 && r.length == page_size);
+        let slot_ok =
+            !r.is_slot() || (format::valid_page_size(r.length) && r.offset % format::slot_align(r.length) == 0);
         let after = out.last().is_none_or(|l| l.end() <= r.offset);
         if !placed || !slot_ok || r.flags & !FREE_SLOT != 0 || !after {
             return Err(bad(format!("the entry ({}, {}, flags {:#x})", r.offset, r.length, r.flags)));
@@ -144,7 +146,7 @@ mod tests {
     const REC: u64 = 1 << 20;
 
     fn parsed(list: &[FreeRange]) -> Result<Vec<FreeRange>, tree::Damage> {
-        parse(REC, 4096, list.len(), &encode(list))
+        parse(REC, list.len(), &encode(list))
     }
 
     #[test]
@@ -156,13 +158,15 @@ mod tests {
         assert_eq!(b[24..28], 4096u32.to_le_bytes());
         assert_eq!(b[28..32], 1u32.to_le_bytes());
         assert_eq!(parsed(&l).ok(), Some(l));
-        assert_eq!(parse(REC, 4096, 0, &[]).ok(), Some(vec![]));
+        assert_eq!(parse(REC, 0, &[]).ok(), Some(vec![]));
         // Bytes past the list (the payload) are not read.
         let mut more = encode(&[FreeRange::run(600, 512)]);
         more.extend_from_slice(&[0xff; 40]);
-        assert_eq!(parse(REC, 4096, 1, &more).ok(), Some(vec![FreeRange::run(600, 512)]));
-        // A slot of a small page: a multiple of the page size, one page long.
-        assert!(parse(REC, 1024, 1, &encode(&[FreeRange::slot(3072, 1024)])).is_ok());
+        assert_eq!(parse(REC, 1, &more).ok(), Some(vec![FreeRange::run(600, 512)]));
+        // A slot of a small page: a multiple of the page size, one page
+        // long; of a big one, a multiple of 4096.
+        assert!(parse(REC, 1, &encode(&[FreeRange::slot(3072, 1024)])).is_ok());
+        assert!(parse(REC, 1, &encode(&[FreeRange::slot(8192 + 4096, 8192)])).is_ok());
     }
 
     #[test]
@@ -176,7 +180,8 @@ mod tests {
             vec![FreeRange::run(REC - 512, 513)],                         // past its record
             vec![FreeRange::run(u64::MAX - 600, 4096)],                   // past the end of offsets
             vec![FreeRange::slot(4096 + 512, 4096)],                      // a slot off its boundary
-            vec![FreeRange { offset: 4096, length: 8192, flags: FREE_SLOT }], // a slot of two pages
+            vec![FreeRange { offset: 4096, length: 3072, flags: FREE_SLOT }], // a slot not a page size
+            vec![FreeRange::slot(4096 + 1024, 2048)],                     // a slot off its boundary
             vec![FreeRange { offset: 4096, length: 4096, flags: 2 }],     // an unknown flag
         ] {
             let e = parsed(&bad).expect_err(&format!("{bad:?}"));
@@ -185,8 +190,8 @@ mod tests {
         }
         // A list cut short.
         let l = [FreeRange::run(4096, 4096), FreeRange::run(8192, 4096)];
-        assert!(parse(REC, 4096, 2, &encode(&l)[..20]).is_err());
-        assert!(parse(REC, 4096, usize::MAX, &encode(&l)).is_err());
+        assert!(parse(REC, 2, &encode(&l)[..20]).is_err());
+        assert!(parse(REC, usize::MAX, &encode(&l)).is_err());
         // Touching ranges are apart (end = next offset): fine.
         assert!(parsed(&[FreeRange::run(4096, 4096), FreeRange::run(8192, 4096)]).is_ok());
     }
@@ -213,7 +218,7 @@ mod tests {
                 FreeRange::run(20_000, 3100),
             ]
         );
-        assert!(parse(REC, 4096, u.len(), &encode(&u)).is_ok());
+        assert!(parse(REC, u.len(), &encode(&u)).is_ok());
         // Brute force: the bytes listed are those of both inputs (the short
         // one aside), over a small window.
         let listed = |l: &[FreeRange], x: u64| l.iter().any(|r| r.offset <= x && x < r.end());

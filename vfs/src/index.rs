@@ -417,7 +417,7 @@ mod tests {
     /// straggler table is read).
     fn control(offset: u64, boundary: u64, copy: u64) -> Control {
         let info = ControlInfo { epoch: 2, boundary, stragglers: 1, payload_bytes: 4096, ..Default::default() };
-        Control::load(offset, 77, info, 4096, &encode_table(&[(512, copy)]), &Mapping::empty("t".as_ref()), 0).unwrap()
+        Control::load(offset, 77, info, &encode_table(&[(512, copy)]), &Mapping::empty("t".as_ref()), 0).unwrap()
     }
 
     /// The leaf table serves a leaf only to a lookup by the path that

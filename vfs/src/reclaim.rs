@@ -327,7 +327,7 @@ impl Log {
         } else {
             let mut tb = crate::control::encode_table(table);
             tb.extend_from_slice(&freelist::encode(free));
-            Control::load(at, crc, info, latest.page_size, &tb, &mapping, end.min(mapping.cap))
+            Control::load(at, crc, info, &tb, &mapping, end.min(mapping.cap))
                 .map_err(|d| self.corrupt(d.offset, d.expected, d.found))?
         };
         st.control = Arc::new(control);

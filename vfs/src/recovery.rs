@@ -546,7 +546,7 @@ impl Log {
         let mapping = self.mapping_covering(st, log_end)?;
         let src_end = log_end.min(mapping.cap);
         let table = &c.meta[format::RECORD_HEADER_SIZE + format::CONTROL_INFO_SIZE..];
-        let control = Control::load(c.offset, c.crc, c.control, c.h.page_size, table, &mapping, src_end)
+        let control = Control::load(c.offset, c.crc, c.control, table, &mapping, src_end)
             .map_err(|d| self.corrupt(d.offset, d.expected, d.found))?;
         st.control = Arc::new(control);
         Ok(())
