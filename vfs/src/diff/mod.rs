@@ -397,11 +397,8 @@ fn recheck(pa: &Pages<'_>, pb: &Pages<'_>, pending: &mut [Pending], changed: &Pa
 }
 
 /// Pages whose slot differs between the versions (every page of either when
-/// the page size differs). Map lookups only: no page is read.
+/// the page size differs). Map lookups only, at a cost proportional to the
+/// change (`changed.rs`): no page is read.
 fn changed_pages(a: &Version, b: &Version) -> PageSet {
-    let n = a.db_pages().max(b.db_pages());
-    if a.page_size != b.page_size {
-        return (1..=n).collect();
-    }
-    (1..=n).filter(|&p| a.map.get(p) != b.map.get(p)).collect()
+    crate::changed::changed_pages(a, b).pages.into_iter().collect()
 }
