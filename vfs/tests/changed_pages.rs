@@ -36,6 +36,13 @@ fn commit(log: &Log, rng: &mut Rng, max: usize) {
         txn.write(log, 0, &img).unwrap();
     } else if r < 3 && pages > 20 {
         txn.truncate((10 + rng.below(pages as u64 - 10)) * PS as u64);
+    } else if r < 8 && pages < max && rng.chance(1, 3) {
+        // Sparse growth: only the new last page is written; the pages
+        // between read as zeros (past a truncation: whatever the tree says).
+        let add = 1 + rng.below((max - pages) as u64) as usize;
+        let mut data = vec![0u8; PS];
+        data[0] = b'X';
+        txn.write(log, ((pages + add - 1) * PS) as u64, &data).unwrap();
     } else if r < 8 && pages < max {
         let add = 1 + rng.below((max - pages) as u64) as usize;
         let mut more = vec![0u8; add * PS];
@@ -73,6 +80,16 @@ fn brute(a: &Version, b: &Version) -> Vec<u32> {
     (1..=n).filter(|&p| !matches!((map_slot(a, p), map_slot(b, p)), (Ok(x), Ok(y)) if x == y)).collect()
 }
 
+/// Pairs compared whose trees have different depths (format 4).
+static DEPTHS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+fn depth(v: &Version) -> Option<u8> {
+    match &v.map {
+        pagelog::version::Pages::Tree(t) => t.root().map(|r| r.depth),
+        pagelog::version::Pages::Full(_) => None,
+    }
+}
+
 /// Adjacent pairs near the end, and random pairs of kept versions.
 fn check_pairs(log: &Log, rng: &mut Rng, who: &str) -> usize {
     let latest = log.latest().number;
@@ -86,6 +103,9 @@ fn check_pairs(log: &Log, rng: &mut Rng, who: &str) -> usize {
     let mut differing = 0;
     for (x, y) in pairs {
         let (a, b) = (log.version(x).unwrap(), log.version(y).unwrap());
+        if depth(&a) != depth(&b) {
+            DEPTHS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
         let got = changed_pages(&a, &b).pages;
         let want = brute(&a, &b);
         assert_eq!(got, want, "{who}: versions {x} and {y}");
@@ -125,11 +145,7 @@ fn history(format4: bool, seed: u64) {
     assert!(differing > 0, "the pairs compared differ somewhere");
     if format4 {
         assert!(log.oldest_kept().is_some_and(|o| o > 1), "steps freed the oldest versions");
-        let t = match &log.latest().map {
-            pagelog::version::Pages::Tree(t) => t.root().map(|r| r.depth),
-            _ => panic!("a format-4 map is a tree"),
-        };
-        assert!(t.is_some(), "the latest version has a tree");
+        assert!(depth(&log.latest()).is_some(), "the latest version has a tree");
     }
 }
 
@@ -138,6 +154,8 @@ fn format_4_agrees_with_the_page_by_page_comparison() {
     for seed in [1, 2] {
         history(true, seed);
     }
+    let depths = DEPTHS.load(std::sync::atomic::Ordering::Relaxed);
+    assert!(depths > 0, "some pairs compared trees of different depths");
 }
 
 #[test]
