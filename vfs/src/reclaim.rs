@@ -24,6 +24,8 @@
 //!    first when the disk is full (it then has room for its own record); a
 //!    step asked for (`Log::reclaim`) that finds nothing to free punches
 //!    the reserve too.
+//!    The step holds the PUNCH lock byte exclusively from before that
+//!    look until its punch returned (see 6).
 //! 3. The base tree and the straggler table name only items at or after
 //!    the boundary, a patch's base included (`control.rs` invariants 2 and
 //!    4): a patch moves when its base does.
@@ -36,6 +38,11 @@
 //! 5. Phase 1: costs O(database pages) of CPU per step (the writer's page
 //!    map of `Vo`), plus O(entries of the kept commits) for the stragglers;
 //!    the I/O is the items copied and the base tree's paths.
+//! 6. A reader that takes an epoch lock after a step looked for readers
+//!    does not refresh before that step's punch returned (`epochs.rs`, "A
+//!    lock taken while a step punches"): mid-punch, its view's last bytes
+//!    may still read while the records after them already read as zeros,
+//!    and the refresh would take its stale view for the latest (R10).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
@@ -153,8 +160,8 @@ pub(crate) fn human(n: u64) -> String {
     }
 }
 
-/// A writer looks for something to reclaim after the log grew this much
-/// (while steps find something to free; else after an eighth of the log).
+/// An automatic step is due only when it could free this much (and an
+/// eighth of what lies above the boundary; `Log::reclaim_if_due`).
 pub const AUTO_MIN_GROWTH: u64 = 1 << 20;
 /// How much one automatic step frees at most: a commit waits for at most one.
 pub const AUTO_STEP_BYTES: u64 = 4 << 20;
@@ -329,39 +336,54 @@ impl Log {
     }
 
     /// After a commit by a connection that still holds the WRITER lock: one
-    /// bounded step when the policy has something to drop and the log grew
-    /// by enough since the last look (an eighth of what lies above the
-    /// boundary, at least 1 MiB), as `wal_autocheckpoint` does for WAL.
+    /// bounded step when it is due, as `wal_autocheckpoint` is for WAL.
+    ///
+    /// Due is decided from the log's state alone, so that a process that
+    /// commits once (a shell command, a cron job) steps exactly as often as
+    /// one that commits all day, instead of stepping at its first commit
+    /// every time: when the policy drops something by every form
+    /// ([`Policy::exceeded`], from the control state's oldest version and
+    /// its time) and a step could free at least an eighth of what lies
+    /// above the boundary, and at least [`AUTO_MIN_GROWTH`] (what lies
+    /// below the latest checkpoint, past which no step moves the boundary,
+    /// bounds what it could free). A step that then frees nothing (the
+    /// oldest kept version's checkpoint still lies before the boundary)
+    /// holds this process back until the log grew that much again. A log
+    /// with no pre-allocated tail left on a disk that is filling up
+    /// (pre-allocation gives up when it does not fit) steps at once, while
+    /// its record still fits.
     pub fn reclaim_if_due(&self) -> Result<Option<Reclaimed>> {
         if self.format() < format::FORMAT_V4 {
             return Ok(None); // no policy before format 4: not even the state lock
         }
         {
-            let mut st = self.lock();
-            if st.control.policy().is_all() {
+            let st = self.lock();
+            let policy = st.control.policy();
+            if policy.is_all() {
                 return Ok(None);
             }
-            let grown = st.log_end.saturating_sub(st.reclaim_looked_at);
-            // Steps free at most AUTO_STEP_BYTES each: while the last one
-            // found something to free, the next comes after AUTO_MIN_GROWTH
-            // (so that they keep up with any rate of commits); else after
-            // an eighth of the log. A log with no pre-allocated tail left
-            // may be on a disk that is filling up (pre-allocation gives up
-            // when it does not fit): then a step is due at once, while its
-            // record still fits.
-            let every = if st.reclaim_backlog {
-                AUTO_MIN_GROWTH
+            let (b, end) = (st.control.boundary(), st.log_end);
+            let (oldest, oldest_us) = if st.control.redirects() {
+                (st.control.info.oldest_version, st.control.info.oldest_timestamp_us)
             } else {
-                (st.log_end.saturating_sub(st.control.boundary()) / 8).max(AUTO_MIN_GROWTH)
+                (1, 0)
             };
-            let due = grown >= every || (st.alloc_end <= st.log_end && grown > 0 && self.disk_low());
+            let every = (end.saturating_sub(b) / 8).max(AUTO_MIN_GROWTH);
+            let freeable = st.full_map_offset.saturating_sub(b);
+            let idle = st.reclaim_looked_at != 0 && end < st.reclaim_looked_at.saturating_add(every);
+            let due = (!idle
+                && freeable >= every
+                && policy.exceeded(oldest, oldest_us, st.latest.number, now_us(), bytes_in_use(b, end)))
+                || (st.alloc_end <= st.log_end && self.disk_low());
             if !due {
                 return Ok(None);
             }
-            st.reclaim_looked_at = st.log_end;
         }
         let r = self.reclaim_held(AUTO_STEP_BYTES, false);
-        self.lock().reclaim_backlog = r.as_ref().is_ok_and(|r| r.freed > 0);
+        if let Ok(done) = &r {
+            let mut st = self.lock();
+            st.reclaim_looked_at = if done.freed == 0 { st.log_end } else { 0 };
+        }
         r.map(Some)
     }
 
@@ -968,12 +990,22 @@ impl Log {
     /// what it punched (0: nothing).
     fn punch_freed(&self, epoch: u64, bp: u64, b: u64) -> Result<u64> {
         // A description of our own: locks on the log's shared one would not
-        // conflict with the check.
-        let probe = std::fs::File::open(&self.path).map_err(|e| Error::io(&self.path, "open", None, e))?;
+        // conflict with the check. Writable: PUNCH is taken exclusively.
+        let probe = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&self.path)
+            .map_err(|e| Error::io(&self.path, "open", None, e))?;
         // Idle connections of this process keep an old epoch's lock only
         // until a step wants it (`epochs.rs`).
         crate::epochs::release_idle_below(&probe, epoch);
         use std::os::fd::AsFd;
+        // PUNCH from before the look for readers until the punch returned
+        // (invariant 6): a reader that locks an epoch after the look waits
+        // for it before it refreshes. Readers hold it only for an instant.
+        // Dropped with `probe`.
+        crate::lock::lock_wait(probe.as_fd(), crate::lock::PUNCH, crate::lock::Mode::Exclusive)
+            .map_err(|e| Error::io(&self.path, "lock", None, e))?;
         let held = |below: u64| {
             crate::lock::held_in(probe.as_fd(), crate::lock::EPOCH_BASE, below)
                 .map_err(|e| Error::io(&self.path, "lock", None, e))
