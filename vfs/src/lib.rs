@@ -20,6 +20,7 @@
 #![deny(clippy::undocumented_unsafe_blocks)]
 
 pub mod boundary;
+pub mod changed;
 pub mod checkpoint;
 pub mod commit;
 pub mod commit4;
@@ -30,6 +31,7 @@ pub mod epochs;
 pub mod error;
 pub mod format;
 mod frame_tags;
+pub mod freelist;
 pub mod history;
 pub mod index;
 mod leaves;
@@ -45,6 +47,8 @@ pub mod record;
 pub mod recovery;
 pub mod registry;
 pub mod retention;
+pub mod retire;
+pub mod retire_step;
 mod revert_target;
 pub mod salvage;
 pub mod sqlite;

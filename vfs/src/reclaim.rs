@@ -51,6 +51,7 @@ use std::time::Duration;
 use crate::control::{Control, MapSource};
 use crate::error::{Error, Result};
 use crate::format::{self, ControlInfo, RecordHeader};
+use crate::freelist::{self, FreeRange};
 use crate::log::{now_us, Link, Log, Rec, State};
 use crate::pagemap::{PageMap, Slot};
 use crate::patch;
@@ -74,7 +75,8 @@ pub(crate) fn control_as_of(c: &Control, version: u64) -> ControlInfo {
 /// The bytes of a CONTROL record at `at`, following commit `prev` (whose
 /// page size is `page_size`), with `info` (its `payload_bytes` and
 /// `stragglers` set from the arguments), the straggler table `table`
-/// (sorted) and `payload`.
+/// (sorted), the free list `free` (a valid list, `freelist.rs`) and
+/// `payload`.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn control_record(
     salt: u64,
@@ -83,14 +85,17 @@ pub(crate) fn control_record(
     page_size: u32,
     info: &ControlInfo,
     table: &[(u64, u64)],
+    free: &[FreeRange],
     payload: &[u8],
     claim: bool,
 ) -> Vec<u8> {
     debug_assert_eq!(payload.len() % 8, 0);
     debug_assert!(table.windows(2).all(|w| w[0].0 < w[1].0));
+    debug_assert!(free.windows(2).all(|w| w[0].end() <= w[1].offset));
     let payload_crc = format::salted_crc(salt, &[payload]);
     let stragglers = table.len() as u32;
-    let info = ControlInfo { payload_bytes: payload.len() as u64, stragglers, payload_crc, ..*info };
+    let free_entries = free.len() as u32;
+    let info = ControlInfo { payload_bytes: payload.len() as u64, stragglers, free_entries, payload_crc, ..*info };
     let lay = format::control_layout(&info);
     let mut buf = vec![0u8; lay.length as usize];
     RecordHeader {
@@ -106,7 +111,8 @@ pub(crate) fn control_record(
     }
     .encode(salt, &mut buf);
     info.encode(&mut buf[format::RECORD_HEADER_SIZE..]);
-    let tb = crate::control::encode_table(table);
+    let mut tb = crate::control::encode_table(table);
+    tb.extend_from_slice(&freelist::encode(free));
     let t0 = format::RECORD_HEADER_SIZE + format::CONTROL_INFO_SIZE;
     buf[t0..t0 + tb.len()].copy_from_slice(&tb);
     let ps = lay.payload_start as usize;
@@ -254,7 +260,7 @@ impl Log {
         info.keep_seconds = policy.age_secs.unwrap_or(0);
         info.keep_bytes = policy.bytes.unwrap_or(0);
         let control = st.control.clone();
-        self.append_control(&mut st, info, &control, control.table(), Vec::new())?;
+        self.append_control(&mut st, info, &control, control.table(), control.free(), Vec::new())?;
         Ok(())
     }
 
@@ -262,14 +268,15 @@ impl Log {
     /// before it, so that it may claim that commit durable, and one after),
     /// and makes it the log's state. `old`: the state it follows (its base
     /// tree is kept when `info` names the same root); `table`: the new
-    /// straggler table; `payload`: the relocated items followed by the base
-    /// tree's new nodes.
+    /// straggler table; `free`: the new free list; `payload`: the relocated
+    /// items followed by the base tree's new nodes.
     fn append_control(
         &self,
         st: &mut State,
         info: ControlInfo,
         old: &Control,
         table: &[(u64, u64)],
+        free: &[FreeRange],
         payload: Vec<u8>,
     ) -> Result<u64> {
         let salt = st.header.expect("a log with a commit has a header").salt;
@@ -280,7 +287,7 @@ impl Log {
         // so that no claim a later commit makes can name a commit this or a
         // later step frees (a horizon lags under synchronous=NORMAL).
         self.io.sync().map_err(|e| Error::io(&self.path, "sync", None, e))?;
-        let rec = control_record(salt, at, prev, latest.page_size, &info, table, &payload, true);
+        let rec = control_record(salt, at, prev, latest.page_size, &info, table, free, &payload, true);
         if let Err(e) = self.io.write_at(&rec, at) {
             // A full disk (or a failed write) may have left part of it: put
             // back what was there, pre-allocated zeros and the file's
@@ -313,11 +320,13 @@ impl Log {
         let crc = format::trailer_crc(&rec[rec.len() - format::TRAILER_SIZE..]);
         let payload_crc = format::salted_crc(salt, &[&payload]);
         let stragglers = table.len() as u32;
-        let info = ControlInfo { payload_bytes: payload.len() as u64, stragglers, payload_crc, ..info };
-        let control = if info.base_root == old.info.base_root && table == old.table() {
+        let free_entries = free.len() as u32;
+        let info = ControlInfo { payload_bytes: payload.len() as u64, stragglers, free_entries, payload_crc, ..info };
+        let control = if info.base_root == old.info.base_root && table == old.table() && free == old.free() {
             old.copied(at, crc, info)
         } else {
-            let tb = crate::control::encode_table(table);
+            let mut tb = crate::control::encode_table(table);
+            tb.extend_from_slice(&freelist::encode(free));
             Control::load(at, crc, info, &tb, &mapping, end.min(mapping.cap))
                 .map_err(|d| self.corrupt(d.offset, d.expected, d.found))?
         };
@@ -455,6 +464,9 @@ impl Log {
         if policy.is_all() || latest.number == 0 {
             return Ok(Reclaimed { oldest: self.oldest_kept().unwrap_or(1), ..Default::default() });
         }
+        // Release the list the last step made (`retire_step.rs`), before
+        // the state lock: it may wait for the PUNCH byte.
+        let released = self.release_listed(&self.lock().control.clone(), crate::retire_step::MAX_RELEASE)?;
         let mut st = self.lock();
         let salt = st.header.expect("a log with a commit has a header").salt;
         let len = st.log_end;
@@ -552,8 +564,13 @@ impl Log {
             .chain(commits[..(latest.number - vo) as usize].iter().filter(|r| r.is_checkpoint()))
             .collect();
         let nodes = self.kept_nodes(&kept_cks, &old, bp)?;
+        // The free list: what the retired commits leave dead past `B'`, and
+        // what the last list held that the release did not punch.
+        let found = self.retired_ranges(salt, len, &commits, vo, &vo_map, &old, bp)?;
+        let free = freelist::union(&freelist::without(old.free(), &released), &found);
         let meta = (format::RECORD_HEADER_SIZE + format::CONTROL_INFO_SIZE) as u64
-            + (keys.len() + nodes.len()) as u64 * format::STRAGGLER_SIZE as u64;
+            + (keys.len() + nodes.len()) as u64 * format::STRAGGLER_SIZE as u64
+            + free.len() as u64 * format::FREE_ENTRY_SIZE as u64;
         let at = st.log_end;
         let payload_at = at + meta;
         let mut payload: Vec<u8> = Vec::new();
@@ -784,7 +801,7 @@ impl Log {
             oldest_counter: vo_rec.info.page1_counter,
             ..old.info
         };
-        let end = self.append_control(&mut st, info, &old, &stragglers, payload)?;
+        let end = self.append_control(&mut st, info, &old, &stragglers, &free, payload)?;
         let epoch = info.epoch;
         drop(st);
 
@@ -875,7 +892,7 @@ impl Log {
     /// The map entries of kept commit `r` that may name older items: its
     /// entry table (a delta or a full map), or a checkpoint's tree slots
     /// (read under `old`): a revert's checkpoint names its target's items.
-    fn kept_entries(&self, r: &Rec, old: &Control) -> Result<Vec<format::Entry>> {
+    pub(crate) fn kept_entries(&self, r: &Rec, old: &Control) -> Result<Vec<format::Entry>> {
         if r.is_checkpoint() {
             self.checkpoint_slots(r, old)
         } else {
@@ -978,6 +995,7 @@ impl Log {
             // Other processes' idle connections let old epochs go within a
             // few ticks (`epochs.rs`): a step asked for waits that long.
             crate::epochs::wait_for_idle_release(&self.path, old.epoch(), crate::epochs::ASKED_STEP_WAIT);
+            self.release_listed(old, usize::MAX)?;
             self.punch_freed(old.epoch(), b, format::FIRST_RECORD)?
         } else {
             0
