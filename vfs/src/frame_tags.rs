@@ -28,8 +28,11 @@
 //! 4. A page re-pointed to a new frame (a commit, another version) gets
 //!    another (offset, crc): its tag matches the old one only by chance
 //!    (2^-32, a 64-bit mix of offset and length folded to 32 bits, xored
-//!    with two crcs), so the new frame is checked on its first read. A tag
-//!    that would be 0 is never stored and never matches.
+//!    with two crcs), so the new frame is checked on its first read but
+//!    for that chance, where tags per unit of an append-only log were 0
+//!    for every new frame: the one respect in which this is weaker, taken
+//!    for the memory (an exact 8-byte tag, unit and crc, would hold 2 MiB
+//!    at 1 GiB). A tag that would be 0 is never stored and never matches.
 //! 5. One tag per page: readers of two versions that map a page to two
 //!    frames re-check it when they alternate (a crc of one page each time);
 //!    correctness is unaffected, only that cost.
