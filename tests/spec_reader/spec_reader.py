@@ -781,6 +781,11 @@ class Log:
                 end = r.end
         return end
 
+    def forget_control(self):
+        """No control state: what a refused open leaves ("B is not known")."""
+        self.ctl, self.boundary, self.base, self.bases = None, HEADER_BLOCK, {}, {}
+        self.moved, self.ctl_end = {}, 0
+
     def load_control(self, latest, passed):
         """ "The control state ... is that of its last CONTROL record: of the CONTROL records that
         recovery passes -- step 5's path ... and step 3's walk up to the log end -- the one at the
@@ -1421,6 +1426,9 @@ def examine(data):
     except Damage as e:
         out["error"] = str(e)
         out["verify_error"] = "recovery refuses the log: %s" % e
+        # "When recovery refuses the log, B is not known": not even the control state it was
+        # loading when it met the damage (a base tree node, a straggler table).
+        log.forget_control()
         try:
             found, out["damage_met"] = log.readable(None, True)
             out["readable"] = sorted(found)

@@ -58,6 +58,15 @@ const FORMAT4_AGREED: &[(&str, &str, &str)] = &[
          kept version's full map is gone)",
     ),
     (
+        "f4-reclaimed-cut-before-the-last-steps-control.log",
+        "refused damaged",
+        "a log of seven reclamation steps (make_format4.rs, f4-reclaimed) cut after the last step's B = 375824 \
+         but before its CONTROL record: the newest CONTROL record left (B = 354880) names a base-tree node in \
+         the punched zeros, so recovery refuses; B is then not known, and the forward read starts at the first \
+         non-zero word (375824) with the zeros as damage and lists 514-516 (the reader kept the refused \
+         state's B and listed nothing)",
+    ),
+    (
         "f4-torn-last-control.log",
         "opens 266 clean",
         "a reclamation step's CONTROL record torn in its payload (its crc fails) as the last record, nothing \
