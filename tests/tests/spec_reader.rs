@@ -67,6 +67,15 @@ const FORMAT4_AGREED: &[(&str, &str, &str)] = &[
          state's B and listed nothing)",
     ),
     (
+        "f4-middle-commit-reserved-resealed.log",
+        "opens 300 damaged",
+        "version 134's COMMIT (148864, between full maps 2 and 258) with reserved bytes set: not well-formed; \
+         the log opens at 300 from a later claim, and versions 1-133 (on no way to 134) read, 134-257 \
+         (their maps cross it) do not: FORMAT.md step 5's search map commit to map commit (the reader \
+         read 1-257 as damage walking `prev commit` back; pagelog read 1-129, not 130-133, whose \
+         search walked back from 257 across the damage)",
+    ),
+    (
         "f4-torn-last-control.log",
         "opens 266 clean",
         "a reclamation step's CONTROL record torn in its payload (its crc fails) as the last record, nothing \
