@@ -627,9 +627,10 @@ impl Log {
     /// checkpoint interval (≤ 1,024 commits in format 4) inside it: forward
     /// from its checkpoint or back from the commit after it, whichever is
     /// nearer (forward when the walk back meets damage: FORMAT.md defines
-    /// the commit as the one on the path forward, so a version is not hidden
-    /// by damage after it that this shortcut happened to cross). Every record reached is checked as the walk back along
-    /// `prev commit` links checked it: a commit, of the version expected,
+    /// the commit as the one on the path forward, so a version is not
+    /// hidden by damage after it that this shortcut happened to cross).
+    /// Every record reached is checked as the walk back along `prev commit`
+    /// links checked it: a commit, of the version expected,
     /// at a lower offset, its crc the one its successor names (a checkpoint
     /// reached through `full map offset` is checked as `build_map_and_control`
     /// checks it: a map of a version not after its namer's).
