@@ -57,6 +57,9 @@ pub fn describe(e: &Error) -> String {
              (and version 0, the empty database); see `pagelog retain`"
         ),
         Error::Unsupported(s) => s.clone(),
+        Error::Unreadable { version, source } => {
+            format!("version {version} cannot be read: {}; nothing was written", describe(source))
+        }
         other => other.to_string(),
     }
 }

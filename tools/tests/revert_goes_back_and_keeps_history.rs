@@ -132,3 +132,50 @@ fn a_revert_to_a_damaged_version_is_refused_and_the_latest_still_reads() {
     assert_eq!(revert(&db, 1), 5);
     assert_eq!(rows(&open(&db), "SELECT count(*) FROM t"), ["0"]);
 }
+
+/// The refusal is `Log::revert`'s, so every caller gets it, not only this
+/// tool: the library, in format 3 and in format 4 (whose maps are index
+/// trees), refuses a revert to a version whose damaged page the latest
+/// does not share, names the damage, and writes nothing. Before, the
+/// library committed the damage as the latest version.
+#[test]
+fn the_library_refuses_a_revert_to_a_damaged_version_in_formats_3_and_4() {
+    for format4 in [false, true] {
+        let d = TempDir::new("revert-damaged-lib");
+        let db = d.path("app.db");
+        let c = open(&db);
+        c.execute_batch("CREATE TABLE t(id INTEGER PRIMARY KEY, b BLOB)").unwrap();
+        c.execute_batch("INSERT INTO t VALUES(1, randomblob(3000))").unwrap();
+        for _ in 3..=4 {
+            c.execute_batch("UPDATE t SET b = randomblob(3000)").unwrap();
+        }
+        drop(c);
+        if format4 {
+            pagelog(["upgrade".as_ref(), db.as_os_str(), "--format".as_ref(), "4".as_ref()]).ok();
+        }
+        // Page 2 as version 2 stores it (random bytes: a frame, not a patch).
+        let log = pagelog::Log::open(&db, pagelog::OpenOptions::default()).unwrap();
+        let latest = log.refresh().unwrap();
+        let old = log.version(2).unwrap().map.try_get(2).unwrap().unwrap();
+        assert_ne!(Some(old), latest.map.try_get(2).unwrap(), "version 2 and the latest share page 2");
+        drop(log);
+        flip(&db, old.offset + 200, 0xff);
+        let before = std::fs::read(&db).unwrap();
+
+        let log = pagelog::Log::open(&db, pagelog::OpenOptions::default()).unwrap();
+        let e = match log.revert(2, std::time::Duration::from_secs(5)) {
+            Err(e) => e,
+            Ok(v) => {
+                panic!("format 4: {format4}: the revert to damaged version 2 made version {:?}", v.map(|v| v.number))
+            }
+        };
+        let msg = e.to_string();
+        assert!(matches!(e, pagelog::Error::Unreadable { version: 2, .. }), "format 4: {format4}: {e:?}");
+        assert!(msg.contains(&format!("offset {}", old.offset)), "format 4: {format4}: {msg}");
+        drop(log);
+        assert_eq!(std::fs::read(&db).unwrap(), before, "format 4: {format4}: the refused revert wrote");
+        let c = open(&db);
+        assert_eq!(rows(&c, "SELECT count(*) FROM t"), ["1"]);
+        assert_eq!(version(&c), 4);
+    }
+}

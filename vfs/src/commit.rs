@@ -729,8 +729,9 @@ impl Log {
 
     /// Makes version `to` the latest by appending a new version whose
     /// contents equal it (history is kept). Costs a comparison of the two
-    /// page maps and one new page: unchanged pages reference version `to`'s
-    /// frames. Page 1's file change counter and schema cookie become larger
+    /// page maps, a read of `to`'s pages the latest does not share (a
+    /// damaged `to` is refused: `revert_target.rs`) and one new page:
+    /// unchanged pages reference version `to`'s frames. Page 1's file change counter and schema cookie become larger
     /// than any value before, so connections that cached pages or schema
     /// notice the change. Ok(None) when `to` is already the latest.
     pub fn revert(&self, to: u64, timeout: Duration) -> Result<Option<Arc<Version>>> {
@@ -740,6 +741,7 @@ impl Log {
         if target.number == latest.number {
             return Ok(None);
         }
+        self.check_revert_target(&target, &latest)?; // a damaged target would become the latest
         let f4 = self.format() >= format::FORMAT_V4;
         let mut txn = self.begin(latest.clone(), crate::txn::DEFAULT_SPILL_LIMIT);
         if target.db_pages() == 0 {

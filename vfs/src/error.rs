@@ -27,6 +27,10 @@ pub enum Error {
     Reclaimed { path: PathBuf, version: u64, oldest: u64, latest: u64 },
     /// A request pagelog does not support, with the reason.
     Unsupported(String),
+    /// Version `version` cannot be read (`source` says where and why), so
+    /// it was not made the latest: a revert to it was refused and wrote
+    /// nothing.
+    Unreadable { version: u64, source: Box<Error> },
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -72,6 +76,12 @@ impl fmt::Display for Error {
                 path.escaped()
             ),
             Error::Unsupported(s) => f.write_str(s),
+            Error::Unreadable { version, source } => {
+                write!(
+                    f,
+                    "{source}; version {version} cannot be read, so it was not made the latest: nothing was written"
+                )
+            }
         }
     }
 }
@@ -80,6 +90,7 @@ impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             Error::Io { source, .. } => Some(source),
+            Error::Unreadable { source, .. } => Some(source.as_ref()),
             _ => None,
         }
     }

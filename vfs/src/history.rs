@@ -18,11 +18,13 @@ pub struct CommitSummary {
     /// Commit time, microseconds since the Unix epoch.
     pub timestamp_us: u64,
     /// Frames this transaction wrote: map entries pointing at or after the
-    /// end of the previous commit (a revert writes only page 1).
+    /// end of the previous commit (a revert writes only page 1). A format-4
+    /// checkpoint has no entry table: its slots that name its own frames.
     pub pages_written: u32,
     pub db_pages: u32,
     pub page_size: u32,
-    /// Bytes of the transaction's records: its SPILL records and its COMMIT.
+    /// Bytes of the transaction's records: its SPILL records, a checkpoint's
+    /// INDEX and CONTROL records, and its COMMIT.
     pub bytes: u64,
     /// Offset of the COMMIT record.
     pub offset: u64,
@@ -204,10 +206,19 @@ impl Log {
                 txn_start = rec.end();
             } else if rec.is_commit() {
                 let entries = self.read_entries(&rec)?;
+                let entries = self.written_entries(&rec, txn_start, entries)?.map_err(|d| {
+                    let expected = format!("{} (the index tree of version {})", d.expected, rec.h.version);
+                    self.corrupt(d.offset, expected, d.found)
+                })?;
                 out.push(CommitSummary::of(&rec, txn_start, &entries));
                 prev = Prev::of(&rec);
                 txn_start = rec.end();
-            } else if rec.h.kind == format::KIND_MARK || rec.is_control() {
+            } else if rec.h.kind == format::KIND_MARK || rec.is_control() && rec.h.flags & format::FLAG_CLAIM != 0 {
+                // Between transactions: a MARK, or a CONTROL record with
+                // CLAIM (a reclamation step, a policy). One without CLAIM
+                // is a checkpoint's own, right before its COMMIT (FORMAT.md,
+                // "Where CONTROL records lie"): its bytes are the
+                // checkpoint's, as its INDEX record's are.
                 txn_start = rec.end();
             }
             pos = rec.end();
@@ -220,6 +231,27 @@ impl Log {
             ));
         }
         Ok(out)
+    }
+
+    /// The map entries of commit `rec` (its transaction started at
+    /// `txn_start`) that [`CommitSummary::of`] counts: its entry table
+    /// (`entries`, as read); for a checkpoint written without one (its tree
+    /// is its whole map), the slots of the tree nodes its own transaction
+    /// wrote. Only those can name its frames (nodes are copy-on-write: an
+    /// older node names nothing written after it), and they are the
+    /// subtrees in which its tree differs from the previous version's, so
+    /// the cost is what the checkpoint wrote, not the tree.
+    /// Ok(Err(damage)): one of those nodes is damaged.
+    pub(crate) fn written_entries(
+        &self,
+        rec: &Rec,
+        txn_start: u64,
+        entries: Vec<Entry>,
+    ) -> Result<std::result::Result<Vec<Entry>, crate::tree::Damage>> {
+        if !rec.is_checkpoint() || !entries.is_empty() {
+            return Ok(Ok(entries));
+        }
+        self.tree_entries(rec, txn_start)
     }
 
     /// True while `self.path()` still names the file this log has open (it

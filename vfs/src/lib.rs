@@ -44,6 +44,7 @@ pub mod record;
 pub mod recovery;
 pub mod registry;
 pub mod retention;
+mod revert_target;
 pub mod salvage;
 pub mod sqlite;
 pub mod stat;

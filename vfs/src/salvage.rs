@@ -349,6 +349,15 @@ impl Readable {
         let mut all: Vec<(Rec, u64, Vec<Entry>)> = forward.into_iter().chain(chain).collect();
         all.sort_by_key(|(r, ..)| r.h.version);
         for (rec, txn_start, entries) in all {
+            // A checkpoint's entries are in its tree (Log::written_entries).
+            let entries = match self.log.written_entries(&rec, txn_start, entries)? {
+                Ok(e) => e,
+                Err(d) => {
+                    let expected = format!("{} (the index tree of version {})", d.expected, rec.h.version);
+                    out.damage.push(Problem { offset: d.offset, expected, found: d.found });
+                    Vec::new()
+                }
+            };
             out.versions.push(CommitSummary::of(&rec, txn_start, &entries));
             out.recs.push(rec);
         }
@@ -408,8 +417,11 @@ impl Readable {
             if rec.is_control() && rec.h.flags & format::FLAG_CLAIM != 0 {
                 durable = durable.max(prev.version); // a step synced first
             }
-            if rec.is_control() && pos == txn_start {
-                // Between commits, as a MARK (the log may end after it).
+            if rec.is_control() && rec.h.flags & format::FLAG_CLAIM != 0 && pos == txn_start {
+                // Between commits, as a MARK (the log may end after it). One
+                // without CLAIM is a checkpoint's own, part of its
+                // transaction (its bytes are the checkpoint's, as in
+                // `Log::history`).
                 pos = rec.end();
                 txn_start = pos;
                 continue;

@@ -107,13 +107,21 @@ impl MainDb {
             },
         };
         let ro = want_ro || pinned_n.is_some();
+        let os_error = |e: &Error| match e {
+            Error::Io { source, .. } => source.raw_os_error(),
+            _ => None,
+        };
         let log = match shared_log(path, OpenOptions { create: create && !ro, read_only: ro, ..Default::default() }) {
             Ok(l) => l,
-            Err(Error::Io { source, .. })
-                if !ro && matches!(source.raw_os_error(), Some(libc::EACCES) | Some(libc::EROFS)) =>
-            {
-                shared_log(path, OpenOptions { create: false, read_only: true, ..Default::default() })
-                    .map_err(|e| report(&e))?
+            Err(first @ Error::Io { .. }) if !ro && matches!(os_error(&first), Some(libc::EACCES | libc::EROFS)) => {
+                // Not writable: a file that exists is opened read-only. One
+                // that does not (creating it was refused) is reported by the
+                // refusal, not by the retry's "No such file or directory".
+                match shared_log(path, OpenOptions { create: false, read_only: true, ..Default::default() }) {
+                    Ok(l) => l,
+                    Err(e) if os_error(&e) == Some(libc::ENOENT) => return Err(report(&first)),
+                    Err(e) => return Err(report(&e)),
+                }
             }
             Err(e) => return Err(report(&e)),
         };
@@ -348,6 +356,14 @@ impl MainDb {
     /// and one that checked for readers before it never punches what this
     /// snapshot reads.
     fn snapshot(&mut self) -> Result<Arc<Version>, Error> {
+        if let Some(p) = self.pinned.as_ref().filter(|p| p.number == 0) {
+            // Version 0, the empty database, reads no byte of the log: no
+            // length to check (an empty file is a log at version 0), no
+            // epoch to hold, and it is never reclaimed (FORMAT.md). Its
+            // control state is none, so the epoch loop below would never
+            // see it match the latest's.
+            return Ok(p.clone());
+        }
         if self.log.format() < crate::format::FORMAT_V4 {
             // No epochs before format 4: the read path costs what it did
             // (one refresh; a pinned version only the truncation check).

@@ -417,6 +417,7 @@ pub(crate) fn error_code(e: &Error) -> c_int {
         Error::ReadOnly { .. } => ffi::SQLITE_READONLY,
         Error::NoSuchVersion { .. } | Error::Reclaimed { .. } => ffi::SQLITE_CANTOPEN,
         Error::Unsupported(_) => ffi::SQLITE_ERROR,
+        Error::Unreadable { source, .. } => error_code(source),
     }
 }
 
