@@ -27,7 +27,7 @@ use pagelog_e2e::{python3, TempDir};
 /// Known disagreements, all on files in `tests/spec_reader/cases/` (none on
 /// the kept corpus): (file, what the reader from FORMAT.md says, what
 /// pagelog says, the finding of issue 9 item 4 it reproduces; details and
-/// the proposed fix in tests/spec_reader/README.md). Empty since D1-D15 were
+/// the proposed fix in tests/spec_reader/README.md). Empty since D1-D18 were
 /// settled; a new finding goes here until the spec or the code is fixed.
 const KNOWN_DISAGREEMENTS: &[(&str, &str, &str, &str)] = &[];
 
