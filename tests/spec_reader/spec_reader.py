@@ -52,6 +52,7 @@ CONTROL_INFO = 96  # "Format 4", "CONTROL records (kind 5)"
 INDEX_INFO = 16  # "Checkpoints and INDEX records"
 CHECKPOINT_INFO = 48
 STRAGGLER = 16
+FREE_ENTRY = 16
 ENTRY = 16
 TRAILER = 16
 M64 = (1 << 64) - 1
@@ -125,7 +126,7 @@ class Control:
     """A CONTROL record's control info ("Format 4")."""
     __slots__ = ("epoch", "keep_versions", "keep_seconds", "keep_bytes", "boundary", "oldest",
                  "payload_crc", "root", "root_crc", "depth", "oldest_ts", "oldest_counter",
-                 "stragglers", "payload_bytes")
+                 "stragglers", "payload_bytes", "free_entries")
 
 
 class Log:
@@ -311,19 +312,21 @@ class Log:
             return None
         c = Control()
         (c.epoch, c.keep_versions, c.keep_seconds, c.keep_bytes, c.boundary, c.oldest, c.payload_crc,
-         res1, c.root, c.root_crc, c.depth, res2a, res2b, c.oldest_ts, c.oldest_counter, c.stragglers,
+         c.free_entries, c.root, c.root_crc, c.depth, res2a, res2b, c.oldest_ts, c.oldest_counter, c.stragglers,
          c.payload_bytes) = struct.unpack_from("<QQQQQQIIQIBBHQIIQ", d, o + REC_HEADER)
-        # "the control info's reserved bytes (52-55, 69-71) are zero; epoch >= 1; payload bytes
+        # "the control info's reserved bytes (69-71) are zero; epoch >= 1; payload bytes
         # is a multiple of 8; boundary is a multiple of 8 and at least 512; base root = 0 exactly
         # when base depth = 0, and base root crc = 0 when base root = 0"; "boundary ... at or
         # before the record's own offset"; "a base root != 0 is a multiple of 8 and at least 512"
-        if res1 or res2a or res2b or c.epoch < 1 or c.payload_bytes % 8 or c.boundary % 8 \
+        if res2a or res2b or c.epoch < 1 or c.payload_bytes % 8 or c.boundary % 8 \
                 or c.boundary < HEADER_BLOCK or (c.root == 0) != (c.depth == 0) \
                 or (c.root == 0 and c.root_crc != 0) or c.boundary > o \
                 or (c.root != 0 and (c.root % 8 or c.root < HEADER_BLOCK)):
             return None
-        payload = o + REC_HEADER + CONTROL_INFO + STRAGGLER * c.stragglers
-        # "length = 48 + 96 + 16 x stragglers + payload bytes + 16"
+        # "the free list ... right after the straggler table"; "Readers skip it: the payload
+        # starts after it"
+        payload = o + REC_HEADER + CONTROL_INFO + STRAGGLER * c.stragglers + FREE_ENTRY * c.free_entries
+        # "length = 48 + 96 + 16 x stragglers + 16 x free entries + payload bytes + 16"
         if payload - o + c.payload_bytes + TRAILER != r.length:
             return None
         if o + r.length > n:
@@ -853,6 +856,7 @@ class Log:
                 raise Damage(r.off, "a straggler table sorted by old offset, each copy in the record")
             moved[old], last = new, old
         self.moved = moved
+        self.check_free_list(r)
         if r.ctl.root == 0:
             return
         if not 1 <= r.ctl.depth <= 6:  # "A base depth outside 1 ... 6 is damage too"
@@ -864,6 +868,27 @@ class Log:
                 if at + 8 > end:
                     raise Damage(at, "a patch of page %d named by the base tree, before the log end" % pg)
                 self.bases[pg] = struct.unpack_from("<Q", self.data, at)[0]
+
+    def check_free_list(self, r):
+        """ "The free list": checked when the control state is loaded, never read through."""
+        # "entries sorted by range offset, strictly increasing, and not overlapping (each range
+        # ends at or before the next one's offset); every range at least 512 bytes long, starting
+        # at or after 512 and ending at or before the CONTROL record's own offset; a SLOT range one
+        # frame long: its length a valid page size (512 ... 65536, a power of two) and its offset a
+        # multiple of min(length, 4096); no flag bit but SLOT set. Otherwise the log is damaged
+        # (named by the CONTROL record's offset)."
+        at = r.off + REC_HEADER + CONTROL_INFO + STRAGGLER * r.ctl.stragglers
+        last_end = None
+        self.free_list = []
+        for k in range(r.ctl.free_entries):
+            off, length, flags = struct.unpack_from("<QII", self.data, at + FREE_ENTRY * k)
+            slot_ok = not flags & 1 or (page_size_ok(length) and off % min(length, 4096) == 0)
+            if (last_end is not None and off < last_end) or length < 512 or off < HEADER_BLOCK \
+                    or off + length > r.off or flags & ~1 or not slot_ok:
+                raise Damage(r.off, "a free list sorted by offset, its ranges apart, in [512, the record)")
+            last_end = off + length
+            self.free_list.append((off, off + length))
+        self.free_rec = r.off
 
     def walk_node(self, off, crc, level, first, end):
         """ "The base tree": the node at off, checked in the order the text gives, and its
@@ -1268,6 +1293,55 @@ class Log:
             if x["checksum"] != x["stored_checksum"]:
                 return "version %d: checksum %s, its pages give %s" % (x["version"], x["stored_checksum"],
                                                                       x["checksum"])
+        return self.free_list_overlap(open_latest)
+
+    def free_list_overlap(self, latest):
+        """ "The free list": "no version the log holds from this CONTROL record on, and nothing
+        its control state names (base tree, straggler table), reaches any byte of it", checked by
+        verify for the items at or after B (below B a held version reads what the control state
+        redirects to): every frame (a page), patch (its size) and patch base (a page) of every
+        held version's map."""
+        fl = getattr(self, "free_list", [])
+        if not fl:
+            return None
+        starts = [x[0] for x in fl]
+        b = self.boundary
+
+        def over(s, e):
+            i = bisect.bisect_right(starts, e - 1) - 1
+            return fl[i] if i >= 0 and fl[i][1] > s else None
+
+        chain, c = [latest], latest
+        while c.prev != 0 and c.version > self.ctl.oldest:
+            p = self.record(c.prev)
+            if p is None or p.kind != COMMIT or p.tcrc != c.prev_crc:
+                break
+            chain.append(p)
+            c = p
+        for c in chain:
+            try:
+                pmap = self.build_map(c)
+            except Damage:
+                continue  # reported as the version's damage above
+            for i, (_cr, fo) in enumerate(pmap):
+                if fo <= 0 or (fo & ~7) < b:
+                    continue
+                spans = []
+                if fo % 8 == 1:
+                    pp = self.parse_patch(fo - 1, c.ps, self.n)
+                    if isinstance(pp, str):
+                        continue
+                    spans.append((fo - 1, fo - 1 + pp[3]))
+                    if pp[0] >= b:
+                        spans.append((pp[0], pp[0] + c.ps))
+                else:
+                    spans.append((fo, fo + c.ps))
+                for s0, e0 in spans:
+                    hit = over(s0, e0)
+                    if hit is not None:
+                        return "the free-list range (%d, %d) of the CONTROL record at %d covers page %d's " \
+                               "item at %d (version %d)" % (hit[0], hit[1] - hit[0], self.free_rec, i + 1, s0,
+                                                            c.version)
         return None
 
     def verify(self, open_latest, open_v):

@@ -215,13 +215,10 @@ fn kill_9_with_reverts_among_the_steps_loses_nothing() {
 }
 
 /// The same with reverts and one reader reading through SQLite's memory
-/// map (xFetch). Ignored for R10 (tests/RELIABILITY.md): about one run in
-/// five, a reader's read transaction or `?version=N` connection is refused
-/// with "version N is no longer kept" or reads a frame a step freed
-/// (found in CI at 43c466d; also with the epoch locks dropped at every
-/// transaction's end, so not the kept epoch locks).
+/// map (xFetch). R10 (tests/RELIABILITY.md) was found with it: a reader
+/// that took its epoch lock while a step punched past its view took the
+/// stale view for the latest (`vfs/tests/retention_punch_race.rs`).
 #[test]
-#[ignore = "R10 in tests/RELIABILITY.md: a reader through the memory map is served a reclaimed version about one run in five"]
 fn kill_9_beside_readers_one_through_sqlites_memory_map_loses_nothing() {
     kill_9_beside_readers(true, true);
 }

@@ -230,9 +230,9 @@ impl Log {
         let end = st.log_end.min(st.mapping.cap);
         let src = crate::index::ResolvedSource { map: &st.mapping, end, control: &st.control };
         let changes_at = |o: u64| Ok(changes(base, p.same_ps, &slots_at(o), p.db_pages)?.1);
-        let table = st.control.table();
+        let (table, free) = (st.control.table(), st.control.free());
         let control =
-            |at: u64| crate::reclaim::control_record(p.salt, at, p.prev, p.page_size, &p.info, table, &[], false);
+            |at: u64| crate::reclaim::control_record(p.salt, at, p.prev, p.page_size, &p.info, table, free, &[], false);
         // The tree it starts from (`changes` starts from the same one).
         let r0 = match (&base.map, p.same_ps) {
             (Pages::Tree(t), true) => t.root,

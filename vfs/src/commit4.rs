@@ -42,12 +42,13 @@ pub(crate) const ALIGN_MIN_FRAMES: u32 = 32;
 /// `format`, `policy`: a retention policy is in force (writer policy,
 /// FORMAT.md "Aligned page images"): never in format 3 or before, nor on a
 /// record without frames; always at [`ALIGN_MIN_FRAMES`] frames; below that
-/// only under a policy and for pages under 4096 bytes (several slots a
-/// block, which unaligned small frames would straddle). A one-row commit of
-/// 4096-byte pages stays unpadded, policy or not.
-pub(crate) fn aligned_flag(format: u32, kind: u8, frames: u32, page_size: u32, policy: bool) -> u8 {
-    let align =
-        format >= format::FORMAT_V4 && frames > 0 && (frames >= ALIGN_MIN_FRAMES || (policy && page_size < 4096));
+/// only under a policy, at every page size: the retirement step frees a
+/// dead frame in place (`retire_step.rs`), which gives blocks back only
+/// when the frame fills its blocks, and until dead slots are reused a
+/// one-frame commit is padded to one (docs/format-4.md, "What remains",
+/// step 2). Without a policy a one-row commit stays unpadded.
+pub(crate) fn aligned_flag(format: u32, kind: u8, frames: u32, _page_size: u32, policy: bool) -> u8 {
+    let align = format >= format::FORMAT_V4 && frames > 0 && (frames >= ALIGN_MIN_FRAMES || policy);
     if align {
         format::aligned_bit(kind)
     } else {

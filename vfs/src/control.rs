@@ -25,6 +25,9 @@
 //!    copy's position), and every copy lies at or after `B` in a CONTROL
 //!    record, a patch's copy naming a base at or after `B` too.
 //!
+//! 5. The free list (`freelist.rs`) is parsed and checked with the
+//!    straggler table and carried by a copy; nothing here reads through it.
+//!
 //! Phase 1 (this file): the base tree is read whole into memory when a
 //! control state is loaded (its size is the pages relocated, at most the
 //! database's); step 5 of the design reads it on demand.
@@ -33,6 +36,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use crate::format::{self, ControlInfo};
+use crate::freelist::{self, FreeRange};
 use crate::pagemap::Slot;
 use crate::patch;
 use crate::retention::Policy;
@@ -53,6 +57,8 @@ pub struct Control {
     bases: HashMap<u32, u64>,
     /// The straggler table: (old offset, new offset), sorted (invariant 4).
     moved: Arc<Vec<(u64, u64)>>,
+    /// The free list (invariant 5).
+    free: Arc<Vec<FreeRange>>,
 }
 
 /// The state of a log that has no CONTROL record, for readers that have no
@@ -71,7 +77,8 @@ impl Control {
     /// Loads the state of the CONTROL record at `offset` (crc `crc`, info
     /// `info`), reading its base tree through `map`, which covers every
     /// byte below `end`. Err: the base tree is damaged.
-    /// `table`: the record's straggler table (`info.stragglers` entries).
+    /// `table`: the record's straggler table (`info.stragglers` entries)
+    /// followed by its free list (`info.free_entries`).
     pub(crate) fn load(
         offset: u64,
         crc: u32,
@@ -81,7 +88,9 @@ impl Control {
         end: u64,
     ) -> Result<Control, tree::Damage> {
         let moved = Arc::new(parse_table(offset, &info, table)?);
-        let mut c = Control { offset, crc, info, base: HashMap::new(), bases: HashMap::new(), moved };
+        let rest = table.get(info.stragglers as usize * format::STRAGGLER_SIZE..).unwrap_or(&[]);
+        let free = Arc::new(freelist::parse(offset, info.free_entries as usize, rest)?);
+        let mut c = Control { offset, crc, info, base: HashMap::new(), bases: HashMap::new(), moved, free };
         if info.base_root == 0 {
             return Ok(c);
         }
@@ -108,7 +117,20 @@ impl Control {
     /// written before a full map, whose info may differ only in what a copy
     /// updates: the oldest version's record while the log starts).
     pub(crate) fn copied(&self, offset: u64, crc: u32, info: ControlInfo) -> Control {
-        Control { offset, crc, info, base: self.base.clone(), bases: self.bases.clone(), moved: self.moved.clone() }
+        Control {
+            offset,
+            crc,
+            info,
+            base: self.base.clone(),
+            bases: self.bases.clone(),
+            moved: self.moved.clone(),
+            free: self.free.clone(),
+        }
+    }
+
+    /// The free list, sorted by offset (invariant 5).
+    pub fn free(&self) -> &[FreeRange] {
+        &self.free
     }
 
     /// Where the item at `old` (below `B`) was relocated to, if it was.

@@ -26,6 +26,29 @@
 //! while its connection is in a transaction (`busy`, under the hold's
 //! mutex, which `begin` and every release take).
 //!
+//! # A lock taken while a step punches (R10)
+//! The argument above needs the snapshot read after the lock to show the
+//! newer CONTROL record. A refresh finds it by walking on from the end of
+//! the process's view, `L`; a step that looked for readers before the lock
+//! was taken may still be punching `[512, B)` with `B > L` while that walk
+//! runs, and a punch is not atomic to a reader: `fallocate` zeroes the
+//! partial block at the range's end first and drops cached pages in order,
+//! so the probe of the view's last bytes (`L − 8`, which would read as
+//! zeros once the punch is done and send the refresh to recover afresh)
+//! may still find them while the bytes at `L` already read as zeros. The
+//! refresh then calls the stale view current, its epoch matches the lock,
+//! and the transaction reads frames the punch frees under it (a crc error
+//! at an offset below `B`, or SQLite finding zeros where a checked frame
+//! was). So a step holds the [`lock::PUNCH`] byte exclusively from before
+//! it looks for readers until its punch returned, and [`EpochHold::begin`],
+//! when it takes a lock (not when it keeps one), waits until PUNCH is free
+//! before the caller refreshes: any step that missed the new lock has then
+//! finished punching, and the refresh sees the file as the punch left it
+//! (`L − 8` freed: recovery from the file's end; else the walk from `L`
+//! over intact records). A lock kept from an earlier transaction needs no
+//! wait: a step that could punch what its epoch reads saw it. Cost: one
+//! `F_OFD_GETLK` per lock taken; a reader waits only while a step punches.
+//!
 //! # Liveness: an idle connection does not hold reclamation back
 //! Between transactions a connection reads nothing, so the lock it keeps
 //! only delays punching; it holds at most its last snapshot's epoch `e`,
@@ -149,23 +172,27 @@ impl EpochHold {
     pub fn begin(&self, epoch: u64) -> io::Result<()> {
         self.used.store(true, Ordering::Relaxed);
         let h = &self.hold;
-        let mut st = h.state();
-        st.busy = true;
-        st.txns = st.txns.wrapping_add(1);
-        if st.epoch == Some(epoch) {
-            return Ok(());
+        {
+            let mut st = h.state();
+            st.busy = true;
+            st.txns = st.txns.wrapping_add(1);
+            if st.epoch == Some(epoch) {
+                return Ok(());
+            }
+            if epoch == 0 {
+                h.unlock(&mut st);
+                return Ok(());
+            }
+            // A shared lock on a byte no one locks exclusively is always
+            // granted; `false` would mean a program outside pagelog took it.
+            lock::try_lock(h.fd.as_fd(), lock::EPOCH_BASE + epoch, lock::Mode::Shared)?;
+            if let Some(old) = st.epoch.replace(epoch) {
+                let _ = lock::unlock(h.fd.as_fd(), lock::EPOCH_BASE + old);
+            }
         }
-        if epoch == 0 {
-            h.unlock(&mut st);
-            return Ok(());
-        }
-        // A shared lock on a byte no one locks exclusively is always
-        // granted; `false` would mean a program outside pagelog took it.
-        lock::try_lock(h.fd.as_fd(), lock::EPOCH_BASE + epoch, lock::Mode::Shared)?;
-        if let Some(old) = st.epoch.replace(epoch) {
-            let _ = lock::unlock(h.fd.as_fd(), lock::EPOCH_BASE + old);
-        }
-        Ok(())
+        // Outside the hold's mutex: a step of this process takes it (in
+        // `release_idle_below`) before PUNCH, never while holding PUNCH.
+        wait_for_punch(h.fd.as_fd())
     }
 
     /// The read transaction ended: the lock stays until the epoch moves,
@@ -211,6 +238,18 @@ impl Drop for EpochHold {
     fn drop(&mut self) {
         self.release();
     }
+}
+
+/// Waits until no step is punching: one `F_OFD_GETLK` when none is (the
+/// module comment, "A lock taken while a step punches", says why).
+fn wait_for_punch(fd: std::os::fd::BorrowedFd<'_>) -> io::Result<()> {
+    if lock::held_in(fd, lock::PUNCH, 1)? {
+        // Granted once the step's punch returned; let go at once (a step
+        // waits for it only that long).
+        lock::lock_wait(fd, lock::PUNCH, lock::Mode::Shared)?;
+        lock::unlock(fd, lock::PUNCH)?;
+    }
+    Ok(())
 }
 
 /// Called by a reclamation step before it looks for readers below epoch

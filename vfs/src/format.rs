@@ -168,9 +168,13 @@ pub const CTL_BOUNDARY: usize = CTL_KEEP_BYTES + 8; // u64
 pub const CTL_OLDEST_VERSION: usize = CTL_BOUNDARY + 8; // u64
 /// u32: salted crc of the payload (a CONTROL record is not well-formed
 /// until its payload is whole: a step's copies and tree nodes are trusted
-/// only once they are all there), then 4 reserved zero bytes.
+/// only once they are all there).
 pub const CTL_PAYLOAD_CRC: usize = CTL_OLDEST_VERSION + 8;
-pub const CTL_BASE_ROOT: usize = CTL_PAYLOAD_CRC + 8; // u64
+/// u32: the number of free-list entries after the straggler table
+/// (`freelist.rs`; zero in logs written before the free list, where these
+/// bytes were reserved and zero).
+pub const CTL_FREE_ENTRIES: usize = CTL_PAYLOAD_CRC + 4;
+pub const CTL_BASE_ROOT: usize = CTL_FREE_ENTRIES + 4; // u64
 pub const CTL_BASE_CRC: usize = CTL_BASE_ROOT + 8; // u32
 pub const CTL_BASE_DEPTH: usize = CTL_BASE_CRC + 4; // u8, then 3 reserved zero bytes
 pub const CTL_OLDEST_TIMESTAMP: usize = CTL_BASE_DEPTH + 4; // u64
@@ -180,6 +184,10 @@ pub const CTL_PAYLOAD_BYTES: usize = CTL_STRAGGLERS + 4; // u64
 pub const CONTROL_INFO_SIZE: usize = CTL_PAYLOAD_BYTES + 8; // 96
 /// A straggler entry: old offset u64, new offset u64.
 pub const STRAGGLER_SIZE: usize = 16;
+/// A free-list entry: range offset u64, range length u32, flags u32.
+pub const FREE_ENTRY_SIZE: usize = 16;
+/// Free-list entry flag bit 0: the range is one whole frame slot.
+pub const FREE_SLOT: u32 = 1;
 
 /// The control-only fields that follow a CONTROL record's header.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -198,6 +206,8 @@ pub struct ControlInfo {
     pub oldest_counter: u32,
     pub stragglers: u32,
     pub payload_bytes: u64,
+    /// Free-list entries after the straggler table.
+    pub free_entries: u32,
 }
 
 impl ControlInfo {
@@ -211,6 +221,7 @@ impl ControlInfo {
         put_u64(b, CTL_BOUNDARY, self.boundary);
         put_u64(b, CTL_OLDEST_VERSION, self.oldest_version);
         put_u32(b, CTL_PAYLOAD_CRC, self.payload_crc);
+        put_u32(b, CTL_FREE_ENTRIES, self.free_entries);
         put_u64(b, CTL_BASE_ROOT, self.base_root);
         put_u32(b, CTL_BASE_CRC, self.base_crc);
         b[CTL_BASE_DEPTH] = self.base_depth;
@@ -226,10 +237,7 @@ impl ControlInfo {
     /// and at a multiple of 8, at least 512.
     /// `None`: not a valid control info.
     pub fn decode(b: &[u8]) -> Option<ControlInfo> {
-        if b.len() < CONTROL_INFO_SIZE
-            || b[CTL_BASE_DEPTH + 1..CTL_BASE_DEPTH + 4] != [0, 0, 0]
-            || b[CTL_PAYLOAD_CRC + 4..CTL_PAYLOAD_CRC + 8] != [0, 0, 0, 0]
-        {
+        if b.len() < CONTROL_INFO_SIZE || b[CTL_BASE_DEPTH + 1..CTL_BASE_DEPTH + 4] != [0, 0, 0] {
             return None;
         }
         let c = ControlInfo {
@@ -247,6 +255,7 @@ impl ControlInfo {
             oldest_counter: u32_at(b, CTL_OLDEST_COUNTER),
             stragglers: u32_at(b, CTL_STRAGGLERS),
             payload_bytes: u64_at(b, CTL_PAYLOAD_BYTES),
+            free_entries: u32_at(b, CTL_FREE_ENTRIES),
         };
         let root_whole = (c.base_root == 0) == (c.base_depth == 0) && (c.base_root != 0 || c.base_crc == 0);
         // A root node lies where nodes can: 8-aligned, after the header.
@@ -260,10 +269,12 @@ impl ControlInfo {
         ok.then_some(c)
     }
 
-    /// Bytes between the record header and the payload: the control info
-    /// and the straggler table.
+    /// Bytes between the record header and the payload: the control info,
+    /// the straggler table and the free list.
     pub fn meta_len(&self) -> u64 {
-        CONTROL_INFO_SIZE as u64 + self.stragglers as u64 * STRAGGLER_SIZE as u64
+        CONTROL_INFO_SIZE as u64
+            + self.stragglers as u64 * STRAGGLER_SIZE as u64
+            + self.free_entries as u64 * FREE_ENTRY_SIZE as u64
     }
 }
 
@@ -731,7 +742,7 @@ pub fn layout_with_flags(
 }
 
 /// A CONTROL record's layout: its metadata (header, control info,
-/// straggler table), then `payload_bytes` of payload, then the trailer.
+/// straggler table, free list), then `payload_bytes` of payload, then the trailer.
 /// `patches_start` is the payload's end (a CONTROL has no patch area).
 pub fn control_layout(c: &ControlInfo) -> Layout {
     let meta = RECORD_HEADER_SIZE as u64 + c.meta_len();
@@ -786,12 +797,15 @@ mod tests {
             oldest_counter: 99,
             stragglers: 3,
             payload_bytes: 4096 + 264,
+            free_entries: 2,
         };
         let mut b = vec![0u8; super::CONTROL_INFO_SIZE];
         c.encode(&mut b);
         assert_eq!(super::ControlInfo::decode(&b), Some(c));
+        assert_eq!(b[52..56], 2u32.to_le_bytes(), "free entries at control-info offset 52");
         let lay = super::control_layout(&c);
-        assert_eq!(lay.payload_start, (super::RECORD_HEADER_SIZE + super::CONTROL_INFO_SIZE + 48) as u64);
+        // The straggler table, then the free list, then the payload.
+        assert_eq!(lay.payload_start, (super::RECORD_HEADER_SIZE + super::CONTROL_INFO_SIZE + 48 + 32) as u64);
         assert_eq!(lay.length, lay.payload_start + 4096 + 264 + super::TRAILER_SIZE as u64);
         // What the record alone shows to be wrong.
         for (at, v) in [(super::CTL_BASE_DEPTH + 1, 1u8), (super::CTL_EPOCH, 0), (super::CTL_PAYLOAD_BYTES, 4)] {

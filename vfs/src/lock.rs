@@ -15,6 +15,7 @@
 //! | [`OPEN`]      | every connection while its file is open | shared  |
 //! | [`WAIT_BASE`] + k | a connection waiting for WRITER, in age class k (waited about 2^k ms), only while it sleeps in the busy handler (sqlite/fair.rs) | shared |
 //! | [`EPOCH_BASE`] + e | a reader whose snapshot was taken at epoch e (logs with a retention policy), for the length of its read transaction | shared |
+//! | [`PUNCH`]     | a reclamation step, from before it looks for readers until its punch returned | exclusive |
 //!
 //! `pagelog compact` takes OPEN exclusively to prove nobody has the log open.
 //! A reclamation step punches a region freed at epoch k only once
@@ -27,6 +28,10 @@ use std::os::fd::{AsRawFd, BorrowedFd};
 
 pub const WRITER: u64 = 1 << 62;
 pub const OPEN: u64 = WRITER + 1;
+/// Held by a step while it may be punching: a reader that took its epoch
+/// lock after the step looked for readers waits until it is free before
+/// it reads the log's tail (see `crate::epochs`).
+pub const PUNCH: u64 = WRITER + 2;
 /// Age class k's wait byte is `WAIT_BASE + k`, k < [`WAIT_LEVELS`].
 pub const WAIT_BASE: u64 = WRITER + 16;
 pub const WAIT_LEVELS: u64 = 16;
@@ -72,6 +77,32 @@ pub fn try_lock(fd: BorrowedFd<'_>, byte: u64, mode: Mode) -> io::Result<bool> {
 
 pub fn unlock(fd: BorrowedFd<'_>, byte: u64) -> io::Result<()> {
     setlk(fd, byte, libc::F_UNLCK as libc::c_short).map(|_| ())
+}
+
+/// Takes a lock on `byte`, waiting while another open file description
+/// holds a conflicting one (`F_OFD_SETLKW`).
+pub fn lock_wait(fd: BorrowedFd<'_>, byte: u64, mode: Mode) -> io::Result<()> {
+    let ty = match mode {
+        Mode::Shared => libc::F_RDLCK,
+        Mode::Exclusive => libc::F_WRLCK,
+    };
+    // SAFETY: flock is a plain C struct; all-zero is a valid value for it.
+    let mut fl: libc::flock = unsafe { std::mem::zeroed() };
+    fl.l_type = ty as libc::c_short;
+    fl.l_whence = libc::SEEK_SET as libc::c_short;
+    fl.l_start = byte as libc::off_t;
+    fl.l_len = 1;
+    loop {
+        // SAFETY: fd is a valid descriptor for the duration of the borrow
+        // and fl points to a live, initialised flock struct.
+        if unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_OFD_SETLKW, &mut fl) } == 0 {
+            return Ok(());
+        }
+        let err = io::Error::last_os_error();
+        if err.kind() != io::ErrorKind::Interrupted {
+            return Err(err);
+        }
+    }
 }
 
 /// Whether any other open file description holds a lock on a byte of

@@ -187,11 +187,9 @@ pub(crate) struct State {
     pub(crate) committing: bool,
     /// The log's control state (format 4; `Control::none()` before).
     pub(crate) control: Arc<Control>,
-    /// The log end when a writer last looked for something to reclaim.
+    /// The log end when an automatic step of this process last found
+    /// nothing to free (0: none since; `reclaim_if_due`).
     pub(crate) reclaim_looked_at: u64,
-    /// The last automatic step freed something: there may be more to free,
-    /// so the next one comes sooner (`reclaim_if_due`).
-    pub(crate) reclaim_backlog: bool,
 }
 
 pub struct Log {
@@ -274,7 +272,6 @@ impl Log {
                 committing: false,
                 control: Arc::new(Control::none()),
                 reclaim_looked_at: 0,
-                reclaim_backlog: false,
             }),
         };
         Ok(log)

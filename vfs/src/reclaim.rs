@@ -24,6 +24,8 @@
 //!    first when the disk is full (it then has room for its own record); a
 //!    step asked for (`Log::reclaim`) that finds nothing to free punches
 //!    the reserve too.
+//!    The step holds the PUNCH lock byte exclusively from before that
+//!    look until its punch returned (see 6).
 //! 3. The base tree and the straggler table name only items at or after
 //!    the boundary, a patch's base included (`control.rs` invariants 2 and
 //!    4): a patch moves when its base does.
@@ -36,6 +38,11 @@
 //! 5. Phase 1: costs O(database pages) of CPU per step (the writer's page
 //!    map of `Vo`), plus O(entries of the kept commits) for the stragglers;
 //!    the I/O is the items copied and the base tree's paths.
+//! 6. A reader that takes an epoch lock after a step looked for readers
+//!    does not refresh before that step's punch returned (`epochs.rs`, "A
+//!    lock taken while a step punches"): mid-punch, its view's last bytes
+//!    may still read while the records after them already read as zeros,
+//!    and the refresh would take its stale view for the latest (R10).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
@@ -44,6 +51,7 @@ use std::time::Duration;
 use crate::control::{Control, MapSource};
 use crate::error::{Error, Result};
 use crate::format::{self, ControlInfo, RecordHeader};
+use crate::freelist::{self, FreeRange};
 use crate::log::{now_us, Link, Log, Rec, State};
 use crate::pagemap::{PageMap, Slot};
 use crate::patch;
@@ -67,7 +75,8 @@ pub(crate) fn control_as_of(c: &Control, version: u64) -> ControlInfo {
 /// The bytes of a CONTROL record at `at`, following commit `prev` (whose
 /// page size is `page_size`), with `info` (its `payload_bytes` and
 /// `stragglers` set from the arguments), the straggler table `table`
-/// (sorted) and `payload`.
+/// (sorted), the free list `free` (a valid list, `freelist.rs`) and
+/// `payload`.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn control_record(
     salt: u64,
@@ -76,14 +85,17 @@ pub(crate) fn control_record(
     page_size: u32,
     info: &ControlInfo,
     table: &[(u64, u64)],
+    free: &[FreeRange],
     payload: &[u8],
     claim: bool,
 ) -> Vec<u8> {
     debug_assert_eq!(payload.len() % 8, 0);
     debug_assert!(table.windows(2).all(|w| w[0].0 < w[1].0));
+    debug_assert!(free.windows(2).all(|w| w[0].end() <= w[1].offset));
     let payload_crc = format::salted_crc(salt, &[payload]);
     let stragglers = table.len() as u32;
-    let info = ControlInfo { payload_bytes: payload.len() as u64, stragglers, payload_crc, ..*info };
+    let free_entries = free.len() as u32;
+    let info = ControlInfo { payload_bytes: payload.len() as u64, stragglers, free_entries, payload_crc, ..*info };
     let lay = format::control_layout(&info);
     let mut buf = vec![0u8; lay.length as usize];
     RecordHeader {
@@ -99,7 +111,8 @@ pub(crate) fn control_record(
     }
     .encode(salt, &mut buf);
     info.encode(&mut buf[format::RECORD_HEADER_SIZE..]);
-    let tb = crate::control::encode_table(table);
+    let mut tb = crate::control::encode_table(table);
+    tb.extend_from_slice(&freelist::encode(free));
     let t0 = format::RECORD_HEADER_SIZE + format::CONTROL_INFO_SIZE;
     buf[t0..t0 + tb.len()].copy_from_slice(&tb);
     let ps = lay.payload_start as usize;
@@ -153,8 +166,8 @@ pub(crate) fn human(n: u64) -> String {
     }
 }
 
-/// A writer looks for something to reclaim after the log grew this much
-/// (while steps find something to free; else after an eighth of the log).
+/// An automatic step is due only when it could free this much (and an
+/// eighth of what lies above the boundary; `Log::reclaim_if_due`).
 pub const AUTO_MIN_GROWTH: u64 = 1 << 20;
 /// How much one automatic step frees at most: a commit waits for at most one.
 pub const AUTO_STEP_BYTES: u64 = 4 << 20;
@@ -247,7 +260,7 @@ impl Log {
         info.keep_seconds = policy.age_secs.unwrap_or(0);
         info.keep_bytes = policy.bytes.unwrap_or(0);
         let control = st.control.clone();
-        self.append_control(&mut st, info, &control, control.table(), Vec::new())?;
+        self.append_control(&mut st, info, &control, control.table(), control.free(), Vec::new())?;
         Ok(())
     }
 
@@ -255,14 +268,15 @@ impl Log {
     /// before it, so that it may claim that commit durable, and one after),
     /// and makes it the log's state. `old`: the state it follows (its base
     /// tree is kept when `info` names the same root); `table`: the new
-    /// straggler table; `payload`: the relocated items followed by the base
-    /// tree's new nodes.
+    /// straggler table; `free`: the new free list; `payload`: the relocated
+    /// items followed by the base tree's new nodes.
     fn append_control(
         &self,
         st: &mut State,
         info: ControlInfo,
         old: &Control,
         table: &[(u64, u64)],
+        free: &[FreeRange],
         payload: Vec<u8>,
     ) -> Result<u64> {
         let salt = st.header.expect("a log with a commit has a header").salt;
@@ -273,7 +287,7 @@ impl Log {
         // so that no claim a later commit makes can name a commit this or a
         // later step frees (a horizon lags under synchronous=NORMAL).
         self.io.sync().map_err(|e| Error::io(&self.path, "sync", None, e))?;
-        let rec = control_record(salt, at, prev, latest.page_size, &info, table, &payload, true);
+        let rec = control_record(salt, at, prev, latest.page_size, &info, table, free, &payload, true);
         if let Err(e) = self.io.write_at(&rec, at) {
             // A full disk (or a failed write) may have left part of it: put
             // back what was there, pre-allocated zeros and the file's
@@ -306,11 +320,13 @@ impl Log {
         let crc = format::trailer_crc(&rec[rec.len() - format::TRAILER_SIZE..]);
         let payload_crc = format::salted_crc(salt, &[&payload]);
         let stragglers = table.len() as u32;
-        let info = ControlInfo { payload_bytes: payload.len() as u64, stragglers, payload_crc, ..info };
-        let control = if info.base_root == old.info.base_root && table == old.table() {
+        let free_entries = free.len() as u32;
+        let info = ControlInfo { payload_bytes: payload.len() as u64, stragglers, free_entries, payload_crc, ..info };
+        let control = if info.base_root == old.info.base_root && table == old.table() && free == old.free() {
             old.copied(at, crc, info)
         } else {
-            let tb = crate::control::encode_table(table);
+            let mut tb = crate::control::encode_table(table);
+            tb.extend_from_slice(&freelist::encode(free));
             Control::load(at, crc, info, &tb, &mapping, end.min(mapping.cap))
                 .map_err(|d| self.corrupt(d.offset, d.expected, d.found))?
         };
@@ -329,39 +345,54 @@ impl Log {
     }
 
     /// After a commit by a connection that still holds the WRITER lock: one
-    /// bounded step when the policy has something to drop and the log grew
-    /// by enough since the last look (an eighth of what lies above the
-    /// boundary, at least 1 MiB), as `wal_autocheckpoint` does for WAL.
+    /// bounded step when it is due, as `wal_autocheckpoint` is for WAL.
+    ///
+    /// Due is decided from the log's state alone, so that a process that
+    /// commits once (a shell command, a cron job) steps exactly as often as
+    /// one that commits all day, instead of stepping at its first commit
+    /// every time: when the policy drops something by every form
+    /// ([`Policy::exceeded`], from the control state's oldest version and
+    /// its time) and a step could free at least an eighth of what lies
+    /// above the boundary, and at least [`AUTO_MIN_GROWTH`] (what lies
+    /// below the latest checkpoint, past which no step moves the boundary,
+    /// bounds what it could free). A step that then frees nothing (the
+    /// oldest kept version's checkpoint still lies before the boundary)
+    /// holds this process back until the log grew that much again. A log
+    /// with no pre-allocated tail left on a disk that is filling up
+    /// (pre-allocation gives up when it does not fit) steps at once, while
+    /// its record still fits.
     pub fn reclaim_if_due(&self) -> Result<Option<Reclaimed>> {
         if self.format() < format::FORMAT_V4 {
             return Ok(None); // no policy before format 4: not even the state lock
         }
         {
-            let mut st = self.lock();
-            if st.control.policy().is_all() {
+            let st = self.lock();
+            let policy = st.control.policy();
+            if policy.is_all() {
                 return Ok(None);
             }
-            let grown = st.log_end.saturating_sub(st.reclaim_looked_at);
-            // Steps free at most AUTO_STEP_BYTES each: while the last one
-            // found something to free, the next comes after AUTO_MIN_GROWTH
-            // (so that they keep up with any rate of commits); else after
-            // an eighth of the log. A log with no pre-allocated tail left
-            // may be on a disk that is filling up (pre-allocation gives up
-            // when it does not fit): then a step is due at once, while its
-            // record still fits.
-            let every = if st.reclaim_backlog {
-                AUTO_MIN_GROWTH
+            let (b, end) = (st.control.boundary(), st.log_end);
+            let (oldest, oldest_us) = if st.control.redirects() {
+                (st.control.info.oldest_version, st.control.info.oldest_timestamp_us)
             } else {
-                (st.log_end.saturating_sub(st.control.boundary()) / 8).max(AUTO_MIN_GROWTH)
+                (1, 0)
             };
-            let due = grown >= every || (st.alloc_end <= st.log_end && grown > 0 && self.disk_low());
+            let every = (end.saturating_sub(b) / 8).max(AUTO_MIN_GROWTH);
+            let freeable = st.full_map_offset.saturating_sub(b);
+            let idle = st.reclaim_looked_at != 0 && end < st.reclaim_looked_at.saturating_add(every);
+            let due = (!idle
+                && freeable >= every
+                && policy.exceeded(oldest, oldest_us, st.latest.number, now_us(), bytes_in_use(b, end)))
+                || (st.alloc_end <= st.log_end && self.disk_low());
             if !due {
                 return Ok(None);
             }
-            st.reclaim_looked_at = st.log_end;
         }
         let r = self.reclaim_held(AUTO_STEP_BYTES, false);
-        self.lock().reclaim_backlog = r.as_ref().is_ok_and(|r| r.freed > 0);
+        if let Ok(done) = &r {
+            let mut st = self.lock();
+            st.reclaim_looked_at = if done.freed == 0 { st.log_end } else { 0 };
+        }
         r.map(Some)
     }
 
@@ -433,6 +464,9 @@ impl Log {
         if policy.is_all() || latest.number == 0 {
             return Ok(Reclaimed { oldest: self.oldest_kept().unwrap_or(1), ..Default::default() });
         }
+        // Release the list the last step made (`retire_step.rs`), before
+        // the state lock: it may wait for the PUNCH byte.
+        let released = self.release_listed(&self.lock().control.clone(), crate::retire_step::MAX_RELEASE)?;
         let mut st = self.lock();
         let salt = st.header.expect("a log with a commit has a header").salt;
         let len = st.log_end;
@@ -530,8 +564,13 @@ impl Log {
             .chain(commits[..(latest.number - vo) as usize].iter().filter(|r| r.is_checkpoint()))
             .collect();
         let nodes = self.kept_nodes(&kept_cks, &old, bp)?;
+        // The free list: what the retired commits leave dead past `B'`, and
+        // what the last list held that the release did not punch.
+        let found = self.retired_ranges(salt, len, &commits, vo, &vo_map, &old, bp)?;
+        let free = freelist::union(&freelist::without(old.free(), &released), &found);
         let meta = (format::RECORD_HEADER_SIZE + format::CONTROL_INFO_SIZE) as u64
-            + (keys.len() + nodes.len()) as u64 * format::STRAGGLER_SIZE as u64;
+            + (keys.len() + nodes.len()) as u64 * format::STRAGGLER_SIZE as u64
+            + free.len() as u64 * format::FREE_ENTRY_SIZE as u64;
         let at = st.log_end;
         let payload_at = at + meta;
         let mut payload: Vec<u8> = Vec::new();
@@ -762,7 +801,7 @@ impl Log {
             oldest_counter: vo_rec.info.page1_counter,
             ..old.info
         };
-        let end = self.append_control(&mut st, info, &old, &stragglers, payload)?;
+        let end = self.append_control(&mut st, info, &old, &stragglers, &free, payload)?;
         let epoch = info.epoch;
         drop(st);
 
@@ -853,7 +892,7 @@ impl Log {
     /// The map entries of kept commit `r` that may name older items: its
     /// entry table (a delta or a full map), or a checkpoint's tree slots
     /// (read under `old`): a revert's checkpoint names its target's items.
-    fn kept_entries(&self, r: &Rec, old: &Control) -> Result<Vec<format::Entry>> {
+    pub(crate) fn kept_entries(&self, r: &Rec, old: &Control) -> Result<Vec<format::Entry>> {
         if r.is_checkpoint() {
             self.checkpoint_slots(r, old)
         } else {
@@ -956,6 +995,7 @@ impl Log {
             // Other processes' idle connections let old epochs go within a
             // few ticks (`epochs.rs`): a step asked for waits that long.
             crate::epochs::wait_for_idle_release(&self.path, old.epoch(), crate::epochs::ASKED_STEP_WAIT);
+            self.release_listed(old, usize::MAX)?;
             self.punch_freed(old.epoch(), b, format::FIRST_RECORD)?
         } else {
             0
@@ -968,12 +1008,22 @@ impl Log {
     /// what it punched (0: nothing).
     fn punch_freed(&self, epoch: u64, bp: u64, b: u64) -> Result<u64> {
         // A description of our own: locks on the log's shared one would not
-        // conflict with the check.
-        let probe = std::fs::File::open(&self.path).map_err(|e| Error::io(&self.path, "open", None, e))?;
+        // conflict with the check. Writable: PUNCH is taken exclusively.
+        let probe = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&self.path)
+            .map_err(|e| Error::io(&self.path, "open", None, e))?;
         // Idle connections of this process keep an old epoch's lock only
         // until a step wants it (`epochs.rs`).
         crate::epochs::release_idle_below(&probe, epoch);
         use std::os::fd::AsFd;
+        // PUNCH from before the look for readers until the punch returned
+        // (invariant 6): a reader that locks an epoch after the look waits
+        // for it before it refreshes. Readers hold it only for an instant.
+        // Dropped with `probe`.
+        crate::lock::lock_wait(probe.as_fd(), crate::lock::PUNCH, crate::lock::Mode::Exclusive)
+            .map_err(|e| Error::io(&self.path, "lock", None, e))?;
         let held = |below: u64| {
             crate::lock::held_in(probe.as_fd(), crate::lock::EPOCH_BASE, below)
                 .map_err(|e| Error::io(&self.path, "lock", None, e))

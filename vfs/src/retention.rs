@@ -150,6 +150,27 @@ impl Policy {
     }
 }
 
+impl Policy {
+    /// Whether every form of the policy keeps markedly less than the log
+    /// holds, from what its control state says alone (no record read): the
+    /// versions form more than an eighth more versions than it keeps (at
+    /// least one), the time form an oldest version more than an eighth of
+    /// its window older than the window, the size form more than an eighth
+    /// more bytes than its budget. The policy keeps the union of its
+    /// forms, so one form within its margin keeps everything it would.
+    /// `oldest`, `oldest_us`: the oldest version held and its commit time;
+    /// `in_use`: the bytes the log holds from its boundary on.
+    pub fn exceeded(&self, oldest: u64, oldest_us: u64, latest: u64, now_us: u64, in_use: u64) -> bool {
+        if self.is_all() || latest <= oldest {
+            return false;
+        }
+        let over = |held: u64, kept: u64| held > kept.saturating_add(kept / 8);
+        self.versions.is_none_or(|n| over(latest - oldest + 1, n))
+            && self.age_secs.is_none_or(|s| over(now_us.saturating_sub(oldest_us), s.saturating_mul(1_000_000)))
+            && self.bytes.is_none_or(|b| over(in_use, b))
+    }
+}
+
 impl fmt::Display for Policy {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if self.is_all() {

@@ -5,7 +5,7 @@
 //!
 //! * The writer sets the flag as docs/format-4.md's writer policy says
 //!   (every record of 32 frames or more; under a retention policy, every
-//!   record with frames at pages below 4096; never in format 3), and each
+//!   record with frames, at every page size; never in format 3), and each
 //!   version reads back exactly, at every page size 512–65536.
 //! * A bulk load's frames lie at multiples of `a` (their slots' offsets),
 //!   for a padding of at most 3.2%; `upgrade --format 4` aligns a load as
@@ -113,8 +113,8 @@ fn records(b: &[u8]) -> Vec<Record> {
 }
 
 /// What the writer policy says of a record of `frames` frames at `ps`.
-fn should_align(frames: u32, ps: usize, policy: bool) -> bool {
-    frames > 0 && (frames >= 32 || (policy && ps < 4096))
+fn should_align(frames: u32, _ps: usize, policy: bool) -> bool {
+    frames > 0 && (frames >= 32 || policy)
 }
 
 /// Checks every record of the log at `path` against the writer policy
@@ -205,9 +205,7 @@ fn aligned_records_round_trip_at_every_page_size() {
         let w = whole_pages(&mut rng, &mut img, ps, [3]);
         let v4 = commit(&log, 1 << 30, &w, Durability::Normal);
         images.push(img.clone());
-        if ps < 4096 {
-            assert_eq!(slot(&v4, 4) % a, 0, "ps {ps}: under a policy a one-frame commit is in a slot");
-        }
+        assert_eq!(slot(&v4, 4) % a, 0, "ps {ps}: under a policy a one-frame commit is in a slot");
         let at = 2 * ps + 100;
         let d = rng.bytes(12);
         img[at..at + 12].copy_from_slice(&d);
@@ -222,9 +220,9 @@ fn aligned_records_round_trip_at_every_page_size() {
         drop(log);
 
         let (aligned, _) = check_records(&path, ps, 4);
-        // The load, the two spills, and under the policy below 4096 the
-        // commits with frames.
-        let want = if ps < 4096 { 6 } else { 3 };
+        // The load, the two spills, and under the policy the commits with
+        // frames.
+        let want = 6;
         assert!(aligned >= want, "ps {ps}: {aligned} aligned records, want at least {want}");
         check_versions(&path, &images);
         // And a writer that opens the log again goes on from it.

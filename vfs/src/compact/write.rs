@@ -439,8 +439,9 @@ impl Writer<'_> {
                 })
             };
             let (salt, cinfo) = (self.salt, self.control);
-            let control =
-                |at: u64| crate::reclaim::control_record(salt, at, follows, spec.page_size, &cinfo, &[], &[], false);
+            let control = |at: u64| {
+                crate::reclaim::control_record(salt, at, follows, spec.page_size, &cinfo, &[], &[], &[], false)
+            };
             let tmp = self.tmp;
             let corrupt = |d: crate::tree::Damage| Error::Corrupt {
                 path: tmp.to_path_buf(),

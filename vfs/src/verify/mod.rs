@@ -61,10 +61,11 @@
 //! - `map`: the page map the walk rebuilds, and the check of one commit
 //!   against it;
 //! - `reclaimed` and `redirect`: format 4, a log whose oldest part a
-//!   retention policy freed;
+//!   retention policy freed; `free_list`: its free list over no held item;
 //! - `verdict`: damage or tail, and whether the walk and recovery agree.
 
 mod frames;
+mod free_list;
 mod map;
 mod reclaimed;
 mod records;
@@ -158,6 +159,16 @@ impl Log {
         }
         if let Err(e) = self.walk(header.salt, len, &mut rep, progress) {
             rep.error = Some(e);
+        }
+        // Format 4: no free-list range over what a held version reaches.
+        if rep.recovery_error.is_none() && rep.error.is_none() {
+            match self.free_list_overlap(header.salt, len) {
+                Ok(Some(p)) => {
+                    rep.items.push(Item { version: None, offset: p.offset, txn_start: p.offset, problem: Some(p) })
+                }
+                Ok(None) => {}
+                Err(e) => rep.error = Some(e),
+            }
         }
         progress(len, len);
         rep

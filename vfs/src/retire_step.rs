@@ -1,0 +1,192 @@
+//! The log side of the retirement step (format 4; docs/format-4.md, "The
+//! step, its I/O, and when things are freed", steps 2 and 5, without
+//! recycling): reading what `retire::dead_items` needs for the commits a
+//! step retires, turning the dead frames into free-list ranges, and
+//! releasing (punching) the ranges of a durable list.
+//!
+//! # Invariants
+//! 1. A range is listed only for a frame (never a patch, a node or
+//!    metadata) at or after the step's new boundary `B'`, that no version
+//!    the step keeps reaches: not `Vo'`'s map (any page's slot, or its
+//!    patch's base), not an entry of a kept commit (a revert's included) or
+//!    its patch's base, not what the control state names. Below `B'` the
+//!    FIFO step frees everything anyway. It lies whole in the page-image
+//!    area of a COMMIT or SPILL record (read from `B'` on), at a frame's
+//!    place: a patch's base may be a copy inside a CONTROL record's payload,
+//!    which that record's crc covers. When in doubt — items of a page size
+//!    the latest commit does not have, a base that cannot be read — the
+//!    step lists less.
+//! 2. `release_listed` punches the ranges of the list of a CONTROL record
+//!    that is durable (every step's record is synced before the step
+//!    returns; a checkpoint's CONTROL copy repeats a list a synced step
+//!    record made), and only while no open file description holds an
+//!    epoch lock below that record's epoch: a reader of an older epoch may
+//!    read versions that reach them. It holds the PUNCH lock byte from
+//!    before that look until its punches returned (`reclaim.rs` invariant
+//!    6). A range it punched leaves the next list; a crash before that
+//!    record leaves it listed, and punching it again is harmless.
+//! 3. At most `MAX_RELEASE` punches per release in a step: a commit that
+//!    runs a step waits for a bounded number of freeing calls. A step asked
+//!    for that finds nothing to free (`retain --now`) punches them all;
+//!    they stay listed until the next step drops what it punched.
+
+use std::collections::HashSet;
+
+use crate::control::Control;
+use crate::error::{Error, Result};
+use crate::format;
+use crate::freelist::FreeRange;
+use crate::log::{Log, Rec};
+use crate::pagemap::PageMap;
+use crate::patch;
+use crate::retire;
+
+/// Punches per release (invariant 3).
+pub const MAX_RELEASE: usize = 64;
+
+impl Log {
+    /// The free-list ranges of the frames that retiring the commits from
+    /// `commits`' oldest (exclusive) to version `vo` (inclusive) leaves
+    /// dead, for a step to boundary `bp` under control state `old`.
+    /// `commits`: newest first, from the latest back; `vo_map`: `vo`'s map
+    /// (offsets as entries hold them).
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn retired_ranges(
+        &self,
+        salt: u64,
+        len: u64,
+        commits: &[Rec],
+        vo: u64,
+        vo_map: &PageMap,
+        old: &Control,
+        bp: u64,
+    ) -> Result<Vec<FreeRange>> {
+        // Only the newest commits of one page size: a page-size change
+        // starts a new map, and items of the older size are not listed
+        // (invariant 1).
+        let Some(latest) = commits.first() else { return Ok(Vec::new()) };
+        let ps = latest.h.page_size;
+        let same = commits.iter().take_while(|r| r.h.page_size == ps).count();
+        let commits = &commits[..same];
+        let first = commits.last().expect("the latest");
+        let (v0, vl) = (first.h.version, latest.h.version);
+        if vo <= v0 || vo > vl || commits.len() as u64 != vl - v0 + 1 {
+            return Ok(Vec::new());
+        }
+        let b = old.boundary();
+        let at = |v: u64| &commits[(vl - v) as usize];
+        // A patch's base, read where the patch lies; below `B` the patch is
+        // read through redirects and its base lies below `B` too (a base is
+        // written before its patches), so below every range listed.
+        let base_of = |s: u64| -> Option<u64> {
+            if !patch::is_patch(s) || patch::position(s) < b {
+                return None;
+            }
+            self.read_vec(patch::position(s), 8).ok().and_then(|h| patch::base_of(&h))
+        };
+        // What the step keeps: Vo's map, the kept commits' entries, the
+        // control state's items (invariant 1).
+        let mut kept: HashSet<u64> = HashSet::new();
+        let keep = |x: u64, kept: &mut HashSet<u64>| {
+            if x != 0 {
+                kept.insert(x);
+                if let Some(base) = base_of(x) {
+                    kept.insert(base);
+                }
+            }
+        };
+        for p in 1..=vo_map.pages() {
+            if let Some(s) = vo_map.get(p) {
+                keep(s.offset, &mut kept);
+            }
+        }
+        for v in vo + 1..=vl {
+            for e in self.kept_entries(at(v), old)? {
+                keep(e.offset, &mut kept);
+            }
+        }
+        for (&p, s) in old.base_slots() {
+            keep(s.offset, &mut kept);
+            if let Some(x) = old.base_tree_base(p) {
+                kept.insert(x);
+            }
+        }
+        for &(o, n) in old.table() {
+            kept.insert(o);
+            kept.insert(n);
+        }
+        // The retired commits' changes, and the map they start from.
+        let (before, _, _) = self.build_map(salt, len, first, old)?;
+        let mut retired: Vec<Vec<(u32, u64)>> = Vec::with_capacity((vo - v0) as usize);
+        for v in v0 + 1..=vo {
+            retired.push(self.kept_entries(at(v), old)?.iter().map(|e| (e.pgno, e.offset)).collect());
+        }
+        let dead = retire::dead_items(&|p| before.get(p).map(|s| s.offset), &retired, &base_of, &|x| kept.contains(&x));
+        let a = format::slot_align(ps);
+        // Only whole frames of COMMIT and SPILL records: a base a patch
+        // names may be a copy in a CONTROL record's payload (a writer names
+        // the image where it reads it), which its record's crc covers.
+        let areas = self.frame_areas(salt, bp, len, ps)?;
+        let is_frame = |x: u64| {
+            let i = areas.partition_point(|&(s, _)| s <= x);
+            i > 0 && {
+                let (s, e) = areas[i - 1];
+                (x - s) % ps as u64 == 0 && x + ps as u64 <= e
+            }
+        };
+        Ok(dead
+            .into_iter()
+            .filter(|&x| !patch::is_patch(x) && x >= bp && is_frame(x))
+            .map(|x| if x % a == 0 { FreeRange::slot(x, ps) } else { FreeRange::run(x, ps) })
+            .collect())
+    }
+
+    /// The page-image areas `[start, end)` of the COMMIT and SPILL records
+    /// of `ps`-byte pages from `from` (a record's start) to `len`, sorted.
+    fn frame_areas(&self, salt: u64, from: u64, len: u64, ps: u32) -> Result<Vec<(u64, u64)>> {
+        let mut areas = Vec::new();
+        let mut pos = from;
+        while pos < len {
+            let Some(r) = self.read_record(salt, pos, len)? else { break };
+            let frames = r.h.kind == format::KIND_COMMIT || r.h.kind == format::KIND_SPILL;
+            if frames && r.h.frames > 0 && r.h.page_size == ps {
+                areas.push((r.offset + r.payload_start, r.patches_start()));
+            }
+            pos = r.end();
+        }
+        Ok(areas)
+    }
+
+    /// Punches the first `max` ranges of `c`'s free list (`MAX_RELEASE` for
+    /// a step a commit runs) when no reader holds an epoch below `c`'s
+    /// (invariant 2). Returns the ranges punched (empty: none, or a reader
+    /// still may read them).
+    pub(crate) fn release_listed(&self, c: &Control, max: usize) -> Result<Vec<FreeRange>> {
+        if c.free().is_empty() || c.offset == 0 {
+            return Ok(Vec::new());
+        }
+        let epoch = c.epoch();
+        let probe = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&self.path)
+            .map_err(|e| Error::io(&self.path, "open", None, e))?;
+        crate::epochs::release_idle_below(&probe, epoch);
+        use std::os::fd::AsFd;
+        crate::lock::lock_wait(probe.as_fd(), crate::lock::PUNCH, crate::lock::Mode::Exclusive)
+            .map_err(|e| Error::io(&self.path, "lock", None, e))?;
+        let held = crate::lock::held_in(probe.as_fd(), crate::lock::EPOCH_BASE, epoch)
+            .map_err(|e| Error::io(&self.path, "lock", None, e))?;
+        if held {
+            return Ok(Vec::new());
+        }
+        let mut done = Vec::new();
+        for r in c.free().iter().take(max) {
+            self.io
+                .punch_hole(r.offset, r.length as u64)
+                .map_err(|e| Error::io(&self.path, "punch a hole", Some(r.offset), e))?;
+            done.push(*r);
+        }
+        Ok(done)
+    }
+}
