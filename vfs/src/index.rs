@@ -155,7 +155,7 @@ impl TreeMap {
 /// Where the node `ptr` names is read, and the end it must lie below: where
 /// it was written, below `end`; or, below the boundary, its copy in the
 /// CONTROL record that relocated it (invariant 4).
-fn place(m: &Mapping, end: u64, control: &Control, ptr: tree::Slot, level: u8) -> Result<(u64, u64)> {
+pub(crate) fn place(m: &Mapping, end: u64, control: &Control, ptr: tree::Slot, level: u8) -> Result<(u64, u64)> {
     if !control.redirects() || ptr.offset >= control.boundary() {
         return Ok((ptr.offset, end));
     }

@@ -20,6 +20,7 @@
 #![deny(clippy::undocumented_unsafe_blocks)]
 
 pub mod boundary;
+pub mod changed;
 pub mod checkpoint;
 pub mod commit;
 pub mod commit4;

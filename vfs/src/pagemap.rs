@@ -80,6 +80,26 @@ impl PageMap {
         }
     }
 
+    /// Appends the pages up to `limit` (and both maps' ends) whose slots
+    /// differ in `self` and `other`, in increasing order. Chunks the two
+    /// share (one allocation: neither version's commits touched it since
+    /// they parted) are skipped unread, so the cost is the chunks either
+    /// side touched, not the database.
+    pub(crate) fn differing(&self, other: &PageMap, limit: u32, out: &mut Vec<u32>) {
+        let limit = limit.min(self.pages).min(other.pages) as usize;
+        for (ci, (x, y)) in self.chunks.iter().zip(&other.chunks).enumerate() {
+            let start = ci * CHUNK;
+            if start >= limit {
+                break;
+            }
+            if Arc::ptr_eq(x, y) {
+                continue;
+            }
+            let n = CHUNK.min(limit - start);
+            out.extend((0..n).filter(|&j| x[j] != y[j]).map(|j| (start + j + 1) as u32));
+        }
+    }
+
     /// All entries, for writing a full map.
     pub fn entries(&self) -> Vec<Entry> {
         (1..=self.pages)

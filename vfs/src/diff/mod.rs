@@ -242,6 +242,9 @@ pub fn diff(a: &Version, b: &Version, opts: &Options) -> Result<Diff, DiffError>
 
     let schema_changes = catalog::changes(&oa, &ob, &wanted);
 
+    // The pages whose slots differ: a leaf outside them is shared.
+    let changed = changed_pages(a, b);
+
     // Tables: read both trees' interior pages, drop the leaves they share.
     let ta: BTreeMap<&str, &Object> =
         oa.iter().filter(|o| catalog::is_btree_table(o) && wanted(o)).map(|o| (o.name.as_str(), o)).collect();
@@ -278,7 +281,7 @@ pub fn diff(a: &Version, b: &Version, opts: &Options) -> Result<Diff, DiffError>
             changes: Vec::new(),
         };
         if let (Some((_, ta)), Some((_, tb))) = (&mut p.a, &mut p.b) {
-            p.cancelled = Tree::cancel(ta, &pa, tb, &pb);
+            p.cancelled = Tree::cancel(ta, &pa, tb, &pb, &changed);
         }
         if let Some((_, t)) = &p.b {
             explained_b.extend(t.pages.iter());
@@ -306,7 +309,6 @@ pub fn diff(a: &Version, b: &Version, opts: &Options) -> Result<Diff, DiffError>
 
     // Account for every changed page of the newer version: one that no walked
     // tree explains may be an overflow page of a skipped leaf's cell.
-    let changed = changed_pages(a, b);
     let same_size = a.page_size == b.page_size;
     let mut overflow_rechecks = 0;
     if same_size {
@@ -397,11 +399,8 @@ fn recheck(pa: &Pages<'_>, pb: &Pages<'_>, pending: &mut [Pending], changed: &Pa
 }
 
 /// Pages whose slot differs between the versions (every page of either when
-/// the page size differs). Map lookups only: no page is read.
+/// the page size differs). Map lookups only, at a cost proportional to the
+/// change (`changed.rs`): no page is read.
 fn changed_pages(a: &Version, b: &Version) -> PageSet {
-    let n = a.db_pages().max(b.db_pages());
-    if a.page_size != b.page_size {
-        return (1..=n).collect();
-    }
-    (1..=n).filter(|&p| a.map.get(p) != b.map.get(p)).collect()
+    crate::changed::changed_pages(a, b).pages.into_iter().collect()
 }

@@ -110,13 +110,16 @@ impl Tree {
         self.descend(p, node.right, depth + 1, leaf_depth)
     }
 
-    /// Drops the leaves both trees hold unchanged (same page, same slot).
+    /// Drops the leaves both trees hold unchanged (same page, same slot):
+    /// those in both versions that `changed` (the pages whose slots differ,
+    /// `crate::changed`) does not hold; no map lookup a leaf.
     /// Returns the dropped leaves.
-    pub fn cancel(a: &mut Tree, pa: &Pages<'_>, b: &mut Tree, pb: &Pages<'_>) -> Vec<u32> {
+    pub fn cancel(a: &mut Tree, pa: &Pages<'_>, b: &mut Tree, pb: &Pages<'_>, changed: &PageSet) -> Vec<u32> {
         if pa.version.page_size != pb.version.page_size {
             return Vec::new();
         }
-        let same = |pg: u32| pa.version.map.get(pg).is_some_and(|s| Some(s) == pb.version.map.get(pg));
+        let lo = pa.version.db_pages().min(pb.version.db_pages());
+        let same = |pg: u32| pg >= 1 && pg <= lo && !changed.contains(&pg);
         let a_leaves: PageSet =
             a.segs.iter().filter_map(|s| if let Seg::Leaf(p) = s { Some(*p) } else { None }).collect();
         let both: PageSet = b
