@@ -748,28 +748,65 @@ class Log:
             out.append(sm)
         return out
 
-    def find_version(self, latest, n):
-        """Step 5's last sentence: version n "found by following prev commit back from the latest
-        (each step to a lower offset, each prev crc matching) until a commit of version n;
-        reaching the file's first commit at a version above n: the file does not hold n; a
-        commit of a version below n, or a link that does not check out, is damage".  Returns
-        the image crc, "none" or "error"."""
+    def find_commit(self, latest, n):
+        """Step 5's last sentences: the COMMIT of version n (below the latest's), found checkpoint to
+        checkpoint.  From a commit C (first the latest): its full map F (C itself when C is one) --
+        a well-formed FULL_MAP COMMIT at a lower offset, of a lower version, the record right after
+        it naming it (prev commit, prev crc); if F's version <= n, n's commit is the COMMIT of
+        version n on step 5's path from F (records by length, each COMMIT the next version, before
+        C); if F's prev commit is 0, the file does not hold n; else C becomes the COMMIT F's prev
+        commit names (at a lower offset, of F's version - 1, its trailer crc F's prev crc).
+        Returns the commit, "none" (not in the file) or "error" (damage on the way)."""
         c = latest
         while True:
             if c.version == n:
-                try:
-                    pmap = self.build_map(c)
-                except Damage:
+                return c
+            f = c
+            if not c.is_map:
+                f = self.record(c.fm_off)
+                if (f is None or f.kind != COMMIT or not f.is_map or f.version >= c.version
+                        or f.off >= c.off):
                     return "error"
-                return self.image_crc(c, pmap)
-            if c.prev == 0 and c.version > n:
-                return "none"
-            if c.version < n or c.prev >= c.off:
+                nxt = self.record(f.end)
+                if nxt is None or (nxt.prev, nxt.prev_crc) != (f.off, f.tcrc):
+                    return "error"
+            if f.version == n:
+                return f
+            if f.version < n:
+                pos, last = f.end, f.version
+                while pos < c.off:
+                    r = self.record(pos)
+                    if r is None:
+                        return "error"
+                    if r.kind == COMMIT:
+                        if r.version != last + 1:
+                            return "error"
+                        if r.version == n:
+                            return r
+                        last = r.version
+                    pos = r.end
                 return "error"
-            p = self.record(c.prev)
-            if p is None or p.kind != COMMIT or p.tcrc != c.prev_crc:
+            if f.prev == 0:
+                return "none"
+            p = self.record(f.prev)
+            if (f.prev >= f.off or p is None or p.kind != COMMIT or p.tcrc != f.prev_crc
+                    or p.version != f.version - 1):
                 return "error"
             c = p
+
+    def find_version(self, latest, n, known=None):
+        """Version n read in place: the image crc of the commit find_commit finds, "none" or
+        "error" (its map does not build).  known: {commit offset: image crc} already computed."""
+        c = self.find_commit(latest, n)
+        if isinstance(c, str):
+            return c
+        if known is not None and c.off in known:
+            return known[c.off]
+        try:
+            pmap = self.build_map(c)
+        except Damage:
+            return "error"
+        return self.image_crc(c, pmap)
 
     # ---- "Format 4": the control state and the base tree --------------------------------
     def log_end_after(self, latest, passed):
@@ -783,6 +820,11 @@ class Log:
             if r.kind == MARK or (r.kind == CONTROL and r.flags & CLAIM):
                 end = r.end
         return end
+
+    def forget_control(self):
+        """No control state: what a refused open leaves ("B is not known")."""
+        self.ctl, self.boundary, self.base, self.bases = None, HEADER_BLOCK, {}, {}
+        self.moved, self.ctl_end = {}, 0
 
     def load_control(self, latest, passed):
         """ "The control state ... is that of its last CONTROL record: of the CONTROL records that
@@ -1495,6 +1537,9 @@ def examine(data):
     except Damage as e:
         out["error"] = str(e)
         out["verify_error"] = "recovery refuses the log: %s" % e
+        # "When recovery refuses the log, B is not known": not even the control state it was
+        # loading when it met the damage (a base tree node, a straggler table).
+        log.forget_control()
         try:
             found, out["damage_met"] = log.readable(None, True)
             out["readable"] = sorted(found)
@@ -1513,13 +1558,13 @@ def examine(data):
     out["versions"] = versions
     # Every version 1..latest as a reader asked for it reads: its image's crc32, "reclaimed"
     # ("Which versions a format-4 log holds"), "none" or "error".
-    got = {x["version"]: x["pages"] for x in versions}
+    got = {x["offset"]: x["pages"] for x in versions if "offset" in x}
     out["pages"] = {}
     for n in range(1, out["latest"] + 1):
         if log.boundary > HEADER_BLOCK and n < log.ctl.oldest and n != out["latest"]:
             out["pages"][n] = "reclaimed"  # "the latest version is always held"
         else:
-            out["pages"][n] = got[n] if n in got else log.find_version(latest, n)
+            out["pages"][n] = log.find_version(latest, n, got)
     if log.ctl is not None:
         out["control"] = {"epoch": log.ctl.epoch, "boundary": log.boundary, "oldest": log.ctl.oldest,
                           "base_pages": len(log.base)}

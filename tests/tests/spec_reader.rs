@@ -27,7 +27,7 @@ use pagelog_e2e::{python3, TempDir};
 /// Known disagreements, all on files in `tests/spec_reader/cases/` (none on
 /// the kept corpus): (file, what the reader from FORMAT.md says, what
 /// pagelog says, the finding of issue 9 item 4 it reproduces; details and
-/// the proposed fix in tests/spec_reader/README.md). Empty since D1-D15 were
+/// the proposed fix in tests/spec_reader/README.md). Empty since D1-D18 were
 /// settled; a new finding goes here until the spec or the code is fixed.
 const KNOWN_DISAGREEMENTS: &[(&str, &str, &str, &str)] = &[];
 
@@ -56,6 +56,24 @@ const FORMAT4_AGREED: &[(&str, &str, &str)] = &[
         "refused damaged",
         "512 zero bytes at B: a hole at or after the boundary is damage (the CONTROL record before the oldest \
          kept version's full map is gone)",
+    ),
+    (
+        "f4-reclaimed-cut-before-the-last-steps-control.log",
+        "refused damaged",
+        "a log of seven reclamation steps (make_format4.rs, f4-reclaimed) cut after the last step's B = 375824 \
+         but before its CONTROL record: the newest CONTROL record left (B = 354880) names a base-tree node in \
+         the punched zeros, so recovery refuses; B is then not known, and the forward read starts at the first \
+         non-zero word (375824) with the zeros as damage and lists 514-516 (the reader kept the refused \
+         state's B and listed nothing)",
+    ),
+    (
+        "f4-middle-commit-reserved-resealed.log",
+        "opens 300 damaged",
+        "version 134's COMMIT (148864, between full maps 2 and 258) with reserved bytes set: not well-formed; \
+         the log opens at 300 from a later claim, and versions 1-133 (on no way to 134) read, 134-257 \
+         (their maps cross it) do not: FORMAT.md step 5's search map commit to map commit (the reader \
+         read 1-257 as damage walking `prev commit` back; pagelog read 1-129, not 130-133, whose \
+         search walked back from 257 across the damage)",
     ),
     (
         "f4-torn-last-control.log",

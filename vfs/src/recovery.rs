@@ -626,8 +626,11 @@ impl Log {
     /// `k` checkpoints back costs 2 `k` record reads, then at most half a
     /// checkpoint interval (≤ 1,024 commits in format 4) inside it: forward
     /// from its checkpoint or back from the commit after it, whichever is
-    /// nearer. Every record reached is checked as the walk back along
-    /// `prev commit` links checked it: a commit, of the version expected,
+    /// nearer (forward when the walk back meets damage: FORMAT.md defines
+    /// the commit as the one on the path forward, so a version is not
+    /// hidden by damage after it that this shortcut happened to cross).
+    /// Every record reached is checked as the walk back along `prev commit`
+    /// links checked it: a commit, of the version expected,
     /// at a lower offset, its crc the one its successor names (a checkpoint
     /// reached through `full map offset` is checked as `build_map_and_control`
     /// checks it: a map of a version not after its namer's).
@@ -680,16 +683,23 @@ impl Log {
                     )),
                 }
             };
-            if ck.h.version < n && n - ck.h.version > r.h.version - n {
-                // Inside this interval, nearer its end: back from `r`.
-                return self.walk_back(salt, len, r, n);
-            }
             follows(&ck)?;
             if ck.h.version == n {
                 return Ok(ck);
             }
             if ck.h.version < n {
-                // Inside this interval, nearer its start.
+                // Inside this interval. FORMAT.md: `n` is the commit of that
+                // version on step 5's path from the map commit, which building
+                // its map walks anyway. Nearer the interval's end, `prev
+                // commit` links back from `r` reach the same commit sooner;
+                // where they meet damage (a commit after `n` not well-formed)
+                // the path may still be whole up to `n`, and `n` intact.
+                if n - ck.h.version > r.h.version - n {
+                    match self.walk_back(salt, len, r.clone(), n) {
+                        Err(Error::Corrupt { .. }) => {}
+                        found => return found,
+                    }
+                }
                 return self.forward_to(salt, len, &ck, &r, n);
             }
             if ck.h.prev_commit == 0 {
@@ -740,7 +750,9 @@ impl Log {
                 self.corrupt(pos, format!("a record between versions {last} and {}", end_at.h.version), "none")
             })?;
             if r.is_commit() {
-                if r.h.version != last + 1 || r.is_map() {
+                // A FULL_MAP met here starts the map again (step 5), as when
+                // the map is built from `ck` to a commit found walking back.
+                if r.h.version != last + 1 {
                     return Err(self.corrupt(
                         pos,
                         format!("the delta of version {}", last + 1),
