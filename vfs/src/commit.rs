@@ -675,13 +675,13 @@ impl Log {
         if let Pages::Tree(t) = &mut map {
             t.mapping = mapping.clone();
         }
-        for (_, slot) in &p.new_slots {
+        for (pgno, slot) in &p.new_slots {
             if slot.offset >= p.offset {
                 // Written by us just now.
                 if crate::patch::is_patch(slot.offset) {
                     mapping.mark_patch_checked(crate::patch::position(slot.offset), slot.crc);
                 } else {
-                    mapping.mark_verified(slot.offset, slot.crc);
+                    mapping.mark_verified(*pgno, slot.offset, p.page_size as usize, slot.crc);
                 }
             }
         }

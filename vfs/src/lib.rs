@@ -30,6 +30,7 @@ pub mod diff;
 pub mod epochs;
 pub mod error;
 pub mod format;
+mod frame_tags;
 pub mod freelist;
 pub mod history;
 pub mod index;

@@ -14,38 +14,42 @@
 //!    through the map: the node cache holds the bytes it checked, so the
 //!    memory nodes take is the cache's, not the map's (every node page
 //!    touched through a map would stay in the process's RSS).
-//! 4. What is remembered is bounded: the frame tags are 2 bytes per 512 of
-//!    the map, the patch cache a fixed number of entries, the node cache
+//! 4. What is remembered is bounded: the frame tags are 4 bytes per page
+//!    number (`frame_tags.rs`: by the database's size, not the log's), the
+//!    patch cache a fixed number of entries, the node cache
 //!    `leaves::MAX_LEAVES` leaves (3.75 MiB) and [`INNER_CACHED`]
 //!    inner nodes (~2.2 MiB): ~6 MiB at most.
 
 use std::collections::HashMap;
 use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU16, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use memmap2::{Mmap, MmapOptions};
 
 use crate::error::{Error, Result};
 use crate::format;
+use crate::frame_tags::FrameTags;
 use crate::leaves::LeafTable;
 use crate::patch;
 use crate::tree;
 
 /// A read-only window on the file. It may be longer than the file: only
 /// offsets below a committed end are ever read through it. It also remembers
-/// which frames this process has checked, and against which crc (a 16-bit
-/// tag of it per 512-byte unit, 0 = not checked), so every frame is checked
-/// once, on its first read; a second map entry naming the same frame with
-/// another crc (only a crafted log has one) is checked again and fails.
+/// which frames this process has checked, and against which crc (a 32-bit
+/// tag of the frame and crc per page number, `frame_tags.rs`), so every
+/// frame is checked once, on its first read; a second map entry naming the
+/// same frame with another crc (only a crafted log has one) is checked
+/// again and fails.
 pub struct Mapping {
     /// The file, for `read_frame` (pread).
     pub(crate) file: Option<Arc<File>>,
     pub(crate) mmap: Option<Mmap>,
     pub(crate) cap: u64,
     pub(crate) path: PathBuf,
-    pub(crate) verified: Box<[AtomicU16]>,
+    /// Shared by all mappings of one log: a remap copies nothing.
+    pub(crate) verified: Arc<FrameTags>,
     /// The offset (plus one; 0 = none) of the first damage any read in this
     /// process found, shared by all mappings of one log: the log then
     /// refuses writes (`Log::prepare_write`).
@@ -141,12 +145,6 @@ impl NodeCache {
 /// 3 MiB): a long-lived writer adds one a commit.
 const PATCHES_REMEMBERED: usize = 1 << 16;
 
-/// The tag of a frame crc in `Mapping::verified`: never 0.
-#[inline]
-fn crc_tag(crc: u32) -> u16 {
-    (crc % 65535) as u16 + 1
-}
-
 impl Mapping {
     pub(crate) fn new(file: &Arc<File>, path: &Path, min_len: u64, prev: Option<&Mapping>) -> std::io::Result<Mapping> {
         let cap = (min_len.saturating_mul(2)).max(64 << 20).next_multiple_of(1 << 20);
@@ -154,18 +152,7 @@ impl Mapping {
         // end, which (invariant 1) no process writes or truncates. Bytes past
         // the file's end are never touched, so no SIGBUS.
         let mmap = unsafe { MmapOptions::new().len(cap as usize).map(&**file)? };
-        let units = (cap / format::PAYLOAD_ALIGN) as usize;
-        // Zeroed memory from the allocator (calloc: pages are only touched
-        // when a frame is checked), viewed as atomics.
-        let zeros: Box<[u16]> = vec![0u16; units].into_boxed_slice();
-        // SAFETY: AtomicU16 has the same size, alignment and bit validity as
-        // u16 (std docs), so a boxed slice of one is a boxed slice of the other.
-        let verified: Box<[AtomicU16]> = unsafe { Box::from_raw(Box::into_raw(zeros) as *mut [AtomicU16]) };
-        if let Some(p) = prev {
-            for (a, b) in verified.iter().zip(p.verified.iter()) {
-                a.store(b.load(Ordering::Relaxed), Ordering::Relaxed);
-            }
-        }
+        let verified = prev.map(|p| p.verified.clone()).unwrap_or_default();
         let damage = prev.map(|p| p.damage.clone()).unwrap_or_default();
         let patches = prev.map(|p| p.patches.clone()).unwrap_or_default();
         let nodes = prev.map(|p| p.nodes.clone()).unwrap_or_default();
@@ -187,7 +174,7 @@ impl Mapping {
             mmap: None,
             cap: 0,
             path: path.to_path_buf(),
-            verified: Box::new([]),
+            verified: Default::default(),
             damage: Default::default(),
             patches: Default::default(),
             nodes: Default::default(),
@@ -201,17 +188,17 @@ impl Mapping {
         &m[offset as usize..offset as usize + len]
     }
 
+    /// Whether the frame of `len` bytes at `offset` was checked against
+    /// `crc` as page `pgno`'s image, and is the last one checked for it.
     #[inline]
-    pub(crate) fn is_verified(&self, offset: u64, crc: u32) -> bool {
-        let unit = (offset / format::PAYLOAD_ALIGN) as usize;
-        self.verified.get(unit).is_some_and(|x| x.load(Ordering::Relaxed) == crc_tag(crc))
+    pub(crate) fn is_verified(&self, pgno: u32, offset: u64, len: usize, crc: u32) -> bool {
+        self.verified.is_checked(pgno, offset, len, crc)
     }
 
-    pub(crate) fn mark_verified(&self, offset: u64, crc: u32) {
-        let unit = (offset / format::PAYLOAD_ALIGN) as usize;
-        if let Some(x) = self.verified.get(unit) {
-            x.store(crc_tag(crc), Ordering::Relaxed);
-        }
+    /// Remembers that the frame of `len` bytes at `offset` holds page
+    /// `pgno`'s image with crc `crc` (checked, or written by this process).
+    pub(crate) fn mark_verified(&self, pgno: u32, offset: u64, len: usize, crc: u32) {
+        self.verified.mark(pgno, offset, len, crc);
     }
 
     /// Copies `dst.len()` bytes from `in_page` on of the frame at `offset`
@@ -247,7 +234,7 @@ impl Mapping {
                 }
             })
         };
-        if self.is_verified(offset, crc) {
+        if self.is_verified(pgno, offset, len, crc) {
             return pread(dst, offset + in_page as u64);
         }
         let mut page = vec![0u8; len];
@@ -370,7 +357,7 @@ impl Mapping {
     #[inline]
     pub(crate) fn frame(&self, offset: u64, len: usize, crc: u32, pgno: u32) -> Result<&[u8]> {
         let data = self.slice(offset, len);
-        if !self.is_verified(offset, crc) {
+        if !self.is_verified(pgno, offset, len, crc) {
             self.check(offset, crc, pgno, data)?;
         }
         Ok(data)
@@ -440,15 +427,59 @@ impl Mapping {
                 found: format!("crc {found:#010x}"),
             });
         }
-        self.mark_verified(offset, crc);
+        self.mark_verified(pgno, offset, data.len(), crc);
         Ok(())
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::{NodeCache, INNER_CACHED};
+    use super::{Mapping, NodeCache, INNER_CACHED};
     use crate::tree;
+
+    /// Invariant 2 under tags by page number: one page's entry naming a
+    /// frame this process checked, with another crc, is checked again
+    /// (and fails) on every read path and after a remap, and a frame is
+    /// checked again at another page size.
+    #[test]
+    fn a_frame_named_again_with_another_crc_is_checked_again() {
+        let dir = std::env::temp_dir().join(format!("pagelog-retag-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let p = dir.join("f");
+        let mut bytes = vec![7u8; 16384];
+        bytes[8192..].fill(9);
+        std::fs::write(&p, &bytes).unwrap();
+        let f = std::sync::Arc::new(std::fs::File::open(&p).unwrap());
+        let m = Mapping::new(&f, &p, 16384, None).unwrap();
+        let good = crate::format::frame_crc(&bytes[4096..8192]);
+        let mut buf = [0u8; 100];
+        assert!(m.read_frame(4096, 4096, good, 3, 0, &mut buf).is_ok());
+        assert!(m.is_verified(3, 4096, 4096, good));
+        assert!(!m.is_verified(3, 4096, 4096, good ^ 1), "another crc");
+        assert!(m.read_frame(4096, 4096, good ^ 1, 3, 0, &mut buf).is_err(), "pread path: checked again");
+        assert!(m.frame(4096, 4096, good ^ 0x8000_0000, 3).is_err(), "map path: checked again");
+        // The failed checks did not forget the good one.
+        assert!(m.is_verified(3, 4096, 4096, good));
+        // A remap shares the tags (nothing copied) and keeps the rule.
+        let m2 = Mapping::new(&f, &p, 128 << 20, Some(&m)).unwrap();
+        assert!(m2.is_verified(3, 4096, 4096, good), "a remap keeps what was checked");
+        assert!(m2.frame(4096, 4096, good.rotate_left(7), 3).is_err());
+        // The same offset as a 1 KiB page with the 4 KiB frame's crc: not
+        // trusted (and wrong: those bytes have another crc).
+        assert!(!m2.is_verified(3, 4096, 1024, good));
+        assert!(m2.frame(4096, 1024, good, 3).is_err());
+        let small = crate::format::frame_crc(&bytes[4096..5120]);
+        assert!(m2.frame(4096, 1024, small, 3).is_ok());
+        assert!(!m2.is_verified(3, 4096, 4096, good), "one tag a page: the 4 KiB frame is checked again");
+        assert!(m2.frame(4096, 4096, good, 3).is_ok());
+        // Page 3 re-pointed to another frame: checked on its first read.
+        let other = crate::format::frame_crc(&bytes[8192..12288]);
+        assert!(!m.is_verified(3, 8192, 4096, other));
+        assert!(m.frame(8192, 4096, other ^ 4, 3).is_err());
+        assert!(m.frame(8192, 4096, other, 3).is_ok());
+        assert!(m2.is_verified(3, 8192, 4096, other), "seen through every mapping of the log");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 
     #[test]
     fn the_node_cache_hands_back_checked_bytes_and_stays_bounded() {

@@ -5,9 +5,10 @@
 //! 1. A version only reads frames below its own end, which no process writes
 //!    or truncates (log invariant 1), so mapped reads never fault.
 //! 2. Every frame is checked against its map entry's crc on its first read in
-//!    this process (`Mapping::verified` remembers a 16-bit tag of the crc it
-//!    was checked against); a mismatch is `Error::Corrupt` naming the offset
-//!    and page, never wrong data.
+//!    this process (`Mapping::verified` remembers, per page number, a 32-bit
+//!    tag of the frame and the crc it was checked against: `frame_tags.rs`);
+//!    a mismatch is `Error::Corrupt` naming the offset and page, never
+//!    wrong data.
 //! 3. A first read goes through `pread`, not the map, so a file cut short by
 //!    another program gives an error, not SIGBUS; only checked frames are
 //!    handed out as slices of the map (`page_if_checked`).
@@ -350,7 +351,7 @@ impl Version {
         if slot.offset == 0 {
             return Some(&ZEROS[..ps]);
         }
-        self.mapping.is_verified(slot.offset, slot.crc).then(|| self.mapping.slice(slot.offset, ps))
+        self.mapping.is_verified(pgno, slot.offset, ps, slot.crc).then(|| self.mapping.slice(slot.offset, ps))
     }
 
     /// Copies `buf.len()` bytes at `offset` of the database image; returns how
