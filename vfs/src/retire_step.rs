@@ -6,11 +6,13 @@
 //!
 //! # Invariants
 //! 1. A range is listed only for a frame (never a patch, a node or
-//!    metadata) at or after the step's new boundary `B'`, that no version
-//!    the step keeps reaches: not `Vo'`'s map (any page's slot, or its
-//!    patch's base), not an entry of a kept commit (a revert's included) or
-//!    its patch's base, not what the control state names. Below `B'` the
-//!    FIFO step frees everything anyway. It lies whole in the page-image
+//!    metadata) at or after the step's new boundary `B'`, or below the old
+//!    boundary `B` where a step left it in place (`control.rs` invariant 6),
+//!    that no version the step keeps reaches: not `Vo'`'s map (any page's
+//!    slot, or its patch's base), not an entry of a kept commit (a revert's
+//!    included) or its patch's base, not what the control state names.
+//!    `[B, B')` the step lists itself (`reclaim.rs`: runs around the frames
+//!    that stay in place). It lies whole in the page-image
 //!    area of a COMMIT or SPILL record (read from `B'` on), at a frame's
 //!    place: a patch's base may be a copy inside a CONTROL record's payload,
 //!    which that record's crc covers. When in doubt — items of a page size
@@ -134,9 +136,13 @@ impl Log {
                 (x - s) % ps as u64 == 0 && x + ps as u64 <= e
             }
         };
+        // Below `B`, a dead frame that a step left in place (`control.rs`
+        // invariant 6): listed too, or it would never be punched (`[B, B')`
+        // the step lists itself, as runs around the frames that stay).
+        let was_in_place = |x: u64| x < b && old.moved_to(x).is_none() && crate::control::in_place(x, ps);
         Ok(dead
             .into_iter()
-            .filter(|&x| !patch::is_patch(x) && x >= bp && is_frame(x))
+            .filter(|&x| !patch::is_patch(x) && (x >= bp && is_frame(x) || was_in_place(x)))
             .map(|x| if x % a == 0 { FreeRange::slot(x, ps) } else { FreeRange::run(x, ps) })
             .collect())
     }
