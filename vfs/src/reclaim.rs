@@ -1153,6 +1153,15 @@ impl Log {
         self.punch_freed(c.epoch(), c.boundary().min(low))
     }
 
+    /// What the log's control state reads in place below its boundary
+    /// (`control.rs` invariant 6): the lowest frame's offset (the boundary
+    /// when none) and the bytes of those frames. Walks the oldest kept
+    /// version's map (once per state and process).
+    pub fn in_place_frames(&self) -> Result<(u64, u64)> {
+        let c = self.lock().control.clone();
+        self.in_place_items(&c)
+    }
+
     /// The lowest offset below `B` at which control state `c` reads an item
     /// in place (`control.rs` invariant 6), or `B` when it reads none there.
     pub fn in_place_low(&self, c: &Control) -> Result<u64> {
