@@ -151,7 +151,13 @@ impl Control {
             bases: self.bases.clone(),
             moved: self.moved.clone(),
             free: self.free.clone(),
-            in_place: self.in_place.clone(),
+            // The same frames, unless the copy names another oldest version
+            // or boundary (then measured again).
+            in_place: if (info.oldest_version, info.boundary) == (self.info.oldest_version, self.info.boundary) {
+                self.in_place.clone()
+            } else {
+                Default::default()
+            },
         }
     }
 
