@@ -27,10 +27,16 @@
 //!    before that look until its punches returned (`reclaim.rs` invariant
 //!    6). A range it punched leaves the next list; a crash before that
 //!    record leaves it listed, and punching it again is harmless.
-//! 3. At most `MAX_RELEASE` punches per release in a step: a commit that
-//!    runs a step waits for a bounded number of freeing calls. A step asked
-//!    for that finds nothing to free (`retain --now`) punches them all;
-//!    they stay listed until the next step drops what it punched.
+//! 3. A step that frees something releases the previous list whole (with
+//!    read in place a step lists about two ranges per commit it passes —
+//!    the metadata between two frames that stay, and each frame once it
+//!    dies — so a bound per release let the list grow without end). A
+//!    commit that runs a step therefore waits for as many freeing calls as
+//!    the last step listed: up to about a thousand for a 4 MiB step of
+//!    one-row commits (docs/format-4.md, "Where it stands": the pause this
+//!    costs, and what bounds it next). A step asked for that finds nothing
+//!    to free (`retain --now`) punches them all too; they stay listed until
+//!    the next step drops what it punched.
 
 use std::collections::HashSet;
 
@@ -42,9 +48,6 @@ use crate::log::{Log, Rec};
 use crate::pagemap::PageMap;
 use crate::patch;
 use crate::retire;
-
-/// Punches per release (invariant 3).
-pub const MAX_RELEASE: usize = 64;
 
 impl Log {
     /// The free-list ranges of the frames that retiring the commits from
@@ -163,8 +166,8 @@ impl Log {
         Ok(areas)
     }
 
-    /// Punches the first `max` ranges of `c`'s free list (`MAX_RELEASE` for
-    /// a step a commit runs) when no reader holds an epoch below `c`'s
+    /// Punches the first `max` ranges of `c`'s free list (all of them, for
+    /// every caller today: invariant 3) when no reader holds an epoch below `c`'s
     /// (invariant 2). Returns the ranges punched (empty: none, or a reader
     /// still may read them).
     pub(crate) fn release_listed(&self, c: &Control, max: usize) -> Result<Vec<FreeRange>> {
