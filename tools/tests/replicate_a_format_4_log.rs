@@ -355,4 +355,57 @@ fn a_new_replica_of_a_log_with_frames_in_place_below_the_boundary_restores_every
     assert_eq!(latest_of(&replica), newest);
     assert_eq!(hash(&export(&replica, newest, &d.path("z.plain"))), hash(&export(&db, newest, &d.path("y.plain"))));
     ok(g.pagelog().arg("verify").arg(&replica).output().unwrap());
+
+    // The generation goes on: cold rows are rewritten (their frames below
+    // the head's start die, and the primary's steps punch them), more steps
+    // move B on, and the resumed replica still restores every version the
+    // primary keeps (a later state reads in place below the generation's
+    // start only frames the first one did).
+    {
+        let c = open(&db);
+        for i in 0..150 {
+            c.execute("UPDATE t SET v = printf('late %d', ?1) WHERE id = ?1 * 2 + 50", [i]).unwrap();
+        }
+    }
+    ok(replicate_once(g, &db, &url)); // shipped before the steps free it
+    reclaim(&db, "40 versions", 64 << 10);
+    {
+        let c = open(&db);
+        c.execute("UPDATE t SET v = 'after the steps' WHERE id = 3", []).unwrap();
+    }
+    let (b2, vo2) = kept(&db);
+    assert!(b2 > b, "the steps moved B on: {b} -> {b2}");
+    ok(replicate_once(g, &db, &url));
+    let newest = latest_of(&db);
+    for v in vo2..=newest {
+        ok(restore(g, &url, &out, &["--version", &v.to_string()]));
+        assert_eq!(
+            hash(&export(&out, v, &d.path("x.plain"))),
+            hash(&export(&db, v, &d.path("y.plain"))),
+            "version {v} after the generation went on"
+        );
+    }
+    ok(follow_once(g, &url, &replica));
+    assert_eq!(latest_of(&replica), newest);
+    ok(g.pagelog().arg("verify").arg(&replica).output().unwrap());
+    // And a new generation started now (some frames below B died and were
+    // punched, others stay) restores what it holds exactly.
+    let again = g.url("f4-in-place-again");
+    {
+        let c = open(&db);
+        c.execute("UPDATE t SET v = 'one more' WHERE id = 4", []).unwrap();
+    }
+    ok(replicate_once(g, &db, &again));
+    let newest = latest_of(&db);
+    let o = ok(g.pagelog().args(["info", &again, "--json"]).output().unwrap());
+    let info: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let first = info["generations"][0]["first_version"].as_u64().unwrap();
+    for v in [first, newest] {
+        ok(restore(g, &again, &out, &["--version", &v.to_string()]));
+        assert_eq!(
+            hash(&export(&out, v, &d.path("x.plain"))),
+            hash(&export(&db, v, &d.path("y.plain"))),
+            "version {v}"
+        );
+    }
 }
