@@ -30,10 +30,13 @@
 //!    region a step passed stays allocated until then: the reserve a step
 //!    on a full disk releases first (it then has room for its own record);
 //!    a step asked for (`Log::reclaim`) that finds nothing to free releases
-//!    it too. The one punch is `[512, min(B_{k−1}, L_k))`, `L_k` the lowest
-//!    frame state `k` reads in place, when no other open file description
-//!    holds an epoch lock below `k` (`lock::held_in`): no reader of state
-//!    `k` or later reads there, and a reader of an older epoch may.
+//!    it too. The one punch is `[512, min(B_{k−1}, L_{k−1}, L_k))`, `L_j`
+//!    the lowest frame state `j` reads in place, when no other open file
+//!    description holds an epoch lock below `k` (`lock::held_in`): no reader
+//!    of state `k` or later reads there, and a reader of an older epoch may.
+//!    `L_{k−1}` keeps the punch within what the durable record `k − 1`
+//!    frees: were record `k` lost, state `k − 1` still reads its frames
+//!    (those step `k` copied as stragglers or with a patch among them).
 //!    The step holds the PUNCH lock byte exclusively from before that
 //!    look until its punch returned (see 6).
 //! 3. The base tree and the straggler table name only items at or after
@@ -521,12 +524,10 @@ impl Log {
             return Ok(Reclaimed { oldest: self.oldest_kept().unwrap_or(1), ..Default::default() });
         }
         let current = self.lock().control.clone();
-        // What the state reads in place, for the size form (outside the
-        // state lock: it reads a version).
-        let in_place_bytes = match policy.bytes {
-            Some(_) => self.in_place_items(&current)?.1,
-            None => 0,
-        };
+        // What the state reads in place (outside the state lock: it reads a
+        // version): its bytes for the size form, its lowest frame for the
+        // punch (invariant 2).
+        let (old_low, in_place_bytes) = self.in_place_items(&current)?;
         let st = self.lock();
         let salt = st.header.expect("a log with a commit has a header").salt;
         let len = st.log_end;
@@ -553,6 +554,7 @@ impl Log {
         }
         let first = commits.last().expect("the latest").h.version;
         let ts = |v: u64| commits.get((latest.number - v) as usize).map_or(0, |r| r.info.timestamp_us);
+        let in_place_bytes = if policy.bytes.is_some() { in_place_bytes } else { 0 };
         let by_size = || size_form_oldest(&commits, b, len, in_place_bytes, policy.bytes.unwrap_or(u64::MAX));
         let vo = policy.oldest_kept_within(first, latest.number, now_us(), ts, by_size).max(oldest_now);
         let vo_rec = commits[(latest.number - vo) as usize].clone();
@@ -945,7 +947,12 @@ impl Log {
         //    in place) and released by the next step: the reserve a step on
         //    a full disk punches to make room for its own record
         //    (`reclaim_held`); so are the frames left in place once dead.
-        let punched = self.punch_freed(epoch, b.min(low))?;
+        // Below the old state's lowest frame too: the punch then frees only
+        // what the previous record, durable already, says is free, as if this
+        // step's record were lost (`torn_reverts_and_steps_…` tears it after
+        // the step: a frame this step copied, a straggler, stays where the
+        // old state reads it).
+        let punched = self.punch_freed(epoch, b.min(low).min(old_low))?;
         Ok(Reclaimed { oldest: vo, boundary: bp, freed: bp - b, relocated, appended: end - at, punched, shrunk: 0 })
     }
 
