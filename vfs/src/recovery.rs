@@ -850,7 +850,10 @@ impl Log {
         let mut st = self.lock();
         self.catch_up(&mut st)?;
         if !st.shm_tried && st.header.is_some() {
+            // Joining may take the view back to the visible end: walk on
+            // from there (what follows is pending).
             self.attach_shm(&mut st);
+            self.catch_up(&mut st)?;
         }
         Ok(if writer { st.latest.clone() } else { self.visible_version(&mut st) })
     }
