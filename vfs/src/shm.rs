@@ -24,10 +24,10 @@
 //!    them to the log's recovered end after a sync: at or above any value
 //!    raised before (every raised value is the end of a commit in the file,
 //!    and the file never shrinks below a commit).
-//! 2. `synced` ≤ `visible`'s FULL part: `visible` is raised to `synced`
-//!    by every syncer, and beyond it only by a NORMAL or OFF commit that
-//!    found everything before it visible (`group.rs`), so a FULL commit is
-//!    never visible before a sync covered it.
+//! 2. `visible` ≥ `synced` (every syncer raises both); `visible` goes past
+//!    `synced` only through a NORMAL or OFF commit that found everything
+//!    before it visible (`group.rs` invariant 2), so a FULL commit is never
+//!    visible before a sync covered it.
 //! 3. The dead-man switch: every process that maps the object holds the
 //!    log's [`lock::DMS`] byte shared until its `Log` closes. Taking it
 //!    exclusive proves no other process uses the object: only then is it
