@@ -112,7 +112,9 @@ pub(crate) fn attach(log: &File, writable: bool, salt: u64, init: impl FnOnce() 
     // A few rounds at most: another process removing the object as its
     // last user, or initialising it, between our open and our lock.
     for _ in 0..100 {
-        let file = open_object(&path)?;
+        // A read-only process never initialises the object (it cannot take
+        // the DMS byte exclusively), so it never creates one either.
+        let file = open_object(&path, writable)?;
         if file.metadata()?.len() < SIZE as u64 {
             file.set_len(SIZE as u64)?;
         }
@@ -165,19 +167,20 @@ pub(crate) fn attach(log: &File, writable: bool, salt: u64, init: impl FnOnce() 
     Err(io::Error::other("the shared object kept changing"))
 }
 
-fn open_object(path: &std::path::Path) -> io::Result<File> {
+fn open_object(path: &std::path::Path, create: bool) -> io::Result<File> {
     use std::os::unix::fs::OpenOptionsExt;
     std::fs::OpenOptions::new()
         .read(true)
         .write(true)
-        .create(true)
+        .create(create)
         .mode(0o644)
         .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
         .open(path)
 }
 
 /// Called as a `Log` closes: the last process to use the object removes
-/// it (a killed one leaves it, and the next first user resets it).
+/// it (a killed one leaves it, as does a read-only last user, which cannot
+/// take the DMS byte exclusively; the next first user resets it).
 pub(crate) fn detach(log: &File, shm: Shm) {
     let fd = log.as_fd();
     if lock::try_lock(fd, DMS, Mode::Exclusive).unwrap_or(false) {
@@ -198,7 +201,7 @@ mod tests {
         std::fs::write(&p, b"x").unwrap();
         let f = std::fs::OpenOptions::new().read(true).write(true).open(&p).unwrap();
         let path = dir.join("obj");
-        let file = open_object(&path).unwrap();
+        let file = open_object(&path, true).unwrap();
         file.set_len(SIZE as u64).unwrap();
         // SAFETY: as in `attach`.
         let map = unsafe { memmap2::MmapOptions::new().len(SIZE).map_mut(&file).unwrap() };
