@@ -188,6 +188,30 @@ impl Mapping {
         &m[offset as usize..offset as usize + len]
     }
 
+    /// Drops this process's resident pages of the map from the memory page
+    /// holding `from` up to the one holding `to` (`MADV_DONTNEED`; the
+    /// first may hold earlier bytes, which only fault in again if read,
+    /// the last is kept for the bytes after `to`): for a walk that
+    /// read records out of the map and is done with them. The pages stay in
+    /// the page cache, and a later read through the map faults them in
+    /// again, with the same bytes.
+    pub(crate) fn give_back(&self, from: u64, to: u64) {
+        const PAGE: u64 = 4096;
+        let Some(m) = self.mmap.as_ref() else { return };
+        let from = from / PAGE * PAGE;
+        let to = (to / PAGE * PAGE).min(self.cap / PAGE * PAGE);
+        if to > from {
+            use memmap2::UncheckedAdvice;
+            // SAFETY: the range lies inside the mapping, which is a shared,
+            // read-only map of the log file: after MADV_DONTNEED its pages
+            // read the file's bytes again from the page cache, the same bytes
+            // any slice borrowed from it saw (no private copy is discarded).
+            // The log below the committed end is never rewritten (a punched
+            // hole drops the pages from every mapping anyway).
+            let _ = unsafe { m.unchecked_advise_range(UncheckedAdvice::DontNeed, from as usize, (to - from) as usize) };
+        }
+    }
+
     /// Whether the frame of `len` bytes at `offset` was checked against
     /// `crc` as page `pgno`'s image, and is the last one checked for it.
     #[inline]

@@ -420,9 +420,13 @@ impl Log {
         let mut last = full.clone();
         let mut control = self.control_before(salt, len, &full)?;
         let mut pending: Option<Rec> = None;
-        // Format 4: the log read for the overlay leaves the RSS as the walk
-        // goes (`overlay::release_read`).
-        let mut released = if self.format() >= format::FORMAT_V4 { pos } else { u64::MAX };
+        // The log read for the map leaves the RSS as the walk goes
+        // (`overlay::release_read`), from the full map's record on: in
+        // format 3 that record holds an entry per page (4 MiB at 1 GiB) and
+        // the walk up to 2,048 commits, all of it mapped page by page (issue
+        // 21: 14 MiB of a format-3 reader's RSS at 1 GiB). Nothing keeps a
+        // slice of it: records are copied out (`Log::read_vec`).
+        let mut released = full.offset;
         while last.offset != rec.offset {
             let r = self.read_record(salt, pos, len)?.ok_or_else(|| {
                 self.corrupt(pos, format!("a record between versions {} and {}", last.h.version, rec.h.version), "none")
@@ -470,6 +474,7 @@ impl Log {
             pos = r.end();
             released = crate::overlay::release_read(mapping, released, pos);
         }
+        crate::overlay::release_rest(mapping, released, pos);
         Ok(((map, since, commits), control))
     }
 
