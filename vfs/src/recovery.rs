@@ -301,10 +301,18 @@ impl Log {
         let log_end = w.log_end;
         let durable = w.durable;
         let walked_control = w.control;
-        match w.commits.into_iter().next_back().map(|c| c.rec).or(start) {
+        let r = match w.commits.into_iter().next_back().map(|c| c.rec).or(start) {
             Some(latest) => self.load_version(st, salt, len, &latest, log_end, durable, walked_control),
             None => Ok(()),
-        }
+        };
+        // What recovery read out of the map (the last records, a checkpoint's
+        // CONTROL and INDEX records, the walk) leaves the process's RSS: each
+        // page touched maps the page-cache folio around it, and SQLite's
+        // reads after the open go through pread, so a long-lived reader
+        // would keep them for nothing (issue 21). One call over the whole
+        // map; its untouched stretches cost nothing.
+        st.mapping.give_back(0, st.mapping.cap);
+        r
     }
 
     /// FORMAT.md recovery step 2: the commit that the last well-formed
