@@ -14,11 +14,13 @@
 //!    through the map: the node cache holds the bytes it checked, so the
 //!    memory nodes take is the cache's, not the map's (every node page
 //!    touched through a map would stay in the process's RSS).
-//! 4. What is remembered is bounded: the frame tags are 4 bytes per page
-//!    number (`frame_tags.rs`: by the database's size, not the log's), the
-//!    patch cache a fixed number of entries, the node cache
-//!    `leaves::MAX_LEAVES` leaves (3.75 MiB) and [`INNER_CACHED`]
-//!    inner nodes (~2.2 MiB): ~6 MiB at most.
+//! 4. What is remembered is bounded: the frame tags 1 MiB (`frame_tags.rs`:
+//!    a slot a page up to 262,144 pages, then shared), the patch cache a
+//!    fixed number of entries, the node cache `leaves::MAX_LEAVES` leaves
+//!    (3.75 MiB) and [`INNER_CACHED`] inner nodes (~2.2 MiB): ~7 MiB at
+//!    most besides the patch cache. Nothing of the map stays resident for
+//!    a reader after the open (`Mapping::give_back`), as SQLite's page
+//!    reads go through pread (invariant 3).
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -38,7 +40,7 @@ use crate::tree;
 /// A read-only window on the file. It may be longer than the file: only
 /// offsets below a committed end are ever read through it. It also remembers
 /// which frames this process has checked, and against which crc (a 32-bit
-/// tag of the frame and crc per page number, `frame_tags.rs`), so every
+/// tag of the frame, crc and page, by page number, `frame_tags.rs`), so every
 /// frame is checked once, on its first read; a second map entry naming the
 /// same frame with another crc (only a crafted log has one) is checked
 /// again and fails.
