@@ -314,10 +314,18 @@ impl Log {
         let log_end = w.log_end;
         let durable = w.durable;
         let walked_control = w.control;
-        match w.commits.into_iter().next_back().map(|c| c.rec).or(start) {
+        let r = match w.commits.into_iter().next_back().map(|c| c.rec).or(start) {
             Some(latest) => self.load_version(st, salt, len, &latest, log_end, durable, walked_control),
             None => Ok(()),
-        }
+        };
+        // What recovery read out of the map (the last records, a checkpoint's
+        // CONTROL and INDEX records, the walk) leaves the process's RSS: each
+        // page touched maps the page-cache folio around it, and SQLite's
+        // reads after the open go through pread, so a long-lived reader
+        // would keep them for nothing (issue 21). One call over the whole
+        // map; its untouched stretches cost nothing.
+        st.mapping.give_back(0, st.mapping.cap);
+        r
     }
 
     /// FORMAT.md recovery step 2: the commit that the last well-formed
@@ -433,9 +441,13 @@ impl Log {
         let mut last = full.clone();
         let mut control = self.control_before(salt, len, &full)?;
         let mut pending: Option<Rec> = None;
-        // Format 4: the log read for the overlay leaves the RSS as the walk
-        // goes (`overlay::release_read`).
-        let mut released = if self.format() >= format::FORMAT_V4 { pos } else { u64::MAX };
+        // The log read for the map leaves the RSS as the walk goes
+        // (`overlay::release_read`), from the full map's record on: in
+        // format 3 that record holds an entry per page (4 MiB at 1 GiB) and
+        // the walk up to 2,048 commits, all of it mapped page by page (issue
+        // 21: 14 MiB of a format-3 reader's RSS at 1 GiB). Nothing keeps a
+        // slice of it: records are copied out (`Log::read_vec`).
+        let mut released = full.offset;
         while last.offset != rec.offset {
             let r = self.read_record(salt, pos, len)?.ok_or_else(|| {
                 self.corrupt(pos, format!("a record between versions {} and {}", last.h.version, rec.h.version), "none")
@@ -483,6 +495,7 @@ impl Log {
             pos = r.end();
             released = crate::overlay::release_read(mapping, released, pos);
         }
+        crate::overlay::release_rest(mapping, released, pos);
         Ok(((map, since, commits), control))
     }
 
