@@ -15,6 +15,7 @@
 //! | `commit.rs`   | the write path: spills, commit records, durability markers, syncs, revert |
 //! | `commit4.rs`, `checkpoint.rs` | format 4: a commit's tail, when a checkpoint is due and its INDEX record |
 //! | `registry.rs` | one `Log` per file per process |
+//! | `shm.rs`, `group.rs` | the shared visibility words; group commit (a FULL commit syncs after WRITER is released) |
 //!
 //! Nothing here knows SQLite.
 //!
@@ -196,6 +197,15 @@ pub(crate) struct State {
     /// The log end when an automatic step of this process last found
     /// nothing to free (0: none since; `reclaim_if_due`).
     pub(crate) reclaim_looked_at: u64,
+    /// The log's shared words (`shm.rs`), once mapped; None: without them
+    /// (not tried yet, format 4, or not to be had: `group.rs` invariant 5).
+    pub(crate) shm: Option<Arc<crate::shm::Shm>>,
+    pub(crate) shm_tried: bool,
+    /// The version readers get while `pending` is not empty (`group.rs`).
+    pub(crate) visible: Option<Arc<Version>>,
+    /// Versions after `visible`, up to `latest`, whose commits are not yet
+    /// visible (a sync has not covered them).
+    pub(crate) pending: std::collections::VecDeque<Arc<Version>>,
 }
 
 pub struct Log {
@@ -212,6 +222,10 @@ pub struct Log {
     pub(crate) format: AtomicU32,
     /// The memory map and the committed end `read_vec` may read below.
     pub(crate) committed: Mutex<(Arc<Mapping>, u64)>,
+    /// Taken by the thread of this process that syncs for a group
+    /// (`group.rs`): the SYNC byte lock is the log's description's, which
+    /// all its threads share.
+    pub(crate) sync_gate: Mutex<()>,
 }
 
 pub(crate) fn now_us() -> u64 {
@@ -278,7 +292,12 @@ impl Log {
                 committing: false,
                 control: Arc::new(Control::none()),
                 reclaim_looked_at: 0,
+                shm: None,
+                shm_tried: false,
+                visible: None,
+                pending: Default::default(),
             }),
+            sync_gate: Mutex::new(()),
         };
         Ok(log)
     }
@@ -319,9 +338,11 @@ impl Log {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// The latest version this process knows of (no file access).
+    /// The latest version this process knows of that readers may see (no
+    /// file access): commits still being synced are not (`group.rs`).
     pub fn latest(&self) -> Arc<Version> {
-        self.lock().latest.clone()
+        let mut st = self.lock();
+        self.visible_version(&mut st)
     }
 
     pub(crate) fn file_len(&self) -> Result<u64> {
