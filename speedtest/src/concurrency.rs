@@ -72,6 +72,9 @@ struct Trial {
     writes: f64,
     reads: f64,
     busy: u64,
+    /// Commits and the syncs made for them (pagelog counts its own).
+    commits: u64,
+    syncs: u64,
     /// Each writer's commits/s (a starved writer shows as a small share).
     writer_rates: Vec<f64>,
     wlat: Histogram,
@@ -80,7 +83,7 @@ struct Trial {
 
 /// Metric names and how to read them from a trial; `None`: not applicable.
 type Metric = (&'static str, fn(&Trial) -> Option<f64>);
-const METRICS: [Metric; 8] = [
+const METRICS: [Metric; 9] = [
     ("writes/s (commits/s)", |t| Some(t.writes)),
     ("reads/s", |t| (t.readers > 0).then_some(t.reads)),
     ("write p50 ms", |t| t.wlat.quantile(0.5).map(|s| s * 1e3)),
@@ -88,6 +91,7 @@ const METRICS: [Metric; 8] = [
     ("longest write wait ms", |t| (t.wlat.n > 0).then_some(t.wlat.max * 1e3)),
     ("read p99 ms", |t| t.rlat.quantile(0.99).map(|s| s * 1e3)),
     ("SQLITE_BUSY failures", |t| Some(t.busy as f64)),
+    ("syncs per commit (pagelog only)", |t| (t.syncs > 0 && t.commits > 0).then(|| t.syncs as f64 / t.commits as f64)),
     ("slowest writer ÷ mean writer", |t| {
         let n = t.writer_rates.len() as f64;
         let mean = t.writer_rates.iter().sum::<f64>() / n;
@@ -157,8 +161,10 @@ fn trial(opts: &ConcOpts, w: &Workload, cfg: Config, template: &Path, seed: u64)
     for (role, wk) in workers {
         let o: Outcome = wk.finish()?;
         t.busy += o.busy;
+        t.syncs += o.syncs;
         match role {
             Role::Writer => {
+                t.commits += o.ops;
                 t.writes += o.rate();
                 t.writer_rates.push(o.rate());
                 t.wlat.merge(&o.lat);

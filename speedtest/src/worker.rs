@@ -136,6 +136,8 @@ pub fn run_worker(spec: &Spec) -> Result<(), String> {
         flag.store(true, Ordering::Relaxed);
     });
     let (mut hist, mut busy) = (Histogram::default(), 0u64);
+    // pagelog's own count of its fdatasyncs in this process (0 for stock).
+    let syncs0 = pagelog::sync_count();
     let t0 = Instant::now();
     while !stop.load(Ordering::Relaxed) {
         let t = Instant::now();
@@ -146,7 +148,8 @@ pub fn run_worker(spec: &Spec) -> Result<(), String> {
         }
     }
     let secs = t0.elapsed().as_secs_f64();
-    let line = json!({ "ops": hist.n, "secs": secs, "busy": busy, "lat": hist.to_json() });
+    let syncs = pagelog::sync_count() - syncs0;
+    let line = json!({ "ops": hist.n, "secs": secs, "busy": busy, "syncs": syncs, "lat": hist.to_json() });
     writeln!(out, "{line}").and_then(|()| out.flush()).map_err(|e| format!("stdout: {e}"))
 }
 
@@ -156,6 +159,9 @@ pub struct Outcome {
     pub ops: u64,
     pub secs: f64,
     pub busy: u64,
+    /// Log syncs pagelog made in the worker's process while it ran (0 for
+    /// stock SQLite, whose syncs are not counted).
+    pub syncs: u64,
     pub lat: Histogram,
 }
 
@@ -253,6 +259,7 @@ impl Worker {
         Ok(Outcome {
             ops: num("ops")?,
             busy: num("busy")?,
+            syncs: v["syncs"].as_u64().unwrap_or(0),
             secs: v["secs"].as_f64().ok_or("report without secs")?,
             lat: Histogram::from_json(&v["lat"])?,
         })

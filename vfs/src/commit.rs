@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 use crate::commit4::Commit4;
 use crate::error::{Error, Result};
 use crate::format::{self, CommitInfo, Entry, Header, RecordHeader};
+use crate::group::{Pending, Wait};
 use crate::log::{now_us, random_u64, Durability, Link, Log, State};
 use crate::pagemap::{PageMap, Slot};
 use crate::storage::ZEROS;
@@ -63,7 +64,7 @@ impl Log {
         if self.read_only {
             return Err(Error::ReadOnly { path: self.path.clone(), reason: "the log file is open read-only".into() });
         }
-        let latest = self.refresh()?;
+        let latest = self.refresh_latest()?;
         let mut st = self.lock();
         if let Some(h) = st.header.filter(|h| h.format == format::FORMAT_V1) {
             return Err(Error::ReadOnly {
@@ -158,8 +159,30 @@ impl Log {
     }
 
     /// Makes `txn` the next version. Ok(None) when it changed nothing (no
-    /// version is created). On error the log is left at the previous version.
-    pub fn commit(&self, mut txn: WriteTxn, durability: Durability) -> Result<Option<Arc<Version>>> {
+    /// version is created). On error the log is left at the previous
+    /// version. The caller holds WRITER throughout, so this commit syncs
+    /// under it as before (and, with the shared words, then raises them:
+    /// `group.rs`); connections use [`Log::commit_appended`] instead.
+    pub fn commit(&self, txn: WriteTxn, durability: Durability) -> Result<Option<Arc<Version>>> {
+        match self.append_commit(txn, durability, false)? {
+            Some(p) => self.finish_commit(p).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// The part of [`Log::commit`] that needs WRITER: appends the commit
+    /// and makes it this process's latest. With the shared words
+    /// (`group.rs`) a FULL commit is not synced here: the caller may
+    /// release WRITER, then must call [`Log::finish_commit`], which waits
+    /// for a sync covering it (one for every commit appended meanwhile)
+    /// and is what makes it visible. A failed sync then leaves the commit
+    /// in the log, its durability unknown. Without the shared words the
+    /// commit is synced here, under WRITER, as [`Log::commit`] does.
+    pub fn commit_appended(&self, txn: WriteTxn, durability: Durability) -> Result<Option<Pending>> {
+        self.append_commit(txn, durability, true)
+    }
+
+    fn append_commit(&self, mut txn: WriteTxn, durability: Durability, group: bool) -> Result<Option<Pending>> {
         if self.read_only {
             return Err(Error::ReadOnly { path: self.path.clone(), reason: "the log file is open read-only".into() });
         }
@@ -175,7 +198,7 @@ impl Log {
                 ),
             });
         }
-        let prepared = match self.prepare_commit(&mut st, &mut txn, durability) {
+        let mut prepared = match self.prepare_commit(&mut st, &mut txn, durability) {
             Ok(Some(p)) => p,
             other => {
                 // Nothing to commit, or it failed: leave nothing of this
@@ -185,6 +208,14 @@ impl Log {
                 return other.map(|_| None);
             }
         };
+        // Group commit: the sync (and the MARK that says so) moves out of
+        // the append; a later commit's horizon carries the claim instead.
+        let shm = st.shm.clone();
+        if shm.is_some() && group && prepared.sync {
+            prepared.sync = false;
+            prepared.mark = false;
+            prepared.durable_wait = true;
+        }
         // The writer lock keeps other writers out; `committing` keeps this
         // process's readers from picking up the record before it is done.
         st.committing = true;
@@ -193,7 +224,31 @@ impl Log {
         let mut st = self.lock();
         st.committing = false;
         match written {
-            Ok((alloc_end, marked)) => self.install(&mut st, prepared, alloc_end, marked).map(Some),
+            Ok((alloc_end, marked)) => {
+                let (link, end, durable_wait, sync) =
+                    (prepared.link, prepared.end, prepared.durable_wait, prepared.sync);
+                let wait = match &shm {
+                    None => Wait::Nothing,
+                    Some(shm) => {
+                        shm.appended().fetch_max(end, std::sync::atomic::Ordering::AcqRel);
+                        if durable_wait {
+                            Wait::Durable { end }
+                        } else if sync {
+                            // Synced here, under WRITER (`Log::commit`).
+                            shm.raise_synced(end);
+                            Wait::Nothing
+                        } else if shm.visible_end() >= base.end {
+                            // Nothing before it pending: visible at once.
+                            shm.visible().fetch_max(end, std::sync::atomic::Ordering::AcqRel);
+                            Wait::Nothing
+                        } else {
+                            Wait::Behind { prev_end: base.end, end }
+                        }
+                    }
+                };
+                let version = self.install(&mut st, prepared, alloc_end, marked)?;
+                Ok(Some(Pending { version, link, wait, shm }))
+            }
             Err(e) => {
                 let end = self.file_len().unwrap_or(u64::MAX);
                 let _ = self.discard(&mut st, end.max(prepared.end), txn.alloc_at_begin());
@@ -542,6 +597,7 @@ impl Log {
             counter,
             sync,
             mark,
+            durable_wait: false,
             txn_bytes,
             durability,
         }))
@@ -569,7 +625,7 @@ impl Log {
     fn write_prepared(&self, p: &Prepared) -> Result<(u64, bool)> {
         let need = p.end + if p.mark { format::MARK_SIZE } else { 0 };
         let mut alloc_end = p.alloc_end.max(need);
-        if need > p.alloc_end && (p.sync || p.durability == Durability::Normal) && !self.append_only {
+        if need > p.alloc_end && (p.sync || p.durable_wait || p.durability == Durability::Normal) && !self.append_only {
             // Pre-allocate: zeros written (and synced with this commit, or
             // with the next sync under NORMAL) now make the syncs of the
             // next commits cheaper, as they no longer change the file's
@@ -622,7 +678,7 @@ impl Log {
     /// only after a sync that covered the commit (under Off: see
     /// `OFF_MARK_BYTES`), never synced itself: if it is lost, recovery
     /// re-checks the commit's frames instead.
-    fn write_mark(&self, salt: u64, link: Link, page_size: u32, end: u64) -> Result<()> {
+    pub(crate) fn write_mark(&self, salt: u64, link: Link, page_size: u32, end: u64) -> Result<()> {
         let mut buf = [0u8; format::MARK_SIZE as usize];
         RecordHeader {
             kind: format::KIND_MARK,
@@ -685,7 +741,7 @@ impl Log {
                 }
             }
         }
-        st.latest = Arc::new(Version {
+        let v = Arc::new(Version {
             number: p.link.version,
             page_size: p.page_size,
             map,
@@ -700,7 +756,8 @@ impl Log {
             page1: Default::default(),
             control: st.control.clone(),
         });
-        Ok(st.latest.clone())
+        self.set_latest(st, v.clone());
+        Ok(v)
     }
 
     /// Takes the WRITER lock on this log's own file description, polling
@@ -786,10 +843,15 @@ impl Log {
                 .unwrap_or(false);
         let result = (|| {
             if writer {
-                self.refresh()?; // the MARK must follow the file's latest commit
+                self.refresh_latest()?; // the MARK must follow the file's latest commit
             }
             let mut st = self.lock();
             self.io.sync().map_err(|e| Error::io(&self.path, "sync", None, e))?;
+            // Every commit this view holds is whole in the file: now durable.
+            if let Some(shm) = st.shm.clone() {
+                shm.raise_synced(st.latest.end);
+                self.visible_version(&mut st);
+            }
             st.unsynced = false;
             st.unsynced_bytes = 0;
             st.last_sync = Instant::now();
@@ -893,6 +955,8 @@ pub(crate) struct Prepared {
     pub(crate) sync: bool,
     /// Write a MARK after the record (and the sync).
     pub(crate) mark: bool,
+    /// Group commit: the sync is `Log::finish_commit`'s (`group.rs`).
+    pub(crate) durable_wait: bool,
     /// Bytes of the transaction: its spills and this record.
     pub(crate) txn_bytes: u64,
     pub(crate) durability: Durability,
@@ -902,6 +966,9 @@ impl Drop for Log {
         // Commits made under synchronous=NORMAL become durable when the last
         // connection of the process closes the log.
         let _ = self.sync_pending();
+        if let Some(shm) = self.lock().shm.take().and_then(Arc::into_inner) {
+            crate::shm::detach(&self.file, shm);
+        }
     }
 }
 

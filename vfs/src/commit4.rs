@@ -220,6 +220,7 @@ impl Log {
             counter: c.counter,
             sync,
             mark,
+            durable_wait: false,
             txn_bytes,
             durability,
         }))

@@ -16,6 +16,8 @@
 //! | [`WAIT_BASE`] + k | a connection waiting for WRITER, in age class k (waited about 2^k ms), only while it sleeps in the busy handler (sqlite/fair.rs) | shared |
 //! | [`EPOCH_BASE`] + e | a reader whose snapshot was taken at epoch e (logs with a retention policy), for the length of its read transaction | shared |
 //! | [`PUNCH`]     | a reclamation step, from before it looks for readers until its punch returned | exclusive |
+//! | [`DMS`]       | every `Log` that maps the log's shared words (`shm.rs`), while it lives; exclusive only while (re)initialising them or removing the object as the last user | shared |
+//! | [`SYNC`]      | the one group-commit syncer of the log (`group.rs`), for its `fdatasync` | exclusive |
 //!
 //! `pagelog compact` takes OPEN exclusively to prove nobody has the log open.
 //! A reclamation step punches a region freed at epoch k only once
@@ -32,6 +34,10 @@ pub const OPEN: u64 = WRITER + 1;
 /// lock after the step looked for readers waits until it is free before
 /// it reads the log's tail (see `crate::epochs`).
 pub const PUNCH: u64 = WRITER + 2;
+/// The dead-man switch of the log's shared words (see `crate::shm`).
+pub const DMS: u64 = WRITER + 3;
+/// Held by the process syncing for a group of commits (see `crate::group`).
+pub const SYNC: u64 = WRITER + 4;
 /// Age class k's wait byte is `WAIT_BASE + k`, k < [`WAIT_LEVELS`].
 pub const WAIT_BASE: u64 = WRITER + 16;
 pub const WAIT_LEVELS: u64 = 16;

@@ -15,6 +15,7 @@
 //! | `commit.rs`   | the write path: spills, commit records, durability markers, syncs, revert |
 //! | `commit4.rs`, `checkpoint.rs` | format 4: a commit's tail, when a checkpoint is due and its INDEX record |
 //! | `registry.rs` | one `Log` per file per process |
+//! | `shm.rs`, `group.rs` | the shared visibility words; group commit (a FULL commit syncs after WRITER is released) |
 //!
 //! Nothing here knows SQLite.
 //!
@@ -48,6 +49,12 @@ use crate::patch;
 use crate::storage::LogFile;
 use crate::version::Mapping;
 pub use crate::version::Version;
+
+/// Reads at least this long are made with pread, not copied out of the
+/// map: a copy out of the map leaves every page it touched mapped in the
+/// process (its RSS) until given back, on top of the copy (a format-3 full
+/// map's record at 1 GiB: 4 MiB twice at the open's peak; issue 21).
+const MAPPED_READ_MAX: usize = 64 << 10;
 
 /// How a commit is made durable; mirrors `PRAGMA synchronous` in WAL mode.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -190,6 +197,15 @@ pub(crate) struct State {
     /// The log end when an automatic step of this process last found
     /// nothing to free (0: none since; `reclaim_if_due`).
     pub(crate) reclaim_looked_at: u64,
+    /// The log's shared words (`shm.rs`), once mapped; None: without them
+    /// (not tried yet, format 4, or not to be had: `group.rs` invariant 5).
+    pub(crate) shm: Option<Arc<crate::shm::Shm>>,
+    pub(crate) shm_tried: bool,
+    /// The version readers get while `pending` is not empty (`group.rs`).
+    pub(crate) visible: Option<Arc<Version>>,
+    /// Versions after `visible`, up to `latest`, whose commits are not yet
+    /// visible (a sync has not covered them).
+    pub(crate) pending: std::collections::VecDeque<Arc<Version>>,
 }
 
 pub struct Log {
@@ -206,6 +222,10 @@ pub struct Log {
     pub(crate) format: AtomicU32,
     /// The memory map and the committed end `read_vec` may read below.
     pub(crate) committed: Mutex<(Arc<Mapping>, u64)>,
+    /// Taken by the thread of this process that syncs for a group
+    /// (`group.rs`): the SYNC byte lock is the log's description's, which
+    /// all its threads share.
+    pub(crate) sync_gate: Mutex<()>,
 }
 
 pub(crate) fn now_us() -> u64 {
@@ -272,7 +292,12 @@ impl Log {
                 committing: false,
                 control: Arc::new(Control::none()),
                 reclaim_looked_at: 0,
+                shm: None,
+                shm_tried: false,
+                visible: None,
+                pending: Default::default(),
             }),
+            sync_gate: Mutex::new(()),
         };
         Ok(log)
     }
@@ -313,9 +338,11 @@ impl Log {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// The latest version this process knows of (no file access).
+    /// The latest version this process knows of that readers may see (no
+    /// file access): commits still being synced are not (`group.rs`).
     pub fn latest(&self) -> Arc<Version> {
-        self.lock().latest.clone()
+        let mut st = self.lock();
+        self.visible_version(&mut st)
     }
 
     pub(crate) fn file_len(&self) -> Result<u64> {
@@ -339,17 +366,30 @@ impl Log {
         Ok(())
     }
 
+    /// `len` bytes at `offset`: committed bytes shorter than
+    /// [`MAPPED_READ_MAX`] copied out of the map, longer ones with pread,
+    /// the rest as [`Log::read_into`] reads them.
     pub(crate) fn read_vec(&self, offset: u64, len: usize) -> Result<Vec<u8>> {
-        {
-            // Committed bytes: one copy out of the map, no zeroing first.
-            let (map, end) = self.committed.lock().unwrap_or_else(|p| p.into_inner()).clone();
-            if offset.saturating_add(len as u64) <= end {
-                return Ok(map.slice(offset, len).to_vec());
-            }
+        let (map, end) = self.committed.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let committed = offset.saturating_add(len as u64) <= end;
+        if committed && len < MAPPED_READ_MAX {
+            // One copy out of the map, no zeroing first.
+            return Ok(map.slice(offset, len).to_vec());
         }
         let mut v = vec![0u8; len];
-        self.read_into(offset, &mut v)?;
-        Ok(v)
+        if !committed {
+            self.read_into(offset, &mut v)?;
+            return Ok(v);
+        }
+        match self.io.read_at(&mut v, offset) {
+            Ok(()) => Ok(v),
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => Err(self.corrupt(
+                offset,
+                format!("{len} committed bytes (the log ends at {end})"),
+                "the end of the file: the log was truncated by another program",
+            )),
+            Err(e) => Err(Error::io(&self.path, "read", Some(offset), e)),
+        }
     }
 
     /// The stored page a map entry of page size `ps` names: the frame, or

@@ -14,11 +14,13 @@
 //!    through the map: the node cache holds the bytes it checked, so the
 //!    memory nodes take is the cache's, not the map's (every node page
 //!    touched through a map would stay in the process's RSS).
-//! 4. What is remembered is bounded: the frame tags are 4 bytes per page
-//!    number (`frame_tags.rs`: by the database's size, not the log's), the
-//!    patch cache a fixed number of entries, the node cache
-//!    `leaves::MAX_LEAVES` leaves (3.75 MiB) and [`INNER_CACHED`]
-//!    inner nodes (~2.2 MiB): ~6 MiB at most.
+//! 4. What is remembered is bounded: the frame tags 1 MiB (`frame_tags.rs`:
+//!    a slot a page up to 262,144 pages, then shared), the patch cache a
+//!    fixed number of entries, the node cache `leaves::MAX_LEAVES` leaves
+//!    (3.75 MiB) and [`INNER_CACHED`] inner nodes (~2.2 MiB): ~7 MiB at
+//!    most besides the patch cache. Nothing of the map stays resident for
+//!    a reader after the open (`Mapping::give_back`), as SQLite's page
+//!    reads go through pread (invariant 3).
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -38,7 +40,7 @@ use crate::tree;
 /// A read-only window on the file. It may be longer than the file: only
 /// offsets below a committed end are ever read through it. It also remembers
 /// which frames this process has checked, and against which crc (a 32-bit
-/// tag of the frame and crc per page number, `frame_tags.rs`), so every
+/// tag of the frame, crc and page, by page number, `frame_tags.rs`), so every
 /// frame is checked once, on its first read; a second map entry naming the
 /// same frame with another crc (only a crafted log has one) is checked
 /// again and fails.
@@ -186,6 +188,30 @@ impl Mapping {
         debug_assert!(offset + len as u64 <= self.cap);
         let m = self.mmap.as_ref().expect("read through an empty mapping");
         &m[offset as usize..offset as usize + len]
+    }
+
+    /// Drops this process's resident pages of the map from the memory page
+    /// holding `from` up to the one holding `to` (`MADV_DONTNEED`; the
+    /// first may hold earlier bytes, which only fault in again if read,
+    /// the last is kept for the bytes after `to`): for a walk that
+    /// read records out of the map and is done with them. The pages stay in
+    /// the page cache, and a later read through the map faults them in
+    /// again, with the same bytes.
+    pub(crate) fn give_back(&self, from: u64, to: u64) {
+        const PAGE: u64 = 4096;
+        let Some(m) = self.mmap.as_ref() else { return };
+        let from = from / PAGE * PAGE;
+        let to = (to / PAGE * PAGE).min(self.cap / PAGE * PAGE);
+        if to > from {
+            use memmap2::UncheckedAdvice;
+            // SAFETY: the range lies inside the mapping, which is a shared,
+            // read-only map of the log file: after MADV_DONTNEED its pages
+            // read the file's bytes again from the page cache, the same bytes
+            // any slice borrowed from it saw (no private copy is discarded).
+            // The log below the committed end is never rewritten (a punched
+            // hole drops the pages from every mapping anyway).
+            let _ = unsafe { m.unchecked_advise_range(UncheckedAdvice::DontNeed, from as usize, (to - from) as usize) };
+        }
     }
 
     /// Whether the frame of `len` bytes at `offset` was checked against

@@ -32,9 +32,9 @@ const BUCKETS: usize = 64;
 const RELEASE_EVERY: u64 = 256 << 10;
 
 /// Called as a walk that reads the records since a checkpoint through
-/// `mapping` (to build an overlay: up to 2,048 commits) reaches `pos`,
-/// having given back what lay before `released` (`u64::MAX`: give back
-/// nothing): once 256 KiB more were read, drops the pages before `pos`
+/// `mapping` (to build an overlay, or format 3's page map: up to 2,048
+/// commits) reaches `pos`, having given back what lay before `released`:
+/// once 256 KiB more were read, drops the pages before `pos`
 /// from this process's resident set (`MADV_DONTNEED`). The records are
 /// read out of the map (a copy of a few hundred bytes each, cheaper than a
 /// `pread`), but each page fault maps the page cache around it (large
@@ -48,27 +48,26 @@ const RELEASE_EVERY: u64 = 256 << 10;
 /// 1 GiB, the same peak RSS. Returns the new mark.
 pub(crate) fn release_read(mapping: &Mapping, released: u64, pos: u64) -> u64 {
     const PAGE: u64 = 4096;
-    if released == u64::MAX || pos < released.saturating_add(RELEASE_EVERY) {
+    if pos < released.saturating_add(RELEASE_EVERY) {
         return released;
     }
     let Some(m) = mapping.mmap.as_ref() else { return released };
     let from = released / PAGE * PAGE;
     let to = (pos / PAGE * PAGE).min(mapping.cap / PAGE * PAGE);
     if to > from {
-        use memmap2::UncheckedAdvice;
-        // SAFETY: the range lies inside the mapping, which is a shared,
-        // read-only map of the log file: after MADV_DONTNEED its pages read
-        // the file's bytes again from the page cache, the same bytes any
-        // slice borrowed from it saw (no private copy is discarded). The log
-        // below the committed end is never rewritten (a punched hole drops
-        // the pages from every mapping anyway).
-        let _ = unsafe { m.unchecked_advise_range(UncheckedAdvice::DontNeed, from as usize, (to - from) as usize) };
+        mapping.give_back(from, to);
         // The next stretch's page tables in one call, not a fault every
         // few records (past the file's end: an error, ignored).
         let ahead = RELEASE_EVERY.min(mapping.cap / PAGE * PAGE - to) as usize;
         let _ = m.advise_range(memmap2::Advice::PopulateRead, to as usize, ahead);
     }
     to
+}
+
+/// At the walk's end (`pos`): gives back what it read since `released`,
+/// and the stretch [`release_read`] mapped ahead of it.
+pub(crate) fn release_rest(mapping: &Mapping, released: u64, pos: u64) {
+    mapping.give_back(released, pos.max(released.saturating_add(RELEASE_EVERY)));
 }
 
 /// A hasher for page numbers: one multiplication (SipHash costs more than

@@ -68,6 +68,9 @@ impl Log {
         {
             let mut st = log.lock();
             log.recover(&mut st)?;
+            if st.header.is_some() {
+                log.attach_shm(&mut st);
+            }
         }
         Ok(log)
     }
@@ -81,6 +84,9 @@ impl Log {
         {
             let mut st = log.lock();
             log.recover(&mut st)?;
+            if st.header.is_some() {
+                log.attach_shm(&mut st);
+            }
         }
         Ok(log)
     }
@@ -264,7 +270,13 @@ impl Log {
     /// header), so the next `refresh` tries again instead of walking on from
     /// a half-built state.
     fn recover(&self, st: &mut State) -> Result<()> {
-        let r = self.recover_into(st);
+        self.recover_below(st, u64::MAX)
+    }
+
+    /// [`Log::recover`] of the log's first `cap` bytes only (`group.rs`:
+    /// a view that must not take commits past the visible end).
+    pub(crate) fn recover_below(&self, st: &mut State, cap: u64) -> Result<()> {
+        let r = self.recover_into(st, cap);
         if r.is_err() {
             st.header = None;
             st.log_end = format::FIRST_RECORD;
@@ -275,10 +287,11 @@ impl Log {
 
     /// Recovery proper: from the commit the last record claims durable.
     /// (Reading what a damaged log still holds is `salvage`'s.)
-    fn recover_into(&self, st: &mut State) -> Result<()> {
-        let len = self.file_len()?;
-        st.alloc_end = len;
-        st.alloc_exact = true;
+    fn recover_into(&self, st: &mut State, cap: u64) -> Result<()> {
+        let file_len = self.file_len()?;
+        let len = file_len.min(cap);
+        st.alloc_end = file_len;
+        st.alloc_exact = len == file_len;
         let Some(header) = self.read_header(len)? else { return Ok(()) };
         if len < format::FIRST_RECORD {
             // Header written, padding not (a crash during creation): empty.
@@ -301,10 +314,18 @@ impl Log {
         let log_end = w.log_end;
         let durable = w.durable;
         let walked_control = w.control;
-        match w.commits.into_iter().next_back().map(|c| c.rec).or(start) {
+        let r = match w.commits.into_iter().next_back().map(|c| c.rec).or(start) {
             Some(latest) => self.load_version(st, salt, len, &latest, log_end, durable, walked_control),
             None => Ok(()),
-        }
+        };
+        // What recovery read out of the map (the last records, a checkpoint's
+        // CONTROL and INDEX records, the walk) leaves the process's RSS: each
+        // page touched maps the page-cache folio around it, and SQLite's
+        // reads after the open go through pread, so a long-lived reader
+        // would keep them for nothing (issue 21). One call over the whole
+        // map; its untouched stretches cost nothing.
+        st.mapping.give_back(0, st.mapping.cap);
+        r
     }
 
     /// FORMAT.md recovery step 2: the commit that the last well-formed
@@ -420,9 +441,13 @@ impl Log {
         let mut last = full.clone();
         let mut control = self.control_before(salt, len, &full)?;
         let mut pending: Option<Rec> = None;
-        // Format 4: the log read for the overlay leaves the RSS as the walk
-        // goes (`overlay::release_read`).
-        let mut released = if self.format() >= format::FORMAT_V4 { pos } else { u64::MAX };
+        // The log read for the map leaves the RSS as the walk goes
+        // (`overlay::release_read`), from the full map's record on: in
+        // format 3 that record holds an entry per page (4 MiB at 1 GiB) and
+        // the walk up to 2,048 commits, all of it mapped page by page (issue
+        // 21: 14 MiB of a format-3 reader's RSS at 1 GiB). Nothing keeps a
+        // slice of it: records are copied out (`Log::read_vec`).
+        let mut released = full.offset;
         while last.offset != rec.offset {
             let r = self.read_record(salt, pos, len)?.ok_or_else(|| {
                 self.corrupt(pos, format!("a record between versions {} and {}", last.h.version, rec.h.version), "none")
@@ -470,6 +495,7 @@ impl Log {
             pos = r.end();
             released = crate::overlay::release_read(mapping, released, pos);
         }
+        crate::overlay::release_rest(mapping, released, pos);
         Ok(((map, since, commits), control))
     }
 
@@ -818,30 +844,55 @@ impl Log {
     }
 
     /// Brings this process's view up to date with commits other processes
-    /// appended, and returns the latest version. Cheap when nothing changed.
+    /// appended, and returns the version a read transaction may see: the
+    /// latest whose commit is visible (`group.rs`: under FULL, durable).
+    /// Cheap when nothing changed.
     pub fn refresh(&self) -> Result<Arc<Version>> {
+        self.refresh_as(false)
+    }
+
+    /// Like [`Log::refresh`], but returns the log's real latest version,
+    /// commits still being synced included: for a connection holding (or
+    /// about to hold) WRITER, whose commit must follow the log's end. It
+    /// returns only once a sync covered those too (`Log::finish_commit`).
+    pub fn refresh_latest(&self) -> Result<Arc<Version>> {
+        self.refresh_as(true)
+    }
+
+    fn refresh_as(&self, writer: bool) -> Result<Arc<Version>> {
         let mut st = self.lock();
+        self.catch_up(&mut st)?;
+        if !st.shm_tried && st.header.is_some() {
+            // Joining may take the view back to the visible end: walk on
+            // from there (what follows is pending).
+            self.attach_shm(&mut st);
+            self.catch_up(&mut st)?;
+        }
+        Ok(if writer { st.latest.clone() } else { self.visible_version(&mut st) })
+    }
+
+    /// Walks what was appended after this view's end, if anything.
+    pub(crate) fn catch_up(&self, st: &mut State) -> Result<()> {
         if st.header.is_some() && !st.committing {
             match self.nothing_appended(st.log_end)? {
-                Appended::Nothing => return Ok(st.latest.clone()),
+                Appended::Nothing => return Ok(()),
                 Appended::Maybe => {
                     // Something follows: walk it from one read (tail.rs).
                     let at = st.log_end;
-                    return self.with_tail(at, || self.follow(&mut st));
+                    return self.with_tail(at, || self.follow(st)).map(|_| ());
                 }
                 Appended::Freed => {
                     // Reclaimed past this view (format 4): recover afresh.
-                    self.recover(&mut st)?;
-                    return Ok(st.latest.clone());
+                    return self.recover(st);
                 }
             }
         }
-        self.follow(&mut st)
+        self.follow(st).map(|_| ())
     }
 
     /// `refresh` past its first look: recovers a view that has none, or
     /// walks the records appended after the view's end.
-    fn follow(&self, st: &mut State) -> Result<Arc<Version>> {
+    pub(crate) fn follow(&self, st: &mut State) -> Result<Arc<Version>> {
         let len = self.file_len()?;
         let end = st.latest.end;
         if st.header.is_none() {
@@ -878,8 +929,13 @@ impl Log {
         let mut map = st.latest.map.clone();
         let mut since = st.entries_since_full;
         let mut commits = st.commits_since_full;
-        let mut checksum = st.latest.checksum;
-        for Walk { rec: r, entries, .. } in &w.commits {
+        // With the shared words, every commit past `visible` becomes a
+        // version of its own (readers reach them as syncs cover them), as
+        // does the last one below it; without, only the last.
+        let visible = st.shm.as_ref().map(|s| s.visible_end());
+        let n = w.commits.len();
+        let mut made: Vec<Arc<Version>> = Vec::new();
+        for (i, Walk { rec: r, entries, .. }) in w.commits.iter().enumerate() {
             if r.is_map() {
                 since = 0;
                 commits = 0;
@@ -889,26 +945,30 @@ impl Log {
                 commits += 1;
             }
             advance(&mut map, r, entries, &mapping);
-            checksum = r.info.checksum;
+            let keep = i + 1 == n || visible.is_some_and(|v| r.end() > v || w.commits[i + 1].rec.end() > v);
+            if keep {
+                made.push(Arc::new(Version {
+                    number: r.h.version,
+                    page_size: r.h.page_size,
+                    map: map.clone(),
+                    commit_offset: r.offset,
+                    commit_crc: r.crc,
+                    end: r.end(),
+                    timestamp_us: r.info.timestamp_us,
+                    checksum: r.info.checksum,
+                    mapping: mapping.clone(),
+                    counter: r.info.page1_counter,
+                    derive_page1: self.derive_page1(),
+                    page1: Default::default(),
+                    control: st.control.clone(),
+                }));
+            }
         }
-        let r = &w.commits.last().expect("not empty").rec;
         st.entries_since_full = since;
         st.commits_since_full = commits;
-        st.latest = Arc::new(Version {
-            number: r.h.version,
-            page_size: r.h.page_size,
-            map,
-            commit_offset: r.offset,
-            commit_crc: r.crc,
-            end: r.end(),
-            timestamp_us: r.info.timestamp_us,
-            checksum,
-            mapping,
-            counter: r.info.page1_counter,
-            derive_page1: self.derive_page1(),
-            page1: Default::default(),
-            control: st.control.clone(),
-        });
+        for v in made {
+            self.set_latest(st, v);
+        }
         Ok(st.latest.clone())
     }
 }

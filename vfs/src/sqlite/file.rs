@@ -19,6 +19,15 @@
 //! `Log::commit`. Dropping below RESERVED without it — a ROLLBACK, even one
 //! that replayed spilled pages — discards the buffer: no version is made.
 //!
+//! Group commit (`crate::group`): `Log::commit_appended` appends under
+//! WRITER; if the commit still waits for a sync (FULL, with the shared
+//! words) WRITER is released at once, so that the next writer appends
+//! behind it, and `Log::finish_commit` then waits for the one sync that
+//! covers both. SQLite's following `xUnlock` finds WRITER already given
+//! back (`writer_released`). A connection whose busy handler's sleep took
+//! WRITER for it reads the log's real end (`Log::refresh_latest`), commits
+//! still being synced included: its own commit returns only after them.
+//!
 //! # A log deleted or renamed away
 //! A write transaction (RESERVED) first checks that the name the connection
 //! opened still leads to its file (device and inode, as os_unix.c does for
@@ -79,6 +88,9 @@ pub(crate) struct MainDb {
     read_only: bool,
     sync_pragma: Option<Durability>,
     synced_in_txn: bool,
+    /// A group commit released WRITER before its sync; the write state
+    /// that SQLite unlocks next holds nothing (see `commit`).
+    writer_released: bool,
     /// Keeps the version alive whose pages xFetch handed out.
     fetch_pin: Option<Arc<Version>>,
     /// Bytes a write transaction buffers in memory before spilling to the log.
@@ -172,6 +184,7 @@ impl MainDb {
             read_only: ro,
             sync_pragma: None,
             synced_in_txn: false,
+            writer_released: false,
             fetch_pin: None,
             spill_limit: DEFAULT_SPILL_LIMIT,
             mmap_limit: 0,
@@ -282,6 +295,7 @@ impl MainDb {
                     }
                     Err(e) => return report(&Error::io(self.log.path(), "lock", None, e)),
                 }
+                self.writer_released = false;
                 let latest = match self.log.prepare_write() {
                     Ok(v) => v,
                     Err(e) => {
@@ -322,7 +336,9 @@ impl MainDb {
     }
 
     fn release_writer(&self) {
-        let _ = lock::unlock(self.lockfd.as_fd(), lock::WRITER);
+        if !self.writer_released {
+            let _ = lock::unlock(self.lockfd.as_fd(), lock::WRITER);
+        }
     }
 
     fn unlock(&mut self, level: c_int) -> c_int {
@@ -339,6 +355,7 @@ impl MainDb {
                     rc = report(&e);
                 }
                 self.release_writer();
+                self.writer_released = false;
                 self.state = State::Read(snap);
             }
         }
@@ -367,8 +384,13 @@ impl MainDb {
         if self.log.format() < crate::format::FORMAT_V4 {
             // No epochs before format 4: the read path costs what it did
             // (one refresh; a pinned version only the truncation check).
+            // A connection whose busy handler's sleep took WRITER for it
+            // (fair.rs) is a writer: it reads the log's real end, commits
+            // still being synced included, and its commit returns only
+            // once a sync covered them too (group.rs).
             return match &self.pinned {
                 Some(p) => self.log.check_len(p.end).map(|()| p.clone()),
+                None if self.waiter.carries() => self.log.refresh_latest(),
                 None => self.log.refresh(),
             };
         }
@@ -440,7 +462,21 @@ impl MainDb {
             (true, Some(Durability::Off) | None) => Durability::Full,
             (true, Some(level)) => level,
         };
-        let (rc, snap) = match self.log.commit(txn, durability) {
+        // Group commit: the append under WRITER, then, WRITER released so
+        // that the next writer appends behind it, the wait for the sync
+        // that covers it (group.rs). Format 4 (retention steps below)
+        // and a process without the shared words never wait here.
+        let done = match self.log.commit_appended(txn, durability) {
+            Ok(Some(p)) => {
+                if p.waits() {
+                    self.release_writer();
+                    self.writer_released = true;
+                }
+                self.log.finish_commit(p).map(Some)
+            }
+            other => other.map(|_| None),
+        };
+        let (rc, snap) = match done {
             Ok(Some(v)) => {
                 // Retention (format 4): a bounded step now and then, while
                 // this connection still holds the WRITER lock. A failure

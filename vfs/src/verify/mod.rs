@@ -100,7 +100,7 @@ impl Log {
             attempt += 1;
             let problem = rep.damaged() || rep.tail.as_ref().is_some_and(|t| !t.zeros);
             let changed = self.file_len().ok() != Some(rep.file_len)
-                || self.refresh().ok().map(|v| v.number) != rep.recovered_version;
+                || self.refresh_latest().ok().map(|v| v.number) != rep.recovered_version;
             if !problem || !changed || attempt == 3 {
                 return rep;
             }
@@ -111,7 +111,7 @@ impl Log {
         let mut rep = VerifyReport::default();
         // Recovery first, then the file's length: everything recovery
         // reached lies below it, whatever writers append meanwhile.
-        match self.refresh() {
+        match self.refresh_latest() {
             Ok(v) => rep.recovered_version = Some(v.number),
             Err(e) => rep.recovery_error = Some(e.to_string()),
         }

@@ -91,7 +91,7 @@ impl Log {
         // the same bytes (a later recovery may see more, never less).
         let walked = rep.items.last().and_then(|i| i.version).unwrap_or(0);
         if rep.recovery_error.is_none() && rep.recovered_version.unwrap_or(0) < walked {
-            if let Ok(v) = self.refresh() {
+            if let Ok(v) = self.refresh_latest() {
                 if v.number >= walked {
                     rep.recovered_version = Some(walked);
                 }

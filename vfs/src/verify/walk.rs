@@ -34,7 +34,7 @@ impl Log {
         progress: &mut dyn FnMut(u64, u64),
     ) -> Result<()> {
         // What recovery found, just before (the walk must reach it).
-        let recovered = self.latest();
+        let recovered = self.lock().latest.clone();
         let (mut w, prev) = self.walk_start(salt, len, rep)?;
         let end = self.walk_records(salt, len, &mut w, prev, rep, progress)?;
         settle_freed(&w, rep);

@@ -30,6 +30,8 @@
 
 #![allow(dead_code)] // each test binary uses its own part
 
+pub mod held_sync;
+
 use std::fs::File;
 use std::io;
 use std::os::unix::fs::FileExt;

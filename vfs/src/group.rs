@@ -1,0 +1,244 @@
+//! Group commit and the visible end: a FULL commit is appended under
+//! WRITER, which is released before its sync; one `fdatasync` then makes
+//! every commit appended so far durable, and no other connection sees a
+//! commit before a sync covered it. The shared words are `shm.rs`'s;
+//! design, guarantees and fallback: docs/group-commit.md.
+//!
+//! # Terms
+//! * *pending*: a commit appended (its record whole in the file) whose end
+//!   is above the shared `visible` word.
+//! * *visible version*: what a read transaction gets (`Log::refresh`): the
+//!   newest version whose record ends at or below `visible`.
+//! * *latest*: `State::latest`, the log's real end (`Log::refresh_latest`),
+//!   on which a writer holding WRITER builds.
+//!
+//! # Invariants
+//! 1. `visible` covers a FULL commit only after a sync that began after
+//!    the commit's write returned (`Log::await_synced` raises it to what
+//!    `appended` said before its sync, or to an end it read itself).
+//! 2. A NORMAL or OFF commit raises `visible` to its own end only once
+//!    everything before it is visible (else it first waits for a sync
+//!    covering its predecessor): it never exposes a pending FULL commit.
+//! 3. No commit returns (`Log::finish_commit`) before `visible` covers
+//!    it, and under FULL before `synced` does: a writer that built on
+//!    pending commits returns only once they are durable too.
+//! 4. In a process, `State::pending` holds the versions after
+//!    `State::visible` up to `State::latest`, in order; it is empty
+//!    exactly when `State::visible` is None (the latest is visible).
+//! 5. Without the shared words (`State::shm` None) nothing here is used:
+//!    commits sync under WRITER and every version is visible at once.
+
+use std::os::fd::AsFd;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Instant;
+
+use crate::error::{Error, Result};
+use crate::lock::{self, Mode, SYNC};
+use crate::log::{Link, Log, State};
+use crate::shm::Shm;
+use crate::version::Version;
+
+/// What a commit appended under WRITER still waits for once WRITER is
+/// released (see [`Log::finish_commit`]).
+pub(crate) enum Wait {
+    /// Nothing: durable or visible already (or no shared words).
+    Nothing,
+    /// A sync covering `end` (FULL, or NORMAL's periodic sync).
+    Durable { end: u64 },
+    /// NORMAL or OFF behind a pending commit: a sync covering `prev_end`,
+    /// then `visible` raised to `end`.
+    Behind { prev_end: u64, end: u64 },
+}
+
+/// A commit appended but not yet returned.
+pub struct Pending {
+    pub(crate) version: Arc<Version>,
+    pub(crate) link: Link,
+    pub(crate) wait: Wait,
+    pub(crate) shm: Option<Arc<Shm>>,
+}
+
+impl Pending {
+    /// Whether [`Log::finish_commit`] may wait: release WRITER first.
+    pub fn waits(&self) -> bool {
+        !matches!(self.wait, Wait::Nothing)
+    }
+}
+
+impl Log {
+    /// Waits until a sync covered `end`, syncing for the whole group when
+    /// no sync in flight will: one `fdatasync` under the SYNC byte covers
+    /// every commit whose write returned before it began. True: this
+    /// thread ran that sync.
+    pub(crate) fn await_synced(&self, shm: &Shm, end: u64) -> Result<bool> {
+        if shm.synced_end() >= end {
+            return Ok(false);
+        }
+        // One thread of this process at a time (the OFD lock below is the
+        // log's own description's, shared by its threads).
+        let _gate = self.sync_gate.lock().unwrap_or_else(|p| p.into_inner());
+        if shm.synced_end() >= end {
+            return Ok(false);
+        }
+        let fd = self.file.as_fd();
+        lock::lock_wait(fd, SYNC, Mode::Exclusive).map_err(|e| Error::io(&self.path, "lock", None, e))?;
+        let r = (|| {
+            if shm.synced_end() >= end {
+                return Ok(false);
+            }
+            // Every commit record below `to` was written before this sync.
+            let to = shm.appended().load(Ordering::Acquire).max(end);
+            self.io.sync().map_err(|e| Error::io(&self.path, "sync", None, e))?;
+            shm.raise_synced(to);
+            Ok(true)
+        })();
+        let _ = lock::unlock(fd, SYNC);
+        r
+    }
+
+    /// Completes a commit [`Log::commit_appended`] made: waits for what it
+    /// needs (invariant 3), then shows it to this process's readers.
+    /// On a failed sync the commit stays in the log, its durability
+    /// unknown (as SQLite's after a failed fsync); it becomes visible when
+    /// a later sync covers it.
+    pub fn finish_commit(&self, p: Pending) -> Result<Arc<Version>> {
+        let Some(shm) = &p.shm else { return Ok(p.version) };
+        let durable = match p.wait {
+            Wait::Nothing => false,
+            Wait::Durable { end } => {
+                if self.await_synced(shm, end)? {
+                    self.mark_if_idle(shm);
+                }
+                true
+            }
+            Wait::Behind { prev_end, end } => {
+                if shm.visible_end() < prev_end {
+                    self.await_synced(shm, prev_end)?;
+                }
+                shm.visible().fetch_max(end, Ordering::AcqRel);
+                false
+            }
+        };
+        let mut st = self.lock();
+        if durable {
+            if st.horizon.version < p.link.version {
+                st.horizon = p.link;
+            }
+            st.last_sync = Instant::now();
+            st.unsynced_bytes = 0;
+        }
+        self.visible_version(&mut st);
+        Ok(p.version)
+    }
+
+    /// After a sync this thread ran: writes the MARK that claims the log's
+    /// latest commit durable (FORMAT.md), if WRITER is free at once and
+    /// nothing follows that commit. Else a later commit's horizon carries
+    /// the claim (or the MARK of the next idle sync, or of the last close).
+    /// Without it, recovery re-checks the frames of the commits after the
+    /// last claim, and a damaged one would be taken for a torn write.
+    fn mark_if_idle(&self, shm: &Shm) {
+        let fd = self.file.as_fd();
+        if self.read_only || !lock::try_lock(fd, lock::WRITER, Mode::Exclusive).unwrap_or(false) {
+            return;
+        }
+        let _ = (|| -> Result<()> {
+            let mut st = self.lock();
+            self.catch_up(&mut st)?;
+            let latest = st.latest.clone();
+            if latest.number == 0 || st.log_end != latest.end || shm.synced_end() < latest.end {
+                return Ok(());
+            }
+            let Some(h) = st.header else { return Ok(()) };
+            let link = Link { version: latest.number, offset: latest.commit_offset, crc: latest.commit_crc };
+            drop(st);
+            // Under WRITER: nobody appends meanwhile, in any process.
+            self.write_mark(h.salt, link, latest.page_size, latest.end)?;
+            let mut st = self.lock();
+            if st.latest.number == link.version && st.log_end == latest.end {
+                st.log_end = latest.end + crate::format::MARK_SIZE;
+                st.alloc_end = st.alloc_end.max(st.log_end);
+                if st.horizon.version < link.version {
+                    st.horizon = link;
+                }
+            }
+            Ok(())
+        })();
+        let _ = lock::unlock(fd, lock::WRITER);
+    }
+
+    /// Makes `v` (the next commit after `st.latest`) the latest; with the
+    /// shared words, a version above `visible` waits in `st.pending`.
+    pub(crate) fn set_latest(&self, st: &mut State, v: Arc<Version>) {
+        if let Some(shm) = &st.shm {
+            if v.end > shm.visible_end() {
+                if st.pending.is_empty() {
+                    st.visible = Some(st.latest.clone());
+                }
+                st.pending.push_back(v.clone());
+            } else {
+                st.pending.clear();
+                st.visible = None;
+            }
+        }
+        st.latest = v;
+    }
+
+    /// The version a read transaction starting now may see: the newest
+    /// whose record ends at or below `visible` (one atomic load).
+    pub(crate) fn visible_version(&self, st: &mut State) -> Arc<Version> {
+        let Some(shm) = &st.shm else { return st.latest.clone() };
+        if st.pending.is_empty() {
+            return st.latest.clone();
+        }
+        let w = shm.visible_end();
+        while st.pending.front().is_some_and(|v| v.end <= w) {
+            st.visible = st.pending.pop_front();
+        }
+        if st.pending.is_empty() {
+            st.visible = None;
+            return st.latest.clone();
+        }
+        st.visible.clone().expect("pending versions follow a visible one")
+    }
+
+    /// Maps the log's shared words once its header is known (format 3 and
+    /// before; format 4's retention steps keep syncing under WRITER). The
+    /// first process to use them starts them from the log's end, synced.
+    /// Any failure: do without (invariant 5).
+    pub(crate) fn attach_shm(&self, st: &mut State) {
+        st.shm_tried = true;
+        let Some(h) = st.header else { return };
+        if h.format >= crate::format::FORMAT_V4 {
+            return;
+        }
+        let writable = !self.read_only;
+        let shm = crate::shm::attach(&self.file, writable, h.salt, || {
+            // Alone: this view goes to the log's end, which is then synced
+            // (it may hold commits a killed process never synced) unless
+            // the log claims it durable already (FORMAT.md: a claim is
+            // written only after the sync; OFF's promise nothing).
+            self.follow(st).map_err(|e| std::io::Error::other(e.to_string()))?;
+            if st.horizon.version < st.latest.number {
+                self.io.sync()?;
+            }
+            Ok(st.latest.end)
+        });
+        let Ok(shm) = shm else { return };
+        let shm = Arc::new(shm);
+        st.pending.clear();
+        st.visible = None;
+        // Joined while a commit this view holds is pending: the view
+        // starts again from the visible end (the walk of the next refresh
+        // adds what follows as pending), as invariant 4 needs the latest
+        // visible here. Failing that, do without (and recover again).
+        let visible = shm.visible_end();
+        if st.latest.end > visible && self.recover_below(st, visible).is_err() {
+            crate::shm::detach(&self.file, Arc::into_inner(shm).expect("not shared yet"));
+            let _ = self.recover_below(st, u64::MAX);
+            return;
+        }
+        st.shm = Some(shm);
+    }
+}

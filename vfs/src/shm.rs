@@ -1,0 +1,218 @@
+//! The shared visibility words: one 4 KiB POSIX shared-memory object per
+//! log (WAL's wal-index reduced to three words), so that readers learn how
+//! far history is durable (under FULL) with an atomic load, no system call.
+//! Group commit (`group.rs`) raises the words; refresh (`recovery.rs`)
+//! reads them. Design and guarantees: docs/group-commit.md.
+//!
+//! # The object
+//! `$PAGELOG_SHM_DIR` (default `/dev/shm`) `/pagelog-<dev>-<ino>-<salt>`:
+//! the log's device and inode and its header's salt, in hex, so that a log
+//! replaced by another (compaction, a new file on a reused inode) never
+//! meets the old one's words. Little-endian u64 words, read and written
+//! only atomically:
+//!
+//! | offset | word        | meaning |
+//! |--------|-------------|---------|
+//! | 0      | magic       | [`MAGIC`] once initialised (written last by the initialiser) |
+//! | 8      | `appended`  | the end of the newest COMMIT record whose `write` returned |
+//! | 16     | `synced`    | an end below which every byte was written before a sync that returned |
+//! | 24     | `visible`   | readers take only commits whose record ends at or below it |
+//!
+//! # Invariants
+//! 1. Words only grow (`fetch_max`), except at initialisation, which
+//!    happens only while no other process has the object mapped and sets
+//!    them to the log's recovered end after a sync: at or above any value
+//!    raised before (every raised value is the end of a commit in the file,
+//!    and the file never shrinks below a commit).
+//! 2. `visible` ≥ `synced` (every syncer raises both); `visible` goes past
+//!    `synced` only through a NORMAL or OFF commit that found everything
+//!    before it visible (`group.rs` invariant 2), so a FULL commit is never
+//!    visible before a sync covered it.
+//! 3. The dead-man switch: every process that maps the object holds the
+//!    log's [`lock::DMS`] byte shared until its `Log` closes. Taking it
+//!    exclusive proves no other process uses the object: only then is it
+//!    (re)initialised, so an object leaked by a killed process (4 KiB in
+//!    `/dev/shm`) is reset from the log, never trusted. The last process
+//!    to close removes the object.
+//! 4. A process that cannot have the object (no such directory, no room,
+//!    no permission, an object replaced while others still use the old
+//!    one) works without it (`Log` falls back to syncing under WRITER).
+
+use std::fs::File;
+use std::io;
+use std::os::fd::AsFd;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use memmap2::MmapMut;
+
+use crate::lock::{self, Mode, DMS};
+
+pub(crate) const SIZE: usize = 4096;
+pub(crate) const MAGIC: u64 = u64::from_le_bytes(*b"PLGSHM01");
+const AT_MAGIC: usize = 0;
+const AT_APPENDED: usize = 8;
+const AT_SYNCED: usize = 16;
+const AT_VISIBLE: usize = 24;
+
+/// Where the objects live unless `PAGELOG_SHM_DIR` says otherwise.
+pub const DEFAULT_DIR: &str = "/dev/shm";
+
+/// One process's mapping of a log's object.
+pub(crate) struct Shm {
+    map: MmapMut,
+    path: PathBuf,
+}
+
+impl Shm {
+    fn word(&self, at: usize) -> &AtomicU64 {
+        debug_assert!(at % 8 == 0 && at + 8 <= SIZE && self.map.len() >= SIZE);
+        // SAFETY: the mapping is SIZE bytes, page-aligned, and lives as long
+        // as `self`; `at` is 8-aligned and inside it. AtomicU64 has the
+        // layout of u64, and every access to these bytes, in any process,
+        // is atomic.
+        unsafe { &*(self.map.as_ptr().add(at) as *const AtomicU64) }
+    }
+    pub(crate) fn appended(&self) -> &AtomicU64 {
+        self.word(AT_APPENDED)
+    }
+    pub(crate) fn synced(&self) -> &AtomicU64 {
+        self.word(AT_SYNCED)
+    }
+    pub(crate) fn visible(&self) -> &AtomicU64 {
+        self.word(AT_VISIBLE)
+    }
+    pub(crate) fn visible_end(&self) -> u64 {
+        self.visible().load(Ordering::Acquire)
+    }
+    pub(crate) fn synced_end(&self) -> u64 {
+        self.synced().load(Ordering::Acquire)
+    }
+    /// Everything below `end` is durable: raises `synced` and `visible`.
+    pub(crate) fn raise_synced(&self, end: u64) {
+        self.synced().fetch_max(end, Ordering::AcqRel);
+        self.visible().fetch_max(end, Ordering::AcqRel);
+    }
+}
+
+/// The object's name for the log open as `log` whose salt is `salt`.
+pub(crate) fn object_path(log: &File, salt: u64) -> io::Result<PathBuf> {
+    let dir = std::env::var_os("PAGELOG_SHM_DIR").map_or_else(|| PathBuf::from(DEFAULT_DIR), PathBuf::from);
+    let (dev, ino) = crate::stat::identity_of(log)?;
+    Ok(dir.join(format!("pagelog-{dev:x}-{ino:x}-{salt:016x}")))
+}
+
+/// Maps the object of the log open as `log` (read-only: `writable` false),
+/// holding the log's DMS byte shared from now on. When this process is
+/// the only one with the object, `init` (which must sync the log) gives
+/// the recovered end the words start from. Err: do without it.
+pub(crate) fn attach(log: &File, writable: bool, salt: u64, init: impl FnOnce() -> io::Result<u64>) -> io::Result<Shm> {
+    let path = object_path(log, salt)?;
+    let mut init = Some(init);
+    // A few rounds at most: another process removing the object as its
+    // last user, or initialising it, between our open and our lock.
+    for _ in 0..100 {
+        // A read-only process never initialises the object (it cannot take
+        // the DMS byte exclusively), so it never creates one either.
+        let file = open_object(&path, writable)?;
+        if file.metadata()?.len() < SIZE as u64 {
+            file.set_len(SIZE as u64)?;
+        }
+        // SAFETY: a shared mapping of SIZE bytes of a file this process
+        // opened read-write; other processes change it, which is why every
+        // access goes through atomics (`Shm::word`).
+        let map = unsafe { memmap2::MmapOptions::new().len(SIZE).map_mut(&file)? };
+        let shm = Shm { map, path: path.clone() };
+        let fd = log.as_fd();
+        let alone = writable && lock::try_lock(fd, DMS, Mode::Exclusive)?;
+        if !alone && !lock::try_lock(fd, DMS, Mode::Shared)? {
+            // Someone is initialising it (or removing it): look again.
+            std::thread::sleep(std::time::Duration::from_millis(1));
+            continue;
+        }
+        // The name must still lead to the object we mapped (the last user
+        // may have removed it after our open); if not, start over.
+        if crate::stat::identity(&path).ok() != crate::stat::identity_of(&file).ok() {
+            lock::unlock(fd, DMS)?;
+            continue;
+        }
+        if alone {
+            let f = init.take().expect("initialised once");
+            let end = match f() {
+                Ok(end) => end,
+                Err(e) => {
+                    lock::unlock(fd, DMS)?;
+                    return Err(e);
+                }
+            };
+            for w in [AT_APPENDED, AT_SYNCED, AT_VISIBLE] {
+                shm.word(w).store(end, Ordering::Release);
+            }
+            shm.word(AT_MAGIC).store(MAGIC, Ordering::Release);
+            // Exclusive to shared in one step: never unlocked in between.
+            if !lock::try_lock(fd, DMS, Mode::Shared)? {
+                return Err(io::Error::other("could not keep the DMS lock shared"));
+            }
+            return Ok(shm);
+        }
+        if shm.word(AT_MAGIC).load(Ordering::Acquire) != MAGIC {
+            // Others use the log, but not this object (it was removed and
+            // made anew while they kept the old one), or a read-only
+            // process found a leaked one it may not reset: do without.
+            lock::unlock(fd, DMS)?;
+            return Err(io::Error::other("the shared object is not the one the log's other users have"));
+        }
+        return Ok(shm);
+    }
+    Err(io::Error::other("the shared object kept changing"))
+}
+
+fn open_object(path: &std::path::Path, create: bool) -> io::Result<File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(create)
+        .mode(0o644)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(path)
+}
+
+/// Called as a `Log` closes: the last process to use the object removes
+/// it (a killed one leaves it, as does a read-only last user, which cannot
+/// take the DMS byte exclusively; the next first user resets it).
+pub(crate) fn detach(log: &File, shm: Shm) {
+    let fd = log.as_fd();
+    if lock::try_lock(fd, DMS, Mode::Exclusive).unwrap_or(false) {
+        let _ = std::fs::remove_file(&shm.path);
+    }
+    let _ = lock::unlock(fd, DMS);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn words_only_grow_and_a_sync_raises_visible_with_synced() {
+        let dir = std::env::temp_dir().join(format!("pagelog-shm-unit-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let p = dir.join("f");
+        std::fs::write(&p, b"x").unwrap();
+        let f = std::fs::OpenOptions::new().read(true).write(true).open(&p).unwrap();
+        let path = dir.join("obj");
+        let file = open_object(&path, true).unwrap();
+        file.set_len(SIZE as u64).unwrap();
+        // SAFETY: as in `attach`.
+        let map = unsafe { memmap2::MmapOptions::new().len(SIZE).map_mut(&file).unwrap() };
+        let shm = Shm { map, path };
+        shm.raise_synced(100);
+        shm.raise_synced(50);
+        assert_eq!((shm.synced_end(), shm.visible_end()), (100, 100));
+        shm.visible().fetch_max(150, Ordering::AcqRel);
+        shm.raise_synced(120);
+        assert_eq!((shm.synced_end(), shm.visible_end()), (120, 150));
+        drop(f);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
