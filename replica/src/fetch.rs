@@ -283,14 +283,21 @@ pub fn restore_into(
         let key = store.loc.key(&format!("{}/{}", g.dir(), h.name()));
         let b = store.get(&key, None)?;
         let salt_ok = pagelog::format::Header::decode(&b).is_ok_and(|x| x.salt == g.salt);
-        if b.len() as u64 != HEAD_SIZE || !salt_ok {
+        if b.len() as u64 != h.size || !h.size_ok() || !salt_ok {
             return Err(Error::Refused(format!(
-                "object {key} is not the header of log {} (salt {:016x}): damaged or foreign",
+                "object {key} is not the header of log {} (salt {:016x}) and {} bytes below {}: damaged or foreign",
                 g.dir(),
-                g.salt
+                g.salt,
+                h.size.saturating_sub(HEAD_SIZE),
+                h.from
             )));
         }
-        file.write_all_at(&b, 0).map_err(|e| Error::Local(format!("{}: {e}", tmp.escaped())))?;
+        let w = |bytes: &[u8], at: u64| {
+            file.write_all_at(bytes, at).map_err(|e| Error::Local(format!("{}: {e}", tmp.escaped())))
+        };
+        w(&b[..HEAD_SIZE as usize], 0)?;
+        // The frames read in place below where the segments start.
+        w(&b[HEAD_SIZE as usize..], h.low())?;
     }
     let downloaded = download(store, g, segs, &file, (0, 0), &mut |at| progress(at, total))?;
     let local = |e: std::io::Error| Error::Local(format!("{}: {e}", tmp.escaped()));

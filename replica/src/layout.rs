@@ -9,9 +9,12 @@
 //! file's bytes `[start, end)`, cut at commit boundaries, back to back from
 //! offset 0. A generation started from a log whose retention had freed its
 //! bytes `[512, from)` (format 4) has a `head-<from>-<first>` object instead
-//! of those bytes: the log's 512-byte header; its segments follow on from
-//! `from`, and it restores versions `first` and later (a restore leaves a
-//! hole where the freed bytes were, as the primary has).
+//! of those bytes: the log's 512-byte header, followed by the log's bytes
+//! `[from − (size − 512), from)` (the frames its state reads in place below
+//! `from`, and what lies between them; none when the object is 512 bytes);
+//! its segments follow on from `from`, and it restores versions `first` and
+//! later (a restore leaves a hole where the other freed bytes were, as the
+//! primary has).
 
 use std::collections::BTreeMap;
 
@@ -37,7 +40,8 @@ pub struct Head {
     pub from: u64,
     /// The oldest version the generation restores.
     pub first: u64,
-    /// The object's size as listed (512: a header).
+    /// The object's size as listed: 512 (a header) and the bytes below
+    /// `from` it holds (see [`Head::low`]).
     pub size: u64,
 }
 
@@ -45,6 +49,16 @@ pub struct Head {
 pub const HEAD_SIZE: u64 = 512;
 
 impl Head {
+    /// Where the bytes after the header go: `[low, from)`.
+    pub fn low(&self) -> u64 {
+        self.from - (self.size - HEAD_SIZE)
+    }
+
+    /// Whether the listed size can be a header and bytes below `from`.
+    pub fn size_ok(&self) -> bool {
+        self.size >= HEAD_SIZE && self.size - HEAD_SIZE <= self.from - HEAD_SIZE
+    }
+
     pub fn name(&self) -> String {
         format!("head-{:020}-{:020}", self.from, self.first)
     }
@@ -116,9 +130,10 @@ impl Generation {
     /// `key_of` names objects in the reasons given.
     pub fn chain(&self, key_of: impl Fn(&Segment) -> String) -> Chain {
         let mut c = Chain { start: self.start(), end: self.start(), ..Chain::default() };
-        if let Some(h) = self.head.filter(|h| h.size != HEAD_SIZE) {
+        if let Some(h) = self.head.filter(|h| !h.size_ok()) {
             c.broken = Some(format!(
-                "object {}/{} is {} bytes, not a {HEAD_SIZE}-byte log header: truncated or altered",
+                "object {}/{} is {} bytes, not a {HEAD_SIZE}-byte log header and at most the bytes below where \
+                 its generation starts: truncated or altered",
                 self.dir(),
                 h.name(),
                 h.size
@@ -449,6 +464,14 @@ mod tests {
         let mut bad = g.clone();
         bad.head = Some(Head { size: 100, ..head });
         assert!(bad.check_chain(|s| s.name()).unwrap_err().contains("not a 512-byte log header"));
+        // A head with the frames read in place below `from`: the header and
+        // the bytes `[low, from)`; no more than lie between 512 and `from`.
+        let with = Head { size: HEAD_SIZE + 1024, ..head };
+        assert!(with.size_ok() && with.low() == 3072);
+        let mut good = g.clone();
+        good.head = Some(with);
+        assert!(good.check_chain(|s| s.name()).is_ok());
+        assert!(!Head { size: HEAD_SIZE + 4096 - 511, ..head }.size_ok(), "bytes below the header");
         // A head names a start past the header.
         assert!(Head::parse(&format!("head-{:020}-{:020}", 512, 1), HEAD_SIZE).is_none());
     }

@@ -39,10 +39,18 @@
 //!    (it keeps the freed versions, which still restore from it); one that
 //!    lagged behind `B` is refused, saying so. A new generation of a log
 //!    whose `B` is past 512 starts at `B`, with a `head-` object holding the
-//!    header and naming the first version it restores (the first commit
-//!    after the CONTROL record that set `B`), put before its first segment
-//!    once that commit exists. Freed bytes are neither shipped as zeros nor
-//!    called damage.
+//!    header, then the bytes `[L, B)` from the lowest frame `L` that the
+//!    state of that CONTROL record reads in place below `B` (frames of
+//!    ALIGNED records a step left where they were; `L` = `B` when none:
+//!    [`pagelog::Shippable::low`]), and naming the first version it
+//!    restores (the first commit after the CONTROL record that set `B`), put
+//!    before its first segment once that commit exists. Freed bytes below
+//!    `L` are neither shipped as zeros nor called damage; those between `L`
+//!    and `B` go as they are (holes as zeros), since the frames among them
+//!    are not listed apart. A later state reads in place below `B` only
+//!    frames the first one did (a step never leaves in place what lies
+//!    below the boundary it starts from unless it was in place already), so
+//!    a resumed generation needs nothing more.
 
 use std::io::Read;
 use std::os::unix::fs::FileExt;
@@ -81,9 +89,10 @@ struct Position {
     created_us: u64,
     at: Boundary,
     /// A generation that starts past bytes the log freed, whose `head-`
-    /// object is not put yet: where it starts, and the offset of the CONTROL
-    /// record that set that boundary (invariant 6).
-    head: Option<(u64, u64)>,
+    /// object is not put yet: where it starts, the offset of the CONTROL
+    /// record that set that boundary, and the lowest frame below it that
+    /// the record's state reads in place (invariant 6).
+    head: Option<(u64, u64, u64)>,
 }
 
 /// The replicator's state after a pass.
@@ -347,7 +356,7 @@ impl Replicator {
         let at = log.continues_at(held.from)?.ok_or_else(|| {
             Error::Refused(format!("{}: no record at its boundary (offset {}): damaged", self.name(), held.from))
         })?;
-        Ok(Position { salt, created_us, at, head: Some((held.from, held.control)) })
+        Ok(Position { salt, created_us, at, head: Some((held.from, held.control, held.low.min(held.from))) })
     }
 
     /// Puts the `head-` object of a generation that starts past freed
@@ -355,7 +364,7 @@ impl Replicator {
     /// the CONTROL record that set its start. Ok(false): no such commit yet
     /// (nothing can be shipped until the next one).
     fn put_head(&mut self, pos: &Position, upto: u64) -> Result<bool, Error> {
-        let Some((from, control)) = pos.head else { return Ok(true) };
+        let Some((from, control, low)) = pos.head else { return Ok(true) };
         let log = self.log.as_ref().expect("opened");
         let checked = log.checked_commits(&pos.at, upto, u64::MAX)?;
         let Some(first) = checked.commits.iter().find(|b| b.commit_offset > control) else {
@@ -364,12 +373,17 @@ impl Replicator {
             }
             return Ok(false);
         };
-        let head = Head { from, first: first.version, size: HEAD_SIZE };
+        // The header, then the bytes from the lowest frame read in place up
+        // to `from` (held by this pass's epoch lock: no step punches them).
+        let size = HEAD_SIZE + (from - low);
+        let head = Head { from, first: first.version, size };
         let key = self.store.loc.key(&format!("{}/{}", Generation::name(pos.created_us, pos.salt), head.name()));
         let file = log.file().try_clone().map_err(|e| Error::Local(format!("{}: {e}", self.name())))?;
         let file = Arc::new(file);
-        self.store.put(&key, HEAD_SIZE, true, &mut || {
-            Ok(Box::new(RangeReader { file: file.try_clone()?, pos: 0, end: HEAD_SIZE }) as Box<dyn Read>)
+        self.store.put(&key, size, true, &mut || {
+            let header = RangeReader { file: file.try_clone()?, pos: 0, end: HEAD_SIZE };
+            let below = RangeReader { file: file.try_clone()?, pos: low, end: from };
+            Ok(Box::new(header.chain(below)) as Box<dyn Read>)
         })?;
         if let Some(p) = self.pos.as_mut() {
             p.head = None;

@@ -101,6 +101,10 @@ fn main() {
     let seed: u64 = args.get(2).map_or(1, |s| s.parse().unwrap());
     std::fs::create_dir_all(&out).unwrap();
     let mut rng = Rng(seed);
+    if args.get(3).map(String::as_str) == Some("in-place") {
+        in_place(&out, &mut rng);
+        return;
+    }
 
     // No policy: a CONTROL record before every full map only.
     let p = out.join("f4-no-policy.log");
@@ -244,4 +248,41 @@ fn main() {
     std::fs::copy(&p, out.join("f4-spilled-first-commit-unclaimed.log")).unwrap();
     drop(log);
     std::fs::remove_file(&p).unwrap();
+}
+
+/// `make_format4 OUTDIR SEED in-place`: frames read in place below the
+/// boundary (FORMAT.md, "The boundary"). A load of 40 pages (one ALIGNED
+/// record), a policy of 5 versions from the start, commits of the first 8
+/// pages only with steps among them: the load's other pages are read where
+/// it wrote them, below `B`. `-frame-punched`: one of those frames zeroed
+/// (a punched frame a held version still reaches: damage, not zeros).
+fn in_place(out: &Path, rng: &mut Rng) {
+    let p = out.join("f4-in-place.log");
+    let mut log = new_log(&p);
+    commit_in(&log, rng, Durability::Normal, false, PAGES, false, 8);
+    log.set_retention(Policy::parse("5 versions").unwrap(), T).unwrap();
+    for i in 0..400 {
+        commit_in(&log, rng, Durability::Normal, false, PAGES, false, 8);
+        if i % 100 == 99 {
+            // A new handle's first commit is a checkpoint (past which steps
+            // may move the boundary).
+            drop(log);
+            log = Log::open(&p, OpenOptions::default()).unwrap();
+        }
+        if i % 10 == 9 {
+            reclaim_all(&log, 16 << 10);
+        }
+    }
+    let b = log.retention_state().boundary;
+    eprintln!("f4-in-place: boundary {b}, latest {}", log.latest().number);
+    drop(log);
+    let mut bytes = std::fs::read(&p).unwrap();
+    // Page 31 (index 30) as the load wrote it: 'X', 30, then zeros.
+    let at = (PS..b as usize)
+        .step_by(PS)
+        .find(|&o| bytes[o] == b'X' && bytes[o + 1] == 30 && bytes[o + 2..o + PS].iter().all(|&x| x == 0))
+        .expect("page 31 of the load read in place below B");
+    eprintln!("f4-in-place-frame-punched: frame at {at}");
+    bytes[at..at + PS].fill(0);
+    std::fs::write(out.join("f4-in-place-frame-punched.log"), bytes).unwrap();
 }

@@ -1017,10 +1017,21 @@ class Log:
             raise Damage(-1 - fo, "the index-tree node above page %d" % pg)
         q = fo & ~7
         if q < self.boundary:
+            # "first looked up in the table by X as the reference holds it ... (a map slot keeps
+            # its tag)"; "only when the table has no entry for X is it resolved through the base
+            # tree"; "with no base-tree slot for p ... read in place ... when o is a page image
+            # (o a multiple of 8) at a multiple of a = min(page size, 4096)".
+            m = self.moved.get(fo)
             t = self.base.get(pg)
-            if t is None or t[1] != cr:
-                raise Damage(q, "a copy of page %d (crc %#x) in the base tree" % (pg, cr))
-            fo, q = t[0], t[0] & ~7
+            if m is not None:
+                fo, q = m | (fo & 7), m
+            elif t is not None:
+                if t[1] != cr:
+                    raise Damage(q, "a copy of page %d (crc %#x) in the base tree" % (pg, cr))
+                fo, q = t[0], t[0] & ~7
+            elif fo % 8 != 0 or fo % min(ps, 4096) != 0:
+                raise Damage(q, "a copy of page %d (crc %#x) in the base tree, or a frame read in place"
+                             % (pg, cr))
         if self.is_patch(fo):
             pp = self.parse_patch(q, ps, self.n)
             if isinstance(pp, str):
@@ -1028,7 +1039,9 @@ class Log:
             b, ranges, at, _size = pp
             if b < self.boundary:
                 t = self.base.get(pg)
-                if t is not None:
+                if b in self.moved:
+                    b = self.moved[b]
+                elif t is not None:
                     b = self.bases[pg] if t[0] % 8 == 1 else t[0]
             page = bytearray(self.data[b:b + ps])
             for st, ln in ranges:
@@ -1323,16 +1336,25 @@ class Log:
                 pmap = self.build_map(c)
             except Damage:
                 continue  # reported as the version's damage above
+            # "or a frame below B that a held version reads in place" ("The boundary": no
+            # straggler entry, no base-tree slot, an image at a multiple of min(page size, 4096)).
+            def in_place(pg, o):
+                return o < b and o not in self.moved and pg not in self.base and o % 8 == 0 \
+                    and o % min(c.ps, 4096) == 0
+
             for i, (_cr, fo) in enumerate(pmap):
-                if fo <= 0 or (fo & ~7) < b:
+                if fo <= 0:
                     continue
                 spans = []
-                if fo % 8 == 1:
+                if (fo & ~7) < b:
+                    if in_place(i + 1, fo):
+                        spans.append((fo, fo + c.ps))
+                elif fo % 8 == 1:
                     pp = self.parse_patch(fo - 1, c.ps, self.n)
                     if isinstance(pp, str):
                         continue
                     spans.append((fo - 1, fo - 1 + pp[3]))
-                    if pp[0] >= b:
+                    if pp[0] >= b or in_place(i + 1, pp[0]):
                         spans.append((pp[0], pp[0] + c.ps))
                 else:
                     spans.append((fo, fo + c.ps))

@@ -35,6 +35,19 @@ const KNOWN_DISAGREEMENTS: &[(&str, &str, &str, &str)] = &[];
 /// (file, outcome, what it shows).
 const FORMAT4_AGREED: &[(&str, &str, &str)] = &[
     (
+        "f4-in-place.log",
+        "opens 401 clean",
+        "frames read in place below B (FORMAT.md, \"The boundary\"): a load of 40 ALIGNED frames at 1 KiB pages, \
+         commits of 8 of its pages under a policy of 5 versions; the load's other pages are read where it wrote \
+         them, below B = 290608, no base-tree slot naming them",
+    ),
+    (
+        "f4-in-place-frame-punched.log",
+        "opens 401 damaged",
+        "as f4-in-place.log, page 31's frame read in place (at 75776, below B) zeroed as a punch leaves it: every \
+         kept version fails that page's crc, damage, not a page of zeros",
+    ),
+    (
         "f4-reclaimed.log",
         "opens 269 clean",
         "a reclaimed log (policy `3 versions`, B = 179320, the bytes below it a hole): [512, B) is freed, not \

@@ -42,7 +42,9 @@ pub const STEP_BYTES: u64 = 64 << 20;
 ///
 /// --json: {"policy", "oldest_kept" (null until a step reclaimed versions),
 /// "latest", "boundary", "freed_bytes", "not_punched" (true while an open
-/// read transaction keeps the freed region allocated), "disk_bytes",
+/// read transaction keeps the freed region allocated, below the lowest page
+/// image still read in place), "in_place_bytes" (page images below the
+/// boundary still read where they were written), "disk_bytes",
 /// "file_size", and with --now "steps", "freed_now", "relocated"}.
 #[derive(clap::Args)]
 #[command(verbatim_doc_comment)]
@@ -129,6 +131,8 @@ pub fn run(a: Args) -> CmdResult {
     if a.json {
         let latest = log.refresh().ctx(&what)?.number;
         let st = log.retention_state();
+        // Frames still read where they were written, below the boundary.
+        let in_place = log.in_place_frames().ctx(&what)?;
         let mut v = serde_json::json!({
             "format_version": format,
             "policy": st.policy.to_string(),
@@ -136,7 +140,8 @@ pub fn run(a: Args) -> CmdResult {
             "latest": latest,
             "boundary": st.boundary,
             "freed_bytes": st.boundary - FIRST_RECORD,
-            "not_punched": !is_hole(&a.db, FIRST_RECORD, st.boundary),
+            "not_punched": !is_hole(&a.db, FIRST_RECORD, st.boundary.min(in_place.0)),
+            "in_place_bytes": in_place.1,
             "disk_bytes": crate::info::disk_bytes(&a.db).ctx(&what)?,
             "file_size": std::fs::metadata(&a.db).ctx(&what)?.len(),
         });
@@ -200,7 +205,14 @@ fn print_state(log: &Log) -> pagelog::Result<()> {
             "freed         {} bytes below offset {boundary} (versions before {oldest} were reclaimed)",
             boundary - FIRST_RECORD
         );
-        if !is_hole(log.path(), FIRST_RECORD, boundary) {
+        let (low, held) = log.in_place_frames()?;
+        if held > 0 {
+            println!(
+                "in place      {held} bytes ({}) of page images below it, still read where they were written",
+                size(held)
+            );
+        }
+        if !is_hole(log.path(), FIRST_RECORD, boundary.min(low)) {
             // reclaim.rs punches only what no reader's epoch lock still covers.
             println!(
                 "note          part of it is not given back to the file system yet: an open read transaction \

@@ -6,8 +6,9 @@
 //! that shipped bytes before they were freed keeps going (the replica keeps
 //! them, so versions the primary no longer keeps still restore), one that
 //! lagged behind the boundary refuses, saying why and what to do, and a new
-//! replica of a reclaimed log starts at the boundary; holes are never
-//! shipped as the log nor called damage.
+//! replica of a reclaimed log starts at the boundary, its head carrying the
+//! frames read in place below it; holes are never shipped as the log nor
+//! called damage.
 
 mod common;
 #[path = "replica/garage.rs"]
@@ -238,7 +239,11 @@ fn a_replica_behind_the_boundary_is_refused_and_a_new_one_starts_at_the_boundary
         ok(restore(g, &fresh, &out, &extra.iter().map(String::as_str).collect::<Vec<_>>()));
         let got = std::fs::read(&out).unwrap();
         assert_eq!(got[..512], primary[..512], "the header");
-        assert!(got[512..b as usize].iter().all(|&x| x == 0), "a hole where the freed bytes were");
+        // Below B: a hole up to the lowest frame the state reads in place
+        // (none here: the load is too small to be ALIGNED), then those frames,
+        // shipped with the head.
+        let low = 512 + got[512..b as usize].iter().position(|&x| x != 0).unwrap_or(b as usize - 512) as u64;
+        assert!(got[512..low as usize].iter().all(|&x| x == 0), "a hole where the freed bytes were");
         assert!(got[b as usize..] == primary[b as usize..got.len()], "the log from B on, byte for byte");
         let v = n.unwrap_or(newest);
         assert_eq!(latest_of(&out), v);
@@ -265,4 +270,142 @@ fn a_replica_behind_the_boundary_is_refused_and_a_new_one_starts_at_the_boundary
     ok(replicate_once(g, &db, &fresh));
     ok(follow_once(g, &fresh, &replica));
     assert_eq!(latest_of(&replica), newest + 1);
+}
+
+/// A format-4 log whose first commit loads `rows` rows of 400 bytes at
+/// 1 KiB pages (one record of far more than 32 frames: ALIGNED), then
+/// `updates` updates of the first `hot` rows only: the load's other pages
+/// are never replaced, so a step leaves their frames in place below `B`.
+fn make_log_with_a_cold_load(path: &Path, rows: u32, hot: u32, updates: u32) {
+    let plain = path.with_extension("plain");
+    {
+        let c = rusqlite::Connection::open(&plain).unwrap();
+        c.execute_batch(&format!(
+            "PRAGMA page_size=1024; CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT);
+             WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i+1 FROM n WHERE i < {rows})
+             INSERT INTO t SELECT i, printf('cold row %d ', i) || hex(randomblob(190)) FROM n;"
+        ))
+        .unwrap();
+    }
+    let bytes = std::fs::read(&plain).unwrap();
+    std::fs::remove_file(&plain).unwrap();
+    {
+        use pagelog::{Durability, Log, OpenOptions};
+        let log = Log::open(path, OpenOptions { create: true, format4: true, ..Default::default() }).unwrap();
+        let _g = log.lock_writer(std::time::Duration::from_secs(5)).unwrap();
+        let base = log.prepare_write().unwrap();
+        let mut txn = log.begin(base, 1 << 20);
+        txn.write(&log, 0, &bytes).unwrap();
+        log.commit(txn, Durability::Full).unwrap().unwrap();
+    }
+    let c = open(path);
+    c.execute_batch("PRAGMA synchronous=NORMAL").unwrap();
+    for i in 0..updates {
+        c.execute("UPDATE t SET v = printf('update %d of row %d', ?1, id) WHERE id = ?1 % ?2 + 1", [i, hot]).unwrap();
+    }
+}
+
+#[test]
+fn a_new_replica_of_a_log_with_frames_in_place_below_the_boundary_restores_every_kept_version() {
+    let g = server();
+    let d = TempDir::new("rep-f4-in-place");
+    let db = d.path("app.db");
+    make_log_with_a_cold_load(&db, 400, 10, 400);
+    let vo = reclaim(&db, "40 versions", 64 << 10);
+    assert!(vo > 2, "the steps freed the load's version");
+    {
+        let c = open(&db);
+        for i in 0..5 {
+            c.execute("UPDATE t SET v = printf('fresh %d', ?1) WHERE id = ?1 + 1", [i]).unwrap();
+        }
+    }
+    // The primary reads its cold pages in place below B, and says they are
+    // intact.
+    ok(g.pagelog().arg("verify").arg(&db).output().unwrap());
+    let (b, vo) = kept(&db);
+    let primary = std::fs::read(&db).unwrap();
+    let low = 512 + primary[512..b as usize].iter().position(|&x| x != 0).expect("frames below B") as u64;
+    assert!(low < b, "frames in place below B");
+
+    let url = g.url("f4-in-place");
+    ok(replicate_once(g, &db, &url));
+    let newest = latest_of(&db);
+    let o = ok(g.pagelog().args(["info", &url, "--json"]).output().unwrap());
+    let info: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let first = info["generations"][0]["first_version"].as_u64().unwrap();
+    assert!(first >= vo && first <= newest, "restores from {first}: Vo {vo}, latest {newest}");
+    let out = d.path("out.db");
+    for v in first..=newest {
+        ok(restore(g, &url, &out, &["--version", &v.to_string()]));
+        let got = std::fs::read(&out).unwrap();
+        assert_eq!(latest_of(&out), v);
+        // Every page of every kept version, the cold ones read in place
+        // below B among them, as the primary reads it.
+        assert_eq!(
+            hash(&export(&out, v, &d.path("x.plain"))),
+            hash(&export(&db, v, &d.path("y.plain"))),
+            "version {v}"
+        );
+        assert!(got[512..low as usize].iter().all(|&x| x == 0), "a hole below the lowest frame in place");
+        assert!(got[b as usize..] == primary[b as usize..got.len()], "the log from B on, byte for byte");
+    }
+    // follow builds a replica from it, which reads (and verifies) the same.
+    let replica = d.path("replica.db");
+    ok(follow_once(g, &url, &replica));
+    assert_eq!(latest_of(&replica), newest);
+    assert_eq!(hash(&export(&replica, newest, &d.path("z.plain"))), hash(&export(&db, newest, &d.path("y.plain"))));
+    ok(g.pagelog().arg("verify").arg(&replica).output().unwrap());
+
+    // The generation goes on: cold rows are rewritten (their frames below
+    // the head's start die, and the primary's steps punch them), more steps
+    // move B on, and the resumed replica still restores every version the
+    // primary keeps (a later state reads in place below the generation's
+    // start only frames the first one did).
+    {
+        let c = open(&db);
+        for i in 0..150 {
+            c.execute("UPDATE t SET v = printf('late %d', ?1) WHERE id = ?1 * 2 + 50", [i]).unwrap();
+        }
+    }
+    ok(replicate_once(g, &db, &url)); // shipped before the steps free it
+    reclaim(&db, "40 versions", 64 << 10);
+    {
+        let c = open(&db);
+        c.execute("UPDATE t SET v = 'after the steps' WHERE id = 3", []).unwrap();
+    }
+    let (b2, vo2) = kept(&db);
+    assert!(b2 > b, "the steps moved B on: {b} -> {b2}");
+    ok(replicate_once(g, &db, &url));
+    let newest = latest_of(&db);
+    for v in vo2..=newest {
+        ok(restore(g, &url, &out, &["--version", &v.to_string()]));
+        assert_eq!(
+            hash(&export(&out, v, &d.path("x.plain"))),
+            hash(&export(&db, v, &d.path("y.plain"))),
+            "version {v} after the generation went on"
+        );
+    }
+    ok(follow_once(g, &url, &replica));
+    assert_eq!(latest_of(&replica), newest);
+    ok(g.pagelog().arg("verify").arg(&replica).output().unwrap());
+    // And a new generation started now (some frames below B died and were
+    // punched, others stay) restores what it holds exactly.
+    let again = g.url("f4-in-place-again");
+    {
+        let c = open(&db);
+        c.execute("UPDATE t SET v = 'one more' WHERE id = 4", []).unwrap();
+    }
+    ok(replicate_once(g, &db, &again));
+    let newest = latest_of(&db);
+    let o = ok(g.pagelog().args(["info", &again, "--json"]).output().unwrap());
+    let info: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let first = info["generations"][0]["first_version"].as_u64().unwrap();
+    for v in [first, newest] {
+        ok(restore(g, &again, &out, &["--version", &v.to_string()]));
+        assert_eq!(
+            hash(&export(&out, v, &d.path("x.plain"))),
+            hash(&export(&db, v, &d.path("y.plain"))),
+            "version {v}"
+        );
+    }
 }

@@ -102,6 +102,13 @@ pub struct Shippable {
     /// `from` on reads the versions whose commits follow that record
     /// (their control state redirects everything below `from`), no older.
     pub control: u64,
+    /// The lowest offset below `from` that the control state of `control`
+    /// reads in place (`control.rs` invariant 6: frames of ALIGNED records
+    /// a step left where they were); `from` when none. A copy that starts
+    /// at `from` must also hold the bytes `[low, from)` (the frames there;
+    /// the rest of them is freed and read by no one), or the versions it
+    /// restores miss those pages.
+    pub low: u64,
 }
 
 impl Drop for Shippable {
@@ -155,18 +162,35 @@ impl Log {
             self.refresh()?;
             let s = self.retention_state();
             if s.epoch == 0 {
-                return Ok(Shippable { fd: None, epoch: 0, from: format::FIRST_RECORD, oldest: None, control: 0 });
+                return Ok(Shippable {
+                    fd: None,
+                    epoch: 0,
+                    from: format::FIRST_RECORD,
+                    oldest: None,
+                    control: 0,
+                    low: format::FIRST_RECORD,
+                });
             }
             let fd = File::open(self.path()).map_err(|e| Error::io(self.path(), "open", None, e))?;
             let locked = lock::try_lock(fd.as_fd(), lock::EPOCH_BASE + s.epoch, lock::Mode::Shared)
                 .map_err(|e| Error::io(self.path(), "lock", None, e))?;
-            let control = self.lock().control.offset;
-            let held = Shippable { fd: Some(fd), epoch: s.epoch, from: s.boundary, oldest: s.oldest_kept, control };
+            let c = self.lock().control.clone();
+            let (control, from) = (c.offset, s.boundary);
+            let mut held = Shippable { fd: Some(fd), epoch: s.epoch, from, oldest: s.oldest_kept, control, low: from };
             self.refresh()?;
             // The epoch did not move between reading it and locking it: no
-            // step could punch past its boundary since.
-            if locked && self.retention_state().epoch == s.epoch {
-                return Ok(held);
+            // step could punch past its boundary since, nor a frame its
+            // state reads in place.
+            if locked && self.retention_state().epoch == s.epoch && c.epoch() == s.epoch {
+                match self.in_place_low(&c) {
+                    Ok(low) => {
+                        held.low = low;
+                        return Ok(held);
+                    }
+                    // A step by another process since: look again.
+                    Err(Error::Reclaimed { .. }) => continue,
+                    Err(e) => return Err(e),
+                }
             }
         }
     }

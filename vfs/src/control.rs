@@ -4,10 +4,11 @@
 //! redirected.
 //!
 //! # Invariants
-//! 1. A reference to an item below `B` (a map slot, a patch's base) is never
-//!    read where it points: it is redirected through the base tree (the
-//!    slot of the same page), and the referencing entry's crc checks the
-//!    result, as it checks any page.
+//! 1. A reference to an item below `B` (a map slot, a patch's base) is
+//!    read where it points only by the rule of invariant 6; otherwise it is
+//!    redirected through the straggler table or the base tree (the slot of
+//!    the same page), and the referencing entry's crc checks the result, as
+//!    it checks any page.
 //! 2. The base tree's slots name items at or after `B` only, a patch's base
 //!    included (the reclaimer relocates a patch together with its base).
 //! 3. A `Control` is immutable: a new CONTROL record makes a new one, and a
@@ -27,6 +28,18 @@
 //!
 //! 5. The free list (`freelist.rs`) is parsed and checked with the
 //!    straggler table and carried by a copy; nothing here reads through it.
+//! 6. Read in place (FORMAT.md, "The boundary"): a map slot below `B` that
+//!    the straggler table does not hold and whose page has no base-tree
+//!    slot (a zero slot) is read where it points when it names a page image
+//!    (no patch tag) at a multiple of `format::slot_align(page size)`: a
+//!    frame of an ALIGNED record that a step left in place. So is a patch's
+//!    base below `B` whose page has no base-tree slot. The entry's crc checks
+//!    the page as always: a hole there (a punched frame a held version still
+//!    reaches) fails it and is damage, never a page of zeros. Any other
+//!    reference below `B` that nothing redirects is damage. A base-tree slot
+//!    that exists but has another crc is damage too (not read in place): a
+//!    step that leaves a page's item in place clears the page's base-tree
+//!    slot (`reclaim.rs` invariant 7), so the two never disagree.
 //!
 //! Phase 1 (this file): the base tree is read whole into memory when a
 //! control state is loaded (its size is the pages relocated, at most the
@@ -59,6 +72,10 @@ pub struct Control {
     moved: Arc<Vec<(u64, u64)>>,
     /// The free list (invariant 5).
     free: Arc<Vec<FreeRange>>,
+    /// What this state reads in place below `B` (invariant 6), once
+    /// measured (`Log::in_place_items`): the lowest item's offset (`B`:
+    /// none) and the bytes of those items.
+    pub(crate) in_place: std::sync::OnceLock<(u64, u64)>,
 }
 
 /// The state of a log that has no CONTROL record, for readers that have no
@@ -90,7 +107,16 @@ impl Control {
         let moved = Arc::new(parse_table(offset, &info, table)?);
         let rest = table.get(info.stragglers as usize * format::STRAGGLER_SIZE..).unwrap_or(&[]);
         let free = Arc::new(freelist::parse(offset, info.free_entries as usize, rest)?);
-        let mut c = Control { offset, crc, info, base: HashMap::new(), bases: HashMap::new(), moved, free };
+        let mut c = Control {
+            offset,
+            crc,
+            info,
+            base: HashMap::new(),
+            bases: HashMap::new(),
+            moved,
+            free,
+            in_place: Default::default(),
+        };
         if info.base_root == 0 {
             return Ok(c);
         }
@@ -125,6 +151,13 @@ impl Control {
             bases: self.bases.clone(),
             moved: self.moved.clone(),
             free: self.free.clone(),
+            // The same frames, unless the copy names another oldest version
+            // or boundary (then measured again).
+            in_place: if (info.oldest_version, info.boundary) == (self.info.oldest_version, self.info.boundary) {
+                self.in_place.clone()
+            } else {
+                Default::default()
+            },
         }
     }
 
@@ -176,34 +209,54 @@ impl Control {
         }
     }
 
-    /// The slot page `pgno` reads through when its map slot is `s`: `s`
-    /// itself at or after `B`; below it, the straggler table's copy, else
-    /// the base tree's slot for the page, which must make the same page (the
-    /// same crc). None: a reference below `B` that neither can redirect
-    /// (damage).
+    /// The slot page `pgno` (of a version of `page_size`-byte pages) reads
+    /// through when its map slot is `s`: `s` itself at or after `B`; below
+    /// it, the straggler table's copy, else the base tree's slot for the
+    /// page, which must make the same page (the same crc), else `s` itself
+    /// when it is read in place (invariant 6). None: a reference below `B`
+    /// that nothing redirects and that is not read in place (damage).
     #[inline]
-    pub fn slot(&self, pgno: u32, s: Slot) -> Option<Slot> {
+    pub fn slot(&self, pgno: u32, s: Slot, page_size: u32) -> Option<Slot> {
         if s.offset == 0 || patch::position(s.offset) >= self.boundary() {
             return Some(s);
         }
         if let Some(new) = self.moved_to(s.offset) {
             return Some(Slot { offset: new | (s.offset & patch::PATCH_TAG), crc: s.crc });
         }
-        self.base.get(&pgno).copied().filter(|b| b.crc == s.crc && patch::position(b.offset) >= self.boundary())
+        match self.base.get(&pgno) {
+            Some(b) => Some(*b).filter(|b| b.crc == s.crc && patch::position(b.offset) >= self.boundary()),
+            None => in_place(s.offset, page_size).then_some(s),
+        }
     }
 
-    /// Where the base image of a patch of page `pgno` lies when the patch
-    /// names `base`: `base` itself at or after `B`; below it, the base tree
-    /// slot's image, or that slot's patch's base.
+    /// Where the base image of a patch of page `pgno` (`page_size`-byte
+    /// pages) lies when the patch names `base`: `base` itself at or after
+    /// `B`; below it, the straggler table's copy, else the base tree slot's
+    /// image, or that slot's patch's base; else `base` itself when it is
+    /// read in place (invariant 6). None: none of these.
     #[inline]
-    pub fn base(&self, pgno: u32, base: u64) -> Option<u64> {
+    pub fn base(&self, pgno: u32, base: u64, page_size: u32) -> Option<u64> {
         if base >= self.boundary() {
             return Some(base);
         }
         if let Some(new) = self.moved_to(base) {
             return Some(new);
         }
-        self.base_tree_base(pgno)
+        if self.base.contains_key(&pgno) {
+            return self.base_tree_base(pgno);
+        }
+        in_place(base, page_size).then_some(base)
+    }
+
+    /// Whether page `pgno`'s item at `offset` below `B` is read in place by
+    /// this state (invariant 6): neither the straggler table nor the base
+    /// tree redirects it, and it may be a frame of an ALIGNED record.
+    pub fn reads_in_place(&self, pgno: u32, offset: u64, page_size: u32) -> bool {
+        offset != 0
+            && offset < self.boundary()
+            && self.moved_to(offset).is_none()
+            && !self.base.contains_key(&pgno)
+            && in_place(offset, page_size)
     }
 
     /// Where the base tree alone resolves a patch base of page `pgno`
@@ -220,6 +273,15 @@ impl Control {
     pub(crate) fn base_slots(&self) -> &HashMap<u32, Slot> {
         &self.base
     }
+}
+
+/// Whether a reference below `B` that nothing redirects may be read where
+/// it points (invariant 6): a page image (no patch tag) at a multiple of
+/// `format::slot_align(page_size)`, the place of a frame of an ALIGNED
+/// record.
+#[inline]
+pub fn in_place(offset: u64, page_size: u32) -> bool {
+    offset >= format::FIRST_RECORD && !patch::is_patch(offset) && offset % format::slot_align(page_size) == 0
 }
 
 /// The straggler table of the CONTROL record at `offset`, whose bytes (all

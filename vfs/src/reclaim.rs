@@ -6,24 +6,37 @@
 //! Under the WRITER lock: take the oldest version the policy keeps, `Vo`;
 //! choose the new boundary `B'` (never past the commit before `Vo`'s full
 //! map's transaction, never inside a transaction before its COMMIT record);
-//! copy every item `Vo` reaches in `[B, B')` (a patch
-//! together with its base) into a new CONTROL record with the base tree's
-//! changed nodes, and every straggler there (an item a kept revert names
-//! that `Vo` does not share, and the base a kept patch names that `Vo`'s
-//! page does not lead to) with the new straggler table; sync it; then
-//! punch the freed region once no reader holds an older epoch.
+//! leave in place every page image `Vo` reaches in `[B, B')` that is a frame
+//! of an ALIGNED record (invariant 7), and copy every other item `Vo`
+//! reaches there (a patch together with its base) into a new CONTROL record
+//! with the base tree's changed nodes, and every straggler there (an item a
+//! kept revert names that `Vo` does not share, and the base a kept patch
+//! names that `Vo`'s page does not lead to) with the new straggler table;
+//! list `[B, B')` but for the frames left in place, and the frames that
+//! died, in its free list; sync it; then release the last step's list and
+//! punch below everything the new state reads, once no reader holds an
+//! older epoch.
 //!
 //! # Invariants
 //! 1. A CONTROL record that moves `B` is synced before any byte below `B`
 //!    is punched: a crash before the sync leaves a torn record that
 //!    recovery ignores, with nothing freed.
-//! 2. Punching `[512, B_k)` waits until no other open file description
-//!    holds an epoch lock below `k` (`lock::held_in`): a reader of an older
-//!    epoch may read that region directly. Step `k` punches `[512, B_{k−1})`
-//!    only: the region it freed itself is the reserve the next step punches
-//!    first when the disk is full (it then has room for its own record); a
-//!    step asked for (`Log::reclaim`) that finds nothing to free punches
-//!    the reserve too.
+//! 2. Step `k` frees by lists and by one punch. Its CONTROL record lists
+//!    `[B_{k−1}, B_k)` but for the frames left in place (runs of at least
+//!    512 bytes), the frames its retirement walk found dead, and a frame
+//!    left in place whose page's patch it relocated with a copy of it; the
+//!    next step that frees something releases that list
+//!    (`retire_step.rs`: once no reader holds an epoch below `k`), so the
+//!    region a step passed stays allocated until then: the reserve a step
+//!    on a full disk releases first (it then has room for its own record);
+//!    a step asked for (`Log::reclaim`) that finds nothing to free releases
+//!    it too. The one punch is `[512, min(B_{k−1}, L_{k−1}, L_k))`, `L_j`
+//!    the lowest frame state `j` reads in place, when no other open file
+//!    description holds an epoch lock below `k` (`lock::held_in`): no reader
+//!    of state `k` or later reads there, and a reader of an older epoch may.
+//!    `L_{k−1}` keeps the punch within what the durable record `k − 1`
+//!    frees: were record `k` lost, state `k − 1` still reads its frames
+//!    (those step `k` copied as stragglers or with a patch among them).
 //!    The step holds the PUNCH lock byte exclusively from before that
 //!    look until its punch returned (see 6).
 //! 3. The base tree and the straggler table name only items at or after
@@ -43,6 +56,16 @@
 //!    lock taken while a step punches"): mid-punch, its view's last bytes
 //!    may still read while the records after them already read as zeros,
 //!    and the refresh would take its stale view for the latest (R10).
+//! 7. Read in place (`control.rs` invariant 6): a page image of `Vo` in
+//!    `[B, B')` that is a frame of an ALIGNED record (`Vo`'s page size) is
+//!    neither copied nor named by the base tree: the step sets the page's
+//!    base-tree slot to zero, and an item read in place since an earlier
+//!    step keeps it zero. Patches are still copied (with their base, which
+//!    may be a frame read in place: that frame then dies, invariant 2), and
+//!    so are stragglers and index nodes. A frame left in place dies when
+//!    `Vo` passes the commit that replaced it: the retirement walk lists it
+//!    then (`retire_step.rs` invariant 1). The state's frames in place count
+//!    in the size form (`bytes_in_use`).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
@@ -124,12 +147,14 @@ pub(crate) fn control_record(
 }
 
 /// The bytes a log holds once what lies below its boundary `b` is punched,
-/// when it ends at `end`: the header and everything from `b` on. What the
-/// size form measures (the file's blocks, `st_blocks`, come to this plus
-/// the pre-allocated tail, at most `commit::PREALLOC_MAX`, and the reserve:
-/// the region the last step freed, at most about one step).
-pub fn bytes_in_use(b: u64, end: u64) -> u64 {
-    format::FIRST_RECORD + end.saturating_sub(b.max(format::FIRST_RECORD))
+/// when it ends at `end` and its control state reads `in_place` bytes in
+/// place below `b` (`control.rs` invariant 6): the header, those frames and
+/// everything from `b` on. What the size form measures (the file's blocks,
+/// `st_blocks`, come to this plus the pre-allocated tail, at most
+/// `commit::PREALLOC_MAX`, the reserve: the region the last step freed, at
+/// most about one step, and the dead frames listed and not yet released).
+pub fn bytes_in_use(b: u64, end: u64, in_place: u64) -> u64 {
+    format::FIRST_RECORD + in_place + end.saturating_sub(b.max(format::FIRST_RECORD))
 }
 
 /// The size form's oldest kept version (docs/format-4.md, "The policy"):
@@ -141,9 +166,9 @@ pub fn bytes_in_use(b: u64, end: u64) -> u64 {
 /// never dropped). Each step measures again: what a step relocates is
 /// counted by the next, which advances further when the log still does
 /// not fit.
-fn size_form_oldest(commits: &[Rec], b: u64, end: u64, budget: u64) -> u64 {
+fn size_form_oldest(commits: &[Rec], b: u64, end: u64, in_place: u64, budget: u64) -> u64 {
     let oldest = commits.last().map_or(0, |r| r.h.version);
-    let in_use = bytes_in_use(b, end);
+    let in_use = bytes_in_use(b, end, in_place);
     if in_use <= budget {
         return oldest;
     }
@@ -155,6 +180,30 @@ fn size_form_oldest(commits: &[Rec], b: u64, end: u64, budget: u64) -> u64 {
         .map(|r| r.h.version)
         .next()
         .unwrap_or_else(|| commits.first().map_or(0, |r| r.h.version))
+}
+
+/// The free-list runs of `[b, bp)`, a region a step frees, but for the
+/// frames `in_place` (each `ps` bytes) that stay: runs of fewer than 512
+/// bytes are not listed (the list's rule; they stay allocated, and are never
+/// read), longer ones are cut at 1 GiB (a range's length is a u32).
+fn passed_runs(b: u64, bp: u64, in_place: &HashSet<u64>, ps: u64) -> Vec<FreeRange> {
+    let mut stay: Vec<u64> = in_place.iter().copied().filter(|&x| x >= b && x < bp).collect();
+    stay.sort_unstable();
+    let mut out = Vec::new();
+    let mut push = |mut from: u64, to: u64| {
+        while to.saturating_sub(from) >= format::FIRST_RECORD {
+            let n = (to - from).min(1 << 30);
+            out.push(FreeRange::run(from, n as u32));
+            from += n;
+        }
+    };
+    let mut at = b;
+    for x in stay {
+        push(at, x);
+        at = at.max(x + ps);
+    }
+    push(at, bp);
+    out
 }
 
 /// `n` bytes, in the largest binary unit that keeps one decimal.
@@ -208,9 +257,15 @@ impl Log {
     /// and everything from its boundary on (what a size budget measures;
     /// the file's blocks add its pre-allocated tail). Before format 4 or
     /// any reclamation, the log's length.
+    /// Frames a step left in place below the boundary count (a log whose
+    /// oldest kept version cannot be read counts none of them).
     pub fn bytes_in_use(&self) -> u64 {
-        let st = self.lock();
-        bytes_in_use(st.control.boundary(), st.log_end)
+        let (c, end) = {
+            let st = self.lock();
+            (st.control.clone(), st.log_end)
+        };
+        let in_place = self.in_place_items(&c).map_or(0, |x| x.1);
+        bytes_in_use(c.boundary(), end, in_place)
     }
 
     /// The oldest version the log still holds (format 4: the oldest the
@@ -365,12 +420,22 @@ impl Log {
         if self.format() < format::FORMAT_V4 {
             return Ok(None); // no policy before format 4: not even the state lock
         }
+        let control = self.lock().control.clone();
+        if control.policy().is_all() {
+            return Ok(None);
+        }
+        // Measured outside the state lock (it reads a version).
+        let in_place = match control.policy().bytes {
+            Some(_) => self.in_place_items(&control)?.1,
+            None => 0,
+        };
         {
             let st = self.lock();
             let policy = st.control.policy();
             if policy.is_all() {
                 return Ok(None);
             }
+            let in_place = if Arc::ptr_eq(&st.control, &control) { in_place } else { 0 };
             let (b, end) = (st.control.boundary(), st.log_end);
             let (oldest, oldest_us) = if st.control.redirects() {
                 (st.control.info.oldest_version, st.control.info.oldest_timestamp_us)
@@ -382,7 +447,7 @@ impl Log {
             let idle = st.reclaim_looked_at != 0 && end < st.reclaim_looked_at.saturating_add(every);
             let due = (!idle
                 && freeable >= every
-                && policy.exceeded(oldest, oldest_us, st.latest.number, now_us(), bytes_in_use(b, end)))
+                && policy.exceeded(oldest, oldest_us, st.latest.number, now_us(), bytes_in_use(b, end, in_place)))
                 || (st.alloc_end <= st.log_end && self.disk_low());
             if !due {
                 return Ok(None);
@@ -408,12 +473,9 @@ impl Log {
         let mut r = self.reclaim_held(AUTO_STEP_BYTES, false)?;
         // The commit needs room now: the reserve goes too (the region the
         // last step freed), when no reader still reads it.
-        let (epoch, b) = {
-            let st = self.lock();
-            (st.control.epoch(), st.control.boundary())
-        };
-        if epoch > 0 {
-            r.punched = r.punched.max(self.punch_freed(epoch, b, format::FIRST_RECORD)?);
+        let c = self.lock().control.clone();
+        if c.epoch() > 0 {
+            r.punched = r.punched.max(self.give_back(&c)?);
         }
         Ok(Some(r))
     }
@@ -441,13 +503,10 @@ impl Log {
             match self.step(max, explicit) {
                 Ok(r) => return Ok(Reclaimed { shrunk, ..r }),
                 Err(e) if e.is_disk_full() && max > MIN_STEP_BYTES => {
-                    let (epoch, b) = {
-                        let st = self.lock();
-                        (st.control.epoch(), st.control.boundary())
-                    };
-                    if epoch > 0 {
+                    let c = self.lock().control.clone();
+                    if c.epoch() > 0 {
                         // The reserve: the region the last step freed.
-                        self.punch_freed(epoch, b, format::FIRST_RECORD)?;
+                        self.give_back(&c)?;
                     }
                     max /= 2;
                     shrunk += 1;
@@ -464,10 +523,12 @@ impl Log {
         if policy.is_all() || latest.number == 0 {
             return Ok(Reclaimed { oldest: self.oldest_kept().unwrap_or(1), ..Default::default() });
         }
-        // Release the list the last step made (`retire_step.rs`), before
-        // the state lock: it may wait for the PUNCH byte.
-        let released = self.release_listed(&self.lock().control.clone(), crate::retire_step::MAX_RELEASE)?;
-        let mut st = self.lock();
+        let current = self.lock().control.clone();
+        // What the state reads in place (outside the state lock: it reads a
+        // version): its bytes for the size form, its lowest frame for the
+        // punch (invariant 2).
+        let (old_low, in_place_bytes) = self.in_place_items(&current)?;
+        let st = self.lock();
         let salt = st.header.expect("a log with a commit has a header").salt;
         let len = st.log_end;
         let old = st.control.clone();
@@ -493,7 +554,8 @@ impl Log {
         }
         let first = commits.last().expect("the latest").h.version;
         let ts = |v: u64| commits.get((latest.number - v) as usize).map_or(0, |r| r.info.timestamp_us);
-        let by_size = || size_form_oldest(&commits, b, len, policy.bytes.unwrap_or(u64::MAX));
+        let in_place_bytes = if policy.bytes.is_some() { in_place_bytes } else { 0 };
+        let by_size = || size_form_oldest(&commits, b, len, in_place_bytes, policy.bytes.unwrap_or(u64::MAX));
         let vo = policy.oldest_kept_within(first, latest.number, now_us(), ts, by_size).max(oldest_now);
         let vo_rec = commits[(latest.number - vo) as usize].clone();
 
@@ -526,12 +588,18 @@ impl Log {
         //    precedes (`verify` from `B` refused it).
         let mut bp = b;
         let mut pos = b;
+        // The page-image areas of the ALIGNED records walked: their live
+        // frames stay in place (invariant 7).
+        let mut aligned: Vec<(u64, u64, u32)> = Vec::new();
         while pos < target && (pos - b < max_bytes || bp == b) {
             let Some(r) = self.read_record(salt, pos, len)? else {
                 return Err(self.corrupt(pos, "a record (the log above the reclaimed boundary)", "none"));
             };
             if r.end() > target {
                 break;
+            }
+            if r.h.frames > 0 && format::is_aligned(r.h.kind, r.h.flags) {
+                aligned.push((r.offset + r.payload_start, r.patches_start(), r.h.page_size));
             }
             if r.is_commit() && pos > bp {
                 bp = pos;
@@ -549,14 +617,23 @@ impl Log {
             drop(st);
             return self.nothing_to_free(&old, explicit);
         }
+        // Release the list the last step made (`retire_step.rs`), outside
+        // the state lock (it may wait for the PUNCH byte), and only in a
+        // step that frees something: that list holds the region the last
+        // step passed, the reserve a step on a full disk gives back first
+        // (`reclaim_held`). The WRITER lock keeps the state as read.
+        drop(st);
+        let released = self.release_listed(&old, usize::MAX)?;
+        let mut st = self.lock();
+        debug_assert!(st.control.offset == old.offset && st.log_end == len);
 
-        // 4. The references the base tree cannot redirect (stragglers):
-        //    their number sizes the record's table, before any copy.
-        let keys = self.straggler_keys(&commits[..(latest.number - vo) as usize], &vo_map, &old, bp)?;
-
-        // 5. Which pages move, and their copies.
         let ps = vo_rec.h.page_size as usize;
         let db_pages = vo_rec.info.db_pages;
+        // 4. The references the base tree cannot redirect (stragglers):
+        //    their number sizes the record's table, before any copy.
+        let keys = self.straggler_keys(&commits[..(latest.number - vo) as usize], &vo_map, ps as u32, &old, bp)?;
+
+        // 5. Which pages move, and their copies.
         // The straggler table sits before the payload: the item keys, and
         // the nodes below `B'` of every kept checkpoint's tree (Vo's and the
         // later ones, a revert's included), counted first.
@@ -564,10 +641,45 @@ impl Log {
             .chain(commits[..(latest.number - vo) as usize].iter().filter(|r| r.is_checkpoint()))
             .collect();
         let nodes = self.kept_nodes(&kept_cks, &old, bp)?;
-        // The free list: what the retired commits leave dead past `B'`, and
-        // what the last list held that the release did not punch.
-        let found = self.retired_ranges(salt, len, &commits, vo, &vo_map, &old, bp)?;
-        let free = freelist::union(&freelist::without(old.free(), &released), &found);
+        // Vo's page images in `[B, B')` that are frames of ALIGNED records
+        // stay where they are (invariant 7): no copy, no base-tree slot.
+        let in_place: HashSet<u64> = {
+            let frame_of_aligned = |x: u64| {
+                let i = aligned.partition_point(|&(s, _, _)| s <= x);
+                i > 0 && {
+                    let (s, e, aps) = aligned[i - 1];
+                    aps == ps as u32 && x < bp && (x - s) % ps as u64 == 0 && x + ps as u64 <= e
+                }
+            };
+            (1..=db_pages)
+                .filter_map(|p| vo_map.get(p))
+                .map(|s| s.offset)
+                .filter(|&o| o != 0 && !patch::is_patch(o) && o >= b && o < bp && frame_of_aligned(o))
+                .filter(|&o| crate::control::in_place(o, ps as u32))
+                .collect()
+        };
+        // The free list: what the retired commits leave dead past `B'` (and
+        // frames left in place below it), what the last list held that the
+        // release did not punch, and `[B, B')` but for the frames that stay.
+        let mut found = self.retired_ranges(salt, len, &commits, vo, &vo_map, &old, bp)?;
+        // A frame read in place below `B` that is the base of Vo's patch in
+        // `[B, B')`: the patch moves with a copy of it (invariant 3), and
+        // the page's base-tree slot leads every later patch of the page to
+        // that copy, so the frame dies here.
+        for p in 1..=db_pages {
+            let Some(s) = vo_map.get(p).filter(|s| patch::is_patch(s.offset)) else { continue };
+            let q = patch::position(s.offset);
+            if q < b || q >= bp {
+                continue;
+            }
+            let named = patch::base_of(&self.read_vec(q, 8)?).expect("8 bytes");
+            if named < b && old.reads_in_place(p, named, ps as u32) && old.base(p, named, ps as u32) == Some(named) {
+                found.push(FreeRange::slot(named, ps as u32));
+            }
+        }
+        found.sort_unstable_by_key(|r| r.offset);
+        let passed = passed_runs(b, bp, &in_place, ps as u64);
+        let free = freelist::union(&freelist::union(&freelist::without(old.free(), &released), &found), &passed);
         let meta = (format::RECORD_HEADER_SIZE + format::CONTROL_INFO_SIZE) as u64
             + (keys.len() + nodes.len()) as u64 * format::STRAGGLER_SIZE as u64
             + free.len() as u64 * format::FREE_ENTRY_SIZE as u64;
@@ -577,6 +689,8 @@ impl Log {
         let mut changes: BTreeMap<u32, tree::Slot> = BTreeMap::new();
         let inr = |x: u64| x >= b && x < bp;
         let mut relocated = 0u64;
+        // The lowest item the new state reads in place (`bp`: none).
+        let mut low = in_place.iter().copied().min().unwrap_or(bp);
         let mut copies: HashMap<u64, u64> = HashMap::new(); // item → its copy
         for p in 1..=db_pages {
             let orig = vo_map.get(p).expect("within the map");
@@ -601,7 +715,10 @@ impl Log {
                     }
                     continue;
                 }
-                let x = old.base(p, named).unwrap_or(named);
+                let x = old.base(p, named, ps as u32).unwrap_or(named);
+                if x < b {
+                    low = low.min(x); // a base read in place (or already relocated)
+                }
                 if inr(x) {
                     let q = patch::position(orig.offset);
                     let (pb, parsed) = match self.patch_at(q, ps as u32, None)? {
@@ -632,13 +749,26 @@ impl Log {
                 }
                 continue;
             }
+            if in_place.contains(&orig.offset) {
+                // Stays where it is: the page leaves the base tree.
+                if in_base {
+                    changes.insert(p, tree::Slot::ZERO);
+                }
+                continue;
+            }
             let eff = old
-                .slot(p, orig)
+                .slot(p, orig, ps as u32)
                 .ok_or_else(|| self.corrupt(orig.offset, format!("a copy of page {p} in the base tree"), "none"))?;
+            if patch::position(eff.offset) < b {
+                // Read in place since an earlier step (`control.rs` invariant
+                // 6): no base-tree slot, and none now.
+                low = low.min(eff.offset);
+                continue;
+            }
             let (item, named_base) = if patch::is_patch(eff.offset) {
                 let q = patch::position(eff.offset);
                 let named = patch::base_of(&self.read_vec(q, 8)?).expect("8 bytes");
-                (q, Some(old.base(p, named).unwrap_or(named)))
+                (q, Some(old.base(p, named, ps as u32).unwrap_or(named)))
             } else {
                 (eff.offset, None)
             };
@@ -700,10 +830,14 @@ impl Log {
             // target may have another than Vo's (a VACUUM between them).
             let ps = kps as usize;
             let loc = match crc {
-                Some(crc) => old.slot(p, Slot { offset: key, crc }).map(|s| s.offset),
-                None => old.base(p, key),
+                Some(crc) => old.slot(p, Slot { offset: key, crc }, kps).map(|s| s.offset),
+                None => old.base(p, key, kps),
             };
-            let loc = loc.filter(|&l| patch::position(l) >= b).ok_or_else(|| {
+            // At or after `B`, or read in place below it (a frame an earlier
+            // step kept for the oldest kept version of then, which a kept
+            // revert still names): either way it moves when it lies below
+            // the new boundary.
+            let loc = loc.filter(|&l| patch::position(l) >= b || old.reads_in_place(p, l, kps)).ok_or_else(|| {
                 self.corrupt(key, format!("a copy of page {p}'s item at {key} (a straggler)"), "none")
             })?;
             let mut copy = |bytes: &[u8], payload: &mut Vec<u8>| -> u64 {
@@ -717,10 +851,10 @@ impl Log {
             // at or after the new boundary (control.rs invariant 4).
             let base_moves = || -> Result<bool> {
                 let named = patch::base_of(&self.read_vec(patch::position(loc), 8)?).expect("8 bytes");
-                Ok(old.base(p, named).is_some_and(inr))
+                Ok(old.base(p, named, kps).is_some_and(|x| x < bp))
             };
-            let new = if !patch::is_patch(loc) && !inr(loc)
-                || patch::is_patch(loc) && !inr(patch::position(loc)) && !base_moves()?
+            let new = if !patch::is_patch(loc) && loc >= bp
+                || patch::is_patch(loc) && patch::position(loc) >= bp && !base_moves()?
             {
                 loc
             } else if !patch::is_patch(loc) {
@@ -742,9 +876,10 @@ impl Log {
                     Ok(x) => x,
                     Err((o, e, f)) => return Err(self.corrupt(o, e, f)),
                 };
-                let base = old.base(p, parsed.base).filter(|&x| x >= b).ok_or_else(|| {
-                    self.corrupt(q, format!("a copy of the base of page {p}'s patch (a straggler)"), "none")
-                })?;
+                let base =
+                    old.base(p, parsed.base, kps).filter(|&x| x >= b || old.reads_in_place(p, x, kps)).ok_or_else(
+                        || self.corrupt(q, format!("a copy of the base of page {p}'s patch (a straggler)"), "none"),
+                    )?;
                 let img = self.read_vec(base, ps)?;
                 let mut page = img.clone();
                 parsed.apply(&pb, &mut page);
@@ -752,7 +887,7 @@ impl Log {
                 if format::frame_crc(&page) != want {
                     return Err(self.corrupt(q, format!("a patch of page {p} making crc {want:#010x}"), "another"));
                 }
-                let nb = if inr(base) {
+                let nb = if base < bp {
                     match copies.get(&base) {
                         Some(&o) => o,
                         None => {
@@ -805,11 +940,19 @@ impl Log {
         let epoch = info.epoch;
         drop(st);
 
-        // 7. Punch what no reader can still read directly.
-        // The region this step freed, `[B, B')`, stays allocated until the
-        // next step: the reserve a step on a full disk punches to make room
-        // for its own record (`reclaim_held`). What earlier steps freed goes.
-        let punched = self.punch_freed(epoch - 1, b, format::FIRST_RECORD)?;
+        // 7. Punch what no reader can still read directly: below the
+        //    region earlier steps freed and below every frame the new state
+        //    reads in place, once every reader holds the new epoch. The
+        //    region this step freed, `[B, B')`, is listed (but for its frames
+        //    in place) and released by the next step: the reserve a step on
+        //    a full disk punches to make room for its own record
+        //    (`reclaim_held`); so are the frames left in place once dead.
+        // Below the old state's lowest frame too: the punch then frees only
+        // what the previous record, durable already, says is free, as if this
+        // step's record were lost (`torn_reverts_and_steps_…` tears it after
+        // the step: a frame this step copied, a straggler, stays where the
+        // old state reads it).
+        let punched = self.punch_freed(epoch, b.min(low).min(old_low))?;
         Ok(Reclaimed { oldest: vo, boundary: bp, freed: bp - b, relocated, appended: end - at, punched, shrunk: 0 })
     }
 
@@ -829,6 +972,7 @@ impl Log {
         &self,
         kept: &[Rec],
         vo_map: &PageMap,
+        vo_ps: u32,
         old: &Control,
         bp: u64,
     ) -> Result<BTreeMap<u64, StragglerKey>> {
@@ -850,10 +994,10 @@ impl Log {
                     return Ok(None);
                 }
                 let n = named(s.offset)?;
-                return Ok(if n >= bp { None } else { old.base(p, n) });
+                return Ok(if n >= bp { None } else { old.base(p, n, vo_ps) });
             }
-            let eff = old.slot(p, s).ok_or_else(|| lost(p, s.offset))?;
-            Ok(if patch::is_patch(eff.offset) { old.base(p, named(eff.offset)?) } else { Some(eff.offset) })
+            let eff = old.slot(p, s, vo_ps).ok_or_else(|| lost(p, s.offset))?;
+            Ok(if patch::is_patch(eff.offset) { old.base(p, named(eff.offset)?, vo_ps) } else { Some(eff.offset) })
         };
         let mut keys = BTreeMap::new();
         let mut seen = HashSet::new();
@@ -873,13 +1017,16 @@ impl Log {
                 let (base, always) = if pos >= b {
                     (named(e.offset)?, is_key)
                 } else {
-                    let loc =
-                        old.slot(e.pgno, Slot { offset: e.offset, crc: e.crc }).ok_or_else(|| lost(e.pgno, pos))?;
+                    let loc = old
+                        .slot(e.pgno, Slot { offset: e.offset, crc: e.crc }, r.h.page_size)
+                        .ok_or_else(|| lost(e.pgno, pos))?;
                     let n = named(loc.offset)?;
                     (back.get(&n).copied().unwrap_or(n), true)
                 };
                 let same_as_vo = || -> Result<bool> {
-                    Ok(matches!((old.base(e.pgno, base), vo_base(e.pgno)?), (Some(x), Some(y)) if x == y))
+                    Ok(
+                        matches!((old.base(e.pgno, base, r.h.page_size), vo_base(e.pgno)?), (Some(x), Some(y)) if x == y),
+                    )
                 };
                 if base < bp && (always || !same_as_vo()?) {
                     keys.entry(base).or_insert((e.pgno, None, r.h.page_size));
@@ -995,18 +1142,79 @@ impl Log {
             // Other processes' idle connections let old epochs go within a
             // few ticks (`epochs.rs`): a step asked for waits that long.
             crate::epochs::wait_for_idle_release(&self.path, old.epoch(), crate::epochs::ASKED_STEP_WAIT);
-            self.release_listed(old, usize::MAX)?;
-            self.punch_freed(old.epoch(), b, format::FIRST_RECORD)?
+            self.give_back(old)?
         } else {
             0
         };
         Ok(Reclaimed { oldest: old.info.oldest_version.max(1), boundary: b, punched, ..Default::default() })
     }
 
-    /// Punches `[512, bp)` when no reader holds an epoch below `epoch`, else
-    /// `[512, b)` when none holds one below `epoch − 1`. Returns the end of
-    /// what it punched (0: nothing).
-    fn punch_freed(&self, epoch: u64, bp: u64, b: u64) -> Result<u64> {
+    /// Gives back everything control state `c` freed, when no reader holds
+    /// an older epoch: its whole free list (the region its step freed
+    /// included: the reserve), and everything below its boundary and below
+    /// every frame it reads in place. Returns the end of the region punched
+    /// from 512 (0: none).
+    fn give_back(&self, c: &Control) -> Result<u64> {
+        self.release_listed(c, usize::MAX)?;
+        let low = self.in_place_low(c)?;
+        self.punch_freed(c.epoch(), c.boundary().min(low))
+    }
+
+    /// What the log's control state reads in place below its boundary
+    /// (`control.rs` invariant 6): the lowest frame's offset (the boundary
+    /// when none) and the bytes of those frames. Walks the oldest kept
+    /// version's map (once per state and process).
+    pub fn in_place_frames(&self) -> Result<(u64, u64)> {
+        let c = self.lock().control.clone();
+        self.in_place_items(&c)
+    }
+
+    /// The lowest offset below `B` at which control state `c` reads an item
+    /// in place (`control.rs` invariant 6), or `B` when it reads none there.
+    pub fn in_place_low(&self, c: &Control) -> Result<u64> {
+        Ok(self.in_place_items(c)?.0)
+    }
+
+    /// What control state `c` reads in place below `B` (`control.rs`
+    /// invariant 6): the lowest item's offset (`B`: none) and the bytes of
+    /// those items. They are the oldest kept version's page images below
+    /// `B` that nothing redirects, and the bases below `B` of its patches
+    /// (later kept versions reach nothing else below `B` but through the
+    /// straggler table). Costs a walk of that version's map, once per state
+    /// and process (kept with the state). The caller holds no state lock.
+    pub(crate) fn in_place_items(&self, c: &Control) -> Result<(u64, u64)> {
+        if let Some(&x) = c.in_place.get() {
+            return Ok(x);
+        }
+        let b = c.boundary();
+        if !c.redirects() {
+            return Ok((b, 0));
+        }
+        let v = self.version(c.info.oldest_version.max(1))?;
+        let (map, ps) = (v.whole_map()?, v.page_size);
+        let mut items: HashSet<u64> = HashSet::new();
+        for p in 1..=map.pages() {
+            let Some(s) = map.get(p).filter(|s| s.offset != 0) else { continue };
+            let pos = patch::position(s.offset);
+            if pos < b {
+                if c.reads_in_place(p, s.offset, ps) {
+                    items.insert(pos);
+                }
+            } else if patch::is_patch(s.offset) {
+                let base = patch::base_of(&self.read_vec(pos, 8)?).expect("8 bytes");
+                if base < b && c.reads_in_place(p, base, ps) {
+                    items.insert(base);
+                }
+            }
+        }
+        let x = (items.iter().copied().min().unwrap_or(b), items.len() as u64 * ps as u64);
+        let _ = c.in_place.set(x);
+        Ok(x)
+    }
+
+    /// Punches `[512, to)` when no reader holds an epoch below `epoch` (whose
+    /// state reads nothing there). Returns `to` when it punched (0: nothing).
+    fn punch_freed(&self, epoch: u64, to: u64) -> Result<u64> {
         // A description of our own: locks on the log's shared one would not
         // conflict with the check. Writable: PUNCH is taken exclusively.
         let probe = std::fs::OpenOptions::new()
@@ -1028,14 +1236,7 @@ impl Log {
             crate::lock::held_in(probe.as_fd(), crate::lock::EPOCH_BASE, below)
                 .map_err(|e| Error::io(&self.path, "lock", None, e))
         };
-        let to = if !held(epoch)? {
-            bp
-        } else if epoch > 1 && !held(epoch - 1)? {
-            b
-        } else {
-            return Ok(0);
-        };
-        if to <= format::FIRST_RECORD {
+        if held(epoch)? || to <= format::FIRST_RECORD {
             return Ok(0);
         }
         self.io

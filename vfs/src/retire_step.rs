@@ -6,11 +6,13 @@
 //!
 //! # Invariants
 //! 1. A range is listed only for a frame (never a patch, a node or
-//!    metadata) at or after the step's new boundary `B'`, that no version
-//!    the step keeps reaches: not `Vo'`'s map (any page's slot, or its
-//!    patch's base), not an entry of a kept commit (a revert's included) or
-//!    its patch's base, not what the control state names. Below `B'` the
-//!    FIFO step frees everything anyway. It lies whole in the page-image
+//!    metadata) at or after the step's new boundary `B'`, or below the old
+//!    boundary `B` where a step left it in place (`control.rs` invariant 6),
+//!    that no version the step keeps reaches: not `Vo'`'s map (any page's
+//!    slot, or its patch's base), not an entry of a kept commit (a revert's
+//!    included) or its patch's base, not what the control state names.
+//!    `[B, B')` the step lists itself (`reclaim.rs`: runs around the frames
+//!    that stay in place). It lies whole in the page-image
 //!    area of a COMMIT or SPILL record (read from `B'` on), at a frame's
 //!    place: a patch's base may be a copy inside a CONTROL record's payload,
 //!    which that record's crc covers. When in doubt — items of a page size
@@ -25,10 +27,16 @@
 //!    before that look until its punches returned (`reclaim.rs` invariant
 //!    6). A range it punched leaves the next list; a crash before that
 //!    record leaves it listed, and punching it again is harmless.
-//! 3. At most `MAX_RELEASE` punches per release in a step: a commit that
-//!    runs a step waits for a bounded number of freeing calls. A step asked
-//!    for that finds nothing to free (`retain --now`) punches them all;
-//!    they stay listed until the next step drops what it punched.
+//! 3. A step that frees something releases the previous list whole (with
+//!    read in place a step lists about two ranges per commit it passes —
+//!    the metadata between two frames that stay, and each frame once it
+//!    dies — so a bound per release let the list grow without end). A
+//!    commit that runs a step therefore waits for as many freeing calls as
+//!    the last step listed: up to about a thousand for a 4 MiB step of
+//!    one-row commits (docs/format-4.md, "Where it stands": the pause this
+//!    costs, and what bounds it next). A step asked for that finds nothing
+//!    to free (`retain --now`) punches them all too; they stay listed until
+//!    the next step drops what it punched.
 
 use std::collections::HashSet;
 
@@ -40,9 +48,6 @@ use crate::log::{Log, Rec};
 use crate::pagemap::PageMap;
 use crate::patch;
 use crate::retire;
-
-/// Punches per release (invariant 3).
-pub const MAX_RELEASE: usize = 64;
 
 impl Log {
     /// The free-list ranges of the frames that retiring the commits from
@@ -134,9 +139,13 @@ impl Log {
                 (x - s) % ps as u64 == 0 && x + ps as u64 <= e
             }
         };
+        // Below `B`, a dead frame that a step left in place (`control.rs`
+        // invariant 6): listed too, or it would never be punched (`[B, B')`
+        // the step lists itself, as runs around the frames that stay).
+        let was_in_place = |x: u64| x < b && old.moved_to(x).is_none() && crate::control::in_place(x, ps);
         Ok(dead
             .into_iter()
-            .filter(|&x| !patch::is_patch(x) && x >= bp && is_frame(x))
+            .filter(|&x| !patch::is_patch(x) && (x >= bp && is_frame(x) || was_in_place(x)))
             .map(|x| if x % a == 0 { FreeRange::slot(x, ps) } else { FreeRange::run(x, ps) })
             .collect())
     }
@@ -157,8 +166,8 @@ impl Log {
         Ok(areas)
     }
 
-    /// Punches the first `max` ranges of `c`'s free list (`MAX_RELEASE` for
-    /// a step a commit runs) when no reader holds an epoch below `c`'s
+    /// Punches the first `max` ranges of `c`'s free list (all of them, for
+    /// every caller today: invariant 3) when no reader holds an epoch below `c`'s
     /// (invariant 2). Returns the ranges punched (empty: none, or a reader
     /// still may read them).
     pub(crate) fn release_listed(&self, c: &Control, max: usize) -> Result<Vec<FreeRange>> {

@@ -242,13 +242,14 @@ impl Version {
         if !self.control.redirects() {
             return Ok(Some(s));
         }
-        match self.control.slot(pgno, s) {
+        match self.control.slot(pgno, s, self.page_size) {
             Some(r) => Ok(Some(r)),
             None => Err(Error::Corrupt {
                 path: self.mapping.path.clone(),
                 offset: crate::patch::position(s.offset),
                 expected: format!(
-                    "a copy of page {pgno} (crc {:#010x}) in the base tree: the page lies in the region freed below {}",
+                    "a copy of page {pgno} (crc {:#010x}) in the base tree, or a frame read in place: the page lies in \
+                     the region freed below {}",
                     s.crc,
                     self.control.boundary()
                 ),
@@ -260,7 +261,7 @@ impl Version {
     /// Where a patch of page `pgno` naming base image `base` reads it from.
     #[inline]
     fn base_of(&self, pgno: u32, base: u64) -> u64 {
-        self.control.base(pgno, base).unwrap_or(base)
+        self.control.base(pgno, base, self.page_size).unwrap_or(base)
     }
 
     pub fn size_bytes(&self) -> u64 {

@@ -3,9 +3,10 @@
 //! a byte of a listed range).
 //!
 //! Invariants:
-//! - only items at or after the boundary `B` are checked: below it a held
-//!   version reads its items where the control state redirects them, and
-//!   the original bytes are freed whether listed or not;
+//! - items at or after the boundary `B` are checked, and below it the
+//!   frames a held version reads in place (`control.rs` invariant 6); any
+//!   other item below it is read where the control state redirects it, and
+//!   its original bytes are freed whether listed or not;
 //! - every item a held version reaches is checked: the oldest held
 //!   version's map whole, then the entries of every later commit (a
 //!   checkpoint's tree whole), each frame a page long, each patch as long
@@ -69,6 +70,22 @@ impl Log {
         for (v, p, x, ps) in items {
             let pos = patch::position(x);
             if pos < b {
+                if control.reads_in_place(p, x, ps) {
+                    if let Some(r) = over(pos, pos + ps as u64) {
+                        return Ok(Some(Problem {
+                            offset: r.offset,
+                            expected: format!(
+                                "a free-list range of the CONTROL record at {} over no frame a held version reads in \
+                                 place below the boundary {b}",
+                                control.offset
+                            ),
+                            found: format!(
+                                "the range ({}, {}) over page {p}'s frame at {pos} (version {v})",
+                                r.offset, r.length
+                            ),
+                        }));
+                    }
+                }
                 continue;
             }
             let mut spans = Vec::with_capacity(2);
@@ -76,7 +93,9 @@ impl Log {
                 let head = self.read_vec(pos, 16)?;
                 let size = patch::stated_size(&head).unwrap_or(16) as u64;
                 spans.push((pos, pos + size.max(16)));
-                if let Some(base) = patch::base_of(&head).filter(|&base| base >= b) {
+                if let Some(base) =
+                    patch::base_of(&head).filter(|&base| base >= b || control.reads_in_place(p, base, ps))
+                {
                     spans.push((base, base + ps as u64));
                 }
             } else {

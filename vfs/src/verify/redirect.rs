@@ -5,9 +5,11 @@
 //! Invariants (INV-1 of docs/format-4.md; FORMAT.md, "Which versions a
 //! format-4 log holds"):
 //! - a reference below `B` must resolve, through the control state recovery
-//!   installed, to an item at or after `B` that makes the entry's crc; one
-//!   that does not is damage at the item (or at the reference when none);
-//! - nothing below `B` is ever read: bytes there are freed, not damage;
+//!   installed, to an item at or after `B` that makes the entry's crc, or
+//!   be read in place (`control.rs` invariant 6: a frame of an ALIGNED
+//!   record a step kept) and make it there; one that does not is damage at
+//!   the item (or at the reference when none);
+//! - nothing else below `B` is ever read: bytes there are freed, not damage;
 //! - each relocated item's crc is computed once (`resolved`).
 
 use std::collections::{HashMap, HashSet};
@@ -38,6 +40,10 @@ impl Redirects {
     /// base resolves through `c` for page `pgno`) makes, or why it makes none.
     fn item_crc(log: &Log, c: &Control, pgno: u32, offset: u64, ps: u32) -> Result<std::result::Result<u32, Problem>> {
         let at = patch::position(offset);
+        if c.reads_in_place(pgno, offset, ps) {
+            // A frame a step left in place (`control.rs` invariant 6).
+            return Ok(Ok(format::frame_crc(&log.read_vec(offset, ps as usize)?)));
+        }
         if offset == 0 || at < c.boundary() {
             return Ok(Err(Problem {
                 offset: at,
@@ -52,7 +58,7 @@ impl Redirects {
             Ok(x) => x,
             Err((offset, expected, found)) => return Ok(Err(Problem { offset, expected, found })),
         };
-        let Some(base) = c.base(pgno, p.base) else {
+        let Some(base) = c.base(pgno, p.base, ps) else {
             return Ok(Err(Problem {
                 offset: at,
                 expected: format!("a base image of page {pgno} in the base tree (the patch's lies below the boundary)"),
@@ -68,7 +74,7 @@ impl Redirects {
     /// through the base tree to an item making its crc.
     fn resolve(&mut self, log: &Log, c: &Control, e: &Entry, ps: u32, version: u64) -> Result<Option<Problem>> {
         let at = patch::position(e.offset);
-        let Some(s) = c.slot(e.pgno, Slot { offset: e.offset, crc: e.crc }) else {
+        let Some(s) = c.slot(e.pgno, Slot { offset: e.offset, crc: e.crc }, ps) else {
             return Ok(Some(Problem {
                 offset: at,
                 expected: format!(
