@@ -81,8 +81,65 @@ impl Garage {
         g
     }
 
-    /// A node's configuration and server (not yet in a layout).
+    /// A node's configuration and server (not yet in a layout), listening.
+    /// Its ports are found free by binding port 0 and letting go, so another
+    /// process can take one before the server binds it (seen once in CI: the
+    /// server exited and every CLI call was refused for 30 s); a server that
+    /// exits before its RPC port opens is started again on fresh ports.
     fn node(name: &str, secret: &str, replication_factor: u32) -> Garage {
+        const TRIES: usize = 5;
+        for attempt in 1..=TRIES {
+            let g = Garage::node_once(name, secret, replication_factor);
+            match g.await_listening() {
+                Ok(()) => return g,
+                Err(why) if attempt < TRIES => {
+                    eprintln!("garage node {name}: {why}; starting it again on other ports");
+                    g.kill();
+                }
+                Err(why) => panic!("garage node {name}: {why} ({TRIES} tries)\n{}", g.server_log()),
+            }
+        }
+        unreachable!("the last try returns or panics")
+    }
+
+    /// Waits until the server says in its log that its RPC, S3 and admin
+    /// servers listen; Err when one of them could not bind (Garage then
+    /// logs the error and runs on without it, and a connection to that port
+    /// would reach whoever holds it), when the server exited, or after 30 s.
+    fn await_listening(&self) -> Result<(), String> {
+        let t0 = Instant::now();
+        loop {
+            let log = std::fs::read_to_string(self.dir.join("server.log")).unwrap_or_default();
+            if log.contains("exited with error") || log.contains("Address already in use") {
+                return Err("a port was taken before the server bound it".into());
+            }
+            if ["Listening on", "S3 API server listening", "Admin API server listening"].iter().all(|l| log.contains(l))
+            {
+                return Ok(());
+            }
+            let alive = self.pid().is_some_and(|pid| Path::new(&format!("/proc/{pid}")).exists());
+            if !alive {
+                return Err("the server exited before it listened".into());
+            }
+            if t0.elapsed() > Duration::from_secs(30) {
+                return Err("the server did not listen within 30 s".into());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// The last lines the server wrote, for failure messages.
+    pub fn server_log(&self) -> String {
+        let log = std::fs::read_to_string(self.dir.join("server.log")).unwrap_or_default();
+        let lines: Vec<&str> = log.lines().collect();
+        format!(
+            "server.log ({}), last lines:\n{}",
+            self.dir.display(),
+            lines[lines.len().saturating_sub(20)..].join("\n")
+        )
+    }
+
+    fn node_once(name: &str, secret: &str, replication_factor: u32) -> Garage {
         static N: AtomicU32 = AtomicU32::new(0);
         let dir = std::env::temp_dir().join("pagelog-garage").join(format!(
             "{name}-{}-{}",
@@ -159,7 +216,12 @@ impl Garage {
                 return String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
             }
             if t0.elapsed() > Duration::from_secs(30) {
-                panic!("{c:?}: {}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+                panic!(
+                    "{c:?}: {}{}\n{}",
+                    String::from_utf8_lossy(&out.stdout),
+                    String::from_utf8_lossy(&out.stderr),
+                    self.server_log()
+                );
             }
             std::thread::sleep(Duration::from_millis(200));
         }
