@@ -73,21 +73,7 @@ impl Model {
     }
 
     fn check_kept(&self, log: &Log, path: &Path) {
-        let latest = self.images.len() as u64 - 1;
-        let fresh = Log::open(path, OpenOptions { read_only: true, ..Default::default() }).unwrap();
-        assert_eq!(fresh.latest().number, latest);
-        let oldest = log.oldest_kept().unwrap_or(1);
-        for n in oldest..=latest {
-            for (who, l) in [("the writer", log), ("a fresh open", &fresh)] {
-                let v = l.version(n).unwrap();
-                let want = &self.images[n as usize];
-                let mut got = vec![0u8; want.len()];
-                v.read(0, &mut got).unwrap_or_else(|e| panic!("{who}: version {n}: {e}"));
-                assert!(got == *want, "{who}: version {n} (oldest kept {oldest}) differs from what was committed");
-            }
-        }
-        let rep = fresh.verify();
-        assert!(!rep.damaged(), "verify: {rep:?}");
+        common::check_kept(&self.images, log, path);
     }
 }
 

@@ -316,3 +316,26 @@ pub fn format4_from_sqlite(path: &Path, setup: &str) {
     txn.write(&log, 0, &bytes).unwrap();
     log.commit(txn, pagelog::Durability::Full).unwrap().expect("version 1");
 }
+
+/// Every version `log` still keeps, read through `log` and through a fresh
+/// read-only open of `path`, is exactly what was committed (`images[n]`:
+/// version n's whole database), the fresh open's latest is the last image,
+/// and `verify` finds no damage.
+pub fn check_kept(images: &[Vec<u8>], log: &pagelog::Log, path: &Path) {
+    use pagelog::{Log, OpenOptions};
+    let latest = images.len() as u64 - 1;
+    let fresh = Log::open(path, OpenOptions { read_only: true, ..Default::default() }).unwrap();
+    assert_eq!(fresh.latest().number, latest);
+    let oldest = log.oldest_kept().unwrap_or(1);
+    for n in oldest..=latest {
+        for (who, l) in [("the writer", log), ("a fresh open", &fresh)] {
+            let v = l.version(n).unwrap();
+            let want = &images[n as usize];
+            let mut got = vec![0u8; want.len()];
+            v.read(0, &mut got).unwrap_or_else(|e| panic!("{who}: version {n}: {e}"));
+            assert!(got == *want, "{who}: version {n} (oldest kept {oldest}) differs from what was committed");
+        }
+    }
+    let rep = fresh.verify();
+    assert!(!rep.damaged(), "verify: {rep:?}");
+}
