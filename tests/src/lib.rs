@@ -159,6 +159,29 @@ pub fn run_shell_bytes(dir: &Path, script: &[u8]) -> Output {
     child.wait_with_output().unwrap()
 }
 
+/// A new database for the bank workload of `plworker stress-writer` and
+/// `stress-reader`: `accounts` rows of `balance` each, a zero counter per
+/// writer, an empty history; made in one transaction. Returns its
+/// connection.
+pub fn open_bank(path: &Path, accounts: i64, balance: i64, writers: i64) -> Connection {
+    let c = open(path);
+    c.execute_batch(
+        "CREATE TABLE accounts(id INTEGER PRIMARY KEY, bal INTEGER);
+         CREATE TABLE counters(writer INTEGER PRIMARY KEY, n INTEGER NOT NULL);
+         CREATE TABLE history(writer INTEGER, pad BLOB);",
+    )
+    .unwrap();
+    c.execute_batch("BEGIN").unwrap();
+    for id in 0..accounts {
+        c.execute("INSERT INTO accounts VALUES (?1, ?2)", [id, balance]).unwrap();
+    }
+    for w in 0..writers {
+        c.execute("INSERT INTO counters VALUES (?1, 0)", [w]).unwrap();
+    }
+    c.execute_batch("COMMIT").unwrap();
+    c
+}
+
 /// Debian's python3, whose sqlite3 module can load extensions.
 pub fn python3() -> PathBuf {
     let p = PathBuf::from("/usr/bin/python3");

@@ -15,7 +15,7 @@
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use pagelog_e2e::{integrity, open, stress_seconds, TempDir};
+use pagelog_e2e::{integrity, open, open_bank, stress_seconds, TempDir};
 
 const ACCOUNTS: i64 = 100;
 const BALANCE: i64 = 1_000;
@@ -25,23 +25,7 @@ const WRITERS: i64 = 5;
 fn killed_writers_mid_group_lose_no_returned_commit_and_readers_see_consistent_books() {
     let d = TempDir::new("group-kill");
     let p = d.path("bank.db");
-    {
-        let c = open(&p);
-        c.execute_batch(
-            "CREATE TABLE accounts(id INTEGER PRIMARY KEY, bal INTEGER);
-             CREATE TABLE counters(writer INTEGER PRIMARY KEY, n INTEGER NOT NULL);
-             CREATE TABLE history(writer INTEGER, pad BLOB);",
-        )
-        .unwrap();
-        c.execute_batch("BEGIN").unwrap();
-        for id in 0..ACCOUNTS {
-            c.execute("INSERT INTO accounts VALUES (?1, ?2)", [id, BALANCE]).unwrap();
-        }
-        for w in 0..WRITERS {
-            c.execute("INSERT INTO counters VALUES (?1, 0)", [w]).unwrap();
-        }
-        c.execute_batch("COMMIT").unwrap();
-    }
+    drop(open_bank(&p, ACCOUNTS, BALANCE, WRITERS));
     let secs = stress_seconds(4.0);
     let total = ACCOUNTS * BALANCE;
     let db = p.to_str().unwrap().to_string();

@@ -34,7 +34,7 @@
 use std::process::{Command, Stdio};
 use std::time::Instant;
 
-use pagelog_e2e::{field, integrity, open, stress_seconds, version, TempDir};
+use pagelog_e2e::{field, integrity, open, open_bank, stress_seconds, version, TempDir};
 
 const ACCOUNTS: i64 = 100;
 const BALANCE: i64 = 1_000;
@@ -58,21 +58,7 @@ fn stress(strict: bool) {
     let p = d.path("bank.db");
     let secs = if strict { stress_seconds(3.0).max(20.0) } else { stress_seconds(3.0) };
     let setup_version = {
-        let c = open(&p);
-        c.execute_batch(
-            "CREATE TABLE accounts(id INTEGER PRIMARY KEY, bal INTEGER);
-             CREATE TABLE counters(writer INTEGER PRIMARY KEY, n INTEGER NOT NULL);
-             CREATE TABLE history(writer INTEGER, pad BLOB);",
-        )
-        .unwrap();
-        c.execute_batch("BEGIN").unwrap();
-        for id in 0..ACCOUNTS {
-            c.execute("INSERT INTO accounts VALUES (?1, ?2)", [id, BALANCE]).unwrap();
-        }
-        for w in 0..WRITERS {
-            c.execute("INSERT INTO counters VALUES (?1, 0)", [w]).unwrap();
-        }
-        c.execute_batch("COMMIT").unwrap();
+        let c = open_bank(&p, ACCOUNTS, BALANCE, WRITERS);
         version(&c)
     };
     let total = ACCOUNTS * BALANCE;
