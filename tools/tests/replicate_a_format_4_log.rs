@@ -277,32 +277,7 @@ fn a_replica_behind_the_boundary_is_refused_and_a_new_one_starts_at_the_boundary
 /// `updates` updates of the first `hot` rows only: the load's other pages
 /// are never replaced, so a step leaves their frames in place below `B`.
 fn make_log_with_a_cold_load(path: &Path, rows: u32, hot: u32, updates: u32) {
-    let plain = path.with_extension("plain");
-    {
-        let c = rusqlite::Connection::open(&plain).unwrap();
-        c.execute_batch(&format!(
-            "PRAGMA page_size=1024; CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT);
-             WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i+1 FROM n WHERE i < {rows})
-             INSERT INTO t SELECT i, printf('cold row %d ', i) || hex(randomblob(190)) FROM n;"
-        ))
-        .unwrap();
-    }
-    let bytes = std::fs::read(&plain).unwrap();
-    std::fs::remove_file(&plain).unwrap();
-    {
-        use pagelog::{Durability, Log, OpenOptions};
-        let log = Log::open(path, OpenOptions { create: true, format4: true, ..Default::default() }).unwrap();
-        let _g = log.lock_writer(std::time::Duration::from_secs(5)).unwrap();
-        let base = log.prepare_write().unwrap();
-        let mut txn = log.begin(base, 1 << 20);
-        txn.write(&log, 0, &bytes).unwrap();
-        log.commit(txn, Durability::Full).unwrap().unwrap();
-    }
-    let c = open(path);
-    c.execute_batch("PRAGMA synchronous=NORMAL").unwrap();
-    for i in 0..updates {
-        c.execute("UPDATE t SET v = printf('update %d of row %d', ?1, id) WHERE id = ?1 % ?2 + 1", [i, hot]).unwrap();
-    }
+    make_format4_log_of(path, rows, "printf('cold row %d ', i) || hex(randomblob(190))", hot, updates);
 }
 
 #[test]

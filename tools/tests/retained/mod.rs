@@ -25,13 +25,19 @@ pub fn hash(b: &[u8]) -> u64 {
 /// 1 KiB pages with table t of `rows` rows, then commits `updates` one-row
 /// UPDATEs through SQLite (versions 2 ..= updates + 1).
 pub fn make_format4_log(path: &Path, rows: u32, updates: u32) {
+    make_format4_log_of(path, rows, "printf('row %d', i)", rows, updates);
+}
+
+/// [`make_format4_log`] with row i's value `value` (an SQL expression of
+/// `i`), and the UPDATEs going round the first `hot` rows only.
+pub fn make_format4_log_of(path: &Path, rows: u32, value: &str, hot: u32, updates: u32) {
     let plain = path.with_extension("plain");
     {
         let c = rusqlite::Connection::open(&plain).unwrap();
         c.execute_batch(&format!(
             "PRAGMA page_size=1024; CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT);
              WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i+1 FROM n WHERE i < {rows})
-             INSERT INTO t SELECT i, printf('row %d', i) FROM n;"
+             INSERT INTO t SELECT i, {value} FROM n;"
         ))
         .unwrap();
     }
@@ -48,7 +54,7 @@ pub fn make_format4_log(path: &Path, rows: u32, updates: u32) {
     let c = open(path);
     c.execute_batch("PRAGMA synchronous=NORMAL").unwrap();
     for i in 0..updates {
-        c.execute("UPDATE t SET v = printf('update %d of row %d', ?1, id) WHERE id = ?1 % ?2 + 1", [i, rows]).unwrap();
+        c.execute("UPDATE t SET v = printf('update %d of row %d', ?1, id) WHERE id = ?1 % ?2 + 1", [i, hot]).unwrap();
     }
     assert_eq!(version(&c), updates as u64 + 1);
 }
