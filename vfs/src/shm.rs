@@ -22,7 +22,8 @@
 //! truth, only news: who holds WRITER is the fcntl lock's to say, how far
 //! history is durable `synced`'s. A ring missed (an older build, a killed
 //! process, one without the object, a connection closed while it held
-//! WRITER) costs a waiter at most one [`FALLBACK`] of sleep, never a hang.
+//! WRITER) costs a waiter at most one [`FALLBACK`] (WRITER) or
+//! [`SYNC_FALLBACK`] (a sync) of sleep, never a hang.
 //!
 //! | offset  | word | meaning |
 //! |---------|------|---------|
@@ -59,8 +60,10 @@
 //!    the ringer sees the sleeper counted and its `FUTEX_WAKE` finds it
 //!    asleep (or its `FUTEX_WAIT` finds the bell moved and returns at once).
 //!    The four accesses are `SeqCst` (Dekker's pattern: each side writes its
-//!    word, then reads the other's). Every sleep is bounded by [`FALLBACK`]
-//!    besides.
+//!    word, then reads the other's). Every sleep is bounded besides
+//!    ([`FALLBACK`], [`SYNC_FALLBACK`]). Raising `synced` elsewhere (a
+//!    NORMAL commit's sync under WRITER, `sync_pending`) rings nothing:
+//!    a sync sleeper sleeps only while a SYNC holder, which rings, exists.
 //! 6. The futexes are shared (no `FUTEX_PRIVATE_FLAG`): the kernel keys them
 //!    by the object's page and offset, so a wake reaches sleepers in every
 //!    process that maps the object.
@@ -94,9 +97,16 @@ pub const AT_WRITER_WAKES: usize = 128;
 pub const AT_SYNC_WAKES: usize = 136;
 const _: () = assert!(AT_WRITER_WAITING + 4 * CLASSES <= AT_WRITER_WAKES);
 
-/// The longest a doorbell sleep lasts without a ring: what a missed ring
-/// costs a waiter at most.
+/// The longest a writer-bell sleep lasts without a ring: what a missed
+/// ring costs a waiter for WRITER at most. Short, because a process that
+/// rings nothing may be releasing WRITER at every commit (a mixed set of
+/// processes, some without the object).
 pub(crate) const FALLBACK: Duration = Duration::from_millis(1);
+/// The same for a sync-bell sleep. Every sleeper of a group wakes at
+/// each timeout to find the sync still running, so this is longer than
+/// a sync usually takes: a missed ring (a syncer killed, or of an older
+/// build) is rare, and costs a waiter at most this once.
+pub(crate) const SYNC_FALLBACK: Duration = Duration::from_millis(10);
 
 /// Where the objects live unless `PAGELOG_SHM_DIR` says otherwise.
 pub const DEFAULT_DIR: &str = "/dev/shm";
@@ -208,11 +218,11 @@ impl Shm {
     }
 
     /// Sleeps until a group sync ends (the bell moves from `seen`) or
-    /// [`FALLBACK`] passes.
+    /// [`SYNC_FALLBACK`] passes.
     pub(crate) fn sleep_synced(&self, seen: u32) {
         let sleepers = self.word32(AT_SYNC_SLEEPERS);
         sleepers.fetch_add(1, Ordering::SeqCst);
-        futex_wait(self.word32(AT_SYNC_BELL), seen, FALLBACK, u32::MAX);
+        futex_wait(self.word32(AT_SYNC_BELL), seen, SYNC_FALLBACK, u32::MAX);
         let _ = sleepers.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |v| v.checked_sub(1));
     }
 
