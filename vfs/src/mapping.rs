@@ -24,8 +24,7 @@
 //!    inner nodes (~2.2 MiB): ~6.3 MiB at most (`Log::remembered_bytes`
 //!    counts it; issue 21's long-lived reader may hold stock SQLite's
 //!    memory + 8 MiB, and the extension's own code takes ~1.2 of that).
-//!    Nothing of
-//!    the map stays resident for a reader after the open
+//!    Nothing of the map stays resident for a reader after the open
 //!    (`Mapping::give_back`), as SQLite's page reads go through pread
 //!    (invariant 3).
 
@@ -125,10 +124,10 @@ const INNER_CACHED: usize = 1_152;
 /// is halved (8,192 entries, 1.9 MiB; at 16 GiB it held 6 % of the leaves
 /// and now 3 %) and the inner nodes get [`INNER_CACHED_LARGE`]. Before,
 /// both were at their larger size together (3.75 + 2.2 MiB), and a reader
-/// of every page of a 16 GiB database was stock SQLite + 8.1 MiB, over
-/// issue 21's + 8 MiB; with the inner nodes alone cut to 1,024, its random
-/// point SELECTs took ~5 % more CPU (each further inner-node miss is a
-/// `pread` and a check).
+/// of every page of a 16 GiB database was stock SQLite + 7.6–8.6 MiB,
+/// over issue 21's + 8 MiB (+ 6.9–7.3 since); with the inner nodes alone
+/// cut to 1,024, its random point SELECTs took ~5 % more CPU (each further
+/// inner-node miss is a `pread` and a check).
 const LARGE_TREE: u32 = 4 * crate::leaves::MAX_LEAVES as u32;
 
 /// Inner nodes held at most once the tree is large: 2,048 (~2.2 MiB), half
