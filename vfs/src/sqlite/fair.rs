@@ -42,11 +42,12 @@
 //!    shared object, which every release of WRITER rings, waking the waiter
 //!    asleep longest in the highest age class) or, without the shared
 //!    words, for [`POLL`], and looks again; when the waiter may take WRITER
-//!    and does, it keeps it ("carried") and returns early. SQLite's retry then opens a snapshot (the latest: no
-//!    one else can commit) and `lock(RESERVED)` uses the carried lock. A
-//!    sleep that does not win the lock lasts its full time, so the busy
-//!    handler's count of time slept is real time and it alone decides when
-//!    to give up: `busy_timeout` keeps its meaning.
+//!    and does, it keeps it ("carried") and returns early. SQLite's retry
+//!    then opens a snapshot (the latest: no one else can commit) and
+//!    `lock(RESERVED)` uses the carried lock. A sleep that does not win the
+//!    lock lasts its full time, so the busy handler's count of time slept
+//!    is real time and it alone decides when to give up: `busy_timeout`
+//!    keeps its meaning.
 //! 3. Who may take WRITER: a waiter holds, only while inside that sleep, a
 //!    shared lock on the wait byte of its age class (`WAIT_BASE + k`, k =
 //!    ⌊log2(ms waited + 1)⌋, [`LEVELS`] classes). A waiter defers to anyone
@@ -61,10 +62,10 @@
 //! A hand-off cost a waiter's poll (about 100 µs plus timer slack, before
 //! the doorbell; now a wake-up) where an unfair retake costs nothing, and
 //! on a quiet machine, where a FULL commit takes ~0.1 ms, handing off at
-//! every commit halved commits/s (4 writers 0.50–0.54× WAL). So, as Go's `sync.Mutex` does in its
-//! starvation mode, a connection that is not waiting (a writer back for
-//! more) steps aside only for waiters of age class [`STARVING`] and up
-//! (7 ms): 4 writers 0.77–0.82× WAL, 8 writers 0.57–0.58× against 0.41×,
+//! every commit halved commits/s (4 writers 0.50–0.54× WAL). So, as Go's
+//! `sync.Mutex` does in its starvation mode, a connection that is not
+//! waiting (a writer back for more) steps aside only for waiters of age
+//! class [`STARVING`] and up (7 ms): 4 writers 0.77–0.82× WAL, 8 writers 0.57–0.58× against 0.41×,
 //! the longest wait 10–16 ms against 6–13 ms (docs/benchmarks.md, "Fair
 //! waiting"). Waiters among themselves still go oldest first.
 //!
