@@ -65,9 +65,10 @@
 //! every commit halved commits/s (4 writers 0.50–0.54× WAL). So, as Go's
 //! `sync.Mutex` does in its starvation mode, a connection that is not
 //! waiting (a writer back for more) steps aside only for waiters of age
-//! class [`STARVING`] and up (7 ms): 4 writers 0.77–0.82× WAL, 8 writers 0.57–0.58× against 0.41×,
-//! the longest wait 10–16 ms against 6–13 ms (docs/benchmarks.md, "Fair
-//! waiting"). Waiters among themselves still go oldest first.
+//! class [`STARVING`] and up (7 ms): 4 writers 0.77–0.82× WAL, 8 writers
+//! 0.57–0.58× against 0.41×, the longest wait 10–16 ms against 6–13 ms
+//! (docs/benchmarks.md, "Fair waiting"). Waiters among themselves still go
+//! oldest first.
 //!
 //! # Invariants
 //! - Nothing here waits while the connection holds a read snapshot: SQLite
