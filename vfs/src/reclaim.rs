@@ -223,6 +223,12 @@ pub const AUTO_STEP_BYTES: u64 = 4 << 20;
 /// The smallest step a full disk retries with (a step still frees at least
 /// one record).
 pub const MIN_STEP_BYTES: u64 = 16 << 10;
+
+/// The most freeing calls (`fallocate(PUNCH_HOLE)`) a step's release makes
+/// (`retire_step.rs` invariant 3): each costs about a millisecond beside a
+/// writer on a `discard` mount, so this bounds the pause of the commit that
+/// runs the step. What is left stays listed for the next step.
+pub const RELEASE_MAX_PUNCHES: usize = 64;
 /// Below this much free space on the log's file system, a writer whose log
 /// has no pre-allocated tail left takes a step after every commit.
 pub const DISK_LOW: u64 = 16 << 20;
@@ -623,7 +629,7 @@ impl Log {
         // step passed, the reserve a step on a full disk gives back first
         // (`reclaim_held`). The WRITER lock keeps the state as read.
         drop(st);
-        let released = self.release_listed(&old, usize::MAX)?;
+        let released = self.release_listed(&old, RELEASE_MAX_PUNCHES)?;
         let mut st = self.lock();
         debug_assert!(st.control.offset == old.offset && st.log_end == len);
 

@@ -27,16 +27,22 @@
 //!    before that look until its punches returned (`reclaim.rs` invariant
 //!    6). A range it punched leaves the next list; a crash before that
 //!    record leaves it listed, and punching it again is harmless.
-//! 3. A step that frees something releases the previous list whole (with
-//!    read in place a step lists about two ranges per commit it passes —
-//!    the metadata between two frames that stay, and each frame once it
-//!    dies — so a bound per release let the list grow without end). A
-//!    commit that runs a step therefore waits for as many freeing calls as
-//!    the last step listed: up to about a thousand for a 4 MiB step of
-//!    one-row commits (docs/format-4.md, "Where it stands": the pause this
-//!    costs, and what bounds it next). A step asked for that finds nothing
-//!    to free (`retain --now`) punches them all too; they stay listed until
-//!    the next step drops what it punched.
+//! 3. A release is bounded: a step that frees something punches the
+//!    previous list from its lowest offset on, in at most
+//!    `reclaim::RELEASE_MAX_PUNCHES` calls, a run of touching entries (a
+//!    dead slot beside the metadata run around it, say) as one call; the
+//!    rest stays listed, and the step's own list repeats it. So a commit
+//!    that runs a step waits for at most that many freeing calls (about a
+//!    millisecond each beside a writer on a `discard` mount), where a whole
+//!    release took up to about a thousand for a 4 MiB step of one-row
+//!    commits. The price: when steps list faster than they release, the
+//!    list grows (16 bytes an entry in every CONTROL record) and so do the
+//!    blocks held (docs/format-4.md, "Where it stands"). What gives a
+//!    listed range back without ever punching it, recycling its slot, is
+//!    not built yet. A step that finds nothing to free, asked for (`retain
+//!    --now`), and a step on a full disk release the whole list
+//!    (`Log::give_back`); the ranges stay listed until the next step drops
+//!    what was punched.
 
 use std::collections::HashSet;
 
@@ -166,12 +172,12 @@ impl Log {
         Ok(areas)
     }
 
-    /// Punches the first `max` ranges of `c`'s free list (all of them, for
-    /// every caller today: invariant 3) when no reader holds an epoch below `c`'s
-    /// (invariant 2). Returns the ranges punched (empty: none, or a reader
-    /// still may read them).
+    /// Punches `c`'s free list from its lowest offset on, touching entries
+    /// as one call, in at most `max` calls (invariant 3), when no reader
+    /// holds an epoch below `c`'s (invariant 2). Returns the entries punched
+    /// (empty: none, or a reader still may read them); the rest stay listed.
     pub(crate) fn release_listed(&self, c: &Control, max: usize) -> Result<Vec<FreeRange>> {
-        if c.free().is_empty() || c.offset == 0 {
+        if c.free().is_empty() || c.offset == 0 || max == 0 {
             return Ok(Vec::new());
         }
         let epoch = c.epoch();
@@ -189,13 +195,14 @@ impl Log {
         if held {
             return Ok(Vec::new());
         }
-        let mut done = Vec::new();
-        for r in c.free().iter().take(max) {
+        let mut done = 0;
+        for (start, end, n) in crate::freelist::touching_runs(c.free()).into_iter().take(max) {
             self.io
-                .punch_hole(r.offset, r.length as u64)
-                .map_err(|e| Error::io(&self.path, "punch a hole", Some(r.offset), e))?;
-            done.push(*r);
+                .punch_hole(start, end - start)
+                .map_err(|e| Error::io(&self.path, "punch a hole", Some(start), e))?;
+            done += n;
         }
+        let done = c.free()[..done].to_vec();
         Ok(done)
     }
 }

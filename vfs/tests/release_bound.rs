@@ -1,0 +1,167 @@
+//! A step's release is bounded (`retire_step.rs` invariant 3): it punches at
+//! most `RELEASE_MAX_PUNCHES` runs of the last list, touching entries as
+//! one call, and leaves the rest listed for the next step. So a commit that
+//! runs a step waits for a bounded number of freeing calls, however much
+//! the last step listed; and what is left is still given back later: every
+//! dead write is gone from the file once steps and a final release ran,
+//! every kept version reads back exactly, `verify` is clean.
+//!
+//! The freeing calls are counted by a `LogFile` that passes everything to
+//! the real file and counts `punch_hole`.
+
+mod common;
+
+use std::fs::File;
+use std::io;
+use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::{Dir, Rng};
+use pagelog::reclaim::RELEASE_MAX_PUNCHES;
+use pagelog::retention::Policy;
+use pagelog::storage::LogFile;
+use pagelog::{Durability, Log, OpenOptions};
+
+const PS: usize = 1024;
+const PAGES: u64 = 200;
+const T: Duration = Duration::from_secs(5);
+
+/// The real file, with its freeing calls counted.
+struct Counting {
+    f: File,
+    punches: AtomicUsize,
+}
+
+impl LogFile for Counting {
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
+        self.f.read_at(buf, offset)
+    }
+    fn write_at(&self, buf: &[u8], offset: u64) -> io::Result<()> {
+        self.f.write_at(buf, offset)
+    }
+    fn len(&self) -> io::Result<u64> {
+        LogFile::len(&self.f)
+    }
+    fn set_len(&self, len: u64) -> io::Result<()> {
+        LogFile::set_len(&self.f, len)
+    }
+    fn sync(&self) -> io::Result<()> {
+        LogFile::sync(&self.f)
+    }
+    fn punch_hole(&self, offset: u64, len: u64) -> io::Result<()> {
+        self.punches.fetch_add(1, Ordering::Relaxed);
+        LogFile::punch_hole(&self.f, offset, len)
+    }
+}
+
+fn marker(v: usize) -> Vec<u8> {
+    format!("BOUND-MARK-{v:07}-").into_bytes()
+}
+
+/// The versions of `vs` whose marker is still in the file (one pass).
+fn found(path: &Path, vs: &[usize]) -> Vec<usize> {
+    let b = std::fs::read(path).unwrap();
+    let tag = b"BOUND-MARK-";
+    let mut there = std::collections::HashSet::new();
+    let mut i = 0;
+    while let Some(k) = b[i..].windows(tag.len()).position(|w| w == tag) {
+        let at = i + k + tag.len();
+        if let Some(v) = b.get(at..at + 7).and_then(|d| std::str::from_utf8(d).ok()?.parse::<usize>().ok()) {
+            there.insert(v);
+        }
+        i = at;
+    }
+    vs.iter().copied().filter(|v| there.contains(v)).collect()
+}
+
+#[test]
+fn a_release_makes_at_most_the_bound_of_freeing_calls_and_the_rest_is_freed_later() {
+    let dir = Dir::new("release-bound");
+    let path = dir.0.join("b.db");
+    std::fs::write(&path, []).unwrap();
+    let f = std::fs::OpenOptions::new().read(true).write(true).open(&path).unwrap();
+    let io = Arc::new(Counting { f, punches: AtomicUsize::new(0) });
+    let log = Log::open_with_io(&path, OpenOptions { format4: true, ..Default::default() }, io.clone()).unwrap();
+    let mut rng = Rng::new(5);
+    // images[v]: version v's database; emptied once far out of the policy
+    // (`check_kept` reads only the kept ones).
+    let mut images: Vec<Vec<u8>> = vec![Vec::new()];
+    // writes[v]: the page version v wrote (0: the load).
+    let mut writes: Vec<u64> = vec![0];
+    let mut commit = |log: &Log, images: &mut Vec<Vec<u8>>, writes: &mut Vec<u64>| {
+        let v = images.len();
+        let mut img = images.last().cloned().unwrap_or_default();
+        let _w = log.lock_writer(T).unwrap();
+        let base = log.prepare_write().unwrap();
+        let mut txn = log.begin(base, 1 << 20);
+        let p = if img.is_empty() {
+            img = vec![b'X'; PAGES as usize * PS];
+            txn.write(log, 0, &img).unwrap();
+            0
+        } else {
+            // A whole page, anywhere: dead frames lie scattered between
+            // live ones, so a list holds many runs that do not touch.
+            let p = 1 + rng.below(PAGES - 1);
+            let mut d = rng.bytes(PS);
+            d[0] = b'X';
+            let m = marker(v);
+            d[100..100 + m.len()].copy_from_slice(&m);
+            txn.write(log, p * PS as u64, &d).unwrap();
+            img[p as usize * PS..(p as usize + 1) * PS].copy_from_slice(&d);
+            p
+        };
+        log.commit(txn, Durability::Normal).unwrap().expect("a version");
+        images.push(img);
+        writes.push(p);
+        if v > 200 {
+            images[v - 200] = Vec::new();
+        }
+    };
+    commit(&log, &mut images, &mut writes);
+    log.set_retention(Policy::parse("20 versions").unwrap(), T).unwrap();
+    let mut most = 0;
+    let mut at_bound = 0;
+    for _ in 0..8 {
+        for _ in 0..250 {
+            commit(&log, &mut images, &mut writes);
+        }
+        log.sync_pending().unwrap();
+        for _ in 0..6 {
+            let before = io.punches.load(Ordering::Relaxed);
+            let r = log.reclaim(128 << 10, T).unwrap();
+            if r.freed == 0 {
+                break;
+            }
+            let calls = io.punches.load(Ordering::Relaxed) - before;
+            most = most.max(calls);
+            // The release, and the one punch below everything the state
+            // reads (`reclaim.rs` invariant 2).
+            assert!(calls <= RELEASE_MAX_PUNCHES + 1, "a step made {calls} freeing calls");
+            if calls >= RELEASE_MAX_PUNCHES {
+                at_bound += 1;
+            }
+        }
+    }
+    // The test proves the bound only if lists were longer than it.
+    assert!(at_bound >= 3, "only {at_bound} steps reached the bound (most calls {most})");
+    common::check_kept(&images, &log, &path);
+    // What the bounded releases left listed is given back by later ones:
+    // steps until nothing is left, then a release of the whole list.
+    for _ in 0..10_000 {
+        if log.reclaim(128 << 10, T).unwrap().freed == 0 {
+            break;
+        }
+    }
+    log.reclaim(128 << 10, T).unwrap();
+    let vo = log.oldest_kept().expect("reclaimed") as usize;
+    let latest = images.len() - 1;
+    let dead: Vec<usize> = (2..=latest)
+        .filter(|&v| (v + 1..=vo).any(|w| writes[w] == writes[v]))
+        .collect();
+    assert!(dead.len() > 1000, "only {} dead writes", dead.len());
+    let left = found(&path, &dead);
+    assert!(left.is_empty(), "{} dead writes still in the file: {:?}…", left.len(), &left[..left.len().min(10)]);
+    common::check_kept(&images, &log, &path);
+}
