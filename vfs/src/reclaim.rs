@@ -229,6 +229,11 @@ pub const MIN_STEP_BYTES: u64 = 16 << 10;
 /// writer on a `discard` mount, so this bounds the pause of the commit that
 /// runs the step. What is left stays listed for the next step.
 pub const RELEASE_MAX_PUNCHES: usize = 64;
+/// Between steps, a commit whose control state lists more than twice
+/// [`RELEASE_MAX_PUNCHES`] entries not yet punched makes at most this many
+/// freeing calls (`reclaim_if_due`), so that the list, and the blocks it
+/// holds, stays bounded when steps list more than a bounded release frees.
+pub const RELEASE_TRICKLE_PUNCHES: usize = 4;
 /// Below this much free space on the log's file system, a writer whose log
 /// has no pre-allocated tail left takes a step after every commit.
 pub const DISK_LOW: u64 = 16 << 20;
@@ -254,6 +259,15 @@ pub struct Reclaimed {
 }
 
 impl Log {
+    /// The control state's free list (`freelist.rs`) less what this process
+    /// punched of it already (the next step drops that): its entries, and
+    /// the bytes they hold.
+    pub fn listed_free(&self) -> (usize, u64) {
+        let st = self.lock();
+        let l = st.control.free().iter().filter(|r| st.punched.binary_search(r).is_err());
+        l.fold((0, 0), |(n, b), r| (n + 1, b + r.length as u64))
+    }
+
     /// The log's retention policy (`all` before format 4 or before one is set).
     pub fn retention(&self) -> Policy {
         self.lock().control.policy()
@@ -456,6 +470,20 @@ impl Log {
                 && policy.exceeded(oldest, oldest_us, st.latest.number, now_us(), bytes_in_use(b, end, in_place)))
                 || (st.alloc_end <= st.log_end && self.disk_low());
             if !due {
+                // Between steps: a few freeing calls when the list runs long
+                // (`retire_step.rs` invariant 3), unless a reader held an
+                // older epoch at the last try and the log has not grown by
+                // a step's size since.
+                let pending = st.control.free().len().saturating_sub(st.punched.len());
+                let trickle = pending > 2 * RELEASE_MAX_PUNCHES && end >= st.trickle_after;
+                drop(st);
+                if trickle {
+                    let (_, held) = self.release_some(&control, RELEASE_TRICKLE_PUNCHES)?;
+                    if held {
+                        let mut st = self.lock();
+                        st.trickle_after = st.log_end + AUTO_MIN_GROWTH;
+                    }
+                }
                 return Ok(None);
             }
         }

@@ -172,13 +172,47 @@ impl Log {
         Ok(areas)
     }
 
-    /// Punches `c`'s free list from its lowest offset on, touching entries
-    /// as one call, in at most `max` calls (invariant 3), when no reader
-    /// holds an epoch below `c`'s (invariant 2). Returns the entries punched
-    /// (empty: none, or a reader still may read them); the rest stay listed.
+    /// Punches `c`'s free list from its lowest offset on, a run of
+    /// touching entries as one call, in at most `max` calls (invariant 3),
+    /// when no reader holds an epoch below `c`'s (invariant 2); runs whose
+    /// entries this process punched already (`State::punched`) are
+    /// skipped. Returns every entry of `c`'s list punched so far, by this
+    /// release or an earlier one of this process (empty: none, or a reader
+    /// still may read them); the rest stay listed.
     pub(crate) fn release_listed(&self, c: &Control, max: usize) -> Result<Vec<FreeRange>> {
-        if c.free().is_empty() || c.offset == 0 || max == 0 {
-            return Ok(Vec::new());
+        Ok(self.release_some(c, max)?.0)
+    }
+
+    /// `release_listed`, and whether a reader held an older epoch (nothing
+    /// new was punched then).
+    pub(crate) fn release_some(&self, c: &Control, max: usize) -> Result<(Vec<FreeRange>, bool)> {
+        let already = |list: &[FreeRange], st: &crate::log::State| -> Vec<FreeRange> {
+            list.iter().copied().filter(|r| st.punched.binary_search(r).is_ok()).collect()
+        };
+        if c.free().is_empty() || c.offset == 0 {
+            return Ok((Vec::new(), false));
+        }
+        // What this process punched of the list already, forgetting what
+        // the list no longer holds.
+        let done_before = {
+            let mut st = self.lock();
+            let before = already(c.free(), &st);
+            st.punched = before.clone();
+            before
+        };
+        let todo: Vec<(u64, u64, usize, usize)> = {
+            let mut i = 0;
+            let mut out = Vec::new();
+            for (start, end, n) in crate::freelist::touching_runs(c.free()) {
+                if c.free()[i..i + n].iter().any(|r| done_before.binary_search(r).is_err()) {
+                    out.push((start, end, i, n));
+                }
+                i += n;
+            }
+            out
+        };
+        if todo.is_empty() || max == 0 {
+            return Ok((done_before, false));
         }
         let epoch = c.epoch();
         let probe = std::fs::OpenOptions::new()
@@ -193,16 +227,18 @@ impl Log {
         let held = crate::lock::held_in(probe.as_fd(), crate::lock::EPOCH_BASE, epoch)
             .map_err(|e| Error::io(&self.path, "lock", None, e))?;
         if held {
-            return Ok(Vec::new());
+            return Ok((done_before, true));
         }
-        let mut done = 0;
-        for (start, end, n) in crate::freelist::touching_runs(c.free()).into_iter().take(max) {
+        let mut done = done_before;
+        for &(start, end, i, n) in todo.iter().take(max) {
             self.io
                 .punch_hole(start, end - start)
                 .map_err(|e| Error::io(&self.path, "punch a hole", Some(start), e))?;
-            done += n;
+            done.extend_from_slice(&c.free()[i..i + n]);
         }
-        let done = c.free()[..done].to_vec();
-        Ok(done)
+        done.sort_unstable();
+        done.dedup();
+        self.lock().punched = done.clone();
+        Ok((done, false))
     }
 }

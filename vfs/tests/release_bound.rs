@@ -6,6 +6,10 @@
 //! dead write is gone from the file once steps and a final release ran,
 //! every kept version reads back exactly, `verify` is clean.
 //!
+//! Between steps, the commits of a writer whose list runs long make a few
+//! freeing calls each (`RELEASE_TRICKLE_PUNCHES`), so the list does not
+//! grow without end when steps list more than a bounded release frees.
+//!
 //! The freeing calls are counted by a `LogFile` that passes everything to
 //! the real file and counts `punch_hole`.
 
@@ -157,11 +161,87 @@ fn a_release_makes_at_most_the_bound_of_freeing_calls_and_the_rest_is_freed_late
     log.reclaim(128 << 10, T).unwrap();
     let vo = log.oldest_kept().expect("reclaimed") as usize;
     let latest = images.len() - 1;
-    let dead: Vec<usize> = (2..=latest)
-        .filter(|&v| (v + 1..=vo).any(|w| writes[w] == writes[v]))
-        .collect();
+    let dead: Vec<usize> = (2..=latest).filter(|&v| (v + 1..=vo).any(|w| writes[w] == writes[v])).collect();
     assert!(dead.len() > 1000, "only {} dead writes", dead.len());
     let left = found(&path, &dead);
     assert!(left.is_empty(), "{} dead writes still in the file: {:?}…", left.len(), &left[..left.len().min(10)]);
+    common::check_kept(&images, &log, &path);
+}
+
+#[test]
+fn between_automatic_steps_commits_release_a_few_ranges_each_until_the_list_is_short() {
+    use pagelog::reclaim::RELEASE_TRICKLE_PUNCHES;
+    // Many pages: a frame lives long, so the runs between live frames do
+    // not touch, and a bounded release frees fewer entries than a step lists.
+    const MANY: u64 = 2000;
+    let dir = Dir::new("release-trickle");
+    let path = dir.0.join("t.db");
+    std::fs::write(&path, []).unwrap();
+    let f = std::fs::OpenOptions::new().read(true).write(true).open(&path).unwrap();
+    let io = Arc::new(Counting { f, punches: AtomicUsize::new(0) });
+    let log = Log::open_with_io(&path, OpenOptions { format4: true, ..Default::default() }, io.clone()).unwrap();
+    let mut rng = Rng::new(9);
+    let mut images: Vec<Vec<u8>> = vec![Vec::new()];
+    let (mut steps, mut most_listed, mut most_calls) = (0, 0, 0);
+    let mut after_last_step = 0;
+    // The most entries left listed when a step came (from the third on).
+    let mut before_steps = 0;
+    for i in 0..7000u64 {
+        let v = images.len();
+        let mut img = images.last().cloned().unwrap_or_default();
+        let _w = log.lock_writer(T).unwrap();
+        let base = log.prepare_write().unwrap();
+        let mut txn = log.begin(base, 1 << 20);
+        if img.is_empty() {
+            img = vec![b'X'; MANY as usize * PS];
+            txn.write(&log, 0, &img).unwrap();
+        } else {
+            let p = 1 + rng.below(MANY - 1);
+            let mut d = rng.bytes(PS);
+            d[0] = b'X';
+            txn.write(&log, p * PS as u64, &d).unwrap();
+            img[p as usize * PS..(p as usize + 1) * PS].copy_from_slice(&d);
+        }
+        log.commit(txn, Durability::Normal).unwrap().expect("a version");
+        images.push(img);
+        if v > 100 {
+            images[v - 100] = Vec::new();
+        }
+        if i == 0 {
+            drop(_w);
+            log.set_retention(Policy::parse("20 versions").unwrap(), T).unwrap();
+            continue;
+        }
+        // What the SQLite glue does after each commit, WRITER lock held.
+        let before = io.punches.load(Ordering::Relaxed);
+        let listed = log.listed_free().0;
+        let stepped = log.reclaim_if_due().unwrap().is_some_and(|r| r.freed > 0);
+        let calls = io.punches.load(Ordering::Relaxed) - before;
+        most_calls = most_calls.max(calls);
+        if stepped {
+            steps += 1;
+            after_last_step = i;
+            if steps > 2 {
+                before_steps = before_steps.max(listed);
+            }
+            assert!(calls <= RELEASE_MAX_PUNCHES + 1, "a step made {calls} freeing calls");
+        } else {
+            assert!(calls <= RELEASE_TRICKLE_PUNCHES, "a commit between steps made {calls} freeing calls");
+        }
+        most_listed = most_listed.max(log.listed_free().0);
+    }
+    eprintln!("{steps} steps, the last after commit {after_last_step}; at most {most_listed} entries listed, {before_steps} before a step");
+    assert!(steps >= 10, "only {steps} automatic steps");
+    // The test proves something only if a step listed more than a bounded
+    // release frees; between steps the commits bring the list back to the
+    // trickle's threshold, or near it when steps come close together
+    // (without the trickle the list grows by what each bounded release
+    // leaves: 5,360 entries before the last step here).
+    assert!(most_listed > 4 * RELEASE_MAX_PUNCHES, "the list never held more than {most_listed} entries");
+    assert!(
+        before_steps <= 10 * RELEASE_MAX_PUNCHES,
+        "{before_steps} entries still listed when a step came (at most {most_listed} over {steps} steps)"
+    );
+    assert!(most_calls > 0);
     common::check_kept(&images, &log, &path);
 }
