@@ -25,8 +25,9 @@
 //!    `[B_{k−1}, B_k)` but for the frames left in place (runs of at least
 //!    512 bytes), the frames its retirement walk found dead, and a frame
 //!    left in place whose page's patch it relocated with a copy of it; the
-//!    next step that frees something releases that list
-//!    (`retire_step.rs`: once no reader holds an epoch below `k`), so the
+//!    next step that frees something releases that list, at most 64 calls'
+//!    worth, and the commits after it the rest (`retire_step.rs` invariant
+//!    3: once no reader holds an epoch below `k`), so the
 //!    region a step passed stays allocated until then: the reserve a step
 //!    on a full disk releases first (it then has room for its own record);
 //!    a step asked for (`Log::reclaim`) that finds nothing to free releases

@@ -35,14 +35,18 @@
 //!    that runs a step waits for at most that many freeing calls (about a
 //!    millisecond each beside a writer on a `discard` mount), where a whole
 //!    release took up to about a thousand for a 4 MiB step of one-row
-//!    commits. The price: when steps list faster than they release, the
-//!    list grows (16 bytes an entry in every CONTROL record) and so do the
-//!    blocks held (docs/format-4.md, "Where it stands"). What gives a
-//!    listed range back without ever punching it, recycling its slot, is
-//!    not built yet. A step that finds nothing to free, asked for (`retain
-//!    --now`), and a step on a full disk release the whole list
-//!    (`Log::give_back`); the ranges stay listed until the next step drops
-//!    what was punched.
+//!    commits. A step of one-row commits at 4 KiB pages lists about two
+//!    ranges per commit, far more than 64, so between steps a commit whose
+//!    state lists more than twice the bound not yet punched makes up to
+//!    `reclaim::RELEASE_TRICKLE_PUNCHES` calls (`Log::reclaim_if_due`):
+//!    the list, and the blocks it holds, stay bounded, and the freeing
+//!    calls are spread over the commits instead of falling on one. The
+//!    process remembers the entries it punched (`State::punched`, pruned
+//!    to what the list still holds) so that no release punches them
+//!    again, and the next step leaves them all out of its list. A step
+//!    that finds nothing to free, asked for (`retain --now`), and a step on
+//!    a full disk release the whole list (`Log::give_back`). Recycling a
+//!    listed slot instead of punching it (docs/format-4.md) is not built.
 
 use std::collections::HashSet;
 
