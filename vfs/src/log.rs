@@ -201,6 +201,9 @@ pub(crate) struct State {
     /// lists (sorted; `retire_step.rs` invariant 3): a later release skips
     /// them, and the next step drops them from its list.
     pub(crate) punched: Vec<crate::freelist::FreeRange>,
+    /// The offset of the CONTROL record whose list `punched` was last
+    /// pruned against (another state's list may have dropped some).
+    pub(crate) punched_for: u64,
     /// The log end before which no release between steps is tried again
     /// (a reader held an older epoch; `reclaim_if_due`).
     pub(crate) trickle_after: u64,
@@ -300,6 +303,7 @@ impl Log {
                 control: Arc::new(Control::none()),
                 reclaim_looked_at: 0,
                 punched: Vec::new(),
+                punched_for: 0,
                 trickle_after: 0,
                 shm: None,
                 shm_tried: false,

@@ -475,7 +475,12 @@ impl Log {
                 // (`retire_step.rs` invariant 3), unless a reader held an
                 // older epoch at the last try and the log has not grown by
                 // a step's size since.
-                let pending = st.control.free().len().saturating_sub(st.punched.len());
+                // What this process punched counts only against the list
+                // it was last pruned to: a step (ours or another process's)
+                // or a checkpoint's copy makes a new list, which the next
+                // release prunes it to.
+                let punched = if st.punched_for == st.control.offset { st.punched.len() } else { 0 };
+                let pending = st.control.free().len().saturating_sub(punched);
                 let trickle = pending > 2 * RELEASE_MAX_PUNCHES && end >= st.trickle_after;
                 drop(st);
                 if trickle {

@@ -202,6 +202,7 @@ impl Log {
             let mut st = self.lock();
             let before = already(c.free(), &st);
             st.punched = before.clone();
+            st.punched_for = c.offset;
             before
         };
         let todo: Vec<(u64, u64, usize, usize)> = {
@@ -242,7 +243,9 @@ impl Log {
         }
         done.sort_unstable();
         done.dedup();
-        self.lock().punched = done.clone();
+        let mut st = self.lock();
+        st.punched = done.clone();
+        st.punched_for = c.offset;
         Ok((done, false))
     }
 }

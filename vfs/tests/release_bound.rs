@@ -234,12 +234,13 @@ fn between_automatic_steps_commits_release_a_few_ranges_each_until_the_list_is_s
     assert!(steps >= 10, "only {steps} automatic steps");
     // The test proves something only if a step listed more than a bounded
     // release frees; between steps the commits bring the list back to the
-    // trickle's threshold, or near it when steps come close together
-    // (without the trickle the list grows by what each bounded release
-    // leaves: 5,360 entries before the last step here).
+    // trickle's threshold (without the trickle the list grows by what each
+    // bounded release leaves: 5,360 entries before the last step here; when
+    // the count of what was punched was not pruned after a step, the
+    // trickle stopped early: 510).
     assert!(most_listed > 4 * RELEASE_MAX_PUNCHES, "the list never held more than {most_listed} entries");
     assert!(
-        before_steps <= 10 * RELEASE_MAX_PUNCHES,
+        before_steps <= 3 * RELEASE_MAX_PUNCHES,
         "{before_steps} entries still listed when a step came (at most {most_listed} over {steps} steps)"
     );
     assert!(most_calls > 0);
