@@ -315,6 +315,7 @@ fn run_scale(cli: Cli) -> Result<(), String> {
         growth_commits: f.pick(f.growth_commits, 2000, 500_000),
         growth_sample: f.pick(f.growth_sample, 500, 10_000),
         retain: f.retain.clone(),
+        open4_skip_format3: f.open4_skip_format3,
         sqlite3: cli.sqlite3.clone(),
         extension,
     };

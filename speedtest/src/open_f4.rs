@@ -19,6 +19,11 @@
 //! reading thread** (`CLOCK_THREAD_CPUTIME_ID`), which load from other processes
 //! moves far less than wall time; the per-slice ratio format 4 ÷ format 3
 //! (target ≥ 0.95: no regression beyond 5 %).
+//!
+//! `--open4-skip-format3` leaves the format-3 side out (no file, no
+//! processes, no rows; the point SELECTs then report format 4 ÷ stock
+//! only): at 16 GiB its log would be 16 GiB more disk, and each of its
+//! one-commit processes reads a 64 MiB full map.
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -36,6 +41,19 @@ use crate::scale::{
 struct Files {
     paths: [PathBuf; 3],
     rows: i64,
+    /// `--open4-skip-format3`: side 1 is left out.
+    skip_f3: bool,
+}
+
+impl Files {
+    /// The sides measured: all three, or format 4 and stock.
+    fn sides(&self) -> &'static [usize] {
+        if self.skip_f3 {
+            &[0, 2]
+        } else {
+            &[0, 1, 2]
+        }
+    }
 }
 
 /// Format 4, format 3, stock: whether each is pagelog.
@@ -59,6 +77,10 @@ fn build_all(opts: &ScaleOpts, progress: &dyn Fn(String), report: &mut ScaleRepo
     let mut secs = Vec::new();
     let mut bytes = 0;
     for (i, (name, _)) in SIDES.iter().enumerate() {
+        if i == 1 && opts.open4_skip_format3 {
+            secs.push(f64::NAN);
+            continue;
+        }
         progress(format!("open4: {rows} rows in one transaction, {name} ({})", paths[i].display()));
         let b = match i {
             0 => crate::retain::build_format4(opts, &paths[i], rows)?,
@@ -75,31 +97,40 @@ fn build_all(opts: &ScaleOpts, progress: &dyn Fn(String), report: &mut ScaleRepo
         label: format!("(a) build, {rows} rows of {ROW_BYTES} B in one transaction ({}): format 4", human_bytes(bytes)),
         pagelog: Some(Cell::Secs(vec![secs[0]])),
         stock: Some(Cell::Secs(vec![secs[2]])),
-        note: format!("synchronous=NORMAL, close included; format 3 took {:.1} s", secs[1]),
+        note: if opts.open4_skip_format3 {
+            "synchronous=NORMAL, close included; format 3 not built (--open4-skip-format3)".into()
+        } else {
+            format!("synchronous=NORMAL, close included; format 3 took {:.1} s", secs[1])
+        },
     });
-    Ok(Files { paths, rows })
+    Ok(Files { paths, rows, skip_f3: opts.open4_skip_format3 })
 }
 
-/// `rounds` rounds of one process per side, the order rotating through
-/// all six permutations.
-fn rounds(rounds: usize, mut one: impl FnMut(usize) -> Result<Cost, String>) -> Result<[Vec<Cost>; 3], String> {
+/// `rounds` rounds of one process per side in `sides`, the order rotating
+/// through all six permutations (with two sides: A B, B A, …).
+fn rounds(
+    rounds: usize,
+    sides: &[usize],
+    mut one: impl FnMut(usize) -> Result<Cost, String>,
+) -> Result<[Vec<Cost>; 3], String> {
     const ORDERS: [[usize; 3]; 6] = [[0, 1, 2], [2, 1, 0], [1, 2, 0], [0, 2, 1], [2, 0, 1], [1, 0, 2]];
     let mut out: [Vec<Cost>; 3] = Default::default();
     for r in 0..rounds {
-        for &s in &ORDERS[r % 6] {
+        for &s in ORDERS[r % 6].iter().filter(|s| sides.contains(s)) {
             out[s].push(one(s)?);
         }
     }
     Ok(out)
 }
 
-/// Runs `f(side)` on the three sides at once (three threads).
-fn on_all(f: impl Fn(usize) -> Result<f64, String> + Sync) -> Result<[f64; 3], String> {
+/// Runs `f(side)` on the sides in `sides` at once (a thread each); a side
+/// left out gets NaN.
+fn on_all(sides: &[usize], f: impl Fn(usize) -> Result<f64, String> + Sync) -> Result<[f64; 3], String> {
     std::thread::scope(|s| {
         let f = &f;
-        let hs: Vec<_> = (0..3).map(|i| s.spawn(move || f(i))).collect();
-        let mut out = [0.0; 3];
-        for (i, h) in hs.into_iter().enumerate() {
+        let hs: Vec<_> = sides.iter().map(|&i| (i, s.spawn(move || f(i)))).collect();
+        let mut out = [f64::NAN; 3];
+        for (i, h) in hs {
             out[i] = h.join().map_err(|_| format!("{} commit thread panicked", SIDES[i].0))??;
         }
         Ok(out)
@@ -112,10 +143,14 @@ fn commits_row(key: &'static str, label: String, n: u64, secs: [f64; 3]) -> Row 
         label,
         pagelog: Some(Cell::Rate { ops: n, secs: secs[0] }),
         stock: Some(Cell::Rate { ops: n, secs: secs[2] }),
-        note: format!(
-            "pagelog column: format 4; format 3 {:.0} commits/s; synchronous=NORMAL, the three at the same time",
-            n as f64 / secs[1].max(1e-9)
-        ),
+        note: if secs[1].is_nan() {
+            "pagelog column: format 4; format 3 not run; synchronous=NORMAL, both at the same time".into()
+        } else {
+            format!(
+                "pagelog column: format 4; format 3 {:.0} commits/s; synchronous=NORMAL, the three at the same time",
+                n as f64 / secs[1].max(1e-9)
+            )
+        },
     }
 }
 
@@ -131,9 +166,11 @@ pub fn run(opts: &ScaleOpts, exe: &Path, progress: &dyn Fn(String), report: &mut
     let measure = |report: &mut ScaleReport, keys: [[&'static str; 3]; 2], what: &str| -> Result<(), String> {
         progress(format!("open4: {} rounds of three new processes, {what}", opts.pairs));
         sync_filesystems()?;
-        let [f4, f3, st] = rounds(opts.pairs, |s| shell.open_query(SIDES[s].1, &f.paths[s], None, id))?;
+        let [f4, f3, st] = rounds(opts.pairs, f.sides(), |s| shell.open_query(SIDES[s].1, &f.paths[s], None, id))?;
         push_state(report, keys[0], &format!("{what}, format 4"), &f4, &st);
-        push_state(report, keys[1], &format!("{what}, format 3"), &f3, &st);
+        if !f.skip_f3 {
+            push_state(report, keys[1], &format!("{what}, format 3"), &f3, &st);
+        }
         Ok(())
     };
     measure(
@@ -144,7 +181,7 @@ pub fn run(opts: &ScaleOpts, exe: &Path, progress: &dyn Fn(String), report: &mut
 
     let n = opts.processes;
     progress(format!("open4: {n} single-row commits, a sqlite3 process each, three sides at once"));
-    let secs = on_all(|s| {
+    let secs = on_all(f.sides(), |s| {
         let mut rng = Rng(11);
         let t0 = Instant::now();
         for _ in 0..n {
@@ -170,7 +207,7 @@ pub fn run(opts: &ScaleOpts, exe: &Path, progress: &dyn Fn(String), report: &mut
 
     let m = opts.versions;
     progress(format!("open4: {m} single-row commits by one connection, three sides at once"));
-    let secs = on_all(|s| {
+    let secs = on_all(f.sides(), |s| {
         let cfg = if SIDES[s].1 { PAGELOG } else { STOCK };
         let conn = open_conn(cfg, &f.paths[s])?;
         let mut stmt = conn.prepare(UPDATE_SQL).map_err(|e| format!("{}: {e}", SIDES[s].0))?;
@@ -192,6 +229,9 @@ pub fn run(opts: &ScaleOpts, exe: &Path, progress: &dyn Fn(String), report: &mut
     for (s, keys) in
         [(0, ["open4_version_old", "open4_version_latest"]), (1, ["open4_f3_version_old", "open4_f3_version_latest"])]
     {
+        if !f.sides().contains(&s) {
+            continue;
+        }
         version_pairs(opts, &shell, &f.paths[s], SIDES[s].0, keys, id, progress, report)?;
     }
     point_selects(opts, &f, progress, report)
@@ -267,13 +307,22 @@ fn point_selects(
 ) -> Result<(), String> {
     let reads: u64 = if opts.size < (32 << 20) { 1_000 } else { 20_000 };
     progress(format!("open4: point SELECTs, {SLICES} interleaved slices of {reads} per side, one connection each"));
+    let sides = f.sides();
+    // A side left out opens nothing: its slot holds an in-memory connection
+    // that no slice reads.
     let conns = (0..3)
-        .map(|s| open_conn(if SIDES[s].1 { PAGELOG } else { STOCK }, &f.paths[s]))
+        .map(|s| match sides.contains(&s) {
+            true => open_conn(if SIDES[s].1 { PAGELOG } else { STOCK }, &f.paths[s]),
+            false => rusqlite::Connection::open_in_memory().map_err(|e| e.to_string()),
+        })
         .collect::<Result<Vec<_>, _>>()?;
     let mut stmts = conns
         .iter()
         .enumerate()
-        .map(|(s, c)| c.prepare(SELECT_SQL).map_err(|e| format!("{}: {e}", SIDES[s].0)))
+        .map(|(s, c)| match sides.contains(&s) {
+            true => c.prepare(SELECT_SQL).map_err(|e| format!("{}: {e}", SIDES[s].0)),
+            false => c.prepare("SELECT ?1").map_err(|e| e.to_string()),
+        })
         .collect::<Result<Vec<_>, _>>()?;
     let mut slice = |s: usize, seed: u64| -> Result<f64, String> {
         let mut rng = Rng(seed);
@@ -290,19 +339,39 @@ fn point_selects(
         Ok(reads as f64 / (thread_cpu() - c0).max(1e-6))
     };
     // One warm-up slice each (the connection's cache and the OS page cache).
-    for s in 0..3 {
+    for &s in sides {
         slice(s, 99)?;
     }
     let mut rates: [Vec<f64>; 3] = Default::default();
     let orders = [[0, 1, 2], [2, 1, 0], [1, 2, 0], [0, 2, 1], [2, 0, 1], [1, 0, 2]];
     for k in 0..SLICES {
-        for &s in &orders[k % 6] {
+        for &s in orders[k % 6].iter().filter(|s| sides.contains(s)) {
             rates[s].push(slice(s, 100 + k as u64)?);
         }
     }
     let ratio = |a: usize, b: usize| -> Vec<f64> { rates[a].iter().zip(&rates[b]).map(|(x, y)| x / y).collect() };
     let (r43, r4s) = (ratio(0, 1), ratio(0, 2));
     let secs = |r: &[f64]| r.iter().map(|r| 1.0 / r).collect::<Vec<_>>();
+    if f.skip_f3 {
+        report.rows.push(Row {
+            key: "open4_select_f4_stock",
+            label: format!(
+                "(c) point SELECTs, long-lived connection: CPU s per read, format 4 vs stock WAL ({SLICES} slices of {reads})"
+            ),
+            pagelog: Some(Cell::Secs(secs(&rates[0]))),
+            stock: Some(Cell::Secs(secs(&rates[2]))),
+            note: "format 3 not run (--open4-skip-format3); per CPU second of the reading thread, default cache_size"
+                .into(),
+        });
+        report.rows.push(Row {
+            key: "open4_select_ratio",
+            label: "(c) point SELECTs per CPU second, per slice: format 4 ÷ stock".into(),
+            pagelog: Some(Cell::Ratios(r4s)),
+            stock: None,
+            note: "no format-3 side, so no format 4 ÷ format 3 target".into(),
+        });
+        return Ok(());
+    }
     report.rows.push(Row {
         key: "open4_select_f4_f3",
         label: format!("(c) point SELECTs, long-lived connection: CPU s per read, format 4 vs format 3 ({SLICES} slices of {reads})"),

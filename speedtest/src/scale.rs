@@ -118,6 +118,8 @@ pub struct ScaleOpts {
     /// retain: the retention policy, set with `PRAGMA pagelog_retain`
     /// (None: retain.rs's default).
     pub retain: Option<String>,
+    /// open4: leave the format-3 side out (`--open4-skip-format3`).
+    pub open4_skip_format3: bool,
     /// The stock shell and the extension it `.load`s (open_cost).
     pub sqlite3: PathBuf,
     pub extension: PathBuf,

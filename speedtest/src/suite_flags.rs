@@ -33,6 +33,12 @@ pub struct SuiteFlags {
     #[arg(long, value_enum, value_delimiter = ',', default_values_t = [Part::Classic, Part::Open, Part::Growth, Part::Retain])]
     pub parts: Vec<Part>,
 
+    /// --suite scale, part open4: leave the format-3 side out (format 4 and
+    /// stock WAL only): at 16 GiB its log is 16 GiB more disk and its
+    /// one-commit processes each read a 64 MiB full map.
+    #[arg(long)]
+    pub open4_skip_format3: bool,
+
     /// --suite scale, part open: whole-process pairs per measurement [default: 21].
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=10_000))]
     pub pairs: Option<u64>,
@@ -76,7 +82,7 @@ fn parse_secs(s: &str) -> Result<f64, String> {
 }
 
 /// Flags only `--suite scale` reads (with scale.rs's own).
-pub const SCALE_ONLY: [&str; 9] = [
+pub const SCALE_ONLY: [&str; 10] = [
     "scale_size",
     "scale_versions",
     "scale_processes",
@@ -86,6 +92,7 @@ pub const SCALE_ONLY: [&str; 9] = [
     "growth_commits",
     "growth_sample",
     "retain",
+    "open4_skip_format3",
 ];
 /// Flags only `--suite concurrency` reads.
 pub const CONCURRENCY_ONLY: [&str; 2] = ["round_secs", "workloads"];

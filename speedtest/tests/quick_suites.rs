@@ -140,6 +140,33 @@ fn open4_part_reports_three_sides_and_the_select_ratio() {
 }
 
 #[test]
+fn open4_without_format_3_measures_format_4_against_stock_only() {
+    let dir = scratch("open4-skip-f3");
+    let json = dir.join("out.json");
+    let ext = extension();
+    let args = ["--suite", "scale", "--parts", "open4", "--open4-skip-format3", "--scale-size", "8MiB"];
+    let more = ["--scale-processes", "5", "--scale-versions", "300", "--version-age", "200", "--pairs", "2", "--quiet"];
+    let mut all: Vec<&str> = args.iter().chain(&more).copied().collect();
+    all.extend(["--extension", ext.to_str().unwrap(), "--dir", dir.to_str().unwrap()]);
+    all.extend(["--json", json.to_str().unwrap()]);
+    let v = run_json(&all, &json);
+    let keys: Vec<&str> = v["rows"].as_array().unwrap().iter().map(|r| r["key"].as_str().unwrap()).collect();
+    for state in ["a", "b", "c"] {
+        let key = format!("open4_cpu_{state}");
+        for side in ["pagelog", "stock"] {
+            assert_eq!(row(&v, &key)[side]["seconds"].as_array().unwrap().len(), 2, "{key} {side}");
+        }
+    }
+    assert!(keys.iter().all(|k| !k.starts_with("open4_f3_")), "no format-3 rows: {keys:?}");
+    assert!(!dir.join("open4-f3.db").exists(), "no format-3 file");
+    assert!(row(&v, "open4_version_old")["label"].as_str().unwrap().contains("200 commits old"));
+    assert_eq!(row(&v, "open4_select_ratio")["pagelog"]["samples"].as_array().unwrap().len(), 12);
+    let names: Vec<&str> = v["targets"].as_array().unwrap().iter().map(|t| t["name"].as_str().unwrap()).collect();
+    assert_eq!(names.iter().filter(|n| n.contains("issue 21")).count(), 4, "{names:?}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
 fn quick_concurrency_suite_reports_every_workload() {
     let dir = scratch("quick-concurrency");
     let json = dir.join("out.json");

@@ -95,7 +95,6 @@ impl FrameTags {
     }
 
     /// Bytes allocated for tags (invariant 6).
-    #[cfg(test)]
     pub(crate) fn allocated(&self) -> usize {
         self.slots.get().map_or(0, |s| std::mem::size_of_val(&**s))
     }

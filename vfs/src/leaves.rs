@@ -24,7 +24,10 @@
 //!    the largest leaf number looked up so far (a power of two, at least
 //!    [`MIN_LEAVES`]). Past that, leaf numbers share an entry (`n` modulo
 //!    the size): the newer replaces the older, and forgetting only costs a
-//!    read and a check.
+//!    read and a check. The node cache halves the bound for a tree of
+//!    more than 4 GiB of 4 KiB pages (`mapping.rs`, `LARGE_TREE`), giving
+//!    the memory to inner nodes; the table is then dropped and grows again
+//!    up to the new bound ([`LeafTable::shrink_to`]).
 
 use crate::tree::{self, Slot};
 
@@ -59,12 +62,20 @@ pub(crate) struct Tag {
 }
 
 /// Checked leaves by leaf number (see the module's invariants).
-#[derive(Default)]
 pub(crate) struct LeafTable {
     /// The entries, [`WORDS`] words each, back to back (a vector of words
     /// of zero is a zeroed allocation: its untouched pages cost nothing,
     /// which a vector of arrays is not).
     words: Vec<u64>,
+    /// Entries at most: [`MAX_LEAVES`], or fewer for a test (a power of
+    /// two).
+    limit: usize,
+}
+
+impl Default for LeafTable {
+    fn default() -> Self {
+        LeafTable { words: Vec::new(), limit: MAX_LEAVES }
+    }
 }
 
 impl LeafTable {
@@ -168,16 +179,40 @@ impl LeafTable {
         e[W_CONTROL_CRC] = tag.control.1 as u64;
     }
 
+    /// An empty table of at most `limit` entries (rounded up to a power
+    /// of two, at least [`MIN_LEAVES`]), for tests.
+    pub(crate) fn with_limit(limit: usize) -> LeafTable {
+        LeafTable { words: Vec::new(), limit: limit.max(MIN_LEAVES).next_power_of_two() }
+    }
+
+    /// Lowers the bound to `limit` entries (a power of two, at least
+    /// [`MIN_LEAVES`]). A larger table is dropped first, everything in it
+    /// forgotten (which costs a read and a check of each leaf again), so
+    /// that the process never holds the old and the new table at once (a
+    /// peak of both would count in its peak RSS).
+    pub(crate) fn shrink_to(&mut self, limit: usize) {
+        self.limit = limit.max(MIN_LEAVES).next_power_of_two();
+        if self.capacity() > self.limit {
+            self.words = Vec::new();
+        }
+    }
+
+    /// Bytes allocated.
+    pub(crate) fn allocated(&self) -> usize {
+        self.words.capacity() * 8
+    }
+
     /// Entries allocated.
     #[inline]
     pub(crate) fn capacity(&self) -> usize {
         self.words.len() / WORDS
     }
 
-    /// Makes room for leaf number `first / 16`, up to [`MAX_LEAVES`]
-    /// (invariant 3); entries held move to their new index.
+    /// Makes room for leaf number `first / 16`, up to the bound
+    /// ([`MAX_LEAVES`] or less, invariant 3); entries held move to their
+    /// new index.
     fn grow_for(&mut self, first: u32) {
-        let want = (first as usize / tree::LEAF_SLOTS + 1).next_power_of_two().clamp(MIN_LEAVES, MAX_LEAVES);
+        let want = (first as usize / tree::LEAF_SLOTS + 1).next_power_of_two().clamp(MIN_LEAVES, self.limit);
         if want <= self.capacity() {
             return;
         }

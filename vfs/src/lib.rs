@@ -64,7 +64,7 @@ pub mod version;
 
 pub use boundary::{Boundary, Checked, Shippable};
 pub use error::{Error, Result};
-pub use log::{Durability, Log, OpenOptions, Version};
+pub use log::{Durability, Log, OpenOptions, Remembered, Version};
 pub use name::{path_from_bytes, EscapedName};
 pub use salvage::{Listing, Read, Readable};
 pub use sqlite::{register, register_default, VFS_NAME};

@@ -68,6 +68,19 @@ pub enum Durability {
     Off,
 }
 
+/// Bytes a log handle holds to remember what it checked of the log
+/// ([`Log::remembered_bytes`]).
+#[doc(hidden)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Remembered {
+    /// Index-tree nodes: the leaf table and the inner nodes (format 4).
+    pub nodes: usize,
+    /// Checked patches.
+    pub patches: usize,
+    /// Frame-check tags (`frame_tags.rs`, 1 MiB at most).
+    pub frame_tags: usize,
+}
+
 /// How a log file is opened.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct OpenOptions {
@@ -349,6 +362,31 @@ impl Log {
         // the failed operation (we only assign at the end), so poisoning is
         // not a reason to refuse further work.
         self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Bytes this handle holds to remember what it checked of the log
+    /// (`mapping.rs` invariant 4): the leaf table, the inner index nodes,
+    /// the checked patches and the frame tags, shared by every mapping of
+    /// the log. Bounded whatever the size of the database or its history.
+    /// For tests and measurements (issue 21: a long-lived reader's memory).
+    #[doc(hidden)]
+    pub fn remembered_bytes(&self) -> Remembered {
+        let m = self.lock().mapping.clone();
+        let nodes = m.nodes.lock().unwrap_or_else(|p| p.into_inner()).allocated();
+        let patches = m.patches.lock().unwrap_or_else(|p| p.into_inner()).allocated();
+        Remembered { nodes, patches, frame_tags: m.verified.allocated() }
+    }
+
+    /// Lowers what this handle remembers (leaf-table entries, inner nodes,
+    /// checked patches; each rounded up to a power of two where the cache
+    /// needs one), so that a test's small log exceeds the bounds; drops
+    /// what is held. For tests only: the bounds of a real handle are the
+    /// constants of `mapping.rs` and `leaves.rs`.
+    #[doc(hidden)]
+    pub fn limit_remembered(&self, leaves: usize, inner: usize, patches: usize) {
+        let m = self.lock().mapping.clone();
+        m.nodes.lock().unwrap_or_else(|p| p.into_inner()).set_limits(leaves, inner);
+        m.patches.lock().unwrap_or_else(|p| p.into_inner()).set_limit(patches);
     }
 
     /// The latest version this process knows of that readers may see (no

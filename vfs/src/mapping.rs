@@ -14,13 +14,19 @@
 //!    through the map: the node cache holds the bytes it checked, so the
 //!    memory nodes take is the cache's, not the map's (every node page
 //!    touched through a map would stay in the process's RSS).
-//! 4. What is remembered is bounded: the frame tags 1 MiB (`frame_tags.rs`:
-//!    a slot a page up to 262,144 pages, then shared), the patch cache a
-//!    fixed number of entries, the node cache `leaves::MAX_LEAVES` leaves
-//!    (3.75 MiB) and [`INNER_CACHED`] inner nodes (~2.2 MiB): ~7 MiB at
-//!    most besides the patch cache. Nothing of the map stays resident for
-//!    a reader after the open (`Mapping::give_back`), as SQLite's page
-//!    reads go through pread (invariant 3).
+//! 4. What is remembered is bounded, whatever the size of the database or
+//!    its history: the frame tags 1 MiB (`frame_tags.rs`: a slot a page up
+//!    to 262,144 pages, then shared), the patch cache
+//!    [`PATCHES_REMEMBERED`] entries (256 KiB), the node cache
+//!    `leaves::MAX_LEAVES` leaves (3.75 MiB) and [`INNER_CACHED`] inner
+//!    nodes (~1.2 MiB), or once the tree is larger than [`LARGE_TREE`]
+//!    leaves half as many leaves (1.9 MiB) and [`INNER_CACHED_LARGE`]
+//!    inner nodes (~2.2 MiB): ~6.3 MiB at most (`Log::remembered_bytes`
+//!    counts it; issue 21's long-lived reader may hold stock SQLite's
+//!    memory + 8 MiB, and the extension's own code takes ~1.2 of that).
+//!    Nothing of the map stays resident for a reader after the open
+//!    (`Mapping::give_back`), as SQLite's page reads go through pread
+//!    (invariant 3).
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -57,8 +63,9 @@ pub struct Mapping {
     /// refuses writes (`Log::prepare_write`).
     pub(crate) damage: Arc<AtomicU64>,
     /// Patches this process has checked (invariant 5): offset → the crc
-    /// of the page it makes. Shared by all mappings of one log.
-    pub(crate) patches: Arc<Mutex<HashMap<u64, u32>>>,
+    /// of the page it makes. Shared by all mappings of one log; bounded
+    /// (invariant 4).
+    pub(crate) patches: Arc<Mutex<PatchCache>>,
     /// Index-tree nodes this process has checked, with their bytes (format
     /// 4). Shared by all mappings of one log; bounded (invariant 4).
     pub(crate) nodes: Arc<Mutex<NodeCache>>,
@@ -70,7 +77,6 @@ pub struct Mapping {
 /// once a tree level).
 /// Inner nodes are boxed: held inline, the table's spare buckets (up to
 /// half of it after a growth) would be memory too.
-#[derive(Default)]
 pub(crate) struct NodeCache {
     pub(crate) leaves: LeafTable,
     inner: HashMap<u64, (u32, Box<[u8]>), NodeHasher>,
@@ -80,13 +86,53 @@ pub(crate) struct NodeCache {
     inner_keys: Vec<u64>,
     /// xorshift state for picking what to forget.
     rng: u64,
+    /// Inner nodes held at most: [`INNER_CACHED`], [`INNER_CACHED_LARGE`]
+    /// once the tree is large, or what a test set.
+    inner_limit: usize,
+    /// The tree was found large (a leaf number of [`LARGE_TREE`] or more),
+    /// or a test set the limits: the split between leaves and inner nodes
+    /// is final.
+    split_final: bool,
+}
+
+impl Default for NodeCache {
+    fn default() -> Self {
+        NodeCache {
+            leaves: LeafTable::default(),
+            inner: HashMap::default(),
+            inner_keys: Vec::new(),
+            rng: 0,
+            inner_limit: INNER_CACHED,
+            split_final: false,
+        }
+    }
 }
 
 type NodeHasher = std::hash::BuildHasherDefault<crate::overlay::PageHasher>;
 
-/// How many checked inner nodes it holds at most: 2,048 (~2.2 MiB with the
-/// table), every inner node of an 8 GiB database's tree.
-const INNER_CACHED: usize = 2_048;
+/// How many checked inner nodes it holds at most while the leaf table may
+/// have all of its `leaves::MAX_LEAVES` entries: 1,152 (~1.2 MiB with the
+/// table), every inner node of a 4 GiB database's tree (1,041 at 4 KiB
+/// pages) with room for some of an older tree's.
+const INNER_CACHED: usize = 1_152;
+
+/// Leaf numbers from which the tree is large: 65,536 leaves (1,048,576
+/// pages, 4 GiB of 4 KiB pages). The leaf table then holds a quarter of
+/// the leaves or less, and a lookup it misses descends through an inner
+/// node on each level, the lowest of which (one per 64 leaves, 4,096 at
+/// 16 GiB) outnumber [`INNER_CACHED`]. So the memory moves: the leaf table
+/// is halved (8,192 entries, 1.9 MiB; at 16 GiB it held 6 % of the leaves
+/// and now 3 %) and the inner nodes get [`INNER_CACHED_LARGE`]. Before,
+/// both were at their larger size together (3.75 + 2.2 MiB), and a reader
+/// of every page of a 16 GiB database was stock SQLite + 7.6–8.6 MiB,
+/// over issue 21's + 8 MiB (+ 6.9–7.3 since); with the inner nodes alone
+/// cut to 1,024, its random point SELECTs took ~5 % more CPU (each further
+/// inner-node miss is a `pread` and a check).
+const LARGE_TREE: u32 = 4 * crate::leaves::MAX_LEAVES as u32;
+
+/// Inner nodes held at most once the tree is large: 2,048 (~2.2 MiB), half
+/// of a 16 GiB tree's lowest level.
+const INNER_CACHED_LARGE: usize = 2_048;
 
 impl NodeCache {
     /// The bytes of the inner node read at `at`, if they were checked
@@ -112,13 +158,18 @@ impl NodeCache {
     fn insert(&mut self, at: u64, crc: u32, level: u8, first: u32, b: &[u8]) {
         // A cache: forgetting only costs a read and a check.
         if level == 0 {
+            if !self.split_final && first / tree::LEAF_SLOTS as u32 >= LARGE_TREE {
+                self.split_final = true;
+                self.leaves.shrink_to(crate::leaves::MAX_LEAVES / 2);
+                self.inner_limit = INNER_CACHED_LARGE;
+            }
             self.leaves.insert(at, crc, first, b);
             return;
         }
         // One goes before the new one comes in, so the table never holds
         // more than its bound (and never grows past it).
         if !self.inner.contains_key(&at) {
-            match self.victim(self.inner_keys.len(), INNER_CACHED) {
+            match self.victim(self.inner_keys.len(), self.inner_limit) {
                 Some(i) => self.inner.remove(&std::mem::replace(&mut self.inner_keys[i], at)),
                 None => {
                     self.inner_keys.push(at);
@@ -127,6 +178,27 @@ impl NodeCache {
             };
         }
         self.inner.insert(at, (crc, b.into()));
+    }
+
+    /// Bytes held: the leaf table's allocation, and per inner node its
+    /// boxed bytes, its table bucket and its key (estimated: the
+    /// allocator's own overhead is not counted).
+    pub(crate) fn allocated(&self) -> usize {
+        let bucket = std::mem::size_of::<(u64, (u32, Box<[u8]>))>() + 1;
+        self.leaves.allocated()
+            + self.inner.capacity() * bucket
+            + self.inner.values().map(|(_, b)| b.len()).sum::<usize>()
+            + self.inner_keys.capacity() * 8
+    }
+
+    /// Smaller bounds, for tests (`Log::limit_remembered`); drops what is
+    /// held.
+    pub(crate) fn set_limits(&mut self, leaves: usize, inner: usize) {
+        self.leaves = LeafTable::with_limit(leaves);
+        self.inner = HashMap::default();
+        self.inner_keys = Vec::new();
+        self.inner_limit = inner.max(1);
+        self.split_final = true;
     }
 
     /// Which of `len` keys to forget for a new one, if `len` reached `cap`.
@@ -143,9 +215,76 @@ impl NodeCache {
     }
 }
 
-/// How many checked patches `Mapping::patches` remembers at most (about
-/// 3 MiB): a long-lived writer adds one a commit.
-const PATCHES_REMEMBERED: usize = 1 << 16;
+/// How many checked patches `Mapping::patches` remembers at most: 16,384
+/// entries of 16 bytes, 256 KiB. A long-lived writer adds one a commit, and
+/// a reader one per patched page it reads; past that they share entries.
+/// (A hash map of up to 65,536 held ~2.1 MiB once a reader had read that
+/// many patched pages: issue 21's long-lived reader after 100,000 one-row
+/// commits.)
+pub(crate) const PATCHES_REMEMBERED: usize = 1 << 14;
+
+/// Checked patches, direct-mapped: the patch at `at` in entry
+/// `hash(at) mod len`, holding `at` and the crc of the page it makes (0, 0:
+/// empty; no patch lies at 0). A lookup matches only the exact offset and
+/// crc, so a patch is never taken as checked because another shares its
+/// entry; a newer patch in the entry only makes the older one checked
+/// again on its next read. Allocated zeroed at the first insert (a log
+/// whose readers meet no patch costs nothing), its memory pages touched as
+/// entries are set: at most `limit × 16` bytes.
+pub(crate) struct PatchCache {
+    /// `at`, `crc` per entry, two words each.
+    words: Vec<u64>,
+    /// Entries when allocated: a power of two.
+    limit: usize,
+}
+
+impl Default for PatchCache {
+    fn default() -> Self {
+        PatchCache { words: Vec::new(), limit: PATCHES_REMEMBERED }
+    }
+}
+
+impl PatchCache {
+    #[inline]
+    fn index(&self, at: u64) -> usize {
+        // Patches lie at 8-byte positions; a multiplication spreads them.
+        let n = self.words.len() / 2;
+        ((at >> 3).wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 32) as usize & (n - 1)
+    }
+
+    /// Whether the patch at `at` was checked as making a page with crc `crc`.
+    pub(crate) fn get(&self, at: u64, crc: u32) -> bool {
+        if self.words.is_empty() || at == 0 {
+            return false;
+        }
+        let i = self.index(at);
+        self.words[2 * i] == at && self.words[2 * i + 1] == crc as u64
+    }
+
+    pub(crate) fn insert(&mut self, at: u64, crc: u32) {
+        if at == 0 {
+            return;
+        }
+        if self.words.is_empty() {
+            self.words = vec![0u64; 2 * self.limit];
+        }
+        let i = self.index(at);
+        self.words[2 * i] = at;
+        self.words[2 * i + 1] = crc as u64;
+    }
+
+    /// Bytes allocated (at most `PATCHES_REMEMBERED × 16`).
+    pub(crate) fn allocated(&self) -> usize {
+        self.words.capacity() * 8
+    }
+
+    /// A smaller bound (a power of two, at least 1), for tests; drops what
+    /// is held.
+    pub(crate) fn set_limit(&mut self, entries: usize) {
+        self.limit = entries.max(1).next_power_of_two();
+        self.words = Vec::new();
+    }
+}
 
 impl Mapping {
     pub(crate) fn new(file: &Arc<File>, path: &Path, min_len: u64, prev: Option<&Mapping>) -> std::io::Result<Mapping> {
@@ -366,17 +505,14 @@ impl Mapping {
     }
 
     fn patch_checked(&self, at: u64, crc: u32) -> bool {
-        self.patches.lock().unwrap_or_else(|p| p.into_inner()).get(&at) == Some(&crc)
+        self.patches.lock().unwrap_or_else(|p| p.into_inner()).get(at, crc)
     }
 
     /// Remembers that the patch at `at` makes a page with crc `crc` (read
     /// and checked, or written by this process).
     pub(crate) fn mark_patch_checked(&self, at: u64, crc: u32) {
-        let mut m = self.patches.lock().unwrap_or_else(|p| p.into_inner());
-        if m.len() >= PATCHES_REMEMBERED {
-            m.clear(); // a cache: forgetting only costs a check
-        }
-        m.insert(at, crc);
+        // A cache: forgetting only costs a check.
+        self.patches.lock().unwrap_or_else(|p| p.into_inner()).insert(at, crc);
     }
 
     /// The frame at `offset`, checked against `crc` on first use.
@@ -460,7 +596,8 @@ impl Mapping {
 
 #[cfg(test)]
 mod tests {
-    use super::{Mapping, NodeCache, INNER_CACHED};
+    use super::{Mapping, NodeCache, PatchCache, INNER_CACHED, INNER_CACHED_LARGE, LARGE_TREE};
+    use crate::leaves::MAX_LEAVES;
     use crate::tree;
 
     /// Invariant 2 under tags by page number: one page's entry naming a
@@ -528,5 +665,77 @@ mod tests {
         keys.dedup();
         assert_eq!(keys.len(), INNER_CACHED, "each cached node once");
         assert!(keys.iter().all(|k| c.inner.contains_key(k)));
+    }
+
+    fn leaf_bytes(first: u32) -> (Vec<u8>, u32) {
+        let mut b = Vec::new();
+        let crc = tree::Node::empty(0, first).encode_into(&mut b);
+        (b, crc)
+    }
+
+    /// Invariant 4 past 4 GiB: the leaf table gives half of itself to the
+    /// inner nodes once a leaf of a large tree is seen, never holding both
+    /// at their larger size, so the node cache's memory has one bound
+    /// whatever the tree's size.
+    #[test]
+    fn a_large_tree_moves_memory_from_the_leaf_table_to_inner_nodes() {
+        let mut c = NodeCache::default();
+        // Every leaf of a 1 GiB tree, then more inner nodes than it keeps.
+        for n in 0..MAX_LEAVES as u32 {
+            let (b, crc) = leaf_bytes(n * 16);
+            c.insert(512 + n as u64 * 512, crc, 0, n * 16, &b);
+        }
+        for i in 0..2 * INNER_CACHED_LARGE as u64 {
+            c.insert((1 << 30) + i * 2048, 1, 1, 0, &[1u8; tree::INNER_SIZE]);
+        }
+        assert_eq!(c.leaves.capacity(), MAX_LEAVES);
+        assert_eq!(c.inner.len(), INNER_CACHED);
+        let small_tree = c.allocated();
+        // A leaf of a tree larger than 4 GiB of 4 KiB pages.
+        let far = LARGE_TREE * 16;
+        let (b, crc) = leaf_bytes(far);
+        c.insert(1 << 20, crc, 0, far, &b);
+        assert_eq!(c.get(1 << 20, crc, 0, far), Some(b), "the new leaf is held");
+        assert_eq!(c.leaves.capacity(), MAX_LEAVES / 2);
+        for n in 0..4 * MAX_LEAVES as u32 {
+            let first = far + 16 + n * 16;
+            let (b, crc) = leaf_bytes(first);
+            c.insert((2 << 30) + n as u64 * 512, crc, 0, first, &b);
+        }
+        for i in 0..3 * INNER_CACHED_LARGE as u64 {
+            c.insert((3 << 30) + i * 2048, 1, 1, 0, &[1u8; tree::INNER_SIZE]);
+            assert!(c.inner.len() <= INNER_CACHED_LARGE);
+        }
+        assert_eq!(c.leaves.capacity(), MAX_LEAVES / 2, "the table stays halved");
+        assert_eq!(c.inner.len(), INNER_CACHED_LARGE);
+        let large_tree = c.allocated();
+        // 240 bytes a leaf entry; an inner node's 1,032 bytes, its bucket
+        // and key under 100 more.
+        let bound = MAX_LEAVES * 240 + INNER_CACHED * 1_132;
+        assert!(small_tree <= bound, "{small_tree} bytes before, bound {bound}");
+        assert!(large_tree <= bound, "{large_tree} bytes after, bound {bound}");
+        assert!(large_tree < MAX_LEAVES * 240 + INNER_CACHED_LARGE * 1_032, "never both at their larger size");
+    }
+
+    /// The patch cache hands back only the exact (offset, crc) it was given,
+    /// and holds at most its limit.
+    #[test]
+    fn the_patch_cache_is_exact_and_bounded() {
+        let mut p = PatchCache::default();
+        assert!(!p.get(4096, 7), "empty");
+        assert_eq!(p.allocated(), 0, "nothing allocated before the first patch");
+        p.insert(4096, 7);
+        assert!(p.get(4096, 7));
+        assert!(!p.get(4096, 8), "another crc");
+        assert!(!p.get(4104, 7), "another offset");
+        for i in 0..100_000u64 {
+            p.insert(8192 + i * 88, i as u32);
+        }
+        assert_eq!(p.allocated(), super::PATCHES_REMEMBERED * 16);
+        let held = (0..100_000u64).filter(|&i| p.get(8192 + i * 88, i as u32)).count();
+        assert!(held > 0 && held <= super::PATCHES_REMEMBERED, "{held} held");
+        p.set_limit(100);
+        p.insert(4096, 7);
+        assert_eq!(p.allocated(), 128 * 16, "a limit is rounded up to a power of two");
     }
 }

@@ -110,3 +110,67 @@ fn a_format_3_reader_of_every_page_keeps_almost_none_of_the_log_map() {
 fn a_format_4_reader_of_every_page_keeps_almost_none_of_the_log_map() {
     a_reader_of_every_page_keeps_almost_none_of_the_map(true);
 }
+
+/// Pages and one-page commits of the bounded-caches test: 256 leaves, four
+/// inner nodes under the root, and a patch for each of 1,200 pages.
+const BIG_PAGES: u32 = 4_096;
+const PATCHED: u32 = 1_200;
+
+/// A format-4 log of `BIG_PAGES` pages, then `PATCHED` one-page commits,
+/// each changing 4 bytes in every 64 of another page (stored as a patch).
+fn write_patched_log(path: &Path) {
+    let log = Log::open(path, OpenOptions { create: true, format4: true, ..Default::default() }).unwrap();
+    let t = Duration::from_secs(5);
+    let commit = |pages: &mut dyn Iterator<Item = (u32, u32)>| {
+        let _w = log.lock_writer(t).unwrap();
+        let base = log.prepare_write().unwrap();
+        let mut txn = log.begin(base, 1 << 30);
+        for (p, g) in pages {
+            txn.write(&log, (p as u64 - 1) * PS as u64, &page(p, g)).unwrap();
+        }
+        log.commit(txn, Durability::Off).unwrap().expect("a version");
+    };
+    commit(&mut (1..=BIG_PAGES).map(|p| (p, 0)));
+    // 37 is prime to 4,095: each commit patches a page no other did.
+    for i in 1..=PATCHED {
+        commit(&mut std::iter::once((2 + i * 37 % (BIG_PAGES - 1), i)));
+    }
+}
+
+/// What a long-lived reader remembers of the log (the leaf table, inner
+/// index nodes, checked patches) stays within fixed bounds however many
+/// leaves, nodes and patched pages it reads, so its memory does not grow
+/// with the database (issue 21; at 16 GiB the tree has 262,144 leaves and
+/// 4,161 inner nodes, and 100,000 one-row commits leave ~100,000 patches).
+/// The bounds are lowered for the test (`Log::limit_remembered`) so that a
+/// 16 MiB log exceeds each of them; every page still reads back as written.
+#[test]
+fn a_long_lived_reader_remembers_a_bounded_amount_of_the_log() {
+    let dir = Dir::new("reader-memory-bounded");
+    let path = dir.0.join("r.db");
+    write_patched_log(&path);
+    let log = Log::open(&path, OpenOptions::default()).unwrap();
+    // 64 leaves (of 256), 2 inner nodes (of 5), 256 patches (of 1,200).
+    let (leaves, inner, patches) = (64, 2, 256);
+    log.limit_remembered(leaves, inner, patches);
+    let v = log.latest();
+    let mut buf = vec![0u8; PS];
+    let patched: std::collections::HashMap<u32, u32> =
+        (1..=PATCHED).map(|i| (2 + i * 37 % (BIG_PAGES - 1), i)).collect();
+    // Twice over, so that what was forgotten is read and checked again.
+    for round in 0..2 {
+        for p in 1..=BIG_PAGES {
+            v.read((p as u64 - 1) * PS as u64, &mut buf).unwrap();
+            let g = patched.get(&p).copied().unwrap_or(0);
+            assert_eq!(buf, page(p, g), "page {p}, round {round}");
+        }
+    }
+    let r = log.remembered_bytes();
+    // A leaf-table entry is 240 bytes; an inner node 1,032 bytes plus its
+    // table bucket and key (under 100 bytes); a patch entry 16 bytes.
+    let nodes_at_most = leaves * 240 + inner * (1_032 + 100) + 256;
+    assert!(r.nodes <= nodes_at_most, "index nodes: {} bytes held, at most {nodes_at_most}", r.nodes);
+    assert!(r.patches > 0, "the commits were stored as patches, and the reader checked them");
+    assert!(r.patches <= patches * 16, "patches: {} bytes held, at most {}", r.patches, patches * 16);
+    assert!(r.frame_tags <= 1 << 20, "frame tags: {} bytes", r.frame_tags);
+}
