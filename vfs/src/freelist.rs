@@ -133,6 +133,24 @@ pub fn union(a: &[FreeRange], b: &[FreeRange]) -> Vec<FreeRange> {
     out
 }
 
+/// The list's entries grouped into maximal runs of touching entries (one
+/// ends where the next starts, slots and runs alike): `(start, end, n)`,
+/// `n` the number of entries the run spans, in the list's order. Freeing a
+/// run with one call frees exactly the bytes of its entries.
+pub fn touching_runs(list: &[FreeRange]) -> Vec<(u64, u64, usize)> {
+    let mut out: Vec<(u64, u64, usize)> = Vec::new();
+    for r in list {
+        match out.last_mut() {
+            Some(l) if l.1 == r.offset => {
+                l.1 = r.end();
+                l.2 += 1;
+            }
+            _ => out.push((r.offset, r.end(), 1)),
+        }
+    }
+    out
+}
+
 /// `list` without the ranges in `done` (each one of `list`'s entries,
 /// punched): what the next CONTROL record lists.
 pub fn without(list: &[FreeRange], done: &[FreeRange]) -> Vec<FreeRange> {
@@ -227,5 +245,25 @@ mod tests {
             assert_eq!(listed(&u, x), want, "byte {x}");
         }
         assert_eq!(without(&u, &[FreeRange::slot(8192, 4096)]), vec![u[0], u[2], u[3]]);
+    }
+
+    #[test]
+    fn touching_entries_free_as_one_run() {
+        let l = [
+            FreeRange::run(4096, 4096),
+            FreeRange::slot(8192, 4096),
+            FreeRange::slot(12288, 4096),
+            FreeRange::slot(20480, 4096), // a gap before it
+            FreeRange::run(24576, 600),
+            FreeRange::run(30_000, 512),
+        ];
+        assert_eq!(touching_runs(&l), vec![(4096, 16384, 3), (20480, 25176, 2), (30_000, 30_512, 1)]);
+        assert_eq!(touching_runs(&[]), vec![]);
+        // Every listed byte, and only those, in some run.
+        let runs = touching_runs(&l);
+        for x in (0..40_000u64).step_by(13) {
+            let listed = l.iter().any(|r| r.offset <= x && x < r.end());
+            assert_eq!(runs.iter().any(|&(s, e, _)| s <= x && x < e), listed, "byte {x}");
+        }
     }
 }

@@ -210,6 +210,16 @@ pub(crate) struct State {
     /// The log end when an automatic step of this process last found
     /// nothing to free (0: none since; `reclaim_if_due`).
     pub(crate) reclaim_looked_at: u64,
+    /// Free-list entries this process punched that the control state still
+    /// lists (sorted; `retire_step.rs` invariant 3): a later release skips
+    /// them, and the next step drops them from its list.
+    pub(crate) punched: Vec<crate::freelist::FreeRange>,
+    /// The offset of the CONTROL record whose list `punched` was last
+    /// pruned against (another state's list may have dropped some).
+    pub(crate) punched_for: u64,
+    /// The log end before which no release between steps is tried again
+    /// (a reader held an older epoch; `reclaim_if_due`).
+    pub(crate) trickle_after: u64,
     /// The log's shared words (`shm.rs`), once mapped; None: without them
     /// (not tried yet, format 4, or not to be had: `group.rs` invariant 5).
     pub(crate) shm: Option<Arc<crate::shm::Shm>>,
@@ -305,6 +315,9 @@ impl Log {
                 committing: false,
                 control: Arc::new(Control::none()),
                 reclaim_looked_at: 0,
+                punched: Vec::new(),
+                punched_for: 0,
+                trickle_after: 0,
                 shm: None,
                 shm_tried: false,
                 visible: None,

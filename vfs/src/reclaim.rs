@@ -25,8 +25,9 @@
 //!    `[B_{k−1}, B_k)` but for the frames left in place (runs of at least
 //!    512 bytes), the frames its retirement walk found dead, and a frame
 //!    left in place whose page's patch it relocated with a copy of it; the
-//!    next step that frees something releases that list
-//!    (`retire_step.rs`: once no reader holds an epoch below `k`), so the
+//!    next step that frees something releases that list, at most 64 calls'
+//!    worth, and the commits after it the rest (`retire_step.rs` invariant
+//!    3: once no reader holds an epoch below `k`), so the
 //!    region a step passed stays allocated until then: the reserve a step
 //!    on a full disk releases first (it then has room for its own record);
 //!    a step asked for (`Log::reclaim`) that finds nothing to free releases
@@ -223,6 +224,17 @@ pub const AUTO_STEP_BYTES: u64 = 4 << 20;
 /// The smallest step a full disk retries with (a step still frees at least
 /// one record).
 pub const MIN_STEP_BYTES: u64 = 16 << 10;
+
+/// The most freeing calls (`fallocate(PUNCH_HOLE)`) a step's release makes
+/// (`retire_step.rs` invariant 3): each costs about a millisecond beside a
+/// writer on a `discard` mount, so this bounds the pause of the commit that
+/// runs the step. What is left stays listed for the next step.
+pub const RELEASE_MAX_PUNCHES: usize = 64;
+/// Between steps, a commit whose control state lists more than twice
+/// [`RELEASE_MAX_PUNCHES`] entries not yet punched makes at most this many
+/// freeing calls (`reclaim_if_due`), so that the list, and the blocks it
+/// holds, stays bounded when steps list more than a bounded release frees.
+pub const RELEASE_TRICKLE_PUNCHES: usize = 4;
 /// Below this much free space on the log's file system, a writer whose log
 /// has no pre-allocated tail left takes a step after every commit.
 pub const DISK_LOW: u64 = 16 << 20;
@@ -248,6 +260,15 @@ pub struct Reclaimed {
 }
 
 impl Log {
+    /// The control state's free list (`freelist.rs`) less what this process
+    /// punched of it already (the next step drops that): its entries, and
+    /// the bytes they hold.
+    pub fn listed_free(&self) -> (usize, u64) {
+        let st = self.lock();
+        let l = st.control.free().iter().filter(|r| st.punched.binary_search(r).is_err());
+        l.fold((0, 0), |(n, b), r| (n + 1, b + r.length as u64))
+    }
+
     /// The log's retention policy (`all` before format 4 or before one is set).
     pub fn retention(&self) -> Policy {
         self.lock().control.policy()
@@ -450,6 +471,25 @@ impl Log {
                 && policy.exceeded(oldest, oldest_us, st.latest.number, now_us(), bytes_in_use(b, end, in_place)))
                 || (st.alloc_end <= st.log_end && self.disk_low());
             if !due {
+                // Between steps: a few freeing calls when the list runs long
+                // (`retire_step.rs` invariant 3), unless a reader held an
+                // older epoch at the last try and the log has not grown by
+                // a step's size since.
+                // What this process punched counts only against the list
+                // it was last pruned to: a step (ours or another process's)
+                // or a checkpoint's copy makes a new list, which the next
+                // release prunes it to.
+                let punched = if st.punched_for == st.control.offset { st.punched.len() } else { 0 };
+                let pending = st.control.free().len().saturating_sub(punched);
+                let trickle = pending > 2 * RELEASE_MAX_PUNCHES && end >= st.trickle_after;
+                drop(st);
+                if trickle {
+                    let (_, held) = self.release_some(&control, RELEASE_TRICKLE_PUNCHES)?;
+                    if held {
+                        let mut st = self.lock();
+                        st.trickle_after = st.log_end + AUTO_MIN_GROWTH;
+                    }
+                }
                 return Ok(None);
             }
         }
@@ -623,7 +663,7 @@ impl Log {
         // step passed, the reserve a step on a full disk gives back first
         // (`reclaim_held`). The WRITER lock keeps the state as read.
         drop(st);
-        let released = self.release_listed(&old, usize::MAX)?;
+        let released = self.release_listed(&old, RELEASE_MAX_PUNCHES)?;
         let mut st = self.lock();
         debug_assert!(st.control.offset == old.offset && st.log_end == len);
 

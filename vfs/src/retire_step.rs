@@ -27,16 +27,26 @@
 //!    before that look until its punches returned (`reclaim.rs` invariant
 //!    6). A range it punched leaves the next list; a crash before that
 //!    record leaves it listed, and punching it again is harmless.
-//! 3. A step that frees something releases the previous list whole (with
-//!    read in place a step lists about two ranges per commit it passes —
-//!    the metadata between two frames that stay, and each frame once it
-//!    dies — so a bound per release let the list grow without end). A
-//!    commit that runs a step therefore waits for as many freeing calls as
-//!    the last step listed: up to about a thousand for a 4 MiB step of
-//!    one-row commits (docs/format-4.md, "Where it stands": the pause this
-//!    costs, and what bounds it next). A step asked for that finds nothing
-//!    to free (`retain --now`) punches them all too; they stay listed until
-//!    the next step drops what it punched.
+//! 3. A release is bounded: a step that frees something punches the
+//!    previous list from its lowest offset on, in at most
+//!    `reclaim::RELEASE_MAX_PUNCHES` calls, a run of touching entries (a
+//!    dead slot beside the metadata run around it, say) as one call; the
+//!    rest stays listed, and the step's own list repeats it. So a commit
+//!    that runs a step waits for at most that many freeing calls (about a
+//!    millisecond each beside a writer on a `discard` mount), where a whole
+//!    release took up to about a thousand for a 4 MiB step of one-row
+//!    commits. A step of one-row commits at 4 KiB pages lists about two
+//!    ranges per commit, far more than 64, so between steps a commit whose
+//!    state lists more than twice the bound not yet punched makes up to
+//!    `reclaim::RELEASE_TRICKLE_PUNCHES` calls (`Log::reclaim_if_due`):
+//!    the list, and the blocks it holds, stay bounded, and the freeing
+//!    calls are spread over the commits instead of falling on one. The
+//!    process remembers the entries it punched (`State::punched`, pruned
+//!    to what the list still holds) so that no release punches them
+//!    again, and the next step leaves them all out of its list. A step
+//!    that finds nothing to free, asked for (`retain --now`), and a step on
+//!    a full disk release the whole list (`Log::give_back`). Recycling a
+//!    listed slot instead of punching it (docs/format-4.md) is not built.
 
 use std::collections::HashSet;
 
@@ -166,13 +176,48 @@ impl Log {
         Ok(areas)
     }
 
-    /// Punches the first `max` ranges of `c`'s free list (all of them, for
-    /// every caller today: invariant 3) when no reader holds an epoch below `c`'s
-    /// (invariant 2). Returns the ranges punched (empty: none, or a reader
-    /// still may read them).
+    /// Punches `c`'s free list from its lowest offset on, a run of
+    /// touching entries as one call, in at most `max` calls (invariant 3),
+    /// when no reader holds an epoch below `c`'s (invariant 2); runs whose
+    /// entries this process punched already (`State::punched`) are
+    /// skipped. Returns every entry of `c`'s list punched so far, by this
+    /// release or an earlier one of this process (empty: none, or a reader
+    /// still may read them); the rest stay listed.
     pub(crate) fn release_listed(&self, c: &Control, max: usize) -> Result<Vec<FreeRange>> {
+        Ok(self.release_some(c, max)?.0)
+    }
+
+    /// `release_listed`, and whether a reader held an older epoch (nothing
+    /// new was punched then).
+    pub(crate) fn release_some(&self, c: &Control, max: usize) -> Result<(Vec<FreeRange>, bool)> {
+        let already = |list: &[FreeRange], st: &crate::log::State| -> Vec<FreeRange> {
+            list.iter().copied().filter(|r| st.punched.binary_search(r).is_ok()).collect()
+        };
         if c.free().is_empty() || c.offset == 0 {
-            return Ok(Vec::new());
+            return Ok((Vec::new(), false));
+        }
+        // What this process punched of the list already, forgetting what
+        // the list no longer holds.
+        let done_before = {
+            let mut st = self.lock();
+            let before = already(c.free(), &st);
+            st.punched = before.clone();
+            st.punched_for = c.offset;
+            before
+        };
+        let todo: Vec<(u64, u64, usize, usize)> = {
+            let mut i = 0;
+            let mut out = Vec::new();
+            for (start, end, n) in crate::freelist::touching_runs(c.free()) {
+                if c.free()[i..i + n].iter().any(|r| done_before.binary_search(r).is_err()) {
+                    out.push((start, end, i, n));
+                }
+                i += n;
+            }
+            out
+        };
+        if todo.is_empty() || max == 0 {
+            return Ok((done_before, false));
         }
         let epoch = c.epoch();
         let probe = std::fs::OpenOptions::new()
@@ -187,15 +232,20 @@ impl Log {
         let held = crate::lock::held_in(probe.as_fd(), crate::lock::EPOCH_BASE, epoch)
             .map_err(|e| Error::io(&self.path, "lock", None, e))?;
         if held {
-            return Ok(Vec::new());
+            return Ok((done_before, true));
         }
-        let mut done = Vec::new();
-        for r in c.free().iter().take(max) {
+        let mut done = done_before;
+        for &(start, end, i, n) in todo.iter().take(max) {
             self.io
-                .punch_hole(r.offset, r.length as u64)
-                .map_err(|e| Error::io(&self.path, "punch a hole", Some(r.offset), e))?;
-            done.push(*r);
+                .punch_hole(start, end - start)
+                .map_err(|e| Error::io(&self.path, "punch a hole", Some(start), e))?;
+            done.extend_from_slice(&c.free()[i..i + n]);
         }
-        Ok(done)
+        done.sort_unstable();
+        done.dedup();
+        let mut st = self.lock();
+        st.punched = done.clone();
+        st.punched_for = c.offset;
+        Ok((done, false))
     }
 }
