@@ -874,6 +874,7 @@ impl Log {
         })();
         if writer {
             let _ = crate::lock::unlock(self.file.as_fd(), crate::lock::WRITER);
+            self.writer_released();
         }
         result
     }
@@ -981,5 +982,6 @@ impl Drop for WriterGuard<'_> {
     fn drop(&mut self) {
         use std::os::fd::AsFd;
         let _ = crate::lock::unlock(self.log.file.as_fd(), crate::lock::WRITER);
+        self.log.writer_released();
     }
 }

@@ -71,30 +71,72 @@ impl Log {
     /// no sync in flight will: one `fdatasync` under the SYNC byte covers
     /// every commit whose write returned before it began. True: this
     /// thread ran that sync.
+    ///
+    /// A thread that finds a sync in flight sleeps on the shared sync bell
+    /// (`shm.rs`), which the syncer rings once `synced` rose and SYNC is
+    /// free again: every waiter of the group returns at once, and one of
+    /// those the sync did not cover becomes the next syncer. (Before the
+    /// bell they queued on the SYNC lock itself, `F_OFD_SETLKW`, and took
+    /// it one after another just to read `synced`: a covered commit queued
+    /// behind an uncovered one waited out a whole second sync.)
     pub(crate) fn await_synced(&self, shm: &Shm, end: u64) -> Result<bool> {
-        if shm.synced_end() >= end {
-            return Ok(false);
-        }
-        // One thread of this process at a time (the OFD lock below is the
-        // log's own description's, shared by its threads).
-        let _gate = self.sync_gate.lock().unwrap_or_else(|p| p.into_inner());
-        if shm.synced_end() >= end {
-            return Ok(false);
-        }
         let fd = self.file.as_fd();
-        lock::lock_wait(fd, SYNC, Mode::Exclusive).map_err(|e| Error::io(&self.path, "lock", None, e))?;
-        let r = (|| {
+        loop {
             if shm.synced_end() >= end {
                 return Ok(false);
             }
-            // Every commit record below `to` was written before this sync.
-            let to = shm.appended().load(Ordering::Acquire).max(end);
-            self.io.sync().map_err(|e| Error::io(&self.path, "sync", None, e))?;
-            shm.raise_synced(to);
-            Ok(true)
-        })();
-        let _ = lock::unlock(fd, SYNC);
-        r
+            // Read before looking at SYNC (shm.rs invariant 5): a sync that
+            // ends after this moves the bell, and the sleep below returns.
+            let seen = shm.sync_bell();
+            // One thread of this process at a time (the OFD lock below is
+            // the log's own description's, shared by its threads); a thread
+            // that finds the gate taken sleeps as if SYNC were.
+            if let Some(gate) = self.try_sync_gate() {
+                if lock::try_lock(fd, SYNC, Mode::Exclusive).map_err(|e| Error::io(&self.path, "lock", None, e))? {
+                    let r = (|| {
+                        if shm.synced_end() >= end {
+                            return Ok(false);
+                        }
+                        // Every commit record below `to` was written before this sync.
+                        let to = shm.appended().load(Ordering::Acquire).max(end);
+                        self.io.sync().map_err(|e| Error::io(&self.path, "sync", None, e))?;
+                        shm.raise_synced(to);
+                        Ok(true)
+                    })();
+                    let _ = lock::unlock(fd, SYNC);
+                    drop(gate);
+                    // Once SYNC and the gate are free, so that a waiter this
+                    // sync did not cover can sync at once; also after a
+                    // failed sync: its waiters look again, one syncs itself.
+                    shm.ring_synced();
+                    return r;
+                }
+            }
+            shm.sleep_synced(seen);
+        }
+    }
+
+    /// The shared words, if this process has them.
+    pub(crate) fn shm(&self) -> Option<Arc<Shm>> {
+        self.lock().shm.clone()
+    }
+
+    /// WRITER was just unlocked, on any description of this log: rings the
+    /// writer bell for a waiter asleep on it (`sqlite/fair.rs`). Call it
+    /// without this log's state locked.
+    pub(crate) fn writer_released(&self) {
+        if let Some(shm) = self.shm() {
+            shm.ring_writer();
+        }
+    }
+
+    /// This process's sync gate, if no other thread of it holds it.
+    fn try_sync_gate(&self) -> Option<std::sync::MutexGuard<'_, ()>> {
+        match self.sync_gate.try_lock() {
+            Ok(g) => Some(g),
+            Err(std::sync::TryLockError::Poisoned(p)) => Some(p.into_inner()),
+            Err(std::sync::TryLockError::WouldBlock) => None,
+        }
     }
 
     /// Completes a commit [`Log::commit_appended`] made: waits for what it
@@ -166,6 +208,7 @@ impl Log {
             Ok(())
         })();
         let _ = lock::unlock(fd, lock::WRITER);
+        self.writer_released();
     }
 
     /// Makes `v` (the next commit after `st.latest`) the latest; with the

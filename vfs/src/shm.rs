@@ -18,8 +18,24 @@
 //! | 16     | `synced`    | an end below which every byte was written before a sync that returned |
 //! | 24     | `visible`   | readers take only commits whose record ends at or below it |
 //!
+//! Then the doorbells: u32 words, the size of a Linux futex. They carry no
+//! truth, only news: who holds WRITER is the fcntl lock's to say, how far
+//! history is durable `synced`'s. A ring missed (an older build, a killed
+//! process, one without the object, a connection closed while it held
+//! WRITER) costs a waiter at most one [`FALLBACK`] (WRITER) or
+//! [`SYNC_FALLBACK`] (a sync) of sleep, never a hang.
+//!
+//! | offset  | word | meaning |
+//! |---------|------|---------|
+//! | 32      | `writer_bell` | bumped after each release of WRITER, and when a waiter that others deferred to stops waiting |
+//! | 36      | `sync_bell` | bumped after each group sync (`synced` raised, or the sync failed), SYNC unlocked |
+//! | 40      | `sync_sleepers` | threads asleep on `sync_bell`, or about to be |
+//! | 64 + 4k | `writer_waiting[k]`, k < 16 | threads waiting for WRITER in age class k (`sqlite/fair.rs`) |
+//! | 128     | `writer_wakes` (u64) | sleepers a release of WRITER woke (`FUTEX_WAKE`'s count): for tests and diagnosis |
+//! | 136     | `sync_wakes` (u64) | sleepers a group sync woke |
+//!
 //! # Invariants
-//! 1. Words only grow (`fetch_max`), except at initialisation, which
+//! 1. The end words only grow (`fetch_max`), except at initialisation, which
 //!    happens only while no other process has the object mapped and sets
 //!    them to the log's recovered end after a sync: at or above any value
 //!    raised before (every raised value is the end of a commit in the file,
@@ -37,12 +53,27 @@
 //! 4. A process that cannot have the object (no such directory, no room,
 //!    no permission, an object replaced while others still use the old
 //!    one) works without it (`Log` falls back to syncing under WRITER).
+//! 5. A doorbell is rung after the state it announces is in place (WRITER
+//!    unlocked; `synced` raised and SYNC unlocked), and a sleeper counts
+//!    itself (`writer_waiting`, `sync_sleepers`) and reads the bell before
+//!    it looks at that state. So either the sleeper sees the new state, or
+//!    the ringer sees the sleeper counted and its `FUTEX_WAKE` finds it
+//!    asleep (or its `FUTEX_WAIT` finds the bell moved and returns at once).
+//!    The four accesses are `SeqCst` (Dekker's pattern: each side writes its
+//!    word, then reads the other's). Every sleep is bounded besides
+//!    ([`FALLBACK`], [`SYNC_FALLBACK`]). Raising `synced` elsewhere (a
+//!    NORMAL commit's sync under WRITER, `sync_pending`) rings nothing:
+//!    a sync sleeper sleeps only while a SYNC holder, which rings, exists.
+//! 6. The futexes are shared (no `FUTEX_PRIVATE_FLAG`): the kernel keys them
+//!    by the object's page and offset, so a wake reaches sleepers in every
+//!    process that maps the object.
 
 use std::fs::File;
 use std::io;
 use std::os::fd::AsFd;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::time::Duration;
 
 use memmap2::MmapMut;
 
@@ -54,6 +85,28 @@ const AT_MAGIC: usize = 0;
 const AT_APPENDED: usize = 8;
 const AT_SYNCED: usize = 16;
 const AT_VISIBLE: usize = 24;
+const AT_WRITER_BELL: usize = 32;
+const AT_SYNC_BELL: usize = 36;
+const AT_SYNC_SLEEPERS: usize = 40;
+const AT_WRITER_WAITING: usize = 64;
+/// Age classes with a `writer_waiting` word (`lock::WAIT_LEVELS`).
+const CLASSES: usize = lock::WAIT_LEVELS as usize;
+/// Where `writer_wakes` lies in the object (tests read it there).
+pub const AT_WRITER_WAKES: usize = 128;
+/// Where `sync_wakes` lies in the object (tests read it there).
+pub const AT_SYNC_WAKES: usize = 136;
+const _: () = assert!(AT_WRITER_WAITING + 4 * CLASSES <= AT_WRITER_WAKES);
+
+/// The longest a writer-bell sleep lasts without a ring: what a missed
+/// ring costs a waiter for WRITER at most. Short, because a process that
+/// rings nothing may be releasing WRITER at every commit (a mixed set of
+/// processes, some without the object).
+pub(crate) const FALLBACK: Duration = Duration::from_millis(1);
+/// The same for a sync-bell sleep. Every sleeper of a group wakes at
+/// each timeout to find the sync still running, so this is longer than
+/// a sync usually takes: a missed ring (a syncer killed, or of an older
+/// build) is rare, and costs a waiter at most this once.
+pub(crate) const SYNC_FALLBACK: Duration = Duration::from_millis(10);
 
 /// Where the objects live unless `PAGELOG_SHM_DIR` says otherwise.
 pub const DEFAULT_DIR: &str = "/dev/shm";
@@ -93,6 +146,146 @@ impl Shm {
         self.synced().fetch_max(end, Ordering::AcqRel);
         self.visible().fetch_max(end, Ordering::AcqRel);
     }
+
+    fn word32(&self, at: usize) -> &AtomicU32 {
+        debug_assert!(at % 4 == 0 && at + 4 <= SIZE && self.map.len() >= SIZE);
+        // SAFETY: as in `word`, for a 4-aligned u32 inside the mapping
+        // (AtomicU32 has the layout of u32); the kernel reads a futex word
+        // atomically too.
+        unsafe { &*(self.map.as_ptr().add(at) as *const AtomicU32) }
+    }
+
+    /// WRITER was just unlocked: wakes one thread waiting for it, the one
+    /// asleep longest in the highest age class that has a sleeper (the one
+    /// `sqlite/fair.rs` lets have it), or nobody if nobody waits.
+    pub(crate) fn ring_writer(&self) {
+        self.word32(AT_WRITER_BELL).fetch_add(1, Ordering::SeqCst);
+        for k in (0..CLASSES).rev() {
+            if self.word32(AT_WRITER_WAITING + 4 * k).load(Ordering::SeqCst) == 0 {
+                continue;
+            }
+            // None woken: that class's waiters are awake (each looks at the
+            // lock before it sleeps) or were killed; try the class below.
+            let n = futex_wake(self.word32(AT_WRITER_BELL), 1, 1 << k);
+            if n > 0 {
+                self.word(AT_WRITER_WAKES).fetch_add(n as u64, Ordering::Relaxed);
+                return;
+            }
+        }
+    }
+
+    /// The writer bell's value: read it before looking at WRITER, and pass
+    /// it to [`Shm::sleep_writer`].
+    pub(crate) fn writer_bell(&self) -> u32 {
+        self.word32(AT_WRITER_BELL).load(Ordering::SeqCst)
+    }
+
+    /// Counts (`join` true) or uncounts a thread waiting for WRITER in age
+    /// class `k`.
+    pub(crate) fn writer_waiting(&self, k: u64, join: bool) {
+        let w = self.word32(AT_WRITER_WAITING + 4 * (k as usize).min(CLASSES - 1));
+        if join {
+            w.fetch_add(1, Ordering::SeqCst);
+        } else {
+            // Never below zero: the object is reset only while nobody maps
+            // it (invariant 3), so this only keeps a bug from wrapping.
+            let _ = w.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |v| v.checked_sub(1));
+        }
+    }
+
+    /// Sleeps until WRITER is released (the bell moves from `seen`) or `d`
+    /// (at most [`FALLBACK`]) passes, as a waiter of age class `k`, which
+    /// [`Shm::writer_waiting`] counted.
+    pub(crate) fn sleep_writer(&self, seen: u32, k: u64, d: Duration) {
+        let k = (k as usize).min(CLASSES - 1);
+        futex_wait(self.word32(AT_WRITER_BELL), seen, d.min(FALLBACK), 1 << k);
+    }
+
+    /// The sync bell's value: read it before looking at `synced` and the
+    /// SYNC lock, and pass it to [`Shm::sleep_synced`].
+    pub(crate) fn sync_bell(&self) -> u32 {
+        self.word32(AT_SYNC_BELL).load(Ordering::SeqCst)
+    }
+
+    /// A group sync ended (`synced` raised, or the sync failed) and SYNC
+    /// is unlocked: wakes every thread waiting for a sync, to look again.
+    pub(crate) fn ring_synced(&self) {
+        self.word32(AT_SYNC_BELL).fetch_add(1, Ordering::SeqCst);
+        if self.word32(AT_SYNC_SLEEPERS).load(Ordering::SeqCst) > 0 {
+            let n = futex_wake(self.word32(AT_SYNC_BELL), i32::MAX, u32::MAX);
+            self.word(AT_SYNC_WAKES).fetch_add(n as u64, Ordering::Relaxed);
+        }
+    }
+
+    /// Sleeps until a group sync ends (the bell moves from `seen`) or
+    /// [`SYNC_FALLBACK`] passes.
+    pub(crate) fn sleep_synced(&self, seen: u32) {
+        let sleepers = self.word32(AT_SYNC_SLEEPERS);
+        sleepers.fetch_add(1, Ordering::SeqCst);
+        futex_wait(self.word32(AT_SYNC_BELL), seen, SYNC_FALLBACK, u32::MAX);
+        let _ = sleepers.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |v| v.checked_sub(1));
+    }
+
+    /// The doorbells' words at nobody waiting (initialisation, invariant 3).
+    fn reset_doorbells(&self) {
+        for at in (AT_WRITER_BELL..AT_WRITER_WAKES).step_by(4) {
+            self.word32(at).store(0, Ordering::Release);
+        }
+        for at in [AT_WRITER_WAKES, AT_SYNC_WAKES] {
+            self.word(at).store(0, Ordering::Release);
+        }
+    }
+}
+
+/// `FUTEX_WAIT_BITSET` on `word` while it holds `seen`, for at most `d`,
+/// as a sleeper of the classes in `bits`. Returns on a wake, a timeout or
+/// a signal, or at once if `word` moved: the caller looks again anyway.
+fn futex_wait(word: &AtomicU32, seen: u32, d: Duration, bits: u32) {
+    // FUTEX_WAIT_BITSET takes an absolute CLOCK_MONOTONIC deadline.
+    // SAFETY: timespec is a plain C struct; all-zero is a valid value.
+    let mut ts: libc::timespec = unsafe { std::mem::zeroed() };
+    // SAFETY: `ts` is a live timespec that the call fills in.
+    if unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) } != 0 {
+        std::thread::sleep(d);
+        return;
+    }
+    let ns = ts.tv_nsec as u64 + d.subsec_nanos() as u64;
+    ts.tv_sec += d.as_secs() as libc::time_t + (ns / 1_000_000_000) as libc::time_t;
+    ts.tv_nsec = (ns % 1_000_000_000) as libc::c_long;
+    // SAFETY: `word` is a 4-aligned u32 in a MAP_SHARED mapping that lives
+    // as long as the borrow, so the kernel's atomic read of it is in
+    // bounds; `ts` is a live timespec; the unused argument is null, as
+    // FUTEX_WAIT_BITSET wants. The call blocks at most until `ts`.
+    unsafe {
+        libc::syscall(
+            libc::SYS_futex,
+            word.as_ptr(),
+            libc::FUTEX_WAIT_BITSET,
+            seen,
+            &ts as *const libc::timespec,
+            std::ptr::null::<u32>(),
+            bits,
+        );
+    }
+}
+
+/// `FUTEX_WAKE_BITSET`: wakes up to `n` sleepers on `word` among the
+/// classes in `bits`, the longest asleep first; returns how many it woke.
+fn futex_wake(word: &AtomicU32, n: i32, bits: u32) -> usize {
+    // SAFETY: as in `futex_wait`; FUTEX_WAKE_BITSET only looks the address
+    // up among the sleepers, it neither reads nor writes the word.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_futex,
+            word.as_ptr(),
+            libc::FUTEX_WAKE_BITSET,
+            n,
+            std::ptr::null::<libc::timespec>(),
+            std::ptr::null::<u32>(),
+            bits,
+        )
+    };
+    r.max(0) as usize
 }
 
 /// The object's name for the log open as `log` whose salt is `salt`.
@@ -148,6 +341,7 @@ pub(crate) fn attach(log: &File, writable: bool, salt: u64, init: impl FnOnce() 
             for w in [AT_APPENDED, AT_SYNCED, AT_VISIBLE] {
                 shm.word(w).store(end, Ordering::Release);
             }
+            shm.reset_doorbells();
             shm.word(AT_MAGIC).store(MAGIC, Ordering::Release);
             // Exclusive to shared in one step: never unlocked in between.
             if !lock::try_lock(fd, DMS, Mode::Shared)? {

@@ -37,13 +37,17 @@
 //!    connection as this thread's pending waiter ([`Waiter::busy`]) and
 //!    starts its wait clock unless a wait is already running.
 //! 2. The busy handler's `xSleep`, on that thread and right after, becomes
-//!    the wait ([`sleep`]): it polls every [`POLL`] for the requested time;
-//!    when the waiter may take WRITER and does, it keeps it ("carried") and
-//!    returns early. SQLite's retry then opens a snapshot (the latest: no
-//!    one else can commit) and `lock(RESERVED)` uses the carried lock. A
-//!    sleep that does not win the lock lasts its full time, so the busy
-//!    handler's count of time slept is real time and it alone decides when
-//!    to give up: `busy_timeout` keeps its meaning.
+//!    the wait ([`sleep`]): for the requested time it looks at the lock,
+//!    then sleeps on the writer doorbell (`shm.rs`: a futex in the log's
+//!    shared object, which every release of WRITER rings, waking the waiter
+//!    asleep longest in the highest age class) or, without the shared
+//!    words, for [`POLL`], and looks again; when the waiter may take WRITER
+//!    and does, it keeps it ("carried") and returns early. SQLite's retry
+//!    then opens a snapshot (the latest: no one else can commit) and
+//!    `lock(RESERVED)` uses the carried lock. A sleep that does not win the
+//!    lock lasts its full time, so the busy handler's count of time slept
+//!    is real time and it alone decides when to give up: `busy_timeout`
+//!    keeps its meaning.
 //! 3. Who may take WRITER: a waiter holds, only while inside that sleep, a
 //!    shared lock on the wait byte of its age class (`WAIT_BASE + k`, k =
 //!    ⌊log2(ms waited + 1)⌋, [`LEVELS`] classes). A waiter defers to anyone
@@ -55,15 +59,16 @@
 //!    luck.
 //!
 //! # Throughput on a quiet machine: a writer back for more keeps going
-//! A hand-off costs a waiter's poll (about 100 µs plus timer slack) where
-//! an unfair retake costs nothing, and on a quiet machine, where a FULL
-//! commit takes ~0.1 ms, handing off at every commit halved commits/s
-//! (4 writers 0.50–0.54× WAL). So, as Go's `sync.Mutex` does in its
-//! starvation mode, a connection that is not waiting (a writer back for
-//! more) steps aside only for waiters of age class [`STARVING`] and up
-//! (7 ms): 4 writers 0.77–0.82× WAL, 8 writers 0.57–0.58× against 0.41×,
-//! the longest wait 10–16 ms against 6–13 ms (docs/benchmarks.md, "Fair
-//! waiting"). Waiters among themselves still go oldest first.
+//! A hand-off cost a waiter's poll (about 100 µs plus timer slack, before
+//! the doorbell; now a wake-up) where an unfair retake costs nothing, and
+//! on a quiet machine, where a FULL commit takes ~0.1 ms, handing off at
+//! every commit halved commits/s (4 writers 0.50–0.54× WAL). So, as Go's
+//! `sync.Mutex` does in its starvation mode, a connection that is not
+//! waiting (a writer back for more) steps aside only for waiters of age
+//! class [`STARVING`] and up (7 ms): 4 writers 0.77–0.82× WAL, 8 writers
+//! 0.57–0.58× against 0.41×, the longest wait 10–16 ms against 6–13 ms
+//! (docs/benchmarks.md, "Fair waiting"). Waiters among themselves still go
+//! oldest first.
 //!
 //! # Invariants
 //! - Nothing here waits while the connection holds a read snapshot: SQLite
@@ -84,6 +89,15 @@
 //!   handler calls `sqlite3_sleep()` with pagelog as the default VFS right
 //!   after a BUSY and then leaves that connection idle: other writers then
 //!   wait until it is used or closed. (The sleep cannot tell whose it is.)
+//! - The doorbell is news, never the truth: the fcntl locks decide who may
+//!   take WRITER, and a waiter looks at them after every wake. A release
+//!   that rings nothing (a killed holder, an older build, a process without
+//!   the shared object, a connection closed holding WRITER) costs a waiter
+//!   at most `shm::FALLBACK` (1 ms) of sleep. A waiter counts itself in its
+//!   age class's `writer_waiting` word only while inside the sleep.
+//! - A waiter of class 1 or more that stops waiting without the lock rings
+//!   the bell: younger waiters may have deferred to it while the lock was
+//!   free.
 //! - A connection never waits with no busy handler (no sleep is called):
 //!   it gets BUSY at once — also, now, when the lock is free but others
 //!   are waiting for it.
@@ -96,10 +110,13 @@ use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant};
 
 use crate::lock::{self, Mode, WAIT_BASE, WAIT_LEVELS as LEVELS, WRITER};
+use crate::log::Log;
 
-/// How often a sleeping waiter looks at the lock. Waiters that defer to an
-/// older one were tried at 500 µs (8 writers under load): CPU per commit
-/// the same, commits/s halved (the next in line saw its turn late).
+/// How often a sleeping waiter looks at the lock when the log has no shared
+/// words (format 4, or a process without the object), so no doorbell.
+/// Waiters that defer to an older one were tried at 500 µs (8 writers
+/// under load): CPU per commit the same, commits/s halved (the next in
+/// line saw its turn late).
 const POLL: Duration = Duration::from_micros(100);
 /// The age class from which a waiter makes a connection that is not
 /// waiting (a writer back for more) step aside: class 3, a wait of 7 ms
@@ -133,6 +150,8 @@ impl State {
 /// One connection's side of the waiting: its lock descriptor and wait state.
 pub(crate) struct Waiter {
     fd: Arc<File>,
+    /// Its log, for the writer doorbell in the shared words.
+    log: Arc<Log>,
     state: Mutex<State>,
 }
 
@@ -147,9 +166,18 @@ fn level(since: Instant) -> u64 {
     (u64::BITS - (ms + 1).leading_zeros() - 1).min(LEVELS as u32 - 1) as u64
 }
 
+/// How long until a wait that began `since` ago leaves age class `k` (the
+/// doorbell sleep ends then, so that the wait byte follows the age).
+fn class_left(since: Instant, k: u64) -> Duration {
+    if k + 1 >= LEVELS {
+        return Duration::MAX;
+    }
+    Duration::from_millis((1u64 << (k + 1)) - 1).saturating_sub(since.elapsed()).max(Duration::from_micros(50))
+}
+
 impl Waiter {
-    pub(crate) fn new(fd: Arc<File>) -> Arc<Waiter> {
-        Arc::new(Waiter { fd, state: Mutex::new(State::default()) })
+    pub(crate) fn new(fd: Arc<File>, log: Arc<Log>) -> Arc<Waiter> {
+        Arc::new(Waiter { fd, log, state: Mutex::new(State::default()) })
     }
 
     fn state(&self) -> MutexGuard<'_, State> {
@@ -213,10 +241,18 @@ impl Waiter {
         if st.carried {
             st.carried = false;
             let _ = lock::unlock(self.fd.as_fd(), WRITER);
+            drop(st);
+            self.log.writer_released();
         }
     }
 
     /// Sleeps up to `d`, taking WRITER if its turn comes; true if it did.
+    ///
+    /// With the log's shared words it sleeps on the writer doorbell
+    /// (`shm.rs`) between looks: a release of WRITER wakes the waiter asleep
+    /// longest in the highest age class at once, so the lock passes in the
+    /// time of a wake-up, not of a poll. Without them it polls every
+    /// [`POLL`].
     fn wait(&self, d: Duration) -> bool {
         let start = Instant::now();
         let since = {
@@ -224,7 +260,12 @@ impl Waiter {
             st.slept = true;
             *st.since.get_or_insert(start)
         };
+        let shm = self.log.shm();
+        // The wait byte's class, and the class counted in the doorbell's
+        // `writer_waiting` words (which the releaser reads to pick whom to
+        // wake); both follow the wait's age.
         let mut held: Option<u64> = None;
+        let mut counted: Option<u64> = None;
         let mut won = false;
         loop {
             let class = level(since);
@@ -236,6 +277,17 @@ impl Waiter {
                     }
                 }
             }
+            if let Some(shm) = &shm {
+                if counted != Some(class) {
+                    shm.writer_waiting(class, true);
+                    if let Some(old) = counted.replace(class) {
+                        shm.writer_waiting(old, false);
+                    }
+                }
+            }
+            // Counted, then the bell read, then the lock looked at (shm.rs
+            // invariant 5): a release after this look wakes the sleep below.
+            let seen = shm.as_ref().map(|shm| shm.writer_bell());
             if matches!(self.others_first(Some(class)), Ok(false))
                 && lock::try_lock(self.fd.as_fd(), WRITER, Mode::Exclusive).unwrap_or(false)
             {
@@ -246,10 +298,23 @@ impl Waiter {
             if left.is_zero() {
                 break;
             }
-            std::thread::sleep(left.min(POLL));
+            match (&shm, seen) {
+                (Some(shm), Some(seen)) => shm.sleep_writer(seen, class, left.min(class_left(since, class))),
+                _ => std::thread::sleep(left.min(POLL)),
+            }
+        }
+        if let (Some(shm), Some(c)) = (&shm, counted) {
+            shm.writer_waiting(c, false);
         }
         if let Some(c) = held {
             let _ = lock::unlock(self.fd.as_fd(), WAIT_BASE + c);
+            // Others may have deferred to this waiter (class 1 and up) while
+            // the lock was free: they may take it now.
+            if !won && c >= 1 {
+                if let Some(shm) = &shm {
+                    shm.ring_writer();
+                }
+            }
         }
         let mut st = self.state();
         st.carried |= won;

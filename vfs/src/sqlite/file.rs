@@ -173,8 +173,8 @@ impl MainDb {
         };
         let lockfd = Arc::new(lockfd);
         let db = MainDb {
+            waiter: Waiter::new(lockfd.clone(), log.clone()),
             log,
-            waiter: Waiter::new(lockfd.clone()),
             epoch: EpochHold::new(lockfd.clone(), ours),
             lockfd,
             path: path.to_path_buf(),
@@ -338,6 +338,7 @@ impl MainDb {
     fn release_writer(&self) {
         if !self.writer_released {
             let _ = lock::unlock(self.lockfd.as_fd(), lock::WRITER);
+            self.log.writer_released();
         }
     }
 
