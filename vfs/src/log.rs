@@ -396,6 +396,13 @@ impl Log {
         self.visible_version(&mut st)
     }
 
+    /// The number of the newest version this process knows of, commits
+    /// still being synced included (no file access): a write transaction
+    /// whose snapshot is older can never commit (`sqlite/file.rs`).
+    pub(crate) fn newest_known(&self) -> u64 {
+        self.lock().latest.number
+    }
+
     pub(crate) fn file_len(&self) -> Result<u64> {
         self.io.len().map_err(|e| Error::io(&self.path, "stat", None, e))
     }

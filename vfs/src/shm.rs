@@ -85,7 +85,8 @@ const AT_MAGIC: usize = 0;
 const AT_APPENDED: usize = 8;
 const AT_SYNCED: usize = 16;
 const AT_VISIBLE: usize = 24;
-const AT_WRITER_BELL: usize = 32;
+/// Where `writer_bell` lies in the object (tests read it there).
+pub const AT_WRITER_BELL: usize = 32;
 const AT_SYNC_BELL: usize = 36;
 const AT_SYNC_SLEEPERS: usize = 40;
 const AT_WRITER_WAITING: usize = 64;
