@@ -18,26 +18,13 @@
 mod common;
 
 use std::os::fd::AsRawFd;
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use common::held_sync::HeldSync;
+use common::shm_objects::{bytes_at, shm_dir};
 use rusqlite::{Connection, OpenFlags};
-
-fn shm_dir() -> PathBuf {
-    // One directory for the whole binary (tests run as threads of it).
-    static DIR: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
-    DIR.get_or_init(|| {
-        let d = std::env::temp_dir().join(format!("pagelog-bellshm-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&d);
-        std::fs::create_dir_all(&d).unwrap();
-        std::env::set_var("PAGELOG_SHM_DIR", &d);
-        d
-    })
-    .clone()
-}
 
 fn dir(name: &str) -> PathBuf {
     shm_dir();
@@ -61,16 +48,7 @@ fn open(p: &Path) -> Connection {
 
 /// The u64 at `at` in the shared object of the log at `p` (open now).
 fn word(p: &Path, at: usize) -> u64 {
-    let m = std::fs::metadata(p).unwrap();
-    let prefix = format!("pagelog-{:x}-{:x}-", m.dev(), m.ino());
-    let objs: Vec<PathBuf> = std::fs::read_dir(shm_dir())
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|q| q.file_name().unwrap().to_string_lossy().starts_with(&prefix))
-        .collect();
-    assert_eq!(objs.len(), 1, "the log's object: {objs:?}");
-    let bytes = std::fs::read(&objs[0]).unwrap();
-    u64::from_le_bytes(bytes[at..at + 8].try_into().unwrap())
+    u64::from_le_bytes(bytes_at(p, at))
 }
 
 fn writer_wakes(p: &Path) -> u64 {

@@ -14,45 +14,19 @@
 
 mod common;
 
-use std::os::unix::fs::MetadataExt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use common::held_sync::HeldSync;
+use common::shm_objects::{objects, shm_dir};
 use pagelog::{Durability, Log, OpenOptions};
-
-fn shm_dir() -> PathBuf {
-    // One directory for the whole binary (tests run as threads of it).
-    static DIR: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
-    DIR.get_or_init(|| {
-        let d = std::env::temp_dir().join(format!("pagelog-shmdir-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&d);
-        std::fs::create_dir_all(&d).unwrap();
-        std::env::set_var("PAGELOG_SHM_DIR", &d);
-        d
-    })
-    .clone()
-}
 
 fn dir(name: &str) -> PathBuf {
     let d = std::env::temp_dir().join(format!("pagelog-shmobj-{}-{name}", std::process::id()));
     let _ = std::fs::remove_dir_all(&d);
     std::fs::create_dir_all(&d).unwrap();
     d
-}
-
-/// The objects of the log at `p` (by its device and inode).
-fn objects(p: &Path) -> Vec<PathBuf> {
-    let m = std::fs::metadata(p).unwrap();
-    let prefix = format!("pagelog-{:x}-{:x}-", m.dev(), m.ino());
-    let mut v: Vec<PathBuf> = std::fs::read_dir(shm_dir())
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|q| q.file_name().unwrap().to_string_lossy().starts_with(&prefix))
-        .collect();
-    v.sort();
-    v
 }
 
 fn commit_page(log: &Log, fill: u8) -> u64 {

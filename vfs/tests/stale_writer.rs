@@ -10,23 +10,13 @@
 //! The test watches the writer bell in the log's shared object: every
 //! release of WRITER through pagelog bumps it (`src/shm.rs`).
 
-use std::os::unix::fs::MetadataExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
-use rusqlite::{Connection, ErrorCode, OpenFlags};
+mod common;
 
-fn shm_dir() -> PathBuf {
-    static DIR: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
-    DIR.get_or_init(|| {
-        let d = std::env::temp_dir().join(format!("pagelog-staleshm-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&d);
-        std::fs::create_dir_all(&d).unwrap();
-        std::env::set_var("PAGELOG_SHM_DIR", &d);
-        d
-    })
-    .clone()
-}
+use common::shm_objects::{bytes_at, shm_dir};
+use rusqlite::{Connection, ErrorCode, OpenFlags};
 
 fn open(p: &Path) -> Connection {
     pagelog::register().unwrap();
@@ -42,17 +32,7 @@ fn open(p: &Path) -> Connection {
 
 /// The writer bell (a u32) in the shared object of the log at `p`.
 fn writer_bell(p: &Path) -> u32 {
-    let m = std::fs::metadata(p).unwrap();
-    let prefix = format!("pagelog-{:x}-{:x}-", m.dev(), m.ino());
-    let objs: Vec<PathBuf> = std::fs::read_dir(shm_dir())
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|q| q.file_name().unwrap().to_string_lossy().starts_with(&prefix))
-        .collect();
-    assert_eq!(objs.len(), 1, "the log's object: {objs:?}");
-    let at = pagelog::shm::AT_WRITER_BELL;
-    let bytes = std::fs::read(&objs[0]).unwrap();
-    u32::from_le_bytes(bytes[at..at + 4].try_into().unwrap())
+    u32::from_le_bytes(bytes_at(p, pagelog::shm::AT_WRITER_BELL))
 }
 
 #[test]

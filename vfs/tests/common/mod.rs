@@ -31,6 +31,7 @@
 #![allow(dead_code)] // each test binary uses its own part
 
 pub mod held_sync;
+pub mod shm_objects;
 
 use std::fs::File;
 use std::io;
