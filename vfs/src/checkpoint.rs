@@ -45,6 +45,35 @@ pub const MIN_COMMITS: u64 = 256;
 /// at 2,048).
 pub const FIRST_COMMIT_COMMITS: u64 = 512;
 
+/// A delta becomes a summary (FORMAT.md, "Summary commits") when this many
+/// commits follow the newest map commit (the checkpoint or the last
+/// summary) and no checkpoint is due: an open then reads at most this many
+/// commits' records less one after the summary, where it read up to
+/// [`MAX_COMMITS`] after the checkpoint. A summary lists its version's whole
+/// difference from the checkpoint (~2 pages a one-row commit since it,
+/// 16 bytes each): every 256 commits between checkpoints 2,048 apart is
+/// about 112 bytes a commit; every 512 halves that and doubles the walk.
+pub const SUMMARY_COMMITS: u64 = 256;
+
+/// Entries a summary after `base` writing pages `changed` of a `db_pages`
+/// database lists, when the commit is to be one: a delta ([`due`] said
+/// no) at least [`SUMMARY_COMMITS`] after its map commit, whose entry table
+/// would stay within [`MAX_OVERLAY`] (a database cut and grown again past
+/// pages it did not write lists them as zero pages), under a control state
+/// it can name (`control_at`: its CONTROL record, 0 for none).
+pub(crate) fn summary_due(
+    base: &Pages,
+    db_pages: u32,
+    control_at: u64,
+    changed: impl Iterator<Item = u32>,
+) -> Option<usize> {
+    let Pages::Tree(t) = base else { return None };
+    if t.map_commits + 1 < SUMMARY_COMMITS || control_at < format::FIRST_RECORD {
+        return None;
+    }
+    t.summary_len(db_pages, changed, MAX_OVERLAY)
+}
+
 /// How many commits may follow a checkpoint of a `db_pages`-page database.
 pub fn commits_between(db_pages: u32) -> u64 {
     (db_pages as u64 / 64).clamp(MIN_COMMITS, MAX_COMMITS)
