@@ -448,6 +448,7 @@ impl Log {
                     // built from the checkpoint its chain names, through it.
                     Err(ck) => {
                         let entries = self.read_entries(&ck)?;
+                        self.check_map_structure(&ck, &entries, len)?;
                         advance(&mut map, &ck, &entries, mapping);
                         let c = self.control_before(salt, len, &ck)?;
                         (ck, c)
