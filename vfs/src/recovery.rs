@@ -546,7 +546,16 @@ impl Log {
         s: &Rec,
         mapping: &Arc<Mapping>,
     ) -> Result<std::result::Result<(Pages, Rec), Rec>> {
-        match self.summary_links(salt, len, s)? {
+        let links = self.summary_links(salt, len, s)?;
+        // The links were read through the map, between the checkpoint (its
+        // CONTROL record before it) and the summary, far from where the
+        // walk goes on: each page fault there mapped the page cache around
+        // it (~200 KiB), which the walk's own giving back (`overlay::
+        // release_read`, from the summary on) does not reach. Given back
+        // now, as the walk from a checkpoint did (issue 21: the open's peak
+        // RSS).
+        mapping.give_back(s.sum.checkpoint.min(s.offset).saturating_sub(256 << 10), s.offset);
+        match links {
             Ok((c, k)) => {
                 let entries = self.read_entries(s)?;
                 self.check_map_structure(s, &entries, len)?;
