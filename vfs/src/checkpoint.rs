@@ -8,8 +8,10 @@
 //!    a reader of the checkpoint needs no overlay.
 //! 2. The overlay a reader builds never passes [`MAX_OVERLAY`] entries but
 //!    (its first commit and a page-size change are checkpoints), and never
-//!    spans more than [`MAX_COMMITS`] commits, nor more than
-//!    [`FIRST_COMMIT_COMMITS`] before a log handle's first commit.
+//!    spans more than [`MAX_COMMITS`] commits; a reader walks no more than
+//!    [`FIRST_COMMIT_COMMITS`] after the newest map commit before a log
+//!    handle's first commit (fewer than [`SUMMARY_COMMITS`] where summaries
+//!    are written).
 //! 3. A checkpoint's new nodes depend on which pages change and on their
 //!    slots, never on where they will be written but through the offsets
 //!    they are given, so a writer may compute them once to learn their
@@ -37,12 +39,16 @@ pub const MAX_COMMITS: u64 = 2048;
 pub const MIN_COMMITS: u64 = 256;
 /// … or, for the first commit a log handle makes (a process that opens a
 /// log to commit once, then exits: every such commit comes with an open),
-/// when this many commits follow the last one. Opening replays every
-/// commit since the checkpoint (~0.5 µs each on a 1 GiB log, one-commit
-/// processes' records); a long-lived writer, which opened once, keeps the
-/// longer interval (a checkpoint rewrites the paths to every page changed
-/// since the last: at 1 GiB, measured, ~1.25 KiB a commit more at 512 than
-/// at 2,048).
+/// when this many commits follow the newest map commit (the checkpoint or
+/// a summary). Opening replays every commit since that map commit (~0.5 µs
+/// each on a 1 GiB log, one-commit processes' records). Since summaries
+/// ([`SUMMARY_COMMITS`]) keep that walk below 256 on every database whose
+/// interval is longer than this, the rule now fires only where a summary
+/// could not be written; before them it made a stream of one-commit
+/// processes checkpoint every 512 commits (a checkpoint rewrites the paths
+/// to every page changed since the last: at 1 GiB, measured, ~1.25 KiB a
+/// commit more at 512 than at 2,048), where a summary every 256 costs ~56
+/// bytes a commit.
 pub const FIRST_COMMIT_COMMITS: u64 = 512;
 
 /// A delta becomes a summary (FORMAT.md, "Summary commits") when this many
@@ -91,7 +97,7 @@ pub(crate) fn due(
 ) -> bool {
     let Pages::Tree(t) = base else { return true }; // the first commit, or a log of full maps
     base_number == 0
-        || (first && t.commits + 1 >= FIRST_COMMIT_COMMITS)
+        || (first && t.map_commits + 1 >= FIRST_COMMIT_COMMITS)
         || due_after(
             Some(&Since { root: t.root, overlay: &t.overlay, commits: t.commits, pages: t.pages }),
             same_ps,
