@@ -793,8 +793,8 @@ class Log:
                     pmap = self.summary_map(base_ck, r)
                 else:
                     pmap = self.apply(pmap, r)
-                if r.ck is not None:
-                    base_ck = r
+                if r.is_map:  # a checkpoint or FULL_MAP met on the path: the map is on it now
+                    base_ck = r if r.ck is not None else None
                 cur = r
             pos = r.end
         return pmap
