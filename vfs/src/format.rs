@@ -1043,6 +1043,48 @@ mod tests {
     }
 
     #[test]
+    fn summary_is_commit_bit_5_never_with_a_map_and_its_info_is_counted_and_checked() {
+        let h = RecordHeader {
+            kind: KIND_COMMIT,
+            flags: FLAG_SUMMARY,
+            length: 4096,
+            version: 9,
+            prev_commit: 512,
+            page_size: 4096,
+            frames: 0,
+            patch_words: 0,
+            prev_crc: 7,
+        };
+        let mut b = vec![0u8; RECORD_HEADER_SIZE];
+        for (ok, h) in [
+            (true, h),
+            (true, RecordHeader { flags: FLAG_SUMMARY | FLAG_SEALED, ..h }),
+            (false, RecordHeader { flags: FLAG_SUMMARY | FLAG_CHECKPOINT, ..h }),
+            (false, RecordHeader { flags: FLAG_SUMMARY | FLAG_FULL_MAP, ..h }),
+            (false, RecordHeader { kind: KIND_SPILL, ..h }),
+            (false, RecordHeader { kind: KIND_CONTROL, ..h }),
+        ] {
+            h.encode(5, &mut b);
+            assert_eq!(RecordHeader::decode(5, &b).is_some(), ok, "{h:?}");
+        }
+        let plain = layout_with_flags(FORMAT_V4, 512, KIND_COMMIT, 0, 3, 1, 4096, 0);
+        let sum = layout_with_flags(FORMAT_V4, 512, KIND_COMMIT, FLAG_SUMMARY, 3, 1, 4096, 0);
+        assert_eq!(sum.meta_end, plain.meta_end + SUMMARY_INFO_SIZE as u64);
+        let s = SummaryInfo { checkpoint: 4096, checkpoint_crc: 11, control: 1024, control_crc: 12 };
+        let mut b = [0u8; SUMMARY_INFO_SIZE];
+        s.encode(&mut b);
+        assert_eq!(SummaryInfo::decode(&b), Some(s));
+        for (at, v) in [(SM_CHECKPOINT_CRC + 4, 1u8), (SM_CONTROL_CRC + 4, 1)] {
+            let mut x = b;
+            x[at] = v;
+            assert_eq!(SummaryInfo::decode(&x), None, "reserved byte {at}");
+        }
+        let mut x = b;
+        x[SM_CONTROL..SM_CONTROL + 8].copy_from_slice(&100u64.to_le_bytes());
+        assert_eq!(SummaryInfo::decode(&x), None, "a control link below the first record");
+    }
+
+    #[test]
     fn aligned_is_commit_bit_3_and_spill_bit_0_and_only_with_frames() {
         let h = RecordHeader {
             kind: KIND_COMMIT,
