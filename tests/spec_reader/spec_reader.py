@@ -45,6 +45,8 @@ FULL_MAP, SEALED, CHECKPOINT = 1, 2, 4
 ALIGNED = 8  # "COMMIT: ... bit 3 = ALIGNED (format 4 only, with frames >= 1)"
 SPILL_ALIGNED = 1  # "SPILL: bit 0 = ALIGNED (format 4 only, with frames >= 1)"
 CLAIM = 1  # "Format 4": CONTROL flag bit 0
+SUMMARY = 32  # "Summary commits": "COMMIT flag bit 5 (value 32), SUMMARY, format 4 only"
+SUMMARY_INFO = 32  # "The summary info (32 bytes) follows the entry table"
 HEADER_BLOCK = 512
 REC_HEADER = 48
 COMMIT_INFO = 56
@@ -90,7 +92,7 @@ class Rec:
     __slots__ = (
         "off", "kind", "flags", "length", "version", "prev", "ps", "frames", "prev_crc",
         "tcrc", "payload", "end", "db_pages", "n_entries", "hz_ver", "hz_off", "fm_off",
-        "checksum", "hz_crc", "p1", "_entries", "data", "pw", "parea", "ctl", "ck",
+        "checksum", "hz_crc", "p1", "_entries", "data", "pw", "parea", "ctl", "ck", "sm",
     )
 
     @property
@@ -101,6 +103,11 @@ class Rec:
     def is_map(self):
         """ "a checkpoint counts as" a FULL_MAP commit wherever a map starts."""
         return self.kind == COMMIT and bool(self.flags & (FULL_MAP | CHECKPOINT))
+
+    @property
+    def is_map_commit(self):
+        """ "Summary commits": "It is a map commit, as a checkpoint (or a FULL_MAP) is" """
+        return self.is_map or (self.kind == COMMIT and self.sm is not None)
 
     @property
     def sealed(self):
@@ -218,7 +225,11 @@ class Log:
             return None
         aligned = False
         if kind == COMMIT:
-            if flags & ~(FULL_MAP | SEALED | CHECKPOINT | ALIGNED):
+            if flags & ~(FULL_MAP | SEALED | CHECKPOINT | ALIGNED | SUMMARY):
+                return None
+            # "Summary commits": "format 4 only"; "A record with SUMMARY and FULL_MAP or CHECKPOINT
+            # is not well-formed."
+            if flags & SUMMARY and (self.fmt != 4 or flags & (FULL_MAP | CHECKPOINT)):
                 return None
             # "bit 2 = CHECKPOINT (format 4 only, never with FULL_MAP)"
             if flags & CHECKPOINT and (self.fmt != 4 or flags & FULL_MAP):
@@ -248,7 +259,7 @@ class Log:
         r = Rec()
         r.off, r.kind, r.flags, r.length, r.version, r.prev = o, kind, flags, length, version, prev
         r.ps, r.frames, r.prev_crc, r._entries, r.data = ps, frames, prev_crc, None, d
-        r.ctl = r.ck = None
+        r.ctl = r.ck = r.sm = None
         meta_end = o + REC_HEADER
         if kind == CONTROL:
             return self._control(r, pw)
@@ -274,6 +285,11 @@ class Log:
                     return None
                 r.ck = (root, root_crc, depth, ix, ix_crc, ctl, ctl_crc)
                 meta_end += CHECKPOINT_INFO
+            if flags & SUMMARY:
+                r.sm = self.summary_info(o, meta_end, r.fm_off)
+                if r.sm is None:
+                    return None
+                meta_end += SUMMARY_INFO
         payload = meta_end
         if self.fmt == 1 and frames > 0:
             # "Format 1 put zero padding before it, up to the next file offset that is a
@@ -302,6 +318,61 @@ class Log:
         r.tcrc, r.payload, r.end = tcrc, payload, o + length
         r.pw, r.parea = pw, payload + frames * ps  # "then ... the patch area"
         return r
+
+    # ---- "Summary commits" ---------------------------------------------------------------
+    def summary_info(self, o, at, fm_off):
+        """The summary info at `at` of the summary at o: "well-formed only when ... the reserved
+        bytes are zero, checkpoint and control are each at least 512 and below the summary's own
+        offset, and its full map offset equals checkpoint"."""
+        if at + SUMMARY_INFO > self.n:
+            return None
+        ck, ck_crc, r1, ctl, ctl_crc, r2 = struct.unpack_from("<QIIQII", self.data, at)
+        if r1 or r2 or not (HEADER_BLOCK <= ck < o and HEADER_BLOCK <= ctl < o) or fm_off != ck:
+            return None
+        return (ck, ck_crc, ctl, ctl_crc)
+
+    def summary_links(self, s):
+        """ "Step 5, from a summary", checks 1-3: (C, K) when they hold; else (None, C'), C' the
+        checkpoint 3. reaches from the commit before s (None when it is not a well-formed
+        CHECKPOINT COMMIT with that crc)."""
+        ck_off, ck_crc, ctl_off, ctl_crc = s.sm
+        c = self.record(ck_off)
+        c_ok = c is not None and c.kind == COMMIT and c.ck is not None and c.tcrc == ck_crc and c.version < s.version
+        k = self.record(ctl_off) if c_ok else None
+        k_ok = k is not None and k.kind == CONTROL and k.tcrc == ctl_crc and c.ck[5] <= k.off < s.off
+        # 3. "the commit P that S names in prev commit (S's prev crc, S's version - 1, a well-formed
+        # COMMIT) is C, or P's full map offset is C's offset, or names a well-formed summary whose
+        # checkpoint and checkpoint crc are C's"
+        chain = None
+        p = self.record(s.prev)
+        if p is not None and p.kind == COMMIT and p.tcrc == s.prev_crc and p.version + 1 == s.version:
+            if p.ck is not None:
+                chain = (p.off, p.tcrc)
+            else:
+                m = self.record(p.fm_off)
+                # CHOICE: the record P names lies before P (as a map commit always does)
+                if m is not None and m.kind == COMMIT and m.off < p.off:
+                    if m.ck is not None:
+                        chain = (m.off, m.tcrc)
+                    elif m.sm is not None:
+                        chain = (m.sm[0], m.sm[1])
+        if c_ok and k_ok and chain == (c.off, c.tcrc):
+            return c, k
+        if chain is not None:
+            f = self.record(chain[0])
+            if (f is not None and f.kind == COMMIT and f.ck is not None and f.tcrc == chain[1]
+                    and f.version < s.version and f.off < s.off):
+                return None, f
+        return None, None
+
+    def summary_map(self, c, s):
+        """ "the version's map is the checkpoint's map, cut or extended with zero pages to the
+        summary's db pages, with the entries replacing those slots" """
+        m = self.tree_map(c)[:s.db_pages]
+        m += [(0, 0)] * (s.db_pages - len(m))
+        for pg, cr, fo in s.entries():
+            m[pg - 1] = (cr, fo)
+        return m
 
     def _control(self, r, pw):
         """ "CONTROL records (kind 5)": the rest of a CONTROL record's checks."""
@@ -658,18 +729,42 @@ class Log:
     # ---- Recovery step 5: the page map -------------------------------------------------
     def build_map(self, c):
         """The page map of commit c: a list of (crc, offset) per page, index 0 = page 1."""
-        fm = self.record(c.fm_off)
-        if (fm is None or fm.kind != COMMIT or not fm.is_map or fm.off > c.off
-                or fm.version > c.version):
-            raise Damage(c.fm_off, "expected the full map named by version %d" % c.version)
-        why = self.structural(fm)
-        if why is not None:
-            raise Damage(fm.off, why)
-        pmap = self.apply([], fm)
-        # "Format 4", step 5: the full map "must be immediately preceded by its CONTROL record"
-        self.map_controls = [self.control_before(fm)] if self.fmt == 4 else []
-        self.map_commits = {fm.off, c.off}
-        cur, pos = fm, fm.end
+        # "Summary commits": a summary is its own map commit ("X itself when X is a summary")
+        fm = c if c.sm is not None else self.record(c.fm_off)
+        start = None
+        if fm is not None and fm.kind == COMMIT and fm.sm is not None and fm.off <= c.off and fm.version <= c.version:
+            ck, k = self.summary_links(fm)
+            if ck is None and k is None:
+                raise Damage(fm.off, "a summary naming its chain's checkpoint and a CONTROL record after it")
+            if ck is not None:
+                start = (fm, ck, k)
+            else:
+                fm = k  # "the reader builds X's map as if X named the checkpoint C' ... through S"
+        if start is not None:
+            s, ck, k = start
+            why = self.structural(s)
+            if why is not None:
+                raise Damage(s.off, why)
+            pmap = self.summary_map(ck, s)
+            base_ck = ck
+            # "the control state as of X is the record S names in control, then the CONTROL
+            # records the walk passes after S"
+            self.map_controls = [k]
+            self.map_commits = {s.off, c.off, ck.off}
+            cur, pos = s, s.end
+        else:
+            if (fm is None or fm.kind != COMMIT or not fm.is_map or fm.off > c.off
+                    or fm.version > c.version):
+                raise Damage(c.fm_off, "expected the full map named by version %d" % c.version)
+            why = self.structural(fm)
+            if why is not None:
+                raise Damage(fm.off, why)
+            pmap = self.apply([], fm)
+            base_ck = fm if fm.ck is not None else None
+            # "Format 4", step 5: the full map "must be immediately preceded by its CONTROL record"
+            self.map_controls = [self.control_before(fm)] if self.fmt == 4 else []
+            self.map_commits = {fm.off, c.off}
+            cur, pos = fm, fm.end
         while cur.off != c.off:
             if pos > c.off or cur.version >= c.version:
                 raise Damage(pos, "the path from the full map at %d does not reach version %d at %d"
@@ -691,7 +786,15 @@ class Log:
                 if not r.is_map and r.ps != cur.ps:
                     raise Damage(pos, "a delta of page size %d after version %d of page size %d"
                                  % (r.ps, cur.version, cur.ps))
-                pmap = self.apply(pmap, r)
+                # "A summary met on the path": "when its checkpoint and checkpoint crc name the
+                # checkpoint the map being built starts from ..., its map is built from that
+                # checkpoint as above; otherwise it is applied as a delta"
+                if r.sm is not None and base_ck is not None and (r.sm[0], r.sm[1]) == (base_ck.off, base_ck.tcrc):
+                    pmap = self.summary_map(base_ck, r)
+                else:
+                    pmap = self.apply(pmap, r)
+                if r.is_map:  # a checkpoint or FULL_MAP met on the path: the map is on it now
+                    base_ck = r if r.ck is not None else None
                 cur = r
             pos = r.end
         return pmap
@@ -717,6 +820,13 @@ class Log:
         FULL_MAP or checkpoint lacks the CONTROL record step 5 requires right before it)" """
         if self.fmt != 4:
             return True
+        if fm.sm is not None:  # "Step 5, from a summary": its links, or its chain's checkpoint
+            ck, k = self.summary_links(fm)
+            if ck is not None:
+                return self.structural(fm) is None
+            if k is None:
+                return False
+            fm = k
         try:
             self.control_before(fm)
             return True
@@ -762,9 +872,9 @@ class Log:
             if c.version == n:
                 return c
             f = c
-            if not c.is_map:
+            if not c.is_map_commit:  # "Older versions": "a summary included ... is its own map commit"
                 f = self.record(c.fm_off)
-                if (f is None or f.kind != COMMIT or not f.is_map or f.version >= c.version
+                if (f is None or f.kind != COMMIT or not f.is_map_commit or f.version >= c.version
                         or f.off >= c.off):
                     return "error"
                 nxt = self.record(f.end)
@@ -1059,7 +1169,15 @@ class Log:
         """crc32 of version c's database image as read: every page through the control state, page
         1 with its change counter ("Page 1's change counter"); "error" when a page is damage."""
         h = 0
+        zero_run = 0  # zero pages not yet hashed (a database with summaries has many: speed only)
         for i, (cr, fo) in enumerate(pmap):
+            if fo == 0 and i > 0:
+                zero_run += 1
+                continue
+            while zero_run:
+                k = min(zero_run, 1024)
+                h = crc32(bytes(c.ps * k), h)
+                zero_run -= k
             try:
                 pg = self.page(i + 1, cr, fo, c.ps)
             except Damage:
@@ -1072,6 +1190,10 @@ class Log:
                 b[24:28] = ctr
                 pg = bytes(b)
             h = crc32(pg, h)
+        while zero_run:
+            k = min(zero_run, 1024)
+            h = crc32(bytes(c.ps * k), h)
+            zero_run -= k
         return "%08x" % h
 
     # ---- "Reading a damaged log" --------------------------------------------------------
@@ -1175,7 +1297,7 @@ class Log:
         damage = refused
         if latest is not None:
             kept = [c for c in kept if c.version <= latest.version and c.off <= latest.off]
-        fulls = {c.off: c.version for c in kept if c.is_map and self.map_starts(c)}
+        fulls = {c.off: c.version for c in kept if c.is_map_commit and self.map_starts(c)}
         forward = {}
         vo = self.forward_vo
         for c in kept:
@@ -1366,6 +1488,37 @@ class Log:
                                                             c.version)
         return None
 
+    def controls_in_force(self, passed):
+        """{commit offset: (offset, crc) of the CONTROL record in force at it}: "the newest one
+        before it that counts (one with CLAIM, or the copy in a checkpoint's transaction whose
+        COMMIT followed it)" """
+        out, cur, pending = {}, None, None
+        for r in passed:
+            if r.kind == CONTROL:
+                if r.flags & CLAIM:
+                    cur = (r.off, r.tcrc)
+                else:
+                    pending = r
+            elif r.kind == COMMIT:
+                if pending is not None and pending.end == r.off:
+                    cur = (pending.off, pending.tcrc)
+                pending = None
+                out[r.off] = cur
+        return out
+
+    def verify_summary(self, c, last_ck, control, pmap):
+        """ "verify checks, for every summary ...: its checkpoint and checkpoint crc name the newest
+        checkpoint before it, its control and control crc the CONTROL record whose state is in force
+        at it ..., and its map built both ways -- from the checkpoint with its entries, and as a
+        delta on the previous version -- gives the same slot for every page" """
+        if last_ck is None or (c.sm[0], c.sm[1]) != (last_ck.off, last_ck.tcrc):
+            return "summary version %d at %d: names checkpoint %d, not the newest" % (c.version, c.off, c.sm[0])
+        if self.summary_map(last_ck, c) != apply(pmap, c):
+            return "summary version %d at %d: its map from the checkpoint is not its chain's" % (c.version, c.off)
+        if (c.sm[2], c.sm[3]) != control:
+            return "summary version %d at %d: names control %d, not the one in force" % (c.version, c.off, c.sm[2])
+        return None
+
     def verify(self, open_latest, open_v):
         """None when clean, else the first damage found.  Steps 3 and 4 from offset 512 with
         version 0 as D, every frame of every version checked; then the versions so reached
@@ -1440,9 +1593,21 @@ class Log:
             last_version, prev_end = c, c.end
         pmap, prev_end, reached, expect_fm = [], HEADER_BLOCK, None, None
         patch_starts = {}  # patch offset -> its base
+        in_force = self.controls_in_force(passed)
+        last_ck = None
         for c in commits:
             if last_version is None or c.off > last_version.off:
                 break
+            if c.sm is not None:
+                why = self.verify_summary(c, last_ck, in_force.get(c.off), pmap)
+                if why is not None:
+                    return why
+                if c.fm_off != last_ck.off:  # "a summary's own full map offset: ... its checkpoint"
+                    return "version %d at %d: full map offset %d, its checkpoint is at %d" % (
+                        c.version, c.off, c.fm_off, last_ck.off)
+                expect_fm = c.off
+            if c.ck is not None:
+                last_ck = c
             if c.is_map:
                 expect_fm = c.off
                 if self.fmt == 4:
@@ -1450,10 +1615,10 @@ class Log:
                         self.control_before(c)  # "every FULL_MAP commit ... preceded by its CONTROL record"
                     except Damage as e:
                         return "version %d at %d: %s" % (c.version, c.off, e)
-            if c.fm_off != expect_fm:
+            if c.fm_off != expect_fm and c.sm is None:
                 return "version %d at %d: full map offset %d, the newest full map is at %s" % (
                     c.version, c.off, c.fm_off, expect_fm)
-            pmap = self.apply(pmap, c)
+            pmap = self.summary_map(last_ck, c) if c.sm is not None else self.apply(pmap, c)
             bad = next(((i + 1, fo) for i, (cr, fo) in enumerate(pmap)
                         if fo != 0 and not page_ok(fo, c.ps, cr, c.off)), None)
             if bad is not None:

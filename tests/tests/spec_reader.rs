@@ -454,6 +454,23 @@ fn the_spec_reader_lists_the_readable_versions_of_format_4_logs_as_pagelog_log_d
     assert!(checked >= 12, "only {checked} format-4 files");
 }
 
+/// The reader's `"pages": {"1": "crc", ...}` in `--pages` words: `1:crc 2:crc ...`.
+fn json_pages(json: &str) -> String {
+    let at = json.find("\"pages\": {").unwrap_or_else(|| panic!("no pages in {json}"));
+    let rest = &json[at + 10..];
+    let body = &rest[..rest.find('}').unwrap()];
+    let mut v: Vec<(u64, String)> = body
+        .split(", ")
+        .filter(|x| !x.is_empty())
+        .map(|kv| {
+            let (k, w) = kv.split_once(": ").unwrap();
+            (k.trim_matches('"').parse().unwrap(), w.trim_matches('"').to_string())
+        })
+        .collect();
+    v.sort();
+    v.iter().map(|(n, w)| format!("{n}:{w}")).collect::<Vec<_>>().join(" ")
+}
+
 /// The numbers of the JSON list `"key": [1, 2, ...]` in the reader's output.
 fn json_list(json: &str, key: &str) -> Vec<u64> {
     let at = json.find(&format!("\"{key}\": [")).unwrap_or_else(|| panic!("no {key} in {json}"));
@@ -734,6 +751,320 @@ mod aligned {
         if last.h.kind == format::KIND_MARK {
             b[last.offset as usize..(last.offset + last.h.length) as usize].fill(0);
             std::fs::write(path, &b).unwrap();
+        }
+    }
+}
+
+/// Summary commits (FORMAT.md, "Summary commits"): on logs whose long-lived
+/// writer wrote summaries, and on damaged variants — a summary's entry
+/// table flipped (no record there), a summary naming the checkpoint before
+/// its own or a CONTROL record not in force, an entry moved to a page it
+/// does not list (each re-sealed and re-chained so that the history after
+/// it chains), the log cut right after a summary — the reader from
+/// FORMAT.md reaches pagelog's outcome, reads every version's pages as
+/// pagelog does, and lists the versions `pagelog log` lists.
+#[test]
+fn the_spec_reader_reads_summaries_and_damaged_summaries_as_pagelog_does() {
+    let src = TempDir::new("spec-reader-summaries-src");
+    let path = src.path("sum-intact.log");
+    summaries::write_log(&path);
+    let b = std::fs::read(&path).unwrap();
+    let recs = summaries::records(&b);
+    let sums: Vec<&summaries::Record> =
+        recs.iter().filter(|r| r.h.flags & pagelog::format::FLAG_SUMMARY != 0).collect();
+    let cks: Vec<&summaries::Record> =
+        recs.iter().filter(|r| r.h.flags & pagelog::format::FLAG_CHECKPOINT != 0).collect();
+    assert!(sums.len() >= 2 && cks.len() >= 2, "summaries {} checkpoints {}", sums.len(), cks.len());
+    let s = *sums.last().unwrap();
+    let info = s.summary_info();
+    let mut files = vec!["sum-intact.log".to_string()];
+    let mut put = |name: &str, v: &[u8]| {
+        std::fs::write(src.path(name), v).unwrap();
+        files.push(name.to_string());
+    };
+    // An entry byte flipped: the summary is no record.
+    let mut v = b.clone();
+    v[s.offset as usize + 48 + 56 + 5] ^= 0x08;
+    put("sum-entry-byte-flipped.log", &v);
+    // The checkpoint before its own (offset, crc, and `full map offset`).
+    let older = cks[cks.len() - 2];
+    let mut v = b.clone();
+    summaries::rechain(&mut v, s.offset, |r| {
+        r[info..info + 8].copy_from_slice(&older.offset.to_le_bytes());
+        r[info + 8..info + 12].copy_from_slice(&older.crc.to_le_bytes());
+        let fmo = 48 + pagelog::format::CI_FULL_MAP;
+        r[fmo..fmo + 8].copy_from_slice(&older.offset.to_le_bytes());
+    });
+    put("sum-names-the-older-checkpoint.log", &v);
+    // A CONTROL record not in force: the older checkpoint's copy.
+    let older_ctl =
+        recs.iter().rfind(|r| r.offset < older.offset && r.h.kind == pagelog::format::KIND_CONTROL).unwrap();
+    let mut v = b.clone();
+    summaries::rechain(&mut v, s.offset, |r| {
+        r[info + 16..info + 24].copy_from_slice(&older_ctl.offset.to_le_bytes());
+        r[info + 24..info + 28].copy_from_slice(&older_ctl.crc.to_le_bytes());
+    });
+    put("sum-names-an-older-control.log", &v);
+    // An entry naming a frame moved to the page after it, which it does
+    // not list (its own page then reads the checkpoint's slot).
+    let ents = s.entries(&b);
+    let db_pages = u32::from_le_bytes(b[s.offset as usize + 56..s.offset as usize + 60].try_into().unwrap());
+    let k = (0..ents.len())
+        .rev()
+        .find(|&k| s.entry_offset(&b, k) != 0 && ents[k] < db_pages && ents.get(k + 1).is_none_or(|&n| n > ents[k] + 1))
+        .expect("an entry naming a frame before an unlisted page");
+    let mut v = b.clone();
+    summaries::rechain(&mut v, s.offset, |r| {
+        let at = 48 + 56 + 16 * k;
+        r[at..at + 4].copy_from_slice(&(ents[k] + 1).to_le_bytes());
+    });
+    put("sum-entry-moved-to-an-unlisted-page.log", &v);
+    // Cut right after the summary (its MARK and what follows gone).
+    put("sum-cut-after-the-last-summary.log", &b[..(s.offset + s.h.length) as usize]);
+
+    // One run of the reader a file (its JSON has the outcome, every
+    // version's pages and the readable versions: each run reads every
+    // version of a 18,000-page database).
+    let python = python3();
+    let script = root().join("tests/spec_reader/spec_reader.py");
+    let mut said = BTreeMap::new();
+    let mut problems = Vec::new();
+    for f in &files {
+        let out = Command::new(&python).arg(&script).arg(f).current_dir(&src.0).output().unwrap();
+        assert!(out.status.success(), "spec_reader.py {f}: {}", String::from_utf8_lossy(&out.stderr));
+        let json = String::from_utf8_lossy(&out.stdout);
+        let opens = json.contains("\"opens\": true");
+        let outcome = format!(
+            "{}{}",
+            if opens { format!("opens {} ", json_word(&json, "latest")) } else { "refused ".into() },
+            if json.contains("\"verify\": \"clean\"") { "clean" } else { "damaged" }
+        );
+        let real = pagelog_outcome(&src.path(f));
+        if outcome != real {
+            problems.push(format!("{f}: pagelog says `{real}`, the reader from FORMAT.md `{outcome}`"));
+        }
+        said.insert(f.clone(), outcome);
+        let reader = if opens { json_pages(&json) } else { "refused".into() };
+        let real = pagelog_pages(&src.path(f));
+        if reader != real {
+            let diff: Vec<String> = reader
+                .split(' ')
+                .zip(real.split(' '))
+                .filter(|(a, b)| a != b)
+                .take(5)
+                .map(|(a, b)| format!("reader {a} pagelog {b}"))
+                .collect();
+            problems.push(format!("{f}: pages differ: {diff:?}"));
+        }
+        let reader = format!("{:?} damage {}", json_list(&json, "readable"), json_word(&json, "damage_met"));
+        let real = match pagelog::Readable::open(&src.path(f)).and_then(|r| r.listing()) {
+            Ok(l) => format!(
+                "{:?} damage {}",
+                l.versions.iter().map(|v| v.version).collect::<Vec<_>>(),
+                !l.damage.is_empty()
+            ),
+            Err(e) => format!("[] damage true ({e})"),
+        };
+        if reader != real {
+            problems.push(format!("{f}: `pagelog log` lists {real}, the reader {reader}"));
+        }
+    }
+    println!("{said:?}");
+    assert!(problems.is_empty(), "FORMAT.md and pagelog disagree on summaries:\n{}", problems.join("\n"));
+    // Not all alike: the intact log is clean, the damaged ones are not.
+    assert!(said["sum-intact.log"].ends_with("clean"), "{said:?}");
+    let damaged = said.values().filter(|o| o.ends_with("damaged")).count();
+    assert!(damaged >= 4, "outcomes: {said:?}");
+}
+
+/// Writing and editing logs with summary commits, for the test above. (The
+/// re-chaining is `vfs/tests/summaries.rs`'s: another crate.)
+mod summaries {
+    use std::collections::BTreeMap;
+    use std::path::Path;
+    use std::time::Duration;
+
+    use pagelog::format::{self, RecordHeader};
+    use pagelog::{Durability, Log, OpenOptions};
+
+    const T: Duration = Duration::from_secs(5);
+    const PS: usize = 512;
+    /// max(pages / 64, 256) = 281 commits a checkpoint: a summary 256
+    /// commits after each.
+    const PAGES: u32 = 18_000;
+
+    #[derive(Debug, Clone, Copy)]
+    pub struct Record {
+        pub offset: u64,
+        pub h: RecordHeader,
+        pub crc: u32,
+        pub n_entries: usize,
+    }
+
+    impl Record {
+        /// Where its summary info starts, from the record's start.
+        pub fn summary_info(&self) -> usize {
+            format::RECORD_HEADER_SIZE + format::COMMIT_INFO_SIZE + 16 * self.n_entries
+        }
+        /// Its `k`th entry's offset.
+        pub fn entry_offset(&self, b: &[u8], k: usize) -> u64 {
+            let at = self.offset as usize + format::RECORD_HEADER_SIZE + format::COMMIT_INFO_SIZE + 16 * k + 8;
+            u64::from_le_bytes(b[at..at + 8].try_into().unwrap())
+        }
+        /// The page numbers of its entries.
+        pub fn entries(&self, b: &[u8]) -> Vec<u32> {
+            let at = self.offset as usize + format::RECORD_HEADER_SIZE + format::COMMIT_INFO_SIZE;
+            (0..self.n_entries)
+                .map(|k| u32::from_le_bytes(b[at + 16 * k..at + 16 * k + 4].try_into().unwrap()))
+                .collect()
+        }
+    }
+
+    fn salt(b: &[u8]) -> u64 {
+        format::Header::decode(&b[..format::HEADER_SIZE]).expect("a log header").salt
+    }
+
+    fn u32_at(b: &[u8], at: usize) -> u32 {
+        u32::from_le_bytes(b[at..at + 4].try_into().unwrap())
+    }
+
+    fn u64_at(b: &[u8], at: usize) -> u64 {
+        u64::from_le_bytes(b[at..at + 8].try_into().unwrap())
+    }
+
+    /// The records from 512 on, back to back.
+    pub fn records(b: &[u8]) -> Vec<Record> {
+        let salt = salt(b);
+        let mut out = Vec::new();
+        let mut pos = format::FIRST_RECORD as usize;
+        while pos + format::RECORD_HEADER_SIZE <= b.len() {
+            let Some(h) = RecordHeader::decode(salt, &b[pos..]) else { break };
+            let end = pos + h.length as usize;
+            if end > b.len() {
+                break;
+            }
+            let n_entries = if h.kind == format::KIND_COMMIT {
+                u32_at(b, pos + format::RECORD_HEADER_SIZE + format::CI_ENTRIES) as usize
+            } else {
+                0
+            };
+            let crc = u32_at(b, end - 4);
+            out.push(Record { offset: pos as u64, h, crc, n_entries });
+            pos = end;
+        }
+        out
+    }
+
+    /// The metadata length of record `r` (what its trailer crc covers).
+    fn meta_len(b: &[u8], r: &Record) -> usize {
+        let body = r.offset as usize + format::RECORD_HEADER_SIZE;
+        match r.h.kind {
+            format::KIND_CONTROL => {
+                format::control_layout(&format::ControlInfo::decode(&b[body..]).unwrap()).payload_start as usize
+            }
+            format::KIND_INDEX => {
+                format::index_layout(&format::IndexInfo::decode(&b[body..]).unwrap()).payload_start as usize
+            }
+            _ => {
+                let h = &r.h;
+                let n = r.n_entries as u32;
+                format::layout_with_flags(4, r.offset, h.kind, h.flags, n, h.frames, h.page_size, h.patch_words)
+                    .payload_start as usize
+            }
+        }
+    }
+
+    /// Applies `edit` to the record at `at` (its bytes), then re-seals it and
+    /// every record after it so that the history chains as a writer's
+    /// would: each `prev crc`, horizon crc and checkpoint- or summary-info
+    /// crc naming a re-sealed record takes its new trailer crc.
+    pub fn rechain(b: &mut [u8], at: u64, edit: impl FnOnce(&mut [u8])) {
+        let salt = salt(b);
+        let mut new_crc: BTreeMap<u64, u32> = BTreeMap::new();
+        let mut edit = Some(edit);
+        for mut r in records(b).into_iter().filter(|r| r.offset >= at) {
+            let (pos, len) = (r.offset as usize, r.h.length as usize);
+            if r.offset == at {
+                (edit.take().unwrap())(&mut b[pos..pos + len]);
+            }
+            if let Some(&c) = new_crc.get(&r.h.prev_commit) {
+                r.h.prev_crc = c;
+            }
+            r.h.encode(salt, &mut b[pos..pos + format::RECORD_HEADER_SIZE]);
+            let body = pos + format::RECORD_HEADER_SIZE;
+            if r.h.kind == format::KIND_COMMIT {
+                if let Some(&c) = new_crc.get(&u64_at(b, body + format::CI_HORIZON_OFFSET)) {
+                    b[body + format::CI_HORIZON_CRC..body + format::CI_HORIZON_CRC + 4]
+                        .copy_from_slice(&c.to_le_bytes());
+                }
+                let tail = pos + r.summary_info();
+                let links: &[(usize, usize)] = if r.h.flags & format::FLAG_SUMMARY != 0 {
+                    &[(format::SM_CHECKPOINT, format::SM_CHECKPOINT_CRC), (format::SM_CONTROL, format::SM_CONTROL_CRC)]
+                } else if r.h.flags & format::FLAG_CHECKPOINT != 0 {
+                    &[(format::CK_INDEX, format::CK_INDEX_CRC), (format::CK_CONTROL, format::CK_CONTROL_CRC)]
+                } else {
+                    &[]
+                };
+                for &(o, c) in links {
+                    if let Some(&n) = new_crc.get(&u64_at(b, tail + o)) {
+                        b[tail + c..tail + c + 4].copy_from_slice(&n.to_le_bytes());
+                    }
+                }
+            }
+            let meta = meta_len(b, &r);
+            let (head, rest) = b.split_at_mut(pos + len - format::TRAILER_SIZE);
+            format::encode_trailer(salt, r.offset, &head[pos..pos + meta], &mut rest[..format::TRAILER_SIZE]);
+            new_crc.insert(r.offset, format::trailer_crc(&rest[..format::TRAILER_SIZE]));
+        }
+    }
+
+    fn page(p: u32, g: u32) -> Vec<u8> {
+        let mut b = vec![0u8; PS];
+        for run in b.chunks_mut(16) {
+            run[0] = b'S';
+            run[1..5].copy_from_slice(&p.to_le_bytes());
+            run[5..9].copy_from_slice(&g.to_le_bytes());
+        }
+        b
+    }
+
+    /// A format-4 log of 18,000 pages of 512 bytes, of which pages 1–40,
+    /// 17,990 and 18,000 are written: a load, then 560 commits of a page
+    /// and page 1 (a few cut the database below 17,990 or grow it back
+    /// writing its last page only), one in 32 synced: checkpoints at 1,
+    /// ~282 and ~563 and a summary 256 commits after each.
+    pub fn write_log(path: &Path) {
+        let log = Log::open(path, OpenOptions { create: true, format4: true, ..Default::default() }).unwrap();
+        let mut seed = 99u64;
+        let mut rand = |n: u64| {
+            seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            (seed >> 33) % n
+        };
+        let mut pages = PAGES;
+        for i in 0..560u32 {
+            let _w = log.lock_writer(T).unwrap();
+            let base = log.prepare_write().unwrap();
+            let mut txn = log.begin(base, 1 << 20);
+            let w = |p: u32, txn: &mut pagelog::txn::WriteTxn| {
+                txn.write(&log, (p as u64 - 1) * PS as u64, &page(p, i)).unwrap();
+            };
+            let r = rand(100);
+            if i == 0 {
+                for p in (1..=40).chain([PAGES - 10, PAGES]) {
+                    w(p, &mut txn);
+                }
+            } else if r < 2 && pages == PAGES {
+                pages = PAGES - 20 - rand(20) as u32;
+                txn.truncate(pages as u64 * PS as u64);
+            } else if r < 5 && pages < PAGES {
+                pages = PAGES;
+                w(PAGES, &mut txn);
+            } else {
+                w(2 + rand(39) as u32, &mut txn);
+                w(1, &mut txn);
+            }
+            let d = if i % 32 == 0 { Durability::Full } else { Durability::Normal };
+            log.commit(txn, d).unwrap().expect("a version");
         }
     }
 }

@@ -8,8 +8,10 @@
 //!    a reader of the checkpoint needs no overlay.
 //! 2. The overlay a reader builds never passes [`MAX_OVERLAY`] entries but
 //!    (its first commit and a page-size change are checkpoints), and never
-//!    spans more than [`MAX_COMMITS`] commits, nor more than
-//!    [`FIRST_COMMIT_COMMITS`] before a log handle's first commit.
+//!    spans more than [`MAX_COMMITS`] commits; a reader walks no more than
+//!    [`FIRST_COMMIT_COMMITS`] after the newest map commit before a log
+//!    handle's first commit (fewer than [`SUMMARY_COMMITS`] where summaries
+//!    are written).
 //! 3. A checkpoint's new nodes depend on which pages change and on their
 //!    slots, never on where they will be written but through the offsets
 //!    they are given, so a writer may compute them once to learn their
@@ -37,13 +39,46 @@ pub const MAX_COMMITS: u64 = 2048;
 pub const MIN_COMMITS: u64 = 256;
 /// … or, for the first commit a log handle makes (a process that opens a
 /// log to commit once, then exits: every such commit comes with an open),
-/// when this many commits follow the last one. Opening replays every
-/// commit since the checkpoint (~0.5 µs each on a 1 GiB log, one-commit
-/// processes' records); a long-lived writer, which opened once, keeps the
-/// longer interval (a checkpoint rewrites the paths to every page changed
-/// since the last: at 1 GiB, measured, ~1.25 KiB a commit more at 512 than
-/// at 2,048).
+/// when this many commits follow the newest map commit (the checkpoint or
+/// a summary). Opening replays every commit since that map commit (~0.5 µs
+/// each on a 1 GiB log, one-commit processes' records). Since summaries
+/// ([`SUMMARY_COMMITS`]) keep that walk below 256 on every database whose
+/// interval is longer than this, the rule now fires only where a summary
+/// could not be written; before them it made a stream of one-commit
+/// processes checkpoint every 512 commits (a checkpoint rewrites the paths
+/// to every page changed since the last: at 1 GiB, measured, ~1.25 KiB a
+/// commit more at 512 than at 2,048), where a summary every 256 costs ~56
+/// bytes a commit.
 pub const FIRST_COMMIT_COMMITS: u64 = 512;
+
+/// A delta becomes a summary (FORMAT.md, "Summary commits") when this many
+/// commits follow the newest map commit (the checkpoint or the last
+/// summary) and no checkpoint is due: an open then reads at most this many
+/// commits' records less one after the summary, where it read up to
+/// [`MAX_COMMITS`] after the checkpoint. A summary lists its version's whole
+/// difference from the checkpoint (~2 pages a one-row commit since it,
+/// 16 bytes each): every 256 commits between checkpoints 2,048 apart is
+/// about 112 bytes a commit; every 512 halves that and doubles the walk.
+pub const SUMMARY_COMMITS: u64 = 256;
+
+/// Entries a summary after `base` writing pages `changed` of a `db_pages`
+/// database lists, when the commit is to be one: a delta ([`due`] said
+/// no) at least [`SUMMARY_COMMITS`] after its map commit, whose entry table
+/// would stay within [`MAX_OVERLAY`] (a database cut and grown again past
+/// pages it did not write lists them as zero pages), under a control state
+/// it can name (`control_at`: its CONTROL record, 0 for none).
+pub(crate) fn summary_due(
+    base: &Pages,
+    db_pages: u32,
+    control_at: u64,
+    changed: impl Iterator<Item = u32>,
+) -> Option<usize> {
+    let Pages::Tree(t) = base else { return None };
+    if t.map_commits + 1 < SUMMARY_COMMITS || control_at < format::FIRST_RECORD {
+        return None;
+    }
+    t.summary_len(db_pages, changed, MAX_OVERLAY)
+}
 
 /// How many commits may follow a checkpoint of a `db_pages`-page database.
 pub fn commits_between(db_pages: u32) -> u64 {
@@ -62,7 +97,7 @@ pub(crate) fn due(
 ) -> bool {
     let Pages::Tree(t) = base else { return true }; // the first commit, or a log of full maps
     base_number == 0
-        || (first && t.commits + 1 >= FIRST_COMMIT_COMMITS)
+        || (first && t.map_commits + 1 >= FIRST_COMMIT_COMMITS)
         || due_after(
             Some(&Since { root: t.root, overlay: &t.overlay, commits: t.commits, pages: t.pages }),
             same_ps,

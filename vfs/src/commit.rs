@@ -371,11 +371,18 @@ impl Log {
                 || st.entries_since_full + delta_pages > (db_pages as u64).max(FULL_MAP_MIN_ENTRIES)
                 || st.commits_since_full + 1 >= (db_pages as u64 / FULL_MAP_PAGES_PER_COMMIT).max(FULL_MAP_MIN_COMMITS)
         };
+        // Format 4: a delta far enough from its map commit lists its whole
+        // difference from the checkpoint (a summary, `checkpoint.rs`).
+        let summary = if f4 && !full {
+            crate::checkpoint::summary_due(&base.map, db_pages, st.control.offset, changed.iter().map(|(p, _)| *p))
+        } else {
+            None
+        };
         // A format-4 checkpoint has no entry table: its tree is its map.
         let n_entries = match (full, f4) {
             (true, false) => db_pages,
             (true, true) => 0,
-            (false, _) => changed.len() as u32,
+            (false, _) => summary.unwrap_or(changed.len()) as u32,
         };
         // Format 4: a checkpoint's transaction carries the control state
         // right before its commit record, where a reader of it finds it;
@@ -423,6 +430,7 @@ impl Log {
         let aligned =
             crate::commit4::aligned_flag(self.format(), format::KIND_COMMIT, images as u32, page_size, policy);
         let flags = aligned
+            | if summary.is_some() { format::FLAG_SUMMARY } else { 0 }
             | match (full, f4) {
                 (false, _) => 0,
                 (true, false) => format::FLAG_FULL_MAP,
@@ -488,6 +496,7 @@ impl Log {
                     control: control_rec,
                     new_slots,
                     lay,
+                    lay_entries: n_entries,
                     flags,
                     db_pages,
                     page_size,

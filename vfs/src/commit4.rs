@@ -10,12 +10,19 @@
 //! 2. A checkpoint COMMIT's checkpoint info names its tree's root and the
 //!    INDEX and CONTROL records of its own transaction (offset and crc), so
 //!    each is found and checked from the commit alone.
-//! 3. A delta commit names its checkpoint in `full map offset`, as format
-//!    3's deltas name their full map.
+//! 3. A delta commit names its newest map commit in `full map offset` (its
+//!    checkpoint, or the summary after it), as format 3's deltas name their
+//!    full map; a summary names its checkpoint.
 //! 4. A checkpoint has no entry table (its tree, which includes its own
 //!    pages, is its map): opening a version reads its checkpoint's
 //!    metadata in constant size, however many pages the checkpoint's
 //!    transaction wrote. Recovery finds its frames through the tree.
+//! 6. A summary (FORMAT.md, "Summary commits") is a delta whose entry
+//!    table is every page its version's slot differs from its
+//!    checkpoint's in (`TreeMap::summary_entries`), followed by its summary
+//!    info naming the checkpoint and the control state in force; the new
+//!    map is rebuilt from the checkpoint with those entries, as a reader
+//!    that opens at it builds it.
 //! 5. ALIGNED (`aligned_flag`) is set only on format-4 records with
 //!    frames; the layout, and so every frame's offset, is computed with the
 //!    flags the header is written with, at the record's final offset (an
@@ -74,6 +81,8 @@ pub(crate) struct Commit4<'a> {
     pub(crate) control: Option<(ControlInfo, Vec<u8>)>,
     pub(crate) new_slots: Vec<(u32, Slot)>,
     pub(crate) lay: Layout,
+    /// Entries the layout counted (a summary's: `TreeMap::summary_len`).
+    pub(crate) lay_entries: u32,
     pub(crate) flags: u8,
     pub(crate) db_pages: u32,
     pub(crate) page_size: u32,
@@ -120,11 +129,28 @@ impl Log {
         }
         let entries: Vec<Entry> =
             c.new_slots.iter().map(|(p, s)| Entry { pgno: *p, crc: s.crc, offset: s.offset }).collect();
+        // A summary's entries are its map relative to its checkpoint
+        // (invariant 6): the overlay since it, its own pages applied.
+        let summary = match (&base.map, c.flags & format::FLAG_SUMMARY != 0) {
+            (Pages::Tree(t), true) => {
+                let all = t.summary_entries(c.db_pages, &c.new_slots, usize::MAX).expect("no bound");
+                debug_assert_eq!(all.len(), c.lay_entries as usize, "the layout counted the summary's entries");
+                Some((t, all))
+            }
+            _ => None,
+        };
         // A checkpoint has no entry table (invariant 4): its tree holds them.
-        let table: &[Entry] = if checkpoint { &[] } else { &entries };
+        let table: &[Entry] = match &summary {
+            _ if checkpoint => &[],
+            Some((_, all)) => all,
+            None => &entries,
+        };
+        // A summary names its checkpoint, a delta the newest map commit
+        // (invariant 3).
         let map_offset = match (&base.map, checkpoint) {
             (_, true) => c.offset,
-            (Pages::Tree(t), false) => t.checkpoint,
+            (Pages::Tree(t), false) if summary.is_some() => t.checkpoint,
+            (Pages::Tree(t), false) => t.map_at,
             (Pages::Full(_), false) => unreachable!("a format-4 commit after a full map is a checkpoint"),
         };
         let info = CommitInfo {
@@ -156,6 +182,15 @@ impl Log {
         let eb = format::RECORD_HEADER_SIZE + format::COMMIT_INFO_SIZE;
         for (i, e) in table.iter().enumerate() {
             e.encode(&mut buf[eb + i * format::ENTRY_SIZE..]);
+        }
+        if let Some((t, _)) = &summary {
+            let sum = format::SummaryInfo {
+                checkpoint: t.checkpoint,
+                checkpoint_crc: t.ckpt_crc,
+                control: st.control.offset,
+                control_crc: st.control.crc,
+            };
+            sum.encode(&mut buf[eb + table.len() * format::ENTRY_SIZE..]);
         }
         let trailer_crc = |rec: &[u8]| format::trailer_crc(&rec[rec.len() - format::TRAILER_SIZE..]);
         let mut head: Vec<u8> = Vec::new();
@@ -192,7 +227,13 @@ impl Log {
         // The new version's map; `install` points it at the mapping that
         // covers the commit.
         let map = match (&base.map, root) {
-            (_, Some(r)) => TreeMap::checkpoint(c.db_pages, Some(r), c.offset, st.mapping.clone(), end),
+            (_, Some(r)) => TreeMap::checkpoint(c.db_pages, Some(r), c.offset, link.crc, st.mapping.clone(), end),
+            (Pages::Tree(t), None) if summary.is_some() => {
+                let mut t = t.clone();
+                let commits = t.commits + 1;
+                t.summary(c.db_pages, table, commits, c.offset, st.mapping.clone(), end);
+                t
+            }
             (Pages::Tree(t), None) => {
                 let mut t = t.clone();
                 t.apply(c.db_pages, &entries, st.mapping.clone(), end);

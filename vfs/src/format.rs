@@ -123,6 +123,12 @@ pub const FLAG_SEALED: u8 = 2;
 pub const FLAG_ALIGNED: u8 = 8;
 /// SPILL flag (format 4 only): ALIGNED, as [`FLAG_ALIGNED`] for a COMMIT.
 pub const FLAG_SPILL_ALIGNED: u8 = 1;
+/// Commit flag (format 4 only, never with [`FLAG_FULL_MAP`] or
+/// [`FLAG_CHECKPOINT`]): a summary, a delta whose entries are its version's
+/// map relative to its checkpoint, with a [`SummaryInfo`] after its entry
+/// table; the commits after it name it in `full map offset` (FORMAT.md,
+/// "Summary commits"). Bit 4 is RECYCLED's (never with this one).
+pub const FLAG_SUMMARY: u8 = 32;
 
 /// The ALIGNED flag bit of a record of `kind` (0: the kind has none).
 pub fn aligned_bit(kind: u8) -> u8 {
@@ -378,6 +384,47 @@ impl CheckpointInfo {
     }
 }
 
+// ---- summary info (format 4 summary COMMITs, right after the entries) ------------
+pub const SM_CHECKPOINT: usize = 0; // u64, the checkpoint COMMIT the entries are relative to
+pub const SM_CHECKPOINT_CRC: usize = SM_CHECKPOINT + 8; // u32, its trailer crc; then 4 reserved
+pub const SM_CONTROL: usize = SM_CHECKPOINT_CRC + 8; // u64, the CONTROL record in force
+pub const SM_CONTROL_CRC: usize = SM_CONTROL + 8; // u32, its trailer crc; then 4 reserved
+pub const SUMMARY_INFO_SIZE: usize = SM_CONTROL_CRC + 8; // 32
+
+/// What a summary COMMIT names: its checkpoint, and the CONTROL record whose
+/// state is in force at it (FORMAT.md, "Summary commits").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct SummaryInfo {
+    pub checkpoint: u64,
+    pub checkpoint_crc: u32,
+    pub control: u64,
+    pub control_crc: u32,
+}
+
+impl SummaryInfo {
+    pub fn encode(&self, out: &mut [u8]) {
+        let b = &mut out[..SUMMARY_INFO_SIZE];
+        b.fill(0);
+        put_u64(b, SM_CHECKPOINT, self.checkpoint);
+        put_u32(b, SM_CHECKPOINT_CRC, self.checkpoint_crc);
+        put_u64(b, SM_CONTROL, self.control);
+        put_u32(b, SM_CONTROL_CRC, self.control_crc);
+    }
+    /// None: reserved bytes not zero, or an offset below the first record.
+    pub fn decode(b: &[u8]) -> Option<SummaryInfo> {
+        if b.len() < SUMMARY_INFO_SIZE || u32_at(b, SM_CHECKPOINT_CRC + 4) != 0 || u32_at(b, SM_CONTROL_CRC + 4) != 0 {
+            return None;
+        }
+        let s = SummaryInfo {
+            checkpoint: u64_at(b, SM_CHECKPOINT),
+            checkpoint_crc: u32_at(b, SM_CHECKPOINT_CRC),
+            control: u64_at(b, SM_CONTROL),
+            control_crc: u32_at(b, SM_CONTROL_CRC),
+        };
+        (s.checkpoint >= FIRST_RECORD && s.control >= FIRST_RECORD).then_some(s)
+    }
+}
+
 // ---- map entry -----------------------------------------------------------------
 pub const ENTRY_SIZE: usize = 16; // pgno u32, crc u32, frame offset u64
 
@@ -576,10 +623,13 @@ impl RecordHeader {
             || h.kind == KIND_CONTROL
             || h.kind == KIND_INDEX;
         let map_flags = FLAG_FULL_MAP | FLAG_CHECKPOINT;
+        // A summary is a delta: never with a full map or a checkpoint.
+        let summary_ok = h.flags & FLAG_SUMMARY == 0 || (h.kind == KIND_COMMIT && h.flags & map_flags == 0);
         // (ALIGNED is valid only in format 4, and only with frames: the
         // reader, who knows the file's format, checks the format.)
-        let flags_ok = h.flags & !(FLAG_FULL_MAP | FLAG_SEALED | FLAG_CHECKPOINT | FLAG_ALIGNED) == 0
+        let flags_ok = h.flags & !(FLAG_FULL_MAP | FLAG_SEALED | FLAG_CHECKPOINT | FLAG_ALIGNED | FLAG_SUMMARY) == 0
             && h.flags & map_flags != map_flags
+            && summary_ok
             && (h.kind == KIND_COMMIT
                 || h.flags == 0
                 || (h.kind == KIND_CONTROL && h.flags == FLAG_CLAIM)
@@ -604,6 +654,9 @@ impl RecordHeader {
         let mut meta = RECORD_HEADER_SIZE as u64 + if self.kind == KIND_COMMIT { COMMIT_INFO_SIZE as u64 } else { 0 };
         if self.kind == KIND_COMMIT && self.flags & FLAG_CHECKPOINT != 0 {
             meta += CHECKPOINT_INFO_SIZE as u64;
+        }
+        if self.kind == KIND_COMMIT && self.flags & FLAG_SUMMARY != 0 {
+            meta += SUMMARY_INFO_SIZE as u64;
         }
         meta + self.frames as u64 * self.page_size as u64 + self.patch_words as u64 * 8 + TRAILER_SIZE as u64
     }
@@ -723,6 +776,9 @@ pub fn layout_with_flags(
         meta += COMMIT_INFO_SIZE as u64 + entries as u64 * ENTRY_SIZE as u64;
         if flags & FLAG_CHECKPOINT != 0 {
             meta += CHECKPOINT_INFO_SIZE as u64;
+        }
+        if flags & FLAG_SUMMARY != 0 {
+            meta += SUMMARY_INFO_SIZE as u64;
         }
     }
     let to = if frames == 0 {
@@ -984,6 +1040,48 @@ mod tests {
         assert_eq!(l.meta_end, (RECORD_HEADER_SIZE + COMMIT_INFO_SIZE + CHECKPOINT_INFO_SIZE) as u64);
         assert_eq!(l.payload_start, 4096 - 512);
         assert_eq!(l.length, 4096 - 512 + 40 * 4096 + 7 * 8 + 16);
+    }
+
+    #[test]
+    fn summary_is_commit_bit_5_never_with_a_map_and_its_info_is_counted_and_checked() {
+        let h = RecordHeader {
+            kind: KIND_COMMIT,
+            flags: FLAG_SUMMARY,
+            length: 4096,
+            version: 9,
+            prev_commit: 512,
+            page_size: 4096,
+            frames: 0,
+            patch_words: 0,
+            prev_crc: 7,
+        };
+        let mut b = vec![0u8; RECORD_HEADER_SIZE];
+        for (ok, h) in [
+            (true, h),
+            (true, RecordHeader { flags: FLAG_SUMMARY | FLAG_SEALED, ..h }),
+            (false, RecordHeader { flags: FLAG_SUMMARY | FLAG_CHECKPOINT, ..h }),
+            (false, RecordHeader { flags: FLAG_SUMMARY | FLAG_FULL_MAP, ..h }),
+            (false, RecordHeader { kind: KIND_SPILL, ..h }),
+            (false, RecordHeader { kind: KIND_CONTROL, ..h }),
+        ] {
+            h.encode(5, &mut b);
+            assert_eq!(RecordHeader::decode(5, &b).is_some(), ok, "{h:?}");
+        }
+        let plain = layout_with_flags(FORMAT_V4, 512, KIND_COMMIT, 0, 3, 1, 4096, 0);
+        let sum = layout_with_flags(FORMAT_V4, 512, KIND_COMMIT, FLAG_SUMMARY, 3, 1, 4096, 0);
+        assert_eq!(sum.meta_end, plain.meta_end + SUMMARY_INFO_SIZE as u64);
+        let s = SummaryInfo { checkpoint: 4096, checkpoint_crc: 11, control: 1024, control_crc: 12 };
+        let mut b = [0u8; SUMMARY_INFO_SIZE];
+        s.encode(&mut b);
+        assert_eq!(SummaryInfo::decode(&b), Some(s));
+        for (at, v) in [(SM_CHECKPOINT_CRC + 4, 1u8), (SM_CONTROL_CRC + 4, 1)] {
+            let mut x = b;
+            x[at] = v;
+            assert_eq!(SummaryInfo::decode(&x), None, "reserved byte {at}");
+        }
+        let mut x = b;
+        x[SM_CONTROL..SM_CONTROL + 8].copy_from_slice(&100u64.to_le_bytes());
+        assert_eq!(SummaryInfo::decode(&x), None, "a control link below the first record");
     }
 
     #[test]

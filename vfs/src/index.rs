@@ -44,6 +44,15 @@ pub struct TreeMap {
     /// version (the writer's thresholds).
     pub(crate) checkpoint: u64,
     pub(crate) commits: u64,
+    /// The checkpoint's trailer crc and `db pages` (a summary's map is the
+    /// checkpoint's, cut or extended to its size, and its entries).
+    pub(crate) ckpt_crc: u32,
+    pub(crate) ckpt_pages: u32,
+    /// The newest map commit (the checkpoint, or a summary after it: what
+    /// the next delta names in `full map offset`), and the commits after it
+    /// up to this version (FORMAT.md, "Summary commits").
+    pub(crate) map_at: u64,
+    pub(crate) map_commits: u64,
     /// Where the nodes are read, and the committed end they lie below.
     pub(crate) mapping: Arc<Mapping>,
     pub(crate) end: u64,
@@ -61,9 +70,29 @@ impl std::fmt::Debug for TreeMap {
 }
 
 impl TreeMap {
-    /// The map of a checkpoint: its tree, an empty overlay.
-    pub(crate) fn checkpoint(pages: u32, root: Option<Root>, at: u64, mapping: Arc<Mapping>, end: u64) -> TreeMap {
-        TreeMap { pages, root, overlay: Overlay::new(pages), checkpoint: at, commits: 0, mapping, end }
+    /// The map of a checkpoint (at `at`, trailer crc `crc`): its tree, an
+    /// empty overlay.
+    pub(crate) fn checkpoint(
+        pages: u32,
+        root: Option<Root>,
+        at: u64,
+        crc: u32,
+        mapping: Arc<Mapping>,
+        end: u64,
+    ) -> TreeMap {
+        TreeMap {
+            pages,
+            root,
+            overlay: Overlay::new(pages),
+            checkpoint: at,
+            commits: 0,
+            ckpt_crc: crc,
+            ckpt_pages: pages,
+            map_at: at,
+            map_commits: 0,
+            mapping,
+            end,
+        }
     }
 
     /// The map after a delta commit of `db_pages` pages with `entries`,
@@ -72,8 +101,79 @@ impl TreeMap {
         self.overlay.apply(self.pages, db_pages, entries);
         self.pages = db_pages;
         self.commits += 1;
+        self.map_commits += 1;
         self.mapping = mapping;
         self.end = end;
+    }
+
+    /// The map of a summary commit (at `at`, ending at `end`) of `db_pages`
+    /// pages with `entries`, `commits` after this map's checkpoint: the
+    /// checkpoint's map, cut or extended with zero pages to `db_pages`,
+    /// with the entries replacing those slots (FORMAT.md, "Summary
+    /// commits"); whatever this map's overlay held is dropped.
+    pub(crate) fn summary(
+        &mut self,
+        db_pages: u32,
+        entries: &[Entry],
+        commits: u64,
+        at: u64,
+        mapping: Arc<Mapping>,
+        end: u64,
+    ) {
+        let mut overlay = Overlay::new(self.ckpt_pages);
+        overlay.apply(self.ckpt_pages, db_pages, entries);
+        self.overlay = overlay;
+        self.pages = db_pages;
+        self.commits = commits;
+        self.map_at = at;
+        self.map_commits = 0;
+        self.mapping = mapping;
+        self.end = end;
+    }
+
+    /// The entries a summary after this map, of `db_pages` pages, writing
+    /// `new` (sorted by page), lists: every page whose slot differs from the
+    /// checkpoint's map cut or extended to `db_pages` (the overlay's
+    /// entries, the zero pages past its cut up to the checkpoint's size, and
+    /// `new`), in page order. None when that is more than `max`.
+    pub(crate) fn summary_entries(&self, db_pages: u32, new: &[(u32, Slot)], max: usize) -> Option<Vec<Entry>> {
+        let mut m: std::collections::BTreeMap<u32, Slot> = std::collections::BTreeMap::new();
+        let zero_to = self.ckpt_pages.min(db_pages);
+        let cut = self.overlay.cut();
+        if zero_to > cut && (zero_to - cut) as usize > max {
+            return None;
+        }
+        for p in cut.saturating_add(1)..=zero_to {
+            m.insert(p, Slot::default());
+        }
+        for (p, s) in self.overlay.iter() {
+            if p <= db_pages {
+                m.insert(p, s);
+            }
+        }
+        for &(p, s) in new {
+            m.insert(p, s);
+        }
+        (m.len() <= max).then(|| m.into_iter().map(|(pgno, s)| Entry { pgno, crc: s.crc, offset: s.offset }).collect())
+    }
+
+    /// Pages a summary after this map would list (see
+    /// [`TreeMap::summary_entries`]), before the slots of `new` are known.
+    pub(crate) fn summary_len(&self, db_pages: u32, new: impl Iterator<Item = u32>, max: usize) -> Option<usize> {
+        let zero_to = self.ckpt_pages.min(db_pages);
+        let cut = self.overlay.cut();
+        let zeros = zero_to.saturating_sub(cut) as usize;
+        if zeros > max {
+            return None;
+        }
+        let mut n = zeros + self.overlay.iter().filter(|&(p, _)| p <= db_pages && (p <= cut || p > zero_to)).count();
+        for p in new {
+            let counted = self.overlay.get(p).is_some() || (p > cut && p <= zero_to);
+            if !counted && p <= db_pages {
+                n += 1;
+            }
+        }
+        (n <= max).then_some(n)
     }
 
     /// The checkpoint's tree (for tests and tools).
@@ -90,6 +190,13 @@ impl TreeMap {
     /// Commits after the checkpoint up to this version.
     pub fn commits(&self) -> u64 {
         self.commits
+    }
+
+    /// The newest map commit (the checkpoint or a summary after it) and
+    /// the commits after it up to this version (FORMAT.md, "Summary
+    /// commits").
+    pub fn map_commit(&self) -> (u64, u64) {
+        (self.map_at, self.map_commits)
     }
 
     /// Pages the overlay holds.

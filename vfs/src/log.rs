@@ -44,7 +44,7 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use crate::control::Control;
 use crate::error::{Error, Result};
-use crate::format::{self, CheckpointInfo, CommitInfo, ControlInfo, Header, RecordHeader};
+use crate::format::{self, CheckpointInfo, CommitInfo, ControlInfo, Header, RecordHeader, SummaryInfo};
 use crate::patch;
 use crate::storage::LogFile;
 use crate::version::Mapping;
@@ -112,6 +112,8 @@ pub(crate) struct Rec {
     /// A checkpoint COMMIT's checkpoint info (format 4); default for the
     /// others.
     pub(crate) ckpt: CheckpointInfo,
+    /// A summary COMMIT's summary info (format 4); default for the others.
+    pub(crate) sum: SummaryInfo,
     pub(crate) payload_start: u64,
     /// The trailer's crc: what the next record names as `prev_crc`.
     pub(crate) crc: u32,
@@ -145,9 +147,21 @@ impl Rec {
     pub(crate) fn is_checkpoint(&self) -> bool {
         self.is_commit() && self.h.flags & format::FLAG_CHECKPOINT != 0
     }
-    /// A commit whose map stands alone: a full map or a checkpoint.
+    /// A commit whose map stands alone: a full map or a checkpoint (it
+    /// has a tree or a whole map; a chain of page sizes and a log's first
+    /// commit start here). Not a summary: see [`Rec::is_map_commit`].
     pub(crate) fn is_map(&self) -> bool {
         self.is_full() || self.is_checkpoint()
+    }
+    /// A format-4 summary: a delta whose entries are its map relative to
+    /// its checkpoint (FORMAT.md, "Summary commits").
+    pub(crate) fn is_summary(&self) -> bool {
+        self.is_commit() && self.h.flags & format::FLAG_SUMMARY != 0
+    }
+    /// A commit later deltas name in `full map offset`: a full map, a
+    /// checkpoint or a summary.
+    pub(crate) fn is_map_commit(&self) -> bool {
+        self.is_map() || self.is_summary()
     }
     pub(crate) fn is_index(&self) -> bool {
         self.h.kind == format::KIND_INDEX

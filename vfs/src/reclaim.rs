@@ -601,7 +601,13 @@ impl Log {
 
         // 2. The new boundary: the start of the commit before Vo's full map's
         //    transaction (everything from there on stays).
-        let full = match self.read_record(salt, vo_rec.info.full_map_offset, len)? {
+        // A summary's checkpoint (FORMAT.md, "Summary commits": `B` moves
+        // only to a checkpoint's transaction start).
+        let named = match self.read_record(salt, vo_rec.info.full_map_offset, len)? {
+            Some(s) if s.is_summary() => self.read_record(salt, s.sum.checkpoint, len)?,
+            r => r,
+        };
+        let full = match named {
             Some(r) if r.is_commit() && r.is_map() => r,
             _ => {
                 return Err(self.corrupt(

@@ -17,7 +17,7 @@ use std::sync::Arc;
 
 use crate::error::{Error, Result};
 use crate::format::{
-    self, CheckpointInfo, CommitInfo, ControlInfo, Entry, Header, HeaderError, IndexInfo, RecordHeader,
+    self, CheckpointInfo, CommitInfo, ControlInfo, Entry, Header, HeaderError, IndexInfo, RecordHeader, SummaryInfo,
 };
 use crate::log::{Log, Rec};
 use crate::patch;
@@ -38,6 +38,18 @@ fn last_nonzero(b: &[u8]) -> Option<usize> {
         end -= BLOCK;
     }
     b[..end].iter().rposition(|&x| x != 0)
+}
+
+thread_local! {
+    static RECORDS_READ: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
+/// Records this thread asked [`Log::read_record`] for since it started
+/// (whether or not one was there): what an open reads, for tests that
+/// bound it (`vfs/tests/summaries.rs`).
+#[doc(hidden)]
+pub fn records_read() -> u64 {
+    RECORDS_READ.with(|c| c.get())
 }
 
 impl Log {
@@ -98,6 +110,7 @@ impl Log {
     /// recovery would then call damage (issue 26). A record whose bytes
     /// change between the two looks is simply not (yet) a record.
     pub(crate) fn read_record(&self, salt: u64, offset: u64, len: u64) -> Result<Option<Rec>> {
+        RECORDS_READ.with(|c| c.set(c.get() + 1));
         if offset % 8 != 0 || offset < format::FIRST_RECORD || offset + format::RECORD_HEADER_SIZE as u64 > len {
             return Ok(None);
         }
@@ -114,8 +127,8 @@ impl Log {
         if h.kind == format::KIND_INDEX {
             return self.read_index(salt, offset, h, &head);
         }
-        if h.flags & format::FLAG_CHECKPOINT != 0 && self.format() < format::FORMAT_V4 {
-            return Ok(None); // a checkpoint is format 4's
+        if h.flags & (format::FLAG_CHECKPOINT | format::FLAG_SUMMARY) != 0 && self.format() < format::FORMAT_V4 {
+            return Ok(None); // a checkpoint or a summary is format 4's
         }
         let aligned = format::is_aligned(h.kind, h.flags);
         if aligned && self.format() < format::FORMAT_V4 {
@@ -157,6 +170,7 @@ impl Log {
         }
         let mut info = CommitInfo::default();
         let mut ckpt = CheckpointInfo::default();
+        let mut sum = SummaryInfo::default();
         if h.kind == format::KIND_COMMIT {
             info = CommitInfo::decode(&meta[format::RECORD_HEADER_SIZE..]);
             if info.entries != entries {
@@ -169,11 +183,22 @@ impl Log {
                     _ => return Ok(None),
                 }
             }
+            if h.flags & format::FLAG_SUMMARY != 0 {
+                // Its links lie before it, and it names its checkpoint in
+                // `full map offset` too (FORMAT.md, "Summary commits").
+                let at = format::RECORD_HEADER_SIZE + format::COMMIT_INFO_SIZE + entries as usize * format::ENTRY_SIZE;
+                match SummaryInfo::decode(&meta[at..]) {
+                    Some(c) if c.checkpoint < offset && c.control < offset && info.full_map_offset == c.checkpoint => {
+                        sum = c
+                    }
+                    _ => return Ok(None),
+                }
+            }
         }
         let crc = format::trailer_crc(&t);
         let control = ControlInfo::default();
         let payload_start = lay.payload_start;
-        Ok(Some(Rec { offset, h, info, control, ckpt, payload_start, crc, meta: Arc::new(meta) }))
+        Ok(Some(Rec { offset, h, info, control, ckpt, sum, payload_start, crc, meta: Arc::new(meta) }))
     }
 
     /// Why the record whose header `h` (its crc checked) is at `pos` is not
@@ -275,8 +300,9 @@ impl Log {
         };
         let info = CommitInfo::default();
         let ckpt = CheckpointInfo::default();
+        let sum = SummaryInfo::default();
         let payload_start = lay.payload_start;
-        Ok(Some(Rec { offset, h, info, control, ckpt, payload_start, crc, meta: Arc::new(meta) }))
+        Ok(Some(Rec { offset, h, info, control, ckpt, sum, payload_start, crc, meta: Arc::new(meta) }))
     }
 
     /// The metadata (bytes up to `payload_start`) and trailer crc of a
@@ -333,8 +359,8 @@ impl Log {
             return Ok(None);
         }
         let (info, control, ckpt) = (CommitInfo::default(), ControlInfo::default(), CheckpointInfo::default());
-        let payload_start = lay.payload_start;
-        Ok(Some(Rec { offset, h, info, control, ckpt, payload_start, crc, meta: Arc::new(meta) }))
+        let (sum, payload_start) = (SummaryInfo::default(), lay.payload_start);
+        Ok(Some(Rec { offset, h, info, control, ckpt, sum, payload_start, crc, meta: Arc::new(meta) }))
     }
 
     /// The record's map entries, decoded from the metadata its crc checked

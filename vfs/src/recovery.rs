@@ -47,8 +47,20 @@ use crate::version::{Mapping, Pages, Version};
 pub(crate) fn advance(map: &mut Pages, r: &Rec, entries: &[Entry], mapping: &Arc<Mapping>) {
     if r.is_checkpoint() {
         let root = crate::tree::Root { offset: r.ckpt.root, crc: r.ckpt.root_crc, depth: r.ckpt.depth };
-        *map = Pages::Tree(TreeMap::checkpoint(r.info.db_pages, Some(root), r.offset, mapping.clone(), r.end()));
+        *map = Pages::Tree(TreeMap::checkpoint(r.info.db_pages, Some(root), r.offset, r.crc, mapping.clone(), r.end()));
         return;
+    }
+    // A summary naming the checkpoint this map is built on starts the map
+    // again from it (FORMAT.md, "A summary met on the path"); any other is
+    // a delta (the same map on an undamaged log).
+    if r.is_summary() {
+        if let Pages::Tree(t) = map {
+            if (t.checkpoint, t.ckpt_crc) == (r.sum.checkpoint, r.sum.checkpoint_crc) {
+                let commits = t.commits + 1;
+                t.summary(r.info.db_pages, entries, commits, r.offset, mapping.clone(), r.end());
+                return;
+            }
+        }
     }
     if r.is_full() {
         *map = Pages::Full(PageMap::new());
@@ -421,8 +433,35 @@ impl Log {
         mapping: &Arc<Mapping>,
     ) -> Result<((Pages, u64, u64), Option<Rec>)> {
         let fo = rec.info.full_map_offset;
-        let full = match self.read_record(salt, fo, len)? {
-            Some(r) if r.is_commit() && r.is_map() && r.h.version <= rec.h.version => r,
+        // The map commit the walk starts from: a summary is its own
+        // (FORMAT.md, "Step 5, from a summary").
+        let named = if rec.is_summary() { Some(rec.clone()) } else { self.read_record(salt, fo, len)? };
+        let mut map = Pages::default();
+        let (full, mut control) = match named {
+            Some(s) if s.is_summary() && s.h.version <= rec.h.version && s.offset <= rec.offset => {
+                match self.summary_start(salt, len, &s, mapping)? {
+                    Ok((m, c)) => {
+                        map = m;
+                        (s, Some(c))
+                    }
+                    // A summary whose links do not check out: the map is
+                    // built from the checkpoint its chain names, through it.
+                    Err(ck) => {
+                        let entries = self.read_entries(&ck)?;
+                        self.check_map_structure(&ck, &entries, len)?;
+                        advance(&mut map, &ck, &entries, mapping);
+                        let c = self.control_before(salt, len, &ck)?;
+                        (ck, c)
+                    }
+                }
+            }
+            Some(r) if r.is_commit() && r.is_map() && r.h.version <= rec.h.version => {
+                let entries = self.read_entries(&r)?;
+                self.check_map_structure(&r, &entries, len)?;
+                advance(&mut map, &r, &entries, mapping);
+                let c = self.control_before(salt, len, &r)?;
+                (r, c)
+            }
             _ => {
                 return Err(self.corrupt(
                     fo,
@@ -431,15 +470,10 @@ impl Log {
                 ))
             }
         };
-        let mut map = Pages::default();
-        let entries = self.read_entries(&full)?;
-        self.check_map_structure(&full, &entries, len)?;
-        advance(&mut map, &full, &entries, mapping);
         let mut since = 0u64;
         let mut commits = 0u64;
         let mut pos = full.end();
         let mut last = full.clone();
-        let mut control = self.control_before(salt, len, &full)?;
         let mut pending: Option<Rec> = None;
         // The log read for the map leaves the RSS as the walk goes
         // (`overlay::release_read`), from the full map's record on: in
@@ -499,6 +533,102 @@ impl Log {
         Ok(((map, since, commits), control))
     }
 
+    /// The map and control state of summary `s` (FORMAT.md, "Step 5, from
+    /// a summary"): its checkpoint's tree with its entries, and the CONTROL
+    /// record it names, once [`Log::summary_links`] check out. Err: they do
+    /// not, and the checkpoint its chain names, to build the map from
+    /// instead (through the summary); no such checkpoint is damage at `s`.
+    #[allow(clippy::type_complexity)]
+    fn summary_start(
+        &self,
+        salt: u64,
+        len: u64,
+        s: &Rec,
+        mapping: &Arc<Mapping>,
+    ) -> Result<std::result::Result<(Pages, Rec), Rec>> {
+        let links = self.summary_links(salt, len, s)?;
+        // The links were read through the map, between the checkpoint (its
+        // CONTROL record before it) and the summary, far from where the
+        // walk goes on: each page fault there mapped the page cache around
+        // it (~200 KiB), which the walk's own giving back (`overlay::
+        // release_read`, from the summary on) does not reach. Given back
+        // now, as the walk from a checkpoint did (issue 21: the open's peak
+        // RSS).
+        mapping.give_back(s.sum.checkpoint.min(s.offset).saturating_sub(256 << 10), s.offset);
+        match links {
+            Ok((c, k)) => {
+                let entries = self.read_entries(s)?;
+                self.check_map_structure(s, &entries, len)?;
+                let mut map = Pages::default();
+                advance(&mut map, &c, &[], mapping);
+                if let Pages::Tree(t) = &mut map {
+                    t.summary(s.info.db_pages, &entries, s.h.version - c.h.version, s.offset, mapping.clone(), s.end());
+                }
+                Ok(Ok((map, k)))
+            }
+            Err(Some(ck)) => Ok(Err(ck)),
+            Err(None) => Err(self.corrupt(
+                s.offset,
+                format!(
+                    "a summary (version {}) naming its chain's checkpoint and a CONTROL record after it",
+                    s.h.version
+                ),
+                format!(
+                    "checkpoint {} (crc {:#010x}), control {} (crc {:#010x})",
+                    s.sum.checkpoint, s.sum.checkpoint_crc, s.sum.control, s.sum.control_crc
+                ),
+            )),
+        }
+    }
+
+    /// Summary `s`'s links (FORMAT.md, "Step 5, from a summary", 1–3): Ok
+    /// with its checkpoint and the CONTROL record it names when they check
+    /// out and the checkpoint is its chain's; else Err with the checkpoint
+    /// its chain names (from the commit before it), if that is one.
+    #[allow(clippy::type_complexity)]
+    pub(crate) fn summary_links(
+        &self,
+        salt: u64,
+        len: u64,
+        s: &Rec,
+    ) -> Result<std::result::Result<(Rec, Rec), Option<Rec>>> {
+        let sum = s.sum;
+        let ck = self
+            .read_record(salt, sum.checkpoint, len)?
+            .filter(|c| c.is_checkpoint() && c.crc == sum.checkpoint_crc && c.h.version < s.h.version);
+        let control = match &ck {
+            Some(c) => self
+                .read_record(salt, sum.control, len)?
+                .filter(|k| k.is_control() && k.crc == sum.control_crc && k.offset >= c.ckpt.control),
+            None => None,
+        };
+        // The commit before it, and the checkpoint its chain leads to.
+        let prev = self
+            .read_record(salt, s.h.prev_commit, len)?
+            .filter(|p| p.is_commit() && p.crc == s.h.prev_crc && p.h.version.checked_add(1) == Some(s.h.version));
+        let chain = match &prev {
+            Some(p) if p.is_checkpoint() => Some((p.offset, p.crc)),
+            Some(p) => match self.read_record(salt, p.info.full_map_offset, len)? {
+                Some(m) if m.is_checkpoint() && m.offset < p.offset => Some((m.offset, m.crc)),
+                Some(m) if m.is_summary() && m.offset < p.offset => Some((m.sum.checkpoint, m.sum.checkpoint_crc)),
+                _ => None,
+            },
+            None => None,
+        };
+        if let (Some(c), Some(k)) = (&ck, control) {
+            if chain == Some((c.offset, c.crc)) {
+                return Ok(Ok((c.clone(), k)));
+            }
+        }
+        let fallback = match chain {
+            Some((at, crc)) => self
+                .read_record(salt, at, len)?
+                .filter(|c| c.is_checkpoint() && c.crc == crc && c.h.version < s.h.version && c.offset < s.offset),
+            None => None,
+        };
+        Ok(Err(fallback))
+    }
+
     /// The CONTROL record that ends right where commit `c` starts and
     /// follows the same commit (format 4 writes one before every full map,
     /// in the same transaction). None before format 4.
@@ -550,7 +680,11 @@ impl Log {
             self.install_control(st, &c, log_end)?;
         }
         st.commits_since_full = commits;
-        st.full_map_offset = rec.info.full_map_offset;
+        // The checkpoint (a summary's is not where the log can be freed to).
+        st.full_map_offset = match &map {
+            Pages::Tree(t) => t.checkpoint,
+            Pages::Full(_) => rec.info.full_map_offset,
+        };
         st.entries_since_full = since;
         // Only what the log claims durable is: what this process read may
         // still be only in the page cache (another process's commits under
@@ -676,11 +810,12 @@ impl Log {
             }
             // Its checkpoint (itself when it is one).
             let fo = r.info.full_map_offset;
-            let ck = if r.is_map() {
+            // (A summary is a map commit: its own, as a checkpoint is.)
+            let ck = if r.is_map_commit() {
                 r.clone()
             } else {
                 match self.read_record(salt, fo, len)? {
-                    Some(c) if c.is_commit() && c.is_map() && c.h.version < r.h.version && fo < r.offset => c,
+                    Some(c) if c.is_map_commit() && c.h.version < r.h.version && fo < r.offset => c,
                     _ => {
                         return Err(self.corrupt(
                             fo,

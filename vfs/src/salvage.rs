@@ -326,7 +326,7 @@ impl Readable {
         }
         // The forward read's versions whose stated full map it passed.
         let fulls: HashMap<u64, u64> =
-            steps.iter().filter(|s| s.rec.is_map()).map(|s| (s.rec.offset, s.rec.h.version)).collect();
+            steps.iter().filter(|s| s.rec.is_map_commit()).map(|s| (s.rec.offset, s.rec.h.version)).collect();
         let forward: Vec<(Rec, u64, Vec<Entry>)> = steps
             .into_iter()
             .filter(|s| s.rec.h.version >= oldest) // older ones were reclaimed
@@ -616,7 +616,26 @@ struct MapPath {
 impl MapPath {
     fn start(log: &Log, salt: u64, len: u64, fo: u64, rec: &Rec) -> Result<MapPath> {
         let mut p = MapPath { last: None, pos: 0, broken: None };
-        match log.read_record(salt, fo, len)? {
+        let mut named = log.read_record(salt, fo, len)?;
+        // A summary (FORMAT.md, "Step 5, from a summary"): the path starts
+        // at it when its links check out, else at its chain's checkpoint.
+        if let Some(s) = named.clone().filter(|s| s.is_summary() && s.h.version <= rec.h.version) {
+            match log.summary_links(salt, len, &s)? {
+                Ok(_) => {
+                    let entries = log.read_entries(&s)?;
+                    match log.check_map_structure(&s, &entries, len) {
+                        Ok(()) => {
+                            p.pos = s.end();
+                            p.last = Some(s);
+                        }
+                        Err(e) => p.broken = Some(problem(e)?),
+                    }
+                    return Ok(p);
+                }
+                Err(ck) => named = ck,
+            }
+        }
+        match named {
             Some(full) if full.is_commit() && full.is_map() && full.h.version <= rec.h.version => {
                 let entries = log.read_entries(&full)?;
                 match log.check_map_structure(&full, &entries, len) {

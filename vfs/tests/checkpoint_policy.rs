@@ -1,9 +1,12 @@
 //! When a format-4 writer writes a checkpoint (`vfs/src/checkpoint.rs`):
-//! every `commits_between(db pages)` commits (at most 2,048), and sooner —
-//! once 512 commits follow the last one — at the first commit of a log
-//! handle, so that a stream of processes that each open the log to commit
-//! once (each open replays every commit since the checkpoint) replays at
-//! most 512, while a long-lived writer keeps the longer interval.
+//! every `commits_between(db pages)` commits (at most 2,048), whoever
+//! commits. A stream of processes that each open the log to commit once
+//! (each open replays every commit since the newest map commit) used to
+//! checkpoint at a handle's first commit once 512 commits followed the last
+//! checkpoint; summaries (every 256th commit after the newest map commit,
+//! FORMAT.md "Summary commits") now keep that replay below 256, so such a
+//! handle's first commit is a checkpoint only when 512 commits follow the
+//! newest map commit, which summaries never let happen.
 
 mod common;
 
@@ -26,16 +29,17 @@ fn commit(log: &Log, pgno: usize, byte: u8) -> std::sync::Arc<Version> {
     log.commit(txn, Durability::Normal).unwrap().expect("a version")
 }
 
-/// (commits since its checkpoint, whether it is one).
-fn since(v: &Version) -> (u64, bool) {
+/// (commits since its checkpoint, whether it is one, commits since its
+/// newest map commit).
+fn since(v: &Version) -> (u64, bool, u64) {
     match &v.map {
-        Pages::Tree(t) => (t.commits(), t.checkpoint_offset() == v.commit_offset),
+        Pages::Tree(t) => (t.commits(), t.checkpoint_offset() == v.commit_offset, t.map_commit().1),
         Pages::Full(_) => panic!("a format-4 version reads a tree"),
     }
 }
 
 #[test]
-fn a_handles_first_commit_checkpoints_after_512_commits_a_long_lived_writer_after_625() {
+fn one_commit_handles_and_a_long_lived_writer_checkpoint_every_625_commits_and_summaries_bound_the_walk() {
     let dir = Dir::new("ckpt-first");
     let path = dir.0.join("p.db");
     let long = Log::open(&path, OpenOptions { create: true, format4: true, ..Default::default() }).unwrap();
@@ -47,28 +51,28 @@ fn a_handles_first_commit_checkpoints_after_512_commits_a_long_lived_writer_afte
         txn.write(&long, PS as u64, &vec![2u8; (PAGES - 1) * PS]).unwrap();
         long.commit(txn, Durability::Normal).unwrap().expect("version 1");
     }
-    // One long-lived writer: 600 commits, no checkpoint (625 would be due).
-    for i in 0..600 {
-        let v = commit(&long, 2 + i, 10 + (i % 200) as u8);
-        assert_eq!(since(&v), (i as u64 + 1, false), "commit {i} of the long-lived writer");
+    // One long-lived writer: 600 commits, no checkpoint (625 would be due),
+    // summaries at 256 and 512.
+    for i in 0..600u64 {
+        let v = commit(&long, 2 + i as usize, 10 + (i % 200) as u8);
+        assert_eq!(since(&v), (i + 1, false, (i + 1) % 256), "commit {i} of the long-lived writer");
     }
-    // A handle that opens the log and commits once: a checkpoint, since
-    // 600 ≥ 512 commits follow the last one.
-    let once = Log::open(&path, OpenOptions::default()).unwrap();
-    let v = commit(&once, 5000, 9);
-    assert_eq!(since(&v), (0, true), "the first commit of a new handle after 600 commits");
-    // Its second commit, and the long-lived writer's, follow the interval.
-    assert_eq!(since(&commit(&once, 5001, 9)), (1, false));
-    for i in 0..520 {
-        assert_eq!(since(&commit(&long, 7000 + i, 3)), (i as u64 + 2, false), "long-lived commit {i}");
+    // Handles that open the log and commit once, 600 commits after the
+    // checkpoint (88 after the summary): no checkpoint (it was one before
+    // summaries: 600 >= 512), until the interval's end.
+    for k in 0..30u64 {
+        let once = Log::open(&path, OpenOptions::default()).unwrap();
+        let walked = match &once.latest().map {
+            Pages::Tree(t) => t.map_commit().1,
+            Pages::Full(_) => panic!("a format-4 version reads a tree"),
+        };
+        assert!(walked < 256, "the open walked {walked} commits after its map commit");
+        let v = commit(&once, 5000 + k as usize, 9);
+        let n = 601 + k;
+        let want = if n >= 625 { (n - 625, n == 625, n - 625) } else { (n, false, n - 512) };
+        assert_eq!(since(&v), want, "the first commit of a new handle, {n} commits after the checkpoint");
     }
-    // A new handle's first commit after 522 < 625 commits: 522 ≥ 512, a
-    // checkpoint; one after fewer than 512: none.
-    let again = Log::open(&path, OpenOptions::default()).unwrap();
-    assert_eq!(since(&commit(&again, 9000, 4)), (0, true));
-    let third = Log::open(&path, OpenOptions::default()).unwrap();
-    assert_eq!(since(&commit(&third, 9001, 4)), (1, false), "one commit since the checkpoint");
-    drop((long, once, again, third));
+    drop(long);
     let fresh = Log::open(&path, OpenOptions { read_only: true, ..Default::default() }).unwrap();
     assert!(fresh.verify().damage().is_none());
 }

@@ -155,7 +155,9 @@ pub(super) fn write_compacted(
             page_size: rec.h.page_size,
             info,
         };
-        let entries = out.delta(entries, spec.full, info.db_pages, spec.page_size);
+        // A summary's entries repeat slots the new log already holds: only
+        // its changes are written (the new log's writer makes its own).
+        let entries = out.delta(entries, spec.full || rec.is_summary(), info.db_pages, spec.page_size);
         prev = out.commit(log, &spec, &entries, prev, last_full, progress)?;
         if rec.is_map() {
             last_full = prev.offset;

@@ -44,7 +44,18 @@ pub(super) struct Walk {
     pub(super) page_size: u32,
     /// Commit offset → (version, trailer crc), for horizon checks.
     pub(super) commits: HashMap<u64, (u64, u32)>,
+    /// The newest map commit (a full map, a checkpoint or a summary): what
+    /// a delta names in `full map offset`.
     pub(super) last_full: u64,
+    /// Format 4: the newest checkpoint (offset, trailer crc) and its page
+    /// map, which a summary's entries are relative to.
+    pub(super) last_ckpt: (u64, u32),
+    ckpt_map: Vec<(u64, u32)>,
+    /// Format 4: the CONTROL record in force (offset, trailer crc): the
+    /// newest with CLAIM, or a checkpoint's copy once its COMMIT followed
+    /// (`pending_control`, with its end).
+    pub(super) control_in_force: (u64, u32),
+    pub(super) pending_control: Option<(u64, u32, u64)>,
     pub(super) max_horizon: u64,
     pub(super) txn_start: u64,
     /// A MARK already follows the last commit.
@@ -91,7 +102,18 @@ impl Walk {
         let version = rec.h.version;
         let ps = rec.h.page_size;
         let at_info = rec.offset + format::RECORD_HEADER_SIZE as u64;
-        let want_full = if rec.is_map() { rec.offset } else { self.last_full };
+        if let Some((at, crc, end)) = self.pending_control.take() {
+            if end == rec.offset {
+                self.control_in_force = (at, crc);
+            }
+        }
+        let want_full = if rec.is_map() {
+            rec.offset
+        } else if rec.is_summary() {
+            self.last_ckpt.0
+        } else {
+            self.last_full
+        };
         if rec.info.full_map_offset != want_full {
             problem.get_or_insert(Problem {
                 offset: at_info + format::CI_FULL_MAP as u64,
@@ -197,6 +219,15 @@ impl Walk {
                 Some(_) => {}
             }
         }
+        if rec.is_summary() {
+            if let Some(p) = self.summary(rec, entries) {
+                problem.get_or_insert(p);
+            }
+        }
+        if rec.is_checkpoint() {
+            self.last_ckpt = (rec.offset, rec.crc);
+            self.ckpt_map = self.map.clone();
+        }
         if self.checksum != rec.info.checksum {
             problem.get_or_insert(Problem {
                 offset: at_info + format::CI_CHECKSUM as u64,
@@ -217,5 +248,66 @@ impl Walk {
             }
         }
         Ok(problem)
+    }
+
+    /// Checks summary `rec` (FORMAT.md, "Summary commits", verify), its
+    /// entries applied as a delta to `map` already: it names the newest
+    /// checkpoint and the control state in force, and its map built from
+    /// that checkpoint with its entries is the one its chain gives. On a
+    /// difference the map goes on as readers build it (from the
+    /// checkpoint), and the problem names the summary.
+    fn summary(&mut self, rec: &Rec, entries: &[Entry]) -> Option<Problem> {
+        let version = rec.h.version;
+        let info_at = rec.offset
+            + (format::RECORD_HEADER_SIZE + format::COMMIT_INFO_SIZE + entries.len() * format::ENTRY_SIZE) as u64;
+        let sum = rec.sum;
+        if (sum.checkpoint, sum.checkpoint_crc) != self.last_ckpt {
+            return Some(Problem {
+                offset: info_at,
+                expected: format!(
+                    "the summary of version {version} at {} naming the newest checkpoint, at {} (crc {:#010x})",
+                    rec.offset, self.last_ckpt.0, self.last_ckpt.1
+                ),
+                found: format!("checkpoint {} (crc {:#010x})", sum.checkpoint, sum.checkpoint_crc),
+            });
+        }
+        let mut alt = self.ckpt_map.clone();
+        alt.resize(rec.info.db_pages as usize, (0, 0));
+        for e in entries {
+            alt[e.pgno as usize - 1] = (e.offset, e.crc);
+        }
+        let differs = alt.iter().zip(&self.map).position(|(a, b)| a != b);
+        let problem = if let Some(i) = differs {
+            let (ao, bo) = (alt[i].0, self.map[i].0);
+            self.map = alt;
+            self.checksum = self
+                .map
+                .iter()
+                .enumerate()
+                .filter(|(_, s)| s.0 != 0)
+                .fold(0, |x, (i, s)| x ^ format::page_hash(i as u32 + 1, s.1));
+            Some(Problem {
+                offset: rec.offset,
+                expected: format!(
+                    "the summary of version {version} at {}: its map (checkpoint {} and its entries) the previous \
+                     version's with its own changes",
+                    rec.offset, sum.checkpoint
+                ),
+                found: format!("page {} at {ao} from the checkpoint, at {bo} by the chain", i + 1),
+            })
+        } else {
+            None
+        };
+        if problem.is_none() && (sum.control, sum.control_crc) != self.control_in_force {
+            return Some(Problem {
+                offset: info_at + format::SM_CONTROL as u64,
+                expected: format!(
+                    "the summary of version {version} at {} naming the CONTROL record in force, at {} (crc {:#010x})",
+                    rec.offset, self.control_in_force.0, self.control_in_force.1
+                ),
+                found: format!("control {} (crc {:#010x})", sum.control, sum.control_crc),
+            });
+        }
+        problem
     }
 }

@@ -95,7 +95,8 @@ impl Log {
             let mut st = self.lock();
             self.mapping_covering(&mut st, rec.end())?
         };
-        let t = crate::index::TreeMap::checkpoint(rec.info.db_pages, root, rec.offset, mapping.clone(), rec.end());
+        let t =
+            crate::index::TreeMap::checkpoint(rec.info.db_pages, root, rec.offset, rec.crc, mapping.clone(), rec.end());
         let none = Control::none();
         match t.to_page_map(control.unwrap_or(&none), &mapping) {
             Ok(m) => Ok(Ok(m.entries())),

@@ -86,6 +86,9 @@ impl Log {
                 w.payloads.push((rec.offset + rec.payload_start, rec.payload_end()));
                 if rec.h.flags & format::FLAG_CLAIM != 0 {
                     w.max_horizon = w.max_horizon.max(prev.version);
+                    w.control_in_force = (rec.offset, rec.crc);
+                } else {
+                    w.pending_control = Some((rec.offset, rec.crc, rec.end()));
                 }
                 // Right after a commit (or its MARK) it sits between
                 // commits, as a MARK: the log may end after it. One after a
@@ -192,7 +195,7 @@ impl Log {
         let problem = w.apply(self, rec, &entries)?;
         w.max_horizon = w.max_horizon.max(rec.info.horizon_version);
         w.commits.insert(rec.offset, (version, rec.crc));
-        if rec.is_map() {
+        if rec.is_map_commit() {
             w.last_full = rec.offset;
         }
         if version >= w.oldest {
