@@ -586,7 +586,8 @@ impl Follower {
         let local = |e: std::io::Error| Error::Local(format!("{}: {e}", self.name()));
         let before = self.log.as_ref().map_or(0, |l| l.retention_state().epoch);
         let epoch = newest_epoch(file, s.start, s.end).map_err(local)?.max(before);
-        let probe = File::open(&self.path).map_err(local)?;
+        // Its own description (OFD locks), writable: PUNCH is taken exclusively.
+        let probe = std::fs::OpenOptions::new().read(true).write(true).open(&self.path).map_err(local)?;
         let t0 = std::time::Instant::now();
         loop {
             use pagelog::lock;
