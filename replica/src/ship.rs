@@ -168,10 +168,6 @@ struct Pending {
     recycled: Arc<Vec<u8>>,
 }
 
-/// COMMIT flag bit 4, RECYCLED (format 4: FORMAT.md "Frames in recycled
-/// slots"; `pagelog::format::FLAG_RECYCLED` once the writer lands).
-const RECYCLED: u8 = 16;
-
 /// Shared bytes read through a cursor (a put may be retried: each attempt
 /// reads them from the start).
 struct ArcBytes(std::io::Cursor<Arc<Vec<u8>>>);
@@ -654,7 +650,7 @@ impl Replicator {
                     b.version
                 )));
             };
-            if rh.kind != format::KIND_COMMIT || rh.flags & RECYCLED == 0 {
+            if rh.kind != format::KIND_COMMIT || rh.flags & format::FLAG_RECYCLED == 0 {
                 continue;
             }
             let at = format::RECORD_HEADER_SIZE + format::CI_ENTRIES;
