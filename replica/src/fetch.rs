@@ -13,6 +13,13 @@
 //! processes reading the replica see them at their next transaction. While
 //! it runs it holds the replica's WRITER lock, so that no local connection
 //! can write to it (they get `SQLITE_BUSY`).
+//!
+//! A segment may carry page images that RECYCLED commits wrote into
+//! recycled slots below it (`layout.rs`, [`Recycled`]): they are written at
+//! their offsets after the segment's bytes, in commit order — by a restore
+//! only those of versions up to the one it restores; by a follower once no
+//! reader of the replica holds a snapshot older than the segment's newest
+//! control state (as the primary's writer waited before it recycled).
 
 use std::fs::File;
 use std::os::fd::AsFd;
@@ -21,7 +28,7 @@ use std::path::{Path, PathBuf};
 
 use pagelog::{Boundary, EscapedName, Log, OpenOptions};
 
-use crate::layout::{Catalog, Generation, Segment, HEAD_SIZE};
+use crate::layout::{Catalog, Generation, Recycled, Segment, HEAD_SIZE};
 use crate::store::Store;
 use crate::{catalog, Error};
 
@@ -106,6 +113,8 @@ fn held(cat: &Catalog) -> String {
 
 /// Downloads segments `segs` of `g` into `file` (from offset `segs[0].start`),
 /// checking each object's length; a retried download restarts its object.
+/// Returns the bytes downloaded and the recycled images the segments carry
+/// (checked, in segment and commit order, not written).
 ///
 /// Bytes the file already holds are compared, never written: those below
 /// `keep` (what the file held before this process, which readers may use),
@@ -119,8 +128,9 @@ fn download(
     file: &File,
     (keep, known): (u64, u64),
     progress: &mut dyn FnMut(u64),
-) -> Result<u64, Error> {
+) -> Result<(u64, Vec<Recycled>), Error> {
     let mut total = 0;
+    let mut images = Vec::new();
     // The file's bytes [0, have) are known; `from` names who brought those
     // at or above `keep`.
     let mut have = keep.max(known);
@@ -145,19 +155,27 @@ fn download(
                 off - s.start
             )
         };
+        let mut tail: Vec<u8> = Vec::new();
         let got = store.get_into(&key, None, &mut |b| {
             match b {
                 // A retried download writes the same bytes again (objects are
                 // immutable); it never cuts the file, whose readers (`follow`)
                 // may already use the complete records of the first attempt.
-                None => at = s.start,
+                None => {
+                    at = s.start;
+                    tail.clear();
+                }
                 Some(b) => {
-                    if at + b.len() as u64 > s.end {
+                    if at + (b.len() + tail.len()) as u64 > s.end + s.recycled {
                         return Err(std::io::Error::other(format!(
                             "{key} is longer than its name says ({} bytes)",
-                            s.end - s.start
+                            s.size
                         )));
                     }
+                    // Past the log bytes: the recycled images, kept aside.
+                    let log_part = (s.end.saturating_sub(at) as usize).min(b.len());
+                    tail.extend_from_slice(&b[log_part..]);
+                    let b = &b[..log_part];
                     let same = (have.min(at + b.len() as u64).saturating_sub(at)) as usize;
                     if same > 0 {
                         let mut old = vec![0u8; same];
@@ -181,14 +199,25 @@ fn download(
             },
             other => other,
         })?;
-        if got != s.end - s.start {
+        if got != s.size {
             return Err(Error::Refused(format!(
                 "object {key} holds {got} bytes, its name says {} (log bytes {}..{}): truncated or altered",
-                s.end - s.start,
-                s.start,
-                s.end
+                s.size, s.start, s.end
             )));
         }
+        let mine = Recycled::decode_all(&tail, s.start).map_err(|e| {
+            Error::Refused(format!(
+                "object {key} is damaged after its log bytes (byte {} of it on): {e}",
+                s.end - s.start
+            ))
+        })?;
+        if mine.iter().any(|r| r.version < s.first || r.version > s.last) {
+            return Err(Error::Refused(format!(
+                "object {key} carries a recycled image of a version outside {}..{}: damaged",
+                s.first, s.last
+            )));
+        }
+        images.extend(mine);
         if s.start == 0 {
             let mut h = [0u8; 64];
             file.read_exact_at(&mut h, 0).map_err(|e| Error::Local(format!("read back: {e}")))?;
@@ -207,7 +236,58 @@ fn download(
         from.push(*s);
         total += got;
     }
-    Ok(total)
+    Ok((total, images))
+}
+
+/// Writes recycled images at their offsets, in order; returns what each
+/// overwrote (to undo with [`unwrite_recycled`]).
+fn write_recycled(file: &File, images: &[Recycled]) -> std::io::Result<Vec<(u64, Vec<u8>)>> {
+    let mut undo = Vec::with_capacity(images.len());
+    for r in images {
+        let mut old = vec![0u8; r.bytes.len()];
+        file.read_exact_at(&mut old, r.offset)?;
+        file.write_all_at(&r.bytes, r.offset)?;
+        undo.push((r.offset, old));
+    }
+    Ok(undo)
+}
+
+/// Puts back what [`write_recycled`] overwrote, newest first.
+fn unwrite_recycled(file: &File, undo: &[(u64, Vec<u8>)]) -> std::io::Result<()> {
+    for (offset, old) in undo.iter().rev() {
+        file.write_all_at(old, *offset)?;
+    }
+    Ok(())
+}
+
+/// How long a follower waits for the replica's readers of older snapshots
+/// before it writes recycled images (see `Follower::write_recycled_when_safe`).
+const READER_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// The newest control-state epoch among the CONTROL records in the log
+/// bytes `[from, to)` of `file` (whole records, from a record's start);
+/// 0 when there is none.
+fn newest_epoch(file: &File, from: u64, to: u64) -> std::io::Result<u64> {
+    use pagelog::format::{self, RecordHeader};
+    let mut h = [0u8; format::HEADER_SIZE];
+    file.read_exact_at(&mut h, 0)?;
+    let Ok(header) = format::Header::decode(&h) else { return Ok(0) };
+    let mut pos = from.max(HEAD_SIZE);
+    let mut epoch = 0;
+    let mut rh = [0u8; format::RECORD_HEADER_SIZE + 8];
+    while pos + rh.len() as u64 <= to {
+        file.read_exact_at(&mut rh, pos)?;
+        let Some(r) = RecordHeader::decode(header.salt, &rh) else { break };
+        if r.kind == format::KIND_CONTROL {
+            let at = format::RECORD_HEADER_SIZE + format::CTL_EPOCH;
+            epoch = epoch.max(u64::from_le_bytes(rh[at..at + 8].try_into().expect("8 bytes")));
+        }
+        if r.length < format::RECORD_HEADER_SIZE as u64 {
+            break;
+        }
+        pos += r.length;
+    }
+    Ok(epoch)
 }
 
 /// Marks a byte difference found while downloading (an I/O error to the
@@ -299,8 +379,11 @@ pub fn restore_into(
         // The frames read in place below where the segments start.
         w(&b[HEAD_SIZE as usize..], h.low())?;
     }
-    let downloaded = download(store, g, segs, &file, (0, 0), &mut |at| progress(at, total))?;
+    let (downloaded, images) = download(store, g, segs, &file, (0, 0), &mut |at| progress(at, total))?;
     let local = |e: std::io::Error| Error::Local(format!("{}: {e}", tmp.escaped()));
+    // Every recycled image of the segments, so that the log opens at their
+    // last version; those of versions past the one chosen are undone below.
+    let undo = write_recycled(&file, &images).map_err(local)?;
     // Which version, and where its commit ends.
     let (version, end) = {
         let log = Log::open(tmp, OpenOptions { read_only: true, ..Default::default() })
@@ -330,6 +413,9 @@ pub fn restore_into(
         };
         (v.number, v.end)
     };
+    // Newest first, back to the bytes the chosen version's log had there.
+    let past = images.iter().position(|r| r.version > version).unwrap_or(images.len());
+    unwrite_recycled(&file, &undo[past..]).map_err(local)?;
     file.set_len(end).map_err(local)?;
     file.sync_all().map_err(local)?;
     drop(file);
@@ -468,7 +554,64 @@ impl Follower {
         self.gen = Some(g.clone());
         self.log = Some(log);
         self.file = Some(file);
+        // A follower stopped between a segment's bytes and its recycled
+        // images leaves the replica ending at that segment, its commits
+        // claimed durable: write them (again: the newest there are).
+        if let Some(s) = exact.filter(|s| s.recycled > 0) {
+            let key = seg_key(&self.store, g, s);
+            let tail = self.store.get(&key, Some((s.log_bytes(), s.recycled)))?;
+            let images = Recycled::decode_all(&tail, s.start).map_err(|e| {
+                Error::Refused(format!(
+                    "object {key} is damaged after its log bytes (byte {} of it on): {e}",
+                    s.log_bytes()
+                ))
+            })?;
+            self.write_recycled_when_safe(s, &images)?;
+        }
         Ok(())
+    }
+
+    /// Writes the recycled images segment `s` carries (its bytes are in the
+    /// replica), once no reader of the replica holds a snapshot at an epoch
+    /// below the newest CONTROL record's up to the segment's end — a reader
+    /// of an older version could read the dead frame a slot held — under
+    /// the PUNCH lock, as the primary's writer released the slots
+    /// (FORMAT.md, "Writing format 4"). Gives up after [`READER_WAIT`]; the
+    /// next pass writes them again.
+    fn write_recycled_when_safe(&self, s: &Segment, images: &[Recycled]) -> Result<(), Error> {
+        if images.is_empty() {
+            return Ok(());
+        }
+        let file = self.file.as_ref().expect("attached");
+        let local = |e: std::io::Error| Error::Local(format!("{}: {e}", self.name()));
+        let before = self.log.as_ref().map_or(0, |l| l.retention_state().epoch);
+        let epoch = newest_epoch(file, s.start, s.end).map_err(local)?.max(before);
+        // Its own description (OFD locks), writable: PUNCH is taken exclusively.
+        let probe = std::fs::OpenOptions::new().read(true).write(true).open(&self.path).map_err(local)?;
+        let t0 = std::time::Instant::now();
+        loop {
+            use pagelog::lock;
+            lock::lock_wait(probe.as_fd(), lock::PUNCH, lock::Mode::Exclusive).map_err(local)?;
+            let held = lock::held_in(probe.as_fd(), lock::EPOCH_BASE, epoch);
+            if held.as_ref().is_ok_and(|h| !h) {
+                let r = write_recycled(file, images).and_then(|_| file.sync_data());
+                let _ = lock::unlock(probe.as_fd(), lock::PUNCH);
+                return r.map_err(local);
+            }
+            let _ = lock::unlock(probe.as_fd(), lock::PUNCH);
+            held.map_err(local)?;
+            if t0.elapsed() > READER_WAIT {
+                return Err(Error::Local(format!(
+                    "{}: a reader holds a snapshot older than epoch {epoch} for more than {} s, which may read the \
+                     slots that versions {}..{} recycled; the next pass tries again",
+                    self.name(),
+                    READER_WAIT.as_secs(),
+                    s.first,
+                    s.last
+                )));
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
     }
 
     /// Rebuilds the replica from generation `g` (all its segments), into a
@@ -531,7 +674,10 @@ impl Follower {
         }
         for s in &new {
             let file = self.file.as_ref().expect("attached");
-            download(&self.store, &g, std::slice::from_ref(s), file, (self.keep, self.at.end), &mut |_| {})?;
+            let (_, images) =
+                download(&self.store, &g, std::slice::from_ref(s), file, (self.keep, self.at.end), &mut |_| {})?;
+            self.write_recycled_when_safe(s, &images)?;
+            let file = self.file.as_ref().expect("attached");
             file.sync_data().map_err(|e| Error::Local(format!("sync {}: {e}", self.name())))?;
             let log = self.log.as_ref().expect("attached");
             log.refresh()?;

@@ -15,6 +15,15 @@
 //! its segments follow on from `from`, and it restores versions `first` and
 //! later (a restore leaves a hole where the other freed bytes were, as the
 //! primary has).
+//!
+//! A segment holding a RECYCLED commit (format 4: page images written into
+//! dead frame slots before the commit, FORMAT.md "Frames in recycled
+//! slots") whose images lie below the segment's start carries them after
+//! its log bytes: `seg-…-<last time µs>-<recycled bytes>` (a seventh
+//! number; the object is `end − start` log bytes and then that many bytes of
+//! [`Recycled`] items, see [`Recycled::encode`]). A reader writes them at
+//! their offsets after the segment's bytes, in commit order, and only those
+//! of the versions it restores.
 
 use std::collections::BTreeMap;
 
@@ -84,6 +93,74 @@ pub struct Segment {
     pub last_us: u64,
     /// The object's size as listed.
     pub size: u64,
+    /// Bytes of recycled page images after the log bytes (0: none, and the
+    /// name has six numbers, as every segment had before recycling).
+    pub recycled: u64,
+}
+
+/// A page image that a RECYCLED commit of a segment wrote into a recycled
+/// slot below the segment's start (so not among the segment's log bytes,
+/// which hold what the slot held before). Encoded in the object after the
+/// log bytes as a 32-byte head — `PLRY`, the image's length (u32), the
+/// commit's version (u64), the image's log offset (u64), its crc32 (u32),
+/// zero (u32), all little-endian — and the image.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Recycled {
+    pub version: u64,
+    pub offset: u64,
+    pub bytes: Vec<u8>,
+}
+
+/// The head of an encoded [`Recycled`] item.
+pub const RECYCLED_HEAD: usize = 32;
+const RECYCLED_MAGIC: &[u8; 4] = b"PLRY";
+
+impl Recycled {
+    pub fn encode(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(RECYCLED_MAGIC);
+        out.extend_from_slice(&(self.bytes.len() as u32).to_le_bytes());
+        out.extend_from_slice(&self.version.to_le_bytes());
+        out.extend_from_slice(&self.offset.to_le_bytes());
+        out.extend_from_slice(&crc32(&self.bytes).to_le_bytes());
+        out.extend_from_slice(&[0; 4]);
+        out.extend_from_slice(&self.bytes);
+    }
+
+    /// The items of a segment's recycled bytes, each checked (magic, length,
+    /// crc, lying below `start`, versions not decreasing); Err says which
+    /// byte of them is wrong.
+    pub fn decode_all(b: &[u8], start: u64) -> Result<Vec<Recycled>, String> {
+        let mut out: Vec<Recycled> = Vec::new();
+        let mut at = 0usize;
+        while at < b.len() {
+            let head =
+                b.get(at..at + RECYCLED_HEAD).ok_or_else(|| format!("a recycled image's head cut at byte {at}"))?;
+            let len = u32::from_le_bytes(head[4..8].try_into().unwrap()) as usize;
+            let version = u64::from_le_bytes(head[8..16].try_into().unwrap());
+            let offset = u64::from_le_bytes(head[16..24].try_into().unwrap());
+            let crc = u32::from_le_bytes(head[24..28].try_into().unwrap());
+            let bytes = b.get(at + RECYCLED_HEAD..at + RECYCLED_HEAD + len);
+            let ok = &head[..4] == RECYCLED_MAGIC
+                && head[28..32] == [0; 4]
+                && len > 0
+                && offset.checked_add(len as u64).is_some_and(|e| e <= start)
+                && out.last().is_none_or(|r| r.version <= version)
+                && bytes.is_some_and(|x| crc32(x) == crc);
+            if !ok {
+                return Err(format!(
+                    "the recycled image at byte {at} of them (version {version}, log offset {offset}, {len} bytes) \
+                     does not check out"
+                ));
+            }
+            out.push(Recycled { version, offset, bytes: bytes.expect("checked").to_vec() });
+            at += RECYCLED_HEAD + len;
+        }
+        Ok(out)
+    }
+}
+
+fn crc32(b: &[u8]) -> u32 {
+    crc32fast::hash(b)
 }
 
 impl Generation {
@@ -142,12 +219,12 @@ impl Generation {
         }
         let mut last: Option<u64> = None;
         for s in &self.segments {
-            let broken = if s.size != s.end - s.start {
+            let broken = if s.size != s.end - s.start + s.recycled {
                 Some(format!(
                     "object {} is {} bytes, its name says {} (bytes {}..{} of the log): truncated or altered",
                     key_of(s),
                     s.size,
-                    s.end - s.start,
+                    s.end - s.start + s.recycled,
                     s.start,
                     s.end
                 ))
@@ -262,21 +339,35 @@ impl Chain {
 
 impl Segment {
     pub fn name(&self) -> String {
-        format!(
+        let six = format!(
             "seg-{:020}-{:020}-{:020}-{:020}-{:020}-{:020}",
             self.start, self.end, self.first, self.last, self.first_us, self.last_us
-        )
+        );
+        match self.recycled {
+            0 => six,
+            r => format!("{six}-{r:020}"),
+        }
+    }
+
+    /// The log bytes' length (the object may hold recycled images after them).
+    pub fn log_bytes(&self) -> u64 {
+        self.end - self.start
     }
 
     fn parse(s: &str, size: u64) -> Option<Segment> {
         let rest = s.strip_prefix("seg-")?;
         let parts: Vec<&str> = rest.split('-').collect();
-        if parts.len() != 6 || parts.iter().any(|p| p.len() != 20 || !p.bytes().all(|b| b.is_ascii_digit())) {
+        if !(6..=7).contains(&parts.len())
+            || parts.iter().any(|p| p.len() != 20 || !p.bytes().all(|b| b.is_ascii_digit()))
+        {
             return None;
         }
         let n: Vec<u64> = parts.iter().map(|p| p.parse().ok()).collect::<Option<_>>()?;
-        let seg = Segment { start: n[0], end: n[1], first: n[2], last: n[3], first_us: n[4], last_us: n[5], size };
-        (seg.start < seg.end && seg.first <= seg.last && seg.first >= 1).then_some(seg)
+        let recycled = n.get(6).copied().unwrap_or(0);
+        let seg =
+            Segment { start: n[0], end: n[1], first: n[2], last: n[3], first_us: n[4], last_us: n[5], size, recycled };
+        let named_ok = parts.len() == 6 || recycled >= RECYCLED_HEAD as u64;
+        (seg.start < seg.end && seg.first <= seg.last && seg.first >= 1 && named_ok).then_some(seg)
     }
 }
 
@@ -356,19 +447,71 @@ mod tests {
 
     #[test]
     fn names_round_trip_and_sort_as_numbers() {
-        let s = Segment { start: 0, end: 4096, first: 1, last: 9, first_us: 5, last_us: 7, size: 4096 };
+        let s = Segment { start: 0, end: 4096, first: 1, last: 9, first_us: 5, last_us: 7, size: 4096, recycled: 0 };
         assert_eq!(Segment::parse(&s.name(), 4096), Some(s));
         let g = Generation::name(1_700_000_000_000_000, 0xdead_beef);
         assert_eq!(Generation::parse(&g), Some((1_700_000_000_000_000, 0xdead_beef)));
-        let t = Segment { start: 4096, end: 100_000, first: 10, last: 10, first_us: 8, last_us: 8, size: 1 };
+        let t =
+            Segment { start: 4096, end: 100_000, first: 10, last: 10, first_us: 8, last_us: 8, size: 1, recycled: 0 };
         assert!(s.name() < t.name());
+    }
+
+    #[test]
+    fn a_segment_with_recycled_images_names_their_bytes_and_checks_them() {
+        let plain =
+            Segment { start: 8192, end: 9000, first: 4, last: 6, first_us: 1, last_us: 2, size: 808, recycled: 0 };
+        let mut items = Vec::new();
+        for (v, off) in [(5, 1024u64), (6, 4096), (6, 1024)] {
+            Recycled { version: v, offset: off, bytes: vec![v as u8; 1024] }.encode(&mut items);
+        }
+        let seg = Segment { size: 808 + items.len() as u64, recycled: items.len() as u64, ..plain };
+        // Six numbers without, seven with (older readers call it foreign).
+        assert_eq!(plain.name().matches('-').count(), 6);
+        assert_eq!(seg.name().matches('-').count(), 7);
+        assert_eq!(Segment::parse(&seg.name(), seg.size), Some(seg));
+        assert_eq!(Segment::parse(&plain.name(), plain.size), Some(plain));
+        assert!(Segment::parse(&format!("{}-{:020}", plain.name(), 3), 811).is_none(), "shorter than an image head");
+        let g = Generation {
+            created_us: 1,
+            salt: 1,
+            segments: vec![seg],
+            head: Some(Head { from: 8192, first: 4, size: 512 }),
+        };
+        assert!(g.check_chain(|s| s.name()).is_ok());
+        let mut short = g.clone();
+        short.segments[0].size -= 1;
+        assert!(short.check_chain(|s| s.name()).unwrap_err().contains("truncated"));
+        let got = Recycled::decode_all(&items, 8192).unwrap();
+        assert_eq!(
+            got.iter().map(|r| (r.version, r.offset)).collect::<Vec<_>>(),
+            vec![(5, 1024), (6, 4096), (6, 1024)]
+        );
+        // A flipped byte, an image reaching the segment, versions out of order, a cut.
+        let mut bad = items.clone();
+        bad[RECYCLED_HEAD + 7] ^= 1;
+        assert!(Recycled::decode_all(&bad, 8192).unwrap_err().contains("byte 0"));
+        assert!(Recycled::decode_all(&items, 4096 + 1023).is_err());
+        let mut unordered = Vec::new();
+        Recycled { version: 6, offset: 512, bytes: vec![1; 512] }.encode(&mut unordered);
+        Recycled { version: 5, offset: 1024, bytes: vec![1; 512] }.encode(&mut unordered);
+        assert!(Recycled::decode_all(&unordered, 8192).is_err());
+        assert!(Recycled::decode_all(&items[..items.len() - 1], 8192).is_err());
     }
 
     #[test]
     fn a_listing_sorts_into_generations_and_foreign_objects() {
         let g1 = Generation::name(10, 1);
         let g2 = Generation::name(20, 2);
-        let seg = |a, b, f, l| Segment { start: a, end: b, first: f, last: l, first_us: 0, last_us: 0, size: b - a };
+        let seg = |a, b, f, l| Segment {
+            start: a,
+            end: b,
+            first: f,
+            last: l,
+            first_us: 0,
+            last_us: 0,
+            size: b - a,
+            recycled: 0,
+        };
         let objects = vec![
             obj(&format!("p/{g1}/{}", seg(0, 100, 1, 2).name()), 100),
             obj(&format!("p/{g2}/{}", seg(100, 150, 5, 5).name()), 50),
@@ -395,7 +538,16 @@ mod tests {
     fn gen(segs: &[(u64, u64, u64, u64)]) -> Generation {
         let mut segments: Vec<Segment> = segs
             .iter()
-            .map(|&(a, b, f, l)| Segment { start: a, end: b, first: f, last: l, first_us: 0, last_us: 0, size: b - a })
+            .map(|&(a, b, f, l)| Segment {
+                start: a,
+                end: b,
+                first: f,
+                last: l,
+                first_us: 0,
+                last_us: 0,
+                size: b - a,
+                recycled: 0,
+            })
             .collect();
         segments.sort_by_key(|s| (s.start, s.end));
         Generation { created_us: 1, salt: 1, segments, head: None }
@@ -445,6 +597,7 @@ mod tests {
             first_us: 0,
             last_us: 0,
             size: b - a,
+            recycled: 0,
         };
         let objects = vec![
             obj(&format!("p/{g1}/{}", seg(4096, 5000, 31, 45).name()), 904),

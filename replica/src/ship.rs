@@ -51,6 +51,19 @@
 //!    frames the first one did (a step never leaves in place what lies
 //!    below the boundary it starts from unless it was in place already), so
 //!    a resumed generation needs nothing more.
+//! 7. Recycled slots (format 4, FORMAT.md "Frames in recycled slots"): a
+//!    RECYCLED commit's page images may lie in dead frame slots below the
+//!    segment that holds it, bytes the replica already holds as they were
+//!    (the dead frame). The segment carries them after its log bytes
+//!    ([`crate::layout::Recycled`]): every image such a commit names below
+//!    the segment's start, read under the pass's epoch lock as the rest is
+//!    and checked against its entry's crc (a slot named by two commits of
+//!    the segment: the newer's image, the older's being gone). A reader
+//!    writes them at their offsets after the segment's bytes, in commit
+//!    order, only those of the versions it restores; so every version
+//!    restores as the primary had it. The generation goes on: no new one is
+//!    needed (the replica is no longer a byte prefix of the primary where a
+//!    slot was recycled after it was shipped, but each version of it is).
 
 use std::io::Read;
 use std::os::unix::fs::FileExt;
@@ -60,7 +73,7 @@ use std::time::{Duration, Instant};
 
 use pagelog::{Boundary, EscapedName, Log, OpenOptions};
 
-use crate::layout::{lease_name, Catalog, Chain, Generation, Head, Segment, HEAD_SIZE, LEASE};
+use crate::layout::{lease_name, Catalog, Chain, Generation, Head, Recycled, Segment, HEAD_SIZE, LEASE};
 use crate::store::{Put, Store};
 use crate::{catalog, now_us, Error};
 
@@ -151,6 +164,23 @@ struct Pending {
     pos: Position,
     first: Boundary,
     last: Boundary,
+    /// The recycled images it carried (the same object is put again).
+    recycled: Arc<Vec<u8>>,
+}
+
+/// Shared bytes read through a cursor (a put may be retried: each attempt
+/// reads them from the start).
+struct ArcBytes(std::io::Cursor<Arc<Vec<u8>>>);
+
+impl Read for ArcBytes {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let all = self.0.get_ref();
+        let pos = (self.0.position() as usize).min(all.len());
+        let n = (all.len() - pos).min(buf.len());
+        buf[..n].copy_from_slice(&all[pos..pos + n]);
+        self.0.set_position((pos + n) as u64);
+        Ok(n)
+    }
 }
 
 /// A reader over bytes `[pos, end)` of a file (positioned reads).
@@ -259,7 +289,7 @@ impl Replicator {
         if let Some(p) = self.pending.take() {
             let here = self.pos.as_ref().expect("located above");
             if p.pos.salt == here.salt && p.pos.at.end == here.at.end {
-                self.upload(&p.pos, &p.first, &p.last)?;
+                self.upload(&p.pos, &p.first, &p.last, p.recycled)?;
             }
         }
         let log = self.log.as_ref().expect("opened above");
@@ -296,7 +326,9 @@ impl Replicator {
                 return Err(self.freed_before_shipped(&pos, b, &held));
             }
             if let (Some(first), Some(last)) = (checked.commits.first(), checked.commits.last()) {
-                self.upload(&pos, first, last)?;
+                let start = if pos.at.commit_offset == 0 { 0 } else { pos.at.end };
+                let recycled = self.recycled_images(start, &checked.commits)?;
+                self.upload(&pos, first, last, Arc::new(recycled))?;
             }
             if checked.damage.is_some() {
                 damage = checked.damage;
@@ -493,13 +525,17 @@ impl Replicator {
             let got = self.store.get(&key, None)?;
             let mut want = vec![0u8; (s.end - s.start) as usize];
             log.file().read_exact_at(&mut want, s.start).map_err(|e| Error::Local(format!("{}: {e}", self.name())))?;
-            if got.len() != want.len() {
+            if got.len() as u64 != s.size {
                 return Err(Error::Refused(format!(
                     "{key} holds {} bytes, its name says {}: truncated or altered; not repairing {loc}",
                     got.len(),
-                    want.len()
+                    s.size
                 )));
             }
+            // Its log bytes (recycled images after them are not the log's
+            // bytes there). A slot recycled since it was shipped differs:
+            // refused as any difference (invariant 7's limit).
+            let got = &got[..want.len()];
             if let Some(i) = got.iter().zip(&want).position(|(a, b)| a != b) {
                 return Err(Error::Refused(format!(
                     "{key} overlaps another object of {} and differs from {} at log offset {} (byte {i} of it): \
@@ -542,7 +578,11 @@ impl Replicator {
                             self.name()
                         )));
                     }
-                    self.upload(&Position { at: from, ..at.clone() }, &first, &to)?;
+                    let log = self.log.as_ref().expect("opened");
+                    let commits = log.checked_commits(&from, to.version, u64::MAX)?.commits;
+                    let recycled = Arc::new(self.recycled_images(end, &commits)?);
+                    let rlen = recycled.len() as u64;
+                    self.upload(&Position { at: from, ..at.clone() }, &first, &to, recycled)?;
                     cover.push(Segment {
                         start: end,
                         end: s.end,
@@ -550,7 +590,8 @@ impl Replicator {
                         last: s.last,
                         first_us: first.timestamp_us,
                         last_us: to.timestamp_us,
-                        size: s.end - end,
+                        size: s.end - end + rlen,
+                        recycled: rlen,
                     });
                     (end, last) = (s.end, s.last);
                 }
@@ -579,7 +620,87 @@ impl Replicator {
         })
     }
 
-    fn upload(&mut self, pos: &Position, first: &Boundary, last: &Boundary) -> Result<(), Error> {
+    /// The page images that the RECYCLED commits among `commits` (a
+    /// segment's, in order) wrote into recycled slots below `start`, where
+    /// the segment starts (invariant 7), encoded as the segment carries
+    /// them; empty when there are none. Read now, under the pass's epoch
+    /// lock, and checked against their entries' crcs.
+    fn recycled_images(&self, start: u64, commits: &[Boundary]) -> Result<Vec<u8>, Error> {
+        use pagelog::format::{self, Entry, RecordHeader};
+        let log = self.log.as_ref().expect("opened");
+        let Some(header) = log.header()? else { return Ok(Vec::new()) };
+        if header.format < 4 || start <= HEAD_SIZE {
+            return Ok(Vec::new());
+        }
+        let file = log.file();
+        let local = |e: std::io::Error| Error::Local(format!("{}: {e}", self.name()));
+        let mut items: Vec<Recycled> = Vec::new();
+        let mut taken = std::collections::HashSet::new();
+        // Newest first: a slot recycled twice within the segment holds the
+        // newer commit's image (the older one's is gone, and so is every
+        // version that read it: the slot was freed again in between).
+        for b in commits.iter().rev() {
+            let mut h = [0u8; format::RECORD_HEADER_SIZE + format::COMMIT_INFO_SIZE];
+            file.read_exact_at(&mut h, b.commit_offset).map_err(local)?;
+            let Some(rh) = RecordHeader::decode(header.salt, &h) else {
+                return Err(Error::Refused(format!(
+                    "{}: no record header at offset {} (version {}) as it is shipped",
+                    self.name(),
+                    b.commit_offset,
+                    b.version
+                )));
+            };
+            if rh.kind != format::KIND_COMMIT || rh.flags & format::FLAG_RECYCLED == 0 {
+                continue;
+            }
+            let at = format::RECORD_HEADER_SIZE + format::CI_ENTRIES;
+            let n = u32::from_le_bytes(h[at..at + 4].try_into().expect("4 bytes")) as usize;
+            let mut raw = vec![0u8; n * format::ENTRY_SIZE];
+            let from = b.commit_offset + (format::RECORD_HEADER_SIZE + format::COMMIT_INFO_SIZE) as u64;
+            file.read_exact_at(&mut raw, from).map_err(local)?;
+            for e in raw.chunks_exact(format::ENTRY_SIZE).map(Entry::decode) {
+                // Page images only (a patch lies in its commit's own patch
+                // area); those at or after `start` are among the segment's bytes.
+                if e.offset == 0 || e.offset % 8 != 0 || e.offset >= start || !taken.insert(e.offset) {
+                    continue;
+                }
+                let mut page = vec![0u8; rh.page_size as usize];
+                file.read_exact_at(&mut page, e.offset).map_err(local)?;
+                if crc32fast::hash(&page) != e.crc {
+                    return Err(Error::Refused(format!(
+                        "{}: the page image of page {} that version {} (at {}) wrote into the recycled slot at \
+                         offset {} no longer has its crc {:#010x}: the slot was freed and written again before this \
+                         replicator shipped version {}; the replica cannot hold that version (keep the replicator \
+                         running, or replicate to another prefix)",
+                        self.name(),
+                        e.pgno,
+                        b.version,
+                        b.commit_offset,
+                        e.offset,
+                        e.crc,
+                        b.version
+                    )));
+                }
+                items.push(Recycled { version: b.version, offset: e.offset, bytes: page });
+            }
+        }
+        // In commit order (a stable sort keeps each commit's own order).
+        items.reverse();
+        items.sort_by_key(|r| r.version);
+        let mut out = Vec::new();
+        for r in &items {
+            r.encode(&mut out);
+        }
+        Ok(out)
+    }
+
+    fn upload(
+        &mut self,
+        pos: &Position,
+        first: &Boundary,
+        last: &Boundary,
+        recycled: Arc<Vec<u8>>,
+    ) -> Result<(), Error> {
         let start = if pos.at.commit_offset == 0 { 0 } else { pos.at.end };
         let seg = Segment {
             start,
@@ -588,16 +709,22 @@ impl Replicator {
             last: last.version,
             first_us: first.timestamp_us,
             last_us: last.timestamp_us,
-            size: last.end - start,
+            size: last.end - start + recycled.len() as u64,
+            recycled: recycled.len() as u64,
         };
         let key = self.store.loc.key(&format!("{}/{}", Generation::name(pos.created_us, pos.salt), seg.name()));
         self.ensure_lease()?;
         let file = self.log.as_ref().expect("opened").file().try_clone();
         let file = Arc::new(file.map_err(|e| Error::Local(format!("{}: {e}", self.name())))?);
         let put = self.store.put(&key, seg.size, true, &mut || {
-            Ok(Box::new(RangeReader { file: file.try_clone()?, pos: start, end: last.end }) as Box<dyn Read>)
+            let bytes = RangeReader { file: file.try_clone()?, pos: start, end: last.end };
+            let images = std::io::Cursor::new(Arc::clone(&recycled));
+            Ok(Box::new(bytes.chain(ArcBytes(images))) as Box<dyn Read>)
         });
-        let put = put.inspect_err(|_| self.pending = Some(Pending { pos: pos.clone(), first: *first, last: *last }))?;
+        let put = put.inspect_err(|_| {
+            let recycled = Arc::clone(&recycled);
+            self.pending = Some(Pending { pos: pos.clone(), first: *first, last: *last, recycled })
+        })?;
         if put == Put::Exists && !self.is_ours(&key, &seg, last)? {
             return Err(Error::Refused(format!(
                 "{key} already exists: another replicator is shipping to {}; stopping",
@@ -622,7 +749,7 @@ impl Replicator {
         if self.store.head(key)? != Some(seg.size) {
             return Ok(false);
         }
-        let t = self.store.get(key, Some((seg.size - 16, 16)))?;
+        let t = self.store.get(key, Some((seg.log_bytes() - 16, 16)))?;
         let mut want = [0u8; 16];
         want[..8].copy_from_slice(&last.commit_offset.to_le_bytes());
         want[8..12].copy_from_slice(b"PLTR");

@@ -233,6 +233,37 @@ fn main() {
         unpunched(&out, &p, &orig, 512, b, "f4-shared-nodes-reclaimed-unpunched.log");
     }
 
+    // Recycled slots (FORMAT.md, "Frames in recycled slots"): a policy of
+    // 20 versions from the load on, 499 one-page commits of 8 hot pages, a step
+    // every 25 commits; each step releases what the one before listed, and
+    // later commits write their page into those slots (RECYCLED). The last
+    // commits are not synced (no MARK after them: a damaged slot of the
+    // last one is a torn tail).
+    let p = out.join("f4-recycled.log");
+    let log = new_log(&p);
+    for i in 0..500 {
+        if i == 0 {
+            commit_in(&log, &mut rng, Durability::Normal, false, PAGES, false, 8);
+        } else {
+            // A whole page (only whole page images are recycled).
+            let _w = log.lock_writer(T).unwrap();
+            let mut txn = log.begin(log.prepare_write().unwrap(), 1 << 20);
+            let mut data = rng.bytes(PS);
+            data[0] = b'X';
+            txn.write(&log, rng.below(8) * PS as u64, &data).unwrap();
+            log.commit(txn, Durability::Normal).unwrap().expect("a version");
+        }
+        if i == 0 {
+            log.set_retention(Policy::parse("20 versions").unwrap(), T).unwrap();
+        }
+        if i % 25 == 24 {
+            log.sync_pending().unwrap();
+            log.reclaim(64 << 10, T).unwrap();
+        }
+    }
+    std::fs::copy(&p, out.join("f4-recycled-unclaimed-tail.log")).unwrap();
+    drop(log);
+
     let p = out.join("f4-small-no-policy.log");
     let log = new_log(&p);
     for i in 0..12 {

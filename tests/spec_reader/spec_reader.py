@@ -43,6 +43,7 @@ TR_MAGIC = b"PLTR"
 SPILL, COMMIT, MARK, INDEX, CONTROL = 1, 2, 3, 4, 5
 FULL_MAP, SEALED, CHECKPOINT = 1, 2, 4
 ALIGNED = 8  # "COMMIT: ... bit 3 = ALIGNED (format 4 only, with frames >= 1)"
+RECYCLED = 16  # "bit 4 = RECYCLED (format 4 only, on a delta: never with FULL_MAP, CHECKPOINT or SUMMARY)"
 SPILL_ALIGNED = 1  # "SPILL: bit 0 = ALIGNED (format 4 only, with frames >= 1)"
 CLAIM = 1  # "Format 4": CONTROL flag bit 0
 SUMMARY = 32  # "Summary commits": "COMMIT flag bit 5 (value 32), SUMMARY, format 4 only"
@@ -225,14 +226,19 @@ class Log:
             return None
         aligned = False
         if kind == COMMIT:
-            if flags & ~(FULL_MAP | SEALED | CHECKPOINT | ALIGNED | SUMMARY):
+            if flags & ~(FULL_MAP | SEALED | CHECKPOINT | ALIGNED | RECYCLED | SUMMARY):
                 return None
-            # "Summary commits": "format 4 only"; "A record with SUMMARY and FULL_MAP or CHECKPOINT
-            # is not well-formed."
-            if flags & SUMMARY and (self.fmt != 4 or flags & (FULL_MAP | CHECKPOINT)):
+            # "Summary commits": "format 4 only"; "A record with SUMMARY and FULL_MAP, CHECKPOINT or
+            # RECYCLED ... is not well-formed."
+            if flags & SUMMARY and (self.fmt != 4 or flags & (FULL_MAP | CHECKPOINT | RECYCLED)):
                 return None
             # "bit 2 = CHECKPOINT (format 4 only, never with FULL_MAP)"
             if flags & CHECKPOINT and (self.fmt != 4 or flags & FULL_MAP):
+                return None
+            # "Frames in recycled slots": "RECYCLED is valid only in a format-4 log and only on a
+            # COMMIT that is neither FULL_MAP nor CHECKPOINT: anywhere else a record with it is not
+            # well-formed."  (A RECYCLED commit may have frames = 0 and still have entries.)
+            if flags & RECYCLED and (self.fmt != 4 or flags & (FULL_MAP | CHECKPOINT | SUMMARY)):
                 return None
             aligned = bool(flags & ALIGNED)
         elif kind == CONTROL:
@@ -554,7 +560,11 @@ class Log:
         """Step 4: the crc of every frame the commit's transaction wrote (offset >= prev_end);
         "for a patch, the page it makes, its fields checked as in "Patches"" (Validity: "such
         a patch is in the commit's own patch area").  "Checkpoints": a checkpoint without an
-        entry table has its frames found through its tree, whose nodes are read and checked."""
+        entry table has its frames found through its tree, whose nodes are read and checked.
+        "Recovery of a format-4 log", step 4: "for a RECYCLED commit, every page image its
+        entries name, wherever it lies (the page size bytes at the entry's offset, read as they
+        are, checked against its crc)" -- recycled slots before prev_end included."""
+        recycled = r.kind == COMMIT and bool(r.flags & RECYCLED)
         ents = r.entries()
         if r.ck is not None and r.n_entries == 0:
             ents = self.tree_entries(r, prev_end)
@@ -562,12 +572,13 @@ class Log:
             if ents is None or self.entry_rules(r, ents) is not None:
                 return (0, r.ck[0])
         for pg, c, fo in ents:
-            if fo == 0 or fo < prev_end:
+            if fo == 0:
                 continue
             if self.is_patch(fo):
-                if not self.patch_ok(fo - 1, r.ps, c, (r.parea, r.parea_end)):
+                # "Patch entries are unchanged: a patch lies in its commit's own patch area."
+                if fo >= prev_end and not self.patch_ok(fo - 1, r.ps, c, (r.parea, r.parea_end)):
                     return (pg, fo)
-            elif not self.frame_ok(fo, r.ps, c):
+            elif (fo >= prev_end or recycled) and not self.frame_ok(fo, r.ps, c):
                 return (pg, fo)
         return None
 
@@ -989,7 +1000,7 @@ class Log:
         # (named by the CONTROL record's offset)."
         at = r.off + REC_HEADER + CONTROL_INFO + STRAGGLER * r.ctl.stragglers
         last_end = None
-        self.free_list = []
+        self.free_list, self.free_slots = [], set()
         for k in range(r.ctl.free_entries):
             off, length, flags = struct.unpack_from("<QII", self.data, at + FREE_ENTRY * k)
             slot_ok = not flags & 1 or (page_size_ok(length) and off % min(length, 4096) == 0)
@@ -998,6 +1009,8 @@ class Log:
                 raise Damage(r.off, "a free list sorted by offset, its ranges apart, in [512, the record)")
             last_end = off + length
             self.free_list.append((off, off + length))
+            if flags & 1:
+                self.free_slots.add((off, off + length))
         self.free_rec = r.off
 
     def walk_node(self, off, crc, level, first, end):
@@ -1441,6 +1454,12 @@ class Log:
             return None
         starts = [x[0] for x in fl]
         b = self.boundary
+        # "except a page image, named by an entry of a RECYCLED commit after the listing record,
+        # that lies exactly in a listed SLOT range (a recycled slot)"
+        recycled = set()
+        for r in getattr(self, "passed", []):
+            if r.kind == COMMIT and r.flags & RECYCLED and self.free_rec < r.off <= latest.off:
+                recycled.update(fo for _pg, _cr, fo in r.entries() if fo != 0 and fo % 8 == 0)
 
         def over(s, e):
             i = bisect.bisect_right(starts, e - 1) - 1
@@ -1482,7 +1501,8 @@ class Log:
                     spans.append((fo, fo + c.ps))
                 for s0, e0 in spans:
                     hit = over(s0, e0)
-                    if hit is not None:
+                    if hit is not None and not (s0 in recycled and e0 - s0 == c.ps and hit == (s0, e0)
+                                                and hit in self.free_slots):
                         return "the free-list range (%d, %d) of the CONTROL record at %d covers page %d's " \
                                "item at %d (version %d)" % (hit[0], hit[1] - hit[0], self.free_rec, i + 1, s0,
                                                             c.version)

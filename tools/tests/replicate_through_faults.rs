@@ -269,6 +269,7 @@ fn put_segment(store: &pagelog_replica::Store, db: &Path, from: u64, to: u64, fl
         first_us: first.timestamp_us,
         last_us: last.timestamp_us,
         size: last.end - start,
+        recycled: 0,
     };
     let cat = pagelog_replica::catalog(store).unwrap();
     let key = store.loc.key(&format!("{}/{}", cat.generations[0].dir(), seg.name()));

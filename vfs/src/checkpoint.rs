@@ -261,11 +261,14 @@ impl Log {
         base: &Version,
         p: &Plan,
         slots_at: &dyn Fn(u64) -> Vec<(u32, Slot)>,
+        free: &[crate::freelist::FreeRange],
     ) -> Result<Planned> {
         let end = st.log_end.min(st.mapping.cap);
         let src = crate::index::ResolvedSource { map: &st.mapping, end, control: &st.control };
         let changes_at = |o: u64| Ok(changes(base, p.same_ps, &slots_at(o), p.db_pages)?.1);
-        let (table, free) = (st.control.table(), st.control.free());
+        // The list as the state holds it, less the slots recycled since its
+        // record (`free`, `slots.rs` invariant 4).
+        let table = st.control.table();
         let control =
             |at: u64| crate::reclaim::control_record(p.salt, at, p.prev, p.page_size, &p.info, table, free, &[], false);
         // The tree it starts from (`changes` starts from the same one).

@@ -16,7 +16,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::commit4::Commit4;
+use crate::commit4::{Commit4, Place};
 use crate::error::{Error, Result};
 use crate::format::{self, CommitInfo, Entry, Header, RecordHeader};
 use crate::group::{Pending, Wait};
@@ -252,6 +252,12 @@ impl Log {
             Err(e) => {
                 let end = self.file_len().unwrap_or(u64::MAX);
                 let _ = self.discard(&mut st, end.max(prepared.end), txn.alloc_at_begin());
+                // The slots it took are dead still (no commit names them):
+                // back into the pool.
+                let now = st.latest.number;
+                for (o, d) in &prepared.slot_writes {
+                    st.pool.insert(*o, (d.len() as u32, now));
+                }
                 Err(e)
             }
         }
@@ -399,7 +405,7 @@ impl Log {
         // image when that is small (FORMAT.md, "Patches": writer policy).
         // Where each in-memory page goes: Ok(image index) or Err(offset
         // in the patch area).
-        let mut place: Vec<std::result::Result<usize, usize>> = Vec::with_capacity(inline.len());
+        let mut place: Vec<Place> = Vec::with_capacity(inline.len());
         let mut area: Vec<u8> = Vec::new();
         let patching = self.writes_patches() && same_ps && inline.len() <= PATCH_MAX_PAGES;
         let limit = crate::patch::write_limit(page_size);
@@ -417,20 +423,68 @@ impl Log {
             }
             debug_assert_eq!(place.len(), *i);
             place.push(match spot {
-                Some(a) => Err(a),
+                Some(a) => Place::Patch(a),
                 None => {
                     images += 1;
-                    Ok(images - 1)
+                    Place::Frame(images - 1)
                 }
             });
         }
         debug_assert!(area.len() <= PATCH_MAX_PAGES * limit && area.len() / 8 <= u16::MAX as usize);
         let patch_words = (area.len() / 8) as u16;
         let policy = !st.control.policy().is_all();
+        // Recycling (`slots.rs`; FORMAT.md, "Frames in recycled slots"):
+        // under a policy, a small delta's whole images go into dead slots
+        // of this process's pool, checked against the log as it is now;
+        // the rest stay in the record. Not a checkpoint, a revert, a SPILL
+        // or a page-size change, nor a summary (its repeated entries name
+        // older frames, which RECYCLED would say it wrote: FORMAT.md,
+        // "Summary commits"); never without a policy (append-only).
+        let mut recycled = false;
+        if f4
+            && summary.is_none()
+            && policy
+            && self.recycle
+            && !full
+            && !reverting
+            && same_ps
+            && images > 0
+            && (images as u32) < crate::commit4::ALIGN_MIN_FRAMES
+            && !st.pool.is_empty()
+        {
+            // The page of each in-memory image, in `place` order.
+            let mut page_of = vec![0u32; place.len()];
+            for (pgno, src) in &changed {
+                if let Src::Mem(i) = src {
+                    page_of[*i] = *pgno;
+                }
+            }
+            let want: Vec<u32> =
+                place.iter().zip(&page_of).filter(|(p, _)| matches!(p, Place::Frame(_))).map(|(_, &g)| g).collect();
+            let got = self.take_slots(st, &want, page_size)?;
+            if got.iter().any(|s| s.is_some()) {
+                let mut it = got.into_iter();
+                let mut k = 0usize;
+                for p in place.iter_mut() {
+                    if let Place::Frame(_) = p {
+                        *p = match it.next().flatten() {
+                            Some(o) => Place::Slot(o),
+                            None => {
+                                k += 1;
+                                Place::Frame(k - 1)
+                            }
+                        };
+                    }
+                }
+                images = k;
+                recycled = true;
+            }
+        }
         let aligned =
             crate::commit4::aligned_flag(self.format(), format::KIND_COMMIT, images as u32, page_size, policy);
         let flags = aligned
             | if summary.is_some() { format::FLAG_SUMMARY } else { 0 }
+            | if recycled { format::FLAG_RECYCLED } else { 0 }
             | match (full, f4) {
                 (false, _) => 0,
                 (true, false) => format::FLAG_FULL_MAP,
@@ -456,8 +510,9 @@ impl Log {
                 let slot = match src {
                     Src::Mem(i) => Slot {
                         offset: match place[*i] {
-                            Ok(k) => offset + lay.payload_start + k as u64 * page_size as u64,
-                            Err(a) => (offset + lay.patches_start + a as u64) | crate::patch::PATCH_TAG,
+                            Place::Frame(k) => offset + lay.payload_start + k as u64 * page_size as u64,
+                            Place::Patch(a) => (offset + lay.patches_start + a as u64) | crate::patch::PATCH_TAG,
+                            Place::Slot(o) => o,
                         },
                         crc: crcs[*i],
                     },
@@ -472,9 +527,16 @@ impl Log {
         let prev_link = Link { version: chain.number, offset: chain.commit_offset, crc: chain.commit_crc };
         let mut index: Option<(Vec<u8>, crate::tree::Root)> = None;
         let mut control_rec: Option<(format::ControlInfo, Vec<u8>)> = None;
-        if let Some(info) = control {
+        let mut control_free = None;
+        if let Some(mut info) = control {
+            // The copy repeats the list without the slots recycled since
+            // its record (`slots.rs` invariant 4).
+            let state = st.control.clone();
+            let free = self.list_without_recycled(st, state.free())?;
+            info.free_entries = free.len() as u32;
             let c = crate::checkpoint::Plan { salt, prev: prev_link, index_at, page_size, same_ps, db_pages, info };
-            let planned = self.plan_checkpoint(st, &base, &c, &slots_at)?;
+            let planned = self.plan_checkpoint(st, &base, &c, &slots_at, &free)?;
+            control_free = (free.len() != state.free().len()).then_some(free);
             offset = planned.offset;
             control_rec = Some((info, planned.control));
             index = Some((planned.nodes, planned.root));
@@ -494,6 +556,7 @@ impl Log {
                     index_at,
                     index,
                     control: control_rec,
+                    control_free,
                     new_slots,
                     lay,
                     lay_entries: n_entries,
@@ -570,7 +633,7 @@ impl Log {
             e.encode(&mut buf[eb + i * format::ENTRY_SIZE..]);
         }
         for (data, place) in inline.iter().zip(&place) {
-            if let Ok(k) = place {
+            if let Place::Frame(k) = place {
                 let at = lay.payload_start as usize + k * page_size as usize;
                 buf[at..at + page_size as usize].copy_from_slice(data);
             }
@@ -591,6 +654,8 @@ impl Log {
             buf,
             write_at,
             control,
+            control_free: None,
+            slot_writes: Vec::new(),
             offset,
             end,
             link,
@@ -662,6 +727,11 @@ impl Log {
                 Err(e) => return Err(Error::io(&self.path, "write", Some(p.end), e)),
             }
         }
+        // Frames into recycled slots first (`slots.rs` invariant 5): the
+        // record that names them after.
+        for (at, data) in &p.slot_writes {
+            self.io.write_at(data, *at).map_err(|e| Error::io(&self.path, "write a recycled slot", Some(*at), e))?;
+        }
         self.io.write_at(&p.buf, p.write_at).map_err(|e| Error::io(&self.path, "write commit", Some(p.offset), e))?;
         if p.sync {
             self.io.sync().map_err(|e| Error::io(&self.path, "sync", None, e))?;
@@ -723,7 +793,10 @@ impl Log {
         }
         st.log_end = if marked { p.end + format::MARK_SIZE } else { p.end };
         if let Some((at, crc, info)) = p.control {
-            st.control = Arc::new(st.control.copied(at, crc, info));
+            st.control = Arc::new(match p.control_free {
+                Some(free) => st.control.copied_with_free(at, crc, info, free),
+                None => st.control.copied(at, crc, info),
+            });
         }
         st.committed_here = true;
         if p.full {
@@ -947,6 +1020,12 @@ pub(crate) struct Prepared {
     pub(crate) write_at: u64,
     /// The CONTROL record written with the commit: offset, crc, info.
     pub(crate) control: Option<(u64, u32, format::ControlInfo)>,
+    /// That CONTROL record's free list, when it is not the state's
+    /// (`slots.rs` invariant 4).
+    pub(crate) control_free: Option<Vec<crate::freelist::FreeRange>>,
+    /// Page images written into recycled slots before the record
+    /// (`slots.rs` invariant 5): offset, bytes.
+    pub(crate) slot_writes: Vec<(u64, Vec<u8>)>,
     pub(crate) offset: u64,
     pub(crate) end: u64,
     pub(crate) link: Link,

@@ -63,6 +63,18 @@ pub(crate) fn aligned_flag(format: u32, kind: u8, frames: u32, _page_size: u32, 
     }
 }
 
+/// Where a transaction's in-memory page goes.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Place {
+    /// The record's k-th page image.
+    Frame(usize),
+    /// A patch at this offset in the record's patch area.
+    Patch(usize),
+    /// A recycled slot at this file offset (format 4 under a policy,
+    /// `slots.rs`): written before the record.
+    Slot(u64),
+}
+
 /// What `prepare_commit` worked out for a format-4 commit.
 pub(crate) struct Commit4<'a> {
     /// The version whose pages the commit changes.
@@ -79,6 +91,8 @@ pub(crate) struct Commit4<'a> {
     pub(crate) index: Option<(Vec<u8>, Root)>,
     /// A checkpoint's CONTROL record.
     pub(crate) control: Option<(ControlInfo, Vec<u8>)>,
+    /// Its free list, when not the state's (`slots.rs` invariant 4).
+    pub(crate) control_free: Option<Vec<crate::freelist::FreeRange>>,
     pub(crate) new_slots: Vec<(u32, Slot)>,
     pub(crate) lay: Layout,
     /// Entries the layout counted (a summary's: `TreeMap::summary_len`).
@@ -88,9 +102,8 @@ pub(crate) struct Commit4<'a> {
     pub(crate) page_size: u32,
     pub(crate) counter: u32,
     pub(crate) images: &'a [Box<[u8]>],
-    /// Where each image of `images` goes: Ok(index among the frames) or
-    /// Err(offset in the patch area).
-    pub(crate) place: &'a [std::result::Result<usize, usize>],
+    /// Where each image of `images` goes.
+    pub(crate) place: &'a [Place],
     pub(crate) area: &'a [u8],
     pub(crate) patch_words: u16,
     pub(crate) image_count: usize,
@@ -206,8 +219,12 @@ impl Log {
             ck.encode(&mut buf[eb + table.len() * format::ENTRY_SIZE..]);
             root = Some(r);
         }
+        let mut slot_writes = Vec::new();
         for (data, place) in c.images.iter().zip(c.place) {
-            if let Ok(k) = place {
+            if let Place::Slot(o) = place {
+                slot_writes.push((*o, data.to_vec()));
+            }
+            if let Place::Frame(k) = place {
                 let at = lay.payload_start as usize + k * c.page_size as usize;
                 buf[at..at + c.page_size as usize].copy_from_slice(data);
             }
@@ -246,6 +263,8 @@ impl Log {
             buf,
             write_at,
             control,
+            control_free: c.control_free,
+            slot_writes,
             offset: c.offset,
             end,
             link,

@@ -161,6 +161,15 @@ impl Control {
         }
     }
 
+    /// [`Control::copied`] with another free list (a checkpoint's copy
+    /// leaves out the slots recycled since: `slots.rs` invariant 4).
+    pub(crate) fn copied_with_free(&self, offset: u64, crc: u32, info: ControlInfo, free: Vec<FreeRange>) -> Control {
+        let mut c = self.copied(offset, crc, info);
+        c.info.free_entries = free.len() as u32;
+        c.free = Arc::new(free);
+        c
+    }
+
     /// The free list, sorted by offset (invariant 5).
     pub fn free(&self) -> &[FreeRange] {
         &self.free

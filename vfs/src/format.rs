@@ -121,6 +121,12 @@ pub const FLAG_SEALED: u8 = 2;
 /// [`slot_align`]; the gap before them is zero bytes, covered by the
 /// trailer crc as metadata. Only on a record with frames.
 pub const FLAG_ALIGNED: u8 = 8;
+/// Commit flag (format 4 only, on a delta: never with [`FLAG_FULL_MAP`] or
+/// [`FLAG_CHECKPOINT`]): RECYCLED, every page image the commit's entries
+/// name was written by its own transaction, some into recycled slots (dead
+/// frame slots of the free list, before the record; FORMAT.md "Frames in
+/// recycled slots"), so recovery checks them all, wherever they lie.
+pub const FLAG_RECYCLED: u8 = 16;
 /// SPILL flag (format 4 only): ALIGNED, as [`FLAG_ALIGNED`] for a COMMIT.
 pub const FLAG_SPILL_ALIGNED: u8 = 1;
 /// Commit flag (format 4 only, never with [`FLAG_FULL_MAP`] or
@@ -627,9 +633,16 @@ impl RecordHeader {
         let summary_ok = h.flags & FLAG_SUMMARY == 0 || (h.kind == KIND_COMMIT && h.flags & map_flags == 0);
         // (ALIGNED is valid only in format 4, and only with frames: the
         // reader, who knows the file's format, checks the format.)
-        let flags_ok = h.flags & !(FLAG_FULL_MAP | FLAG_SEALED | FLAG_CHECKPOINT | FLAG_ALIGNED | FLAG_SUMMARY) == 0
+        // RECYCLED likewise, and never with a summary (a summary repeats
+        // entries naming older frames, which RECYCLED says it wrote itself).
+        let recycled_ok = h.flags & FLAG_RECYCLED == 0
+            || (h.kind == KIND_COMMIT && h.flags & map_flags == 0 && h.flags & FLAG_SUMMARY == 0);
+        let flags_ok = h.flags
+            & !(FLAG_FULL_MAP | FLAG_SEALED | FLAG_CHECKPOINT | FLAG_ALIGNED | FLAG_RECYCLED | FLAG_SUMMARY)
+            == 0
             && h.flags & map_flags != map_flags
             && summary_ok
+            && recycled_ok
             && (h.kind == KIND_COMMIT
                 || h.flags == 0
                 || (h.kind == KIND_CONTROL && h.flags == FLAG_CLAIM)

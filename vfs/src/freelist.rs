@@ -16,7 +16,10 @@
 //!    other than SLOT are zero.
 //! 3. What a list means (the writer's rule, not checked here): no version
 //!    the log holds from the listing record on, and nothing its control
-//!    state names, reaches any byte of a listed range. So a listed range
+//!    state names, reaches any byte of a listed range — except a page image
+//!    that a (RECYCLED) commit after the listing record wrote into a listed
+//!    SLOT range (`slots.rs`): recycled, and live until a step finds it
+//!    dead again; the next list leaves it out. So a listed range
 //!    may be punched once its record is durable and no reader holds an
 //!    older epoch; a range the writer is unsure of is never listed.
 //! 4. The list is a to-do list: a range leaves it once punched (`without`),

@@ -53,6 +53,7 @@ pub mod retire_step;
 mod revert_target;
 pub mod salvage;
 pub mod shm;
+mod slots;
 pub mod sqlite;
 pub mod stat;
 pub mod storage;

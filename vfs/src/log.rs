@@ -95,6 +95,11 @@ pub struct OpenOptions {
     /// retention, docs/format-4.md). Tests only until it is complete.
     #[doc(hidden)]
     pub format4: bool,
+    /// Never write a frame into a recycled slot (format 4 under a policy,
+    /// `slots.rs`): every listed range is punched as before recycling.
+    /// Tests only (those that measure the bounded release of punches).
+    #[doc(hidden)]
+    pub no_recycling: bool,
 }
 
 /// A result that is either the thing, or where and why the log's bytes
@@ -231,6 +236,15 @@ pub(crate) struct State {
     /// The offset of the CONTROL record whose list `punched` was last
     /// pruned against (another state's list may have dropped some).
     pub(crate) punched_for: u64,
+    /// Recycling (`slots.rs`): the slots this process released into its
+    /// pool, by offset: (length, the latest version when it joined).
+    pub(crate) pool: std::collections::BTreeMap<u64, (u32, u64)>,
+    /// Entries of the list `punched_for` names that this process put in
+    /// its pool (sorted): a later release does not pool them again.
+    pub(crate) pooled: Vec<crate::freelist::FreeRange>,
+    /// The image offsets named by the commits after the control state's
+    /// record (`slots.rs` invariant 4).
+    pub(crate) named: crate::slots::Named,
     /// The log end before which no release between steps is tried again
     /// (a reader held an older epoch; `reclaim_if_due`).
     pub(crate) trickle_after: u64,
@@ -251,6 +265,8 @@ pub struct Log {
     pub(crate) io: Arc<dyn LogFile>,
     pub(crate) read_only: bool,
     pub(crate) append_only: bool,
+    /// Recycling dead slots is allowed (`slots.rs`; `OpenOptions::no_recycling`).
+    pub(crate) recycle: bool,
     /// The format a new log is created in.
     pub(crate) new_format: u32,
     pub(crate) state: Mutex<State>,
@@ -308,6 +324,7 @@ impl Log {
             io,
             read_only: opts.read_only,
             append_only: opts.append_only,
+            recycle: !opts.no_recycling,
             new_format: if opts.format4 { format::FORMAT_V4 } else { format::FORMAT_VERSION },
             committed: Mutex::new((Arc::new(Mapping::empty(path)), 0)),
             format: AtomicU32::new(0),
@@ -331,6 +348,9 @@ impl Log {
                 reclaim_looked_at: 0,
                 punched: Vec::new(),
                 punched_for: 0,
+                pool: Default::default(),
+                pooled: Vec::new(),
+                named: Default::default(),
                 trickle_after: 0,
                 shm: None,
                 shm_tried: false,

@@ -67,6 +67,13 @@
 //!    `Vo` passes the commit that replaced it: the retirement walk lists it
 //!    then (`retire_step.rs` invariant 1). The state's frames in place count
 //!    in the size form (`bytes_in_use`).
+//! 8. Recycling (`slots.rs` invariants 4 and 7): a step's list is the
+//!    previous one less what was punched and less the slots recycled since
+//!    its record, plus what it found (`[B, B')` still as runs: its frames
+//!    that die with the region are punched, not recycled). A held commit's
+//!    frame in a recycled slot below `B` stays in place (no straggler copy)
+//!    while the new base tree holds no slot for its page, and every punch
+//!    of `[512, x)` stays below the lowest such frame of the held commits.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
@@ -336,7 +343,10 @@ impl Log {
         info.keep_seconds = policy.age_secs.unwrap_or(0);
         info.keep_bytes = policy.bytes.unwrap_or(0);
         let control = st.control.clone();
-        self.append_control(&mut st, info, &control, control.table(), control.free(), Vec::new())?;
+        // The list as it stands: without the slots recycled since its record
+        // (`slots.rs` invariant 4).
+        let free = self.list_without_recycled(&mut st, control.free())?;
+        self.append_control(&mut st, info, &control, control.table(), &free, Vec::new())?;
         Ok(())
     }
 
@@ -479,12 +489,19 @@ impl Log {
                 // it was last pruned to: a step (ours or another process's)
                 // or a checkpoint's copy makes a new list, which the next
                 // release prunes it to.
-                let punched = if st.punched_for == st.control.offset { st.punched.len() } else { 0 };
+                // So does what it pooled (`slots.rs`): a pooled slot waits
+                // for a commit, not for a punch.
+                let punched = if st.punched_for == st.control.offset { st.punched.len() + st.pooled.len() } else { 0 };
                 let pending = st.control.free().len().saturating_sub(punched);
+                let now = st.latest.number;
+                let stale = st.pool.values().any(|&(_, at)| now.saturating_sub(at) >= crate::slots::STALE_COMMITS);
                 let trickle = pending > 2 * RELEASE_MAX_PUNCHES && end >= st.trickle_after;
                 drop(st);
+                if stale {
+                    self.punch_stale_slots(false, RELEASE_TRICKLE_PUNCHES)?;
+                }
                 if trickle {
-                    let (_, held) = self.release_some(&control, RELEASE_TRICKLE_PUNCHES)?;
+                    let (_, held) = self.release_some(&control, RELEASE_TRICKLE_PUNCHES, true)?;
                     if held {
                         let mut st = self.lock();
                         st.trickle_after = st.log_end + AUTO_MIN_GROWTH;
@@ -592,6 +609,11 @@ impl Log {
             }
             (off, crc) = (prev, prev_crc);
         }
+        // The lowest frame below `B` a held version other than the oldest
+        // reads in place (a frame a commit wrote into a recycled slot:
+        // `slots.rs` invariant 7): the punch stays below it, as below the
+        // old state's own frames in place (were this step's record lost).
+        let kept_low = self.held_in_place_low(&commits, &old)?;
         let first = commits.last().expect("the latest").h.version;
         let ts = |v: u64| commits.get((latest.number - v) as usize).map_or(0, |r| r.info.timestamp_us);
         let in_place_bytes = if policy.bytes.is_some() { in_place_bytes } else { 0 };
@@ -669,7 +691,7 @@ impl Log {
         // step passed, the reserve a step on a full disk gives back first
         // (`reclaim_held`). The WRITER lock keeps the state as read.
         drop(st);
-        let released = self.release_listed(&old, RELEASE_MAX_PUNCHES)?;
+        let released = self.release_listed(&old, RELEASE_MAX_PUNCHES, true)?;
         let mut st = self.lock();
         debug_assert!(st.control.offset == old.offset && st.log_end == len);
 
@@ -725,7 +747,10 @@ impl Log {
         }
         found.sort_unstable_by_key(|r| r.offset);
         let passed = passed_runs(b, bp, &in_place, ps as u64);
-        let free = freelist::union(&freelist::union(&freelist::without(old.free(), &released), &found), &passed);
+        // L_k = L_{k−1} − punched − the slots a commit after L_{k−1}'s
+        // record recycled (`slots.rs` invariant 4) + what this step found.
+        let kept_list = self.list_without_recycled(&mut st, &freelist::without(old.free(), &released))?;
+        let free = freelist::union(&freelist::union(&kept_list, &found), &passed);
         let meta = (format::RECORD_HEADER_SIZE + format::CONTROL_INFO_SIZE) as u64
             + (keys.len() + nodes.len()) as u64 * format::STRAGGLER_SIZE as u64
             + free.len() as u64 * format::FREE_ENTRY_SIZE as u64;
@@ -886,6 +911,18 @@ impl Log {
             let loc = loc.filter(|&l| patch::position(l) >= b || old.reads_in_place(p, l, kps)).ok_or_else(|| {
                 self.corrupt(key, format!("a copy of page {p}'s item at {key} (a straggler)"), "none")
             })?;
+            // A frame a kept commit wrote into a recycled slot below `B`
+            // (`slots.rs` invariant 7): read in place, not copied, while
+            // the new base tree holds no slot for its page (a slot there
+            // would redirect it); the punch stays below it.
+            if crc.is_some()
+                && loc < b
+                && old.reads_in_place(p, loc, kps)
+                && changes.get(&p).is_none_or(|s| s.offset == 0)
+            {
+                low = low.min(loc);
+                continue;
+            }
             let mut copy = |bytes: &[u8], payload: &mut Vec<u8>| -> u64 {
                 relocated += 1;
                 let o = payload_at + payload.len() as u64;
@@ -982,6 +1019,17 @@ impl Log {
             oldest_counter: vo_rec.info.page1_counter,
             ..old.info
         };
+        // The payload was placed after a table of every key; the keys left
+        // in place (recycled frames below `B`, `slots.rs` invariant 7) are
+        // not in it, so zeros fill their room: every item stays where its
+        // reference says (the payload is read only through references).
+        let actual = (format::RECORD_HEADER_SIZE + format::CONTROL_INFO_SIZE) as u64
+            + stragglers.len() as u64 * format::STRAGGLER_SIZE as u64
+            + free.len() as u64 * format::FREE_ENTRY_SIZE as u64;
+        debug_assert!(actual <= meta);
+        if actual < meta {
+            payload.splice(0..0, std::iter::repeat_n(0u8, (meta - actual) as usize));
+        }
         let end = self.append_control(&mut st, info, &old, &stragglers, &free, payload)?;
         let epoch = info.epoch;
         drop(st);
@@ -998,7 +1046,7 @@ impl Log {
         // step's record were lost (`torn_reverts_and_steps_…` tears it after
         // the step: a frame this step copied, a straggler, stays where the
         // old state reads it).
-        let punched = self.punch_freed(epoch, b.min(low).min(old_low))?;
+        let punched = self.punch_freed(epoch, b.min(low).min(old_low).min(kept_low))?;
         Ok(Reclaimed { oldest: vo, boundary: bp, freed: bp - b, relocated, appended: end - at, punched, shrunk: 0 })
     }
 
@@ -1201,9 +1249,19 @@ impl Log {
     /// every frame it reads in place. Returns the end of the region punched
     /// from 512 (0: none).
     fn give_back(&self, c: &Control) -> Result<u64> {
-        self.release_listed(c, usize::MAX)?;
+        self.release_listed(c, usize::MAX, false)?;
+        // The pool too (`slots.rs` invariant 6): everything freed is given
+        // back, recycled or not.
+        self.punch_stale_slots(true, usize::MAX)?;
         let low = self.in_place_low(c)?;
-        self.punch_freed(c.epoch(), c.boundary().min(low))
+        // And never a frame a held version wrote into a recycled slot
+        // below `B` (`slots.rs` invariant 7).
+        let held = self.held_commits(c)?;
+        let kept_low = match &held {
+            Some(commits) => self.held_in_place_low(commits, c)?,
+            None => format::FIRST_RECORD,
+        };
+        self.punch_freed(c.epoch(), c.boundary().min(low).min(kept_low))
     }
 
     /// What the log's control state reads in place below its boundary

@@ -127,8 +127,11 @@ impl Log {
         if h.kind == format::KIND_INDEX {
             return self.read_index(salt, offset, h, &head);
         }
-        if h.flags & (format::FLAG_CHECKPOINT | format::FLAG_SUMMARY) != 0 && self.format() < format::FORMAT_V4 {
-            return Ok(None); // a checkpoint or a summary is format 4's
+        if h.flags & (format::FLAG_CHECKPOINT | format::FLAG_RECYCLED | format::FLAG_SUMMARY) != 0
+            && h.kind == format::KIND_COMMIT
+            && self.format() < format::FORMAT_V4
+        {
+            return Ok(None); // a checkpoint, a recycled slot and a summary are format 4's
         }
         let aligned = format::is_aligned(h.kind, h.flags);
         if aligned && self.format() < format::FORMAT_V4 {
@@ -383,14 +386,40 @@ impl Log {
         entries: &[Entry],
         txn_start: u64,
     ) -> Result<Option<(u64, String, String)>> {
+        self.check_commit_as(rec, entries, txn_start, false)
+    }
+
+    /// [`Log::check_commit`] of a commit no claim covers (recovery's and
+    /// the forward read's step 4): with `txn_start`, a RECYCLED commit's
+    /// images are checked wherever they lie, those in recycled slots
+    /// before `txn_start` too (FORMAT.md, "Recovery of a format-4 log").
+    /// Only there: a slot an older commit recycled may hold a newer
+    /// commit's frame since (it died and was recycled again), which is
+    /// not damage.
+    pub(crate) fn check_unclaimed_commit(
+        &self,
+        rec: &Rec,
+        entries: &[Entry],
+        txn_start: u64,
+    ) -> Result<Option<(u64, String, String)>> {
+        self.check_commit_as(rec, entries, txn_start, true)
+    }
+
+    fn check_commit_as(
+        &self,
+        rec: &Rec,
+        entries: &[Entry],
+        txn_start: u64,
+        slots: bool,
+    ) -> Result<Option<(u64, String, String)>> {
         if rec.is_checkpoint() && entries.is_empty() && txn_start != u64::MAX {
             let own: Vec<Entry> = match self.tree_entries(rec, txn_start)? {
                 Ok(all) => all.into_iter().filter(|e| patch::position(e.offset) >= txn_start).collect(),
                 Err(d) => return Ok(Some((d.offset, d.expected, d.found))),
             };
-            return self.check_entries(rec, &own, txn_start);
+            return self.check_entries(rec, &own, txn_start, false);
         }
-        self.check_entries(rec, entries, txn_start)
+        self.check_entries(rec, entries, txn_start, slots)
     }
 
     /// Every non-zero slot of checkpoint `rec`'s tree as map entries, in
@@ -414,10 +443,17 @@ impl Log {
     }
 
     /// [`Log::check_commit`] of the entries given.
-    fn check_entries(&self, rec: &Rec, entries: &[Entry], txn_start: u64) -> Result<Option<(u64, String, String)>> {
+    fn check_entries(
+        &self,
+        rec: &Rec,
+        entries: &[Entry],
+        txn_start: u64,
+        slots: bool,
+    ) -> Result<Option<(u64, String, String)>> {
         let ps = rec.h.page_size as u64;
         let payload_end = rec.payload_end();
         let patches = self.format() >= format::FORMAT_VERSION;
+        let recycled = slots && rec.h.flags & format::FLAG_RECYCLED != 0 && self.format() >= format::FORMAT_V4;
         let mut prev = 0u32;
         for (i, e) in entries.iter().enumerate() {
             let at =
@@ -448,7 +484,13 @@ impl Log {
             {
                 return Ok(Some((at, format!("frame offset below {payload_end}"), e.offset.to_string())));
             }
-            if pos >= txn_start {
+            // A RECYCLED commit (format 4) wrote every image it names,
+            // some into recycled slots before its transaction's start
+            // (FORMAT.md, "Frames in recycled slots"): each is checked
+            // where it lies, so a frame torn in a slot makes the commit
+            // unfinished, never a page served wrong.
+            let own_slot = recycled && !is_patch && txn_start != u64::MAX;
+            if pos >= txn_start || own_slot {
                 // Written by this transaction: a patch is in this record's
                 // own patch area.
                 if is_patch && pos < rec.patches_start() {

@@ -261,7 +261,7 @@ impl Log {
         if let Some(first) = unchecked {
             for i in first..w.commits.len() {
                 let c = &w.commits[i];
-                if self.check_commit(&c.rec, &c.entries, c.txn_start)?.is_some() {
+                if self.check_unclaimed_commit(&c.rec, &c.entries, c.txn_start)?.is_some() {
                     w.log_end = if i == 0 { w.commits[0].txn_start } else { w.commits[i - 1].log_end };
                     w.commits.truncate(i);
                     break;

@@ -45,8 +45,14 @@
 //!    to what the list still holds) so that no release punches them
 //!    again, and the next step leaves them all out of its list. A step
 //!    that finds nothing to free, asked for (`retain --now`), and a step on
-//!    a full disk release the whole list (`Log::give_back`). Recycling a
-//!    listed slot instead of punching it (docs/format-4.md) is not built.
+//!    a full disk release the whole list (`Log::give_back`).
+//! 4. Recycling (`slots.rs`): under a policy a release puts the SLOT
+//!    entries of the log's page size into the process's pool instead of
+//!    punching them (no call; same conditions as a punch, invariant 2),
+//!    once per entry (`State::pooled`), and punches the rest as above. A
+//!    release never punches or pools a SLOT entry that a commit after the
+//!    list's record names (recycled since: `Log::recycled_since`, read
+//!    from the log), whatever any process's pool says: it is live.
 
 use std::collections::HashSet;
 
@@ -180,43 +186,65 @@ impl Log {
     /// touching entries as one call, in at most `max` calls (invariant 3),
     /// when no reader holds an epoch below `c`'s (invariant 2); runs whose
     /// entries this process punched already (`State::punched`) are
-    /// skipped. Returns every entry of `c`'s list punched so far, by this
-    /// release or an earlier one of this process (empty: none, or a reader
-    /// still may read them); the rest stay listed.
-    pub(crate) fn release_listed(&self, c: &Control, max: usize) -> Result<Vec<FreeRange>> {
-        Ok(self.release_some(c, max)?.0)
+    /// skipped. With `recycle`, under a policy, SLOT entries of the log's
+    /// page size join this process's pool instead (invariant 4; no call),
+    /// on the same conditions. Returns every entry of `c`'s list punched
+    /// so far, by this release or an earlier one of this process (empty:
+    /// none, or a reader still may read them); the rest stay listed.
+    pub(crate) fn release_listed(&self, c: &Control, max: usize, recycle: bool) -> Result<Vec<FreeRange>> {
+        Ok(self.release_some(c, max, recycle)?.0)
     }
 
     /// `release_listed`, and whether a reader held an older epoch (nothing
     /// new was punched then).
-    pub(crate) fn release_some(&self, c: &Control, max: usize) -> Result<(Vec<FreeRange>, bool)> {
-        let already = |list: &[FreeRange], st: &crate::log::State| -> Vec<FreeRange> {
-            list.iter().copied().filter(|r| st.punched.binary_search(r).is_ok()).collect()
+    pub(crate) fn release_some(&self, c: &Control, max: usize, recycle: bool) -> Result<(Vec<FreeRange>, bool)> {
+        let already = |list: &[FreeRange], done: &[FreeRange]| -> Vec<FreeRange> {
+            list.iter().copied().filter(|r| done.binary_search(r).is_ok()).collect()
         };
         if c.free().is_empty() || c.offset == 0 {
             return Ok((Vec::new(), false));
         }
-        // What this process punched of the list already, forgetting what
-        // the list no longer holds.
-        let done_before = {
+        // What this process punched (or pooled) of the list already,
+        // forgetting what the list no longer holds.
+        // The slots a commit after `c`'s record recycled are live: neither
+        // punched nor pooled (`slots.rs` invariant 4). Read from the log;
+        // for a list that is not the state's (none today), every slot.
+        let (done_before, pooled_before, page_size, recycled) = {
             let mut st = self.lock();
-            let before = already(c.free(), &st);
+            let before = already(c.free(), &st.punched);
+            let pooled = already(c.free(), &st.pooled);
             st.punched = before.clone();
+            st.pooled = pooled.clone();
             st.punched_for = c.offset;
-            before
+            let recycled = if (st.control.offset, st.control.crc) == (c.offset, c.crc) {
+                self.recycled_since(&mut st, c.free())?
+            } else {
+                c.free().iter().copied().filter(|r| r.is_slot()).collect()
+            };
+            (before, pooled, st.latest.page_size, recycled)
         };
+        let live = |r: &FreeRange| recycled.binary_search(r).is_ok();
+        let recycle = recycle && self.recycle && !c.policy().is_all() && self.format() >= format::FORMAT_V4;
+        let poolable = |r: &FreeRange| recycle && r.is_slot() && r.length == page_size;
+        let to_pool: Vec<FreeRange> = c
+            .free()
+            .iter()
+            .copied()
+            .filter(|r| poolable(r) && !live(r) && pooled_before.binary_search(r).is_err())
+            .collect();
+        let rest: Vec<FreeRange> = c.free().iter().copied().filter(|r| !poolable(r) && !live(r)).collect();
         let todo: Vec<(u64, u64, usize, usize)> = {
             let mut i = 0;
             let mut out = Vec::new();
-            for (start, end, n) in crate::freelist::touching_runs(c.free()) {
-                if c.free()[i..i + n].iter().any(|r| done_before.binary_search(r).is_err()) {
+            for (start, end, n) in crate::freelist::touching_runs(&rest) {
+                if rest[i..i + n].iter().any(|r| done_before.binary_search(r).is_err()) {
                     out.push((start, end, i, n));
                 }
                 i += n;
             }
             out
         };
-        if todo.is_empty() || max == 0 {
+        if (todo.is_empty() || max == 0) && to_pool.is_empty() {
             return Ok((done_before, false));
         }
         let epoch = c.epoch();
@@ -234,12 +262,22 @@ impl Log {
         if held {
             return Ok((done_before, true));
         }
+        if !to_pool.is_empty() {
+            let mut st = self.lock();
+            let now = st.latest.number;
+            for r in &to_pool {
+                st.pool.entry(r.offset).or_insert((r.length, now));
+            }
+            st.pooled.extend_from_slice(&to_pool);
+            st.pooled.sort_unstable();
+            st.pooled.dedup();
+        }
         let mut done = done_before;
         for &(start, end, i, n) in todo.iter().take(max) {
             self.io
                 .punch_hole(start, end - start)
                 .map_err(|e| Error::io(&self.path, "punch a hole", Some(start), e))?;
-            done.extend_from_slice(&c.free()[i..i + n]);
+            done.extend_from_slice(&rest[i..i + n]);
         }
         done.sort_unstable();
         done.dedup();

@@ -496,7 +496,7 @@ impl Readable {
         if let Some(first) = steps.iter().position(|s| s.rec.h.version > durable.max(start.oldest.saturating_sub(1))) {
             for i in first..steps.len() {
                 let s = &steps[i];
-                if let Some((offset, expected, found)) = log.check_commit(&s.rec, &s.entries, s.txn_start)? {
+                if let Some((offset, expected, found)) = log.check_unclaimed_commit(&s.rec, &s.entries, s.txn_start)? {
                     let at = steps[i].rec.offset;
                     steps.truncate(i);
                     return Ok((steps, Some(Problem { offset, expected, found }), at, false));

@@ -411,10 +411,18 @@ fn the_aligned_flag_in_a_format_3_log_and_unknown_flag_bits_are_no_record() {
     assert_eq!(p.offset, rec.offset + format::RH_FLAGS as u64, "{p}");
     assert!(p.expected.contains("ALIGNED"), "{p}");
 
-    // Format 4: bit 4 of a COMMIT, or ALIGNED on a record without frames.
+    // Format 3: RECYCLED (bit 4, format 4's) is no record either.
+    let mut bad = b.clone();
+    bad[(rec.offset + format::RH_FLAGS as u64) as usize] |= format::FLAG_RECYCLED;
+    reseal(&mut bad, rec.offset, rec.lay.payload_start, rec.h.length);
+    let (latest, _, damaged) = outcome(&t, &bad);
+    assert_eq!((latest, damaged), (None, true), "format 3: RECYCLED makes no record");
+
+    // Format 4: bits 5 and 6 of a COMMIT (bit 4 is RECYCLED, valid on a
+    // delta: FORMAT.md, "Frames in recycled slots").
     let path = dir.0.join("f4.log");
     let (b, _, rec) = two_loads(&path, true);
-    for flags in [rec.h.flags | 16, rec.h.flags | 32] {
+    for flags in [rec.h.flags | 64, rec.h.flags | 32] {
         let mut bad = b.clone();
         bad[(rec.offset + format::RH_FLAGS as u64) as usize] = flags;
         reseal(&mut bad, rec.offset, rec.lay.payload_start, rec.h.length);

@@ -12,7 +12,14 @@
 //!   checkpoint's tree whole), each frame a page long, each patch as long
 //!   as its header states, and the image each patch names as its base;
 //! - the first overlap found is the problem, named by the range, the
-//!   version and the page.
+//!   version and the page;
+//! - except a recycled slot (FORMAT.md, "Frames in recycled slots"): a
+//!   page image named by an entry of a RECYCLED commit after the listing
+//!   record that lies exactly in a listed SLOT range (a page long, at the
+//!   range's offset) was written there by that commit's transaction, and
+//!   the next list leaves the slot out (`slots.rs` invariant 4). Which
+//!   commits recycled what is read from the log (their entry tables), not
+//!   taken from any process's memory.
 
 use super::report::Problem;
 use crate::error::Result;
@@ -52,6 +59,23 @@ impl Log {
             }
             (off, crc) = (prev, prev_crc);
         }
+        // The images RECYCLED commits after the listing record name.
+        let mut recycled = std::collections::HashSet::new();
+        let mut pos = control.offset;
+        while pos < len {
+            let Some(r) = self.read_record(salt, pos, len)? else { break };
+            if r.is_commit() && r.h.flags & crate::format::FLAG_RECYCLED != 0 {
+                for e in self.read_entries(&r)? {
+                    if e.offset != 0 && !patch::is_patch(e.offset) {
+                        recycled.insert((e.offset, r.h.page_size));
+                    }
+                }
+            }
+            pos = r.end();
+        }
+        let in_slot = |x: u64, ps: u32, r: &FreeRange| {
+            r.is_slot() && r.offset == x && r.length == ps && recycled.contains(&(x, ps))
+        };
         let first = commits.last().expect("the latest");
         let (map, _, _) = self.build_map(salt, len, first, &control)?;
         let mut items: Vec<(u64, u32, u64, u32)> = Vec::new(); // version, page, slot, page size
@@ -71,7 +95,7 @@ impl Log {
             let pos = patch::position(x);
             if pos < b {
                 if control.reads_in_place(p, x, ps) {
-                    if let Some(r) = over(pos, pos + ps as u64) {
+                    if let Some(r) = over(pos, pos + ps as u64).filter(|r| !in_slot(pos, ps, r)) {
                         return Ok(Some(Problem {
                             offset: r.offset,
                             expected: format!(
@@ -99,10 +123,14 @@ impl Log {
                     spans.push((base, base + ps as u64));
                 }
             } else {
+                if over(pos, pos + ps as u64).is_some_and(|r| in_slot(pos, ps, &r)) {
+                    continue;
+                }
                 spans.push((pos, pos + ps as u64));
             }
             for (s, e) in spans {
-                if let Some(r) = over(s, e) {
+                // A patch's base may be a recycled slot's image too.
+                if let Some(r) = over(s, e).filter(|r| !(e - s == ps as u64 && in_slot(s, ps, r))) {
                     return Ok(Some(Problem {
                         offset: r.offset,
                         expected: format!(
