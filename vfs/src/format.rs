@@ -1116,6 +1116,9 @@ mod tests {
             RecordHeader { flags: FLAG_ALIGNED | FLAG_CHECKPOINT | FLAG_SEALED, ..h },
             RecordHeader { flags: FLAG_ALIGNED | FLAG_FULL_MAP, ..h },
             RecordHeader { kind: KIND_SPILL, flags: FLAG_SPILL_ALIGNED, ..h },
+            // RECYCLED, on a delta (with frames or without).
+            RecordHeader { flags: FLAG_ALIGNED | FLAG_RECYCLED, ..h },
+            RecordHeader { flags: FLAG_RECYCLED, frames: 0, ..h },
         ];
         for good in ok {
             good.encode(5, &mut b);
@@ -1123,7 +1126,10 @@ mod tests {
         }
         for bad in [
             RecordHeader { frames: 0, ..h },
-            RecordHeader { flags: 16, ..h },
+            RecordHeader { flags: 32, ..h },
+            RecordHeader { flags: FLAG_RECYCLED | FLAG_CHECKPOINT, ..h },
+            RecordHeader { flags: FLAG_RECYCLED | FLAG_FULL_MAP, ..h },
+            RecordHeader { kind: KIND_SPILL, flags: FLAG_RECYCLED, ..h },
             RecordHeader { kind: KIND_SPILL, flags: FLAG_SPILL_ALIGNED, frames: 0, ..h },
             RecordHeader { kind: KIND_SPILL, flags: FLAG_ALIGNED, ..h },
             RecordHeader { kind: KIND_SPILL, flags: 2, ..h },

@@ -326,3 +326,46 @@ fn two_writers_alternating_never_overwrite_a_live_slot() {
     logs[1].refresh().unwrap();
     common::check_kept(&images, &logs[1], &path);
 }
+
+/// A step right after a commit that recycled a slot (no checkpoint between
+/// the list it came from and the step): the step's list leaves the slot
+/// out (`slots.rs` invariant 4), so another process, whose pool and view
+/// of "recycled since" start at that step's record, never pools or
+/// punches it while the commit that wrote it is kept.
+#[test]
+fn a_step_after_a_recycling_commit_does_not_list_the_slot_again() {
+    const PAGES: u64 = 200;
+    let dir = Dir::new("recycle-step");
+    let path = dir.0.join("s.db");
+    std::fs::write(&path, []).unwrap();
+    let io = Counting::new(std::fs::OpenOptions::new().read(true).write(true).open(&path).unwrap());
+    let a = Log::open_with_io(&path, OpenOptions { format4: true, ..Default::default() }, io.clone()).unwrap();
+    let mut rng = Rng::new(29);
+    let mut images: Vec<Vec<u8>> = vec![Vec::new()];
+    commit_page(&a, &mut images, &mut rng, PAGES, true);
+    a.set_retention(Policy::parse("20 versions").unwrap(), T).unwrap();
+    let mut rounds = 0;
+    for _ in 0..40 {
+        // Commits until one writes into a recycled slot, then a step at
+        // once; then a second handle releases what that step listed.
+        for _ in 0..200 {
+            let before = io.slot_writes.load(Ordering::Relaxed);
+            commit_page(&a, &mut images, &mut rng, PAGES, false);
+            if io.slot_writes.load(Ordering::Relaxed) > before {
+                break;
+            }
+        }
+        a.reclaim(64 << 10, T).unwrap();
+        let b = Log::open(&path, OpenOptions { format4: true, ..Default::default() }).unwrap();
+        b.reclaim(64 << 10, T).unwrap();
+        commit_page(&b, &mut images, &mut rng, PAGES, false);
+        drop(b);
+        rounds += 1;
+        let v = images.len();
+        if v > 60 {
+            images[v - 60] = Vec::new();
+        }
+        common::check_kept(&images, &a, &path);
+    }
+    assert!(io.slot_writes.load(Ordering::Relaxed) >= 20, "too few recycled commits: {rounds} rounds");
+}
