@@ -1126,7 +1126,8 @@ mod tests {
         }
         for bad in [
             RecordHeader { frames: 0, ..h },
-            RecordHeader { flags: 32, ..h },
+            RecordHeader { flags: 64, ..h },
+            RecordHeader { flags: FLAG_RECYCLED | FLAG_SUMMARY, ..h },
             RecordHeader { flags: FLAG_RECYCLED | FLAG_CHECKPOINT, ..h },
             RecordHeader { flags: FLAG_RECYCLED | FLAG_FULL_MAP, ..h },
             RecordHeader { kind: KIND_SPILL, flags: FLAG_RECYCLED, ..h },
