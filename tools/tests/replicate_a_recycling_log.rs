@@ -205,9 +205,6 @@ fn a_recycling_log_restores_every_shipped_version_and_follow_keeps_up() {
 /// slots below `B`): every version the primary keeps restores from it with
 /// the primary's pages.
 #[test]
-#[ignore = "pagelog's Log::checked_commits (vfs/src/boundary.rs) calls a dead frame of a transaction after B \
-            that a later RECYCLED commit overwrote damage (\"expected frame crc ...\"), so a new replica of a \
-            recycling log ships nothing; reported to the lead (issue 20)"]
 fn a_new_replica_of_a_recycling_log_restores_every_kept_version() {
     let g = Garage::start("replicate-recycled-new");
     let d = TempDir::new("rep-recycled-new");

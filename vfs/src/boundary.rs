@@ -235,7 +235,16 @@ impl Log {
         if upto <= after.version {
             return Ok(out);
         }
-        let boundary = self.retention_state().boundary;
+        let retention = self.retention_state();
+        let boundary = retention.boundary;
+        // Versions below the oldest kept one are reclaimed (FORMAT.md,
+        // "Which versions a format-4 log holds"): their records still chain
+        // from `B` on, but what they hold is not the log's any more — a
+        // frame of theirs that died may have been punched, or recycled by a
+        // later commit that wrote another page there (a RECYCLED commit).
+        // Their frames are not checked (invariant of the module: what is
+        // freed is not damage); the bytes still ship as they are.
+        let oldest_kept = retention.oldest_kept.unwrap_or(0);
         let Some(header) = self.header()? else {
             return Err(self.corrupt(0, "a log header", "none"));
         };
@@ -318,7 +327,8 @@ impl Log {
             }
             let mut entries = self.read_entries(&rec)?;
             let mut problem = None;
-            if boundary > format::FIRST_RECORD {
+            let reclaimed = rec.h.version < oldest_kept;
+            if boundary > format::FIRST_RECORD && !reclaimed {
                 if rec.is_checkpoint() && entries.is_empty() {
                     // Its own frames, from its tree (as check_commit finds them).
                     match self.tree_entries(&rec, txn_start)? {
@@ -330,7 +340,10 @@ impl Log {
                 }
                 entries = self.based_at_or_after(&rec, entries, txn_start, boundary)?;
             }
-            if problem.is_none() && !(rec.is_checkpoint() && entries.is_empty() && boundary > format::FIRST_RECORD) {
+            if problem.is_none()
+                && !reclaimed
+                && !(rec.is_checkpoint() && entries.is_empty() && boundary > format::FIRST_RECORD)
+            {
                 problem = self.check_commit(&rec, &entries, txn_start)?;
             }
             if let Some((offset, expected, found)) = problem {
