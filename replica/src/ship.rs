@@ -388,7 +388,10 @@ impl Replicator {
         let at = log.continues_at(held.from)?.ok_or_else(|| {
             Error::Refused(format!("{}: no record at its boundary (offset {}): damaged", self.name(), held.from))
         })?;
-        Ok(Position { salt, created_us, at, head: Some((held.from, held.control, held.low.min(held.from))) })
+        // Below `B`: the frames the oldest kept version reads in place, and
+        // those later held commits wrote into recycled slots (invariant 7).
+        let low = log.head_low(held)?;
+        Ok(Position { salt, created_us, at, head: Some((held.from, held.control, low.min(held.from))) })
     }
 
     /// Puts the `head-` object of a generation that starts past freed

@@ -195,6 +195,29 @@ impl Log {
         }
     }
 
+    /// The lowest offset a copy of the log that starts at `held.from` must
+    /// also hold: [`Shippable::low`] (what the oldest kept version reads in
+    /// place below `B`), or lower where a held commit after it wrote a page
+    /// into a recycled slot below `B` that the state reads in place
+    /// (`slots.rs` invariant 7). Walks the held commits' entries, so it is
+    /// asked once per new generation, not per pass. When the control state
+    /// moved since `held` was taken, or the held commits do not chain,
+    /// 512: the copy then holds every byte below `B` (holes as zeros), a
+    /// superset, while the epoch lock keeps what it reads there.
+    pub fn head_low(&self, held: &Shippable) -> Result<u64> {
+        if held.epoch == 0 {
+            return Ok(held.low);
+        }
+        let c = self.lock().control.clone();
+        if c.epoch() != held.epoch {
+            return Ok(format::FIRST_RECORD);
+        }
+        Ok(match self.held_commits(&c)? {
+            Some(commits) => held.low.min(self.held_in_place_low(&commits, &c)?),
+            None => format::FIRST_RECORD,
+        })
+    }
+
     /// Where a copy of the log that starts at `offset` (a transaction start
     /// at or after the boundary, as [`Shippable::from`]) continues from: the
     /// commit the record at `offset` follows, as a boundary ending at
