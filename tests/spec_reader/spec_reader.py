@@ -651,10 +651,10 @@ class Log:
         return r
 
     # ---- Recovery steps 3 and 4 ----------------------------------------------------------
-    def walk(self, d):
+    def walk(self, d, reclaimed_at=None):
         """Step 3 from the end of commit d (None: version 0, offset 512).  Returns the commits
         passed and the claims made by the records passed (and keeps every record passed in
-        self.passed, for verify)."""
+        self.passed, for verify).  reclaimed_at: (B, Vo) of a forward read from the boundary."""
         commits, claims = [], []
         self.passed = []
         index_passed = control_passed = None
@@ -689,7 +689,11 @@ class Log:
                         break
                     # "Checkpoints": step 3 "ends the walk before a checkpoint whose checkpoint info
                     # does not name its transaction's records exactly"
-                    if r.ck is not None:
+                    # "Reading a damaged format-4 log": "A checkpoint (or FULL_MAP commit) right at B
+                    # whose version is below Vo is a reclaimed version's ... step 3's check of the
+                    # records its checkpoint info names is not made for it"
+                    at_b = reclaimed_at is not None and r.off == reclaimed_at[0] and r.version < reclaimed_at[1]
+                    if r.ck is not None and not at_b:
                         cp = control_passed
                         if cp is None or cp.end != r.off or (cp.off, cp.tcrc) != (r.ck[5], r.ck[6]):
                             break
@@ -1227,7 +1231,10 @@ class Log:
                 self.forward_vo = ctl.oldest
         if start == "nothing":
             return []
-        commits, claims = self.walk(start)
+        at_b = None
+        if start is not None and self.fmt == 4 and self.forward_vo:
+            at_b = (start.end, self.forward_vo)  # the read starts at B, where start "ends"
+        commits, claims = self.walk(start, at_b)
         by_version = {c.version: c for c in commits}
         base = start.version if start is not None else 0
         cut, v = None, base
@@ -1370,7 +1377,7 @@ class Log:
         if r0 is None or r0.kind == MARK:
             return "no record at the boundary %d" % self.boundary
         named = Named(r0)
-        commits, claims = self.walk(named)
+        commits, claims = self.walk(named, (self.boundary, self.ctl.oldest))
         # what the records of reclaimed versions hold is not checked: their claims neither
         vo_off = next((c.off for c in commits if c.version >= self.ctl.oldest), None)
         claims = [(i, src) for i, src in claims if vo_off is None or src >= vo_off]

@@ -27,25 +27,22 @@ use pagelog_e2e::{python3, TempDir};
 /// Known disagreements, all on files in `tests/spec_reader/cases/` (none on
 /// the kept corpus): (file, what the reader from FORMAT.md says, what
 /// pagelog says, the finding of issue 9 item 4 it reproduces; details and
-/// the proposed fix in tests/spec_reader/README.md). Empty since D1-D18 were
+/// the proposed fix in tests/spec_reader/README.md). Empty since D1-D19 were
 /// settled; a new finding goes here until the spec or the code is fixed.
-const KNOWN_DISAGREEMENTS: &[(&str, &str, &str, &str)] = &[(
-    "f4-boundary-at-the-first-checkpoint-its-index-and-control-below.log",
-    "opens 31 damaged",
-    "opens 31 clean",
-    "D19 (found 2026-12-07 making issue 20's cases; main's writer): a load, a policy of 20 versions, 30 one-page \
-     commits and one step of 64 KiB; the step set B = 1016, version 1's checkpoint, leaving that checkpoint's INDEX \
-     record (512) and CONTROL record below B. The forward read from B (FORMAT.md, \"Reading a damaged format-4 \
-     log\") ends before the checkpoint (step 3: it names transaction records the read did not pass), so the walk \
-     from B does not reach the latest: the reader's verify and `pagelog log` (exit 1, \"expected the INDEX record \
-     of this checkpoint's transaction at 512\") call it damage, `pagelog verify` calls it clean. Either the step \
-     must not put B between a checkpoint and its transaction's records (writer), or FORMAT.md must say how the \
-     read from B passes such a checkpoint (and verify follow it)",
-)];
+const KNOWN_DISAGREEMENTS: &[(&str, &str, &str, &str)] = &[];
 
 /// Format-4 cases on which both sides agree, and the outcome both must give:
 /// (file, outcome, what it shows).
 const FORMAT4_AGREED: &[(&str, &str, &str)] = &[
+    (
+        "f4-boundary-at-the-first-checkpoint-its-index-and-control-below.log",
+        "opens 31 clean",
+        "D19, settled: a load, a policy of 20 versions, 30 one-page commits and one step of 64 KiB; the step set \
+         B = 1016, version 1's checkpoint (the commit before the oldest kept version's checkpoint), leaving its \
+         INDEX record (512) and CONTROL record below B. The forward read from B takes that reclaimed checkpoint \
+         without checking the records its checkpoint info names (FORMAT.md, \"Reading a damaged format-4 \
+         log\"), as verify does",
+    ),
     (
         "f4-in-place.log",
         "opens 401 clean",

@@ -446,8 +446,17 @@ impl Readable {
             }
             // Step 3 ends before a checkpoint that does not name its
             // transaction's INDEX and CONTROL records; a full map without its
-            // CONTROL record starts no map that builds (step 5).
-            if let Some(p) = log.map_links(salt, len, &rec, index.take())? {
+            // CONTROL record starts no map that builds (step 5). But for the
+            // map commit right at the boundary of a reclaimed version (a step
+            // puts `B` at the commit before the oldest kept version's
+            // checkpoint, which may be a checkpoint itself): its
+            // transaction's records lay below `B` and were freed with its
+            // version (FORMAT.md, "Reading a damaged format-4 log"), as
+            // verify takes it (`verify/walk.rs`).
+            let reclaimed_at_b = start.pos > format::FIRST_RECORD && pos == start.pos && rec.h.version < start.oldest;
+            let links =
+                if reclaimed_at_b { index.take().and(None) } else { log.map_links(salt, len, &rec, index.take())? };
+            if let Some(p) = links {
                 break Some(p);
             }
             let entries = log.read_entries(&rec)?;
