@@ -741,8 +741,15 @@ impl Log {
                 continue;
             }
             let named = patch::base_of(&self.read_vec(q, 8)?).expect("8 bytes");
+            // Its bytes die, but not its offset: kept patches still name
+            // it as their base (resolved through the base tree from now
+            // on), so it is listed as a run and punched, never recycled: a
+            // recycled slot's offset names another page's frame, and a
+            // later straggler key for this base (the straggler table is
+            // keyed by offset alone) would redirect that frame to this
+            // base's copy, or the base to that frame.
             if named < b && old.reads_in_place(p, named, ps as u32) && old.base(p, named, ps as u32) == Some(named) {
-                found.push(FreeRange::slot(named, ps as u32));
+                found.push(FreeRange::run(named, ps as u32));
             }
         }
         found.sort_unstable_by_key(|r| r.offset);
