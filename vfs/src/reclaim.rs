@@ -69,8 +69,15 @@
 //!    in the size form (`bytes_in_use`).
 //! 8. Recycling (`slots.rs` invariants 4 and 7): a step's list is the
 //!    previous one less what was punched and less the slots recycled since
-//!    its record, plus what it found (`[B, B')` still as runs: its frames
-//!    that die with the region are punched, not recycled). A held commit's
+//!    its record, plus what it found. In `[B, B')`, a whole frame of the
+//!    log's page size at a slot boundary whose offset no kept version
+//!    names (`retire_step.rs` invariant 5) is listed as a SLOT range and
+//!    recycled; the runs between hold metadata and the frames still named
+//!    (a base or straggler the step copied), and only those holding a
+//!    whole 4 KiB block are listed (punched); the others free no block,
+//!    and `[512, x)` takes them. The frame below `B` that a patch of `Vo`
+//!    in `[B, B')` has as its base dies with its copy, but kept patches
+//!    still name it: it is listed as a run (punched), never a slot. A held commit's
 //!    frame in a recycled slot below `B` stays in place (no straggler copy)
 //!    while the new base tree holds no slot for its page, and every punch
 //!    of `[512, x)` stays below the lowest such frame of the held commits.
@@ -190,27 +197,46 @@ fn size_form_oldest(commits: &[Rec], b: u64, end: u64, in_place: u64, budget: u6
         .unwrap_or_else(|| commits.first().map_or(0, |r| r.h.version))
 }
 
-/// The free-list runs of `[b, bp)`, a region a step frees, but for the
-/// frames `in_place` (each `ps` bytes) that stay: runs of fewer than 512
-/// bytes are not listed (the list's rule; they stay allocated, and are never
-/// read), longer ones are cut at 1 GiB (a range's length is a u32).
-fn passed_runs(b: u64, bp: u64, in_place: &HashSet<u64>, ps: u64) -> Vec<FreeRange> {
-    let mut stay: Vec<u64> = in_place.iter().copied().filter(|&x| x >= b && x < bp).collect();
-    stay.sort_unstable();
+/// The free-list entries of `[b, bp)`, a region a step frees, but for the
+/// frames `in_place` (each `ps` bytes) that stay: each frame of `slots` (a
+/// dead whole frame no kept version names, at a slot boundary) as a SLOT
+/// range, and runs around them: runs of fewer than 512 bytes are not
+/// listed (the list's rule; they stay allocated, and are never read),
+/// longer ones are cut at 1 GiB (a range's length is a u32). With `slots`,
+/// a run that holds no whole 4 KiB block is not listed either: its slots
+/// are recycled, not punched, so no punch ever frees its blocks, and a
+/// call for it would only zero bytes nobody reads (`[512, x)`, the step's
+/// bulk punch, takes them once nothing below stays).
+fn passed_runs(b: u64, bp: u64, in_place: &HashSet<u64>, ps: u64, slots: &[u64]) -> Vec<FreeRange> {
+    const BLOCK: u64 = 4096;
+    let whole_blocks_only = !slots.is_empty();
     let mut out = Vec::new();
-    let mut push = |mut from: u64, to: u64| {
+    let push = |mut from: u64, to: u64, out: &mut Vec<FreeRange>| {
+        if whole_blocks_only && from.next_multiple_of(BLOCK) + BLOCK > to {
+            return;
+        }
         while to.saturating_sub(from) >= format::FIRST_RECORD {
             let n = (to - from).min(1 << 30);
             out.push(FreeRange::run(from, n as u32));
             from += n;
         }
     };
+    // The frames that stay (false) and those listed as slots (true).
+    let mut cuts: Vec<(u64, bool)> = in_place.iter().filter(|&&x| x >= b && x < bp).map(|&x| (x, false)).collect();
+    cuts.extend(slots.iter().filter(|&&x| x >= b && x + ps <= bp && !in_place.contains(&x)).map(|&x| (x, true)));
+    cuts.sort_unstable();
     let mut at = b;
-    for x in stay {
-        push(at, x);
-        at = at.max(x + ps);
+    for (x, slot) in cuts {
+        if x < at {
+            continue;
+        }
+        push(at, x, &mut out);
+        if slot {
+            out.push(FreeRange::slot(x, ps as u32));
+        }
+        at = x + ps;
     }
-    push(at, bp);
+    push(at, bp, &mut out);
     out
 }
 
@@ -659,6 +685,7 @@ impl Log {
         // The page-image areas of the ALIGNED records walked: their live
         // frames stay in place (invariant 7).
         let mut aligned: Vec<(u64, u64, u32)> = Vec::new();
+        let mut frame_areas: Vec<(u64, u64, u32)> = Vec::new();
         while pos < target && (pos - b < max_bytes || bp == b) {
             let Some(r) = self.read_record(salt, pos, len)? else {
                 return Err(self.corrupt(pos, "a record (the log above the reclaimed boundary)", "none"));
@@ -668,6 +695,9 @@ impl Log {
             }
             if r.h.frames > 0 && format::is_aligned(r.h.kind, r.h.flags) {
                 aligned.push((r.offset + r.payload_start, r.patches_start(), r.h.page_size));
+            }
+            if r.h.frames > 0 && (r.h.kind == format::KIND_COMMIT || r.h.kind == format::KIND_SPILL) {
+                frame_areas.push((r.offset + r.payload_start, r.patches_start(), r.h.page_size));
             }
             if r.is_commit() && pos > bp {
                 bp = pos;
@@ -729,7 +759,30 @@ impl Log {
         // The free list: what the retired commits leave dead past `B'` (and
         // frames left in place below it), what the last list held that the
         // release did not punch, and `[B, B')` but for the frames that stay.
-        let mut found = self.retired_ranges(salt, len, &commits, vo, &vo_map, &old, bp)?;
+        // The whole frames of the log's page size at slot boundaries in
+        // `[B, B')` (COMMIT and SPILL records), but for those that stay in
+        // place: the walk keeps those that no kept version names, which
+        // are then listed as SLOT ranges and recycled (invariant 8).
+        let passed_frames: Vec<u64> = {
+            let a = format::slot_align(ps as u32);
+            let mut v = Vec::new();
+            let recycling = self.recycle && !policy.is_all() && self.format() >= format::FORMAT_V4;
+            for &(s, e, aps) in frame_areas.iter().filter(|_| recycling) {
+                if aps != ps as u32 {
+                    continue;
+                }
+                let mut x = s;
+                while x + ps as u64 <= e && x < bp {
+                    if x % a == 0 && x >= b && !in_place.contains(&x) {
+                        v.push(x);
+                    }
+                    x += ps as u64;
+                }
+            }
+            v
+        };
+        let (mut found, passed_slots) =
+            self.retired_ranges(salt, len, &commits, vo, &vo_map, &old, bp, &passed_frames)?;
         // A frame read in place below `B` that is the base of Vo's patch in
         // `[B, B')`: the patch moves with a copy of it (invariant 3), and
         // the page's base-tree slot leads every later patch of the page to
@@ -741,12 +794,19 @@ impl Log {
                 continue;
             }
             let named = patch::base_of(&self.read_vec(q, 8)?).expect("8 bytes");
+            // Its bytes die, but not its offset: kept patches still name
+            // it as their base (resolved through the base tree from now
+            // on), so it is listed as a run and punched, never recycled: a
+            // recycled slot's offset names another page's frame, and a
+            // later straggler key for this base (the straggler table is
+            // keyed by offset alone) would redirect that frame to this
+            // base's copy, or the base to that frame.
             if named < b && old.reads_in_place(p, named, ps as u32) && old.base(p, named, ps as u32) == Some(named) {
-                found.push(FreeRange::slot(named, ps as u32));
+                found.push(FreeRange::run(named, ps as u32));
             }
         }
         found.sort_unstable_by_key(|r| r.offset);
-        let passed = passed_runs(b, bp, &in_place, ps as u64);
+        let passed = passed_runs(b, bp, &in_place, ps as u64, &passed_slots);
         // L_k = L_{k−1} − punched − the slots a commit after L_{k−1}'s
         // record recycled (`slots.rs` invariant 4) + what this step found.
         let kept_list = self.list_without_recycled(&mut st, &freelist::without(old.free(), &released))?;

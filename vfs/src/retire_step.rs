@@ -53,6 +53,19 @@
 //!    release never punches or pools a SLOT entry that a commit after the
 //!    list's record names (recycled since: `Log::recycled_since`, read
 //!    from the log), whatever any process's pool says: it is live.
+//! 5. Names, not bytes (recycling the frames of `[B, B')`): a frame of
+//!    the region a step passes is listed as a SLOT range only when no
+//!    version the step keeps names its offset — as an entry, as a patch's
+//!    base, or as what the control state names — not merely when no kept
+//!    version reads its bytes (a base or straggler copied into the step's
+//!    record is read at its copy, but kept patches and entries still name
+//!    the original offset, and the straggler table is keyed by offset
+//!    alone). A recycled slot's offset becomes the name of another page's
+//!    frame: were the old name still in use, a later step's straggler key
+//!    for it would redirect one page's reads to the other's image
+//!    (`retention.rs`'s reverts test read a wrong page when every dead
+//!    frame of the region was listed). The rest of the region stays in
+//!    runs, punched.
 
 use std::collections::HashSet;
 
@@ -81,18 +94,19 @@ impl Log {
         vo_map: &PageMap,
         old: &Control,
         bp: u64,
-    ) -> Result<Vec<FreeRange>> {
+        passed: &[u64],
+    ) -> Result<(Vec<FreeRange>, Vec<u64>)> {
         // Only the newest commits of one page size: a page-size change
         // starts a new map, and items of the older size are not listed
         // (invariant 1).
-        let Some(latest) = commits.first() else { return Ok(Vec::new()) };
+        let Some(latest) = commits.first() else { return Ok((Vec::new(), Vec::new())) };
         let ps = latest.h.page_size;
         let same = commits.iter().take_while(|r| r.h.page_size == ps).count();
         let commits = &commits[..same];
         let first = commits.last().expect("the latest");
         let (v0, vl) = (first.h.version, latest.h.version);
         if vo <= v0 || vo > vl || commits.len() as u64 != vl - v0 + 1 {
-            return Ok(Vec::new());
+            return Ok((Vec::new(), Vec::new()));
         }
         let b = old.boundary();
         let at = |v: u64| &commits[(vl - v) as usize];
@@ -159,11 +173,20 @@ impl Log {
         // invariant 6): listed too, or it would never be punched (`[B, B')`
         // the step lists itself, as runs around the frames that stay).
         let was_in_place = |x: u64| x < b && old.moved_to(x).is_none() && crate::control::in_place(x, ps);
-        Ok(dead
+        let ranges = dead
             .into_iter()
             .filter(|&x| !patch::is_patch(x) && (x >= bp && is_frame(x) || was_in_place(x)))
             .map(|x| if x % a == 0 { FreeRange::slot(x, ps) } else { FreeRange::run(x, ps) })
-            .collect())
+            .collect();
+        // The frames of `[B, B')` that no kept version names (invariant 5):
+        // not even as a patch's base or an entry that a base-tree slot or
+        // the straggler table redirects to a copy. Only those may be
+        // recycled: a recycled slot's offset becomes the name of another
+        // page's frame, and a name still in use would then resolve to the
+        // wrong image (the straggler table is keyed by offset alone).
+        let nameless =
+            passed.iter().copied().filter(|&x| x >= b && x < bp && x % a == 0 && !kept.contains(&x)).collect();
+        Ok((ranges, nameless))
     }
 
     /// The page-image areas `[start, end)` of the COMMIT and SPILL records
