@@ -806,7 +806,24 @@ impl Log {
             }
         }
         found.sort_unstable_by_key(|r| r.offset);
-        let passed = passed_runs(b, bp, &in_place, ps as u64, &passed_slots);
+        let inr_frame = |x: u64| x >= b && x + ps as u64 <= bp;
+        // The frames held commits after `Vo` wrote into recycled slots in
+        // `[B, B')` stay too (invariant 8): no version the step keeps reads
+        // them through `Vo`'s map, so `in_place` misses them, but the
+        // versions of those commits read them in place once `B'` passes
+        // them. Listed with the region's runs, a release punched a live
+        // frame (the torn reverts test, seed 204: page 32 read as zeros).
+        let mut stay = in_place.clone();
+        for r in commits[..(latest.number - vo) as usize].iter() {
+            if r.is_commit() && r.h.flags & format::FLAG_RECYCLED != 0 {
+                for e in self.read_entries(r)? {
+                    if e.offset != 0 && !patch::is_patch(e.offset) && inr_frame(e.offset) {
+                        stay.insert(e.offset);
+                    }
+                }
+            }
+        }
+        let passed = passed_runs(b, bp, &stay, ps as u64, &passed_slots);
         // L_k = L_{k−1} − punched − the slots a commit after L_{k−1}'s
         // record recycled (`slots.rs` invariant 4) + what this step found.
         let kept_list = self.list_without_recycled(&mut st, &freelist::without(old.free(), &released))?;

@@ -218,8 +218,28 @@ impl Log {
         // epoch, and epochs only grow: no reader can reach it now.
         let mut n = 0;
         for &(o, l) in &todo {
-            if !self.lock().pool.contains_key(&o) {
-                continue; // taken meanwhile
+            {
+                // Checked as `take_slots` checks a slot (invariant 3): the
+                // current list still holds it and no commit after the
+                // current CONTROL record names it. Another process (or
+                // handle) that released the same list may have recycled
+                // it: its pool is its own, and only the log says so.
+                // Without this, `give_back` punched a live frame of a held
+                // version (retention.rs's torn reverts test, seed 204).
+                let mut st = self.lock();
+                if !st.pool.contains_key(&o) {
+                    continue; // taken meanwhile
+                }
+                self.slots_named(&mut st)?;
+                let free = st.control.free();
+                let listed = free.binary_search_by_key(&o, |r| r.offset).is_ok_and(|i| {
+                    let r = free[i];
+                    r.is_slot() && r.length == l
+                });
+                if !listed || st.named.set.contains(&o) {
+                    st.pool.remove(&o);
+                    continue;
+                }
             }
             self.io.punch_hole(o, l as u64).map_err(|e| Error::io(&self.path, "punch a hole", Some(o), e))?;
             n += 1;
