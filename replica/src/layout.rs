@@ -502,16 +502,6 @@ mod tests {
     fn a_listing_sorts_into_generations_and_foreign_objects() {
         let g1 = Generation::name(10, 1);
         let g2 = Generation::name(20, 2);
-        let seg = |a, b, f, l| Segment {
-            start: a,
-            end: b,
-            first: f,
-            last: l,
-            first_us: 0,
-            last_us: 0,
-            size: b - a,
-            recycled: 0,
-        };
         let objects = vec![
             obj(&format!("p/{g1}/{}", seg(0, 100, 1, 2).name()), 100),
             obj(&format!("p/{g2}/{}", seg(100, 150, 5, 5).name()), 50),
@@ -535,20 +525,13 @@ mod tests {
         assert!(short.check_chain(|s| s.name()).unwrap_err().contains("truncated"));
     }
 
+    /// A whole segment of bytes `a..b` holding versions `f..=l`.
+    fn seg(a: u64, b: u64, f: u64, l: u64) -> Segment {
+        Segment { start: a, end: b, first: f, last: l, first_us: 0, last_us: 0, size: b - a, recycled: 0 }
+    }
+
     fn gen(segs: &[(u64, u64, u64, u64)]) -> Generation {
-        let mut segments: Vec<Segment> = segs
-            .iter()
-            .map(|&(a, b, f, l)| Segment {
-                start: a,
-                end: b,
-                first: f,
-                last: l,
-                first_us: 0,
-                last_us: 0,
-                size: b - a,
-                recycled: 0,
-            })
-            .collect();
+        let mut segments: Vec<Segment> = segs.iter().map(|&(a, b, f, l)| seg(a, b, f, l)).collect();
         segments.sort_by_key(|s| (s.start, s.end));
         Generation { created_us: 1, salt: 1, segments, head: None }
     }

@@ -9,6 +9,8 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 use rusqlite::{Connection, OpenFlags};
 
+pub mod spec;
+
 /// A fresh, empty directory for one test (removed when dropped).
 pub struct TempDir(pub PathBuf);
 

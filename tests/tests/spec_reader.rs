@@ -22,6 +22,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use pagelog::{Log, OpenOptions};
+use pagelog_e2e::spec::{json_word, pagelog_listing, pagelog_pages, reader_listing};
 use pagelog_e2e::{python3, TempDir};
 
 /// Known disagreements, all on files in `tests/spec_reader/cases/` (none on
@@ -369,34 +370,6 @@ fn the_spec_reader_disagrees_with_pagelog_only_as_documented() {
     assert!(problems.is_empty(), "{}", problems.join("\n"));
 }
 
-/// What `Log::version(n)` reads for every version 1..=latest of the log at
-/// `path`, in spec_reader.py's `--pages` words: the crc32 of the database
-/// image (hex), `reclaimed`, `none` (not in the file) or `error`.
-fn pagelog_pages(path: &Path) -> String {
-    let Ok(log) = Log::open(path, OpenOptions { read_only: true, ..Default::default() }) else {
-        return "refused".into();
-    };
-    let latest = log.refresh().map_or(0, |v| v.number);
-    let words: Vec<String> = (1..=latest)
-        .map(|n| {
-            let what = match log.version(n) {
-                Ok(v) => {
-                    let mut buf = vec![0u8; v.size_bytes() as usize];
-                    match v.read(0, &mut buf) {
-                        Ok(_) => format!("{:08x}", crc32fast::hash(&buf)),
-                        Err(_) => "error".into(),
-                    }
-                }
-                Err(pagelog::Error::Reclaimed { .. }) => "reclaimed".into(),
-                Err(pagelog::Error::NoSuchVersion { .. }) => "none".into(),
-                Err(_) => "error".into(),
-            };
-            format!("{n}:{what}")
-        })
-        .collect();
-    words.join(" ")
-}
-
 /// Format 4 (FORMAT.md, "Format 4"): the reader reads every version of every
 /// format-4 file (kept corpus and cases) page for page as pagelog does —
 /// through the control state, references below the boundary redirected
@@ -444,15 +417,8 @@ fn the_spec_reader_lists_the_readable_versions_of_format_4_logs_as_pagelog_log_d
             let out = Command::new(&python).arg(&script).arg(&f).current_dir(&tmp.0).output().unwrap();
             assert!(out.status.success(), "spec_reader.py {f}: {}", String::from_utf8_lossy(&out.stderr));
             let json = String::from_utf8_lossy(&out.stdout);
-            let reader = format!("{:?} damage {}", json_list(&json, "readable"), json_word(&json, "damage_met"));
-            let real = match pagelog::Readable::open(&tmp.path(&f)).and_then(|r| r.listing()) {
-                Ok(l) => format!(
-                    "{:?} damage {}",
-                    l.versions.iter().map(|v| v.version).collect::<Vec<_>>(),
-                    !l.damage.is_empty()
-                ),
-                Err(e) => format!("[] damage true ({e})"),
-            };
+            let reader = reader_listing(&json);
+            let real = pagelog_listing(&tmp.path(&f));
             if reader != real {
                 problems.push(format!("{f}: `pagelog log` lists {real}, the reader from FORMAT.md {reader}"));
             }
@@ -478,20 +444,6 @@ fn json_pages(json: &str) -> String {
         .collect();
     v.sort();
     v.iter().map(|(n, w)| format!("{n}:{w}")).collect::<Vec<_>>().join(" ")
-}
-
-/// The numbers of the JSON list `"key": [1, 2, ...]` in the reader's output.
-fn json_list(json: &str, key: &str) -> Vec<u64> {
-    let at = json.find(&format!("\"{key}\": [")).unwrap_or_else(|| panic!("no {key} in {json}"));
-    let rest = &json[at + key.len() + 5..];
-    let list = &rest[..rest.find(']').expect("a closed list")];
-    list.split(',').filter(|x| !x.trim().is_empty()).map(|x| x.trim().parse().expect("a version")).collect()
-}
-
-/// The word after `"key": ` in the reader's output (`true`, `false`).
-fn json_word(json: &str, key: &str) -> String {
-    let at = json.find(&format!("\"{key}\": ")).unwrap_or_else(|| panic!("no {key} in {json}"));
-    json[at + key.len() + 4..].chars().take_while(|c| c.is_ascii_alphanumeric()).collect()
 }
 
 /// Issue 25, item 5: the corpus README's tables say, in their last column,
@@ -611,15 +563,8 @@ fn the_spec_reader_reads_aligned_logs_and_their_damaged_variants_as_pagelog_does
         }
         let out = Command::new(&python).arg(&script).arg(f).current_dir(&dir.0).output().unwrap();
         let json = String::from_utf8_lossy(&out.stdout);
-        let reader = format!("{:?} damage {}", json_list(&json, "readable"), json_word(&json, "damage_met"));
-        let real = match pagelog::Readable::open(&dir.path(f)).and_then(|r| r.listing()) {
-            Ok(l) => format!(
-                "{:?} damage {}",
-                l.versions.iter().map(|v| v.version).collect::<Vec<_>>(),
-                !l.damage.is_empty()
-            ),
-            Err(e) => format!("[] damage true ({e})"),
-        };
+        let reader = reader_listing(&json);
+        let real = pagelog_listing(&dir.path(f));
         if reader != real {
             problems.push(format!("{f}: `pagelog log` lists {real}, the reader {reader}"));
         }
@@ -865,15 +810,8 @@ fn the_spec_reader_reads_summaries_and_damaged_summaries_as_pagelog_does() {
                 .collect();
             problems.push(format!("{f}: pages differ: {diff:?}"));
         }
-        let reader = format!("{:?} damage {}", json_list(&json, "readable"), json_word(&json, "damage_met"));
-        let real = match pagelog::Readable::open(&src.path(f)).and_then(|r| r.listing()) {
-            Ok(l) => format!(
-                "{:?} damage {}",
-                l.versions.iter().map(|v| v.version).collect::<Vec<_>>(),
-                !l.damage.is_empty()
-            ),
-            Err(e) => format!("[] damage true ({e})"),
-        };
+        let reader = reader_listing(&json);
+        let real = pagelog_listing(&src.path(f));
         if reader != real {
             problems.push(format!("{f}: `pagelog log` lists {real}, the reader {reader}"));
         }

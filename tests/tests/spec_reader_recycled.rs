@@ -18,6 +18,7 @@ use std::time::Duration;
 use pagelog::format::{self, Entry, RecordHeader};
 use pagelog::retention::Policy;
 use pagelog::{Durability, Log, OpenOptions};
+use pagelog_e2e::spec::{pagelog_listing, pagelog_pages, reader_listing};
 use pagelog_e2e::{python3, TempDir};
 
 const PS: usize = 1024;
@@ -132,58 +133,11 @@ fn pagelog_outcome(path: &Path) -> (String, Option<u64>) {
     (format!("{open} {}", if report.damaged() { "damaged" } else { "clean" }), at)
 }
 
-/// What `Log::version(n)` reads for every version, in the reader's `--pages` words.
-fn pagelog_pages(path: &Path) -> String {
-    let Ok(log) = Log::open(path, OpenOptions { read_only: true, ..Default::default() }) else {
-        return "refused".into();
-    };
-    let latest = log.refresh().map_or(0, |v| v.number);
-    let words: Vec<String> = (1..=latest)
-        .map(|n| {
-            let what = match log.version(n) {
-                Ok(v) => {
-                    let mut buf = vec![0u8; v.size_bytes() as usize];
-                    match v.read(0, &mut buf) {
-                        Ok(_) => format!("{:08x}", crc32fast::hash(&buf)),
-                        Err(_) => "error".into(),
-                    }
-                }
-                Err(pagelog::Error::Reclaimed { .. }) => "reclaimed".into(),
-                Err(pagelog::Error::NoSuchVersion { .. }) => "none".into(),
-                Err(_) => "error".into(),
-            };
-            format!("{n}:{what}")
-        })
-        .collect();
-    words.join(" ")
-}
-
-fn pagelog_listing(path: &Path) -> String {
-    match pagelog::Readable::open(path).and_then(|r| r.listing()) {
-        Ok(l) => {
-            format!("{:?} damage {}", l.versions.iter().map(|v| v.version).collect::<Vec<_>>(), !l.damage.is_empty())
-        }
-        Err(e) => format!("[] damage true ({e})"),
-    }
-}
-
 fn reader(dir: &Path, args: &[&str], f: &str) -> String {
     let script = root().join("tests/spec_reader/spec_reader.py");
     let out = Command::new(python3()).arg(&script).args(args).arg(f).current_dir(dir).output().unwrap();
     assert!(out.status.success(), "spec_reader.py {args:?} {f}: {}", String::from_utf8_lossy(&out.stderr));
     String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn json_list(json: &str, key: &str) -> Vec<u64> {
-    let at = json.find(&format!("\"{key}\": [")).unwrap_or_else(|| panic!("no {key} in {json}"));
-    let rest = &json[at + key.len() + 5..];
-    let list = &rest[..rest.find(']').expect("a closed list")];
-    list.split(',').filter(|x| !x.trim().is_empty()).map(|x| x.trim().parse().expect("a version")).collect()
-}
-
-fn json_word(json: &str, key: &str) -> String {
-    let at = json.find(&format!("\"{key}\": ")).unwrap_or_else(|| panic!("no {key} in {json}"));
-    json[at + key.len() + 4..].chars().take_while(|c| c.is_ascii_alphanumeric()).collect()
 }
 
 #[test]
@@ -271,7 +225,7 @@ fn the_spec_reader_reads_logs_with_recycled_slots_and_their_damaged_variants_as_
             problems.push(format!("{f}: pages: pagelog `{real}`, the reader `{r}`"));
         }
         let json = reader(&dir.0, &[], f);
-        let r = format!("{:?} damage {}", json_list(&json, "readable"), json_word(&json, "damage_met"));
+        let r = reader_listing(&json);
         let real = pagelog_listing(&dir.path(f));
         if r != real {
             problems.push(format!("{f}: `pagelog log` lists {real}, the reader {r}"));

@@ -473,12 +473,7 @@ fn power_loss_at_every_write_of_aligned_records() {
         let d = if rng.chance(1, 3) { Durability::Full } else { Durability::Normal };
         let before = disk.op_count();
         let v = commit(&log, 33 * ps, &w, d);
-        let at = disk
-            .ops_since(before)
-            .into_iter()
-            .find(|(_, o)| matches!(o, Op::Write { off, data } if *off <= v.commit_offset && v.commit_offset < off + data.len() as u64))
-            .map(|(i, _)| i)
-            .expect("the commit record was written");
+        let at = disk.write_covering(before, v.commit_offset);
         images.push(img.clone());
         written.push(at);
     }

@@ -57,12 +57,7 @@ fn workload(path: &Path, seed: u64, commits: usize) -> Run {
             v.read(0, &mut got).unwrap();
             let want = &images[to as usize];
             assert!(got.len() == want.len() && got[PS..] == want[PS..], "revert to {to}");
-            let at = disk
-                .ops_since(before)
-                .into_iter()
-                .find(|(_, o)| matches!(o, Op::Write { off, data } if *off <= v.commit_offset && v.commit_offset < off + data.len() as u64))
-                .map(|(i, _)| i)
-                .expect("the revert's commit record was written");
+            let at = disk.write_covering(before, v.commit_offset);
             checkpoints.push(at);
             ps = v.page_size as usize;
             images.push(got);
@@ -112,12 +107,7 @@ fn workload(path: &Path, seed: u64, commits: usize) -> Run {
         let before = disk.op_count();
         let v = log.commit(txn, d).unwrap().expect("a version");
         assert_eq!(v.number as usize, images.len());
-        let at = disk
-            .ops_since(before)
-            .into_iter()
-            .find(|(_, o)| matches!(o, Op::Write { off, data } if *off <= v.commit_offset && v.commit_offset < off + data.len() as u64))
-            .map(|(i, _)| i)
-            .expect("the commit record was written");
+        let at = disk.write_covering(before, v.commit_offset);
         match &v.map {
             Pages::Tree(t) if t.checkpoint_offset() == v.commit_offset => checkpoints.push(at),
             Pages::Tree(_) => {}

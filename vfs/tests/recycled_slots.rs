@@ -237,12 +237,7 @@ fn power_loss_at_every_write_into_a_recycled_slot_keeps_every_kept_version() {
             }
         }
         let v = log.latest();
-        let at = disk
-            .ops_since(before)
-            .into_iter()
-            .find(|(_, o)| matches!(o, Op::Write { off, data } if *off <= v.commit_offset && v.commit_offset < off + data.len() as u64))
-            .map(|(i, _)| i)
-            .expect("the commit record was written");
+        let at = disk.write_covering(before, v.commit_offset);
         written.push(at);
         versions.push(pages);
         if i == 0 {

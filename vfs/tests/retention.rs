@@ -1245,12 +1245,7 @@ fn power_loss_with_reverts_among_the_steps_keeps_every_kept_version() {
                 m.commit(&log);
             }
             let v = log.latest();
-            let at = disk
-                .ops_since(before)
-                .into_iter()
-                .find(|(_, o)| matches!(o, Op::Write { off, data } if *off <= v.commit_offset && v.commit_offset < off + data.len() as u64))
-                .map(|(k, _)| k)
-                .expect("the commit record was written");
+            let at = disk.write_covering(before, v.commit_offset);
             written.push(at);
             if i == 790 {
                 retain_from = disk.op_count();

@@ -98,12 +98,7 @@ fn workload(path: &Path, seed: u64, commits: usize) -> Run {
             let before = disk.op_count();
             let v = log.commit(txn, d).unwrap().expect("a version");
             assert_eq!(v.number as usize, images.len());
-            let at = disk
-                .ops_since(before)
-                .into_iter()
-                .find(|(_, o)| matches!(o, Op::Write { off, data } if *off <= v.commit_offset && v.commit_offset < off + data.len() as u64))
-                .map(|(i, _)| i)
-                .expect("the commit record was written");
+            let at = disk.write_covering(before, v.commit_offset);
             images.push(img);
             written.push(at);
         }

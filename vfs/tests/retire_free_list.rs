@@ -218,12 +218,7 @@ fn power_loss_at_every_operation_of_listing_and_releasing_keeps_every_kept_versi
         let before = disk.op_count();
         m.commit(log);
         let v = log.latest();
-        let at = disk
-            .ops_since(before)
-            .into_iter()
-            .find(|(_, o)| matches!(o, Op::Write { off, data } if *off <= v.commit_offset && v.commit_offset < off + data.len() as u64))
-            .map(|(i, _)| i)
-            .expect("the commit record was written");
+        let at = disk.write_covering(before, v.commit_offset);
         written.push(at);
     };
     for _ in 0..560 {

@@ -137,6 +137,18 @@ impl SimDisk {
         st.ops[from..].iter().cloned().enumerate().map(|(i, o)| (from + i, o)).collect()
     }
 
+    /// The index of the first write from operation `from` on that covers the
+    /// byte at `offset` (a commit's record: the operation after which a crash
+    /// may keep that commit).
+    pub fn write_covering(&self, from: usize, offset: u64) -> usize {
+        let st = self.state();
+        st.ops[from..]
+            .iter()
+            .position(|o| matches!(o, Op::Write { off, data } if *off <= offset && offset < off + data.len() as u64))
+            .map(|i| from + i)
+            .expect("a write covers the offset")
+    }
+
     /// What the disk may hold when power fails right after the first `k`
     /// operations completed (k = 0: before any).
     pub fn crash_image(&self, initial: &[u8], k: usize, rng: &mut Rng) -> Vec<u8> {
