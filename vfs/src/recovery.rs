@@ -110,6 +110,11 @@ impl Log {
     /// records do not claim durable are checked too, and the walk ends
     /// before the first such commit whose frames are not all there.
     /// `durable` is the newest commit known durable before the walk.
+    /// `synced`: an end below which every byte was written before a sync
+    /// that returned (the shared `synced` word, `shm.rs`; 0 when there is
+    /// none, as in recovery): commits ending at or below it are not
+    /// frame-checked either (below).
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn scan_forward(
         &self,
         salt: u64,
@@ -118,6 +123,7 @@ impl Log {
         from: (Link, u32),
         prev_end: u64,
         durable: Link,
+        synced: u64,
     ) -> Result<Walked> {
         // The commit the walk follows, and its page size (0: none).
         let (mut prev, mut prev_ps) = from;
@@ -257,7 +263,27 @@ impl Log {
         }
         // Commits claimed durable are not re-read: their frames are checked
         // on first read. The others may be an unfinished transaction.
-        let unchecked = w.commits.iter().position(|c| c.rec.h.version > w.durable.version);
+        //
+        // Nor are commits ending at or below `synced` (a refresh beside
+        // group commit: issue 23, where every process walked every other
+        // writer's commit and crc'd its frames). The check exists for two
+        // cases (FORMAT.md, "Recovery" step 4 and "Readers beside a
+        // writer"): a transaction a crash or power loss cut short, and a
+        // record whose metadata is whole while its frames are still being
+        // written. Neither can be below `synced`: the word is raised only
+        // after a sync that began after the write of every record below it
+        // returned (`group.rs` invariant 1), so those bytes are whole in
+        // the page cache, which every read sees, and durable on the disk.
+        // That is exactly what a MARK claims (FORMAT.md, "Durability": a
+        // claim names a commit synced, by this process or another, since a
+        // sync flushes every process's writes), so such a commit is taken
+        // as a claimed one is: its frames are checked on first read, and a
+        // damaged one is damage, never a torn write. The word says nothing
+        // after a power loss (the object is in tmpfs, and a first user
+        // resets it from the log, `shm.rs` invariants 1 and 3), so recovery
+        // passes 0. The claim itself (`durable`, this process's horizon) is
+        // not raised here: this process did not read it from a record.
+        let unchecked = w.commits.iter().position(|c| c.rec.h.version > w.durable.version && c.rec.end() > synced);
         if let Some(first) = unchecked {
             for i in first..w.commits.len() {
                 let c = &w.commits[i];
@@ -322,7 +348,7 @@ impl Log {
             Some(r) => (r.link(), r.h.page_size, r.end()),
             None => (Link::default(), 0, format::FIRST_RECORD),
         };
-        let w = self.scan_forward(salt, len, pos, (prev, ps), pos, prev)?;
+        let w = self.scan_forward(salt, len, pos, (prev, ps), pos, prev, 0)?;
         let log_end = w.log_end;
         let durable = w.durable;
         let walked_control = w.control;
@@ -1044,7 +1070,10 @@ impl Log {
         st.alloc_exact = false; // another process may have written past the end
         let salt = st.header.unwrap().salt;
         let prev = Link { version: st.latest.number, offset: st.latest.commit_offset, crc: st.latest.commit_crc };
-        let w = self.scan_forward(salt, len, st.log_end, (prev, st.latest.page_size), end, st.horizon)?;
+        // Loaded before the walk: whatever it then reads below this end was
+        // written before a sync that returned (scan_forward).
+        let synced = st.shm.as_ref().map_or(0, |s| s.synced_end());
+        let w = self.scan_forward(salt, len, st.log_end, (prev, st.latest.page_size), end, st.horizon, synced)?;
         st.horizon = w.durable;
         if w.log_end != st.log_end {
             st.log_end = w.log_end;
