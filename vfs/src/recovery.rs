@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use crate::error::{Error, Result};
 use crate::format::{self, Entry};
+use crate::group::{Pend, ReadCommit};
 use crate::log::{Link, Log, OpenOptions, Rec, State};
 
 /// One commit a forward walk passed: its record and entries, where its
@@ -1093,13 +1094,20 @@ impl Log {
         let mut map = st.latest.map.clone();
         let mut since = st.entries_since_full;
         let mut commits = st.commits_since_full;
-        // With the shared words, every commit past `visible` becomes a
-        // version of its own (readers reach them as syncs cover them), as
-        // does the last one below it; without, only the last.
+        // With the shared words, every commit past `visible` waits in
+        // `st.pending` (readers reach them as syncs cover them): the last
+        // as the latest version, the others only as what this walk read of
+        // them, made into a version when `visible` reaches them (one map
+        // copy per move of `visible`, `Log::visible_version`, where a
+        // version per commit cost an 8 KiB map chunk each: issue 23). The
+        // last commit at or below `visible` is a version too, since the
+        // pending ones are made from its map. Without the words, only the
+        // last.
         let visible = st.shm.as_ref().map(|s| s.visible_end());
-        let n = w.commits.len();
-        let mut made: Vec<Arc<Version>> = Vec::new();
-        for (i, Walk { rec: r, entries, .. }) in w.commits.iter().enumerate() {
+        let ends: Vec<u64> = w.commits.iter().map(|c| c.rec.end()).collect();
+        let n = ends.len();
+        let mut made: Vec<Pend> = Vec::new();
+        for (i, Walk { rec: r, entries, .. }) in w.commits.into_iter().enumerate() {
             if r.is_map() {
                 since = 0;
                 commits = 0;
@@ -1108,30 +1116,32 @@ impl Log {
                 since += entries.len() as u64;
                 commits += 1;
             }
-            advance(&mut map, r, entries, &mapping);
-            let keep = i + 1 == n || visible.is_some_and(|v| r.end() > v || w.commits[i + 1].rec.end() > v);
-            if keep {
-                made.push(Arc::new(Version {
-                    number: r.h.version,
-                    page_size: r.h.page_size,
-                    map: map.clone(),
-                    commit_offset: r.offset,
-                    commit_crc: r.crc,
-                    end: r.end(),
-                    timestamp_us: r.info.timestamp_us,
-                    checksum: r.info.checksum,
+            advance(&mut map, &r, &entries, &mapping);
+            let last = i + 1 == n;
+            match visible {
+                Some(v) if !last && r.end() > v => made.push(Pend::Read(Box::new(ReadCommit {
+                    rec: r,
+                    entries,
                     mapping: mapping.clone(),
-                    counter: r.info.page1_counter,
-                    derive_page1: self.derive_page1(),
-                    page1: Default::default(),
                     control: st.control.clone(),
-                }));
+                }))),
+                Some(v) if !last && ends[i + 1] <= v => {}
+                None if !last => {}
+                _ => made.push(Pend::Made(Arc::new(self.make_version(
+                    &r,
+                    map.clone(),
+                    mapping.clone(),
+                    st.control.clone(),
+                )))),
             }
         }
         st.entries_since_full = since;
         st.commits_since_full = commits;
-        for v in made {
-            self.set_latest(st, v);
+        for p in made {
+            match p {
+                Pend::Made(v) => self.set_latest(st, v),
+                Pend::Read(c) => self.push_read(st, c),
+            }
         }
         Ok(st.latest.clone())
     }
