@@ -216,6 +216,20 @@ impl Log {
     /// last claim, and a damaged one would be taken for a torn write.
     fn mark_if_idle(&self, shm: &Shm) {
         let fd = self.file.as_fd();
+        // A commit already appended past what is synced: the log's latest
+        // commit is one no sync has covered yet, so no MARK may name it
+        // (FORMAT.md, "MARK records": a MARK directly follows the commit it
+        // names, after a sync that covered it), and one naming an earlier
+        // commit may not be written behind it; the later commits' horizons,
+        // or the sync that covers them, carry the claim. Looking first
+        // saves what finding that under WRITER cost (issue 23, with several
+        // writers most syncs): a try of WRITER, a probe of the log end, the
+        // unlock and a ring of the writer bell that woke a waiter for
+        // nothing. (A sync that raised `synced` past it meanwhile is run by
+        // a syncer that comes here itself.)
+        if shm.appended().load(Ordering::Acquire) > shm.synced_end() {
+            return;
+        }
         if self.read_only || !lock::try_lock(fd, lock::WRITER, Mode::Exclusive).unwrap_or(false) {
             return;
         }
