@@ -111,8 +111,8 @@ impl Log {
     /// records do not claim durable are checked too, and the walk ends
     /// before the first such commit whose frames are not all there.
     /// `durable` is the newest commit known durable before the walk.
-    /// `synced`: an end below which every byte was written before a sync
-    /// that returned (the shared `synced` word, `shm.rs`; 0 when there is
+    /// `whole`: an end below which the write of every record returned (the
+    /// shared `appended` and `synced` words, `shm.rs`; 0 when there are
     /// none, as in recovery): commits ending at or below it are not
     /// frame-checked either (below).
     #[allow(clippy::too_many_arguments)]
@@ -124,7 +124,7 @@ impl Log {
         from: (Link, u32),
         prev_end: u64,
         durable: Link,
-        synced: u64,
+        whole: u64,
     ) -> Result<Walked> {
         // The commit the walk follows, and its page size (0: none).
         let (mut prev, mut prev_ps) = from;
@@ -265,26 +265,32 @@ impl Log {
         // Commits claimed durable are not re-read: their frames are checked
         // on first read. The others may be an unfinished transaction.
         //
-        // Nor are commits ending at or below `synced` (a refresh beside
-        // group commit: issue 23, where every process walked every other
-        // writer's commit and crc'd its frames). The check exists for two
-        // cases (FORMAT.md, "Recovery" step 4 and "Readers beside a
-        // writer"): a transaction a crash or power loss cut short, and a
-        // record whose metadata is whole while its frames are still being
-        // written. Neither can be below `synced`: the word is raised only
-        // after a sync that began after the write of every record below it
-        // returned (`group.rs` invariant 1), so those bytes are whole in
-        // the page cache, which every read sees, and durable on the disk.
-        // That is exactly what a MARK claims (FORMAT.md, "Durability": a
-        // claim names a commit synced, by this process or another, since a
-        // sync flushes every process's writes), so such a commit is taken
-        // as a claimed one is: its frames are checked on first read, and a
-        // damaged one is damage, never a torn write. The word says nothing
-        // after a power loss (the object is in tmpfs, and a first user
-        // resets it from the log, `shm.rs` invariants 1 and 3), so recovery
-        // passes 0. The claim itself (`durable`, this process's horizon) is
-        // not raised here: this process did not read it from a record.
-        let unchecked = w.commits.iter().position(|c| c.rec.h.version > w.durable.version && c.rec.end() > synced);
+        // Nor are commits ending at or below `whole` (a refresh beside group
+        // commit: issue 23, where every process walked every other writer's
+        // commit right after its append and crc'd its frames). The check
+        // exists for two cases (FORMAT.md, "Recovery" step 4 and "Readers
+        // beside a writer"): a transaction a crash or power loss cut short,
+        // and a record whose metadata is whole while its frames are still
+        // being written. Neither can end below `whole`:
+        // * `appended` is raised only after the write of the commit record
+        //   (and of every record of its transaction before it, all under
+        //   WRITER, in order) returned, never for a write that failed or a
+        //   commit removed again (`commit.rs`, `append_commit`), so every
+        //   byte below it is in the page cache, which every read (pread or
+        //   the map) sees whole; a process killed mid-write never raised
+        //   it. Its not being synced yet is `visible`'s business (such a
+        //   commit stays pending, `group.rs`), not the frame check's.
+        // * `synced` is raised only after a sync that began after those
+        //   writes returned (`group.rs` invariant 1): the same, and durable,
+        //   which is what a MARK claims.
+        // So such a commit is taken as a claimed one is: its frames are
+        // checked on first read, and a damaged one is damage, never a write
+        // in progress. The words say nothing after a power loss (the object
+        // is in tmpfs, and a first user resets it from the log, `shm.rs`
+        // invariants 1 and 3), so recovery passes 0. The claim itself
+        // (`durable`, this process's horizon) is not raised here: this
+        // process did not read it from a record.
+        let unchecked = w.commits.iter().position(|c| c.rec.h.version > w.durable.version && c.rec.end() > whole);
         if let Some(first) = unchecked {
             for i in first..w.commits.len() {
                 let c = &w.commits[i];
@@ -1072,9 +1078,10 @@ impl Log {
         let salt = st.header.unwrap().salt;
         let prev = Link { version: st.latest.number, offset: st.latest.commit_offset, crc: st.latest.commit_crc };
         // Loaded before the walk: whatever it then reads below this end was
-        // written before a sync that returned (scan_forward).
-        let synced = st.shm.as_ref().map_or(0, |s| s.synced_end());
-        let w = self.scan_forward(salt, len, st.log_end, (prev, st.latest.page_size), end, st.horizon, synced)?;
+        // written by a write that returned (scan_forward).
+        let whole =
+            st.shm.as_ref().map_or(0, |s| s.appended().load(std::sync::atomic::Ordering::Acquire).max(s.synced_end()));
+        let w = self.scan_forward(salt, len, st.log_end, (prev, st.latest.page_size), end, st.horizon, whole)?;
         st.horizon = w.durable;
         if w.log_end != st.log_end {
             st.log_end = w.log_end;
