@@ -1042,7 +1042,14 @@ impl Log {
     /// Walks what was appended after this view's end, if anything.
     pub(crate) fn catch_up(&self, st: &mut State) -> Result<()> {
         if st.header.is_some() && !st.committing {
-            match self.nothing_appended(st.log_end)? {
+            // With the shared words, a commit whose write returned past this
+            // view's end is known without the probe (at N writers most
+            // refreshes find one): walk at once. `follow` still checks the
+            // file's length against the view, the probe's other use.
+            let known =
+                st.shm.as_ref().is_some_and(|s| s.appended().load(std::sync::atomic::Ordering::Acquire) > st.log_end);
+            let looked = if known { Appended::Maybe } else { self.nothing_appended(st.log_end)? };
+            match looked {
                 Appended::Nothing => return Ok(()),
                 Appended::Maybe => {
                     // Something follows: walk it from one read (tail.rs).
