@@ -22,9 +22,11 @@
 //! 3. No commit returns (`Log::finish_commit`) before `visible` covers
 //!    it, and under FULL before `synced` does: a writer that built on
 //!    pending commits returns only once they are durable too.
-//! 4. In a process, `State::pending` holds the versions after
-//!    `State::visible` up to `State::latest`, in order; it is empty
-//!    exactly when `State::visible` is None (the latest is visible).
+//! 4. In a process, `State::pending` holds the commits after
+//!    `State::visible` up to `State::latest`, in order, the last one
+//!    `State::latest` itself ([`Pend`]); it is empty exactly when
+//!    `State::visible` is None (the latest is visible). (Inside
+//!    `Log::follow` commits are pushed before the latest is set.)
 //! 5. Without the shared words (`State::shm` None) nothing here is used:
 //!    commits sync under WRITER and every version is visible at once.
 
@@ -33,11 +35,43 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Instant;
 
+use crate::control::Control;
 use crate::error::{Error, Result};
+use crate::format::Entry;
 use crate::lock::{self, Mode, SYNC};
-use crate::log::{Link, Log, State};
+use crate::log::{Link, Log, Rec, State};
+use crate::recovery::advance;
 use crate::shm::Shm;
-use crate::version::Version;
+use crate::version::{Mapping, Version};
+
+/// A commit waiting in `State::pending` for `visible` to reach it.
+pub(crate) enum Pend {
+    /// A version already: the latest, or a commit of this process.
+    Made(Arc<Version>),
+    /// What a walk read of another process's commit; made into a version
+    /// only if `visible` stops at it (`Log::visible_version`). At 16
+    /// writers a refresh walks ~15 commits, most of them pending, and a
+    /// version of each cost a copy of the 8 KiB map chunk its pages are in.
+    Read(Box<ReadCommit>),
+}
+
+/// A walked commit: its record, its entries, and the map and control
+/// state its version reads through.
+pub(crate) struct ReadCommit {
+    pub(crate) rec: Rec,
+    pub(crate) entries: Vec<Entry>,
+    pub(crate) mapping: Arc<Mapping>,
+    pub(crate) control: Arc<Control>,
+}
+
+impl Pend {
+    fn end(&self) -> u64 {
+        match self {
+            Pend::Made(v) => v.end,
+            Pend::Read(c) => c.rec.end(),
+        }
+    }
+}
 
 /// What a commit appended under WRITER still waits for once WRITER is
 /// released (see [`Log::finish_commit`]).
@@ -182,6 +216,20 @@ impl Log {
     /// last claim, and a damaged one would be taken for a torn write.
     fn mark_if_idle(&self, shm: &Shm) {
         let fd = self.file.as_fd();
+        // A commit already appended past what is synced: the log's latest
+        // commit is one no sync has covered yet, so no MARK may name it
+        // (FORMAT.md, "MARK records": a MARK directly follows the commit it
+        // names, after a sync that covered it), and one naming an earlier
+        // commit may not be written behind it; the later commits' horizons,
+        // or the sync that covers them, carry the claim. Looking first
+        // saves what finding that under WRITER cost (issue 23, with several
+        // writers most syncs): a try of WRITER, a probe of the log end, the
+        // unlock and a ring of the writer bell that woke a waiter for
+        // nothing. (A sync that raised `synced` past it meanwhile is run by
+        // a syncer that comes here itself.)
+        if shm.appended().load(Ordering::Acquire) > shm.synced_end() {
+            return;
+        }
         if self.read_only || !lock::try_lock(fd, lock::WRITER, Mode::Exclusive).unwrap_or(false) {
             return;
         }
@@ -219,7 +267,7 @@ impl Log {
                 if st.pending.is_empty() {
                     st.visible = Some(st.latest.clone());
                 }
-                st.pending.push_back(v.clone());
+                st.pending.push_back(Pend::Made(v.clone()));
             } else {
                 st.pending.clear();
                 st.visible = None;
@@ -228,20 +276,55 @@ impl Log {
         st.latest = v;
     }
 
+    /// Queues a commit another process appended after `st.latest`, not
+    /// yet visible (`Log::follow`, which then sets a later one latest).
+    pub(crate) fn push_read(&self, st: &mut State, c: Box<ReadCommit>) {
+        if st.pending.is_empty() {
+            st.visible = Some(st.latest.clone());
+        }
+        st.pending.push_back(Pend::Read(c));
+    }
+
     /// The version a read transaction starting now may see: the newest
-    /// whose record ends at or below `visible` (one atomic load).
+    /// whose record ends at or below `visible` (one atomic load). When
+    /// `visible` stopped at a commit only read so far, its version is made
+    /// here from the last one's map: one map copy per move of `visible`.
     pub(crate) fn visible_version(&self, st: &mut State) -> Arc<Version> {
         let Some(shm) = &st.shm else { return st.latest.clone() };
         if st.pending.is_empty() {
             return st.latest.clone();
         }
         let w = shm.visible_end();
-        while st.pending.front().is_some_and(|v| v.end <= w) {
-            st.visible = st.pending.pop_front();
+        // The newest version passed, or the map of the newest commit
+        // passed after it.
+        let mut made: Option<Arc<Version>> = None;
+        let mut read: Option<(crate::version::Pages, Box<ReadCommit>)> = None;
+        while st.pending.front().is_some_and(|p| p.end() <= w) {
+            match st.pending.pop_front().expect("looked at") {
+                Pend::Made(v) => {
+                    made = Some(v);
+                    read = None;
+                }
+                Pend::Read(c) => {
+                    let mut map = match read.take() {
+                        Some((m, _)) => m,
+                        None => {
+                            made.as_ref().or(st.visible.as_ref()).expect("pending commits follow a version").map.clone()
+                        }
+                    };
+                    advance(&mut map, &c.rec, &c.entries, &c.mapping);
+                    read = Some((map, c));
+                }
+            }
         }
         if st.pending.is_empty() {
             st.visible = None;
             return st.latest.clone();
+        }
+        if let Some((map, c)) = read {
+            st.visible = Some(Arc::new(self.make_version(&c.rec, map, c.mapping.clone(), c.control.clone())));
+        } else if made.is_some() {
+            st.visible = made;
         }
         st.visible.clone().expect("pending versions follow a visible one")
     }

@@ -254,9 +254,9 @@ pub(crate) struct State {
     pub(crate) shm_tried: bool,
     /// The version readers get while `pending` is not empty (`group.rs`).
     pub(crate) visible: Option<Arc<Version>>,
-    /// Versions after `visible`, up to `latest`, whose commits are not yet
-    /// visible (a sync has not covered them).
-    pub(crate) pending: std::collections::VecDeque<Arc<Version>>,
+    /// Commits after `visible`, up to `latest`, not yet visible (a sync
+    /// has not covered them): `group.rs` invariant 4.
+    pub(crate) pending: std::collections::VecDeque<crate::group::Pend>,
 }
 
 pub struct Log {

@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use crate::error::{Error, Result};
 use crate::format::{self, Entry};
+use crate::group::{Pend, ReadCommit};
 use crate::log::{Link, Log, OpenOptions, Rec, State};
 
 /// One commit a forward walk passed: its record and entries, where its
@@ -110,6 +111,11 @@ impl Log {
     /// records do not claim durable are checked too, and the walk ends
     /// before the first such commit whose frames are not all there.
     /// `durable` is the newest commit known durable before the walk.
+    /// `whole`: an end below which the write of every record returned (the
+    /// shared `appended` and `synced` words, `shm.rs`; 0 when there are
+    /// none, as in recovery): commits ending at or below it are not
+    /// frame-checked either (below).
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn scan_forward(
         &self,
         salt: u64,
@@ -118,6 +124,7 @@ impl Log {
         from: (Link, u32),
         prev_end: u64,
         durable: Link,
+        whole: u64,
     ) -> Result<Walked> {
         // The commit the walk follows, and its page size (0: none).
         let (mut prev, mut prev_ps) = from;
@@ -257,7 +264,33 @@ impl Log {
         }
         // Commits claimed durable are not re-read: their frames are checked
         // on first read. The others may be an unfinished transaction.
-        let unchecked = w.commits.iter().position(|c| c.rec.h.version > w.durable.version);
+        //
+        // Nor are commits ending at or below `whole` (a refresh beside group
+        // commit: issue 23, where every process walked every other writer's
+        // commit right after its append and crc'd its frames). The check
+        // exists for two cases (FORMAT.md, "Recovery" step 4 and "Readers
+        // beside a writer"): a transaction a crash or power loss cut short,
+        // and a record whose metadata is whole while its frames are still
+        // being written. Neither can end below `whole`:
+        // * `appended` is raised only after the write of the commit record
+        //   (and of every record of its transaction before it, all under
+        //   WRITER, in order) returned, never for a write that failed or a
+        //   commit removed again (`commit.rs`, `append_commit`), so every
+        //   byte below it is in the page cache, which every read (pread or
+        //   the map) sees whole; a process killed mid-write never raised
+        //   it. Its not being synced yet is `visible`'s business (such a
+        //   commit stays pending, `group.rs`), not the frame check's.
+        // * `synced` is raised only after a sync that began after those
+        //   writes returned (`group.rs` invariant 1): the same, and durable,
+        //   which is what a MARK claims.
+        // So such a commit is taken as a claimed one is: its frames are
+        // checked on first read, and a damaged one is damage, never a write
+        // in progress. The words say nothing after a power loss (the object
+        // is in tmpfs, and a first user resets it from the log, `shm.rs`
+        // invariants 1 and 3), so recovery passes 0. The claim itself
+        // (`durable`, this process's horizon) is not raised here: this
+        // process did not read it from a record.
+        let unchecked = w.commits.iter().position(|c| c.rec.h.version > w.durable.version && c.rec.end() > whole);
         if let Some(first) = unchecked {
             for i in first..w.commits.len() {
                 let c = &w.commits[i];
@@ -322,7 +355,7 @@ impl Log {
             Some(r) => (r.link(), r.h.page_size, r.end()),
             None => (Link::default(), 0, format::FIRST_RECORD),
         };
-        let w = self.scan_forward(salt, len, pos, (prev, ps), pos, prev)?;
+        let w = self.scan_forward(salt, len, pos, (prev, ps), pos, prev, 0)?;
         let log_end = w.log_end;
         let durable = w.durable;
         let walked_control = w.control;
@@ -1009,7 +1042,14 @@ impl Log {
     /// Walks what was appended after this view's end, if anything.
     pub(crate) fn catch_up(&self, st: &mut State) -> Result<()> {
         if st.header.is_some() && !st.committing {
-            match self.nothing_appended(st.log_end)? {
+            // With the shared words, a commit whose write returned past this
+            // view's end is known without the probe (at N writers most
+            // refreshes find one): walk at once. `follow` still checks the
+            // file's length against the view, the probe's other use.
+            let known =
+                st.shm.as_ref().is_some_and(|s| s.appended().load(std::sync::atomic::Ordering::Acquire) > st.log_end);
+            let looked = if known { Appended::Maybe } else { self.nothing_appended(st.log_end)? };
+            match looked {
                 Appended::Nothing => return Ok(()),
                 Appended::Maybe => {
                     // Something follows: walk it from one read (tail.rs).
@@ -1044,7 +1084,11 @@ impl Log {
         st.alloc_exact = false; // another process may have written past the end
         let salt = st.header.unwrap().salt;
         let prev = Link { version: st.latest.number, offset: st.latest.commit_offset, crc: st.latest.commit_crc };
-        let w = self.scan_forward(salt, len, st.log_end, (prev, st.latest.page_size), end, st.horizon)?;
+        // Loaded before the walk: whatever it then reads below this end was
+        // written by a write that returned (scan_forward).
+        let whole =
+            st.shm.as_ref().map_or(0, |s| s.appended().load(std::sync::atomic::Ordering::Acquire).max(s.synced_end()));
+        let w = self.scan_forward(salt, len, st.log_end, (prev, st.latest.page_size), end, st.horizon, whole)?;
         st.horizon = w.durable;
         if w.log_end != st.log_end {
             st.log_end = w.log_end;
@@ -1064,13 +1108,20 @@ impl Log {
         let mut map = st.latest.map.clone();
         let mut since = st.entries_since_full;
         let mut commits = st.commits_since_full;
-        // With the shared words, every commit past `visible` becomes a
-        // version of its own (readers reach them as syncs cover them), as
-        // does the last one below it; without, only the last.
+        // With the shared words, every commit past `visible` waits in
+        // `st.pending` (readers reach them as syncs cover them): the last
+        // as the latest version, the others only as what this walk read of
+        // them, made into a version when `visible` reaches them (one map
+        // copy per move of `visible`, `Log::visible_version`, where a
+        // version per commit cost an 8 KiB map chunk each: issue 23). The
+        // last commit at or below `visible` is a version too, since the
+        // pending ones are made from its map. Without the words, only the
+        // last.
         let visible = st.shm.as_ref().map(|s| s.visible_end());
-        let n = w.commits.len();
-        let mut made: Vec<Arc<Version>> = Vec::new();
-        for (i, Walk { rec: r, entries, .. }) in w.commits.iter().enumerate() {
+        let ends: Vec<u64> = w.commits.iter().map(|c| c.rec.end()).collect();
+        let n = ends.len();
+        let mut made: Vec<Pend> = Vec::new();
+        for (i, Walk { rec: r, entries, .. }) in w.commits.into_iter().enumerate() {
             if r.is_map() {
                 since = 0;
                 commits = 0;
@@ -1079,30 +1130,32 @@ impl Log {
                 since += entries.len() as u64;
                 commits += 1;
             }
-            advance(&mut map, r, entries, &mapping);
-            let keep = i + 1 == n || visible.is_some_and(|v| r.end() > v || w.commits[i + 1].rec.end() > v);
-            if keep {
-                made.push(Arc::new(Version {
-                    number: r.h.version,
-                    page_size: r.h.page_size,
-                    map: map.clone(),
-                    commit_offset: r.offset,
-                    commit_crc: r.crc,
-                    end: r.end(),
-                    timestamp_us: r.info.timestamp_us,
-                    checksum: r.info.checksum,
+            advance(&mut map, &r, &entries, &mapping);
+            let last = i + 1 == n;
+            match visible {
+                Some(v) if !last && r.end() > v => made.push(Pend::Read(Box::new(ReadCommit {
+                    rec: r,
+                    entries,
                     mapping: mapping.clone(),
-                    counter: r.info.page1_counter,
-                    derive_page1: self.derive_page1(),
-                    page1: Default::default(),
                     control: st.control.clone(),
-                }));
+                }))),
+                Some(v) if !last && ends[i + 1] <= v => {}
+                None if !last => {}
+                _ => made.push(Pend::Made(Arc::new(self.make_version(
+                    &r,
+                    map.clone(),
+                    mapping.clone(),
+                    st.control.clone(),
+                )))),
             }
         }
         st.entries_since_full = since;
         st.commits_since_full = commits;
-        for v in made {
-            self.set_latest(st, v);
+        for p in made {
+            match p {
+                Pend::Made(v) => self.set_latest(st, v),
+                Pend::Read(c) => self.push_read(st, c),
+            }
         }
         Ok(st.latest.clone())
     }

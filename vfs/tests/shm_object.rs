@@ -114,3 +114,30 @@ fn an_object_deleted_while_in_use_leaves_newcomers_without_it_until_the_old_user
     drop(again);
     let _ = std::fs::remove_dir_all(&d);
 }
+
+/// Format 4 has no object (`group.rs`, `attach_shm`: its retention steps
+/// sync under WRITER): so nothing that reads the shared words (the refresh
+/// that takes commits below `synced` or `appended` unchecked, the lazy
+/// pending versions, the MARK skip, the probe skip) runs on a format-4
+/// log. R12 (tests/RELIABILITY.md), a format-4 failure bisected to those
+/// cuts, cannot come from them while this holds.
+#[test]
+fn a_format4_log_under_a_policy_never_gets_an_object() {
+    shm_dir();
+    let d = dir("format4");
+    let p = d.join("a.log");
+    let a = Log::open(&p, OpenOptions { create: true, format4: true, ..Default::default() }).unwrap();
+    commit_page(&a, 1);
+    a.set_retention(pagelog::retention::Policy::parse("2 versions").unwrap(), Duration::from_secs(10)).unwrap();
+    let b = Log::open(&p, OpenOptions::default()).unwrap();
+    for i in 2..8u8 {
+        let w = if i % 2 == 0 { &a } else { &b };
+        assert_eq!(commit_page(w, i), i as u64);
+        assert_eq!(a.refresh().unwrap().number, i as u64);
+        assert_eq!(b.refresh().unwrap().number, i as u64);
+    }
+    let objs = objects(&p);
+    assert!(objs.is_empty(), "a format-4 log has a shared object: {objs:?}");
+    drop((a, b));
+    let _ = std::fs::remove_dir_all(&d);
+}
