@@ -237,8 +237,8 @@ pub(crate) struct State {
     /// pruned against (another state's list may have dropped some).
     pub(crate) punched_for: u64,
     /// Recycling (`slots.rs`): the slots this process released into its
-    /// pool, by offset: (length, the latest version when it joined).
-    pub(crate) pool: std::collections::BTreeMap<u64, (u32, u64)>,
+    /// pool, indexed by offset and by the version when each joined.
+    pub(crate) pool: crate::slots::Pool,
     /// Entries of the list `punched_for` names that this process put in
     /// its pool (sorted): a later release does not pool them again.
     pub(crate) pooled: Vec<crate::freelist::FreeRange>,

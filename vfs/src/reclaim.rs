@@ -520,7 +520,7 @@ impl Log {
                 let punched = if st.punched_for == st.control.offset { st.punched.len() + st.pooled.len() } else { 0 };
                 let pending = st.control.free().len().saturating_sub(punched);
                 let now = st.latest.number;
-                let stale = st.pool.values().any(|&(_, at)| now.saturating_sub(at) >= crate::slots::STALE_COMMITS);
+                let stale = st.pool.any_stale(now);
                 let trickle = pending > 2 * RELEASE_MAX_PUNCHES && end >= st.trickle_after;
                 drop(st);
                 if stale {
