@@ -1275,8 +1275,22 @@ impl Log {
     }
 
     /// Every non-zero slot of checkpoint `ck`'s tree as map entries, its
-    /// nodes read as a version under `old` reads them.
+    /// nodes read as a version under `old` reads them. Kept for the last
+    /// few checkpoints walked (`Log::ck_slots`): every step walks the kept
+    /// checkpoints' trees (O(database pages) each), several times, and a
+    /// tree never changes (its root's crc covers it, node by node).
     fn checkpoint_slots(&self, ck: &Rec, old: &Control) -> Result<Vec<format::Entry>> {
+        const KEEP: usize = 4;
+        let key = (ck.offset, ck.crc, ck.ckpt.root, ck.ckpt.root_crc);
+        {
+            let mut c = self.ck_slots.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(i) = c.iter().position(|(k, _)| *k == key) {
+                let hit = c.remove(i);
+                let v = hit.1.to_vec();
+                c.push(hit); // the most recent last
+                return Ok(v);
+            }
+        }
         let mut out = Vec::new();
         self.walk_checkpoint(ck, old, &mut |v| {
             if v.level == 0 {
@@ -1288,6 +1302,11 @@ impl Log {
                 }
             }
         })?;
+        let mut c = self.ck_slots.lock().unwrap_or_else(|p| p.into_inner());
+        if c.len() >= KEEP {
+            c.remove(0);
+        }
+        c.push((key, Arc::new(out.clone())));
         Ok(out)
     }
 
