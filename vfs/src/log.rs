@@ -279,7 +279,7 @@ pub struct Log {
     /// (`group.rs`): the SYNC byte lock is the log's description's, which
     /// all its threads share.
     pub(crate) sync_gate: Mutex<()>,
-    /// The slots of the checkpoints a reclamation step walked last
+    /// The slots of the checkpoints reclamation steps walked last
     /// (`reclaim.rs`, `checkpoint_slots`), by (record offset, record crc,
     /// root offset, root crc): the kept checkpoints are walked by every
     /// step, and their trees do not change (the record crc is salted: a

@@ -1275,12 +1275,16 @@ impl Log {
     }
 
     /// Every non-zero slot of checkpoint `ck`'s tree as map entries, its
-    /// nodes read as a version under `old` reads them. Kept for the last
-    /// few checkpoints walked (`Log::ck_slots`): every step walks the kept
+    /// nodes read as a version under `old` reads them. Kept for the
+    /// checkpoints walked last (`Log::ck_slots`): every step walks the kept
     /// checkpoints' trees (O(database pages) each), several times, and a
     /// tree never changes (its root's crc covers it, node by node).
     fn checkpoint_slots(&self, ck: &Rec, old: &Control) -> Result<Vec<format::Entry>> {
-        const KEEP: usize = 4;
+        // Every kept checkpoint, at the intervals a policy keeps: at
+        // 32 MiB (a checkpoint every 256 commits) "1000 versions" keeps
+        // 5-8 of 8,192 slots each; at 1 GiB, 1-2 of 262,144. A cache of
+        // fewer than a step walks would miss every time (walked in turn).
+        const KEEP_ENTRIES: usize = 1 << 20;
         let key = (ck.offset, ck.crc, ck.ckpt.root, ck.ckpt.root_crc);
         {
             let mut c = self.ck_slots.lock().unwrap_or_else(|p| p.into_inner());
@@ -1303,10 +1307,12 @@ impl Log {
             }
         })?;
         let mut c = self.ck_slots.lock().unwrap_or_else(|p| p.into_inner());
-        if c.len() >= KEEP {
+        c.push((key, Arc::new(out.clone())));
+        // The least recently used go first, beyond KEEP_ENTRIES entries
+        // (16 MiB; the last one walked is kept whatever its size).
+        while c.len() > 1 && c.iter().map(|(_, v)| v.len()).sum::<usize>() > KEEP_ENTRIES {
             c.remove(0);
         }
-        c.push((key, Arc::new(out.clone())));
         Ok(out)
     }
 
