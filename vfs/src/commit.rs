@@ -256,7 +256,7 @@ impl Log {
                 // back into the pool.
                 let now = st.latest.number;
                 for (o, d) in &prepared.slot_writes {
-                    st.pool.insert(*o, (d.len() as u32, now));
+                    st.pool.insert(*o, d.len() as u32, now);
                 }
                 Err(e)
             }

@@ -237,8 +237,8 @@ pub(crate) struct State {
     /// pruned against (another state's list may have dropped some).
     pub(crate) punched_for: u64,
     /// Recycling (`slots.rs`): the slots this process released into its
-    /// pool, by offset: (length, the latest version when it joined).
-    pub(crate) pool: std::collections::BTreeMap<u64, (u32, u64)>,
+    /// pool, indexed by offset and by the version when each joined.
+    pub(crate) pool: crate::slots::Pool,
     /// Entries of the list `punched_for` names that this process put in
     /// its pool (sorted): a later release does not pool them again.
     pub(crate) pooled: Vec<crate::freelist::FreeRange>,
@@ -279,7 +279,16 @@ pub struct Log {
     /// (`group.rs`): the SYNC byte lock is the log's description's, which
     /// all its threads share.
     pub(crate) sync_gate: Mutex<()>,
+    /// The slots of the checkpoints reclamation steps walked last
+    /// (`reclaim.rs`, `checkpoint_slots`), by (record offset, record crc,
+    /// root offset, root crc): the kept checkpoints are walked by every
+    /// step, and their trees do not change (the record crc is salted: a
+    /// new file never matches).
+    pub(crate) ck_slots: Mutex<Vec<(CkKey, Arc<Vec<crate::format::Entry>>)>>,
 }
+
+/// A checkpoint's identity for `Log::ck_slots`.
+pub(crate) type CkKey = (u64, u32, u64, u32);
 
 pub(crate) fn now_us() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_micros() as u64).unwrap_or(0)
@@ -358,6 +367,7 @@ impl Log {
                 pending: Default::default(),
             }),
             sync_gate: Mutex::new(()),
+            ck_slots: Mutex::new(Vec::new()),
         };
         Ok(log)
     }

@@ -520,7 +520,7 @@ impl Log {
                 let punched = if st.punched_for == st.control.offset { st.punched.len() + st.pooled.len() } else { 0 };
                 let pending = st.control.free().len().saturating_sub(punched);
                 let now = st.latest.number;
-                let stale = st.pool.values().any(|&(_, at)| now.saturating_sub(at) >= crate::slots::STALE_COMMITS);
+                let stale = st.pool.any_stale(now);
                 let trickle = pending > 2 * RELEASE_MAX_PUNCHES && end >= st.trickle_after;
                 drop(st);
                 if stale {
@@ -1275,8 +1275,26 @@ impl Log {
     }
 
     /// Every non-zero slot of checkpoint `ck`'s tree as map entries, its
-    /// nodes read as a version under `old` reads them.
+    /// nodes read as a version under `old` reads them. Kept for the
+    /// checkpoints walked last (`Log::ck_slots`): every step walks the kept
+    /// checkpoints' trees (O(database pages) each), several times, and a
+    /// tree never changes (its root's crc covers it, node by node).
     fn checkpoint_slots(&self, ck: &Rec, old: &Control) -> Result<Vec<format::Entry>> {
+        // Every kept checkpoint, at the intervals a policy keeps: at
+        // 32 MiB (a checkpoint every 256 commits) "1000 versions" keeps
+        // 5-8 of 8,192 slots each; at 1 GiB, 1-2 of 262,144. A cache of
+        // fewer than a step walks would miss every time (walked in turn).
+        const KEEP_ENTRIES: usize = 1 << 20;
+        let key = (ck.offset, ck.crc, ck.ckpt.root, ck.ckpt.root_crc);
+        {
+            let mut c = self.ck_slots.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(i) = c.iter().position(|(k, _)| *k == key) {
+                let hit = c.remove(i);
+                let v = hit.1.to_vec();
+                c.push(hit); // the most recent last
+                return Ok(v);
+            }
+        }
         let mut out = Vec::new();
         self.walk_checkpoint(ck, old, &mut |v| {
             if v.level == 0 {
@@ -1288,6 +1306,13 @@ impl Log {
                 }
             }
         })?;
+        let mut c = self.ck_slots.lock().unwrap_or_else(|p| p.into_inner());
+        c.push((key, Arc::new(out.clone())));
+        // The least recently used go first, beyond KEEP_ENTRIES entries
+        // (16 MiB; the last one walked is kept whatever its size).
+        while c.len() > 1 && c.iter().map(|(_, v)| v.len()).sum::<usize>() > KEEP_ENTRIES {
+            c.remove(0);
+        }
         Ok(out)
     }
 

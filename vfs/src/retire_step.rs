@@ -289,7 +289,7 @@ impl Log {
             let mut st = self.lock();
             let now = st.latest.number;
             for r in &to_pool {
-                st.pool.entry(r.offset).or_insert((r.length, now));
+                st.pool.insert(r.offset, r.length, now);
             }
             st.pooled.extend_from_slice(&to_pool);
             st.pooled.sort_unstable();

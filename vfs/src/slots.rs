@@ -48,12 +48,14 @@
 //!    frame of the held commits (`held_in_place_low`), and below the old
 //!    state's, were the step's record lost.
 //! 6. Forgetting: a pooled slot unused for [`STALE_COMMITS`] commits is
-//!    punched ([`Log::punch_stale_slots`], at most
-//!    `reclaim::RELEASE_TRICKLE_PUNCHES` calls at a time), and `retain
+//!    punched ([`Log::punch_stale_slots`], with the pooled slots that
+//!    touch it as one call, at most `reclaim::RELEASE_TRICKLE_PUNCHES`
+//!    calls at a time; each slot checked as invariant 3 checks a slot to
+//!    take, and out of the pool before the call), and `retain
 //!    --now` / `compact` (`Log::give_back`) punch the whole pool; a
 //!    punched slot counts as punched for the next list.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 
 use crate::control::Control;
 use crate::error::{Error, Result};
@@ -67,6 +69,90 @@ use crate::patch;
 /// checkpoints"), so a dead frame is overwritten or punched within the
 /// policy's window, a checkpoint interval and one release.
 pub(crate) const STALE_COMMITS: u64 = 2048;
+
+/// The writer process's pool of released slots (invariant 2), indexed
+/// by offset (taking, highest first) and by the commit at which each
+/// joined (forgetting, invariant 6), so that neither a commit's take nor
+/// its look for stale slots walks the whole pool.
+#[derive(Default)]
+pub(crate) struct Pool {
+    /// offset → (length, the latest version when it joined).
+    by_offset: BTreeMap<u64, (u32, u64)>,
+    /// (the latest version when it joined, offset).
+    by_age: BTreeSet<(u64, u64)>,
+}
+
+impl Pool {
+    pub(crate) fn is_empty(&self) -> bool {
+        self.by_offset.is_empty()
+    }
+
+    /// Puts slot `off` of `len` bytes in the pool as of version `at`; a
+    /// slot already there keeps its age.
+    pub(crate) fn insert(&mut self, off: u64, len: u32, at: u64) {
+        if let std::collections::btree_map::Entry::Vacant(v) = self.by_offset.entry(off) {
+            v.insert((len, at));
+            self.by_age.insert((at, off));
+        }
+    }
+
+    pub(crate) fn get(&self, off: u64) -> Option<(u32, u64)> {
+        self.by_offset.get(&off).copied()
+    }
+
+    /// The pooled slot that ends exactly at `off`, (offset, length).
+    fn ending_at(&self, off: u64) -> Option<(u64, u32)> {
+        let (&p, &(l, _)) = self.by_offset.range(..off).next_back()?;
+        (p + l as u64 == off).then_some((p, l))
+    }
+
+    pub(crate) fn remove(&mut self, off: u64) -> Option<(u32, u64)> {
+        let x = self.by_offset.remove(&off)?;
+        self.by_age.remove(&(x.1, off));
+        Some(x)
+    }
+
+    /// The slots, (offset, length), highest offset first.
+    fn iter_rev(&self) -> impl Iterator<Item = (u64, u32)> + '_ {
+        self.by_offset.iter().rev().map(|(&o, &(l, _))| (o, l))
+    }
+
+    /// Whether a slot joined at or before version `now − STALE_COMMITS`.
+    pub(crate) fn any_stale(&self, now: u64) -> bool {
+        self.by_age.first().is_some_and(|&(at, _)| now.saturating_sub(at) >= STALE_COMMITS)
+    }
+
+    /// Up to `max` slots (offset, length), oldest first: those unused for
+    /// [`STALE_COMMITS`] commits at version `now`, or all with `all`.
+    fn stale(&self, now: u64, all: bool, max: usize) -> Vec<(u64, u32)> {
+        self.by_age
+            .iter()
+            .take_while(|&&(at, _)| all || now.saturating_sub(at) >= STALE_COMMITS)
+            .take(max)
+            .map(|&(_, o)| (o, self.by_offset[&o].0))
+            .collect()
+    }
+}
+
+/// Whether `c`'s list still holds slot `off` of `len` bytes as a SLOT
+/// range and no commit after `c`'s record names it (`named`, from
+/// [`Log::slots_named`]): the checks of invariant 3 that every use of a
+/// pooled slot makes against the log as it is now, whatever the pool
+/// says (another process, or handle, that released the same list may have
+/// recycled it since).
+fn still_free(c: &Control, named: &HashSet<u64>, off: u64, len: u32) -> bool {
+    let free = c.free();
+    let listed = free.binary_search_by_key(&off, |r| r.offset).is_ok_and(|i| {
+        let r = free[i];
+        r.is_slot() && r.length == len
+    });
+    listed && !named.contains(&off)
+}
+
+/// At most this many usable slots that fit none of a delta's pages (below
+/// `B`, for a page the state does not read in place) are looked at per
+/// take, so that a pool of such slots costs a commit no walk of it.
+const TAKE_LOOK_AHEAD: usize = 64;
 
 /// What `slots_named` caches in the state: the image offsets named by the
 /// commits after the CONTROL record `for_` (offset, crc), walked up to
@@ -146,36 +232,48 @@ impl Log {
         let c = st.control.clone();
         let b = c.boundary();
         let end = st.log_end;
-        // The slots that may be taken at all, highest first.
-        let mut ok = Vec::new();
+        // The pool is walked from its highest slot down only as far as the
+        // pages need: each slot checked as it is reached (invariant 3); a
+        // slot that fails leaves the pool; one that may be taken but fits
+        // no page yet (below `B`) waits in `spare` for the next page. So
+        // each page gets the highest usable slot that fits it, as a check
+        // of the whole pool first would give, without walking the rest
+        // (slots not reached are checked when they are, or when punched).
         let mut unused = Vec::new();
-        for (&off, &(len, _)) in st.pool.iter().rev() {
-            let listed = c.free().binary_search_by_key(&off, |r| r.offset).is_ok_and(|i| {
-                let r = c.free()[i];
-                r.is_slot() && r.length == len
-            });
-            if len == page_size
-                && listed
-                && off + len as u64 <= end
-                && off % format::slot_align(page_size) == 0
-                && !st.named.set.contains(&off)
-            {
-                ok.push(off);
-            } else {
-                unused.push(off);
-            }
-        }
-        // Below `B`, only for a page the state reads there in place: no
-        // base-tree slot, no straggler entry (invariant 3).
+        let mut spare: Vec<u64> = Vec::new(); // usable, highest first
         let mut taken = Vec::new();
-        for (i, &p) in pages.iter().enumerate() {
-            if let Some(k) = ok.iter().position(|&o| o >= b || c.reads_in_place(p, o, page_size)) {
-                let o = ok.remove(k);
-                out[i] = Some(o);
-                taken.push(o);
+        let mut looked = 0usize;
+        {
+            let (pool, named) = (&st.pool, &st.named.set);
+            let mut walk = pool.iter_rev();
+            // Below `B`, only for a page the state reads there in place: no
+            // base-tree slot, no straggler entry (invariant 3).
+            for (i, &p) in pages.iter().enumerate() {
+                let fits = |o: u64| o >= b || c.reads_in_place(p, o, page_size);
+                if let Some(k) = spare.iter().position(|&o| fits(o)) {
+                    out[i] = Some(spare.remove(k));
+                    continue;
+                }
+                while looked < TAKE_LOOK_AHEAD {
+                    let Some((off, len)) = walk.next() else { break };
+                    let usable = len == page_size
+                        && off + len as u64 <= end
+                        && off % format::slot_align(page_size) == 0
+                        && still_free(&c, named, off, len);
+                    if !usable {
+                        unused.push(off);
+                    } else if fits(off) {
+                        out[i] = Some(off);
+                        break;
+                    } else {
+                        spare.push(off);
+                        looked += 1;
+                    }
+                }
             }
         }
-        for off in taken.iter().chain(&unused) {
+        taken.extend(out.iter().flatten().copied());
+        for &off in taken.iter().chain(&unused) {
             st.pool.remove(off);
         }
         // A slot that left the pool unused is released like any listed
@@ -195,13 +293,7 @@ impl Log {
     pub(crate) fn punch_stale_slots(&self, all: bool, max: usize) -> Result<usize> {
         let todo: Vec<(u64, u32)> = {
             let st = self.lock();
-            let now = st.latest.number;
-            st.pool
-                .iter()
-                .filter(|(_, &(_, at))| all || now.saturating_sub(at) >= STALE_COMMITS)
-                .take(max)
-                .map(|(&o, &(l, _))| (o, l))
-                .collect()
+            st.pool.stale(st.latest.number, all, max)
         };
         if todo.is_empty() {
             return Ok(0);
@@ -216,9 +308,11 @@ impl Log {
             .map_err(|e| Error::io(&self.path, "lock", None, e))?;
         // A pooled slot was released with no reader below its list's
         // epoch, and epochs only grow: no reader can reach it now.
+        // Each stale slot goes with the pooled slots that touch it (dead
+        // frames side by side), checked the same way, as one call.
         let mut n = 0;
-        for &(o, l) in &todo {
-            {
+        for &(o, _) in &todo {
+            let (start, end, run) = {
                 // Checked as `take_slots` checks a slot (invariant 3): the
                 // current list still holds it and no commit after the
                 // current CONTROL record names it. Another process (or
@@ -227,29 +321,44 @@ impl Log {
                 // Without this, `give_back` punched a live frame of a held
                 // version (retention.rs's torn reverts test, seed 204).
                 let mut st = self.lock();
-                if !st.pool.contains_key(&o) {
-                    continue; // taken meanwhile
-                }
+                let Some((l, _)) = st.pool.get(o) else { continue }; // taken or punched meanwhile
                 self.slots_named(&mut st)?;
-                let free = st.control.free();
-                let listed = free.binary_search_by_key(&o, |r| r.offset).is_ok_and(|i| {
-                    let r = free[i];
-                    r.is_slot() && r.length == l
-                });
-                if !listed || st.named.set.contains(&o) {
-                    st.pool.remove(&o);
+                let ok = |st: &State, o: u64, l: u32| still_free(&st.control, &st.named.set, o, l);
+                if !ok(&st, o, l) {
+                    st.pool.remove(o);
                     continue;
                 }
-            }
-            self.io.punch_hole(o, l as u64).map_err(|e| Error::io(&self.path, "punch a hole", Some(o), e))?;
+                let mut run = vec![(o, l)];
+                let (mut start, mut end) = (o, o + l as u64);
+                while let Some((p, pl)) = st.pool.ending_at(start).filter(|&(p, pl)| ok(&st, p, pl)) {
+                    run.push((p, pl));
+                    start = p;
+                }
+                while let Some(nl) = st.pool.get(end).map(|x| x.0).filter(|&nl| ok(&st, end, nl)) {
+                    run.push((end, nl));
+                    end += nl as u64;
+                }
+                // Out of the pool before the call: nothing takes them now.
+                for &(p, _) in &run {
+                    st.pool.remove(p);
+                }
+                (start, end, run)
+            };
+            self.io
+                .punch_hole(start, end - start)
+                .map_err(|e| Error::io(&self.path, "punch a hole", Some(start), e))?;
             n += 1;
             let mut st = self.lock();
-            st.pool.remove(&o);
-            let r = FreeRange::slot(o, l);
-            if st.control.free().binary_search(&r).is_ok() && st.punched_for == st.control.offset {
-                if let Err(i) = st.punched.binary_search(&r) {
-                    st.punched.insert(i, r);
+            for (p, l) in run {
+                let r = FreeRange::slot(p, l);
+                if st.control.free().binary_search(&r).is_ok() && st.punched_for == st.control.offset {
+                    if let Err(i) = st.punched.binary_search(&r) {
+                        st.punched.insert(i, r);
+                    }
                 }
+            }
+            if n >= max {
+                break;
             }
         }
         Ok(n)
