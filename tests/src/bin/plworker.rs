@@ -80,8 +80,30 @@ fn is_b9(e: &rusqlite::Error) -> bool {
 }
 
 fn fail(what: &str) -> ! {
-    eprintln!("plworker: {what} (pagelog: {})", pagelog::sqlite::last_error().unwrap_or_default());
+    let pagelog_said = pagelog::sqlite::last_error().unwrap_or_default();
+    eprintln!("plworker: {what} (pagelog: {pagelog_said})");
+    keep_log_now(&format!("{what} (pagelog: {pagelog_said})"));
     std::process::exit(2)
+}
+
+/// The log a retain reader reads, copied by [`fail`] when
+/// `PAGELOG_KEEP_FAILED=DIR` is set.
+static READER_LOG: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
+
+/// Copies the reader's log to `$PAGELOG_KEEP_FAILED/reader-PID.db` (with the
+/// message beside it) at the reader's first error: the writer goes on and
+/// its steps soon free what the reader met (tests/RELIABILITY.md, R12: the
+/// test's own copy, made after the next kill, had lost the damaged region).
+fn keep_log_now(what: &str) {
+    let (Some(dir), Some(db)) = (std::env::var_os("PAGELOG_KEEP_FAILED"), READER_LOG.get()) else { return };
+    let dir = Path::new(&dir);
+    let _ = std::fs::create_dir_all(dir);
+    let pid = std::process::id();
+    let to = dir.join(format!("reader-{pid}.db"));
+    if std::fs::copy(db, &to).is_ok() {
+        let _ = std::fs::write(dir.join(format!("reader-{pid}.txt")), what);
+        eprintln!("plworker: the log as the reader failed on it is kept in {}", to.display());
+    }
 }
 
 /// A transfer transaction of the stress test; Ok(false) when rolled back on purpose.
@@ -531,6 +553,7 @@ fn reclaimed_oldest(msg: &str) -> Option<u64> {
 }
 
 fn retain_reader(conn: &Connection, db: &Path, secs: f64, obs: &Path, total: i64, keep: u64, mmap: bool) {
+    let _ = READER_LOG.set(db.to_path_buf());
     // A small cache, so a second pass reads through the VFS again; with
     // `mmap`, SQLite reads pages through xFetch (pointers into the log).
     let setup = if mmap { "PRAGMA cache_size = 10; PRAGMA mmap_size = 268435456" } else { "PRAGMA cache_size = 10" };
