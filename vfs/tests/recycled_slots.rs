@@ -103,6 +103,27 @@ fn commit_page(log: &Log, images: &mut Vec<Vec<u8>>, rng: &mut Rng, pages: u64, 
     }
 }
 
+/// A fresh format-4 log `file` in a new directory `name`, through a
+/// [`Counting`] file, loaded with `pages` pages (version 1) and given the
+/// policy "20 versions"; returns the directory (kept alive), the log's
+/// path, the counters, the log and the images committed so far.
+fn loaded_log(
+    name: &str,
+    file: &str,
+    pages: u64,
+    rng: &mut Rng,
+) -> (Dir, std::path::PathBuf, Arc<Counting>, Log, Vec<Vec<u8>>) {
+    let dir = Dir::new(name);
+    let path = dir.0.join(file);
+    std::fs::write(&path, []).unwrap();
+    let io = Counting::new(std::fs::OpenOptions::new().read(true).write(true).open(&path).unwrap());
+    let log = Log::open_with_io(&path, OpenOptions { format4: true, ..Default::default() }, io.clone()).unwrap();
+    let mut images: Vec<Vec<u8>> = vec![Vec::new()];
+    commit_page(&log, &mut images, rng, pages, true);
+    log.set_retention(Policy::parse("20 versions").unwrap(), T).unwrap();
+    (dir, path, io, log, images)
+}
+
 /// `commits` one-page commits under "20 versions" on a fresh log; returns
 /// (freeing calls, slot writes, bytes the log grew by) over the last
 /// `tail` commits, after checking every kept version.
@@ -341,15 +362,8 @@ fn two_writers_alternating_never_overwrite_a_live_slot() {
 #[test]
 fn a_step_after_a_recycling_commit_does_not_list_the_slot_again() {
     const PAGES: u64 = 200;
-    let dir = Dir::new("recycle-step");
-    let path = dir.0.join("s.db");
-    std::fs::write(&path, []).unwrap();
-    let io = Counting::new(std::fs::OpenOptions::new().read(true).write(true).open(&path).unwrap());
-    let a = Log::open_with_io(&path, OpenOptions { format4: true, ..Default::default() }, io.clone()).unwrap();
     let mut rng = Rng::new(29);
-    let mut images: Vec<Vec<u8>> = vec![Vec::new()];
-    commit_page(&a, &mut images, &mut rng, PAGES, true);
-    a.set_retention(Policy::parse("20 versions").unwrap(), T).unwrap();
+    let (_dir, path, io, a, mut images) = loaded_log("recycle-step", "s.db", PAGES, &mut rng);
     let mut rounds = 0;
     for _ in 0..40 {
         // Commits until one writes into a recycled slot, then a step at
@@ -385,15 +399,8 @@ fn a_step_after_a_recycling_commit_does_not_list_the_slot_again() {
 #[test]
 fn a_reverted_patch_keeps_its_base_while_slots_are_recycled() {
     const PAGES: u64 = 100;
-    let dir = Dir::new("recycle-revert-patch");
-    let path = dir.0.join("p.db");
-    std::fs::write(&path, []).unwrap();
-    let io = Counting::new(std::fs::OpenOptions::new().read(true).write(true).open(&path).unwrap());
-    let log = Log::open_with_io(&path, OpenOptions { format4: true, ..Default::default() }, io.clone()).unwrap();
     let mut rng = Rng::new(37);
-    let mut images: Vec<Vec<u8>> = vec![Vec::new()];
-    commit_page(&log, &mut images, &mut rng, PAGES, true);
-    log.set_retention(Policy::parse("20 versions").unwrap(), T).unwrap();
+    let (_dir, path, io, log, mut images) = loaded_log("recycle-revert-patch", "p.db", PAGES, &mut rng);
     let mut reverts = 0;
     for i in 0..1500usize {
         let latest = images.len() as u64 - 1;
